@@ -1,0 +1,231 @@
+package linux
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func skipUnlessRootForMounts(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("needs root to mount file systems (euid %d)", os.Geteuid())
+	}
+}
+
+func mountPoints(t *testing.T, fstype string) []string {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mps, err := parseMountinfo(f, fstype)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mps
+}
+
+func hasMountPoint(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEnsureTracefs runs the real function twice: the first call mounts tracefs when the
+// machine has none (a fresh machine), the second must find it already there. tracefs stays
+// mounted: other tests in this tree attach tracepoints.
+func TestEnsureTracefs(t *testing.T) {
+	skipUnlessRootForMounts(t)
+	wasMounted := dirExists("/sys/kernel/tracing/events") || dirExists("/sys/kernel/debug/tracing/events")
+	t.Logf("tracefs reachable before the test: %v", wasMounted)
+	for i := 0; i < 2; i++ {
+		dir, err := EnsureTracefs()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if !dirExists(filepath.Join(dir, "events", "syscalls")) {
+			t.Fatalf("call %d: %s has no events/syscalls", i, dir)
+		}
+		switch dir {
+		case "/sys/kernel/tracing":
+			if !hasMountPoint(mountPoints(t, "tracefs"), dir) {
+				t.Fatalf("call %d: returned %s but no tracefs is mounted there", i, dir)
+			}
+		case "/sys/kernel/debug/tracing":
+			if !wasMounted {
+				t.Fatalf("call %d: used debugfs, which it must never mount", i)
+			}
+		default:
+			t.Fatalf("call %d: unexpected dir %s", i, dir)
+		}
+	}
+}
+
+// TestEnsureTracefsMountPath exercises the mount branch for real whatever the machine's state:
+// tracefs is mounted on a private temporary mount point (and unmounted afterwards; that does
+// not touch /sys/kernel/tracing).
+func TestEnsureTracefsMountPath(t *testing.T) {
+	skipUnlessRootForMounts(t)
+	tmp := t.TempDir()
+	mnt := filepath.Join(tmp, "tracing")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mounted := false
+	mount := func(source, target, fstype string, flags uintptr, data string) error {
+		mounted = true
+		return unix.Mount(source, target, fstype, flags, data)
+	}
+	dir, err := ensureTracefs(mnt, filepath.Join(tmp, "debug", "tracing"), mount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	if !mounted || dir != mnt {
+		t.Fatalf("got dir %q mounted=%v, want a mount at %s", dir, mounted, mnt)
+	}
+	if !hasMountPoint(mountPoints(t, "tracefs"), mnt) {
+		t.Fatalf("no tracefs mount at %s in mountinfo", mnt)
+	}
+	if !dirExists(filepath.Join(mnt, "events", "sched")) {
+		t.Fatalf("%s/events/sched missing after mount", mnt)
+	}
+	// Second call: already mounted, no new mount.
+	mounted = false
+	if dir, err := ensureTracefs(mnt, filepath.Join(tmp, "debug", "tracing"), mount); err != nil || dir != mnt || mounted {
+		t.Fatalf("second call: dir %q err %v mounted again %v", dir, err, mounted)
+	}
+}
+
+func TestEnsureTracefsChoices(t *testing.T) {
+	fail := func(string, string, string, uintptr, string) error { return unix.EPERM }
+	tmp := t.TempDir()
+	trace := filepath.Join(tmp, "tracing")
+	debug := filepath.Join(tmp, "debug", "tracing")
+
+	// Nothing there, mount refused: the error names the mount point and wraps the cause.
+	_, err := ensureTracefs(trace, debug, fail)
+	if err == nil || !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), "mount tracefs at "+trace) {
+		t.Fatalf("got %v", err)
+	}
+	// Mount "succeeds" but leaves no events/: reported.
+	noop := func(string, string, string, uintptr, string) error { return nil }
+	if _, err := ensureTracefs(trace, debug, noop); err == nil || !strings.Contains(err.Error(), "no events directory") {
+		t.Fatalf("got %v", err)
+	}
+	// debugfs tracing present: used, no mount.
+	if err := os.MkdirAll(filepath.Join(debug, "events"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if dir, err := ensureTracefs(trace, debug, fail); err != nil || dir != debug {
+		t.Fatalf("got %q %v, want %s", dir, err, debug)
+	}
+	// tracefs present: preferred over debugfs.
+	if err := os.MkdirAll(filepath.Join(trace, "events"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if dir, err := ensureTracefs(trace, debug, fail); err != nil || dir != trace {
+		t.Fatalf("got %q %v, want %s", dir, err, trace)
+	}
+}
+
+// TestEnsureBPFFS mounts bpffs at /sys/fs/bpf when missing and leaves it mounted.
+func TestEnsureBPFFS(t *testing.T) {
+	skipUnlessRootForMounts(t)
+	for i := 0; i < 2; i++ {
+		if err := EnsureBPFFS(); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		ok, err := isBPFFS("/sys/fs/bpf")
+		if err != nil || !ok {
+			t.Fatalf("call %d: /sys/fs/bpf is not bpffs (err %v)", i, err)
+		}
+	}
+	if !hasMountPoint(mountPoints(t, "bpf"), "/sys/fs/bpf") {
+		t.Fatal("no bpf mount at /sys/fs/bpf in mountinfo")
+	}
+}
+
+func TestEnsureBPFFSErrors(t *testing.T) {
+	tmp := t.TempDir() // tmpfs or disk, never bpffs
+	err := ensureBPFFS(tmp, func(string, string, string, uintptr, string) error { return unix.EPERM })
+	if !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), "mount bpffs at "+tmp) {
+		t.Fatalf("got %v", err)
+	}
+	err = ensureBPFFS(tmp, func(string, string, string, uintptr, string) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "BPF_FS_MAGIC") {
+		t.Fatalf("got %v", err)
+	}
+	if err := ensureBPFFS(filepath.Join(tmp, "missing"), nil); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestFindCgroup2(t *testing.T) {
+	dir, err := FindCgroup2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if uint32(st.Type) != uint32(unix.CGROUP2_SUPER_MAGIC) {
+		t.Fatalf("%s: statfs type %#x, want CGROUP2_SUPER_MAGIC", dir, st.Type)
+	}
+	t.Logf("cgroup2 at %s", dir)
+}
+
+// A hybrid host (this project's machines), trimmed from a real /proc/self/mountinfo, plus
+// optional fields, an escaped mount point and a second cgroup2 mount.
+const mountinfoFixture = `22 28 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+23 28 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+28 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+30 22 0:25 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+31 30 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+38 30 0:33 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+40 22 0:35 / /sys/kernel/tracing rw,nosuid,nodev,noexec,relatime shared:20 master:3 - tracefs tracefs rw
+41 22 0:36 / /sys/fs/bpf rw,relatime - bpf bpf rw,mode=700
+42 28 0:37 / /mnt/my\040cgroup rw,relatime - cgroup2 none rw
+`
+
+func TestParseMountinfo(t *testing.T) {
+	for _, tc := range []struct {
+		fstype string
+		want   []string
+	}{
+		{"cgroup2", []string{"/sys/fs/cgroup/unified", "/mnt/my cgroup"}},
+		{"tracefs", []string{"/sys/kernel/tracing"}},
+		{"bpf", []string{"/sys/fs/bpf"}},
+		{"cgroup", []string{"/sys/fs/cgroup/cpu"}},
+		{"debugfs", nil},
+	} {
+		got, err := parseMountinfo(strings.NewReader(mountinfoFixture), tc.fstype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.fstype, got, tc.want)
+		}
+	}
+	if _, err := parseMountinfo(strings.NewReader("1 2 3:4 / /x rw\n"), "ext4"); err == nil {
+		t.Error("malformed line (no separator) accepted")
+	}
+	if got := unescapeMountinfo(`/a\134b\011c\`); got != "/a\\b\tc\\" {
+		t.Errorf("unescape: got %q", got)
+	}
+}
