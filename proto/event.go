@@ -1,0 +1,210 @@
+// Package proto defines Vigil's event schema: the Go types every source fills and every sink
+// writes, with their JSON (ECS-style names, OpenTelemetry GenAI names for agent context) and
+// msgpack encodings. It imports no other project package.
+package proto
+
+import "time"
+
+// SchemaVersion is written into every record as vigil.schema. Bump it when a field changes
+// meaning or is removed; adding a field does not need a bump.
+const SchemaVersion = "1"
+
+// Actions a kernel event can carry in event.action.
+const (
+	ActionExec    = "exec"
+	ActionFork    = "fork"
+	ActionExit    = "exit"
+	ActionOpen    = "open"
+	ActionConnect = "connect"
+	// ActionLost reports events the sensor could not deliver, with counts per kind.
+	ActionLost = "lost"
+)
+
+// Outcomes for event.outcome (ECS values).
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeUnknown = "unknown"
+)
+
+// Event is one output record. Nested structs become nested JSON objects, which Wazuh's JSON
+// decoder and ECS-based SIEMs read as dotted names (process.parent.pid). No field is an
+// array of objects, because Wazuh cannot decode those.
+type Event struct {
+	Timestamp   time.Time    `json:"@timestamp" msgpack:"@timestamp"`
+	Event       EventMeta    `json:"event" msgpack:"event"`
+	Host        *Host        `json:"host,omitempty" msgpack:"host,omitempty"`
+	User        *User        `json:"user,omitempty" msgpack:"user,omitempty"`
+	Process     *Process     `json:"process,omitempty" msgpack:"process,omitempty"`
+	File        *File        `json:"file,omitempty" msgpack:"file,omitempty"`
+	Destination *Destination `json:"destination,omitempty" msgpack:"destination,omitempty"`
+	Network     *Network     `json:"network,omitempty" msgpack:"network,omitempty"`
+	GenAI       *GenAI       `json:"gen_ai,omitempty" msgpack:"gen_ai,omitempty"`
+	Vigil       Vigil        `json:"vigil" msgpack:"vigil"`
+}
+
+// EventMeta is the ECS event.* group.
+type EventMeta struct {
+	Action  string `json:"action" msgpack:"action"`
+	Outcome string `json:"outcome,omitempty" msgpack:"outcome,omitempty"`
+	// Kind is "event" for kernel and agent events, "metric" for loss reports.
+	Kind string `json:"kind" msgpack:"kind"`
+	// Category is the ECS category: process, file or network.
+	Category string `json:"category,omitempty" msgpack:"category,omitempty"`
+	// Dataset names the producer, e.g. vigil.kernel.
+	Dataset string `json:"dataset" msgpack:"dataset"`
+	// Sequence increases by one for every record a sensor run writes, so a reader can spot gaps.
+	Sequence uint64 `json:"sequence" msgpack:"sequence"`
+}
+
+// Host is the ECS host.* group.
+type Host struct {
+	Name string `json:"name,omitempty" msgpack:"name,omitempty"`
+	// BootID identifies the boot; process identities are only unique within one.
+	BootID string `json:"boot_id,omitempty" msgpack:"boot_id,omitempty"`
+}
+
+// User is the ECS user.* group (numeric ids as strings, as ECS has them).
+type User struct {
+	ID    string `json:"id,omitempty" msgpack:"id,omitempty"`
+	Name  string `json:"name,omitempty" msgpack:"name,omitempty"`
+	Group *Group `json:"group,omitempty" msgpack:"group,omitempty"`
+}
+
+// Group is the ECS user.group.* group.
+type Group struct {
+	ID string `json:"id,omitempty" msgpack:"id,omitempty"`
+}
+
+// Process is the ECS process.* group.
+type Process struct {
+	Pid int `json:"pid" msgpack:"pid"`
+	// EntityID is stable for the life of a process and unique across pid reuse:
+	// a hash of (boot id, pid, start time in clock ticks).
+	EntityID         string         `json:"entity_id,omitempty" msgpack:"entity_id,omitempty"`
+	Thread           *Thread        `json:"thread,omitempty" msgpack:"thread,omitempty"`
+	Name             string         `json:"name,omitempty" msgpack:"name,omitempty"`
+	Executable       string         `json:"executable,omitempty" msgpack:"executable,omitempty"`
+	Args             []string       `json:"args,omitempty" msgpack:"args,omitempty"`
+	ArgsCount        int            `json:"args_count,omitempty" msgpack:"args_count,omitempty"`
+	WorkingDirectory string         `json:"working_directory,omitempty" msgpack:"working_directory,omitempty"`
+	Start            *time.Time     `json:"start,omitempty" msgpack:"start,omitempty"`
+	ExitCode         *int           `json:"exit_code,omitempty" msgpack:"exit_code,omitempty"`
+	Hash             *Hash          `json:"hash,omitempty" msgpack:"hash,omitempty"`
+	Parent           *ParentProcess `json:"parent,omitempty" msgpack:"parent,omitempty"`
+
+	// StartBootNs is the process start in nanoseconds since boot (CLOCK_BOOTTIME), the
+	// kernel's identity of the process together with pid; internal, not encoded.
+	StartBootNs uint64 `json:"-" msgpack:"-"`
+}
+
+// Thread is the ECS process.thread.* group: in-process agent tools (Read, Write, apply_patch)
+// run on agent threads, so the thread id tells them apart.
+type Thread struct {
+	ID int `json:"id" msgpack:"id"`
+}
+
+// ParentProcess is process.parent.*.
+type ParentProcess struct {
+	Pid        int    `json:"pid" msgpack:"pid"`
+	EntityID   string `json:"entity_id,omitempty" msgpack:"entity_id,omitempty"`
+	Executable string `json:"executable,omitempty" msgpack:"executable,omitempty"`
+	Name       string `json:"name,omitempty" msgpack:"name,omitempty"`
+}
+
+// Hash is the ECS *.hash.* group.
+type Hash struct {
+	SHA256 string `json:"sha256,omitempty" msgpack:"sha256,omitempty"`
+}
+
+// File is the ECS file.* group for open events.
+type File struct {
+	// Path is absolute: relative paths are resolved by the kernel (from the opened file or
+	// the working directory) before they reach user space.
+	Path string `json:"path" msgpack:"path"`
+	// Access is read, write or read_write, from the open flags.
+	Access string `json:"access,omitempty" msgpack:"access,omitempty"`
+	// Flags are the open(2) flags by name, e.g. O_WRONLY|O_CREAT|O_TRUNC.
+	Flags string `json:"flags,omitempty" msgpack:"flags,omitempty"`
+}
+
+// Destination is the ECS destination.* group for connect events.
+type Destination struct {
+	IP   string `json:"ip,omitempty" msgpack:"ip,omitempty"`
+	Port int    `json:"port,omitempty" msgpack:"port,omitempty"`
+	// Address holds a unix socket path (abstract names start with @).
+	Address string `json:"address,omitempty" msgpack:"address,omitempty"`
+}
+
+// Network is the ECS network.* group.
+type Network struct {
+	// Type is ipv4, ipv6 or unix.
+	Type string `json:"type,omitempty" msgpack:"type,omitempty"`
+}
+
+// GenAI carries agent context with OpenTelemetry GenAI semantic-convention names.
+type GenAI struct {
+	Agent        *GenAIAgent        `json:"agent,omitempty" msgpack:"agent,omitempty"`
+	Conversation *GenAIConversation `json:"conversation,omitempty" msgpack:"conversation,omitempty"`
+	Tool         *GenAITool         `json:"tool,omitempty" msgpack:"tool,omitempty"`
+}
+
+// GenAIAgent is gen_ai.agent.*.
+type GenAIAgent struct {
+	Name string `json:"name" msgpack:"name"`
+}
+
+// GenAIConversation is gen_ai.conversation.*; its id is the agent's session id.
+type GenAIConversation struct {
+	ID string `json:"id" msgpack:"id"`
+}
+
+// GenAITool is gen_ai.tool.*.
+type GenAITool struct {
+	Name string         `json:"name,omitempty" msgpack:"name,omitempty"`
+	Call *GenAIToolCall `json:"call,omitempty" msgpack:"call,omitempty"`
+}
+
+// GenAIToolCall is gen_ai.tool.call.*.
+type GenAIToolCall struct {
+	ID string `json:"id" msgpack:"id"`
+}
+
+// Vigil holds product fields that have no ECS or GenAI name.
+type Vigil struct {
+	Schema string `json:"schema" msgpack:"schema"`
+	// Root is the agent process that roots the tree this event came from.
+	Root *Root `json:"root,omitempty" msgpack:"root,omitempty"`
+	// Errno is the positive errno of a failed syscall.
+	Errno int `json:"errno,omitempty" msgpack:"errno,omitempty"`
+	// Join holds the correlation keys read from the process environment at exec. Only these
+	// allowlisted variables are ever read; no other environment value leaves the kernel.
+	Join *JoinKeys `json:"join,omitempty" msgpack:"join,omitempty"`
+	// Truncated names the fields the kernel had to cut to fit its buffers (args, path, ...).
+	Truncated []string `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
+	// Lost counts undelivered events per kind since the previous lost record (action lost).
+	Lost map[string]uint64 `json:"lost,omitempty" msgpack:"lost,omitempty"`
+	// Source names the kernel mechanism that saw the event: ebpf, audit or endpointsecurity.
+	Source string `json:"source,omitempty" msgpack:"source,omitempty"`
+}
+
+// Root identifies the agent process at the top of a tracked tree.
+type Root struct {
+	Pid      int    `json:"pid" msgpack:"pid"`
+	EntityID string `json:"entity_id,omitempty" msgpack:"entity_id,omitempty"`
+}
+
+// JoinKeys are the agents' correlation keys found in a process environment at exec.
+type JoinKeys struct {
+	TraceParent       string `json:"traceparent,omitempty" msgpack:"traceparent,omitempty"`
+	CodexToolCallID   string `json:"codex_tool_call_id,omitempty" msgpack:"codex_tool_call_id,omitempty"`
+	ClaudeCodeSession string `json:"claude_code_session_id,omitempty" msgpack:"claude_code_session_id,omitempty"`
+	CodexSession      string `json:"codex_session_id,omitempty" msgpack:"codex_session_id,omitempty"`
+	AIAgent           string `json:"ai_agent,omitempty" msgpack:"ai_agent,omitempty"`
+	ClaudeCode        string `json:"claudecode,omitempty" msgpack:"claudecode,omitempty"`
+}
+
+// Empty reports whether no key was found.
+func (k *JoinKeys) Empty() bool {
+	return k == nil || *k == JoinKeys{}
+}

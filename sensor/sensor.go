@@ -1,0 +1,47 @@
+// Package sensor is Vigil's platform-neutral core: the agent catalog (which binaries root a
+// tracked tree), the process table that enriches kernel events, redaction, and the pipeline
+// that connects a platform Source to the sinks. It never imports a platform package or the
+// correlator; they implement the small interfaces defined here.
+package sensor
+
+import (
+	"context"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// Source streams kernel events of tracked agent process trees (eBPF, audit, EndpointSecurity).
+type Source interface {
+	// Name is the mechanism, written to vigil.source: "ebpf", "audit", "endpointsecurity".
+	Name() string
+	// Run streams events to emit until ctx is cancelled, then returns after the last one.
+	// emit is called from one goroutine and may block; a source must count what it cannot
+	// deliver instead of dropping it silently.
+	Run(ctx context.Context, emit func(*proto.Event)) error
+	// Lost returns cumulative counts of events the source could not deliver, per kind
+	// (exec, fork, exit, open, connect, ...). The pipeline turns increases into lost records.
+	Lost() map[string]uint64
+}
+
+// Sink writes finished records (JSONL, the embedded store, OTLP export).
+type Sink interface {
+	Write(e *proto.Event) error
+	Flush() error
+	Close() error
+}
+
+// ProcessInfo is what a source knows about a process that was already running when the
+// sensor started (the /proc bootstrap), used to seed the process table.
+type ProcessInfo struct {
+	Pid         int
+	PPid        int
+	StartBootNs uint64 // start time since boot, in ns (clock-tick resolution from /proc)
+	Name        string // comm
+	Executable  string
+	Args        []string
+	Cwd         string
+	UID         int
+	GID         int
+	RootPid     int    // agent root of the tree this process belongs to
+	Agent       string // catalog name of that agent
+}
