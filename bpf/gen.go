@@ -1,0 +1,6 @@
+// Package bpf holds Vigil's eBPF programs and their Go bindings. The generated
+// vigil_bpfel.go and vigil_bpfel.o are committed so that building and testing need no clang;
+// `make generate` regenerates them with Debian's clang.
+package bpf
+
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86" -target bpfel -type event_header -type exec_event -type open_event -type connect_event -type exit_event -type track_entry -type name_key -type inode_key Vigil vigil.bpf.c -- -I.

@@ -1,0 +1,642 @@
+//go:build ignore
+
+// Vigil's kernel side: follow the process trees rooted at known agent binaries and report
+// their exec, fork, exit, open and connect events through one ring buffer.
+//
+// The filter is the point: every probe first looks the current tgid up in `tracked` and
+// returns at once when it is absent, so a process outside every agent tree pays one hash
+// lookup per probed syscall and nothing else.
+//
+// Only static tracepoints and tp_btf are used: fentry/fexit/LSM are refused with EPERM on the
+// kernels this project targets and kprobes are compiled out (research/ebpf-feasibility.md).
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "vigil.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+// Set by user space before load.
+const volatile __u32 self_tgid = 0;      // the sensor itself is never tracked
+const volatile __u64 wakeup_bytes = 65536; // wake the reader only once this much is queued
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TRACKED);
+	__type(key, __u32); // tgid
+	__type(value, struct track_entry);
+} tracked SEC(".maps");
+
+// Catalog, filled by user space: executable basename → agent id.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct name_key);
+	__type(value, __u32);
+} agent_names SEC(".maps");
+
+// Catalog: device+inode of known agent executables → agent id.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct inode_key);
+	__type(value, __u32);
+} agent_inodes SEC(".maps");
+
+// Interpreter basenames (node, bun, python3…): an untracked exec of one becomes a pending
+// root that user space confirms from argv or rejects.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct name_key);
+	__type(value, __u32);
+} interpreters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); // resized by user space from the configuration
+} events SEC(".maps");
+
+// Events that could not be delivered, per CPU and per kind (enum drop_kind).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+// Syscall arguments saved at enter, read at exit once the result is known.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); // pid_tgid
+	__type(value, struct open_args);
+} open_stash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); // pid_tgid
+	__type(value, struct connect_args);
+} connect_stash SEC(".maps");
+
+// Per-CPU scratch space: records are built here and copied to the ring with their real
+// length, so a short path does not cost a full-size record.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_event);
+} exec_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct open_event);
+} open_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct env_scratch);
+} env_scratch SEC(".maps");
+
+// Make bpf2go emit Go types for these.
+const struct exec_event *unused_exec __attribute__((unused));
+const struct open_event *unused_open __attribute__((unused));
+const struct connect_event *unused_connect __attribute__((unused));
+const struct exit_event *unused_exit __attribute__((unused));
+const struct event_header *unused_hdr __attribute__((unused));
+
+static __always_inline void count_drop(__u32 kind)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &kind);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline __u64 ring_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									    : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void emit(void *rec, __u64 size, __u32 kind)
+{
+	if (bpf_ringbuf_output(&events, rec, size, ring_flags()))
+		count_drop(kind);
+}
+
+// Looks the tgid up; returns NULL for untracked and rejected processes.
+static __always_inline struct track_entry *lookup_tracked(__u32 tgid)
+{
+	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!t || (t->flags & TRACK_REJECTED))
+		return 0;
+	return t;
+}
+
+static __always_inline void fill_header(struct event_header *h, __u32 kind, struct task_struct *task,
+					struct track_entry *t)
+{
+	h->ts = bpf_ktime_get_boot_ns();
+	h->kind = kind;
+	h->pid = BPF_CORE_READ(task, tgid);
+	h->tid = BPF_CORE_READ(task, pid);
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	h->root = t->root;
+	h->agent = t->agent;
+	h->track_flags = t->flags;
+	h->uid = BPF_CORE_READ(task, cred, uid.val);
+	h->gid = BPF_CORE_READ(task, cred, gid.val);
+	BPF_CORE_READ_STR_INTO(&h->comm, task, comm);
+}
+
+// Which scratch buffer a path walk writes into.
+enum walk_target {
+	WALK_TO_EXE,
+	WALK_TO_CWD,
+	WALK_TO_OPEN,
+};
+
+struct path_walk {
+	struct dentry *d;
+	struct mount *mnt;
+	struct dentry *mnt_root;
+	__u32 off;
+	__u32 truncated;
+	__u32 target;
+};
+
+static __always_inline __u8 *walk_buffer(__u32 target)
+{
+	__u32 zero = 0;
+	if (target == WALK_TO_OPEN) {
+		struct open_event *o = bpf_map_lookup_elem(&open_scratch, &zero);
+		return o ? o->walk : 0;
+	}
+	struct exec_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!e)
+		return 0;
+	return target == WALK_TO_EXE ? e->exe : e->cwd;
+}
+
+// One path component per call (bpf_loop): written from the leaf up, each NUL-terminated,
+// crossing mount points up to the global root. bpf_d_path is not allowed in these program
+// types, so the walk is done by hand; user space reverses the components.
+static long walk_step(__u64 i, struct path_walk *w)
+{
+	// Copy out of *w first: BPF_CORE_READ would record a relocation against path_walk, a
+	// type the kernel does not know.
+	struct dentry *d = w->d;
+	struct mount *mnt = w->mnt;
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == w->mnt_root || d == parent) {
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		if (mp == mnt)
+			return 1; // reached the global root
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mp;
+		w->mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
+		return 0;
+	}
+	if (w->off >= PATH_SLOT) {
+		w->truncated = 1;
+		return 1;
+	}
+	__u8 *buf = walk_buffer(w->target);
+	if (!buf)
+		return 1;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	long n = bpf_probe_read_kernel_str(&buf[w->off & (PATH_SLOT - 1)], NAME_SLOT, name);
+	if (n <= 0)
+		return 1;
+	w->off += n;
+	w->d = parent;
+	return 0;
+}
+
+// Walks path into the target buffer; returns the bytes written and sets *truncated when the
+// path was deeper or longer than the buffer.
+static __always_inline __u32 walk_path(__u32 target, const struct path *path, __u32 *truncated)
+{
+	struct vfsmount *vm = BPF_CORE_READ(path, mnt);
+	struct path_walk w = {
+		.d = BPF_CORE_READ(path, dentry),
+		.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt),
+		.mnt_root = BPF_CORE_READ(vm, mnt_root),
+		.target = target,
+	};
+	long loops = bpf_loop(PATH_DEPTH, walk_step, &w, 0);
+	if (loops >= PATH_DEPTH)
+		w.truncated = 1;
+	*truncated = w.truncated;
+	return w.off;
+}
+
+struct basename_scan {
+	__u32 len;
+	__u32 start;
+};
+
+// One byte of the exec filename per call (bpf_loop keeps the verifier from exploring every
+// possible position of the last '/').
+static long basename_step(__u64 i, struct basename_scan *b)
+{
+	__u32 zero = 0;
+	struct exec_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!e || i >= b->len)
+		return 1;
+	if (e->filename[i & (FILENAME_SLOT - 1)] == '/')
+		b->start = i + 1;
+	return 0;
+}
+
+// Copies up to 31 bytes of the last path component of the exec filename into key.
+static __always_inline void basename_key(struct name_key *key, const __u8 *s, long len)
+{
+	struct basename_scan b = { .len = len, .start = 0 };
+	bpf_loop(FILENAME_SLOT, basename_step, &b, 0);
+	bpf_probe_read_kernel_str(key->name, sizeof(key->name), &s[b.start & (FILENAME_SLOT - 1)]);
+}
+
+// Decides whether an untracked exec starts a new tracked tree; returns the new entry's
+// flags via *t and 1 on a match.
+static __always_inline int match_catalog(struct linux_binprm *bprm, const __u8 *filename, long flen,
+					 struct track_entry *t)
+{
+	struct name_key key = {};
+	__u32 *agent;
+
+	basename_key(&key, filename, flen);
+	agent = bpf_map_lookup_elem(&agent_names, &key);
+	if (agent) {
+		t->agent = *agent;
+		return 1;
+	}
+
+	struct inode_key ik = {};
+	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
+	ik.ino = BPF_CORE_READ(inode, i_ino);
+	ik.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	agent = bpf_map_lookup_elem(&agent_inodes, &ik);
+	if (agent) {
+		t->agent = *agent;
+		return 1;
+	}
+
+	// The image's own file name catches symlinked launchers (claude → claude.exe) and
+	// interpreters run through a shebang (#!/usr/bin/env node).
+	struct name_key fkey = {};
+	bpf_probe_read_kernel_str(&fkey.name, sizeof(fkey.name), BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name));
+	agent = bpf_map_lookup_elem(&agent_names, &fkey);
+	if (agent) {
+		t->agent = *agent;
+		return 1;
+	}
+	if (bpf_map_lookup_elem(&interpreters, &fkey) || bpf_map_lookup_elem(&interpreters, &key)) {
+		t->flags = TRACK_PENDING;
+		return 1;
+	}
+	return 0;
+}
+
+struct env_walk {
+	__u64 cur;
+	__u64 end;
+	__u32 in_long; // inside a string longer than the scratch buffer
+};
+
+static __always_inline int has_prefix(const __u8 *s, const char *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] != (__u8)p[i])
+			return 0;
+	return 1;
+}
+
+// One environment string per call (bpf_loop): keeps the allowlisted join keys and nothing
+// else. The values land in env_scratch and are copied into the exec record afterwards.
+static long env_step(__u64 idx, struct env_walk *w)
+{
+	__u32 zero = 0;
+	struct env_scratch *s = bpf_map_lookup_elem(&env_scratch, &zero);
+	if (!s || w->cur >= w->end)
+		return 1;
+	long n = bpf_probe_read_user_str(s->tmp, sizeof(s->tmp), (void *)w->cur);
+	if (n <= 0)
+		return 1;
+	int was_long = w->in_long;
+	if (n == sizeof(s->tmp)) { // longer than the buffer: skip its remainder
+		w->in_long = 1;
+		w->cur += n - 1;
+	} else {
+		w->in_long = 0;
+		w->cur += n;
+	}
+	if (was_long)
+		return 0;
+
+	int k = -1, plen = 0;
+	if (has_prefix(s->tmp, "TRACEPARENT=", 12)) {
+		k = ENV_TRACEPARENT;
+		plen = 12;
+	} else if (has_prefix(s->tmp, "CODEX_TOOL_CALL_ID=", 19)) {
+		k = ENV_CODEX_TOOL_CALL_ID;
+		plen = 19;
+	} else if (has_prefix(s->tmp, "CLAUDE_CODE_SESSION_ID=", 23)) {
+		k = ENV_CLAUDE_CODE_SESSION_ID;
+		plen = 23;
+	} else if (has_prefix(s->tmp, "CODEX_SESSION_ID=", 17)) {
+		k = ENV_CODEX_SESSION_ID;
+		plen = 17;
+	} else if (has_prefix(s->tmp, "AI_AGENT=", 9)) {
+		k = ENV_AI_AGENT;
+		plen = 9;
+	} else if (has_prefix(s->tmp, "CLAUDECODE=", 11)) {
+		k = ENV_CLAUDECODE;
+		plen = 11;
+	}
+	if (k < 0 || k >= ENV_KEYS)
+		return 0;
+	bpf_probe_read_kernel(s->val[k], ENV_VALUE_SLOT, &s->tmp[plen & 31]);
+	s->found |= 1 << k;
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 zero = 0;
+
+	if (tgid == self_tgid)
+		return 0;
+	struct exec_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!e)
+		return 0;
+	long flen = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	if (flen < 0)
+		flen = 0;
+
+	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
+	struct track_entry fresh = {};
+	if (!t) {
+		if (!match_catalog(bprm, e->filename, flen, &fresh))
+			return 0;
+		fresh.root = tgid;
+		if (bpf_map_update_elem(&tracked, &tgid, &fresh, BPF_NOEXIST)) {
+			count_drop(DROP_TRACK_FULL);
+			return 0;
+		}
+		t = &fresh;
+	} else if (t->flags & TRACK_REJECTED) {
+		return 0;
+	}
+
+	fill_header(&e->hdr, EVENT_EXEC, p, t);
+	e->filename_len = flen;
+	e->truncated = 0;
+	e->argc = BPF_CORE_READ(bprm, argc);
+
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	__u64 arg_start = BPF_CORE_READ(mm, arg_start);
+	__u64 arg_end = BPF_CORE_READ(mm, arg_end);
+	__u64 alen = arg_end - arg_start;
+	if (alen > ARGV_SLOT) {
+		alen = ARGV_SLOT;
+		e->truncated |= TRUNC_ARGV;
+	}
+	if (bpf_probe_read_user(e->argv, alen, (void *)arg_start))
+		alen = 0;
+	e->argv_len = alen;
+
+	__u32 trunc = 0;
+	struct file *exe_file = BPF_CORE_READ(bprm, file);
+	e->exe_len = walk_path(WALK_TO_EXE, __builtin_preserve_access_index(&exe_file->f_path), &trunc);
+	if (trunc)
+		e->truncated |= TRUNC_EXE;
+	trunc = 0;
+	struct fs_struct *fs = BPF_CORE_READ(p, fs);
+	e->cwd_len = walk_path(WALK_TO_CWD, __builtin_preserve_access_index(&fs->pwd), &trunc);
+	if (trunc)
+		e->truncated |= TRUNC_CWD;
+
+	struct env_scratch *s = bpf_map_lookup_elem(&env_scratch, &zero);
+	if (s) {
+		s->found = 0;
+		struct env_walk w = {
+			.cur = BPF_CORE_READ(mm, env_start),
+			.end = BPF_CORE_READ(mm, env_end),
+		};
+		bpf_loop(ENV_MAX_STRINGS, env_step, &w, 0);
+		e->env_found = s->found;
+		bpf_probe_read_kernel(e->env, sizeof(e->env), s->val);
+	}
+
+	emit(e, sizeof(*e), DROP_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ctgid == ptgid) // a new thread, not a new process
+		return 0;
+	struct track_entry *t = lookup_tracked(ptgid);
+	if (!t)
+		return 0;
+	struct track_entry copy = *t;
+	if (bpf_map_update_elem(&tracked, &ctgid, &copy, BPF_ANY)) {
+		count_drop(DROP_TRACK_FULL);
+		return 0;
+	}
+	struct event_header h = {};
+	fill_header(&h, EVENT_FORK, child, &copy);
+	h.ppid = ptgid;
+	emit(&h, sizeof(h), DROP_FORK);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!t)
+		return 0;
+	__u64 id = ((__u64)tgid << 32) | BPF_CORE_READ(p, pid);
+	bpf_map_delete_elem(&open_stash, &id);
+	bpf_map_delete_elem(&connect_stash, &id);
+	// Only the last thread of the process ends it.
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	if (!(t->flags & TRACK_REJECTED)) {
+		struct exit_event e = {};
+		fill_header(&e.hdr, EVENT_EXIT, p, t);
+		e.exit_code = BPF_CORE_READ(p, exit_code);
+		emit(&e, sizeof(e), DROP_EXIT);
+	}
+	bpf_map_delete_elem(&tracked, &tgid);
+	return 0;
+}
+
+static __always_inline int stash_open(__u64 filename, __s32 dfd, __u32 flags, __u32 mode)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!lookup_tracked(id >> 32))
+		return 0;
+	struct open_args a = { .filename = filename, .dfd = dfd, .flags = flags, .mode = mode };
+	if (bpf_map_update_elem(&open_stash, &id, &a, BPF_ANY))
+		count_drop(DROP_OPEN);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return stash_open(ctx->args[1], ctx->args[0], ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int enter_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return stash_open(ctx->args[0], AT_FDCWD_VALUE, ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_creat")
+int enter_creat(struct trace_event_raw_sys_enter *ctx)
+{
+	return stash_open(ctx->args[0], AT_FDCWD_VALUE, O_CREAT_VALUE | O_WRONLY_VALUE | O_TRUNC_VALUE, ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int enter_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!lookup_tracked(id >> 32))
+		return 0;
+	struct open_how how = {};
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	return stash_open(ctx->args[1], ctx->args[0], how.flags, how.mode);
+}
+
+static __always_inline int finish_open(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct open_args *a = bpf_map_lookup_elem(&open_stash, &id);
+	if (!a)
+		return 0;
+	struct open_args args = *a;
+	bpf_map_delete_elem(&open_stash, &id);
+
+	struct track_entry *t = lookup_tracked(id >> 32);
+	__u32 zero = 0;
+	struct open_event *e = bpf_map_lookup_elem(&open_scratch, &zero);
+	if (!t || !e)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	fill_header(&e->hdr, EVENT_OPEN, task, t);
+	e->ret = ret;
+	e->flags = args.flags;
+	e->mode = args.mode;
+	e->dfd = args.dfd;
+	e->truncated = 0;
+	e->walk_kind = WALK_NONE;
+	e->walk_len = 0;
+
+	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)args.filename);
+	if (n < 0)
+		n = 0;
+	if (n == sizeof(e->path))
+		e->truncated |= TRUNC_PATH;
+	e->path_len = n;
+
+	// Relative paths: resolve where the kernel knows the answer. A successful open names
+	// its file; a failed one is relative to the working directory (dirfd = AT_FDCWD).
+	if (n > 0 && e->path[0] != '/') {
+		__u32 trunc = 0;
+		if (ret >= 0) {
+			struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+			struct file *f = 0;
+			bpf_probe_read_kernel(&f, sizeof(f), &fds[ret & 0xffff]);
+			if (f) {
+				e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&f->f_path), &trunc);
+				e->walk_kind = WALK_FILE;
+			}
+		} else if (args.dfd == AT_FDCWD_VALUE) {
+			struct fs_struct *fs = BPF_CORE_READ(task, fs);
+			e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&fs->pwd), &trunc);
+			e->walk_kind = WALK_CWD;
+		}
+		if (trunc)
+			e->truncated |= TRUNC_WALK;
+		emit(e, sizeof(*e), DROP_OPEN);
+		return 0;
+	}
+	// Absolute path: send the record only up to the end of the path string.
+	__u64 size = offsetof(struct open_event, path) + (n & (PATH_SLOT - 1));
+	if (n == PATH_SLOT)
+		size = offsetof(struct open_event, walk);
+	emit(e, size, DROP_OPEN);
+	return 0;
+}
+
+// One program serves the exits of openat, open, creat and openat2: the loader attaches it to
+// each, since the result is all it reads.
+SEC("tracepoint/syscalls/sys_exit_openat")
+int exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish_open(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!lookup_tracked(id >> 32))
+		return 0;
+	struct connect_args a = {};
+	__u64 len = ctx->args[2];
+	if (len > sizeof(a.addr))
+		len = sizeof(a.addr);
+	if (bpf_probe_read_user(a.addr, len, (void *)ctx->args[1]))
+		return 0;
+	__u16 family = *(__u16 *)a.addr;
+	if (family != AF_UNIX_VALUE && family != AF_INET_VALUE && family != AF_INET6_VALUE)
+		return 0;
+	a.fd = ctx->args[0];
+	a.addrlen = len;
+	if (bpf_map_update_elem(&connect_stash, &id, &a, BPF_ANY))
+		count_drop(DROP_CONNECT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct connect_args *a = bpf_map_lookup_elem(&connect_stash, &id);
+	if (!a)
+		return 0;
+	struct connect_event e = {};
+	__builtin_memcpy(e.addr, a->addr, sizeof(e.addr));
+	e.fd = a->fd;
+	e.addrlen = a->addrlen;
+	bpf_map_delete_elem(&connect_stash, &id);
+	struct track_entry *t = lookup_tracked(id >> 32);
+	if (!t)
+		return 0;
+	fill_header(&e.hdr, EVENT_CONNECT, (struct task_struct *)bpf_get_current_task(), t);
+	e.ret = ctx->ret;
+	emit(&e, sizeof(e), DROP_CONNECT);
+	return 0;
+}

@@ -1,0 +1,168 @@
+// Records shared by the eBPF programs (vigil.bpf.c) and the Go decoder (linux/). bpf2go
+// generates the Go mirror of these structs; keep fields naturally aligned so both sides agree.
+#ifndef VIGIL_H
+#define VIGIL_H
+
+#define MAX_TRACKED 65536
+#define NAME_KEY 32         // basename key size (31 chars + NUL)
+#define FILENAME_SLOT 256   // execve filename as passed
+#define ARGV_SLOT 4096      // argv bytes kept per exec
+#define PATH_SLOT 1024      // walked path bytes (components written from the leaf up)
+#define NAME_SLOT 256       // one path component
+#define PATH_DEPTH 32       // path components walked at most
+#define ENV_KEYS 6
+#define ENV_VALUE_SLOT 128
+#define ENV_MAX_STRINGS 4096 // environment strings (and 256-byte chunks of long ones) scanned per exec
+
+#define AT_FDCWD_VALUE -100
+#define O_WRONLY_VALUE 01
+#define O_CREAT_VALUE 0100
+#define O_TRUNC_VALUE 01000
+#define AF_UNIX_VALUE 1
+#define AF_INET_VALUE 2
+#define AF_INET6_VALUE 10
+
+enum event_kind {
+	EVENT_EXEC = 1,
+	EVENT_FORK = 2,
+	EVENT_EXIT = 3,
+	EVENT_OPEN = 4,
+	EVENT_CONNECT = 5,
+};
+
+// Indexes of the per-CPU drop counters.
+enum drop_kind {
+	DROP_EXEC = 1,
+	DROP_FORK = 2,
+	DROP_EXIT = 3,
+	DROP_OPEN = 4,
+	DROP_CONNECT = 5,
+	DROP_TRACK_FULL = 6, // the tracked-process map was full: a process could not be followed
+	DROP_KINDS = 8,
+};
+
+// Tracked-process flags.
+#define TRACK_PENDING 1  // interpreter exec awaiting user space's verdict from argv
+#define TRACK_REJECTED 2 // user space said: not an agent; children are not followed
+
+// Truncation bits.
+#define TRUNC_ARGV 1
+#define TRUNC_EXE 2
+#define TRUNC_CWD 4
+#define TRUNC_PATH 8
+#define TRUNC_WALK 16
+
+// What the open record's walk buffer holds.
+#define WALK_NONE 0
+#define WALK_FILE 1 // the opened file's own path (relative open that succeeded)
+#define WALK_CWD 2  // the working directory (relative open that failed)
+
+enum env_key {
+	ENV_TRACEPARENT = 0,
+	ENV_CODEX_TOOL_CALL_ID = 1,
+	ENV_CLAUDE_CODE_SESSION_ID = 2,
+	ENV_CODEX_SESSION_ID = 3,
+	ENV_AI_AGENT = 4,
+	ENV_CLAUDECODE = 5,
+};
+
+struct track_entry {
+	__u32 root;  // tgid of the agent process at the top of the tree
+	__u32 agent; // catalog id; 0 while pending
+	__u32 flags;
+	__u32 pad;
+};
+
+struct name_key {
+	__u8 name[NAME_KEY];
+};
+
+struct inode_key {
+	__u64 dev; // kernel dev_t (MAJOR << 20 | MINOR)
+	__u64 ino;
+};
+
+struct event_header {
+	__u64 ts;       // CLOCK_BOOTTIME ns
+	__u64 start_ns; // process start, CLOCK_BOOTTIME ns: (pid, start_ns) identifies the process
+	__u32 kind;
+	__u32 pid; // tgid
+	__u32 tid;
+	__u32 ppid;
+	__u32 root;
+	__u32 agent;
+	__u32 track_flags;
+	__u32 uid;
+	__u32 gid;
+	__u32 pad;
+	__u8 comm[16];
+};
+
+struct exec_event {
+	struct event_header hdr;
+	__u32 argc;
+	__u32 argv_len;
+	__u32 filename_len;
+	__u32 exe_len;
+	__u32 cwd_len;
+	__u32 truncated;
+	__u32 env_found; // bit per enum env_key
+	__u32 pad;
+	__u8 filename[FILENAME_SLOT];
+	__u8 argv[ARGV_SLOT];
+	__u8 exe[PATH_SLOT + NAME_SLOT];
+	__u8 cwd[PATH_SLOT + NAME_SLOT];
+	__u8 env[ENV_KEYS][ENV_VALUE_SLOT];
+};
+
+struct exit_event {
+	struct event_header hdr;
+	__u32 exit_code; // wait status: exit status << 8 | terminating signal
+	__u32 pad;
+};
+
+struct open_args {
+	__u64 filename;
+	__s32 dfd;
+	__u32 flags;
+	__u32 mode;
+	__u32 pad;
+};
+
+struct open_event {
+	struct event_header hdr;
+	__s32 ret;
+	__u32 flags;
+	__u32 mode;
+	__s32 dfd;
+	__u32 truncated;
+	__u32 path_len;
+	__u32 walk_kind;
+	__u32 walk_len;
+	__u8 path[PATH_SLOT]; // the path as passed; an absolute-path record ends here
+	__u8 walk[PATH_SLOT + NAME_SLOT];
+};
+
+struct connect_args {
+	__u8 addr[112]; // sockaddr_un is the largest we keep (110 bytes)
+	__u32 fd;
+	__u32 addrlen;
+};
+
+struct connect_event {
+	struct event_header hdr;
+	__s32 ret;
+	__u32 fd;
+	__u32 addrlen;
+	__u32 pad;
+	__u8 addr[112];
+};
+
+struct env_scratch {
+	__u8 tmp[256];
+	__u8 val[ENV_KEYS][ENV_VALUE_SLOT];
+	__u32 found;
+	__u32 pad;
+};
+
+#endif
