@@ -1,0 +1,413 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+const ptBoot = "3f1c9a52-7a0e-4b7e-9a57-2f6f1b0f0c11"
+
+// ptClock is a settable clock for ExitedTTL tests.
+type ptClock struct{ t time.Time }
+
+func (c *ptClock) now() time.Time          { return c.t }
+func (c *ptClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newPTTable(o ProcessTableOptions) (*ProcessTable, *ptClock) {
+	c := &ptClock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	o.BootID = ptBoot
+	o.Now = c.now
+	return NewProcessTable(o), c
+}
+
+// ptEvent builds an event with the fields every source fills.
+func ptEvent(action string, pid int, startNs uint64) *proto.Event {
+	return &proto.Event{
+		Timestamp: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC),
+		Event:     proto.EventMeta{Action: action, Outcome: proto.OutcomeSuccess, Kind: "event"},
+		User:      &proto.User{ID: "1000", Group: &proto.Group{ID: "1000"}},
+		Process:   &proto.Process{Pid: pid, StartBootNs: startNs, Name: "x"},
+		Vigil:     proto.Vigil{Schema: proto.SchemaVersion, Root: &proto.Root{Pid: 100}, Source: "ebpf"},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: "claude-code"}},
+	}
+}
+
+func ptFork(parent, child int, childStart uint64) *proto.Event {
+	e := ptEvent(proto.ActionFork, child, childStart)
+	e.Process.Parent = &proto.ParentProcess{Pid: parent}
+	return e
+}
+
+func ptExec(pid int, start uint64, exe, cwd string, join *proto.JoinKeys, args ...string) *proto.Event {
+	e := ptEvent(proto.ActionExec, pid, start)
+	e.Process.Executable = exe
+	e.Process.WorkingDirectory = cwd
+	e.Process.Args = args
+	e.Process.ArgsCount = len(args)
+	e.Vigil.Join = join
+	return e
+}
+
+func ptOpen(pid int, start uint64, path string) *proto.Event {
+	e := ptEvent(proto.ActionOpen, pid, start)
+	e.Process.Thread = &proto.Thread{ID: pid}
+	e.File = &proto.File{Path: path, Access: "read"}
+	return e
+}
+
+func ptExit(pid int, start uint64, code int) *proto.Event {
+	e := ptEvent(proto.ActionExit, pid, start)
+	e.Process.ExitCode = &code
+	return e
+}
+
+// ptSeedClaude seeds an agent root (pid 100) as the /proc bootstrap would, with tick resolution.
+func ptSeedClaude(t *ProcessTable) {
+	t.Seed(ProcessInfo{
+		Pid: 100, PPid: 1, StartBootNs: 500 * clockTickNs, Name: "claude",
+		Executable: "/usr/lib/node_modules/claude/cli.js", Args: []string{"claude"},
+		Cwd: "/home/dev/proj", UID: 1000, GID: 1000, RootPid: 100, Agent: "claude-code",
+	})
+}
+
+func TestProcessTableSeedForkExecOpenChain(t *testing.T) {
+	tab, _ := newPTTable(ProcessTableOptions{})
+	ptSeedClaude(tab)
+	rootID := EntityID(ptBoot, 100, 500*clockTickNs)
+	join := &proto.JoinKeys{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ClaudeCodeSession: "s1"}
+
+	fork := ptFork(100, 200, 6_000_000_123)
+	tab.Apply(fork)
+	exec := ptExec(200, 6_000_000_123, "/usr/bin/bash", "/home/dev/proj/sub", join, "bash", "-c", "cat go.mod")
+	tab.Apply(exec)
+	open := ptOpen(200, 6_000_000_123, "/home/dev/proj/sub/go.mod")
+	tab.Apply(open)
+
+	shellID := EntityID(ptBoot, 200, 6_000_000_123)
+	tests := []struct {
+		name   string
+		e      *proto.Event
+		exe    string
+		cwd    string
+		argc   int
+		parent proto.ParentProcess
+		join   *proto.JoinKeys
+	}{
+		{"fork runs the parent's image", fork, "/usr/lib/node_modules/claude/cli.js", "/home/dev/proj", 1,
+			proto.ParentProcess{Pid: 100, EntityID: rootID, Executable: "/usr/lib/node_modules/claude/cli.js", Name: "claude"}, nil},
+		{"exec keeps its own fields", exec, "/usr/bin/bash", "/home/dev/proj/sub", 3,
+			proto.ParentProcess{Pid: 100, EntityID: rootID, Executable: "/usr/lib/node_modules/claude/cli.js", Name: "claude"}, join},
+		{"open gets the shell's context", open, "/usr/bin/bash", "/home/dev/proj/sub", 3,
+			proto.ParentProcess{Pid: 100, EntityID: rootID, Executable: "/usr/lib/node_modules/claude/cli.js", Name: "claude"}, join},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.e.Process
+			if p.EntityID != shellID {
+				t.Errorf("entity id = %q, want %q", p.EntityID, shellID)
+			}
+			if p.Executable != tc.exe || p.WorkingDirectory != tc.cwd || p.ArgsCount != tc.argc || len(p.Args) != tc.argc {
+				t.Errorf("exe/cwd/args = %q %q %d %v, want %q %q %d", p.Executable, p.WorkingDirectory, p.ArgsCount, p.Args, tc.exe, tc.cwd, tc.argc)
+			}
+			if p.Parent == nil || *p.Parent != tc.parent {
+				t.Errorf("parent = %+v, want %+v", p.Parent, tc.parent)
+			}
+			if r := tc.e.Vigil.Root; r == nil || r.Pid != 100 || r.EntityID != rootID {
+				t.Errorf("root = %+v, want pid 100 entity %s", r, rootID)
+			}
+			if !reflect.DeepEqual(tc.e.Vigil.Join, tc.join) {
+				t.Errorf("join = %+v, want %+v", tc.e.Vigil.Join, tc.join)
+			}
+			if tc.e.Host == nil || tc.e.Host.BootID != ptBoot {
+				t.Errorf("host = %+v, want boot id %s", tc.e.Host, ptBoot)
+			}
+		})
+	}
+	if s := tab.Stats(); s.Misses != 0 || s.Live != 2 {
+		t.Errorf("stats = %+v, want 2 live and no misses", s)
+	}
+	got, ok := tab.Lookup(200)
+	if !ok || got.Executable != "/usr/bin/bash" || got.PPid != 100 || got.RootPid != 100 || got.UID != 1000 || got.Agent != "claude-code" {
+		t.Errorf("Lookup(200) = %+v, %v", got, ok)
+	}
+}
+
+func TestProcessTableExecReplacesJoinKeys(t *testing.T) {
+	parentKeys := &proto.JoinKeys{CodexToolCallID: "call_parent", CodexSession: "sess"}
+	tests := []struct {
+		name     string
+		execKeys *proto.JoinKeys
+		want     *proto.JoinKeys
+	}{
+		{"new keys replace inherited ones", &proto.JoinKeys{CodexToolCallID: "call_child"}, &proto.JoinKeys{CodexToolCallID: "call_child"}},
+		{"no keys at exec clear inherited ones", nil, nil},
+		{"empty keys at exec clear inherited ones", &proto.JoinKeys{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tab, _ := newPTTable(ProcessTableOptions{})
+			ptSeedClaude(tab)
+			tab.Apply(ptExec(100, 500*clockTickNs, "/usr/bin/codex", "/w", parentKeys, "codex"))
+			tab.Apply(ptFork(100, 300, 7*clockTickNs*100))
+			inherited := ptOpen(300, 0, "/etc/hosts")
+			tab.Apply(inherited)
+			if !reflect.DeepEqual(inherited.Vigil.Join, parentKeys) {
+				t.Fatalf("forked child's open join = %+v, want the parent's %+v", inherited.Vigil.Join, parentKeys)
+			}
+			tab.Apply(ptExec(300, 7*clockTickNs*100, "/usr/bin/sh", "/w", tc.execKeys, "sh"))
+			after := ptOpen(300, 0, "/etc/passwd")
+			tab.Apply(after)
+			if !reflect.DeepEqual(after.Vigil.Join, tc.want) {
+				t.Errorf("open after exec join = %+v, want %+v", after.Vigil.Join, tc.want)
+			}
+		})
+	}
+}
+
+func TestProcessTableFailedExecKeepsImage(t *testing.T) {
+	tab, _ := newPTTable(ProcessTableOptions{Hasher: func(string) (string, error) { return "aa", nil }})
+	ptSeedClaude(tab)
+	tab.Apply(ptExec(100, 0, "/usr/bin/node", "/w", nil, "node"))
+	failed := ptExec(100, 0, "/nonexistent", "", nil, "nonexistent")
+	failed.Event.Outcome = proto.OutcomeFailure
+	tab.Apply(failed)
+	if failed.Process.Hash != nil {
+		t.Errorf("failed exec got hash %+v of another image", failed.Process.Hash)
+	}
+	if got, _ := tab.Lookup(100); got.Executable != "/usr/bin/node" {
+		t.Errorf("image after failed exec = %q, want /usr/bin/node", got.Executable)
+	}
+}
+
+func TestProcessTableExitAndTTL(t *testing.T) {
+	const ttl = 30 * time.Second
+	tab, clock := newPTTable(ProcessTableOptions{ExitedTTL: ttl})
+	ptSeedClaude(tab)
+	tab.Apply(ptFork(100, 200, 6*clockTickNs*100))
+	tab.Apply(ptExec(200, 0, "/usr/bin/bash", "/w", nil, "bash"))
+	tab.Apply(ptFork(200, 201, 7*clockTickNs*100))
+	tab.Apply(ptExit(200, 0, 0))
+
+	if s := tab.Stats(); s.Live != 2 || s.Exited != 1 {
+		t.Fatalf("after exit stats = %+v, want 2 live, 1 exited", s)
+	}
+	clock.advance(ttl - time.Second)
+	if _, ok := tab.Lookup(200); !ok {
+		t.Fatal("exited process gone before its TTL")
+	}
+	orphan := ptOpen(201, 0, "/tmp/x")
+	tab.Apply(orphan)
+	if p := orphan.Process.Parent; p == nil || p.Executable != "/usr/bin/bash" || p.EntityID != EntityID(ptBoot, 200, 6*clockTickNs*100) {
+		t.Errorf("child of exited parent: parent = %+v", p)
+	}
+
+	clock.advance(time.Second)
+	if _, ok := tab.Lookup(200); ok {
+		t.Error("Lookup returned a process past its TTL")
+	}
+	tab.Apply(ptOpen(201, 0, "/tmp/y")) // collection happens on Apply
+	if s := tab.Stats(); s.Live != 2 || s.Exited != 0 {
+		t.Errorf("after TTL stats = %+v, want 2 live, 0 exited", s)
+	}
+	late := ptOpen(201, 0, "/tmp/z")
+	tab.Apply(late)
+	if p := late.Process.Parent; p == nil || p.Pid != 200 || p.Executable != "/usr/bin/bash" {
+		t.Errorf("child's parent after parent expired = %+v, want the remembered bash", p)
+	}
+	if s := tab.Stats(); s.Misses != 0 {
+		t.Errorf("misses = %d, want 0", s.Misses)
+	}
+}
+
+func TestEntityIDProcTicksMatchKernelNs(t *testing.T) {
+	const ticks = 123456 // /proc/<pid>/stat starttime
+	procNs := uint64(ticks) * clockTickNs
+	tests := []struct {
+		name     string
+		pid      int
+		kernelNs uint64
+		same     bool
+	}{
+		{"start of the tick", 4242, procNs, true},
+		{"inside the tick", 4242, procNs + 9_999_999, true},
+		{"next tick", 4242, procNs + clockTickNs, false},
+		{"other pid", 4243, procNs + 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			proc := EntityID(ptBoot, 4242, procNs)
+			kern := EntityID(ptBoot, tc.pid, tc.kernelNs)
+			if (proc == kern) != tc.same {
+				t.Errorf("EntityID(/proc) = %s, EntityID(kernel) = %s, want equal %v", proc, kern, tc.same)
+			}
+			if len(kern) != 32 {
+				t.Errorf("len(%q) = %d, want 32 hex chars", kern, len(kern))
+			}
+		})
+	}
+	if EntityID("boot-a", 1, procNs) == EntityID("boot-b", 1, procNs) {
+		t.Error("entity id ignores the boot id")
+	}
+
+	// A seeded process keeps its identity when the kernel reports its start in ns.
+	tab, _ := newPTTable(ProcessTableOptions{})
+	tab.Seed(ProcessInfo{Pid: 4242, StartBootNs: procNs, Executable: "/bin/sh", RootPid: 4242})
+	e := ptOpen(4242, procNs+4_321_000, "/etc/hosts")
+	e.Vigil.Root.Pid = 4242
+	tab.Apply(e)
+	if want := EntityID(ptBoot, 4242, procNs); e.Process.EntityID != want || e.Vigil.Root.EntityID != want {
+		t.Errorf("entity/root id = %s/%s, want %s", e.Process.EntityID, e.Vigil.Root.EntityID, want)
+	}
+	if s := tab.Stats(); s.Misses != 0 {
+		t.Errorf("ns start of a seeded process counted as %d misses", s.Misses)
+	}
+}
+
+func TestProcessTableEviction(t *testing.T) {
+	tab, _ := newPTTable(ProcessTableOptions{MaxEntries: 3})
+	for pid := 1; pid <= 3; pid++ {
+		tab.Seed(ProcessInfo{Pid: pid, StartBootNs: uint64(pid) * clockTickNs})
+	}
+	tab.Apply(ptExit(2, 0, 0))
+	tab.Apply(ptOpen(1, 0, "/a")) // pid 3 is now the least recently seen live entry
+
+	tab.Apply(ptFork(1, 4, 40*clockTickNs))
+	if _, ok := tab.Lookup(2); ok {
+		t.Error("exited pid 2 survived; it should be evicted before live entries")
+	}
+	tab.Apply(ptFork(1, 5, 50*clockTickNs))
+	if _, ok := tab.Lookup(3); ok {
+		t.Error("least recently seen pid 3 survived eviction")
+	}
+	for _, pid := range []int{1, 4, 5} {
+		if _, ok := tab.Lookup(pid); !ok {
+			t.Errorf("pid %d evicted, want kept", pid)
+		}
+	}
+	if s := tab.Stats(); s.Live+s.Exited != 3 || s.Evictions != 2 {
+		t.Errorf("stats = %+v, want 3 entries and 2 evictions", s)
+	}
+}
+
+func TestProcessTableUnknownPidIsMissAndEnriched(t *testing.T) {
+	tab, _ := newPTTable(ProcessTableOptions{})
+	ptSeedClaude(tab)
+	e := ptOpen(777, 9*clockTickNs*100, "/home/dev/.ssh/id_ed25519")
+	tab.Apply(e)
+	if s := tab.Stats(); s.Misses != 1 {
+		t.Fatalf("misses = %d, want 1", s.Misses)
+	}
+	if e.Process.EntityID != EntityID(ptBoot, 777, 9*clockTickNs*100) {
+		t.Errorf("entity id = %q", e.Process.EntityID)
+	}
+	if e.Vigil.Root.EntityID != EntityID(ptBoot, 100, 500*clockTickNs) || e.Host.BootID != ptBoot {
+		t.Errorf("root = %+v, host = %+v", e.Vigil.Root, e.Host)
+	}
+	tab.Apply(ptOpen(777, 0, "/etc/hosts"))
+	if s := tab.Stats(); s.Misses != 1 {
+		t.Errorf("second event of a now known pid: misses = %d, want 1", s.Misses)
+	}
+	// A reused pid (other start, no exit seen) is a new process, not the old one.
+	reused := ptOpen(777, 90*clockTickNs*100, "/etc/hosts")
+	tab.Apply(reused)
+	if s := tab.Stats(); s.Misses != 2 || reused.Process.EntityID != EntityID(ptBoot, 777, 90*clockTickNs*100) {
+		t.Errorf("reused pid: misses = %d, entity id %s", s.Misses, reused.Process.EntityID)
+	}
+}
+
+func TestProcessTableHasher(t *testing.T) {
+	tests := []struct {
+		name     string
+		hash     string
+		err      error
+		wantHash *proto.Hash
+	}{
+		{"hash cached for later events", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", nil,
+			&proto.Hash{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
+		{"error tolerated", "", errors.New("open /usr/bin/git: permission denied"), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			tab, _ := newPTTable(ProcessTableOptions{Hasher: func(path string) (string, error) {
+				calls = append(calls, path)
+				return tc.hash, tc.err
+			}})
+			ptSeedClaude(tab)
+			tab.Apply(ptFork(100, 200, 6*clockTickNs*100))
+			exec := ptExec(200, 0, "/usr/bin/git", "/w", nil, "git", "status")
+			tab.Apply(exec)
+			tab.Apply(ptFork(200, 201, 7*clockTickNs*100))
+			opens := []*proto.Event{ptOpen(200, 0, "/w/.git/HEAD"), ptOpen(201, 0, "/w/.git/index")}
+			for _, o := range opens {
+				tab.Apply(o)
+			}
+			if !reflect.DeepEqual(calls, []string{"/usr/bin/git"}) {
+				t.Errorf("Hasher calls = %v, want one for the exec", calls)
+			}
+			for _, e := range append(opens, exec) {
+				if !reflect.DeepEqual(e.Process.Hash, tc.wantHash) {
+					t.Errorf("%s pid %d hash = %+v, want %+v", e.Event.Action, e.Process.Pid, e.Process.Hash, tc.wantHash)
+				}
+			}
+		})
+	}
+}
+
+func TestProcessTableConcurrentLookup(t *testing.T) {
+	tab := NewProcessTable(ProcessTableOptions{BootID: ptBoot, MaxEntries: 64, ExitedTTL: time.Millisecond})
+	ptSeedClaude(tab)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					tab.Lookup(100)
+					tab.Stats()
+				}
+			}
+		})
+	}
+	for i := range 2000 {
+		pid := 1000 + i%100
+		tab.Apply(ptFork(100, pid, uint64(600+i)*clockTickNs))
+		tab.Apply(ptOpen(pid, 0, fmt.Sprintf("/tmp/%d", i)))
+		tab.Apply(ptExit(pid, 0, 0))
+	}
+	close(stop)
+	wg.Wait()
+	if s := tab.Stats(); s.Live+s.Exited > 64 {
+		t.Errorf("table holds %d entries, bound is 64", s.Live+s.Exited)
+	}
+}
+
+// BenchmarkApplyOpen measures open-event enrichment, the hot path: most kernel events are
+// opens by processes the table already knows.
+func BenchmarkApplyOpen(b *testing.B) {
+	tab := NewProcessTable(ProcessTableOptions{BootID: ptBoot})
+	ptSeedClaude(tab)
+	tab.Apply(ptFork(100, 200, 6*clockTickNs*100))
+	tab.Apply(ptExec(200, 6*clockTickNs*100, "/usr/bin/bash", "/home/dev/proj",
+		&proto.JoinKeys{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, "bash", "-c", "make"))
+	tmpl := ptOpen(200, 6*clockTickNs*100, "/home/dev/proj/Makefile")
+	var n int
+	for b.Loop() {
+		e := *tmpl
+		p := *tmpl.Process
+		e.Process = &p
+		e.Vigil.Root = &proto.Root{Pid: 100}
+		tab.Apply(&e)
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
