@@ -1,0 +1,144 @@
+package sensor
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
+)
+
+// defaultYAML is the configuration `vigil run` uses without a file, and the base every
+// file is laid over. Keeping the defaults in commented YAML rather than Go literals gives
+// fleet admins one documented file to copy, and the tests keep it in sync with Validate.
+//
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Config is the sensor's configuration file.
+type Config struct {
+	Output       OutputConfig       `yaml:"output"`
+	Kernel       KernelConfig       `yaml:"kernel"`
+	Pipeline     PipelineConfig     `yaml:"pipeline"`
+	ProcessTable ProcessTableConfig `yaml:"process_table"`
+	// Agents are extra agents or extensions of built-in ones, merged into DefaultCatalog.
+	Agents []Agent `yaml:"agents"`
+	// Interpreters are extra interpreter basenames that may run an agent's script.
+	Interpreters []string `yaml:"interpreters"`
+}
+
+// OutputConfig is the JSONL sink and its size-based rotation.
+type OutputConfig struct {
+	JSONL     string `yaml:"jsonl"`
+	MaxSizeMB int    `yaml:"max_size_mb"`
+	MaxFiles  int    `yaml:"max_files"`
+}
+
+// KernelConfig sizes the kernel-to-user-space channel.
+type KernelConfig struct {
+	RingBufferKB   int `yaml:"ring_buffer_kb"`
+	WakeupBytes    int `yaml:"wakeup_bytes"`
+	PollIntervalMs int `yaml:"poll_interval_ms"`
+}
+
+// PipelineConfig sizes the queue between the source and the sinks.
+type PipelineConfig struct {
+	QueueSize int `yaml:"queue_size"`
+}
+
+// ProcessTableConfig bounds the process table.
+type ProcessTableConfig struct {
+	MaxEntries       int `yaml:"max_entries"`
+	ExitedTTLSeconds int `yaml:"exited_ttl_seconds"`
+}
+
+// maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
+// mistake (bytes for KiB), and the memory is locked in the kernel.
+const maxRingBufferKB = 1 << 20
+
+// DefaultConfig returns the embedded default configuration. It panics only if the embedded
+// file is broken, which is a build defect caught by the tests, not a runtime condition.
+func DefaultConfig() Config {
+	var c Config
+	if err := decodeConfig(defaultYAML, &c); err != nil {
+		panic(fmt.Sprintf("embedded default.yaml: %v", err))
+	}
+	return c
+}
+
+// LoadConfig reads the configuration at path laid over the defaults, so a file only needs
+// the keys it changes; "" means the defaults alone. Unknown keys are rejected by name
+// because a misspelt key would otherwise silently keep its default. The result is validated.
+func LoadConfig(path string) (Config, error) {
+	c := DefaultConfig()
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if err := decodeConfig(data, &c); err != nil {
+		return Config{}, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("validate config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// decodeConfig decodes one YAML document over c; an empty document leaves c unchanged.
+func decodeConfig(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Validate reports every invalid value at once, named by its YAML key, so an admin fixes a
+// file in one round instead of one error per restart.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(filepath.IsAbs(c.Output.JSONL), "output.jsonl must be an absolute path, got %q", c.Output.JSONL)
+	check(c.Output.MaxSizeMB >= 1, "output.max_size_mb must be >= 1, got %d", c.Output.MaxSizeMB)
+	check(c.Output.MaxFiles >= 1, "output.max_files must be >= 1, got %d", c.Output.MaxFiles)
+
+	kb := c.Kernel.RingBufferKB
+	// The kernel requires a ring buffer size that is a power of two and a multiple of the
+	// page size (4 KiB); a power of two of at least 4 KiB is both.
+	check(kb >= 4 && kb <= maxRingBufferKB && kb&(kb-1) == 0,
+		"kernel.ring_buffer_kb must be a power of two between 4 and %d, got %d", maxRingBufferKB, kb)
+	check(c.Kernel.WakeupBytes >= 1 && c.Kernel.WakeupBytes < kb*1024,
+		"kernel.wakeup_bytes must be >= 1 and smaller than the ring buffer (%d bytes), got %d", kb*1024, c.Kernel.WakeupBytes)
+	check(c.Kernel.PollIntervalMs >= 1, "kernel.poll_interval_ms must be >= 1, got %d", c.Kernel.PollIntervalMs)
+
+	check(c.Pipeline.QueueSize >= 1, "pipeline.queue_size must be >= 1, got %d", c.Pipeline.QueueSize)
+	check(c.ProcessTable.MaxEntries >= 1, "process_table.max_entries must be >= 1, got %d", c.ProcessTable.MaxEntries)
+	check(c.ProcessTable.ExitedTTLSeconds >= 0, "process_table.exited_ttl_seconds must be >= 0, got %d", c.ProcessTable.ExitedTTLSeconds)
+
+	if _, err := c.Catalog(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Catalog returns the built-in catalog extended with the configured agents and interpreters.
+func (c Config) Catalog() (*Catalog, error) {
+	cat := DefaultCatalog()
+	cat.Merge(c.Agents, c.Interpreters)
+	if err := cat.Validate(); err != nil {
+		return nil, fmt.Errorf("agent catalog: %w", err)
+	}
+	return cat, nil
+}

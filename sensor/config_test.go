@@ -1,0 +1,128 @@
+package sensor
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("embedded default.yaml does not validate: %v", err)
+	}
+	want := Config{
+		Output:       OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5},
+		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 10},
+		Pipeline:     PipelineConfig{QueueSize: 8192},
+		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 30},
+	}
+	c.Agents, c.Interpreters = nil, nil // `[]` in the file; compared separately below
+	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable {
+		t.Errorf("DefaultConfig = %+v\nwant %+v", c, want)
+	}
+	if d := DefaultConfig(); len(d.Agents) != 0 || len(d.Interpreters) != 0 {
+		t.Errorf("default adds agents %v / interpreters %v; built-ins belong in DefaultCatalog", d.Agents, d.Interpreters)
+	}
+	if got, err := LoadConfig(""); err != nil || got.Output != want.Output {
+		t.Errorf(`LoadConfig("") = %+v, %v`, got.Output, err)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{
+			name: "empty file keeps defaults",
+			yaml: "",
+			check: func(t *testing.T, c Config) {
+				if c.Kernel.RingBufferKB != 4096 {
+					t.Errorf("ring buffer = %d", c.Kernel.RingBufferKB)
+				}
+			},
+		},
+		{
+			name: "overlay keeps unset keys",
+			yaml: "output:\n  jsonl: /data/vigil.jsonl\nkernel:\n  ring_buffer_kb: 16384\n",
+			check: func(t *testing.T, c Config) {
+				if c.Output.JSONL != "/data/vigil.jsonl" || c.Output.MaxSizeMB != 100 || c.Kernel.RingBufferKB != 16384 || c.Kernel.WakeupBytes != 65536 {
+					t.Errorf("got %+v %+v", c.Output, c.Kernel)
+				}
+			},
+		},
+		{
+			name: "agents extend the catalog",
+			yaml: "agents:\n  - name: claude-code\n    paths: [/opt/claude/claude]\n  - name: acme\n    binaries: [acme]\ninterpreters: [pypy3]\n",
+			check: func(t *testing.T, c Config) {
+				cat, err := c.Catalog()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a, ok := cat.AgentByBinary("acme"); !ok || a != "acme" {
+					t.Errorf("acme not in catalog")
+				}
+				if !cat.IsInterpreter("pypy3") || !cat.IsInterpreter("node") {
+					t.Errorf("interpreters = %v", cat.Interpreters)
+				}
+				if !contains(cat.Agents[cat.ID("claude-code")-1].Paths, "/opt/claude/claude") {
+					t.Errorf("claude-code path not merged")
+				}
+			},
+		},
+		{name: "unknown key", yaml: "output:\n  jsonl_path: /x\n", wantErr: "field jsonl_path not found"},
+		{name: "unknown top-level key", yaml: "sinks: {}\n", wantErr: "field sinks not found"},
+		{name: "wrong type", yaml: "kernel:\n  ring_buffer_kb: big\n", wantErr: "parse config"},
+		{name: "ring buffer not power of two", yaml: "kernel:\n  ring_buffer_kb: 3000\n", wantErr: "kernel.ring_buffer_kb"},
+		{name: "ring buffer too small", yaml: "kernel:\n  ring_buffer_kb: 2\n", wantErr: "kernel.ring_buffer_kb"},
+		{name: "wakeup beyond buffer", yaml: "kernel:\n  ring_buffer_kb: 4\n  wakeup_bytes: 4096\n", wantErr: "kernel.wakeup_bytes"},
+		{name: "relative output", yaml: "output:\n  jsonl: events.jsonl\n", wantErr: "output.jsonl"},
+		{name: "zero queue", yaml: "pipeline:\n  queue_size: 0\n", wantErr: "pipeline.queue_size"},
+		{name: "bad agent", yaml: "agents:\n  - name: x\n    binaries: [/usr/bin/x]\n", wantErr: "agent catalog"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vigil.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := LoadConfig(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("error = %v, want it to name %s and contain %q", err, path, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestValidateReportsEveryError(t *testing.T) {
+	c := DefaultConfig()
+	c.Output.MaxFiles = 0
+	c.Pipeline.QueueSize = 0
+	c.ProcessTable.ExitedTTLSeconds = -1
+	err := c.Validate()
+	for _, key := range []string{"output.max_files", "pipeline.queue_size", "process_table.exited_ttl_seconds"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error %v does not name %s", err, key)
+		}
+	}
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	_, err := LoadConfig("/nonexistent/vigil.yaml")
+	if err == nil || !strings.Contains(err.Error(), "read config /nonexistent/vigil.yaml") || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("error = %v", err)
+	}
+}
