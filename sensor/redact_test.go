@@ -1,0 +1,150 @@
+package sensor
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+const (
+	ghToken  = "ghp_" + "0123456789abcdefghijABCDEFGHIJ012345" // 36 alnum after the prefix
+	jwtToken = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
+
+func TestRedactString(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		// Must stay untouched.
+		{"plain path", "/home/dev/project/src/main.go", "/home/dev/project/src/main.go"},
+		{"git sha", "git checkout 3f786850e387550fdab836ed7e6dc881de23001b", "git checkout 3f786850e387550fdab836ed7e6dc881de23001b"},
+		{"uuid", "session 0f8fad5b-d9cb-469f-a165-70867728950e", "session 0f8fad5b-d9cb-469f-a165-70867728950e"},
+		{"claude prompt flag", `claude -p "fix the test"`, `claude -p "fix the test"`},
+		{"max tokens flag", "codex --max-tokens 4096", "codex --max-tokens 4096"},
+		{"max tokens env", "MAX_TOKENS=4096 run", "MAX_TOKENS=4096 run"},
+		{"author env", "GIT_AUTHOR_NAME=alice git commit", "GIT_AUTHOR_NAME=alice git commit"},
+		{"token file path", "gh --token-file /etc/gh/token", "gh --token-file /etc/gh/token"},
+		{"docker uid gid", "docker run -u 1000:1000 img", "docker run -u 1000:1000 img"},
+		{"prose bearer", "the bearer of bad news", "the bearer of bad news"},
+		{"url without password", "git clone https://github.com/org/repo.git", "git clone https://github.com/org/repo.git"},
+		{"task word", "run the task-runner-for-everything-here", "run the task-runner-for-everything-here"},
+		{"claude snapshot", "SNAPSHOT_FILE=/root/.claude/shell-snapshots/snapshot-bash-1.sh", "SNAPSHOT_FILE=/root/.claude/shell-snapshots/snapshot-bash-1.sh"},
+		{"already redacted", "TOKEN=[REDACTED]", "TOKEN=[REDACTED]"},
+
+		// Flags.
+		{"api key equals", "aider --api-key=sk-abc", "aider --api-key=[REDACTED]"},
+		{"token space", "gh auth login --token abc123", "gh auth login --token [REDACTED]"},
+		{"password quoted", `mysql --password "my secret" -h db`, `mysql --password "[REDACTED]" -h db`},
+		{"client secret single quoted", `tool --client-secret='s3cr3t'`, `tool --client-secret='[REDACTED]'`},
+		{"go style flag", "svc -password hunter2", "svc -password [REDACTED]"},
+		{"secret flag before flag", "tool --auth --verbose", "tool --auth --verbose"},
+
+		// NAME=value.
+		{"env assignment", "GITHUB_TOKEN=abc123 gh pr list", "GITHUB_TOKEN=[REDACTED] gh pr list"},
+		{"export", "export ANTHROPIC_API_KEY=xyz; claude", "export ANTHROPIC_API_KEY=[REDACTED]; claude"},
+		{"aws secret", "AWS_SECRET_ACCESS_KEY='abc/def+ghi' aws s3 ls", "AWS_SECRET_ACCESS_KEY='[REDACTED]' aws s3 ls"},
+		{"lowercase", "db_password=hunter2", "db_password=[REDACTED]"},
+		{"query param", "curl 'https://api.example.com/v1?api_key=abc123&page=2'", "curl 'https://api.example.com/v1?api_key=[REDACTED]&page=2'"},
+		{"authorization env", "AUTHORIZATION=xyz", "AUTHORIZATION=[REDACTED]"},
+
+		// Token shapes.
+		{"anthropic key", "key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345 end", "key [REDACTED] end"},
+		{"openai project key", "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx", "[REDACTED]"},
+		{"github classic", "echo " + ghToken + " | gh auth login --with-token", "echo [REDACTED] | gh auth login --with-token"},
+		{"github fine grained", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "[REDACTED]"},
+		{"gitlab", "glpat-AbCdEfGhIjKlMnOpQrSt", "[REDACTED]"},
+		{"slack", "xoxb-1234567890-abcdefghij", "[REDACTED]"},
+		{"aws access key id", "AKIAIOSFODNN7EXAMPLE", "[REDACTED]"},
+		{"google api key", "AIzaSyA-1234567890abcdefghijklmnopqrstu", "[REDACTED]"},
+		{"jwt", "token is " + jwtToken, "token is [REDACTED]"},
+
+		// Headers, curl, URLs.
+		{"bearer header", `curl -H "Authorization: Bearer abc.def.ghi" https://x`, `curl -H "Authorization: Bearer [REDACTED]" https://x`},
+		{"basic header", `curl -H 'authorization: Basic dXNlcjpwYXNz' https://x`, `curl -H 'authorization: Basic [REDACTED]' https://x`},
+		{"bare bearer", "Bearer abcdefghijklmnop0123", "Bearer [REDACTED]"},
+		{"curl user", "curl -u alice:s3cr3t https://x", "curl -u alice:[REDACTED] https://x"},
+		{"curl long user", "curl --user=alice:s3cr3t https://x", "curl --user=alice:[REDACTED] https://x"},
+		{"url userinfo", "git clone https://bob:hunter2@git.example.com/r.git", "git clone https://bob:[REDACTED]@git.example.com/r.git"},
+		{"postgres url", "psql postgres://app:pa55@db:5432/app", "psql postgres://app:[REDACTED]@db:5432/app"},
+
+		// Shell command strings as agents run them.
+		{
+			"claude bash tool",
+			`source /root/.claude/shell-snapshots/s.sh 2>/dev/null || true && eval 'OPENAI_API_KEY=abc python3 run.py --limit 5' < /dev/null && pwd -P >| /tmp/claude-1a2b-cwd`,
+			`source /root/.claude/shell-snapshots/s.sh 2>/dev/null || true && eval 'OPENAI_API_KEY=[REDACTED] python3 run.py --limit 5' < /dev/null && pwd -P >| /tmp/claude-1a2b-cwd`,
+		},
+		{
+			"pipeline keeps the rest",
+			`curl -s -H "Authorization: token ` + ghToken + `" https://api.github.com/user | jq .login`,
+			`curl -s -H "Authorization: token [REDACTED]" https://api.github.com/user | jq .login`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := RedactString(tt.in)
+			if got != tt.want {
+				t.Errorf("RedactString(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+			if again := RedactString(got); again != got {
+				t.Errorf("not idempotent: %q -> %q", got, again)
+			}
+		})
+	}
+}
+
+func TestRedactArgs(t *testing.T) {
+	tests := []struct {
+		name     string
+		in, want []string
+	}{
+		{"nil", nil, nil},
+		{"claude prompt", []string{"claude", "-p", "fix the test"}, []string{"claude", "-p", "fix the test"}},
+		{"token next arg", []string{"gh", "auth", "login", "--token", "abc123"}, []string{"gh", "auth", "login", "--token", "[REDACTED]"}},
+		{"api key next arg", []string{"aider", "--api-key", "anthropic=sk-x", "--model", "sonnet"}, []string{"aider", "--api-key", "[REDACTED]", "--model", "sonnet"}},
+		{"secret flag then flag", []string{"tool", "--auth", "--verbose"}, []string{"tool", "--auth", "--verbose"}},
+		{"max tokens", []string{"llm", "--max-tokens", "100"}, []string{"llm", "--max-tokens", "100"}},
+		{"curl user", []string{"curl", "-u", "alice:s3cr3t", "https://x"}, []string{"curl", "-u", "alice:[REDACTED]", "https://x"}},
+		{"git push -u", []string{"git", "push", "-u", "origin", "main"}, []string{"git", "push", "-u", "origin", "main"}},
+		{"env assignment", []string{"env", "GH_TOKEN=abc", "gh", "pr", "list"}, []string{"env", "GH_TOKEN=[REDACTED]", "gh", "pr", "list"}},
+		{
+			"bash -c inline",
+			[]string{"/bin/bash", "-c", "git push https://x-access-token:" + ghToken + "@github.com/o/r.git HEAD"},
+			[]string{"/bin/bash", "-c", "git push https://x-access-token:[REDACTED]@github.com/o/r.git HEAD"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := slices.Clone(tt.in)
+			got := RedactArgs(tt.in)
+			if !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
+				t.Errorf("RedactArgs(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+			if !slices.Equal(tt.in, orig) {
+				t.Errorf("input mutated: %q, was %q", tt.in, orig)
+			}
+		})
+	}
+}
+
+func FuzzRedactString(f *testing.F) {
+	seeds := []string{
+		"", "claude -p 'fix the test'", "GITHUB_TOKEN=abc", "--token x", "curl -u a:b https://x",
+		"https://u:p@h/", "Authorization: Bearer x", jwtToken, "sk-ant-api03-AbCdEfGhIjKlMnOpQrSt",
+		"TOKEN=\"a b\" x='y'", "x=TOKEN=abc", "--api-key=--token=a",
+	}
+	for _, s := range seeds {
+		f.Add(s, uint(0))
+	}
+	f.Fuzz(func(t *testing.T, s string, at uint) {
+		once := RedactString(s)
+		if twice := RedactString(once); twice != once {
+			t.Fatalf("not idempotent:\n in  %q\n 1st %q\n 2nd %q", s, once, twice)
+		}
+		// A GitHub token planted anywhere in the input must not survive.
+		i := int(at % uint(len(s)+1))
+		planted := s[:i] + ghToken + s[i:]
+		if out := RedactString(planted); strings.Contains(out, ghToken) {
+			t.Fatalf("token survived: in %q out %q", planted, out)
+		}
+	})
+}
