@@ -1,0 +1,448 @@
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-sensor/vigil/bpf"
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
+)
+
+// Options configure the eBPF source.
+type Options struct {
+	Catalog *sensor.Catalog
+	// RingBufferBytes is the ring size: a power of two, at least one page.
+	RingBufferBytes int
+	// WakeupBytes: the kernel wakes the reader only when this much is queued; the reader
+	// also polls every PollInterval, so a quiet tree is still reported promptly.
+	WakeupBytes  int
+	PollInterval time.Duration
+	// ProcRoot is where /proc is mounted (tests may point elsewhere).
+	ProcRoot string
+	Log      zerolog.Logger
+}
+
+// EBPF is the Linux source: eBPF programs filtered in the kernel to agent process trees.
+type EBPF struct {
+	opts    Options
+	objs    bpf.VigilObjects
+	links   []link.Link
+	reader  *ringbuf.Reader
+	dec     decoder
+	seeded  []sensor.ProcessInfo
+	started time.Time
+	ready   time.Duration
+
+	mu          sync.Mutex
+	rejected    map[uint32]bool // pending interpreter roots user space said are not agents
+	decodeFails uint64
+}
+
+// dropKindNames index the kernel's per-CPU drop counters (enum drop_kind).
+var dropKindNames = map[uint32]string{1: "exec", 2: "fork", 3: "exit", 4: "open", 5: "connect", 6: "track_full"}
+
+// ErrProgramTypeRefused explains an EPERM from BPF_PROG_LOAD as what it is on kernels that
+// forbid a program type, rather than cilium/ebpf's generic memlock hint.
+var ErrProgramTypeRefused = errors.New("the kernel refused to load an eBPF program type (EPERM): this kernel forbids the hook; it is not a memlock limit")
+
+// NewEBPF checks privileges, mounts tracefs when missing, loads and attaches the programs,
+// fills the catalog maps and seeds the tracked map from agent trees already running.
+// Everything that can fail does so here, before Run, with the step that failed.
+func NewEBPF(opts Options) (*EBPF, error) {
+	started := time.Now()
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 10 * time.Millisecond
+	}
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	if err := CheckBTF(); err != nil {
+		return nil, err
+	}
+	// Before any tracepoint attach: cilium/ebpf caches a failed tracefs lookup for the life of
+	// the process.
+	if _, err := EnsureTracefs(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock limit: %w", err)
+	}
+	offset, err := BootTimeOffset()
+	if err != nil {
+		return nil, err
+	}
+	s := &EBPF{
+		opts:     opts,
+		started:  started,
+		rejected: map[uint32]bool{},
+		dec:      decoder{bootOffset: offset, agentName: opts.Catalog.NameOf},
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if err := s.fillCatalog(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.attach(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.reader, err = ringbuf.NewReader(s.objs.Events); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	if err := s.seed(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.ready = time.Since(started)
+	return s, nil
+}
+
+func (s *EBPF) load() error {
+	spec, err := bpf.LoadVigil()
+	if err != nil {
+		return fmt.Errorf("read embedded eBPF object: %w", err)
+	}
+	if n := s.opts.RingBufferBytes; n > 0 {
+		if n < os.Getpagesize() || n&(n-1) != 0 {
+			return fmt.Errorf("ring buffer size %d: must be a power of two of at least %d bytes", n, os.Getpagesize())
+		}
+		spec.Maps["events"].MaxEntries = uint32(n)
+	}
+	if err := spec.Variables["self_tgid"].Set(uint32(os.Getpid())); err != nil {
+		return fmt.Errorf("set self_tgid: %w", err)
+	}
+	if s.opts.WakeupBytes > 0 {
+		if err := spec.Variables["wakeup_bytes"].Set(uint64(s.opts.WakeupBytes)); err != nil {
+			return fmt.Errorf("set wakeup_bytes: %w", err)
+		}
+	}
+	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+		return explainLoadError(err)
+	}
+	return nil
+}
+
+// explainLoadError says plainly why the kernel refused the programs.
+func explainLoadError(err error) error {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("load eBPF programs: %w (%v)", ErrProgramTypeRefused, strings.Split(err.Error(), " (MEMLOCK")[0])
+	case errors.As(err, &ve):
+		tail := ve.Log
+		if len(tail) > 8 {
+			tail = tail[len(tail)-8:]
+		}
+		return fmt.Errorf("load eBPF programs: the verifier rejected a program: %w\n%s", err, strings.Join(tail, "\n"))
+	}
+	return fmt.Errorf("load eBPF programs: %w", err)
+}
+
+func (s *EBPF) fillCatalog() error {
+	cat := s.opts.Catalog
+	for _, a := range cat.Agents {
+		id := cat.ID(a.Name)
+		for _, b := range a.Binaries {
+			if err := s.objs.AgentNames.Put(nameKey(b), id); err != nil {
+				return fmt.Errorf("add agent binary %q to the kernel catalog: %w", b, err)
+			}
+		}
+	}
+	for _, ident := range cat.ResolvePaths() {
+		key := bpf.VigilInodeKey{Dev: kernelDev(ident.Dev), Ino: ident.Ino}
+		if err := s.objs.AgentInodes.Put(key, cat.ID(ident.Agent)); err != nil {
+			return fmt.Errorf("add agent executable inode to the kernel catalog: %w", err)
+		}
+	}
+	for _, name := range cat.Interpreters {
+		if err := s.objs.Interpreters.Put(nameKey(name), uint32(1)); err != nil {
+			return fmt.Errorf("add interpreter %q to the kernel catalog: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func nameKey(name string) bpf.VigilNameKey {
+	var k bpf.VigilNameKey
+	copy(k.Name[:len(k.Name)-1], name)
+	return k
+}
+
+// kernelDev converts a user-space st_dev into the kernel's internal dev_t (MAJOR<<20|MINOR),
+// which is what inode->i_sb->s_dev holds.
+func kernelDev(dev uint64) uint64 {
+	return uint64(unix.Major(dev))<<20 | uint64(unix.Minor(dev))
+}
+
+func (s *EBPF) attach() error {
+	for _, p := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_exec", s.objs.HandleExec},
+		{"sched_process_fork", s.objs.HandleFork},
+		{"sched_process_exit", s.objs.HandleExit},
+	} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fmt.Errorf("attach tp_btf/%s: %w", p.name, err)
+		}
+		s.links = append(s.links, l)
+	}
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sys_enter_openat", s.objs.EnterOpenat},
+		{"sys_enter_open", s.objs.EnterOpen},
+		{"sys_enter_creat", s.objs.EnterCreat},
+		{"sys_enter_openat2", s.objs.EnterOpenat2},
+		{"sys_exit_openat", s.objs.ExitOpen},
+		{"sys_exit_open", s.objs.ExitOpen},
+		{"sys_exit_creat", s.objs.ExitOpen},
+		{"sys_exit_openat2", s.objs.ExitOpen},
+		{"sys_enter_connect", s.objs.EnterConnect},
+		{"sys_exit_connect", s.objs.ExitConnect},
+	} {
+		l, err := link.Tracepoint("syscalls", tp.name, tp.prog, nil)
+		if err != nil {
+			return fmt.Errorf("attach tracepoint syscalls/%s: %w", tp.name, err)
+		}
+		s.links = append(s.links, l)
+	}
+	return nil
+}
+
+// seed walks /proc for agent trees that were running before the probes attached and adds
+// them to the kernel map. It walks twice: a child forked by a not-yet-seeded parent during
+// the first walk is found by the second.
+func (s *EBPF) seed() error {
+	seen := map[int]bool{}
+	for pass := 0; pass < 2; pass++ {
+		procs, stats, err := Bootstrap(s.opts.ProcRoot, s.opts.Catalog, os.Getpid())
+		if err != nil {
+			return fmt.Errorf("bootstrap running agent trees: %w", err)
+		}
+		for _, p := range procs {
+			if seen[p.Pid] {
+				continue
+			}
+			entry := bpf.VigilTrackEntry{Root: uint32(p.RootPid), Agent: s.opts.Catalog.ID(p.Agent)}
+			if err := s.objs.Tracked.Update(uint32(p.Pid), entry, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+				return fmt.Errorf("seed tracked process %d: %w", p.Pid, err)
+			}
+			seen[p.Pid] = true
+			s.seeded = append(s.seeded, p)
+		}
+		if pass == 0 {
+			s.opts.Log.Debug().Int("scanned", stats.Scanned).Int("roots", stats.Roots).Int("tracked", stats.Tracked).
+				Int("vanished", stats.Vanished).Msg("bootstrap")
+		}
+	}
+	return nil
+}
+
+// Name implements sensor.Source.
+func (s *EBPF) Name() string { return "ebpf" }
+
+// Seeded returns the processes found by the /proc bootstrap, to seed the process table.
+func (s *EBPF) Seeded() []sensor.ProcessInfo { return s.seeded }
+
+// Ready is the time NewEBPF took from its start to probes attached and bootstrap done.
+func (s *EBPF) Ready() time.Duration { return s.ready }
+
+// Run reads the ring buffer until ctx is cancelled, then drains what is left.
+func (s *EBPF) Run(ctx context.Context, emit func(*proto.Event)) error {
+	stop := context.AfterFunc(ctx, func() { s.reader.SetDeadline(time.Now()) })
+	defer stop()
+	var rec ringbuf.Record
+	for {
+		if ctx.Err() == nil {
+			s.reader.SetDeadline(time.Now().Add(s.opts.PollInterval))
+		}
+		err := s.reader.ReadInto(&rec)
+		switch {
+		case err == nil:
+			s.handle(rec.RawSample, emit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if ctx.Err() != nil {
+				return nil // the ring is drained: a deadline error comes only once it is empty
+			}
+		case errors.Is(err, ringbuf.ErrClosed):
+			return nil
+		default:
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+	}
+}
+
+func (s *EBPF) handle(raw []byte, emit func(*proto.Event)) {
+	r, err := s.dec.decode(raw)
+	if err != nil {
+		s.mu.Lock()
+		s.decodeFails++
+		s.mu.Unlock()
+		s.opts.Log.Warn().Err(err).Int("bytes", len(raw)).Msg("undecodable ring buffer record")
+		return
+	}
+	if r.trackFlags&trackPending != 0 && !s.settlePending(r) {
+		return
+	}
+	emit(r.event)
+}
+
+// settlePending decides a pending interpreter tree from its root's exec argv: confirmed
+// trees get their agent id in the kernel map, rejected ones stop being followed. Returns
+// whether the record belongs to an agent tree.
+func (s *EBPF) settlePending(r record) bool {
+	e := r.event
+	root := uint32(e.Vigil.Root.Pid)
+	s.mu.Lock()
+	rejected := s.rejected[root]
+	s.mu.Unlock()
+	if rejected {
+		return false
+	}
+	if e.Event.Action != proto.ActionExec || e.Process.Pid != e.Vigil.Root.Pid {
+		// A child of a root confirmed after this record was queued: the map entry (and so
+		// the agent id) was updated by the confirmation.
+		var entry bpf.VigilTrackEntry
+		if err := s.objs.Tracked.Lookup(root, &entry); err == nil && entry.Flags&trackPending == 0 && entry.Agent != 0 {
+			setAgent(e, s.opts.Catalog.NameOf(entry.Agent))
+			return true
+		}
+		return false
+	}
+	agent, ok := s.opts.Catalog.AgentByScript(e.Process.Args)
+	if !ok {
+		s.reject(root)
+		return false
+	}
+	s.confirm(root, s.opts.Catalog.ID(agent))
+	setAgent(e, agent)
+	return true
+}
+
+func setAgent(e *proto.Event, name string) {
+	if e.GenAI == nil {
+		e.GenAI = &proto.GenAI{}
+	}
+	e.GenAI.Agent = &proto.GenAIAgent{Name: name}
+}
+
+// confirm makes a pending root and the children it forked meanwhile a real agent tree.
+func (s *EBPF) confirm(root, agent uint32) {
+	s.updateTree(root, func(pid uint32, e *bpf.VigilTrackEntry) {
+		e.Agent = agent
+		e.Flags &^= trackPending
+		s.objs.Tracked.Update(pid, *e, ebpf.UpdateExist)
+	})
+}
+
+// reject marks a pending root as not an agent (the kernel then ignores it and does not
+// follow its forks) and forgets the children it forked meanwhile.
+func (s *EBPF) reject(root uint32) {
+	s.mu.Lock()
+	s.rejected[root] = true
+	s.mu.Unlock()
+	s.updateTree(root, func(pid uint32, e *bpf.VigilTrackEntry) {
+		if pid == root {
+			e.Flags |= trackRejected
+			s.objs.Tracked.Update(pid, *e, ebpf.UpdateExist)
+			return
+		}
+		s.objs.Tracked.Delete(pid)
+	})
+}
+
+// updateTree calls fn for the root entry first, then every entry in its tree.
+func (s *EBPF) updateTree(root uint32, fn func(pid uint32, e *bpf.VigilTrackEntry)) {
+	var entry bpf.VigilTrackEntry
+	if err := s.objs.Tracked.Lookup(root, &entry); err == nil {
+		fn(root, &entry)
+	}
+	var pid uint32
+	iter := s.objs.Tracked.Iterate()
+	var members []uint32
+	for iter.Next(&pid, &entry) {
+		if entry.Root == root && pid != root {
+			members = append(members, pid)
+		}
+	}
+	for _, pid := range members {
+		if err := s.objs.Tracked.Lookup(pid, &entry); err == nil {
+			fn(pid, &entry)
+		}
+	}
+	s.pruneRejected()
+}
+
+// pruneRejected forgets rejected roots whose processes have exited (the kernel removed
+// their entries), so the set stays as small as the number of live rejected roots.
+func (s *EBPF) pruneRejected() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var entry bpf.VigilTrackEntry
+	for root := range s.rejected {
+		if err := s.objs.Tracked.Lookup(root, &entry); errors.Is(err, ebpf.ErrKeyNotExist) {
+			delete(s.rejected, root)
+		}
+	}
+}
+
+// Lost implements sensor.Source: the kernel's per-CPU drop counters summed per kind, plus
+// records user space could not decode.
+func (s *EBPF) Lost() map[string]uint64 {
+	lost := map[string]uint64{}
+	for kind, name := range dropKindNames {
+		var perCPU []uint64
+		if err := s.objs.Drops.Lookup(kind, &perCPU); err != nil {
+			continue
+		}
+		var sum uint64
+		for _, n := range perCPU {
+			sum += n
+		}
+		if sum > 0 {
+			lost[name] = sum
+		}
+	}
+	s.mu.Lock()
+	if s.decodeFails > 0 {
+		lost["decode"] = s.decodeFails
+	}
+	s.mu.Unlock()
+	return lost
+}
+
+// Close detaches the probes and frees the kernel objects.
+func (s *EBPF) Close() error {
+	var errs []error
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	for _, l := range s.links {
+		errs = append(errs, l.Close())
+	}
+	errs = append(errs, s.objs.Close())
+	return errors.Join(errs...)
+}
