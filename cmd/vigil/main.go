@@ -1,0 +1,43 @@
+// Command vigil is the Vigil sensor: one binary that wires a platform source, the sensor
+// core and the sinks together.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `vigil — endpoint sensor for AI coding agents
+
+Usage:
+  vigil run [--config FILE] [--jsonl PATH] [--log-level LEVEL]
+      Start the sensor (as root). Without --config it uses /etc/vigil/vigil.yaml when that
+      file exists, else the embedded default configuration.
+  vigil version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = runCommand(os.Args[2:])
+	case "version", "--version":
+		fmt.Println("vigil", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "vigil: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigil:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/sink/jsonl"
+)
+
+// defaultConfigPath is read when it exists and no --config is given.
+const defaultConfigPath = "/etc/vigil/vigil.yaml"
+
+// shutdownGrace bounds how long the sensor drains after SIGINT/SIGTERM.
+const shutdownGrace = 2 * time.Second
+
+func runCommand(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	configPath := fs.String("config", "", "configuration file laid over the embedded defaults")
+	jsonlPath := fs.String("jsonl", "", "JSONL output path (overrides output.jsonl; - for stdout)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level, err := zerolog.ParseLevel(*logLevel)
+	if err != nil {
+		return fmt.Errorf("parse --log-level: %w", err)
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).Level(level).With().Timestamp().Logger()
+
+	path := *configPath
+	if path == "" {
+		if _, err := os.Stat(defaultConfigPath); err == nil {
+			path = defaultConfigPath
+		}
+	}
+	cfg, err := sensor.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	if *jsonlPath != "" {
+		cfg.Output.JSONL = *jsonlPath
+	}
+	cat, err := cfg.Catalog()
+	if err != nil {
+		return err
+	}
+
+	src, err := newSource(cfg, cat, log)
+	if err != nil {
+		return err
+	}
+	defer src.close()
+
+	sink, err := jsonl.Open(jsonl.Options{
+		Path:         cfg.Output.JSONL,
+		MaxSizeBytes: int64(cfg.Output.MaxSizeMB) << 20,
+		MaxFiles:     cfg.Output.MaxFiles,
+	})
+	if err != nil {
+		return fmt.Errorf("open JSONL output: %w", err)
+	}
+	defer sink.Close()
+
+	hostname, _ := os.Hostname()
+	table := sensor.NewProcessTable(sensor.ProcessTableOptions{
+		BootID:     src.bootID,
+		MaxEntries: cfg.ProcessTable.MaxEntries,
+		ExitedTTL:  time.Duration(cfg.ProcessTable.ExitedTTLSeconds) * time.Second,
+		Hasher:     sensor.NewHashCache(4096, 512<<20).SHA256,
+	})
+	for _, p := range src.seeded {
+		p.Args = sensor.RedactArgs(p.Args)
+		table.Seed(p)
+	}
+	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
+		Source:    src.Source,
+		Table:     table,
+		Sinks:     []sensor.Sink{sink},
+		Host:      proto.Host{Name: hostname, BootID: src.bootID},
+		QueueSize: cfg.Pipeline.QueueSize,
+		Log:       log,
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Int("agents", len(cat.Agents)).
+		Int("bootstrapped", len(src.seeded)).Dur("ready", src.ready).Msg("vigil running")
+
+	done := make(chan error, 1)
+	go func() { done <- pipe.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		case <-time.After(shutdownGrace):
+			err = errors.New("shutdown: pipeline did not drain within 2s")
+		}
+	}
+	st := pipe.Stats()
+	log.Info().Uint64("received", st.Received).Uint64("written", st.Written).Uint64("sink_errors", st.SinkErrors).Msg("vigil stopped")
+	return err
+}

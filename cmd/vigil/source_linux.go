@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-sensor/vigil/linux"
+	"github.com/vigil-sensor/vigil/sensor"
+)
+
+// platformSource is the loaded kernel source and what it found at start.
+type platformSource struct {
+	sensor.Source
+	seeded []sensor.ProcessInfo
+	bootID string
+	ready  time.Duration
+	close  func() error
+}
+
+func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (*platformSource, error) {
+	bootID, err := linux.ReadBootID("/proc")
+	if err != nil {
+		return nil, err
+	}
+	src, err := linux.NewEBPF(linux.Options{
+		Catalog:         cat,
+		RingBufferBytes: cfg.Kernel.RingBufferKB << 10,
+		WakeupBytes:     cfg.Kernel.WakeupBytes,
+		PollInterval:    time.Duration(cfg.Kernel.PollIntervalMs) * time.Millisecond,
+		Log:             log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start eBPF source: %w", err)
+	}
+	return &platformSource{Source: src, seeded: src.Seeded(), bootID: bootID, ready: src.Ready(), close: src.Close}, nil
+}

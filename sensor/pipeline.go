@@ -1,0 +1,190 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// PipelineOptions wire a source to the sinks.
+type PipelineOptions struct {
+	Source Source
+	Table  *ProcessTable
+	Sinks  []Sink
+	// Host is written into every record.
+	Host proto.Host
+	// QueueSize bounds the events between the source's reader and the sinks. When it is full
+	// the reader waits; the kernel's ring buffer then fills and counts what it cannot hold,
+	// so loss stays visible instead of growing memory without bound.
+	QueueSize int
+	// FlushInterval bounds how long a written event may sit in a sink's buffer.
+	FlushInterval time.Duration
+	// LostInterval is how often the source's loss counters are checked for a lost record.
+	LostInterval time.Duration
+	Log          zerolog.Logger
+}
+
+// PipelineStats are the pipeline's own counters.
+type PipelineStats struct {
+	Received   uint64 // events taken from the source
+	Written    uint64 // records every sink accepted
+	SinkErrors uint64 // failed sink writes or flushes (the sink counts its own detail)
+}
+
+// Pipeline moves events from a Source through redaction and the process table to the sinks,
+// numbering records and turning increases of the source's loss counters into lost records.
+type Pipeline struct {
+	o        PipelineOptions
+	seq      uint64
+	lastLost map[string]uint64
+
+	mu    sync.Mutex
+	stats PipelineStats
+}
+
+// NewPipeline checks the options and applies defaults.
+func NewPipeline(o PipelineOptions) (*Pipeline, error) {
+	if o.Source == nil || o.Table == nil || len(o.Sinks) == 0 {
+		return nil, errors.New("pipeline needs a source, a process table and at least one sink")
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 8192
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 200 * time.Millisecond
+	}
+	if o.LostInterval <= 0 {
+		o.LostInterval = time.Second
+	}
+	return &Pipeline{o: o, lastLost: map[string]uint64{}}, nil
+}
+
+// Stats returns a snapshot of the pipeline's counters.
+func (p *Pipeline) Stats() PipelineStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Run streams until ctx is cancelled and the source has returned, then writes what is
+// queued, a final lost record if anything was lost since the last one, and flushes.
+func (p *Pipeline) Run(ctx context.Context) error {
+	queue := make(chan *proto.Event, p.o.QueueSize)
+	srcErr := make(chan error, 1)
+	go func() {
+		defer close(queue)
+		srcErr <- p.o.Source.Run(ctx, func(e *proto.Event) { queue <- e })
+	}()
+
+	flush := time.NewTicker(p.o.FlushInterval)
+	defer flush.Stop()
+	lost := time.NewTicker(p.o.LostInterval)
+	defer lost.Stop()
+	for {
+		select {
+		case e, ok := <-queue:
+			if !ok {
+				p.reportLost()
+				p.flush()
+				return <-srcErr
+			}
+			p.mu.Lock()
+			p.stats.Received++
+			p.mu.Unlock()
+			p.process(e)
+			if len(queue) == 0 {
+				p.flush()
+			}
+		case <-flush.C:
+			p.flush()
+		case <-lost.C:
+			p.reportLost()
+		}
+	}
+}
+
+// process redacts, enriches and writes one kernel event.
+func (p *Pipeline) process(e *proto.Event) {
+	if e.Process != nil && len(e.Process.Args) > 0 {
+		e.Process.Args = RedactArgs(e.Process.Args)
+	}
+	p.o.Table.Apply(e)
+	if e.Vigil.Source == "" {
+		e.Vigil.Source = p.o.Source.Name()
+	}
+	p.write(e)
+}
+
+// write numbers a record, stamps the host and hands it to every sink.
+func (p *Pipeline) write(e *proto.Event) {
+	p.seq++
+	e.Event.Sequence = p.seq
+	host := p.o.Host
+	e.Host = &host
+	e.Vigil.Schema = proto.SchemaVersion
+	ok := true
+	for _, s := range p.o.Sinks {
+		if err := s.Write(e); err != nil {
+			ok = false
+			p.sinkError("write", err)
+		}
+	}
+	if ok {
+		p.mu.Lock()
+		p.stats.Written++
+		p.mu.Unlock()
+	}
+}
+
+func (p *Pipeline) flush() {
+	for _, s := range p.o.Sinks {
+		if err := s.Flush(); err != nil {
+			p.sinkError("flush", err)
+		}
+	}
+}
+
+func (p *Pipeline) sinkError(step string, err error) {
+	p.mu.Lock()
+	p.stats.SinkErrors++
+	n := p.stats.SinkErrors
+	p.mu.Unlock()
+	// A broken sink can fail on every event; log the first and then every 1000th.
+	if n == 1 || n%1000 == 0 {
+		p.o.Log.Error().Err(err).Uint64("sink_errors", n).Msg(fmt.Sprintf("sink %s failed", step))
+	}
+}
+
+// reportLost writes a lost record with the increase of each loss counter since the last
+// report, if any increased.
+func (p *Pipeline) reportLost() {
+	now := p.o.Source.Lost()
+	delta := map[string]uint64{}
+	for kind, n := range now {
+		if n > p.lastLost[kind] {
+			delta[kind] = n - p.lastLost[kind]
+		}
+		p.lastLost[kind] = n
+	}
+	if len(delta) == 0 {
+		return
+	}
+	kinds := make([]string, 0, len(delta))
+	for k := range delta {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	p.o.Log.Warn().Strs("kinds", kinds).Interface("lost", delta).Msg("events lost")
+	p.write(&proto.Event{
+		Timestamp: time.Now().UTC(),
+		Event:     proto.EventMeta{Action: proto.ActionLost, Kind: "metric", Dataset: "vigil.sensor"},
+		Vigil:     proto.Vigil{Lost: delta, Source: p.o.Source.Name()},
+	})
+}
