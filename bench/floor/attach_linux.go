@@ -1,0 +1,76 @@
+package floor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/vigil-sensor/vigil/linux"
+)
+
+// syscallTracepoints are the syscall tracepoints Vigil attaches (linux/ebpf_linux.go), in the
+// same order: the floor must pay for exactly the same hooks.
+var syscallTracepoints = []string{
+	"sys_enter_openat", "sys_enter_open", "sys_enter_creat", "sys_enter_openat2",
+	"sys_exit_openat", "sys_exit_open", "sys_exit_creat", "sys_exit_openat2",
+	"sys_enter_connect", "sys_exit_connect",
+}
+
+// attached holds the loaded programs and their links until Close.
+type attached struct {
+	objs  FloorObjects
+	links []link.Link
+}
+
+// Attach loads the empty programs and attaches them to Vigil's hooks: tp_btf
+// sched_process_exec/fork/exit and the open/openat/creat/openat2/connect syscall tracepoints.
+// Closing the result detaches everything. It mounts tracefs first when it is missing, because
+// cilium/ebpf caches a failed tracefs lookup for the life of the process.
+func Attach() (io.Closer, error) {
+	if _, err := linux.EnsureTracefs(); err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("floor: remove memlock limit: %w", err)
+	}
+	a := &attached{}
+	if err := LoadFloorObjects(&a.objs, nil); err != nil {
+		return nil, fmt.Errorf("floor: load programs: %w", err)
+	}
+	for _, p := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_exec", a.objs.FloorExec},
+		{"sched_process_fork", a.objs.FloorFork},
+		{"sched_process_exit", a.objs.FloorExit},
+	} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("floor: attach tp_btf/%s: %w", p.name, err), a.Close())
+		}
+		a.links = append(a.links, l)
+	}
+	for _, name := range syscallTracepoints {
+		l, err := link.Tracepoint("syscalls", name, a.objs.FloorSyscall, nil)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("floor: attach tracepoint syscalls/%s: %w", name, err), a.Close())
+		}
+		a.links = append(a.links, l)
+	}
+	return a, nil
+}
+
+// Close detaches the programs and frees them.
+func (a *attached) Close() error {
+	var errs []error
+	for _, l := range a.links {
+		errs = append(errs, l.Close())
+	}
+	errs = append(errs, a.objs.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,69 @@
+// Command loadgen is the benchmark's load: one kind of work (open+close, fork+exec of
+// /bin/true, TCP connect over loopback) in a tight loop, timed, printed as one JSON line.
+// The driver (go run ./bench) runs it as built (untracked) and as a copy named like an agent
+// (tracked), so the same binary measures both sides of Vigil's in-kernel filter.
+//
+// Usage: loadgen -work open|forkexec|connect -n N [-warmup N]
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+)
+
+// result is the line loadgen prints. EventsPerOp says which kernel events Vigil records for
+// one operation of the loop when this process is tracked; EventsExpected is their sum over the
+// timed loop. The warm-up is recorded too and the process adds a few events of its own
+// (its exec and exit, the Go runtime's and the set-up's opens): bench/README.md lists them.
+type result struct {
+	Work           string         `json:"work"`
+	N              int            `json:"n"`
+	Warmup         int            `json:"warmup"`
+	NsPerOp        float64        `json:"ns_per_op"`
+	EventsExpected int            `json:"events_expected"`
+	EventsPerOp    map[string]int `json:"events_per_op"`
+}
+
+func main() {
+	work := flag.String("work", "open", "work to loop: open, forkexec or connect")
+	n := flag.Int("n", 100000, "timed operations")
+	warmup := flag.Int("warmup", 1000, "untimed operations before the timed loop")
+	flag.Parse()
+	if err := run(*work, *n, *warmup); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(work string, n, warmup int) error {
+	if n <= 0 || warmup < 0 {
+		return fmt.Errorf("need -n > 0 and -warmup >= 0, got %d and %d", n, warmup)
+	}
+	w, err := newWorker(work)
+	if err != nil {
+		return fmt.Errorf("set up %s: %w", work, err)
+	}
+	defer w.close()
+	if err := w.loop(warmup); err != nil {
+		return fmt.Errorf("%s warm-up: %w", work, err)
+	}
+	start := time.Now()
+	if err := w.loop(n); err != nil {
+		return fmt.Errorf("%s loop: %w", work, err)
+	}
+	elapsed := time.Since(start)
+
+	res := result{Work: work, N: n, Warmup: warmup, NsPerOp: float64(elapsed.Nanoseconds()) / float64(n), EventsPerOp: w.eventsPerOp}
+	for _, k := range w.eventsPerOp {
+		res.EventsExpected += k * n
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	_, err = fmt.Println(string(line))
+	return err
+}

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Configurations: what runs beside the loadgen. New ones (auditd, throughput runs) are added
+// here and in start (run_linux.go).
+const (
+	configNone  = "none"  // nothing: the reference every overhead is relative to
+	configFloor = "floor" // empty programs on Vigil's hooks, attached by this process
+	configVigil = "vigil" // vigil run, JSONL to a file
+	// configVigilStdout is vigil run writing JSONL to standard output, which the driver sends
+	// to /dev/null: it separates the JSONL file's cost from the rest of the sensor.
+	configVigilStdout = "vigil-stdout"
+)
+
+var (
+	knownConfigs   = []string{configNone, configFloor, configVigil, configVigilStdout}
+	defaultConfigs = []string{configNone, configFloor, configVigil}
+	// workloads are the loadgen's -work values, in report order.
+	workloads = []string{"open", "forkexec", "connect"}
+)
+
+// Variants: the loadgen as built (no agent tree) and a copy named like an agent, which the
+// kernel roots a tracked tree at.
+const (
+	untracked = "untracked"
+	tracked   = "tracked"
+)
+
+var variants = []string{untracked, tracked}
+
+// sample is one loadgen run.
+type sample struct {
+	Round   int     `json:"round"`
+	Config  string  `json:"config"`
+	Variant string  `json:"variant"`
+	Work    string  `json:"work"`
+	NsPerOp float64 `json:"ns_per_op"`
+	// SensorCPUNsPerOp is the sensor process's CPU time (user+system, 10 ms resolution) from
+	// the start of the run until it was idle again, per operation including the warm-up.
+	SensorCPUNsPerOp float64 `json:"sensor_cpu_ns_per_op,omitempty"`
+}
+
+// eventCheck compares what one sensor instance wrote for each tracked loadgen run (matched
+// by the tree's root pid) with what the loop should have produced (warm-up included). The
+// loadgen process adds a few events of its own (exec, exit, Go runtime opens), so written is
+// expected plus a small constant when nothing is lost.
+type eventCheck struct {
+	Round  int               `json:"round"`
+	Config string            `json:"config"`
+	Works  []workCheck       `json:"works"`
+	Lost   map[string]uint64 `json:"lost,omitempty"`  // sums of the instance's lost records
+	Other  map[string]int    `json:"other,omitempty"` // events of trees the benchmark did not start
+}
+
+type workCheck struct {
+	Work     string         `json:"work"`
+	Expected map[string]int `json:"expected"`
+	Written  map[string]int `json:"written"`
+}
+
+// summary is one configuration × variant × workload over all rounds.
+type summary struct {
+	Config  string  `json:"config"`
+	Variant string  `json:"variant"`
+	Work    string  `json:"work"`
+	Runs    int     `json:"runs"`
+	Median  float64 `json:"median_ns_per_op"`
+	Min     float64 `json:"min_ns_per_op"`
+	Max     float64 `json:"max_ns_per_op"`
+	// SensorCPU is the median of the samples' SensorCPUNsPerOp (0 without a sensor process).
+	SensorCPU float64 `json:"median_sensor_cpu_ns_per_op,omitempty"`
+	// OverheadPct is (median − none's median) / none's median, same variant and workload.
+	OverheadPct *float64 `json:"overhead_pct,omitempty"`
+	// FloorDistancePP is OverheadPct minus the floor's, in percentage points (untracked
+	// Vigil only): what Vigil's programs add on top of the hooks themselves.
+	FloorDistancePP *float64 `json:"floor_distance_pp,omitempty"`
+}
+
+// machine describes where the numbers came from; they only compare within one run.
+type machine struct {
+	Date    string `json:"date"`
+	Nproc   int    `json:"nproc"`
+	Kernel  string `json:"kernel"`
+	CPU     string `json:"cpu"`
+	Go      string `json:"go"`
+	LoadAvg string `json:"loadavg_at_start"`
+}
+
+// report is quick.json.
+type report struct {
+	Machine   machine        `json:"machine"`
+	Rounds    int            `json:"rounds"`
+	N         map[string]int `json:"n"`
+	Configs   []string       `json:"configs"`
+	Summaries []summary      `json:"summaries"`
+	Checks    []eventCheck   `json:"event_checks,omitempty"`
+	Samples   []sample       `json:"samples"`
+}
+
+// median of xs (the mean of the two middle values for an even count); xs is not modified.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+// summarize reduces samples to one summary per configuration × variant × workload, in the
+// order of configs, variants and workloads.
+func summarize(samples []sample, configs []string) []summary {
+	type key struct{ config, variant, work string }
+	groups, cpu := map[key][]float64{}, map[key][]float64{}
+	for _, s := range samples {
+		k := key{s.Config, s.Variant, s.Work}
+		groups[k] = append(groups[k], s.NsPerOp)
+		cpu[k] = append(cpu[k], s.SensorCPUNsPerOp)
+	}
+	var out []summary
+	for _, c := range configs {
+		for _, v := range variants {
+			for _, w := range workloads {
+				xs := groups[key{c, v, w}]
+				if len(xs) == 0 {
+					continue
+				}
+				lo, hi := xs[0], xs[0]
+				for _, x := range xs {
+					lo, hi = math.Min(lo, x), math.Max(hi, x)
+				}
+				out = append(out, summary{Config: c, Variant: v, Work: w, Runs: len(xs), Median: median(xs), Min: lo, Max: hi, SensorCPU: median(cpu[key{c, v, w}])})
+			}
+		}
+	}
+	find := func(c, v, w string) *summary {
+		for i := range out {
+			if out[i].Config == c && out[i].Variant == v && out[i].Work == w {
+				return &out[i]
+			}
+		}
+		return nil
+	}
+	for i := range out {
+		s := &out[i]
+		if base := find(configNone, s.Variant, s.Work); base != nil && s.Config != configNone && base.Median > 0 {
+			pct := (s.Median - base.Median) / base.Median * 100
+			s.OverheadPct = &pct
+		}
+	}
+	for i := range out {
+		s := &out[i]
+		if s.Variant != untracked || s.Config == configNone || s.Config == configFloor || s.OverheadPct == nil {
+			continue
+		}
+		if f := find(configFloor, untracked, s.Work); f != nil && f.OverheadPct != nil {
+			pp := *s.OverheadPct - *f.OverheadPct
+			s.FloorDistancePP = &pp
+		}
+	}
+	return out
+}
+
+// workTitle and workUnit: open+close is reported in ns, the slower loops in µs.
+var workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op"}
+
+func formatOp(work string, ns float64) string {
+	if work == "open" {
+		return thousands(ns)
+	}
+	return fmt.Sprintf("%.1f", ns/1000)
+}
+
+// thousands formats a non-negative value rounded to an integer with comma separators.
+func thousands(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func signedPct(p *float64, unit string) string {
+	if p == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%+.1f%s", *p, unit)
+}
+
+// markdown renders quick.md: the machine, the table, the floor distances and the event checks.
+func (r report) markdown() string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# Vigil overhead — quick run\n\n")
+	fmt.Fprintf(&b, "Machine: %d vCPU (%s), kernel %s, %s; load average at start %s. Date %s.\n\n", m.Nproc, m.CPU, m.Kernel, m.Go, m.LoadAvg, m.Date)
+	fmt.Fprintf(&b, "%d interleaved rounds (configuration order rotated each round); per run: %s open+close, %s fork+exec of /bin/true, %s loopback connects, each after a warm-up of a tenth as many. ",
+		r.Rounds, thousands(float64(r.N["open"])), thousands(float64(r.N["forkexec"])), thousands(float64(r.N["connect"])))
+	fmt.Fprintf(&b, "Cells: median (min–max) over the rounds; ovh = median vs `none` of the same variant in this run. Untracked = the loadgen as built; tracked = a copy named `claude`, which Vigil follows.\n\n")
+
+	b.WriteString("| configuration |")
+	for _, w := range workloads {
+		fmt.Fprintf(&b, " %s | ovh |", workTitle[w])
+	}
+	b.WriteString("\n|---|")
+	for range workloads {
+		b.WriteString("---|---|")
+	}
+	b.WriteString("\n")
+	for _, c := range r.Configs {
+		for _, v := range variants {
+			row := map[string]summary{}
+			for _, s := range r.Summaries {
+				if s.Config == c && s.Variant == v {
+					row[s.Work] = s
+				}
+			}
+			if len(row) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s, %s |", c, v)
+			for _, w := range workloads {
+				s, ok := row[w]
+				if !ok {
+					b.WriteString(" – | – |")
+					continue
+				}
+				fmt.Fprintf(&b, " %s (%s–%s) | %s |", formatOp(w, s.Median), formatOp(w, s.Min), formatOp(w, s.Max), signedPct(s.OverheadPct, "%"))
+			}
+			b.WriteString("\n")
+		}
+	}
+
+	var cpuRows []string
+	for _, c := range r.Configs {
+		for _, v := range variants {
+			cells, any := make([]string, 0, len(workloads)), false
+			for _, w := range workloads {
+				cell := "–"
+				for _, s := range r.Summaries {
+					if s.Config == c && s.Variant == v && s.Work == w && s.SensorCPU > 0 {
+						cell, any = thousands(s.SensorCPU), true
+					}
+				}
+				cells = append(cells, cell)
+			}
+			if any {
+				cpuRows = append(cpuRows, fmt.Sprintf("| %s, %s | %s |", c, v, strings.Join(cells, " | ")))
+			}
+		}
+	}
+	if len(cpuRows) > 0 {
+		b.WriteString("\nSensor process CPU time per operation (user+system, ns, median; measured from the run's start until the sensor is idle again, so a backlog drained after the loop counts):\n\n")
+		b.WriteString("| configuration | open+close | fork+exec | connect |\n|---|---|---|---|\n")
+		b.WriteString(strings.Join(cpuRows, "\n") + "\n")
+	}
+
+	var dist []string
+	for _, s := range r.Summaries {
+		if s.FloorDistancePP != nil {
+			dist = append(dist, fmt.Sprintf("%s %s: %s", s.Config, s.Work, signedPct(s.FloorDistancePP, " pp")))
+		}
+	}
+	if len(dist) > 0 {
+		fmt.Fprintf(&b, "\nUntracked distance to the floor (overhead minus the floor's overhead, percentage points): %s.\n", strings.Join(dist, "; "))
+	}
+
+	if len(r.Checks) > 0 {
+		b.WriteString("\n## Events written by Vigil for the tracked runs (sanity check, not asserted)\n\n")
+		b.WriteString("Written / expected per event.action, summed over the rounds. Expected counts the loop and its warm-up only; each loadgen process also adds its own exec and exit and about 5–8 opens (Go runtime start-up, temp file set-up), see README.\n\n")
+		b.WriteString("| configuration | workload | written / expected | lost records (sum) |\n|---|---|---|---|\n")
+		for _, c := range r.Configs {
+			for _, w := range workloads {
+				written, expected := map[string]int{}, map[string]int{}
+				lost := map[string]uint64{}
+				found := false
+				for _, ch := range r.Checks {
+					if ch.Config != c {
+						continue
+					}
+					for k, n := range ch.Lost {
+						lost[k] += n
+					}
+					for _, wc := range ch.Works {
+						if wc.Work != w {
+							continue
+						}
+						found = true
+						for a, n := range wc.Written {
+							written[a] += n
+						}
+						for a, n := range wc.Expected {
+							expected[a] += n
+						}
+					}
+				}
+				if !found {
+					continue
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c, w, compareCounts(written, expected), formatLost(lost))
+			}
+		}
+	}
+	return b.String()
+}
+
+// compareCounts renders "open 220,008 / 220,000, exec 1 / 0" in a stable order.
+func compareCounts(written, expected map[string]int) string {
+	actions := map[string]bool{}
+	for a := range written {
+		actions[a] = true
+	}
+	for a := range expected {
+		actions[a] = true
+	}
+	keys := make([]string, 0, len(actions))
+	for a := range actions {
+		keys = append(keys, a)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, a := range keys {
+		parts = append(parts, fmt.Sprintf("%s %s / %s", a, thousands(float64(written[a])), thousands(float64(expected[a]))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatLost renders the lost counters, or "none" (the lost records are per sensor
+// instance, which covers all three workloads of a round).
+func formatLost(lost map[string]uint64) string {
+	if len(lost) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(lost))
+	for k := range lost {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %s", k, thousands(float64(lost[k]))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// rotate returns configs started at offset round: each configuration takes every position
+// in turn, so none of them always runs first (cold caches) or right after a heavy one.
+func rotate(configs []string, round int) []string {
+	k := round % len(configs)
+	return append(append([]string(nil), configs[k:]...), configs[:k]...)
+}

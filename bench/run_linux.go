@@ -1,0 +1,558 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vigil-sensor/vigil/bench/floor"
+)
+
+// trackedName is the basename of the loadgen copy: a built-in agent binary (claude-code), so
+// its exec roots a tracked tree in Vigil's kernel catalog.
+const trackedName = "claude"
+
+// Timeouts for the processes the driver starts; generous, they only turn a hang into an error.
+const (
+	vigilStartTimeout = 30 * time.Second
+	vigilStopTimeout  = 30 * time.Second
+	loadgenTimeout    = 10 * time.Minute
+)
+
+// loadResult is the loadgen's output line (bench/loadgen).
+type loadResult struct {
+	Work        string         `json:"work"`
+	N           int            `json:"n"`
+	Warmup      int            `json:"warmup"`
+	NsPerOp     float64        `json:"ns_per_op"`
+	EventsPerOp map[string]int `json:"events_per_op"`
+}
+
+// recording is what a sensor configuration wrote while it ran, by root pid and event.action.
+type recording struct {
+	byRoot map[int]map[string]int
+	lost   map[string]uint64
+}
+
+// running is a started configuration; stop ends it and returns its recording (nil when the
+// configuration records nothing the driver can read). pid is the sensor's process, 0 when the
+// configuration has none: the driver waits for that process to go idle before each loadgen run
+// and charges its CPU time to the run.
+type running interface {
+	stop() (*recording, error)
+	pid() int
+}
+
+func run(o options) error {
+	if o.vigil == "" || o.loadgen == "" {
+		return errors.New("-vigil and -loadgen are required (build them first, see bench/README.md)")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("run as root: the floor and vigil load eBPF programs")
+	}
+	for _, p := range []string{o.vigil, o.loadgen} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("check binaries: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "vigil-bench-")
+	if err != nil {
+		return fmt.Errorf("create work dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	trackedBin, err := copyExecutable(o.loadgen, filepath.Join(dir, "agent", trackedName))
+	if err != nil {
+		return fmt.Errorf("make the tracked loadgen copy: %w", err)
+	}
+	bins := map[string]string{untracked: o.loadgen, tracked: trackedBin}
+
+	rep := report{Machine: describeMachine(), Rounds: o.rounds, N: o.n, Configs: o.configs}
+	fmt.Printf("bench: %d rounds of %s on %d vCPU, kernel %s\n", o.rounds, strings.Join(o.configs, ", "), rep.Machine.Nproc, rep.Machine.Kernel)
+	began := time.Now()
+	for round := 1; round <= o.rounds; round++ {
+		for _, c := range rotate(o.configs, round-1) {
+			r, err := start(c, o, dir)
+			if err != nil {
+				return fmt.Errorf("round %d: start %s: %w", round, c, err)
+			}
+			pids := map[int]loadResult{}
+			for _, w := range workloads {
+				for _, v := range variants {
+					s, res, pid, err := measure(r, bins[v], w, o.n[w])
+					if err != nil {
+						return errors.Join(fmt.Errorf("round %d: %s, %s %s: %w", round, c, w, v, err), stopQuietly(r))
+					}
+					if v == tracked {
+						pids[pid] = res
+					}
+					s.Round, s.Config, s.Variant = round, c, v
+					rep.Samples = append(rep.Samples, s)
+					fmt.Printf("[round %d/%d] %-12s %-8s %-9s %12.0f ns/op", round, o.rounds, c, w, v, s.NsPerOp)
+					if r.pid() > 0 {
+						fmt.Printf("   sensor CPU %8.0f ns/op", s.SensorCPUNsPerOp)
+					}
+					fmt.Println()
+				}
+			}
+			rec, err := r.stop()
+			if err != nil {
+				return fmt.Errorf("round %d: stop %s: %w", round, c, err)
+			}
+			if rec != nil {
+				ch := check(round, c, rec, pids)
+				rep.Checks = append(rep.Checks, ch)
+				printCheck(ch)
+			}
+		}
+		if round == 1 {
+			per := time.Since(began)
+			fmt.Printf("bench: round 1 took %s; about %s in all\n", per.Round(time.Second), (per * time.Duration(o.rounds)).Round(time.Second))
+		}
+	}
+	rep.Summaries = summarize(rep.Samples, o.configs)
+	return writeReport(rep, o.out)
+}
+
+// start brings a configuration up and returns once it is in effect.
+func start(c string, o options, dir string) (running, error) {
+	switch c {
+	case configNone:
+		return nothing{}, nil
+	case configFloor:
+		cl, err := floor.Attach()
+		if err != nil {
+			return nil, err
+		}
+		return closer{cl}, nil
+	case configVigil:
+		return startVigil(o.vigil, dir, false)
+	case configVigilStdout:
+		return startVigil(o.vigil, dir, true)
+	}
+	return nil, fmt.Errorf("unknown configuration %q", c)
+}
+
+type nothing struct{}
+
+func (nothing) stop() (*recording, error) { return nil, nil }
+func (nothing) pid() int                  { return 0 }
+
+type closer struct{ io.Closer }
+
+func (c closer) stop() (*recording, error) { return nil, c.Close() }
+func (closer) pid() int                    { return 0 }
+
+// measure runs the loadgen once. With a sensor process, it first waits for the sensor to go
+// idle, so that a run never pays for the previous run's backlog (on 2 vCPUs a sensor still
+// writing 200k events would steal the next run's CPU), and it charges the sensor's CPU time
+// from the start of the run until the sensor is idle again (its drain included) to the run.
+func measure(r running, bin, work string, n int) (sample, loadResult, int, error) {
+	pid := r.pid()
+	var before time.Duration
+	if pid > 0 {
+		var err error
+		if before, err = settle(pid); err != nil {
+			return sample{}, loadResult{}, 0, err
+		}
+	}
+	res, lpid, err := runLoadgen(bin, work, n)
+	if err != nil {
+		return sample{}, loadResult{}, 0, err
+	}
+	s := sample{Work: work, NsPerOp: res.NsPerOp}
+	if pid > 0 {
+		after, err := settle(pid)
+		if err != nil {
+			return sample{}, loadResult{}, 0, err
+		}
+		s.SensorCPUNsPerOp = float64((after - before).Nanoseconds()) / float64(res.N+res.Warmup)
+	}
+	return s, res, lpid, nil
+}
+
+// Idle detection: the sensor is idle when it used at most idleTicks of CPU (clock ticks,
+// 10 ms each at USER_HZ 100) during one idlePeriod; settleTimeout turns a busy sensor into an
+// error instead of a hang.
+const (
+	idlePeriod    = 100 * time.Millisecond
+	idleTicks     = 1
+	settleTimeout = 2 * time.Minute
+)
+
+// settle waits until pid is idle and returns its CPU time (user+system) at that point.
+func settle(pid int) (time.Duration, error) {
+	deadline := time.Now().Add(settleTimeout)
+	prev, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		time.Sleep(idlePeriod)
+		cur, err := cpuTicks(pid)
+		if err != nil {
+			return 0, err
+		}
+		if cur-prev <= idleTicks {
+			return time.Duration(cur) * time.Second / userHZ, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("sensor (pid %d) still busy after %s", pid, settleTimeout)
+		}
+		prev = cur
+	}
+}
+
+// userHZ is the unit of /proc/<pid>/stat's CPU times on Linux (USER_HZ, fixed at 100 on x86).
+const userHZ = 100
+
+// cpuTicks returns utime+stime of pid, all threads, from /proc/<pid>/stat.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read sensor CPU time: %w", err)
+	}
+	// The command name (field 2) may hold spaces; fields after its closing parenthesis are
+	// fixed: state is field 3, utime field 14 and stime field 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %q", pid, b)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %q", pid, b)
+	}
+	var utime, stime int64
+	if _, err := fmt.Sscan(f[11]+" "+f[12], &utime, &stime); err != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat CPU times: %w", pid, err)
+	}
+	return utime + stime, nil
+}
+
+// stopQuietly stops a configuration after a failure; its error joins the first one.
+func stopQuietly(r running) error {
+	_, err := r.stop()
+	return err
+}
+
+// runLoadgen runs one loadgen process; the warm-up is a tenth of the timed loop.
+func runLoadgen(bin, work string, n int) (loadResult, int, error) {
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(bin, "-work", work, "-n", fmt.Sprint(n), "-warmup", fmt.Sprint(n/10))
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return loadResult{}, 0, fmt.Errorf("start loadgen: %w", err)
+	}
+	timer := time.AfterFunc(loadgenTimeout, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	timer.Stop()
+	if err != nil {
+		return loadResult{}, 0, fmt.Errorf("loadgen: %w: %s", err, strings.TrimSpace(errOut.String()))
+	}
+	var res loadResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return loadResult{}, 0, fmt.Errorf("parse loadgen output %q: %w", out.String(), err)
+	}
+	return res, cmd.Process.Pid, nil
+}
+
+// copyExecutable copies src to dst (creating its directory) with mode 0755.
+func copyExecutable(src, dst string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", err
+	}
+	return dst, out.Close()
+}
+
+// vigilConfig pins the sensor settings the benchmark depends on (the defaults as of this
+// writing) and keeps the JSONL file from rotating, so every event of a round is countable.
+const vigilConfig = `output:
+  max_size_mb: 65536
+  max_files: 1
+kernel:
+  ring_buffer_kb: 4096
+  wakeup_bytes: 65536
+  poll_interval_ms: 10
+pipeline:
+  queue_size: 8192
+`
+
+// vigilRun is a running `vigil run`.
+type vigilRun struct {
+	cmd    *exec.Cmd
+	jsonl  string // "" when the JSONL went to standard output (discarded)
+	stderr *tailBuffer
+	exited chan error
+}
+
+// startVigil starts `vigil run` and waits for its "vigil running" log line, printed once the
+// probes are attached and the bootstrap is done. toStdout sends the JSONL to /dev/null
+// through standard output instead of a file.
+func startVigil(bin, dir string, toStdout bool) (*vigilRun, error) {
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(vigilConfig), 0o600); err != nil {
+		return nil, fmt.Errorf("write vigil config: %w", err)
+	}
+	v := &vigilRun{stderr: &tailBuffer{max: 64}, exited: make(chan error, 1)}
+	target := "-"
+	if !toStdout {
+		v.jsonl = filepath.Join(dir, "events.jsonl")
+		target = v.jsonl
+		if err := os.Remove(v.jsonl); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove old JSONL: %w", err)
+		}
+	}
+	v.cmd = exec.Command(bin, "run", "--config", cfg, "--jsonl", target)
+	stderr, err := v.cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("vigil stderr pipe: %w", err)
+	}
+	if err := v.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start vigil: %w", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		var once sync.Once
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			v.stderr.add(sc.Text())
+			if strings.Contains(sc.Text(), "vigil running") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		v.exited <- v.cmd.Wait()
+	}()
+	select {
+	case <-ready:
+		return v, nil
+	case err := <-v.exited:
+		return nil, fmt.Errorf("vigil exited before it was running (%v):\n%s", err, v.stderr)
+	case <-time.After(vigilStartTimeout):
+		v.cmd.Process.Kill()
+		<-v.exited
+		return nil, fmt.Errorf("vigil not running after %s:\n%s", vigilStartTimeout, v.stderr)
+	}
+}
+
+func (v *vigilRun) pid() int { return v.cmd.Process.Pid }
+
+// stop sends SIGINT (the sensor drains and flushes), requires exit status 0 and counts the
+// JSONL lines by root pid and action.
+func (v *vigilRun) stop() (*recording, error) {
+	if err := v.cmd.Process.Signal(os.Interrupt); err != nil {
+		return nil, fmt.Errorf("signal vigil: %w", err)
+	}
+	select {
+	case err := <-v.exited:
+		if err != nil {
+			return nil, fmt.Errorf("vigil did not exit cleanly (%v):\n%s", err, v.stderr)
+		}
+	case <-time.After(vigilStopTimeout):
+		v.cmd.Process.Kill()
+		<-v.exited
+		return nil, fmt.Errorf("vigil still running %s after SIGINT:\n%s", vigilStopTimeout, v.stderr)
+	}
+	if v.jsonl == "" {
+		return nil, nil
+	}
+	rec, err := countJSONL(v.jsonl)
+	if err != nil {
+		return nil, err
+	}
+	// Each tracked open run writes hundreds of MB; do not keep them between rounds.
+	if err := os.Remove(v.jsonl); err != nil {
+		return nil, fmt.Errorf("remove JSONL: %w", err)
+	}
+	return rec, nil
+}
+
+// countJSONL reads the fields of each line the check needs.
+func countJSONL(path string) (*recording, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open JSONL: %w", err)
+	}
+	defer f.Close()
+	rec := &recording{byRoot: map[int]map[string]int{}, lost: map[string]uint64{}}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
+	var line struct {
+		Event struct {
+			Action string `json:"action"`
+		} `json:"event"`
+		Vigil struct {
+			Root *struct {
+				Pid int `json:"pid"`
+			} `json:"root"`
+			Lost map[string]uint64 `json:"lost"`
+		} `json:"vigil"`
+	}
+	for n := 1; sc.Scan(); n++ {
+		line.Vigil.Root, line.Vigil.Lost = nil, nil
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return nil, fmt.Errorf("JSONL line %d: %w", n, err)
+		}
+		for k, c := range line.Vigil.Lost {
+			rec.lost[k] += c
+		}
+		if line.Vigil.Root == nil {
+			continue
+		}
+		m := rec.byRoot[line.Vigil.Root.Pid]
+		if m == nil {
+			m = map[string]int{}
+			rec.byRoot[line.Vigil.Root.Pid] = m
+		}
+		m[line.Event.Action]++
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read JSONL: %w", err)
+	}
+	return rec, nil
+}
+
+// check matches a recording with the tracked runs of the round (by root pid); the trees the
+// benchmark did not start (agents running on the machine) are summed under Other.
+func check(round int, config string, rec *recording, pids map[int]loadResult) eventCheck {
+	ch := eventCheck{Round: round, Config: config, Lost: rec.lost}
+	for _, w := range workloads {
+		for pid, res := range pids {
+			if res.Work != w {
+				continue
+			}
+			exp := map[string]int{}
+			for a, k := range res.EventsPerOp {
+				exp[a] = k * (res.N + res.Warmup)
+			}
+			written := rec.byRoot[pid]
+			if written == nil {
+				written = map[string]int{}
+			}
+			ch.Works = append(ch.Works, workCheck{Work: w, Expected: exp, Written: written})
+		}
+	}
+	for pid, m := range rec.byRoot {
+		if _, ok := pids[pid]; ok {
+			continue
+		}
+		if ch.Other == nil {
+			ch.Other = map[string]int{}
+		}
+		for a, n := range m {
+			ch.Other[a] += n
+		}
+	}
+	return ch
+}
+
+func printCheck(ch eventCheck) {
+	for _, wc := range ch.Works {
+		fmt.Printf("[round %d] %s events for tracked %s: %s\n", ch.Round, ch.Config, wc.Work, compareCounts(wc.Written, wc.Expected))
+	}
+	if len(ch.Lost) > 0 {
+		fmt.Printf("[round %d] %s lost: %s\n", ch.Round, ch.Config, formatLost(ch.Lost))
+	}
+	if len(ch.Other) > 0 {
+		fmt.Printf("[round %d] %s also recorded other agent trees: %v\n", ch.Round, ch.Config, ch.Other)
+	}
+}
+
+// tailBuffer keeps the last max lines of a process's stderr for error messages.
+type tailBuffer struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (t *tailBuffer) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, s)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+// describeMachine records what the numbers depend on; missing details stay empty.
+func describeMachine() machine {
+	m := machine{Date: time.Now().UTC().Format(time.RFC3339), Nproc: runtime.NumCPU(), Go: runtime.Version()}
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		m.Kernel = utsString(u.Release[:])
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
+	return m
+}
+
+func utsString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+// writeReport writes quick.json and quick.md into dir.
+func writeReport(r report, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode quick.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "quick.json"), append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write quick.json: %w", err)
+	}
+	md := r.markdown()
+	if err := os.WriteFile(filepath.Join(dir, "quick.md"), []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write quick.md: %w", err)
+	}
+	fmt.Print("\n" + md)
+	return nil
+}
