@@ -1,0 +1,523 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from the current encoder")
+
+// berlin is a non-UTC zone: every fixture is built in it so the golden files prove the
+// encoder converts to UTC.
+var berlin = time.FixedZone("CEST", 2*60*60)
+
+func intp(i int) *int { return &i }
+
+// fixtures are realistic records, one per golden file, modelled on what the sensor sees when
+// Claude Code runs a Bash tool call.
+func fixtures() map[string]*Event {
+	ts := time.Date(2025, 11, 24, 10, 31, 7, 120400000, berlin)
+	start := time.Date(2025, 11, 24, 10, 31, 7, 118000000, berlin)
+	host := &Host{Name: "dev-laptop-07", BootID: "9f0c3c2e-5f0b-4a57-9d0c-2b8f3d1c6a41"}
+	user := &User{ID: "1000", Name: "alice", Group: &Group{ID: "1000"}}
+	root := &Root{Pid: 41822, EntityID: "b3c1f0a4e9d27c58"}
+	genai := &GenAI{
+		Agent:        &GenAIAgent{Name: "claude-code"},
+		Conversation: &GenAIConversation{ID: "5b9d8f1e-2c47-4e0a-9a65-3d1f7c2b8e90"},
+		Tool:         &GenAITool{Name: "Bash", Call: &GenAIToolCall{ID: "toolu_01HzQ8mP3vX7kR2nW5yT9bLc"}},
+	}
+	shell := func() *Process {
+		return &Process{
+			Pid:        52310,
+			EntityID:   "7e2a91c04f8b3d65",
+			Name:       "bash",
+			Executable: "/usr/bin/bash",
+			Args: []string{"/bin/bash", "-c", "-l",
+				"source /home/alice/.claude/shell-snapshots/snapshot-bash-1764001234567-x3k9qa.sh && " +
+					"eval 'cd /home/alice/src/payments && go test ./... -run TestRefund -count=1 2>&1 | tail -80' " +
+					"\\< /dev/null && pwd -P >| /tmp/claude-4f2a-cwd"},
+			ArgsCount:        4,
+			WorkingDirectory: "/home/alice/src/payments",
+			Start:            &start,
+			Hash:             &Hash{SHA256: "5a4d8f0f3e2b8c9d1e6f7a0b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7"},
+			Parent:           &ParentProcess{Pid: 41822, EntityID: "b3c1f0a4e9d27c58", Executable: "/home/alice/.local/share/claude/versions/2.0.50", Name: "claude"},
+		}
+	}
+	meta := func(action, outcome, category string, seq uint64) EventMeta {
+		return EventMeta{Action: action, Outcome: outcome, Kind: "event", Category: category, Dataset: "vigil.kernel", Sequence: seq}
+	}
+	join := &JoinKeys{
+		TraceParent:       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		ClaudeCodeSession: "5b9d8f1e-2c47-4e0a-9a65-3d1f7c2b8e90",
+		ClaudeCode:        "1",
+	}
+	vigil := func() Vigil { return Vigil{Root: root, Source: "ebpf"} }
+
+	execEv := &Event{Timestamp: ts, Event: meta(ActionExec, OutcomeSuccess, "process", 1041), Host: host, User: user, Process: shell(), GenAI: genai, Vigil: vigil()}
+	execEv.Vigil.Join = join
+
+	forkP := shell()
+	forkP.Pid, forkP.EntityID = 52311, "0c5d7e9a1b3f2468"
+	forkP.Parent = &ParentProcess{Pid: 52310, EntityID: "7e2a91c04f8b3d65", Executable: "/usr/bin/bash", Name: "bash"}
+	fork := &Event{Timestamp: ts.Add(2 * time.Millisecond), Event: meta(ActionFork, OutcomeSuccess, "process", 1042), Host: host, User: user, Process: forkP, GenAI: genai, Vigil: vigil()}
+
+	openP := &Process{Pid: 52398, EntityID: "a19f3b7c5d2e8046", Name: "go", Executable: "/usr/local/go/bin/go", Thread: &Thread{ID: 52401},
+		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
+	open := &Event{Timestamp: ts.Add(41 * time.Millisecond), Event: meta(ActionOpen, OutcomeSuccess, "file", 1097), Host: host, User: user, Process: openP,
+		File: &File{Path: "/home/alice/src/payments/refund/refund_test.go", Access: "read", Flags: "O_RDONLY|O_CLOEXEC"}, GenAI: genai, Vigil: vigil()}
+
+	openFail := &Event{Timestamp: ts.Add(43 * time.Millisecond), Event: meta(ActionOpen, OutcomeFailure, "file", 1098), Host: host, User: user, Process: openP,
+		File: &File{Path: "/home/alice/.ssh/id_ed25519", Access: "read", Flags: "O_RDONLY"}, GenAI: genai, Vigil: vigil()}
+	openFail.Vigil.Errno = 13
+
+	connP := &Process{Pid: 52398, EntityID: "a19f3b7c5d2e8046", Name: "go", Executable: "/usr/local/go/bin/go",
+		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
+	conn4 := &Event{Timestamp: ts.Add(95 * time.Millisecond), Event: meta(ActionConnect, OutcomeSuccess, "network", 1120), Host: host, User: user, Process: connP,
+		Destination: &Destination{IP: "142.250.185.81", Port: 443}, Network: &Network{Type: "ipv4"}, GenAI: genai, Vigil: vigil()}
+	conn6 := &Event{Timestamp: ts.Add(96 * time.Millisecond), Event: meta(ActionConnect, OutcomeFailure, "network", 1121), Host: host, User: user, Process: connP,
+		Destination: &Destination{IP: "2a00:1450:4001:82b::2011", Port: 443}, Network: &Network{Type: "ipv6"}, GenAI: genai, Vigil: vigil()}
+	conn6.Vigil.Errno = 101
+	connUnix := &Event{Timestamp: ts.Add(97 * time.Millisecond), Event: meta(ActionConnect, OutcomeSuccess, "network", 1122), Host: host, User: user, Process: connP,
+		Destination: &Destination{Address: "/run/docker.sock"}, Network: &Network{Type: "unix"}, GenAI: genai, Vigil: vigil()}
+
+	exitP := shell()
+	exitP.ExitCode = intp(0)
+	exit := &Event{Timestamp: ts.Add(3*time.Second + 512*time.Millisecond), Event: meta(ActionExit, OutcomeSuccess, "process", 1388), Host: host, User: user, Process: exitP, GenAI: genai, Vigil: vigil()}
+
+	lost := &Event{Timestamp: ts.Add(5 * time.Second),
+		Event: EventMeta{Action: ActionLost, Outcome: OutcomeFailure, Kind: "metric", Dataset: "vigil.sensor", Sequence: 1389},
+		Host:  host,
+		Vigil: Vigil{Source: "ebpf", Lost: map[string]uint64{"open": 1742, "connect": 3, "fork": 12}}}
+
+	return map[string]*Event{
+		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail,
+		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix,
+		"exit": exit, "lost": lost,
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for name, e := range fixtures() {
+		t.Run(name, func(t *testing.T) {
+			got, err := MarshalJSON(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", "golden", name+".json")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden (run go test -update once): %v", err)
+			}
+			if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
+				t.Errorf("MarshalJSON mismatch\n got: %s\nwant: %s", got, want)
+			}
+			if bytes.ContainsRune(got, '\n') {
+				t.Error("line contains a newline")
+			}
+		})
+	}
+}
+
+// TestEncodedShape checks properties every line must have, whatever the action.
+func TestEncodedShape(t *testing.T) {
+	for name, e := range fixtures() {
+		t.Run(name, func(t *testing.T) {
+			line, err := MarshalJSON(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatal(err)
+			}
+			assertNoArrayOfObjects(t, "", m)
+
+			ts, _ := m["@timestamp"].(string)
+			if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || len(ts) != len(TimeLayout) || !strings.HasSuffix(ts, "Z") {
+				t.Errorf("@timestamp %q is not fixed-width RFC 3339 UTC", ts)
+			}
+			if p, ok := m["process"].(map[string]any); ok && p["start"] != nil {
+				if s := p["start"].(string); !strings.HasSuffix(s, "Z") || len(s) != len(TimeLayout) {
+					t.Errorf("process.start %q is not fixed-width UTC", s)
+				}
+			}
+			if v := m["vigil"].(map[string]any); v["schema"] != SchemaVersion {
+				t.Errorf("vigil.schema = %v, want %q", v["schema"], SchemaVersion)
+			}
+			if e.Vigil.Schema != "" {
+				t.Error("MarshalJSON modified the caller's event")
+			}
+		})
+	}
+}
+
+func assertNoArrayOfObjects(t *testing.T, path string, v any) {
+	t.Helper()
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			assertNoArrayOfObjects(t, strings.TrimPrefix(path+"."+k, "."), c)
+		}
+	case []any:
+		for _, c := range x {
+			switch c.(type) {
+			case map[string]any, []any:
+				t.Errorf("%s is an array of objects or arrays, which Wazuh cannot decode", path)
+				return
+			}
+		}
+	}
+}
+
+func TestExitCodeZeroIsWritten(t *testing.T) {
+	line, err := MarshalJSON(fixtures()["exit"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(line, []byte(`"exit_code":0`)) {
+		t.Errorf("exit_code 0 omitted: %s", line)
+	}
+}
+
+func TestTimestampsAreUTC(t *testing.T) {
+	start := time.Date(2025, 1, 2, 23, 30, 0, 5, time.FixedZone("", -8*3600))
+	e := &Event{Timestamp: start, Process: &Process{Pid: 1, Start: &start}}
+	line, err := MarshalJSON(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"2025-01-03T07:30:00.000000005Z"`
+	if got := strings.Count(string(line), want); got != 2 {
+		t.Errorf("want @timestamp and process.start as %s, got %s", want, line)
+	}
+}
+
+func TestMarshalJSONRefusesUnwritableTime(t *testing.T) {
+	e := &Event{Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, err := MarshalJSON(e); err == nil || !strings.Contains(err.Error(), "@timestamp") {
+		t.Errorf("want an error naming @timestamp, got %v", err)
+	}
+	if _, err := MarshalJSON(nil); err == nil {
+		t.Error("nil event: want an error")
+	}
+}
+
+func TestNoHTMLEscaping(t *testing.T) {
+	e := &Event{Process: &Process{Args: []string{"sh", "-c", "a && b > c < d"}}}
+	line, err := MarshalJSON(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(line, []byte(`"a && b > c < d"`)) {
+		t.Errorf("shell operators escaped: %s", line)
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	for name, e := range fixtures() {
+		t.Run(name, func(t *testing.T) {
+			line, err := MarshalJSON(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Event
+			if err := UnmarshalJSON(line, &back); err != nil {
+				t.Fatal(err)
+			}
+			again, err := MarshalJSON(&back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(line, again) {
+				t.Errorf("JSON→struct→JSON changed the line\n1: %s\n2: %s", line, again)
+			}
+			if !reflect.DeepEqual(&back, utcCopy(e)) {
+				t.Errorf("decoded struct differs\n got: %+v\nwant: %+v", back, *utcCopy(e))
+			}
+		})
+	}
+}
+
+func TestMsgpackRoundTrip(t *testing.T) {
+	for name, e := range fixtures() {
+		t.Run(name, func(t *testing.T) {
+			b, err := MarshalMsgpack(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Event
+			if err := UnmarshalMsgpack(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if back.Timestamp.Location() != time.UTC {
+				t.Errorf("timestamp decoded in %v, want UTC", back.Timestamp.Location())
+			}
+			if !reflect.DeepEqual(&back, utcCopy(e)) {
+				t.Errorf("msgpack round trip differs\n got: %+v\nwant: %+v", back, *utcCopy(e))
+			}
+		})
+	}
+}
+
+// utcCopy is what a decoder must return for e: times in UTC and the schema version filled in.
+func utcCopy(e *Event) *Event {
+	c := *e
+	c.Timestamp = c.Timestamp.UTC()
+	if c.Vigil.Schema == "" {
+		c.Vigil.Schema = SchemaVersion
+	}
+	if e.Process != nil {
+		p := *e.Process
+		if p.Start != nil {
+			s := p.Start.UTC()
+			p.Start = &s
+		}
+		c.Process = &p
+	}
+	return &c
+}
+
+func TestUnmarshalJSONRejects(t *testing.T) {
+	for _, in := range []string{``, `   `, `null`, `[]`, `[{"event":{}}]`, `"x"`, `42`, `true`, `{"@timestamp":"yesterday"}`, `{"event":{"sequence":-1}}`, `{} {}`, `{"process":{"start":"0000-01-01T00:00:00+01:00"}}`} {
+		e := Event{Host: &Host{Name: "kept"}}
+		if err := UnmarshalJSON([]byte(in), &e); err == nil {
+			t.Errorf("%q: want an error", in)
+		}
+		if e.Host == nil || e.Host.Name != "kept" {
+			t.Errorf("%q: event modified on error", in)
+		}
+	}
+	err := UnmarshalJSON([]byte(`[1]`), new(Event))
+	if err == nil || !strings.Contains(err.Error(), "want a JSON object") {
+		t.Errorf("want a clear not-an-object error, got %v", err)
+	}
+}
+
+func TestUnmarshalJSONIgnoresUnknownFields(t *testing.T) {
+	var e Event
+	if err := UnmarshalJSON([]byte(`{"event":{"action":"exec","future":1},"new_group":{"x":"y"}}`), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Event.Action != ActionExec {
+		t.Errorf("action = %q", e.Event.Action)
+	}
+}
+
+func TestUnmarshalMsgpackRejectsGarbage(t *testing.T) {
+	for _, in := range [][]byte{nil, {0xc1}, {0x81, 0xa1}} {
+		if err := UnmarshalMsgpack(in, new(Event)); err == nil {
+			t.Errorf("%x: want an error", in)
+		}
+	}
+}
+
+func TestFitLineLongArgument(t *testing.T) {
+	e := fixtures()["exec"]
+	big := strings.Repeat("x", 200<<10)
+	e.Process.Args = append(e.Process.Args[:3:3], big)
+	orig := e.Process.Args[3]
+
+	line, err := FitLine(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(line) >= MaxLineBytes {
+		t.Fatalf("line is %d bytes, limit %d", len(line), MaxLineBytes)
+	}
+	var back Event
+	if err := UnmarshalJSON(line, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(back.Vigil.Truncated, "process.args") {
+		t.Errorf("vigil.truncated = %v, want process.args", back.Vigil.Truncated)
+	}
+	arg := back.Process.Args[3]
+	if !strings.HasSuffix(arg, ellipsis) || !strings.HasPrefix(big, strings.TrimSuffix(arg, ellipsis)) {
+		t.Errorf("argument not cut to a prefix + ellipsis")
+	}
+	if len(arg) < MaxLineBytes/2 {
+		t.Errorf("kept only %d bytes of the argument, want most of the line", len(arg))
+	}
+	if back.Process.Args[2] != e.Process.Args[2] {
+		t.Error("a short argument was modified")
+	}
+	if e.Process.Args[3] != orig || len(e.Vigil.Truncated) != 0 {
+		t.Error("FitLine modified the caller's event")
+	}
+}
+
+func TestFitLineShortLineUnchanged(t *testing.T) {
+	e := fixtures()["exec"]
+	a, err := FitLine(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := MarshalJSON(e)
+	if !bytes.Equal(a, b) {
+		t.Error("FitLine changed a line that fits")
+	}
+}
+
+// TestFitLineShapes covers oversized events the single-argument case does not: many long
+// arguments, huge argument counts, escaped control characters, multi-byte text and every
+// shortenable field at once.
+func TestFitLineShapes(t *testing.T) {
+	long := func(s string, n int) string { return strings.Repeat(s, n/len(s)+1)[:n] }
+	many := make([]string, 20000)
+	for i := range many {
+		many[i] = "-v"
+	}
+	cases := map[string]struct {
+		ev   *Event
+		want []string
+	}{
+		"many long args": {&Event{Process: &Process{Args: []string{long("a", 40000), long("b", 30000), long("c", 20000)}}}, []string{"process.args"}},
+		"many tiny args": {&Event{Process: &Process{Args: many}}, []string{"process.args"}},
+		"control chars":  {&Event{Process: &Process{Args: []string{long("\x01", 30000)}}}, []string{"process.args"}},
+		"multibyte":      {&Event{Process: &Process{Args: []string{long("é€😀", 90000)}}}, []string{"process.args"}},
+		"all fields": {&Event{
+			Process: &Process{Executable: long("/e", 60000), WorkingDirectory: long("/w", 30000), Args: []string{long("x", 300)}},
+			File:    &File{Path: long("/p", 1000)},
+		}, []string{"process.args", "file.path", "process.executable"}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			line, err := FitLine(c.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(line) >= MaxLineBytes {
+				t.Fatalf("line is %d bytes", len(line))
+			}
+			if !utf8.Valid(line) {
+				t.Error("line is not valid UTF-8")
+			}
+			var back Event
+			if err := UnmarshalJSON(line, &back); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range c.want {
+				if !slices.Contains(back.Vigil.Truncated, f) {
+					t.Errorf("vigil.truncated = %v, want %s", back.Vigil.Truncated, f)
+				}
+			}
+			again, _ := FitLine(c.ev)
+			if !bytes.Equal(line, again) {
+				t.Error("FitLine is not deterministic")
+			}
+		})
+	}
+	if ev := cases["many tiny args"].ev; ev.Process.ArgsCount != 0 {
+		t.Error("caller's args_count modified")
+	}
+}
+
+func TestFitLineDroppedArgsKeepCount(t *testing.T) {
+	args := make([]string, 30000)
+	for i := range args {
+		args[i] = "--x"
+	}
+	line, err := FitLine(&Event{Process: &Process{Args: args}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Event
+	if err := UnmarshalJSON(line, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Process.ArgsCount != 30000 || len(back.Process.Args) >= 30000 {
+		t.Errorf("args_count = %d with %d args kept, want 30000 and fewer", back.Process.ArgsCount, len(back.Process.Args))
+	}
+}
+
+func TestFitLineGivesUpOnUnshortenableFields(t *testing.T) {
+	e := &Event{Host: &Host{Name: strings.Repeat("h", MaxLineBytes)}}
+	if _, err := FitLine(e); err == nil || !strings.Contains(err.Error(), "fit line") {
+		t.Errorf("want a fit line error, got %v", err)
+	}
+}
+
+// FuzzUnmarshalJSON feeds arbitrary bytes to the reader: it must not panic, and whatever it
+// accepts must encode again, to a line that decodes to the same encoding.
+func FuzzUnmarshalJSON(f *testing.F) {
+	for _, e := range fixtures() {
+		line, err := MarshalJSON(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(line)
+	}
+	for _, s := range []string{`{}`, `null`, `[]`, `{"@timestamp":"9999-12-31T23:59:59-01:00"}`, `{"process":{"exit_code":0,"args":["\u0000",""]}}`, `{"vigil":{"lost":{"":1}}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e Event
+		if err := UnmarshalJSON(b, &e); err != nil {
+			return
+		}
+		line, err := MarshalJSON(&e)
+		if err != nil {
+			t.Fatalf("decoded but does not encode: %v", err)
+		}
+		var back Event
+		if err := UnmarshalJSON(line, &back); err != nil {
+			t.Fatalf("own output does not decode: %v\n%s", err, line)
+		}
+		again, err := MarshalJSON(&back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(line, again) {
+			t.Fatalf("encoding not stable\n1: %s\n2: %s", line, again)
+		}
+		if _, err := FitLine(&e); err != nil && len(b) < MaxLineBytes/2 {
+			t.Fatalf("FitLine: %v", err)
+		}
+	})
+}
+
+// FuzzUnmarshalMsgpack does the same for the internal encoding, which the hook socket reads
+// from other processes.
+func FuzzUnmarshalMsgpack(f *testing.F) {
+	for _, e := range fixtures() {
+		b, err := MarshalMsgpack(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e Event
+		if err := UnmarshalMsgpack(b, &e); err != nil {
+			return
+		}
+		out, err := MarshalMsgpack(&e)
+		if err != nil {
+			t.Fatalf("decoded but does not encode: %v", err)
+		}
+		var back Event
+		if err := UnmarshalMsgpack(out, &back); err != nil {
+			t.Fatalf("own output does not decode: %v", err)
+		}
+		if _, err := MarshalJSON(&back); err != nil {
+			t.Fatalf("msgpack record does not encode to JSON: %v", err)
+		}
+	})
+}
