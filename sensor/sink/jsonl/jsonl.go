@@ -1,0 +1,286 @@
+// Package jsonl is the JSON Lines sink: one proto.FitLine record per line, the format Wazuh
+// reads with <log_format>json</log_format> and any SIEM forwarder can tail. Files are rotated
+// by size with a bounded count, and created with restrictive permissions because the sensor
+// runs as root next to secrets and its records name the files agents touched.
+package jsonl
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// DefaultMode is the permission of every file the sink writes: root reads and writes, the
+// group (e.g. the SIEM forwarder's) reads, others nothing.
+const DefaultMode os.FileMode = 0o640
+
+// DefaultMaxFiles is how many rotated files are kept when rotation is on and Options.MaxFiles
+// is zero.
+const DefaultMaxFiles = 5
+
+// dirMode is used when the parent directory has to be created.
+const dirMode os.FileMode = 0o750
+
+// bufferBytes is how much is buffered before a Write goes to the file on its own; the sensor
+// calls Flush after every batch, so most batches leave in one write(2).
+const bufferBytes = 256 << 10
+
+// Stdout is the Path that selects standard output instead of a file.
+const Stdout = "-"
+
+// ErrClosed is returned (wrapped) by Write after Close.
+var ErrClosed = errors.New("jsonl sink closed")
+
+// Options configure a Writer.
+type Options struct {
+	// Path is the file to append to, or "-" for standard output (never rotated).
+	Path string
+	// MaxSizeBytes rotates the file before a record would take it past this size; 0 turns
+	// rotation off.
+	MaxSizeBytes int64
+	// MaxFiles is how many rotated files (Path.1 … Path.N, Path.1 the newest) are kept;
+	// 0 means DefaultMaxFiles.
+	MaxFiles int
+	// Mode is the file permission, enforced even on a file that already existed; 0 means
+	// DefaultMode.
+	Mode os.FileMode
+}
+
+// Writer is a sensor.Sink writing JSON lines. Write, Flush, Close and Stats may be called from
+// different goroutines (the pipeline writes, a timer flushes); a mutex serialises them.
+type Writer struct {
+	mu       sync.Mutex
+	opts     Options
+	out      io.Writer // the open file, or os.Stdout; nil after a failed reopen
+	file     *os.File  // nil for standard output
+	buf      []byte    // whole lines not yet written
+	bufLines uint64
+	size     int64 // bytes already in the current file
+	closed   bool
+
+	written, bytes, errors uint64
+}
+
+// Open validates o, creates the parent directory if needed and opens the file for appending.
+func Open(o Options) (*Writer, error) {
+	if o.Path == "" {
+		return nil, errors.New("open jsonl sink: empty path")
+	}
+	if o.MaxSizeBytes < 0 || o.MaxFiles < 0 {
+		return nil, fmt.Errorf("open jsonl sink %s: negative MaxSizeBytes or MaxFiles", o.Path)
+	}
+	if o.Mode == 0 {
+		o.Mode = DefaultMode
+	}
+	o.Mode = o.Mode.Perm()
+	if o.MaxFiles == 0 {
+		o.MaxFiles = DefaultMaxFiles
+	}
+	w := &Writer{opts: o, buf: make([]byte, 0, bufferBytes)}
+	if o.Path == Stdout {
+		w.out = os.Stdout
+		return w, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Path), dirMode); err != nil {
+		return nil, fmt.Errorf("open jsonl sink: create directory: %w", err)
+	}
+	if err := w.openFile(); err != nil {
+		return nil, fmt.Errorf("open jsonl sink: %w", err)
+	}
+	return w, nil
+}
+
+// openFile opens Path for appending with the configured mode. O_NOFOLLOW and the
+// regular-file check keep a root process from appending to, and chmod-ing, whatever a
+// planted symlink or device node points at; O_NONBLOCK (no effect on regular files) keeps
+// a planted FIFO from blocking the sensor in open.
+func (w *Writer) openFile() error {
+	flags := os.O_APPEND | os.O_CREATE | os.O_WRONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	f, err := os.OpenFile(w.opts.Path, flags, w.opts.Mode)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", w.opts.Path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close() // the stat error is the one to report
+		return fmt.Errorf("stat %s: %w", w.opts.Path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		_ = f.Close() // nothing was written; the type error is the one to report
+		return fmt.Errorf("%s is not a regular file (%s)", w.opts.Path, fi.Mode().Type())
+	}
+	// The create mode only applies to new files and is reduced by the umask; an existing
+	// file may be world-readable. Set the mode on the descriptor so it is exact either way.
+	if fi.Mode().Perm() != w.opts.Mode {
+		if err := f.Chmod(w.opts.Mode); err != nil {
+			_ = f.Close() // refusing to write with wider permissions matters more
+			return fmt.Errorf("chmod %s: %w", w.opts.Path, err)
+		}
+	}
+	w.file, w.out, w.size = f, f, fi.Size()
+	return nil
+}
+
+// Write encodes e with proto.FitLine and buffers it as one line. The line reaches the file on
+// Flush, when the buffer is full, or before a rotation. A record that cannot be encoded or
+// written is counted in Stats' errors and the error is returned; that includes a record whose
+// rotation failed, and the next Write tries the rotation again.
+func (w *Writer) Write(e *proto.Event) error {
+	line, err := proto.FitLine(e)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.errors++
+		return fmt.Errorf("jsonl write: %w", err)
+	}
+	if w.closed {
+		w.errors++
+		return fmt.Errorf("jsonl write %s: %w", w.opts.Path, ErrClosed)
+	}
+	n := int64(len(line)) + 1
+	pending := w.size + int64(len(w.buf))
+	switch {
+	case w.file != nil && w.opts.MaxSizeBytes > 0 && pending > 0 && pending+n > w.opts.MaxSizeBytes:
+		if err := w.rotateLocked(); err != nil {
+			w.errors++
+			return fmt.Errorf("jsonl write: %w", err)
+		}
+	case len(w.buf)+int(n) > cap(w.buf):
+		if err := w.flushLocked(); err != nil {
+			w.errors++
+			return fmt.Errorf("jsonl write: %w", err)
+		}
+	}
+	if w.out == nil {
+		// A previous rotation could not reopen the file; try again rather than stay down.
+		if err := w.openFile(); err != nil {
+			w.errors++
+			return fmt.Errorf("jsonl write: reopen: %w", err)
+		}
+	}
+	w.buf = append(w.buf, line...)
+	w.buf = append(w.buf, '\n')
+	w.bufLines++
+	return nil
+}
+
+// Flush writes the buffered lines to the file, where a reader (the SIEM agent tailing it)
+// sees them. It does not fsync: visibility to readers is what the timer needs, and Close
+// syncs once. Flush after Close is a no-op.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.flushLocked(); err != nil {
+		return fmt.Errorf("jsonl flush: %w", err)
+	}
+	return nil
+}
+
+// flushLocked writes the buffer in one call. On failure every buffered record is counted as
+// an error and dropped, and a partly written line is cut off the file again, so the file never
+// holds a split record and later lines are not glued to a fragment.
+func (w *Writer) flushLocked() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	lines := w.bufLines
+	w.bufLines = 0
+	n, err := w.out.Write(w.buf)
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.errors += lines
+		err = fmt.Errorf("write %d records to %s: %w", lines, w.opts.Path, err)
+		if n > 0 && w.file != nil {
+			if terr := w.file.Truncate(w.size); terr != nil {
+				err = fmt.Errorf("%w; cut partial line: %w", err, terr)
+			}
+		}
+		return err
+	}
+	w.size += int64(n)
+	w.written += lines
+	w.bytes += uint64(n)
+	return nil
+}
+
+// rotateLocked flushes and closes the current file, shifts Path.i to Path.i+1 (the rename onto
+// Path.MaxFiles replaces the oldest), moves Path to Path.1 and opens a new Path. It reopens
+// Path even when a step fails, so writing goes on in the old file rather than stopping.
+func (w *Writer) rotateLocked() error {
+	err := w.flushLocked()
+	if cerr := w.file.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close %s: %w", w.opts.Path, cerr)
+	}
+	w.file, w.out = nil, nil
+	if err == nil {
+		err = w.shiftFiles()
+	}
+	if oerr := w.openFile(); oerr != nil {
+		if err == nil {
+			err = oerr
+		} else {
+			err = fmt.Errorf("%w; reopen: %w", err, oerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rotate %s: %w", w.opts.Path, err)
+	}
+	return nil
+}
+
+// shiftFiles renames the rotated files one step older and Path to Path.1.
+func (w *Writer) shiftFiles() error {
+	name := func(i int) string {
+		if i == 0 {
+			return w.opts.Path
+		}
+		return w.opts.Path + "." + strconv.Itoa(i)
+	}
+	for i := w.opts.MaxFiles - 1; i >= 0; i-- {
+		if err := os.Rename(name(i), name(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rename %s: %w", name(i), err)
+		}
+	}
+	return nil
+}
+
+// Close flushes, syncs and closes the file (standard output is flushed but left open).
+// Writes after Close fail with ErrClosed and are counted.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.flushLocked()
+	if w.file != nil {
+		if serr := w.file.Sync(); serr != nil && err == nil {
+			err = fmt.Errorf("sync %s: %w", w.opts.Path, serr)
+		}
+		if cerr := w.file.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", w.opts.Path, cerr)
+		}
+		w.file, w.out = nil, nil
+	}
+	if err != nil {
+		return fmt.Errorf("jsonl close: %w", err)
+	}
+	return nil
+}
+
+// Stats returns how many records and bytes reached the output, and how many records did not
+// (refused by the encoder, written after Close, or lost when a write to the file failed).
+// Records still buffered are in neither count until the next Flush.
+func (w *Writer) Stats() (written, bytes, errors uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written, w.bytes, w.errors
+}
