@@ -43,7 +43,7 @@ func fixtures() map[string]*Event {
 			Executable: "/usr/bin/bash",
 			Args: []string{"/bin/bash", "-c", "-l",
 				"source /home/alice/.claude/shell-snapshots/snapshot-bash-1764001234567-x3k9qa.sh && " +
-					"eval 'cd /home/alice/src/payments && go test ./... -run TestRefund -count=1 2>&1 | tail -80' " +
+					"eval 'GITHUB_TOKEN=[REDACTED] gh pr checks 42 && cd /home/alice/src/payments && go test ./... -run TestRefund -count=1 2>&1 | tail -80' " +
 					"\\< /dev/null && pwd -P >| /tmp/claude-4f2a-cwd"},
 			ArgsCount:        4,
 			WorkingDirectory: "/home/alice/src/payments",
@@ -94,7 +94,7 @@ func fixtures() map[string]*Event {
 	exit := &Event{Timestamp: ts.Add(3*time.Second + 512*time.Millisecond), Event: meta(ActionExit, OutcomeSuccess, "process", 1388), Host: host, User: user, Process: exitP, GenAI: genai, Vigil: vigil()}
 
 	lost := &Event{Timestamp: ts.Add(5 * time.Second),
-		Event: EventMeta{Action: ActionLost, Outcome: OutcomeFailure, Kind: "metric", Dataset: "vigil.sensor", Sequence: 1389},
+		Event: EventMeta{Action: ActionLost, Kind: "metric", Dataset: "vigil.sensor", Sequence: 1389},
 		Host:  host,
 		Vigil: Vigil{Source: "ebpf", Lost: map[string]uint64{"open": 1742, "connect": 3, "fork": 12}}}
 
@@ -520,4 +520,21 @@ func FuzzUnmarshalMsgpack(f *testing.F) {
 			t.Fatalf("msgpack record does not encode to JSON: %v", err)
 		}
 	})
+}
+
+// TestSchemaDocExamples keeps docs/schema.md's example lines equal to the golden output.
+func TestSchemaDocExamples(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "schema.md"))
+	if err != nil {
+		t.Skipf("docs/schema.md not found: %v", err)
+	}
+	for name := range fixtures() {
+		line, err := os.ReadFile(filepath.Join("testdata", "golden", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(doc, bytes.TrimSuffix(line, []byte("\n"))) {
+			t.Errorf("docs/schema.md lacks the current %s example", name)
+		}
+	}
 }
