@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -46,9 +46,11 @@ type EBPF struct {
 	started time.Time
 	ready   time.Duration
 
-	mu          sync.Mutex
-	rejected    map[uint32]bool // pending interpreter roots user space said are not agents
-	decodeFails uint64
+	// confirmed holds pending interpreter roots that argv showed to be agents (root tgid →
+	// agent id) until the root exits: records queued before the verdict still carry the
+	// pending flag. Only the Run goroutine touches it.
+	confirmed   map[uint32]uint32
+	decodeFails atomic.Uint64
 }
 
 // dropKindNames index the kernel's per-CPU drop counters (enum drop_kind).
@@ -88,10 +90,10 @@ func NewEBPF(opts Options) (*EBPF, error) {
 		return nil, err
 	}
 	s := &EBPF{
-		opts:     opts,
-		started:  started,
-		rejected: map[uint32]bool{},
-		dec:      decoder{bootOffset: offset, agentName: opts.Catalog.NameOf},
+		opts:      opts,
+		started:   started,
+		confirmed: map[uint32]uint32{},
+		dec:       decoder{bootOffset: offset, agentName: opts.Catalog.NameOf},
 	}
 	if err := s.load(); err != nil {
 		return nil, err
@@ -298,38 +300,32 @@ func (s *EBPF) Run(ctx context.Context, emit func(*proto.Event)) error {
 func (s *EBPF) handle(raw []byte, emit func(*proto.Event)) {
 	r, err := s.dec.decode(raw)
 	if err != nil {
-		s.mu.Lock()
-		s.decodeFails++
-		s.mu.Unlock()
+		s.decodeFails.Add(1)
 		s.opts.Log.Warn().Err(err).Int("bytes", len(raw)).Msg("undecodable ring buffer record")
 		return
 	}
 	if r.trackFlags&trackPending != 0 && !s.settlePending(r) {
 		return
 	}
+	if e := r.event; e.Event.Action == proto.ActionExit && e.Process.Pid == e.Vigil.Root.Pid {
+		delete(s.confirmed, uint32(e.Process.Pid))
+	}
 	emit(r.event)
 }
 
 // settlePending decides a pending interpreter tree from its root's exec argv: confirmed
-// trees get their agent id in the kernel map, rejected ones stop being followed. Returns
+// trees get their agent id in the kernel map; anything else stops being followed. Returns
 // whether the record belongs to an agent tree.
 func (s *EBPF) settlePending(r record) bool {
 	e := r.event
 	root := uint32(e.Vigil.Root.Pid)
-	s.mu.Lock()
-	rejected := s.rejected[root]
-	s.mu.Unlock()
-	if rejected {
-		return false
+	if agentID, ok := s.confirmed[root]; ok {
+		setAgent(e, s.opts.Catalog.NameOf(agentID))
+		return true
 	}
 	if e.Event.Action != proto.ActionExec || e.Process.Pid != e.Vigil.Root.Pid {
-		// A child of a root confirmed after this record was queued: the map entry (and so
-		// the agent id) was updated by the confirmation.
-		var entry bpf.VigilTrackEntry
-		if err := s.objs.Tracked.Lookup(root, &entry); err == nil && entry.Flags&trackPending == 0 && entry.Agent != 0 {
-			setAgent(e, s.opts.Catalog.NameOf(entry.Agent))
-			return true
-		}
+		// Only the root's exec carries the argv that decides, and it comes first in the ring:
+		// this tree was rejected.
 		return false
 	}
 	agent, ok := s.opts.Catalog.AgentByScript(e.Process.Args)
@@ -337,6 +333,7 @@ func (s *EBPF) settlePending(r record) bool {
 		s.reject(root)
 		return false
 	}
+	s.confirmed[root] = s.opts.Catalog.ID(agent)
 	s.confirm(root, s.opts.Catalog.ID(agent))
 	setAgent(e, agent)
 	return true
@@ -361,9 +358,6 @@ func (s *EBPF) confirm(root, agent uint32) {
 // reject marks a pending root as not an agent (the kernel then ignores it and does not
 // follow its forks) and forgets the children it forked meanwhile.
 func (s *EBPF) reject(root uint32) {
-	s.mu.Lock()
-	s.rejected[root] = true
-	s.mu.Unlock()
 	s.updateTree(root, func(pid uint32, e *bpf.VigilTrackEntry) {
 		if pid == root {
 			e.Flags |= trackRejected
@@ -393,20 +387,6 @@ func (s *EBPF) updateTree(root uint32, fn func(pid uint32, e *bpf.VigilTrackEntr
 			fn(pid, &entry)
 		}
 	}
-	s.pruneRejected()
-}
-
-// pruneRejected forgets rejected roots whose processes have exited (the kernel removed
-// their entries), so the set stays as small as the number of live rejected roots.
-func (s *EBPF) pruneRejected() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var entry bpf.VigilTrackEntry
-	for root := range s.rejected {
-		if err := s.objs.Tracked.Lookup(root, &entry); errors.Is(err, ebpf.ErrKeyNotExist) {
-			delete(s.rejected, root)
-		}
-	}
 }
 
 // Lost implements sensor.Source: the kernel's per-CPU drop counters summed per kind, plus
@@ -426,11 +406,9 @@ func (s *EBPF) Lost() map[string]uint64 {
 			lost[name] = sum
 		}
 	}
-	s.mu.Lock()
-	if s.decodeFails > 0 {
-		lost["decode"] = s.decodeFails
+	if n := s.decodeFails.Load(); n > 0 {
+		lost["decode"] = n
 	}
-	s.mu.Unlock()
 	return lost
 }
 

@@ -1,0 +1,429 @@
+package linux
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
+)
+
+// These tests load the real programs and run real processes. They need root and a kernel
+// with BTF; they skip only when that is missing, and say why.
+
+type collector struct {
+	mu     sync.Mutex
+	events []*proto.Event
+}
+
+func (c *collector) emit(e *proto.Event) {
+	c.mu.Lock()
+	c.events = append(c.events, e)
+	c.mu.Unlock()
+}
+
+func (c *collector) snapshot() []*proto.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*proto.Event(nil), c.events...)
+}
+
+// waitFor polls until some event matches or the timeout passes.
+func (c *collector) waitFor(t *testing.T, what string, timeout time.Duration, match func(*proto.Event) bool) *proto.Event {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, e := range c.snapshot() {
+			if match(e) {
+				return e
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no event for %s within %s; got %d events:\n%s", what, timeout, len(c.snapshot()), dump(c.snapshot()))
+	return nil
+}
+
+func dump(events []*proto.Event) string {
+	var sb strings.Builder
+	for i, e := range events {
+		if i == 60 {
+			sb.WriteString("…\n")
+			break
+		}
+		path := ""
+		if e.File != nil {
+			path = e.File.Path
+		}
+		fmt.Fprintf(&sb, "%s pid=%d root=%d %s %v\n", e.Event.Action, e.Process.Pid, e.Vigil.Root.Pid, path, e.Process.Args)
+	}
+	return sb.String()
+}
+
+func requireKernel(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load eBPF programs: run the tests as root (make test does)")
+	}
+	if err := CheckBTF(); err != nil {
+		t.Skipf("kernel cannot load Vigil's programs: %v", err)
+	}
+}
+
+// startSource loads the programs and streams events into a collector until the test ends.
+func startSource(t *testing.T, mutate func(*Options), emitWrap func(func(*proto.Event)) func(*proto.Event)) (*EBPF, *collector) {
+	t.Helper()
+	requireKernel(t)
+	opts := Options{Catalog: sensor.DefaultCatalog(), Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	src, err := NewEBPF(opts)
+	if err != nil {
+		t.Fatalf("NewEBPF: %v", err)
+	}
+	c := &collector{}
+	emit := c.emit
+	if emitWrap != nil {
+		emit = emitWrap(emit)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, emit) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := src.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return src, c
+}
+
+// agentShell copies /bin/bash into a temp dir under an agent's name.
+func agentShell(t *testing.T, name string) (path, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, name)
+	data, err := os.ReadFile("/bin/bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path, dir
+}
+
+func writeFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func isOpenOf(path string) func(*proto.Event) bool {
+	return func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionOpen && e.File != nil && e.File.Path == path
+	}
+}
+
+func TestAgentTreeIsTrackedAndOthersAreNot(t *testing.T) {
+	_, c := startSource(t, nil, nil)
+	shell, dir := agentShell(t, "claude")
+	secret := writeFile(t, dir, ".env")
+	later := writeFile(t, dir, "grandchild-read")
+	outsider := writeFile(t, dir, "outsider-read")
+
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	// The outsider: a plain bash doing the same things, before and while the agent runs.
+	out := exec.Command("/bin/bash", "-c", fmt.Sprintf("cat %s >/dev/null; exec 3<>/dev/tcp/127.0.0.1/%d; cat %s", outsider, port, outsider))
+	if err := out.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The agent: a child reads .env (a relative path), a backgrounded grandchild reads a file
+	// after the parent's command returns, and the agent itself connects to the listener.
+	script := fmt.Sprintf("cat .env >/dev/null; (sleep 0.3; cat %s >/dev/null) & exec 3<>/dev/tcp/127.0.0.1/%d; wait", later, port)
+	cmd := exec.Command(shell, "-c", script)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("agent shell: %v: %s", err, out)
+	}
+	root := cmd.Process.Pid
+	if err := out.Wait(); err != nil {
+		t.Fatalf("outsider: %v", err)
+	}
+
+	rootExec := c.waitFor(t, "exec of the agent root", 5*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionExec && e.Process.Pid == root
+	})
+	if rootExec.Vigil.Root.Pid != root || rootExec.GenAI == nil || rootExec.GenAI.Agent.Name != "claude-code" {
+		t.Errorf("root exec: root=%d agent=%+v, want root %d claude-code", rootExec.Vigil.Root.Pid, rootExec.GenAI, root)
+	}
+	if rootExec.Process.Executable != shell || rootExec.Process.WorkingDirectory != dir {
+		t.Errorf("root exec: executable %q cwd %q, want %q %q", rootExec.Process.Executable, rootExec.Process.WorkingDirectory, shell, dir)
+	}
+	if len(rootExec.Process.Args) != 3 || rootExec.Process.Args[2] != script {
+		t.Errorf("root exec args = %q", rootExec.Process.Args)
+	}
+
+	envRead := c.waitFor(t, "open of .env by a child", 5*time.Second, isOpenOf(secret))
+	if envRead.Process.Pid == root || envRead.Vigil.Root.Pid != root || envRead.Event.Outcome != proto.OutcomeSuccess {
+		t.Errorf(".env open: pid %d root %d outcome %s; want a child of %d, success", envRead.Process.Pid, envRead.Vigil.Root.Pid, envRead.Event.Outcome, root)
+	}
+
+	grand := c.waitFor(t, "open by the background grandchild", 5*time.Second, isOpenOf(later))
+	if grand.Vigil.Root.Pid != root {
+		t.Errorf("grandchild open root = %d, want %d", grand.Vigil.Root.Pid, root)
+	}
+	// cat's parent is the backgrounded subshell, itself a child of the root.
+	var sub *proto.Event
+	for _, e := range c.snapshot() {
+		if e.Event.Action == proto.ActionFork && e.Process.Pid == grand.Process.Parent.Pid {
+			sub = e
+		}
+	}
+	if sub == nil || sub.Process.Parent.Pid != root {
+		t.Errorf("no fork of the grandchild's parent %d from root %d", grand.Process.Parent.Pid, root)
+	}
+
+	conn := c.waitFor(t, "connect to the listener", 5*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionConnect && e.Process.Pid == root
+	})
+	if conn.Destination == nil || conn.Destination.IP != "127.0.0.1" || conn.Destination.Port != port || conn.Event.Outcome != proto.OutcomeSuccess {
+		t.Errorf("connect = %+v outcome %s, want 127.0.0.1:%d success", conn.Destination, conn.Event.Outcome, port)
+	}
+	c.waitFor(t, "exit of the root", 5*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionExit && e.Process.Pid == root && e.Process.ExitCode != nil && *e.Process.ExitCode == 0
+	})
+
+	for _, e := range c.snapshot() {
+		if e.Vigil.Root.Pid != root {
+			t.Errorf("event outside the agent tree: %s pid %d root %d", e.Event.Action, e.Process.Pid, e.Vigil.Root.Pid)
+		}
+		if e.Process.Pid == out.Process.Pid || (e.File != nil && e.File.Path == outsider) {
+			t.Errorf("the outsider's activity was recorded: %s %+v", e.Event.Action, e.File)
+		}
+		if e.Process.Pid == os.Getpid() {
+			t.Errorf("the sensor's own process was recorded: %s", e.Event.Action)
+		}
+	}
+}
+
+func TestBootstrapPicksUpRunningTree(t *testing.T) {
+	requireKernel(t)
+	shell, dir := agentShell(t, "codex")
+	target := writeFile(t, dir, "read-after-start")
+	// The agent and its child start before the sensor; the child reads the file later.
+	cmd := exec.Command(shell, "-c", fmt.Sprintf("sh -c 'sleep 1.5; cat %s >/dev/null'; true", target))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(300 * time.Millisecond) // let the child start
+
+	src, c := startSource(t, nil, nil)
+	root := cmd.Process.Pid
+	var seededRoot, seededChild bool
+	for _, p := range src.Seeded() {
+		if p.Pid == root && p.RootPid == root && p.Agent == "codex" {
+			seededRoot = true
+		}
+		if p.PPid == root && p.RootPid == root {
+			seededChild = true
+		}
+	}
+	if !seededRoot || !seededChild {
+		t.Fatalf("bootstrap did not seed the running tree (root %v, child %v): %+v", seededRoot, seededChild, src.Seeded())
+	}
+	e := c.waitFor(t, "open by a descendant of the pre-existing agent", 6*time.Second, isOpenOf(target))
+	if e.Vigil.Root.Pid != root || e.GenAI == nil || e.GenAI.Agent.Name != "codex" {
+		t.Errorf("open root %d agent %+v, want %d codex", e.Vigil.Root.Pid, e.GenAI, root)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestShortLivedChildKeepsArgvAndJoinKeys(t *testing.T) {
+	_, c := startSource(t, nil, nil)
+	shell, _ := agentShell(t, "claude")
+	const secret = "s3cr3t-value-never-logged"
+	cmd := exec.Command(shell, "-c", "/bin/true first-arg second-arg")
+	// A long variable first pushes the keys past the kernel's 256-byte string chunks.
+	cmd.Env = []string{"PADDING=" + strings.Repeat("p", 1000), "TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"CODEX_TOOL_CALL_ID=call_abc", "API_TOKEN=" + secret, "CLAUDE_CODE_SESSION_ID=5f1c0b1e-sess", "CODEX_SESSION_ID=019a-conv",
+		"AI_AGENT=claude-code_2-1-197_agent", "CLAUDECODE=1", "PATH=/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	e := c.waitFor(t, "exec of /bin/true", 5*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionExec && strings.HasSuffix(e.Process.Executable, "/true")
+	})
+	if got := e.Process.Args; len(got) != 3 || got[1] != "first-arg" || got[2] != "second-arg" {
+		t.Errorf("args = %q", got)
+	}
+	want := proto.JoinKeys{
+		TraceParent:       "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		CodexToolCallID:   "call_abc",
+		ClaudeCodeSession: "5f1c0b1e-sess",
+		CodexSession:      "019a-conv",
+		AIAgent:           "claude-code_2-1-197_agent",
+		ClaudeCode:        "1",
+	}
+	if e.Vigil.Join == nil || *e.Vigil.Join != want {
+		t.Errorf("join keys = %+v, want %+v", e.Vigil.Join, want)
+	}
+	c.waitFor(t, "exit of /bin/true", 5*time.Second, func(x *proto.Event) bool {
+		return x.Event.Action == proto.ActionExit && x.Process.Pid == e.Process.Pid
+	})
+	for _, ev := range c.snapshot() {
+		line, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(line), secret) {
+			t.Fatalf("a non-allowlisted environment value reached an event: %s", line)
+		}
+	}
+}
+
+func TestInterpreterLaunchedAgentIsConfirmedFromArgv(t *testing.T) {
+	_, c := startSource(t, nil, nil)
+	node, dir := agentShell(t, "node") // a bash named like an interpreter
+	agentDir := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code")
+	if err := os.MkdirAll(agentDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	agentRead := writeFile(t, dir, "read-by-agent-script")
+	otherRead := writeFile(t, dir, "read-by-other-script")
+	cli := filepath.Join(agentDir, "cli.js")
+	other := filepath.Join(dir, "build.js")
+	if err := os.WriteFile(cli, []byte("cat "+agentRead+" >/dev/null\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte("cat "+otherRead+" >/dev/null\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, script := range []string{other, cli} {
+		if out, err := exec.Command(node, script).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", script, err, out)
+		}
+	}
+	e := c.waitFor(t, "open by the confirmed agent script's child", 5*time.Second, isOpenOf(agentRead))
+	if e.GenAI == nil || e.GenAI.Agent.Name != "claude-code" {
+		t.Errorf("agent = %+v, want claude-code", e.GenAI)
+	}
+	for _, ev := range c.snapshot() {
+		if ev.File != nil && ev.File.Path == otherRead {
+			t.Errorf("a node process running a non-agent script was recorded: %+v", ev.Process.Args)
+		}
+		if len(ev.Process.Args) > 1 && ev.Process.Args[1] == other {
+			t.Errorf("the rejected interpreter exec was recorded: %q", ev.Process.Args)
+		}
+	}
+}
+
+func TestRingOverflowIsCounted(t *testing.T) {
+	release := make(chan struct{})
+	// A reader that stalls on its first event lets a one-page ring overflow.
+	stall := func(next func(*proto.Event)) func(*proto.Event) {
+		var once sync.Once
+		return func(e *proto.Event) {
+			once.Do(func() { <-release })
+			next(e)
+		}
+	}
+	src, c := startSource(t, func(o *Options) { o.RingBufferBytes = os.Getpagesize() }, stall)
+	shell, dir := agentShell(t, "claude")
+	target := writeFile(t, dir, "many-opens")
+	cmd := exec.Command(shell, "-c", fmt.Sprintf("for i in $(seq 300); do read x < %s; done", target))
+	out, err := cmd.CombinedOutput()
+	close(release)
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lost := src.Lost()
+	if lost["open"] == 0 {
+		t.Fatalf("no open events counted as lost with a stalled reader and a %d-byte ring: %v", os.Getpagesize(), lost)
+	}
+	opens := 0
+	for _, e := range c.snapshot() {
+		if e.Event.Action == proto.ActionOpen && e.File.Path == target {
+			opens++
+		}
+	}
+	if uint64(opens)+lost["open"] < 300 {
+		t.Errorf("delivered %d + lost %d opens of the target < 300 performed", opens, lost["open"])
+	}
+	t.Logf("delivered %d, lost %v", opens, lost)
+}
+
+func TestExplainLoadErrorNamesRefusedProgramType(t *testing.T) {
+	wrapped := fmt.Errorf("field X: program x: load program: %w (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", unix.EPERM)
+	msg := explainLoadError(wrapped).Error()
+	if !strings.Contains(msg, "refused") || strings.Contains(msg, "MEMLOCK") {
+		t.Errorf("message = %q: want the refusal named and no memlock hint", msg)
+	}
+	if !errors.Is(explainLoadError(wrapped), ErrProgramTypeRefused) {
+		t.Error("errors.Is(…, ErrProgramTypeRefused) = false")
+	}
+
+	// On this project's kernels fentry programs are refused with EPERM: check the message a
+	// real refusal gets. Kernels that allow fentry have nothing to explain here.
+	requireKernel(t)
+	_, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:       ebpf.Tracing,
+		AttachType: ebpf.AttachTraceFEntry,
+		AttachTo:   "do_sys_openat2",
+		License:    "Dual MIT/GPL",
+		Instructions: asm.Instructions{
+			asm.LoadImm(asm.R0, 0, asm.DWord),
+			asm.Return(),
+		},
+	})
+	if err == nil {
+		t.Skip("this kernel loads fentry programs; no refusal to explain")
+	}
+	if !errors.Is(err, unix.EPERM) {
+		t.Skipf("fentry failed with something other than EPERM here: %v", err)
+	}
+	if got := explainLoadError(err).Error(); !strings.Contains(got, "refused") || strings.Contains(got, "MEMLOCK") {
+		t.Errorf("real EPERM explained as %q", got)
+	}
+}
