@@ -41,6 +41,10 @@ type sample struct {
 	Variant string  `json:"variant"`
 	Work    string  `json:"work"`
 	NsPerOp float64 `json:"ns_per_op"`
+	// LoadgenCPUNsPerOp is the loadgen's own CPU time in the loop per operation: probes run
+	// in its context, so this grows with their kernel cost, while wall time above it is
+	// waiting for a CPU.
+	LoadgenCPUNsPerOp float64 `json:"loadgen_cpu_ns_per_op"`
 	// SensorCPUNsPerOp is the sensor process's CPU time (user+system, 10 ms resolution) from
 	// the start of the run until it was idle again, per operation including the warm-up.
 	SensorCPUNsPerOp float64 `json:"sensor_cpu_ns_per_op,omitempty"`
@@ -73,6 +77,8 @@ type summary struct {
 	Median  float64 `json:"median_ns_per_op"`
 	Min     float64 `json:"min_ns_per_op"`
 	Max     float64 `json:"max_ns_per_op"`
+	// LoadgenCPU is the median of the samples' LoadgenCPUNsPerOp.
+	LoadgenCPU float64 `json:"median_loadgen_cpu_ns_per_op"`
 	// SensorCPU is the median of the samples' SensorCPUNsPerOp (0 without a sensor process).
 	SensorCPU float64 `json:"median_sensor_cpu_ns_per_op,omitempty"`
 	// OverheadPct is (median − none's median) / none's median, same variant and workload.
@@ -121,10 +127,11 @@ func median(xs []float64) float64 {
 // order of configs, variants and workloads.
 func summarize(samples []sample, configs []string) []summary {
 	type key struct{ config, variant, work string }
-	groups, cpu := map[key][]float64{}, map[key][]float64{}
+	groups, lcpu, cpu := map[key][]float64{}, map[key][]float64{}, map[key][]float64{}
 	for _, s := range samples {
 		k := key{s.Config, s.Variant, s.Work}
 		groups[k] = append(groups[k], s.NsPerOp)
+		lcpu[k] = append(lcpu[k], s.LoadgenCPUNsPerOp)
 		cpu[k] = append(cpu[k], s.SensorCPUNsPerOp)
 	}
 	var out []summary
@@ -139,7 +146,8 @@ func summarize(samples []sample, configs []string) []summary {
 				for _, x := range xs {
 					lo, hi = math.Min(lo, x), math.Max(hi, x)
 				}
-				out = append(out, summary{Config: c, Variant: v, Work: w, Runs: len(xs), Median: median(xs), Min: lo, Max: hi, SensorCPU: median(cpu[key{c, v, w}])})
+				out = append(out, summary{Config: c, Variant: v, Work: w, Runs: len(xs), Median: median(xs), Min: lo, Max: hi,
+					LoadgenCPU: median(lcpu[key{c, v, w}]), SensorCPU: median(cpu[key{c, v, w}])})
 			}
 		}
 	}
@@ -244,28 +252,25 @@ func (r report) markdown() string {
 		}
 	}
 
-	var cpuRows []string
+	b.WriteString("\nCPU time per operation, ns, median: the loadgen's own (user+system in its loop; probes run in its context, so this is where their kernel cost shows, while wall time above it is waiting for a CPU) / the sensor process's (user+system from the run's start until it is idle again, backlog included; 10 ms resolution):\n\n")
+	b.WriteString("| configuration | open+close | fork+exec | connect |\n|---|---|---|---|\n")
 	for _, c := range r.Configs {
 		for _, v := range variants {
-			cells, any := make([]string, 0, len(workloads)), false
+			cells := make([]string, 0, len(workloads))
 			for _, w := range workloads {
 				cell := "–"
 				for _, s := range r.Summaries {
-					if s.Config == c && s.Variant == v && s.Work == w && s.SensorCPU > 0 {
-						cell, any = thousands(s.SensorCPU), true
+					if s.Config == c && s.Variant == v && s.Work == w {
+						cell = thousands(s.LoadgenCPU)
+						if s.SensorCPU > 0 {
+							cell += " / " + thousands(s.SensorCPU)
+						}
 					}
 				}
 				cells = append(cells, cell)
 			}
-			if any {
-				cpuRows = append(cpuRows, fmt.Sprintf("| %s, %s | %s |", c, v, strings.Join(cells, " | ")))
-			}
+			fmt.Fprintf(&b, "| %s, %s | %s |\n", c, v, strings.Join(cells, " | "))
 		}
-	}
-	if len(cpuRows) > 0 {
-		b.WriteString("\nSensor process CPU time per operation (user+system, ns, median; measured from the run's start until the sensor is idle again, so a backlog drained after the loop counts):\n\n")
-		b.WriteString("| configuration | open+close | fork+exec | connect |\n|---|---|---|---|\n")
-		b.WriteString(strings.Join(cpuRows, "\n") + "\n")
 	}
 
 	var dist []string

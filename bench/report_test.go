@@ -102,12 +102,12 @@ func TestFormatting(t *testing.T) {
 func TestMarkdownTable(t *testing.T) {
 	samples := []sample{
 		{Round: 1, Config: configNone, Variant: untracked, Work: "open", NsPerOp: 2000},
-		{Round: 1, Config: configVigil, Variant: untracked, Work: "open", NsPerOp: 2500, SensorCPUNsPerOp: 100},
+		{Round: 1, Config: configVigil, Variant: untracked, Work: "open", NsPerOp: 2500, LoadgenCPUNsPerOp: 2400, SensorCPUNsPerOp: 100},
 	}
 	r := report{Rounds: 1, N: map[string]int{"open": 1}, Configs: []string{configNone, configVigil}, Samples: samples}
 	r.Summaries = summarize(samples, r.Configs)
 	md := r.markdown()
-	for _, want := range []string{"| none, untracked | 2,000 (2,000–2,000) | – |", "| vigil, untracked | 2,500 (2,500–2,500) | +25.0% |", "| vigil, untracked | 100 | – | – |"} {
+	for _, want := range []string{"| none, untracked | 2,000 (2,000–2,000) | – |", "| vigil, untracked | 2,500 (2,500–2,500) | +25.0% |", "| vigil, untracked | 2,400 / 100 | – | – |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

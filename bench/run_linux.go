@@ -36,6 +36,7 @@ type loadResult struct {
 	N           int            `json:"n"`
 	Warmup      int            `json:"warmup"`
 	NsPerOp     float64        `json:"ns_per_op"`
+	CPUNsPerOp  float64        `json:"cpu_ns_per_op"`
 	EventsPerOp map[string]int `json:"events_per_op"`
 }
 
@@ -98,7 +99,7 @@ func run(o options) error {
 					}
 					s.Round, s.Config, s.Variant = round, c, v
 					rep.Samples = append(rep.Samples, s)
-					fmt.Printf("[round %d/%d] %-12s %-8s %-9s %12.0f ns/op", round, o.rounds, c, w, v, s.NsPerOp)
+					fmt.Printf("[round %d/%d] %-12s %-8s %-9s %12.0f ns/op (own CPU %.0f)", round, o.rounds, c, w, v, s.NsPerOp, s.LoadgenCPUNsPerOp)
 					if r.pid() > 0 {
 						fmt.Printf("   sensor CPU %8.0f ns/op", s.SensorCPUNsPerOp)
 					}
@@ -170,7 +171,7 @@ func measure(r running, bin, work string, n int) (sample, loadResult, int, error
 	if err != nil {
 		return sample{}, loadResult{}, 0, err
 	}
-	s := sample{Work: work, NsPerOp: res.NsPerOp}
+	s := sample{Work: work, NsPerOp: res.NsPerOp, LoadgenCPUNsPerOp: res.CPUNsPerOp}
 	if pid > 0 {
 		after, err := settle(pid)
 		if err != nil {

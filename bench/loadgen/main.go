@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -19,10 +20,15 @@ import (
 // timed loop. The warm-up is recorded too and the process adds a few events of its own
 // (its exec and exit, the Go runtime's and the set-up's opens): bench/README.md lists them.
 type result struct {
-	Work           string         `json:"work"`
-	N              int            `json:"n"`
-	Warmup         int            `json:"warmup"`
-	NsPerOp        float64        `json:"ns_per_op"`
+	Work    string  `json:"work"`
+	N       int     `json:"n"`
+	Warmup  int     `json:"warmup"`
+	NsPerOp float64 `json:"ns_per_op"`
+	// CPUNsPerOp is this process's own user+system CPU time in the loop per operation
+	// (getrusage, children excluded). Wall time above it is time spent waiting for a CPU:
+	// it separates what probes cost the caller in the kernel from contention with a sensor's
+	// user space on a small machine.
+	CPUNsPerOp     float64        `json:"cpu_ns_per_op"`
 	EventsExpected int            `json:"events_expected"`
 	EventsPerOp    map[string]int `json:"events_per_op"`
 }
@@ -50,13 +56,22 @@ func run(work string, n, warmup int) error {
 	if err := w.loop(warmup); err != nil {
 		return fmt.Errorf("%s warm-up: %w", work, err)
 	}
+	cpu0, err := cpuTime()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := w.loop(n); err != nil {
 		return fmt.Errorf("%s loop: %w", work, err)
 	}
 	elapsed := time.Since(start)
+	cpu1, err := cpuTime()
+	if err != nil {
+		return err
+	}
 
-	res := result{Work: work, N: n, Warmup: warmup, NsPerOp: float64(elapsed.Nanoseconds()) / float64(n), EventsPerOp: w.eventsPerOp}
+	res := result{Work: work, N: n, Warmup: warmup, NsPerOp: float64(elapsed.Nanoseconds()) / float64(n),
+		CPUNsPerOp: float64((cpu1 - cpu0).Nanoseconds()) / float64(n), EventsPerOp: w.eventsPerOp}
 	for _, k := range w.eventsPerOp {
 		res.EventsExpected += k * n
 	}
@@ -66,4 +81,13 @@ func run(work string, n, warmup int) error {
 	}
 	_, err = fmt.Println(string(line))
 	return err
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
