@@ -98,6 +98,10 @@ func NewEBPF(opts Options) (*EBPF, error) {
 	if err := s.load(); err != nil {
 		return nil, err
 	}
+	if n := opts.RingBufferBytes; n > 0 && n < 4*execSize {
+		opts.Log.Warn().Int("ring_buffer_bytes", n).Int("exec_record_bytes", execSize).
+			Msg("ring buffer holds fewer than four exec records: expect lost events")
+	}
 	if err := s.fillCatalog(); err != nil {
 		s.Close()
 		return nil, err

@@ -1,0 +1,58 @@
+# Vigil — build, run and test. Run as root: the sensor loads eBPF programs, and so do the tests.
+
+GO      ?= go
+BIN     := bin/vigil
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+# Where `make run` writes events (the embedded default configuration's output.jsonl).
+JSONL   ?= /var/log/vigil/events.jsonl
+
+.PHONY: build run test vet generate check-generate vmlinux bench fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
+
+## run: build and start the sensor with the embedded default configuration (Ctrl-C stops it).
+run: build
+	@[ "$$(id -u)" = 0 ] || { echo "make run: the sensor needs root (try: sudo make run)"; exit 1; }
+	./$(BIN) run --jsonl $(JSONL)
+
+## test: static checks, then every test (the eBPF ones load real programs: run as root).
+test: vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel.go$$')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+
+## generate: rebuild the eBPF objects and Go bindings from bpf/*.c (needs clang, llvm, libbpf-dev).
+generate:
+	$(GO) generate ./bpf/ ./bench/floor/
+
+## check-generate: regenerating from the committed sources must change nothing.
+check-generate: generate
+	@git diff --exit-code --stat -- bpf bench/floor || { echo "generated eBPF files are stale: run make generate and commit"; exit 1; }
+
+## vmlinux: refresh bpf/vmlinux.h from the running kernel's BTF (needs bpftool). CO-RE makes
+## the objects portable, so this is only needed to use new kernel types.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+## bench: overhead side by side (no sensor, empty-program floor, Vigil untracked/tracked).
+bench:
+	$(GO) build -o bin/vigil-bench-sensor ./cmd/vigil
+	$(GO) build -o bin/loadgen ./bench/loadgen
+	$(GO) run ./bench -vigil bin/vigil-bench-sensor -loadgen bin/loadgen
+
+## fuzz: run each decoder fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./linux/
+	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalJSON -fuzztime=$(FUZZTIME) ./proto/
+	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalMsgpack -fuzztime=$(FUZZTIME) ./proto/
+	$(GO) test -run='^$$' -fuzz=FuzzRedactString -fuzztime=$(FUZZTIME) ./sensor/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary as a user would: build it, start `vigil run` as root,
+// drive an agent-named process, stop it with a signal and read the JSONL it wrote.
+
+var vigilBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vigilBin = filepath.Join(dir, "vigil")
+	if out, err := exec.Command("go", "build", "-o", vigilBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build vigil: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type runningSensor struct {
+	cmd    *exec.Cmd
+	jsonl  string
+	stderr *strings.Builder
+}
+
+// startVigil starts `vigil run` with the given configuration overlay and waits until it
+// reports that the probes are attached.
+func startVigil(t *testing.T, configYAML string) *runningSensor {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("vigil run needs root to load eBPF programs: run the tests as root (make test does)")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skipf("kernel has no BTF, Vigil's eBPF programs cannot load: %v", err)
+	}
+	dir := t.TempDir()
+	jsonl := filepath.Join(dir, "out", "events.jsonl")
+	cfg := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("output:\n  jsonl: %s\n%s", jsonl, configYAML)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(vigilBin, "run", "--config", cfg)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &runningSensor{cmd: cmd, jsonl: jsonl, stderr: &strings.Builder{}}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		signalled := false
+		for sc.Scan() {
+			s.stderr.WriteString(sc.Text() + "\n")
+			if !signalled && strings.Contains(sc.Text(), "vigil running") {
+				close(ready)
+				signalled = true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("vigil run did not report ready within 20s:\n%s", s.stderr)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return s
+}
+
+// stop sends sig and requires exit status 0 within two seconds.
+func (s *runningSensor) stop(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("vigil run exited with %v after %s:\n%s", err, sig, s.stderr)
+		}
+		t.Logf("stopped %s after %s", sig, time.Since(start).Round(time.Millisecond))
+	case <-time.After(2 * time.Second):
+		s.cmd.Process.Kill()
+		t.Fatalf("vigil run did not exit within 2s of %s", sig)
+	}
+}
+
+// lines reads every JSONL record as a generic map, failing on any line that is not JSON.
+func (s *runningSensor) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(s.jsonl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %d is not a JSON object: %v: %.200s", i+1, err, line)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// field walks a dotted ECS name through nested objects.
+func field(m map[string]any, dotted string) (any, bool) {
+	var cur any = m
+	for _, part := range strings.Split(dotted, ".") {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = obj[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func num(m map[string]any, dotted string) int {
+	v, _ := field(m, dotted)
+	f, _ := v.(float64)
+	return int(f)
+}
+
+func str(m map[string]any, dotted string) string {
+	v, _ := field(m, dotted)
+	s, _ := v.(string)
+	return s
+}
+
+func TestRunWritesRequiredFieldsAndStopsOnSignal(t *testing.T) {
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			s := startVigil(t, "")
+			dir := t.TempDir()
+			data, err := os.ReadFile("/bin/bash")
+			if err != nil {
+				t.Fatal(err)
+			}
+			agent := filepath.Join(dir, "claude")
+			if err := os.WriteFile(agent, data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for c, err := ln.Accept(); err == nil; c, err = ln.Accept() {
+					c.Close()
+				}
+			}()
+			port := ln.Addr().(*net.TCPAddr).Port
+			cmd := exec.Command(agent, "-c", fmt.Sprintf("cat notes.txt >/dev/null; exec 3<>/dev/tcp/127.0.0.1/%d", port))
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("agent: %v: %s", err, out)
+			}
+			root := cmd.Process.Pid
+			time.Sleep(300 * time.Millisecond) // past the reader's poll and the sink's flush
+			s.stop(t, sig)
+
+			fi, err := os.Stat(s.jsonl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o640 {
+				t.Errorf("events file mode %o, want 640", fi.Mode().Perm())
+			}
+			common := []string{"@timestamp", "event.action", "event.outcome", "process.pid", "process.parent.pid",
+				"process.executable", "process.working_directory", "gen_ai.agent.name", "vigil.root.pid"}
+			perAction := map[string][]string{
+				"exec":    {"process.args"},
+				"open":    {"file.path"},
+				"connect": {"destination.ip", "destination.port"},
+			}
+			seen := map[string]bool{}
+			for _, m := range s.lines(t) {
+				action := str(m, "event.action")
+				if action == "lost" {
+					continue
+				}
+				if num(m, "vigil.root.pid") != root {
+					t.Errorf("a %s line outside the agent tree: root %d", action, num(m, "vigil.root.pid"))
+					continue
+				}
+				for _, f := range append(common, perAction[action]...) {
+					if _, ok := field(m, f); !ok {
+						t.Errorf("%s line lacks %s", action, f)
+					}
+				}
+				if _, err := time.Parse(time.RFC3339Nano, str(m, "@timestamp")); err != nil {
+					t.Errorf("@timestamp: %v", err)
+				}
+				switch {
+				case action == "open" && str(m, "file.path") == filepath.Join(dir, "notes.txt"):
+					seen["open notes.txt"] = true
+				case action == "connect" && str(m, "destination.ip") == "127.0.0.1" && num(m, "destination.port") == port:
+					seen["connect"] = true
+				case action == "exec" && num(m, "process.pid") == root:
+					seen["exec root"] = true
+				case action == "exit" && num(m, "process.pid") == root:
+					seen["exit root"] = true
+				}
+			}
+			for _, want := range []string{"exec root", "open notes.txt", "connect", "exit root"} {
+				if !seen[want] {
+					t.Errorf("no line for %s", want)
+				}
+			}
+		})
+	}
+}
+
+func TestRunReportsLostEvents(t *testing.T) {
+	// A one-page ring cannot hold an exec record (about 8 KiB): every exec is lost, counted
+	// in the kernel, and reported as a lost line.
+	s := startVigil(t, "kernel:\n  ring_buffer_kb: 4\n  wakeup_bytes: 1024\n")
+	dir := t.TempDir()
+	data, err := os.ReadFile("/bin/bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(dir, "codex")
+	if err := os.WriteFile(agent, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(agent, "-c", "for i in 1 2 3; do /bin/true; done").CombinedOutput(); err != nil {
+		t.Fatalf("agent: %v: %s", err, out)
+	}
+	time.Sleep(1500 * time.Millisecond) // the pipeline checks the loss counters every second
+	s.stop(t, syscall.SIGINT)
+	var lostExec int
+	for _, m := range s.lines(t) {
+		if str(m, "event.action") == "lost" {
+			if str(m, "event.kind") != "metric" {
+				t.Errorf("lost line kind %q, want metric", str(m, "event.kind"))
+			}
+			lostExec += num(m, "vigil.lost.exec")
+		}
+	}
+	if lostExec < 4 { // the agent's own exec and three /bin/true
+		t.Errorf("lost lines count %d lost execs, want at least 4", lostExec)
+	}
+	if !strings.Contains(s.stderr.String(), "ring buffer") {
+		t.Errorf("no warning about the undersized ring buffer in the log:\n%s", s.stderr)
+	}
+}
