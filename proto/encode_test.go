@@ -538,3 +538,45 @@ func TestSchemaDocExamples(t *testing.T) {
 		}
 	}
 }
+
+// benchOpenEvent is an open event as the sensor writes it on its hot path: a kernel open
+// enriched by the process table (argv, cwd, parent, root, agent) in a tracked agent tree.
+func benchOpenEvent() *Event {
+	ts := time.Date(2026, 11, 24, 10, 31, 7, 120400123, time.UTC)
+	start := ts.Add(-1500 * time.Millisecond)
+	return &Event{
+		Timestamp: ts,
+		Event:     EventMeta{Action: ActionOpen, Outcome: OutcomeSuccess, Kind: "event", Category: "file", Dataset: "vigil.kernel", Sequence: 1234567},
+		Host:      &Host{Name: "vigil-dev-vm", BootID: "9f0c3c2e-5f0b-4a57-9d0c-2b8f3d1c6a41"},
+		User:      &User{ID: "1000", Group: &Group{ID: "1000"}},
+		Process: &Process{
+			Pid: 52398, EntityID: "a19f3b7c5d2e80464f8b3d657e2a91c0", Thread: &Thread{ID: 52401}, Name: "claude",
+			Executable: "/tmp/vigil-bench-123/claude", Args: []string{"/tmp/vigil-bench-123/claude", "-work", "open", "-n", "200000"},
+			ArgsCount: 5, WorkingDirectory: "/work/main", Start: &start,
+			Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f24687e2a91c04f8b3d65", Executable: "/usr/local/go/bin/go", Name: "go"},
+		},
+		File:  &File{Path: "/tmp/loadgen-open-2871635312/f", Access: "read", Flags: "O_RDONLY|O_CLOEXEC"},
+		GenAI: &GenAI{Agent: &GenAIAgent{Name: "claude-code"}},
+		Vigil: Vigil{Schema: SchemaVersion, Root: &Root{Pid: 52398, EntityID: "a19f3b7c5d2e80464f8b3d657e2a91c0"}, Source: "ebpf"},
+	}
+}
+
+func BenchmarkEncodeOpenEvent(b *testing.B) {
+	e := benchOpenEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := MarshalJSON(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFitLineOpenEvent(b *testing.B) {
+	e := benchOpenEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := FitLine(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
