@@ -232,10 +232,9 @@ func TestAgentTreeIsTrackedAndOthersAreNot(t *testing.T) {
 		return e.Event.Action == proto.ActionExit && e.Process.Pid == root && e.Process.ExitCode != nil && *e.Process.ExitCode == 0
 	})
 
+	// Other agent trees may run on the machine at the same time (tests of other packages
+	// do): what must never appear is the outsider or the sensor itself.
 	for _, e := range c.snapshot() {
-		if e.Vigil.Root.Pid != root {
-			t.Errorf("event outside the agent tree: %s pid %d root %d", e.Event.Action, e.Process.Pid, e.Vigil.Root.Pid)
-		}
 		if e.Process.Pid == out.Process.Pid || (e.File != nil && e.File.Path == outsider) {
 			t.Errorf("the outsider's activity was recorded: %s %+v", e.Event.Action, e.File)
 		}

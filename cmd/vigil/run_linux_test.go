@@ -219,8 +219,7 @@ func TestRunWritesRequiredFieldsAndStopsOnSignal(t *testing.T) {
 					continue
 				}
 				if num(m, "vigil.root.pid") != root {
-					t.Errorf("a %s line outside the agent tree: root %d", action, num(m, "vigil.root.pid"))
-					continue
+					continue // another agent tree on the machine (tests of other packages run meanwhile)
 				}
 				for _, f := range append(common, perAction[action]...) {
 					if _, ok := field(m, f); !ok {
