@@ -82,6 +82,9 @@ func NewEBPF(opts Options) (*EBPF, error) {
 	if _, err := EnsureTracefs(); err != nil {
 		return nil, err
 	}
+	if err := EnsureBPFFS(); err != nil {
+		return nil, err
+	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock limit: %w", err)
 	}

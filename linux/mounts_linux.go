@@ -1,13 +1,9 @@
 package linux
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -86,83 +82,6 @@ func isBPFFS(dir string) (bool, error) {
 	}
 	return uint32(st.Type) == uint32(unix.BPF_FS_MAGIC), nil
 }
-
-// FindCgroup2 returns the mount point of the cgroup v2 hierarchy (fstype cgroup2) from
-// /proc/self/mountinfo: /sys/fs/cgroup on unified systems, /sys/fs/cgroup/unified on hybrid
-// ones. cgroup/connect4|6 programs attach to it.
-func FindCgroup2() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", fmt.Errorf("find cgroup2 mount: %w", err)
-	}
-	defer f.Close()
-	mps, err := parseMountinfo(f, "cgroup2")
-	if err != nil {
-		return "", fmt.Errorf("find cgroup2 mount: parse /proc/self/mountinfo: %w", err)
-	}
-	if len(mps) == 0 {
-		return "", errors.New("find cgroup2 mount: no cgroup2 file system in /proc/self/mountinfo (cgroup v1 only?)")
-	}
-	return mps[0], nil
-}
-
-// parseMountinfo returns the mount points of every mount of file system type fstype, in
-// mountinfo order. A line is
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-//
-// (proc(5)): the mount point is field 5, the fstype the first field after the "-" separator,
-// and octal escapes (\040 for a space) are decoded.
-func parseMountinfo(r io.Reader, fstype string) ([]string, error) {
-	var out []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		fields := strings.Fields(text)
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
-			return nil, fmt.Errorf("line %d: malformed mountinfo line %q", line, text)
-		}
-		if fields[sep+1] == fstype {
-			out = append(out, unescapeMountinfo(fields[4]))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// unescapeMountinfo decodes the kernel's \ooo octal escapes (space, tab, newline, backslash).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 func dirExists(p string) bool {
 	fi, err := os.Stat(p)

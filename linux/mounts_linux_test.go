@@ -1,7 +1,10 @@
 package linux
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -175,21 +178,6 @@ func TestEnsureBPFFSErrors(t *testing.T) {
 	}
 }
 
-func TestFindCgroup2(t *testing.T) {
-	dir, err := FindCgroup2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	if uint32(st.Type) != uint32(unix.CGROUP2_SUPER_MAGIC) {
-		t.Fatalf("%s: statfs type %#x, want CGROUP2_SUPER_MAGIC", dir, st.Type)
-	}
-	t.Logf("cgroup2 at %s", dir)
-}
-
 // A hybrid host (this project's machines), trimmed from a real /proc/self/mountinfo, plus
 // optional fields, an escaped mount point and a second cgroup2 mount.
 const mountinfoFixture = `22 28 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -229,3 +217,62 @@ func TestParseMountinfo(t *testing.T) {
 		t.Errorf("unescape: got %q", got)
 	}
 }
+
+// parseMountinfo (a test helper: the tests read mountinfo to verify what the sensor mounted)
+// returns the mount points of every mount of file system type fstype, in
+// mountinfo order. A line is
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+//
+// (proc(5)): the mount point is field 5, the fstype the first field after the "-" separator,
+// and octal escapes (\040 for a space) are decoded.
+func parseMountinfo(r io.Reader, fstype string) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		fields := strings.Fields(text)
+		sep := -1
+		for i := 6; i < len(fields); i++ {
+			if fields[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
+			return nil, fmt.Errorf("line %d: malformed mountinfo line %q", line, text)
+		}
+		if fields[sep+1] == fstype {
+			out = append(out, unescapeMountinfo(fields[4]))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// unescapeMountinfo decodes the kernel's \ooo octal escapes (space, tab, newline, backslash).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
