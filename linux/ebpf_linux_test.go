@@ -189,7 +189,7 @@ func TestAgentTreeIsTrackedAndOthersAreNot(t *testing.T) {
 		t.Fatalf("outsider: %v", err)
 	}
 
-	rootExec := c.waitFor(t, "exec of the agent root", 5*time.Second, func(e *proto.Event) bool {
+	rootExec := c.waitFor(t, "exec of the agent root", 15*time.Second, func(e *proto.Event) bool {
 		return e.Event.Action == proto.ActionExec && e.Process.Pid == root
 	})
 	if rootExec.Vigil.Root.Pid != root || rootExec.GenAI == nil || rootExec.GenAI.Agent.Name != "claude-code" {
@@ -202,12 +202,12 @@ func TestAgentTreeIsTrackedAndOthersAreNot(t *testing.T) {
 		t.Errorf("root exec args = %q", rootExec.Process.Args)
 	}
 
-	envRead := c.waitFor(t, "open of .env by a child", 5*time.Second, isOpenOf(secret))
+	envRead := c.waitFor(t, "open of .env by a child", 15*time.Second, isOpenOf(secret))
 	if envRead.Process.Pid == root || envRead.Vigil.Root.Pid != root || envRead.Event.Outcome != proto.OutcomeSuccess {
 		t.Errorf(".env open: pid %d root %d outcome %s; want a child of %d, success", envRead.Process.Pid, envRead.Vigil.Root.Pid, envRead.Event.Outcome, root)
 	}
 
-	grand := c.waitFor(t, "open by the background grandchild", 5*time.Second, isOpenOf(later))
+	grand := c.waitFor(t, "open by the background grandchild", 15*time.Second, isOpenOf(later))
 	if grand.Vigil.Root.Pid != root {
 		t.Errorf("grandchild open root = %d, want %d", grand.Vigil.Root.Pid, root)
 	}
@@ -222,13 +222,13 @@ func TestAgentTreeIsTrackedAndOthersAreNot(t *testing.T) {
 		t.Errorf("no fork of the grandchild's parent %d from root %d", grand.Process.Parent.Pid, root)
 	}
 
-	conn := c.waitFor(t, "connect to the listener", 5*time.Second, func(e *proto.Event) bool {
+	conn := c.waitFor(t, "connect to the listener", 15*time.Second, func(e *proto.Event) bool {
 		return e.Event.Action == proto.ActionConnect && e.Process.Pid == root
 	})
 	if conn.Destination == nil || conn.Destination.IP != "127.0.0.1" || conn.Destination.Port != port || conn.Event.Outcome != proto.OutcomeSuccess {
 		t.Errorf("connect = %+v outcome %s, want 127.0.0.1:%d success", conn.Destination, conn.Event.Outcome, port)
 	}
-	c.waitFor(t, "exit of the root", 5*time.Second, func(e *proto.Event) bool {
+	c.waitFor(t, "exit of the root", 15*time.Second, func(e *proto.Event) bool {
 		return e.Event.Action == proto.ActionExit && e.Process.Pid == root && e.Process.ExitCode != nil && *e.Process.ExitCode == 0
 	})
 
@@ -248,13 +248,24 @@ func TestBootstrapPicksUpRunningTree(t *testing.T) {
 	requireKernel(t)
 	shell, dir := agentShell(t, "codex")
 	target := writeFile(t, dir, "read-after-start")
-	// The agent and its child start before the sensor; the child reads the file later.
-	cmd := exec.Command(shell, "-c", fmt.Sprintf("sh -c 'sleep 1.5; cat %s >/dev/null'; true", target))
+	start := filepath.Join(dir, "go")
+	// The agent and its child start before the sensor; the child reads the file once the
+	// sensor is up (the test creates the go file), however long loading takes.
+	cmd := exec.Command(shell, "-c", fmt.Sprintf("sh -c 'while [ ! -e %s ]; do sleep 0.05; done; cat %s >/dev/null'; true", start, target))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	time.Sleep(300 * time.Millisecond) // let the child start
+	// Wait until the child shell exists, so the tree has a descendant to seed.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)); len(kids) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent's child did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	src, c := startSource(t, nil, nil)
 	root := cmd.Process.Pid
@@ -270,7 +281,10 @@ func TestBootstrapPicksUpRunningTree(t *testing.T) {
 	if !seededRoot || !seededChild {
 		t.Fatalf("bootstrap did not seed the running tree (root %v, child %v): %+v", seededRoot, seededChild, src.Seeded())
 	}
-	e := c.waitFor(t, "open by a descendant of the pre-existing agent", 6*time.Second, isOpenOf(target))
+	if err := os.WriteFile(start, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := c.waitFor(t, "open by a descendant of the pre-existing agent", 15*time.Second, isOpenOf(target))
 	if e.Vigil.Root.Pid != root || e.GenAI == nil || e.GenAI.Agent.Name != "codex" {
 		t.Errorf("open root %d agent %+v, want %d codex", e.Vigil.Root.Pid, e.GenAI, root)
 	}
@@ -291,7 +305,7 @@ func TestShortLivedChildKeepsArgvAndJoinKeys(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	e := c.waitFor(t, "exec of /bin/true", 5*time.Second, func(e *proto.Event) bool {
+	e := c.waitFor(t, "exec of /bin/true", 15*time.Second, func(e *proto.Event) bool {
 		return e.Event.Action == proto.ActionExec && strings.HasSuffix(e.Process.Executable, "/true")
 	})
 	if got := e.Process.Args; len(got) != 3 || got[1] != "first-arg" || got[2] != "second-arg" {
@@ -308,7 +322,7 @@ func TestShortLivedChildKeepsArgvAndJoinKeys(t *testing.T) {
 	if e.Vigil.Join == nil || *e.Vigil.Join != want {
 		t.Errorf("join keys = %+v, want %+v", e.Vigil.Join, want)
 	}
-	c.waitFor(t, "exit of /bin/true", 5*time.Second, func(x *proto.Event) bool {
+	c.waitFor(t, "exit of /bin/true", 15*time.Second, func(x *proto.Event) bool {
 		return x.Event.Action == proto.ActionExit && x.Process.Pid == e.Process.Pid
 	})
 	for _, ev := range c.snapshot() {
@@ -344,7 +358,7 @@ func TestInterpreterLaunchedAgentIsConfirmedFromArgv(t *testing.T) {
 			t.Fatalf("%s: %v: %s", script, err, out)
 		}
 	}
-	e := c.waitFor(t, "open by the confirmed agent script's child", 5*time.Second, isOpenOf(agentRead))
+	e := c.waitFor(t, "open by the confirmed agent script's child", 15*time.Second, isOpenOf(agentRead))
 	if e.GenAI == nil || e.GenAI.Agent.Name != "claude-code" {
 		t.Errorf("agent = %+v, want claude-code", e.GenAI)
 	}

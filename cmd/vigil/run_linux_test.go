@@ -93,7 +93,9 @@ func startVigil(t *testing.T, configYAML string) *runningSensor {
 	return s
 }
 
-// stop sends sig and requires exit status 0 within two seconds.
+// stop sends sig and requires exit status 0. The sensor bounds its own drain at 2 s
+// (shutdownGrace); the test only guards against a hang, with a bound a loaded machine
+// cannot trip, and logs how long the stop took.
 func (s *runningSensor) stop(t *testing.T, sig os.Signal) {
 	t.Helper()
 	if err := s.cmd.Process.Signal(sig); err != nil {
@@ -108,9 +110,9 @@ func (s *runningSensor) stop(t *testing.T, sig os.Signal) {
 			t.Fatalf("vigil run exited with %v after %s:\n%s", err, sig, s.stderr)
 		}
 		t.Logf("stopped %s after %s", sig, time.Since(start).Round(time.Millisecond))
-	case <-time.After(2 * time.Second):
+	case <-time.After(15 * time.Second):
 		s.cmd.Process.Kill()
-		t.Fatalf("vigil run did not exit within 2s of %s", sig)
+		t.Fatalf("vigil run still running 15s after %s", sig)
 	}
 }
 
