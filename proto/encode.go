@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
+	segjson "github.com/segmentio/encoding/json"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -42,9 +44,10 @@ type (
 
 // jsonEvent is Event as written to JSON: the shallower Timestamp, Process and Vigil fields win
 // over the embedded ones with the same JSON names. Vigil is shadowed only to keep it last on
-// the line, after the ECS and GenAI groups a reader looks at first.
+// the line, after the ECS and GenAI groups a reader looks at first. The time fields hold the
+// quoted TimeLayout text, written verbatim.
 type jsonEvent struct {
-	Timestamp string `json:"@timestamp"`
+	Timestamp json.RawMessage `json:"@timestamp"`
 	eventFields
 	Process *jsonProcess `json:"process,omitempty"`
 	Vigil   Vigil        `json:"vigil"`
@@ -53,49 +56,94 @@ type jsonEvent struct {
 // jsonProcess is Process as written to JSON, with process.start in TimeLayout.
 type jsonProcess struct {
 	processFields
-	Start string `json:"start,omitempty"`
+	Start json.RawMessage `json:"start,omitempty"`
 }
+
+// jsonFlags make segmentio/encoding write exactly what encoding/json's Encoder writes with
+// SetEscapeHTML(false): map keys sorted (vigil.lost), no HTML escaping. The only raw messages
+// are the timestamps appendTime writes, so they need no validation.
+const jsonFlags = segjson.SortMapKeys | segjson.TrustRawMessage
+
+// encodeState is the reusable scratch of one encoding: the wrapper the encoder walks and the
+// bytes of its two timestamps. Pooled, so encoding an event allocates nothing.
+type encodeState struct {
+	ev   jsonEvent
+	proc jsonProcess
+	ts   [2][len(TimeLayout) + 2]byte
+}
+
+var encodePool = sync.Pool{New: func() any { return new(encodeState) }}
 
 // MarshalJSON encodes e as one line of compact JSON without a trailing newline: timestamps in
 // UTC (TimeLayout), vigil.schema set to SchemaVersion when empty, and no HTML escaping, so
 // shell commands keep their && and > readable in a SIEM. e is not modified.
 func MarshalJSON(e *Event) ([]byte, error) {
-	if e == nil {
-		return nil, errors.New("marshal json: nil event")
-	}
-	ts, err := formatTime("@timestamp", e.Timestamp)
+	// Most lines are well under 1 KiB: one allocation instead of a series of regrowths.
+	b, err := AppendJSON(make([]byte, 0, 1024), e)
 	if err != nil {
-		return nil, fmt.Errorf("marshal json: %w", err)
+		return nil, err
 	}
-	w := jsonEvent{Timestamp: ts, eventFields: eventFields(*e), Vigil: e.Vigil}
-	if w.Vigil.Schema == "" {
-		w.Vigil.Schema = SchemaVersion
-	}
-	if e.Process != nil {
-		w.Process = &jsonProcess{processFields: processFields(*e.Process)}
-		if e.Process.Start != nil {
-			if w.Process.Start, err = formatTime("process.start", *e.Process.Start); err != nil {
-				return nil, fmt.Errorf("marshal json: %w", err)
-			}
-		}
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&w); err != nil {
-		return nil, fmt.Errorf("marshal json: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return b, nil
 }
 
-// formatTime writes t in TimeLayout. Years outside 0..9999 have no RFC 3339 form, so they are
-// refused rather than written as a string no reader parses.
-func formatTime(field string, t time.Time) (string, error) {
-	t = t.UTC()
-	if y := t.Year(); y < 0 || y > 9999 {
-		return "", fmt.Errorf("%s: year %d outside 0..9999", field, y)
+// AppendJSON appends MarshalJSON's encoding of e to dst. On error dst is returned unchanged
+// in length.
+//
+// The encoder is github.com/segmentio/encoding/json, a drop-in for encoding/json that caches
+// a compiled codec per type and appends into the caller's buffer: the golden files in
+// testdata/golden hold encoding/json's bytes, and the two agree on them, on the escaping of
+// control characters, invalid UTF-8 and U+2028/U+2029, and on sorted map keys.
+func AppendJSON(dst []byte, e *Event) ([]byte, error) {
+	if e == nil {
+		return dst, errors.New("marshal json: nil event")
 	}
-	return t.Format(TimeLayout), nil
+	s := encodePool.Get().(*encodeState)
+	defer func() {
+		// Drop the references to e before the state goes back to the pool.
+		s.ev, s.proc = jsonEvent{}, jsonProcess{}
+		encodePool.Put(s)
+	}()
+	ts, err := appendTime(s.ts[0][:0], "@timestamp", e.Timestamp)
+	if err != nil {
+		return dst, fmt.Errorf("marshal json: %w", err)
+	}
+	s.ev = jsonEvent{Timestamp: ts, eventFields: eventFields(*e), Vigil: e.Vigil}
+	if s.ev.Vigil.Schema == "" {
+		s.ev.Vigil.Schema = SchemaVersion
+	}
+	if e.Process != nil {
+		s.proc = jsonProcess{processFields: processFields(*e.Process)}
+		if e.Process.Start != nil {
+			if s.proc.Start, err = appendTime(s.ts[1][:0], "process.start", *e.Process.Start); err != nil {
+				return dst, fmt.Errorf("marshal json: %w", err)
+			}
+		}
+		s.ev.Process = &s.proc
+	}
+	out, err := segjson.Append(dst, &s.ev, jsonFlags)
+	if err != nil {
+		return dst, fmt.Errorf("marshal json: %w", err)
+	}
+	return out, nil
+}
+
+// appendTime appends t in UTC and TimeLayout, quoted, as a JSON string.
+func appendTime(b []byte, field string, t time.Time) ([]byte, error) {
+	if err := checkYear(field, t); err != nil {
+		return b, err
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeLayout)
+	return append(b, '"'), nil
+}
+
+// checkYear refuses years outside 0..9999, which have no RFC 3339 form: better an error than
+// a string no reader parses.
+func checkYear(field string, t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%s: year %d outside 0..9999", field, y)
+	}
+	return nil
 }
 
 // UnmarshalJSON decodes one JSON record into e, replacing its contents only on success.
@@ -125,12 +173,12 @@ func UnmarshalJSON(b []byte, e *Event) error {
 // back, so anything a reader accepts can be re-encoded.
 func normalizeTimes(e *Event) error {
 	e.Timestamp = e.Timestamp.UTC()
-	if _, err := formatTime("@timestamp", e.Timestamp); err != nil {
+	if err := checkYear("@timestamp", e.Timestamp); err != nil {
 		return err
 	}
 	if e.Process != nil && e.Process.Start != nil {
 		start := e.Process.Start.UTC()
-		if _, err := formatTime("process.start", start); err != nil {
+		if err := checkYear("process.start", start); err != nil {
 			return err
 		}
 		e.Process.Start = &start
@@ -196,6 +244,25 @@ func FitLine(e *Event) ([]byte, error) {
 		}
 	}
 	return line, nil
+}
+
+// AppendLine appends the line FitLine returns for e, and a newline, to dst: the sink's
+// per-event path, which encodes straight into its buffer. Only a line that reaches
+// MaxLineBytes takes FitLine's shortening path. On error dst is returned unchanged in length.
+func AppendLine(dst []byte, e *Event) ([]byte, error) {
+	n := len(dst)
+	out, err := AppendJSON(dst, e)
+	if err != nil {
+		return out[:n], fmt.Errorf("fit line: %w", err)
+	}
+	if len(out)-n >= MaxLineBytes {
+		line, err := FitLine(e)
+		if err != nil {
+			return out[:n], err
+		}
+		out = append(out[:n], line...)
+	}
+	return append(out, '\n'), nil
 }
 
 // cloneForFit copies the parts of e that shrinkOnce modifies, so the caller's event is kept.

@@ -580,3 +580,72 @@ func BenchmarkFitLineOpenEvent(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkAppendLineOpenEvent(b *testing.B) {
+	e := benchOpenEvent()
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = AppendLine(buf[:0], e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// stdJSON is what MarshalJSON wrote with encoding/json before it moved to
+// segmentio/encoding: the reference the faster encoder must match byte for byte.
+func stdJSON(e *Event) ([]byte, error) {
+	ts, err := appendTime(nil, "@timestamp", e.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	w := jsonEvent{Timestamp: ts, eventFields: eventFields(*e), Vigil: e.Vigil}
+	if w.Vigil.Schema == "" {
+		w.Vigil.Schema = SchemaVersion
+	}
+	if e.Process != nil {
+		w.Process = &jsonProcess{processFields: processFields(*e.Process)}
+		if e.Process.Start != nil {
+			if w.Process.Start, err = appendTime(nil, "process.start", *e.Process.Start); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&w); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// FuzzMarshalJSONMatchesEncodingJSON checks the encoder against encoding/json on strings the
+// kernel can hand over (paths and argv are arbitrary bytes): control characters, invalid
+// UTF-8, U+2028/U+2029, HTML characters, and on map key order.
+func FuzzMarshalJSONMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{"plain", "a\x00b", "\x01\x1f\x7f", "<>&", "\u2028\u2029", "bad\xff\xfeutf8", "\xc3",
+		"é€😀", "\"\\/", "\t\n\r\b\f", "\xed\xa0\x80", "ok\xe2\x80", "\ufeff\ufffd"} {
+		f.Add(s, int64(1764000000123456789), uint64(7))
+	}
+	f.Add("", int64(-1), uint64(0))
+	f.Fuzz(func(t *testing.T, s string, n int64, u uint64) {
+		start := time.Unix(0, n)
+		code := int(n % 256)
+		e := &Event{Timestamp: time.Unix(0, n).In(berlin), Event: EventMeta{Action: s, Outcome: s, Kind: "event", Sequence: u},
+			Host: &Host{Name: s}, User: &User{ID: s, Group: &Group{ID: s}},
+			Process: &Process{Pid: int(n), Name: s, Args: []string{s, "", s}, ArgsCount: int(u % 9), Start: &start, ExitCode: &code,
+				Thread: &Thread{ID: -int(n)}, Parent: &ParentProcess{Name: s}, Hash: &Hash{}},
+			File: &File{Path: s}, Destination: &Destination{Address: s}, GenAI: &GenAI{Agent: &GenAIAgent{Name: s}, Tool: &GenAITool{}},
+			Vigil: Vigil{Truncated: []string{s}, Lost: map[string]uint64{s: u, "z": 1, "a": 2, "é": 3}, Join: &JoinKeys{TraceParent: s}}}
+		want, wantErr := stdJSON(e)
+		got, err := MarshalJSON(e)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("error %v, encoding/json %v", err, wantErr)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("differs from encoding/json for %q\n got: %s\nwant: %s", s, got, want)
+		}
+	})
+}

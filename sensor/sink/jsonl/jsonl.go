@@ -61,6 +61,7 @@ type Writer struct {
 	out      io.Writer // the open file, or os.Stdout; nil after a failed reopen
 	file     *os.File  // nil for standard output
 	buf      []byte    // whole lines not yet written
+	line     []byte    // a new line set aside while the buffer is flushed or rotated
 	bufLines uint64
 	size     int64 // bytes already in the current file
 	closed   bool
@@ -83,7 +84,9 @@ func Open(o Options) (*Writer, error) {
 	if o.MaxFiles == 0 {
 		o.MaxFiles = DefaultMaxFiles
 	}
-	w := &Writer{opts: o, buf: make([]byte, 0, bufferBytes)}
+	// Room for one maximal line past bufferBytes: Write encodes into the buffer before it
+	// decides to flush, and must not make append reallocate it.
+	w := &Writer{opts: o, buf: make([]byte, 0, bufferBytes+proto.MaxLineBytes+1)}
 	if o.Path == Stdout {
 		w.out = os.Stdout
 		return w, nil
@@ -128,14 +131,16 @@ func (w *Writer) openFile() error {
 	return nil
 }
 
-// Write encodes e with proto.FitLine and buffers it as one line. The line reaches the file on
-// Flush, when the buffer is full, or before a rotation. A record that cannot be encoded or
-// written is counted in Stats' errors and the error is returned; that includes a record whose
-// rotation failed, and the next Write tries the rotation again.
+// Write encodes e with proto.AppendLine (proto.FitLine's line) straight into the buffer. The
+// line reaches the file on Flush, when the buffer is full, or before a rotation. A record that
+// cannot be encoded or written is counted in Stats' errors and the error is returned; that
+// includes a record whose rotation failed, and the next Write tries the rotation again.
 func (w *Writer) Write(e *proto.Event) error {
-	line, err := proto.FitLine(e)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	start := len(w.buf)
+	buf, err := proto.AppendLine(w.buf, e)
+	w.buf = buf[:start] // the line is taken back below once it may stay
 	if err != nil {
 		w.errors++
 		return fmt.Errorf("jsonl write: %w", err)
@@ -144,16 +149,23 @@ func (w *Writer) Write(e *proto.Event) error {
 		w.errors++
 		return fmt.Errorf("jsonl write %s: %w", w.opts.Path, ErrClosed)
 	}
-	n := int64(len(line)) + 1
-	pending := w.size + int64(len(w.buf))
-	switch {
-	case w.file != nil && w.opts.MaxSizeBytes > 0 && pending > 0 && pending+n > w.opts.MaxSizeBytes:
-		if err := w.rotateLocked(); err != nil {
-			w.errors++
-			return fmt.Errorf("jsonl write: %w", err)
+	line := buf[start:] // with its newline
+	n := int64(len(line))
+	pending := w.size + int64(start)
+	rotate := w.file != nil && w.opts.MaxSizeBytes > 0 && pending > 0 && pending+n > w.opts.MaxSizeBytes
+	moved := rotate || start+len(line) > bufferBytes
+	if moved {
+		// Rotating or flushing writes out the buffer, which must not include this line yet:
+		// keep it aside meanwhile.
+		w.line = append(w.line[:0], line...)
+		line = w.line
+		var err error
+		if rotate {
+			err = w.rotateLocked()
+		} else {
+			err = w.flushLocked()
 		}
-	case len(w.buf)+int(n) > cap(w.buf):
-		if err := w.flushLocked(); err != nil {
+		if err != nil {
 			w.errors++
 			return fmt.Errorf("jsonl write: %w", err)
 		}
@@ -165,8 +177,11 @@ func (w *Writer) Write(e *proto.Event) error {
 			return fmt.Errorf("jsonl write: reopen: %w", err)
 		}
 	}
-	w.buf = append(w.buf, line...)
-	w.buf = append(w.buf, '\n')
+	if moved {
+		w.buf = append(w.buf, line...)
+	} else {
+		w.buf = w.buf[:start+len(line)] // still in place right after the buffered lines
+	}
 	w.bufLines++
 	return nil
 }
