@@ -302,13 +302,14 @@ func cString(b []byte) string {
 	return string(b)
 }
 
-// splitArgs splits the NUL-separated argv block the kernel copied from the process.
+// splitArgs splits the NUL-terminated argv block the kernel copied from the process at exec
+// (exactly argc strings; a truncated block ends mid-argument). Only the last terminator is
+// trimmed: empty arguments, the last one included ("a\0\0"), are arguments.
 func splitArgs(b []byte) []string {
-	b = bytes.TrimRight(b, "\x00")
 	if len(b) == 0 {
 		return nil
 	}
-	parts := bytes.Split(b, []byte{0})
+	parts := bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0})
 	args := make([]string, len(parts))
 	for i, p := range parts {
 		args[i] = string(p)

@@ -1,0 +1,640 @@
+package linux
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-sensor/vigil/bpf"
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
+)
+
+// recordsDir holds real ring-buffer records captured by TestCaptureRecords.
+const recordsDir = "testdata/records"
+
+func testDecoder() *decoder {
+	return &decoder{bootOffset: 1_700_000_000 * time.Second, agentName: sensor.DefaultCatalog().NameOf}
+}
+
+func loadExpected(t testing.TB) []expectedRecord {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(recordsDir, "expected.json"))
+	if err != nil {
+		t.Fatalf("captured records missing (regenerate: %s=$PWD/linux/testdata/records go test -run TestCaptureRecords ./linux/): %v", captureEnv, err)
+	}
+	var exp []expectedRecord
+	if err := json.Unmarshal(data, &exp); err != nil {
+		t.Fatal(err)
+	}
+	return exp
+}
+
+func TestDecodeCapturedRecords(t *testing.T) {
+	exp := loadExpected(t)
+	listed := map[string]bool{}
+	kinds := map[string]int{}
+	for _, x := range exp {
+		listed[x.File] = true
+		t.Run(strings.TrimSuffix(x.File, ".bin"), func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(recordsDir, x.File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := testDecoder().decode(raw)
+			if err != nil {
+				t.Fatalf("decode %s (%s): %v", x.File, x.What, err)
+			}
+			e := r.event
+			got, _ := json.Marshal(viewOf(e))
+			want, _ := json.Marshal(x.Want)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s (%s) decodes to\n%s\nwant\n%s", x.File, x.What, got, want)
+			}
+			kinds[e.Event.Action]++
+			if e.Process.Pid == 0 || e.Process.Parent == nil || e.Process.Parent.Pid == 0 || e.Vigil.Root == nil || e.Vigil.Root.Pid == 0 {
+				t.Errorf("pid/ppid/root must be non-zero: %+v root %+v", e.Process, e.Vigil.Root)
+			}
+			if e.Timestamp.IsZero() || e.Process.Start == nil || e.Process.StartBootNs == 0 || e.User == nil {
+				t.Errorf("header fields missing: ts %v start %v user %+v", e.Timestamp, e.Process.Start, e.User)
+			}
+			if e.Vigil.Source != "ebpf" || e.Vigil.Schema != proto.SchemaVersion || e.Event.Dataset != "vigil.kernel" {
+				t.Errorf("vigil meta = %+v dataset %q", e.Vigil, e.Event.Dataset)
+			}
+			for _, p := range []string{e.Process.Executable, e.Process.WorkingDirectory} {
+				if p != "" && !filepath.IsAbs(p) {
+					t.Errorf("process path %q is not absolute", p)
+				}
+			}
+			if e.File != nil && !filepath.IsAbs(e.File.Path) {
+				t.Errorf("file.path %q is not absolute", e.File.Path)
+			}
+			if r.agentID == 0 || r.trackFlags&trackPending != 0 {
+				t.Errorf("agent id %d flags %d: want a confirmed agent tree", r.agentID, r.trackFlags)
+			}
+		})
+	}
+	for _, k := range []string{proto.ActionExec, proto.ActionFork, proto.ActionExit, proto.ActionOpen, proto.ActionConnect} {
+		if kinds[k] == 0 {
+			t.Errorf("no captured %s record", k)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(recordsDir, "*.bin"))
+	for _, f := range files {
+		if !listed[filepath.Base(f)] {
+			t.Errorf("%s is not described in expected.json", f)
+		}
+	}
+}
+
+// The committed records carry nothing but what the decoder reads: no environment value
+// other than the allowlisted join keys, no stale scratch bytes.
+func TestCapturedRecordsHoldNoOtherEnvironment(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(recordsDir, "*.bin"))
+	if len(files) == 0 {
+		t.Fatal("no captured records")
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{envMarker, "marker-", "PATH=", "/usr/bin:/bin"} {
+			if bytes.Contains(raw, []byte(s)) {
+				t.Errorf("%s contains %q", f, s)
+			}
+		}
+		if !bytes.Equal(scrubRecord(raw), raw) {
+			t.Errorf("%s holds bytes past its reported lengths: not scrubbed", f)
+		}
+	}
+}
+
+// Hand-built records.
+
+func header(kind uint32) bpf.VigilEventHeader {
+	h := bpf.VigilEventHeader{Ts: 2e9, StartNs: 1e9, Kind: kind, Pid: 200, Tid: 201, Ppid: 100, Root: 100, Agent: 1, Uid: 1000, Gid: 1001}
+	copy(h.Comm[:], "claude")
+	return h
+}
+
+func rawOf[T any](v *T) []byte { return bytes.Clone(structBytes(v)) }
+
+func execRecord(argv string, exe, cwd string) *bpf.VigilExecEvent {
+	x := &bpf.VigilExecEvent{Hdr: header(kindExec)}
+	x.ArgvLen = uint32(copy(x.Argv[:], argv))
+	x.ExeLen = uint32(copy(x.Exe[:], exe))
+	x.CwdLen = uint32(copy(x.Cwd[:], cwd))
+	x.FilenameLen = uint32(copy(x.Filename[:], "/bin/x\x00"))
+	return x
+}
+
+func openRecord(ret int32, path string) *bpf.VigilOpenEvent {
+	x := &bpf.VigilOpenEvent{Hdr: header(kindOpen), Ret: ret, Dfd: -100}
+	x.PathLen = uint32(copy(x.Path[:], path))
+	return x
+}
+
+func connectRecord(ret int32, addr []byte) *bpf.VigilConnectEvent {
+	x := &bpf.VigilConnectEvent{Hdr: header(kindConnect), Ret: ret, Fd: 3}
+	x.Addrlen = uint32(copy(x.Addr[:], addr))
+	return x
+}
+
+func TestDecodeShortAndBadRecords(t *testing.T) {
+	h := header(kindFork)
+	hdr := rawOf(&h)
+	withKind := func(kind uint32, size int) []byte {
+		b := make([]byte, size)
+		h := header(kind)
+		copy(b, structBytes(&h))
+		return b
+	}
+	abs := rawOf(openRecord(3, "/etc/passwd\x00"))
+	cases := []struct {
+		name  string
+		raw   []byte
+		short bool // the error wraps errShortRecord
+	}{
+		{"empty", nil, true},
+		{"truncated header", hdr[:headerSize-1], true},
+		{"one byte", hdr[:1], true},
+		{"truncated exec", withKind(kindExec, execSize-1), true},
+		{"exec header only", withKind(kindExec, headerSize), true},
+		{"truncated exit", withKind(kindExit, exitSize-1), true},
+		{"truncated connect", withKind(kindConnect, connectSize-1), true},
+		{"open header only", withKind(kindOpen, headerSize), true},
+		{"open cut before its path", abs[:openMinSize-1], true},
+		{"open cut in its path", abs[:openMinSize+5], true},
+		{"open cut one byte before the NUL", abs[:openMinSize+11], true},
+		{"unknown kind", withKind(42, 8192), false},
+		{"kind zero", withKind(0, 8192), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := testDecoder().decode(c.raw)
+			if err == nil {
+				t.Fatalf("decoded %d bytes to %+v, want an error", len(c.raw), r.event)
+			}
+			if got := errors.Is(err, errShortRecord); got != c.short {
+				t.Errorf("errors.Is(%v, errShortRecord) = %v, want %v", err, got, c.short)
+			}
+			if r.event != nil {
+				t.Errorf("an error came with an event")
+			}
+		})
+	}
+}
+
+func TestDecodeOpenShapes(t *testing.T) {
+	abs := rawOf(openRecord(3, "/etc/passwd\x00"))
+	tests := []struct {
+		name      string
+		raw       []byte
+		path      string
+		truncated []string
+	}{
+		// The kernel sends an absolute path's record up to the path's NUL.
+		{"absolute, cut right after the path", abs[:openMinSize+12], "/etc/passwd", nil},
+		{"absolute, full record", abs, "/etc/passwd", nil},
+		{"path unreadable (path_len 0)", rawOf(openRecord(-14, ""))[:openMinSize], "", nil},
+		{"path without NUL, cut at its end", rawOf(openRecord(3, "/etc/passwd"))[:openMinSize+11], "/etc/passwd", nil},
+		{"walk ignored in a short record", func() []byte {
+			x := openRecord(3, "rel\x00")
+			x.WalkKind, x.WalkLen = walkFile, uint32(copy(x.Walk[:], "file\x00dir\x00"))
+			return rawOf(x)[:openMinSize+4]
+		}(), "rel", nil},
+		{"walk of the file without NULs", func() []byte {
+			x := openRecord(3, "rel\x00")
+			x.WalkKind, x.WalkLen = walkFile, uint32(copy(x.Walk[:], "file\x00dir"))
+			return rawOf(x)
+		}(), "/dir/file", nil},
+		{"failed relative open at /", func() []byte {
+			x := openRecord(-2, "./missing\x00")
+			x.WalkKind = walkCwd // walk_len 0: the cwd is the root
+			return rawOf(x)
+		}(), "/missing", nil},
+		{"failed relative open in a deep cwd", func() []byte {
+			x := openRecord(-2, "a/b\x00")
+			x.WalkKind, x.WalkLen = walkCwd, uint32(copy(x.Walk[:], "work\x00home\x00"))
+			return rawOf(x)
+		}(), "/home/work/a/b", nil},
+		{"lengths past the buffers", func() []byte {
+			x := openRecord(3, "")
+			for i := range x.Path {
+				x.Path[i] = 'p'
+			}
+			for i := range x.Walk {
+				x.Walk[i] = 'w'
+			}
+			x.PathLen, x.WalkLen, x.WalkKind, x.Truncated = ^uint32(0), ^uint32(0), walkFile, truncPath|truncWalk
+			return rawOf(x)
+		}(), "/" + strings.Repeat("w", len(bpf.VigilOpenEvent{}.Walk)), []string{"file.path"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := testDecoder().decode(tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := r.event
+			if e.File == nil || e.File.Path != tc.path {
+				t.Fatalf("file = %+v, want path %q", e.File, tc.path)
+			}
+			if !slices.Equal(e.Vigil.Truncated, tc.truncated) {
+				t.Errorf("truncated = %q, want %q", e.Vigil.Truncated, tc.truncated)
+			}
+		})
+	}
+	// A path longer than the record but clamped to the buffer: an error, not a panic.
+	x := openRecord(3, "/x\x00")
+	x.PathLen = ^uint32(0)
+	if _, err := testDecoder().decode(rawOf(x)[:openMinSize+3]); !errors.Is(err, errShortRecord) {
+		t.Errorf("huge path_len in a short record: err = %v", err)
+	}
+}
+
+func TestDecodeExecShapes(t *testing.T) {
+	t.Run("empty arguments", func(t *testing.T) {
+		x := execRecord("a\x00\x00b\x00\x00", "x\x00bin\x00", "")
+		x.Argc = 4
+		r, err := testDecoder().decode(rawOf(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := r.event
+		if want := []string{"a", "", "b", ""}; !slices.Equal(e.Process.Args, want) || e.Process.ArgsCount != 4 {
+			t.Errorf("args = %q (%d), want %q", e.Process.Args, e.Process.ArgsCount, want)
+		}
+		if e.Process.Executable != "/bin/x" || e.Process.WorkingDirectory != "/" {
+			t.Errorf("executable %q cwd %q", e.Process.Executable, e.Process.WorkingDirectory)
+		}
+		if e.Vigil.Join != nil || e.Process.Thread != nil || e.GenAI == nil || e.GenAI.Agent.Name == "" {
+			t.Errorf("join %+v thread %+v genai %+v", e.Vigil.Join, e.Process.Thread, e.GenAI)
+		}
+		if e.User.ID != "1000" || e.User.Group.ID != "1001" || e.Process.Name != "claude" {
+			t.Errorf("user %+v name %q", e.User, e.Process.Name)
+		}
+	})
+	t.Run("walks without NUL terminators", func(t *testing.T) {
+		x := execRecord("sh\x00", "sh\x00bin\x00usr", "b\x00a")
+		r, err := testDecoder().decode(rawOf(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := r.event; e.Process.Executable != "/usr/bin/sh" || e.Process.WorkingDirectory != "/a/b" {
+			t.Errorf("executable %q cwd %q", e.Process.Executable, e.Process.WorkingDirectory)
+		}
+	})
+	t.Run("failed exe walk falls back to the filename", func(t *testing.T) {
+		x := execRecord("x\x00", "", "")
+		r, err := testDecoder().decode(rawOf(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.event.Process.Executable != "/bin/x" {
+			t.Errorf("executable %q", r.event.Process.Executable)
+		}
+	})
+	t.Run("lengths past the buffers", func(t *testing.T) {
+		x := execRecord("", "", "")
+		for _, b := range [][]byte{x.Filename[:], x.Argv[:], x.Exe[:], x.Cwd[:]} {
+			for i := range b {
+				b[i] = 'z'
+			}
+		}
+		for i := range x.Env {
+			for j := range x.Env[i] {
+				x.Env[i][j] = 'e'
+			}
+		}
+		x.ArgvLen, x.FilenameLen, x.ExeLen, x.CwdLen, x.Argc = ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0)
+		x.EnvFound, x.Truncated = ^uint32(0), ^uint32(0)
+		r, err := testDecoder().decode(rawOf(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := r.event
+		if len(e.Process.Args) != 1 || len(e.Process.Args[0]) != len(x.Argv) {
+			t.Errorf("args not clamped to the buffer: %d args", len(e.Process.Args))
+		}
+		if len(e.Process.Executable) != len(x.Exe)+1 || len(e.Process.WorkingDirectory) != len(x.Cwd)+1 {
+			t.Errorf("walks not clamped: %d %d", len(e.Process.Executable), len(e.Process.WorkingDirectory))
+		}
+		if e.Vigil.Join == nil || len(e.Vigil.Join.TraceParent) != len(x.Env[0]) || e.Vigil.Join.ClaudeCode == "" {
+			t.Errorf("join keys = %+v", e.Vigil.Join)
+		}
+		want := []string{"process.args", "process.executable", "process.working_directory", "file.path"}
+		if !slices.Equal(e.Vigil.Truncated, want) {
+			t.Errorf("truncated = %q, want %q", e.Vigil.Truncated, want)
+		}
+	})
+	t.Run("pending flags and unknown agent", func(t *testing.T) {
+		x := execRecord("node\x00cli.js\x00", "node\x00", "")
+		x.Hdr.Agent, x.Hdr.TrackFlags = 0, trackPending
+		r, err := testDecoder().decode(rawOf(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.trackFlags != trackPending || r.agentID != 0 || r.event.GenAI != nil {
+			t.Errorf("flags %d agent %d genai %+v", r.trackFlags, r.agentID, r.event.GenAI)
+		}
+	})
+}
+
+func TestDecodeConnectShapes(t *testing.T) {
+	inet := func(port int, ip ...byte) []byte {
+		return append([]byte{afInet, 0, byte(port >> 8), byte(port)}, ip...)
+	}
+	inet6 := func(port int, ip ...byte) []byte {
+		b := append([]byte{afInet6, 0, byte(port >> 8), byte(port), 0, 0, 0, 0}, ip...)
+		return append(b, 0, 0, 0, 0) // scope id
+	}
+	mapped := append(make([]byte, 10), 0xff, 0xff, 10, 0, 0, 1)
+	tests := []struct {
+		name    string
+		ret     int32
+		addr    []byte
+		addrlen uint32 // 0: len(addr)
+		network string
+		dest    *proto.Destination
+		outcome string
+		errno   int
+	}{
+		{"ipv4", 0, append(inet(443, 93, 184, 216, 34), make([]byte, 8)...), 0, "ipv4", &proto.Destination{IP: "93.184.216.34", Port: 443}, proto.OutcomeSuccess, 0},
+		{"ipv4 cut short", 0, inet(443, 1, 2), 0, "ipv4", &proto.Destination{}, proto.OutcomeSuccess, 0},
+		{"ipv4-mapped ipv6", -int32(unix.ECONNREFUSED), inet6(80, mapped...), 0, "ipv6", &proto.Destination{IP: "10.0.0.1", Port: 80}, proto.OutcomeFailure, int(unix.ECONNREFUSED)},
+		{"einprogress", -einprogress, inet(80, 127, 0, 0, 1), 0, "ipv4", &proto.Destination{IP: "127.0.0.1", Port: 80}, proto.OutcomeUnknown, einprogress},
+		{"unix path without NUL", 0, append([]byte{afUnix, 0}, "/run/x.sock"...), 0, "unix", &proto.Destination{Address: "/run/x.sock"}, proto.OutcomeSuccess, 0},
+		{"abstract with trailing NULs", 0, append([]byte{afUnix, 0, 0}, "name\x00\x00"...), 0, "unix", &proto.Destination{Address: "@name"}, proto.OutcomeSuccess, 0},
+		{"unnamed unix", 0, []byte{afUnix, 0}, 0, "unix", &proto.Destination{}, proto.OutcomeSuccess, 0},
+		{"addrlen past the buffer", 0, append([]byte{afUnix, 0}, bytes.Repeat([]byte{'u'}, 110)...), ^uint32(0), "unix", &proto.Destination{Address: strings.Repeat("u", 110)}, proto.OutcomeSuccess, 0},
+		{"addrlen 1", 0, []byte{afInet, 0, 1, 2}, 1, "", nil, proto.OutcomeSuccess, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := connectRecord(tc.ret, tc.addr)
+			if tc.addrlen != 0 {
+				x.Addrlen = tc.addrlen
+			}
+			r, err := testDecoder().decode(rawOf(x))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := r.event
+			network := ""
+			if e.Network != nil {
+				network = e.Network.Type
+			}
+			if network != tc.network || !reflect.DeepEqual(e.Destination, tc.dest) {
+				t.Errorf("network %q destination %+v, want %q %+v", network, e.Destination, tc.network, tc.dest)
+			}
+			if e.Event.Outcome != tc.outcome || e.Vigil.Errno != tc.errno {
+				t.Errorf("outcome %q errno %d, want %q %d", e.Event.Outcome, e.Vigil.Errno, tc.outcome, tc.errno)
+			}
+			if e.Process.Thread == nil || e.Process.Thread.ID != 201 {
+				t.Errorf("thread = %+v, want 201", e.Process.Thread)
+			}
+		})
+	}
+}
+
+func TestDecodeForkAndExit(t *testing.T) {
+	h := header(kindFork)
+	r, err := testDecoder().decode(rawOf(&h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r.event; e.Event.Action != proto.ActionFork || e.Process.Thread != nil || e.Process.ExitCode != nil || e.Process.Parent.Pid != 100 {
+		t.Errorf("fork = %+v", e.Process)
+	}
+	x := bpf.VigilExitEvent{Hdr: header(kindExit), ExitCode: uint32(unix.SIGSEGV) | 0x80}
+	r, err = testDecoder().decode(rawOf(&x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r.event; e.Event.Action != proto.ActionExit || e.Process.ExitCode == nil || *e.Process.ExitCode != 139 {
+		t.Errorf("exit = %+v", e.Process)
+	}
+	// Trailing bytes past a fixed-size record are ignored.
+	r, err = testDecoder().decode(append(rawOf(&x), 1, 2, 3))
+	if err != nil || *r.event.Process.ExitCode != 139 {
+		t.Errorf("exit with trailing bytes: %v", err)
+	}
+}
+
+func TestJoinWalk(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", "/"},
+		{"\x00\x00", "/"},
+		{"/\x00", "/"},
+		{"passwd\x00etc\x00", "/etc/passwd"},
+		{"passwd\x00etc", "/etc/passwd"},           // no terminator
+		{"file\x00\x00dir\x00", "/dir/file"},       // an empty component is skipped
+		{"file\x00/\x00dir\x00/\x00", "/dir/file"}, // a mount root's "/" is skipped
+		{"d e\x00ünï\x00", "/ünï/d e"},             // names are bytes
+		{"a\x00b\x00c\x00\x00\x00\x00", "/c/b/a"},  // zero padding
+		{strings.Repeat("x", 300), "/" + strings.Repeat("x", 300)},
+	}
+	for _, tc := range tests {
+		if got := joinWalk([]byte(tc.in)); got != tc.want {
+			t.Errorf("joinWalk(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestJoinPath(t *testing.T) {
+	tests := []struct{ dir, rel, want string }{
+		{"/", "x", "/x"},
+		{"/", "./x", "/x"},
+		{"/home/u", "a/b", "/home/u/a/b"},
+		{"/home/u", "./.env", "/home/u/.env"},
+	}
+	for _, tc := range tests {
+		if got := joinPath(tc.dir, tc.rel); got != tc.want {
+			t.Errorf("joinPath(%q, %q) = %q, want %q", tc.dir, tc.rel, got, tc.want)
+		}
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"\x00", []string{""}},
+		{"ls\x00", []string{"ls"}},
+		{"ls\x00-l\x00", []string{"ls", "-l"}},
+		{"git\x00commit\x00-m\x00\x00", []string{"git", "commit", "-m", ""}}, // empty last argument
+		{"a\x00\x00\x00b\x00", []string{"a", "", "", "b"}},
+		{"echo\x00trunc", []string{"echo", "trunc"}}, // cut mid-argument (TRUNC_ARGV)
+		{"a b\x00c\td\x00", []string{"a b", "c\td"}},
+	}
+	for _, tc := range tests {
+		if got := splitArgs([]byte(tc.in)); !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
+			t.Errorf("splitArgs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestOpenFlagsAndAccess(t *testing.T) {
+	tests := []struct {
+		flags         int
+		names, access string
+	}{
+		{unix.O_RDONLY, "O_RDONLY", "read"},
+		{unix.O_WRONLY, "O_WRONLY", "write"},
+		{unix.O_RDWR, "O_RDWR", "read_write"},
+		{unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC, "O_WRONLY|O_CREAT|O_TRUNC", "write"},
+		{unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_APPEND | unix.O_CLOEXEC, "O_WRONLY|O_CREAT|O_EXCL|O_APPEND|O_CLOEXEC", "write"},
+		{unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK, "O_RDONLY|O_NONBLOCK|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC", "read"},
+		{unix.O_RDWR | unix.O_NOCTTY | unix.O_DSYNC | unix.O_DIRECT | unix.O_NOATIME, "O_RDWR|O_NOCTTY|O_DSYNC|O_DIRECT|O_NOATIME", "read_write"},
+		{unix.O_PATH | unix.O_CLOEXEC, "O_RDONLY|O_CLOEXEC|O_PATH", "path"},
+		{unix.O_RDWR | unix.O_TMPFILE, "O_RDWR|O_DIRECTORY|O_TMPFILE", "read_write"},
+		{unix.O_ACCMODE, "O_ACCMODE", "read"},
+	}
+	for _, tc := range tests {
+		if got := openFlags(uint32(tc.flags)); got != tc.names {
+			t.Errorf("openFlags(%#o) = %q, want %q", tc.flags, got, tc.names)
+		}
+		if got := openAccess(uint32(tc.flags)); got != tc.access {
+			t.Errorf("openAccess(%#o) = %q, want %q", tc.flags, got, tc.access)
+		}
+	}
+	if got := openFlags(^uint32(0)); !strings.HasPrefix(got, "O_ACCMODE|O_CREAT|") {
+		t.Errorf("openFlags(all bits) = %q", got)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		status uint32
+		want   int
+	}{
+		{0, 0},
+		{1 << 8, 1},
+		{3 << 8, 3},
+		{255 << 8, 255},
+		{uint32(unix.SIGKILL), 137},
+		{uint32(unix.SIGTERM), 143},
+		{uint32(unix.SIGSEGV) | 0x80, 139}, // core dumped
+		{uint32(unix.SIGABRT) | 0x80, 134},
+	}
+	for _, tc := range tests {
+		if got := exitCode(tc.status); got != tc.want {
+			t.Errorf("exitCode(%#x) = %d, want %d", tc.status, got, tc.want)
+		}
+	}
+}
+
+func TestSetOutcome(t *testing.T) {
+	tests := []struct {
+		ret     int32
+		connect bool
+		outcome string
+		errno   int
+	}{
+		{0, false, proto.OutcomeSuccess, 0},
+		{7, false, proto.OutcomeSuccess, 0}, // an open's fd
+		{0, true, proto.OutcomeSuccess, 0},
+		{-int32(unix.ENOENT), false, proto.OutcomeFailure, 2},
+		{-int32(unix.EACCES), false, proto.OutcomeFailure, 13},
+		{-int32(unix.ECONNREFUSED), true, proto.OutcomeFailure, 111},
+		{-einprogress, true, proto.OutcomeUnknown, 115},
+		{-einprogress, false, proto.OutcomeFailure, 115}, // only a connect can be in progress
+	}
+	for _, tc := range tests {
+		e := &proto.Event{}
+		setOutcome(e, tc.ret, tc.connect)
+		if e.Event.Outcome != tc.outcome || e.Vigil.Errno != tc.errno {
+			t.Errorf("setOutcome(%d, %v) = %q errno %d, want %q %d", tc.ret, tc.connect, e.Event.Outcome, e.Vigil.Errno, tc.outcome, tc.errno)
+		}
+	}
+	if unix.EINPROGRESS != einprogress {
+		t.Errorf("einprogress = %d, unix.EINPROGRESS = %d", einprogress, unix.EINPROGRESS)
+	}
+}
+
+func TestTruncatedNames(t *testing.T) {
+	if got := truncatedNames(0); got != nil {
+		t.Errorf("truncatedNames(0) = %q", got)
+	}
+	if got := truncatedNames(truncPath | truncWalk); !slices.Equal(got, []string{"file.path"}) {
+		t.Errorf("truncatedNames(path|walk) = %q", got)
+	}
+	if got := truncatedNames(truncArgv | truncCwd); !slices.Equal(got, []string{"process.args", "process.working_directory"}) {
+		t.Errorf("truncatedNames(argv|cwd) = %q", got)
+	}
+}
+
+// fuzzSeeds are every captured record and the hand-built shapes.
+func fuzzSeeds(f *testing.F) [][]byte {
+	files, _ := filepath.Glob(filepath.Join(recordsDir, "*.bin"))
+	if len(files) == 0 {
+		f.Fatal("no captured records to seed from")
+	}
+	var seeds [][]byte
+	for _, p := range files {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, raw)
+	}
+	h := header(kindFork)
+	abs := rawOf(openRecord(3, "/etc/passwd\x00"))
+	x := execRecord("a\x00\x00b\x00", "x\x00bin", "b\x00a")
+	seeds = append(seeds, nil, rawOf(&h), abs[:openMinSize+12], abs[:openMinSize+5], rawOf(x),
+		rawOf(connectRecord(-einprogress, []byte{afUnix, 0, 0, 'n'})))
+	return seeds
+}
+
+var validActions = []string{proto.ActionExec, proto.ActionFork, proto.ActionExit, proto.ActionOpen, proto.ActionConnect}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		d := testDecoder()
+		r, err := d.decode(raw)
+		if err != nil {
+			if r.event != nil {
+				t.Fatalf("error %v came with an event", err)
+			}
+			if len(raw) < headerSize && !errors.Is(err, errShortRecord) {
+				t.Fatalf("%d-byte record: %v does not wrap errShortRecord", len(raw), err)
+			}
+			return
+		}
+		e := r.event
+		if e == nil || e.Process == nil || !slices.Contains(validActions, e.Event.Action) {
+			t.Fatalf("decoded to an invalid event: %+v", e)
+		}
+		first, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		r2, err := d.decode(raw)
+		if err != nil {
+			t.Fatalf("second decode failed: %v", err)
+		}
+		second, err := json.Marshal(r2.event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, second) {
+			t.Fatalf("decoding is not deterministic:\n%s\n%s", first, second)
+		}
+	})
+}
