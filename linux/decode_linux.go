@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -92,21 +94,34 @@ func (d *decoder) decode(raw []byte) (record, error) {
 	if err := copyRecord(&h, raw, headerSize); err != nil {
 		return record{}, fmt.Errorf("decode header: %w", err)
 	}
-	e := d.base(&h)
-	rec := record{event: e, agentID: h.Agent, trackFlags: h.TrackFlags}
+	var e *proto.Event
 	switch h.Kind {
+	case kindOpen:
+		blk := new(openBlock)
+		e = d.base(&blk.base, &h)
+		var x bpf.VigilOpenEvent
+		if err := copyRecord(&x, raw, openMinSize); err != nil {
+			return record{}, fmt.Errorf("decode open: %w", err)
+		}
+		if err := d.open(e, &x, len(raw), &blk.file); err != nil {
+			return record{}, err
+		}
 	case kindExec:
+		e = d.base(new(baseBlock), &h)
 		var x bpf.VigilExecEvent
 		if err := copyRecord(&x, raw, execSize); err != nil {
 			return record{}, fmt.Errorf("decode exec: %w", err)
 		}
 		d.exec(e, &x)
 	case kindFork:
+		e = d.base(new(baseBlock), &h)
 		e.Event.Action = proto.ActionFork
 		e.Event.Category = "process"
 		e.Event.Outcome = proto.OutcomeSuccess
 		e.Process.Thread = nil
 	case kindExit:
+		blk := new(exitBlock)
+		e = d.base(&blk.base, &h)
 		var x bpf.VigilExitEvent
 		if err := copyRecord(&x, raw, exitSize); err != nil {
 			return record{}, fmt.Errorf("decode exit: %w", err)
@@ -115,49 +130,137 @@ func (d *decoder) decode(raw []byte) (record, error) {
 		e.Event.Category = "process"
 		e.Event.Outcome = proto.OutcomeSuccess
 		e.Process.Thread = nil
-		code := exitCode(x.ExitCode)
-		e.Process.ExitCode = &code
-	case kindOpen:
-		var x bpf.VigilOpenEvent
-		if err := copyRecord(&x, raw, openMinSize); err != nil {
-			return record{}, fmt.Errorf("decode open: %w", err)
-		}
-		if err := d.open(e, &x, len(raw)); err != nil {
-			return record{}, err
-		}
+		blk.code = exitCode(x.ExitCode)
+		e.Process.ExitCode = &blk.code
 	case kindConnect:
+		blk := new(connectBlock)
+		e = d.base(&blk.base, &h)
 		var x bpf.VigilConnectEvent
 		if err := copyRecord(&x, raw, connectSize); err != nil {
 			return record{}, fmt.Errorf("decode connect: %w", err)
 		}
-		d.connect(e, &x)
+		d.connect(e, &x, blk)
 	default:
 		return record{}, fmt.Errorf("decode: unknown record kind %d", h.Kind)
 	}
-	return rec, nil
+	return record{event: e, agentID: h.Agent, trackFlags: h.TrackFlags}, nil
 }
 
-// base fills what every record carries.
-func (d *decoder) base(h *bpf.VigilEventHeader) *proto.Event {
-	start := d.wall(h.StartNs)
-	e := &proto.Event{
+// baseBlock holds an event and the groups every record fills, so that decoding a record
+// allocates one object instead of one per group. The event's pointers point into the block;
+// they are never shared with other events, so the consumers may modify them as before.
+type baseBlock struct {
+	event  proto.Event
+	proc   proto.Process
+	user   proto.User
+	group  proto.Group
+	thread proto.Thread
+	parent proto.ParentProcess
+	root   proto.Root
+	start  time.Time
+	genAI  proto.GenAI
+}
+
+// openBlock, exitBlock and connectBlock add what their kind fills.
+type (
+	openBlock struct {
+		base baseBlock
+		file proto.File
+	}
+	exitBlock struct {
+		base baseBlock
+		code int
+	}
+	connectBlock struct {
+		base baseBlock
+		dest proto.Destination
+		net  proto.Network
+	}
+)
+
+// base fills what every record carries into b and returns b's event.
+func (d *decoder) base(b *baseBlock, h *bpf.VigilEventHeader) *proto.Event {
+	b.start = d.wall(h.StartNs)
+	b.group = proto.Group{ID: idString(h.Gid)}
+	b.user = proto.User{ID: idString(h.Uid), Group: &b.group}
+	b.thread = proto.Thread{ID: int(h.Tid)}
+	b.parent = proto.ParentProcess{Pid: int(h.Ppid)}
+	b.proc = proto.Process{
+		Pid:         int(h.Pid),
+		Thread:      &b.thread,
+		Name:        internComm(h.Comm[:]),
+		Start:       &b.start,
+		Parent:      &b.parent,
+		StartBootNs: h.StartNs,
+	}
+	b.root = proto.Root{Pid: int(h.Root)}
+	b.event = proto.Event{
 		Timestamp: d.wall(h.Ts),
 		Event:     proto.EventMeta{Kind: "event", Dataset: "vigil.kernel"},
-		User:      &proto.User{ID: strconv.FormatUint(uint64(h.Uid), 10), Group: &proto.Group{ID: strconv.FormatUint(uint64(h.Gid), 10)}},
-		Process: &proto.Process{
-			Pid:         int(h.Pid),
-			Thread:      &proto.Thread{ID: int(h.Tid)},
-			Name:        cString(h.Comm[:]),
-			Start:       &start,
-			Parent:      &proto.ParentProcess{Pid: int(h.Ppid)},
-			StartBootNs: h.StartNs,
-		},
-		Vigil: proto.Vigil{Schema: proto.SchemaVersion, Root: &proto.Root{Pid: int(h.Root)}, Source: "ebpf"},
+		User:      &b.user,
+		Process:   &b.proc,
+		Vigil:     proto.Vigil{Schema: proto.SchemaVersion, Root: &b.root, Source: "ebpf"},
 	}
 	if name := d.agentName(h.Agent); name != "" {
-		e.GenAI = &proto.GenAI{Agent: &proto.GenAIAgent{Name: name}}
+		b.genAI.Agent = agentOf(h.Agent, name)
+		b.event.GenAI = &b.genAI
 	}
-	return e
+	return &b.event
+}
+
+// The caches below give records the same immutable values (strings, the agent struct)
+// without an allocation per record. They are direct-mapped, bounded, and safe for concurrent
+// decoders: a slot holds one value and a miss replaces it.
+
+// agentCache holds one shared gen_ai.agent value per catalog id. The value is read-only:
+// whoever sets another agent on an event replaces the pointer (setAgent, the process table).
+var agentCache [64]atomic.Pointer[proto.GenAIAgent]
+
+func agentOf(id uint32, name string) *proto.GenAIAgent {
+	slot := &agentCache[id%uint32(len(agentCache))]
+	if a := slot.Load(); a != nil && a.Name == name {
+		return a
+	}
+	a := &proto.GenAIAgent{Name: name}
+	slot.Store(a)
+	return a
+}
+
+type idEntry struct {
+	id uint32
+	s  string
+}
+
+var idCache [64]atomic.Pointer[idEntry]
+
+// idString is strconv.FormatUint for a uid or gid.
+func idString(id uint32) string {
+	slot := &idCache[id%uint32(len(idCache))]
+	if c := slot.Load(); c != nil && c.id == id {
+		return c.s
+	}
+	c := &idEntry{id: id, s: strconv.FormatUint(uint64(id), 10)}
+	slot.Store(c)
+	return c.s
+}
+
+var (
+	commSeed  = maphash.MakeSeed()
+	commCache [256]atomic.Pointer[string]
+)
+
+// internComm is cString for the task's comm, which few processes share.
+func internComm(comm []byte) string {
+	if i := bytes.IndexByte(comm, 0); i >= 0 {
+		comm = comm[:i]
+	}
+	slot := &commCache[maphash.Bytes(commSeed, comm)%uint64(len(commCache))]
+	if s := slot.Load(); s != nil && *s == string(comm) {
+		return *s
+	}
+	s := string(comm)
+	slot.Store(&s)
+	return s
 }
 
 func (d *decoder) wall(bootNs uint64) time.Time {
@@ -200,11 +303,12 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent) {
 		}
 	}
 	if !keys.Empty() {
-		e.Vigil.Join = &keys
+		join := keys // only records with keys pay for the allocation
+		e.Vigil.Join = &join
 	}
 }
 
-func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int) error {
+func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int, file *proto.File) error {
 	e.Event.Action = proto.ActionOpen
 	e.Event.Category = "file"
 	setOutcome(e, x.Ret, false)
@@ -224,12 +328,13 @@ func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int) error 
 	case x.WalkKind == walkCwd && walked != "":
 		path = joinPath(walked, given)
 	}
-	e.File = &proto.File{Path: path, Flags: openFlags(x.Flags), Access: openAccess(x.Flags)}
+	*file = proto.File{Path: path, Flags: openFlags(x.Flags), Access: openAccess(x.Flags)}
+	e.File = file
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	return nil
 }
 
-func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent) {
+func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, blk *connectBlock) {
 	e.Event.Action = proto.ActionConnect
 	e.Event.Category = "network"
 	setOutcome(e, x.Ret, true)
@@ -238,20 +343,24 @@ func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent) {
 		return
 	}
 	family := uint16(addr[0]) | uint16(addr[1])<<8
-	dest := &proto.Destination{}
+	dest := &blk.dest
+	setNetwork := func(typ string) {
+		blk.net = proto.Network{Type: typ}
+		e.Network = &blk.net
+	}
 	switch family {
 	case afInet:
 		if len(addr) >= 8 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom4([4]byte(addr[4:8])).String()
 		}
-		e.Network = &proto.Network{Type: "ipv4"}
+		setNetwork("ipv4")
 	case afInet6:
 		if len(addr) >= 24 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom16([16]byte(addr[8:24])).Unmap().String()
 		}
-		e.Network = &proto.Network{Type: "ipv6"}
+		setNetwork("ipv6")
 	case afUnix:
 		path := addr[2:]
 		if len(path) > 0 && path[0] == 0 { // abstract socket: name follows a NUL
@@ -259,7 +368,7 @@ func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent) {
 		} else {
 			dest.Address = cString(path)
 		}
-		e.Network = &proto.Network{Type: "unix"}
+		setNetwork("unix")
 	}
 	e.Destination = dest
 }
@@ -309,12 +418,18 @@ func splitArgs(b []byte) []string {
 	if len(b) == 0 {
 		return nil
 	}
-	parts := bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0})
-	args := make([]string, len(parts))
-	for i, p := range parts {
-		args[i] = string(p)
+	// Split by hand: bytes.Split would put subslices of b in a heap slice, and b points into
+	// the record decode keeps on its stack.
+	b = bytes.TrimSuffix(b, []byte{0})
+	args := make([]string, 0, bytes.Count(b, []byte{0})+1)
+	for {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return append(args, string(b))
+		}
+		args = append(args, string(b[:i]))
+		b = b[i+1:]
 	}
-	return args
 }
 
 // joinWalk turns the kernel's leaf-first, NUL-separated path components into an absolute
@@ -324,14 +439,18 @@ func joinWalk(b []byte) string {
 	if len(b) == 0 {
 		return "/"
 	}
-	parts := bytes.Split(b, []byte{0})
 	var sb strings.Builder
-	for i := len(parts) - 1; i >= 0; i-- {
-		if len(parts[i]) == 0 || (len(parts[i]) == 1 && parts[i][0] == '/') {
+	sb.Grow(len(b) + 1)
+	// Components from the last (the root's child) to the first (the leaf).
+	for end := len(b); end >= 0; {
+		i := bytes.LastIndexByte(b[:end], 0)
+		part := b[i+1 : end]
+		end = i
+		if len(part) == 0 || (len(part) == 1 && part[0] == '/') {
 			continue
 		}
 		sb.WriteByte('/')
-		sb.Write(parts[i])
+		sb.Write(part)
 	}
 	if sb.Len() == 0 {
 		return "/"
@@ -379,8 +498,26 @@ var openFlagNames = []struct {
 	{0o20000000, "O_TMPFILE"},
 }
 
+type flagsEntry struct {
+	flags uint32
+	names string
+}
+
+// flagsCache keeps the names of recently seen flag values: a program opens with few.
+var flagsCache [64]atomic.Pointer[flagsEntry]
+
 // openFlags names the open(2) flags, access mode first.
 func openFlags(flags uint32) string {
+	slot := &flagsCache[(flags*0x9e3779b1)>>26]
+	if c := slot.Load(); c != nil && c.flags == flags {
+		return c.names
+	}
+	c := &flagsEntry{flags: flags, names: formatOpenFlags(flags)}
+	slot.Store(c)
+	return c.names
+}
+
+func formatOpenFlags(flags uint32) string {
 	names := []string{[]string{"O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"}[flags&3]}
 	for _, f := range openFlagNames {
 		if flags&f.bit == f.bit {
