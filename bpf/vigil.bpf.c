@@ -99,6 +99,15 @@ struct {
 	__type(value, struct open_event);
 } open_scratch SEC(".maps");
 
+// All zeroes, never written: copied over the exec scratch before each use, so an exec record
+// carries nothing of an earlier process (argv, paths) in the bytes past its lengths.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_event);
+} zero_exec SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -376,7 +385,8 @@ static long env_step(__u64 idx, struct env_walk *w)
 	}
 	if (k < 0 || k >= ENV_KEYS)
 		return 0;
-	bpf_probe_read_kernel(s->val[k], ENV_VALUE_SLOT, &s->tmp[plen & 31]);
+	// Copy the value up to its NUL only: the bytes after it in tmp are other variables.
+	bpf_probe_read_kernel_str(s->val[k], ENV_VALUE_SLOT, &s->tmp[plen & 31]);
 	s->found |= 1 << k;
 	return 0;
 }
@@ -390,8 +400,10 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	if (tgid == self_tgid)
 		return 0;
 	struct exec_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
-	if (!e)
+	struct exec_event *clean = bpf_map_lookup_elem(&zero_exec, &zero);
+	if (!e || !clean)
 		return 0;
+	bpf_probe_read_kernel(e, sizeof(*e), clean);
 	long flen = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	if (flen < 0)
 		flen = 0;
@@ -442,6 +454,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	struct env_scratch *s = bpf_map_lookup_elem(&env_scratch, &zero);
 	if (s) {
 		s->found = 0;
+		bpf_probe_read_kernel(s->val, sizeof(s->val), clean->env);
 		struct env_walk w = {
 			.cur = BPF_CORE_READ(mm, env_start),
 			.end = BPF_CORE_READ(mm, env_end),

@@ -138,6 +138,7 @@ const (
 	VigilMapOpenScratch   = "open_scratch"
 	VigilMapOpenStash     = "open_stash"
 	VigilMapTracked       = "tracked"
+	VigilMapZeroExec      = "zero_exec"
 	VigilProgEnterConnect = "enter_connect"
 	VigilProgEnterCreat   = "enter_creat"
 	VigilProgEnterOpen    = "enter_open"
@@ -226,6 +227,7 @@ type VigilMapSpecs struct {
 	OpenScratch  *ebpf.MapSpec `ebpf:"open_scratch"`
 	OpenStash    *ebpf.MapSpec `ebpf:"open_stash"`
 	Tracked      *ebpf.MapSpec `ebpf:"tracked"`
+	ZeroExec     *ebpf.MapSpec `ebpf:"zero_exec"`
 }
 
 // VigilVariableSpecs contains global variables before they are loaded into the kernel.
@@ -272,6 +274,7 @@ type VigilMaps struct {
 	OpenScratch  *ebpf.Map `ebpf:"open_scratch"`
 	OpenStash    *ebpf.Map `ebpf:"open_stash"`
 	Tracked      *ebpf.Map `ebpf:"tracked"`
+	ZeroExec     *ebpf.Map `ebpf:"zero_exec"`
 }
 
 func (m *VigilMaps) Close() error {
@@ -287,6 +290,7 @@ func (m *VigilMaps) Close() error {
 		m.OpenScratch,
 		m.OpenStash,
 		m.Tracked,
+		m.ZeroExec,
 	)
 }
 

@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/ringbuf"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
@@ -438,5 +440,41 @@ func TestExplainLoadErrorNamesRefusedProgramType(t *testing.T) {
 	}
 	if got := explainLoadError(err).Error(); !strings.Contains(got, "refused") || strings.Contains(got, "MEMLOCK") {
 		t.Errorf("real EPERM explained as %q", got)
+	}
+}
+
+// TestRawRecordsCarryNoOtherEnvironment reads the ring directly: not one byte of a variable
+// outside the allowlist may leave the kernel, even past the lengths the decoder reads.
+func TestRawRecordsCarryNoOtherEnvironment(t *testing.T) {
+	requireKernel(t)
+	src, err := NewEBPF(Options{Catalog: sensor.DefaultCatalog(), Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	shell, _ := agentShell(t, "claude")
+	const marker = "zzmarker-not-allowlisted-zz"
+	cmd := exec.Command(shell, "-c", "/bin/true a b; /bin/true c")
+	cmd.Env = []string{"BEFORE=" + marker, "TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"AFTER=" + marker, "CODEX_TOOL_CALL_ID=call_1", "PATH=/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var rec ringbuf.Record
+	execs := 0
+	for {
+		src.reader.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if err := src.reader.ReadInto(&rec); err != nil {
+			break
+		}
+		if bytes.Contains(rec.RawSample, []byte(marker)) {
+			t.Fatalf("a raw %d-byte record carries a non-allowlisted environment value", len(rec.RawSample))
+		}
+		if r, err := src.dec.decode(rec.RawSample); err == nil && r.event.Event.Action == proto.ActionExec {
+			execs++
+		}
+	}
+	if execs < 3 {
+		t.Fatalf("read %d exec records, want at least 3 (the shell and two /bin/true)", execs)
 	}
 }
