@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -44,9 +44,10 @@ type Pipeline struct {
 	o        PipelineOptions
 	seq      uint64
 	lastLost map[string]uint64
+	// host is stamped on every record. It is shared by all of them, so it is read-only.
+	host *proto.Host
 
-	mu    sync.Mutex
-	stats PipelineStats
+	received, written, sinkErrors atomic.Uint64
 }
 
 // NewPipeline checks the options and applies defaults.
@@ -63,14 +64,13 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if o.LostInterval <= 0 {
 		o.LostInterval = time.Second
 	}
-	return &Pipeline{o: o, lastLost: map[string]uint64{}}, nil
+	host := o.Host
+	return &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host}, nil
 }
 
 // Stats returns a snapshot of the pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stats
+	return PipelineStats{Received: p.received.Load(), Written: p.written.Load(), SinkErrors: p.sinkErrors.Load()}
 }
 
 // Run streams until ctx is cancelled and the source has returned, then writes what is
@@ -95,9 +95,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				p.flush()
 				return <-srcErr
 			}
-			p.mu.Lock()
-			p.stats.Received++
-			p.mu.Unlock()
+			p.received.Add(1)
 			p.process(e)
 			if len(queue) == 0 {
 				p.flush()
@@ -126,8 +124,7 @@ func (p *Pipeline) process(e *proto.Event) {
 func (p *Pipeline) write(e *proto.Event) {
 	p.seq++
 	e.Event.Sequence = p.seq
-	host := p.o.Host
-	e.Host = &host
+	e.Host = p.host
 	e.Vigil.Schema = proto.SchemaVersion
 	ok := true
 	for _, s := range p.o.Sinks {
@@ -137,9 +134,7 @@ func (p *Pipeline) write(e *proto.Event) {
 		}
 	}
 	if ok {
-		p.mu.Lock()
-		p.stats.Written++
-		p.mu.Unlock()
+		p.written.Add(1)
 	}
 }
 
@@ -152,10 +147,7 @@ func (p *Pipeline) flush() {
 }
 
 func (p *Pipeline) sinkError(step string, err error) {
-	p.mu.Lock()
-	p.stats.SinkErrors++
-	n := p.stats.SinkErrors
-	p.mu.Unlock()
+	n := p.sinkErrors.Add(1)
 	// A broken sink can fail on every event; log the first and then every 1000th.
 	if n == 1 || n%1000 == 0 {
 		p.o.Log.Error().Err(err).Uint64("sink_errors", n).Msg(fmt.Sprintf("sink %s failed", step))

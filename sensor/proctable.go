@@ -68,10 +68,12 @@ type ProcessTableStats struct {
 // Apply must be called from one goroutine; Lookup and Stats may be called from any.
 type ProcessTable struct {
 	bootID string
-	max    int
-	ttl    time.Duration
-	hasher func(string) (string, error)
-	now    func() time.Time
+	// bootHost is the host.boot_id value given to events without a host: shared, read-only.
+	bootHost *proto.Host
+	max      int
+	ttl      time.Duration
+	hasher   func(string) (string, error)
+	now      func() time.Time
 
 	mu    sync.RWMutex
 	byPid map[int]*procEntry
@@ -131,6 +133,9 @@ func NewProcessTable(o ProcessTableOptions) *ProcessTable {
 		now:    o.Now,
 		byPid:  make(map[int]*procEntry),
 	}
+	if o.BootID != "" {
+		t.bootHost = &proto.Host{BootID: o.BootID}
+	}
 	if t.max <= 0 {
 		t.max = DefaultProcessTableMaxEntries
 	}
@@ -186,8 +191,8 @@ func (t *ProcessTable) Seed(p ProcessInfo) {
 // Apply updates the table from a kernel event and enriches the event in place with what the
 // table knows: entity ids, executable, argv, cwd, hash, parent, root entity, agent, join keys
 // and boot id. Fields the event already carries are kept. Values filled in (args, hash, join
-// keys) are shared with the table and other events and must be treated as read-only; the
-// args of an exec event become the table's.
+// keys, and the host when the event had none) are shared with the table and other events and
+// must be treated as read-only; the args of an exec event become the table's.
 func (t *ProcessTable) Apply(e *proto.Event) {
 	p := e.Process
 	if p == nil {
@@ -458,10 +463,10 @@ func (t *ProcessTable) enrich(ent *procEntry, e *proto.Event) {
 	}
 
 	if t.bootID != "" {
-		if e.Host == nil {
-			e.Host = &proto.Host{}
-		}
-		if e.Host.BootID == "" {
+		switch {
+		case e.Host == nil:
+			e.Host = t.bootHost
+		case e.Host.BootID == "":
 			e.Host.BootID = t.bootID
 		}
 	}
