@@ -18,6 +18,24 @@ const (
 	ActionConnect = "connect"
 	// ActionLost reports events the sensor could not deliver, with counts per kind.
 	ActionLost = "lost"
+
+	// Agent events: what the agents said about themselves (OTLP, hooks), one line each.
+	ActionAgentPrompt     = "agent.prompt"
+	ActionAgentToolCall   = "agent.tool_call"
+	ActionAgentAPIRequest = "agent.api_request"
+	// ActionAgentUntrusted is telemetry from a process outside every agent tree: kept and
+	// flagged, never bound to a session, whatever it claims.
+	ActionAgentUntrusted = "agent.untrusted_telemetry"
+)
+
+// Bindings: which key attached a kernel event to its tool call (vigil.binding).
+const (
+	BindingTraceParent = "traceparent" // the process's TRACEPARENT names the tool's execution span
+	BindingEnvCallID   = "env_call_id" // the process's CODEX_TOOL_CALL_ID is the call id
+	BindingCommand     = "command"     // a shell whose argv holds the tool's command, in its window
+	BindingFilePath    = "file_path"   // the agent's own open of the tool's file, in its window
+	BindingWindow      = "window"      // the only tool call of the session running at the time
+	BindingNone        = "none"        // no tool call explains it
 )
 
 // Outcomes for event.outcome (ECS values).
@@ -41,6 +59,16 @@ type Event struct {
 	Network     *Network     `json:"network,omitempty" msgpack:"network,omitempty"`
 	GenAI       *GenAI       `json:"gen_ai,omitempty" msgpack:"gen_ai,omitempty"`
 	Vigil       Vigil        `json:"vigil" msgpack:"vigil"`
+}
+
+// Correlation is what the correlator learned about an event: which prompt and tool call
+// it belongs to, and by which key (vigil.* on kernel lines).
+type Correlation struct {
+	// Binding is one of the Binding* constants.
+	Binding string `json:"binding,omitempty" msgpack:"binding,omitempty"`
+	// Confidence is high (a key the agent put in the process: traceparent, env_call_id),
+	// medium (command text or file path inside the call's window) or low (time window only).
+	Confidence string `json:"confidence,omitempty" msgpack:"confidence,omitempty"`
 }
 
 // EventMeta is the ECS event.* group.
@@ -186,6 +214,46 @@ type Vigil struct {
 	Lost map[string]uint64 `json:"lost,omitempty" msgpack:"lost,omitempty"`
 	// Source names the kernel mechanism that saw the event: ebpf, audit or endpointsecurity.
 	Source string `json:"source,omitempty" msgpack:"source,omitempty"`
+
+	// Correlation fields, set by the correlator.
+	Correlation
+	// Prompt is the user's request a kernel or agent event belongs to (Claude prompt.id,
+	// Codex turn id).
+	Prompt *PromptRef `json:"prompt,omitempty" msgpack:"prompt,omitempty"`
+	// Tool describes the tool call on agent.tool_call lines.
+	Tool *ToolCall `json:"tool,omitempty" msgpack:"tool,omitempty"`
+	// Telemetry says who sent an agent event and whether the kernel vouches for it.
+	Telemetry *Telemetry `json:"telemetry,omitempty" msgpack:"telemetry,omitempty"`
+}
+
+// PromptRef is vigil.prompt.*.
+type PromptRef struct {
+	ID string `json:"id,omitempty" msgpack:"id,omitempty"`
+	// Text is the prompt (redacted) on agent.prompt lines only.
+	Text string `json:"text,omitempty" msgpack:"text,omitempty"`
+}
+
+// ToolCall is vigil.tool.* on agent.tool_call lines.
+type ToolCall struct {
+	Decision       string   `json:"decision,omitempty" msgpack:"decision,omitempty"`
+	DecisionSource string   `json:"decision_source,omitempty" msgpack:"decision_source,omitempty"`
+	Success        *bool    `json:"success,omitempty" msgpack:"success,omitempty"`
+	DurationMs     int64    `json:"duration_ms,omitempty" msgpack:"duration_ms,omitempty"`
+	Command        string   `json:"command,omitempty" msgpack:"command,omitempty"`
+	FilePaths      []string `json:"file_paths,omitempty" msgpack:"file_paths,omitempty"`
+	// Processes counts the kernel processes bound to the call.
+	Processes int `json:"processes,omitempty" msgpack:"processes,omitempty"`
+}
+
+// Telemetry is vigil.telemetry.*: the sender of an agent event as the kernel sees it.
+type Telemetry struct {
+	// Transport is otlp_http, otlp_grpc or hook.
+	Transport string `json:"transport,omitempty" msgpack:"transport,omitempty"`
+	SenderPid int    `json:"sender_pid,omitempty" msgpack:"sender_pid,omitempty"`
+	// Trusted is true when the sender is a process of a tracked agent tree.
+	Trusted bool `json:"trusted" msgpack:"trusted"`
+	// ClaimedConversationID is the session an untrusted sender claimed (never bound).
+	ClaimedConversationID string `json:"claimed_conversation_id,omitempty" msgpack:"claimed_conversation_id,omitempty"`
 }
 
 // Root identifies the agent process at the top of a tracked tree.
