@@ -128,13 +128,27 @@ func AppendJSON(dst []byte, e *Event) ([]byte, error) {
 }
 
 // appendTime appends t in UTC and TimeLayout, quoted, as a JSON string.
+//
+// AppendFormat with TimeLayout itself parses the layout on every call (a tenth of the
+// sensor's CPU in a profile); time.RFC3339Nano takes the standard library's fast path and
+// differs from TimeLayout only in dropping the fraction's trailing zeros (and its dot when
+// the fraction is zero), which are put back here. checkYear guarantees four-digit years, so
+// the widths are fixed.
 func appendTime(b []byte, field string, t time.Time) ([]byte, error) {
 	if err := checkYear(field, t); err != nil {
 		return b, err
 	}
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeLayout)
-	return append(b, '"'), nil
+	start := len(b)
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = b[:len(b)-1] // the Z
+	if len(b)-start == len("2006-01-02T15:04:05") {
+		b = append(b, '.')
+	}
+	for len(b)-start < len(TimeLayout)-1 {
+		b = append(b, '0')
+	}
+	return append(b, 'Z', '"'), nil
 }
 
 // checkYear refuses years outside 0..9999, which have no RFC 3339 form: better an error than

@@ -649,3 +649,27 @@ func FuzzMarshalJSONMatchesEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendTimeMatchesLayout pins appendTime's RFC 3339 shortcut to TimeLayout itself.
+func TestAppendTimeMatchesLayout(t *testing.T) {
+	times := []time.Time{
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2025, 1, 2, 23, 30, 0, 5, time.FixedZone("", -8*3600)),
+		time.Date(2026, 11, 24, 10, 31, 7, 120000000, berlin),
+		time.Date(2026, 11, 24, 10, 31, 7, 100, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 1, time.Local),
+	}
+	for i := range 100000 {
+		times = append(times, time.Unix(int64(i)*7919, int64(i)*1_000_003%1_000_000_000), time.Unix(0, int64(i)*1e7).In(berlin))
+	}
+	for _, tm := range times {
+		got, err := appendTime(nil, "t", tm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"` + tm.UTC().Format(TimeLayout) + `"`; string(got) != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}
