@@ -175,6 +175,19 @@ type GenAI struct {
 	Agent        *GenAIAgent        `json:"agent,omitempty" msgpack:"agent,omitempty"`
 	Conversation *GenAIConversation `json:"conversation,omitempty" msgpack:"conversation,omitempty"`
 	Tool         *GenAITool         `json:"tool,omitempty" msgpack:"tool,omitempty"`
+	Request      *GenAIRequest      `json:"request,omitempty" msgpack:"request,omitempty"`
+	Usage        *GenAIUsage        `json:"usage,omitempty" msgpack:"usage,omitempty"`
+}
+
+// GenAIRequest is gen_ai.request.* (agent.api_request lines).
+type GenAIRequest struct {
+	Model string `json:"model,omitempty" msgpack:"model,omitempty"`
+}
+
+// GenAIUsage is gen_ai.usage.* (agent.api_request lines).
+type GenAIUsage struct {
+	InputTokens  int64 `json:"input_tokens,omitempty" msgpack:"input_tokens,omitempty"`
+	OutputTokens int64 `json:"output_tokens,omitempty" msgpack:"output_tokens,omitempty"`
 }
 
 // GenAIAgent is gen_ai.agent.*.
