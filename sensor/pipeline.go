@@ -26,9 +26,16 @@ type PipelineOptions struct {
 	QueueSize int
 	// FlushInterval bounds how long a written event may sit in a sink's buffer.
 	FlushInterval time.Duration
-	// LostInterval is how often the source's loss counters are checked for a lost record.
+	// LostInterval is how often the loss counters are checked for a lost record.
 	LostInterval time.Duration
-	Log          zerolog.Logger
+	// Stage, when set, receives every enriched kernel event instead of the sinks and is
+	// asked every ReleaseInterval for what is ready to write.
+	Stage           Stage
+	ReleaseInterval time.Duration
+	// Losses are loss counters besides the source's (e.g. undelivered hooks), cumulative per
+	// kind like Source.Lost; their increases go into the same lost records.
+	Losses []func() map[string]uint64
+	Log    zerolog.Logger
 }
 
 // PipelineStats are the pipeline's own counters.
@@ -64,6 +71,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if o.LostInterval <= 0 {
 		o.LostInterval = time.Second
 	}
+	if o.ReleaseInterval <= 0 {
+		o.ReleaseInterval = 100 * time.Millisecond
+	}
 	host := o.Host
 	return &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host}, nil
 }
@@ -87,10 +97,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer flush.Stop()
 	lost := time.NewTicker(p.o.LostInterval)
 	defer lost.Stop()
+	release := time.NewTicker(p.o.ReleaseInterval)
+	defer release.Stop()
 	for {
 		select {
 		case e, ok := <-queue:
 			if !ok {
+				p.release(true)
 				p.reportLost()
 				p.flush()
 				return <-srcErr
@@ -104,7 +117,23 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.flush()
 		case <-lost.C:
 			p.reportLost()
+		case <-release.C:
+			p.release(false)
 		}
+	}
+}
+
+// release writes what the stage has ready.
+func (p *Pipeline) release(all bool) {
+	if p.o.Stage == nil {
+		return
+	}
+	ready := p.o.Stage.Release(time.Now(), all)
+	for _, e := range ready {
+		p.write(e)
+	}
+	if len(ready) > 0 {
+		p.flush()
 	}
 }
 
@@ -116,6 +145,10 @@ func (p *Pipeline) process(e *proto.Event) {
 	p.o.Table.Apply(e)
 	if e.Vigil.Source == "" {
 		e.Vigil.Source = p.o.Source.Name()
+	}
+	if p.o.Stage != nil {
+		p.o.Stage.Push(e)
+		return
 	}
 	p.write(e)
 }
@@ -157,7 +190,15 @@ func (p *Pipeline) sinkError(step string, err error) {
 // reportLost writes a lost record with the increase of each loss counter since the last
 // report, if any increased.
 func (p *Pipeline) reportLost() {
-	now := p.o.Source.Lost()
+	now := map[string]uint64{}
+	for kind, n := range p.o.Source.Lost() {
+		now[kind] = n
+	}
+	for _, counters := range p.o.Losses {
+		for kind, n := range counters() {
+			now[kind] += n
+		}
+	}
 	delta := map[string]uint64{}
 	for kind, n := range now {
 		if n > p.lastLost[kind] {

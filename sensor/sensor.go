@@ -6,6 +6,7 @@ package sensor
 
 import (
 	"context"
+	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -21,6 +22,15 @@ type Source interface {
 	// Lost returns cumulative counts of events the source could not deliver, per kind
 	// (exec, fork, exit, open, connect, ...). The pipeline turns increases into lost records.
 	Lost() map[string]uint64
+}
+
+// Stage sits between the process table and the sinks. It may hold kernel events (the
+// correlator waits for telemetry that arrives seconds later) and may add records of its own
+// (agent events). Push and Release are called from the pipeline's goroutine.
+type Stage interface {
+	Push(e *proto.Event)
+	// Release returns the records ready to write at now; all releases everything (shutdown).
+	Release(now time.Time, all bool) []*proto.Event
 }
 
 // Sink writes finished records (JSONL, the embedded store, OTLP export).

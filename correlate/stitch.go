@@ -1,0 +1,667 @@
+package correlate
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
+)
+
+// TelemetryBatch is agent telemetry with its sender as the kernel sees it: a batch from the
+// OTLP receiver or the hook socket.
+type TelemetryBatch struct {
+	Events    []proto.AgentEvent
+	Transport string // otlp_http, otlp_grpc or hook
+	SenderPid int    // 0 when the sender could not be identified
+}
+
+// StitcherOptions configure the Stitcher.
+type StitcherOptions struct {
+	// Hold is how long a kernel event waits for late telemetry before it is bound and
+	// written. Claude exports every 5 s by default, other agents up to 60 s.
+	Hold time.Duration
+	// MaxHeld bounds the events held; past it the oldest are bound early (counted).
+	MaxHeld int
+	// MaxRemembered bounds the tool calls, spans and process bindings remembered; the oldest
+	// generation is forgotten when it is reached (counted).
+	MaxRemembered int
+	// Lookup is the kernel's view of a process (the process table): telemetry is trusted
+	// only when its sender is a live or recently exited process of a tracked agent tree.
+	Lookup func(pid int) (sensor.ProcessInfo, bool)
+	// Redact is applied to prompt and command text before it is written.
+	Redact func(string) string
+}
+
+// StitcherStats are the stitcher's counters.
+type StitcherStats struct {
+	Held          int
+	Released      uint64
+	EarlyReleased uint64 // released before Hold because MaxHeld was reached
+	Bindings      map[string]uint64
+	Telemetry     uint64 // agent events accepted from trusted senders
+	Untrusted     uint64 // agent events from senders outside every agent tree
+	Forgotten     uint64 // remembered entries dropped by the MaxRemembered bound
+}
+
+// toolCall is what the agents said about one tool call.
+type toolCall struct {
+	id        string
+	agent     string
+	session   string
+	promptKey string
+	name      string
+	decision  string
+	source    string
+	success   *bool
+	duration  int64
+	command   string
+	files     []string
+	decided   time.Time // tool_decision (or the start of its span)
+	finished  time.Time // tool_result (or the end of its span)
+	processes int
+	reported  bool // its agent.tool_call line was written
+}
+
+// window is the time the call ran, padded a little: the agents' millisecond timestamps and
+// the kernel's clock are the same clock but the call's first exec lands a few ms after the
+// decision and its last exit a few ms before the result.
+func (c *toolCall) window() (time.Time, time.Time, bool) {
+	if c.decided.IsZero() {
+		return time.Time{}, time.Time{}, false
+	}
+	end := c.finished
+	if end.IsZero() {
+		end = c.decided.Add(10 * time.Minute) // still running when the hold ran out
+	}
+	return c.decided.Add(-windowSlack), end.Add(windowSlack), true
+}
+
+const windowSlack = 50 * time.Millisecond
+
+// maxCallsPerSession bounds the calls a session keeps for window matching; older calls are
+// long finished and can no longer hold a new event.
+const maxCallsPerSession = 1000
+
+type prompt struct {
+	key  string
+	id   string
+	at   time.Time
+	text string
+}
+
+type session struct {
+	id      string
+	agent   string
+	prompts []prompt
+	calls   []*toolCall // in decision order
+	// agentPids are the processes that sent the session's telemetry: in-process tools
+	// (Read, Write, Edit, apply_patch) open files from them.
+	agentPids map[int]bool
+}
+
+// binding is what a process was bound to; its children inherit it.
+type binding struct {
+	call       *toolCall
+	how        string
+	confidence string
+}
+
+type held struct {
+	e       *proto.Event
+	arrived time.Time
+}
+
+// Stitcher binds kernel events to the session, prompt and tool call that caused them, using
+// the join keys the agents publish (TRACEPARENT, CODEX_TOOL_CALL_ID, session ids), then the
+// command text or file path inside a call's window, then the window alone, and says which it
+// used. Kernel events are held for Hold so that telemetry, which arrives in batches seconds
+// later, is there when they are bound.
+type Stitcher struct {
+	o StitcherOptions
+
+	mu          sync.Mutex
+	held        []held
+	out         []*proto.Event // agent lines ready to write
+	sessions    generations[string, *session]
+	rootSession generations[int, string] // agent root pid → session, from verified senders
+	calls       generations[string, *toolCall]
+	spans       generations[string, string]   // Claude tool.execution span id → tool_use_id
+	turns       generations[string, string]   // Codex turn trace id → turn id
+	procs       generations[string, *binding] // process entity id → its binding
+	stats       StitcherStats
+}
+
+// NewStitcher applies defaults: a 10 s hold, 200k held events, 100k remembered entries.
+func NewStitcher(o StitcherOptions) *Stitcher {
+	if o.Hold <= 0 {
+		o.Hold = 10 * time.Second
+	}
+	if o.MaxHeld <= 0 {
+		o.MaxHeld = 200_000
+	}
+	if o.MaxRemembered <= 0 {
+		o.MaxRemembered = 100_000
+	}
+	if o.Redact == nil {
+		o.Redact = sensor.RedactString
+	}
+	s := &Stitcher{
+		o:     o,
+		stats: StitcherStats{Bindings: map[string]uint64{}},
+	}
+	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs} {
+		g.init(o.MaxRemembered, &s.stats.Forgotten)
+	}
+	return s
+}
+
+// Push implements sensor.Stage: a kernel event waits until Hold has passed.
+func (s *Stitcher) Push(e *proto.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = append(s.held, held{e: e, arrived: time.Now()})
+}
+
+// Release implements sensor.Stage: the agent lines produced since the last call, then the
+// kernel events held for at least Hold (all of them when all is set), each bound.
+func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ready := s.out
+	s.out = nil
+	n := 0
+	for n < len(s.held) && (all || now.Sub(s.held[n].arrived) >= s.o.Hold || len(s.held)-n > s.o.MaxHeld) {
+		if !all && now.Sub(s.held[n].arrived) < s.o.Hold {
+			s.stats.EarlyReleased++
+		}
+		e := s.held[n].e
+		s.bind(e)
+		ready = append(ready, e)
+		n++
+	}
+	s.held = append(s.held[:0], s.held[n:]...)
+	s.stats.Released += uint64(n)
+	if all {
+		ready = append(ready, s.unreportedCalls()...)
+	}
+	return ready
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Stitcher) Stats() StitcherStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Held = len(s.held)
+	st.Bindings = make(map[string]uint64, len(s.stats.Bindings))
+	for k, v := range s.stats.Bindings {
+		st.Bindings[k] = v
+	}
+	return st
+}
+
+// AddTelemetry takes a batch from the OTLP receiver or the hook socket. A sender the kernel
+// does not place in an agent tree cannot bind anything: its events become
+// agent.untrusted_telemetry lines that keep the session they claimed apart.
+func (s *Stitcher) AddTelemetry(b TelemetryBatch) {
+	var info sensor.ProcessInfo
+	trusted := false
+	if b.SenderPid > 0 && s.o.Lookup != nil {
+		info, trusted = s.o.Lookup(b.SenderPid)
+		trusted = trusted && info.RootPid > 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range b.Events {
+		ae := &b.Events[i]
+		if !trusted {
+			s.stats.Untrusted++
+			if line := s.untrustedLine(ae, b); line != nil {
+				s.out = append(s.out, line)
+			}
+			continue
+		}
+		s.stats.Telemetry++
+		s.absorb(ae, b, info)
+	}
+}
+
+func (s *Stitcher) sessionFor(id, agent string) *session {
+	ss, ok := s.sessions.get(id)
+	if !ok {
+		ss = &session{id: id, agent: agent, agentPids: map[int]bool{}}
+	}
+	s.sessions.put(id, ss) // refreshed on use, so an active session is never forgotten
+	return ss
+}
+
+// promptKey is how tool calls find their prompt: Claude's prompt.id, or for Codex the
+// turn's trace id (Codex log records carry the turn's trace, not its id).
+func promptKey(ae *proto.AgentEvent) string {
+	if ae.PromptID != "" {
+		return ae.PromptID
+	}
+	if ae.Agent == proto.AgentCodex && ae.TraceID != "" {
+		return ae.TraceID
+	}
+	return ""
+}
+
+func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo) {
+	var ss *session
+	if ae.SessionID != "" {
+		ss = s.sessionFor(ae.SessionID, ae.Agent)
+		ss.agentPids[b.SenderPid] = true
+		s.rootSession.put(sender.RootPid, ae.SessionID)
+	}
+	switch ae.Kind {
+	case proto.KindUserPrompt:
+		if ss == nil {
+			return
+		}
+		p := prompt{key: promptKey(ae), id: promptKey(ae), at: ae.Time, text: s.o.Redact(ae.Prompt)}
+		ss.prompts = append(ss.prompts, p)
+		s.out = append(s.out, s.agentLine(proto.ActionAgentPrompt, ae, b, sender, func(e *proto.Event) {
+			e.Vigil.Prompt = &proto.PromptRef{ID: p.id, Text: p.text}
+		}))
+	case proto.KindToolDecision, proto.KindToolResult, proto.KindToolSpan:
+		if ae.Kind == proto.KindToolSpan && ae.SpanName == "claude_code.tool.execution" && ae.SpanID != "" && ae.ToolUseID != "" {
+			s.spans.put(ae.SpanID, ae.ToolUseID)
+		}
+		if ae.ToolUseID == "" {
+			return
+		}
+		c := s.callFor(ae, ss)
+		s.mergeCall(c, ae)
+		if ae.Kind == proto.KindToolResult && !c.reported {
+			c.reported = true
+			s.out = append(s.out, s.callLine(c, ae, b, sender))
+		}
+	case proto.KindInteractionSpan:
+		if ae.Agent == proto.AgentCodex && ae.TraceID != "" && ae.TurnID != "" {
+			s.turns.put(ae.TraceID, ae.TurnID)
+		}
+	case proto.KindAPIRequest:
+		s.out = append(s.out, s.agentLine(proto.ActionAgentAPIRequest, ae, b, sender, func(e *proto.Event) {
+			e.GenAI.Request = &proto.GenAIRequest{Model: ae.Model}
+			if ae.InputTokens > 0 || ae.OutputTokens > 0 {
+				e.GenAI.Usage = &proto.GenAIUsage{InputTokens: ae.InputTokens, OutputTokens: ae.OutputTokens}
+			}
+		}))
+	}
+}
+
+func (s *Stitcher) callFor(ae *proto.AgentEvent, ss *session) *toolCall {
+	c, ok := s.calls.get(ae.ToolUseID)
+	if !ok {
+		c = &toolCall{id: ae.ToolUseID, agent: ae.Agent}
+		s.calls.put(ae.ToolUseID, c)
+	}
+	if c.session == "" && ss != nil {
+		c.session = ss.id
+		ss.calls = append(ss.calls, c)
+		if len(ss.calls) > maxCallsPerSession {
+			ss.calls = ss.calls[len(ss.calls)-maxCallsPerSession:]
+		}
+	}
+	return c
+}
+
+// mergeCall folds one record about a call into what is known: decisions and results come
+// from logs or hooks, windows and file paths also from spans, in any order.
+func (s *Stitcher) mergeCall(c *toolCall, ae *proto.AgentEvent) {
+	if c.promptKey == "" {
+		c.promptKey = promptKey(ae)
+	}
+	if c.name == "" {
+		c.name = ae.ToolName
+	}
+	if c.command == "" {
+		c.command = ae.Command
+	}
+	if len(c.files) == 0 {
+		c.files = ae.FilePaths
+	}
+	switch ae.Kind {
+	case proto.KindToolDecision:
+		c.decision, c.source = ae.Decision, ae.DecisionSource
+		if c.decided.IsZero() || ae.Time.Before(c.decided) {
+			c.decided = ae.Time
+		}
+	case proto.KindToolResult:
+		if ae.Success != nil {
+			c.success = ae.Success
+		}
+		if ae.DurationMs > 0 {
+			c.duration = ae.DurationMs
+		}
+		c.finished = ae.Time
+	case proto.KindToolSpan:
+		if c.decided.IsZero() || ae.Time.Before(c.decided) {
+			c.decided = ae.Time
+		}
+		if ae.EndTime.After(c.finished) {
+			c.finished = ae.EndTime
+		}
+	}
+}
+
+// bind attaches a kernel event to its session, prompt and tool call, strongest key first.
+func (s *Stitcher) bind(e *proto.Event) {
+	if e.Process == nil || e.Event.Action == proto.ActionLost {
+		return
+	}
+	sessionID := s.sessionOf(e)
+	b := s.bindingOf(e, sessionID)
+	if b != nil && e.Process.EntityID != "" {
+		s.procs.put(e.Process.EntityID, b)
+	}
+	how, confidence := proto.BindingNone, ""
+	var c *toolCall
+	if b != nil {
+		c, how, confidence = b.call, b.how, b.confidence
+		if c.session != "" {
+			sessionID = c.session
+		}
+		if e.Event.Action == proto.ActionExec {
+			c.processes++
+		}
+	}
+	s.stats.Bindings[how]++
+	e.Vigil.Binding, e.Vigil.Confidence = how, confidence
+	if sessionID == "" {
+		return
+	}
+	if e.GenAI == nil {
+		e.GenAI = &proto.GenAI{}
+	}
+	e.GenAI.Conversation = &proto.GenAIConversation{ID: sessionID}
+	if c != nil {
+		e.GenAI.Tool = &proto.GenAITool{Name: c.name, Call: &proto.GenAIToolCall{ID: c.id}}
+		if id := s.promptID(c.agent, c.promptKey); id != "" {
+			e.Vigil.Prompt = &proto.PromptRef{ID: id}
+		}
+		return
+	}
+	// Not explained by a tool call: still say which request was running.
+	if ss, ok := s.sessions.get(sessionID); ok {
+		for i := len(ss.prompts) - 1; i >= 0; i-- {
+			if !ss.prompts[i].at.After(e.Timestamp) {
+				e.Vigil.Prompt = &proto.PromptRef{ID: s.promptID(ss.agent, ss.prompts[i].key)}
+				break
+			}
+		}
+	}
+}
+
+// sessionOf: the session id the process carries in its environment, else the session whose
+// verified sender belongs to the same agent root.
+func (s *Stitcher) sessionOf(e *proto.Event) string {
+	if j := e.Vigil.Join; j != nil {
+		if j.ClaudeCodeSession != "" {
+			return j.ClaudeCodeSession
+		}
+		if j.CodexSession != "" {
+			return j.CodexSession
+		}
+	}
+	if e.Vigil.Root != nil {
+		id, _ := s.rootSession.get(e.Vigil.Root.Pid)
+		return id
+	}
+	return ""
+}
+
+func (s *Stitcher) bindingOf(e *proto.Event, sessionID string) *binding {
+	if j := e.Vigil.Join; j != nil {
+		if span := traceParentSpan(j.TraceParent); span != "" {
+			if id, ok := s.spans.get(span); ok {
+				if c, ok := s.calls.get(id); ok {
+					return &binding{call: c, how: proto.BindingTraceParent, confidence: "high"}
+				}
+			}
+		}
+		if j.CodexToolCallID != "" {
+			if c, ok := s.calls.get(j.CodexToolCallID); ok {
+				return &binding{call: c, how: proto.BindingEnvCallID, confidence: "high"}
+			}
+		}
+	}
+	// A process inherits what its parent was bound to (the shell's children).
+	if b, ok := s.procs.get(e.Process.EntityID); ok {
+		return b
+	}
+	if p := e.Process.Parent; p != nil && p.EntityID != "" && (e.Event.Action == proto.ActionExec || e.Event.Action == proto.ActionFork) {
+		if b, ok := s.procs.get(p.EntityID); ok {
+			return b
+		}
+	}
+	ss, ok := s.sessions.get(sessionID)
+	if !ok {
+		return nil
+	}
+	if c := s.byCommand(e, ss); c != nil {
+		return &binding{call: c, how: proto.BindingCommand, confidence: "medium"}
+	}
+	if c := s.byFilePath(e, ss); c != nil {
+		return &binding{call: c, how: proto.BindingFilePath, confidence: "medium"}
+	}
+	if c := s.byWindow(e, ss); c != nil {
+		return &binding{call: c, how: proto.BindingWindow, confidence: "low"}
+	}
+	return nil
+}
+
+// traceParentSpan returns the parent span id of a W3C traceparent (version-trace-span-flags).
+func traceParentSpan(tp string) string {
+	parts := strings.Split(tp, "-")
+	if len(parts) != 4 || len(parts[2]) != 16 {
+		return ""
+	}
+	return strings.ToLower(parts[2])
+}
+
+// inWindow returns the session's calls whose window holds t.
+func inWindow(ss *session, t time.Time, keep func(*toolCall) bool) []*toolCall {
+	var out []*toolCall
+	for _, c := range ss.calls {
+		from, to, ok := c.window()
+		if ok && !t.Before(from) && !t.After(to) && keep(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// byCommand binds an exec whose argv holds a running call's command text: the agents run
+// the command through a shell, embedding it verbatim (Claude escapes ' as '"'"').
+func (s *Stitcher) byCommand(e *proto.Event, ss *session) *toolCall {
+	if e.Event.Action != proto.ActionExec || len(e.Process.Args) == 0 {
+		return nil
+	}
+	argv := strings.Join(e.Process.Args, " ")
+	found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
+		cmd := s.o.Redact(c.command) // argv was redacted the same way
+		return cmd != "" && (strings.Contains(argv, cmd) || strings.Contains(argv, strings.ReplaceAll(cmd, "'", `'"'"'`)))
+	})
+	if len(found) == 1 {
+		return found[0]
+	}
+	return nil
+}
+
+// byFilePath binds an open made by the agent's own process (in-process file tools) of a
+// path the call names, inside its window. Claude writes <file>.tmp.<pid>.<hex> and renames
+// it; Codex apply_patch paths are relative to the agent's working directory.
+func (s *Stitcher) byFilePath(e *proto.Event, ss *session) *toolCall {
+	if e.Event.Action != proto.ActionOpen || e.File == nil || !ss.agentPids[e.Process.Pid] {
+		return nil
+	}
+	path := e.File.Path
+	found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
+		for _, f := range c.files {
+			if !strings.HasPrefix(f, "/") && e.Process.WorkingDirectory != "" {
+				f = strings.TrimSuffix(e.Process.WorkingDirectory, "/") + "/" + strings.TrimPrefix(f, "./")
+			}
+			if path == f || strings.HasPrefix(path, f+".tmp.") {
+				return true
+			}
+		}
+		return false
+	})
+	if len(found) == 1 {
+		return found[0]
+	}
+	return nil
+}
+
+// byWindow binds an event of the session's tree to the only call running at the time.
+// The agent's own processes are excluded: they do many things beside running tools.
+func (s *Stitcher) byWindow(e *proto.Event, ss *session) *toolCall {
+	if ss.agentPids[e.Process.Pid] || (e.Vigil.Root != nil && e.Process.Pid == e.Vigil.Root.Pid) {
+		return nil
+	}
+	found := inWindow(ss, e.Timestamp, func(*toolCall) bool { return true })
+	if len(found) == 1 {
+		return found[0]
+	}
+	return nil
+}
+
+func (s *Stitcher) promptID(agent, key string) string {
+	if agent == proto.AgentCodex {
+		if turn, ok := s.turns.get(key); ok {
+			return turn
+		}
+	}
+	return key
+}
+
+// agentLine builds the output line for an agent event from a trusted sender.
+func (s *Stitcher) agentLine(action string, ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo, fill func(*proto.Event)) *proto.Event {
+	e := &proto.Event{
+		Timestamp: ae.Time.UTC(),
+		Event:     proto.EventMeta{Action: action, Kind: "event", Dataset: "vigil.agent"},
+		Process:   &proto.Process{Pid: sender.Pid, Name: sender.Name, Executable: sender.Executable, WorkingDirectory: sender.Cwd},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: ae.Agent}},
+		Vigil: proto.Vigil{
+			Root:      &proto.Root{Pid: sender.RootPid},
+			Source:    b.Transport,
+			Telemetry: &proto.Telemetry{Transport: b.Transport, SenderPid: b.SenderPid, Trusted: true},
+		},
+	}
+	if ae.SessionID != "" {
+		e.GenAI.Conversation = &proto.GenAIConversation{ID: ae.SessionID}
+	}
+	if key := promptKey(ae); key != "" {
+		e.Vigil.Prompt = &proto.PromptRef{ID: s.promptID(ae.Agent, key)}
+	}
+	fill(e)
+	return e
+}
+
+func (s *Stitcher) callLine(c *toolCall, ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo) *proto.Event {
+	return s.agentLine(proto.ActionAgentToolCall, ae, b, sender, func(e *proto.Event) {
+		e.Event.Outcome = proto.OutcomeUnknown
+		if c.success != nil {
+			e.Event.Outcome = map[bool]string{true: proto.OutcomeSuccess, false: proto.OutcomeFailure}[*c.success]
+		}
+		e.GenAI.Tool = &proto.GenAITool{Name: c.name, Call: &proto.GenAIToolCall{ID: c.id}}
+		if id := s.promptID(c.agent, c.promptKey); id != "" {
+			e.Vigil.Prompt = &proto.PromptRef{ID: id}
+		}
+		e.Vigil.Tool = &proto.ToolCall{
+			Decision: c.decision, DecisionSource: c.source, Success: c.success, DurationMs: c.duration,
+			Command: s.o.Redact(c.command), FilePaths: c.files,
+		}
+	})
+}
+
+// unreportedCalls writes, at shutdown, the calls whose result never arrived.
+func (s *Stitcher) unreportedCalls() []*proto.Event {
+	var out []*proto.Event
+	for _, ss := range s.sessions.all() {
+		for _, c := range ss.calls {
+			if c.reported {
+				continue
+			}
+			c.reported = true
+			ae := &proto.AgentEvent{Agent: c.agent, SessionID: ss.id, Time: c.decided, ToolName: c.name, ToolUseID: c.id}
+			out = append(out, s.callLine(c, ae, TelemetryBatch{Transport: "otlp"}, sensor.ProcessInfo{}))
+		}
+	}
+	return out
+}
+
+func (s *Stitcher) untrustedLine(ae *proto.AgentEvent, b TelemetryBatch) *proto.Event {
+	switch ae.Kind {
+	case proto.KindToolSpan, proto.KindInteractionSpan:
+		return nil // spans repeat what the logs say
+	}
+	e := &proto.Event{
+		Timestamp: ae.Time.UTC(),
+		Event:     proto.EventMeta{Action: proto.ActionAgentUntrusted, Kind: "alert", Dataset: "vigil.agent"},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: ae.Agent}},
+		Vigil: proto.Vigil{
+			Source: b.Transport,
+			Telemetry: &proto.Telemetry{
+				Transport: b.Transport, SenderPid: b.SenderPid, ClaimedConversationID: ae.SessionID,
+			},
+		},
+	}
+	if b.SenderPid > 0 {
+		e.Process = &proto.Process{Pid: b.SenderPid}
+	}
+	if ae.ToolName != "" || ae.ToolUseID != "" {
+		e.GenAI.Tool = &proto.GenAITool{Name: ae.ToolName}
+		e.Vigil.Tool = &proto.ToolCall{Command: s.o.Redact(ae.Command), FilePaths: ae.FilePaths}
+	}
+	if ae.Prompt != "" {
+		e.Vigil.Prompt = &proto.PromptRef{Text: s.o.Redact(ae.Prompt)}
+	}
+	return e
+}
+
+// generations is a map bounded by forgetting its oldest half: when the current generation
+// is full it becomes the previous one and the previous one is dropped. Lookups see both.
+type generations[K comparable, V any] struct {
+	cur, prev map[K]V
+	max       int
+	forgotten *uint64
+}
+
+func (g *generations[K, V]) init(max int, forgotten *uint64) {
+	g.cur, g.prev, g.max, g.forgotten = map[K]V{}, map[K]V{}, max/2+1, forgotten
+}
+
+func (g *generations[K, V]) get(k K) (V, bool) {
+	if v, ok := g.cur[k]; ok {
+		return v, true
+	}
+	v, ok := g.prev[k]
+	return v, ok
+}
+
+// all returns every value, current generation first.
+func (g *generations[K, V]) all() []V {
+	out := make([]V, 0, len(g.cur)+len(g.prev))
+	for _, v := range g.cur {
+		out = append(out, v)
+	}
+	for k, v := range g.prev {
+		if _, dup := g.cur[k]; !dup {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (g *generations[K, V]) put(k K, v V) {
+	if len(g.cur) >= g.max {
+		*g.forgotten += uint64(len(g.prev))
+		g.prev, g.cur = g.cur, map[K]V{}
+	}
+	g.cur[k] = v
+}
