@@ -25,6 +25,7 @@ type Config struct {
 	Kernel       KernelConfig       `yaml:"kernel"`
 	Pipeline     PipelineConfig     `yaml:"pipeline"`
 	ProcessTable ProcessTableConfig `yaml:"process_table"`
+	Correlate    CorrelateConfig    `yaml:"correlate"`
 	// Agents are extra agents or extensions of built-in ones, merged into DefaultCatalog.
 	Agents []Agent `yaml:"agents"`
 	// Interpreters are extra interpreter basenames that may run an agent's script.
@@ -54,6 +55,15 @@ type PipelineConfig struct {
 type ProcessTableConfig struct {
 	MaxEntries       int `yaml:"max_entries"`
 	ExitedTTLSeconds int `yaml:"exited_ttl_seconds"`
+}
+
+// CorrelateConfig is where agent telemetry comes in and how long kernel events wait for it.
+type CorrelateConfig struct {
+	OTLPHTTP       string `yaml:"otlp_http"`
+	OTLPGRPC       string `yaml:"otlp_grpc"`
+	HookSocket     string `yaml:"hook_socket"`
+	HoldSeconds    int    `yaml:"hold_seconds"`
+	UndeliveredDir string `yaml:"hook_undelivered_dir"`
 }
 
 // maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
@@ -126,6 +136,12 @@ func (c Config) Validate() error {
 	check(c.Pipeline.QueueSize >= 1, "pipeline.queue_size must be >= 1, got %d", c.Pipeline.QueueSize)
 	check(c.ProcessTable.MaxEntries >= 1, "process_table.max_entries must be >= 1, got %d", c.ProcessTable.MaxEntries)
 	check(c.ProcessTable.ExitedTTLSeconds >= 0, "process_table.exited_ttl_seconds must be >= 0, got %d", c.ProcessTable.ExitedTTLSeconds)
+
+	check(c.Correlate.HoldSeconds >= 1, "correlate.hold_seconds must be >= 1, got %d", c.Correlate.HoldSeconds)
+	check(c.Correlate.HookSocket == "" || filepath.IsAbs(c.Correlate.HookSocket),
+		"correlate.hook_socket must be an absolute path or empty, got %q", c.Correlate.HookSocket)
+	check(c.Correlate.UndeliveredDir == "" || filepath.IsAbs(c.Correlate.UndeliveredDir),
+		"correlate.hook_undelivered_dir must be an absolute path or empty, got %q", c.Correlate.UndeliveredDir)
 
 	if _, err := c.Catalog(); err != nil {
 		errs = append(errs, err)
