@@ -1,0 +1,283 @@
+package correlate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+const (
+	// hookReadTimeout bounds one connection: reading the frame and writing the ack.
+	hookReadTimeout = 2 * time.Second
+	// hookMaxConns bounds the connections served at once; more wait in the listen backlog.
+	hookMaxConns = 64
+)
+
+// HookServer receives hook frames on a unix socket.
+//
+// The socket is mode 0666 so that hooks running as any user can connect. That is safe
+// because nothing in a frame is trusted to say who sent it: the sender is the pid and uid
+// the kernel reports for the connection (SO_PEERCRED), and the correlator binds a hook's
+// events to a session only when that pid is inside a tracked agent tree. A user can at most
+// send well-formed lies about their own processes, which the kernel view does not confirm,
+// or garbage, which is counted and dropped. Frames are bounded (MaxHookFrameBytes), reads
+// have a deadline and concurrent connections are capped, so a connection cannot hold memory
+// or a goroutine for long.
+type HookServer struct {
+	path           string
+	undeliveredDir string
+	deliver        func(HookBatch)
+	log            zerolog.Logger
+	ln             *net.UnixListener
+
+	accepted, malformed, tooLarge, timedOut, events atomic.Uint64
+	perAgent                                        map[string]*atomic.Uint64
+
+	closeOnce sync.Once
+}
+
+// HookOption configures a HookServer.
+type HookOption func(*HookServer)
+
+// WithUndeliveredDir sets the undelivered-count directory (default DefaultUndeliveredDir);
+// "" disables it.
+func WithUndeliveredDir(dir string) HookOption {
+	return func(s *HookServer) { s.undeliveredDir = dir }
+}
+
+// NewHookServer listens on path ("" for DefaultHookSocket). It creates the socket's
+// directory (0755, owned by the caller; an existing one owned by anyone else is refused),
+// removes a stale socket left by a previous run (only a socket: any other file there is an
+// error), binds the socket with mode 0666, and prepares the undelivered directory. deliver
+// is called once per hook call that produced events, from the connection's goroutine, so
+// several calls may run at once.
+func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opts ...HookOption) (*HookServer, error) {
+	if path == "" {
+		path = DefaultHookSocket
+	}
+	if deliver == nil {
+		return nil, errors.New("hook server: nil deliver function")
+	}
+	s := &HookServer{
+		path:           path,
+		undeliveredDir: DefaultUndeliveredDir,
+		deliver:        deliver,
+		log:            log,
+		perAgent: map[string]*atomic.Uint64{
+			proto.AgentClaudeCode: new(atomic.Uint64),
+			proto.AgentCodex:      new(atomic.Uint64),
+			AgentCursor:           new(atomic.Uint64),
+		},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("hook server: create socket dir: %w", err)
+	}
+	if err := checkOwnedDir(dir); err != nil {
+		return nil, fmt.Errorf("hook server: socket dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("hook server: chmod socket dir: %w", err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, fmt.Errorf("hook server: %w", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("hook server: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("hook server: chmod socket: %w", err)
+	}
+	s.ln = ln
+	if s.undeliveredDir != "" {
+		if err := PrepareUndeliveredDir(s.undeliveredDir); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("hook server: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// removeStaleSocket removes a socket file at path; a missing path is fine, anything else
+// there is an error (never delete a file the daemon did not create).
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat socket path: %w", err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("socket path %s exists and is not a socket (%s)", path, fi.Mode().Type())
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// Path is the socket's path.
+func (s *HookServer) Path() string { return s.path }
+
+// Serve accepts connections until ctx is done or Close is called, then closes the listener
+// (removing the socket file), waits for the connections in flight and returns nil. It
+// returns an error only when accepting fails for another reason.
+func (s *HookServer) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	sem := make(chan struct{}, hookMaxConns)
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ECONNABORTED) {
+				s.log.Warn().Err(err).Msg("hook server: accept")
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			s.Close()
+			return fmt.Errorf("hook server: accept: %w", err)
+		}
+		s.accepted.Add(1)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s.handle(conn)
+		})
+	}
+}
+
+// Close stops the listener; Serve returns after the connections in flight.
+func (s *HookServer) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.ln.Close() })
+	return err
+}
+
+// handle serves one connection: one frame, one ack byte, then adaptation and delivery.
+// Nothing here can crash the server: every failure is counted and logged at debug level.
+func (s *HookServer) handle(conn *net.UnixConn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(hookReadTimeout))
+	pid, uid, err := peerCred(conn)
+	if err != nil {
+		s.malformed.Add(1)
+		s.log.Debug().Err(err).Msg("hook server: peer credentials")
+		return
+	}
+	msg, err := ReadHookFrame(conn)
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.Is(err, ErrHookFrameTooLarge):
+			s.tooLarge.Add(1)
+		case errors.As(err, &ne) && ne.Timeout():
+			s.timedOut.Add(1)
+		default:
+			s.malformed.Add(1)
+		}
+		s.log.Debug().Err(err).Int("pid", pid).Int("uid", uid).Msg("hook server: bad frame")
+		return
+	}
+	// The frame is in: acknowledge before adapting, so the client's deadline covers only
+	// the transfer. A failed ack is the client's loss to count, not ours.
+	_, _ = conn.Write([]byte{HookAck})
+	_ = conn.Close()
+
+	events, err := AdaptHook(msg.Agent, msg.Stdin)
+	if err != nil {
+		if errors.Is(err, ErrHookTooLarge) {
+			s.tooLarge.Add(1)
+		} else {
+			s.malformed.Add(1)
+		}
+		s.log.Debug().Err(err).Int("pid", pid).Int("uid", uid).Msg("hook server: adapt")
+		return
+	}
+	for i := range events {
+		if c := s.perAgent[events[i].Agent]; c != nil {
+			c.Add(1)
+		}
+	}
+	s.events.Add(uint64(len(events)))
+	s.deliver(HookBatch{
+		Events:    events,
+		SenderPid: pid,
+		SenderUID: uid,
+		Transport: TransportHook,
+		Argv:      msg.Argv,
+		Cwd:       msg.Cwd,
+		SentAt:    msg.SentAt,
+	})
+}
+
+// peerCred returns the connecting process's pid and uid as the kernel recorded them at
+// connect(2) (SO_PEERCRED), translated into the daemon's pid namespace (0 if not visible).
+func peerCred(conn *net.UnixConn) (pid, uid int, err error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return 0, 0, fmt.Errorf("peer credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, 0, fmt.Errorf("peer credentials: %w", err)
+	}
+	if serr != nil {
+		return 0, 0, fmt.Errorf("peer credentials: SO_PEERCRED: %w", serr)
+	}
+	return int(cred.Pid), int(cred.Uid), nil
+}
+
+// Stats returns the counters.
+func (s *HookServer) Stats() HookStats {
+	st := HookStats{
+		Accepted:  s.accepted.Load(),
+		Malformed: s.malformed.Load(),
+		TooLarge:  s.tooLarge.Load(),
+		TimedOut:  s.timedOut.Load(),
+		Events:    s.events.Load(),
+		PerAgent:  make(map[string]uint64, len(s.perAgent)),
+	}
+	for a, c := range s.perAgent {
+		st.PerAgent[a] = c.Load()
+	}
+	return st
+}
+
+// UndeliveredCounts returns, per uid, how many hooks that uid's clients could not deliver
+// (CountUndelivered of the undelivered directory). The counts only grow while the files
+// exist; the pipeline reports increases as lost records of kind "hook".
+func (s *HookServer) UndeliveredCounts() (map[int]uint64, error) {
+	if s.undeliveredDir == "" {
+		return map[int]uint64{}, nil
+	}
+	return CountUndelivered(s.undeliveredDir)
+}
