@@ -355,7 +355,10 @@ func (s *Stitcher) bind(e *proto.Event) {
 	}
 	sessionID := s.sessionOf(e)
 	b := s.bindingOf(e, sessionID)
-	if b != nil && e.Process.EntityID != "" {
+	// Only a process's start (exec, fork) says what the whole process belongs to: an open
+	// bound by its path or its time says nothing about the process's other events, and the
+	// agent's own process opens files for every in-process tool call.
+	if b != nil && e.Process.EntityID != "" && (e.Event.Action == proto.ActionExec || e.Event.Action == proto.ActionFork) {
 		s.procs.put(e.Process.EntityID, b)
 	}
 	how, confidence := proto.BindingNone, ""
