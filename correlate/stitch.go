@@ -256,12 +256,17 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		ss.agentPids[b.SenderPid] = true
 		s.rootSession.put(sender.RootPid, ae.SessionID)
 	}
+	// Codex log records carry the turn's trace, spans also its id: run_turn (sent when the
+	// turn ends) and every tool span (sent when the tool ends, often before the logs).
+	if ae.Agent == proto.AgentCodex && ae.TraceID != "" && ae.TurnID != "" {
+		s.turns.put(ae.TraceID, ae.TurnID)
+	}
 	switch ae.Kind {
 	case proto.KindUserPrompt:
 		if ss == nil {
 			return
 		}
-		p := prompt{key: promptKey(ae), id: promptKey(ae), at: ae.Time, text: s.o.Redact(ae.Prompt)}
+		p := prompt{key: promptKey(ae), id: s.promptID(ae.Agent, promptKey(ae)), at: ae.Time, text: s.o.Redact(ae.Prompt)}
 		ss.prompts = append(ss.prompts, p)
 		s.out = append(s.out, s.agentLine(proto.ActionAgentPrompt, ae, b, sender, func(e *proto.Event) {
 			e.Vigil.Prompt = &proto.PromptRef{ID: p.id, Text: p.text}
@@ -278,10 +283,6 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		if ae.Kind == proto.KindToolResult && !c.reported {
 			c.reported = true
 			s.out = append(s.out, s.callLine(c, ae, b, sender))
-		}
-	case proto.KindInteractionSpan:
-		if ae.Agent == proto.AgentCodex && ae.TraceID != "" && ae.TurnID != "" {
-			s.turns.put(ae.TraceID, ae.TurnID)
 		}
 	case proto.KindAPIRequest:
 		s.out = append(s.out, s.agentLine(proto.ActionAgentAPIRequest, ae, b, sender, func(e *proto.Event) {
