@@ -338,7 +338,9 @@ func (s *Stitcher) mergeCall(c *toolCall, ae *proto.AgentEvent) {
 		if ae.DurationMs > 0 {
 			c.duration = ae.DurationMs
 		}
-		c.finished = ae.Time
+		if ae.Time.After(c.finished) {
+			c.finished = ae.Time
+		}
 	case proto.KindToolSpan:
 		if c.decided.IsZero() || ae.Time.Before(c.decided) {
 			c.decided = ae.Time
