@@ -16,6 +16,9 @@ Usage:
   vigil run [--config FILE] [--jsonl PATH] [--log-level LEVEL]
       Start the sensor (as root). Without --config it uses /etc/vigil/vigil.yaml when that
       file exists, else the embedded default configuration.
+  vigil trace --jsonl PATH [--session ID] [--format text|json]
+      Print the workflow record of each session in a JSONL file: the user's requests, each
+      tool call with what the kernel saw it do, approvals, and what nothing explains.
   vigil version
 `
 
@@ -28,6 +31,8 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		err = runCommand(os.Args[2:])
+	case "trace":
+		err = traceCommand(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("vigil", version)
 	case "help", "-h", "--help":
