@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,10 @@ const windowSlack = 50 * time.Millisecond
 // maxCallsPerSession bounds the calls a session keeps for window matching; older calls are
 // long finished and can no longer hold a new event.
 const maxCallsPerSession = 1000
+
+// maxPromptsPerSession bounds the prompts a session keeps to name the request running when
+// an event no call explains happened; a long-lived session would otherwise grow forever.
+const maxPromptsPerSession = 1000
 
 type prompt struct {
 	key  string
@@ -268,6 +273,9 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		}
 		p := prompt{key: promptKey(ae), id: s.promptID(ae.Agent, promptKey(ae)), at: ae.Time, text: s.o.Redact(ae.Prompt)}
 		ss.prompts = append(ss.prompts, p)
+		if len(ss.prompts) > maxPromptsPerSession {
+			ss.prompts = slices.Delete(ss.prompts, 0, len(ss.prompts)-maxPromptsPerSession)
+		}
 		s.out = append(s.out, s.agentLine(proto.ActionAgentPrompt, ae, b, sender, func(e *proto.Event) {
 			e.Vigil.Prompt = &proto.PromptRef{ID: p.id, Text: p.text}
 		}))
