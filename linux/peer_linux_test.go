@@ -2,16 +2,27 @@ package linux
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vigil-sensor/vigil/correlate"
 )
 
 const peerHelperEnv = "VIGIL_TEST_PEER_HELPER"
@@ -23,6 +34,20 @@ func TestPeerHelperProcess(t *testing.T) {
 	addr := os.Getenv(peerHelperEnv)
 	if addr == "" {
 		t.Skip("helper process for TestPeerChildProcess")
+	}
+	if strings.HasPrefix(addr, "http://") {
+		// Post a sample to the receiver and exit.
+		body, err := os.ReadFile(os.Getenv(peerHelperEnv + "_FILE"))
+		if err == nil {
+			var resp *http.Response
+			if resp, err = http.Post(addr, correlate.ContentTypeJSON, bytes.NewReader(body)); err == nil {
+				resp.Body.Close()
+				fmt.Printf("STATUS %d\n", resp.StatusCode)
+				return
+			}
+		}
+		fmt.Printf("ERR %v\n", err)
+		os.Exit(1)
 	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -220,6 +245,74 @@ func TestPeerFakeProc(t *testing.T) {
 	}
 	if _, err := (PeerResolver{ProcRoot: filepath.Join(root, "missing")}).PidOf(v6, v6); err == nil || errors.Is(err, ErrPeerNotFound) {
 		t.Errorf("missing proc root: %v", err)
+	}
+}
+
+// TestPeerReceiver runs the OTLP receiver with this resolver: a child process's HTTP export
+// and this process's own HTTP and gRPC exports are attributed to the right pids.
+func TestPeerReceiver(t *testing.T) {
+	var mu sync.Mutex
+	var batches []correlate.Batch
+	r, err := correlate.NewReceiver(correlate.ReceiverOptions{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Resolver: PeerResolver{},
+		Deliver: func(b correlate.Batch) { mu.Lock(); batches = append(batches, b); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	take := func() []correlate.Batch {
+		mu.Lock()
+		defer mu.Unlock()
+		b := batches
+		batches = nil
+		return b
+	}
+	const sample = "../correlate/testdata/claude/0006_logs.json"
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPeerHelperProcess$")
+	cmd.Env = append(os.Environ(), peerHelperEnv+"=http://"+r.HTTPAddr()+"/v1/logs", peerHelperEnv+"_FILE="+sample)
+	out, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(out), "STATUS 200") {
+		t.Fatalf("child: %v %s", err, out)
+	}
+	if b := take(); len(b) != 1 || b[0].SenderPid != cmd.Process.Pid || b[0].Transport != correlate.TransportOTLPHTTP {
+		t.Fatalf("child batch %+v, want pid %d", b, cmd.Process.Pid)
+	}
+
+	body, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+r.HTTPAddr()+"/v1/logs", correlate.ContentTypeJSON, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if b := take(); len(b) != 1 || b[0].SenderPid != os.Getpid() {
+		t.Fatalf("own HTTP batch %+v, want pid %d", b, os.Getpid())
+	}
+
+	req, err := correlate.DecodeLogs(body, correlate.ContentTypeJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := collogspb.NewLogsServiceClient(cc).Export(ctx, proto.Clone(req).(*collogspb.ExportLogsServiceRequest)); err != nil {
+		t.Fatal(err)
+	}
+	if b := take(); len(b) != 1 || b[0].SenderPid != os.Getpid() || b[0].Transport != correlate.TransportOTLPGRPC {
+		t.Fatalf("own gRPC batch %+v, want pid %d", b, os.Getpid())
+	}
+	if st := r.Stats(); st.PeersResolved != 3 || st.PeersUnresolved != 0 {
+		t.Errorf("stats %+v", st)
 	}
 }
 
