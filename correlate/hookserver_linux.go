@@ -40,6 +40,7 @@ type HookServer struct {
 	deliver        func(HookBatch)
 	log            zerolog.Logger
 	ln             *net.UnixListener
+	readTimeout    time.Duration
 
 	accepted, malformed, tooLarge, timedOut, events atomic.Uint64
 	perAgent                                        map[string]*atomic.Uint64
@@ -61,7 +62,9 @@ func WithUndeliveredDir(dir string) HookOption {
 // removes a stale socket left by a previous run (only a socket: any other file there is an
 // error), binds the socket with mode 0666, and prepares the undelivered directory. deliver
 // is called once per hook call that produced events, from the connection's goroutine, so
-// several calls may run at once.
+// several calls may run at once; it should hand the batch off without blocking for long:
+// while hookMaxConns deliveries block, new connections wait in the backlog and their
+// clients give up after 500 ms (and count the hook as undelivered).
 func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opts ...HookOption) (*HookServer, error) {
 	if path == "" {
 		path = DefaultHookSocket
@@ -74,6 +77,7 @@ func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opt
 		undeliveredDir: DefaultUndeliveredDir,
 		deliver:        deliver,
 		log:            log,
+		readTimeout:    hookReadTimeout,
 		perAgent: map[string]*atomic.Uint64{
 			proto.AgentClaudeCode: new(atomic.Uint64),
 			proto.AgentCodex:      new(atomic.Uint64),
@@ -183,7 +187,7 @@ func (s *HookServer) Close() error {
 // Nothing here can crash the server: every failure is counted and logged at debug level.
 func (s *HookServer) handle(conn *net.UnixConn) {
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(hookReadTimeout))
+	_ = conn.SetDeadline(time.Now().Add(s.readTimeout))
 	pid, uid, err := peerCred(conn)
 	if err != nil {
 		s.malformed.Add(1)
