@@ -82,20 +82,26 @@ func runCommand(args []string) error {
 		p.Args = sensor.RedactArgs(p.Args)
 		table.Seed(p)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	corr, err := startCorrelator(ctx, cfg, table, src.resolver, log)
+	if err != nil {
+		return err
+	}
+	defer corr.wait()
 	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
 		Source:    src.Source,
 		Table:     table,
 		Sinks:     []sensor.Sink{sink},
 		Host:      proto.Host{Name: hostname, BootID: src.bootID},
 		QueueSize: cfg.Pipeline.QueueSize,
+		Stage:     corr.stitcher,
+		Losses:    corr.losses,
 		Log:       log,
 	})
 	if err != nil {
 		return err
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Int("agents", len(cat.Agents)).
 		Int("bootstrapped", len(src.seeded)).Dur("ready", src.ready).Msg("vigil running")
 

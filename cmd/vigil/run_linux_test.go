@@ -54,7 +54,11 @@ func startVigil(t *testing.T, configYAML string) *runningSensor {
 	dir := t.TempDir()
 	jsonl := filepath.Join(dir, "out", "events.jsonl")
 	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("output:\n  jsonl: %s\n%s", jsonl, configYAML)), 0o600); err != nil {
+	// Ephemeral loopback ports and a private hook socket: nothing else on the machine (an
+	// OpenTelemetry Collector on 4318, another test's sensor) can collide with them.
+	base := fmt.Sprintf("output:\n  jsonl: %s\ncorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: 1\n",
+		jsonl, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "undelivered"))
+	if err := os.WriteFile(cfg, []byte(base+configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(vigilBin, "run", "--config", cfg)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-sensor/vigil/correlate"
 	"github.com/vigil-sensor/vigil/linux"
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -17,6 +18,8 @@ type platformSource struct {
 	bootID string
 	ready  time.Duration
 	close  func() error
+	// resolver maps an OTLP connection to its sender's pid.
+	resolver correlate.PeerResolver
 }
 
 func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (*platformSource, error) {
@@ -34,5 +37,6 @@ func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (*pla
 	if err != nil {
 		return nil, fmt.Errorf("start eBPF source: %w", err)
 	}
-	return &platformSource{Source: src, seeded: src.Seeded(), bootID: bootID, ready: src.Ready(), close: src.Close}, nil
+	return &platformSource{Source: src, seeded: src.Seeded(), bootID: bootID, ready: src.Ready(), close: src.Close,
+		resolver: linux.PeerResolver{ProcRoot: "/proc"}}, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-sensor/vigil/correlate"
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
@@ -19,6 +20,8 @@ type platformSource struct {
 	bootID string
 	ready  time.Duration
 	close  func() error
+	// resolver maps an OTLP connection to its sender's pid.
+	resolver correlate.PeerResolver
 }
 
 // newSource: only the Linux source exists so far; the macOS EndpointSecurity source

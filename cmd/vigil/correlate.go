@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-sensor/vigil/correlate"
+	"github.com/vigil-sensor/vigil/sensor"
+)
+
+// correlator is the stitcher and the inputs that feed it agent telemetry.
+type correlator struct {
+	stitcher *correlate.Stitcher
+	receiver *correlate.Receiver
+	// losses are counters the pipeline reports in its lost records.
+	losses []func() map[string]uint64
+	wg     sync.WaitGroup
+}
+
+// startCorrelator builds the stitcher over the process table (the kernel's view that
+// vouches for telemetry senders) and starts the OTLP receiver. The inputs stop with ctx;
+// wait blocks until they have.
+func startCorrelator(ctx context.Context, cfg sensor.Config, table *sensor.ProcessTable, resolver correlate.PeerResolver, log zerolog.Logger) (*correlator, error) {
+	c := &correlator{stitcher: correlate.NewStitcher(correlate.StitcherOptions{
+		Hold:   time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
+		Lookup: table.Lookup,
+	})}
+	if cfg.Correlate.OTLPHTTP != "" || cfg.Correlate.OTLPGRPC != "" {
+		r, err := correlate.NewReceiver(correlate.ReceiverOptions{
+			HTTPAddr: cfg.Correlate.OTLPHTTP,
+			GRPCAddr: cfg.Correlate.OTLPGRPC,
+			Resolver: resolver,
+			Deliver: func(b correlate.Batch) {
+				c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid})
+			},
+			Log: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start OTLP receiver: %w", err)
+		}
+		c.receiver = r
+		c.losses = append(c.losses, func() map[string]uint64 {
+			st := r.Stats()
+			var rejected uint64
+			for _, n := range st.Rejected {
+				rejected += n
+			}
+			return map[string]uint64{"otlp_rejected": rejected}
+		})
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := r.Serve(ctx); err != nil {
+				log.Error().Err(err).Msg("OTLP receiver stopped")
+			}
+		}()
+		log.Info().Str("http", r.HTTPAddr()).Str("grpc", r.GRPCAddr()).Msg("OTLP receiver listening")
+	}
+	return c, nil
+}
+
+// wait blocks until the inputs have stopped.
+func (c *correlator) wait() { c.wg.Wait() }
