@@ -57,7 +57,7 @@ type toolCall struct {
 	source    string
 	success   *bool
 	duration  int64
-	command   string
+	command   string // redacted once, when first known: matched against every unkeyed exec
 	files     []string
 	decided   time.Time // tool_decision (or the start of its span)
 	finished  time.Time // tool_result (or the end of its span)
@@ -328,7 +328,7 @@ func (s *Stitcher) mergeCall(c *toolCall, ae *proto.AgentEvent) {
 		c.name = ae.ToolName
 	}
 	if c.command == "" {
-		c.command = ae.Command
+		c.command = s.o.Redact(ae.Command)
 	}
 	if len(c.files) == 0 {
 		c.files = ae.FilePaths
@@ -497,7 +497,7 @@ func (s *Stitcher) byCommand(e *proto.Event, ss *session) *toolCall {
 	}
 	argv := strings.Join(e.Process.Args, " ")
 	found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
-		cmd := s.o.Redact(c.command) // argv was redacted the same way
+		cmd := c.command // argv was redacted the same way
 		return cmd != "" && (strings.Contains(argv, cmd) || strings.Contains(argv, strings.ReplaceAll(cmd, "'", `'"'"'`)))
 	})
 	if len(found) == 1 {
@@ -588,7 +588,7 @@ func (s *Stitcher) callLine(c *toolCall, ae *proto.AgentEvent, b TelemetryBatch,
 		}
 		e.Vigil.Tool = &proto.ToolCall{
 			Decision: c.decision, DecisionSource: c.source, Success: c.success, DurationMs: c.duration,
-			Command: s.o.Redact(c.command), FilePaths: c.files,
+			Command: c.command, FilePaths: c.files,
 		}
 	})
 }
