@@ -33,6 +33,10 @@ type StitcherOptions struct {
 	Lookup func(pid int) (sensor.ProcessInfo, bool)
 	// Redact is applied to prompt and command text before it is written.
 	Redact func(string) string
+	// VerifyWait is how long telemetry from a sender the process table does not know yet
+	// waits for it: a hook process connects within milliseconds of its exec, before its exec
+	// event has come through the ring buffer. Past it the sender is untrusted.
+	VerifyWait time.Duration
 }
 
 // StitcherStats are the stitcher's counters.
@@ -113,6 +117,11 @@ type binding struct {
 	confidence string
 }
 
+type unverifiedBatch struct {
+	b       TelemetryBatch
+	arrived time.Time
+}
+
 type held struct {
 	e       *proto.Event
 	arrived time.Time
@@ -128,6 +137,7 @@ type Stitcher struct {
 
 	mu          sync.Mutex
 	held        []held
+	unverified  []unverifiedBatch
 	out         []*proto.Event // agent lines ready to write
 	sessions    generations[string, *session]
 	rootSession generations[int, string] // agent root pid → session, from verified senders
@@ -152,6 +162,9 @@ func NewStitcher(o StitcherOptions) *Stitcher {
 	if o.Redact == nil {
 		o.Redact = sensor.RedactString
 	}
+	if o.VerifyWait <= 0 {
+		o.VerifyWait = 2 * time.Second
+	}
 	s := &Stitcher{
 		o:     o,
 		stats: StitcherStats{Bindings: map[string]uint64{}},
@@ -174,6 +187,13 @@ func (s *Stitcher) Push(e *proto.Event) {
 func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	waiting := s.unverified[:0]
+	for _, u := range s.unverified {
+		if !s.verify(u.b, all || now.Sub(u.arrived) >= s.o.VerifyWait) {
+			waiting = append(waiting, u)
+		}
+	}
+	s.unverified = waiting
 	ready := s.out
 	s.out = nil
 	n := 0
@@ -211,14 +231,26 @@ func (s *Stitcher) Stats() StitcherStats {
 // does not place in an agent tree cannot bind anything: its events become
 // agent.untrusted_telemetry lines that keep the session they claimed apart.
 func (s *Stitcher) AddTelemetry(b TelemetryBatch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.verify(b, false) {
+		s.unverified = append(s.unverified, unverifiedBatch{b: b, arrived: time.Now()})
+	}
+}
+
+// verify absorbs a batch whose sender the kernel places in an agent tree and returns true.
+// A sender it does not know yet is left for later (false), unless final: then, like a
+// batch with no sender at all, its events become untrusted lines.
+func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 	var info sensor.ProcessInfo
 	trusted := false
 	if b.SenderPid > 0 && s.o.Lookup != nil {
 		info, trusted = s.o.Lookup(b.SenderPid)
 		trusted = trusted && info.RootPid > 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if !trusted && b.SenderPid > 0 && !final {
+		return false
+	}
 	for i := range b.Events {
 		ae := &b.Events[i]
 		if !trusted {
@@ -231,6 +263,7 @@ func (s *Stitcher) AddTelemetry(b TelemetryBatch) {
 		s.stats.Telemetry++
 		s.absorb(ae, b, info)
 	}
+	return true
 }
 
 func (s *Stitcher) sessionFor(id, agent string) *session {
