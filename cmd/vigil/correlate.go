@@ -60,7 +60,43 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, table *sensor.Proce
 		}()
 		log.Info().Str("http", r.HTTPAddr()).Str("grpc", r.GRPCAddr()).Msg("OTLP receiver listening")
 	}
+	if cfg.Correlate.HookSocket != "" {
+		if err := c.startHooks(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// startHooks serves the socket `vigil hook` forwards agent hook calls to. Hook calls the
+// client could not deliver are counted per uid on disk and reported as lost kind "hook".
+func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, log zerolog.Logger) error {
+	h, err := correlate.NewHookServer(cfg.Correlate.HookSocket, func(b correlate.HookBatch) {
+		c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid})
+	}, log, correlate.WithUndeliveredDir(cfg.Correlate.UndeliveredDir))
+	if err != nil {
+		return fmt.Errorf("start hook socket: %w", err)
+	}
+	c.losses = append(c.losses, func() map[string]uint64 {
+		counts, err := h.UndeliveredCounts()
+		if err != nil {
+			log.Warn().Err(err).Msg("read undelivered hook counts")
+		}
+		var total uint64
+		for _, n := range counts {
+			total += n
+		}
+		return map[string]uint64{"hook": total}
+	})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := h.Serve(ctx); err != nil {
+			log.Error().Err(err).Msg("hook socket stopped")
+		}
+	}()
+	log.Info().Str("socket", h.Path()).Msg("hook socket listening")
+	return nil
 }
 
 // wait blocks until the inputs have stopped.

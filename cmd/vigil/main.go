@@ -16,6 +16,9 @@ Usage:
   vigil run [--config FILE] [--jsonl PATH] [--log-level LEVEL]
       Start the sensor (as root). Without --config it uses /etc/vigil/vigil.yaml when that
       file exists, else the embedded default configuration.
+  vigil hook [--agent claude-code|codex|cursor] [--socket PATH]
+      Forward one agent hook call (its JSON on stdin) to the running sensor. Always exits 0
+      and never writes to stdout, so it cannot block or steer the agent.
   vigil trace --jsonl PATH [--session ID] [--format text|json]
       Print the workflow record of each session in a JSONL file: the user's requests, each
       tool call with what the kernel saw it do, approvals, and what nothing explains.
@@ -31,6 +34,8 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		err = runCommand(os.Args[2:])
+	case "hook":
+		err = hookCommand(os.Args[2:])
 	case "trace":
 		err = traceCommand(os.Args[2:])
 	case "version", "--version":
