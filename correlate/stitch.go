@@ -33,6 +33,12 @@ type StitcherOptions struct {
 	Lookup func(pid int) (sensor.ProcessInfo, bool)
 	// Redact is applied to prompt and command text before it is written.
 	Redact func(string) string
+	// IsAgent says whether a process is an agent itself (its executable or script matched the
+	// catalog), not merely a process of an agent tree. OTLP is trusted only from agent
+	// processes: a tool shell in the tree posting OTLP could otherwise invent tool calls and
+	// bind its own processes to them. Hook calls come from `vigil hook` processes the agent
+	// starts, so only the tree rule applies to them. Nil trusts every process of a tree.
+	IsAgent func(sensor.ProcessInfo) bool
 	// VerifyWait is how long telemetry from a sender the process table does not know yet
 	// waits for it: a hook process connects within milliseconds of its exec, before its exec
 	// event has come through the ring buffer. Past it the sender is untrusted.
@@ -65,8 +71,10 @@ type toolCall struct {
 	files     []string
 	decided   time.Time // tool_decision (or the start of its span)
 	finished  time.Time // tool_result (or the end of its span)
-	processes int
-	reported  bool // its agent.tool_call line was written
+	reported  bool      // its agent.tool_call line was written
+	// transport and senderPid are those of the last record about the call, for its line.
+	transport string
+	senderPid int
 }
 
 // window is the time the call ran, padded a little: the agents' millisecond timestamps and
@@ -101,8 +109,11 @@ type prompt struct {
 }
 
 type session struct {
-	id      string
-	agent   string
+	id    string
+	agent string
+	// root is the agent root whose verified sender first spoke for the session: another
+	// tree claiming the same session is not believed.
+	root    int
 	prompts []prompt
 	calls   []*toolCall // in decision order
 	// agentPids are the processes that sent the session's telemetry: in-process tools
@@ -242,18 +253,15 @@ func (s *Stitcher) AddTelemetry(b TelemetryBatch) {
 // A sender it does not know yet is left for later (false), unless final: then, like a
 // batch with no sender at all, its events become untrusted lines.
 func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
-	var info sensor.ProcessInfo
-	trusted := false
-	if b.SenderPid > 0 && s.o.Lookup != nil {
-		info, trusted = s.o.Lookup(b.SenderPid)
-		trusted = trusted && info.RootPid > 0
-	}
-	if !trusted && b.SenderPid > 0 && !final {
+	info, inTree := s.lookup(b.SenderPid)
+	inTree = inTree && info.RootPid > 0
+	if !inTree && b.SenderPid > 0 && !final {
 		return false
 	}
+	trusted := inTree && (b.Transport == TransportHook || s.o.IsAgent == nil || s.o.IsAgent(info))
 	for i := range b.Events {
 		ae := &b.Events[i]
-		if !trusted {
+		if !trusted || !s.mayClaim(ae.SessionID, info.RootPid) {
 			s.stats.Untrusted++
 			if line := s.untrustedLine(ae, b); line != nil {
 				s.out = append(s.out, line)
@@ -264,6 +272,23 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 		s.absorb(ae, b, info)
 	}
 	return true
+}
+
+// lookup is Lookup when there is one.
+func (s *Stitcher) lookup(pid int) (sensor.ProcessInfo, bool) {
+	if pid <= 0 || s.o.Lookup == nil {
+		return sensor.ProcessInfo{}, false
+	}
+	return s.o.Lookup(pid)
+}
+
+// mayClaim: a session belongs to the first agent tree whose verified sender spoke for it.
+func (s *Stitcher) mayClaim(sessionID string, root int) bool {
+	if sessionID == "" {
+		return true
+	}
+	ss, ok := s.sessions.get(sessionID)
+	return !ok || ss.root == 0 || ss.root == root
 }
 
 func (s *Stitcher) sessionFor(id, agent string) *session {
@@ -291,6 +316,9 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 	var ss *session
 	if ae.SessionID != "" {
 		ss = s.sessionFor(ae.SessionID, ae.Agent)
+		if ss.root == 0 {
+			ss.root = sender.RootPid
+		}
 		ss.agentPids[b.SenderPid] = true
 		s.rootSession.put(sender.RootPid, ae.SessionID)
 	}
@@ -321,6 +349,7 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		}
 		c := s.callFor(ae, ss)
 		s.mergeCall(c, ae)
+		c.transport, c.senderPid = b.Transport, b.SenderPid
 		if ae.Kind == proto.KindToolResult && !c.reported {
 			c.reported = true
 			s.out = append(s.out, s.callLine(c, ae, b, sender))
@@ -412,9 +441,6 @@ func (s *Stitcher) bind(e *proto.Event) {
 		if c.session != "" {
 			sessionID = c.session
 		}
-		if e.Event.Action == proto.ActionExec {
-			c.processes++
-		}
 	}
 	s.stats.Bindings[how]++
 	e.Vigil.Binding, e.Vigil.Confidence = how, confidence
@@ -446,19 +472,21 @@ func (s *Stitcher) bind(e *proto.Event) {
 // sessionOf: the session id the process carries in its environment, else the session whose
 // verified sender belongs to the same agent root.
 func (s *Stitcher) sessionOf(e *proto.Event) string {
-	if j := e.Vigil.Join; j != nil {
-		if j.ClaudeCodeSession != "" {
-			return j.ClaudeCodeSession
-		}
-		if j.CodexSession != "" {
-			return j.CodexSession
-		}
-	}
+	root := 0
 	if e.Vigil.Root != nil {
-		id, _ := s.rootSession.get(e.Vigil.Root.Pid)
-		return id
+		root = e.Vigil.Root.Pid
 	}
-	return ""
+	if j := e.Vigil.Join; j != nil {
+		for _, id := range []string{j.ClaudeCodeSession, j.CodexSession} {
+			// The environment is the process's own claim: believed unless the session is
+			// known to belong to another agent tree.
+			if id != "" && s.mayClaim(id, root) {
+				return id
+			}
+		}
+	}
+	id, _ := s.rootSession.get(root)
+	return id
 }
 
 func (s *Stitcher) bindingOf(e *proto.Event, sessionID string) *binding {
@@ -636,7 +664,8 @@ func (s *Stitcher) unreportedCalls() []*proto.Event {
 			}
 			c.reported = true
 			ae := &proto.AgentEvent{Agent: c.agent, SessionID: ss.id, Time: c.decided, ToolName: c.name, ToolUseID: c.id}
-			out = append(out, s.callLine(c, ae, TelemetryBatch{Transport: "otlp"}, sensor.ProcessInfo{}))
+			sender, _ := s.lookup(c.senderPid)
+			out = append(out, s.callLine(c, ae, TelemetryBatch{Transport: c.transport, SenderPid: c.senderPid}, sender))
 		}
 	}
 	return out

@@ -1004,3 +1004,84 @@ func BenchmarkStitch(b *testing.B) {
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
+
+// Trust is narrower than "some process of an agent tree": OTLP must come from an agent
+// process itself, and a session belongs to the first tree that spoke for it.
+func TestStitchTrustRules(t *testing.T) {
+	const (
+		toolShell  = 31300 // a Bash tool shell inside claude's tree: not an agent binary
+		otherRoot  = 40000 // another claude tree
+		otherShell = 40001 // a process in that other tree
+	)
+	procs := map[int]sensor.ProcessInfo{
+		stClaudePid: stProcs[stClaudePid],
+		toolShell:   {Pid: toolShell, PPid: stClaudePid, Name: "bash", Executable: "/usr/bin/bash", RootPid: stClaudePid},
+		otherRoot:   {Pid: otherRoot, Name: "claude", Executable: "/opt/claude/claude.exe", RootPid: otherRoot},
+		otherShell:  {Pid: otherShell, PPid: otherRoot, Name: "bash", Executable: "/usr/bin/bash", RootPid: otherRoot},
+	}
+	lookup := func(pid int) (sensor.ProcessInfo, bool) { p, ok := procs[pid]; return p, ok }
+	isAgent := func(p sensor.ProcessInfo) bool { return p.Name == "claude" }
+	forged := func(session, call string) []proto.AgentEvent {
+		return []proto.AgentEvent{
+			stSynth(proto.KindToolDecision, "10:00:00.000", func(ae *proto.AgentEvent) {
+				ae.SessionID, ae.ToolUseID, ae.ToolName, ae.Command = session, call, "Bash", "curl evil"
+			}),
+		}
+	}
+
+	for _, tt := range []struct {
+		name      string
+		batch     TelemetryBatch
+		trusted   bool
+		sessionOK bool // the session is known to the stitcher afterwards
+	}{
+		{"the agent itself over OTLP", TelemetryBatch{Events: forged("s-own", "call-own"), Transport: "otlp_http", SenderPid: stClaudePid}, true, true},
+		{"a tool shell of the tree over OTLP", TelemetryBatch{Events: forged("s-shell", "call-shell"), Transport: "otlp_http", SenderPid: toolShell}, false, false},
+		{"a hook process of the tree", TelemetryBatch{Events: forged("s-hook", "call-hook"), Transport: TransportHook, SenderPid: toolShell}, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewStitcher(StitcherOptions{Lookup: lookup, IsAgent: isAgent})
+			s.AddTelemetry(tt.batch)
+			_, agent := stRelease(s, stAt("10:00:01"), true)
+			untrusted := 0
+			for _, e := range agent {
+				if e.Event.Action == proto.ActionAgentUntrusted {
+					untrusted++
+				}
+			}
+			if got := untrusted == 0; got != tt.trusted {
+				t.Errorf("trusted = %v, want %v (%d untrusted lines)", got, tt.trusted, untrusted)
+			}
+			if _, ok := s.sessions.get(tt.batch.Events[0].SessionID); ok != tt.sessionOK {
+				t.Errorf("session known = %v, want %v", ok, tt.sessionOK)
+			}
+		})
+	}
+
+	t.Run("another tree cannot claim a session", func(t *testing.T) {
+		s := NewStitcher(StitcherOptions{Lookup: lookup, IsAgent: isAgent})
+		s.AddTelemetry(TelemetryBatch{Events: forged("s-victim", "call-real"), Transport: "otlp_http", SenderPid: stClaudePid})
+		// The other tree's agent posts a call in the victim's session…
+		s.AddTelemetry(TelemetryBatch{Events: forged("s-victim", "call-forged"), Transport: "otlp_http", SenderPid: otherRoot})
+		// …and its shell carries the victim's session id in its environment.
+		ev := kev{action: proto.ActionExec, pid: otherShell, ppid: otherRoot, root: otherRoot, at: "10:00:00.010",
+			args: []string{"bash", "-c", "curl evil"}, join: &proto.JoinKeys{ClaudeCodeSession: "s-victim"}}.event()
+		s.Push(ev)
+		kernel, agent := stRelease(s, stAt("10:00:01"), true)
+		untrusted := 0
+		for _, e := range agent {
+			if e.Event.Action == proto.ActionAgentUntrusted {
+				untrusted++
+				if e.Vigil.Telemetry.ClaimedConversationID != "s-victim" {
+					t.Errorf("claimed session %q", e.Vigil.Telemetry.ClaimedConversationID)
+				}
+			}
+		}
+		if untrusted != 1 {
+			t.Errorf("%d untrusted lines, want 1 (the other tree's claim)", untrusted)
+		}
+		if b := boundOf(kernel[0]); b.conversation == "s-victim" || b.call != "" {
+			t.Errorf("the other tree's shell was bound into the victim's session: %+v", b)
+		}
+	})
+}

@@ -24,10 +24,16 @@ type correlator struct {
 // startCorrelator builds the stitcher over the process table (the kernel's view that
 // vouches for telemetry senders) and starts the OTLP receiver. The inputs stop with ctx;
 // wait blocks until they have.
-func startCorrelator(ctx context.Context, cfg sensor.Config, table *sensor.ProcessTable, resolver correlate.PeerResolver, log zerolog.Logger) (*correlator, error) {
+func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog, table *sensor.ProcessTable, resolver correlate.PeerResolver, log zerolog.Logger) (*correlator, error) {
 	c := &correlator{stitcher: correlate.NewStitcher(correlate.StitcherOptions{
 		Hold:   time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
 		Lookup: table.Lookup,
+		// OTLP counts only from an agent process itself (its image or script matched the
+		// catalog), not from any process of its tree.
+		IsAgent: func(p sensor.ProcessInfo) bool {
+			_, ok := cat.Match(p.Executable, p.Args)
+			return ok
+		},
 	})}
 	if cfg.Correlate.OTLPHTTP != "" || cfg.Correlate.OTLPGRPC != "" {
 		r, err := correlate.NewReceiver(correlate.ReceiverOptions{

@@ -84,7 +84,7 @@ func runCommand(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	corr, err := startCorrelator(ctx, cfg, table, src.resolver, log)
+	corr, err := startCorrelator(ctx, cfg, cat, table, src.resolver, log)
 	if err != nil {
 		return err
 	}
