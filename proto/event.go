@@ -254,8 +254,6 @@ type ToolCall struct {
 	DurationMs     int64    `json:"duration_ms,omitempty" msgpack:"duration_ms,omitempty"`
 	Command        string   `json:"command,omitempty" msgpack:"command,omitempty"`
 	FilePaths      []string `json:"file_paths,omitempty" msgpack:"file_paths,omitempty"`
-	// Processes counts the kernel processes bound to the call.
-	Processes int `json:"processes,omitempty" msgpack:"processes,omitempty"`
 }
 
 // Telemetry is vigil.telemetry.*: the sender of an agent event as the kernel sees it.
