@@ -113,27 +113,31 @@ func AdaptLogs(req *collogspb.ExportLogsServiceRequest) ([]proto.AgentEvent, Ada
 		res := resourceOf(rl.GetResource())
 		for _, sl := range rl.GetScopeLogs() {
 			for _, r := range sl.GetLogRecords() {
-				st.Records++
-				var ev proto.AgentEvent
-				var reason string
-				switch res.agent {
-				case proto.AgentClaudeCode:
-					ev, reason = adaptClaudeLog(res, r)
-				case proto.AgentCodex:
-					ev, reason = adaptCodexLog(res, r)
-				default:
-					reason = SkipUnknownService
-				}
-				if reason != "" {
-					st.skip(reason)
-					continue
-				}
-				out = append(out, ev)
-				st.Events++
+				out = adaptOne(out, &st, res, r, adaptClaudeLog, adaptCodexLog)
 			}
 		}
 	}
 	return out, st
+}
+
+// adaptOne adapts one log record or span with its resource's agent adapter, counting it.
+func adaptOne[R any](out []proto.AgentEvent, st *AdaptStats, res resource, r R,
+	claude, codex func(resource, R) (proto.AgentEvent, string)) []proto.AgentEvent {
+	st.Records++
+	var ev proto.AgentEvent
+	reason := SkipUnknownService
+	switch res.agent {
+	case proto.AgentClaudeCode:
+		ev, reason = claude(res, r)
+	case proto.AgentCodex:
+		ev, reason = codex(res, r)
+	}
+	if reason != "" {
+		st.skip(reason)
+		return out
+	}
+	st.Events++
+	return append(out, ev)
 }
 
 // AdaptTraces turns the spans of an OTLP traces export into AgentEvents, like AdaptLogs.
@@ -143,24 +147,8 @@ func AdaptTraces(req *coltracepb.ExportTraceServiceRequest) ([]proto.AgentEvent,
 	for _, rs := range req.GetResourceSpans() {
 		res := resourceOf(rs.GetResource())
 		for _, ss := range rs.GetScopeSpans() {
-			for _, s := range ss.GetSpans() {
-				st.Records++
-				var ev proto.AgentEvent
-				var reason string
-				switch res.agent {
-				case proto.AgentClaudeCode:
-					ev, reason = adaptClaudeSpan(res, s)
-				case proto.AgentCodex:
-					ev, reason = adaptCodexSpan(res, s)
-				default:
-					reason = SkipUnknownService
-				}
-				if reason != "" {
-					st.skip(reason)
-					continue
-				}
-				out = append(out, ev)
-				st.Events++
+			for _, sp := range ss.GetSpans() {
+				out = adaptOne(out, &st, res, sp, adaptClaudeSpan, adaptCodexSpan)
 			}
 		}
 	}

@@ -6,21 +6,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/vigil-sensor/vigil/correlate"
 	"github.com/vigil-sensor/vigil/linux"
 	"github.com/vigil-sensor/vigil/sensor"
 )
-
-// platformSource is the loaded kernel source and what it found at start.
-type platformSource struct {
-	sensor.Source
-	seeded []sensor.ProcessInfo
-	bootID string
-	ready  time.Duration
-	close  func() error
-	// resolver maps an OTLP connection to its sender's pid.
-	resolver correlate.PeerResolver
-}
 
 func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (*platformSource, error) {
 	bootID, err := linux.ReadBootID("/proc")
