@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +39,26 @@ func TestMain(m *testing.M) {
 type runningSensor struct {
 	cmd    *exec.Cmd
 	jsonl  string
-	stderr *strings.Builder
+	stderr *lockedBuilder
+}
+
+// lockedBuilder holds the sensor's stderr: the goroutine reading the pipe appends to it
+// while a test reads it (after ready, or after Wait, which does not wait for that goroutine).
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startVigil starts `vigil run` with the given configuration overlay and waits until it
@@ -69,7 +89,7 @@ func startVigil(t *testing.T, configYAML string) *runningSensor {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &runningSensor{cmd: cmd, jsonl: jsonl, stderr: &strings.Builder{}}
+	s := &runningSensor{cmd: cmd, jsonl: jsonl, stderr: &lockedBuilder{}}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
