@@ -198,9 +198,13 @@ func (s *Stitcher) Push(e *proto.Event) {
 func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A sender's batches are taken in the order they arrived: one still waiting keeps the
+	// sender's later batches waiting behind it.
 	waiting := s.unverified[:0]
+	blocked := map[int]bool{}
 	for _, u := range s.unverified {
-		if !s.verify(u.b, all || now.Sub(u.arrived) >= s.o.VerifyWait) {
+		if blocked[u.b.SenderPid] || !s.verify(u.b, all || now.Sub(u.arrived) >= s.o.VerifyWait) {
+			blocked[u.b.SenderPid] = true
 			waiting = append(waiting, u)
 		}
 	}
@@ -244,9 +248,21 @@ func (s *Stitcher) Stats() StitcherStats {
 func (s *Stitcher) AddTelemetry(b TelemetryBatch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.verify(b, false) {
+	// Once the sender is known, a later batch would otherwise be taken at once, before the
+	// earlier ones still waiting (a tool_result before its tool_decision and prompt).
+	if s.senderWaiting(b.SenderPid) || !s.verify(b, false) {
 		s.unverified = append(s.unverified, unverifiedBatch{b: b, arrived: time.Now()})
 	}
+}
+
+// senderWaiting reports whether a batch of pid still waits for the process table.
+func (s *Stitcher) senderWaiting(pid int) bool {
+	for _, u := range s.unverified {
+		if u.b.SenderPid == pid {
+			return true
+		}
+	}
+	return false
 }
 
 // verify absorbs a batch whose sender the kernel places in an agent tree and returns true.

@@ -1085,3 +1085,47 @@ func TestStitchTrustRules(t *testing.T) {
 		}
 	})
 }
+
+// A sender that posts before its exec has reached the process table has its first batches
+// wait; a later batch, sent once the table knows the sender, must not overtake them (the
+// tool_result would be reported without its decision, before its prompt).
+func TestStitchWaitingSenderKeepsItsOrder(t *testing.T) {
+	var mu sync.Mutex
+	known := false
+	lookup := func(pid int) (sensor.ProcessInfo, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		p, ok := stProcs[pid]
+		return p, ok && known
+	}
+	s := NewStitcher(StitcherOptions{Lookup: lookup})
+	at := stAt("11:25:40.000")
+	ev := func(kind string, d time.Duration) proto.AgentEvent {
+		return proto.AgentEvent{Agent: proto.AgentClaudeCode, Kind: kind, Time: at.Add(d), SessionID: "S", PromptID: "P",
+			Prompt: "p", ToolName: "Bash", ToolUseID: "T", Decision: "accept", DecisionSource: "config", Success: new(true)}
+	}
+	prompt, decision, result := ev(proto.KindUserPrompt, 0), ev(proto.KindToolDecision, time.Millisecond), ev(proto.KindToolResult, time.Second)
+	prompt.ToolName, prompt.ToolUseID = "", ""
+	batch := func(evs ...proto.AgentEvent) TelemetryBatch {
+		return TelemetryBatch{Events: evs, Transport: TransportOTLPHTTP, SenderPid: stClaudePid}
+	}
+	s.AddTelemetry(batch(prompt))
+	s.AddTelemetry(batch(decision))
+	if got := s.Release(time.Now(), false); len(got) != 0 {
+		t.Fatalf("lines before the sender is known: %d", len(got))
+	}
+	mu.Lock()
+	known = true
+	mu.Unlock()
+	s.AddTelemetry(batch(result))
+	var actions []string
+	for _, e := range s.Release(time.Now(), false) {
+		actions = append(actions, e.Event.Action)
+		if e.Event.Action == proto.ActionAgentToolCall && (e.Vigil.Tool == nil || e.Vigil.Tool.Decision != "accept") {
+			t.Errorf("tool_call line without its decision: %+v", e.Vigil.Tool)
+		}
+	}
+	if want := []string{proto.ActionAgentPrompt, proto.ActionAgentToolCall}; !slices.Equal(actions, want) {
+		t.Errorf("agent lines %v, want %v", actions, want)
+	}
+}
