@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Where `make run` writes events (the embedded default configuration's output.jsonl).
 JSONL   ?= /var/log/vigil/events.jsonl
 
-.PHONY: build run test vet generate check-generate vmlinux bench fuzz clean
+.PHONY: build run test vet generate check-generate vmlinux bench fuzz clean e2e
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
@@ -45,6 +45,16 @@ bench:
 	$(GO) build -o bin/vigil-bench-sensor ./cmd/vigil
 	$(GO) build -o bin/loadgen ./bench/loadgen
 	$(GO) run ./bench -vigil bin/vigil-bench-sensor -loadgen bin/loadgen
+
+## e2e: the real Claude Code and Codex CLIs (pinned, npm-installed into E2E_NPM_CACHE and reused),
+## fully offline (one network namespace per scenario), under vigil run; scores Vigil's tool-call
+## attribution and writes bench/e2e/results/report.{md,json}. Needs root and the npm registry on
+## the first run. E2E_FLAGS e.g. -run 'claude/' or -examples docs/examples.
+E2E_NPM_CACHE ?= /var/cache/vigil-e2e/npm
+E2E_FLAGS ?=
+e2e:
+	@[ "$$(id -u)" = 0 ] || { echo "make e2e: needs root (eBPF, unshare -n): try sudo make e2e"; exit 1; }
+	$(GO) run ./bench/e2e -npm-cache $(E2E_NPM_CACHE) $(E2E_FLAGS)
 
 ## fuzz: run each decoder fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

@@ -1,0 +1,268 @@
+// Command e2e runs the real Claude Code and Codex CLIs, offline, under `vigil run` and
+// measures how well Vigil attributes the kernel events of each tool call to that call.
+//
+//	sudo go run ./bench/e2e            (make e2e)
+//
+// Per scenario (bench/e2e/scenarios/*.json) it re-executes itself under `unshare -n` (a new
+// network namespace with only lo), starts `vigil run`, a scripted mock of the agent's LLM API
+// and a sibling process that runs the same commands outside the agent, then runs the agent.
+// The mock chooses every tool call id and records when it handed each call out and when the
+// result came back: that, with the process tree in Vigil's own JSONL, is the ground truth the
+// JSONL's bindings are scored against. See bench/e2e/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Pinned agent versions: the ones ../shared/research/agents verified.
+var pinned = []npmPackage{
+	{Name: "@anthropic-ai/claude-code", Version: "2.1.197"},
+	{Name: "@openai/codex", Version: "0.169.0"},
+}
+
+type npmPackage struct{ Name, Version string }
+
+func main() {
+	var (
+		cache    = flag.String("npm-cache", "/var/cache/vigil-e2e/npm", "folder the pinned agents are npm-installed into (reused between runs)")
+		work     = flag.String("work", "/var/tmp/vigil-e2e", "scratch folder for the scenario runs (wiped per scenario)")
+		results  = flag.String("results", "bench/e2e/results", "where report.md and report.json are written")
+		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt)")
+		runRe    = flag.String("run", "", "only scenarios whose agent/name matches this regexp")
+		child    = flag.String("child", "", "internal: run this scenario inside the network namespace")
+		dir      = flag.String("dir", "", "internal: scenario folder")
+		vigilBin = flag.String("vigil", "", "internal: vigil binary")
+	)
+	flag.Parse()
+	if *child != "" {
+		os.Exit(childMain(*child, *dir, *cache, *vigilBin))
+	}
+	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe))
+}
+
+func childMain(name, dir, npmDir, vigil string) int {
+	scs, err := loadScenarios()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 2
+	}
+	for _, sc := range scs {
+		if sc.Agent+"/"+sc.Name == name {
+			if err := runChild(childOpts{scenario: sc, dir: dir, npmDir: npmDir, vigil: vigil}); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e:", err)
+				return 1
+			}
+			return 0
+		}
+	}
+	fmt.Fprintln(os.Stderr, "e2e: no scenario", name)
+	return 2
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s e2e: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func parentMain(cache, work, results, examples, runRe string) int {
+	start := time.Now()
+	if os.Geteuid() != 0 {
+		logf("needs root (vigil run loads eBPF programs, unshare -n needs CAP_SYS_ADMIN): run `sudo make e2e`")
+		return 2
+	}
+	for _, tool := range []string{"npm", "node", "unshare", "ip", "git", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			logf("%s not found in PATH: %v", tool, err)
+			return 2
+		}
+	}
+	scs, err := loadScenarios()
+	if err != nil {
+		logf("%v", err)
+		return 2
+	}
+	if runRe != "" {
+		re, err := regexp.Compile(runRe)
+		if err != nil {
+			logf("-run: %v", err)
+			return 2
+		}
+		var keep []Scenario
+		for _, sc := range scs {
+			if re.MatchString(sc.Agent + "/" + sc.Name) {
+				keep = append(keep, sc)
+			}
+		}
+		scs = keep
+	}
+	t := time.Now()
+	installed, err := ensureAgents(cache)
+	if err != nil {
+		logf("npm install: %v", err)
+		return 2
+	}
+	installTime := time.Since(t)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		logf("%v", err)
+		return 2
+	}
+	vigil := filepath.Join(work, "vigil")
+	t = time.Now()
+	if out, err := exec.Command("go", "build", "-o", vigil, "./cmd/vigil").CombinedOutput(); err != nil {
+		logf("go build ./cmd/vigil (run from the repository root): %v\n%s", err, out)
+		return 2
+	}
+	buildTime := time.Since(t)
+	self, err := os.Executable()
+	if err != nil {
+		logf("%v", err)
+		return 2
+	}
+	rep := Report{Started: start, Versions: map[string]string{}, InstallSeconds: installTime.Seconds(), Installed: installed, BuildSeconds: buildTime.Seconds()}
+	for _, p := range pinned {
+		rep.Versions[p.Name] = p.Version
+	}
+	for _, sc := range scs {
+		sdir := filepath.Join(work, sc.Agent+"-"+sc.Name)
+		os.RemoveAll(sdir)
+		if err := os.MkdirAll(sdir, 0o755); err != nil {
+			logf("%v", err)
+			return 2
+		}
+		logf("%s/%s: running", sc.Agent, sc.Name)
+		t := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		cmd := exec.CommandContext(ctx, "unshare", "-n", self, "-child", sc.Agent+"/"+sc.Name, "-dir", sdir, "-npm-cache", cache, "-vigil", vigil)
+		out, runErr := cmd.CombinedOutput()
+		cancel()
+		os.WriteFile(filepath.Join(sdir, "harness.log"), out, 0o644)
+		res := analyzeDir(sc, sdir)
+		res.Seconds = time.Since(t).Seconds()
+		if runErr != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("scenario run: %v: %s", runErr, strings.TrimSpace(lastLines(string(out), 5))))
+		}
+		if tr, err := exec.Command(vigil, "trace", "--jsonl", filepath.Join(sdir, "events.jsonl")).Output(); err == nil {
+			os.WriteFile(filepath.Join(sdir, "trace.txt"), tr, 0o644)
+		}
+		res.gate()
+		logf("%s/%s: %s in %.0fs (recall %s, wrong %d, outside %d, sibling %d)", sc.Agent, sc.Name, passWord(res.Pass), res.Seconds,
+			pct(res.Totals.Correct, res.Totals.GroundTruth), res.Totals.Wrong, res.OutsideAgentTrees, res.SiblingEvents)
+		for _, e := range res.Errors {
+			logf("  %s", e)
+		}
+		rep.Scenarios = append(rep.Scenarios, res)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	rep.summarize()
+	if err := rep.write(results); err != nil {
+		logf("write report: %v", err)
+		return 2
+	}
+	if examples != "" {
+		writeExamples(rep, work, examples)
+	}
+	logf("report: %s (%.0fs total)", filepath.Join(results, "report.md"), rep.Seconds)
+	if !rep.Pass {
+		logf("FAIL")
+		return 1
+	}
+	logf("PASS")
+	return 0
+}
+
+func passWord(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// ensureAgents installs the pinned versions into dir unless they are already there.
+func ensureAgents(dir string) (bool, error) {
+	if agentsPresent(dir) {
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	args := []string{"install", "--no-audit", "--no-fund", "--no-save", "--prefix", dir}
+	for _, p := range pinned {
+		args = append(args, p.Name+"@"+p.Version)
+	}
+	logf("npm %s", strings.Join(args, " "))
+	cmd := exec.Command("npm", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return true, err
+	}
+	// npm ≥ 11 may skip install scripts it has not been told to allow; Claude Code's
+	// postinstall copies the native binary over bin/claude.exe.
+	exe := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
+	if fi, err := os.Stat(exe); err != nil || fi.Size() < 1<<20 {
+		cmd := exec.Command("node", "install.cjs")
+		cmd.Dir = filepath.Dir(filepath.Dir(exe))
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return true, fmt.Errorf("claude-code postinstall: %w", err)
+		}
+	}
+	if !agentsPresent(dir) {
+		return true, fmt.Errorf("pinned versions still missing in %s after npm install", dir)
+	}
+	return true, nil
+}
+
+func agentsPresent(dir string) bool {
+	for _, p := range pinned {
+		b, err := os.ReadFile(filepath.Join(dir, "node_modules", p.Name, "package.json"))
+		if err != nil {
+			return false
+		}
+		var pj struct{ Version string }
+		if json.Unmarshal(b, &pj) != nil || pj.Version != p.Version {
+			return false
+		}
+	}
+	exe := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
+	fi, err := os.Stat(exe)
+	if err != nil || fi.Size() < 1<<20 {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "node_modules", "@openai", "codex-linux-x64"))
+	return err == nil
+}
+
+func writeExamples(rep Report, work, dir string) {
+	done := map[string]bool{}
+	for _, r := range rep.Scenarios {
+		if done[r.Agent] || !r.StrongKeys || !r.Pass {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(work, r.Agent+"-"+r.Name, "trace.txt"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		header := fmt.Sprintf("# vigil trace --jsonl events.jsonl   (bench/e2e scenario %s/%s, %s)\n# %s\n\n", r.Agent, r.Name, r.Version, r.Description)
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			os.WriteFile(filepath.Join(dir, r.Agent+".txt"), append([]byte(header), b...), 0o644)
+			done[r.Agent] = true
+		}
+	}
+}

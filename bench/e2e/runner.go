@@ -1,0 +1,540 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Ports inside the scenario's network namespace (nothing else listens there).
+const (
+	anthropicAddr = "127.0.0.1:8765"
+	openaiAddr    = "127.0.0.1:8766"
+	otlpAddr      = "127.0.0.1:4318"
+	agentTimeout  = 150 * time.Second
+)
+
+// Meta is what the in-namespace run records besides the JSONL and the ground truth.
+type Meta struct {
+	Scenario   string    `json:"scenario"`
+	Agent      string    `json:"agent"`
+	Version    string    `json:"version"`
+	Repo       string    `json:"repo"`
+	SiblingDir string    `json:"sibling_dir"`
+	AgentPids  []int     `json:"agent_pids"` // the processes the harness started (roots)
+	SiblingPid int       `json:"sibling_pid"`
+	SiblingRun int       `json:"sibling_runs"` // iterations of the sibling loop
+	Exit       []string  `json:"exit"`         // per agent process
+	Sessions   []string  `json:"sessions"`     // session / thread ids from the agent's stream
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	WaitedFor  string    `json:"waited_for,omitempty"`
+	Notes      []string  `json:"notes,omitempty"`
+}
+
+type childOpts struct {
+	scenario Scenario
+	dir      string
+	npmDir   string
+	vigil    string
+}
+
+// runChild runs one scenario; it is already inside its own network namespace.
+func runChild(o childOpts) error {
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+	}
+	sc := o.scenario
+	meta := &Meta{Scenario: sc.Name, Agent: sc.Agent, Repo: filepath.Join(o.dir, "repo"), SiblingDir: filepath.Join(o.dir, "sibling")}
+	defer func() {
+		b, _ := json.MarshalIndent(meta, "", "  ")
+		os.WriteFile(filepath.Join(o.dir, "meta.json"), b, 0o644)
+	}()
+	home := filepath.Join(o.dir, "home")
+	for _, d := range []string{meta.Repo, meta.SiblingDir, home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := seedRepo(meta.Repo, sc.Files, true); err != nil {
+		return err
+	}
+	if err := seedRepo(meta.SiblingDir, sc.Files, false); err != nil {
+		return err
+	}
+
+	// The sensor.
+	sensor, err := startVigil(o.vigil, o.dir)
+	if err != nil {
+		return err
+	}
+	defer sensor.stop()
+
+	// The mock LLM API.
+	mlog, err := os.Create(filepath.Join(o.dir, "mock_requests.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer mlog.Close()
+	mock := newMock(sc, meta.Repo, mlog)
+	addr := anthropicAddr
+	if sc.Agent == "codex" {
+		addr = openaiAddr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mock}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	// The sibling: the same commands, outside any agent tree.
+	sib := startSibling(sc, meta.SiblingDir)
+	meta.SiblingPid = sib.pid()
+
+	meta.Start = time.Now()
+	var runErr error
+	switch sc.Agent {
+	case "claude":
+		runErr = runClaude(sc, o, meta, home)
+	case "codex":
+		runErr = runCodex(sc, o, meta, home)
+	}
+	meta.End = time.Now()
+	if runErr != nil {
+		meta.Notes = append(meta.Notes, "agent: "+runErr.Error())
+	}
+	if sc.WaitFor != "" {
+		p := filepath.Join(meta.Repo, sc.WaitFor)
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(p); err == nil {
+				meta.WaitedFor = time.Now().Format(time.RFC3339Nano)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if meta.WaitedFor == "" {
+			meta.Notes = append(meta.Notes, "background file "+sc.WaitFor+" never appeared")
+		}
+	}
+	meta.SiblingRun = sib.stop()
+	// Late telemetry (Codex flushes traces at exit) and the sensor's hold.
+	time.Sleep(3 * time.Second)
+	if err := sensor.stop(); err != nil {
+		meta.Notes = append(meta.Notes, "vigil: "+err.Error())
+	}
+	if err := writeCalls(filepath.Join(o.dir, "calls.json"), mock.Calls()); err != nil {
+		return err
+	}
+	return runErr
+}
+
+// seedRepo writes the scenario files; the agent's repository is a git repository (both
+// agents look for one), the sibling's copy is not.
+func seedRepo(dir string, files map[string]string, git bool) error {
+	if len(files) == 0 {
+		files = map[string]string{"notes.txt": "hello world\nsecond line\n"}
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	if !git {
+		return nil
+	}
+	for _, args := range [][]string{
+		{"init", "-q", "."},
+		{"-c", "user.email=e2e@vigil", "-c", "user.name=e2e", "add", "-A"},
+		{"-c", "user.email=e2e@vigil", "-c", "user.name=e2e", "commit", "-qm", "init"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %v: %v: %s", args, err, out)
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- vigil run
+
+type vigilProc struct {
+	cmd  *exec.Cmd
+	done chan error
+	err  error
+}
+
+func startVigil(bin, dir string) (*vigilProc, error) {
+	cfg := filepath.Join(dir, "vigil.yaml")
+	yaml := fmt.Sprintf(`output:
+  jsonl: %s
+correlate:
+  otlp_http: %s
+  otlp_grpc: ""
+  hook_socket: %s
+  hook_undelivered_dir: %s
+  hold_seconds: 2
+`, filepath.Join(dir, "events.jsonl"), otlpAddr, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "vigil.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	cmd.Stdout = logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	v := &vigilProc{cmd: cmd, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		signalled := false
+		for sc.Scan() {
+			fmt.Fprintln(logf, sc.Text())
+			if !signalled && strings.Contains(sc.Text(), "vigil running") {
+				close(ready)
+				signalled = true
+			}
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		v.done <- err
+	}()
+	select {
+	case <-ready:
+		return v, nil
+	case err := <-v.done:
+		return nil, fmt.Errorf("vigil run exited before it was ready: %v (see %s)", err, logf.Name())
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("vigil run not ready after 30s (see %s)", logf.Name())
+	}
+}
+
+// stop sends SIGTERM once and waits (the sensor releases every held event and exits).
+func (v *vigilProc) stop() error {
+	if v.cmd.ProcessState != nil || v.done == nil {
+		return v.err
+	}
+	v.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case v.err = <-v.done:
+	case <-time.After(20 * time.Second):
+		v.cmd.Process.Kill()
+		v.err = errors.New("vigil run did not stop within 20s of SIGTERM")
+	}
+	v.done = nil
+	return v.err
+}
+
+// ---------------------------------------------------------------- sibling
+
+type sibling struct {
+	cmd  *exec.Cmd
+	runs chan int
+	quit chan struct{}
+}
+
+// startSibling runs the scenario's shell commands (or a few file reads) again and again in
+// a copy of the repository, as a process the agent did not start.
+func startSibling(sc Scenario, dir string) *sibling {
+	var cmds []string
+	for _, p := range sc.Prompts {
+		for _, t := range p.Turns {
+			if t.Command != "" {
+				cmds = append(cmds, t.Command)
+			}
+			if t.File != "" {
+				cmds = append(cmds, "cat "+shellQuote(t.File)+" >/dev/null 2>&1; true")
+			}
+		}
+	}
+	if len(cmds) == 0 {
+		cmds = []string{"cat notes.txt >/dev/null"}
+	}
+	var script strings.Builder
+	script.WriteString("while :; do\n")
+	for _, c := range cmds {
+		fmt.Fprintf(&script, "  ( %s ) >/dev/null 2>&1 </dev/null\n", c)
+	}
+	script.WriteString("  echo run\n  sleep 0.3\ndone\n")
+	s := &sibling{runs: make(chan int, 1), quit: make(chan struct{})}
+	s.cmd = exec.Command("/bin/bash", "-c", script.String())
+	s.cmd.Dir = dir
+	s.cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "LANG=C.UTF-8", "E2E_SIBLING=1"}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, _ := s.cmd.StdoutPipe()
+	if err := s.cmd.Start(); err != nil {
+		s.runs <- 0
+		return s
+	}
+	go func() {
+		n := 0
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			n++
+		}
+		s.runs <- n
+	}()
+	return s
+}
+
+func (s *sibling) pid() int {
+	if s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+func (s *sibling) stop() int {
+	if s.cmd.Process == nil {
+		return <-s.runs
+	}
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	s.cmd.Wait()
+	select {
+	case n := <-s.runs:
+		return n
+	case <-time.After(5 * time.Second):
+		return -1
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }
+
+// ---------------------------------------------------------------- Claude Code
+
+func claudeEnv(sc Scenario, home string) []string {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "TERM=dumb", "LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash",
+		"IS_SANDBOX=1",
+		"ANTHROPIC_BASE_URL=http://" + anthropicAddr, "ANTHROPIC_API_KEY=dummy-e2e-key",
+		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1", "DISABLE_ERROR_REPORTING=1", "DISABLE_TELEMETRY=1",
+		"CLAUDE_CODE_ENABLE_TELEMETRY=1", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1",
+		"OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpAddr,
+		"OTEL_LOG_USER_PROMPTS=1", "OTEL_LOG_TOOL_DETAILS=1", "OTEL_LOG_TOOL_CONTENT=1",
+		"OTEL_LOGS_EXPORT_INTERVAL=500", "OTEL_METRIC_EXPORT_INTERVAL=1000", "OTEL_TRACES_EXPORT_INTERVAL=500",
+	}
+	if sc.StrongKeys {
+		env = append(env, "CLAUDE_CODE_PROPAGATE_TRACEPARENT=1")
+	}
+	return env
+}
+
+func runClaude(sc Scenario, o childOpts, meta *Meta, home string) error {
+	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "claude")
+	args := []string{"-p", "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"}
+	multi := len(sc.Prompts) > 1
+	if multi {
+		args = append(args, "--input-format", "stream-json")
+	} else {
+		args = append(args, sc.promptText(0))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = meta.Repo
+	cmd.Env = claudeEnv(sc, home)
+	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer stdout.Close()
+	stderr, _ := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	var stdin io.WriteCloser
+	if multi {
+		stdin, _ = cmd.StdinPipe()
+	} else {
+		cmd.Stdin = nil
+	}
+	pipe, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	meta.AgentPids = append(meta.AgentPids, cmd.Process.Pid)
+	send := func(i int) {
+		msg := map[string]any{"type": "user", "message": map[string]any{"role": "user",
+			"content": []any{map[string]any{"type": "text", "text": sc.promptText(i)}}}}
+		b, _ := json.Marshal(msg)
+		stdin.Write(append(b, '\n'))
+	}
+	next := 0
+	if multi {
+		send(0)
+		next = 1
+	}
+	sessions := map[string]bool{}
+	sc2 := bufio.NewScanner(pipe)
+	sc2.Buffer(make([]byte, 4<<20), 4<<20)
+	for sc2.Scan() {
+		line := sc2.Bytes()
+		stdout.Write(append(append([]byte{}, line...), '\n'))
+		var ev struct {
+			Type      string `json:"type"`
+			SessionID string `json:"session_id"`
+		}
+		json.Unmarshal(line, &ev)
+		if ev.SessionID != "" && !sessions[ev.SessionID] {
+			sessions[ev.SessionID] = true
+			meta.Sessions = append(meta.Sessions, ev.SessionID)
+		}
+		if ev.Type == "result" && multi {
+			if next < len(sc.Prompts) {
+				send(next)
+				next++
+			} else {
+				stdin.Close()
+			}
+		}
+	}
+	err = cmd.Wait()
+	meta.Exit = append(meta.Exit, exitString(err))
+	if err != nil {
+		return fmt.Errorf("claude: %v", err)
+	}
+	return nil
+}
+
+func exitString(err error) string {
+	if err == nil {
+		return "0"
+	}
+	return err.Error()
+}
+
+// ---------------------------------------------------------------- Codex
+
+func codexConfig(sc Scenario, repo string) string {
+	exporters := `exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/logs", protocol = "json" } }
+`
+	if sc.StrongKeys {
+		exporters += `trace_exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/traces", protocol = "json" } }
+metrics_exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/metrics", protocol = "json" } }
+`
+	}
+	return `model = "gpt-5.5"
+model_provider = "mock"
+approval_policy = "never"
+check_for_update_on_startup = false
+
+[model_providers.mock]
+name = "mock"
+base_url = "http://` + openaiAddr + `/v1"
+env_key = "MOCK_OPENAI_API_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+remote_plugin = false
+plugin_sharing = false
+apps = false
+
+[otel]
+environment = "vigil-e2e"
+log_user_prompt = true
+` + exporters + `
+[projects."` + repo + `"]
+trust_level = "trusted"
+`
+}
+
+func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
+	codexHome := filepath.Join(home, ".codex")
+	if err := os.MkdirAll(codexHome, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(codexConfig(sc, meta.Repo)), 0o644); err != nil {
+		return err
+	}
+	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "codex")
+	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer stdout.Close()
+	stderr, _ := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
+	defer stderr.Close()
+	thread := ""
+	for i := range sc.Prompts {
+		args := []string{"exec", "--json", "--dangerously-bypass-approvals-and-sandbox"}
+		if i > 0 {
+			if thread == "" {
+				return errors.New("codex: no thread id from the first prompt, cannot resume")
+			}
+			args = append(args, "resume", thread)
+		}
+		args = append(args, sc.promptText(i))
+		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = meta.Repo
+		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "CODEX_HOME=" + codexHome, "TERM=dumb",
+			"LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash", "MOCK_OPENAI_API_KEY=dummy-e2e-key", "RUST_LOG=warn"}
+		cmd.Stderr = stderr
+		pipe, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			cancel()
+			return err
+		}
+		meta.AgentPids = append(meta.AgentPids, cmd.Process.Pid)
+		s := bufio.NewScanner(pipe)
+		s.Buffer(make([]byte, 4<<20), 4<<20)
+		for s.Scan() {
+			line := s.Bytes()
+			stdout.Write(append(append([]byte{}, line...), '\n'))
+			var ev struct {
+				Type     string `json:"type"`
+				ThreadID string `json:"thread_id"`
+			}
+			json.Unmarshal(line, &ev)
+			if ev.Type == "thread.started" && ev.ThreadID != "" {
+				if thread == "" {
+					thread = ev.ThreadID
+				}
+				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.ThreadID {
+					meta.Sessions = append(meta.Sessions, ev.ThreadID)
+				}
+			}
+		}
+		err := cmd.Wait()
+		cancel()
+		meta.Exit = append(meta.Exit, exitString(err))
+		if err != nil {
+			return fmt.Errorf("codex prompt %d: %v", i, err)
+		}
+	}
+	return nil
+}

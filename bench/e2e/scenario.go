@@ -1,0 +1,176 @@
+package main
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Scenario is one scripted agent session: the files of the scratch repository, the prompts
+// the agent is given and, per prompt, the turns the mock LLM plays (tool calls, then text).
+type Scenario struct {
+	Name        string `json:"name"`
+	Agent       string `json:"agent"` // claude or codex
+	Description string `json:"description"`
+	// StrongKeys: the agent's telemetry is configured with its strong join key (Claude:
+	// CLAUDE_CODE_PROPAGATE_TRACEPARENT=1; Codex: traces exported besides logs). Recall and
+	// precision gate the run only for these scenarios.
+	StrongKeys bool              `json:"strong_keys"`
+	Files      map[string]string `json:"files"`
+	Prompts    []Prompt          `json:"prompts"`
+	// WaitFor names a file (relative to the repo) a background process creates; the run
+	// waits for it (up to 20 s) before stopping the sensor.
+	WaitFor string `json:"wait_for,omitempty"`
+	// LatencyMs is how long the mock "thinks" before each answer (default 300 ms; a real
+	// model takes seconds). 0 plays calls back to back.
+	LatencyMs *int `json:"latency_ms,omitempty"`
+	// AlsoFallback adds a copy named <name>-fallback with StrongKeys false.
+	AlsoFallback bool `json:"also_fallback,omitempty"`
+}
+
+// Prompt is one user turn and the model's scripted answers to it.
+type Prompt struct {
+	Text  string `json:"text"`
+	Turns []Turn `json:"turns"`
+	Final string `json:"final"`
+}
+
+// Turn is one tool call the mock model makes.
+//
+//	Claude: Bash {command}, Read {file}, Write {file, content}, Edit {file, old, new}
+//	Codex:  exec_command {command}, apply_patch {patch}
+type Turn struct {
+	Tool    string `json:"tool"`
+	Command string `json:"command,omitempty"`
+	File    string `json:"file,omitempty"`
+	Content string `json:"content,omitempty"`
+	Old     string `json:"old,omitempty"`
+	New     string `json:"new,omitempty"`
+	Patch   string `json:"patch,omitempty"`
+}
+
+//go:embed scenarios/*.json
+var scenarioFS embed.FS
+
+var validTools = map[string][]string{
+	"claude": {"Bash", "Read", "Write", "Edit"},
+	"codex":  {"exec_command", "apply_patch"},
+}
+
+// loadScenarios reads every embedded scenario, sorted by agent then name.
+func loadScenarios() ([]Scenario, error) {
+	entries, err := scenarioFS.ReadDir("scenarios")
+	if err != nil {
+		return nil, err
+	}
+	var out []Scenario
+	for _, e := range entries {
+		b, err := scenarioFS.ReadFile(path.Join("scenarios", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		s, err := parseScenario(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		out = append(out, s)
+		if s.AlsoFallback && s.StrongKeys {
+			f := s
+			f.Name, f.StrongKeys, f.AlsoFallback = s.Name+"-fallback", false, false
+			out = append(out, f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Agent != out[j].Agent {
+			return out[i].Agent < out[j].Agent
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+func parseScenario(b []byte) (Scenario, error) {
+	var s Scenario
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, err
+	}
+	return s, s.validate()
+}
+
+func (s Scenario) validate() error {
+	tools, ok := validTools[s.Agent]
+	if !ok {
+		return fmt.Errorf("scenario %q: agent %q: want claude or codex", s.Name, s.Agent)
+	}
+	if s.Name == "" || strings.ContainsAny(s.Name, "/ ") {
+		return fmt.Errorf("scenario name %q: want a non-empty name without / or spaces", s.Name)
+	}
+	if len(s.Prompts) == 0 {
+		return fmt.Errorf("scenario %q: no prompts", s.Name)
+	}
+	for i, p := range s.Prompts {
+		if p.Text == "" {
+			return fmt.Errorf("scenario %q prompt %d: empty text", s.Name, i)
+		}
+		for j, t := range p.Turns {
+			known := false
+			for _, v := range tools {
+				known = known || v == t.Tool
+			}
+			if !known {
+				return fmt.Errorf("scenario %q prompt %d turn %d: tool %q is not one of %v", s.Name, i, j, t.Tool, tools)
+			}
+			switch t.Tool {
+			case "Bash", "exec_command":
+				if t.Command == "" {
+					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs command", s.Name, i, j, t.Tool)
+				}
+			case "Read", "Write", "Edit":
+				if t.File == "" {
+					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs file", s.Name, i, j, t.Tool)
+				}
+			case "apply_patch":
+				if t.Patch == "" {
+					return fmt.Errorf("scenario %q prompt %d turn %d: apply_patch needs patch", s.Name, i, j)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// latency is the mock's delay before each model answer.
+func (s Scenario) latency() time.Duration {
+	if s.LatencyMs == nil {
+		return 300 * time.Millisecond
+	}
+	return time.Duration(*s.LatencyMs) * time.Millisecond
+}
+
+// promptMarker tags prompt i so the mocks can find where a user turn starts in the
+// conversation they are sent.
+func promptMarker(i int) string { return fmt.Sprintf("[e2e-prompt-%d]", i) }
+
+// promptText is what the agent is given for prompt i.
+func (s Scenario) promptText(i int) string {
+	return promptMarker(i) + " " + s.Prompts[i].Text
+}
+
+// patchFiles lists the files an apply_patch text adds, updates or deletes.
+func patchFiles(patch string) []string {
+	var out []string
+	for _, l := range strings.Split(patch, "\n") {
+		for _, p := range []string{"*** Add File: ", "*** Update File: ", "*** Delete File: "} {
+			if f, ok := strings.CutPrefix(l, p); ok {
+				out = append(out, strings.TrimSpace(f))
+			}
+		}
+	}
+	return out
+}
