@@ -5,14 +5,22 @@
 // reported, because the VMs this runs on are small and shared. No timing is asserted; the
 // output is a report (bench/results/quick.md and quick.json). See bench/README.md.
 //
-// Usage (as root): go run ./bench -vigil /tmp/vigil -loadgen /tmp/loadgen
+// With -mode full (what `make bench` runs) it also adds auditd with equivalent rules to the
+// side by side, measures throughput and loss, replays agent telemetry and kernel events through
+// the correlator on one core, and measures the sensor's own RSS, CPU and start-up time; the
+// output is then bench/results/full.md, full.json and full.png.
+//
+// Usage (as root): go run ./bench -vigil /tmp/vigil -loadgen /tmp/loadgen [-mode full]
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // options are the command line.
@@ -22,23 +30,81 @@ type options struct {
 	n              map[string]int // timed operations per workload
 	configs        []string
 	out            string
+	// mode is quick (the side by side only: quick.md) or full (every part: full.md).
+	mode  string
+	parts map[string]bool // full mode: which parts run
+	// Full-mode settings.
+	testdata        string        // correlate/testdata, for the correlator replay
+	burst           time.Duration // each throughput run
+	idle            time.Duration // idle sensor measurement
+	sessions        []int         // correlator session counts
+	correlatorTurns int
+	eventsPerTurn   int
 }
+
+// Modes and the parts of the full mode.
+const (
+	modeQuick = "quick"
+	modeFull  = "full"
+
+	partSide       = "side"       // the side by side (none, floor, vigil, auditd)
+	partThroughput = "throughput" // events generated vs written vs lost
+	partCorrelator = "correlator" // stitcher replay on one core
+	partSensor     = "sensor"     // RSS, CPU and start-up of vigil run
+)
+
+var allParts = []string{partSide, partThroughput, partCorrelator, partSensor}
 
 func main() {
 	var o options
 	var nOpen, nForkExec, nConnect int
-	var configs string
+	var configs, parts, sessions string
+	var childTestdata string
+	var child bool
 	flag.StringVar(&o.vigil, "vigil", "", "built vigil binary (go build -o /tmp/vigil ./cmd/vigil)")
 	flag.StringVar(&o.loadgen, "loadgen", "", "built loadgen binary (go build -o /tmp/loadgen ./bench/loadgen)")
 	flag.IntVar(&o.rounds, "rounds", 9, "interleaved rounds; each runs every configuration once")
 	flag.IntVar(&nOpen, "n-open", 200000, "open+close operations per run")
 	flag.IntVar(&nForkExec, "n-forkexec", 1000, "fork+exec operations per run")
 	flag.IntVar(&nConnect, "n-connect", 10000, "connect operations per run")
-	flag.StringVar(&configs, "configs", strings.Join(defaultConfigs, ","), "configurations to run, comma-separated (known: "+strings.Join(knownConfigs, ", ")+")")
-	flag.StringVar(&o.out, "out", "bench/results", "directory for quick.md and quick.json")
+	flag.StringVar(&configs, "configs", "", "configurations to run, comma-separated (known: "+strings.Join(knownConfigs, ", ")+"; default "+strings.Join(defaultConfigs, ",")+" in quick mode, "+strings.Join(fullConfigs, ",")+" in full mode)")
+	flag.StringVar(&o.out, "out", "bench/results", "directory for the reports (quick.* or full.*)")
+	flag.StringVar(&o.mode, "mode", modeQuick, "quick: the side by side only (quick.md); full: every part (full.md, full.json, full.png)")
+	flag.StringVar(&parts, "parts", strings.Join(allParts, ","), "full mode: parts to run, comma-separated ("+strings.Join(allParts, ", ")+")")
+	flag.StringVar(&o.testdata, "testdata", "correlate/testdata", "OTLP payloads for the correlator replay")
+	flag.DurationVar(&o.burst, "burst", 4*time.Second, "full mode: duration of each throughput run")
+	flag.DurationVar(&o.idle, "idle", 30*time.Second, "full mode: how long the idle sensor is measured")
+	flag.StringVar(&sessions, "sessions", "1,10,100,1000", "full mode: correlator session counts")
+	flag.IntVar(&o.correlatorTurns, "turns", 5, "full mode: correlator turns per session")
+	flag.IntVar(&o.eventsPerTurn, "events-per-turn", 400, "full mode: correlator kernel events per turn")
+	flag.BoolVar(&child, "correlator-child", false, "internal: run the correlator replay in this process and print JSON")
+	flag.StringVar(&childTestdata, "correlator-testdata", "", "internal: testdata for -correlator-child")
 	flag.Parse()
 	o.n = map[string]int{"open": nOpen, "forkexec": nForkExec, "connect": nConnect}
-	o.configs = strings.Split(configs, ",")
+	var err error
+	if o.sessions, err = parseInts(sessions); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -sessions:", err)
+		os.Exit(2)
+	}
+	if child {
+		if err := runCorrelatorChild(childTestdata, o.sessions, o.correlatorTurns, o.eventsPerTurn); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: correlator:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	switch {
+	case configs != "":
+		o.configs = strings.Split(configs, ",")
+	case o.mode == modeFull:
+		o.configs = fullConfigs
+	default:
+		o.configs = defaultConfigs
+	}
+	o.parts = map[string]bool{}
+	for _, p := range strings.Split(parts, ",") {
+		o.parts[p] = true
+	}
 	if err := validate(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -51,6 +117,14 @@ func main() {
 
 // validate checks the options before anything is started.
 func validate(o options) error {
+	if o.mode != "" && o.mode != modeQuick && o.mode != modeFull {
+		return fmt.Errorf("-mode must be %s or %s, got %q", modeQuick, modeFull, o.mode)
+	}
+	for p := range o.parts {
+		if !slices.Contains(allParts, p) {
+			return fmt.Errorf("unknown part %q (known: %s)", p, strings.Join(allParts, ", "))
+		}
+	}
 	if o.rounds < 1 {
 		return fmt.Errorf("-rounds must be >= 1, got %d", o.rounds)
 	}
@@ -73,6 +147,19 @@ func validate(o options) error {
 		return fmt.Errorf("-configs must include %q: overheads are relative to it", configNone)
 	}
 	return nil
+}
+
+// parseInts parses "1,10,100".
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("want positive integers, got %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func isKnown(c string) bool {

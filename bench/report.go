@@ -16,11 +16,16 @@ const (
 	// configVigilStdout is vigil run writing JSONL to standard output, which the driver sends
 	// to /dev/null: it separates the JSONL file's cost from the rest of the sensor.
 	configVigilStdout = "vigil-stdout"
+	// configAuditd is auditd with rules equivalent to Vigil's hooks, for every process
+	// (audit cannot follow a tree): -a always,exit -F arch=b64 -S openat,open,creat,openat2,
+	// execve,connect. Installed by the bench if missing; the audit state is restored after.
+	configAuditd = "auditd"
 )
 
 var (
-	knownConfigs   = []string{configNone, configFloor, configVigil, configVigilStdout}
+	knownConfigs   = []string{configNone, configFloor, configVigil, configVigilStdout, configAuditd}
 	defaultConfigs = []string{configNone, configFloor, configVigil}
+	fullConfigs    = []string{configNone, configFloor, configVigil, configAuditd}
 	// workloads are the loadgen's -work values, in report order.
 	workloads = []string{"open", "forkexec", "connect"}
 )
@@ -33,6 +38,15 @@ const (
 )
 
 var variants = []string{untracked, tracked}
+
+// Sensor settings: the default ring, the small one of the loss measurement, the bench's short
+// correlator hold and the shipped one (see vigilConfig).
+const (
+	defaultRingKB = 4096
+	smallRingKB   = 256
+	benchHold     = 1
+	shippedHold   = 10
+)
 
 // sample is one loadgen run.
 type sample struct {
@@ -168,7 +182,7 @@ func summarize(samples []sample, configs []string) []summary {
 	}
 	for i := range out {
 		s := &out[i]
-		if s.Variant != untracked || s.Config == configNone || s.Config == configFloor || s.OverheadPct == nil {
+		if s.Variant != untracked || !strings.HasPrefix(s.Config, configVigil) || s.OverheadPct == nil {
 			continue
 		}
 		if f := find(configFloor, untracked, s.Work); f != nil && f.OverheadPct != nil {

@@ -121,7 +121,9 @@ func TestValidate(t *testing.T) {
 	}
 	for name, o := range map[string]options{
 		"no none":   {rounds: 1, n: map[string]int{"open": 1}, configs: []string{configVigil}},
-		"unknown":   {rounds: 1, n: map[string]int{"open": 1}, configs: []string{configNone, "auditd"}},
+		"unknown":   {rounds: 1, n: map[string]int{"open": 1}, configs: []string{configNone, "bogus"}},
+		"mode":      {rounds: 1, n: map[string]int{"open": 1}, configs: []string{configNone}, mode: "slow"},
+		"part":      {rounds: 1, n: map[string]int{"open": 1}, configs: []string{configNone}, parts: map[string]bool{"bogus": true}},
 		"duplicate": {rounds: 1, n: map[string]int{"open": 1}, configs: []string{configNone, configNone}},
 		"rounds":    {rounds: 0, n: map[string]int{"open": 1}, configs: []string{configNone}},
 		"n":         {rounds: 1, n: map[string]int{"open": 0}, configs: []string{configNone}},

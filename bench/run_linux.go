@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,28 +72,51 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("create work dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	// Cleanups run on return and on SIGINT/SIGTERM: the audit state is restored and the
+	// processes the driver started are stopped on every exit path.
+	stopSignals := cleanups.handleSignals()
+	defer stopSignals()
+	defer cleanups.runAll()
+	cleanups.add(func() error { return os.RemoveAll(dir) })
+	if slices.Contains(o.configs, configAuditd) {
+		if err := ensureAuditd(); err != nil {
+			return err
+		}
+	}
+	if o.mode == modeFull {
+		return runFull(o, dir)
+	}
+	rep, err := sideBySide(o, dir)
+	if err != nil {
+		return err
+	}
+	return writeReport(rep, o.out)
+}
+
+// sideBySide runs the interleaved rounds of every configuration and workload.
+func sideBySide(o options, dir string) (report, error) {
 	trackedBin, err := copyExecutable(o.loadgen, filepath.Join(dir, "agent", trackedName))
 	if err != nil {
-		return fmt.Errorf("make the tracked loadgen copy: %w", err)
+		return report{}, fmt.Errorf("make the tracked loadgen copy: %w", err)
 	}
 	bins := map[string]string{untracked: o.loadgen, tracked: trackedBin}
 
 	rep := report{Machine: describeMachine(), Rounds: o.rounds, N: o.n, Configs: o.configs}
-	fmt.Printf("bench: %d rounds of %s on %d vCPU, kernel %s\n", o.rounds, strings.Join(o.configs, ", "), rep.Machine.Nproc, rep.Machine.Kernel)
+	fmt.Printf("bench: side by side, %d rounds of %s on %d vCPU, kernel %s, load average %s\n", o.rounds, strings.Join(o.configs, ", "), rep.Machine.Nproc, rep.Machine.Kernel, rep.Machine.LoadAvg)
 	began := time.Now()
 	for round := 1; round <= o.rounds; round++ {
 		for _, c := range rotate(o.configs, round-1) {
 			r, err := start(c, o, dir)
 			if err != nil {
-				return fmt.Errorf("round %d: start %s: %w", round, c, err)
+				return report{}, fmt.Errorf("round %d: start %s: %w", round, c, err)
 			}
+			id := cleanups.add(func() error { return stopQuietly(r) })
 			pids := map[int]loadResult{}
 			for _, w := range workloads {
 				for _, v := range variants {
 					s, res, pid, err := measure(r, bins[v], w, o.n[w])
 					if err != nil {
-						return errors.Join(fmt.Errorf("round %d: %s, %s %s: %w", round, c, w, v, err), stopQuietly(r))
+						return report{}, errors.Join(fmt.Errorf("round %d: %s, %s %s: %w", round, c, w, v, err), cleanups.run(id))
 					}
 					if v == tracked {
 						pids[pid] = res
@@ -106,9 +130,13 @@ func run(o options) error {
 					fmt.Println()
 				}
 			}
+			cleanups.remove(id)
 			rec, err := r.stop()
 			if err != nil {
-				return fmt.Errorf("round %d: stop %s: %w", round, c, err)
+				return report{}, fmt.Errorf("round %d: stop %s: %w", round, c, err)
+			}
+			if a, ok := r.(*auditdRun); ok && round == 1 {
+				fmt.Printf("[round %d] auditd stopped; audit state restored: %s\n", round, a.Restored)
 			}
 			if rec != nil {
 				ch := check(round, c, rec, pids)
@@ -122,7 +150,7 @@ func run(o options) error {
 		}
 	}
 	rep.Summaries = summarize(rep.Samples, o.configs)
-	return writeReport(rep, o.out)
+	return rep, nil
 }
 
 // start brings a configuration up and returns once it is in effect.
@@ -137,9 +165,11 @@ func start(c string, o options, dir string) (running, error) {
 		}
 		return closer{cl}, nil
 	case configVigil:
-		return startVigil(o.vigil, dir, false)
+		return startVigil(o.vigil, dir, false, vigilConfigFor(defaultRingKB, benchHold))
 	case configVigilStdout:
-		return startVigil(o.vigil, dir, true)
+		return startVigil(o.vigil, dir, true, vigilConfigFor(defaultRingKB, benchHold))
+	case configAuditd:
+		return startAuditd(dir)
 	}
 	return nil, fmt.Errorf("unknown configuration %q", c)
 }
@@ -290,17 +320,28 @@ func copyExecutable(src, dst string) (string, error) {
 }
 
 // vigilConfig pins the sensor settings the benchmark depends on (the defaults as of this
-// writing) and keeps the JSONL file from rotating, so every event of a round is countable.
+// writing, except where said) and keeps the JSONL file from rotating, so every event of a
+// round is countable. The OTLP receiver listens on ports the kernel picks (an installed sensor
+// may hold the default ones) and the correlator holds kernel events for 1 s instead of 10 s,
+// so that each run's events are bound, encoded and written (and their CPU charged to the run)
+// before the next run starts; the hold changes when that work happens, not how much there is.
+// The sensor-cost part uses the shipped hold (vigilConfigDefaults).
 const vigilConfig = `output:
   max_size_mb: 65536
   max_files: 1
 kernel:
-  ring_buffer_kb: 4096
+  ring_buffer_kb: %d
   wakeup_bytes: 65536
   poll_interval_ms: 10
 pipeline:
   queue_size: 8192
+correlate:
+  otlp_http: 127.0.0.1:0
+  otlp_grpc: 127.0.0.1:0
+  hold_seconds: %d
 `
+
+func vigilConfigFor(ringKB, hold int) string { return fmt.Sprintf(vigilConfig, ringKB, hold) }
 
 // vigilRun is a running `vigil run`.
 type vigilRun struct {
@@ -308,14 +349,21 @@ type vigilRun struct {
 	jsonl  string // "" when the JSONL went to standard output (discarded)
 	stderr *tailBuffer
 	exited chan error
+	// started is just before exec; running is when the "vigil running" line was read, and
+	// runningLine is that line (it carries ready=, the sensor's own start-up time).
+	started, running time.Time
+	runningLine      string
+	// keepJSONL: stop leaves the JSONL file for the caller to count (and remove).
+	keepJSONL bool
+	stopped   bool
 }
 
 // startVigil starts `vigil run` and waits for its "vigil running" log line, printed once the
 // probes are attached and the bootstrap is done. toStdout sends the JSONL to /dev/null
 // through standard output instead of a file.
-func startVigil(bin, dir string, toStdout bool) (*vigilRun, error) {
+func startVigil(bin, dir string, toStdout bool, config string) (*vigilRun, error) {
 	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(vigilConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return nil, fmt.Errorf("write vigil config: %w", err)
 	}
 	v := &vigilRun{stderr: &tailBuffer{max: 64}, exited: make(chan error, 1)}
@@ -332,6 +380,7 @@ func startVigil(bin, dir string, toStdout bool) (*vigilRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vigil stderr pipe: %w", err)
 	}
+	v.started = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start vigil: %w", err)
 	}
@@ -342,7 +391,7 @@ func startVigil(bin, dir string, toStdout bool) (*vigilRun, error) {
 		for sc.Scan() {
 			v.stderr.add(sc.Text())
 			if strings.Contains(sc.Text(), "vigil running") {
-				once.Do(func() { close(ready) })
+				once.Do(func() { v.running, v.runningLine = time.Now(), sc.Text(); close(ready) })
 			}
 		}
 		v.exited <- v.cmd.Wait()
@@ -364,6 +413,10 @@ func (v *vigilRun) pid() int { return v.cmd.Process.Pid }
 // stop sends SIGINT (the sensor drains and flushes), requires exit status 0 and counts the
 // JSONL lines by root pid and action.
 func (v *vigilRun) stop() (*recording, error) {
+	if v.stopped {
+		return nil, nil
+	}
+	v.stopped = true
 	if err := v.cmd.Process.Signal(os.Interrupt); err != nil {
 		return nil, fmt.Errorf("signal vigil: %w", err)
 	}
@@ -377,7 +430,7 @@ func (v *vigilRun) stop() (*recording, error) {
 		<-v.exited
 		return nil, fmt.Errorf("vigil still running %s after SIGINT:\n%s", vigilStopTimeout, v.stderr)
 	}
-	if v.jsonl == "" {
+	if v.jsonl == "" || v.keepJSONL {
 		return nil, nil
 	}
 	rec, err := countJSONL(v.jsonl)

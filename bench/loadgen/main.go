@@ -4,6 +4,11 @@
 // (tracked), so the same binary measures both sides of Vigil's in-kernel filter.
 //
 // Usage: loadgen -work open|forkexec|connect -n N [-warmup N]
+//
+// Throughput mode (the driver's loss measurement): loadgen -work open -duration D -threads T
+// [-rate R] runs the open+close loop on T OS threads for D, paced to R operations per second
+// in all when R > 0, and prints {work, threads, rate, seconds, n, ops_per_sec, target}: n is
+// the ground truth, the number of opens of target made.
 package main
 
 import (
@@ -11,6 +16,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -37,7 +45,17 @@ func main() {
 	work := flag.String("work", "open", "work to loop: open, forkexec or connect")
 	n := flag.Int("n", 100000, "timed operations")
 	warmup := flag.Int("warmup", 1000, "untimed operations before the timed loop")
+	duration := flag.Duration("duration", 0, "throughput mode: run for this long instead of -n operations")
+	threads := flag.Int("threads", 1, "throughput mode: OS threads running the loop")
+	rate := flag.Float64("rate", 0, "throughput mode: operations per second in all (0: as fast as possible)")
 	flag.Parse()
+	if *duration > 0 {
+		if err := stream(*work, *duration, *threads, *rate); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*work, *n, *warmup); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -78,6 +96,82 @@ func run(work string, n, warmup int) error {
 	line, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
+	}
+	_, err = fmt.Println(string(line))
+	return err
+}
+
+// streamResult is the throughput mode's line.
+type streamResult struct {
+	Work      string  `json:"work"`
+	Threads   int     `json:"threads"`
+	Rate      float64 `json:"rate"` // requested, 0 = unpaced
+	Seconds   float64 `json:"seconds"`
+	N         int64   `json:"n"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	Target    string  `json:"target"`
+}
+
+// stream runs the loop on threads OS threads until d has passed, each paced to rate/threads
+// operations per second (checked every millisecond's worth of operations) when rate > 0.
+func stream(work string, d time.Duration, threads int, rate float64) error {
+	if threads < 1 || rate < 0 {
+		return fmt.Errorf("need -threads >= 1 and -rate >= 0, got %d and %g", threads, rate)
+	}
+	w, err := newWorker(work)
+	if err != nil {
+		return fmt.Errorf("set up %s: %w", work, err)
+	}
+	defer w.close()
+	per := rate / float64(threads)
+	chunk := 256
+	if per > 0 {
+		chunk = max(1, int(per/1000))
+	}
+	var total atomic.Int64
+	errs := make(chan error, threads)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for i := 0; i < threads; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			var done int64
+			for {
+				now := time.Now()
+				if !now.Before(deadline) {
+					break
+				}
+				if per > 0 {
+					due := int64(per * now.Sub(start).Seconds())
+					if done >= due {
+						time.Sleep(time.Duration(float64(done-due+1) / per * float64(time.Second)))
+						continue
+					}
+				}
+				if err := w.loop(chunk); err != nil {
+					errs <- err
+					return
+				}
+				done += int64(chunk)
+			}
+			total.Add(done)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errs:
+		return fmt.Errorf("%s loop: %w", work, err)
+	default:
+	}
+	res := streamResult{Work: work, Threads: threads, Rate: rate, Seconds: elapsed.Seconds(), N: total.Load(),
+		OpsPerSec: float64(total.Load()) / elapsed.Seconds(), Target: w.target}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
 	}
 	_, err = fmt.Println(string(line))
 	return err

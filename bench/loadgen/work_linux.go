@@ -15,8 +15,12 @@ import (
 type worker struct {
 	// eventsPerOp is what Vigil records per operation of a tracked loop, by event.action.
 	eventsPerOp map[string]int
-	loop        func(n int) error
-	cleanup     []func()
+	// loop runs n operations; it is safe for concurrent use (the throughput mode runs it from
+	// several threads at once).
+	loop func(n int) error
+	// target is the file the open work opens (its JSONL lines are the ones counted).
+	target  string
+	cleanup []func()
 }
 
 func (w *worker) close() {
@@ -62,6 +66,7 @@ func (w *worker) setupOpen() error {
 		return fmt.Errorf("target path: %w", err)
 	}
 	w.eventsPerOp = map[string]int{"open": 1}
+	w.target = path
 	w.loop = func(n int) error {
 		for i := 0; i < n; i++ {
 			fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)),

@@ -8,7 +8,10 @@ import (
 )
 
 // worker exists so main.go builds everywhere; the loops use Linux system calls directly.
-type worker struct{ eventsPerOp map[string]int }
+type worker struct {
+	eventsPerOp map[string]int
+	target      string
+}
 
 func (*worker) loop(int) error { return nil }
 func (*worker) close()         {}
