@@ -133,6 +133,12 @@ type unverifiedBatch struct {
 	arrived time.Time
 }
 
+// agentOut is an agent line whose prompt id is settled when it is written.
+type agentOut struct {
+	e          *proto.Event
+	agent, key string // the prompt it names, unresolved
+}
+
 type held struct {
 	e       *proto.Event
 	arrived time.Time
@@ -149,13 +155,14 @@ type Stitcher struct {
 	mu          sync.Mutex
 	held        []held
 	unverified  []unverifiedBatch
-	out         []*proto.Event // agent lines ready to write
+	out         []agentOut // agent lines ready to write
 	sessions    generations[string, *session]
 	rootSession generations[int, string] // agent root pid → session, from verified senders
 	calls       generations[string, *toolCall]
 	spans       generations[string, string]   // Claude tool.execution span id → tool_use_id
 	turns       generations[string, string]   // Codex turn trace id → turn id
 	procs       generations[string, *binding] // process entity id → its binding
+	promptIDs   generations[string, string]   // prompt key → the id written for it
 	stats       StitcherStats
 }
 
@@ -180,7 +187,7 @@ func NewStitcher(o StitcherOptions) *Stitcher {
 		o:     o,
 		stats: StitcherStats{Bindings: map[string]uint64{}},
 	}
-	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs} {
+	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs, &s.promptIDs} {
 		g.init(o.MaxRemembered, &s.stats.Forgotten)
 	}
 	return s
@@ -209,8 +216,14 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 		}
 	}
 	s.unverified = waiting
-	ready := s.out
-	s.out = nil
+	ready := make([]*proto.Event, 0, len(s.out))
+	for _, o := range s.out {
+		if o.key != "" && o.e.Vigil.Prompt != nil {
+			o.e.Vigil.Prompt.ID = s.promptID(o.agent, o.key)
+		}
+		ready = append(ready, o.e)
+	}
+	s.out = s.out[:0]
 	n := 0
 	for n < len(s.held) && (all || now.Sub(s.held[n].arrived) >= s.o.Hold || len(s.held)-n > s.o.MaxHeld) {
 		if !all && now.Sub(s.held[n].arrived) < s.o.Hold {
@@ -280,7 +293,7 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 		if !trusted || !s.mayClaim(ae.SessionID, info.RootPid) {
 			s.stats.Untrusted++
 			if line := s.untrustedLine(ae, b); line != nil {
-				s.out = append(s.out, line)
+				s.emit(line, ae.Agent, "")
 			}
 			continue
 		}
@@ -348,14 +361,14 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		if ss == nil {
 			return
 		}
-		p := prompt{key: promptKey(ae), id: s.promptID(ae.Agent, promptKey(ae)), at: ae.Time, text: s.o.Redact(ae.Prompt)}
+		p := prompt{key: promptKey(ae), at: ae.Time, text: s.o.Redact(ae.Prompt)}
 		ss.prompts = append(ss.prompts, p)
 		if len(ss.prompts) > maxPromptsPerSession {
 			ss.prompts = slices.Delete(ss.prompts, 0, len(ss.prompts)-maxPromptsPerSession)
 		}
-		s.out = append(s.out, s.agentLine(proto.ActionAgentPrompt, ae, b, sender, func(e *proto.Event) {
-			e.Vigil.Prompt = &proto.PromptRef{ID: p.id, Text: p.text}
-		}))
+		s.emit(s.agentLine(proto.ActionAgentPrompt, ae, b, sender, func(e *proto.Event) {
+			e.Vigil.Prompt = &proto.PromptRef{ID: p.key, Text: p.text}
+		}), ae.Agent, p.key)
 	case proto.KindToolDecision, proto.KindToolResult, proto.KindToolSpan:
 		if ae.Kind == proto.KindToolSpan && ae.SpanName == "claude_code.tool.execution" && ae.SpanID != "" && ae.ToolUseID != "" {
 			s.spans.put(ae.SpanID, ae.ToolUseID)
@@ -368,15 +381,15 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		c.transport, c.senderPid = b.Transport, b.SenderPid
 		if ae.Kind == proto.KindToolResult && !c.reported {
 			c.reported = true
-			s.out = append(s.out, s.callLine(c, ae, b, sender))
+			s.emit(s.callLine(c, ae, b, sender), c.agent, c.promptKey)
 		}
 	case proto.KindAPIRequest:
-		s.out = append(s.out, s.agentLine(proto.ActionAgentAPIRequest, ae, b, sender, func(e *proto.Event) {
+		s.emit(s.agentLine(proto.ActionAgentAPIRequest, ae, b, sender, func(e *proto.Event) {
 			e.GenAI.Request = &proto.GenAIRequest{Model: ae.Model}
 			if ae.InputTokens > 0 || ae.OutputTokens > 0 {
 				e.GenAI.Usage = &proto.GenAIUsage{InputTokens: ae.InputTokens, OutputTokens: ae.OutputTokens}
 			}
-		}))
+		}), ae.Agent, promptKey(ae))
 	}
 }
 
@@ -621,13 +634,27 @@ func (s *Stitcher) byWindow(e *proto.Event, ss *session) *toolCall {
 	return nil
 }
 
+// emit queues an agent line; key is the prompt it names (resolved when written).
+func (s *Stitcher) emit(e *proto.Event, agent, key string) {
+	s.out = append(s.out, agentOut{e: e, agent: agent, key: key})
+}
+
+// promptID is the id written for a prompt: Claude's prompt.id; for Codex the turn's trace id,
+// or its turn id when a span naming both came before the first line of the turn was written
+// (Codex sends most spans at the end of a turn). Called only when a line is written, and the
+// first answer sticks: every line of one prompt carries the same id.
 func (s *Stitcher) promptID(agent, key string) string {
+	if id, ok := s.promptIDs.get(key); ok {
+		return id
+	}
+	id := key
 	if agent == proto.AgentCodex {
 		if turn, ok := s.turns.get(key); ok {
-			return turn
+			id = turn
 		}
 	}
-	return key
+	s.promptIDs.put(key, id)
+	return id
 }
 
 // agentLine builds the output line for an agent event from a trusted sender.
@@ -647,7 +674,7 @@ func (s *Stitcher) agentLine(action string, ae *proto.AgentEvent, b TelemetryBat
 		e.GenAI.Conversation = &proto.GenAIConversation{ID: ae.SessionID}
 	}
 	if key := promptKey(ae); key != "" {
-		e.Vigil.Prompt = &proto.PromptRef{ID: s.promptID(ae.Agent, key)}
+		e.Vigil.Prompt = &proto.PromptRef{ID: key} // resolved when written
 	}
 	fill(e)
 	return e
@@ -660,8 +687,8 @@ func (s *Stitcher) callLine(c *toolCall, ae *proto.AgentEvent, b TelemetryBatch,
 			e.Event.Outcome = map[bool]string{true: proto.OutcomeSuccess, false: proto.OutcomeFailure}[*c.success]
 		}
 		e.GenAI.Tool = &proto.GenAITool{Name: c.name, Call: &proto.GenAIToolCall{ID: c.id}}
-		if id := s.promptID(c.agent, c.promptKey); id != "" {
-			e.Vigil.Prompt = &proto.PromptRef{ID: id}
+		if c.promptKey != "" {
+			e.Vigil.Prompt = &proto.PromptRef{ID: c.promptKey} // resolved when written
 		}
 		e.Vigil.Tool = &proto.ToolCall{
 			Decision: c.decision, DecisionSource: c.source, Success: c.success, DurationMs: c.duration,
@@ -681,7 +708,11 @@ func (s *Stitcher) unreportedCalls() []*proto.Event {
 			c.reported = true
 			ae := &proto.AgentEvent{Agent: c.agent, SessionID: ss.id, Time: c.decided, ToolName: c.name, ToolUseID: c.id}
 			sender, _ := s.lookup(c.senderPid)
-			out = append(out, s.callLine(c, ae, TelemetryBatch{Transport: c.transport, SenderPid: c.senderPid}, sender))
+			e := s.callLine(c, ae, TelemetryBatch{Transport: c.transport, SenderPid: c.senderPid}, sender)
+			if e.Vigil.Prompt != nil {
+				e.Vigil.Prompt.ID = s.promptID(c.agent, c.promptKey)
+			}
+			out = append(out, e)
 		}
 	}
 	return out

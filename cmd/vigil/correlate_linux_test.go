@@ -183,11 +183,23 @@ func TestCorrelatorEndToEnd(t *testing.T) {
 		t.Errorf("no open line of %s by the fake claude (pid %d)", cl.TmpPath, cl.Pid)
 	}
 
-	// ---- Codex exec_command: bound by CODEX_TOOL_CALL_ID; the prompt is the turn. ----
+	// ---- Codex exec_command: bound by CODEX_TOOL_CALL_ID. ----
+	// Codex names a prompt by its turn's trace id on log records and by the turn id only in
+	// spans, mostly flushed at the end of the turn. The first id written for a prompt sticks,
+	// so every line of the turn must carry the same one: whichever the agent.prompt line has.
+	codexPromptID := ""
+	for _, m := range lines {
+		if str(m, "event.action") == "agent.prompt" && str(m, "gen_ai.conversation.id") == codex.Session {
+			codexPromptID = str(m, "vigil.prompt.id")
+		}
+	}
+	if codexPromptID != codex.Turn && codexPromptID != codex.Trace {
+		t.Errorf("Codex agent.prompt names the prompt %q, want the turn %s or its trace %s", codexPromptID, codex.Turn, codex.Trace)
+	}
 	cxr := subtreeRecall(t, lines, cx.Pid, cx.ShellPid, codex.Call1)
 	for _, m := range cxr.lines {
 		if a := str(m, "event.action"); a == "exec" || a == "open" {
-			checkBound(t, m, codex.Call1, "exec_command", codex.Session, codex.Turn, "env_call_id", "high")
+			checkBound(t, m, codex.Call1, "exec_command", codex.Session, codexPromptID, "env_call_id", "high")
 		}
 	}
 
@@ -211,16 +223,9 @@ func TestCorrelatorEndToEnd(t *testing.T) {
 		"gen_ai.tool.name": "Write", "gen_ai.conversation.id": claude.Session, "vigil.prompt.id": claude.Prompt,
 		"vigil.tool.decision": "accept", "event.outcome": "success",
 	})
-	// Codex names its prompt by the turn's trace id on log records and by the turn id only in
-	// spans, which it flushes at the end of the turn: the agent lines, written when the logs
-	// arrive, can only say the trace id; the kernel lines, bound after the hold, say the turn
-	// id once run_turn or the tool span has mapped the one to the other (asserted above).
 	codexPrompt := func(m map[string]any) bool {
-		id := str(m, "vigil.prompt.id")
-		if id != codex.Turn && id != codex.Trace {
-			t.Errorf("%s: vigil.prompt.id %q, want the turn %s or its trace %s", str(m, "event.action"), id, codex.Turn, codex.Trace)
-		} else if id != codex.Turn {
-			t.Logf("%s names the Codex prompt by its trace id %s, the kernel lines by its turn id %s", str(m, "event.action"), id, codex.Turn)
+		if id := str(m, "vigil.prompt.id"); id != codexPromptID {
+			t.Errorf("%s: vigil.prompt.id %q, want %q like every line of the turn", str(m, "event.action"), id, codexPromptID)
 		}
 		return true
 	}
