@@ -40,11 +40,16 @@ check-generate: generate
 vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
 
-## bench: overhead side by side (no sensor, empty-program floor, Vigil untracked/tracked).
+## bench: the full benchmark (as root): overhead side by side (no sensor, empty-program floor,
+## Vigil, auditd; untracked and tracked), throughput and loss, correlator on one core, sensor
+## RSS/CPU/start-up; writes bench/results/full.{md,json,png}. The quick side by side alone:
+## make bench BENCH_FLAGS='-mode quick' (bench/results/quick.md). See bench/README.md.
 bench:
+	@[ "$$(id -u)" = 0 ] || { echo "make bench: the benchmark loads eBPF programs and runs auditd: run as root"; exit 1; }
 	$(GO) build -o bin/vigil-bench-sensor ./cmd/vigil
 	$(GO) build -o bin/loadgen ./bench/loadgen
-	$(GO) run ./bench -vigil bin/vigil-bench-sensor -loadgen bin/loadgen
+	$(GO) build -o bin/bench ./bench
+	./bin/bench -mode full -vigil bin/vigil-bench-sensor -loadgen bin/loadgen $(BENCH_FLAGS)
 
 ## e2e: the real Claude Code and Codex CLIs (pinned, npm-installed into E2E_NPM_CACHE and reused),
 ## fully offline (one network namespace per scenario), under vigil run; scores Vigil's tool-call

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -31,11 +32,18 @@ type auditdRatio struct {
 }
 
 type throughputReport struct {
-	BurstSeconds float64    `json:"burst_seconds"`
-	Hold         int        `json:"hold_seconds"`
-	Bursts       []burstRun `json:"full_speed"`
-	Steps        []burstRun `json:"rate_steps"`
-	MaxClean     []maxClean `json:"max_rate_without_loss"`
+	BurstSeconds float64 `json:"burst_seconds"`
+	Hold         int     `json:"hold_seconds"`
+	// NoSensor is the generator's rate untracked with no sensor: the machine's maximum.
+	NoSensor []noSensorRate `json:"no_sensor"`
+	Bursts   []burstRun     `json:"full_speed"`
+	Steps    []burstRun     `json:"rate_steps"`
+	MaxClean []maxClean     `json:"max_rate_without_loss"`
+}
+
+type noSensorRate struct {
+	Threads int     `json:"threads"`
+	Rate    float64 `json:"opens_per_sec"`
 }
 
 // burstRun is one tracked generator run beside its own sensor instance.
@@ -258,6 +266,9 @@ func (r fullReport) markdown() string {
 			}
 		}
 		b.WriteString(strings.ReplaceAll(side, "\n## ", "\n### "))
+		if slices.Contains(r.Side.Configs, configAuditd) {
+			fmt.Fprintf(&b, "\nauditd runs 1/%d of the operations per run (audited opens cost tens of µs each); ns/op and ratios are per operation, so they compare directly. The audit state is read before (`auditctl -s`, `-l`) and restored after every auditd round (rule deleted by key, daemon stopped, enabled and backlog settings put back).\n", auditdDivisor)
+		}
 		if len(r.VsAuditd) > 0 {
 			b.WriteString("\n### Vigil vs auditd\n\nTime each adds to one operation (median − none's median, same variant), and auditd's added time over Vigil's. auditd's rule covers every process (audit cannot follow a tree), so its untracked and tracked rows pay the same; Vigil pays only for tracked trees.\n\n")
 			b.WriteString("| variant | workload | Vigil adds | auditd adds | auditd / Vigil |\n|---|---|---|---|---|\n")
@@ -272,6 +283,14 @@ func (r fullReport) markdown() string {
 	}
 	if t := r.Throughput; t != nil {
 		fmt.Fprintf(&b, "\n## 2. Throughput and loss\n\nA tracked generator (a copy of loadgen named `claude`) opening one file on T threads for %.0f s beside a fresh `vigil run` (hold %d s); generated = opens it made (ground truth), written = JSONL open lines of that file, lost = the sensor's lost records (counted in the kernel when the ring is full), unaccounted = generated − written − lost.\n\n", t.BurstSeconds, t.Hold)
+		if len(t.NoSensor) > 0 {
+			b.WriteString("The machine's own maximum (the generator untracked, no sensor): ")
+			var parts []string
+			for _, n := range t.NoSensor {
+				parts = append(parts, fmt.Sprintf("%d thread(s) %s opens/s", n.Threads, thousands(n.Rate)))
+			}
+			b.WriteString(strings.Join(parts, ", ") + ".\n\n")
+		}
 		b.WriteString("| ring | threads | requested | generated | rate/s | written | lost | unaccounted | loss | sensor CPU |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, x := range append(append([]burstRun(nil), t.Bursts...), t.Steps...) {
 			req := "full speed"

@@ -89,6 +89,21 @@ func selectedParts(o options) []string {
 // belongs to it.
 func throughputPart(o options, dir, trackedBin string) (*throughputReport, error) {
 	tp := &throughputReport{BurstSeconds: o.burst.Seconds(), Hold: benchHold}
+	// The machine's own maximum: the generator untracked, no sensor.
+	for _, threads := range []int{1, 2, 4} {
+		out, err := exec.Command(o.loadgen, "-work", "open", "-duration", o.burst.String(), "-threads", strconv.Itoa(threads)).Output()
+		if err != nil {
+			return tp, fmt.Errorf("generator without sensor: %w", err)
+		}
+		var res struct {
+			OpsPerSec float64 `json:"ops_per_sec"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			return tp, fmt.Errorf("generator output %q: %w", out, err)
+		}
+		tp.NoSensor = append(tp.NoSensor, noSensorRate{Threads: threads, Rate: res.OpsPerSec})
+		fmt.Printf("[throughput] no sensor, %d thread(s): %.0f opens/s\n", threads, res.OpsPerSec)
+	}
 	for _, ring := range []int{defaultRingKB, smallRingKB} {
 		for _, threads := range []int{1, 2, 4} {
 			b, err := burst(o, dir, trackedBin, ring, threads, 0)
@@ -162,10 +177,11 @@ func burst(o options, dir, trackedBin string, ringKB, threads int, rate float64)
 		return fail(fmt.Errorf("generator: %w", err))
 	}
 	var res struct {
-		Seconds   float64 `json:"seconds"`
-		N         int64   `json:"n"`
-		OpsPerSec float64 `json:"ops_per_sec"`
-		Target    string  `json:"target"`
+		Seconds    float64 `json:"seconds"`
+		N          int64   `json:"n"`
+		OpsPerSec  float64 `json:"ops_per_sec"`
+		Target     string  `json:"target"`
+		SetupOpens int     `json:"target_setup_opens"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		return fail(fmt.Errorf("generator output %q: %w", out, err))
@@ -187,7 +203,7 @@ func burst(o options, dir, trackedBin string, ringKB, threads int, rate float64)
 	if err != nil {
 		return b, err
 	}
-	b.Written, b.Lost = written, lost
+	b.Written, b.Lost = written-res.SetupOpens, lost
 	b.Unaccounted = b.Generated - int64(b.Written) - int64(lost["open"])
 	if b.Generated > 0 {
 		b.LossPct = float64(b.Generated-int64(b.Written)) / float64(b.Generated) * 100

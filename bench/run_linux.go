@@ -114,7 +114,11 @@ func sideBySide(o options, dir string) (report, error) {
 			pids := map[int]loadResult{}
 			for _, w := range workloads {
 				for _, v := range variants {
-					s, res, pid, err := measure(r, bins[v], w, o.n[w])
+					n := o.n[w]
+					if c == configAuditd {
+						n = max(n/auditdDivisor, 1)
+					}
+					s, res, pid, err := measure(r, bins[v], w, n)
 					if err != nil {
 						return report{}, errors.Join(fmt.Errorf("round %d: %s, %s %s: %w", round, c, w, v, err), cleanups.run(id))
 					}

@@ -110,6 +110,9 @@ type streamResult struct {
 	N         int64   `json:"n"`
 	OpsPerSec float64 `json:"ops_per_sec"`
 	Target    string  `json:"target"`
+	// TargetSetupOpens are the opens of target made before the loop (its creation), which a
+	// tracked run's JSONL also holds.
+	TargetSetupOpens int `json:"target_setup_opens"`
 }
 
 // stream runs the loop on threads OS threads until d has passed, each paced to rate/threads
@@ -168,7 +171,7 @@ func stream(work string, d time.Duration, threads int, rate float64) error {
 	default:
 	}
 	res := streamResult{Work: work, Threads: threads, Rate: rate, Seconds: elapsed.Seconds(), N: total.Load(),
-		OpsPerSec: float64(total.Load()) / elapsed.Seconds(), Target: w.target}
+		OpsPerSec: float64(total.Load()) / elapsed.Seconds(), Target: w.target, TargetSetupOpens: 1}
 	line, err := json.Marshal(res)
 	if err != nil {
 		return err
