@@ -83,12 +83,14 @@ type ScenarioResult struct {
 }
 
 // readJSONL decodes Vigil's JSONL output.
-func readJSONL(r io.Reader) ([]*proto.Event, error) {
+func readJSONL(r io.Reader) ([]*proto.Event, error) { return readJSONLFiltered(r, nil) }
+
+func readJSONLFiltered(r io.Reader, filter *lineFilter) ([]*proto.Event, error) {
 	var out []*proto.Event
 	br := bufio.NewReaderSize(r, 1<<16)
 	for {
 		line, err := br.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
+		if len(bytes.TrimSpace(line)) > 0 && filter.keep(line) {
 			var e proto.Event
 			if uerr := proto.UnmarshalJSON(line, &e); uerr != nil {
 				return out, fmt.Errorf("line %d: %w", len(out)+1, uerr)
@@ -102,6 +104,97 @@ func readJSONL(r io.Reader) ([]*proto.Event, error) {
 			return out, err
 		}
 	}
+}
+
+// lineFilter decides cheaply, before decoding, whether a JSONL line can matter to a
+// scenario: Vigil records every agent tree on the machine, and the project's own eBPF tests
+// and benchmarks (fake "claude" binaries in open loops) can write gigabytes meanwhile. A
+// line is decoded when it has no agent root, names the sibling's folder, or belongs to a
+// tree rooted at one of the scenario's agents or at a process one of them started (Claude's
+// grep runs claude.exe, which Vigil roots anew). Other lines are only counted as foreign.
+type lineFilter struct {
+	roots   map[int]bool // root pids of the scenario's trees
+	pids    map[int]bool // pids seen in them
+	sibling []byte
+	foreign int
+}
+
+func newLineFilter(meta Meta) *lineFilter {
+	f := &lineFilter{roots: map[int]bool{}, pids: map[int]bool{}, sibling: []byte(meta.SiblingDir)}
+	for _, p := range meta.AgentPids {
+		f.roots[p] = true
+		f.pids[p] = true
+	}
+	return f
+}
+
+// intAfter returns the integer following key in line, or -1.
+func intAfter(line []byte, key string) int {
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return -1
+	}
+	n, ok := 0, false
+	for _, c := range line[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n, ok = n*10+int(c-'0'), true
+	}
+	if !ok {
+		return -1
+	}
+	return n
+}
+
+func (f *lineFilter) keep(line []byte) bool {
+	if f == nil || !bytes.Contains(line, []byte(`"dataset":"vigil.kernel"`)) {
+		return true
+	}
+	if len(f.sibling) > 0 && bytes.Contains(line, f.sibling) {
+		return true
+	}
+	root := intAfter(line, `"root":{"pid":`)
+	if root < 0 {
+		return true
+	}
+	pid := intAfter(line, `"process":{"pid":`)
+	if !f.roots[root] {
+		parent := intAfter(line, `"parent":{"pid":`)
+		if !f.pids[parent] && !f.pids[root] {
+			f.foreign++
+			return false
+		}
+		f.roots[root] = true
+	}
+	f.pids[pid] = true
+	return true
+}
+
+// readAllJSONL reads path and its rotated predecessors (path.N … path.1, oldest first),
+// decoding the lines filter keeps (all when filter is nil).
+func readAllJSONL(path string, filter *lineFilter) ([]*proto.Event, error) {
+	var files []string
+	for i := 9; i >= 1; i-- {
+		if _, err := os.Stat(fmt.Sprintf("%s.%d", path, i)); err == nil {
+			files = append(files, fmt.Sprintf("%s.%d", path, i))
+		}
+	}
+	files = append(files, path)
+	var all []*proto.Event
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			return all, err
+		}
+		evs, err := readJSONLFiltered(f, filter)
+		f.Close()
+		all = append(all, evs...)
+		if err != nil {
+			return all, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return all, nil
 }
 
 // analyzeDir scores one scenario folder written by runChild.
@@ -124,18 +217,17 @@ func analyzeDir(sc Scenario, dir string) ScenarioResult {
 		res.Errors = append(res.Errors, "no calls.json: the mock's ground truth is missing")
 		return res
 	}
-	f, err := os.Open(filepath.Join(dir, "events.jsonl"))
+	filter := newLineFilter(meta)
+	events, err := readAllJSONL(filepath.Join(dir, "events.jsonl"), filter)
 	if err != nil {
-		res.Errors = append(res.Errors, "no events.jsonl: "+err.Error())
-		return res
-	}
-	events, err := readJSONL(f)
-	f.Close()
-	if err != nil {
-		res.Errors = append(res.Errors, "events.jsonl: "+err.Error())
+		res.Errors = append(res.Errors, err.Error())
+		if len(events) == 0 {
+			return res
+		}
 	}
 	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
 	score(&res, sc, meta, calls, events, stream)
+	res.ForeignTreeEvents += filter.foreign
 	return res
 }
 

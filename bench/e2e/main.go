@@ -150,9 +150,11 @@ func parentMain(cache, work, results, examples, runRe string) int {
 		if runErr != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("scenario run: %v: %s", runErr, strings.TrimSpace(lastLines(string(out), 5))))
 		}
-		if tr, err := exec.Command(vigil, "trace", "--jsonl", filepath.Join(sdir, "events.jsonl")).Output(); err == nil {
+		tctx, tcancel := context.WithTimeout(context.Background(), time.Minute)
+		if tr, err := exec.CommandContext(tctx, vigil, "trace", "--jsonl", filepath.Join(sdir, "events.jsonl")).Output(); err == nil {
 			os.WriteFile(filepath.Join(sdir, "trace.txt"), tr, 0o644)
 		}
+		tcancel()
 		res.gate()
 		logf("%s/%s: %s in %.0fs (recall %s, wrong %d, outside %d, sibling %d)", sc.Agent, sc.Name, passWord(res.Pass), res.Seconds,
 			pct(res.Totals.Correct, res.Totals.GroundTruth), res.Totals.Wrong, res.OutsideAgentTrees, res.SiblingEvents)

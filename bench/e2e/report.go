@@ -146,18 +146,18 @@ func (rep *Report) markdown() string {
 			s.Counts.GroundTruth, pct(s.Counts.Correct, s.Counts.GroundTruth), pct(s.Counts.Correct, s.Counts.Correct+s.Counts.Wrong),
 			s.Counts.Wrong, s.Counts.Unbound, s.Outside, s.Sibling, s.TreeEvents, s.Unbound)
 	}
-	w("\n## Scenarios\n\n| scenario | keys | result | calls | ground truth | recall | precision | wrong | unbound | extra | outside | sibling (runs) | bindings in tree | s |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("\n## Scenarios\n\n| scenario | keys | result | calls | ground truth | recall | precision | wrong | unbound | extra | outside | sibling (runs) | foreign / lost | bindings in tree | s |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Scenarios {
 		var bs []string
 		for k, v := range r.Bindings {
 			bs = append(bs, fmt.Sprintf("%s %d", k, v))
 		}
 		sort.Strings(bs)
-		w("| %s/%s | %s | %s | %d | %d | %s | %s | %d | %d | %d | %d | %d (%d) | %s | %.0f |\n", r.Agent, r.Name, keysWord(r.StrongKeys),
+		w("| %s/%s | %s | %s | %d | %d | %s | %s | %d | %d | %d | %d | %d (%d) | %d / %d | %s | %.0f |\n", r.Agent, r.Name, keysWord(r.StrongKeys),
 			map[bool]string{true: "pass", false: "**FAIL**"}[r.Pass], len(r.Calls), r.Totals.GroundTruth,
 			pct(r.Totals.Correct, r.Totals.GroundTruth), pct(r.Totals.Correct, r.Totals.Correct+r.Totals.Wrong), r.Totals.Wrong,
-			r.Totals.Unbound, r.Totals.Extra, r.OutsideAgentTrees, r.SiblingEvents, r.SiblingRuns, strings.Join(bs, ", "), r.Seconds)
+			r.Totals.Unbound, r.Totals.Extra, r.OutsideAgentTrees, r.SiblingEvents, r.SiblingRuns, r.ForeignTreeEvents, r.Lost, strings.Join(bs, ", "), r.Seconds)
 	}
 	w("\n## Tool calls\n\n")
 	for _, r := range rep.Scenarios {

@@ -184,8 +184,15 @@ type vigilProc struct {
 
 func startVigil(bin, dir string) (*vigilProc, error) {
 	cfg := filepath.Join(dir, "vigil.yaml")
+	// Large files and ring buffer: other agent trees on the machine (the project's own eBPF
+	// tests and benchmarks create fake "claude" processes) are recorded too, and must neither
+	// rotate this scenario's events away nor crowd them out of the ring buffer.
 	yaml := fmt.Sprintf(`output:
   jsonl: %s
+  max_size_mb: 2048
+  max_files: 3
+kernel:
+  ring_buffer_kb: 65536
 correlate:
   otlp_http: %s
   otlp_grpc: ""

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// These tests need neither npm, root nor the agents: `make e2e` runs the real thing.
+
+func TestScenariosCoverTheIssue(t *testing.T) {
+	scs, err := loadScenarios()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{ agent, name string }
+	have := map[key]Scenario{}
+	for _, s := range scs {
+		have[key{s.Agent, s.Name}] = s
+	}
+	for _, agent := range []string{"claude", "codex"} {
+		for _, name := range []string{"pipeline", "background", "dotenv", "filetools", "failing", "twoprompts"} {
+			s, ok := have[key{agent, name}]
+			if !ok || !s.StrongKeys {
+				t.Errorf("%s/%s: missing, or not a strong-key scenario", agent, name)
+			}
+		}
+		fallback := 0
+		for _, s := range scs {
+			if s.Agent == agent && !s.StrongKeys {
+				fallback++
+			}
+		}
+		if fallback == 0 {
+			t.Errorf("%s: no fallback (weak keys) scenario", agent)
+		}
+		if s := have[key{agent, "twoprompts"}]; len(s.Prompts) < 2 {
+			t.Errorf("%s/twoprompts has %d prompts", agent, len(s.Prompts))
+		}
+	}
+}
+
+func TestParseScenarioRejects(t *testing.T) {
+	for _, bad := range []string{
+		`{"name":"x","agent":"gemini","prompts":[{"text":"t"}]}`,
+		`{"name":"x","agent":"claude","prompts":[{"text":"t","turns":[{"tool":"apply_patch","patch":"p"}]}]}`,
+		`{"name":"x","agent":"codex","prompts":[{"text":"t","turns":[{"tool":"exec_command"}]}]}`,
+		`{"name":"x","agent":"claude","prompts":[]}`,
+		`{"name":"x","agent":"claude","typo":1,"prompts":[{"text":"t"}]}`,
+	} {
+		if _, err := parseScenario([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+func TestPatchFiles(t *testing.T) {
+	got := patchFiles("*** Begin Patch\n*** Add File: a.txt\n+x\n*** Update File: dir/b.txt\n@@\n-y\n+z\n*** Delete File: c\n*** End Patch\n")
+	if strings.Join(got, ",") != "a.txt,dir/b.txt,c" {
+		t.Fatalf("patchFiles = %v", got)
+	}
+}
+
+var zero = 0
+
+func testScenario(agent string) Scenario {
+	s := Scenario{Name: "t", Agent: agent, StrongKeys: true, LatencyMs: &zero, Prompts: []Prompt{
+		{Text: "first", Final: "one done"},
+		{Text: "second", Final: "two done"},
+	}}
+	if agent == "claude" {
+		s.Prompts[0].Turns = []Turn{{Tool: "Bash", Command: "echo hi"}, {Tool: "Read", File: "notes.txt"}}
+		s.Prompts[1].Turns = []Turn{{Tool: "Edit", File: "notes.txt", Old: "a", New: "b"}}
+	} else {
+		s.Prompts[0].Turns = []Turn{{Tool: "exec_command", Command: "echo hi"}, {Tool: "apply_patch", Patch: "*** Begin Patch\n*** Add File: out.txt\n+x\n*** End Patch\n"}}
+		s.Prompts[1].Turns = []Turn{{Tool: "exec_command", Command: "false"}}
+	}
+	return s
+}
+
+func post(t *testing.T, url string, body any) *http.Response {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// sseData returns the data objects of an SSE stream.
+func sseData(t *testing.T, resp *http.Response) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(d), &m); err != nil {
+				t.Fatalf("bad SSE data %q: %v", d, err)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestAnthropicMockScript(t *testing.T) {
+	m := newMock(testScenario("claude"), "/repo", nil)
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	tools := []any{map[string]any{"name": "Bash"}}
+	user := func(text string) map[string]any {
+		return map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": text}}}
+	}
+	result := func(id string, isErr bool) map[string]any {
+		return map[string]any{"role": "user", "content": []any{map[string]any{"type": "tool_result", "tool_use_id": id, "is_error": isErr, "content": "out"}}}
+	}
+	asst := map[string]any{"role": "assistant", "content": []any{map[string]any{"type": "text", "text": "."}}}
+
+	// First request of prompt 0: streamed tool_use Bash with the mock's id.
+	resp := post(t, srv.URL+"/v1/messages?beta=true", map[string]any{"stream": true, "tools": tools, "messages": []any{user(promptMarker(0) + " go")}})
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	var id, partial, stop string
+	for _, d := range sseData(t, resp) {
+		if cb, ok := d["content_block"].(map[string]any); ok && cb["type"] == "tool_use" {
+			id = cb["id"].(string)
+		}
+		if dl, ok := d["delta"].(map[string]any); ok {
+			if p, ok := dl["partial_json"].(string); ok {
+				partial = p
+			}
+			if s, ok := dl["stop_reason"].(string); ok {
+				stop = s
+			}
+		}
+	}
+	if id != "toolu_e2e_0_0" || !strings.Contains(partial, `"command":"echo hi"`) || stop != "tool_use" {
+		t.Fatalf("first turn: id %q input %q stop %q", id, partial, stop)
+	}
+	// Non-streaming, after the Bash result: Read with an absolute path.
+	resp = post(t, srv.URL+"/v1/messages", map[string]any{"tools": tools, "messages": []any{user(promptMarker(0) + " go"), asst, result("toolu_e2e_0_0", true)}})
+	var msg struct {
+		Content []map[string]any `json:"content"`
+	}
+	json.NewDecoder(resp.Body).Decode(&msg)
+	if len(msg.Content) != 2 || msg.Content[1]["name"] != "Read" || msg.Content[1]["input"].(map[string]any)["file_path"] != "/repo/notes.txt" {
+		t.Fatalf("second turn: %+v", msg.Content)
+	}
+	// Prompt 1 in the same conversation: its turns count from its own marker.
+	resp = post(t, srv.URL+"/v1/messages", map[string]any{"tools": tools, "messages": []any{user(promptMarker(0) + " go"), asst, result("toolu_e2e_0_0", true), asst, result("toolu_e2e_0_1", false), asst, user(promptMarker(1) + " more")}})
+	json.NewDecoder(resp.Body).Decode(&msg)
+	if msg.Content[1]["id"] != "toolu_e2e_1_0" || msg.Content[1]["name"] != "Edit" {
+		t.Fatalf("prompt 1: %+v", msg.Content)
+	}
+	// No tools (title generation): plain text. Unknown paths: 200 {}.
+	resp = post(t, srv.URL+"/v1/messages", map[string]any{"messages": []any{user("title?")}})
+	json.NewDecoder(resp.Body).Decode(&msg)
+	if msg.Content[0]["type"] != "text" {
+		t.Fatalf("no-tools request: %+v", msg.Content)
+	}
+	if resp := post(t, srv.URL+"/api/eval", map[string]any{}); resp.StatusCode != 200 {
+		t.Fatalf("other path: %d", resp.StatusCode)
+	}
+	calls := m.Calls()
+	if len(calls) != 3 || calls[0].ID != "toolu_e2e_0_0" || calls[0].Answered.IsZero() || !calls[0].IsError ||
+		calls[1].Answered.IsZero() || calls[1].IsError || calls[1].Files[0] != "/repo/notes.txt" || !calls[2].Answered.IsZero() {
+		t.Fatalf("ground truth: %+v", calls)
+	}
+	if calls[0].Issued.After(calls[0].Answered) {
+		t.Fatal("issued after answered")
+	}
+}
+
+func TestOpenAIMockScript(t *testing.T) {
+	m := newMock(testScenario("codex"), "/repo", nil)
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	tools := []any{map[string]any{"type": "function", "name": "exec_command"}, map[string]any{"type": "custom", "name": "apply_patch"}}
+	user := func(text string) map[string]any {
+		return map[string]any{"type": "message", "role": "user", "content": []any{map[string]any{"type": "input_text", "text": text}}}
+	}
+	env := user("<environment_context>cwd</environment_context>")
+	item := func(resp *http.Response) map[string]any {
+		var it map[string]any
+		for _, d := range sseData(t, resp) {
+			if d["type"] == "response.output_item.done" {
+				it = d["item"].(map[string]any)
+			}
+		}
+		return it
+	}
+	it := item(post(t, srv.URL+"/v1/responses", map[string]any{"stream": true, "tools": tools, "input": []any{env, user(promptMarker(0) + " go")}}))
+	if it["type"] != "function_call" || it["name"] != "exec_command" || it["call_id"] != "call_e2e_0_0" || !strings.Contains(it["arguments"].(string), `"cmd":"echo hi"`) {
+		t.Fatalf("turn 0: %+v", it)
+	}
+	out0 := map[string]any{"type": "function_call_output", "call_id": "call_e2e_0_0", "output": "Process exited with code 0\nOutput:\nhi"}
+	it = item(post(t, srv.URL+"/v1/responses", map[string]any{"tools": tools, "input": []any{env, user(promptMarker(0) + " go"), out0}}))
+	if it["type"] != "custom_tool_call" || it["name"] != "apply_patch" || it["call_id"] != "call_e2e_0_1" {
+		t.Fatalf("turn 1: %+v", it)
+	}
+	out1 := map[string]any{"type": "custom_tool_call_output", "call_id": "call_e2e_0_1", "output": "Success."}
+	it = item(post(t, srv.URL+"/v1/responses", map[string]any{"tools": tools, "input": []any{env, user(promptMarker(0) + " go"), out0, out1}}))
+	if it["type"] != "message" {
+		t.Fatalf("final: %+v", it)
+	}
+	// The resumed session: prompt 1's marker, its first turn.
+	out2 := map[string]any{"type": "function_call_output", "call_id": "call_e2e_1_0", "output": "Process exited with code 1\nOutput:\n"}
+	it = item(post(t, srv.URL+"/v1/responses", map[string]any{"tools": tools, "input": []any{env, user(promptMarker(0) + " go"), out0, out1, user(promptMarker(1) + " more")}}))
+	if it["call_id"] != "call_e2e_1_0" {
+		t.Fatalf("prompt 1: %+v", it)
+	}
+	post(t, srv.URL+"/v1/responses", map[string]any{"tools": tools, "input": []any{env, user(promptMarker(0) + " go"), out0, out1, user(promptMarker(1) + " more"), out2}})
+	calls := m.Calls()
+	if len(calls) != 3 || calls[1].Files[0] != "/repo/out.txt" || calls[0].IsError || !calls[2].IsError || calls[2].Answered.IsZero() {
+		t.Fatalf("ground truth: %+v", calls)
+	}
+}
+
+func TestCodexOutputFailed(t *testing.T) {
+	for out, want := range map[string]bool{
+		"Process exited with code 0\nOutput:\n":    false,
+		"Process exited with code 127\nOutput:\n":  true,
+		`{"output":"","metadata":{"exit_code":2}}`: true,
+		"Success. Updated the following files":     false,
+	} {
+		if got := codexOutputFailed(out); got != want {
+			t.Errorf("%q: %v, want %v", out, got, want)
+		}
+	}
+}
+
+// TestScore builds a small JSONL by hand: an agent (pid 100) whose tool shell (101) has a
+// child (102), an in-process Write, events bound right, wrong and not at all, and a leak.
+func TestScore(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	root := &proto.Root{Pid: 100}
+	ev := func(ms int, action string, pid int, ent, parent string, args []string, file, call, how string) *proto.Event {
+		e := &proto.Event{Timestamp: at(ms), Event: proto.EventMeta{Action: action, Dataset: "vigil.kernel"},
+			Process: &proto.Process{Pid: pid, EntityID: ent, Args: args, WorkingDirectory: "/repo"}, Vigil: proto.Vigil{Root: root}}
+		e.Vigil.Binding = how
+		if parent != "" {
+			e.Process.Parent = &proto.ParentProcess{EntityID: parent}
+		}
+		if file != "" {
+			e.File = &proto.File{Path: file}
+		}
+		if call != "" {
+			e.GenAI = &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: call}}}
+		}
+		return e
+	}
+	cmd := "cat notes.txt | wc -l"
+	events := []*proto.Event{
+		ev(0, "exec", 100, "A", "", []string{"claude"}, "", "", "none"),
+		ev(10, "fork", 101, "S", "A", []string{"claude"}, "", "c1", "window"),
+		ev(11, "exec", 101, "S", "A", []string{"/bin/bash", "-c", "eval '" + cmd + "'"}, "", "c1", "traceparent"),
+		ev(12, "fork", 102, "K", "S", []string{"/bin/bash"}, "", "c1", "traceparent"),
+		ev(13, "exec", 102, "K", "S", []string{"cat", "notes.txt"}, "", "", "none"),       // unbound
+		ev(14, "open", 102, "K", "S", nil, "/repo/notes.txt", "c2", "window"),             // wrong
+		ev(15, "exit", 102, "K", "S", nil, "", "c1", "traceparent"),                       // correct
+		ev(25, "open", 100, "A", "", nil, "/repo/out.txt.tmp.100.abc", "c2", "file_path"), // file GT, correct
+		ev(26, "open", 100, "A", "", nil, "/repo/other.txt", "", "none"),                  // agent noise
+		ev(40, "open", 100, "A", "", nil, "/repo/out.txt", "", "none"),                    // after the call: not GT
+	}
+	leak := ev(5, "exec", 555, "Z", "", []string{"cat", ".env"}, "", "", "")
+	leak.Vigil.Root = nil
+	leak.Process.WorkingDirectory = "/sib"
+	foreign := ev(6, "exec", 900, "F", "", []string{"x"}, "", "", "")
+	foreign.Vigil.Root = &proto.Root{Pid: 900}
+	events = append(events, leak, foreign)
+	calls := []Call{
+		{ID: "c1", Tool: "Bash", Command: cmd, Issued: at(5), Answered: at(20)},
+		{ID: "c2", Tool: "Write", Files: []string{"/repo/out.txt"}, Issued: at(21), Answered: at(30)},
+	}
+	res := ScenarioResult{StrongKeys: true}
+	stream := []byte(`{"type":"user","message":{"content":[{"tool_use_id":"c1","type":"tool_result"}]}}` + "\n")
+	score(&res, Scenario{Agent: "claude", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}}}}}, Meta{AgentPids: []int{100}, SiblingDir: "/sib"}, calls, events, stream)
+	c1, c2 := res.Calls[0], res.Calls[1]
+	if c1.Counts != (Counts{GroundTruth: 6, Correct: 4, Wrong: 1, Unbound: 1}) || c1.WrongTo["c2"] != 1 || c1.Shells != 1 || !c1.InStream {
+		t.Errorf("c1: %+v", c1)
+	}
+	if c2.Counts != (Counts{GroundTruth: 1, Correct: 1}) || c2.InStream {
+		t.Errorf("c2: %+v", c2)
+	}
+	if res.OutsideAgentTrees != 1 || res.SiblingEvents != 1 || res.ForeignTreeEvents != 1 || res.AgentTreeEvents != 10 {
+		t.Errorf("scenario: outside %d sibling %d foreign %d tree %d", res.OutsideAgentTrees, res.SiblingEvents, res.ForeignTreeEvents, res.AgentTreeEvents)
+	}
+	res.gate()
+	if res.Pass {
+		t.Error("a wrong binding and a leak passed the gate")
+	}
+	md := (&Report{Scenarios: []ScenarioResult{res}}).markdown()
+	if !strings.Contains(md, "| `c1` | Bash |") {
+		t.Errorf("markdown lacks the call row:\n%s", md)
+	}
+}
