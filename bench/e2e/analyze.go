@@ -55,14 +55,16 @@ type CallResult struct {
 
 // ScenarioResult is one scenario's score.
 type ScenarioResult struct {
-	Agent       string       `json:"agent"`
-	Name        string       `json:"name"`
-	Description string       `json:"description"`
-	StrongKeys  bool         `json:"strong_keys"`
-	Version     string       `json:"version"`
-	Sessions    []string     `json:"sessions,omitempty"`
-	Calls       []CallResult `json:"calls"`
-	Totals      Counts       `json:"totals"`
+	Agent       string `json:"agent"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	StrongKeys  bool   `json:"strong_keys"`
+	// Informational scenarios never fail the run.
+	Informational bool         `json:"informational,omitempty"`
+	Version       string       `json:"version"`
+	Sessions      []string     `json:"sessions,omitempty"`
+	Calls         []CallResult `json:"calls"`
+	Totals        Counts       `json:"totals"`
 	// AgentTreeEvents are the kernel events of the scenario's agent trees; UnboundInTree
 	// those bound to no call (startup, git, IDE probe, the agent's own file activity).
 	AgentTreeEvents int            `json:"agent_tree_events"`
@@ -199,7 +201,7 @@ func readAllJSONL(path string, filter *lineFilter) ([]*proto.Event, error) {
 
 // analyzeDir scores one scenario folder written by runChild.
 func analyzeDir(sc Scenario, dir string) ScenarioResult {
-	res := ScenarioResult{Agent: sc.Agent, Name: sc.Name, Description: sc.Description, StrongKeys: sc.StrongKeys}
+	res := ScenarioResult{Agent: sc.Agent, Name: sc.Name, Description: sc.Description, StrongKeys: sc.StrongKeys, Informational: sc.Informational}
 	for _, p := range pinned {
 		if (sc.Agent == "claude") == strings.Contains(p.Name, "claude") {
 			res.Version = p.Name + "@" + p.Version

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 )
@@ -151,7 +152,11 @@ func parentMain(cache, work, results, examples, runRe string) int {
 			res.Errors = append(res.Errors, fmt.Sprintf("scenario run: %v: %s", runErr, strings.TrimSpace(lastLines(string(out), 5))))
 		}
 		tctx, tcancel := context.WithTimeout(context.Background(), time.Minute)
-		if tr, err := exec.CommandContext(tctx, vigil, "trace", "--jsonl", filepath.Join(sdir, "events.jsonl")).Output(); err == nil {
+		targs := []string{"trace", "--jsonl", filepath.Join(sdir, "events.jsonl")}
+		if len(res.Sessions) > 0 {
+			targs = append(targs, "--session", res.Sessions[0]) // not the other trees on the machine
+		}
+		if tr, err := exec.CommandContext(tctx, vigil, targs...).Output(); err == nil {
 			os.WriteFile(filepath.Join(sdir, "trace.txt"), tr, 0o644)
 		}
 		tcancel()
@@ -251,9 +256,14 @@ func agentsPresent(dir string) bool {
 	return err == nil
 }
 
+// exampleScenario is the scenario whose trace docs/examples shows: every kind of tool call.
+const exampleScenario = "filetools"
+
 func writeExamples(rep Report, work, dir string) {
 	done := map[string]bool{}
-	for _, r := range rep.Scenarios {
+	scs := append([]ScenarioResult(nil), rep.Scenarios...)
+	sort.SliceStable(scs, func(i, j int) bool { return scs[i].Name == exampleScenario && scs[j].Name != exampleScenario })
+	for _, r := range scs {
 		if done[r.Agent] || !r.StrongKeys || !r.Pass {
 			continue
 		}
@@ -261,7 +271,12 @@ func writeExamples(rep Report, work, dir string) {
 		if err != nil || len(b) == 0 {
 			continue
 		}
-		header := fmt.Sprintf("# vigil trace --jsonl events.jsonl   (bench/e2e scenario %s/%s, %s)\n# %s\n\n", r.Agent, r.Name, r.Version, r.Description)
+		session := ""
+		if len(r.Sessions) > 0 {
+			session = " --session " + r.Sessions[0]
+		}
+		header := fmt.Sprintf("# vigil trace --jsonl events.jsonl%s   (bench/e2e scenario %s/%s, %s; make e2e E2E_FLAGS=\"-examples docs/examples\")\n# %s\n\n",
+			session, r.Agent, r.Name, r.Version, r.Description)
 		if err := os.MkdirAll(dir, 0o755); err == nil {
 			os.WriteFile(filepath.Join(dir, r.Agent+".txt"), append([]byte(header), b...), 0o644)
 			done[r.Agent] = true

@@ -48,7 +48,7 @@ func (r *ScenarioResult) gate() {
 	if r.SiblingEvents > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("%d events of the sibling process (outside the agent) were recorded", r.SiblingEvents))
 	}
-	if r.StrongKeys {
+	if r.StrongKeys && !r.Informational {
 		if r.Totals.GroundTruth == 0 || float64(r.Totals.Correct) < minRecall*float64(r.Totals.GroundTruth) {
 			ok = false
 			r.Errors = append(r.Errors, fmt.Sprintf("recall %s < %.1f%%", pct(r.Totals.Correct, r.Totals.GroundTruth), minRecall*100))
@@ -66,6 +66,9 @@ func (rep *Report) summarize() {
 	idx := map[string]int{}
 	for _, r := range rep.Scenarios {
 		rep.Pass = rep.Pass && r.Pass
+		if r.Informational {
+			continue // in the scenario table only
+		}
 		k := fmt.Sprintf("%s/%v", r.Agent, r.StrongKeys)
 		i, ok := idx[k]
 		if !ok {
@@ -95,6 +98,13 @@ func pct(n, d int) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(d))
+}
+
+func (r ScenarioResult) keys() string {
+	if r.Informational {
+		return keysWord(r.StrongKeys) + " (info)"
+	}
+	return keysWord(r.StrongKeys)
 }
 
 func keysWord(strong bool) string {
@@ -154,14 +164,14 @@ func (rep *Report) markdown() string {
 			bs = append(bs, fmt.Sprintf("%s %d", k, v))
 		}
 		sort.Strings(bs)
-		w("| %s/%s | %s | %s | %d | %d | %s | %s | %d | %d | %d | %d | %d (%d) | %d / %d | %s | %.0f |\n", r.Agent, r.Name, keysWord(r.StrongKeys),
+		w("| %s/%s | %s | %s | %d | %d | %s | %s | %d | %d | %d | %d | %d (%d) | %d / %d | %s | %.0f |\n", r.Agent, r.Name, r.keys(),
 			map[bool]string{true: "pass", false: "**FAIL**"}[r.Pass], len(r.Calls), r.Totals.GroundTruth,
 			pct(r.Totals.Correct, r.Totals.GroundTruth), pct(r.Totals.Correct, r.Totals.Correct+r.Totals.Wrong), r.Totals.Wrong,
 			r.Totals.Unbound, r.Totals.Extra, r.OutsideAgentTrees, r.SiblingEvents, r.SiblingRuns, r.ForeignTreeEvents, r.Lost, strings.Join(bs, ", "), r.Seconds)
 	}
 	w("\n## Tool calls\n\n")
 	for _, r := range rep.Scenarios {
-		w("### %s/%s (%s keys)\n\n%s\n\n", r.Agent, r.Name, keysWord(r.StrongKeys), r.Description)
+		w("### %s/%s (%s keys)\n\n%s\n\n", r.Agent, r.Name, r.keys(), r.Description)
 		if len(r.Sessions) > 0 {
 			w("Sessions: %s\n\n", strings.Join(r.Sessions, ", "))
 		}

@@ -356,25 +356,52 @@ func claudeEnv(sc Scenario, home string) []string {
 }
 
 func runClaude(sc Scenario, o childOpts, meta *Meta, home string) error {
+	if !sc.Resume || len(sc.Prompts) == 1 {
+		return runClaudeOnce(sc, o, meta, home, -1, "")
+	}
+	for i := range sc.Prompts {
+		session := ""
+		if i > 0 {
+			if len(meta.Sessions) == 0 {
+				return errors.New("claude: no session id from the first prompt, cannot resume")
+			}
+			session = meta.Sessions[0]
+		}
+		if err := runClaudeOnce(sc, o, meta, home, i, session); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runClaudeOnce runs one claude process: every prompt through stream-json input (prompt <
+// 0), or prompt alone, resuming session when it is set.
+func runClaudeOnce(sc Scenario, o childOpts, meta *Meta, home string, prompt int, session string) error {
 	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "claude")
 	args := []string{"-p", "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"}
-	multi := len(sc.Prompts) > 1
-	if multi {
+	if session != "" {
+		args = append(args, "--resume", session)
+	}
+	multi := prompt < 0 && len(sc.Prompts) > 1
+	switch {
+	case multi:
 		args = append(args, "--input-format", "stream-json")
-	} else {
+	case prompt < 0:
 		args = append(args, sc.promptText(0))
+	default:
+		args = append(args, sc.promptText(prompt))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = meta.Repo
 	cmd.Env = claudeEnv(sc, home)
-	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
+	stdout, err := os.OpenFile(filepath.Join(o.dir, "agent_stdout.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer stdout.Close()
-	stderr, _ := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
+	stderr, _ := os.OpenFile(filepath.Join(o.dir, "agent_stderr.txt"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	defer stderr.Close()
 	cmd.Stderr = stderr
 	var stdin io.WriteCloser

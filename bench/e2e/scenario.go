@@ -28,6 +28,12 @@ type Scenario struct {
 	// LatencyMs is how long the mock "thinks" before each answer (default 300 ms; a real
 	// model takes seconds). 0 plays calls back to back.
 	LatencyMs *int `json:"latency_ms,omitempty"`
+	// Resume (Claude): each prompt is its own `claude -p` process, the later ones with
+	// --resume <session id> (Codex always resumes: codex exec resume <thread id>).
+	Resume bool `json:"resume,omitempty"`
+	// Informational scenarios are reported but never fail the run (e.g. a behaviour no real
+	// model produces, kept to measure a known limit).
+	Informational bool `json:"informational,omitempty"`
 	// AlsoFallback adds a copy named <name>-fallback with StrongKeys false.
 	AlsoFallback bool `json:"also_fallback,omitempty"`
 }
