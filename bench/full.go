@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -361,4 +364,44 @@ func formatBindings(m map[string]uint64) string {
 		parts = append(parts, fmt.Sprintf("%s %s", k, thousands(float64(m[k]))))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeFull writes full.json, full.md and full.png into dir.
+func writeFull(r fullReport, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "full.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	if r.Side != nil {
+		if err := plotOverhead(r.Side, filepath.Join(dir, "full.png")); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	md := r.markdown()
+	if err := os.WriteFile(filepath.Join(dir, "full.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Print("\n" + md)
+	return nil
+}
+
+// rerender rewrites full.md and full.png from a full.json (after a change to the rendering;
+// the goals are recomputed from the numbers).
+func rerender(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r fullReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	r.finish()
+	return writeFull(r, filepath.Dir(path))
 }

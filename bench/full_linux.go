@@ -505,28 +505,3 @@ func parseReady(line string) (time.Duration, bool) {
 	ms, err := strconv.ParseFloat(m[1], 64)
 	return time.Duration(ms * float64(time.Millisecond)), err == nil
 }
-
-// writeFull writes full.json, full.md and full.png into dir.
-func writeFull(r fullReport, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "full.json"), append(js, '\n'), 0o644); err != nil {
-		return err
-	}
-	if r.Side != nil {
-		if err := plotOverhead(r.Side, filepath.Join(dir, "full.png")); err != nil {
-			return fmt.Errorf("plot: %w", err)
-		}
-	}
-	md := r.markdown()
-	if err := os.WriteFile(filepath.Join(dir, "full.md"), []byte(md), 0o644); err != nil {
-		return err
-	}
-	fmt.Print("\n" + md)
-	return nil
-}

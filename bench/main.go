@@ -61,6 +61,7 @@ func main() {
 	var configs, parts, sessions string
 	var childTestdata string
 	var child bool
+	var rerenderPath string
 	flag.StringVar(&o.vigil, "vigil", "", "built vigil binary (go build -o /tmp/vigil ./cmd/vigil)")
 	flag.StringVar(&o.loadgen, "loadgen", "", "built loadgen binary (go build -o /tmp/loadgen ./bench/loadgen)")
 	flag.IntVar(&o.rounds, "rounds", 9, "interleaved rounds; each runs every configuration once")
@@ -79,7 +80,15 @@ func main() {
 	flag.IntVar(&o.eventsPerTurn, "events-per-turn", 400, "full mode: correlator kernel events per turn")
 	flag.BoolVar(&child, "correlator-child", false, "internal: run the correlator replay in this process and print JSON")
 	flag.StringVar(&childTestdata, "correlator-testdata", "", "internal: testdata for -correlator-child")
+	flag.StringVar(&rerenderPath, "rerender", "", "rewrite full.md and full.png from this full.json and exit")
 	flag.Parse()
+	if rerenderPath != "" {
+		if err := rerender(rerenderPath); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o.n = map[string]int{"open": nOpen, "forkexec": nForkExec, "connect": nConnect}
 	var err error
 	if o.sessions, err = parseInts(sessions); err != nil {
