@@ -113,7 +113,7 @@ func readJSONLFiltered(r io.Reader, filter *lineFilter) ([]*proto.Event, error) 
 // and benchmarks (fake "claude" binaries in open loops) can write gigabytes meanwhile. A
 // line is decoded when it has no agent root, names the sibling's folder, or belongs to a
 // tree rooted at one of the scenario's agents or at a process one of them started (Claude's
-// grep runs claude.exe, which Vigil roots anew). Other lines are only counted as foreign.
+// grep runs claude.exe; a catalog binary a tool starts could be rooted anew). Other lines are only counted as foreign.
 type lineFilter struct {
 	roots   map[int]bool // root pids of the scenario's trees
 	pids    map[int]bool // pids seen in them
@@ -284,8 +284,8 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 		}
 	}
 	// ours: the process is, or descends from, one of the agent processes the harness started
-	// (a tool may start another tracked agent binary, e.g. Claude's grep is claude.exe, which
-	// Vigil roots anew).
+	// (a tool may start another agent binary, which Vigil could root anew; Claude's grep is
+	// claude.exe with argv0 ugrep, kept in the same tree today).
 	oursMemo := map[string]bool{}
 	var ours func(ent string, depth int) bool
 	ours = func(ent string, depth int) bool {

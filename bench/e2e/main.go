@@ -40,6 +40,7 @@ func main() {
 		results  = flag.String("results", "bench/e2e/results", "where report.md and report.json are written")
 		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt)")
 		runRe    = flag.String("run", "", "only scenarios whose agent/name matches this regexp")
+		skipRe   = flag.String("skip", "", "leave out scenarios whose agent/name matches this regexp")
 		child    = flag.String("child", "", "internal: run this scenario inside the network namespace")
 		dir      = flag.String("dir", "", "internal: scenario folder")
 		vigilBin = flag.String("vigil", "", "internal: vigil binary")
@@ -48,7 +49,7 @@ func main() {
 	if *child != "" {
 		os.Exit(childMain(*child, *dir, *cache, *vigilBin))
 	}
-	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe))
+	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe))
 }
 
 func childMain(name, dir, npmDir, vigil string) int {
@@ -74,7 +75,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s e2e: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func parentMain(cache, work, results, examples, runRe string) int {
+func parentMain(cache, work, results, examples, runRe, skipRe string) int {
 	start := time.Now()
 	if os.Geteuid() != 0 {
 		logf("needs root (vigil run loads eBPF programs, unshare -n needs CAP_SYS_ADMIN): run `sudo make e2e`")
@@ -91,19 +92,29 @@ func parentMain(cache, work, results, examples, runRe string) int {
 		logf("%v", err)
 		return 2
 	}
-	if runRe != "" {
-		re, err := regexp.Compile(runRe)
+	for _, f := range []struct {
+		flag, re string
+		keep     bool
+	}{{"-run", runRe, true}, {"-skip", skipRe, false}} {
+		if f.re == "" {
+			continue
+		}
+		re, err := regexp.Compile(f.re)
 		if err != nil {
-			logf("-run: %v", err)
+			logf("%s: %v", f.flag, err)
 			return 2
 		}
 		var keep []Scenario
 		for _, sc := range scs {
-			if re.MatchString(sc.Agent + "/" + sc.Name) {
+			if re.MatchString(sc.Agent+"/"+sc.Name) == f.keep {
 				keep = append(keep, sc)
 			}
 		}
 		scs = keep
+	}
+	if len(scs) == 0 {
+		logf("no scenario selected")
+		return 2
 	}
 	t := time.Now()
 	installed, err := ensureAgents(cache)
