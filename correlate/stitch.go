@@ -230,6 +230,7 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 			s.stats.EarlyReleased++
 		}
 		e := s.held[n].e
+		s.bindForkByItsExec(n)
 		s.bind(e)
 		ready = append(ready, e)
 		n++
@@ -311,13 +312,19 @@ func (s *Stitcher) lookup(pid int) (sensor.ProcessInfo, bool) {
 	return s.o.Lookup(pid)
 }
 
-// mayClaim: a session belongs to the first agent tree whose verified sender spoke for it.
+// mayClaim: a session belongs to the agent tree whose verified sender spoke for it, as long
+// as that tree's root lives; then another tree may take it over (`claude --resume`,
+// `codex exec resume` continue a session in a new process tree).
 func (s *Stitcher) mayClaim(sessionID string, root int) bool {
 	if sessionID == "" {
 		return true
 	}
 	ss, ok := s.sessions.get(sessionID)
-	return !ok || ss.root == 0 || ss.root == root
+	if !ok || ss.root == 0 || ss.root == root {
+		return true
+	}
+	owner, known := s.lookup(ss.root)
+	return !known || owner.Exited
 }
 
 func (s *Stitcher) sessionFor(id, agent string) *session {
@@ -345,9 +352,7 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 	var ss *session
 	if ae.SessionID != "" {
 		ss = s.sessionFor(ae.SessionID, ae.Agent)
-		if ss.root == 0 {
-			ss.root = sender.RootPid
-		}
+		ss.root = sender.RootPid // verify checked that this tree may speak for it
 		ss.agentPids[b.SenderPid] = true
 		s.rootSession.put(sender.RootPid, ae.SessionID)
 	}
@@ -518,20 +523,52 @@ func (s *Stitcher) sessionOf(e *proto.Event) string {
 	return id
 }
 
+// keyBinding binds by a key the agent put in the process's environment.
+func (s *Stitcher) keyBinding(e *proto.Event) *binding {
+	j := e.Vigil.Join
+	if j == nil {
+		return nil
+	}
+	if span := traceParentSpan(j.TraceParent); span != "" {
+		if id, ok := s.spans.get(span); ok {
+			if c, ok := s.calls.get(id); ok {
+				return &binding{call: c, how: proto.BindingTraceParent, confidence: "high"}
+			}
+		}
+	}
+	if j.CodexToolCallID != "" {
+		if c, ok := s.calls.get(j.CodexToolCallID); ok {
+			return &binding{call: c, how: proto.BindingEnvCallID, confidence: "high"}
+		}
+	}
+	return nil
+}
+
+// forkLookahead bounds how far past a fork the stitcher looks for the same process's exec.
+const forkLookahead = 512
+
+// bindForkByItsExec: a tool shell is forked before it execs with the keys in its
+// environment, so the fork itself carries none. When the same process's exec is among the
+// next held events and names a call by its keys, the fork belongs to that call too.
+func (s *Stitcher) bindForkByItsExec(i int) {
+	fork := s.held[i].e
+	if fork.Event.Action != proto.ActionFork || fork.Process == nil || fork.Process.EntityID == "" {
+		return
+	}
+	for _, h := range s.held[i+1 : min(len(s.held), i+1+forkLookahead)] {
+		e := h.e
+		if e.Event.Action == proto.ActionExec && e.Process != nil && e.Process.EntityID == fork.Process.EntityID {
+			if b := s.keyBinding(e); b != nil {
+				s.procs.put(e.Process.EntityID, b)
+			}
+			return
+		}
+	}
+}
+
 func (s *Stitcher) bindingOf(e *proto.Event, sessionID string) *binding {
-	if j := e.Vigil.Join; j != nil {
-		if span := traceParentSpan(j.TraceParent); span != "" {
-			if id, ok := s.spans.get(span); ok {
-				if c, ok := s.calls.get(id); ok {
-					return &binding{call: c, how: proto.BindingTraceParent, confidence: "high"}
-				}
-			}
-		}
-		if j.CodexToolCallID != "" {
-			if c, ok := s.calls.get(j.CodexToolCallID); ok {
-				return &binding{call: c, how: proto.BindingEnvCallID, confidence: "high"}
-			}
-		}
+	if b := s.keyBinding(e); b != nil {
+		return b
 	}
 	// A process inherits what its parent was bound to (the shell's children).
 	if b, ok := s.procs.get(e.Process.EntityID); ok {

@@ -415,6 +415,14 @@ func TestStitchWindow(t *testing.T) {
 		{"the command still binds inside overlapping windows", kev{action: proto.ActionExec, pid: 80007, ppid: stClaudePid, root: stClaudePid,
 			at: "11:25:41.350", args: stClaudeShellArgv(claudeBashCmd), cwd: stClaudeRepo},
 			bound{proto.BindingCommand, "medium", stClaudeBash, "Bash", claudeSession, claudePrompt}},
+		// A tool shell is forked before it execs with TRACEPARENT: the fork takes what the
+		// same process's exec says, even where windows overlap.
+		{"a fork in overlapping windows, bound by its own exec's key", kev{action: proto.ActionFork, pid: 80008, ppid: stClaudePid, root: stClaudePid,
+			at: "11:25:41.350", cwd: stClaudeRepo},
+			bound{proto.BindingTraceParent, "high", stClaudeBash, "Bash", claudeSession, claudePrompt}},
+		{"that exec", kev{action: proto.ActionExec, pid: 80008, ppid: stClaudePid, root: stClaudePid, at: "11:25:41.351",
+			args: stClaudeShellArgv(claudeBashCmd), cwd: stClaudeRepo, join: claudeJoin(stClaudeTraceParent)},
+			bound{proto.BindingTraceParent, "high", stClaudeBash, "Bash", claudeSession, claudePrompt}},
 	}
 	stScenario(t, rows, append(stRun(t, "claude", stClaudePid, nil), parallel), false)
 }
@@ -1127,5 +1135,47 @@ func TestStitchWaitingSenderKeepsItsOrder(t *testing.T) {
 	}
 	if want := []string{proto.ActionAgentPrompt, proto.ActionAgentToolCall}; !slices.Equal(actions, want) {
 		t.Errorf("agent lines %v, want %v", actions, want)
+	}
+}
+
+// A session continued in a new process tree (`claude --resume`, `codex exec resume`) moves
+// to that tree once the tree that owned it has exited; not while it lives.
+func TestStitchResumedSessionMovesToTheNewTree(t *testing.T) {
+	const first, second = 50000, 51000
+	procs := map[int]sensor.ProcessInfo{
+		first:  {Pid: first, Name: "claude", RootPid: first},
+		second: {Pid: second, Name: "claude", RootPid: second},
+	}
+	lookup := func(pid int) (sensor.ProcessInfo, bool) { p, ok := procs[pid]; return p, ok }
+	decision := func(call string) []proto.AgentEvent {
+		return []proto.AgentEvent{stSynth(proto.KindToolDecision, "10:00:00.000", func(ae *proto.AgentEvent) {
+			ae.SessionID, ae.ToolUseID, ae.ToolName = "s-resumed", call, "Bash"
+		})}
+	}
+	untrusted := func(s *Stitcher) int {
+		n := 0
+		_, agent := stRelease(s, stAt("10:00:01"), false)
+		for _, e := range agent {
+			if e.Event.Action == proto.ActionAgentUntrusted {
+				n++
+			}
+		}
+		return n
+	}
+	s := NewStitcher(StitcherOptions{Lookup: lookup})
+	s.AddTelemetry(TelemetryBatch{Events: decision("call-1"), Transport: "otlp_http", SenderPid: first})
+	s.AddTelemetry(TelemetryBatch{Events: decision("call-2"), Transport: "otlp_http", SenderPid: second})
+	if n := untrusted(s); n != 1 {
+		t.Fatalf("while the first tree lives, the second one's claim gave %d untrusted lines, want 1", n)
+	}
+	p := procs[first]
+	p.Exited = true
+	procs[first] = p
+	s.AddTelemetry(TelemetryBatch{Events: decision("call-3"), Transport: "otlp_http", SenderPid: second})
+	if n := untrusted(s); n != 0 {
+		t.Fatalf("after the first tree exited, the resumed session gave %d untrusted lines, want 0", n)
+	}
+	if _, ok := s.calls.get("call-3"); !ok {
+		t.Fatal("the resumed tree's tool call is unknown")
 	}
 }

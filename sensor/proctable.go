@@ -255,6 +255,7 @@ func (t *ProcessTable) Lookup(pid int) (ProcessInfo, bool) {
 		GID:         gid,
 		RootPid:     ent.rootPid,
 		Agent:       ent.agent,
+		Exited:      ent.exited,
 	}, true
 }
 

@@ -54,4 +54,7 @@ type ProcessInfo struct {
 	GID         int
 	RootPid     int    // agent root of the tree this process belongs to
 	Agent       string // catalog name of that agent
+	// Exited is set by ProcessTable.Lookup for a process that has exited but is still
+	// remembered (its late telemetry and children's events need it).
+	Exited bool
 }
