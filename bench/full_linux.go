@@ -40,6 +40,7 @@ func runFull(o options, dir string) error {
 	}
 	if o.parts[partThroughput] {
 		fmt.Println("bench: throughput and loss")
+		waitQuiet()
 		if tp, err := throughputPart(o, dir, trackedBin); err != nil {
 			note(partThroughput, err)
 		} else {
@@ -56,6 +57,7 @@ func runFull(o options, dir string) error {
 	}
 	if o.parts[partSensor] {
 		fmt.Println("bench: sensor cost (RSS, CPU, start-up)")
+		waitQuiet()
 		if sc, err := sensorPart(o, dir, trackedBin); err != nil {
 			note(partSensor, err)
 		} else {

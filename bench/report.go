@@ -66,6 +66,9 @@ type sample struct {
 	// SensorCPUNsPerOp is the sensor process's CPU time (user+system, 10 ms resolution) from
 	// the start of the run until it was idle again, per operation including the warm-up.
 	SensorCPUNsPerOp float64 `json:"sensor_cpu_ns_per_op,omitempty"`
+	// Foreign names the sensors the driver did not start that were running when the run
+	// began (another vigil, an auditd): their hooks cost every configuration, none included.
+	Foreign []string `json:"foreign_sensors,omitempty"`
 }
 
 // eventCheck compares what one sensor instance wrote for each tracked loadgen run (matched
@@ -299,6 +302,24 @@ func (r report) markdown() string {
 	}
 	if len(dist) > 0 {
 		fmt.Fprintf(&b, "\nUntracked distance to the floor (overhead minus the floor's overhead, percentage points): %s.\n", strings.Join(dist, "; "))
+	}
+
+	foreign, runs := 0, map[string]bool{}
+	for _, s := range r.Samples {
+		if len(s.Foreign) > 0 {
+			foreign++
+			for _, f := range s.Foreign {
+				runs[strings.SplitN(f, "[", 2)[0]] = true
+			}
+		}
+	}
+	if foreign > 0 {
+		names := make([]string, 0, len(runs))
+		for n := range runs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(&b, "\n**Another sensor was running during %d of %d runs** (%s, not started by the bench: another session's tests): its hooks cost every configuration alike, `none` included, which narrows the ratios; treat this run's overheads as lower bounds and its spreads as wider.\n", foreign, len(r.Samples), strings.Join(names, ", "))
 	}
 
 	if len(r.Checks) > 0 {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,6 +106,7 @@ func sideBySide(o options, dir string) (report, error) {
 	fmt.Printf("bench: side by side, %d rounds of %s on %d vCPU, kernel %s, load average %s\n", o.rounds, strings.Join(o.configs, ", "), rep.Machine.Nproc, rep.Machine.Kernel, rep.Machine.LoadAvg)
 	began := time.Now()
 	for round := 1; round <= o.rounds; round++ {
+		waitQuiet()
 		for _, c := range rotate(o.configs, round-1) {
 			r, err := start(c, o, dir)
 			if err != nil {
@@ -130,6 +132,9 @@ func sideBySide(o options, dir string) (report, error) {
 					fmt.Printf("[round %d/%d] %-12s %-8s %-9s %12.0f ns/op (own CPU %.0f)", round, o.rounds, c, w, v, s.NsPerOp, s.LoadgenCPUNsPerOp)
 					if r.pid() > 0 {
 						fmt.Printf("   sensor CPU %8.0f ns/op", s.SensorCPUNsPerOp)
+					}
+					if len(s.Foreign) > 0 {
+						fmt.Printf("   (another sensor was running: %s)", strings.Join(s.Foreign, ", "))
 					}
 					fmt.Println()
 				}
@@ -201,11 +206,12 @@ func measure(r running, bin, work string, n int) (sample, loadResult, int, error
 			return sample{}, loadResult{}, 0, err
 		}
 	}
+	foreign := foreignSensors()
 	res, lpid, err := runLoadgen(bin, work, n)
 	if err != nil {
 		return sample{}, loadResult{}, 0, err
 	}
-	s := sample{Work: work, NsPerOp: res.NsPerOp, LoadgenCPUNsPerOp: res.CPUNsPerOp}
+	s := sample{Work: work, NsPerOp: res.NsPerOp, LoadgenCPUNsPerOp: res.CPUNsPerOp, Foreign: foreign}
 	if pid > 0 {
 		after, err := settle(pid)
 		if err != nil {
@@ -214,6 +220,55 @@ func measure(r running, bin, work string, n int) (sample, loadResult, int, error
 		s.SensorCPUNsPerOp = float64((after - before).Nanoseconds()) / float64(res.N+res.Warmup)
 	}
 	return s, res, lpid, nil
+}
+
+// quietWait bounds how long waitQuiet waits for another sensor to go away.
+const quietWait = 90 * time.Second
+
+// waitQuiet waits (at most quietWait) until no foreign sensor runs: other sessions' tests
+// start vigil for a minute or two at a time. The runs taken anyway are flagged.
+func waitQuiet() {
+	deadline := time.Now().Add(quietWait)
+	for f := foreignSensors(); len(f) > 0; f = foreignSensors() {
+		if time.Now().After(deadline) {
+			fmt.Printf("bench: another sensor still runs after %s (%s); going on, its runs are flagged\n", quietWait, strings.Join(f, ", "))
+			return
+		}
+		fmt.Printf("bench: waiting for another sensor to stop (%s)\n", strings.Join(f, ", "))
+		time.Sleep(5 * time.Second)
+	}
+}
+
+// foreignSensors lists the sensors running on the machine that the driver did not start:
+// processes named vigil* or auditd that are not its children. Their hooks make every
+// configuration (none included) pay, so samples taken beside one are flagged.
+func foreignSensors() []string {
+	self := os.Getpid()
+	dirs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(comm))
+		if !strings.HasPrefix(name, "vigil") && name != "auditd" {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+				if f := strings.Fields(string(b[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(self) {
+					continue // started by this driver
+				}
+			}
+		}
+		out = append(out, fmt.Sprintf("%s[%d]", name, pid))
+	}
+	return out
 }
 
 // Idle detection: the sensor is idle when it used at most idleTicks of CPU (clock ticks,
