@@ -63,6 +63,7 @@ type CorrelateConfig struct {
 	OTLPGRPC       string `yaml:"otlp_grpc"`
 	HookSocket     string `yaml:"hook_socket"`
 	HoldSeconds    int    `yaml:"hold_seconds"`
+	MaxHeld        int    `yaml:"max_held"`
 	UndeliveredDir string `yaml:"hook_undelivered_dir"`
 }
 
@@ -138,6 +139,7 @@ func (c Config) Validate() error {
 	check(c.ProcessTable.ExitedTTLSeconds >= 0, "process_table.exited_ttl_seconds must be >= 0, got %d", c.ProcessTable.ExitedTTLSeconds)
 
 	check(c.Correlate.HoldSeconds >= 1, "correlate.hold_seconds must be >= 1, got %d", c.Correlate.HoldSeconds)
+	check(c.Correlate.MaxHeld >= 1, "correlate.max_held must be >= 1, got %d", c.Correlate.MaxHeld)
 	check(c.Correlate.HookSocket == "" || filepath.IsAbs(c.Correlate.HookSocket),
 		"correlate.hook_socket must be an absolute path or empty, got %q", c.Correlate.HookSocket)
 	check(c.Correlate.UndeliveredDir == "" || filepath.IsAbs(c.Correlate.UndeliveredDir),

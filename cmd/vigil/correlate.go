@@ -26,8 +26,9 @@ type correlator struct {
 // wait blocks until they have.
 func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog, table *sensor.ProcessTable, resolver correlate.PeerResolver, log zerolog.Logger) (*correlator, error) {
 	c := &correlator{stitcher: correlate.NewStitcher(correlate.StitcherOptions{
-		Hold:   time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
-		Lookup: table.Lookup,
+		Hold:    time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
+		MaxHeld: cfg.Correlate.MaxHeld,
+		Lookup:  table.Lookup,
 		// OTLP counts only from an agent process itself (its image or script matched the
 		// catalog), not from any process of its tree.
 		IsAgent: func(p sensor.ProcessInfo) bool {

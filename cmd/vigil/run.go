@@ -117,6 +117,9 @@ func runCommand(args []string) error {
 		}
 	}
 	st := pipe.Stats()
-	log.Info().Uint64("received", st.Received).Uint64("written", st.Written).Uint64("sink_errors", st.SinkErrors).Msg("vigil stopped")
+	cs := corr.stitcher.Stats()
+	log.Info().Uint64("received", st.Received).Uint64("written", st.Written).Uint64("sink_errors", st.SinkErrors).
+		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).
+		Interface("bindings", cs.Bindings).Msg("vigil stopped")
 	return err
 }
