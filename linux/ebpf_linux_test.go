@@ -308,7 +308,9 @@ func TestShortLivedChildKeepsArgvAndJoinKeys(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	e := c.waitFor(t, "exec of /bin/true", 15*time.Second, func(e *proto.Event) bool {
-		return e.Event.Action == proto.ActionExec && strings.HasSuffix(e.Process.Executable, "/true")
+		// Match this test's own exec: other tests' agent trees run /bin/true at the same time.
+		return e.Event.Action == proto.ActionExec && strings.HasSuffix(e.Process.Executable, "/true") &&
+			len(e.Process.Args) == 3 && e.Process.Args[1] == "first-arg"
 	})
 	if got := e.Process.Args; len(got) != 3 || got[1] != "first-arg" || got[2] != "second-arg" {
 		t.Errorf("args = %q", got)
