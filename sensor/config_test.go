@@ -16,12 +16,15 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	want := Config{
 		Output:       OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5},
-		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 10},
+		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100},
 		Pipeline:     PipelineConfig{QueueSize: 8192},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 30},
+		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
+			HoldSeconds: 10, MaxHeld: 8192, UndeliveredDir: "/var/lib/vigil/hook-undelivered"},
 	}
 	c.Agents, c.Interpreters = nil, nil // `[]` in the file; compared separately below
-	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable {
+	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable ||
+		c.Correlate != want.Correlate {
 		t.Errorf("DefaultConfig = %+v\nwant %+v", c, want)
 	}
 	if d := DefaultConfig(); len(d.Agents) != 0 || len(d.Interpreters) != 0 {
