@@ -223,6 +223,7 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 		}
 		ready = append(ready, o.e)
 	}
+	clear(s.out)
 	s.out = s.out[:0]
 	n := 0
 	for n < len(s.held) && (all || now.Sub(s.held[n].arrived) >= s.o.Hold || len(s.held)-n > s.o.MaxHeld) {
@@ -235,7 +236,9 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 		ready = append(ready, e)
 		n++
 	}
-	s.held = append(s.held[:0], s.held[n:]...)
+	rest := copy(s.held, s.held[n:])
+	clear(s.held[rest:]) // released events must not stay reachable from the backing array
+	s.held = s.held[:rest]
 	s.stats.Released += uint64(n)
 	if all {
 		ready = append(ready, s.unreportedCalls()...)
