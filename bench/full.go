@@ -20,6 +20,7 @@ type fullReport struct {
 	Throughput   *throughputReport `json:"throughput,omitempty"`
 	Correlator   *correlatorReport `json:"correlator,omitempty"`
 	Sensor       *sensorCost       `json:"sensor,omitempty"`
+	Agent        *agentReport      `json:"real_agent,omitempty"`
 	Goals        []goal            `json:"goals"`
 	Notes        []string          `json:"notes,omitempty"`
 }
@@ -221,7 +222,10 @@ func (r *fullReport) finish() {
 			g = append(g, goal{"ready ≤ 250 ms", fmt.Sprintf("ready= median %.0f ms (%.0f–%.0f); exec to log line %.0f ms", m, minOf(s.ReadyMs), maxOf(s.ReadyMs), median(s.StartWallMs)), metStr(m <= 250)})
 		}
 	}
-	g = append(g, goal{"real-agent task time ≤ +2%", "TODO: waits for the end-to-end harness (bench/e2e)", "n/a"})
+	if r.Agent != nil {
+		r.Agent.finish()
+	}
+	g = append(g, r.Agent.goal())
 	r.Goals = g
 }
 
@@ -342,7 +346,7 @@ func (r fullReport) markdown() string {
 			fmt.Fprintf(&b, "| %s (%.0f s) | %s | %.1f%% | %s | %.1f MiB | %.1f MiB | %.1f MiB | %s |\n", p.Name, p.Seconds, rate, p.CPUPct, per, p.RSSMiB, p.RSSMaxMiB, p.HWMMiB, after)
 		}
 	}
-	b.WriteString("\n## 5. Real agent (TODO)\n\nTODO: wall time of a scripted Claude Code scenario with and without Vigil (goal ≤ +2%). It needs the end-to-end harness (bench/e2e), which is being built separately; this section stays empty until the full run drives it.\n")
+	b.WriteString("\n" + r.Agent.markdown("## 5. Real agent"))
 	return b.String()
 }
 

@@ -64,6 +64,14 @@ func runFull(o options, dir string) error {
 			rep.Sensor = sc
 		}
 	}
+	if o.parts[partAgent] {
+		fmt.Println("bench: real agent (Claude Code, bench/e2e) with and without Vigil")
+		if a, err := agentPart(o, dir); err != nil {
+			note(partAgent, err)
+		} else {
+			rep.Agent = a
+		}
+	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {
 			rep.LoadAvgAtEnd = strings.Join(f[:3], " ")

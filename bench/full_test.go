@@ -82,7 +82,7 @@ func TestFullMarkdown(t *testing.T) {
 		"| tracked | open | +500 ns | +19,000 ns | 38.0× |",
 		"| tracked | connect | +0 ns | +10,000 ns | Vigil within noise |",
 		"| 256 KiB | 4 | full speed | 100 |",
-		"## 5. Real agent (TODO)",
+		"## 5. Real agent",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("full.md lacks %q:\n%s", want, md)

@@ -40,20 +40,26 @@ type options struct {
 	sessions        []int         // correlator session counts
 	correlatorTurns int
 	eventsPerTurn   int
+	// Real-agent part.
+	agentScenario string // agent/name of a bench/e2e scenario
+	agentRounds   int
+	npmCache      string
 }
 
 // Modes and the parts of the full mode.
 const (
 	modeQuick = "quick"
 	modeFull  = "full"
+	modeAgent = "agent" // the real-agent part alone (agent.md; put into an existing full.json)
 
 	partSide       = "side"       // the side by side (none, floor, vigil, auditd)
 	partThroughput = "throughput" // events generated vs written vs lost
 	partCorrelator = "correlator" // stitcher replay on one core
 	partSensor     = "sensor"     // RSS, CPU and start-up of vigil run
+	partAgent      = "agent"      // wall time of a real Claude Code scenario (bench/e2e)
 )
 
-var allParts = []string{partSide, partThroughput, partCorrelator, partSensor}
+var allParts = []string{partSide, partThroughput, partCorrelator, partSensor, partAgent}
 
 func main() {
 	var o options
@@ -70,7 +76,7 @@ func main() {
 	flag.IntVar(&nConnect, "n-connect", 10000, "connect operations per run")
 	flag.StringVar(&configs, "configs", "", "configurations to run, comma-separated (known: "+strings.Join(knownConfigs, ", ")+"; default "+strings.Join(defaultConfigs, ",")+" in quick mode, "+strings.Join(fullConfigs, ",")+" in full mode)")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the reports (quick.* or full.*)")
-	flag.StringVar(&o.mode, "mode", modeQuick, "quick: the side by side only (quick.md); full: every part (full.md, full.json, full.png)")
+	flag.StringVar(&o.mode, "mode", modeQuick, "quick: the side by side only (quick.md); full: every part (full.md, full.json, full.png); agent: the real-agent part only (agent.md, agent.json, and into full.json/full.md if present)")
 	flag.StringVar(&parts, "parts", strings.Join(allParts, ","), "full mode: parts to run, comma-separated ("+strings.Join(allParts, ", ")+")")
 	flag.StringVar(&o.testdata, "testdata", "correlate/testdata", "OTLP payloads for the correlator replay")
 	flag.DurationVar(&o.burst, "burst", 4*time.Second, "full mode: duration of each throughput run")
@@ -78,6 +84,9 @@ func main() {
 	flag.StringVar(&sessions, "sessions", "1,10,100,1000", "full mode: correlator session counts")
 	flag.IntVar(&o.correlatorTurns, "turns", 5, "full mode: correlator turns per session")
 	flag.IntVar(&o.eventsPerTurn, "events-per-turn", 400, "full mode: correlator kernel events per turn")
+	flag.StringVar(&o.agentScenario, "agent-scenario", "claude/pipeline", "real-agent part: the bench/e2e scenario (agent/name) to time")
+	flag.IntVar(&o.agentRounds, "agent-rounds", 11, "real-agent part: rounds, each runs the scenario with and without Vigil")
+	flag.StringVar(&o.npmCache, "npm-cache", "/var/cache/vigil-e2e/npm", "real-agent part: the e2e harness's npm folder (pinned agents)")
 	flag.BoolVar(&child, "correlator-child", false, "internal: run the correlator replay in this process and print JSON")
 	flag.StringVar(&childTestdata, "correlator-testdata", "", "internal: testdata for -correlator-child")
 	flag.StringVar(&rerenderPath, "rerender", "", "rewrite full.md and full.png from this full.json and exit")
@@ -126,8 +135,11 @@ func main() {
 
 // validate checks the options before anything is started.
 func validate(o options) error {
-	if o.mode != "" && o.mode != modeQuick && o.mode != modeFull {
-		return fmt.Errorf("-mode must be %s or %s, got %q", modeQuick, modeFull, o.mode)
+	if o.mode != "" && o.mode != modeQuick && o.mode != modeFull && o.mode != modeAgent {
+		return fmt.Errorf("-mode must be %s, %s or %s, got %q", modeQuick, modeFull, modeAgent, o.mode)
+	}
+	if (o.mode == modeAgent || o.mode == modeFull && o.parts[partAgent]) && o.agentRounds < 1 {
+		return fmt.Errorf("-agent-rounds must be >= 1, got %d", o.agentRounds)
 	}
 	for p := range o.parts {
 		if !slices.Contains(allParts, p) {

@@ -58,6 +58,9 @@ type running interface {
 }
 
 func run(o options) error {
+	if o.mode == modeAgent && o.vigil != "" {
+		o.loadgen = o.vigil // not used: the real-agent part runs no loadgen
+	}
 	if o.vigil == "" || o.loadgen == "" {
 		return errors.New("-vigil and -loadgen are required (build them first, see bench/README.md)")
 	}
@@ -86,6 +89,13 @@ func run(o options) error {
 	}
 	if o.mode == modeFull {
 		return runFull(o, dir)
+	}
+	if o.mode == modeAgent {
+		a, err := agentPart(o, dir)
+		if err != nil {
+			return err
+		}
+		return writeAgent(a, o.out)
 	}
 	rep, err := sideBySide(o, dir)
 	if err != nil {

@@ -43,16 +43,18 @@ func main() {
 		skipRe   = flag.String("skip", "", "leave out scenarios whose agent/name matches this regexp")
 		child    = flag.String("child", "", "internal: run this scenario inside the network namespace")
 		dir      = flag.String("dir", "", "internal: scenario folder")
-		vigilBin = flag.String("vigil", "", "internal: vigil binary")
+		vigilBin = flag.String("vigil", "", "a built vigil binary to use instead of building ./cmd/vigil (and, internal, the child's vigil binary)")
+		noSensor = flag.Bool("no-sensor", false, "run the scenarios without `vigil run` (an OTLP sink answers the agent's telemetry instead); implies -timing")
+		timing   = flag.Bool("timing", false, "only time the agent: print one JSON line per scenario on standard output (agent start to exit), no scoring, no report")
 	)
 	flag.Parse()
 	if *child != "" {
-		os.Exit(childMain(*child, *dir, *cache, *vigilBin))
+		os.Exit(childMain(*child, *dir, *cache, *vigilBin, *noSensor))
 	}
-	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe))
+	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe, *vigilBin, *noSensor, *timing || *noSensor))
 }
 
-func childMain(name, dir, npmDir, vigil string) int {
+func childMain(name, dir, npmDir, vigil string, noSensor bool) int {
 	scs, err := loadScenarios()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -60,7 +62,7 @@ func childMain(name, dir, npmDir, vigil string) int {
 	}
 	for _, sc := range scs {
 		if sc.Agent+"/"+sc.Name == name {
-			if err := runChild(childOpts{scenario: sc, dir: dir, npmDir: npmDir, vigil: vigil}); err != nil {
+			if err := runChild(childOpts{scenario: sc, dir: dir, npmDir: npmDir, vigil: vigil, noSensor: noSensor}); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 				return 1
 			}
@@ -75,7 +77,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s e2e: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func parentMain(cache, work, results, examples, runRe, skipRe string) int {
+func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, noSensor, timing bool) int {
 	start := time.Now()
 	if os.Geteuid() != 0 {
 		logf("needs root (vigil run loads eBPF programs, unshare -n needs CAP_SYS_ADMIN): run `sudo make e2e`")
@@ -129,7 +131,12 @@ func parentMain(cache, work, results, examples, runRe, skipRe string) int {
 	}
 	vigil := filepath.Join(work, "vigil")
 	t = time.Now()
-	if out, err := exec.Command("go", "build", "-o", vigil, "./cmd/vigil").CombinedOutput(); err != nil {
+	if vigilBin != "" {
+		if vigil, err = filepath.Abs(vigilBin); err != nil {
+			logf("%v", err)
+			return 2
+		}
+	} else if out, err := exec.Command("go", "build", "-o", vigil, "./cmd/vigil").CombinedOutput(); err != nil {
 		logf("go build ./cmd/vigil (run from the repository root): %v\n%s", err, out)
 		return 2
 	}
@@ -139,6 +146,7 @@ func parentMain(cache, work, results, examples, runRe, skipRe string) int {
 		logf("%v", err)
 		return 2
 	}
+	failed := false
 	rep := Report{Started: start, Versions: map[string]string{}, InstallSeconds: installTime.Seconds(), Installed: installed, BuildSeconds: buildTime.Seconds()}
 	for _, p := range pinned {
 		rep.Versions[p.Name] = p.Version
@@ -153,10 +161,20 @@ func parentMain(cache, work, results, examples, runRe, skipRe string) int {
 		logf("%s/%s: running", sc.Agent, sc.Name)
 		t := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		cmd := exec.CommandContext(ctx, "unshare", "-n", self, "-child", sc.Agent+"/"+sc.Name, "-dir", sdir, "-npm-cache", cache, "-vigil", vigil)
+		args := []string{"-n", self, "-child", sc.Agent + "/" + sc.Name, "-dir", sdir, "-npm-cache", cache, "-vigil", vigil}
+		if noSensor {
+			args = append(args, "-no-sensor")
+		}
+		cmd := exec.CommandContext(ctx, "unshare", args...)
 		out, runErr := cmd.CombinedOutput()
 		cancel()
 		os.WriteFile(filepath.Join(sdir, "harness.log"), out, 0o644)
+		if timing {
+			if !printTiming(sc, sdir, !noSensor, runErr, out) {
+				failed = true
+			}
+			continue
+		}
 		res := analyzeDir(sc, sdir)
 		res.Seconds = time.Since(t).Seconds()
 		if runErr != nil {
@@ -178,6 +196,12 @@ func parentMain(cache, work, results, examples, runRe, skipRe string) int {
 			logf("  %s", e)
 		}
 		rep.Scenarios = append(rep.Scenarios, res)
+	}
+	if timing {
+		if failed {
+			return 1
+		}
+		return 0
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	rep.summarize()
@@ -293,4 +317,35 @@ func writeExamples(rep Report, work, dir string) {
 			done[r.Agent] = true
 		}
 	}
+}
+
+// Timing is what -timing prints per scenario: the agent's wall time, from just before the
+// harness starts the agent process to its exit (every process, for multi-process scenarios),
+// taken inside the namespace by the in-namespace run (Meta.Start/End).
+type Timing struct {
+	Scenario     string   `json:"scenario"` // agent/name
+	Sensor       bool     `json:"sensor"`   // whether `vigil run` ran
+	AgentSeconds float64  `json:"agent_seconds"`
+	Exit         []string `json:"exit"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// printTiming prints the scenario's Timing as one JSON line; false when the run failed.
+func printTiming(sc Scenario, sdir string, sensor bool, runErr error, out []byte) bool {
+	t := Timing{Scenario: sc.Agent + "/" + sc.Name, Sensor: sensor}
+	var m Meta
+	if b, err := os.ReadFile(filepath.Join(sdir, "meta.json")); err != nil {
+		t.Error = err.Error()
+	} else if err := json.Unmarshal(b, &m); err != nil {
+		t.Error = err.Error()
+	} else {
+		t.AgentSeconds, t.Exit = m.AgentSeconds, m.Exit
+	}
+	if runErr != nil && t.Error == "" {
+		t.Error = fmt.Sprintf("scenario run: %v: %s", runErr, strings.TrimSpace(lastLines(string(out), 5)))
+	}
+	b, _ := json.Marshal(t)
+	fmt.Println(string(b))
+	logf("%s (sensor %v): agent %.3fs %s", t.Scenario, sensor, t.AgentSeconds, t.Error)
+	return t.Error == ""
 }

@@ -37,10 +37,14 @@ type Meta struct {
 	SiblingRun int       `json:"sibling_runs"` // iterations of the sibling loop
 	Exit       []string  `json:"exit"`         // per agent process
 	Sessions   []string  `json:"sessions"`     // session / thread ids from the agent's stream
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	WaitedFor  string    `json:"waited_for,omitempty"`
-	Notes      []string  `json:"notes,omitempty"`
+	Start      time.Time `json:"start"`        // just before the first agent process is started
+	End        time.Time `json:"end"`          // after the last agent process exited
+	// AgentSeconds is End − Start: the agent's wall time (what bench's real-agent part reports).
+	AgentSeconds float64 `json:"agent_seconds"`
+	// NoSensor: run without `vigil run` (-no-sensor); an OTLP sink took the telemetry.
+	NoSensor  bool     `json:"no_sensor,omitempty"`
+	WaitedFor string   `json:"waited_for,omitempty"`
+	Notes     []string `json:"notes,omitempty"`
 }
 
 type childOpts struct {
@@ -48,6 +52,7 @@ type childOpts struct {
 	dir      string
 	npmDir   string
 	vigil    string
+	noSensor bool // no `vigil run`: an OTLP sink on the same address instead
 }
 
 // runChild runs one scenario; it is already inside its own network namespace.
@@ -74,10 +79,21 @@ func runChild(o childOpts) error {
 		return err
 	}
 
-	// The sensor.
-	sensor, err := startVigil(o.vigil, o.dir)
-	if err != nil {
-		return err
+	// The sensor, or with -no-sensor a sink that answers the agent's OTLP exports as the
+	// sensor's receiver would (so the agent does the same work either way).
+	sensor := &vigilProc{}
+	meta.NoSensor = o.noSensor
+	if o.noSensor {
+		stop, err := startOTLPSink()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	} else {
+		var err error
+		if sensor, err = startVigil(o.vigil, o.dir); err != nil {
+			return err
+		}
 	}
 	defer sensor.stop()
 
@@ -113,6 +129,7 @@ func runChild(o childOpts) error {
 		runErr = runCodex(sc, o, meta, home)
 	}
 	meta.End = time.Now()
+	meta.AgentSeconds = meta.End.Sub(meta.Start).Seconds()
 	if runErr != nil {
 		meta.Notes = append(meta.Notes, "agent: "+runErr.Error())
 	}
@@ -132,7 +149,9 @@ func runChild(o childOpts) error {
 	}
 	meta.SiblingRun = sib.stop()
 	// Late telemetry (Codex flushes traces at exit) and the sensor's hold.
-	time.Sleep(3 * time.Second)
+	if !o.noSensor {
+		time.Sleep(3 * time.Second)
+	}
 	if err := sensor.stop(); err != nil {
 		meta.Notes = append(meta.Notes, "vigil: "+err.Error())
 	}
@@ -244,8 +263,27 @@ correlate:
 	}
 }
 
+// startOTLPSink listens on the sensor's OTLP/HTTP address and answers every export with
+// 200 and an empty JSON object (what an OTLP/HTTP receiver returns for a full success).
+func startOTLPSink() (func(), error) {
+	ln, err := net.Listen("tcp", otlpAddr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+	})}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}
+
 // stop sends SIGTERM once and waits (the sensor releases every held event and exits).
 func (v *vigilProc) stop() error {
+	if v.cmd == nil {
+		return nil
+	}
 	if v.cmd.ProcessState != nil || v.done == nil {
 		return v.err
 	}
