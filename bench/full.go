@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -328,7 +327,7 @@ func (r fullReport) markdown() string {
 		b.WriteString("| sessions | turns each | kernel events | telemetry records | kernel events/s | heap after GC | per session | bindings |\n|---|---|---|---|---|---|---|---|\n")
 		for _, x := range c.Runs {
 			fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %.2f MiB | %s KiB | %s |\n", x.Sessions, x.Turns, thousands(float64(x.KernelEvents)), thousands(float64(x.TelemetryEvents)),
-				thousands(x.EventsPerSec), float64(x.HeapBytes)/(1<<20), thousands(float64(x.HeapBytes)/1024/float64(x.Sessions)), formatBindings(x.Bindings))
+				thousands(x.EventsPerSec), float64(x.HeapBytes)/(1<<20), thousands(float64(x.HeapBytes)/1024/float64(x.Sessions)), formatCounts(x.Bindings))
 		}
 	}
 	if s := r.Sensor; s != nil {
@@ -355,19 +354,6 @@ func signedInt(x float64) string {
 		return "−" + thousands(-x)
 	}
 	return "+" + thousands(x)
-}
-
-func formatBindings(m map[string]uint64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %s", k, thousands(float64(m[k]))))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // writeFull writes full.json, full.md and full.png into dir.

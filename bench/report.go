@@ -388,14 +388,19 @@ func formatLost(lost map[string]uint64) string {
 	if len(lost) == 0 {
 		return "none"
 	}
-	keys := make([]string, 0, len(lost))
-	for k := range lost {
+	return formatCounts(lost)
+}
+
+// formatCounts renders counters as "name N, name N" in name order.
+func formatCounts(m map[string]uint64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %s", k, thousands(float64(lost[k]))))
+		parts = append(parts, fmt.Sprintf("%s %s", k, thousands(float64(m[k]))))
 	}
 	return strings.Join(parts, ", ")
 }

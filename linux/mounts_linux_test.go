@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,15 +36,6 @@ func mountPoints(t *testing.T, fstype string) []string {
 	return mps
 }
 
-func hasMountPoint(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // TestEnsureTracefs runs the real function twice: the first call mounts tracefs when the
 // machine has none (a fresh machine), the second must find it already there. tracefs stays
 // mounted: other tests in this tree attach tracepoints.
@@ -61,7 +53,7 @@ func TestEnsureTracefs(t *testing.T) {
 		}
 		switch dir {
 		case "/sys/kernel/tracing":
-			if !hasMountPoint(mountPoints(t, "tracefs"), dir) {
+			if !slices.Contains(mountPoints(t, "tracefs"), dir) {
 				t.Fatalf("call %d: returned %s but no tracefs is mounted there", i, dir)
 			}
 		case "/sys/kernel/debug/tracing":
@@ -101,7 +93,7 @@ func TestEnsureTracefsMountPath(t *testing.T) {
 	if !mounted || dir != mnt {
 		t.Fatalf("got dir %q mounted=%v, want a mount at %s", dir, mounted, mnt)
 	}
-	if !hasMountPoint(mountPoints(t, "tracefs"), mnt) {
+	if !slices.Contains(mountPoints(t, "tracefs"), mnt) {
 		t.Fatalf("no tracefs mount at %s in mountinfo", mnt)
 	}
 	if !dirExists(filepath.Join(mnt, "events", "sched")) {
@@ -158,7 +150,7 @@ func TestEnsureBPFFS(t *testing.T) {
 			t.Fatalf("call %d: /sys/fs/bpf is not bpffs (err %v)", i, err)
 		}
 	}
-	if !hasMountPoint(mountPoints(t, "bpf"), "/sys/fs/bpf") {
+	if !slices.Contains(mountPoints(t, "bpf"), "/sys/fs/bpf") {
 		t.Fatal("no bpf mount at /sys/fs/bpf in mountinfo")
 	}
 }

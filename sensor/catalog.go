@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -120,20 +121,11 @@ func (c *Catalog) Merge(extra []Agent, interpreters []string) {
 // appendUnique appends the values of add that are not yet in dst.
 func appendUnique(dst []string, add ...string) []string {
 	for _, v := range add {
-		if !contains(dst, v) {
+		if !slices.Contains(dst, v) {
 			dst = append(dst, v)
 		}
 	}
 	return dst
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Validate reports every problem that would make the catalog unusable or ambiguous in the
@@ -219,7 +211,7 @@ func (c *Catalog) NameOf(id uint32) string {
 // AgentByBinary returns the agent whose Binaries contain basename.
 func (c *Catalog) AgentByBinary(basename string) (string, bool) {
 	for _, a := range c.Agents {
-		if contains(a.Binaries, basename) {
+		if slices.Contains(a.Binaries, basename) {
 			return a.Name, true
 		}
 	}
@@ -229,7 +221,7 @@ func (c *Catalog) AgentByBinary(basename string) (string, bool) {
 // IsInterpreter reports whether basename is an interpreter that may run an agent's script;
 // the kernel marks such execs pending until user space confirms them with AgentByScript.
 func (c *Catalog) IsInterpreter(basename string) bool {
-	return contains(c.Interpreters, basename)
+	return slices.Contains(c.Interpreters, basename)
 }
 
 // Interpreter options that consume the next argument. Without them `node -r ./x.js cli.js`
@@ -261,7 +253,7 @@ func (c *Catalog) AgentByScript(argv []string) (string, bool) {
 	}
 	base := filepath.Base(script)
 	for _, a := range c.Agents {
-		if contains(a.Binaries, base) {
+		if slices.Contains(a.Binaries, base) {
 			return a.Name, true
 		}
 		for _, frag := range a.Scripts {

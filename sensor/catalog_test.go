@@ -3,6 +3,7 @@ package sensor
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,7 +63,7 @@ func TestCatalogMerge(t *testing.T) {
 	if got := strings.Join(claude.Binaries, ","); got != "claude,claude.exe,claude-dev" {
 		t.Errorf("claude binaries = %s", got)
 	}
-	if !contains(claude.Paths, "/opt/claude/bin/claude") {
+	if !slices.Contains(claude.Paths, "/opt/claude/bin/claude") {
 		t.Errorf("claude paths missing the extension: %v", claude.Paths)
 	}
 	if len(c.Agents) != n+1 {

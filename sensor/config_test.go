@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,7 +75,7 @@ func TestLoadConfig(t *testing.T) {
 				if !cat.IsInterpreter("pypy3") || !cat.IsInterpreter("node") {
 					t.Errorf("interpreters = %v", cat.Interpreters)
 				}
-				if !contains(cat.Agents[cat.ID("claude-code")-1].Paths, "/opt/claude/claude") {
+				if !slices.Contains(cat.Agents[cat.ID("claude-code")-1].Paths, "/opt/claude/claude") {
 					t.Errorf("claude-code path not merged")
 				}
 			},

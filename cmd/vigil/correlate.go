@@ -51,12 +51,7 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 		}
 		c.receiver = r
 		c.losses = append(c.losses, func() map[string]uint64 {
-			st := r.Stats()
-			var rejected uint64
-			for _, n := range st.Rejected {
-				rejected += n
-			}
-			return map[string]uint64{"otlp_rejected": rejected}
+			return map[string]uint64{"otlp_rejected": sum(r.Stats().Rejected)}
 		})
 		c.wg.Add(1)
 		go func() {
@@ -89,11 +84,7 @@ func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, log zero
 		if err != nil {
 			log.Warn().Err(err).Msg("read undelivered hook counts")
 		}
-		var total uint64
-		for _, n := range counts {
-			total += n
-		}
-		return map[string]uint64{"hook": total}
+		return map[string]uint64{"hook": sum(counts)}
 	})
 	c.wg.Add(1)
 	go func() {
@@ -104,6 +95,15 @@ func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, log zero
 	}()
 	log.Info().Str("socket", h.Path()).Msg("hook socket listening")
 	return nil
+}
+
+// sum adds a map's counts up.
+func sum[K comparable](m map[K]uint64) uint64 {
+	var total uint64
+	for _, n := range m {
+		total += n
+	}
+	return total
 }
 
 // wait blocks until the inputs have stopped.
