@@ -234,9 +234,16 @@ func TestRunWritesRequiredFieldsAndStopsOnSignal(t *testing.T) {
 			common := []string{"@timestamp", "event.action", "event.outcome", "process.pid", "process.parent.pid",
 				"process.executable", "process.working_directory", "gen_ai.agent.name", "vigil.root.pid"}
 			perAction := map[string][]string{
-				"exec":    {"process.args"},
-				"open":    {"file.path"},
-				"connect": {"destination.ip", "destination.port"},
+				"exec": {"process.args"},
+				"open": {"file.path"},
+			}
+			// A connect names an inet peer by ip and port, a unix socket by its path (glibc
+			// may connect to nscd's socket while resolving).
+			connectFields := func(m map[string]any) []string {
+				if _, ok := field(m, "destination.address"); ok {
+					return []string{"destination.address"}
+				}
+				return []string{"destination.ip", "destination.port"}
 			}
 			seen := map[string]bool{}
 			for _, m := range s.lines(t) {
@@ -247,7 +254,11 @@ func TestRunWritesRequiredFieldsAndStopsOnSignal(t *testing.T) {
 				if num(m, "vigil.root.pid") != root {
 					continue // another agent tree on the machine (tests of other packages run meanwhile)
 				}
-				for _, f := range append(common, perAction[action]...) {
+				required := append(common, perAction[action]...)
+				if action == "connect" {
+					required = append(required, connectFields(m)...)
+				}
+				for _, f := range required {
 					if _, ok := field(m, f); !ok {
 						t.Errorf("%s line lacks %s", action, f)
 					}
