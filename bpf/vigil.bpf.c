@@ -68,21 +68,6 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
-// Syscall arguments saved at enter, read at exit once the result is known.
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); // pid_tgid
-	__type(value, struct open_args);
-} open_stash SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); // pid_tgid
-	__type(value, struct connect_args);
-} connect_stash SEC(".maps");
-
 // Per-CPU scratch space: records are built here and copied to the ring with their real
 // length, so a short path does not cost a full-size record.
 struct {
@@ -497,9 +482,6 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!t)
 		return 0;
-	__u64 id = ((__u64)tgid << 32) | BPF_CORE_READ(p, pid);
-	bpf_map_delete_elem(&open_stash, &id);
-	bpf_map_delete_elem(&connect_stash, &id);
 	// Only the last thread of the process ends it.
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
@@ -513,73 +495,35 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	return 0;
 }
 
-static __always_inline int stash_open(__u64 filename, __s32 dfd, __u32 flags, __u32 mode)
+// The syscall's arguments, read at exit from the user registers the kernel saved at entry:
+// only the return register has changed by then (x86-64; __TARGET_ARCH_x86 is the only build).
+// This saves an enter program, and the hash update, lookup and delete of a per-thread stash,
+// on every tracked open and connect.
+static __always_inline struct pt_regs *syscall_regs(void)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!lookup_tracked(id >> 32))
-		return 0;
-	struct open_args a = { .filename = filename, .dfd = dfd, .flags = flags, .mode = mode };
-	if (bpf_map_update_elem(&open_stash, &id, &a, BPF_ANY))
-		count_drop(DROP_OPEN);
-	return 0;
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat")
-int enter_openat(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int finish_open(struct track_entry *t, long ret, __u64 filename, __s32 dfd, __u32 flags,
+				       __u32 mode)
 {
-	return stash_open(ctx->args[1], ctx->args[0], ctx->args[2], ctx->args[3]);
-}
-
-SEC("tracepoint/syscalls/sys_enter_open")
-int enter_open(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash_open(ctx->args[0], AT_FDCWD_VALUE, ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_enter_creat")
-int enter_creat(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash_open(ctx->args[0], AT_FDCWD_VALUE, O_CREAT_VALUE | O_WRONLY_VALUE | O_TRUNC_VALUE, ctx->args[1]);
-}
-
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int enter_openat2(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!lookup_tracked(id >> 32))
-		return 0;
-	struct open_how how = {};
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	return stash_open(ctx->args[1], ctx->args[0], how.flags, how.mode);
-}
-
-static __always_inline int finish_open(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct open_args *a = bpf_map_lookup_elem(&open_stash, &id);
-	if (!a)
-		return 0;
-	struct open_args args = *a;
-	bpf_map_delete_elem(&open_stash, &id);
 	if (will_restart(ret))
 		return 0;
-
-	struct track_entry *t = lookup_tracked(id >> 32);
 	__u32 zero = 0;
 	struct open_event *e = bpf_map_lookup_elem(&open_scratch, &zero);
-	if (!t || !e)
+	if (!e)
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	fill_header(&e->hdr, EVENT_OPEN, task, t);
 	e->ret = ret;
-	e->flags = args.flags;
-	e->mode = args.mode;
-	e->dfd = args.dfd;
+	e->flags = flags;
+	e->mode = mode;
+	e->dfd = dfd;
 	e->truncated = 0;
 	e->walk_kind = WALK_NONE;
 	e->walk_len = 0;
 
-	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)args.filename);
+	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)filename);
 	if (n < 0)
 		n = 0;
 	if (n == sizeof(e->path))
@@ -598,7 +542,7 @@ static __always_inline int finish_open(long ret)
 				e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&f->f_path), &trunc);
 				e->walk_kind = WALK_FILE;
 			}
-		} else if (args.dfd == AT_FDCWD_VALUE) {
+		} else if (dfd == AT_FDCWD_VALUE) {
 			struct fs_struct *fs = BPF_CORE_READ(task, fs);
 			e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&fs->pwd), &trunc);
 			e->walk_kind = WALK_CWD;
@@ -616,51 +560,71 @@ static __always_inline int finish_open(long ret)
 	return 0;
 }
 
-// One program serves the exits of openat, open, creat and openat2: the loader attaches it to
-// each, since the result is all it reads.
+// One exit program per open syscall, since each passes its arguments differently.
 SEC("tracepoint/syscalls/sys_exit_openat")
-int exit_open(struct trace_event_raw_sys_exit *ctx)
+int exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return finish_open(ctx->ret);
+	struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32);
+	if (!t)
+		return 0;
+	struct pt_regs *r = syscall_regs();
+	return finish_open(t, ctx->ret, PT_REGS_PARM2_SYSCALL(r), PT_REGS_PARM1_SYSCALL(r),
+			   PT_REGS_PARM3_SYSCALL(r), PT_REGS_PARM4_SYSCALL(r));
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int enter_connect(struct trace_event_raw_sys_enter *ctx)
+SEC("tracepoint/syscalls/sys_exit_open")
+int exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!lookup_tracked(id >> 32))
+	struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32);
+	if (!t)
 		return 0;
-	struct connect_args a = {};
-	__u64 len = ctx->args[2];
-	if (len > sizeof(a.addr))
-		len = sizeof(a.addr);
-	if (bpf_probe_read_user(a.addr, len, (void *)ctx->args[1]))
+	struct pt_regs *r = syscall_regs();
+	return finish_open(t, ctx->ret, PT_REGS_PARM1_SYSCALL(r), AT_FDCWD_VALUE, PT_REGS_PARM2_SYSCALL(r),
+			   PT_REGS_PARM3_SYSCALL(r));
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int exit_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32);
+	if (!t)
 		return 0;
-	__u16 family = *(__u16 *)a.addr;
-	if (family != AF_UNIX_VALUE && family != AF_INET_VALUE && family != AF_INET6_VALUE)
+	struct pt_regs *r = syscall_regs();
+	return finish_open(t, ctx->ret, PT_REGS_PARM1_SYSCALL(r), AT_FDCWD_VALUE,
+			   O_CREAT_VALUE | O_WRONLY_VALUE | O_TRUNC_VALUE, PT_REGS_PARM2_SYSCALL(r));
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32);
+	if (!t)
 		return 0;
-	a.fd = ctx->args[0];
-	a.addrlen = len;
-	if (bpf_map_update_elem(&connect_stash, &id, &a, BPF_ANY))
-		count_drop(DROP_CONNECT);
-	return 0;
+	struct pt_regs *r = syscall_regs();
+	struct open_how how = {};
+	bpf_probe_read_user(&how, sizeof(how), (void *)PT_REGS_PARM3_SYSCALL(r));
+	return finish_open(t, ctx->ret, PT_REGS_PARM2_SYSCALL(r), PT_REGS_PARM1_SYSCALL(r), how.flags,
+			   how.mode);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct connect_args *a = bpf_map_lookup_elem(&connect_stash, &id);
-	if (!a)
-		return 0;
-	struct connect_event e = {};
-	__builtin_memcpy(e.addr, a->addr, sizeof(e.addr));
-	e.fd = a->fd;
-	e.addrlen = a->addrlen;
-	bpf_map_delete_elem(&connect_stash, &id);
-	struct track_entry *t = lookup_tracked(id >> 32);
+	struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32);
 	if (!t || will_restart(ctx->ret))
 		return 0;
+	struct pt_regs *r = syscall_regs();
+	struct connect_event e = {};
+	__u64 len = PT_REGS_PARM3_SYSCALL(r);
+	if (len > sizeof(e.addr))
+		len = sizeof(e.addr);
+	if (bpf_probe_read_user(e.addr, len, (void *)PT_REGS_PARM2_SYSCALL(r)))
+		return 0;
+	__u16 family = *(__u16 *)e.addr;
+	if (family != AF_UNIX_VALUE && family != AF_INET_VALUE && family != AF_INET6_VALUE)
+		return 0;
+	e.fd = PT_REGS_PARM1_SYSCALL(r);
+	e.addrlen = len;
 	fill_header(&e.hdr, EVENT_CONNECT, (struct task_struct *)bpf_get_current_task(), t);
 	e.ret = ctx->ret;
 	emit(&e, sizeof(e), DROP_CONNECT);

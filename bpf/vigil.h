@@ -121,14 +121,6 @@ struct exit_event {
 	__u32 pad;
 };
 
-struct open_args {
-	__u64 filename;
-	__s32 dfd;
-	__u32 flags;
-	__u32 mode;
-	__u32 pad;
-};
-
 struct open_event {
 	struct event_header hdr;
 	__s32 ret;
@@ -143,19 +135,13 @@ struct open_event {
 	__u8 walk[PATH_SLOT + NAME_SLOT];
 };
 
-struct connect_args {
-	__u8 addr[112]; // sockaddr_un is the largest we keep (110 bytes)
-	__u32 fd;
-	__u32 addrlen;
-};
-
 struct connect_event {
 	struct event_header hdr;
 	__s32 ret;
 	__u32 fd;
 	__u32 addrlen;
 	__u32 pad;
-	__u8 addr[112];
+	__u8 addr[112]; // sockaddr_un is the largest kept (110 bytes)
 };
 
 struct env_scratch {

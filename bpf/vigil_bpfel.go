@@ -13,13 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type VigilConnectArgs struct {
-	_       structs.HostLayout
-	Addr    [112]uint8
-	Fd      uint32
-	Addrlen uint32
-}
-
 type VigilConnectEvent struct {
 	_       structs.HostLayout
 	Hdr     VigilEventHeader
@@ -91,15 +84,6 @@ type VigilNameKey struct {
 	Name [32]uint8
 }
 
-type VigilOpenArgs struct {
-	_        structs.HostLayout
-	Filename uint64
-	Dfd      int32
-	Flags    uint32
-	Mode     uint32
-	Pad      uint32
-}
-
 type VigilOpenEvent struct {
 	_         structs.HostLayout
 	Hdr       VigilEventHeader
@@ -129,23 +113,19 @@ type VigilTrackEntry struct {
 const (
 	VigilMapAgentInodes   = "agent_inodes"
 	VigilMapAgentNames    = "agent_names"
-	VigilMapConnectStash  = "connect_stash"
 	VigilMapDrops         = "drops"
 	VigilMapEnvScratch    = "env_scratch"
 	VigilMapEvents        = "events"
 	VigilMapExecScratch   = "exec_scratch"
 	VigilMapInterpreters  = "interpreters"
 	VigilMapOpenScratch   = "open_scratch"
-	VigilMapOpenStash     = "open_stash"
 	VigilMapTracked       = "tracked"
 	VigilMapZeroExec      = "zero_exec"
-	VigilProgEnterConnect = "enter_connect"
-	VigilProgEnterCreat   = "enter_creat"
-	VigilProgEnterOpen    = "enter_open"
-	VigilProgEnterOpenat  = "enter_openat"
-	VigilProgEnterOpenat2 = "enter_openat2"
 	VigilProgExitConnect  = "exit_connect"
+	VigilProgExitCreat    = "exit_creat"
 	VigilProgExitOpen     = "exit_open"
+	VigilProgExitOpenat   = "exit_openat"
+	VigilProgExitOpenat2  = "exit_openat2"
 	VigilProgHandleExec   = "handle_exec"
 	VigilProgHandleExit   = "handle_exit"
 	VigilProgHandleFork   = "handle_fork"
@@ -200,16 +180,14 @@ type VigilSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilProgramSpecs struct {
-	EnterConnect *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	EnterCreat   *ebpf.ProgramSpec `ebpf:"enter_creat"`
-	EnterOpen    *ebpf.ProgramSpec `ebpf:"enter_open"`
-	EnterOpenat  *ebpf.ProgramSpec `ebpf:"enter_openat"`
-	EnterOpenat2 *ebpf.ProgramSpec `ebpf:"enter_openat2"`
-	ExitConnect  *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	ExitOpen     *ebpf.ProgramSpec `ebpf:"exit_open"`
-	HandleExec   *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExit   *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork   *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	ExitConnect *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	ExitCreat   *ebpf.ProgramSpec `ebpf:"exit_creat"`
+	ExitOpen    *ebpf.ProgramSpec `ebpf:"exit_open"`
+	ExitOpenat  *ebpf.ProgramSpec `ebpf:"exit_openat"`
+	ExitOpenat2 *ebpf.ProgramSpec `ebpf:"exit_openat2"`
+	HandleExec  *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExit  *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleFork  *ebpf.ProgramSpec `ebpf:"handle_fork"`
 }
 
 // VigilMapSpecs contains maps before they are loaded into the kernel.
@@ -218,14 +196,12 @@ type VigilProgramSpecs struct {
 type VigilMapSpecs struct {
 	AgentInodes  *ebpf.MapSpec `ebpf:"agent_inodes"`
 	AgentNames   *ebpf.MapSpec `ebpf:"agent_names"`
-	ConnectStash *ebpf.MapSpec `ebpf:"connect_stash"`
 	Drops        *ebpf.MapSpec `ebpf:"drops"`
 	EnvScratch   *ebpf.MapSpec `ebpf:"env_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch  *ebpf.MapSpec `ebpf:"exec_scratch"`
 	Interpreters *ebpf.MapSpec `ebpf:"interpreters"`
 	OpenScratch  *ebpf.MapSpec `ebpf:"open_scratch"`
-	OpenStash    *ebpf.MapSpec `ebpf:"open_stash"`
 	Tracked      *ebpf.MapSpec `ebpf:"tracked"`
 	ZeroExec     *ebpf.MapSpec `ebpf:"zero_exec"`
 }
@@ -265,14 +241,12 @@ func (o *VigilObjects) Close() error {
 type VigilMaps struct {
 	AgentInodes  *ebpf.Map `ebpf:"agent_inodes"`
 	AgentNames   *ebpf.Map `ebpf:"agent_names"`
-	ConnectStash *ebpf.Map `ebpf:"connect_stash"`
 	Drops        *ebpf.Map `ebpf:"drops"`
 	EnvScratch   *ebpf.Map `ebpf:"env_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	ExecScratch  *ebpf.Map `ebpf:"exec_scratch"`
 	Interpreters *ebpf.Map `ebpf:"interpreters"`
 	OpenScratch  *ebpf.Map `ebpf:"open_scratch"`
-	OpenStash    *ebpf.Map `ebpf:"open_stash"`
 	Tracked      *ebpf.Map `ebpf:"tracked"`
 	ZeroExec     *ebpf.Map `ebpf:"zero_exec"`
 }
@@ -281,14 +255,12 @@ func (m *VigilMaps) Close() error {
 	return _VigilClose(
 		m.AgentInodes,
 		m.AgentNames,
-		m.ConnectStash,
 		m.Drops,
 		m.EnvScratch,
 		m.Events,
 		m.ExecScratch,
 		m.Interpreters,
 		m.OpenScratch,
-		m.OpenStash,
 		m.Tracked,
 		m.ZeroExec,
 	)
@@ -311,27 +283,23 @@ type VigilVariables struct {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilPrograms struct {
-	EnterConnect *ebpf.Program `ebpf:"enter_connect"`
-	EnterCreat   *ebpf.Program `ebpf:"enter_creat"`
-	EnterOpen    *ebpf.Program `ebpf:"enter_open"`
-	EnterOpenat  *ebpf.Program `ebpf:"enter_openat"`
-	EnterOpenat2 *ebpf.Program `ebpf:"enter_openat2"`
-	ExitConnect  *ebpf.Program `ebpf:"exit_connect"`
-	ExitOpen     *ebpf.Program `ebpf:"exit_open"`
-	HandleExec   *ebpf.Program `ebpf:"handle_exec"`
-	HandleExit   *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork   *ebpf.Program `ebpf:"handle_fork"`
+	ExitConnect *ebpf.Program `ebpf:"exit_connect"`
+	ExitCreat   *ebpf.Program `ebpf:"exit_creat"`
+	ExitOpen    *ebpf.Program `ebpf:"exit_open"`
+	ExitOpenat  *ebpf.Program `ebpf:"exit_openat"`
+	ExitOpenat2 *ebpf.Program `ebpf:"exit_openat2"`
+	HandleExec  *ebpf.Program `ebpf:"handle_exec"`
+	HandleExit  *ebpf.Program `ebpf:"handle_exit"`
+	HandleFork  *ebpf.Program `ebpf:"handle_fork"`
 }
 
 func (p *VigilPrograms) Close() error {
 	return _VigilClose(
-		p.EnterConnect,
-		p.EnterCreat,
-		p.EnterOpen,
-		p.EnterOpenat,
-		p.EnterOpenat2,
 		p.ExitConnect,
+		p.ExitCreat,
 		p.ExitOpen,
+		p.ExitOpenat,
+		p.ExitOpenat2,
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,

@@ -203,6 +203,30 @@ func kernelDev(dev uint64) uint64 {
 	return uint64(unix.Major(dev))<<20 | uint64(unix.Minor(dev))
 }
 
+// syscallTracepoints are the syscall tracepoints Vigil attaches and the program for each.
+// There are no enter hooks: each exit program reads its syscall's arguments from the saved
+// user registers.
+var syscallTracepoints = []struct {
+	name string
+	prog func(*bpf.VigilPrograms) *ebpf.Program
+}{
+	{"sys_exit_openat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat }},
+	{"sys_exit_open", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpen }},
+	{"sys_exit_creat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitCreat }},
+	{"sys_exit_openat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat2 }},
+	{"sys_exit_connect", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitConnect }},
+}
+
+// SyscallTracepoints names the syscall tracepoints (category "syscalls") Vigil attaches to;
+// the benchmark's overhead floor attaches empty programs to the same ones.
+func SyscallTracepoints() []string {
+	names := make([]string, len(syscallTracepoints))
+	for i, tp := range syscallTracepoints {
+		names[i] = tp.name
+	}
+	return names
+}
+
 func (s *EBPF) attach() error {
 	for _, p := range []struct {
 		name string
@@ -218,22 +242,8 @@ func (s *EBPF) attach() error {
 		}
 		s.links = append(s.links, l)
 	}
-	for _, tp := range []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"sys_enter_openat", s.objs.EnterOpenat},
-		{"sys_enter_open", s.objs.EnterOpen},
-		{"sys_enter_creat", s.objs.EnterCreat},
-		{"sys_enter_openat2", s.objs.EnterOpenat2},
-		{"sys_exit_openat", s.objs.ExitOpen},
-		{"sys_exit_open", s.objs.ExitOpen},
-		{"sys_exit_creat", s.objs.ExitOpen},
-		{"sys_exit_openat2", s.objs.ExitOpen},
-		{"sys_enter_connect", s.objs.EnterConnect},
-		{"sys_exit_connect", s.objs.ExitConnect},
-	} {
-		l, err := link.Tracepoint("syscalls", tp.name, tp.prog, nil)
+	for _, tp := range syscallTracepoints {
+		l, err := link.Tracepoint("syscalls", tp.name, tp.prog(&s.objs.VigilPrograms), nil)
 		if err != nil {
 			return fmt.Errorf("attach tracepoint syscalls/%s: %w", tp.name, err)
 		}

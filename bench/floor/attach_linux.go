@@ -12,14 +12,6 @@ import (
 	"github.com/vigil-sensor/vigil/linux"
 )
 
-// syscallTracepoints are the syscall tracepoints Vigil attaches (linux/ebpf_linux.go), in the
-// same order: the floor must pay for exactly the same hooks.
-var syscallTracepoints = []string{
-	"sys_enter_openat", "sys_enter_open", "sys_enter_creat", "sys_enter_openat2",
-	"sys_exit_openat", "sys_exit_open", "sys_exit_creat", "sys_exit_openat2",
-	"sys_enter_connect", "sys_exit_connect",
-}
-
 // attached holds the loaded programs and their links until Close.
 type attached struct {
 	objs  FloorObjects
@@ -55,7 +47,7 @@ func Attach() (io.Closer, error) {
 		}
 		a.links = append(a.links, l)
 	}
-	for _, name := range syscallTracepoints {
+	for _, name := range linux.SyscallTracepoints() {
 		l, err := link.Tracepoint("syscalls", name, a.objs.FloorSyscall, nil)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("floor: attach tracepoint syscalls/%s: %w", name, err), a.Close())

@@ -28,10 +28,9 @@ int floor_exit(void *ctx)
 	return 0;
 }
 
-// One program for every syscall tracepoint, attached ten times by floor.Attach: Vigil also
-// shares one program between its four open exits, and an empty body does not care which
-// tracepoint fired.
-SEC("tracepoint/syscalls/sys_enter_openat")
+// One program for every syscall tracepoint, attached five times by floor.Attach: Vigil has
+// one program per syscall exit, and an empty body does not care which tracepoint fired.
+SEC("tracepoint/syscalls/sys_exit_openat")
 int floor_syscall(void *ctx)
 {
 	return 0;
