@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -101,6 +102,12 @@ func TestEveryOpenSyscallIsReported(t *testing.T) {
 		outcome := proto.OutcomeSuccess
 		if want.errno != 0 {
 			outcome = proto.OutcomeFailure
+		}
+		// The header read from the task: name (comm), parent, user and process start.
+		if e.Process.Name != filepath.Base(helper) || e.Process.Parent == nil || e.Process.Parent.Pid != os.Getpid() ||
+			e.User == nil || e.User.ID != strconv.Itoa(os.Getuid()) || e.Process.StartBootNs == 0 {
+			t.Errorf("%s: name %q parent %+v user %+v start %d; want %q, parent %d, uid %d", want.what, e.Process.Name,
+				e.Process.Parent, e.User, e.Process.StartBootNs, filepath.Base(helper), os.Getpid(), os.Getuid())
 		}
 		if e.File.Flags != want.flags || e.File.Access != want.access || e.Event.Outcome != outcome || e.Vigil.Errno != want.errno {
 			t.Errorf("%s: flags %q access %q outcome %s errno %d; want %q %q %s %d",
