@@ -196,7 +196,7 @@ func (r *fullReport) finish() {
 				parts = append(parts, fmt.Sprintf("highest clean rate %s/s", thousands(m.Rate)))
 			}
 		}
-		g = append(g, goal{"0 loss up to the machine's max rate (default 4 MiB ring)", strings.Join(parts, "; "), metStr(ok)})
+		g = append(g, goal{fmt.Sprintf("0 loss up to the machine's max rate (default %d MiB ring)", defaultRingKB>>10), strings.Join(parts, "; "), metStr(ok)})
 	}
 	if c := r.Correlator; c != nil && len(c.Runs) > 0 {
 		lo := math.Inf(1)

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/vigil-sensor/vigil/sensor"
 )
 
 // Configurations: what runs beside the loadgen. New ones (auditd, throughput runs) are added
@@ -43,14 +45,16 @@ var variants = []string{untracked, tracked}
 // (ns/op is per operation, so ratios are unaffected): 200k audited opens take ~20 s per run.
 const auditdDivisor = 10
 
-// Sensor settings: the default ring, the small one of the loss measurement, the bench's short
-// correlator hold and the shipped one (see vigilConfig).
+// Sensor settings: the small ring of the loss measurement, the bench's short correlator hold
+// and the shipped one (see vigilConfig).
 const (
-	defaultRingKB = 4096
-	smallRingKB   = 256
-	benchHold     = 1
-	shippedHold   = 10
+	smallRingKB = 256
+	benchHold   = 1
+	shippedHold = 10
 )
+
+// defaultRingKB is the ring size vigil ships with (sensor/default.yaml).
+var defaultRingKB = sensor.DefaultConfig().Kernel.RingBufferKB
 
 // sample is one loadgen run.
 type sample struct {
