@@ -796,6 +796,37 @@ func stSizes(s *Stitcher) (remembered, perSession int) {
 	return remembered, perSession
 }
 
+// TestStitchPushReportsFull: Push asks for a release once MaxHeld is exceeded by an eighth
+// (at least one), and that release brings the held events back to MaxHeld.
+func TestStitchPushReportsFull(t *testing.T) {
+	for _, tt := range []struct{ maxHeld, firstFull int }{{1, 3}, {8, 10}, {16, 19}, {100, 113}} {
+		t.Run(fmt.Sprint(tt.maxHeld), func(t *testing.T) {
+			s := NewStitcher(StitcherOptions{Lookup: stLookup, Hold: time.Hour, MaxHeld: tt.maxHeld})
+			before := time.Now()
+			push := func(i int) bool {
+				return s.Push(kev{action: proto.ActionOpen, pid: 31294, ppid: 31292, root: stClaudePid, at: "11:25:41.367902",
+					path: fmt.Sprintf("/tmp/f%d", i)}.event())
+			}
+			for i := 1; i < tt.firstFull; i++ {
+				if push(i) {
+					t.Fatalf("push %d reported full, want the first at %d", i, tt.firstFull)
+				}
+			}
+			if !push(tt.firstFull) {
+				t.Fatalf("push %d did not report full", tt.firstFull)
+			}
+			released, _ := stRelease(s, before, false)
+			if st := s.Stats(); len(released) != tt.firstFull-tt.maxHeld || st.Held != tt.maxHeld || st.EarlyReleased != uint64(len(released)) {
+				t.Errorf("release: %d out, %d held, %d early; want %d out, %d held", len(released), st.Held, st.EarlyReleased,
+					tt.firstFull-tt.maxHeld, tt.maxHeld)
+			}
+			if push(0) {
+				t.Error("full again right after the release")
+			}
+		})
+	}
+}
+
 func TestStitchBounds(t *testing.T) {
 	const (
 		calls         = 100_000

@@ -17,8 +17,8 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	want := Config{
 		Output:       OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5},
-		Kernel:       KernelConfig{RingBufferKB: 16384, WakeupBytes: 65536, PollIntervalMs: 100},
-		Pipeline:     PipelineConfig{QueueSize: 8192},
+		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100},
+		Pipeline:     PipelineConfig{QueueSize: 1024},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 30},
 		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
 			HoldSeconds: 10, MaxHeld: 8192, UndeliveredDir: "/var/lib/vigil/hook-undelivered"},
@@ -47,7 +47,7 @@ func TestLoadConfig(t *testing.T) {
 			name: "empty file keeps defaults",
 			yaml: "",
 			check: func(t *testing.T, c Config) {
-				if c.Kernel.RingBufferKB != 16384 {
+				if c.Kernel.RingBufferKB != 4096 {
 					t.Errorf("ring buffer = %d", c.Kernel.RingBufferKB)
 				}
 			},

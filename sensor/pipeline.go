@@ -29,7 +29,8 @@ type PipelineOptions struct {
 	// LostInterval is how often the loss counters are checked for a lost record.
 	LostInterval time.Duration
 	// Stage, when set, receives every enriched kernel event instead of the sinks and is
-	// asked every ReleaseInterval for what is ready to write.
+	// asked every ReleaseInterval (or at once when Push reports it full) for what is ready
+	// to write.
 	Stage           Stage
 	ReleaseInterval time.Duration
 	// Losses are loss counters besides the source's (e.g. undelivered hooks), cumulative per
@@ -63,7 +64,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		return nil, errors.New("pipeline needs a source, a process table and at least one sink")
 	}
 	if o.QueueSize <= 0 {
-		o.QueueSize = 8192
+		o.QueueSize = 1024
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 200 * time.Millisecond
@@ -147,7 +148,9 @@ func (p *Pipeline) process(e *proto.Event) {
 		e.Vigil.Source = p.o.Source.Name()
 	}
 	if p.o.Stage != nil {
-		p.o.Stage.Push(e)
+		if p.o.Stage.Push(e) {
+			p.release(false)
+		}
 		return
 	}
 	p.write(e)

@@ -753,3 +753,60 @@ func TestPipelineBackpressure(t *testing.T) {
 		})
 	}
 }
+
+// plStage holds every pushed event and reports full once it holds more than capacity;
+// Release hands back all it holds.
+type plStage struct {
+	capacity int
+
+	mu       sync.Mutex
+	held     []*proto.Event
+	maxHeld  int
+	releases int
+}
+
+func (s *plStage) Push(e *proto.Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = append(s.held, e)
+	s.maxHeld = max(s.maxHeld, len(s.held))
+	return len(s.held) > s.capacity
+}
+
+func (s *plStage) Release(time.Time, bool) []*proto.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releases++
+	out := s.held
+	s.held = nil
+	return out
+}
+
+// TestPipelineReleasesWhenTheStageIsFull: a stage that reports full is released at once,
+// not at the next periodic release, so what it holds stays bounded under a flood.
+func TestPipelineReleasesWhenTheStageIsFull(t *testing.T) {
+	const n, capacity = 100, 10
+	src := &plSource{name: "ebpf", events: plEvents(n)}
+	sink := &plSink{}
+	stage := &plStage{capacity: capacity}
+	p := plPipeline(t, PipelineOptions{Source: src, Sinks: []Sink{sink}, Stage: stage, ReleaseInterval: time.Hour, LostInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := plStart(t, ctx, p)
+	// Without the full signal nothing would reach the sink before shutdown.
+	plWaitFor(t, "released events at the sink", func() bool { return len(sink.snapshot()) >= n-capacity-1 })
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := sink.snapshot()
+	if len(got) != n {
+		t.Fatalf("sink got %d records, want %d", len(got), n)
+	}
+	plCheckSequence(t, got)
+	stage.mu.Lock()
+	defer stage.mu.Unlock()
+	if stage.maxHeld != capacity+1 || stage.releases < n/(capacity+1) {
+		t.Errorf("stage held up to %d events over %d releases, want at most %d held and at least %d releases",
+			stage.maxHeld, stage.releases, capacity+1, n/(capacity+1))
+	}
+}

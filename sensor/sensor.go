@@ -28,7 +28,9 @@ type Source interface {
 // correlator waits for telemetry that arrives seconds later) and may add records of its own
 // (agent events). Push and Release are called from the pipeline's goroutine.
 type Stage interface {
-	Push(e *proto.Event)
+	// Push takes a kernel event; full asks the caller to call Release now, because the stage
+	// holds more than it should until the next periodic release.
+	Push(e *proto.Event) (full bool)
 	// Release returns the records ready to write at now; all releases everything (shutdown).
 	Release(now time.Time, all bool) []*proto.Event
 }
