@@ -46,9 +46,11 @@ type KernelConfig struct {
 	PollIntervalMs int `yaml:"poll_interval_ms"`
 }
 
-// PipelineConfig sizes the queue between the source and the sinks.
+// PipelineConfig sizes the queue between the source and the sinks and caps the CPUs the
+// sensor's user space runs on.
 type PipelineConfig struct {
 	QueueSize int `yaml:"queue_size"`
+	MaxCPUs   int `yaml:"max_cpus"`
 }
 
 // ProcessTableConfig bounds the process table.
@@ -135,6 +137,7 @@ func (c Config) Validate() error {
 	check(c.Kernel.PollIntervalMs >= 1, "kernel.poll_interval_ms must be >= 1, got %d", c.Kernel.PollIntervalMs)
 
 	check(c.Pipeline.QueueSize >= 1, "pipeline.queue_size must be >= 1, got %d", c.Pipeline.QueueSize)
+	check(c.Pipeline.MaxCPUs >= 0, "pipeline.max_cpus must be >= 0 (0: all CPUs), got %d", c.Pipeline.MaxCPUs)
 	check(c.ProcessTable.MaxEntries >= 1, "process_table.max_entries must be >= 1, got %d", c.ProcessTable.MaxEntries)
 	check(c.ProcessTable.ExitedTTLSeconds >= 0, "process_table.exited_ttl_seconds must be >= 0, got %d", c.ProcessTable.ExitedTTLSeconds)
 

@@ -18,7 +18,7 @@ func TestDefaultConfig(t *testing.T) {
 	want := Config{
 		Output:       OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5},
 		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100},
-		Pipeline:     PipelineConfig{QueueSize: 1024},
+		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 30},
 		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
 			HoldSeconds: 10, MaxHeld: 8192, UndeliveredDir: "/var/lib/vigil/hook-undelivered"},
@@ -88,6 +88,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "wakeup beyond buffer", yaml: "kernel:\n  ring_buffer_kb: 4\n  wakeup_bytes: 4096\n", wantErr: "kernel.wakeup_bytes"},
 		{name: "relative output", yaml: "output:\n  jsonl: events.jsonl\n", wantErr: "output.jsonl"},
 		{name: "zero queue", yaml: "pipeline:\n  queue_size: 0\n", wantErr: "pipeline.queue_size"},
+		{name: "negative max_cpus", yaml: "pipeline:\n  max_cpus: -1\n", wantErr: "pipeline.max_cpus"},
 		{name: "bad agent", yaml: "agents:\n  - name: x\n    binaries: [/usr/bin/x]\n", wantErr: "agent catalog"},
 	}
 	for _, tt := range tests {

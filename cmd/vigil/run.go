@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/proto"
@@ -35,7 +37,9 @@ func runCommand(args []string) error {
 	if err != nil {
 		return fmt.Errorf("parse --log-level: %w", err)
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).Level(level).With().Timestamp().Logger()
+	// Colours only on a terminal: under systemd or a log file they are escape-code noise.
+	console := zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339, NoColor: !isatty.IsTerminal(os.Stderr.Fd())}
+	log := zerolog.New(console).Level(level).With().Timestamp().Logger()
 
 	path := *configPath
 	if path == "" {
@@ -53,6 +57,9 @@ func runCommand(args []string) error {
 	cat, err := cfg.Catalog()
 	if err != nil {
 		return err
+	}
+	if cfg.Pipeline.MaxCPUs > 0 {
+		runtime.GOMAXPROCS(cfg.Pipeline.MaxCPUs)
 	}
 
 	src, err := newSource(cfg, cat, log)
@@ -102,7 +109,7 @@ func runCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Int("agents", len(cat.Agents)).
+	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).
 		Int("bootstrapped", len(src.seeded)).Dur("ready", src.ready).Msg("vigil running")
 
 	done := make(chan error, 1)

@@ -320,3 +320,27 @@ func TestRunReportsLostEvents(t *testing.T) {
 		t.Errorf("no warning about the undersized ring buffer in the log:\n%s", s.stderr)
 	}
 }
+
+// TestRunCapsItsCPUs: pipeline.max_cpus sets how many CPUs the sensor's Go code may use
+// (GOMAXPROCS), one by default, and the ready line says what it runs with.
+func TestRunCapsItsCPUs(t *testing.T) {
+	for _, tt := range []struct {
+		overlay string
+		want    string
+	}{
+		{"", "cpus=1"},
+		{"pipeline:\n  max_cpus: 3\n", "cpus=3"},
+	} {
+		s := startVigil(t, tt.overlay)
+		s.stop(t, syscall.SIGTERM)
+		var ready string
+		for _, line := range strings.Split(s.stderr.String(), "\n") {
+			if strings.Contains(line, "vigil running") {
+				ready = line
+			}
+		}
+		if !strings.Contains(ready, tt.want) {
+			t.Errorf("config %q: ready line %q, want %s", tt.overlay, ready, tt.want)
+		}
+	}
+}
