@@ -30,6 +30,21 @@ struct {
 	__type(value, struct track_entry);
 } tracked SEC(".maps");
 
+// One byte per tgid, non-zero while the tgid may be in `tracked`: the first check of every
+// probe. An array lookup is inlined by the verifier, so a process outside every agent tree
+// (almost all of them) pays a few instructions instead of a hash lookup. Set when a tgid
+// enters `tracked` (agent exec, fork of a tracked process, user space's bootstrap), cleared
+// when its last thread exits. A byte, not a bit, so that user space can set its own bytes
+// with plain stores through the mapped memory without racing the kernel's updates of
+// neighbouring tgids. A set byte only means "look in the hash".
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 4096); // resized by user space: pid_max / 8 words
+	__type(key, __u32);
+	__type(value, __u64);
+} maybe_tracked SEC(".maps");
+
 // Catalog, filled by user space: executable basename → agent id.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -137,10 +152,35 @@ static __always_inline int will_restart(long ret)
 	return ret <= -512 && ret >= -516;
 }
 
+// The tgid's byte in maybe_tracked, or NULL for a tgid beyond the array (pid_max raised after
+// load), which then always takes the hash lookup.
+static __always_inline __u8 *maybe_tracked_flag(__u32 tgid)
+{
+	__u32 word = tgid / 8;
+	__u8 *w = bpf_map_lookup_elem(&maybe_tracked, &word);
+	return w ? w + (tgid & 7) : 0;
+}
+
+static __always_inline void set_maybe_tracked(__u32 tgid)
+{
+	__u8 *f = maybe_tracked_flag(tgid);
+	if (f)
+		*f = 1;
+}
+
+// The tgid's entry in `tracked`, rejected ones included, behind the maybe_tracked check.
+static __always_inline struct track_entry *lookup_entry(__u32 tgid)
+{
+	__u8 *f = maybe_tracked_flag(tgid);
+	if (f && !*f)
+		return 0;
+	return bpf_map_lookup_elem(&tracked, &tgid);
+}
+
 // Looks the tgid up; returns NULL for untracked and rejected processes.
 static __always_inline struct track_entry *lookup_tracked(__u32 tgid)
 {
-	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
+	struct track_entry *t = lookup_entry(tgid);
 	if (!t || (t->flags & TRACK_REJECTED))
 		return 0;
 	return t;
@@ -397,7 +437,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	if (flen < 0)
 		flen = 0;
 
-	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
+	struct track_entry *t = lookup_entry(tgid);
 	struct track_entry fresh = {};
 	if (!t) {
 		if (!match_catalog(bprm, e->filename, flen, &fresh))
@@ -407,6 +447,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 			count_drop(DROP_TRACK_FULL);
 			return 0;
 		}
+		set_maybe_tracked(tgid);
 		t = &fresh;
 	} else if (t->flags & TRACK_REJECTED) {
 		return 0;
@@ -472,6 +513,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 		count_drop(DROP_TRACK_FULL);
 		return 0;
 	}
+	set_maybe_tracked(ctgid);
 	struct event_header h = {};
 	fill_header(&h, EVENT_FORK, child, &copy);
 	h.ppid = ptgid;
@@ -483,11 +525,16 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *p)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
-	if (!t)
+	__u8 *f = maybe_tracked_flag(tgid);
+	if (f && !*f)
 		return 0;
 	// Only the last thread of the process ends it.
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	if (f)
+		*f = 0; // also for an entry user space deleted (a rejected tree's child)
+	struct track_entry *t = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!t)
 		return 0;
 	if (!(t->flags & TRACK_REJECTED)) {
 		struct exit_event e = {};

@@ -118,6 +118,7 @@ const (
 	VigilMapEvents        = "events"
 	VigilMapExecScratch   = "exec_scratch"
 	VigilMapInterpreters  = "interpreters"
+	VigilMapMaybeTracked  = "maybe_tracked"
 	VigilMapOpenScratch   = "open_scratch"
 	VigilMapTracked       = "tracked"
 	VigilMapZeroExec      = "zero_exec"
@@ -201,6 +202,7 @@ type VigilMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch  *ebpf.MapSpec `ebpf:"exec_scratch"`
 	Interpreters *ebpf.MapSpec `ebpf:"interpreters"`
+	MaybeTracked *ebpf.MapSpec `ebpf:"maybe_tracked"`
 	OpenScratch  *ebpf.MapSpec `ebpf:"open_scratch"`
 	Tracked      *ebpf.MapSpec `ebpf:"tracked"`
 	ZeroExec     *ebpf.MapSpec `ebpf:"zero_exec"`
@@ -246,6 +248,7 @@ type VigilMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
 	ExecScratch  *ebpf.Map `ebpf:"exec_scratch"`
 	Interpreters *ebpf.Map `ebpf:"interpreters"`
+	MaybeTracked *ebpf.Map `ebpf:"maybe_tracked"`
 	OpenScratch  *ebpf.Map `ebpf:"open_scratch"`
 	Tracked      *ebpf.Map `ebpf:"tracked"`
 	ZeroExec     *ebpf.Map `ebpf:"zero_exec"`
@@ -260,6 +263,7 @@ func (m *VigilMaps) Close() error {
 		m.Events,
 		m.ExecScratch,
 		m.Interpreters,
+		m.MaybeTracked,
 		m.OpenScratch,
 		m.Tracked,
 		m.ZeroExec,

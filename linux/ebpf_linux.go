@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +54,9 @@ type EBPF struct {
 	// pending flag. Only the Run goroutine touches it.
 	confirmed   map[uint32]uint32
 	decodeFails atomic.Uint64
+	// maybeTracked is the kernel's maybe_tracked array mapped into this process: one byte
+	// per tgid, set by the bootstrap for the processes it seeds.
+	maybeTracked *ebpf.Memory
 }
 
 // dropKindNames index the kernel's per-CPU drop counters (enum drop_kind).
@@ -145,8 +150,43 @@ func (s *EBPF) load() error {
 			return fmt.Errorf("set wakeup_bytes: %w", err)
 		}
 	}
+	// One byte per possible tgid: pid_max of them (up to 4M, so at most 4 MiB).
+	spec.Maps["maybe_tracked"].MaxEntries = uint32((pidMax(s.opts.ProcRoot) + 7) / 8)
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return explainLoadError(err)
+	}
+	if s.maybeTracked, err = s.objs.MaybeTracked.Memory(); err != nil {
+		return fmt.Errorf("map maybe_tracked into memory: %w", err)
+	}
+	return nil
+}
+
+// pidMaxLimit is the kernel's PID_MAX_LIMIT on 64-bit: no tgid is larger.
+const pidMaxLimit = 4 << 20
+
+// pidMax reads kernel.pid_max, the bound on tgids, or assumes the kernel's limit. A tgid
+// beyond the array (pid_max raised later) still works: the kernel then checks the hash.
+func pidMax(procRoot string) int {
+	data, err := os.ReadFile(filepath.Join(procRoot, "sys/kernel/pid_max"))
+	if err != nil {
+		return pidMaxLimit
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || n <= 0 || n > pidMaxLimit {
+		return pidMaxLimit
+	}
+	return n
+}
+
+// markMaybeTracked sets tgid's byte in maybe_tracked, as the kernel does for the tgids it
+// adds to the tracked map. A single-byte store: the kernel's own stores to neighbouring
+// bytes are not disturbed.
+func (s *EBPF) markMaybeTracked(tgid uint32) error {
+	if int64(tgid) >= int64(s.maybeTracked.Size()) {
+		return nil // beyond the array: the kernel checks the hash for it anyway
+	}
+	if _, err := s.maybeTracked.WriteAt([]byte{1}, int64(tgid)); err != nil {
+		return fmt.Errorf("mark tgid %d in maybe_tracked: %w", tgid, err)
 	}
 	return nil
 }
@@ -267,6 +307,11 @@ func (s *EBPF) seed() error {
 				continue
 			}
 			entry := bpf.VigilTrackEntry{Root: uint32(p.RootPid), Agent: s.opts.Catalog.ID(p.Agent)}
+			// The byte first: a set byte without an entry only costs the probe a hash lookup,
+			// an entry without its byte would be skipped.
+			if err := s.markMaybeTracked(uint32(p.Pid)); err != nil {
+				return fmt.Errorf("seed tracked process %d: %w", p.Pid, err)
+			}
 			if err := s.objs.Tracked.Update(uint32(p.Pid), entry, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
 				return fmt.Errorf("seed tracked process %d: %w", p.Pid, err)
 			}

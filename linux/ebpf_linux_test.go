@@ -482,3 +482,86 @@ func TestRawRecordsCarryNoOtherEnvironment(t *testing.T) {
 		t.Fatalf("read %d exec records, want at least 3 (the shell and two /bin/true)", execs)
 	}
 }
+
+// maybeTracked reads tgid's byte of the kernel's maybe_tracked array.
+func maybeTracked(t *testing.T, src *EBPF, tgid int) byte {
+	t.Helper()
+	b := make([]byte, 1)
+	if _, err := src.maybeTracked.ReadAt(b, int64(tgid)); err != nil {
+		t.Fatalf("read maybe_tracked[%d]: %v", tgid, err)
+	}
+	return b[0]
+}
+
+// TestMaybeTrackedFollowsTheTree: the kernel sets the first-check byte of an agent root and
+// of its children while they run, clears it when they exit, and never sets it for an
+// outsider.
+func TestMaybeTrackedFollowsTheTree(t *testing.T) {
+	src, c := startSource(t, nil, nil)
+	shell, dir := agentShell(t, "claude")
+	gate := filepath.Join(dir, "gate")
+	// The agent and a child wait for the gate file, so both are alive while checked.
+	cmd := exec.Command(shell, "-c", fmt.Sprintf("sh -c 'while [ ! -e %[1]s ]; do sleep 0.02; done'; while [ ! -e %[1]s ]; do sleep 0.02; done", gate))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outsider := exec.Command("/bin/sh", "-c", fmt.Sprintf("while [ ! -e %s ]; do sleep 0.02; done", gate))
+	if err := outsider.Start(); err != nil {
+		t.Fatal(err)
+	}
+	root := cmd.Process.Pid
+	child := c.waitFor(t, "fork of the agent's child", 15*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionFork && e.Process.Parent != nil && e.Process.Parent.Pid == root
+	}).Process.Pid
+	for _, p := range []struct {
+		name string
+		pid  int
+		want byte
+	}{{"agent root", root, 1}, {"agent child", child, 1}, {"outsider", outsider.Process.Pid, 0}} {
+		if got := maybeTracked(t, src, p.pid); got != p.want {
+			t.Errorf("%s %d: maybe_tracked = %d while running, want %d", p.name, p.pid, got, p.want)
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+	outsider.Wait()
+	for _, pid := range []int{root, child} {
+		c.waitFor(t, "exit", 15*time.Second, func(e *proto.Event) bool {
+			return e.Event.Action == proto.ActionExit && e.Process.Pid == pid
+		})
+		if got := maybeTracked(t, src, pid); got != 0 {
+			t.Errorf("pid %d: maybe_tracked = %d after exit, want 0", pid, got)
+		}
+	}
+}
+
+func TestPidMax(t *testing.T) {
+	for _, tt := range []struct {
+		content string
+		want    int
+	}{
+		{"32768\n", 32768},
+		{"4194304\n", 4194304},
+		{"99999999\n", pidMaxLimit},
+		{"garbage", pidMaxLimit},
+		{"", pidMaxLimit},
+		{"-1", pidMaxLimit},
+	} {
+		root := t.TempDir()
+		if tt.content != "" {
+			if err := os.MkdirAll(filepath.Join(root, "sys/kernel"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "sys/kernel/pid_max"), []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := pidMax(root); got != tt.want {
+			t.Errorf("pid_max %q: got %d, want %d", tt.content, got, tt.want)
+		}
+	}
+}
