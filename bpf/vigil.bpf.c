@@ -432,8 +432,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	struct exec_event *clean = bpf_map_lookup_elem(&zero_exec, &zero);
 	if (!e || !clean)
 		return 0;
-	bpf_probe_read_kernel(e, sizeof(*e), clean);
-	long flen = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	long flen = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
 	if (flen < 0)
 		flen = 0;
 
@@ -453,6 +453,13 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		return 0;
 	}
 
+	// A tracked exec: start from a clean record, so that nothing of an earlier exec (argv,
+	// paths, environment values) lies past the lengths, and read the filename again. Done
+	// only now because every exec on the machine gets this far, and the copy is 8 KiB.
+	bpf_probe_read_kernel(e, sizeof(*e), clean);
+	flen = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+	if (flen < 0)
+		flen = 0;
 	fill_header(&e->hdr, EVENT_EXEC, p, t);
 	e->filename_len = flen;
 	e->truncated = 0;

@@ -3,6 +3,7 @@ package linux
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -458,7 +460,10 @@ func TestRawRecordsCarryNoOtherEnvironment(t *testing.T) {
 	defer src.Close()
 	shell, _ := agentShell(t, "claude")
 	const marker = "zzmarker-not-allowlisted-zz"
-	cmd := exec.Command(shell, "-c", "/bin/true a b; /bin/true c")
+	// Long and short execs alternate, so that a short one reuses a per-CPU scratch record a
+	// long one filled: nothing of the long one may remain past the short one's lengths.
+	long := strings.Repeat("x", 600)
+	cmd := exec.Command(shell, "-c", "for i in 1 2 3 4 5 6; do /bin/true a "+long+"; /bin/true c; done")
 	cmd.Env = []string{"BEFORE=" + marker, "TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 		"AFTER=" + marker, "CODEX_TOOL_CALL_ID=call_1", "PATH=/usr/bin:/bin"}
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -476,6 +481,19 @@ func TestRawRecordsCarryNoOtherEnvironment(t *testing.T) {
 		}
 		if r, err := src.dec.decode(rec.RawSample); err == nil && r.event.Event.Action == proto.ActionExec {
 			execs++
+			var x bpf.VigilExecEvent
+			if err := binary.Read(bytes.NewReader(rec.RawSample), binary.LittleEndian, &x); err != nil {
+				t.Fatalf("read an exec record: %v", err)
+			}
+			for _, f := range []struct {
+				name string
+				buf  []byte
+				n    uint32
+			}{{"argv", x.Argv[:], x.ArgvLen}, {"filename", x.Filename[:], x.FilenameLen}, {"exe", x.Exe[:], x.ExeLen}, {"cwd", x.Cwd[:], x.CwdLen}} {
+				if tail := f.buf[min(int(f.n), len(f.buf)):]; bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
+					t.Errorf("exec record of %q: bytes past %s's length %d are not zero", r.event.Process.Args, f.name, f.n)
+				}
+			}
 		}
 	}
 	if execs < 3 {
