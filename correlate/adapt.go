@@ -155,10 +155,19 @@ func AdaptTraces(req *coltracepb.ExportTraceServiceRequest) ([]proto.AgentEvent,
 	return out, st
 }
 
-// baseLog fills the fields every adapted log record has. It returns false when the record has
-// no timestamp of the agent's own.
-func baseLog(res resource, r *logspb.LogRecord, eventName, kind string) (proto.AgentEvent, bool) {
-	ev := proto.AgentEvent{
+// baseLog starts the AgentEvent of a log record: its kind is kinds[key] (an agent's table of
+// the events the correlator uses), and the fields every adapted record has are filled in.
+// Otherwise reason says why the record is skipped: an event in ignored (known, of no use), an
+// unknown one, or no timestamp of the agent's own.
+func baseLog(res resource, r *logspb.LogRecord, eventName, key string, kinds map[string]string, ignored map[string]bool) (ev proto.AgentEvent, reason string) {
+	kind, ok := kinds[key]
+	if !ok {
+		if ignored[key] {
+			return proto.AgentEvent{}, SkipIgnoredEvent
+		}
+		return proto.AgentEvent{}, SkipUnknownEvent
+	}
+	ev = proto.AgentEvent{
 		Agent:        res.agent,
 		AgentVersion: res.version,
 		Kind:         kind,
@@ -168,8 +177,11 @@ func baseLog(res resource, r *logspb.LogRecord, eventName, kind string) (proto.A
 		ResourcePID:  res.pid,
 	}
 	t, ok := logTime(r)
+	if !ok {
+		return proto.AgentEvent{}, SkipNoTime
+	}
 	ev.Time = t
-	return ev, ok
+	return ev, ""
 }
 
 // logTime is event.timestamp (both agents, ms), else timeUnixNano, else

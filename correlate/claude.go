@@ -47,24 +47,16 @@ func adaptClaudeLog(res resource, r *logspb.LogRecord) (proto.AgentEvent, string
 	if name == "" {
 		return proto.AgentEvent{}, SkipNoEventName
 	}
-	short := strings.TrimPrefix(name, "claude_code.")
-	kind, ok := claudeLogKinds[short]
-	if !ok {
-		if claudeIgnoredLogs[short] {
-			return proto.AgentEvent{}, SkipIgnoredEvent
-		}
-		return proto.AgentEvent{}, SkipUnknownEvent
-	}
-	ev, ok := baseLog(res, r, name, kind)
-	if !ok {
-		return proto.AgentEvent{}, SkipNoTime
+	ev, reason := baseLog(res, r, name, strings.TrimPrefix(name, "claude_code."), claudeLogKinds, claudeIgnoredLogs)
+	if reason != "" {
+		return ev, reason
 	}
 	ev.SessionID = attrStr(attrs, "session.id")
 	ev.PromptID = attrStr(attrs, "prompt.id")
 	if seq, ok := attrInt(attrs, "event.sequence"); ok {
 		ev.Sequence = new(seq)
 	}
-	switch kind {
+	switch ev.Kind {
 	case proto.KindUserPrompt:
 		ev.Prompt = attrStr(attrs, "prompt")
 	case proto.KindToolDecision:

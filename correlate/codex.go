@@ -34,20 +34,13 @@ func adaptCodexLog(res resource, r *logspb.LogRecord) (proto.AgentEvent, string)
 	if name == "" {
 		return proto.AgentEvent{}, SkipNoEventName
 	}
-	kind, ok := codexLogKinds[name]
-	if !ok {
-		if codexIgnoredLogs[name] {
-			return proto.AgentEvent{}, SkipIgnoredEvent
-		}
-		return proto.AgentEvent{}, SkipUnknownEvent
-	}
-	ev, ok := baseLog(res, r, name, kind)
-	if !ok {
-		return proto.AgentEvent{}, SkipNoTime
+	ev, reason := baseLog(res, r, name, name, codexLogKinds, codexIgnoredLogs)
+	if reason != "" {
+		return ev, reason
 	}
 	ev.SessionID = attrStr(attrs, "conversation.id")
 	ev.Model = attrStr(attrs, "model")
-	switch kind {
+	switch ev.Kind {
 	case proto.KindUserPrompt:
 		ev.Prompt = attrStr(attrs, "prompt")
 	case proto.KindToolDecision:
