@@ -130,22 +130,11 @@ func (a *agentReport) markdown(heading string) string {
 // writeAgent writes agent.json and agent.md into dir and, when dir holds a full.json, puts
 // the result into it and re-renders full.md (the other parts are not re-run).
 func writeAgent(a *agentReport, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	js, err := json.MarshalIndent(a, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "agent.json"), append(js, '\n'), 0o644); err != nil {
-		return err
-	}
 	md := "# Vigil beside a real agent\n\nMethod: bench/README.md (Real agent). Goal (issue 5): " + a.goal().Goal + " — met: " + a.goal().Met + ".\n\n" +
 		a.markdown("## Claude Code wall time with and without Vigil")
-	if err := os.WriteFile(filepath.Join(dir, "agent.md"), []byte(md), 0o644); err != nil {
+	if err := writeResults(dir, "agent", a, md); err != nil {
 		return err
 	}
-	fmt.Print("\n" + md)
 	full := filepath.Join(dir, "full.json")
 	b, err := os.ReadFile(full)
 	if os.IsNotExist(err) {

@@ -358,14 +358,7 @@ func signedInt(x float64) string {
 
 // writeFull writes full.json, full.md and full.png into dir.
 func writeFull(r fullReport, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "full.json"), append(js, '\n'), 0o644); err != nil {
+	if err := writeResults(dir, "full", r, r.markdown()); err != nil {
 		return err
 	}
 	if r.Side != nil {
@@ -373,11 +366,6 @@ func writeFull(r fullReport, dir string) error {
 			return fmt.Errorf("plot: %w", err)
 		}
 	}
-	md := r.markdown()
-	if err := os.WriteFile(filepath.Join(dir, "full.md"), []byte(md), 0o644); err != nil {
-		return err
-	}
-	fmt.Print("\n" + md)
 	return nil
 }
 

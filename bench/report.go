@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -429,4 +432,24 @@ func formatCounts(m map[string]uint64) string {
 func rotate(configs []string, round int) []string {
 	k := round % len(configs)
 	return append(append([]string(nil), configs[k:]...), configs[:k]...)
+}
+
+// writeResults creates dir, writes v as name.json and md as name.md into it, and prints md:
+// every mode's report is written this way.
+func writeResults(dir, name string, v any, md string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s.json: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s.json: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".md"), []byte(md), 0o644); err != nil {
+		return fmt.Errorf("write %s.md: %w", name, err)
+	}
+	fmt.Print("\n" + md)
+	return nil
 }

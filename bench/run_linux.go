@@ -658,20 +658,5 @@ func utsString(b []int8) string {
 
 // writeReport writes quick.json and quick.md into dir.
 func writeReport(r report, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode quick.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "quick.json"), append(js, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write quick.json: %w", err)
-	}
-	md := r.markdown()
-	if err := os.WriteFile(filepath.Join(dir, "quick.md"), []byte(md), 0o644); err != nil {
-		return fmt.Errorf("write quick.md: %w", err)
-	}
-	fmt.Print("\n" + md)
-	return nil
+	return writeResults(dir, "quick", r, r.markdown())
 }
