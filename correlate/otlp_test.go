@@ -382,83 +382,48 @@ func samples(f *testing.F, signal string) [][]byte {
 	return out
 }
 
-func FuzzDecodeLogsJSON(f *testing.F) {
-	for _, b := range samples(f, "logs") {
+// fuzzDecodeAdapt seeds f with the real samples of a signal, as they are for JSON or
+// re-encoded for protobuf, and checks that any body that decodes also adapts, with stats
+// that add up.
+func fuzzDecodeAdapt[M pb.Message](f *testing.F, signal, contentType string,
+	decode func([]byte, string) (M, error), adapt func(M) ([]proto.AgentEvent, AdaptStats)) {
+	for _, b := range samples(f, signal) {
+		if contentType == ContentTypeProtobuf {
+			req, err := decode(b, ContentTypeJSON)
+			if err != nil {
+				f.Fatal(err)
+			}
+			if b, err = pb.Marshal(req); err != nil {
+				f.Fatal(err)
+			}
+		}
 		f.Add(b)
 	}
-	f.Add([]byte(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"intValue":"5"}}]}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeLogs(body, ContentTypeJSON)
+		req, err := decode(body, contentType)
 		if err != nil {
 			return
 		}
-		evs, st := AdaptLogs(req)
+		evs, st := adapt(req)
 		if st.Events != len(evs) || st.Records < st.Events {
 			t.Fatalf("stats %+v for %d events", st, len(evs))
 		}
 	})
+}
+
+func FuzzDecodeLogsJSON(f *testing.F) {
+	f.Add([]byte(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"intValue":"5"}}]}}]}`))
+	fuzzDecodeAdapt(f, "logs", ContentTypeJSON, DecodeLogs, AdaptLogs)
 }
 
 func FuzzDecodeLogsProto(f *testing.F) {
-	for _, b := range samples(f, "logs") {
-		req, err := DecodeLogs(b, ContentTypeJSON)
-		if err != nil {
-			f.Fatal(err)
-		}
-		wire, err := pb.Marshal(req)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(wire)
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeLogs(body, ContentTypeProtobuf)
-		if err != nil {
-			return
-		}
-		evs, st := AdaptLogs(req)
-		if st.Events != len(evs) || st.Records < st.Events {
-			t.Fatalf("stats %+v for %d events", st, len(evs))
-		}
-	})
+	fuzzDecodeAdapt(f, "logs", ContentTypeProtobuf, DecodeLogs, AdaptLogs)
 }
 
 func FuzzDecodeTracesJSON(f *testing.F) {
-	for _, b := range samples(f, "traces") {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeTraces(body, ContentTypeJSON)
-		if err != nil {
-			return
-		}
-		evs, st := AdaptTraces(req)
-		if st.Events != len(evs) || st.Records < st.Events {
-			t.Fatalf("stats %+v for %d events", st, len(evs))
-		}
-	})
+	fuzzDecodeAdapt(f, "traces", ContentTypeJSON, DecodeTraces, AdaptTraces)
 }
 
 func FuzzDecodeTracesProto(f *testing.F) {
-	for _, b := range samples(f, "traces") {
-		req, err := DecodeTraces(b, ContentTypeJSON)
-		if err != nil {
-			f.Fatal(err)
-		}
-		wire, err := pb.Marshal(req)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(wire)
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeTraces(body, ContentTypeProtobuf)
-		if err != nil {
-			return
-		}
-		evs, st := AdaptTraces(req)
-		if st.Events != len(evs) || st.Records < st.Events {
-			t.Fatalf("stats %+v for %d events", st, len(evs))
-		}
-	})
+	fuzzDecodeAdapt(f, "traces", ContentTypeProtobuf, DecodeTraces, AdaptTraces)
 }
