@@ -43,6 +43,13 @@ type StitcherOptions struct {
 	// waits for it: a hook process connects within milliseconds of its exec, before its exec
 	// event has come through the ring buffer. Past it the sender is untrusted.
 	VerifyWait time.Duration
+	// Late is how long a kernel line written unbound (or bound by its time window alone)
+	// stays bindable after its hold: telemetry arriving within it that binds the line with
+	// more confidence produces a binding record naming the line. 0 disables late binding.
+	Late time.Duration
+	// MaxLate bounds the lines kept bindable; past it the oldest are forgotten (counted).
+	// Late binding needs both Late and MaxLate.
+	MaxLate int
 }
 
 // StitcherStats are the stitcher's counters.
@@ -54,6 +61,12 @@ type StitcherStats struct {
 	Telemetry     uint64 // agent events accepted from trusted senders
 	Untrusted     uint64 // agent events from senders outside every agent tree
 	Forgotten     uint64 // remembered entries dropped by the MaxRemembered bound
+	// Late binding: lines still bindable, binding records written, lines dropped by the
+	// MaxLate bound before Late ran out, and lines whose Late ran out unbound.
+	LateKept      int
+	LateBound     uint64
+	LateForgotten uint64
+	LateExpired   uint64
 }
 
 // toolCall is what the agents said about one tool call.
@@ -144,6 +157,16 @@ type held struct {
 	arrived time.Time
 }
 
+// lateLine is a kernel line written unbound or bound by its window alone, kept so that
+// telemetry arriving after its hold can still bind it. e is the line as written: the pipeline
+// has numbered it (event.sequence) before the next Release (sensor.Stage's contract), and
+// nothing changes it any more.
+type lateLine struct {
+	e       *proto.Event
+	written time.Time // when Release handed it out
+	rank    int       // confidenceRank of the binding it was written (or last re-bound) with
+}
+
 // Stitcher binds kernel events to the session, prompt and tool call that caused them, using
 // the join keys the agents publish (TRACEPARENT, CODEX_TOOL_CALL_ID, session ids), then the
 // command text or file path inside a call's window, then the window alone, and says which it
@@ -163,6 +186,8 @@ type Stitcher struct {
 	turns       generations[string, string]   // Codex turn trace id → turn id
 	procs       generations[string, *binding] // process entity id → its binding
 	promptIDs   generations[string, string]   // prompt key → the id written for it
+	late        []lateLine                    // oldest first
+	lateDirty   bool                          // telemetry absorbed since the late lines were last tried
 	stats       StitcherStats
 }
 
@@ -229,6 +254,7 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 	}
 	clear(s.out)
 	s.out = s.out[:0]
+	ready = s.bindLate(now, all, ready)
 	n := 0
 	for n < len(s.held) && (all || now.Sub(s.held[n].arrived) >= s.o.Hold || len(s.held)-n > s.o.MaxHeld) {
 		if !all && now.Sub(s.held[n].arrived) < s.o.Hold {
@@ -237,6 +263,7 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 		e := s.held[n].e
 		s.bindForkByItsExec(n)
 		s.bind(e)
+		s.keepLate(e, now)
 		ready = append(ready, e)
 		n++
 	}
@@ -256,6 +283,7 @@ func (s *Stitcher) Stats() StitcherStats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Held = len(s.held)
+	st.LateKept = len(s.late)
 	st.Bindings = make(map[string]uint64, len(s.stats.Bindings))
 	for k, v := range s.stats.Bindings {
 		st.Bindings[k] = v
@@ -306,6 +334,7 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 			continue
 		}
 		s.stats.Telemetry++
+		s.lateDirty = true
 		s.absorb(ae, b, info)
 	}
 	return true

@@ -145,12 +145,15 @@ func (k kev) event() *proto.Event {
 	return e
 }
 
-// stRelease splits what Release returned into kernel events and agent lines.
+// stRelease splits what Release returned into kernel events and agent lines; the
+// correlator's own records (vigil.correlate) are left out.
 func stRelease(s *Stitcher, now time.Time, all bool) (kernel, agent []*proto.Event) {
 	for _, e := range s.Release(now, all) {
-		if e.Event.Dataset == "vigil.agent" {
+		switch e.Event.Dataset {
+		case "vigil.agent":
 			agent = append(agent, e)
-		} else {
+		case proto.DatasetCorrelate:
+		default:
 			kernel = append(kernel, e)
 		}
 	}
@@ -239,7 +242,9 @@ func stClaudeShellArgv(cmd string) []string {
 		strings.ReplaceAll(cmd, "'", `'"'"'`) + "' < /dev/null && pwd -P >| /tmp/claude-5c1a-cwd"}
 }
 
-func TestStitchClaudeSample(t *testing.T) {
+// stClaudeRows are kernel events of the Claude sample run and what each must be bound to
+// once all of the run's telemetry is known.
+func stClaudeRows() []stRow {
 	inBash := func(how, conf string) bound {
 		return bound{how, conf, stClaudeBash, "Bash", claudeSession, claudePrompt}
 	}
@@ -283,6 +288,11 @@ func TestStitchClaudeSample(t *testing.T) {
 		{"TRACEPARENT of no tool span, after every window", kev{action: proto.ActionExec, pid: 50004, ppid: stClaudePid, root: stClaudePid, at: "11:25:45.600",
 			args: []string{"true"}, join: claudeJoin("00-" + claudeTrace + "-3b7a535e0b6f92ff-01")}, session(claudePrompt)},
 	}
+	return rows
+}
+
+func TestStitchClaudeSample(t *testing.T) {
+	rows := stClaudeRows()
 	for _, late := range []bool{false, true} {
 		t.Run(fmt.Sprintf("late=%v", late), func(t *testing.T) {
 			stScenario(t, rows, stRun(t, "claude", stClaudePid, nil), late)
@@ -294,30 +304,34 @@ func codexJoin(call string) *proto.JoinKeys {
 	return &proto.JoinKeys{CodexToolCallID: call, CodexSession: codexSession}
 }
 
-func TestStitchCodexSample(t *testing.T) {
-	rows := func(prompt string) []stRow {
-		inExec := bound{proto.BindingEnvCallID, "high", stCodexExec, "exec_command", codexSession, prompt}
-		inPatch := func(how, conf string) bound {
-			return bound{how, conf, stCodexPatch, "apply_patch", codexSession, prompt}
-		}
-		return []stRow{
-			{"process setup exec with CODEX_TOOL_CALL_ID", kev{action: proto.ActionExec, pid: 24917, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.023",
-				args: []string{"/proc/self/exe", "--codex-run-as-process-setup", "3", "24688"}, cwd: stCodexRepo, join: codexJoin(stCodexExec)}, inExec},
-			{"its shell exec", kev{action: proto.ActionExec, pid: 24917, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.046019",
-				args: []string{"/bin/bash", "-c", codexExecCmd}, cwd: stCodexRepo, join: codexJoin(stCodexExec)}, inExec},
-			{"shell child with the inherited key", kev{action: proto.ActionExec, pid: 24925, ppid: 24917, root: stCodexRoot, at: "11:25:14.090",
-				args: []string{"cat", "notes.txt"}, cwd: stCodexRepo, join: codexJoin(stCodexExec)}, inExec},
-			{"shell child fork without keys", kev{action: proto.ActionFork, pid: 24926, ppid: 24917, root: stCodexRoot, at: "11:25:14.100", cwd: stCodexRepo}, inExec},
-			{"apply_patch: codex opens out.txt", kev{action: proto.ActionOpen, pid: stCodexPid, ppid: stCodexRoot, root: stCodexRoot, at: "11:25:14.627581",
-				cwd: stCodexRepo, path: stCodexRepo + "/out.txt"}, inPatch(proto.BindingFilePath, "medium")},
-			{"apply_patch: codex opens notes.txt", kev{action: proto.ActionOpen, pid: stCodexPid, ppid: stCodexRoot, root: stCodexRoot, at: "11:25:14.628827",
-				cwd: stCodexRepo, path: stCodexRepo + "/notes.txt"}, inPatch(proto.BindingFilePath, "medium")},
-			{"a tree process without keys, only apply_patch running", kev{action: proto.ActionExec, pid: 24999, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.650",
-				args: []string{"/usr/bin/git", "status"}, cwd: stCodexRepo}, inPatch(proto.BindingWindow, "low")},
-			{"codex opens out.txt after the turn", kev{action: proto.ActionOpen, pid: stCodexPid, ppid: stCodexRoot, root: stCodexRoot, at: "11:25:15.500",
-				cwd: stCodexRepo, path: stCodexRepo + "/out.txt"}, bound{proto.BindingNone, "", "", "", codexSession, prompt}},
-		}
+// stCodexRows are kernel events of the Codex sample run and what each must be bound to once
+// the telemetry is known; prompt is the id its lines carry.
+func stCodexRows(prompt string) []stRow {
+	inExec := bound{proto.BindingEnvCallID, "high", stCodexExec, "exec_command", codexSession, prompt}
+	inPatch := func(how, conf string) bound {
+		return bound{how, conf, stCodexPatch, "apply_patch", codexSession, prompt}
 	}
+	return []stRow{
+		{"process setup exec with CODEX_TOOL_CALL_ID", kev{action: proto.ActionExec, pid: 24917, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.023",
+			args: []string{"/proc/self/exe", "--codex-run-as-process-setup", "3", "24688"}, cwd: stCodexRepo, join: codexJoin(stCodexExec)}, inExec},
+		{"its shell exec", kev{action: proto.ActionExec, pid: 24917, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.046019",
+			args: []string{"/bin/bash", "-c", codexExecCmd}, cwd: stCodexRepo, join: codexJoin(stCodexExec)}, inExec},
+		{"shell child with the inherited key", kev{action: proto.ActionExec, pid: 24925, ppid: 24917, root: stCodexRoot, at: "11:25:14.090",
+			args: []string{"cat", "notes.txt"}, cwd: stCodexRepo, join: codexJoin(stCodexExec)}, inExec},
+		{"shell child fork without keys", kev{action: proto.ActionFork, pid: 24926, ppid: 24917, root: stCodexRoot, at: "11:25:14.100", cwd: stCodexRepo}, inExec},
+		{"apply_patch: codex opens out.txt", kev{action: proto.ActionOpen, pid: stCodexPid, ppid: stCodexRoot, root: stCodexRoot, at: "11:25:14.627581",
+			cwd: stCodexRepo, path: stCodexRepo + "/out.txt"}, inPatch(proto.BindingFilePath, "medium")},
+		{"apply_patch: codex opens notes.txt", kev{action: proto.ActionOpen, pid: stCodexPid, ppid: stCodexRoot, root: stCodexRoot, at: "11:25:14.628827",
+			cwd: stCodexRepo, path: stCodexRepo + "/notes.txt"}, inPatch(proto.BindingFilePath, "medium")},
+		{"a tree process without keys, only apply_patch running", kev{action: proto.ActionExec, pid: 24999, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.650",
+			args: []string{"/usr/bin/git", "status"}, cwd: stCodexRepo}, inPatch(proto.BindingWindow, "low")},
+		{"codex opens out.txt after the turn", kev{action: proto.ActionOpen, pid: stCodexPid, ppid: stCodexRoot, root: stCodexRoot, at: "11:25:15.500",
+			cwd: stCodexRepo, path: stCodexRepo + "/out.txt"}, bound{proto.BindingNone, "", "", "", codexSession, prompt}},
+	}
+}
+
+func TestStitchCodexSample(t *testing.T) {
+	rows := stCodexRows
 	isLogs := func(f string) bool { return strings.Contains(f, "logs") }
 	tests := []struct {
 		name   string

@@ -26,7 +26,15 @@ const (
 	// ActionAgentUntrusted is telemetry from a process outside every agent tree: kept and
 	// flagged, never bound to a session, whatever it claims.
 	ActionAgentUntrusted = "agent.untrusted_telemetry"
+
+	// Correlator records (event.dataset vigil.correlate): what the stitcher itself concluded.
+	// ActionBinding binds a kernel line written earlier (vigil.binds.sequence) to a tool call:
+	// late telemetry explained it after its hold ran out.
+	ActionBinding = "binding"
 )
+
+// DatasetCorrelate is event.dataset of the correlator's own records (binding, session).
+const DatasetCorrelate = "vigil.correlate"
 
 // Bindings: which key attached a kernel event to its tool call (vigil.binding).
 const (
@@ -237,6 +245,17 @@ type Vigil struct {
 	Tool *ToolCall `json:"tool,omitempty" msgpack:"tool,omitempty"`
 	// Telemetry says who sent an agent event and whether the kernel vouches for it.
 	Telemetry *Telemetry `json:"telemetry,omitempty" msgpack:"telemetry,omitempty"`
+	// Binds names the kernel line a binding record re-attributes (action binding).
+	Binds *Binds `json:"binds,omitempty" msgpack:"binds,omitempty"`
+	// LateMs is, on a binding record, the milliseconds from the bound kernel event's
+	// @timestamp to the moment the binding was made.
+	LateMs int64 `json:"late_ms,omitempty" msgpack:"late_ms,omitempty"`
+}
+
+// Binds is vigil.binds.*: the line a binding record re-attributes.
+type Binds struct {
+	// Sequence is the event.sequence of the kernel line, written earlier by the same run.
+	Sequence uint64 `json:"sequence" msgpack:"sequence"`
 }
 
 // PromptRef is vigil.prompt.*.

@@ -66,6 +66,8 @@ type CorrelateConfig struct {
 	HookSocket     string `yaml:"hook_socket"`
 	HoldSeconds    int    `yaml:"hold_seconds"`
 	MaxHeld        int    `yaml:"max_held"`
+	LateSeconds    int    `yaml:"late_seconds"`
+	MaxLate        int    `yaml:"max_late"`
 	UndeliveredDir string `yaml:"hook_undelivered_dir"`
 }
 
@@ -143,6 +145,8 @@ func (c Config) Validate() error {
 
 	check(c.Correlate.HoldSeconds >= 1, "correlate.hold_seconds must be >= 1, got %d", c.Correlate.HoldSeconds)
 	check(c.Correlate.MaxHeld >= 1, "correlate.max_held must be >= 1, got %d", c.Correlate.MaxHeld)
+	check(c.Correlate.LateSeconds >= 0, "correlate.late_seconds must be >= 0 (0: no late binding), got %d", c.Correlate.LateSeconds)
+	check(c.Correlate.MaxLate >= 1, "correlate.max_late must be >= 1, got %d", c.Correlate.MaxLate)
 	check(c.Correlate.HookSocket == "" || filepath.IsAbs(c.Correlate.HookSocket),
 		"correlate.hook_socket must be an absolute path or empty, got %q", c.Correlate.HookSocket)
 	check(c.Correlate.UndeliveredDir == "" || filepath.IsAbs(c.Correlate.UndeliveredDir),

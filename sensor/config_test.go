@@ -21,7 +21,7 @@ func TestDefaultConfig(t *testing.T) {
 		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 30},
 		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
-			HoldSeconds: 10, MaxHeld: 8192, UndeliveredDir: "/var/lib/vigil/hook-undelivered"},
+			HoldSeconds: 10, MaxHeld: 8192, LateSeconds: 300, MaxLate: 4096, UndeliveredDir: "/var/lib/vigil/hook-undelivered"},
 	}
 	c.Agents, c.Interpreters = nil, nil // `[]` in the file; compared separately below
 	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable ||
@@ -89,6 +89,17 @@ func TestLoadConfig(t *testing.T) {
 		{name: "relative output", yaml: "output:\n  jsonl: events.jsonl\n", wantErr: "output.jsonl"},
 		{name: "zero queue", yaml: "pipeline:\n  queue_size: 0\n", wantErr: "pipeline.queue_size"},
 		{name: "negative max_cpus", yaml: "pipeline:\n  max_cpus: -1\n", wantErr: "pipeline.max_cpus"},
+		{name: "negative late_seconds", yaml: "correlate:\n  late_seconds: -1\n", wantErr: "correlate.late_seconds"},
+		{name: "zero max_late", yaml: "correlate:\n  max_late: 0\n", wantErr: "correlate.max_late"},
+		{
+			name: "late binding off",
+			yaml: "correlate:\n  late_seconds: 0\n",
+			check: func(t *testing.T, c Config) {
+				if c.Correlate.LateSeconds != 0 || c.Correlate.MaxLate != 4096 {
+					t.Errorf("correlate = %+v", c.Correlate)
+				}
+			},
+		},
 		{name: "bad agent", yaml: "agents:\n  - name: x\n    binaries: [/usr/bin/x]\n", wantErr: "agent catalog"},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,9 @@ type Stage interface {
 	// holds more than it should until the next periodic release.
 	Push(e *proto.Event) (full bool)
 	// Release returns the records ready to write at now; all releases everything (shutdown).
+	// The caller writes every returned record, which sets its event.sequence, before it calls
+	// Release again: a stage may read the sequence of what it released from then on (a
+	// binding record names the line it binds by it). Records are not modified once written.
 	Release(now time.Time, all bool) []*proto.Event
 }
 

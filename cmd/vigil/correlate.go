@@ -28,6 +28,8 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 	c := &correlator{stitcher: correlate.NewStitcher(correlate.StitcherOptions{
 		Hold:    time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
 		MaxHeld: cfg.Correlate.MaxHeld,
+		Late:    time.Duration(cfg.Correlate.LateSeconds) * time.Second,
+		MaxLate: cfg.Correlate.MaxLate,
 		Lookup:  table.Lookup,
 		// OTLP counts only from an agent process itself (its image or script matched the
 		// catalog), not from any process of its tree.

@@ -67,6 +67,7 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	if err != nil {
 		return fmt.Errorf("trace: read %s: %w", *jsonlPath, err)
 	}
+	events = applyBindings(events)
 	wfs := correlate.BuildWorkflows(events, correlate.WorkflowOptions{SessionID: *session, RepoOf: repoOf})
 
 	bw := bufio.NewWriter(out)
@@ -156,6 +157,33 @@ func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 			return events, bad, err
 		}
 	}
+}
+
+// applyBindings applies each binding record to the kernel line it names and returns the
+// events without the records. A record names its line by event.sequence, which restarts at 1
+// with every sensor run: lines are in write order, and a record always follows its line in
+// the same run, so a sequence that does not increase starts a new run. Records whose line is
+// not in the input (an older, rotated file) are dropped.
+func applyBindings(events []*proto.Event) []*proto.Event {
+	bySeq := map[uint64]*proto.Event{}
+	var last uint64
+	out := events[:0]
+	for _, e := range events {
+		if e.Event.Sequence <= last {
+			clear(bySeq)
+		}
+		last = e.Event.Sequence
+		if r, ok := proto.BindingRecordOf(e); ok {
+			if line := bySeq[r.Sequence]; line != nil {
+				r.Apply(line)
+			}
+			continue
+		}
+		bySeq[e.Event.Sequence] = e
+		out = append(out, e)
+	}
+	clear(events[len(out):])
+	return out
 }
 
 // gitRemoteURL is the remote.origin.url of the repository holding dir, with any credentials in
