@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -544,9 +545,7 @@ func TestPrepareUndeliveredDirRefuses(t *testing.T) {
 	if err := PrepareUndeliveredDir(file); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("file: %v", err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("chown to another uid needs root")
-	}
+	testenv.RequireRoot(t, "chown to another uid")
 	other := filepath.Join(base, "other")
 	if err := os.Mkdir(other, 0o777); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -134,10 +135,7 @@ func TestHookServerDelivers(t *testing.T) {
 func TestHookServerSenderIsPeer(t *testing.T) {
 	ts := startHookServer(t)
 	frame := hookFrame(t, HookMessage{Agent: "claude-code", Stdin: hookSample(t, "claude/managed_UserPromptSubmit_1.json")})
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed: the child-process client test is in cmd/vigil")
-	}
+	py := testenv.LookPath(t, "python3")
 	// A minimal client in another process: send the frame from stdin, print the ack.
 	script := `import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()); sys.stdout.write(s.recv(1).hex())`
@@ -305,9 +303,7 @@ func TestHookServerStaleSocket(t *testing.T) {
 
 // The socket's directory must be ours: a directory another user owns could swap the socket.
 func TestHookServerRefusesForeignDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown to another uid needs root")
-	}
+	testenv.RequireRoot(t, "chown to another uid")
 	dir := filepath.Join(t.TempDir(), "run")
 	if err := os.Mkdir(dir, 0o777); err != nil {
 		t.Fatal(err)
@@ -323,13 +319,11 @@ func TestHookServerRefusesForeignDir(t *testing.T) {
 
 // An unprivileged process can connect to the 0666 socket, and is identified as itself.
 func TestHookServerUnprivilegedSender(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("running a child as uid 65534 needs root")
-	}
+	testenv.RequireRoot(t, "running a child as uid 65534")
 	// The system python: a per-user shim (pyenv) is not reachable by uid 65534.
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
-		t.Skip("no /usr/bin/python3: cmd/vigil tests the same with the hook client")
+		testenv.Skipf(t, "no %s: %v", py, err)
 	}
 	ts := startHookServer(t)
 	// t.TempDir is 0700: let uid 65534 reach the socket.

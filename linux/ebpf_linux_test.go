@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-sensor/vigil/bpf"
+	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -81,11 +82,9 @@ func dump(events []*proto.Event) string {
 
 func requireKernel(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load eBPF programs: run the tests as root (make test does)")
-	}
+	testenv.RequireRoot(t, "loading eBPF programs")
 	if err := CheckBTF(); err != nil {
-		t.Skipf("kernel cannot load Vigil's programs: %v", err)
+		testenv.Skipf(t, "kernel cannot load Vigil's programs: %v", err)
 	}
 }
 

@@ -13,13 +13,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
 func skipUnlessRootForMounts(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root to mount file systems (euid %d)", os.Geteuid())
-	}
+	testenv.RequireRoot(t, "mounting file systems")
 }
 
 func mountPoints(t *testing.T, fstype string) []string {

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-sensor/vigil/correlate"
+	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
 const peerHelperEnv = "VIGIL_TEST_PEER_HELPER"
@@ -125,7 +126,7 @@ func selfConn(t *testing.T, network, addr string) (client net.Conn, local, remot
 	t.Helper()
 	l, err := net.Listen(network, addr)
 	if err != nil {
-		t.Skipf("listen %s %s: %v", network, addr, err)
+		testenv.Skipf(t, "listen %s %s: %v", network, addr, err)
 	}
 	t.Cleanup(func() { l.Close() })
 	client, err = net.Dial(network, l.Addr().String())

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
 func TestParseCapEff(t *testing.T) {
@@ -102,9 +104,7 @@ func TestCheckBTF(t *testing.T) {
 }
 
 func TestCheckPrivilegesAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root (euid %d)", os.Geteuid())
-	}
+	testenv.RequireRoot(t, "CheckPrivileges' success path")
 	if err := CheckPrivileges(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +126,7 @@ func TestPrivilegesHelperProcess(t *testing.T) {
 }
 
 func TestCheckPrivilegesUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root to switch to uid 65534 (euid %d)", os.Geteuid())
-	}
+	testenv.RequireRoot(t, "switching to uid 65534")
 	// The go test build directory is private to root: copy the binary where nobody can run it.
 	self, err := os.Executable()
 	if err != nil {

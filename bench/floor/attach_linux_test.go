@@ -1,15 +1,14 @@
 package floor
 
 import (
-	"os"
 	"testing"
+
+	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
 // TestAttach loads and attaches the floor for real; it needs root and a BPF-capable kernel.
 func TestAttach(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("attaching eBPF programs needs root")
-	}
+	testenv.RequireRoot(t, "attaching eBPF programs")
 	c, err := Attach()
 	if err != nil {
 		t.Fatal(err)

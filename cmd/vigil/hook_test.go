@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/correlate"
+	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -261,9 +262,7 @@ func TestHookHungDaemon(t *testing.T) {
 // TestHookUnprivileged: a hook running as uid 65534 connects to the 0666 socket and is
 // identified as 65534; with the daemon down it counts the hook in its own file.
 func TestHookUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("running a child as uid 65534 needs root")
-	}
+	testenv.RequireRoot(t, "running a child as uid 65534")
 	e := newHookEnv(t, true)
 	// The test binary sits in go's private build dir: copy it where uid 65534 can run it.
 	exe := filepath.Join(filepath.Dir(filepath.Dir(e.socket)), "vigil.test")

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
 // These tests run the real binary as a user would: build it, start `vigil run` as root,
@@ -65,12 +67,8 @@ func (l *lockedBuilder) String() string {
 // reports that the probes are attached.
 func startVigil(t *testing.T, configYAML string) *runningSensor {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("vigil run needs root to load eBPF programs: run the tests as root (make test does)")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		t.Skipf("kernel has no BTF, Vigil's eBPF programs cannot load: %v", err)
-	}
+	testenv.RequireRoot(t, "vigil run (loading eBPF programs)")
+	testenv.RequireBTF(t)
 	dir := t.TempDir()
 	jsonl := filepath.Join(dir, "out", "events.jsonl")
 	cfg := filepath.Join(dir, "vigil.yaml")

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/vigil-sensor/vigil/correlate"
+	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
 // The fixture and golden text come from correlate's workflow tests (go test ./correlate/ -run
@@ -188,9 +189,7 @@ func TestTraceEmptyInput(t *testing.T) {
 }
 
 func TestTraceGitRemote(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testenv.LookPath(t, "git")
 	t.Setenv("GIT_CONFIG_GLOBAL", os.DevNull)
 	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 	repo := t.TempDir()

@@ -1,0 +1,53 @@
+// Package testenv decides what a test does when the machine lacks something it needs (root,
+// kernel BTF, a tool, a kernel facility): skip it on a developer's machine, fail it in CI.
+// CI's machine has all of them (.ci/run installs the tools and runs as root), so a test that
+// skips there is a test that silently stopped running.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI (.ci/run is started with CI=true).
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Skipf skips the test with the reason, or fails it under CI=true, where every requirement is
+// met by construction.
+func Skipf(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InCI() {
+		t.Fatalf("CI=true and this test cannot run: %s (CI's machine must provide it: see .ci/run)", msg)
+	}
+	t.Skip(msg)
+}
+
+// RequireRoot skips (fails in CI) unless the test runs as root; why says what needs root.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skipf(t, "%s needs root (euid %d): run the tests as root (make test does in CI)", why, os.Geteuid())
+	}
+}
+
+// RequireBTF skips (fails in CI) unless the kernel exposes its BTF, which Vigil's CO-RE
+// programs need to load.
+func RequireBTF(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		Skipf(t, "kernel has no BTF, Vigil's eBPF programs cannot load: %v", err)
+	}
+}
+
+// LookPath returns the tool's path, or skips (fails in CI) when it is not installed.
+func LookPath(t testing.TB, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		Skipf(t, "%s is not installed: %v", tool, err)
+	}
+	return p
+}
