@@ -113,6 +113,13 @@ type procEntry struct {
 	rootPid      int
 	rootEntityID string
 
+	// forkSeen: the fork from a known parent was seen, so execs is the whole history.
+	forkSeen bool
+	// execs are the execs since the fork, oldest first, at most MaxExecHistory; execsDropped
+	// says older ones were dropped. Replaced, never modified in place (Lookup shares it).
+	execs        []ExecRecord
+	execsDropped bool
+
 	exited   bool
 	exitedAt time.Time
 	// elem is the entry's place in the LRU list; nil once the entry left the table.
@@ -256,6 +263,11 @@ func (t *ProcessTable) Lookup(pid int) (ProcessInfo, bool) {
 		RootPid:     ent.rootPid,
 		Agent:       ent.agent,
 		Exited:      ent.exited,
+
+		Join:           ent.join,
+		ForkSeen:       ent.forkSeen,
+		Execs:          ent.execs,
+		ExecsTruncated: ent.execsDropped,
 	}, true
 }
 
@@ -293,6 +305,7 @@ func (t *ProcessTable) fork(p *proto.Process) *procEntry {
 		child.rootPid, child.rootEntityID = parent.rootPid, parent.rootEntityID
 		child.ppid = parent.pid
 		child.parent = parentRef{entityID: parent.entityID, exe: parent.exe, name: parent.name}
+		child.forkSeen = true // its exec history starts empty: it runs the parent's image
 	} else {
 		child.fillFrom(p)
 	}
@@ -383,6 +396,13 @@ func (t *ProcessTable) exec(ent *procEntry, e *proto.Event, hash string) {
 		j := *e.Vigil.Join
 		ent.join = &j
 	}
+	// The history is copied, not appended to: Lookup callers may hold the previous slice.
+	rec := ExecRecord{Executable: ent.exe, Args: ent.args, Join: ent.join}
+	keep := ent.execs
+	if len(keep) >= MaxExecHistory {
+		keep, ent.execsDropped = keep[len(keep)-MaxExecHistory+1:], true
+	}
+	ent.execs = append(append(make([]ExecRecord, 0, len(keep)+1), keep...), rec)
 }
 
 // enrich fills what the event lacks from the entry, its parent and its root.

@@ -62,4 +62,28 @@ type ProcessInfo struct {
 	// Exited is set by ProcessTable.Lookup for a process that has exited but is still
 	// remembered (its late telemetry and children's events need it).
 	Exited bool
+
+	// The fields below are filled by ProcessTable.Lookup only (a /proc seed has no history).
+
+	// Join holds the join keys the kernel read from the current image's environment at exec.
+	Join *proto.JoinKeys
+	// ForkSeen: the table saw this process forked from a known parent, so Execs is its whole
+	// exec history. False for a process seeded from /proc or first seen mid-life.
+	ForkSeen bool
+	// Execs are the execs this process made since its fork, oldest first, the current image
+	// last; at most MaxExecHistory (ExecsTruncated says older ones were dropped).
+	Execs          []ExecRecord
+	ExecsTruncated bool
+}
+
+// MaxExecHistory bounds the execs remembered per process. A Codex tool shell makes three in
+// one pid (process setup, wrapper shell, command shell); a hook at most two (shell, command).
+const MaxExecHistory = 4
+
+// ExecRecord is one successful exec as the kernel reported it. Args and Join are shared with
+// the process table and must not be modified.
+type ExecRecord struct {
+	Executable string
+	Args       []string
+	Join       *proto.JoinKeys // nil when the exec carried none
 }
