@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync"
@@ -388,6 +389,11 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 	var ss *session
 	if ae.SessionID != "" {
 		ss = s.sessionFor(ae.SessionID, ae.Agent)
+		if ss.root != sender.RootPid { // first seen, or resumed in another tree
+			root, _ := s.lookup(sender.RootPid)
+			s.emit(proto.SessionRecord{Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID,
+				Sender: senderOf(b, sender), RootEntityID: root.EntityID}.Event(), ae.Agent, "")
+		}
 		ss.root = sender.RootPid // verify checked that this tree may speak for it
 		ss.agentPids[b.SenderPid] = true
 		s.rootSession.put(sender.RootPid, ae.SessionID)
@@ -407,9 +413,8 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		if len(ss.prompts) > maxPromptsPerSession {
 			ss.prompts = slices.Delete(ss.prompts, 0, len(ss.prompts)-maxPromptsPerSession)
 		}
-		s.emit(s.agentLine(proto.ActionAgentPrompt, ae, b, sender, func(e *proto.Event) {
-			e.Vigil.Prompt = &proto.PromptRef{ID: p.key, Text: p.text}
-		}), ae.Agent, p.key)
+		s.emit(proto.PromptRecord{Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID, PromptID: p.key, Text: p.text,
+			Sender: senderOf(b, sender)}.Event(), ae.Agent, p.key)
 	case proto.KindToolDecision, proto.KindToolResult, proto.KindToolSpan:
 		if ae.Kind == proto.KindToolSpan && ae.SpanName == "claude_code.tool.execution" && ae.SpanID != "" && ae.ToolUseID != "" {
 			s.spans.put(ae.SpanID, ae.ToolUseID)
@@ -730,44 +735,26 @@ func (s *Stitcher) promptID(agent, key string) string {
 	return id
 }
 
+// senderOf is the sender of a trusted batch as its lines name it.
+func senderOf(b TelemetryBatch, info sensor.ProcessInfo) proto.Sender {
+	return proto.Sender{Pid: b.SenderPid, Name: info.Name, Executable: info.Executable, Cwd: info.Cwd,
+		RootPid: info.RootPid, Transport: b.Transport}
+}
+
 // agentLine builds the output line for an agent event from a trusted sender.
 func (s *Stitcher) agentLine(action string, ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo, fill func(*proto.Event)) *proto.Event {
-	e := &proto.Event{
-		Timestamp: ae.Time.UTC(),
-		Event:     proto.EventMeta{Action: action, Kind: "event", Dataset: "vigil.agent"},
-		Process:   &proto.Process{Pid: sender.Pid, Name: sender.Name, Executable: sender.Executable, WorkingDirectory: sender.Cwd},
-		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: ae.Agent}},
-		Vigil: proto.Vigil{
-			Root:      &proto.Root{Pid: sender.RootPid},
-			Source:    b.Transport,
-			Telemetry: &proto.Telemetry{Transport: b.Transport, SenderPid: b.SenderPid, Trusted: true},
-		},
-	}
-	if ae.SessionID != "" {
-		e.GenAI.Conversation = &proto.GenAIConversation{ID: ae.SessionID}
-	}
-	if key := promptKey(ae); key != "" {
-		e.Vigil.Prompt = &proto.PromptRef{ID: key} // resolved when written
-	}
+	e := senderOf(b, sender).Line(action, ae.Agent, ae.SessionID, promptKey(ae), ae.Time) // prompt resolved when written
 	fill(e)
 	return e
 }
 
+// callLine is the agent.tool_call line of c; its prompt is resolved when written.
 func (s *Stitcher) callLine(c *toolCall, ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo) *proto.Event {
-	return s.agentLine(proto.ActionAgentToolCall, ae, b, sender, func(e *proto.Event) {
-		e.Event.Outcome = proto.OutcomeUnknown
-		if c.success != nil {
-			e.Event.Outcome = map[bool]string{true: proto.OutcomeSuccess, false: proto.OutcomeFailure}[*c.success]
-		}
-		e.GenAI.Tool = &proto.GenAITool{Name: c.name, Call: &proto.GenAIToolCall{ID: c.id}}
-		if c.promptKey != "" {
-			e.Vigil.Prompt = &proto.PromptRef{ID: c.promptKey} // resolved when written
-		}
-		e.Vigil.Tool = &proto.ToolCall{
-			Decision: c.decision, DecisionSource: c.source, Success: c.success, DurationMs: c.duration,
-			Command: c.command, FilePaths: c.files,
-		}
-	})
+	return proto.ToolCallRecord{
+		Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID, PromptID: cmp.Or(c.promptKey, promptKey(ae)),
+		CallID: c.id, ToolName: c.name, Decision: c.decision, DecisionSource: c.source, Success: c.success,
+		DurationMs: c.duration, Command: c.command, FilePaths: c.files, Sender: senderOf(b, sender),
+	}.Event()
 }
 
 // unreportedCalls writes, at shutdown, the calls whose result never arrived.

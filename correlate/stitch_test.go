@@ -1178,7 +1178,7 @@ func TestStitchWaitingSenderKeepsItsOrder(t *testing.T) {
 			t.Errorf("tool_call line without its decision: %+v", e.Vigil.Tool)
 		}
 	}
-	if want := []string{proto.ActionAgentPrompt, proto.ActionAgentToolCall}; !slices.Equal(actions, want) {
+	if want := []string{proto.ActionSession, proto.ActionAgentPrompt, proto.ActionAgentToolCall}; !slices.Equal(actions, want) {
 		t.Errorf("agent lines %v, want %v", actions, want)
 	}
 }

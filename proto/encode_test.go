@@ -157,20 +157,29 @@ func fixtures() map[string]*Event {
 	}
 	agentGenAI := func() *GenAI { return &GenAI{Agent: genai.Agent, Conversation: genai.Conversation} }
 
-	prompt := &Event{Timestamp: ts.Add(-4*time.Second - 702*time.Millisecond), Event: agentMeta(ActionAgentPrompt, "", 1007), Host: host,
-		Process: sender(), GenAI: agentGenAI(), Vigil: trusted()}
-	prompt.Vigil.Prompt.Text = "The refund tests fail since the last merge, find out why and fix it. Use GITHUB_TOKEN=[REDACTED] for gh."
+	// The prompt and tool-call lines are the lines of their records: the goldens hold them.
+	claude := Sender{Pid: 41822, Name: "claude", Executable: "/home/alice/.local/share/claude/versions/2.0.50",
+		Cwd: "/home/alice/src/payments", RootPid: 41822, Transport: "otlp_http"}
+	prompt := PromptRecord{Time: ts.Add(-4*time.Second - 702*time.Millisecond), Agent: "claude-code", SessionID: genai.Conversation.ID,
+		PromptID: promptID, Sender: claude,
+		Text: "The refund tests fail since the last merge, find out why and fix it. Use GITHUB_TOKEN=[REDACTED] for gh."}.Event()
+	prompt.Event.Sequence, prompt.Host = 1007, host
+
+	// session: the first telemetry of the session, Claude's prompt, from the agent root.
+	session := SessionRecord{Time: ts.Add(-4*time.Second - 702*time.Millisecond), Agent: "claude-code", SessionID: genai.Conversation.ID,
+		Sender: claude, RootEntityID: root.EntityID}.Event()
+	session.Event.Sequence, session.Host = 1006, host
 
 	apiReq := &Event{Timestamp: ts.Add(-217 * time.Millisecond), Event: agentMeta(ActionAgentAPIRequest, "", 1035), Host: host,
 		Process: sender(), GenAI: agentGenAI(), Vigil: trusted()}
 	apiReq.GenAI.Request = &GenAIRequest{Model: "claude-sonnet-4-5-20250929"}
 	apiReq.GenAI.Usage = &GenAIUsage{InputTokens: 18234, OutputTokens: 412}
 
-	call := &Event{Timestamp: ts.Add(3*time.Second + 521*time.Millisecond), Event: agentMeta(ActionAgentToolCall, OutcomeSuccess, 1402), Host: host,
-		Process: sender(), GenAI: agentGenAI(), Vigil: trusted()}
-	call.GenAI.Tool = genai.Tool
-	call.Vigil.Tool = &ToolCall{Decision: "accept", DecisionSource: "config", Success: boolp(true), DurationMs: 3536,
-		Command: "GITHUB_TOKEN=[REDACTED] gh pr checks 42 && cd /home/alice/src/payments && go test ./... -run TestRefund -count=1 2>&1 | tail -80"}
+	call := ToolCallRecord{Time: ts.Add(3*time.Second + 521*time.Millisecond), Agent: "claude-code", SessionID: genai.Conversation.ID,
+		PromptID: promptID, CallID: genai.Tool.Call.ID, ToolName: genai.Tool.Name, Sender: claude,
+		Decision: "accept", DecisionSource: "config", Success: boolp(true), DurationMs: 3536,
+		Command: "GITHUB_TOKEN=[REDACTED] gh pr checks 42 && cd /home/alice/src/payments && go test ./... -run TestRefund -count=1 2>&1 | tail -80"}.Event()
+	call.Event.Sequence, call.Host = 1402, host
 
 	// agent_untrusted: a PreToolUse hook call from a process outside every agent tree that
 	// claims the real session: flagged, never bound.
@@ -189,8 +198,8 @@ func fixtures() map[string]*Event {
 	binding.Event.Sequence, binding.Host = 1577, host
 
 	return map[string]*Event{
-		"binding": binding,
-		"exec":    execEv, "fork": fork, "open": open, "open_denied": openFail,
+		"binding": binding, "session": session,
+		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail,
 		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix,
 		"exit": exit, "lost": lost,
 		"exec_traceparent": execTP, "open_file_path": openFP, "exec_unbound": execNone,

@@ -31,10 +31,17 @@ const (
 	// ActionBinding binds a kernel line written earlier (vigil.binds.sequence) to a tool call:
 	// late telemetry explained it after its hold ran out.
 	ActionBinding = "binding"
+	// ActionSession is the first sight of an agent session (or of its move to a new agent
+	// tree, when a session is resumed): agent, session id, the tree's root, the agent's cwd.
+	ActionSession = "session"
 )
 
-// DatasetCorrelate is event.dataset of the correlator's own records (binding, session).
-const DatasetCorrelate = "vigil.correlate"
+// Datasets of the correlator's lines: DatasetAgent for what the agents said about themselves
+// (agent.*), DatasetCorrelate for what the correlator concluded (binding, session).
+const (
+	DatasetAgent     = "vigil.agent"
+	DatasetCorrelate = "vigil.correlate"
+)
 
 // Bindings: which key attached a kernel event to its tool call (vigil.binding).
 const (

@@ -19,6 +19,25 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{"binding without prompt or session", BindingRecord{Time: at, Sequence: 7, Pid: 1, Agent: AgentCodex, CallID: "call_1",
 			Binding: BindingEnvCallID, Confidence: "high", LateMs: 1}},
 	}
+	claude := Sender{Pid: 41822, Name: "claude", Executable: "/opt/claude", Cwd: "/home/a/src", RootPid: 41822, Transport: "otlp_http"}
+	codex := Sender{Pid: 24688, Name: "codex", Cwd: "/home/a/src", RootPid: 24622, Transport: "otlp_grpc"}
+	hook := Sender{Pid: 777, Name: "vigil", RootPid: 41822, Transport: "hook"}
+	yes, no := true, false
+	tests = append(tests, []struct {
+		name   string
+		record any
+	}{
+		{"session", SessionRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", Sender: claude, RootEntityID: "b3c1"}},
+		{"session from a child sender without root entity", SessionRecord{Time: at, Agent: AgentCodex, SessionID: "s", Sender: codex}},
+		{"prompt with text", PromptRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", PromptID: "p", Text: "fix it", Sender: claude}},
+		{"prompt without text", PromptRecord{Time: at, Agent: AgentCodex, SessionID: "s", PromptID: "p", Sender: codex}},
+		{"prompt without id", PromptRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", Text: "fix it", Sender: hook}},
+		{"tool call succeeded", ToolCallRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", PromptID: "p", CallID: "toolu_1", ToolName: "Bash",
+			Decision: "accept", DecisionSource: "config", Success: &yes, DurationMs: 3536, Command: "go test ./...", Sender: claude}},
+		{"tool call failed, files", ToolCallRecord{Time: at, Agent: AgentCodex, SessionID: "s", PromptID: "p", CallID: "call_1", ToolName: "apply_patch",
+			Decision: "approved", DecisionSource: "User", Success: &no, FilePaths: []string{"a.go", "b.go"}, Sender: codex}},
+		{"tool call without result", ToolCallRecord{Time: at, Agent: AgentClaudeCode, CallID: "toolu_2", ToolName: "Read", Sender: hook}},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			line := recordLine(tt.record)
@@ -52,6 +71,12 @@ func recordLine(r any) *Event {
 	switch r := r.(type) {
 	case BindingRecord:
 		return r.Event()
+	case SessionRecord:
+		return r.Event()
+	case PromptRecord:
+		return r.Event()
+	case ToolCallRecord:
+		return r.Event()
 	}
 	panic("unknown record")
 }
@@ -61,17 +86,33 @@ func recordOf(like any, e *Event) (any, bool) {
 	switch like.(type) {
 	case BindingRecord:
 		return BindingRecordOf(e)
+	case SessionRecord:
+		return SessionRecordOf(e)
+	case PromptRecord:
+		return PromptRecordOf(e)
+	case ToolCallRecord:
+		return ToolCallRecordOf(e)
 	}
 	panic("unknown record")
 }
 
+// TestRecordOfOtherLines: each ...Of accepts its own line and no other.
 func TestRecordOfOtherLines(t *testing.T) {
 	for name, e := range fixtures() {
-		if _, ok := BindingRecordOf(e); ok != (name == "binding") {
-			t.Errorf("%s: BindingRecordOf ok = %v", name, ok)
+		for rec, ok := range map[string]bool{
+			"binding":         second(BindingRecordOf(e)),
+			"session":         second(SessionRecordOf(e)),
+			"agent_prompt":    second(PromptRecordOf(e)),
+			"agent_tool_call": second(ToolCallRecordOf(e)),
+		} {
+			if ok != (name == rec) {
+				t.Errorf("%s read as a %s record: %v", name, rec, ok)
+			}
 		}
 	}
 }
+
+func second[T any](_ T, ok bool) bool { return ok }
 
 func TestBindingRecordApply(t *testing.T) {
 	line := fixtures()["exec_unbound"]

@@ -59,6 +59,9 @@ type ProcessInfo struct {
 	GID         int
 	RootPid     int    // agent root of the tree this process belongs to
 	Agent       string // catalog name of that agent
+	// EntityID is set by ProcessTable.Lookup: the process's stable identity (see EntityID).
+	// Seed ignores it and computes its own.
+	EntityID string
 	// Exited is set by ProcessTable.Lookup for a process that has exited but is still
 	// remembered (its late telemetry and children's events need it).
 	Exited bool
