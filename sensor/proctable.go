@@ -263,6 +263,7 @@ func (t *ProcessTable) Lookup(pid int) (ProcessInfo, bool) {
 		RootPid:     ent.rootPid,
 		Agent:       ent.agent,
 		Exited:      ent.exited,
+		EntityID:    ent.entityID,
 
 		Join:           ent.join,
 		ForkSeen:       ent.forkSeen,

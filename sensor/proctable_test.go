@@ -133,7 +133,8 @@ func TestProcessTableSeedForkExecOpenChain(t *testing.T) {
 		t.Errorf("stats = %+v, want 2 live and no misses", s)
 	}
 	got, ok := tab.Lookup(200)
-	if !ok || got.Executable != "/usr/bin/bash" || got.PPid != 100 || got.RootPid != 100 || got.UID != 1000 || got.Agent != "claude-code" {
+	if !ok || got.Executable != "/usr/bin/bash" || got.PPid != 100 || got.RootPid != 100 || got.UID != 1000 || got.Agent != "claude-code" ||
+		got.EntityID == "" || got.EntityID != EntityID(ptBoot, 200, got.StartBootNs) {
 		t.Errorf("Lookup(200) = %+v, %v", got, ok)
 	}
 }
