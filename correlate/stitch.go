@@ -38,8 +38,12 @@ type StitcherOptions struct {
 	// catalog), not merely a process of an agent tree. OTLP is trusted only from agent
 	// processes: a tool shell in the tree posting OTLP could otherwise invent tool calls and
 	// bind its own processes to them. Hook calls come from `vigil hook` processes the agent
-	// starts, so only the tree rule applies to them. Nil trusts every process of a tree.
+	// starts: HookTrust judges them. Nil trusts every process of a tree.
 	IsAgent func(sensor.ProcessInfo) bool
+	// HookTrust decides whether a hook call's sender is the agent's own hook invocation
+	// rather than, say, a tool shell running `vigil hook` (see HookTrust). A refused call's
+	// events become untrusted lines. Nil trusts every hook sender of an agent tree.
+	HookTrust *HookTrust
 	// VerifyWait is how long telemetry from a sender the process table does not know yet
 	// waits for it: a hook process connects within milliseconds of its exec, before its exec
 	// event has come through the ring buffer. Past it the sender is untrusted.
@@ -325,6 +329,13 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 		return false
 	}
 	trusted := inTree && (b.Transport == TransportHook || s.o.IsAgent == nil || s.o.IsAgent(info))
+	if trusted && b.Transport == TransportHook && s.o.HookTrust != nil {
+		ok, wait, _ := s.o.HookTrust.Check(b.SenderPid, final)
+		if wait {
+			return false // the table has not shown the sender's chain yet
+		}
+		trusted = ok
+	}
 	for i := range b.Events {
 		ae := &b.Events[i]
 		if !trusted || !s.mayClaim(ae.SessionID, info.RootPid) {

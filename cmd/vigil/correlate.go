@@ -16,6 +16,8 @@ import (
 type correlator struct {
 	stitcher *correlate.Stitcher
 	receiver *correlate.Receiver
+	// hookTrust counts the hook calls refused, per reason.
+	hookTrust *correlate.HookTrust
 	// losses are counters the pipeline reports in its lost records.
 	losses []func() map[string]uint64
 	wg     sync.WaitGroup
@@ -25,18 +27,22 @@ type correlator struct {
 // vouches for telemetry senders) and starts the OTLP receiver. The inputs stop with ctx;
 // wait blocks until they have.
 func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog, table *sensor.ProcessTable, resolver correlate.PeerResolver, log zerolog.Logger) (*correlator, error) {
-	c := &correlator{stitcher: correlate.NewStitcher(correlate.StitcherOptions{
-		Hold:    time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
-		MaxHeld: cfg.Correlate.MaxHeld,
-		Late:    time.Duration(cfg.Correlate.LateSeconds) * time.Second,
-		MaxLate: cfg.Correlate.MaxLate,
-		Lookup:  table.Lookup,
-		// OTLP counts only from an agent process itself (its image or script matched the
-		// catalog), not from any process of its tree.
-		IsAgent: func(p sensor.ProcessInfo) bool {
-			_, ok := cat.Match(p.Executable, p.Args)
-			return ok
-		},
+	// OTLP counts only from an agent process itself (its image or script matched the
+	// catalog), not from any process of its tree; a hook call only from the agent's own hook
+	// invocation (correlate.HookTrust).
+	isAgent := func(p sensor.ProcessInfo) bool {
+		_, ok := cat.Match(p.Executable, p.Args)
+		return ok
+	}
+	hookTrust := correlate.NewHookTrust(table.Lookup, isAgent)
+	c := &correlator{hookTrust: hookTrust, stitcher: correlate.NewStitcher(correlate.StitcherOptions{
+		Hold:      time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
+		MaxHeld:   cfg.Correlate.MaxHeld,
+		Late:      time.Duration(cfg.Correlate.LateSeconds) * time.Second,
+		MaxLate:   cfg.Correlate.MaxLate,
+		Lookup:    table.Lookup,
+		IsAgent:   isAgent,
+		HookTrust: hookTrust,
 	})}
 	if cfg.Correlate.OTLPHTTP != "" || cfg.Correlate.OTLPGRPC != "" {
 		r, err := correlate.NewReceiver(correlate.ReceiverOptions{
