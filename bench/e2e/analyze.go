@@ -9,29 +9,44 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
 
-// Counts are kernel events scored against the ground truth.
+// Counts score kernel events against the independent ground truth (truth.go): the events
+// the recorder saw that belong to a call by construction, and what Vigil made of them.
 type Counts struct {
-	GroundTruth int `json:"ground_truth"` // events of the call (its shell's subtree, or its file opens)
-	Correct     int `json:"correct"`      // bound to that call
-	Wrong       int `json:"wrong"`        // bound to another call
-	Unbound     int `json:"unbound"`      // bound to no call
-	// Extra are events outside every call's ground truth that Vigil bound to this call (e.g.
-	// the shell snapshot Claude takes before its first Bash command): reported, not scored.
-	Extra int `json:"extra"`
+	Truth   int `json:"truth"`   // recorded events that belong to the call
+	Missing int `json:"missing"` // of those, events Vigil did not capture at all
+	Correct int `json:"correct"` // captured and bound to the call
+	Wrong   int `json:"wrong"`   // captured and bound to another call: provably wrong
+	Unbound int `json:"unbound"` // captured and bound to no call
+	// Markers are the truth events that carry the call's token themselves (the helper's
+	// exec, marker file opens, the in-process tool's opens); the Marker* split them as above.
+	Markers        int `json:"markers"`
+	MarkerMissing  int `json:"marker_missing"`
+	MarkerCorrect  int `json:"marker_correct"`
+	MarkerWrong    int `json:"marker_wrong"`
+	MarkerUnbound  int `json:"marker_unbound"`
+	BoundElsewhere int `json:"bound_elsewhere"` // events with no truth (or another call's) that Vigil bound to this call
 }
 
 func (c *Counts) add(o Counts) {
-	c.GroundTruth += o.GroundTruth
+	c.Truth += o.Truth
+	c.Missing += o.Missing
 	c.Correct += o.Correct
 	c.Wrong += o.Wrong
 	c.Unbound += o.Unbound
-	c.Extra += o.Extra
+	c.Markers += o.Markers
+	c.MarkerMissing += o.MarkerMissing
+	c.MarkerCorrect += o.MarkerCorrect
+	c.MarkerWrong += o.MarkerWrong
+	c.MarkerUnbound += o.MarkerUnbound
+	c.BoundElsewhere += o.BoundElsewhere
 }
 
 // CallResult is one tool call of a scenario.
@@ -46,11 +61,19 @@ type CallResult struct {
 	InStream bool     `json:"in_stream"` // the agent's own stream output shows the call
 	// Telemetry: Vigil wrote an agent.tool_call line for this id.
 	Telemetry bool           `json:"telemetry"`
-	Shells    int            `json:"shells,omitempty"` // processes whose argv holds the command
 	Counts    Counts         `json:"counts"`
 	How       map[string]int `json:"how,omitempty"`      // binding method of the correct events
 	WrongTo   map[string]int `json:"wrong_to,omitempty"` // call ids the wrong events went to
 	Missed    []string       `json:"missed,omitempty"`   // a few unbound/wrong events, for debugging
+}
+
+// Capture compares what Vigil captured of the agent's trees with the independent recorder,
+// per kind of event.
+type Capture struct {
+	Recorded int `json:"recorded"` // events strace saw
+	Captured int `json:"captured"` // of those, events Vigil has
+	Missing  int `json:"missing"`  // recorded, not in Vigil's output
+	Extra    int `json:"extra"`    // in Vigil's output for the recorded processes, not recorded
 }
 
 // ScenarioResult is one scenario's score.
@@ -59,17 +82,37 @@ type ScenarioResult struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	StrongKeys  bool   `json:"strong_keys"`
+	Set         string `json:"set,omitempty"`
 	// Informational scenarios never fail the run.
 	Informational bool         `json:"informational,omitempty"`
 	Version       string       `json:"version"`
 	Sessions      []string     `json:"sessions,omitempty"`
 	Calls         []CallResult `json:"calls"`
 	Totals        Counts       `json:"totals"`
-	// AgentTreeEvents are the kernel events of the scenario's agent trees; UnboundInTree
-	// those bound to no call (startup, git, IDE probe, the agent's own file activity).
+	// Capture per kind (exec, fork, exit, open, connect, exec_failed) and over all kinds but
+	// exec_failed, the execve calls that returned an error (a shell trying each PATH entry):
+	// Vigil records executions at the kernel's exec event, which a failed call never reaches;
+	// the report shows them apart.
+	Capture      map[string]Capture `json:"capture"`
+	CaptureTotal Capture            `json:"capture_total"`
+	// AgentTreeEvents are Vigil's kernel events of the recorded processes; Bindings their
+	// vigil.binding after binding records are applied.
 	AgentTreeEvents int            `json:"agent_tree_events"`
-	UnboundInTree   int            `json:"unbound_in_tree"`
-	Bindings        map[string]int `json:"bindings"` // vigil.binding over the agent-tree events
+	Bindings        map[string]int `json:"bindings"`
+	// BoundNoTruth: events Vigil bound to a call that belong to no call by construction (the
+	// agent's own work, its shell snapshot): not provably wrong, not verified either.
+	BoundNoTruth int `json:"bound_no_truth"`
+	// BoundBeforeCalls: events that happened before the mock handed out any call but that
+	// Vigil bound to a call: provably wrong.
+	BoundBeforeCalls int `json:"bound_before_calls"`
+	// ProvablyWrong = Totals.Wrong + BoundBeforeCalls + bound sibling events.
+	ProvablyWrong int `json:"provably_wrong"`
+	// LateBindings are binding records (telemetry that arrived after the hold); LateMs their
+	// vigil.late_ms, the time from the kernel event to its binding.
+	LateBindings int      `json:"late_bindings"`
+	LateMsMedian int64    `json:"late_ms_median,omitempty"`
+	LateMsMax    int64    `json:"late_ms_max,omitempty"`
+	Ambiguous    []string `json:"ambiguous,omitempty"`
 	// OutsideAgentTrees: kernel events with no agent root (must be 0). SiblingEvents: events
 	// of the sibling that ran the same commands outside the agent (must be 0).
 	OutsideAgentTrees int `json:"outside_agent_trees"`
@@ -78,6 +121,8 @@ type ScenarioResult struct {
 	// ForeignTreeEvents: events of other agent trees on the machine (other tests), ignored.
 	ForeignTreeEvents int      `json:"foreign_tree_events"`
 	Lost              int      `json:"lost"`
+	StraceBadLines    int      `json:"strace_bad_lines,omitempty"`
+	AgentSeconds      float64  `json:"agent_seconds"`
 	Seconds           float64  `json:"seconds"`
 	Pass              bool     `json:"pass"`
 	Errors            []string `json:"errors,omitempty"`
@@ -200,8 +245,8 @@ func readAllJSONL(path string, filter *lineFilter) ([]*proto.Event, error) {
 }
 
 // analyzeDir scores one scenario folder written by runChild.
-func analyzeDir(sc Scenario, dir string) ScenarioResult {
-	res := ScenarioResult{Agent: sc.Agent, Name: sc.Name, Description: sc.Description, StrongKeys: sc.StrongKeys, Informational: sc.Informational}
+func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
+	res := ScenarioResult{Agent: sc.Agent, Name: sc.Name, Description: sc.Description, StrongKeys: sc.StrongKeys, Set: sc.Set, Informational: sc.Informational}
 	for _, p := range pinned {
 		if (sc.Agent == "claude") == strings.Contains(p.Name, "claude") {
 			res.Version = p.Name + "@" + p.Version
@@ -212,13 +257,32 @@ func analyzeDir(sc Scenario, dir string) ScenarioResult {
 		res.Errors = append(res.Errors, "no meta.json: the scenario did not run")
 		return res
 	}
-	res.Sessions, res.SiblingRuns = meta.Sessions, meta.SiblingRun
+	res.Sessions, res.SiblingRuns, res.AgentSeconds = meta.Sessions, meta.SiblingRun, meta.AgentSeconds
 	res.Notes = append(res.Notes, meta.Notes...)
 	var calls []Call
 	if b, err := os.ReadFile(filepath.Join(dir, "calls.json")); err != nil || json.Unmarshal(b, &calls) != nil {
 		res.Errors = append(res.Errors, "no calls.json: the mock's ground truth is missing")
 		return res
 	}
+	var logs []StraceLog
+	for _, name := range meta.StraceLogs {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			res.Errors = append(res.Errors, "independent recorder: "+err.Error())
+			return res
+		}
+		l, err := parseStrace(f)
+		f.Close()
+		if err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("independent recorder: %s: %v", name, err))
+		}
+		logs = append(logs, l)
+	}
+	if len(logs) == 0 {
+		res.Errors = append(res.Errors, "no independent record (strace) of the agent")
+		return res
+	}
+	truth := buildTruth(logs, calls, npmDir)
 	filter := newLineFilter(meta)
 	events, err := readAllJSONL(filepath.Join(dir, "events.jsonl"), filter)
 	if err != nil {
@@ -228,17 +292,9 @@ func analyzeDir(sc Scenario, dir string) ScenarioResult {
 		}
 	}
 	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
-	score(&res, sc, meta, calls, events, stream)
+	score(&res, sc, meta, calls, events, truth, stream)
 	res.ForeignTreeEvents += filter.foreign
 	return res
-}
-
-func argvHas(args []string, cmd string) bool {
-	if cmd == "" || len(args) == 0 {
-		return false
-	}
-	argv := strings.Join(args, " ")
-	return strings.Contains(argv, cmd) || strings.Contains(argv, strings.ReplaceAll(cmd, "'", `'"'"'`))
 }
 
 func underDir(p, dir string) bool {
@@ -252,54 +308,43 @@ func callOf(e *proto.Event) string {
 	return ""
 }
 
-// score compares the JSONL with the ground truth.
-//
-// A shell tool call's events are every kernel event of the processes whose argv holds the
-// call's command (the tool's shell; the mock makes each command unique), and of all their
-// descendants, found through process.parent.entity_id in the JSONL itself. An in-process
-// file tool's events are the opens of its files by the agent's own process between the
-// moment the mock handed the call out and the moment the result came back.
-func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*proto.Event, stream []byte) {
-	roots := map[int]bool{}
-	for _, p := range meta.AgentPids {
-		roots[p] = true
-	}
-	parentOf := map[string]string{}
-	rootOf := map[string]int{}
+// applyBindings applies binding records (late telemetry) to the lines they name, as `vigil
+// trace` and a store do, and returns their vigil.late_ms values.
+func applyBindings(events []*proto.Event) []int64 {
+	bySeq := map[uint64]*proto.Event{}
+	var late []int64
 	for _, e := range events {
-		if e.Process == nil || e.Process.EntityID == "" {
+		if e.Event.Action != proto.ActionBinding {
+			bySeq[e.Event.Sequence] = e
 			continue
 		}
-		if e.Process.Parent != nil && e.Process.Parent.EntityID != "" {
-			parentOf[e.Process.EntityID] = e.Process.Parent.EntityID
+		if e.Vigil.Binds == nil {
+			continue
 		}
-		if e.Vigil.Root != nil {
-			rootOf[e.Process.EntityID] = e.Vigil.Root.Pid
+		t := bySeq[e.Vigil.Binds.Sequence]
+		if t == nil {
+			continue
 		}
+		late = append(late, e.Vigil.LateMs)
+		t.GenAI, t.Vigil.Prompt, t.Vigil.Correlation = e.GenAI, e.Vigil.Prompt, e.Vigil.Correlation
 	}
-	pidOf := map[string]int{}
-	for _, e := range events {
-		if e.Process != nil && e.Process.EntityID != "" {
-			pidOf[e.Process.EntityID] = e.Process.Pid
-		}
+	return late
+}
+
+// score compares Vigil's JSONL with the independent ground truth. Every kernel event of the
+// recorded processes counts: each recorded event is paired with the event Vigil wrote for
+// it (pairing.go), and each of Vigil's events for those processes is either paired or extra.
+func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*proto.Event, truth Truth, stream []byte) {
+	res.Ambiguous = truth.Ambiguous
+	for _, a := range truth.Ambiguous {
+		res.Errors = append(res.Errors, "the scenario's markers are ambiguous (helpers of several calls in one subtree): "+a)
 	}
-	// ours: the process is, or descends from, one of the agent processes the harness started
-	// (a tool may start another agent binary, which Vigil could root anew; Claude's grep is
-	// claude.exe with argv0 ugrep, kept in the same tree today).
-	oursMemo := map[string]bool{}
-	var ours func(ent string, depth int) bool
-	ours = func(ent string, depth int) bool {
-		if v, ok := oursMemo[ent]; ok {
-			return v
-		}
-		v := roots[pidOf[ent]] || roots[rootOf[ent]]
-		if !v && depth < 64 {
-			if p, ok := parentOf[ent]; ok {
-				v = ours(p, depth+1)
-			}
-		}
-		oursMemo[ent] = v
-		return v
+	res.StraceBadLines = len(truth.Bad)
+	late := applyBindings(events)
+	res.LateBindings = len(late)
+	if len(late) > 0 {
+		slices.Sort(late)
+		res.LateMsMedian, res.LateMsMax = late[len(late)/2], late[len(late)-1]
 	}
 	var kernel []*proto.Event
 	res.Bindings = map[string]int{}
@@ -317,12 +362,15 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 			(e.File != nil && underDir(e.File.Path, meta.SiblingDir))
 		if sib {
 			res.SiblingEvents++
+			if callOf(e) != "" {
+				res.ProvablyWrong++
+			}
 		}
 		if e.Vigil.Root == nil {
 			res.OutsideAgentTrees++
 			continue
 		}
-		if !ours(e.Process.EntityID, 0) {
+		if !truth.Pids[e.Process.Pid] {
 			if !sib {
 				res.ForeignTreeEvents++
 			}
@@ -335,118 +383,118 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 			b = proto.BindingNone
 		}
 		res.Bindings[b]++
-		if callOf(e) == "" {
-			res.UnboundInTree++
+	}
+	pairs, extra := pairEvents(truth.Events, kernel)
+	res.Capture = map[string]Capture{}
+	for i, te := range truth.Events {
+		c := res.Capture[te.Kind]
+		c.Recorded++
+		if pairs[i] != nil {
+			c.Captured++
+		} else {
+			c.Missing++
 		}
+		res.Capture[te.Kind] = c
+	}
+	for _, e := range extra {
+		c := res.Capture[e.Event.Action]
+		c.Extra++
+		res.Capture[e.Event.Action] = c
+	}
+	for kind, c := range res.Capture {
+		if kind == sysExecFailed {
+			continue // a column of its own: Vigil records executions, not attempts
+		}
+		res.CaptureTotal.Recorded += c.Recorded
+		res.CaptureTotal.Captured += c.Captured
+		res.CaptureTotal.Missing += c.Missing
+		res.CaptureTotal.Extra += c.Extra
 	}
 
-	// The agent's own processes: what the harness started and, for Codex, the native binary
-	// the node wrapper spawns.
-	agentPids := map[int]bool{}
-	for p := range roots {
-		agentPids[p] = true
-	}
-	for _, e := range kernel {
-		if e.Event.Action == proto.ActionExec && e.Process.Parent != nil && roots[e.Process.Parent.Pid] &&
-			filepath.Base(e.Process.Executable) == "codex" {
-			agentPids[e.Process.Pid] = true
-		}
-	}
-
-	// Ground truth per call.
-	gt := map[*proto.Event]string{}
-	shells := map[string]int{}
-	for _, c := range calls {
-		if c.Command == "" {
-			continue
-		}
-		set := map[string]bool{}
-		for _, e := range kernel {
-			if e.Event.Action == proto.ActionExec && !agentPids[e.Process.Pid] && argvHas(e.Process.Args, c.Command) {
-				set[e.Process.EntityID] = true
-			}
-		}
-		shells[c.ID] = len(set)
-		for changed := true; changed; {
-			changed = false
-			for _, e := range kernel {
-				if set[e.Process.EntityID] || e.Process.Parent == nil {
-					continue
-				}
-				if set[e.Process.Parent.EntityID] {
-					set[e.Process.EntityID] = true
-					changed = true
-				}
-			}
-		}
-		for _, e := range kernel {
-			if set[e.Process.EntityID] {
-				gt[e] = c.ID
-			}
-		}
-	}
-	for _, c := range calls {
-		if len(c.Files) == 0 || c.Issued.IsZero() || c.Answered.IsZero() {
-			continue
-		}
-		for _, e := range kernel {
-			if e.Event.Action != proto.ActionOpen || e.File == nil || !agentPids[e.Process.Pid] {
-				continue
-			}
-			if e.Timestamp.Before(c.Issued) || e.Timestamp.After(c.Answered) {
-				continue
-			}
-			for _, f := range c.Files {
-				if e.File.Path == f || strings.HasPrefix(e.File.Path, f+".tmp.") {
-					gt[e] = c.ID
-				}
-			}
-		}
-	}
-
-	// Telemetry lines and the agent's stream.
 	telemetry := map[string]bool{}
 	for _, e := range events {
 		if e.Event.Action == proto.ActionAgentToolCall {
 			telemetry[callOf(e)] = true
 		}
 	}
-	known := map[string]bool{}
-	for _, c := range calls {
-		known[c.ID] = true
-	}
 	byID := map[string]*CallResult{}
 	for _, c := range calls {
 		res.Calls = append(res.Calls, CallResult{ID: c.ID, Tool: c.Tool, Prompt: c.Prompt, Command: c.Command, Files: c.Files,
 			Answered: !c.Answered.IsZero(), IsError: c.IsError, InStream: inStream(sc.Agent, c, stream),
-			Telemetry: telemetry[c.ID], Shells: shells[c.ID], How: map[string]int{}, WrongTo: map[string]int{}})
+			Telemetry: telemetry[c.ID], How: map[string]int{}, WrongTo: map[string]int{}})
 	}
 	for i := range res.Calls {
 		byID[res.Calls[i].ID] = &res.Calls[i]
 	}
-	for _, e := range kernel {
-		want, inGT := gt[e]
+	first := firstIssued(calls)
+	judgeUntruthed := func(e *proto.Event, at time.Time) {
 		got := callOf(e)
-		if !inGT {
-			if cr := byID[got]; cr != nil {
-				cr.Counts.Extra++
+		if got == "" {
+			return
+		}
+		if cr := byID[got]; cr != nil {
+			cr.Counts.BoundElsewhere++
+		}
+		res.BoundNoTruth++
+		if first.IsZero() || at.Before(first) {
+			res.BoundBeforeCalls++
+			res.ProvablyWrong++
+		}
+	}
+	for i, te := range truth.Events {
+		e := pairs[i]
+		if te.Kind == sysExecFailed {
+			continue // in the capture table only: Vigil records executions that happened
+		}
+		if te.Call == "" {
+			if e != nil {
+				judgeUntruthed(e, te.Time)
 			}
 			continue
 		}
-		cr := byID[want]
-		cr.Counts.GroundTruth++
+		cr := byID[te.Call]
+		cr.Counts.Truth++
+		if te.Marker {
+			cr.Counts.Markers++
+		}
+		got := ""
+		if e != nil {
+			got = callOf(e)
+		}
 		switch {
-		case got == want:
+		case e == nil:
+			cr.Counts.Missing++
+			if te.Marker {
+				cr.Counts.MarkerMissing++
+			}
+			cr.missRecorded(te)
+		case got == te.Call:
 			cr.Counts.Correct++
+			if te.Marker {
+				cr.Counts.MarkerCorrect++
+			}
 			cr.How[e.Vigil.Binding]++
 		case got == "":
 			cr.Counts.Unbound++
+			if te.Marker {
+				cr.Counts.MarkerUnbound++
+			}
 			cr.miss(e, "unbound")
 		default:
 			cr.Counts.Wrong++
+			if te.Marker {
+				cr.Counts.MarkerWrong++
+			}
+			res.ProvablyWrong++
 			cr.WrongTo[got]++
+			if o := byID[got]; o != nil {
+				o.Counts.BoundElsewhere++
+			}
 			cr.miss(e, "wrong→"+got)
 		}
+	}
+	for _, e := range extra {
+		judgeUntruthed(e, e.Timestamp)
 	}
 	for i := range res.Calls {
 		res.Totals.add(res.Calls[i].Counts)
@@ -463,10 +511,22 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 		if !c.Answered {
 			res.Errors = append(res.Errors, fmt.Sprintf("call %s (%s) never got a result back", c.ID, c.Tool))
 		}
-		if c.Counts.GroundTruth == 0 {
-			res.Errors = append(res.Errors, fmt.Sprintf("call %s (%s): no kernel events found for it in the JSONL", c.ID, c.Tool))
+		if c.Counts.Markers == 0 {
+			res.Errors = append(res.Errors, fmt.Sprintf("call %s (%s): the recorder saw none of its markers", c.ID, c.Tool))
 		}
 	}
+}
+
+// missRecorded notes a recorded event Vigil has no line for.
+func (c *CallResult) missRecorded(te TruthEvent) {
+	if len(c.Missed) >= 8 {
+		return
+	}
+	what := te.Kind + " " + te.Path + te.Peer
+	if len(what) > 160 {
+		what = what[:160] + "…"
+	}
+	c.Missed = append(c.Missed, fmt.Sprintf("%s not captured pid=%d tid=%d: %s", te.Time.Format("15:04:05.000"), te.Pid, te.Tid, what))
 }
 
 func (c *CallResult) miss(e *proto.Event, why string) {

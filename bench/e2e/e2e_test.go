@@ -8,9 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/vigil-sensor/vigil/proto"
 )
 
 // These tests need neither npm, root nor the agents: `make e2e` runs the real thing.
@@ -54,6 +51,9 @@ func TestParseScenarioRejects(t *testing.T) {
 		`{"name":"x","agent":"codex","prompts":[{"text":"t","turns":[{"tool":"exec_command"}]}]}`,
 		`{"name":"x","agent":"claude","prompts":[]}`,
 		`{"name":"x","agent":"claude","typo":1,"prompts":[{"text":"t"}]}`,
+		// an in-process tool's file must carry the call's marker
+		`{"name":"x","agent":"claude","prompts":[{"text":"t","turns":[{"tool":"Read","file":"notes.txt"}]}]}`,
+		`{"name":"x","agent":"codex","prompts":[{"text":"t","turns":[{"tool":"apply_patch","patch":"*** Add File: a.txt\n+x\n"}]}]}`,
 	} {
 		if _, err := parseScenario([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
@@ -237,72 +237,5 @@ func TestCodexOutputFailed(t *testing.T) {
 		if got := codexOutputFailed(out); got != want {
 			t.Errorf("%q: %v, want %v", out, got, want)
 		}
-	}
-}
-
-// TestScore builds a small JSONL by hand: an agent (pid 100) whose tool shell (101) has a
-// child (102), an in-process Write, events bound right, wrong and not at all, and a leak.
-func TestScore(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	root := &proto.Root{Pid: 100}
-	ev := func(ms int, action string, pid int, ent, parent string, args []string, file, call, how string) *proto.Event {
-		e := &proto.Event{Timestamp: at(ms), Event: proto.EventMeta{Action: action, Dataset: "vigil.kernel"},
-			Process: &proto.Process{Pid: pid, EntityID: ent, Args: args, WorkingDirectory: "/repo"}, Vigil: proto.Vigil{Root: root}}
-		e.Vigil.Binding = how
-		if parent != "" {
-			e.Process.Parent = &proto.ParentProcess{EntityID: parent}
-		}
-		if file != "" {
-			e.File = &proto.File{Path: file}
-		}
-		if call != "" {
-			e.GenAI = &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: call}}}
-		}
-		return e
-	}
-	cmd := "cat notes.txt | wc -l"
-	events := []*proto.Event{
-		ev(0, "exec", 100, "A", "", []string{"claude"}, "", "", "none"),
-		ev(10, "fork", 101, "S", "A", []string{"claude"}, "", "c1", "window"),
-		ev(11, "exec", 101, "S", "A", []string{"/bin/bash", "-c", "eval '" + cmd + "'"}, "", "c1", "traceparent"),
-		ev(12, "fork", 102, "K", "S", []string{"/bin/bash"}, "", "c1", "traceparent"),
-		ev(13, "exec", 102, "K", "S", []string{"cat", "notes.txt"}, "", "", "none"),       // unbound
-		ev(14, "open", 102, "K", "S", nil, "/repo/notes.txt", "c2", "window"),             // wrong
-		ev(15, "exit", 102, "K", "S", nil, "", "c1", "traceparent"),                       // correct
-		ev(25, "open", 100, "A", "", nil, "/repo/out.txt.tmp.100.abc", "c2", "file_path"), // file GT, correct
-		ev(26, "open", 100, "A", "", nil, "/repo/other.txt", "", "none"),                  // agent noise
-		ev(40, "open", 100, "A", "", nil, "/repo/out.txt", "", "none"),                    // after the call: not GT
-	}
-	leak := ev(5, "exec", 555, "Z", "", []string{"cat", ".env"}, "", "", "")
-	leak.Vigil.Root = nil
-	leak.Process.WorkingDirectory = "/sib"
-	foreign := ev(6, "exec", 900, "F", "", []string{"x"}, "", "", "")
-	foreign.Vigil.Root = &proto.Root{Pid: 900}
-	events = append(events, leak, foreign)
-	calls := []Call{
-		{ID: "c1", Tool: "Bash", Command: cmd, Issued: at(5), Answered: at(20)},
-		{ID: "c2", Tool: "Write", Files: []string{"/repo/out.txt"}, Issued: at(21), Answered: at(30)},
-	}
-	res := ScenarioResult{StrongKeys: true}
-	stream := []byte(`{"type":"user","message":{"content":[{"tool_use_id":"c1","type":"tool_result"}]}}` + "\n")
-	score(&res, Scenario{Agent: "claude", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}}}}}, Meta{AgentPids: []int{100}, SiblingDir: "/sib"}, calls, events, stream)
-	c1, c2 := res.Calls[0], res.Calls[1]
-	if c1.Counts != (Counts{GroundTruth: 6, Correct: 4, Wrong: 1, Unbound: 1}) || c1.WrongTo["c2"] != 1 || c1.Shells != 1 || !c1.InStream {
-		t.Errorf("c1: %+v", c1)
-	}
-	if c2.Counts != (Counts{GroundTruth: 1, Correct: 1}) || c2.InStream {
-		t.Errorf("c2: %+v", c2)
-	}
-	if res.OutsideAgentTrees != 1 || res.SiblingEvents != 1 || res.ForeignTreeEvents != 1 || res.AgentTreeEvents != 10 {
-		t.Errorf("scenario: outside %d sibling %d foreign %d tree %d", res.OutsideAgentTrees, res.SiblingEvents, res.ForeignTreeEvents, res.AgentTreeEvents)
-	}
-	res.gate()
-	if res.Pass {
-		t.Error("a wrong binding and a leak passed the gate")
-	}
-	md := (&Report{Scenarios: []ScenarioResult{res}}).markdown()
-	if !strings.Contains(md, "| `c1` | Bash |") {
-		t.Errorf("markdown lacks the call row:\n%s", md)
 	}
 }

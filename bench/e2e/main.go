@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -44,17 +45,18 @@ func main() {
 		child    = flag.String("child", "", "internal: run this scenario inside the network namespace")
 		dir      = flag.String("dir", "", "internal: scenario folder")
 		vigilBin = flag.String("vigil", "", "a built vigil binary to use instead of building ./cmd/vigil (and, internal, the child's vigil binary)")
+		noRecord = flag.Bool("no-recorder", false, "internal: run the agent without the independent recorder (strace)")
 		noSensor = flag.Bool("no-sensor", false, "run the scenarios without `vigil run` (an OTLP sink answers the agent's telemetry instead); implies -timing")
 		timing   = flag.Bool("timing", false, "only time the agent: print one JSON line per scenario on standard output (agent start to exit), no scoring, no report")
 	)
 	flag.Parse()
 	if *child != "" {
-		os.Exit(childMain(*child, *dir, *cache, *vigilBin, *noSensor))
+		os.Exit(childMain(*child, *dir, *cache, *vigilBin, *noSensor, !*noRecord))
 	}
 	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe, *vigilBin, *noSensor, *timing || *noSensor))
 }
 
-func childMain(name, dir, npmDir, vigil string, noSensor bool) int {
+func childMain(name, dir, npmDir, vigil string, noSensor, record bool) int {
 	scs, err := loadScenarios()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -62,7 +64,7 @@ func childMain(name, dir, npmDir, vigil string, noSensor bool) int {
 	}
 	for _, sc := range scs {
 		if sc.Agent+"/"+sc.Name == name {
-			if err := runChild(childOpts{scenario: sc, dir: dir, npmDir: npmDir, vigil: vigil, noSensor: noSensor}); err != nil {
+			if err := runChild(childOpts{scenario: sc, dir: dir, npmDir: npmDir, vigil: vigil, noSensor: noSensor, record: record}); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 				return 1
 			}
@@ -83,7 +85,7 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		logf("needs root (vigil run loads eBPF programs, unshare -n needs CAP_SYS_ADMIN): run `sudo make e2e`")
 		return 2
 	}
-	for _, tool := range []string{"npm", "node", "unshare", "ip", "git", "go"} {
+	for _, tool := range []string{"npm", "node", "unshare", "ip", "git", "go", "strace"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			logf("%s not found in PATH: %v", tool, err)
 			return 2
@@ -147,10 +149,8 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		return 2
 	}
 	failed := false
-	rep := Report{Started: start, Versions: map[string]string{}, InstallSeconds: installTime.Seconds(), Installed: installed, BuildSeconds: buildTime.Seconds()}
-	for _, p := range pinned {
-		rep.Versions[p.Name] = p.Version
-	}
+	rep := Report{Started: start, InstallSeconds: installTime.Seconds(), Installed: installed, BuildSeconds: buildTime.Seconds(),
+		Commit: commandLine("git", "describe", "--always", "--dirty", "--abbrev=12"), Settings: sensorSettings, Versions: versions()}
 	for _, sc := range scs {
 		sdir := filepath.Join(work, sc.Agent+"-"+sc.Name)
 		os.RemoveAll(sdir)
@@ -165,6 +165,9 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		if noSensor {
 			args = append(args, "-no-sensor")
 		}
+		if timing {
+			args = append(args, "-no-recorder") // wall time without strace's cost
+		}
 		cmd := exec.CommandContext(ctx, "unshare", args...)
 		out, runErr := cmd.CombinedOutput()
 		cancel()
@@ -175,7 +178,7 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 			}
 			continue
 		}
-		res := analyzeDir(sc, sdir)
+		res := analyzeDir(sc, sdir, cache)
 		res.Seconds = time.Since(t).Seconds()
 		if runErr != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("scenario run: %v: %s", runErr, strings.TrimSpace(lastLines(string(out), 5))))
@@ -190,8 +193,9 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		}
 		tcancel()
 		res.gate()
-		logf("%s/%s: %s in %.0fs (recall %s, wrong %d, outside %d, sibling %d)", sc.Agent, sc.Name, passWord(res.Pass), res.Seconds,
-			pct(res.Totals.Correct, res.Totals.GroundTruth), res.Totals.Wrong, res.OutsideAgentTrees, res.SiblingEvents)
+		logf("%s/%s: %s in %.0fs (marker recall %s, recall %s, provably wrong %d, captured %s, outside %d, sibling %d)", sc.Agent, sc.Name,
+			passWord(res.Pass), res.Seconds, pct(res.Totals.MarkerCorrect, res.Totals.Markers), pct(res.Totals.Correct, res.Totals.Truth),
+			res.ProvablyWrong, pct(res.CaptureTotal.Captured, res.CaptureTotal.Recorded), res.OutsideAgentTrees, res.SiblingEvents)
 		for _, e := range res.Errors {
 			logf("  %s", e)
 		}
@@ -219,6 +223,30 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 	}
 	logf("PASS")
 	return 0
+}
+
+// sensorSettings says what `vigil run` ran with (runner.go startVigil).
+const sensorSettings = "the embedded defaults (sensor/default.yaml) with output, OTLP and hook socket placed in the scenario's folder; " +
+	"agents with their own default export intervals unless a scenario sets agent_env"
+
+// versions names everything the run depends on: the agents, the recorder, the kernel, Go, node.
+func versions() map[string]string {
+	v := map[string]string{"go": runtime.Version(), "kernel": commandLine("uname", "-r"),
+		"strace": strings.TrimPrefix(commandLine("strace", "-V"), "strace -- version "), "node": commandLine("node", "--version")}
+	for _, p := range pinned {
+		v[p.Name] = p.Version
+	}
+	return v
+}
+
+// commandLine returns the first line a command prints, or what went wrong.
+func commandLine(name string, args ...string) string {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return name + ": " + err.Error()
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return first
 }
 
 func passWord(ok bool) string {

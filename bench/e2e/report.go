@@ -10,55 +10,77 @@ import (
 	"time"
 )
 
-// minRecall gates strong-key scenarios.
-const minRecall = 0.995
+// Goals (issue 8) that gate the run. Strong keys: every marker event bound to its call and
+// recall of the whole truth at least minStrongRecall. Every non-informational scenario: no
+// provably wrong binding, nothing outside the agent trees, nothing of the sibling.
+const minStrongRecall = 0.995
 
-// Report is the whole run.
+// Report is the whole run, with what it measured: the commit, the sensor's settings and the
+// versions of everything involved.
 type Report struct {
 	Started        time.Time         `json:"started"`
 	Seconds        float64           `json:"seconds"`
 	InstallSeconds float64           `json:"npm_install_seconds"`
 	Installed      bool              `json:"npm_installed"` // false: the cache already held the pinned versions
 	BuildSeconds   float64           `json:"build_seconds"`
-	Versions       map[string]string `json:"versions"`
+	Commit         string            `json:"commit"`   // git describe of the measured tree (-dirty: uncommitted changes)
+	Settings       string            `json:"settings"` // what the sensor ran with
+	Versions       map[string]string `json:"versions"` // agents, strace, kernel, Go
 	Summary        []SummaryRow      `json:"summary"`
 	Scenarios      []ScenarioResult  `json:"scenarios"`
 	Pass           bool              `json:"pass"`
 }
 
-// SummaryRow aggregates an agent's scenarios, strong-key and fallback apart.
+// SummaryRow aggregates an agent's scenarios of one key set.
 type SummaryRow struct {
-	Agent      string `json:"agent"`
-	StrongKeys bool   `json:"strong_keys"`
-	Scenarios  int    `json:"scenarios"`
-	Calls      int    `json:"calls"`
-	Counts     Counts `json:"counts"`
-	Outside    int    `json:"outside_agent_trees"`
-	Sibling    int    `json:"sibling_events"`
-	Unbound    int    `json:"unbound_in_tree"`
-	TreeEvents int    `json:"agent_tree_events"`
+	Agent         string  `json:"agent"`
+	Set           string  `json:"set"`
+	Scenarios     int     `json:"scenarios"`
+	Calls         int     `json:"calls"`
+	Counts        Counts  `json:"counts"`
+	Capture       Capture `json:"capture"`
+	ProvablyWrong int     `json:"provably_wrong"`
+	BoundNoTruth  int     `json:"bound_no_truth"`
+	Outside       int     `json:"outside_agent_trees"`
+	Sibling       int     `json:"sibling_events"`
+	LateBindings  int     `json:"late_bindings"`
+	LateMsMax     int64   `json:"late_ms_max,omitempty"`
 }
 
-// gate decides a scenario: leaks always fail; attribution fails only with strong keys.
+// gate decides a scenario: leaks and provably wrong bindings always fail; with strong keys,
+// so does any marker event not bound to its call, or recall under minStrongRecall.
 func (r *ScenarioResult) gate() {
-	ok := len(r.Errors) == 0 && r.OutsideAgentTrees == 0 && r.SiblingEvents == 0
 	if r.OutsideAgentTrees > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("%d kernel events outside every agent tree", r.OutsideAgentTrees))
 	}
 	if r.SiblingEvents > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("%d events of the sibling process (outside the agent) were recorded", r.SiblingEvents))
 	}
-	if r.StrongKeys && !r.Informational {
-		if r.Totals.GroundTruth == 0 || float64(r.Totals.Correct) < minRecall*float64(r.Totals.GroundTruth) {
+	ok := len(r.Errors) == 0
+	if !r.Informational {
+		if r.ProvablyWrong > 0 {
 			ok = false
-			r.Errors = append(r.Errors, fmt.Sprintf("recall %s < %.1f%%", pct(r.Totals.Correct, r.Totals.GroundTruth), minRecall*100))
+			r.Errors = append(r.Errors, fmt.Sprintf("%d provably wrong bindings (%d to another call, %d before any call)",
+				r.ProvablyWrong, r.Totals.Wrong, r.BoundBeforeCalls))
 		}
-		if r.Totals.Wrong > 0 {
+		if r.StrongKeys && r.Totals.MarkerCorrect < r.Totals.Markers {
 			ok = false
-			r.Errors = append(r.Errors, fmt.Sprintf("%d events bound to the wrong call", r.Totals.Wrong))
+			r.Errors = append(r.Errors, fmt.Sprintf("marker recall %s < 100%%", pct(r.Totals.MarkerCorrect, r.Totals.Markers)))
+		}
+		if r.StrongKeys && float64(r.Totals.Correct) < minStrongRecall*float64(r.Totals.Truth) {
+			ok = false
+			r.Errors = append(r.Errors, fmt.Sprintf("recall %s < %.1f%%", pct(r.Totals.Correct, r.Totals.Truth), minStrongRecall*100))
 		}
 	}
 	r.Pass = ok
+}
+
+// set names the scenario's key set in the summary: strong or fallback, and its kind.
+func (r ScenarioResult) set() string {
+	if r.Set != "" {
+		return r.Set + " (" + keysWord(r.StrongKeys) + ")"
+	}
+	return keysWord(r.StrongKeys)
 }
 
 func (rep *Report) summarize() {
@@ -69,27 +91,33 @@ func (rep *Report) summarize() {
 		if r.Informational {
 			continue // in the scenario table only
 		}
-		k := fmt.Sprintf("%s/%v", r.Agent, r.StrongKeys)
+		k := r.Agent + "/" + r.set()
 		i, ok := idx[k]
 		if !ok {
 			i = len(rep.Summary)
 			idx[k] = i
-			rep.Summary = append(rep.Summary, SummaryRow{Agent: r.Agent, StrongKeys: r.StrongKeys})
+			rep.Summary = append(rep.Summary, SummaryRow{Agent: r.Agent, Set: r.set()})
 		}
 		s := &rep.Summary[i]
 		s.Scenarios++
 		s.Calls += len(r.Calls)
 		s.Counts.add(r.Totals)
+		s.Capture.Recorded += r.CaptureTotal.Recorded
+		s.Capture.Captured += r.CaptureTotal.Captured
+		s.Capture.Missing += r.CaptureTotal.Missing
+		s.Capture.Extra += r.CaptureTotal.Extra
+		s.ProvablyWrong += r.ProvablyWrong
+		s.BoundNoTruth += r.BoundNoTruth
 		s.Outside += r.OutsideAgentTrees
 		s.Sibling += r.SiblingEvents
-		s.Unbound += r.UnboundInTree
-		s.TreeEvents += r.AgentTreeEvents
+		s.LateBindings += r.LateBindings
+		s.LateMsMax = max(s.LateMsMax, r.LateMsMax)
 	}
 	sort.Slice(rep.Summary, func(i, j int) bool {
 		if rep.Summary[i].Agent != rep.Summary[j].Agent {
 			return rep.Summary[i].Agent < rep.Summary[j].Agent
 		}
-		return rep.Summary[i].StrongKeys && !rep.Summary[j].StrongKeys
+		return rep.Summary[i].Set > rep.Summary[j].Set
 	})
 }
 
@@ -102,9 +130,9 @@ func pct(n, d int) string {
 
 func (r ScenarioResult) keys() string {
 	if r.Informational {
-		return keysWord(r.StrongKeys) + " (info)"
+		return r.set() + " (info)"
 	}
-	return keysWord(r.StrongKeys)
+	return r.set()
 }
 
 func keysWord(strong bool) string {
@@ -134,48 +162,68 @@ func (rep *Report) markdown() string {
 	w("# Vigil end-to-end attribution report\n\n")
 	var vs []string
 	for k, v := range rep.Versions {
-		vs = append(vs, k+"@"+v)
+		vs = append(vs, k+" "+v)
 	}
 	sort.Strings(vs)
-	w("Run %s, %.0f s in all (npm install %.0f s%s, build %.0f s). Agents: %s. Result: **%s**.\n\n",
-		rep.Started.UTC().Format("2006-01-02 15:04 UTC"), rep.Seconds, rep.InstallSeconds,
-		map[bool]string{true: "", false: ", cached"}[rep.Installed], rep.BuildSeconds, strings.Join(vs, ", "), map[bool]string{true: "PASS", false: "FAIL"}[rep.Pass])
-	w("How to read it (definitions in bench/e2e/README.md): a tool call's *ground truth* is every kernel event of\n")
-	w("its shell and the shell's descendants (from the JSONL's own process tree), or for in-process file tools the\n")
-	w("agent's opens of the call's files while the call ran (mock hand-out → result). *Recall* = ground-truth events\n")
-	w("bound to their call; *precision* = of the ground-truth events bound to some call, those bound to the right one;\n")
-	w("*outside* = kernel events with no agent root, *sibling* = events of the same commands run outside the agent\n")
-	w("(both must be 0); *unbound* = agent-tree events bound to no call (startup, git, the agent's own I/O).\n")
-	w("Strong keys: Claude with CLAUDE_CODE_PROPAGATE_TRACEPARENT=1; Codex with traces exported. Only strong-key\n")
-	w("scenarios gate the run (recall ≥ %.1f%%, no wrong binding).\n\n", minRecall*100)
+	w("Run %s at commit `%s`, %.0f s in all (npm install %.0f s%s, build %.0f s). Result: **%s**.\n\n",
+		rep.Started.UTC().Format("2006-01-02 15:04 UTC"), rep.Commit, rep.Seconds, rep.InstallSeconds,
+		map[bool]string{true: "", false: ", cached"}[rep.Installed], rep.BuildSeconds, map[bool]string{true: "PASS", false: "FAIL"}[rep.Pass])
+	w("- Sensor settings: %s\n- Versions: %s\n\n", rep.Settings, strings.Join(vs, "; "))
+	w("How to read it (bench/e2e/README.md has the definitions). The ground truth does not come from Vigil: strace\n")
+	w("recorded the agent's process tree, and markers placed in each scripted call say which call each recorded event\n")
+	w("belongs to. *Markers* are the events that carry the call's token themselves; *truth* is every event of the\n")
+	w("call's subtree plus its in-process opens. *Recall* = truth events Vigil captured and bound to their call (a missing\n")
+	w("event counts against it); *precision* = of the marker events bound to some call, those bound to the right one.\n")
+	w("*Provably wrong* = bound to another call, bound although it happened before any call, or a sibling event bound at\n")
+	w("all. *Bound, no truth* = bound to a call but belonging to none by construction (the agent's own work): not\n")
+	w("provably wrong, not verified. *Captured* = recorded events Vigil has a line for; *extra* = Vigil lines for the\n")
+	w("recorded processes that strace did not record. Gates: no provably wrong binding, nothing outside the agent\n")
+	w("trees or of the sibling; with strong keys also marker recall 100%% and recall ≥ %.1f%%.\n\n", minStrongRecall*100)
 
-	w("## Summary\n\n| agent | keys | scenarios | calls | ground truth | recall | precision | wrong | unbound (in GT) | outside | sibling | agent-tree events | unbound (tree) |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("## Summary\n\n| agent | key set | scenarios | calls | markers | marker recall | marker precision | truth | recall | provably wrong | unbound | bound, no truth | captured | missing | extra | late bindings (max ms) | outside | sibling |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range rep.Summary {
-		w("| %s | %s | %d | %d | %d | %s | %s | %d | %d | %d | %d | %d | %d |\n", s.Agent, keysWord(s.StrongKeys), s.Scenarios, s.Calls,
-			s.Counts.GroundTruth, pct(s.Counts.Correct, s.Counts.GroundTruth), pct(s.Counts.Correct, s.Counts.Correct+s.Counts.Wrong),
-			s.Counts.Wrong, s.Counts.Unbound, s.Outside, s.Sibling, s.TreeEvents, s.Unbound)
+		c := s.Counts
+		w("| %s | %s | %d | %d | %d | %s | %s | %d | %s | %d | %d | %d | %s | %d | %d | %d (%d) | %d | %d |\n", s.Agent, s.Set, s.Scenarios, s.Calls,
+			c.Markers, pct(c.MarkerCorrect, c.Markers), pct(c.MarkerCorrect, c.MarkerCorrect+c.MarkerWrong), c.Truth, pct(c.Correct, c.Truth),
+			s.ProvablyWrong, c.Unbound, s.BoundNoTruth, pct(s.Capture.Captured, s.Capture.Recorded), s.Capture.Missing, s.Capture.Extra,
+			s.LateBindings, s.LateMsMax, s.Outside, s.Sibling)
 	}
-	w("\n## Scenarios\n\n| scenario | keys | result | calls | ground truth | recall | precision | wrong | unbound | extra | outside | sibling (runs) | foreign / lost | bindings in tree | s |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("\n## Scenarios\n\n| scenario | key set | result | calls | marker recall | truth | recall | provably wrong | unbound | bound, no truth | captured (missing / extra) | failed execve, not recorded | late (median / max ms) | outside | sibling (runs) | foreign / lost | agent s | s |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Scenarios {
+		c := r.Totals
+		w("| %s/%s | %s | %s | %d | %s | %d | %s | %d | %d | %d | %s (%d / %d) | %d | %d (%d / %d) | %d | %d (%d) | %d / %d | %.1f | %.0f |\n", r.Agent, r.Name, r.keys(),
+			map[bool]string{true: "pass", false: "**FAIL**"}[r.Pass], len(r.Calls), pct(c.MarkerCorrect, c.Markers), c.Truth,
+			pct(c.Correct, c.Truth), r.ProvablyWrong, c.Unbound, r.BoundNoTruth, pct(r.CaptureTotal.Captured, r.CaptureTotal.Recorded),
+			r.CaptureTotal.Missing, r.CaptureTotal.Extra, r.Capture[sysExecFailed].Recorded, r.LateBindings, r.LateMsMedian, r.LateMsMax, r.OutsideAgentTrees,
+			r.SiblingEvents, r.SiblingRuns, r.ForeignTreeEvents, r.Lost, r.AgentSeconds, r.Seconds)
+	}
+	w("\n## Capture against the independent recorder, per kind\n\n| scenario | kind | recorded | captured | missing | extra |\n|---|---|---|---|---|---|\n")
+	for _, r := range rep.Scenarios {
+		kinds := make([]string, 0, len(r.Capture))
+		for k := range r.Capture {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		for _, k := range kinds {
+			c := r.Capture[k]
+			w("| %s/%s | %s | %d | %d | %d | %d |\n", r.Agent, r.Name, k, c.Recorded, c.Captured, c.Missing, c.Extra)
+		}
+	}
+	w("\n## Tool calls\n\n")
+	for _, r := range rep.Scenarios {
+		w("### %s/%s (%s)\n\n%s\n\n", r.Agent, r.Name, r.keys(), r.Description)
+		if len(r.Sessions) > 0 {
+			w("Sessions: %s\n\n", strings.Join(r.Sessions, ", "))
+		}
 		var bs []string
 		for k, v := range r.Bindings {
 			bs = append(bs, fmt.Sprintf("%s %d", k, v))
 		}
 		sort.Strings(bs)
-		w("| %s/%s | %s | %s | %d | %d | %s | %s | %d | %d | %d | %d | %d (%d) | %d / %d | %s | %.0f |\n", r.Agent, r.Name, r.keys(),
-			map[bool]string{true: "pass", false: "**FAIL**"}[r.Pass], len(r.Calls), r.Totals.GroundTruth,
-			pct(r.Totals.Correct, r.Totals.GroundTruth), pct(r.Totals.Correct, r.Totals.Correct+r.Totals.Wrong), r.Totals.Wrong,
-			r.Totals.Unbound, r.Totals.Extra, r.OutsideAgentTrees, r.SiblingEvents, r.SiblingRuns, r.ForeignTreeEvents, r.Lost, strings.Join(bs, ", "), r.Seconds)
-	}
-	w("\n## Tool calls\n\n")
-	for _, r := range rep.Scenarios {
-		w("### %s/%s (%s keys)\n\n%s\n\n", r.Agent, r.Name, r.keys(), r.Description)
-		if len(r.Sessions) > 0 {
-			w("Sessions: %s\n\n", strings.Join(r.Sessions, ", "))
-		}
-		w("| call | tool | prompt | what | ran (stream) | failed | telemetry | shells | GT | correct | wrong | unbound | extra | how |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("Bindings of the %d agent-tree lines: %s.\n\n", r.AgentTreeEvents, strings.Join(bs, ", "))
+		w("| call | tool | prompt | what | ran (stream) | failed | telemetry | markers (bound right) | truth | correct | wrong | unbound | missing | bound elsewhere | how |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, c := range r.Calls {
 			what := c.Command
 			if what == "" {
@@ -190,13 +238,17 @@ func (rep *Report) markdown() string {
 				how = append(how, fmt.Sprintf("%s %d", k, v))
 			}
 			sort.Strings(how)
-			w("| `%s` | %s | %d | `%s` | %v | %v | %v | %d | %d | %d | %d | %d | %d | %s |\n", c.ID, c.Tool, c.Prompt, what, c.InStream, c.IsError,
-				c.Telemetry, c.Shells, c.Counts.GroundTruth, c.Counts.Correct, c.Counts.Wrong, c.Counts.Unbound, c.Counts.Extra, strings.Join(how, ", "))
+			k := c.Counts
+			w("| `%s` | %s | %d | `%s` | %v | %v | %v | %d (%d) | %d | %d | %d | %d | %d | %d | %s |\n", c.ID, c.Tool, c.Prompt, what, c.InStream, c.IsError,
+				c.Telemetry, k.Markers, k.MarkerCorrect, k.Truth, k.Correct, k.Wrong, k.Unbound, k.Missing, k.BoundElsewhere, strings.Join(how, ", "))
 		}
 		for _, c := range r.Calls {
 			for _, m := range c.Missed {
 				w("- `%s` %s\n", c.ID, strings.ReplaceAll(m, "|", `\|`))
 			}
+		}
+		for _, a := range r.Ambiguous {
+			w("- ambiguous subtree (markers of several calls): %s\n", a)
 		}
 		for _, e := range r.Errors {
 			w("- **error:** %s\n", e)

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,9 +44,11 @@ type Meta struct {
 	// AgentSeconds is End − Start: the agent's wall time (what bench's real-agent part reports).
 	AgentSeconds float64 `json:"agent_seconds"`
 	// NoSensor: run without `vigil run` (-no-sensor); an OTLP sink took the telemetry.
-	NoSensor  bool     `json:"no_sensor,omitempty"`
-	WaitedFor string   `json:"waited_for,omitempty"`
-	Notes     []string `json:"notes,omitempty"`
+	NoSensor bool `json:"no_sensor,omitempty"`
+	// StraceLogs are the independent recorder's files, one per agent process started.
+	StraceLogs []string `json:"strace_logs,omitempty"`
+	WaitedFor  string   `json:"waited_for,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
 }
 
 type childOpts struct {
@@ -53,6 +57,9 @@ type childOpts struct {
 	npmDir   string
 	vigil    string
 	noSensor bool // no `vigil run`: an OTLP sink on the same address instead
+	// record runs the agent under the independent recorder (strace); off when only the
+	// agent's wall time is measured (-timing), which strace would slow down.
+	record bool
 }
 
 // runChild runs one scenario; it is already inside its own network namespace.
@@ -77,6 +84,11 @@ func runChild(o childOpts) error {
 	}
 	if err := seedRepo(meta.SiblingDir, sc.Files, false); err != nil {
 		return err
+	}
+	for _, d := range []string{meta.Repo, meta.SiblingDir} {
+		if err := seedMarkers(d, sc); err != nil {
+			return err
+		}
 	}
 
 	// The sensor, or with -no-sensor a sink that answers the agent's OTLP exports as the
@@ -193,6 +205,78 @@ func seedRepo(dir string, files map[string]string, git bool) error {
 	return nil
 }
 
+// markerHelper is the script a shell call runs first (truth.go): its file name carries the
+// call's token; it reads its own marker file and leaves a background grandchild, in a session
+// of its own so that no process-group kill ends it, that reads another one after the call.
+const markerHelper = `#!/bin/sh
+cat "$0.txt" >/dev/null
+setsid -f sh -c 'sleep 1; cat "$0.bg" >/dev/null' "$0" </dev/null >/dev/null 2>&1
+`
+
+// seedMarkers writes each shell call's marker helper and files into dir/.e2e, kept out of
+// git's view so that the agents' own git commands see the scenario's files only.
+func seedMarkers(dir string, sc Scenario) error {
+	md := filepath.Join(dir, markerHelperDir)
+	if err := os.MkdirAll(md, 0o755); err != nil {
+		return err
+	}
+	for p, pr := range sc.Prompts {
+		for t := range pr.Turns {
+			base := filepath.Join(md, markerToken(p, t))
+			if err := os.WriteFile(base, []byte(markerHelper), 0o755); err != nil {
+				return err
+			}
+			for _, ext := range []string{".txt", ".bg"} {
+				if err := os.WriteFile(base+ext, []byte(markerToken(p, t)+"\n"), 0o644); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".git", "info")); err == nil {
+		f, err := os.OpenFile(filepath.Join(dir, ".git", "info", "exclude"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.WriteString(markerHelperDir + "/\n")
+		return err
+	}
+	return nil
+}
+
+// agentCommand is the command that runs the agent: under the independent recorder, writing
+// its log to dir/strace.<n>.txt (named in meta), when o.record is set.
+func agentCommand(ctx context.Context, o childOpts, meta *Meta, bin string, args ...string) *exec.Cmd {
+	if !o.record {
+		return exec.CommandContext(ctx, bin, args...)
+	}
+	name := fmt.Sprintf("strace.%d.txt", len(meta.StraceLogs))
+	meta.StraceLogs = append(meta.StraceLogs, name)
+	return exec.CommandContext(ctx, "strace", append(append(straceArgs(filepath.Join(o.dir, name)), bin), args...)...)
+}
+
+// noteAgentPid adds the agent process cmd started to meta: strace's child when recorded
+// (from the first line of its log), else cmd's own process.
+func noteAgentPid(o childOpts, meta *Meta, cmd *exec.Cmd) error {
+	if !o.record {
+		meta.AgentPids = append(meta.AgentPids, cmd.Process.Pid)
+		return nil
+	}
+	name := meta.StraceLogs[len(meta.StraceLogs)-1]
+	f, err := os.Open(filepath.Join(o.dir, name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var pid int
+	if _, err := fmt.Fscan(f, &pid); err != nil {
+		return fmt.Errorf("%s: no pid on its first line: %w", name, err)
+	}
+	meta.AgentPids = append(meta.AgentPids, pid)
+	return nil
+}
+
 // ---------------------------------------------------------------- vigil run
 
 type vigilProc struct {
@@ -203,21 +287,19 @@ type vigilProc struct {
 
 func startVigil(bin, dir string) (*vigilProc, error) {
 	cfg := filepath.Join(dir, "vigil.yaml")
-	// Large files and ring buffer: other agent trees on the machine (the project's own eBPF
-	// tests and benchmarks create fake "claude" processes) are recorded too, and must neither
-	// rotate this scenario's events away nor crowd them out of the ring buffer.
+	// The shipped defaults (embedded default.yaml: ring buffer, hold, queues) except where the
+	// output goes: large files, because other agent trees on the machine (the project's own
+	// eBPF tests create fake "claude" processes) are recorded too and must not rotate this
+	// scenario's events away, and the hook socket in the scenario's folder.
 	yaml := fmt.Sprintf(`output:
   jsonl: %s
   max_size_mb: 2048
   max_files: 3
-kernel:
-  ring_buffer_kb: 65536
 correlate:
   otlp_http: %s
   otlp_grpc: ""
   hook_socket: %s
   hook_undelivered_dir: %s
-  hold_seconds: 2
 `, filepath.Join(dir, "events.jsonl"), otlpAddr, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return nil, err
@@ -385,7 +467,10 @@ func claudeEnv(sc Scenario, home string) []string {
 		"OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpAddr,
 		"OTEL_LOG_USER_PROMPTS=1", "OTEL_LOG_TOOL_DETAILS=1", "OTEL_LOG_TOOL_CONTENT=1",
-		"OTEL_LOGS_EXPORT_INTERVAL=500", "OTEL_METRIC_EXPORT_INTERVAL=1000", "OTEL_TRACES_EXPORT_INTERVAL=500",
+	}
+	// Claude's own export intervals (5 s) unless the scenario sets others.
+	for _, k := range slices.Sorted(maps.Keys(sc.AgentEnv)) {
+		env = append(env, k+"="+sc.AgentEnv[k])
 	}
 	if sc.StrongKeys {
 		env = append(env, "CLAUDE_CODE_PROPAGATE_TRACEPARENT=1")
@@ -431,7 +516,7 @@ func runClaudeOnce(sc Scenario, o childOpts, meta *Meta, home string, prompt int
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := agentCommand(ctx, o, meta, bin, args...)
 	cmd.Dir = meta.Repo
 	cmd.Env = claudeEnv(sc, home)
 	stdout, err := os.OpenFile(filepath.Join(o.dir, "agent_stdout.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -452,7 +537,6 @@ func runClaudeOnce(sc Scenario, o childOpts, meta *Meta, home string, prompt int
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	meta.AgentPids = append(meta.AgentPids, cmd.Process.Pid)
 	send := func(i int) {
 		msg := map[string]any{"type": "user", "message": map[string]any{"role": "user",
 			"content": []any{map[string]any{"type": "text", "text": sc.promptText(i)}}}}
@@ -490,6 +574,9 @@ func runClaudeOnce(sc Scenario, o childOpts, meta *Meta, home string, prompt int
 	}
 	err = cmd.Wait()
 	meta.Exit = append(meta.Exit, exitString(err))
+	if perr := noteAgentPid(o, meta, cmd); perr != nil {
+		return perr
+	}
 	if err != nil {
 		return fmt.Errorf("claude: %v", err)
 	}
@@ -571,7 +658,7 @@ func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 		}
 		args = append(args, sc.promptText(i))
 		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd := agentCommand(ctx, o, meta, bin, args...)
 		cmd.Dir = meta.Repo
 		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "CODEX_HOME=" + codexHome, "TERM=dumb",
 			"LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash", "MOCK_OPENAI_API_KEY=dummy-e2e-key", "RUST_LOG=warn"}
@@ -581,7 +668,6 @@ func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 			cancel()
 			return err
 		}
-		meta.AgentPids = append(meta.AgentPids, cmd.Process.Pid)
 		s := bufio.NewScanner(pipe)
 		s.Buffer(make([]byte, 4<<20), 4<<20)
 		for s.Scan() {
@@ -604,6 +690,9 @@ func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 		err := cmd.Wait()
 		cancel()
 		meta.Exit = append(meta.Exit, exitString(err))
+		if perr := noteAgentPid(o, meta, cmd); perr != nil {
+			return perr
+		}
 		if err != nil {
 			return fmt.Errorf("codex prompt %d: %v", i, err)
 		}

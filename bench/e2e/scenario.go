@@ -36,6 +36,12 @@ type Scenario struct {
 	Informational bool `json:"informational,omitempty"`
 	// AlsoFallback adds a copy named <name>-fallback with StrongKeys false.
 	AlsoFallback bool `json:"also_fallback,omitempty"`
+	// AgentEnv is added to the agent's environment (Claude), e.g. export intervals longer
+	// than the sensor's hold, to make telemetry arrive late.
+	AgentEnv map[string]string `json:"agent_env,omitempty"`
+	// Set names the key set the scenario measures beside strong/fallback in the summary
+	// (late, parallel, hooks-only, subagent); empty for the plain ones.
+	Set string `json:"set,omitempty"`
 }
 
 // Prompt is one user turn and the model's scripted answers to it.
@@ -83,6 +89,7 @@ func loadScenarios() ([]Scenario, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
+		s.placeMarkers()
 		out = append(out, s)
 		if s.AlsoFallback && s.StrongKeys {
 			f := s
@@ -138,10 +145,15 @@ func (s Scenario) validate() error {
 					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs command", s.Name, i, j, t.Tool)
 				}
 			case "Read", "Write", "Edit":
-				if t.File == "" {
-					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs file", s.Name, i, j, t.Tool)
+				if !strings.Contains(t.File, "{M}") {
+					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs a file whose name holds {M}, the call's marker", s.Name, i, j, t.Tool)
 				}
 			case "apply_patch":
+				for _, f := range patchFiles(t.Patch) {
+					if !strings.Contains(f, "{M}") {
+						return fmt.Errorf("scenario %q prompt %d turn %d: apply_patch file %q must hold {M}, the call's marker", s.Name, i, j, f)
+					}
+				}
 				if t.Patch == "" {
 					return fmt.Errorf("scenario %q prompt %d turn %d: apply_patch needs patch", s.Name, i, j)
 				}
@@ -149,6 +161,25 @@ func (s Scenario) validate() error {
 		}
 	}
 	return nil
+}
+
+// placeMarkers puts each call's marker (truth.go) into its turn: {M} in a command, file,
+// content or patch becomes the call's token; a shell command without {M} runs the call's
+// marker helper first. A scenario uses {M} where the helper must sit elsewhere (e.g. to keep
+// one command's text inside another's).
+func (s *Scenario) placeMarkers() {
+	for p := range s.Prompts {
+		for t := range s.Prompts[p].Turns {
+			tr := &s.Prompts[p].Turns[t]
+			tok := markerToken(p, t)
+			if tr.Command != "" && !strings.Contains(tr.Command, "{M}") {
+				tr.Command = "./" + markerHelperDir + "/{M}; " + tr.Command
+			}
+			for _, f := range []*string{&tr.Command, &tr.File, &tr.Content, &tr.Patch} {
+				*f = strings.ReplaceAll(*f, "{M}", tok)
+			}
+		}
+	}
 }
 
 // latency is the mock's delay before each model answer.

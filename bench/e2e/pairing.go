@@ -1,0 +1,96 @@
+package main
+
+import (
+	"path"
+	"sort"
+	"strconv"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// pairLookahead bounds how far along a process's events of one kind the pairing looks for
+// the line that matches a recorded event.
+const pairLookahead = 256
+
+// pairEvents pairs each recorded event with the line Vigil wrote for it: same process, same
+// kind, in order; an open also by its outcome and file name, a connect by its peer. pairs[i]
+// is the line for truth[i] (nil: Vigil has none); extra are Vigil's lines for the recorded
+// processes that no recorded event explains.
+func pairEvents(truth []TruthEvent, kernel []*proto.Event) (pairs []*proto.Event, extra []*proto.Event) {
+	type key struct {
+		pid  int
+		kind string
+	}
+	lines := map[key][]*proto.Event{}
+	for _, e := range kernel {
+		k := key{e.Process.Pid, e.Event.Action}
+		lines[k] = append(lines[k], e)
+	}
+	for _, l := range lines {
+		sort.SliceStable(l, func(i, j int) bool { return l[i].Event.Sequence < l[j].Event.Sequence })
+	}
+	order := make([]int, len(truth))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return truth[order[a]].Time.Before(truth[order[b]].Time) })
+	used := map[*proto.Event]bool{}
+	cursor := map[key]int{}
+	pairs = make([]*proto.Event, len(truth))
+	for _, i := range order {
+		te := truth[i]
+		k := key{te.Pid, te.Kind}
+		l := lines[k]
+		for j := cursor[k]; j < len(l) && j < cursor[k]+pairLookahead; j++ {
+			if used[l[j]] || !sameEvent(te, l[j]) {
+				continue
+			}
+			used[l[j]] = true
+			pairs[i] = l[j]
+			break
+		}
+		for cursor[k] < len(l) && used[l[cursor[k]]] {
+			cursor[k]++
+		}
+	}
+	for _, e := range kernel {
+		if !used[e] {
+			extra = append(extra, e)
+		}
+	}
+	return pairs, extra
+}
+
+// sameEvent says whether Vigil's line can be the recorded event: process and kind already
+// agree. An open must agree on failure and on the file's name (the name the caller gave, or
+// the name of what the kernel opened: a symlink's target); a connect on the peer.
+func sameEvent(te TruthEvent, e *proto.Event) bool {
+	switch te.Kind {
+	case sysOpen:
+		if e.File == nil || (e.Event.Outcome == proto.OutcomeFailure) != te.Failed {
+			return false
+		}
+		name := path.Base(e.File.Path)
+		return name == path.Base(te.Path) || (te.FDPath != "" && name == path.Base(te.FDPath))
+	case sysConnect:
+		return te.Peer == vigilPeer(e)
+	case sysExec:
+		return !te.Failed
+	}
+	return true
+}
+
+// vigilPeer writes a connect line's destination the way strace writes a sockaddr.
+func vigilPeer(e *proto.Event) string {
+	d := e.Destination
+	if d == nil {
+		return ""
+	}
+	if d.Address != "" || (d.IP == "" && d.Port == 0) {
+		return "unix:" + d.Address
+	}
+	if e.Network != nil && e.Network.Type == "ipv6" {
+		return "[" + d.IP + "]:" + strconv.Itoa(d.Port)
+	}
+	return d.IP + ":" + strconv.Itoa(d.Port)
+}

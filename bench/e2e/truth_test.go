@@ -1,0 +1,178 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// A real record: Claude Code (pid 29004) runs Bash call vmark_0_1_ of the pipeline scenario
+// (testdata/strace-claude-bash.txt: the agent's exec, then the call's whole subtree, while
+// the background grandchild of the previous call, 0_0, forked before the excerpt, ends).
+func TestBuildTruthRealBashCall(t *testing.T) {
+	f, err := os.Open("testdata/strace-claude-bash.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	calls := []Call{{ID: "toolu_e2e_0_0", Prompt: 0, Turn: 0}, {ID: "toolu_e2e_0_1", Prompt: 0, Turn: 1}}
+	tr := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	if len(tr.Roots) != 1 || tr.Roots[0] != 29004 || len(tr.Ambiguous) != 0 {
+		t.Fatalf("roots %v ambiguous %v", tr.Roots, tr.Ambiguous)
+	}
+	byCall, markers, kinds := map[string]int{}, 0, map[string]int{}
+	for _, e := range tr.Events {
+		switch {
+		case e.Pid == 29004:
+			if e.Call != "" || !e.Agent {
+				t.Errorf("the agent's own event without a marker got a call: %+v", e)
+			}
+		case e.Pid == 29358: // 0_0's background cat, reading 0_0's .bg file
+			if e.Call != "toolu_e2e_0_0" {
+				t.Errorf("0_0's background grandchild: %+v", e)
+			}
+		case e.Pid == 29248 || e.Pid == 29250: // 0_1's tool shell and helper
+			if e.Call != "toolu_e2e_0_1" {
+				t.Errorf("an event of the call's subtree is not the call's: %+v", e)
+			}
+		}
+		byCall[e.Call]++
+		if e.Marker {
+			markers++
+		}
+		if e.Call == "toolu_e2e_0_1" {
+			kinds[e.Kind]++
+		}
+	}
+	if len(byCall) != 3 {
+		t.Errorf("calls: %v", byCall)
+	}
+	// The subtree: bash, the helper and its cat, setsid → sh → (sleep, cat of the .bg file),
+	// the pipeline, subshells. Every process is forked and exits; the helper's files are opened.
+	if byCall["toolu_e2e_0_1"] < 200 || kinds[sysFork] == 0 || kinds[sysFork] != kinds[sysExit] || kinds[sysExec] == 0 {
+		t.Errorf("call's events %d, by kind %v", byCall["toolu_e2e_0_1"], kinds)
+	}
+	// Markers: the helper's exec, the kernel's open of the script it runs, its cat's
+	// open of .txt, the background grandchild's exec args and open of .bg.
+	if markers < 4 {
+		t.Errorf("markers = %d", markers)
+	}
+}
+
+// hand-made strace record for the scoring test: agent 100, whose tool shell 101 runs the
+// helper of call 0_0 and a child 102; a later in-process open by the agent of call 0_1's
+// file; an early agent open before any call.
+const scoreStrace = `100 1000.000000 execve("/npm/node_modules/.bin/claude", ["claude"], 0x1 /* 1 vars */) = 0
+100 1000.001000 openat(AT_FDCWD</repo>, "/etc/hostname", O_RDONLY) = 3</etc/hostname>
+100 1000.010000 clone(child_stack=NULL, flags=SIGCHLD) = 101
+101 1000.011000 execve("/bin/bash", ["bash", "-c", "./.e2e/vmark_0_0_; cat notes.txt"], 0x1 /* 1 vars */) = 0
+101 1000.012000 clone(child_stack=NULL, flags=SIGCHLD) = 102
+102 1000.013000 execve("./.e2e/vmark_0_0_", ["./.e2e/vmark_0_0_"], 0x1 /* 1 vars */) = 0
+102 1000.014000 openat(AT_FDCWD</repo>, "notes.txt", O_RDONLY) = 3</repo/notes.txt>
+102 1000.015000 openat(AT_FDCWD</repo>, "missing", O_RDONLY) = -1 ENOENT (No such file or directory)
+102 1000.016000 +++ exited with 0 +++
+101 1000.017000 +++ exited with 0 +++
+100 1000.025000 openat(AT_FDCWD</repo>, "/repo/vmark_0_1_out.txt.tmp.100.abc", O_WRONLY|O_CREAT, 0644) = 4</repo/vmark_0_1_out.txt.tmp.100.abc>
+100 1000.040000 openat(AT_FDCWD</repo>, "/repo/vmark_0_1_out.txt", O_RDONLY) = 4</repo/vmark_0_1_out.txt>
+`
+
+func TestScore(t *testing.T) {
+	log, err := parseStrace(strings.NewReader(scoreStrace))
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatal(err, log.Bad)
+	}
+	at := func(ms int) time.Time { return time.Unix(1000, int64(ms)*int64(time.Millisecond)) }
+	calls := []Call{
+		{ID: "c1", Tool: "Bash", Prompt: 0, Turn: 0, Command: "./.e2e/vmark_0_0_; cat notes.txt", Issued: at(5), Answered: at(20)},
+		{ID: "c2", Tool: "Write", Prompt: 0, Turn: 1, Files: []string{"/repo/vmark_0_1_out.txt"}, Issued: at(21), Answered: at(30)},
+	}
+	truth := buildTruth([]StraceLog{log}, calls, "/npm")
+	root := &proto.Root{Pid: 100}
+	seq := uint64(0)
+	ev := func(ms int, action string, pid int, file, call string) *proto.Event {
+		seq++
+		e := &proto.Event{Timestamp: at(ms), Event: proto.EventMeta{Action: action, Dataset: "vigil.kernel", Sequence: seq},
+			Process: &proto.Process{Pid: pid, WorkingDirectory: "/repo"}, Vigil: proto.Vigil{Root: root}}
+		if file != "" {
+			e.File = &proto.File{Path: file}
+			if file == "/repo/missing" {
+				e.Event.Outcome = proto.OutcomeFailure
+			}
+		}
+		if call != "" {
+			e.GenAI = &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: call}}}
+			e.Vigil.Binding = "traceparent"
+		}
+		return e
+	}
+	events := []*proto.Event{
+		ev(0, "exec", 100, "", ""),
+		ev(1, "open", 100, "/etc/hostname", "c1"), // bound before any call: provably wrong
+		ev(10, "fork", 101, "", "c1"),
+		ev(11, "exec", 101, "", "c1"),
+		ev(12, "fork", 102, "", "c1"),
+		ev(13, "exec", 102, "", ""),                 // unbound marker
+		ev(14, "open", 102, "/repo/notes.txt", "c2"), // wrong
+		// the failed open of "missing" was not captured: missing
+		ev(16, "exit", 102, "", "c1"),
+		ev(17, "exit", 101, "", "c1"),
+		ev(25, "open", 100, "/repo/vmark_0_1_out.txt.tmp.100.abc", "c2"), // in-process marker, right
+		ev(40, "open", 100, "/repo/vmark_0_1_out.txt", ""),               // after the call: no truth
+		ev(41, "open", 100, "/repo/never-recorded", ""),                  // extra
+	}
+	// A late binding record binds the unbound helper exec (sequence 6) to c1.
+	late := &proto.Event{Event: proto.EventMeta{Action: proto.ActionBinding, Sequence: 100},
+		GenAI: &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: "c1"}}}, Vigil: proto.Vigil{Binds: &proto.Binds{Sequence: 6}, LateMs: 1500}}
+	late.Vigil.Binding = "traceparent"
+	sib := ev(5, "exec", 555, "", "c1")
+	sib.Process.WorkingDirectory = "/sib"
+	leak := ev(6, "exec", 556, "", "")
+	leak.Vigil.Root = nil
+	events = append(events, late, sib, leak)
+
+	res := ScenarioResult{StrongKeys: true}
+	stream := []byte(`{"type":"user","message":{"content":[{"tool_use_id":"c1","type":"tool_result"}]}}` + "\n")
+	sc := Scenario{Agent: "claude", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}}}}}
+	score(&res, sc, Meta{AgentPids: []int{100}, SiblingDir: "/sib", SiblingPid: 555}, calls, events, truth, stream)
+
+	c1, c2 := res.Calls[0], res.Calls[1]
+	// c1's truth: fork/exec/exit of 101 and 102, the helper exec, the two opens = 8 events.
+	// The open bound before any call counts against c1 as bound elsewhere.
+	if want := (Counts{Truth: 8, Missing: 1, Correct: 6, Wrong: 1, Markers: 1, MarkerCorrect: 1, BoundElsewhere: 1}); c1.Counts != want {
+		t.Errorf("c1: %+v\nwant %+v", c1.Counts, want)
+	}
+	if c1.WrongTo["c2"] != 1 || !c1.InStream {
+		t.Errorf("c1: wrong to %v, in stream %v", c1.WrongTo, c1.InStream)
+	}
+	if want := (Counts{Truth: 1, Correct: 1, Markers: 1, MarkerCorrect: 1, BoundElsewhere: 1}); c2.Counts != want {
+		t.Errorf("c2: %+v\nwant %+v", c2.Counts, want)
+	}
+	if res.LateBindings != 1 || res.LateMsMax != 1500 {
+		t.Errorf("late bindings %d max %d", res.LateBindings, res.LateMsMax)
+	}
+	// Provably wrong: the open before any call, the event bound to c2, the bound sibling.
+	if res.ProvablyWrong != 3 || res.BoundBeforeCalls != 1 || res.BoundNoTruth != 1 {
+		t.Errorf("provably wrong %d (before calls %d), bound without truth %d", res.ProvablyWrong, res.BoundBeforeCalls, res.BoundNoTruth)
+	}
+	if res.OutsideAgentTrees != 1 || res.SiblingEvents != 1 || res.AgentTreeEvents != 12 {
+		t.Errorf("outside %d sibling %d tree %d", res.OutsideAgentTrees, res.SiblingEvents, res.AgentTreeEvents)
+	}
+	if c := res.Capture[sysOpen]; c != (Capture{Recorded: 5, Captured: 4, Missing: 1, Extra: 1}) {
+		t.Errorf("open capture %+v", c)
+	}
+	res.gate()
+	if res.Pass {
+		t.Error("wrong bindings and a leak passed the gate")
+	}
+	md := (&Report{Scenarios: []ScenarioResult{res}}).markdown()
+	if !strings.Contains(md, "| `c1` | Bash |") || !strings.Contains(md, "not captured pid=102") {
+		t.Errorf("markdown lacks the call row or the missed event:\n%s", md)
+	}
+}
