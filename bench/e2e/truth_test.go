@@ -118,7 +118,7 @@ func TestScore(t *testing.T) {
 		ev(10, "fork", 101, "", "c1"),
 		ev(11, "exec", 101, "", "c1"),
 		ev(12, "fork", 102, "", "c1"),
-		ev(13, "exec", 102, "", ""),                 // unbound marker
+		ev(13, "exec", 102, "", ""),                  // unbound marker
 		ev(14, "open", 102, "/repo/notes.txt", "c2"), // wrong
 		// the failed open of "missing" was not captured: missing
 		ev(16, "exit", 102, "", "c1"),
