@@ -29,7 +29,8 @@ const (
 // The socket is mode 0666 so that hooks running as any user can connect. That is safe
 // because nothing in a frame is trusted to say who sent it: the sender is the pid and uid
 // the kernel reports for the connection (SO_PEERCRED), and the correlator binds a hook's
-// events to a session only when that pid is inside a tracked agent tree. A user can at most
+// events to a session only when that pid is the agent's own hook invocation (HookTrust
+// judges it from the process table). A user can at most
 // send well-formed lies about their own processes, which the kernel view does not confirm,
 // or garbage, which is counted and dropped. Frames are bounded (MaxHookFrameBytes), reads
 // have a deadline and concurrent connections are capped, so a connection cannot hold memory
