@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-sensor/vigil/correlate"
+	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -67,8 +67,7 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	if err != nil {
 		return fmt.Errorf("trace: read %s: %w", *jsonlPath, err)
 	}
-	events = applyBindings(events)
-	wfs := correlate.BuildWorkflows(events, correlate.WorkflowOptions{SessionID: *session, RepoOf: repoOf})
+	wfs := workflow.Build(events, workflow.Options{SessionID: *session, RepoOf: repoOf})
 
 	bw := bufio.NewWriter(out)
 	switch *format {
@@ -77,7 +76,7 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		if wfs == nil {
-			wfs = []correlate.Workflow{}
+			wfs = []workflow.Workflow{}
 		}
 		if err := enc.Encode(wfs); err != nil {
 			return fmt.Errorf("trace: encode: %w", err)
@@ -87,7 +86,7 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 			if i > 0 {
 				bw.WriteString("\n")
 			}
-			if err := w.WriteText(bw); err != nil {
+			if err := writeWorkflowText(bw, w); err != nil {
 				return fmt.Errorf("trace: write: %w", err)
 			}
 		}
@@ -157,33 +156,6 @@ func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 			return events, bad, err
 		}
 	}
-}
-
-// applyBindings applies each binding record to the kernel line it names and returns the
-// events without the records. A record names its line by event.sequence, which restarts at 1
-// with every sensor run: lines are in write order, and a record always follows its line in
-// the same run, so a sequence that does not increase starts a new run. Records whose line is
-// not in the input (an older, rotated file) are dropped.
-func applyBindings(events []*proto.Event) []*proto.Event {
-	bySeq := map[uint64]*proto.Event{}
-	var last uint64
-	out := events[:0]
-	for _, e := range events {
-		if e.Event.Sequence <= last {
-			clear(bySeq)
-		}
-		last = e.Event.Sequence
-		if r, ok := proto.BindingRecordOf(e); ok {
-			if line := bySeq[r.Sequence]; line != nil {
-				r.Apply(line)
-			}
-			continue
-		}
-		bySeq[e.Event.Sequence] = e
-		out = append(out, e)
-	}
-	clear(events[len(out):])
-	return out
 }
 
 // gitRemoteURL is the remote.origin.url of the repository holding dir, with any credentials in

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -11,21 +12,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-sensor/vigil/correlate"
+	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
-// The fixture and golden text come from correlate's workflow tests (go test ./correlate/ -run
-// Workflow -update rewrites them): a Claude Code session, a Codex session and an agent tree
-// without a session.
+// The fixture comes from correlate/workflow's tests (go test ./correlate/workflow/ -update
+// rewrites it): a Claude Code session, a Codex session and an agent tree without a session.
+// The golden text is its rendering (go test ./cmd/vigil/ -run TestTraceTextMatchesGolden
+// -update rewrites it).
 const (
-	traceFixture    = "../../correlate/testdata/workflow/sessions.jsonl"
-	traceGoldenText = "../../correlate/testdata/workflow/sessions.txt.golden"
+	traceFixture    = "../../correlate/workflow/testdata/sessions.jsonl"
+	traceGoldenText = "testdata/sessions.txt.golden"
 	traceCodex      = "019a8c1e-7d2f-7c40-9b1e-5a3f2e8d4c11"
 	traceClaude     = "5b9d8f1e-2c47-4e0a-9a65-3d1f7c2b8e90"
 )
 
-// The repositories correlate's golden text was made with.
+// The repositories the golden text was made with.
 func traceRepos(dir string) string {
 	return map[string]string{
 		"/home/dev/app": "git@github.com:acme/app.git",
@@ -66,7 +68,7 @@ func TestTraceJSONSession(t *testing.T) {
 	if err := runTrace([]string{"--jsonl", path, "--format", "json", "--session", traceCodex}, nil, &out, &errOut, traceRepos); err != nil {
 		t.Fatalf("trace: %v\n%s", err, errOut.String())
 	}
-	var wfs []correlate.Workflow
+	var wfs []workflow.Workflow
 	if err := json.Unmarshal(out.Bytes(), &wfs); err != nil {
 		t.Fatalf("output is not a JSON array of workflows: %v\n%s", err, out.String())
 	}
@@ -81,7 +83,7 @@ func TestTraceJSONSession(t *testing.T) {
 		t.Fatalf("prompts %+v", w.Prompts)
 	}
 	patch := w.Prompts[0].ToolCalls[1]
-	if patch.Name != "apply_patch" || patch.Approval != correlate.ApprovalNone || len(patch.FilesWritten) != 2 {
+	if patch.Name != "apply_patch" || patch.Approval != workflow.ApprovalNone || len(patch.FilesWritten) != 2 {
 		t.Errorf("apply_patch %+v", patch)
 	}
 	if !slices.Equal(w.FilesChanged, []string{"/home/dev/svc/src/config.rs", "/home/dev/svc/src/loader.rs"}) {
@@ -99,6 +101,8 @@ func TestTraceJSONSession(t *testing.T) {
 	}
 }
 
+var traceUpdate = flag.Bool("update", false, "rewrite testdata/sessions.txt.golden from the current rendering")
+
 func TestTraceTextMatchesGolden(t *testing.T) {
 	want, err := os.ReadFile(traceGoldenText)
 	if err != nil {
@@ -113,8 +117,14 @@ func TestTraceTextMatchesGolden(t *testing.T) {
 	if err := runTrace([]string{"--jsonl", "-"}, bytes.NewReader(data), &out, &errOut, traceRepos); err != nil {
 		t.Fatalf("trace: %v", err)
 	}
+	if *traceUpdate {
+		if err := os.WriteFile(traceGoldenText, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if out.String() != string(want) {
-		t.Errorf("text output differs from %s\n--- got\n%s", traceGoldenText, out.String())
+		t.Errorf("text output differs from %s (-update rewrites it)\n--- got\n%s", traceGoldenText, out.String())
 	}
 	if errOut.Len() != 0 {
 		t.Errorf("stderr %q on a clean file", errOut.String())

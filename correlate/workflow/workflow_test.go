@@ -1,4 +1,4 @@
-package correlate
+package workflow
 
 import (
 	"bufio"
@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ var wfUpdateFlag = func() flag.Value {
 	if f := flag.Lookup("update"); f != nil {
 		return f.Value
 	}
-	flag.Bool("update", false, "rewrite the golden files (testdata/workflow/*)")
+	flag.Bool("update", false, "rewrite the golden files (testdata/*)")
 	return flag.Lookup("update").Value
 }()
 
@@ -298,8 +297,8 @@ func wfSessionEvents() []*proto.Event {
 }
 
 const (
-	wfGoldenDir   = "testdata/workflow"
-	wfSessionFile = "testdata/workflow/sessions.jsonl"
+	wfGoldenDir   = "testdata"
+	wfSessionFile = "testdata/sessions.jsonl"
 )
 
 // wfWriteJSONL encodes events one per line, as vigil run writes them.
@@ -335,7 +334,7 @@ func wfReadJSONL(t *testing.T, b []byte) []*proto.Event {
 	return out
 }
 
-// wfGolden compares got with testdata/workflow/name, or rewrites it under -update.
+// wfGolden compares got with testdata/name, or rewrites it under -update.
 func wfGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	p := filepath.Join(wfGoldenDir, name)
@@ -350,10 +349,10 @@ func wfGolden(t *testing.T, name string, got []byte) {
 	}
 	want, err := os.ReadFile(p)
 	if err != nil {
-		t.Fatalf("%v (run go test ./correlate/ -run Workflow -update)", err)
+		t.Fatalf("%v (run go test ./correlate/workflow/ -update)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./correlate/ -run Workflow -update rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
+		t.Errorf("%s differs from the golden file (go test ./correlate/workflow/ -update rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
 }
 
@@ -379,7 +378,7 @@ func wfLoadSessions(t *testing.T) []*proto.Event {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(onDisk, b) {
-		t.Fatalf("%s is stale (go test ./correlate/ -run Workflow -update rewrites it)", wfSessionFile)
+		t.Fatalf("%s is stale (go test ./correlate/workflow/ -update rewrites it)", wfSessionFile)
 	}
 	return wfReadJSONL(t, onDisk)
 }
@@ -387,7 +386,7 @@ func wfLoadSessions(t *testing.T) []*proto.Event {
 func TestWorkflowBuild(t *testing.T) {
 	events := wfLoadSessions(t)
 	var asked []string
-	wfs := BuildWorkflows(events, WorkflowOptions{RepoOf: func(dir string) string {
+	wfs := Build(events, Options{RepoOf: func(dir string) string {
 		asked = append(asked, dir)
 		return wfFakeRepoOf(dir)
 	}})
@@ -402,7 +401,7 @@ func TestWorkflowBuild(t *testing.T) {
 
 	c := wfs[0]
 	wantHeader := Workflow{
-		Kind: WorkflowSession, SessionID: wfClaudeSession, Title: "Session " + wfClaudeSession,
+		Kind: KindSession, SessionID: wfClaudeSession, Title: "Session " + wfClaudeSession,
 		Agent: proto.AgentClaudeCode, Host: "vm", RootPids: []int{1200},
 		WorkingDirectory: "/home/dev/app", Repository: "git@github.com:acme/app.git",
 		Start: wfAt(-2000), End: wfAt(5400), Lost: map[string]uint64{"open": 12},
@@ -420,7 +419,7 @@ func TestWorkflowBuild(t *testing.T) {
 	}
 
 	bash := p.ToolCalls[0]
-	wfCheckCall(t, bash, WorkflowToolCall{
+	wfCheckCall(t, bash, ToolCall{
 		Index: 1, Name: "Bash", CallID: wfBashCall, Time: wfAt(980), Command: "cat .env && go test ./...",
 		Decision: "accept", DecisionSource: "config", Approval: "approved by config", Success: wfBoolp(true),
 		DurationMs: 520, Reported: true, Evidence: []string{"traceparent/high"},
@@ -447,7 +446,7 @@ func TestWorkflowBuild(t *testing.T) {
 	}
 
 	edit := p.ToolCalls[1]
-	wfCheckCall(t, edit, WorkflowToolCall{
+	wfCheckCall(t, edit, ToolCall{
 		Index: 2, Name: "Edit", CallID: wfEditCall, Time: wfAt(2800), FilePaths: []string{"/home/dev/app/parse_test.go"},
 		Approval: ApprovalNone, Success: wfBoolp(true), DurationMs: 150, Reported: true, Evidence: []string{"file_path/medium"},
 	})
@@ -488,7 +487,7 @@ func TestWorkflowBuild(t *testing.T) {
 
 	x := wfs[1]
 	wfCheckHeader(t, x, Workflow{
-		Kind: WorkflowSession, SessionID: wfCodexSession, Title: "Session " + wfCodexSession,
+		Kind: KindSession, SessionID: wfCodexSession, Title: "Session " + wfCodexSession,
 		Agent: proto.AgentCodex, Host: "vm", RootPids: []int{2200},
 		WorkingDirectory: "/home/dev/svc", Repository: "https://github.com/acme/svc.git",
 		Start: wfAt(59000), End: wfAt(63010),
@@ -497,7 +496,7 @@ func TestWorkflowBuild(t *testing.T) {
 		t.Fatalf("codex prompts %+v", x.Prompts)
 	}
 	sh, patch := x.Prompts[0].ToolCalls[0], x.Prompts[0].ToolCalls[1]
-	wfCheckCall(t, sh, WorkflowToolCall{
+	wfCheckCall(t, sh, ToolCall{
 		Index: 1, Name: "exec_command", CallID: wfCodexExecCall, Time: wfAt(61000), Command: "bash -lc rg -n load_config src",
 		Decision: "approved", DecisionSource: "Config", Approval: "approved by config", Success: wfBoolp(true),
 		DurationMs: 40, Reported: true, Evidence: []string{"env_call_id/high"},
@@ -505,14 +504,14 @@ func TestWorkflowBuild(t *testing.T) {
 	if got := wfProcSummary(sh.Processes); !slices.Equal(got, []string{"2300 /usr/bin/bash exit=0 env_call_id", "2301 /usr/bin/rg exit=0 env_call_id"}) {
 		t.Errorf("exec_command processes %q", got)
 	}
-	wfCheckCall(t, patch, WorkflowToolCall{
+	wfCheckCall(t, patch, ToolCall{
 		Index: 2, Name: "apply_patch", CallID: wfCodexPatch, Time: wfAt(62998), FilePaths: []string{"src/config.rs", "src/loader.rs"},
 		Approval: ApprovalNone, Success: wfBoolp(false), DurationMs: 12, Reported: true, Evidence: []string{"file_path/medium"},
 	})
 	if got := wfFileSummary(patch.FilesWritten); !slices.Equal(got, []string{"/home/dev/svc/src/config.rs x1 create truncate", "/home/dev/svc/src/loader.rs x1 create truncate"}) {
 		t.Errorf("apply_patch writes %q", got)
 	}
-	if !x.Unexplained.empty() {
+	if !x.Unexplained.Empty() {
 		t.Errorf("codex unexplained %+v (the agent's own exec must not be listed)", x.Unexplained)
 	}
 	if !slices.Equal(x.FilesChanged, []string{"/home/dev/svc/src/config.rs", "/home/dev/svc/src/loader.rs"}) {
@@ -524,7 +523,7 @@ func TestWorkflowBuild(t *testing.T) {
 
 	s := wfs[2]
 	wfCheckHeader(t, s, Workflow{
-		Kind: WorkflowUnattributed, Title: "Unattributed claude-code tree (root pid 3300)",
+		Kind: KindUnattributed, Title: "Unattributed claude-code tree (root pid 3300)",
 		Agent: proto.AgentClaudeCode, Host: "vm", RootPids: []int{3300}, WorkingDirectory: "/home/dev/other",
 		Start: wfAt(120000), End: wfAt(120050),
 	})
@@ -539,20 +538,6 @@ func TestWorkflowBuild(t *testing.T) {
 	wfGolden(t, "sessions.json.golden", append(js, '\n'))
 }
 
-func TestWorkflowText(t *testing.T) {
-	wfs := BuildWorkflows(wfLoadSessions(t), WorkflowOptions{RepoOf: wfFakeRepoOf})
-	var buf bytes.Buffer
-	for i, w := range wfs {
-		if i > 0 {
-			buf.WriteByte('\n')
-		}
-		if err := w.WriteText(&buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wfGolden(t, "sessions.txt.golden", buf.Bytes())
-}
-
 func TestWorkflowSessionFilter(t *testing.T) {
 	events := wfLoadSessions(t)
 	for _, tc := range []struct{ filter, want string }{
@@ -560,7 +545,7 @@ func TestWorkflowSessionFilter(t *testing.T) {
 		{"019a8c1e", wfCodexSession},
 		{wfClaudeSession, wfClaudeSession},
 	} {
-		wfs := BuildWorkflows(events, WorkflowOptions{SessionID: tc.filter})
+		wfs := Build(events, Options{SessionID: tc.filter})
 		if len(wfs) != 1 || wfs[0].SessionID != tc.want {
 			t.Errorf("filter %q: %q", tc.filter, wfKinds(wfs))
 		}
@@ -569,10 +554,10 @@ func TestWorkflowSessionFilter(t *testing.T) {
 		}
 	}
 	// The untrusted claim goes with its session, and nowhere when it is filtered out.
-	if wfs := BuildWorkflows(events, WorkflowOptions{SessionID: wfClaudeSession}); len(wfs[0].UntrustedTelemetry) != 1 {
+	if wfs := Build(events, Options{SessionID: wfClaudeSession}); len(wfs[0].UntrustedTelemetry) != 1 {
 		t.Errorf("claude untrusted %+v", wfs[0].UntrustedTelemetry)
 	}
-	if wfs := BuildWorkflows(events, WorkflowOptions{SessionID: "nope"}); len(wfs) != 0 {
+	if wfs := Build(events, Options{SessionID: "nope"}); len(wfs) != 0 {
 		t.Errorf("no match: %q", wfKinds(wfs))
 	}
 }
@@ -606,7 +591,7 @@ func TestWorkflowEdges(t *testing.T) {
 		Vigil: proto.Vigil{Telemetry: &proto.Telemetry{SenderPid: 77, ClaimedConversationID: "elsewhere"},
 			Prompt: &proto.PromptRef{Text: "ignore previous instructions"}}})
 
-	wfs := BuildWorkflows(f.events, WorkflowOptions{})
+	wfs := Build(f.events, Options{})
 	if got := wfKinds(wfs); !slices.Equal(got, []string{"session S", "untrusted "}) {
 		t.Fatalf("workflows %q", got)
 	}
@@ -635,28 +620,6 @@ func TestWorkflowEdges(t *testing.T) {
 	if len(u.UntrustedTelemetry) != 1 || u.UntrustedTelemetry[0].SenderPid != 77 || u.UntrustedTelemetry[0].ClaimedSessionID != "elsewhere" {
 		t.Errorf("orphan untrusted %+v", u)
 	}
-	var buf bytes.Buffer
-	if err := u.WriteText(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if want := "  08:36:45  sender pid 77 claimed session elsewhere: prompt \"ignore previous instructions\"\n"; !strings.Contains(buf.String(), want) {
-		t.Errorf("untrusted text:\n%s\nwant line %q", buf.String(), want)
-	}
-	buf.Reset()
-	if err := w.WriteText(&buf); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		"  1. Bash  c1  no approval recorded  (no agent.tool_call line: seen only in kernel events)\n",
-		"     read  /home/u/.ssh/id_ed25519  [secret-looking]  FAILED errno 13  by sh pid 11\n",
-		"     net   [2001:db8::1]:443 FAILED errno 101  by sh pid 11\n",
-		"Prompt 2 at 08:36:42 (id p2): \"second\"\n  (no tool calls)\n",
-		"Files changed: none\n",
-	} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("text lacks %q:\n%s", want, buf.String())
-		}
-	}
 }
 
 func TestWorkflowTempFileNeedsOwnPid(t *testing.T) {
@@ -666,41 +629,12 @@ func TestWorkflowTempFileNeedsOwnPid(t *testing.T) {
 	f.open(0, root, "/w/a.go.tmp.10.ff01", "write", "O_WRONLY|O_CREAT", b)
 	f.open(1, root, "/w/b.go.tmp.99.ff01", "write", "O_WRONLY|O_CREAT", b) // another pid's name: kept as is
 	f.open(2, root, "/w/c.go.tmp.10.ff01", "read", "O_RDONLY", b)          // a read is not a write
-	w := BuildWorkflows(f.events, WorkflowOptions{})[0]
+	w := Build(f.events, Options{})[0]
 	if !slices.Equal(w.FilesChanged, []string{"/w/a.go", "/w/b.go.tmp.99.ff01"}) {
 		t.Errorf("files changed %q", w.FilesChanged)
 	}
 	if got := w.Unexplained.FilesRead; len(got) != 1 || got[0].Path != "/w/c.go.tmp.10.ff01" {
 		t.Errorf("reads %+v", got)
-	}
-}
-
-func TestWorkflowSecretLooking(t *testing.T) {
-	for path, want := range map[string]bool{
-		"/home/dev/app/.env":               true,
-		"/home/dev/app/.env.local":         true,
-		"/home/dev/app/.env.example":       false,
-		"/etc/ssl/private/server.pem":      true,
-		"/home/dev/app/tls.key":            true,
-		"/home/dev/.ssh/id_rsa":            true,
-		"/home/dev/.ssh/id_rsa.pub":        false,
-		"/home/dev/.ssh/known_hosts":       false,
-		"/home/dev/.ssh/config":            true,
-		"/home/dev/.aws/credentials":       true,
-		"/home/dev/.npmrc":                 true,
-		"/home/dev/.netrc":                 true,
-		"/home/dev/.git-credentials":       true,
-		"/home/dev/.docker/config.json":    true,
-		"/home/dev/app/config.json":        false,
-		"/home/dev/app/parse_test.go":      false,
-		"/home/dev/app/environment.go":     false,
-		"/home/dev/.kube/config":           true,
-		"/home/dev/app/keys/signing.p12":   true,
-		"/home/dev/app/docs/keyboard.html": false,
-	} {
-		if got := SecretLooking(path); got != want {
-			t.Errorf("SecretLooking(%q) = %v, want %v", path, got, want)
-		}
 	}
 }
 
@@ -736,14 +670,14 @@ func TestWorkflowLostOverlap(t *testing.T) {
 	b := wfBinding{session: "S", how: proto.BindingNone}
 	f.exec(1000, root, b)
 	f.open(3000, root, "/w/x", "read", "O_RDONLY", b)
-	w := BuildWorkflows(f.events, WorkflowOptions{})[0]
+	w := Build(f.events, Options{})[0]
 	if !reflect.DeepEqual(w.Lost, map[string]uint64{"exec": 6}) {
 		t.Errorf("lost %v", w.Lost)
 	}
 }
 
 func TestWorkflowEmptyInput(t *testing.T) {
-	if got := BuildWorkflows(nil, WorkflowOptions{}); len(got) != 0 {
+	if got := Build(nil, Options{}); len(got) != 0 {
 		t.Errorf("%+v", got)
 	}
 	// Lines without a root or session (a loss report alone, an api request from nowhere) make
@@ -751,7 +685,7 @@ func TestWorkflowEmptyInput(t *testing.T) {
 	var f wfFixture
 	f.add(&proto.Event{Timestamp: wfAt(0), Event: proto.EventMeta{Action: proto.ActionLost}, Vigil: proto.Vigil{Lost: map[string]uint64{"open": 1}}})
 	f.add(&proto.Event{Timestamp: wfAt(0), Event: proto.EventMeta{Action: proto.ActionOpen}, File: &proto.File{Path: "/x"}})
-	if got := BuildWorkflows(append(f.events, nil), WorkflowOptions{}); len(got) != 0 {
+	if got := Build(append(f.events, nil), Options{}); len(got) != 0 {
 		t.Errorf("%+v", got)
 	}
 }
@@ -772,7 +706,7 @@ func wfCheckHeader(t *testing.T, got, want Workflow) {
 	}
 }
 
-func wfCheckCall(t *testing.T, got, want WorkflowToolCall) {
+func wfCheckCall(t *testing.T, got, want ToolCall) {
 	t.Helper()
 	got.Activity = Activity{}
 	if !reflect.DeepEqual(got, want) {
@@ -780,7 +714,7 @@ func wfCheckCall(t *testing.T, got, want WorkflowToolCall) {
 	}
 }
 
-func wfProcSummary(ps []WorkflowProcess) []string {
+func wfProcSummary(ps []Process) []string {
 	out := make([]string, 0, len(ps))
 	for _, p := range ps {
 		exit := "none"
@@ -792,7 +726,7 @@ func wfProcSummary(ps []WorkflowProcess) []string {
 	return out
 }
 
-func wfFileSummary(fs []WorkflowFile) []string {
+func wfFileSummary(fs []File) []string {
 	out := make([]string, 0, len(fs))
 	for _, f := range fs {
 		s := f.Path + " x" + strconv.Itoa(f.Opens)
