@@ -796,7 +796,7 @@ func (s *Stitcher) untrustedLine(ae *proto.AgentEvent, b TelemetryBatch) *proto.
 	}
 	e := &proto.Event{
 		Timestamp: ae.Time.UTC(),
-		Event:     proto.EventMeta{Action: proto.ActionAgentUntrusted, Kind: "alert", Dataset: "vigil.agent"},
+		Event:     proto.EventMeta{Action: proto.ActionAgentUntrusted, Kind: "alert", Dataset: proto.DatasetAgent},
 		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: ae.Agent}},
 		Vigil: proto.Vigil{
 			Source: b.Transport,

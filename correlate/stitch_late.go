@@ -27,11 +27,11 @@ func confidenceRank(confidence string) int {
 	return 0
 }
 
-// keepLate keeps a released line that late telemetry could still bind better: a kernel line
-// of an agent tree that is unbound or bound by its window alone.
+// keepLate keeps a released kernel line (every held event is one) that late telemetry could
+// still bind better: a line of an agent tree that is unbound or bound by its window alone.
 func (s *Stitcher) keepLate(e *proto.Event, now time.Time) {
 	if s.o.Late <= 0 || s.o.MaxLate <= 0 || e.Process == nil || e.Vigil.Root == nil || e.Vigil.Root.Pid <= 0 ||
-		e.Event.Dataset != "vigil.kernel" || e.Event.Action == proto.ActionLost {
+		e.Event.Action == proto.ActionLost {
 		return
 	}
 	rank := confidenceRank(e.Vigil.Confidence)
