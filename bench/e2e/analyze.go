@@ -337,7 +337,7 @@ func applyBindings(events []*proto.Event) []int64 {
 func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*proto.Event, truth Truth, stream []byte) {
 	res.Ambiguous = truth.Ambiguous
 	for _, a := range truth.Ambiguous {
-		res.Errors = append(res.Errors, "the scenario's markers are ambiguous (helpers of several calls in one subtree): "+a)
+		res.Errors = append(res.Errors, "the scenario's markers are ambiguous (no helper, marker files of several calls in one subtree): "+a)
 	}
 	res.StraceBadLines = len(truth.Bad)
 	late := applyBindings(events)
@@ -501,7 +501,7 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 	}
 	// Scenario-level sanity: every scripted call was made and has events to score.
 	want := 0
-	for _, p := range sc.Prompts {
+	for _, p := range sc.allPrompts() {
 		want += len(p.Turns)
 	}
 	if len(calls) != want {
@@ -511,7 +511,7 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 		if !c.Answered {
 			res.Errors = append(res.Errors, fmt.Sprintf("call %s (%s) never got a result back", c.ID, c.Tool))
 		}
-		if c.Counts.Markers == 0 {
+		if c.Counts.Markers == 0 && c.Tool != "Task" { // a Task's work is its subagent's own calls
 			res.Errors = append(res.Errors, fmt.Sprintf("call %s (%s): the recorder saw none of its markers", c.ID, c.Tool))
 		}
 	}

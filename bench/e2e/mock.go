@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +31,9 @@ type Call struct {
 // Mock is a scripted LLM API for one scenario: the Anthropic Messages API (Claude) or the
 // OpenAI Responses API (Codex). Anything else gets 200 {}.
 type Mock struct {
-	sc   Scenario
-	repo string
+	sc      Scenario
+	prompts []Prompt // the user prompts, then the subagent scripts (Scenario.allPrompts)
+	repo    string
 
 	mu       sync.Mutex
 	calls    map[string]*Call
@@ -41,7 +43,7 @@ type Mock struct {
 }
 
 func newMock(sc Scenario, repo string, log io.Writer) *Mock {
-	return &Mock{sc: sc, repo: repo, calls: map[string]*Call{}, log: log}
+	return &Mock{sc: sc, prompts: sc.allPrompts(), repo: repo, calls: map[string]*Call{}, log: log}
 }
 
 // Calls returns the ground truth in the order the calls were first issued.
@@ -145,7 +147,7 @@ func (m *Mock) issue(id string, p, t int, tr Turn, at time.Time) {
 func (m *Mock) step(userTexts []string, resultsAfter []int) (prompt, turn int, ok bool) {
 	prompt, idx := -1, -1
 	for i, t := range userTexts {
-		for p := range m.sc.Prompts {
+		for p := range m.prompts {
 			if strings.Contains(t, promptMarker(p)) {
 				prompt, idx = p, i
 			}
@@ -211,6 +213,15 @@ func (m *Mock) anthropic(w http.ResponseWriter, raw []byte, now time.Time) {
 		texts = append(texts, text)
 		results = append(results, 0)
 	}
+	var toolNames []string
+	for _, t := range body.Tools {
+		var tool struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(t, &tool) == nil {
+			toolNames = append(toolNames, tool.Name)
+		}
+	}
 	var blocks []map[string]any
 	stop := "end_turn"
 	p, t, ok := m.step(texts, results)
@@ -219,28 +230,38 @@ func (m *Mock) anthropic(w http.ResponseWriter, raw []byte, now time.Time) {
 		blocks = []map[string]any{{"type": "text", "text": "E2E mock title"}}
 	case !ok:
 		blocks = []map[string]any{{"type": "text", "text": "No scripted prompt found."}}
-	case t < len(m.sc.Prompts[p].Turns):
-		tr := m.sc.Prompts[p].Turns[t]
-		id := claudeCallID(p, t)
-		var input map[string]any
-		switch tr.Tool {
-		case "Bash":
-			input = map[string]any{"command": tr.Command, "description": "e2e scripted command"}
-		case "Read":
-			input = map[string]any{"file_path": m.abs(tr.File)}
-		case "Write":
-			input = map[string]any{"file_path": m.abs(tr.File), "content": tr.Content}
-		case "Edit":
-			input = map[string]any{"file_path": m.abs(tr.File), "old_string": tr.Old, "new_string": tr.New, "replace_all": false}
-		}
-		blocks = []map[string]any{
-			{"type": "text", "text": fmt.Sprintf("Prompt %d step %d: %s.", p, t, tr.Tool)},
-			{"type": "tool_use", "id": id, "name": tr.Tool, "input": input},
+	case t < len(m.prompts[p].Turns):
+		blocks = []map[string]any{{"type": "text", "text": fmt.Sprintf("Prompt %d step %d.", p, t)}}
+		for _, k := range m.batch(p, t) {
+			tr := m.prompts[p].Turns[k]
+			id := claudeCallID(p, k)
+			var input map[string]any
+			switch tr.Tool {
+			case "Bash":
+				input = map[string]any{"command": tr.Command, "description": "e2e scripted command"}
+			case "Read":
+				input = map[string]any{"file_path": m.abs(tr.File)}
+			case "Write":
+				input = map[string]any{"file_path": m.abs(tr.File), "content": tr.Content}
+			case "Edit":
+				input = map[string]any{"file_path": m.abs(tr.File), "old_string": tr.Old, "new_string": tr.New, "replace_all": false}
+			}
+			name := tr.Tool
+			if tr.Subagent != nil {
+				// Claude Code names its subagent tool Task or, in later versions, Agent.
+				name = "Task"
+				if slices.Contains(toolNames, "Agent") {
+					name = "Agent"
+				}
+				sub := len(m.sc.Prompts) + *tr.Subagent
+				input = map[string]any{"description": "e2e subagent", "subagent_type": "general-purpose", "prompt": m.sc.promptText(sub)}
+			}
+			blocks = append(blocks, map[string]any{"type": "tool_use", "id": id, "name": name, "input": input})
+			m.issue(id, p, k, tr, time.Now())
 		}
 		stop = "tool_use"
-		m.issue(id, p, t, tr, time.Now())
 	default:
-		final := m.sc.Prompts[p].Final
+		final := m.prompts[p].Final
 		if final == "" {
 			final = fmt.Sprintf("Prompt %d done.", p)
 		}
@@ -352,39 +373,17 @@ func (m *Mock) openai(w http.ResponseWriter, raw []byte, now time.Time) {
 	n := now.UnixNano()
 	p, t, ok := m.step(texts, results)
 	switch {
-	case len(body.Tools) == 0 || !ok || t >= len(m.sc.Prompts[p].Turns):
+	case len(body.Tools) == 0 || !ok || t >= len(m.prompts[p].Turns):
 		final := "Done (e2e mock codex)."
-		if ok && m.sc.Prompts[p].Final != "" {
-			final = m.sc.Prompts[p].Final
+		if ok && m.prompts[p].Final != "" {
+			final = m.prompts[p].Final
 		}
 		items = []map[string]any{{"type": "message", "id": fmt.Sprintf("msg_%d", n), "role": "assistant", "status": "completed",
 			"content": []any{map[string]any{"type": "output_text", "text": final, "annotations": []any{}}}}}
 	default:
-		tr := m.sc.Prompts[p].Turns[t]
-		id := codexCallID(p, t)
-		switch tr.Tool {
-		case "exec_command":
-			var args []byte
-			switch {
-			case tools["exec_command"] != "":
-				args, _ = json.Marshal(map[string]any{"cmd": tr.Command, "yield_time_ms": 10000})
-				items = []map[string]any{{"type": "function_call", "id": fmt.Sprintf("fc_%d", n), "call_id": id, "name": "exec_command", "arguments": string(args), "status": "completed"}}
-			case tools["shell_command"] != "":
-				args, _ = json.Marshal(map[string]any{"command": tr.Command, "timeout_ms": 10000})
-				items = []map[string]any{{"type": "function_call", "id": fmt.Sprintf("fc_%d", n), "call_id": id, "name": "shell_command", "arguments": string(args), "status": "completed"}}
-			default:
-				args, _ = json.Marshal(map[string]any{"command": []string{"bash", "-lc", tr.Command}, "timeout_ms": 10000})
-				items = []map[string]any{{"type": "function_call", "id": fmt.Sprintf("fc_%d", n), "call_id": id, "name": "shell", "arguments": string(args), "status": "completed"}}
-			}
-		case "apply_patch":
-			if tools["apply_patch"] == "custom" {
-				items = []map[string]any{{"type": "custom_tool_call", "id": fmt.Sprintf("ctc_%d", n), "call_id": id, "name": "apply_patch", "input": tr.Patch, "status": "completed"}}
-			} else {
-				args, _ := json.Marshal(map[string]any{"input": tr.Patch})
-				items = []map[string]any{{"type": "function_call", "id": fmt.Sprintf("fc_%d", n), "call_id": id, "name": "apply_patch", "arguments": string(args), "status": "completed"}}
-			}
+		for j, k := range m.batch(p, t) {
+			items = append(items, m.codexItem(p, k, tools, fmt.Sprintf("%d_%d", n, j)))
 		}
-		m.issue(id, p, t, tr, time.Now())
 	}
 	m.logf(map[string]any{"ts": now, "api": "openai", "prompt": p, "turn": t, "found": ok, "tools": len(body.Tools), "items": items})
 	rid := fmt.Sprintf("resp_e2e_%d", n)
@@ -408,6 +407,50 @@ func (m *Mock) openai(w http.ResponseWriter, raw []byte, now time.Time) {
 	}
 	ev = append(ev, [2]any{"response.completed", map[string]any{"type": "response.completed", "response": resp("completed", items)}})
 	writeSSE(w, ev)
+}
+
+// codexItem is the output item that makes Codex run turn k of prompt p, in the form the
+// request's tool list asks for (exec_command, shell_command or shell; apply_patch as a
+// custom or a function tool). suffix makes the item ids unique.
+func (m *Mock) codexItem(p, k int, tools map[string]string, suffix string) map[string]any {
+	tr := m.prompts[p].Turns[k]
+	id := codexCallID(p, k)
+	var item map[string]any
+	switch tr.Tool {
+	case "exec_command":
+		var args []byte
+		switch {
+		case tools["exec_command"] != "":
+			args, _ = json.Marshal(map[string]any{"cmd": tr.Command, "yield_time_ms": 10000})
+			item = map[string]any{"type": "function_call", "id": "fc_" + suffix, "call_id": id, "name": "exec_command", "arguments": string(args), "status": "completed"}
+		case tools["shell_command"] != "":
+			args, _ = json.Marshal(map[string]any{"command": tr.Command, "timeout_ms": 10000})
+			item = map[string]any{"type": "function_call", "id": "fc_" + suffix, "call_id": id, "name": "shell_command", "arguments": string(args), "status": "completed"}
+		default:
+			args, _ = json.Marshal(map[string]any{"command": []string{"bash", "-lc", tr.Command}, "timeout_ms": 10000})
+			item = map[string]any{"type": "function_call", "id": "fc_" + suffix, "call_id": id, "name": "shell", "arguments": string(args), "status": "completed"}
+		}
+	case "apply_patch":
+		if tools["apply_patch"] == "custom" {
+			item = map[string]any{"type": "custom_tool_call", "id": "ctc_" + suffix, "call_id": id, "name": "apply_patch", "input": tr.Patch, "status": "completed"}
+		} else {
+			args, _ := json.Marshal(map[string]any{"input": tr.Patch})
+			item = map[string]any{"type": "function_call", "id": "fc_" + suffix, "call_id": id, "name": "apply_patch", "arguments": string(args), "status": "completed"}
+		}
+	}
+	m.issue(id, p, k, tr, time.Now())
+	return item
+}
+
+// batch lists the turns the model answers with at step t of prompt p: turn t and the turns
+// after it marked parallel (several tool calls in one model response).
+func (m *Mock) batch(p, t int) []int {
+	turns := m.prompts[p].Turns
+	out := []int{t}
+	for k := t + 1; k < len(turns) && turns[k].Parallel; k++ {
+		out = append(out, k)
+	}
+	return out
 }
 
 // codexOutputFailed reads the exit code codex reports in a tool output ("Process exited with

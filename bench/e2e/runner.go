@@ -220,7 +220,7 @@ func seedMarkers(dir string, sc Scenario) error {
 	if err := os.MkdirAll(md, 0o755); err != nil {
 		return err
 	}
-	for p, pr := range sc.Prompts {
+	for p, pr := range sc.allPrompts() {
 		for t := range pr.Turns {
 			base := filepath.Join(md, markerToken(p, t))
 			if err := os.WriteFile(base, []byte(markerHelper), 0o755); err != nil {
@@ -392,7 +392,7 @@ type sibling struct {
 // a copy of the repository, as a process the agent did not start.
 func startSibling(sc Scenario, dir string) *sibling {
 	var cmds []string
-	for _, p := range sc.Prompts {
+	for _, p := range sc.allPrompts() {
 		for _, t := range p.Turns {
 			if t.Command != "" {
 				cmds = append(cmds, t.Command)
@@ -463,16 +463,18 @@ func claudeEnv(sc Scenario, home string) []string {
 		"IS_SANDBOX=1",
 		"ANTHROPIC_BASE_URL=http://" + anthropicAddr, "ANTHROPIC_API_KEY=dummy-e2e-key",
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1", "DISABLE_ERROR_REPORTING=1", "DISABLE_TELEMETRY=1",
-		"CLAUDE_CODE_ENABLE_TELEMETRY=1", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1",
-		"OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
-		"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpAddr,
-		"OTEL_LOG_USER_PROMPTS=1", "OTEL_LOG_TOOL_DETAILS=1", "OTEL_LOG_TOOL_CONTENT=1",
+	}
+	if !sc.HooksOnly {
+		env = append(env, "CLAUDE_CODE_ENABLE_TELEMETRY=1", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1",
+			"OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
+			"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlpAddr,
+			"OTEL_LOG_USER_PROMPTS=1", "OTEL_LOG_TOOL_DETAILS=1", "OTEL_LOG_TOOL_CONTENT=1")
 	}
 	// Claude's own export intervals (5 s) unless the scenario sets others.
 	for _, k := range slices.Sorted(maps.Keys(sc.AgentEnv)) {
 		env = append(env, k+"="+sc.AgentEnv[k])
 	}
-	if sc.StrongKeys {
+	if sc.StrongKeys && !sc.HooksOnly {
 		env = append(env, "CLAUDE_CODE_PROPAGATE_TRACEPARENT=1")
 	}
 	return env
@@ -499,6 +501,29 @@ func runClaude(sc Scenario, o childOpts, meta *Meta, home string) error {
 
 // runClaudeOnce runs one claude process: every prompt through stream-json input (prompt <
 // 0), or prompt alone, resuming session when it is set.
+// hookEvents are the hook events a hooks-only scenario forwards to Vigil (both agents use
+// these names and the same hooks.json shape).
+var hookEvents = []string{"SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop"}
+
+// writeHooks configures `vigil hook` for every hook event in path (Claude's settings.json or
+// Codex's hooks.json), pointed at the scenario's socket and undelivered folder.
+func writeHooks(path string, o childOpts, agent string) error {
+	cmd := fmt.Sprintf("%s hook --agent %s --socket %s --undelivered-dir %s", o.vigil, agent,
+		filepath.Join(o.dir, "hook.sock"), filepath.Join(o.dir, "hook-undelivered"))
+	hooks := map[string]any{}
+	for _, ev := range hookEvents {
+		hooks[ev] = []any{map[string]any{"hooks": []any{map[string]any{"type": "command", "command": cmd}}}}
+	}
+	b, err := json.MarshalIndent(map[string]any{"hooks": hooks}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
 func runClaudeOnce(sc Scenario, o childOpts, meta *Meta, home string, prompt int, session string) error {
 	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "claude")
 	args := []string{"-p", "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"}
@@ -516,6 +541,11 @@ func runClaudeOnce(sc Scenario, o childOpts, meta *Meta, home string, prompt int
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
+	if sc.HooksOnly {
+		if err := writeHooks(filepath.Join(home, ".claude", "settings.json"), o, "claude-code"); err != nil {
+			return err
+		}
+	}
 	cmd := agentCommand(ctx, o, meta, bin, args...)
 	cmd.Dir = meta.Repo
 	cmd.Env = claudeEnv(sc, home)
@@ -595,7 +625,9 @@ func exitString(err error) string {
 func codexConfig(sc Scenario, repo string) string {
 	exporters := `exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/logs", protocol = "json" } }
 `
-	if sc.StrongKeys {
+	if sc.HooksOnly {
+		exporters = ""
+	} else if sc.StrongKeys {
 		exporters += `trace_exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/traces", protocol = "json" } }
 metrics_exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/metrics", protocol = "json" } }
 `
@@ -639,6 +671,11 @@ func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 	if err := os.WriteFile(filepath.Join(codexHome, "config.toml"), []byte(codexConfig(sc, meta.Repo)), 0o644); err != nil {
 		return err
 	}
+	if sc.HooksOnly {
+		if err := writeHooks(filepath.Join(codexHome, "hooks.json"), o, "codex"); err != nil {
+			return err
+		}
+	}
 	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "codex")
 	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
 	if err != nil {
@@ -650,6 +687,9 @@ func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 	thread := ""
 	for i := range sc.Prompts {
 		args := []string{"exec", "--json", "--dangerously-bypass-approvals-and-sandbox"}
+		if sc.HooksOnly {
+			args = append(args, "--dangerously-bypass-hook-trust") // user hooks run only with it
+		}
 		if i > 0 {
 			if thread == "" {
 				return errors.New("codex: no thread id from the first prompt, cannot resume")

@@ -22,6 +22,10 @@ type Scenario struct {
 	StrongKeys bool              `json:"strong_keys"`
 	Files      map[string]string `json:"files"`
 	Prompts    []Prompt          `json:"prompts"`
+	// Subagents are scripts the mock plays to a subagent (Claude's Task/Agent tool): subagent
+	// j is played when its marker, promptMarker(len(Prompts)+j), is in the conversation, which
+	// only a Task turn's prompt puts there. Its calls are numbered as prompt len(Prompts)+j.
+	Subagents []Prompt `json:"subagents,omitempty"`
 	// WaitFor names a file (relative to the repo) a background process creates; the run
 	// waits for it (up to 20 s) before stopping the sensor.
 	WaitFor string `json:"wait_for,omitempty"`
@@ -39,6 +43,10 @@ type Scenario struct {
 	// AgentEnv is added to the agent's environment (Claude), e.g. export intervals longer
 	// than the sensor's hold, to make telemetry arrive late.
 	AgentEnv map[string]string `json:"agent_env,omitempty"`
+	// HooksOnly: the agent's telemetry is off and `vigil hook` is configured for its hook
+	// events (Claude: settings.json; Codex: $CODEX_HOME/hooks.json with
+	// --dangerously-bypass-hook-trust, without which user hooks are silently skipped).
+	HooksOnly bool `json:"hooks_only,omitempty"`
 	// Set names the key set the scenario measures beside strong/fallback in the summary
 	// (late, parallel, hooks-only, subagent); empty for the plain ones.
 	Set string `json:"set,omitempty"`
@@ -63,13 +71,18 @@ type Turn struct {
 	Old     string `json:"old,omitempty"`
 	New     string `json:"new,omitempty"`
 	Patch   string `json:"patch,omitempty"`
+	// Subagent (Task): the index of the subagent script in Scenario.Subagents.
+	Subagent *int `json:"subagent,omitempty"`
+	// Parallel: the model asks for this call in the same response as the turn before it
+	// (several tool_use blocks, several function calls), so their windows overlap.
+	Parallel bool `json:"parallel,omitempty"`
 }
 
 //go:embed scenarios/*.json
 var scenarioFS embed.FS
 
 var validTools = map[string][]string{
-	"claude": {"Bash", "Read", "Write", "Edit"},
+	"claude": {"Bash", "Read", "Write", "Edit", "Task"},
 	"codex":  {"exec_command", "apply_patch"},
 }
 
@@ -127,7 +140,7 @@ func (s Scenario) validate() error {
 	if len(s.Prompts) == 0 {
 		return fmt.Errorf("scenario %q: no prompts", s.Name)
 	}
-	for i, p := range s.Prompts {
+	for i, p := range s.allPrompts() {
 		if p.Text == "" {
 			return fmt.Errorf("scenario %q prompt %d: empty text", s.Name, i)
 		}
@@ -147,6 +160,10 @@ func (s Scenario) validate() error {
 			case "Read", "Write", "Edit":
 				if !strings.Contains(t.File, "{M}") {
 					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs a file whose name holds {M}, the call's marker", s.Name, i, j, t.Tool)
+				}
+			case "Task":
+				if t.Subagent == nil || *t.Subagent < 0 || *t.Subagent >= len(s.Subagents) {
+					return fmt.Errorf("scenario %q prompt %d turn %d: Task needs subagent, an index into subagents", s.Name, i, j)
 				}
 			case "apply_patch":
 				for _, f := range patchFiles(t.Patch) {
@@ -168,9 +185,10 @@ func (s Scenario) validate() error {
 // marker helper first. A scenario uses {M} where the helper must sit elsewhere (e.g. to keep
 // one command's text inside another's).
 func (s *Scenario) placeMarkers() {
-	for p := range s.Prompts {
-		for t := range s.Prompts[p].Turns {
-			tr := &s.Prompts[p].Turns[t]
+	all := s.allPrompts()
+	for p := range all {
+		for t := range all[p].Turns {
+			tr := &all[p].Turns[t]
 			tok := markerToken(p, t)
 			if tr.Command != "" && !strings.Contains(tr.Command, "{M}") {
 				tr.Command = "./" + markerHelperDir + "/{M}; " + tr.Command
@@ -180,6 +198,12 @@ func (s *Scenario) placeMarkers() {
 			}
 		}
 	}
+}
+
+// allPrompts are the user prompts then the subagent scripts, indexed as the mock and the
+// markers number them. The slice shares the scenario's turns.
+func (s *Scenario) allPrompts() []Prompt {
+	return append(s.Prompts[:len(s.Prompts):len(s.Prompts)], s.Subagents...)
 }
 
 // latency is the mock's delay before each model answer.
@@ -196,7 +220,7 @@ func promptMarker(i int) string { return fmt.Sprintf("[e2e-prompt-%d]", i) }
 
 // promptText is what the agent is given for prompt i.
 func (s Scenario) promptText(i int) string {
-	return promptMarker(i) + " " + s.Prompts[i].Text
+	return promptMarker(i) + " " + s.allPrompts()[i].Text
 }
 
 // patchFiles lists the files an apply_patch text adds, updates or deletes.

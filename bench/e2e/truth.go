@@ -26,7 +26,9 @@ import (
 //   - Every other process descends from a tool root: a process forked by an agent process.
 //     All events of a tool root's subtree (forks, execs, opens, connects, exits, background
 //     grandchildren included, however they were re-parented later) belong to the call whose
-//     helper was executed in that subtree; failing that, to the one call whose files in
+//     helper was executed in that subtree, the last one executed where there are several (a
+//     scenario whose command holds another call's command puts its own helper last);
+//     failing that, to the one call whose files in
 //     .e2e/ the subtree opened; otherwise to no call (the agent's own shells: its snapshot,
 //     its git status, which reads the scenario's marked files).
 //   - An open by an agent process of a file carrying call C's token, made while the mock had
@@ -58,7 +60,8 @@ type Truth struct {
 	Events []TruthEvent
 	Pids   map[int]bool // every process the recorder saw
 	Roots  []int        // the processes the recorder started (the agent)
-	// Ambiguous lists tool roots whose subtree carried more than one call's marker.
+	// Ambiguous lists tool roots whose subtree ran no helper but opened the .e2e files of
+	// more than one call.
 	Ambiguous []string
 	Bad       []error // strace lines that could not be read
 }
@@ -185,7 +188,11 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 		}
 		return pid
 	}
-	type rootMarks struct{ exec, open map[string]bool }
+	type rootMarks struct {
+		lastExec     string    // the call of the helper executed last in the subtree
+		lastExecTime time.Time // when
+		open         map[string]bool
+	}
 	marks := map[int]*rootMarks{}
 	events := make([]TruthEvent, 0, len(log.Events))
 	for _, e := range log.Events {
@@ -215,12 +222,14 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 			r := toolRoot(te.Pid)
 			m := marks[r]
 			if m == nil {
-				m = &rootMarks{exec: map[string]bool{}, open: map[string]bool{}}
+				m = &rootMarks{open: map[string]bool{}}
 				marks[r] = m
 			}
 			for _, c := range named {
 				if e.Kind == sysExec {
-					m.exec[c.ID] = true
+					if m.lastExec == "" || !e.Time.Before(m.lastExecTime) {
+						m.lastExec, m.lastExecTime = c.ID, e.Time
+					}
 				} else {
 					m.open[c.ID] = true
 				}
@@ -237,18 +246,18 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 	}
 	rootCall := map[int]string{}
 	for r, m := range marks {
-		set := m.exec
-		if len(set) == 0 {
-			set = m.open
+		if m.lastExec != "" {
+			rootCall[r] = m.lastExec
+			continue
 		}
-		if len(set) == 1 {
-			for id := range set {
+		if len(m.open) == 1 {
+			for id := range m.open {
 				rootCall[r] = id
 			}
 			continue
 		}
-		ids := make([]string, 0, len(set))
-		for id := range set {
+		ids := make([]string, 0, len(m.open))
+		for id := range m.open {
 			ids = append(ids, id)
 		}
 		sort.Strings(ids)
