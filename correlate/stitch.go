@@ -266,7 +266,7 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 			s.stats.EarlyReleased++
 		}
 		e := s.held[n].e
-		s.bindForkByItsExec(n)
+		s.bindByLaterExec(n)
 		s.bind(e)
 		s.keepLate(e, now)
 		ready = append(ready, e)
@@ -596,23 +596,46 @@ func (s *Stitcher) keyBinding(e *proto.Event) *binding {
 	return nil
 }
 
-// forkLookahead bounds how far past a fork the stitcher looks for the same process's exec.
+// forkLookahead bounds how far past a process's first event the stitcher looks for its keyed exec.
 const forkLookahead = 512
 
-// bindForkByItsExec: a tool shell is forked before it execs with the keys in its
-// environment, so the fork itself carries none. When the same process's exec is among the
-// next held events and names a call by its keys, the fork belongs to that call too.
-func (s *Stitcher) bindForkByItsExec(i int) {
-	fork := s.held[i].e
-	if fork.Event.Action != proto.ActionFork || fork.Process == nil || fork.Process.EntityID == "" {
+// bindByLaterExec: a process's first events can carry no keys although it was started for a
+// tool call. A tool shell is forked before it execs with the keys in its environment, and
+// Codex starts each exec_command as a setup exec of its own binary
+// (`--codex-run-as-process-setup`, no CODEX_TOOL_CALL_ID) whose opens come before the keyed
+// exec of the same process ~5 ms later; with two calls running no window is unique. When the
+// same process (entity id) execs with keys naming a call among the next held events, before
+// it exits, its fork, its unkeyed execs and their opens belong to that call too: released in
+// order, each of them finds the binding under its entity id.
+func (s *Stitcher) bindByLaterExec(i int) {
+	e := s.held[i].e
+	if e.Process == nil || e.Process.EntityID == "" {
+		return
+	}
+	switch e.Event.Action {
+	case proto.ActionFork:
+	case proto.ActionExec:
+		if s.keyBinding(e) != nil {
+			return // its own keys bind it
+		}
+		if _, ok := s.procs.get(e.Process.EntityID); ok {
+			return // bound already, from its fork
+		}
+	default:
 		return
 	}
 	for _, h := range s.held[i+1 : min(len(s.held), i+1+forkLookahead)] {
-		e := h.e
-		if e.Event.Action == proto.ActionExec && e.Process != nil && e.Process.EntityID == fork.Process.EntityID {
-			if b := s.keyBinding(e); b != nil {
-				s.procs.put(e.Process.EntityID, b)
+		l := h.e
+		if l.Process == nil || l.Process.EntityID != e.Process.EntityID {
+			continue
+		}
+		switch l.Event.Action {
+		case proto.ActionExec:
+			if b := s.keyBinding(l); b != nil {
+				s.procs.put(l.Process.EntityID, b)
+				return
 			}
+		case proto.ActionExit:
 			return
 		}
 	}
