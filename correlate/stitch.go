@@ -606,7 +606,8 @@ const forkLookahead = 512
 // exec of the same process ~5 ms later; with two calls running no window is unique. When the
 // same process (entity id) execs with keys naming a call among the next held events, before
 // it exits, its fork, its unkeyed execs and their opens belong to that call too: released in
-// order, each of them finds the binding under its entity id.
+// order, each of them finds the binding under its entity id. An exec bound by its command
+// (a Claude shell without TRACEPARENT) speaks for its fork the same way, with that evidence.
 func (s *Stitcher) bindByLaterExec(i int) {
 	e := s.held[i].e
 	if e.Process == nil || e.Process.EntityID == "" {
@@ -615,8 +616,8 @@ func (s *Stitcher) bindByLaterExec(i int) {
 	switch e.Event.Action {
 	case proto.ActionFork:
 	case proto.ActionExec:
-		if s.keyBinding(e) != nil {
-			return // its own keys bind it
+		if s.execBinding(e) != nil {
+			return // its own keys or command bind it
 		}
 		if _, ok := s.procs.get(e.Process.EntityID); ok {
 			return // bound already, from its fork
@@ -631,7 +632,7 @@ func (s *Stitcher) bindByLaterExec(i int) {
 		}
 		switch l.Event.Action {
 		case proto.ActionExec:
-			if b := s.keyBinding(l); b != nil {
+			if b := s.execBinding(l); b != nil {
 				s.procs.put(l.Process.EntityID, b)
 				return
 			}
@@ -639,6 +640,20 @@ func (s *Stitcher) bindByLaterExec(i int) {
 			return
 		}
 	}
+}
+
+// execBinding is what an exec says by itself about the call it runs for: its keys, else its
+// argv holding a running call's command (a Claude shell without TRACEPARENT).
+func (s *Stitcher) execBinding(e *proto.Event) *binding {
+	if b := s.keyBinding(e); b != nil {
+		return b
+	}
+	if ss, ok := s.sessions.get(s.sessionOf(e)); ok {
+		if c := s.byCommand(e, ss); c != nil {
+			return &binding{call: c, how: proto.BindingCommand, confidence: "medium"}
+		}
+	}
+	return nil
 }
 
 func (s *Stitcher) bindingOf(e *proto.Event, sessionID string) *binding {
@@ -689,23 +704,6 @@ func inWindow(ss *session, t time.Time, keep func(*toolCall) bool) []*toolCall {
 		}
 	}
 	return out
-}
-
-// byCommand binds an exec whose argv holds a running call's command text: the agents run
-// the command through a shell, embedding it verbatim (Claude escapes ' as '"'"').
-func (s *Stitcher) byCommand(e *proto.Event, ss *session) *toolCall {
-	if e.Event.Action != proto.ActionExec || len(e.Process.Args) == 0 {
-		return nil
-	}
-	argv := strings.Join(e.Process.Args, " ")
-	found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
-		cmd := c.command // argv was redacted the same way
-		return cmd != "" && (strings.Contains(argv, cmd) || strings.Contains(argv, strings.ReplaceAll(cmd, "'", `'"'"'`)))
-	})
-	if len(found) == 1 {
-		return found[0]
-	}
-	return nil
 }
 
 // byFilePath binds an open made by the agent's own process (in-process file tools) of a
