@@ -85,7 +85,8 @@ type toolCall struct {
 	source    string
 	success   *bool
 	duration  int64
-	command   string // redacted once, when first known: matched against every unkeyed exec
+	command   string   // redacted once, when first known: matched against every unkeyed exec
+	words     []string // the command's words that can name a file (pathWords)
 	files     []string
 	decided   time.Time // tool_decision (or the start of its span)
 	finished  time.Time // tool_result (or the end of its span)
@@ -191,6 +192,7 @@ type Stitcher struct {
 	turns       generations[string, string]   // Codex turn trace id → turn id
 	procs       generations[string, *binding] // process entity id → its binding
 	promptIDs   generations[string, string]   // prompt key → the id written for it
+	agents      generations[string, bool]     // process entity id → whether it is an agent image (agentOwn)
 	late        []lateLine                    // oldest first
 	lateDirty   bool                          // telemetry absorbed since the late lines were last tried
 	stats       StitcherStats
@@ -217,7 +219,7 @@ func NewStitcher(o StitcherOptions) *Stitcher {
 		o:     o,
 		stats: StitcherStats{Bindings: map[string]uint64{}},
 	}
-	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs, &s.promptIDs} {
+	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs, &s.promptIDs, &s.agents} {
 		g.init(o.MaxRemembered, &s.stats.Forgotten)
 	}
 	return s
@@ -676,8 +678,8 @@ func (s *Stitcher) bindingOf(e *proto.Event, sessionID string) *binding {
 	if c := s.byCommand(e, ss); c != nil {
 		return &binding{call: c, how: proto.BindingCommand, confidence: "medium"}
 	}
-	if c := s.byFilePath(e, ss); c != nil {
-		return &binding{call: c, how: proto.BindingFilePath, confidence: "medium"}
+	if b := s.byPath(e, ss); b != nil {
+		return b
 	}
 	if c := s.byWindow(e, ss); c != nil {
 		return &binding{call: c, how: proto.BindingWindow, confidence: "low"}
@@ -704,31 +706,6 @@ func inWindow(ss *session, t time.Time, keep func(*toolCall) bool) []*toolCall {
 		}
 	}
 	return out
-}
-
-// byFilePath binds an open made by the agent's own process (in-process file tools) of a
-// path the call names, inside its window. Claude writes <file>.tmp.<pid>.<hex> and renames
-// it; Codex apply_patch paths are relative to the agent's working directory.
-func (s *Stitcher) byFilePath(e *proto.Event, ss *session) *toolCall {
-	if e.Event.Action != proto.ActionOpen || e.File == nil || !ss.agentPids[e.Process.Pid] {
-		return nil
-	}
-	path := e.File.Path
-	found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
-		for _, f := range c.files {
-			if !strings.HasPrefix(f, "/") && e.Process.WorkingDirectory != "" {
-				f = strings.TrimSuffix(e.Process.WorkingDirectory, "/") + "/" + strings.TrimPrefix(f, "./")
-			}
-			if path == f || strings.HasPrefix(path, f+".tmp.") {
-				return true
-			}
-		}
-		return false
-	})
-	if len(found) == 1 {
-		return found[0]
-	}
-	return nil
 }
 
 // byWindow binds an event of the session's tree to the only call running at the time.

@@ -195,7 +195,13 @@ type stRow struct {
 // hold exists for telemetry that lands late), releases everything and checks each event.
 func stScenario(t *testing.T, rows []stRow, telemetry []TelemetryBatch, late bool) *Stitcher {
 	t.Helper()
-	s := NewStitcher(StitcherOptions{Lookup: stLookup})
+	return stScenarioWith(t, StitcherOptions{Lookup: stLookup}, rows, telemetry, late)
+}
+
+// stScenarioWith is stScenario with a stitcher of options o.
+func stScenarioWith(t *testing.T, o StitcherOptions, rows []stRow, telemetry []TelemetryBatch, late bool) *Stitcher {
+	t.Helper()
+	s := NewStitcher(o)
 	if !late {
 		stAdd(s, telemetry)
 	}

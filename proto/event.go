@@ -45,12 +45,13 @@ const (
 
 // Bindings: which key attached a kernel event to its tool call (vigil.binding).
 const (
-	BindingTraceParent = "traceparent" // the process's TRACEPARENT names the tool's execution span
-	BindingEnvCallID   = "env_call_id" // the process's CODEX_TOOL_CALL_ID is the call id
-	BindingCommand     = "command"     // a shell whose argv holds the tool's command, in its window
-	BindingFilePath    = "file_path"   // the agent's own open of the tool's file, in its window
-	BindingWindow      = "window"      // the only tool call of the session running at the time
-	BindingNone        = "none"        // no tool call explains it
+	BindingTraceParent = "traceparent"  // the process's TRACEPARENT names the tool's execution span
+	BindingEnvCallID   = "env_call_id"  // the process's CODEX_TOOL_CALL_ID is the call id
+	BindingCommand     = "command"      // a shell whose argv holds the tool's command, in its window
+	BindingFilePath    = "file_path"    // the agent's own open of the tool's file, in its window
+	BindingCommandPath = "command_path" // the agent's own open of a path the tool's command names, in its window
+	BindingWindow      = "window"       // the only tool call of the session running at the time
+	BindingNone        = "none"         // no tool call explains it
 )
 
 // Outcomes for event.outcome (ECS values).
