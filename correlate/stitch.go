@@ -662,21 +662,29 @@ func (s *Stitcher) bindingOf(e *proto.Event, sessionID string) *binding {
 	if b := s.keyBinding(e); b != nil {
 		return b
 	}
-	// A process inherits what its parent was bound to (the shell's children).
-	if b, ok := s.procs.get(e.Process.EntityID); ok {
-		return b
+	// A process inherits what its parent was bound to (the shell's children). What the
+	// window alone said is inherited only when the exec's own command says nothing: a tool
+	// shell forked while one call ran is window-bound at its fork, and its exec's eval word
+	// names its call better.
+	inherited, ok := s.procs.get(e.Process.EntityID)
+	if p := e.Process.Parent; !ok && p != nil && p.EntityID != "" && (e.Event.Action == proto.ActionExec || e.Event.Action == proto.ActionFork) {
+		inherited, ok = s.procs.get(p.EntityID)
 	}
-	if p := e.Process.Parent; p != nil && p.EntityID != "" && (e.Event.Action == proto.ActionExec || e.Event.Action == proto.ActionFork) {
-		if b, ok := s.procs.get(p.EntityID); ok {
-			return b
+	if ok && (inherited.how != proto.BindingWindow || e.Event.Action != proto.ActionExec) {
+		return inherited
+	}
+	ss, found := s.sessions.get(sessionID)
+	if !found {
+		if ok {
+			return inherited
 		}
-	}
-	ss, ok := s.sessions.get(sessionID)
-	if !ok {
 		return nil
 	}
 	if c := s.byCommand(e, ss); c != nil {
 		return &binding{call: c, how: proto.BindingCommand, confidence: "medium"}
+	}
+	if ok {
+		return inherited
 	}
 	if b := s.byPath(e, ss); b != nil {
 		return b

@@ -1,8 +1,13 @@
 package correlate
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
@@ -134,4 +139,86 @@ func TestStitchCommandPath(t *testing.T) {
 		}
 		stScenarioWith(t, StitcherOptions{Lookup: lookup}, unbound, telemetry(TransportHook, hookPid), false)
 	})
+}
+
+// stHookRun adapts every recorded hook call of the Claude sample run (testdata/hooks/claude,
+// managed_*) as the hook socket hands them over: in the order they ran, each at the time it
+// ran, from one `vigil hook` sender.
+func stHookRun(t *testing.T, sender int) []TelemetryBatch {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join("testdata", "hooks", "claude", "managed_*.json"))
+	type call struct {
+		at time.Time
+		ev []proto.AgentEvent
+	}
+	var calls []call
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			TS float64 `json:"ts"`
+		}
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		at := time.Unix(0, int64(rec.TS*1e9)).UTC()
+		evs, err := adaptHookAt(proto.AgentClaudeCode, hookSample(t, filepath.Join("claude", filepath.Base(f))), at)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for i := range evs {
+			evs[i].Command = stPath(evs[i].Command)
+			for j, p := range evs[i].FilePaths {
+				evs[i].FilePaths[j] = stPath(p)
+			}
+		}
+		calls = append(calls, call{at, evs})
+	}
+	slices.SortFunc(calls, func(a, b call) int { return a.at.Compare(b.at) })
+	var out []TelemetryBatch
+	for _, c := range calls {
+		out = append(out, TelemetryBatch{Events: c.ev, Transport: TransportHook, SenderPid: sender})
+	}
+	return out
+}
+
+// TestStitchClaudeHooksOnly: telemetry off, `vigil hook` configured. Each PreToolUse and
+// PostToolUse carries tool_use_id, prompt_id and tool_input, so the Bash shell binds by its
+// command and the in-process file tools by their paths, inside the Pre→PostToolUse window.
+// The sender is a hook process, never the agent: the agent's own opens are known by its image.
+func TestStitchClaudeHooksOnly(t *testing.T) {
+	const hookPid = 31999
+	lookup := func(pid int) (sensor.ProcessInfo, bool) {
+		if pid == hookPid {
+			return sensor.ProcessInfo{Pid: hookPid, PPid: stClaudePid, Name: "vigil", RootPid: stClaudePid}, true
+		}
+		return stLookup(pid)
+	}
+	isAgent := func(p sensor.ProcessInfo) bool { return p.Agent != "" && p.Name == "claude" }
+	inBash := bound{proto.BindingCommand, "medium", stClaudeBash, "Bash", claudeSession, claudePrompt}
+	byFile := func(id, tool string) bound {
+		return bound{proto.BindingFilePath, "medium", id, tool, claudeSession, claudePrompt}
+	}
+	rows := []stRow{
+		{"Bash shell's fork", kev{action: proto.ActionFork, pid: 31292, ppid: stClaudePid, root: stClaudePid, at: "11:25:41.320", cwd: stClaudeRepo}, inBash},
+		{"Bash shell: its TRACEPARENT names no span the hooks know, its eval word is the command", kev{action: proto.ActionExec, pid: 31292, ppid: stClaudePid,
+			root: stClaudePid, at: "11:25:41.323068", args: stClaudeShellArgv(claudeBashCmd), cwd: stClaudeRepo, join: claudeJoin(stClaudeTraceParent)}, inBash},
+		{"shell child exec readlink", kev{action: proto.ActionExec, pid: 31294, ppid: 31292, root: stClaudePid, at: "11:25:41.367902",
+			args: []string{"readlink", "/proc/31292/fd/0"}, cwd: stClaudeRepo}, inBash},
+		{"Read: claude opens notes.txt", kev{action: proto.ActionOpen, pid: stClaudePid, ppid: 31205, root: stClaudePid, at: "11:25:42.600",
+			cwd: stClaudeRepo, path: stNotes}, byFile(stClaudeRead, "Read")},
+		{"Write: claude opens out.txt.tmp.<pid>.<hex>", kev{action: proto.ActionOpen, pid: stClaudePid, ppid: 31205, root: stClaudePid, at: "11:25:43.743645",
+			cwd: stClaudeRepo, path: stOut + ".tmp.31206.09bd5289bf29"}, byFile(stClaudeWrite, "Write")},
+		{"Edit: claude opens notes.txt.tmp.<pid>.<hex>", kev{action: proto.ActionOpen, pid: stClaudePid, ppid: 31205, root: stClaudePid, at: "11:25:44.661442",
+			cwd: stClaudeRepo, path: stNotes + ".tmp.31206.eaf26c242b19"}, byFile(stClaudeEdit, "Edit")},
+		{"claude opens out.txt after every window", kev{action: proto.ActionOpen, pid: stClaudePid, ppid: 31205, root: stClaudePid, at: "11:25:45.300",
+			cwd: stClaudeRepo, path: stOut}, bound{proto.BindingNone, "", "", "", claudeSession, claudePrompt}},
+	}
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late=%v", late), func(t *testing.T) {
+			stScenarioWith(t, StitcherOptions{Lookup: lookup, IsAgent: isAgent}, rows, stHookRun(t, hookPid), late)
+		})
+	}
 }
