@@ -59,10 +59,10 @@ func FuzzEvalWords(f *testing.F) {
 	})
 }
 
-// TestStitchCommandInsideAnother: logs only (no TRACEPARENT), two Bash calls of one assistant
-// message run at once and one's command is inside the other's, as in the e2e run
-// claude/substring. Each shell binds to the call whose command is its eval word.
-func TestStitchCommandInsideAnother(t *testing.T) {
+// stSubstring: logs only (no TRACEPARENT), two Bash calls of one assistant message run at
+// once and one's command is inside the other's, as in the e2e run claude/substring. Each
+// shell binds to the call whose command is its eval word.
+func stSubstring(t testing.TB) (rows []stRow, telemetry []TelemetryBatch) {
 	const (
 		a, b   = "toolu_e2e_0_0", "toolu_e2e_0_1"
 		cmdA   = "cat notes.txt; ./.e2e/vmark_0_0_"
@@ -94,12 +94,12 @@ func TestStitchCommandInsideAnother(t *testing.T) {
 	child := func(pid, ppid int, at string, args ...string) kev {
 		return kev{action: proto.ActionExec, pid: pid, ppid: ppid, root: stClaudePid, at: at, cwd: stClaudeRepo, args: args, join: claudeJoin("")}
 	}
-	telemetry := append(stRun(t, "claude", stClaudePid, nil),
+	telemetry = append(stRun(t, "claude", stClaudePid, nil),
 		calls([]string{a, b}, []string{cmdA, cmdB}, "11:26:45.098", "11:26:45.327"),
 		calls([]string{"toolu_q", "toolu_q2"}, []string{cmdQ, cmdQ2}, "11:26:50.000", "11:26:50.300"),
 		calls([]string{"toolu_only"}, []string{cmdA}, "11:26:55.000", "11:26:55.300"),
 	)
-	rows := []stRow{
+	rows = []stRow{
 		{"A's shell's fork, before its exec", kev{action: proto.ActionFork, pid: shellA, ppid: stClaudePid, root: stClaudePid, at: "11:26:45.105",
 			cwd: stClaudeRepo, args: []string{"claude"}}, in(a)},
 		{"B's shell's fork", kev{action: proto.ActionFork, pid: shellB, ppid: stClaudePid, root: stClaudePid, at: "11:26:45.106",
@@ -120,5 +120,10 @@ func TestStitchCommandInsideAnother(t *testing.T) {
 		{"another command's shell while only A's twin runs", shell(700, "11:26:55.010", cmdB), bound{proto.BindingWindow, "low", "toolu_only", "Bash", claudeSession, claudePrompt}},
 		{"a plain sh -c with the only matching text", child(701, stClaudePid, "11:26:55.020", "/bin/sh", "-c", cmdA), bound{proto.BindingCommand, "medium", "toolu_only", "Bash", claudeSession, claudePrompt}},
 	}
+	return rows, telemetry
+}
+
+func TestStitchCommandInsideAnother(t *testing.T) {
+	rows, telemetry := stSubstring(t)
 	stScenario(t, rows, telemetry, false)
 }

@@ -69,11 +69,16 @@ func (s *Stitcher) bindLate(now time.Time, all bool, ready []*proto.Event) []*pr
 		return ready
 	}
 	s.lateDirty = false
-	// A fork carries no keys; the same process's exec (later in the list) does. Bind the
-	// keyed execs first so that their forks, and the children of both, inherit.
+	// A fork carries no keys; the same process's exec (later in the list) does, or names the
+	// call's command. Bind those execs first so that their forks, a Codex setup exec and its
+	// opens, and the children of all of them, inherit.
 	for _, l := range s.late {
 		if e := l.e; e.Event.Action == proto.ActionExec && e.Process.EntityID != "" {
-			if b := s.keyBinding(e); b != nil {
+			// A stronger binding the process already has (its keyed exec bound in time)
+			// is not replaced by a command match of an earlier exec (Codex's setup exec
+			// carries the command in its argv).
+			cur, had := s.procs.get(e.Process.EntityID)
+			if b := s.execBinding(e); b != nil && (!had || confidenceRank(b.confidence) >= confidenceRank(cur.confidence)) {
 				s.procs.put(e.Process.EntityID, b)
 			}
 		}

@@ -42,6 +42,8 @@ func stBindings(t *testing.T, evs []*proto.Event) map[uint64][]proto.BindingReco
 	return out
 }
 
+func first[A, B any](a A, _ B) A { return a }
+
 // TestStitchLateBinding: every kernel line of the sample runs is written before any telemetry
 // arrives (the hold ran out); when the telemetry lands, each line it binds is followed by one
 // binding record carrying what the line would have carried had the telemetry been on time.
@@ -55,6 +57,10 @@ func TestStitchLateBinding(t *testing.T) {
 		{"claude", stClaudeRows(), func(t *testing.T) []TelemetryBatch { return stRun(t, "claude", stClaudePid, nil) }},
 		{"codex", stCodexRows(codexTurn), func(t *testing.T) []TelemetryBatch { return stRun(t, "codex", stCodexPid, nil) }},
 		{"codex logs only", stCodexRows(codexTrace), func(t *testing.T) []TelemetryBatch { return stRun(t, "codex", stCodexPid, isLogs) }},
+		// The fork, setup exec and opens of each parallel exec_command take the key of the
+		// same process's later exec; a Claude shell's fork the command binding of its exec.
+		{"codex parallel", first(stCodexParallel()), func(t *testing.T) []TelemetryBatch { _, tel := stCodexParallel(); return tel }},
+		{"claude command inside another", first(stSubstring(t)), func(t *testing.T) []TelemetryBatch { _, tel := stSubstring(t); return tel }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,54 +42,68 @@ func stCodexSetupArgv(cmd string) []string {
 		"/bin/bash", "/bin/bash", "-c", cmd}
 }
 
-// TestStitchCodexParallelSetup: each exec_command runs in a process Codex forks, which first
-// execs `--codex-run-as-process-setup` without CODEX_TOOL_CALL_ID and opens a few files, then
-// execs the shell with the key ~5 ms later. With two calls running, the fork, the setup exec
-// and its opens are bound by the same process's keyed exec; the order below is the kernel's
-// (codex/parallel, sequences 1789-1806).
-func TestStitchCodexParallelSetup(t *testing.T) {
+// stCodexParallel are kernel events of two exec_command calls Codex runs at once, in the
+// kernel's order (e2e codex/parallel, sequences 1789-1806), and what each must be bound to:
+// each call runs in a process Codex forks, which first execs `--codex-run-as-process-setup`
+// without CODEX_TOOL_CALL_ID and opens a few files, then execs the shell with the key ~5 ms
+// later. With two calls running, the fork, the setup exec and its opens are bound by the same
+// process's keyed exec.
+func stCodexParallel() (rows []stRow, telemetry []TelemetryBatch) {
 	const a, b = "call_e2e_0_0", "call_e2e_0_1"
 	const pa, pb = 26769, 26770
 	in := func(id string) bound {
 		return bound{proto.BindingEnvCallID, "high", id, "exec_command", codexSession, codexTrace}
 	}
 	none := bound{proto.BindingNone, "", "", "", codexSession, ""} // no prompt event in this telemetry
-	fork := func(pid int, at string) kev {
-		return kev{action: proto.ActionFork, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo,
-			args: []string{"codex", "exec", "--json"}}
-	}
-	setup := func(pid int, at string) kev {
-		return kev{action: proto.ActionExec, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo,
-			args: stCodexSetupArgv("cat notes.txt | wc -l")}
-	}
-	open := func(pid int, at, path string) kev {
-		return kev{action: proto.ActionOpen, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo, path: path}
-	}
-	shell := func(pid int, at, id string) kev {
-		return kev{action: proto.ActionExec, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo,
-			args: []string{"/bin/bash", "-c", "cat notes.txt | wc -l"}, join: codexJoin(id)}
-	}
-	rows := []stRow{
-		{"A's fork", fork(pa, "11:25:14.110"), in(a)},
-		{"A's setup exec, no key", setup(pa, "11:25:14.110"), in(a)},
-		{"B's fork", fork(pb, "11:25:14.112"), in(b)},
-		{"B's setup exec, no key", setup(pb, "11:25:14.113"), in(b)},
-		{"A's setup opens", open(pa, "11:25:14.114", "/proc/sys/vm/overcommit_memory"), in(a)},
-		{"B's setup opens", open(pb, "11:25:14.117", "/proc/sys/vm/overcommit_memory"), in(b)},
-		{"A's setup opens /etc/passwd", open(pa, "11:25:14.117", "/etc/passwd"), in(a)},
-		{"B's setup opens /etc/passwd", open(pb, "11:25:14.117", "/etc/passwd"), in(b)},
-		{"B's keyed shell exec", shell(pb, "11:25:14.118", b), in(b)},
-		{"B's shell opens", open(pb, "11:25:14.119", "/etc/ld.so.cache"), in(b)},
-		{"A's keyed shell exec", shell(pa, "11:25:14.119", a), in(a)},
-		// A process that exits before any keyed exec stays unexplained: its exit ends the
-		// look-ahead, and a later keyed exec of a reused entity says nothing about it.
-		{"a fork that exits unkeyed", fork(26771, "11:25:14.120"), none},
-		{"its unkeyed exec", setup(26771, "11:25:14.121"), none},
-		{"its exit", kev{action: proto.ActionExit, pid: 26771, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.122"}, none},
-		{"a keyed exec of the same entity after the exit", shell(26771, "11:25:14.123", a), in(a)},
+	rows = []stRow{
+		{"A's fork", stCodexFork(pa, "11:25:14.110"), in(a)},
+		{"A's setup exec, no key", stCodexSetup(pa, "11:25:14.110"), in(a)},
+		{"B's fork", stCodexFork(pb, "11:25:14.112"), in(b)},
+		{"B's setup exec, no key", stCodexSetup(pb, "11:25:14.113"), in(b)},
+		{"A's setup opens", stCodexOpen(pa, "11:25:14.114", "/proc/sys/vm/overcommit_memory"), in(a)},
+		{"B's setup opens", stCodexOpen(pb, "11:25:14.117", "/proc/sys/vm/overcommit_memory"), in(b)},
+		{"A's setup opens /etc/passwd", stCodexOpen(pa, "11:25:14.117", "/etc/passwd"), in(a)},
+		{"B's setup opens /etc/passwd", stCodexOpen(pb, "11:25:14.117", "/etc/passwd"), in(b)},
+		{"B's keyed shell exec", stCodexShell(pb, "11:25:14.118", b), in(b)},
+		{"B's shell opens", stCodexOpen(pb, "11:25:14.119", "/etc/ld.so.cache"), in(b)},
+		{"A's keyed shell exec", stCodexShell(pa, "11:25:14.119", a), in(a)},
 		// A keyed exec naming no known call binds nothing ahead of it.
-		{"a fork whose exec names an unknown call", fork(26772, "11:25:14.124"), none},
-		{"that exec", shell(26772, "11:25:14.125", "call_unknown"), none},
+		{"a fork whose exec names an unknown call", stCodexFork(26772, "11:25:14.124"), none},
+		{"that exec", stCodexShell(26772, "11:25:14.125", "call_unknown"), none},
 	}
-	stScenario(t, rows, stCodexCalls("11:25:14.085", "11:25:14.236", a, b), false)
+	return rows, stCodexCalls("11:25:14.085", "11:25:14.236", a, b)
+}
+
+func stCodexFork(pid int, at string) kev {
+	return kev{action: proto.ActionFork, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo,
+		args: []string{"codex", "exec", "--json"}}
+}
+
+func stCodexSetup(pid int, at string) kev {
+	return kev{action: proto.ActionExec, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo,
+		args: stCodexSetupArgv("cat notes.txt | wc -l")}
+}
+
+func stCodexOpen(pid int, at, path string) kev {
+	return kev{action: proto.ActionOpen, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo, path: path}
+}
+
+func stCodexShell(pid int, at, id string) kev {
+	return kev{action: proto.ActionExec, pid: pid, ppid: stCodexPid, root: stCodexRoot, at: at, cwd: stCodexRepo,
+		args: []string{"/bin/bash", "-c", "cat notes.txt | wc -l"}, join: codexJoin(id)}
+}
+
+func TestStitchCodexParallelSetup(t *testing.T) {
+	rows, telemetry := stCodexParallel()
+	// A process that exits before any keyed exec stays unexplained: its exit ends the
+	// look-ahead (entity ids are never reused; this only bounds the scan).
+	none := bound{proto.BindingNone, "", "", "", codexSession, ""}
+	rows = append(rows,
+		stRow{"a fork that exits unkeyed", stCodexFork(26771, "11:25:14.120"), none},
+		stRow{"its unkeyed exec", stCodexSetup(26771, "11:25:14.121"), none},
+		stRow{"its exit", kev{action: proto.ActionExit, pid: 26771, ppid: stCodexPid, root: stCodexRoot, at: "11:25:14.122"}, none},
+		stRow{"a keyed exec of the same entity after the exit", stCodexShell(26771, "11:25:14.123", "call_e2e_0_0"),
+			bound{proto.BindingEnvCallID, "high", "call_e2e_0_0", "exec_command", codexSession, codexTrace}},
+	)
+	stScenario(t, rows, telemetry, false)
 }
