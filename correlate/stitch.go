@@ -598,7 +598,8 @@ func (s *Stitcher) keyBinding(e *proto.Event) *binding {
 	return nil
 }
 
-// forkLookahead bounds how far past a process's first event the stitcher looks for its keyed exec.
+// forkLookahead bounds how far past a process's first events the stitcher looks for the exec
+// that names its call.
 const forkLookahead = 512
 
 // bindByLaterExec: a process's first events can carry no keys although it was started for a
@@ -618,11 +619,11 @@ func (s *Stitcher) bindByLaterExec(i int) {
 	switch e.Event.Action {
 	case proto.ActionFork:
 	case proto.ActionExec:
-		if s.execBinding(e) != nil {
-			return // its own keys or command bind it
-		}
 		if _, ok := s.procs.get(e.Process.EntityID); ok {
 			return // bound already, from its fork
+		}
+		if s.execBinding(e) != nil {
+			return // its own keys or command bind it
 		}
 	default:
 		return
