@@ -222,3 +222,17 @@ func TestStitchClaudeHooksOnly(t *testing.T) {
 		})
 	}
 }
+
+func FuzzCommandPathWords(f *testing.F) {
+	for _, s := range []string{"cat .e2e/vmark_0_0_.txt", `cat 'a b' "c\"d" e\ f; ls`, "echo 'x", `"\`, "A=b c > d 2>&1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cmd string) {
+		for _, w := range commandPathWords(cmd) {
+			if w == "" || w[0] == '-' {
+				t.Fatalf("word %q of %q", w, cmd)
+			}
+			_ = resolveWord(w, "/srv/work/repo")
+		}
+	})
+}
