@@ -39,7 +39,9 @@ func (s *Stitcher) keepLate(e *proto.Event, now time.Time) {
 		return
 	}
 	if len(s.late) >= s.o.MaxLate {
-		drop := len(s.late) - s.o.MaxLate + 1
+		// Forget the oldest eighth at once: dropping one line per new one would copy the
+		// whole list for every event of a flood.
+		drop := len(s.late) - s.o.MaxLate + max(s.o.MaxLate/8, 1)
 		s.stats.LateForgotten += uint64(drop)
 		s.dropLate(drop)
 	}

@@ -176,6 +176,7 @@ func TestStitchLateBounds(t *testing.T) {
 	}{
 		{"all kept", time.Minute, 10, 4, time.Second, 4, 0, 0},
 		{"count bound forgets the oldest", time.Minute, 3, 5, time.Second, 3, 2, 0},
+		{"a full list forgets its oldest eighth at once", time.Minute, 16, 20, time.Second, 16, 4, 0},
 		{"age bound", time.Minute, 10, 4, time.Minute, 0, 0, 4},
 		{"late binding off", 0, 10, 4, time.Second, 0, 0, 0},
 	}
