@@ -85,14 +85,21 @@ func TestPipelineLateBindingRecord(t *testing.T) {
 		}
 	}
 	stAdd(st, stRun(t, "claude", stClaudePid, nil))
-	lines := waitFor("two binding records", func(l []proto.Event) bool {
-		n := 0
-		for _, e := range l {
-			if e.Event.Action == proto.ActionBinding {
-				n++
+	// The run's telemetry comes in more than one batch: a release between them may bind a
+	// line by its command (medium) before the spans bind it by its traceparent (high), so a
+	// line gets one or two records; the last one counts.
+	final := func(l []proto.Event) map[uint64]proto.BindingRecord {
+		last := map[uint64]proto.BindingRecord{}
+		for i := range l {
+			if r, ok := proto.BindingRecordOf(&l[i]); ok {
+				last[r.Sequence] = r
 			}
 		}
-		return n == 2
+		return last
+	}
+	lines := waitFor("both lines bound by their traceparent", func(l []proto.Event) bool {
+		last := final(l)
+		return len(last) == 2 && last[1].Binding == proto.BindingTraceParent && last[2].Binding == proto.BindingTraceParent
 	})
 	cancel()
 	if err := <-done; err != nil {
@@ -110,8 +117,8 @@ func TestPipelineLateBindingRecord(t *testing.T) {
 			t.Errorf("binding record %d precedes the line %d it binds", l.Event.Sequence, r.Sequence)
 		}
 		line := written[r.Sequence-1]
-		if line.Process.Pid != r.Pid || r.CallID != stClaudeBash || r.Binding != proto.BindingTraceParent ||
-			r.SessionID != claudeSession || r.PromptID != claudePrompt || r.LateMs <= 0 {
+		if line.Process.Pid != r.Pid || r.CallID != stClaudeBash || r.SessionID != claudeSession ||
+			r.PromptID != claudePrompt || r.LateMs <= 0 || final(lines)[r.Sequence].Binding != proto.BindingTraceParent {
 			t.Errorf("record %+v for line %d (pid %d)", r, r.Sequence, line.Process.Pid)
 		}
 	}
