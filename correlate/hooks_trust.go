@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/vigil-sensor/vigil/proto"
@@ -30,6 +31,10 @@ const (
 	// first exec after its fork from the agent, then the sender's) — e.g. an `exec` from a
 	// shell that already ran something.
 	HookRefusedExecChain = "exec_chain"
+	// HookRefusedNotHookCommand: the `-c` shell the agent started runs a program whose
+	// command word is not the sender (a tool shell's program: Claude's `source <snapshot>
+	// && eval '…'`, from which the sender was started).
+	HookRefusedNotHookCommand = "not_hook_command"
 )
 
 // codexProcessSetup is the flag of the exec that turns a Codex fork into a tool shell.
@@ -51,14 +56,15 @@ const maxAgentDepth = 16
 // So a sender is trusted when the nearest agent image above it is its parent or
 // grandparent; every process between them was seen from its fork and made only the execs
 // a hook makes (an intermediate shell: one `-c` exec; the sender: its own exec, after at
-// most one `-c` shell exec in the same pid when its parent is the agent); and no exec on the
-// chain, in the agent, or between the tree's root and the agent carried a tool-call key the
-// root did not carry itself, or was Codex's tool-shell setup. A tool shell (which carries
-// its call's key), anything it starts, an `exec` from it, and an agent image started from
-// one all fail.
-//
-// A Claude Bash tool shell without CLAUDE_CODE_PROPAGATE_TRACEPARENT=1 carries no key, and
-// its direct child has the same shape as a hook's: that case is not caught.
+// most one `-c` shell exec in the same pid when its parent is the agent); the `-c` program
+// the agent gave that shell starts with the sender's own argv[0] (the hook command as
+// configured, leading NAME=value words aside); and no exec on the chain, in the agent, or
+// between the tree's root and the agent carried a tool-call key the root did not carry
+// itself, or was Codex's tool-shell setup. A tool shell (which carries its call's key, or,
+// for a Claude Bash shell without CLAUDE_CODE_PROPAGATE_TRACEPARENT=1, runs `source
+// <snapshot> && eval '…'`), anything it starts, an `exec` from it, and an agent image started
+// from one all fail. The argv judged is the one the kernel recorded at the shell's exec, the
+// first exec after its fork from the agent: what the agent chose, not what a tool wrote.
 type HookTrust struct {
 	lookup  func(pid int) (sensor.ProcessInfo, bool)
 	isAgent func(sensor.ProcessInfo) bool
@@ -160,6 +166,9 @@ func (h *HookTrust) judge(pid int) (reason string, wait bool) {
 	if !hookExecShape(chain) {
 		return HookRefusedExecChain, false
 	}
+	if !runsSender(chain) {
+		return HookRefusedNotHookCommand, false
+	}
 	return "", false
 }
 
@@ -218,6 +227,44 @@ func hookExecShape(chain []sensor.ProcessInfo) bool {
 		return len(shell) == 1 && dashC(shell[0].Args) && len(sender) == 1
 	}
 	return len(sender) == 1 || len(sender) == 2 && dashC(sender[0].Args)
+}
+
+// runsSender: the `-c` shell of a chain that hookExecShape accepted (the hook shell, or the
+// sender's own first exec) runs a program whose command word is what the sender was
+// executed as.
+func runsSender(chain []sensor.ProcessInfo) bool {
+	sender := chain[0].Execs
+	shell := sender[0].Args
+	if len(chain) == 2 {
+		shell = chain[1].Execs[0].Args
+	} else if len(sender) == 1 {
+		return true // the agent executed the sender itself: no shell program to judge
+	}
+	self := sender[len(sender)-1].Args
+	return len(self) > 0 && commandWord(shell[2]) == self[0]
+}
+
+// commandWord is the first word of a shell program after any leading NAME=value
+// assignments, with a quoted word unquoted ('/opt/my tools/vigil' hook); "" when there is
+// none.
+func commandWord(program string) string {
+	for rest := strings.TrimSpace(program); rest != ""; rest = strings.TrimSpace(rest) {
+		var w string
+		if q := rest[0]; q == '\'' || q == '"' {
+			end := strings.IndexByte(rest[1:], q)
+			if end < 0 {
+				return ""
+			}
+			w, rest = rest[1:1+end], rest[2+end:]
+		} else {
+			w, rest, _ = strings.Cut(rest, " ")
+		}
+		if name, _, ok := strings.Cut(w, "="); ok && name != "" && !strings.ContainsAny(name, "/ ") {
+			continue
+		}
+		return w
+	}
+	return ""
 }
 
 // dashC: argv of a shell running a command string (`sh -c '<command>'`).

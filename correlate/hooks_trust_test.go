@@ -203,16 +203,36 @@ func TestHookTrustRule(t *testing.T) {
 	}
 }
 
-// Known limit: a Claude Bash tool shell without CLAUDE_CODE_PROPAGATE_TRACEPARENT=1 carries
-// no tool-call key, and its direct child has a hook's shape (claude → -c shell → vigil).
+// A Claude Bash tool shell without CLAUDE_CODE_PROPAGATE_TRACEPARENT=1 carries no tool-call
+// key, and its direct child has a hook's shape (claude → -c shell → vigil); the shell's
+// program, chosen by the agent, tells them apart.
 func TestHookTrustClaudeToolShellWithoutTraceparent(t *testing.T) {
 	tt := claudeTree(t)
 	tt.fork(100, 310)
 	tt.exec(310, claudeHookEnv, "/usr/bin/bash", "/bin/bash", "-c", "source snap && eval 'vigil hook' && pwd -P >| /tmp/c")
 	tt.fork(310, 311)
 	tt.exec(311, claudeHookEnv, vigilExe, vigilArgs...)
-	if trusted, _, _ := tt.trust().Check(311, false); !trusted {
-		t.Error("the documented limit changed: update HookTrust's comment and docs/schema.md")
+	if trusted, _, reason := tt.trust().Check(311, false); trusted || reason != HookRefusedNotHookCommand {
+		t.Errorf("trusted %v reason %q, want refused %q", trusted, reason, HookRefusedNotHookCommand)
+	}
+}
+
+func TestCommandWord(t *testing.T) {
+	for program, want := range map[string]string{
+		"vigil hook --agent claude-code":   "vigil",
+		"/usr/local/bin/vigil hook":        "/usr/local/bin/vigil",
+		"'/opt/my tools/vigil' hook":       "/opt/my tools/vigil",
+		`"/opt/vigil" hook`:                "/opt/vigil",
+		"VIGIL_DEBUG=1 vigil hook":         "vigil",
+		"source snap && eval 'vigil hook'": "source",
+		"  ":                               "",
+		"'unterminated vigil":              "",
+		"=x vigil":                         "=x",
+		"/tmp/a=b/vigil hook":              "/tmp/a=b/vigil",
+	} {
+		if got := commandWord(program); got != want {
+			t.Errorf("commandWord(%q) = %q, want %q", program, got, want)
+		}
 	}
 }
 
