@@ -88,6 +88,7 @@ func (s *Stitcher) bindLate(now time.Time, all bool, ready []*proto.Event) []*pr
 	kept := s.late[:0]
 	for _, l := range s.late {
 		e := l.e
+		s.inheritStronger(e)
 		b := s.bindingOf(e, s.sessionOf(e))
 		if b == nil || confidenceRank(b.confidence) <= l.rank {
 			kept = append(kept, l)
@@ -105,6 +106,23 @@ func (s *Stitcher) bindLate(now time.Time, all bool, ready []*proto.Event) []*pr
 	clear(s.late[len(kept):])
 	s.late = kept
 	return ready
+}
+
+// inheritStronger: a process that took its binding from its parent, at its fork or exec,
+// follows the parent when the parent has since been bound more strongly (its exec's
+// traceparent arrived after a command match): the lines are bound in the order they were
+// written, so the parent's fork and exec come first. Without it a child keeps the weaker
+// binding it inherited and never gets the stronger record.
+func (s *Stitcher) inheritStronger(e *proto.Event) {
+	p := e.Process.Parent
+	if p == nil || p.EntityID == "" || e.Process.EntityID == "" || (e.Event.Action != proto.ActionExec && e.Event.Action != proto.ActionFork) {
+		return
+	}
+	own, hasOwn := s.procs.get(e.Process.EntityID)
+	parent, hasParent := s.procs.get(p.EntityID)
+	if hasOwn && hasParent && confidenceRank(parent.confidence) > confidenceRank(own.confidence) {
+		s.procs.put(e.Process.EntityID, parent)
+	}
 }
 
 // bindingRecord is the record binding the written line e to b's call.

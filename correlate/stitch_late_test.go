@@ -208,3 +208,35 @@ func TestStitchLateBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestStitchLateChildFollowsItsParent: the call's logs arrive first and bind the tool shell
+// by its command (medium) and its child by inheritance; when the span naming the shell's
+// TRACEPARENT arrives, the shell is bound by it and the child (no keys of its own) follows
+// with a record of its own.
+func TestStitchLateChildFollowsItsParent(t *testing.T) {
+	isLogs := func(f string) bool { return strings.Contains(f, "logs") }
+	shell := kev{action: proto.ActionExec, pid: 31292, ppid: stClaudePid, root: stClaudePid, at: "11:25:41.323068",
+		args: stClaudeShellArgv(claudeBashCmd), cwd: stClaudeRepo, join: claudeJoin(stClaudeTraceParent)}.event()
+	child := kev{action: proto.ActionExec, pid: 31294, ppid: 31292, root: stClaudePid, at: "11:25:41.367902",
+		args: []string{"readlink", "/proc/31292/fd/0"}, cwd: stClaudeRepo}.event()
+	s := NewStitcher(StitcherOptions{Lookup: stLookup, Hold: time.Millisecond, Late: time.Hour, MaxLate: 100})
+	var w stWriter
+	start := time.Now()
+	s.Push(shell)
+	s.Push(child)
+	w.write(s.Release(start.Add(time.Second), false))
+	stAdd(s, stRun(t, "claude", stClaudePid, isLogs))
+	first := stBindings(t, w.write(s.Release(start.Add(2*time.Second), false)))
+	for _, e := range []*proto.Event{shell, child} {
+		if got := first[e.Event.Sequence]; len(got) != 1 || got[0].Binding != proto.BindingCommand || got[0].CallID != stClaudeBash {
+			t.Fatalf("pid %d after the logs: %+v", e.Process.Pid, got)
+		}
+	}
+	stAdd(s, stRun(t, "claude", stClaudePid, func(f string) bool { return !isLogs(f) }))
+	second := stBindings(t, w.write(s.Release(start.Add(3*time.Second), false)))
+	for _, e := range []*proto.Event{shell, child} {
+		if got := second[e.Event.Sequence]; len(got) != 1 || got[0].Binding != proto.BindingTraceParent || got[0].CallID != stClaudeBash {
+			t.Errorf("pid %d after the spans: %+v", e.Process.Pid, got)
+		}
+	}
+}
