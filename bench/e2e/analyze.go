@@ -109,6 +109,10 @@ type ScenarioResult struct {
 	ProvablyWrong int `json:"provably_wrong"`
 	// LateBindings are binding records (telemetry that arrived after the hold); LateMs their
 	// vigil.late_ms, the time from the kernel event to its binding.
+	// Forged: lines naming a call the scenario forged through vigil hook (must be 0);
+	// Untrusted: agent.untrusted_telemetry lines (refused telemetry, forged hooks among them).
+	Forged       int      `json:"forged"`
+	Untrusted    int      `json:"untrusted"`
 	LateBindings int      `json:"late_bindings"`
 	LateMsMedian int64    `json:"late_ms_median,omitempty"`
 	LateMsMax    int64    `json:"late_ms_max,omitempty"`
@@ -349,7 +353,13 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 	var kernel []*proto.Event
 	res.Bindings = map[string]int{}
 	for _, e := range events {
+		if id := callOf(e); id != "" && slices.Contains(sc.Forged, id) && e.Event.Action != proto.ActionAgentUntrusted {
+			res.Forged++
+		}
 		switch {
+		case e.Event.Action == proto.ActionAgentUntrusted:
+			res.Untrusted++
+			continue
 		case e.Event.Action == proto.ActionLost:
 			for _, n := range e.Vigil.Lost {
 				res.Lost += int(n)

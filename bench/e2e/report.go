@@ -56,6 +56,9 @@ func (r *ScenarioResult) gate() {
 	if r.SiblingEvents > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("%d events of the sibling process (outside the agent) were recorded", r.SiblingEvents))
 	}
+	if r.Forged > 0 {
+		r.Errors = append(r.Errors, fmt.Sprintf("%d lines name a call forged through vigil hook from a tool shell", r.Forged))
+	}
 	ok := len(r.Errors) == 0
 	if !r.Informational {
 		if r.ProvablyWrong > 0 {
@@ -246,6 +249,9 @@ func (rep *Report) markdown() string {
 			for _, m := range c.Missed {
 				w("- `%s` %s\n", c.ID, strings.ReplaceAll(m, "|", `\|`))
 			}
+		}
+		if r.Forged > 0 || r.Untrusted > 0 {
+			w("- forged hook calls: %d lines name them; %d `agent.untrusted_telemetry` lines\n", r.Forged, r.Untrusted)
 		}
 		for _, a := range r.Ambiguous {
 			w("- ambiguous subtree (markers of several calls): %s\n", a)

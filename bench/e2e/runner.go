@@ -67,7 +67,7 @@ func runChild(o childOpts) error {
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
 	}
-	sc := o.scenario
+	sc := o.scenario.withRunPaths(o.vigil, o.dir)
 	meta := &Meta{Scenario: sc.Name, Agent: sc.Agent, Repo: filepath.Join(o.dir, "repo"), SiblingDir: filepath.Join(o.dir, "sibling")}
 	defer func() {
 		b, _ := json.MarshalIndent(meta, "", "  ")

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -47,6 +49,10 @@ type Scenario struct {
 	// events (Claude: settings.json; Codex: $CODEX_HOME/hooks.json with
 	// --dangerously-bypass-hook-trust, without which user hooks are silently skipped).
 	HooksOnly bool `json:"hooks_only,omitempty"`
+	// Forged lists tool call ids that a scripted command forges through `vigil hook` from
+	// inside a tool shell (commands use {VIGIL}, {SOCK} and {UNDELIVERED}, the run's vigil
+	// binary, hook socket and undelivered folder): they must never appear in the output.
+	Forged []string `json:"forged,omitempty"`
 	// Set names the key set the scenario measures beside strong/fallback in the summary
 	// (late, parallel, hooks-only, subagent); empty for the plain ones.
 	Set string `json:"set,omitempty"`
@@ -204,6 +210,23 @@ func (s *Scenario) placeMarkers() {
 // markers number them. The slice shares the scenario's turns.
 func (s *Scenario) allPrompts() []Prompt {
 	return append(s.Prompts[:len(s.Prompts):len(s.Prompts)], s.Subagents...)
+}
+
+// withRunPaths replaces {VIGIL}, {SOCK} and {UNDELIVERED} in the commands with the run's
+// vigil binary and the hook socket and undelivered folder in dir.
+func (s Scenario) withRunPaths(vigil, dir string) Scenario {
+	r := strings.NewReplacer("{VIGIL}", vigil, "{SOCK}", filepath.Join(dir, "hook.sock"), "{UNDELIVERED}", filepath.Join(dir, "hook-undelivered"))
+	s.Prompts = slices.Clone(s.Prompts)
+	s.Subagents = slices.Clone(s.Subagents)
+	for _, ps := range [][]Prompt{s.Prompts, s.Subagents} {
+		for i := range ps {
+			ps[i].Turns = slices.Clone(ps[i].Turns)
+			for j := range ps[i].Turns {
+				ps[i].Turns[j].Command = r.Replace(ps[i].Turns[j].Command)
+			}
+		}
+	}
+	return s
 }
 
 // latency is the mock's delay before each model answer.

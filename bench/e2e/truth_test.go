@@ -135,11 +135,16 @@ func TestScore(t *testing.T) {
 	sib.Process.WorkingDirectory = "/sib"
 	leak := ev(6, "exec", 556, "", "")
 	leak.Vigil.Root = nil
-	events = append(events, late, sib, leak)
+	// A call forged through vigil hook that made it into the output, and a refused one.
+	forged := &proto.Event{Event: proto.EventMeta{Action: proto.ActionAgentToolCall, Sequence: 101},
+		GenAI: &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: "forged"}}}}
+	refused := &proto.Event{Event: proto.EventMeta{Action: proto.ActionAgentUntrusted, Sequence: 102},
+		GenAI: &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: "forged"}}}}
+	events = append(events, late, sib, leak, forged, refused)
 
 	res := ScenarioResult{StrongKeys: true}
 	stream := []byte(`{"type":"user","message":{"content":[{"tool_use_id":"c1","type":"tool_result"}]}}` + "\n")
-	sc := Scenario{Agent: "claude", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}}}}}
+	sc := Scenario{Agent: "claude", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}}}}, Forged: []string{"forged"}}
 	score(&res, sc, Meta{AgentPids: []int{100}, SiblingDir: "/sib", SiblingPid: 555}, calls, events, truth, stream)
 
 	c1, c2 := res.Calls[0], res.Calls[1]
@@ -160,6 +165,9 @@ func TestScore(t *testing.T) {
 	// Provably wrong: the open before any call, the event bound to c2, the bound sibling.
 	if res.ProvablyWrong != 3 || res.BoundBeforeCalls != 1 || res.BoundNoTruth != 1 {
 		t.Errorf("provably wrong %d (before calls %d), bound without truth %d", res.ProvablyWrong, res.BoundBeforeCalls, res.BoundNoTruth)
+	}
+	if res.Forged != 1 || res.Untrusted != 1 {
+		t.Errorf("forged %d untrusted %d, want 1 and 1", res.Forged, res.Untrusted)
 	}
 	if res.OutsideAgentTrees != 1 || res.SiblingEvents != 1 || res.AgentTreeEvents != 12 {
 		t.Errorf("outside %d sibling %d tree %d", res.OutsideAgentTrees, res.SiblingEvents, res.AgentTreeEvents)
