@@ -122,7 +122,6 @@ const maxPromptsPerSession = 1000
 
 type prompt struct {
 	key  string
-	id   string
 	at   time.Time
 	text string
 }

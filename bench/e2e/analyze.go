@@ -133,9 +133,6 @@ type ScenarioResult struct {
 	Notes             []string `json:"notes,omitempty"`
 }
 
-// readJSONL decodes Vigil's JSONL output.
-func readJSONL(r io.Reader) ([]*proto.Event, error) { return readJSONLFiltered(r, nil) }
-
 func readJSONLFiltered(r io.Reader, filter *lineFilter) ([]*proto.Event, error) {
 	var out []*proto.Event
 	br := bufio.NewReaderSize(r, 1<<16)

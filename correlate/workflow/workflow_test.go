@@ -193,8 +193,6 @@ var (
 	wfCodexRg = wfProc{pid: 2301, ppid: 2300, root: 2200, agent: proto.AgentCodex, name: "rg", exe: "/usr/bin/rg",
 		args: []string{"rg", "-n", "load_config", "src"}, cwd: "/home/dev/svc"}
 
-	wfStrayRoot = wfProc{pid: 3300, ppid: 3000, root: 3300, agent: proto.AgentClaudeCode, name: "claude",
-		exe: "/home/dev/.local/share/claude/versions/2.0.50", args: []string{"claude", "--resume"}, cwd: "/home/dev/other"}
 	wfStrayGit = wfProc{pid: 3301, ppid: 3300, root: 3300, agent: proto.AgentClaudeCode, name: "git", exe: "/usr/bin/git",
 		args: []string{"git", "status", "--porcelain"}, cwd: "/home/dev/other"}
 )
