@@ -197,13 +197,17 @@ type Stitcher struct {
 	stats       StitcherStats
 }
 
-// NewStitcher applies defaults: a 10 s hold, 200k held events, 100k remembered entries.
+// NewStitcher applies defaults: the hold and the held-events bound of the embedded
+// default.yaml (one source of truth), 100k remembered entries.
 func NewStitcher(o StitcherOptions) *Stitcher {
-	if o.Hold <= 0 {
-		o.Hold = 10 * time.Second
-	}
-	if o.MaxHeld <= 0 {
-		o.MaxHeld = 200_000
+	if o.Hold <= 0 || o.MaxHeld <= 0 {
+		d := sensor.DefaultConfig().Correlate
+		if o.Hold <= 0 {
+			o.Hold = time.Duration(d.HoldSeconds) * time.Second
+		}
+		if o.MaxHeld <= 0 {
+			o.MaxHeld = d.MaxHeld
+		}
 	}
 	if o.MaxRemembered <= 0 {
 		o.MaxRemembered = 100_000

@@ -17,15 +17,6 @@ import (
 const clockTickNs = 10_000_000
 
 // Defaults used when ProcessTableOptions leaves a bound at zero.
-const (
-	// DefaultProcessTableMaxEntries bounds the table well above the process count of busy
-	// agent trees, so eviction only happens when something upstream leaks.
-	DefaultProcessTableMaxEntries = 65536
-	// DefaultProcessTableExitedTTL keeps exited processes long enough for the events their
-	// children emit after them and for telemetry batches (sent up to 60 s late) whose sender
-	// pid is checked against the table after the sender exited.
-	DefaultProcessTableExitedTTL = 2 * time.Minute
-)
 
 // ProcessTableOptions configures a ProcessTable.
 type ProcessTableOptions struct {
@@ -37,7 +28,7 @@ type ProcessTableOptions struct {
 	// DefaultProcessTableMaxEntries.
 	MaxEntries int
 	// ExitedTTL is how long an exited process stays: its children's events and late lookups
-	// still need it. Zero means DefaultProcessTableExitedTTL.
+	// still need it. Zero means process_table.exited_ttl_seconds of the embedded defaults.
 	ExitedTTL time.Duration
 	// Hasher returns the SHA-256 of an executable, or is nil for no hashing. It is called once
 	// per successful exec, outside the table's lock but on the pipeline's goroutine, so it
@@ -143,11 +134,15 @@ func NewProcessTable(o ProcessTableOptions) *ProcessTable {
 	if o.BootID != "" {
 		t.bootHost = &proto.Host{BootID: o.BootID}
 	}
-	if t.max <= 0 {
-		t.max = DefaultProcessTableMaxEntries
-	}
-	if t.ttl <= 0 {
-		t.ttl = DefaultProcessTableExitedTTL
+	if t.max <= 0 || t.ttl <= 0 {
+		// One source of truth: the embedded default.yaml says why these values.
+		d := DefaultConfig().ProcessTable
+		if t.max <= 0 {
+			t.max = d.MaxEntries
+		}
+		if t.ttl <= 0 {
+			t.ttl = time.Duration(d.ExitedTTLSeconds) * time.Second
+		}
 	}
 	if t.now == nil {
 		t.now = time.Now
