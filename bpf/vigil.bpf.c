@@ -562,6 +562,23 @@ static __always_inline struct pt_regs *syscall_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+// The file behind fd in task's descriptor table, or NULL.
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+// Kernel truth for opens: a successful open reports the path walked from the file it
+// installed in the descriptor table, never the caller's string, which may be another
+// spelling of the file (/proc/self/root/…, "//", a symlink, "..") or rewritten by a second
+// thread while the kernel resolved it. The caller's string is read only when the open failed
+// (there is no file to ask), and is then resolved against the cwd or dirfd walked here.
 static __always_inline int finish_open(struct track_entry *t, long ret, __u64 filename, __s32 dfd, __u32 flags,
 				       __u32 mode)
 {
@@ -580,6 +597,22 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	e->truncated = 0;
 	e->walk_kind = WALK_NONE;
 	e->walk_len = 0;
+	e->path_len = 0;
+
+	__u32 trunc = 0;
+	if (ret >= 0) {
+		struct file *f = fd_file(task, ret);
+		if (f) {
+			e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&f->f_path), &trunc);
+			e->walk_kind = WALK_FILE;
+			if (trunc)
+				e->truncated |= TRUNC_WALK;
+			// Sent only up to the end of the walk: most opens name short paths.
+			emit(e, offsetof(struct open_event, walk) + (e->walk_len & (2 * PATH_SLOT - 1)), DROP_OPEN);
+			return 0;
+		}
+		// Another thread closed the descriptor already: only the caller's string is left.
+	}
 
 	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)filename);
 	if (n < 0)
@@ -587,34 +620,22 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	if (n == sizeof(e->path))
 		e->truncated |= TRUNC_PATH;
 	e->path_len = n;
-
-	// Relative paths: resolve where the kernel knows the answer. A successful open names
-	// its file; a failed one is relative to the working directory (dirfd = AT_FDCWD).
-	if (n > 0 && e->path[0] != '/') {
-		__u32 trunc = 0;
-		if (ret >= 0) {
-			struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-			struct file *f = 0;
-			bpf_probe_read_kernel(&f, sizeof(f), &fds[ret & 0xffff]);
-			if (f) {
-				e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&f->f_path), &trunc);
-				e->walk_kind = WALK_FILE;
-			}
-		} else if (dfd == AT_FDCWD_VALUE) {
+	if (n > 0 && e->path[0] != '/' && ret < 0) {
+		if (dfd == AT_FDCWD_VALUE) {
 			struct fs_struct *fs = BPF_CORE_READ(task, fs);
 			e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&fs->pwd), &trunc);
 			e->walk_kind = WALK_CWD;
+		} else {
+			struct file *dir = fd_file(task, dfd);
+			if (dir) {
+				e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&dir->f_path), &trunc);
+				e->walk_kind = WALK_DIRFD;
+			}
 		}
 		if (trunc)
 			e->truncated |= TRUNC_WALK;
-		emit(e, sizeof(*e), DROP_OPEN);
-		return 0;
 	}
-	// Absolute path: send the record only up to the end of the path string.
-	__u64 size = offsetof(struct open_event, path) + (n & (PATH_SLOT - 1));
-	if (n == PATH_SLOT)
-		size = offsetof(struct open_event, walk);
-	emit(e, size, DROP_OPEN);
+	emit(e, sizeof(*e), DROP_OPEN);
 	return 0;
 }
 

@@ -95,8 +95,8 @@ type VigilOpenEvent struct {
 	PathLen   uint32
 	WalkKind  uint32
 	WalkLen   uint32
-	Path      [1024]uint8
 	Walk      [1280]uint8
+	Path      [1024]uint8
 }
 
 type VigilTrackEntry struct {

@@ -69,6 +69,7 @@ type recordView struct {
 	Join             *proto.JoinKeys    `json:"join,omitempty"`
 	ExitCode         *int               `json:"exit_code,omitempty"`
 	File             *proto.File        `json:"file,omitempty"`
+	PathSource       string             `json:"path_source,omitempty"`
 	Network          string             `json:"network,omitempty"`
 	Destination      *proto.Destination `json:"destination,omitempty"`
 	Truncated        []string           `json:"truncated,omitempty"`
@@ -87,6 +88,7 @@ func viewOf(e *proto.Event) recordView {
 		Join:             e.Vigil.Join,
 		ExitCode:         e.Process.ExitCode,
 		File:             e.File,
+		PathSource:       e.Vigil.PathSource,
 		Destination:      e.Destination,
 		Truncated:        e.Vigil.Truncated,
 	}
@@ -224,6 +226,16 @@ func TestCaptureRecords(t *testing.T) {
 	}
 	abs := writeFile(t, dir, "abs.txt")
 	writeFile(t, filepath.Join(dir, "sub"), "rel.txt")
+	linked := writeFile(t, dir, "linked.txt")
+	if err := os.Symlink(linked, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	// Deeper than the kernel's walk bound (PATH_SLOT bytes): reported from the leaf side.
+	deepDir := filepath.Join(append([]string{dir}, slices.Repeat([]string{strings.Repeat("d", 60)}, 20)...)...)
+	if err := os.MkdirAll(deepDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deep := writeFile(t, deepDir, "deep.txt")
 	created := filepath.Join(dir, "created.txt")
 	sock := filepath.Join(dir, "s.sock")
 	abstract := fmt.Sprintf("@vigil-capture-%d", os.Getpid())
@@ -246,6 +258,8 @@ func TestCaptureRecords(t *testing.T) {
 		"read -r x < " + abs,
 		"read -r x < sub/rel.txt",
 		"{ read -r x < missing.txt; } 2>/dev/null",
+		"read -r x < link",
+		"read -r x < " + deep,
 		": > " + created,
 		`/bin/true "" mid "" & echo "true=$!"; wait $!`,
 		`env -i /bin/true nokeys & echo "envi=$!"; wait $!`,
@@ -331,11 +345,14 @@ func TestCaptureRecords(t *testing.T) {
 	withExit := func(v recordView, n int) recordView { v.ExitCode = code(n); return v }
 	withFile := func(v recordView, path, flags, access string, errno int) recordView {
 		v.File = &proto.File{Path: path, Flags: flags, Access: access}
+		v.PathSource = proto.PathSourceKernel
 		if errno != 0 {
-			v.Outcome, v.Errno = proto.OutcomeFailure, errno
+			v.Outcome, v.Errno, v.PathSource = proto.OutcomeFailure, errno, proto.PathSourceCaller
 		}
 		return v
 	}
+	// The deep file as the kernel reports it: the leaf-side components that fit PATH_SLOT.
+	deepWant := kernelTruncated(filepath.Join(realDir, strings.TrimPrefix(deep, dir)), len(bpf.VigilOpenEvent{}.Path))
 	withDest := func(v recordView, network string, d proto.Destination, errno int) recordView {
 		v.Network, v.Destination = network, &d
 		if errno != 0 {
@@ -373,14 +390,24 @@ func TestCaptureRecords(t *testing.T) {
 			is(proto.ActionExit, said["killed"], nil), withExit(base(proto.ActionExit, said["killed"], root), 137)},
 		{"exit", "root-0", "the agent root exits 0",
 			is(proto.ActionExit, root, nil), withExit(base(proto.ActionExit, root, self), 0)},
-		{"open", "absolute", "open of an absolute path: the record ends right after the path",
-			is(proto.ActionOpen, root, path(abs)), withFile(base(proto.ActionOpen, root, self), abs, "O_RDONLY", "read", 0)},
+		{"open", "absolute", "open of an absolute path: the kernel walks the opened file; the record ends right after the walk",
+			is(proto.ActionOpen, root, path(filepath.Join(realDir, "abs.txt"))), withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "abs.txt"), "O_RDONLY", "read", 0)},
 		{"open", "relative", "successful relative open: the kernel walks the opened file",
 			is(proto.ActionOpen, root, path(filepath.Join(realDir, "sub", "rel.txt"))),
 			withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "sub", "rel.txt"), "O_RDONLY", "read", 0)},
 		{"open", "relative-missing", "failed relative open: the kernel walks the cwd, ENOENT",
 			is(proto.ActionOpen, root, path(filepath.Join(realDir, "missing.txt"))),
 			withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "missing.txt"), "O_RDONLY", "read", int(unix.ENOENT))},
+		{"open", "symlink", "open through a symlink: the kernel's path of the file opened, not the link",
+			is(proto.ActionOpen, root, path(filepath.Join(realDir, "linked.txt"))),
+			withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "linked.txt"), "O_RDONLY", "read", 0)},
+		{"open", "deep", "a path longer than the walk bound: truncated from the root side, never absolute",
+			is(proto.ActionOpen, root, func(e *proto.Event) bool { return e.File != nil && strings.HasSuffix(e.File.Path, "/deep.txt") }),
+			func() recordView {
+				v := withFile(base(proto.ActionOpen, root, self), deepWant, "O_RDONLY", "read", 0)
+				v.Truncated = []string{"file.path"}
+				return v
+			}()},
 		{"open", "create", "open with O_WRONLY|O_CREAT|O_TRUNC (a shell redirection)",
 			is(proto.ActionOpen, root, path(created)), withFile(base(proto.ActionOpen, root, self), created, "O_WRONLY|O_CREAT|O_TRUNC", "write", 0)},
 		{"connect", "ipv4", "connect to a 127.0.0.1 listener",
@@ -465,6 +492,18 @@ func TestCaptureRecords(t *testing.T) {
 	t.Logf("wrote %d records and expected.json to %s", len(expected), out)
 }
 
+// kernelTruncated is what the kernel's walk of p keeps when p is longer than slot bytes:
+// components from the leaf up, each written while fewer than slot bytes are, behind "…".
+func kernelTruncated(p string, slot int) string {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	off, keep := 0, 0
+	for i := len(parts) - 1; i >= 0 && off < slot; i-- {
+		off += len(parts[i]) + 1
+		keep++
+	}
+	return truncatedRoot + "/" + strings.Join(parts[len(parts)-keep:], "/")
+}
+
 func dumpDecoded[T any](ds []T, ev func(T) *proto.Event) string {
 	events := make([]*proto.Event, len(ds))
 	for i, d := range ds {
@@ -536,6 +575,9 @@ func scrubRecord(raw []byte) []byte {
 			zeroFrom(x.Walk[:], x.WalkLen)
 			if x.WalkKind == 0 {
 				clear(x.Walk[:])
+			}
+			if x.WalkKind == walkFile {
+				clear(x.Path[:]) // never read: the walk is the path
 			}
 		})
 	case kindConnect:

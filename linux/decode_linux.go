@@ -33,8 +33,9 @@ const (
 	truncPath = 8
 	truncWalk = 16
 
-	walkFile = 1
-	walkCwd  = 2
+	walkFile  = 1
+	walkCwd   = 2
+	walkDirfd = 3
 
 	afUnix  = 1
 	afInet  = 2
@@ -49,8 +50,8 @@ var (
 	exitSize    = int(unsafe.Sizeof(bpf.VigilExitEvent{}))
 	connectSize = int(unsafe.Sizeof(bpf.VigilConnectEvent{}))
 	openSize    = int(unsafe.Sizeof(bpf.VigilOpenEvent{}))
-	// An open record of an absolute path ends right after the path string.
-	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Path))
+	// A successful open's record ends right after its walked path.
+	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Walk))
 )
 
 // envKeyNames is the order of enum env_key in bpf/vigil.h.
@@ -274,12 +275,12 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent) {
 	e.Process.Thread = nil
 	e.Process.Args = splitArgs(x.Argv[:clamp(x.ArgvLen, len(x.Argv))])
 	e.Process.ArgsCount = int(x.Argc)
-	e.Process.Executable = joinWalk(x.Exe[:clamp(x.ExeLen, len(x.Exe))])
+	e.Process.Executable = joinWalk(x.Exe[:clamp(x.ExeLen, len(x.Exe))], x.Truncated&truncExe != 0)
 	if e.Process.Executable == "/" || e.Process.Executable == "" {
 		// The walk failed (an anonymous or deleted image): fall back to the path as passed.
 		e.Process.Executable = cString(x.Filename[:clamp(x.FilenameLen, len(x.Filename))])
 	}
-	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))])
+	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))], x.Truncated&truncCwd != 0)
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	var keys proto.JoinKeys
 	for i := range envKeyNames {
@@ -312,21 +313,26 @@ func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int, file *
 	e.Event.Action = proto.ActionOpen
 	e.Event.Category = "file"
 	setOutcome(e, x.Ret, false)
-	pathLen := clamp(x.PathLen, len(x.Path))
-	if openMinSize+pathLen > rawLen && rawLen < openSize {
-		return fmt.Errorf("decode open: %w: path of %d bytes in a %d-byte record", errShortRecord, pathLen, rawLen)
-	}
-	given := cString(x.Path[:pathLen])
-	walked := ""
-	if rawLen >= openSize && x.WalkKind != 0 {
-		walked = joinWalk(x.Walk[:clamp(x.WalkLen, len(x.Walk))])
-	}
-	path := given
-	switch {
-	case x.WalkKind == walkFile && walked != "":
-		path = walked
-	case x.WalkKind == walkCwd && walked != "":
-		path = joinPath(walked, given)
+	var path string
+	if x.WalkKind == walkFile {
+		// A successful open: the path the kernel walked from the opened file.
+		walkLen := clamp(x.WalkLen, len(x.Walk))
+		if openMinSize+walkLen > rawLen {
+			return fmt.Errorf("decode open: %w: walk of %d bytes in a %d-byte record", errShortRecord, walkLen, rawLen)
+		}
+		path = joinWalk(x.Walk[:walkLen], x.Truncated&truncWalk != 0)
+		e.Vigil.PathSource = proto.PathSourceKernel
+	} else {
+		// A failed open (or one whose descriptor was gone at exit): the caller's string,
+		// made absolute against the walked cwd or dirfd when it was relative.
+		if rawLen < openSize {
+			return fmt.Errorf("decode open: %w: %d bytes, need %d for the caller's path", errShortRecord, rawLen, openSize)
+		}
+		path = cString(x.Path[:clamp(x.PathLen, len(x.Path))])
+		if (x.WalkKind == walkCwd || x.WalkKind == walkDirfd) && path != "" && path[0] != '/' {
+			path = joinPath(joinWalk(x.Walk[:clamp(x.WalkLen, len(x.Walk))], x.Truncated&truncWalk != 0), path)
+		}
+		e.Vigil.PathSource = proto.PathSourceCaller
 	}
 	*file = proto.File{Path: path, Flags: openFlags(x.Flags), Access: openAccess(x.Flags)}
 	e.File = file
@@ -432,17 +438,22 @@ func splitArgs(b []byte) []string {
 	}
 }
 
+// truncatedRoot starts a walked path whose root side did not fit the kernel's bound: it
+// must never read as an absolute path.
+const truncatedRoot = "…"
+
 // joinWalk turns the kernel's leaf-first, NUL-separated path components into an absolute
-// path. An empty walk is the root directory.
-func joinWalk(b []byte) string {
+// path. An empty walk is the root directory. A truncated walk holds the leaf side only, so it
+// is returned as "…/leaf-side/components", never as an absolute path.
+func joinWalk(b []byte, truncated bool) string {
 	b = bytes.TrimRight(b, "\x00")
-	if len(b) == 0 {
-		return "/"
-	}
 	var sb strings.Builder
-	sb.Grow(len(b) + 1)
+	sb.Grow(len(b) + 1 + len(truncatedRoot))
+	if truncated {
+		sb.WriteString(truncatedRoot)
+	}
 	// Components from the last (the root's child) to the first (the leaf).
-	for end := len(b); end >= 0; {
+	for end := len(b); end >= 0 && len(b) > 0; {
 		i := bytes.LastIndexByte(b[:end], 0)
 		part := b[i+1 : end]
 		end = i
@@ -451,6 +462,9 @@ func joinWalk(b []byte) string {
 		}
 		sb.WriteByte('/')
 		sb.Write(part)
+	}
+	if sb.Len() == len(truncatedRoot) && truncated {
+		sb.WriteByte('/')
 	}
 	if sb.Len() == 0 {
 		return "/"

@@ -54,6 +54,16 @@ const (
 	BindingNone        = "none"         // no tool call explains it
 )
 
+// Where file.path came from (vigil.path_source).
+const (
+	// PathSourceKernel: walked by the kernel from the file the open returned, the canonical
+	// path of the object actually opened (symlinks, "..", "//" and /proc/self/root resolved).
+	PathSourceKernel = "kernel"
+	// PathSourceCaller: the string the caller passed (a failed open has no file to ask), made
+	// absolute against the working directory or dirfd the kernel walked when it was relative.
+	PathSourceCaller = "caller"
+)
+
 // Outcomes for event.outcome (ECS values).
 const (
 	OutcomeSuccess = "success"
@@ -163,8 +173,9 @@ type Hash struct {
 
 // File is the ECS file.* group for open events.
 type File struct {
-	// Path is absolute: relative paths are resolved by the kernel (from the opened file or
-	// the working directory) before they reach user space.
+	// Path is the kernel's path of the opened file for a successful open, the caller's string
+	// made absolute for a failed one (vigil.path_source says which). A path deeper than the
+	// kernel's walk bound starts with "…/" (leaf side kept) and is named in vigil.truncated.
 	Path string `json:"path" msgpack:"path"`
 	// Access is read, write or read_write, from the open flags.
 	Access string `json:"access,omitempty" msgpack:"access,omitempty"`
@@ -239,6 +250,8 @@ type Vigil struct {
 	Join *JoinKeys `json:"join,omitempty" msgpack:"join,omitempty"`
 	// Truncated names the fields the kernel had to cut to fit its buffers (args, path, ...).
 	Truncated []string `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
+	// PathSource says where file.path came from: PathSourceKernel or PathSourceCaller.
+	PathSource string `json:"path_source,omitempty" msgpack:"path_source,omitempty"`
 	// Lost counts undelivered events per kind since the previous lost record (action lost).
 	Lost map[string]uint64 `json:"lost,omitempty" msgpack:"lost,omitempty"`
 	// Source names the kernel mechanism that saw the event: ebpf, audit or endpointsecurity.
