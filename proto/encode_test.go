@@ -83,10 +83,12 @@ func fixtures() map[string]*Event {
 		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
 	open := &Event{Timestamp: ts.Add(41 * time.Millisecond), Event: meta(ActionOpen, OutcomeSuccess, "file", 1097), Host: host, User: user, Process: openP,
 		File: &File{Path: "/home/alice/src/payments/refund/refund_test.go", Access: "read", Flags: "O_RDONLY|O_CLOEXEC"}, GenAI: genai, Vigil: vigil()}
+	open.Vigil.PathSource = PathSourceKernel
 
 	openFail := &Event{Timestamp: ts.Add(43 * time.Millisecond), Event: meta(ActionOpen, OutcomeFailure, "file", 1098), Host: host, User: user, Process: openP,
 		File: &File{Path: "/home/alice/.ssh/id_ed25519", Access: "read", Flags: "O_RDONLY"}, GenAI: genai, Vigil: vigil()}
 	openFail.Vigil.Errno = 13
+	openFail.Vigil.PathSource = PathSourceCaller
 
 	connP := &Process{Pid: 52398, EntityID: "a19f3b7c5d2e8046", Name: "go", Executable: "/usr/local/go/bin/go",
 		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
@@ -130,6 +132,7 @@ func fixtures() map[string]*Event {
 			Tool: &GenAITool{Name: "Edit", Call: &GenAIToolCall{ID: "toolu_01PbV6sK9wE3tQ1mZ8xR4nJd"}}},
 		Vigil: vigil()}
 	openFP.Vigil.Correlation = Correlation{Binding: BindingFilePath, Confidence: "medium"}
+	openFP.Vigil.PathSource = PathSourceKernel
 
 	// exec_unbound: a git the agent ran itself between tool calls. No tool call explains it;
 	// the session comes from the agent root's verified telemetry, the prompt from the time.
