@@ -420,6 +420,43 @@ static long env_step(__u64 idx, struct env_walk *w)
 	return 0;
 }
 
+// Before 6.11 the inode change time was one timespec64.
+struct inode___ctime_ts {
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+// kern_mount() marks the kernel's internal mounts (shm_mnt of memfd_create, pipes) with
+// MNT_NS_INTERNAL, ERR_PTR(-EINVAL); a detached mount has none.
+#define MNT_NS_INTERNAL_VALUE ((unsigned long)-22)
+
+// Fills the executed file's identity (device, inode, change time) and what kind of file it is.
+// User space hashes the file only while it still has this identity, so the hash is of what ran.
+static __always_inline void exe_identity(struct exec_event *e, struct file *f)
+{
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->exe_ino = BPF_CORE_READ(inode, i_ino);
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		e->exe_ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
+		// Bit 31 is I_CTIME_QUERIED (multigrain timestamps, 6.13+), not part of the time.
+		e->exe_ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & ~(1U << 31);
+	} else {
+		struct inode___ctime_ts *old = (void *)inode;
+		e->exe_ctime_sec = BPF_CORE_READ(old, __i_ctime.tv_sec);
+		e->exe_ctime_nsec = BPF_CORE_READ(old, __i_ctime.tv_nsec);
+	}
+	e->exe_flags = 0;
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	// d_unlinked(): unhashed and not a root, as d_path's " (deleted)".
+	if ((!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d) || BPF_CORE_READ(inode, __i_nlink) == 0)
+		e->exe_flags |= EXE_UNLINKED;
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct mount *mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+	unsigned long ns = (unsigned long)BPF_CORE_READ(mnt, mnt_ns);
+	if (ns == 0 || ns == MNT_NS_INTERNAL_VALUE)
+		e->exe_flags |= EXE_INTERNAL;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -479,7 +516,15 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	__u32 trunc = 0;
 	struct file *exe_file = BPF_CORE_READ(bprm, file);
-	e->exe_len = walk_path(WALK_TO_EXE, __builtin_preserve_access_index(&exe_file->f_path), &trunc);
+	exe_identity(e, exe_file);
+	if (e->exe_flags & EXE_INTERNAL) {
+		// A memfd (or another file of a kernel-internal mount) has no path: its name is
+		// all there is ("memfd:<name>"), not the /proc/self/fd/N the caller passed.
+		long n = bpf_probe_read_kernel_str(e->exe, NAME_SLOT, BPF_CORE_READ(exe_file, f_path.dentry, d_name.name));
+		e->exe_len = n > 0 ? n : 0;
+	} else {
+		e->exe_len = walk_path(WALK_TO_EXE, __builtin_preserve_access_index(&exe_file->f_path), &trunc);
+	}
 	if (trunc)
 		e->truncated |= TRUNC_EXE;
 	trunc = 0;

@@ -52,6 +52,10 @@ enum drop_kind {
 #define TRUNC_PATH 8
 #define TRUNC_WALK 16
 
+// What the exec record says about the executed file (exe_flags).
+#define EXE_UNLINKED 1 // no name left in the file system (deleted, or a memfd)
+#define EXE_INTERNAL 2 // on a kernel-internal mount (memfd, shmem): exe holds the file's name only
+
 // What the open record's walk buffer holds.
 #define WALK_NONE 0
 #define WALK_FILE 1  // the opened file's own path (every successful open): the kernel's truth
@@ -108,6 +112,12 @@ struct exec_event {
 	__u32 cwd_len;
 	__u32 truncated;
 	__u32 env_found; // bit per enum env_key
+	__u32 exe_flags; // EXE_* bits
+	// The executed file's identity (bprm->file->f_inode): what the hash must be of.
+	__u64 exe_dev; // kernel dev_t (MAJOR << 20 | MINOR)
+	__u64 exe_ino;
+	__s64 exe_ctime_sec; // inode change time
+	__u32 exe_ctime_nsec;
 	__u32 pad;
 	__u8 filename[FILENAME_SLOT];
 	__u8 argv[ARGV_SLOT];

@@ -70,6 +70,7 @@ type recordView struct {
 	ExitCode         *int               `json:"exit_code,omitempty"`
 	File             *proto.File        `json:"file,omitempty"`
 	PathSource       string             `json:"path_source,omitempty"`
+	Exe              *proto.Exe         `json:"exe,omitempty"`
 	Network          string             `json:"network,omitempty"`
 	Destination      *proto.Destination `json:"destination,omitempty"`
 	Truncated        []string           `json:"truncated,omitempty"`
@@ -89,6 +90,7 @@ func viewOf(e *proto.Event) recordView {
 		ExitCode:         e.Process.ExitCode,
 		File:             e.File,
 		PathSource:       e.Vigil.PathSource,
+		Exe:              e.Vigil.Exe,
 		Destination:      e.Destination,
 		Truncated:        e.Vigil.Truncated,
 	}
@@ -269,6 +271,7 @@ func TestCaptureRecords(t *testing.T) {
 		fmt.Sprintf(": 3<>/dev/tcp/::1/%d", p6),
 		fmt.Sprintf(`{ : 3<>/dev/tcp/127.0.0.1/%d; } 2>/dev/null; echo "refused=$?"`, refused),
 		fmt.Sprintf("%s -test.run='^TestCaptureHelperProcess$' -- %s %s %s %d", helper, helperArg, sock, abstract, p4),
+		fmt.Sprintf("%s -test.run='^TestMemfdHelperProcess$' -- %s /bin/true memfd", helper, memfdHelperArg),
 		"exit 0",
 	}, "\n")
 	cmd := exec.Command(shell, "-c", script)
@@ -305,7 +308,7 @@ func TestCaptureRecords(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"true", "envi", "sub", "subexit", "killed", "killexit", "refused", "helper", "unix", "abstract", "nonblock"} {
+	for _, k := range []string{"true", "envi", "sub", "subexit", "killed", "killexit", "refused", "helper", "unix", "abstract", "nonblock", "pid"} {
 		if _, ok := said[k]; !ok {
 			t.Fatalf("workload did not report %q:\n%s", k, output)
 		}
@@ -340,6 +343,7 @@ func TestCaptureRecords(t *testing.T) {
 	}
 	withExec := func(v recordView, exe string, args []string, keys *proto.JoinKeys) recordView {
 		v.Executable, v.WorkingDirectory, v.Args, v.ArgsCount, v.Join = exe, realDir, args, len(args), keys
+		v.Exe = exeIdentity(t, exe)
 		return v
 	}
 	withExit := func(v recordView, n int) recordView { v.ExitCode = code(n); return v }
@@ -382,6 +386,13 @@ func TestCaptureRecords(t *testing.T) {
 		{"exec", "no-join-keys", "exec under env -i: no join keys",
 			is(proto.ActionExec, said["envi"], func(e *proto.Event) bool { return len(e.Process.Args) > 0 && e.Process.Args[0] == "/bin/true" }),
 			withExec(base(proto.ActionExec, said["envi"], root), trueExe, []string{"/bin/true", "nokeys"}, nil)},
+		{"exec", "memfd", "a fileless exec (memfd_create, write, execve of /proc/self/fd/N): named as the memfd",
+			is(proto.ActionExec, said["pid"], func(e *proto.Event) bool { return len(e.Process.Args) > 0 && e.Process.Args[0] == "payload" }),
+			func() recordView {
+				v := withExec(base(proto.ActionExec, said["pid"], root), "memfd:payload", []string{"payload", "memfd"}, nil)
+				v.Exe = nil // the memfd's identity is unknown here: checked below, then not compared
+				return v
+			}()},
 		{"fork", "subshell", "the root forks a subshell",
 			is(proto.ActionFork, said["sub"], nil), base(proto.ActionFork, said["sub"], root)},
 		{"exit", "code-3", "the subshell exits with status 3",
@@ -467,6 +478,14 @@ func TestCaptureRecords(t *testing.T) {
 		if !bytes.Equal(before, after) {
 			t.Fatalf("%s-%s: scrubbing changed the event:\n%s\n%s", c.kind, c.name, before, after)
 		}
+		if c.want.Exe == nil && c.kind == "exec" {
+			// A memfd has no path to stat: its identity is taken as decoded once it says memfd.
+			if x := r.event.Vigil.Exe; x == nil || !x.Memfd || x.Ino == 0 || x.Ctime == "" {
+				t.Errorf("%s-%s: exe %+v, want a memfd's identity", c.kind, c.name, x)
+			} else {
+				c.want.Exe = x
+			}
+		}
 		got, _ := json.Marshal(viewOf(r.event))
 		want, _ := json.Marshal(c.want)
 		if !bytes.Equal(got, want) {
@@ -490,6 +509,16 @@ func TestCaptureRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %d records and expected.json to %s", len(expected), out)
+}
+
+// exeIdentity is vigil.exe of an exec of path, from stat.
+func exeIdentity(t *testing.T, path string) *proto.Exe {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil
+	}
+	return &proto.Exe{Dev: st.Dev, Ino: st.Ino, Ctime: time.Unix(st.Ctim.Sec, st.Ctim.Nsec).UTC().Format(proto.TimeLayout)}
 }
 
 // kernelTruncated is what the kernel's walk of p keeps when p is longer than slot bytes:

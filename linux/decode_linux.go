@@ -12,6 +12,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -32,6 +34,9 @@ const (
 	truncCwd  = 4
 	truncPath = 8
 	truncWalk = 16
+
+	exeUnlinked = 1
+	exeInternal = 2
 
 	walkFile  = 1
 	walkCwd   = 2
@@ -108,12 +113,13 @@ func (d *decoder) decode(raw []byte) (record, error) {
 			return record{}, err
 		}
 	case kindExec:
-		e = d.base(new(baseBlock), &h)
+		blk := new(execBlock)
+		e = d.base(&blk.base, &h)
 		var x bpf.VigilExecEvent
 		if err := copyRecord(&x, raw, execSize); err != nil {
 			return record{}, fmt.Errorf("decode exec: %w", err)
 		}
-		d.exec(e, &x)
+		d.exec(e, &x, &blk.exe)
 	case kindFork:
 		e = d.base(new(baseBlock), &h)
 		e.Event.Action = proto.ActionFork
@@ -171,6 +177,10 @@ type (
 	exitBlock struct {
 		base baseBlock
 		code int
+	}
+	execBlock struct {
+		base baseBlock
+		exe  proto.Exe
 	}
 	connectBlock struct {
 		base baseBlock
@@ -268,16 +278,32 @@ func (d *decoder) wall(bootNs uint64) time.Time {
 	return time.Unix(0, int64(bootNs)).Add(d.bootOffset).UTC()
 }
 
-func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent) {
+func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 	e.Event.Action = proto.ActionExec
 	e.Event.Category = "process"
 	e.Event.Outcome = proto.OutcomeSuccess
 	e.Process.Thread = nil
 	e.Process.Args = splitArgs(x.Argv[:clamp(x.ArgvLen, len(x.Argv))])
 	e.Process.ArgsCount = int(x.Argc)
-	e.Process.Executable = joinWalk(x.Exe[:clamp(x.ExeLen, len(x.Exe))], x.Truncated&truncExe != 0)
+	exeBytes := x.Exe[:clamp(x.ExeLen, len(x.Exe))]
+	*exe = proto.Exe{
+		Dev:   unix.Mkdev(uint32(x.ExeDev>>20), uint32(x.ExeDev&(1<<20-1))),
+		Ino:   x.ExeIno,
+		Ctime: time.Unix(x.ExeCtimeSec, int64(x.ExeCtimeNsec)).UTC().Format(proto.TimeLayout),
+	}
+	e.Vigil.Exe = exe
+	if x.ExeFlags&exeInternal != 0 {
+		// A file of a kernel-internal mount has no path, only its name: "memfd:<name>" for
+		// memfd_create, whatever /proc/self/fd/N the caller executed it by.
+		e.Process.Executable = cString(exeBytes)
+		exe.Memfd = strings.HasPrefix(e.Process.Executable, "memfd:")
+		exe.Deleted = !exe.Memfd && x.ExeFlags&exeUnlinked != 0
+	} else {
+		e.Process.Executable = joinWalk(exeBytes, x.Truncated&truncExe != 0)
+		exe.Deleted = x.ExeFlags&exeUnlinked != 0
+	}
 	if e.Process.Executable == "/" || e.Process.Executable == "" {
-		// The walk failed (an anonymous or deleted image): fall back to the path as passed.
+		// The walk failed: fall back to the path as passed.
 		e.Process.Executable = cString(x.Filename[:clamp(x.FilenameLen, len(x.Filename))])
 	}
 	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))], x.Truncated&truncCwd != 0)

@@ -71,7 +71,7 @@ func TestDecodeCapturedRecords(t *testing.T) {
 				t.Errorf("vigil meta = %+v dataset %q", e.Vigil, e.Event.Dataset)
 			}
 			for _, p := range []string{e.Process.Executable, e.Process.WorkingDirectory} {
-				if p != "" && !filepath.IsAbs(p) {
+				if p != "" && !filepath.IsAbs(p) && !(e.Vigil.Exe != nil && e.Vigil.Exe.Memfd && p == e.Process.Executable) {
 					t.Errorf("process path %q is not absolute", p)
 				}
 			}
@@ -317,6 +317,36 @@ func TestDecodeExecShapes(t *testing.T) {
 		}
 		if e.User.ID != "1000" || e.User.Group.ID != "1001" || e.Process.Name != "claude" {
 			t.Errorf("user %+v name %q", e.User, e.Process.Name)
+		}
+	})
+	t.Run("executed file's identity", func(t *testing.T) {
+		cases := []struct {
+			name       string
+			flags      uint32
+			exe        string
+			executable string
+			memfd      bool
+			deleted    bool
+		}{
+			{"a file with a path", 0, "true\x00bin\x00usr\x00", "/usr/bin/true", false, false},
+			{"a deleted file keeps its last path", exeUnlinked, "payload\x00tmp\x00", "/tmp/payload", false, true},
+			{"a memfd is named as the kernel names it", exeUnlinked | exeInternal, "memfd:payload\x00", "memfd:payload", true, false},
+			{"another file of an internal mount", exeUnlinked | exeInternal, "dev/zero\x00", "dev/zero", false, true},
+		}
+		for _, c := range cases {
+			x := execRecord("x\x00", c.exe, "")
+			copy(x.Filename[:], "/proc/self/fd/3\x00")
+			// 8:1 in the kernel's dev_t, 1700000000.5 s.
+			x.ExeFlags, x.ExeDev, x.ExeIno, x.ExeCtimeSec, x.ExeCtimeNsec = c.flags, 8<<20|1, 4242, 1_700_000_000, 500_000_000
+			r, err := testDecoder().decode(rawOf(x))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := r.event
+			want := proto.Exe{Dev: unix.Mkdev(8, 1), Ino: 4242, Ctime: "2023-11-14T22:13:20.500000000Z", Memfd: c.memfd, Deleted: c.deleted}
+			if e.Process.Executable != c.executable || e.Vigil.Exe == nil || *e.Vigil.Exe != want {
+				t.Errorf("%s: executable %q exe %+v, want %q %+v", c.name, e.Process.Executable, e.Vigil.Exe, c.executable, want)
+			}
 		}
 	})
 	t.Run("walks without NUL terminators", func(t *testing.T) {
