@@ -215,13 +215,21 @@ enum walk_target {
 };
 
 struct path_walk {
-	struct dentry *d;
-	struct mount *mnt;
-	struct dentry *mnt_root;
+	// Kernel addresses, held as numbers: each step turns them back into typed pointers.
+	__u64 d;
+	__u64 mnt;
+	__u64 mnt_root;
 	__u32 off;
 	__u32 truncated;
 	__u32 target;
 };
+
+// A kernel address as a typed, read-only pointer. The verifier inlines the cast, and loads
+// through it are plain loads the JIT guards against faults, not a probe-read helper call
+// each: the walk of a successful open's path runs on every tracked open, and three helper
+// calls per component were most of its cost.
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym;
+#define KPTR(type, addr) ((type *)bpf_rdonly_cast((void *)(addr), bpf_core_type_id_kernel(type)))
 
 static __always_inline __u8 *walk_buffer(__u32 target)
 {
@@ -241,18 +249,16 @@ static __always_inline __u8 *walk_buffer(__u32 target)
 // types, so the walk is done by hand; user space reverses the components.
 static long walk_step(__u64 i, struct path_walk *w)
 {
-	// Copy out of *w first: BPF_CORE_READ would record a relocation against path_walk, a
-	// type the kernel does not know.
-	struct dentry *d = w->d;
-	struct mount *mnt = w->mnt;
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	if (d == w->mnt_root || d == parent) {
-		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+	struct dentry *d = KPTR(struct dentry, w->d);
+	struct mount *mnt = KPTR(struct mount, w->mnt);
+	struct dentry *parent = d->d_parent;
+	if (w->d == w->mnt_root || d == parent) {
+		struct mount *mp = mnt->mnt_parent;
 		if (mp == mnt)
 			return 1; // reached the global root
-		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = mp;
-		w->mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
+		w->d = (__u64)mnt->mnt_mountpoint;
+		w->mnt = (__u64)mp;
+		w->mnt_root = (__u64)mp->mnt.mnt_root;
 		return 0;
 	}
 	if (w->off >= PATH_SLOT) {
@@ -262,24 +268,24 @@ static long walk_step(__u64 i, struct path_walk *w)
 	__u8 *buf = walk_buffer(w->target);
 	if (!buf)
 		return 1;
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	long n = bpf_probe_read_kernel_str(&buf[w->off & (PATH_SLOT - 1)], NAME_SLOT, name);
+	long n = bpf_probe_read_kernel_str(&buf[w->off & (PATH_SLOT - 1)], NAME_SLOT, d->d_name.name);
 	if (n <= 0)
 		return 1;
 	w->off += n;
-	w->d = parent;
+	w->d = (__u64)parent;
 	return 0;
 }
 
-// Walks path into the target buffer; returns the bytes written and sets *truncated when the
-// path was deeper or longer than the buffer.
-static __always_inline __u32 walk_path(__u32 target, const struct path *path, __u32 *truncated)
+// Walks the path at address path into the target buffer; returns the bytes written and sets
+// *truncated when the path was deeper or longer than the buffer.
+static __always_inline __u32 walk_path(__u32 target, __u64 path, __u32 *truncated)
 {
-	struct vfsmount *vm = BPF_CORE_READ(path, mnt);
+	struct path *p = KPTR(struct path, path);
+	struct vfsmount *vm = p->mnt;
 	struct path_walk w = {
-		.d = BPF_CORE_READ(path, dentry),
-		.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt),
-		.mnt_root = BPF_CORE_READ(vm, mnt_root),
+		.d = (__u64)p->dentry,
+		.mnt = (__u64)vm - bpf_core_field_offset(struct mount, mnt),
+		.mnt_root = (__u64)vm->mnt_root,
 		.target = target,
 	};
 	long loops = bpf_loop(PATH_DEPTH, walk_step, &w, 0);
@@ -523,13 +529,13 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		long n = bpf_probe_read_kernel_str(e->exe, NAME_SLOT, BPF_CORE_READ(exe_file, f_path.dentry, d_name.name));
 		e->exe_len = n > 0 ? n : 0;
 	} else {
-		e->exe_len = walk_path(WALK_TO_EXE, __builtin_preserve_access_index(&exe_file->f_path), &trunc);
+		e->exe_len = walk_path(WALK_TO_EXE, (__u64)__builtin_preserve_access_index(&exe_file->f_path), &trunc);
 	}
 	if (trunc)
 		e->truncated |= TRUNC_EXE;
 	trunc = 0;
 	struct fs_struct *fs = BPF_CORE_READ(p, fs);
-	e->cwd_len = walk_path(WALK_TO_CWD, __builtin_preserve_access_index(&fs->pwd), &trunc);
+	e->cwd_len = walk_path(WALK_TO_CWD, (__u64)__builtin_preserve_access_index(&fs->pwd), &trunc);
 	if (trunc)
 		e->truncated |= TRUNC_CWD;
 
@@ -607,15 +613,15 @@ static __always_inline struct pt_regs *syscall_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
-// The file behind fd in task's descriptor table, or NULL.
+// The file behind fd in task's descriptor table, or NULL. task is a BTF pointer: the table
+// is reached with direct loads; only the slot, at a variable index, takes a probe read.
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	struct fdtable *fdt = task->files->fdt;
+	if (fd < 0 || fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
 	return f;
 }
 
@@ -648,7 +654,7 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	if (ret >= 0) {
 		struct file *f = fd_file(task, ret);
 		if (f) {
-			e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&f->f_path), &trunc);
+			e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&f->f_path), &trunc);
 			e->walk_kind = WALK_FILE;
 			if (trunc)
 				e->truncated |= TRUNC_WALK;
@@ -668,12 +674,12 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	if (n > 0 && e->path[0] != '/' && ret < 0) {
 		if (dfd == AT_FDCWD_VALUE) {
 			struct fs_struct *fs = BPF_CORE_READ(task, fs);
-			e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&fs->pwd), &trunc);
+			e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&fs->pwd), &trunc);
 			e->walk_kind = WALK_CWD;
 		} else {
 			struct file *dir = fd_file(task, dfd);
 			if (dir) {
-				e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&dir->f_path), &trunc);
+				e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&dir->f_path), &trunc);
 				e->walk_kind = WALK_DIRFD;
 			}
 		}
