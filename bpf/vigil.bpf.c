@@ -227,7 +227,7 @@ struct path_walk {
 // A kernel address as a typed, read-only pointer. The verifier inlines the cast, and loads
 // through it are plain loads the JIT guards against faults, not a probe-read helper call
 // each: the walk of a successful open's path runs on every tracked open, and three helper
-// calls per component were most of its cost.
+// calls per component were most of its cost. bpf_rdonly_cast needs Linux 6.2 or later.
 extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym;
 #define KPTR(type, addr) ((type *)bpf_rdonly_cast((void *)(addr), bpf_core_type_id_kernel(type)))
 
