@@ -215,13 +215,21 @@ enum walk_target {
 };
 
 struct path_walk {
-	struct dentry *d;
-	struct mount *mnt;
-	struct dentry *mnt_root;
+	// Kernel addresses, held as numbers: each step turns them back into typed pointers.
+	__u64 d;
+	__u64 mnt;
+	__u64 mnt_root;
 	__u32 off;
 	__u32 truncated;
 	__u32 target;
 };
+
+// A kernel address as a typed, read-only pointer. The verifier inlines the cast, and loads
+// through it are plain loads the JIT guards against faults, not a probe-read helper call
+// each: the walk of a successful open's path runs on every tracked open, and three helper
+// calls per component were most of its cost. bpf_rdonly_cast needs Linux 6.2 or later.
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym;
+#define KPTR(type, addr) ((type *)bpf_rdonly_cast((void *)(addr), bpf_core_type_id_kernel(type)))
 
 static __always_inline __u8 *walk_buffer(__u32 target)
 {
@@ -241,18 +249,16 @@ static __always_inline __u8 *walk_buffer(__u32 target)
 // types, so the walk is done by hand; user space reverses the components.
 static long walk_step(__u64 i, struct path_walk *w)
 {
-	// Copy out of *w first: BPF_CORE_READ would record a relocation against path_walk, a
-	// type the kernel does not know.
-	struct dentry *d = w->d;
-	struct mount *mnt = w->mnt;
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	if (d == w->mnt_root || d == parent) {
-		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+	struct dentry *d = KPTR(struct dentry, w->d);
+	struct mount *mnt = KPTR(struct mount, w->mnt);
+	struct dentry *parent = d->d_parent;
+	if (w->d == w->mnt_root || d == parent) {
+		struct mount *mp = mnt->mnt_parent;
 		if (mp == mnt)
 			return 1; // reached the global root
-		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = mp;
-		w->mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
+		w->d = (__u64)mnt->mnt_mountpoint;
+		w->mnt = (__u64)mp;
+		w->mnt_root = (__u64)mp->mnt.mnt_root;
 		return 0;
 	}
 	if (w->off >= PATH_SLOT) {
@@ -262,24 +268,24 @@ static long walk_step(__u64 i, struct path_walk *w)
 	__u8 *buf = walk_buffer(w->target);
 	if (!buf)
 		return 1;
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	long n = bpf_probe_read_kernel_str(&buf[w->off & (PATH_SLOT - 1)], NAME_SLOT, name);
+	long n = bpf_probe_read_kernel_str(&buf[w->off & (PATH_SLOT - 1)], NAME_SLOT, d->d_name.name);
 	if (n <= 0)
 		return 1;
 	w->off += n;
-	w->d = parent;
+	w->d = (__u64)parent;
 	return 0;
 }
 
-// Walks path into the target buffer; returns the bytes written and sets *truncated when the
-// path was deeper or longer than the buffer.
-static __always_inline __u32 walk_path(__u32 target, const struct path *path, __u32 *truncated)
+// Walks the path at address path into the target buffer; returns the bytes written and sets
+// *truncated when the path was deeper or longer than the buffer.
+static __always_inline __u32 walk_path(__u32 target, __u64 path, __u32 *truncated)
 {
-	struct vfsmount *vm = BPF_CORE_READ(path, mnt);
+	struct path *p = KPTR(struct path, path);
+	struct vfsmount *vm = p->mnt;
 	struct path_walk w = {
-		.d = BPF_CORE_READ(path, dentry),
-		.mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt),
-		.mnt_root = BPF_CORE_READ(vm, mnt_root),
+		.d = (__u64)p->dentry,
+		.mnt = (__u64)vm - bpf_core_field_offset(struct mount, mnt),
+		.mnt_root = (__u64)vm->mnt_root,
 		.target = target,
 	};
 	long loops = bpf_loop(PATH_DEPTH, walk_step, &w, 0);
@@ -420,6 +426,43 @@ static long env_step(__u64 idx, struct env_walk *w)
 	return 0;
 }
 
+// Before 6.11 the inode change time was one timespec64.
+struct inode___ctime_ts {
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+// kern_mount() marks the kernel's internal mounts (shm_mnt of memfd_create, pipes) with
+// MNT_NS_INTERNAL, ERR_PTR(-EINVAL); a detached mount has none.
+#define MNT_NS_INTERNAL_VALUE ((unsigned long)-22)
+
+// Fills the executed file's identity (device, inode, change time) and what kind of file it is.
+// User space hashes the file only while it still has this identity, so the hash is of what ran.
+static __always_inline void exe_identity(struct exec_event *e, struct file *f)
+{
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->exe_ino = BPF_CORE_READ(inode, i_ino);
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		e->exe_ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
+		// Bit 31 is I_CTIME_QUERIED (multigrain timestamps, 6.13+), not part of the time.
+		e->exe_ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & ~(1U << 31);
+	} else {
+		struct inode___ctime_ts *old = (void *)inode;
+		e->exe_ctime_sec = BPF_CORE_READ(old, __i_ctime.tv_sec);
+		e->exe_ctime_nsec = BPF_CORE_READ(old, __i_ctime.tv_nsec);
+	}
+	e->exe_flags = 0;
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	// d_unlinked(): unhashed and not a root, as d_path's " (deleted)".
+	if ((!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d) || BPF_CORE_READ(inode, __i_nlink) == 0)
+		e->exe_flags |= EXE_UNLINKED;
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct mount *mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+	unsigned long ns = (unsigned long)BPF_CORE_READ(mnt, mnt_ns);
+	if (ns == 0 || ns == MNT_NS_INTERNAL_VALUE)
+		e->exe_flags |= EXE_INTERNAL;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -479,12 +522,20 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	__u32 trunc = 0;
 	struct file *exe_file = BPF_CORE_READ(bprm, file);
-	e->exe_len = walk_path(WALK_TO_EXE, __builtin_preserve_access_index(&exe_file->f_path), &trunc);
+	exe_identity(e, exe_file);
+	if (e->exe_flags & EXE_INTERNAL) {
+		// A memfd (or another file of a kernel-internal mount) has no path: its name is
+		// all there is ("memfd:<name>"), not the /proc/self/fd/N the caller passed.
+		long n = bpf_probe_read_kernel_str(e->exe, NAME_SLOT, BPF_CORE_READ(exe_file, f_path.dentry, d_name.name));
+		e->exe_len = n > 0 ? n : 0;
+	} else {
+		e->exe_len = walk_path(WALK_TO_EXE, (__u64)__builtin_preserve_access_index(&exe_file->f_path), &trunc);
+	}
 	if (trunc)
 		e->truncated |= TRUNC_EXE;
 	trunc = 0;
 	struct fs_struct *fs = BPF_CORE_READ(p, fs);
-	e->cwd_len = walk_path(WALK_TO_CWD, __builtin_preserve_access_index(&fs->pwd), &trunc);
+	e->cwd_len = walk_path(WALK_TO_CWD, (__u64)__builtin_preserve_access_index(&fs->pwd), &trunc);
 	if (trunc)
 		e->truncated |= TRUNC_CWD;
 
@@ -562,6 +613,23 @@ static __always_inline struct pt_regs *syscall_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+// The file behind fd in task's descriptor table, or NULL. task is a BTF pointer: the table
+// is reached with direct loads; only the slot, at a variable index, takes a probe read.
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = task->files->fdt;
+	if (fd < 0 || fd >= fdt->max_fds)
+		return 0;
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	return f;
+}
+
+// Kernel truth for opens: a successful open reports the path walked from the file it
+// installed in the descriptor table, never the caller's string, which may be another
+// spelling of the file (/proc/self/root/…, "//", a symlink, "..") or rewritten by a second
+// thread while the kernel resolved it. The caller's string is read only when the open failed
+// (there is no file to ask), and is then resolved against the cwd or dirfd walked here.
 static __always_inline int finish_open(struct track_entry *t, long ret, __u64 filename, __s32 dfd, __u32 flags,
 				       __u32 mode)
 {
@@ -580,6 +648,22 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	e->truncated = 0;
 	e->walk_kind = WALK_NONE;
 	e->walk_len = 0;
+	e->path_len = 0;
+
+	__u32 trunc = 0;
+	if (ret >= 0) {
+		struct file *f = fd_file(task, ret);
+		if (f) {
+			e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&f->f_path), &trunc);
+			e->walk_kind = WALK_FILE;
+			if (trunc)
+				e->truncated |= TRUNC_WALK;
+			// Sent only up to the end of the walk: most opens name short paths.
+			emit(e, offsetof(struct open_event, walk) + (e->walk_len & (2 * PATH_SLOT - 1)), DROP_OPEN);
+			return 0;
+		}
+		// Another thread closed the descriptor already: only the caller's string is left.
+	}
 
 	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)filename);
 	if (n < 0)
@@ -587,34 +671,22 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	if (n == sizeof(e->path))
 		e->truncated |= TRUNC_PATH;
 	e->path_len = n;
-
-	// Relative paths: resolve where the kernel knows the answer. A successful open names
-	// its file; a failed one is relative to the working directory (dirfd = AT_FDCWD).
-	if (n > 0 && e->path[0] != '/') {
-		__u32 trunc = 0;
-		if (ret >= 0) {
-			struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-			struct file *f = 0;
-			bpf_probe_read_kernel(&f, sizeof(f), &fds[ret & 0xffff]);
-			if (f) {
-				e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&f->f_path), &trunc);
-				e->walk_kind = WALK_FILE;
-			}
-		} else if (dfd == AT_FDCWD_VALUE) {
+	if (n > 0 && e->path[0] != '/' && ret < 0) {
+		if (dfd == AT_FDCWD_VALUE) {
 			struct fs_struct *fs = BPF_CORE_READ(task, fs);
-			e->walk_len = walk_path(WALK_TO_OPEN, __builtin_preserve_access_index(&fs->pwd), &trunc);
+			e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&fs->pwd), &trunc);
 			e->walk_kind = WALK_CWD;
+		} else {
+			struct file *dir = fd_file(task, dfd);
+			if (dir) {
+				e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&dir->f_path), &trunc);
+				e->walk_kind = WALK_DIRFD;
+			}
 		}
 		if (trunc)
 			e->truncated |= TRUNC_WALK;
-		emit(e, sizeof(*e), DROP_OPEN);
-		return 0;
 	}
-	// Absolute path: send the record only up to the end of the path string.
-	__u64 size = offsetof(struct open_event, path) + (n & (PATH_SLOT - 1));
-	if (n == PATH_SLOT)
-		size = offsetof(struct open_event, walk);
-	emit(e, size, DROP_OPEN);
+	emit(e, sizeof(*e), DROP_OPEN);
 	return 0;
 }
 

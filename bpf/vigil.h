@@ -9,7 +9,7 @@
 #define ARGV_SLOT 4096      // argv bytes kept per exec
 #define PATH_SLOT 1024      // walked path bytes (components written from the leaf up)
 #define NAME_SLOT 256       // one path component
-#define PATH_DEPTH 32       // path components walked at most
+#define PATH_DEPTH 64       // path components (and mount crossings) walked at most
 #define ENV_KEYS 6
 #define ENV_VALUE_SLOT 128
 #define ENV_MAX_STRINGS 4096 // environment strings (and 256-byte chunks of long ones) scanned per exec
@@ -52,10 +52,15 @@ enum drop_kind {
 #define TRUNC_PATH 8
 #define TRUNC_WALK 16
 
+// What the exec record says about the executed file (exe_flags).
+#define EXE_UNLINKED 1 // no name left in the file system (deleted, or a memfd)
+#define EXE_INTERNAL 2 // on a kernel-internal mount (memfd, shmem): exe holds the file's name only
+
 // What the open record's walk buffer holds.
 #define WALK_NONE 0
-#define WALK_FILE 1 // the opened file's own path (relative open that succeeded)
-#define WALK_CWD 2  // the working directory (relative open that failed)
+#define WALK_FILE 1  // the opened file's own path (every successful open): the kernel's truth
+#define WALK_CWD 2   // the working directory (failed relative open, dirfd AT_FDCWD)
+#define WALK_DIRFD 3 // the directory dirfd names (failed relative open with a dirfd)
 
 enum env_key {
 	ENV_TRACEPARENT = 0,
@@ -107,6 +112,12 @@ struct exec_event {
 	__u32 cwd_len;
 	__u32 truncated;
 	__u32 env_found; // bit per enum env_key
+	__u32 exe_flags; // EXE_* bits
+	// The executed file's identity (bprm->file->f_inode): what the hash must be of.
+	__u64 exe_dev; // kernel dev_t (MAJOR << 20 | MINOR)
+	__u64 exe_ino;
+	__s64 exe_ctime_sec; // inode change time
+	__u32 exe_ctime_nsec;
 	__u32 pad;
 	__u8 filename[FILENAME_SLOT];
 	__u8 argv[ARGV_SLOT];
@@ -131,8 +142,10 @@ struct open_event {
 	__u32 path_len;
 	__u32 walk_kind;
 	__u32 walk_len;
-	__u8 path[PATH_SLOT]; // the path as passed; an absolute-path record ends here
+	// Walked from the kernel's objects, leaf first; a successful open's record ends after
+	// walk_len bytes of it.
 	__u8 walk[PATH_SLOT + NAME_SLOT];
+	__u8 path[PATH_SLOT]; // failed opens only: the path as the caller passed it
 };
 
 struct connect_event {

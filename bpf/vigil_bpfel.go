@@ -49,21 +49,26 @@ type VigilEventHeader struct {
 }
 
 type VigilExecEvent struct {
-	_           structs.HostLayout
-	Hdr         VigilEventHeader
-	Argc        uint32
-	ArgvLen     uint32
-	FilenameLen uint32
-	ExeLen      uint32
-	CwdLen      uint32
-	Truncated   uint32
-	EnvFound    uint32
-	Pad         uint32
-	Filename    [256]uint8
-	Argv        [4096]uint8
-	Exe         [1280]uint8
-	Cwd         [1280]uint8
-	Env         [6][128]uint8
+	_            structs.HostLayout
+	Hdr          VigilEventHeader
+	Argc         uint32
+	ArgvLen      uint32
+	FilenameLen  uint32
+	ExeLen       uint32
+	CwdLen       uint32
+	Truncated    uint32
+	EnvFound     uint32
+	ExeFlags     uint32
+	ExeDev       uint64
+	ExeIno       uint64
+	ExeCtimeSec  int64
+	ExeCtimeNsec uint32
+	Pad          uint32
+	Filename     [256]uint8
+	Argv         [4096]uint8
+	Exe          [1280]uint8
+	Cwd          [1280]uint8
+	Env          [6][128]uint8
 }
 
 type VigilExitEvent struct {
@@ -95,8 +100,8 @@ type VigilOpenEvent struct {
 	PathLen   uint32
 	WalkKind  uint32
 	WalkLen   uint32
-	Path      [1024]uint8
 	Walk      [1280]uint8
+	Path      [1024]uint8
 }
 
 type VigilTrackEntry struct {

@@ -69,6 +69,8 @@ type recordView struct {
 	Join             *proto.JoinKeys    `json:"join,omitempty"`
 	ExitCode         *int               `json:"exit_code,omitempty"`
 	File             *proto.File        `json:"file,omitempty"`
+	PathSource       string             `json:"path_source,omitempty"`
+	Exe              *proto.Exe         `json:"exe,omitempty"`
 	Network          string             `json:"network,omitempty"`
 	Destination      *proto.Destination `json:"destination,omitempty"`
 	Truncated        []string           `json:"truncated,omitempty"`
@@ -87,6 +89,8 @@ func viewOf(e *proto.Event) recordView {
 		Join:             e.Vigil.Join,
 		ExitCode:         e.Process.ExitCode,
 		File:             e.File,
+		PathSource:       e.Vigil.PathSource,
+		Exe:              e.Vigil.Exe,
 		Destination:      e.Destination,
 		Truncated:        e.Vigil.Truncated,
 	}
@@ -224,6 +228,16 @@ func TestCaptureRecords(t *testing.T) {
 	}
 	abs := writeFile(t, dir, "abs.txt")
 	writeFile(t, filepath.Join(dir, "sub"), "rel.txt")
+	linked := writeFile(t, dir, "linked.txt")
+	if err := os.Symlink(linked, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	// Deeper than the kernel's walk bound (PATH_SLOT bytes): reported from the leaf side.
+	deepDir := filepath.Join(append([]string{dir}, slices.Repeat([]string{strings.Repeat("d", 60)}, 20)...)...)
+	if err := os.MkdirAll(deepDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deep := writeFile(t, deepDir, "deep.txt")
 	created := filepath.Join(dir, "created.txt")
 	sock := filepath.Join(dir, "s.sock")
 	abstract := fmt.Sprintf("@vigil-capture-%d", os.Getpid())
@@ -246,6 +260,8 @@ func TestCaptureRecords(t *testing.T) {
 		"read -r x < " + abs,
 		"read -r x < sub/rel.txt",
 		"{ read -r x < missing.txt; } 2>/dev/null",
+		"read -r x < link",
+		"read -r x < " + deep,
 		": > " + created,
 		`/bin/true "" mid "" & echo "true=$!"; wait $!`,
 		`env -i /bin/true nokeys & echo "envi=$!"; wait $!`,
@@ -255,6 +271,7 @@ func TestCaptureRecords(t *testing.T) {
 		fmt.Sprintf(": 3<>/dev/tcp/::1/%d", p6),
 		fmt.Sprintf(`{ : 3<>/dev/tcp/127.0.0.1/%d; } 2>/dev/null; echo "refused=$?"`, refused),
 		fmt.Sprintf("%s -test.run='^TestCaptureHelperProcess$' -- %s %s %s %d", helper, helperArg, sock, abstract, p4),
+		fmt.Sprintf("%s -test.run='^TestMemfdHelperProcess$' -- %s /bin/true memfd", helper, memfdHelperArg),
 		"exit 0",
 	}, "\n")
 	cmd := exec.Command(shell, "-c", script)
@@ -291,7 +308,7 @@ func TestCaptureRecords(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"true", "envi", "sub", "subexit", "killed", "killexit", "refused", "helper", "unix", "abstract", "nonblock"} {
+	for _, k := range []string{"true", "envi", "sub", "subexit", "killed", "killexit", "refused", "helper", "unix", "abstract", "nonblock", "pid"} {
 		if _, ok := said[k]; !ok {
 			t.Fatalf("workload did not report %q:\n%s", k, output)
 		}
@@ -326,16 +343,20 @@ func TestCaptureRecords(t *testing.T) {
 	}
 	withExec := func(v recordView, exe string, args []string, keys *proto.JoinKeys) recordView {
 		v.Executable, v.WorkingDirectory, v.Args, v.ArgsCount, v.Join = exe, realDir, args, len(args), keys
+		v.Exe = exeIdentity(t, exe)
 		return v
 	}
 	withExit := func(v recordView, n int) recordView { v.ExitCode = code(n); return v }
 	withFile := func(v recordView, path, flags, access string, errno int) recordView {
 		v.File = &proto.File{Path: path, Flags: flags, Access: access}
+		v.PathSource = proto.PathSourceKernel
 		if errno != 0 {
-			v.Outcome, v.Errno = proto.OutcomeFailure, errno
+			v.Outcome, v.Errno, v.PathSource = proto.OutcomeFailure, errno, proto.PathSourceCaller
 		}
 		return v
 	}
+	// The deep file as the kernel reports it: the leaf-side components that fit PATH_SLOT.
+	deepWant := kernelTruncated(filepath.Join(realDir, strings.TrimPrefix(deep, dir)), len(bpf.VigilOpenEvent{}.Path))
 	withDest := func(v recordView, network string, d proto.Destination, errno int) recordView {
 		v.Network, v.Destination = network, &d
 		if errno != 0 {
@@ -365,6 +386,13 @@ func TestCaptureRecords(t *testing.T) {
 		{"exec", "no-join-keys", "exec under env -i: no join keys",
 			is(proto.ActionExec, said["envi"], func(e *proto.Event) bool { return len(e.Process.Args) > 0 && e.Process.Args[0] == "/bin/true" }),
 			withExec(base(proto.ActionExec, said["envi"], root), trueExe, []string{"/bin/true", "nokeys"}, nil)},
+		{"exec", "memfd", "a fileless exec (memfd_create, write, execve of /proc/self/fd/N): named as the memfd",
+			is(proto.ActionExec, said["pid"], func(e *proto.Event) bool { return len(e.Process.Args) > 0 && e.Process.Args[0] == "payload" }),
+			func() recordView {
+				v := withExec(base(proto.ActionExec, said["pid"], root), "memfd:payload", []string{"payload", "memfd"}, nil)
+				v.Exe = nil // the memfd's identity is unknown here: checked below, then not compared
+				return v
+			}()},
 		{"fork", "subshell", "the root forks a subshell",
 			is(proto.ActionFork, said["sub"], nil), base(proto.ActionFork, said["sub"], root)},
 		{"exit", "code-3", "the subshell exits with status 3",
@@ -373,14 +401,24 @@ func TestCaptureRecords(t *testing.T) {
 			is(proto.ActionExit, said["killed"], nil), withExit(base(proto.ActionExit, said["killed"], root), 137)},
 		{"exit", "root-0", "the agent root exits 0",
 			is(proto.ActionExit, root, nil), withExit(base(proto.ActionExit, root, self), 0)},
-		{"open", "absolute", "open of an absolute path: the record ends right after the path",
-			is(proto.ActionOpen, root, path(abs)), withFile(base(proto.ActionOpen, root, self), abs, "O_RDONLY", "read", 0)},
+		{"open", "absolute", "open of an absolute path: the kernel walks the opened file; the record ends right after the walk",
+			is(proto.ActionOpen, root, path(filepath.Join(realDir, "abs.txt"))), withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "abs.txt"), "O_RDONLY", "read", 0)},
 		{"open", "relative", "successful relative open: the kernel walks the opened file",
 			is(proto.ActionOpen, root, path(filepath.Join(realDir, "sub", "rel.txt"))),
 			withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "sub", "rel.txt"), "O_RDONLY", "read", 0)},
 		{"open", "relative-missing", "failed relative open: the kernel walks the cwd, ENOENT",
 			is(proto.ActionOpen, root, path(filepath.Join(realDir, "missing.txt"))),
 			withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "missing.txt"), "O_RDONLY", "read", int(unix.ENOENT))},
+		{"open", "symlink", "open through a symlink: the kernel's path of the file opened, not the link",
+			is(proto.ActionOpen, root, path(filepath.Join(realDir, "linked.txt"))),
+			withFile(base(proto.ActionOpen, root, self), filepath.Join(realDir, "linked.txt"), "O_RDONLY", "read", 0)},
+		{"open", "deep", "a path longer than the walk bound: truncated from the root side, never absolute",
+			is(proto.ActionOpen, root, func(e *proto.Event) bool { return e.File != nil && strings.HasSuffix(e.File.Path, "/deep.txt") }),
+			func() recordView {
+				v := withFile(base(proto.ActionOpen, root, self), deepWant, "O_RDONLY", "read", 0)
+				v.Truncated = []string{"file.path"}
+				return v
+			}()},
 		{"open", "create", "open with O_WRONLY|O_CREAT|O_TRUNC (a shell redirection)",
 			is(proto.ActionOpen, root, path(created)), withFile(base(proto.ActionOpen, root, self), created, "O_WRONLY|O_CREAT|O_TRUNC", "write", 0)},
 		{"connect", "ipv4", "connect to a 127.0.0.1 listener",
@@ -440,6 +478,14 @@ func TestCaptureRecords(t *testing.T) {
 		if !bytes.Equal(before, after) {
 			t.Fatalf("%s-%s: scrubbing changed the event:\n%s\n%s", c.kind, c.name, before, after)
 		}
+		if c.want.Exe == nil && c.kind == "exec" {
+			// A memfd has no path to stat: its identity is taken as decoded once it says memfd.
+			if x := r.event.Vigil.Exe; x == nil || !x.Memfd || x.Ino == 0 || x.Ctime == "" {
+				t.Errorf("%s-%s: exe %+v, want a memfd's identity", c.kind, c.name, x)
+			} else {
+				c.want.Exe = x
+			}
+		}
 		got, _ := json.Marshal(viewOf(r.event))
 		want, _ := json.Marshal(c.want)
 		if !bytes.Equal(got, want) {
@@ -463,6 +509,28 @@ func TestCaptureRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %d records and expected.json to %s", len(expected), out)
+}
+
+// exeIdentity is vigil.exe of an exec of path, from stat.
+func exeIdentity(t *testing.T, path string) *proto.Exe {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil
+	}
+	return &proto.Exe{Dev: st.Dev, Ino: st.Ino, Ctime: time.Unix(st.Ctim.Sec, st.Ctim.Nsec).UTC().Format(proto.TimeLayout)}
+}
+
+// kernelTruncated is what the kernel's walk of p keeps when p is longer than slot bytes:
+// components from the leaf up, each written while fewer than slot bytes are, behind "…".
+func kernelTruncated(p string, slot int) string {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	off, keep := 0, 0
+	for i := len(parts) - 1; i >= 0 && off < slot; i-- {
+		off += len(parts[i]) + 1
+		keep++
+	}
+	return truncatedRoot + "/" + strings.Join(parts[len(parts)-keep:], "/")
 }
 
 func dumpDecoded[T any](ds []T, ev func(T) *proto.Event) string {
@@ -536,6 +604,9 @@ func scrubRecord(raw []byte) []byte {
 			zeroFrom(x.Walk[:], x.WalkLen)
 			if x.WalkKind == 0 {
 				clear(x.Walk[:])
+			}
+			if x.WalkKind == walkFile {
+				clear(x.Path[:]) // never read: the walk is the path
 			}
 		})
 	case kindConnect:

@@ -8,8 +8,9 @@ import (
 	"github.com/vigil-sensor/vigil/bpf"
 )
 
-// benchOpenRecord is an open record as the kernel writes it for a tracked process opening a
-// file by absolute path: cut right after the path's NUL.
+// benchOpenRecord is an open record as the kernel writes it for a tracked process's
+// successful open: the path walked from the opened file, leaf first, the record cut right
+// after it.
 func benchOpenRecord() []byte {
 	var x bpf.VigilOpenEvent
 	x.Hdr = bpf.VigilEventHeader{
@@ -20,10 +21,10 @@ func benchOpenRecord() []byte {
 	x.Ret = 3
 	x.Flags = 0o2000000 // O_RDONLY|O_CLOEXEC
 	x.Dfd = -100
-	path := "/tmp/loadgen-open-2871635312/f"
-	x.PathLen = uint32(copy(x.Path[:], path) + 1)
+	x.WalkKind = walkFile
+	x.WalkLen = uint32(copy(x.Walk[:], "f\x00loadgen-open-2871635312\x00tmp\x00"))
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&x)), unsafe.Sizeof(x))
-	return append([]byte(nil), raw[:openMinSize+int(x.PathLen)]...)
+	return append([]byte(nil), raw[:openMinSize+int(x.WalkLen)]...)
 }
 
 func BenchmarkDecodeOpen(b *testing.B) {

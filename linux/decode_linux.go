@@ -12,6 +12,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -33,8 +35,12 @@ const (
 	truncPath = 8
 	truncWalk = 16
 
-	walkFile = 1
-	walkCwd  = 2
+	exeUnlinked = 1
+	exeInternal = 2
+
+	walkFile  = 1
+	walkCwd   = 2
+	walkDirfd = 3
 
 	afUnix  = 1
 	afInet  = 2
@@ -49,8 +55,8 @@ var (
 	exitSize    = int(unsafe.Sizeof(bpf.VigilExitEvent{}))
 	connectSize = int(unsafe.Sizeof(bpf.VigilConnectEvent{}))
 	openSize    = int(unsafe.Sizeof(bpf.VigilOpenEvent{}))
-	// An open record of an absolute path ends right after the path string.
-	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Path))
+	// A successful open's record ends right after its walked path.
+	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Walk))
 )
 
 // envKeyNames is the order of enum env_key in bpf/vigil.h.
@@ -107,12 +113,13 @@ func (d *decoder) decode(raw []byte) (record, error) {
 			return record{}, err
 		}
 	case kindExec:
-		e = d.base(new(baseBlock), &h)
+		blk := new(execBlock)
+		e = d.base(&blk.base, &h)
 		var x bpf.VigilExecEvent
 		if err := copyRecord(&x, raw, execSize); err != nil {
 			return record{}, fmt.Errorf("decode exec: %w", err)
 		}
-		d.exec(e, &x)
+		d.exec(e, &x, &blk.exe)
 	case kindFork:
 		e = d.base(new(baseBlock), &h)
 		e.Event.Action = proto.ActionFork
@@ -170,6 +177,10 @@ type (
 	exitBlock struct {
 		base baseBlock
 		code int
+	}
+	execBlock struct {
+		base baseBlock
+		exe  proto.Exe
 	}
 	connectBlock struct {
 		base baseBlock
@@ -267,19 +278,35 @@ func (d *decoder) wall(bootNs uint64) time.Time {
 	return time.Unix(0, int64(bootNs)).Add(d.bootOffset).UTC()
 }
 
-func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent) {
+func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 	e.Event.Action = proto.ActionExec
 	e.Event.Category = "process"
 	e.Event.Outcome = proto.OutcomeSuccess
 	e.Process.Thread = nil
 	e.Process.Args = splitArgs(x.Argv[:clamp(x.ArgvLen, len(x.Argv))])
 	e.Process.ArgsCount = int(x.Argc)
-	e.Process.Executable = joinWalk(x.Exe[:clamp(x.ExeLen, len(x.Exe))])
+	exeBytes := x.Exe[:clamp(x.ExeLen, len(x.Exe))]
+	*exe = proto.Exe{
+		Dev:   unix.Mkdev(uint32(x.ExeDev>>20), uint32(x.ExeDev&(1<<20-1))),
+		Ino:   x.ExeIno,
+		Ctime: time.Unix(x.ExeCtimeSec, int64(x.ExeCtimeNsec)).UTC().Format(proto.TimeLayout),
+	}
+	e.Vigil.Exe = exe
+	if x.ExeFlags&exeInternal != 0 {
+		// A file of a kernel-internal mount has no path, only its name: "memfd:<name>" for
+		// memfd_create, whatever /proc/self/fd/N the caller executed it by.
+		e.Process.Executable = cString(exeBytes)
+		exe.Memfd = strings.HasPrefix(e.Process.Executable, "memfd:")
+		exe.Deleted = !exe.Memfd && x.ExeFlags&exeUnlinked != 0
+	} else {
+		e.Process.Executable = joinWalk(exeBytes, x.Truncated&truncExe != 0)
+		exe.Deleted = x.ExeFlags&exeUnlinked != 0
+	}
 	if e.Process.Executable == "/" || e.Process.Executable == "" {
-		// The walk failed (an anonymous or deleted image): fall back to the path as passed.
+		// The walk failed: fall back to the path as passed.
 		e.Process.Executable = cString(x.Filename[:clamp(x.FilenameLen, len(x.Filename))])
 	}
-	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))])
+	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))], x.Truncated&truncCwd != 0)
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	var keys proto.JoinKeys
 	for i := range envKeyNames {
@@ -312,21 +339,26 @@ func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int, file *
 	e.Event.Action = proto.ActionOpen
 	e.Event.Category = "file"
 	setOutcome(e, x.Ret, false)
-	pathLen := clamp(x.PathLen, len(x.Path))
-	if openMinSize+pathLen > rawLen && rawLen < openSize {
-		return fmt.Errorf("decode open: %w: path of %d bytes in a %d-byte record", errShortRecord, pathLen, rawLen)
-	}
-	given := cString(x.Path[:pathLen])
-	walked := ""
-	if rawLen >= openSize && x.WalkKind != 0 {
-		walked = joinWalk(x.Walk[:clamp(x.WalkLen, len(x.Walk))])
-	}
-	path := given
-	switch {
-	case x.WalkKind == walkFile && walked != "":
-		path = walked
-	case x.WalkKind == walkCwd && walked != "":
-		path = joinPath(walked, given)
+	var path string
+	if x.WalkKind == walkFile {
+		// A successful open: the path the kernel walked from the opened file.
+		walkLen := clamp(x.WalkLen, len(x.Walk))
+		if openMinSize+walkLen > rawLen {
+			return fmt.Errorf("decode open: %w: walk of %d bytes in a %d-byte record", errShortRecord, walkLen, rawLen)
+		}
+		path = joinWalk(x.Walk[:walkLen], x.Truncated&truncWalk != 0)
+		e.Vigil.PathSource = proto.PathSourceKernel
+	} else {
+		// A failed open (or one whose descriptor was gone at exit): the caller's string,
+		// made absolute against the walked cwd or dirfd when it was relative.
+		if rawLen < openSize {
+			return fmt.Errorf("decode open: %w: %d bytes, need %d for the caller's path", errShortRecord, rawLen, openSize)
+		}
+		path = cString(x.Path[:clamp(x.PathLen, len(x.Path))])
+		if (x.WalkKind == walkCwd || x.WalkKind == walkDirfd) && path != "" && path[0] != '/' {
+			path = joinPath(joinWalk(x.Walk[:clamp(x.WalkLen, len(x.Walk))], x.Truncated&truncWalk != 0), path)
+		}
+		e.Vigil.PathSource = proto.PathSourceCaller
 	}
 	*file = proto.File{Path: path, Flags: openFlags(x.Flags), Access: openAccess(x.Flags)}
 	e.File = file
@@ -432,17 +464,22 @@ func splitArgs(b []byte) []string {
 	}
 }
 
+// truncatedRoot starts a walked path whose root side did not fit the kernel's bound: it
+// must never read as an absolute path.
+const truncatedRoot = "…"
+
 // joinWalk turns the kernel's leaf-first, NUL-separated path components into an absolute
-// path. An empty walk is the root directory.
-func joinWalk(b []byte) string {
+// path. An empty walk is the root directory. A truncated walk holds the leaf side only, so it
+// is returned as "…/leaf-side/components", never as an absolute path.
+func joinWalk(b []byte, truncated bool) string {
 	b = bytes.TrimRight(b, "\x00")
-	if len(b) == 0 {
-		return "/"
-	}
 	var sb strings.Builder
-	sb.Grow(len(b) + 1)
+	sb.Grow(len(b) + 1 + len(truncatedRoot))
+	if truncated {
+		sb.WriteString(truncatedRoot)
+	}
 	// Components from the last (the root's child) to the first (the leaf).
-	for end := len(b); end >= 0; {
+	for end := len(b); end >= 0 && len(b) > 0; {
 		i := bytes.LastIndexByte(b[:end], 0)
 		part := b[i+1 : end]
 		end = i
@@ -451,6 +488,9 @@ func joinWalk(b []byte) string {
 		}
 		sb.WriteByte('/')
 		sb.Write(part)
+	}
+	if sb.Len() == len(truncatedRoot) && truncated {
+		sb.WriteByte('/')
 	}
 	if sb.Len() == 0 {
 		return "/"

@@ -71,11 +71,11 @@ func TestDecodeCapturedRecords(t *testing.T) {
 				t.Errorf("vigil meta = %+v dataset %q", e.Vigil, e.Event.Dataset)
 			}
 			for _, p := range []string{e.Process.Executable, e.Process.WorkingDirectory} {
-				if p != "" && !filepath.IsAbs(p) {
+				if p != "" && !filepath.IsAbs(p) && !(e.Vigil.Exe != nil && e.Vigil.Exe.Memfd && p == e.Process.Executable) {
 					t.Errorf("process path %q is not absolute", p)
 				}
 			}
-			if e.File != nil && !filepath.IsAbs(e.File.Path) {
+			if e.File != nil && !filepath.IsAbs(e.File.Path) && !slices.Contains(e.Vigil.Truncated, "file.path") {
 				t.Errorf("file.path %q is not absolute", e.File.Path)
 			}
 			if r.agentID == 0 || r.trackFlags&trackPending != 0 {
@@ -138,10 +138,19 @@ func execRecord(argv string, exe, cwd string) *bpf.VigilExecEvent {
 	return x
 }
 
+// openRecord is a failed open (or one whose descriptor was gone): the caller's path.
 func openRecord(ret int32, path string) *bpf.VigilOpenEvent {
 	x := &bpf.VigilOpenEvent{Hdr: header(kindOpen), Ret: ret, Dfd: -100}
 	x.PathLen = uint32(copy(x.Path[:], path))
 	return x
+}
+
+// fileRecord is a successful open: the path walked from the opened file, leaf first, and
+// the record cut right after it, as the kernel sends it.
+func fileRecord(ret int32, walk string) []byte {
+	x := &bpf.VigilOpenEvent{Hdr: header(kindOpen), Ret: ret, Dfd: -100, WalkKind: walkFile}
+	x.WalkLen = uint32(copy(x.Walk[:], walk))
+	return rawOf(x)[:openMinSize+len(walk)]
 }
 
 func connectRecord(ret int32, addr []byte) *bpf.VigilConnectEvent {
@@ -159,7 +168,8 @@ func TestDecodeShortAndBadRecords(t *testing.T) {
 		copy(b, structBytes(&h))
 		return b
 	}
-	abs := rawOf(openRecord(3, "/etc/passwd\x00"))
+	abs := fileRecord(3, "passwd\x00etc\x00")
+	failed := rawOf(openRecord(-2, "/etc/passwd\x00"))
 	cases := []struct {
 		name  string
 		raw   []byte
@@ -174,8 +184,10 @@ func TestDecodeShortAndBadRecords(t *testing.T) {
 		{"truncated connect", withKind(kindConnect, connectSize-1), true},
 		{"open header only", withKind(kindOpen, headerSize), true},
 		{"open cut before its path", abs[:openMinSize-1], true},
-		{"open cut in its path", abs[:openMinSize+5], true},
-		{"open cut one byte before the NUL", abs[:openMinSize+11], true},
+		{"open cut in its walk", abs[:openMinSize+5], true},
+		{"open cut one byte before the walk's end", abs[:len(abs)-1], true},
+		{"failed open cut after the walk buffer", failed[:openMinSize+len(bpf.VigilOpenEvent{}.Walk)], true},
+		{"failed open cut one byte short", failed[:len(failed)-1], true},
 		{"unknown kind", withKind(42, 8192), false},
 		{"kind zero", withKind(0, 8192), false},
 	}
@@ -196,38 +208,58 @@ func TestDecodeShortAndBadRecords(t *testing.T) {
 }
 
 func TestDecodeOpenShapes(t *testing.T) {
-	abs := rawOf(openRecord(3, "/etc/passwd\x00"))
 	tests := []struct {
 		name      string
 		raw       []byte
 		path      string
+		source    string
 		truncated []string
 	}{
-		// The kernel sends an absolute path's record up to the path's NUL.
-		{"absolute, cut right after the path", abs[:openMinSize+12], "/etc/passwd", nil},
-		{"absolute, full record", abs, "/etc/passwd", nil},
-		{"path unreadable (path_len 0)", rawOf(openRecord(-14, ""))[:openMinSize], "", nil},
-		{"path without NUL, cut at its end", rawOf(openRecord(3, "/etc/passwd"))[:openMinSize+11], "/etc/passwd", nil},
-		{"walk ignored in a short record", func() []byte {
-			x := openRecord(3, "rel\x00")
-			x.WalkKind, x.WalkLen = walkFile, uint32(copy(x.Walk[:], "file\x00dir\x00"))
-			return rawOf(x)[:openMinSize+4]
-		}(), "rel", nil},
-		{"walk of the file without NULs", func() []byte {
-			x := openRecord(3, "rel\x00")
-			x.WalkKind, x.WalkLen = walkFile, uint32(copy(x.Walk[:], "file\x00dir"))
+		// The kernel sends a successful open's record up to the end of its walk.
+		{"opened file, cut right after the walk", fileRecord(3, "passwd\x00etc\x00"), "/etc/passwd", proto.PathSourceKernel, nil},
+		{"opened file, full record", func() []byte {
+			x := &bpf.VigilOpenEvent{Hdr: header(kindOpen), Ret: 3, WalkKind: walkFile}
+			x.WalkLen = uint32(copy(x.Walk[:], "passwd\x00etc\x00"))
+			copy(x.Path[:], "/proc/self/root/etc//passwd\x00") // never read for a walked file
 			return rawOf(x)
-		}(), "/dir/file", nil},
+		}(), "/etc/passwd", proto.PathSourceKernel, nil},
+		{"opened file without NULs", fileRecord(3, "file\x00dir"), "/dir/file", proto.PathSourceKernel, nil},
+		{"opened file at the root (walk_len 0)", fileRecord(3, ""), "/", proto.PathSourceKernel, nil},
+		{"opened file deeper than the walk bound", func() []byte {
+			x := &bpf.VigilOpenEvent{Hdr: header(kindOpen), Ret: 3, WalkKind: walkFile, Truncated: truncWalk}
+			x.WalkLen = uint32(copy(x.Walk[:], "secret\x00deep\x00"))
+			return rawOf(x)[:openMinSize+int(x.WalkLen)]
+		}(), "…/deep/secret", proto.PathSourceKernel, []string{"file.path"}},
+		{"failed absolute open", rawOf(openRecord(-13, "/root/.ssh/id_rsa\x00")), "/root/.ssh/id_rsa", proto.PathSourceCaller, nil},
+		{"path unreadable (path_len 0)", rawOf(openRecord(-14, "")), "", proto.PathSourceCaller, nil},
+		{"descriptor gone at exit: the caller's string", rawOf(openRecord(3, "/etc/passwd")), "/etc/passwd", proto.PathSourceCaller, nil},
 		{"failed relative open at /", func() []byte {
 			x := openRecord(-2, "./missing\x00")
 			x.WalkKind = walkCwd // walk_len 0: the cwd is the root
 			return rawOf(x)
-		}(), "/missing", nil},
+		}(), "/missing", proto.PathSourceCaller, nil},
 		{"failed relative open in a deep cwd", func() []byte {
 			x := openRecord(-2, "a/b\x00")
 			x.WalkKind, x.WalkLen = walkCwd, uint32(copy(x.Walk[:], "work\x00home\x00"))
 			return rawOf(x)
-		}(), "/home/work/a/b", nil},
+		}(), "/home/work/a/b", proto.PathSourceCaller, nil},
+		{"failed relative open under a dirfd", func() []byte {
+			x := openRecord(-2, "b\x00")
+			x.Dfd = 5
+			x.WalkKind, x.WalkLen = walkDirfd, uint32(copy(x.Walk[:], "dir\x00etc\x00"))
+			return rawOf(x)
+		}(), "/etc/dir/b", proto.PathSourceCaller, nil},
+		{"failed relative open in a cwd deeper than the bound", func() []byte {
+			x := openRecord(-2, "x\x00")
+			x.Truncated = truncWalk
+			x.WalkKind, x.WalkLen = walkCwd, uint32(copy(x.Walk[:], "c\x00b\x00"))
+			return rawOf(x)
+		}(), "…/b/c/x", proto.PathSourceCaller, []string{"file.path"}},
+		{"failed absolute open: a cwd walk is not applied", func() []byte {
+			x := openRecord(-2, "/abs\x00")
+			x.WalkKind, x.WalkLen = walkCwd, uint32(copy(x.Walk[:], "cwd\x00"))
+			return rawOf(x)
+		}(), "/abs", proto.PathSourceCaller, nil},
 		{"lengths past the buffers", func() []byte {
 			x := openRecord(3, "")
 			for i := range x.Path {
@@ -238,7 +270,7 @@ func TestDecodeOpenShapes(t *testing.T) {
 			}
 			x.PathLen, x.WalkLen, x.WalkKind, x.Truncated = ^uint32(0), ^uint32(0), walkFile, truncPath|truncWalk
 			return rawOf(x)
-		}(), "/" + strings.Repeat("w", len(bpf.VigilOpenEvent{}.Walk)), []string{"file.path"}},
+		}(), "…/" + strings.Repeat("w", len(bpf.VigilOpenEvent{}.Walk)), proto.PathSourceKernel, []string{"file.path"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,16 +282,18 @@ func TestDecodeOpenShapes(t *testing.T) {
 			if e.File == nil || e.File.Path != tc.path {
 				t.Fatalf("file = %+v, want path %q", e.File, tc.path)
 			}
+			if e.Vigil.PathSource != tc.source {
+				t.Errorf("path_source = %q, want %q", e.Vigil.PathSource, tc.source)
+			}
 			if !slices.Equal(e.Vigil.Truncated, tc.truncated) {
 				t.Errorf("truncated = %q, want %q", e.Vigil.Truncated, tc.truncated)
 			}
 		})
 	}
-	// A path longer than the record but clamped to the buffer: an error, not a panic.
-	x := openRecord(3, "/x\x00")
-	x.PathLen = ^uint32(0)
+	// A walk longer than the record but clamped to the buffer: an error, not a panic.
+	x := &bpf.VigilOpenEvent{Hdr: header(kindOpen), Ret: 3, WalkKind: walkFile, WalkLen: ^uint32(0)}
 	if _, err := testDecoder().decode(rawOf(x)[:openMinSize+3]); !errors.Is(err, errShortRecord) {
-		t.Errorf("huge path_len in a short record: err = %v", err)
+		t.Errorf("huge walk_len in a short record: err = %v", err)
 	}
 }
 
@@ -283,6 +317,36 @@ func TestDecodeExecShapes(t *testing.T) {
 		}
 		if e.User.ID != "1000" || e.User.Group.ID != "1001" || e.Process.Name != "claude" {
 			t.Errorf("user %+v name %q", e.User, e.Process.Name)
+		}
+	})
+	t.Run("executed file's identity", func(t *testing.T) {
+		cases := []struct {
+			name       string
+			flags      uint32
+			exe        string
+			executable string
+			memfd      bool
+			deleted    bool
+		}{
+			{"a file with a path", 0, "true\x00bin\x00usr\x00", "/usr/bin/true", false, false},
+			{"a deleted file keeps its last path", exeUnlinked, "payload\x00tmp\x00", "/tmp/payload", false, true},
+			{"a memfd is named as the kernel names it", exeUnlinked | exeInternal, "memfd:payload\x00", "memfd:payload", true, false},
+			{"another file of an internal mount", exeUnlinked | exeInternal, "dev/zero\x00", "dev/zero", false, true},
+		}
+		for _, c := range cases {
+			x := execRecord("x\x00", c.exe, "")
+			copy(x.Filename[:], "/proc/self/fd/3\x00")
+			// 8:1 in the kernel's dev_t, 1700000000.5 s.
+			x.ExeFlags, x.ExeDev, x.ExeIno, x.ExeCtimeSec, x.ExeCtimeNsec = c.flags, 8<<20|1, 4242, 1_700_000_000, 500_000_000
+			r, err := testDecoder().decode(rawOf(x))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := r.event
+			want := proto.Exe{Dev: unix.Mkdev(8, 1), Ino: 4242, Ctime: "2023-11-14T22:13:20.500000000Z", Memfd: c.memfd, Deleted: c.deleted}
+			if e.Process.Executable != c.executable || e.Vigil.Exe == nil || *e.Vigil.Exe != want {
+				t.Errorf("%s: executable %q exe %+v, want %q %+v", c.name, e.Process.Executable, e.Vigil.Exe, c.executable, want)
+			}
 		}
 	})
 	t.Run("walks without NUL terminators", func(t *testing.T) {
@@ -327,7 +391,8 @@ func TestDecodeExecShapes(t *testing.T) {
 		if len(e.Process.Args) != 1 || len(e.Process.Args[0]) != len(x.Argv) {
 			t.Errorf("args not clamped to the buffer: %d args", len(e.Process.Args))
 		}
-		if len(e.Process.Executable) != len(x.Exe)+1 || len(e.Process.WorkingDirectory) != len(x.Cwd)+1 {
+		// Truncated walks start with "…/" instead of "/".
+		if len(e.Process.Executable) != len(x.Exe)+len(truncatedRoot)+1 || len(e.Process.WorkingDirectory) != len(x.Cwd)+len(truncatedRoot)+1 {
 			t.Errorf("walks not clamped: %d %d", len(e.Process.Executable), len(e.Process.WorkingDirectory))
 		}
 		if e.Vigil.Join == nil || len(e.Vigil.Join.TraceParent) != len(x.Env[0]) || e.Vigil.Join.ClaudeCode == "" {
@@ -446,8 +511,14 @@ func TestJoinWalk(t *testing.T) {
 		{strings.Repeat("x", 300), "/" + strings.Repeat("x", 300)},
 	}
 	for _, tc := range tests {
-		if got := joinWalk([]byte(tc.in)); got != tc.want {
+		if got := joinWalk([]byte(tc.in), false); got != tc.want {
 			t.Errorf("joinWalk(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// A truncated walk keeps the leaf side and never reads as absolute.
+	for in, want := range map[string]string{"": "…/", "passwd\x00etc\x00": "…/etc/passwd", "a\x00/\x00": "…/a"} {
+		if got := joinWalk([]byte(in), true); got != want {
+			t.Errorf("joinWalk(%q, truncated) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -592,9 +663,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		seeds = append(seeds, raw)
 	}
 	h := header(kindFork)
-	abs := rawOf(openRecord(3, "/etc/passwd\x00"))
+	abs := fileRecord(3, "passwd\x00etc\x00")
 	x := execRecord("a\x00\x00b\x00", "x\x00bin", "b\x00a")
-	seeds = append(seeds, nil, rawOf(&h), abs[:openMinSize+12], abs[:openMinSize+5], rawOf(x),
+	seeds = append(seeds, nil, rawOf(&h), abs, abs[:openMinSize+5], rawOf(openRecord(-2, "rel\x00")), rawOf(x),
 		rawOf(connectRecord(-einprogress, []byte{afUnix, 0, 0, 'n'})))
 	return seeds
 }

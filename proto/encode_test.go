@@ -73,6 +73,7 @@ func fixtures() map[string]*Event {
 
 	execEv := &Event{Timestamp: ts, Event: meta(ActionExec, OutcomeSuccess, "process", 1041), Host: host, User: user, Process: shell(), GenAI: genai, Vigil: vigil()}
 	execEv.Vigil.Join = join
+	execEv.Vigil.Exe = &Exe{Dev: 2049, Ino: 1311023, Ctime: "2025-11-03T16:20:41.530121877Z"}
 
 	forkP := shell()
 	forkP.Pid, forkP.EntityID = 52311, "0c5d7e9a1b3f2468"
@@ -83,10 +84,12 @@ func fixtures() map[string]*Event {
 		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
 	open := &Event{Timestamp: ts.Add(41 * time.Millisecond), Event: meta(ActionOpen, OutcomeSuccess, "file", 1097), Host: host, User: user, Process: openP,
 		File: &File{Path: "/home/alice/src/payments/refund/refund_test.go", Access: "read", Flags: "O_RDONLY|O_CLOEXEC"}, GenAI: genai, Vigil: vigil()}
+	open.Vigil.PathSource = PathSourceKernel
 
 	openFail := &Event{Timestamp: ts.Add(43 * time.Millisecond), Event: meta(ActionOpen, OutcomeFailure, "file", 1098), Host: host, User: user, Process: openP,
 		File: &File{Path: "/home/alice/.ssh/id_ed25519", Access: "read", Flags: "O_RDONLY"}, GenAI: genai, Vigil: vigil()}
 	openFail.Vigil.Errno = 13
+	openFail.Vigil.PathSource = PathSourceCaller
 
 	connP := &Process{Pid: 52398, EntityID: "a19f3b7c5d2e8046", Name: "go", Executable: "/usr/local/go/bin/go",
 		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
@@ -116,6 +119,18 @@ func fixtures() map[string]*Event {
 		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Executable: "/usr/bin/bash", Name: "bash"}}
 	execTP := &Event{Timestamp: goStart, Event: meta(ActionExec, OutcomeSuccess, "process", 1096), Host: host, User: user, Process: goP, GenAI: genai, Vigil: vigil()}
 	execTP.Vigil.Join = join
+	execTP.Vigil.Exe = &Exe{Dev: 2049, Ino: 2883712, Ctime: "2025-10-30T09:12:55.004417210Z"}
+
+	// exec_memfd: a tool shell runs a program it wrote into a memfd (memfd_create, write,
+	// execve of /proc/self/fd/3): named as the memfd, hashed through the live process.
+	memfdStart := goStart.Add(2 * time.Second)
+	execMemfd := &Event{Timestamp: memfdStart, Event: meta(ActionExec, OutcomeSuccess, "process", 1188), Host: host, User: user,
+		Process: &Process{Pid: 52433, EntityID: "5f2c8e1a7b3d9046", Name: "3", Executable: "memfd:payload",
+			Args: []string{"payload", "--beacon"}, ArgsCount: 2, WorkingDirectory: "/home/alice/src/payments", Start: &memfdStart,
+			Hash:   &Hash{SHA256: "e3a1f7c9b2d4068e5a7c9b1d3f5e7a9c0b2d4f6e8a0c2e4f6b8d0a2c4e6f8b0d"},
+			Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Executable: "/usr/bin/bash", Name: "bash"}},
+		GenAI: genai, Vigil: vigil()}
+	execMemfd.Vigil.Exe = &Exe{Dev: 1, Ino: 48213, Ctime: "2025-11-24T08:31:09.271055012Z", Memfd: true}
 
 	// open_file_path: Claude's Edit tool writes the file from the agent's own process (no
 	// exec, no environment key): bound by the path the call names, inside the call's window.
@@ -130,6 +145,7 @@ func fixtures() map[string]*Event {
 			Tool: &GenAITool{Name: "Edit", Call: &GenAIToolCall{ID: "toolu_01PbV6sK9wE3tQ1mZ8xR4nJd"}}},
 		Vigil: vigil()}
 	openFP.Vigil.Correlation = Correlation{Binding: BindingFilePath, Confidence: "medium"}
+	openFP.Vigil.PathSource = PathSourceKernel
 
 	// exec_unbound: a git the agent ran itself between tool calls. No tool call explains it;
 	// the session comes from the agent root's verified telemetry, the prompt from the time.
@@ -142,6 +158,9 @@ func fixtures() map[string]*Event {
 		GenAI: &GenAI{Agent: genai.Agent, Conversation: genai.Conversation},
 		Vigil: Vigil{Root: root, Source: "ebpf", Join: &JoinKeys{ClaudeCode: "1"},
 			Correlation: Correlation{Binding: BindingNone}, Prompt: &PromptRef{ID: promptID}}}
+	// git was new to the hasher and the line was released before its digest was ready: the
+	// hash follows on the process's later lines.
+	execNone.Vigil.Exe = &Exe{Dev: 2049, Ino: 1320555, Ctime: "2025-09-12T07:44:03.118290004Z", Hash: HashPending}
 
 	// Agent lines, as correlate.Stitcher writes them for a trusted sender: the Claude process
 	// itself, which exports its OTLP logs over HTTP.
@@ -202,7 +221,7 @@ func fixtures() map[string]*Event {
 		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail,
 		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix,
 		"exit": exit, "lost": lost,
-		"exec_traceparent": execTP, "open_file_path": openFP, "exec_unbound": execNone,
+		"exec_traceparent": execTP, "open_file_path": openFP, "exec_unbound": execNone, "exec_memfd": execMemfd,
 		"agent_prompt": prompt, "agent_api_request": apiReq, "agent_tool_call": call, "agent_untrusted": untrusted,
 	}
 }

@@ -54,6 +54,30 @@ const (
 	BindingNone        = "none"         // no tool call explains it
 )
 
+// Where file.path came from (vigil.path_source).
+const (
+	// PathSourceKernel: walked by the kernel from the file the open returned, the canonical
+	// path of the object actually opened (symlinks, "..", "//" and /proc/self/root resolved).
+	PathSourceKernel = "kernel"
+	// PathSourceCaller: the string the caller passed (a failed open has no file to ask), made
+	// absolute against the working directory or dirfd the kernel walked when it was relative.
+	PathSourceCaller = "caller"
+)
+
+// Why an exec line has no process.hash.sha256 (vigil.exe.hash).
+const (
+	// HashPending: the executed file was still being hashed when the line was written; the
+	// hash appears on the process's later lines (open, connect, exit) once known.
+	HashPending = "pending"
+	// HashMismatch: by the time it was hashed, the file at the executable's path no longer
+	// had the exec's device, inode and change time (replaced or modified after the exec) and
+	// the process was gone, so what ran could not be read: nothing was hashed.
+	HashMismatch = "mismatch"
+	// HashUnavailable: the file could not be hashed (too large, not a regular file, a memfd or
+	// deleted file whose process had exited, the hashing queue full).
+	HashUnavailable = "unavailable"
+)
+
 // Outcomes for event.outcome (ECS values).
 const (
 	OutcomeSuccess = "success"
@@ -163,8 +187,9 @@ type Hash struct {
 
 // File is the ECS file.* group for open events.
 type File struct {
-	// Path is absolute: relative paths are resolved by the kernel (from the opened file or
-	// the working directory) before they reach user space.
+	// Path is the kernel's path of the opened file for a successful open, the caller's string
+	// made absolute for a failed one (vigil.path_source says which). A path deeper than the
+	// kernel's walk bound starts with "…/" (leaf side kept) and is named in vigil.truncated.
 	Path string `json:"path" msgpack:"path"`
 	// Access is read, write or read_write, from the open flags.
 	Access string `json:"access,omitempty" msgpack:"access,omitempty"`
@@ -239,6 +264,10 @@ type Vigil struct {
 	Join *JoinKeys `json:"join,omitempty" msgpack:"join,omitempty"`
 	// Truncated names the fields the kernel had to cut to fit its buffers (args, path, ...).
 	Truncated []string `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
+	// PathSource says where file.path came from: PathSourceKernel or PathSourceCaller.
+	PathSource string `json:"path_source,omitempty" msgpack:"path_source,omitempty"`
+	// Exe is the executed file's identity as the kernel saw it (exec lines).
+	Exe *Exe `json:"exe,omitempty" msgpack:"exe,omitempty"`
 	// Lost counts undelivered events per kind since the previous lost record (action lost).
 	Lost map[string]uint64 `json:"lost,omitempty" msgpack:"lost,omitempty"`
 	// Source names the kernel mechanism that saw the event: ebpf, audit or endpointsecurity.
@@ -258,6 +287,25 @@ type Vigil struct {
 	// LateMs is, on a binding record, the milliseconds from the bound kernel event's
 	// @timestamp to the moment the binding was made.
 	LateMs int64 `json:"late_ms,omitempty" msgpack:"late_ms,omitempty"`
+}
+
+// Exe is vigil.exe.*: the file an exec ran, as the kernel saw it at the exec. The hash in
+// process.hash.sha256 is of the file with exactly this identity, or absent with the reason
+// in Hash.
+type Exe struct {
+	// Dev and Ino are the file's device (st_dev, as stat(2) reports it) and inode.
+	Dev uint64 `json:"dev" msgpack:"dev"`
+	Ino uint64 `json:"ino" msgpack:"ino"`
+	// Ctime is the inode's change time (TimeLayout, UTC): any write, chmod or rename of the
+	// file changes it, so (dev, ino, ctime) names one version of one file.
+	Ctime string `json:"ctime,omitempty" msgpack:"ctime,omitempty"`
+	// Memfd: the image came from memory (memfd_create), not from a file system; then
+	// process.executable is the memfd's name ("memfd:<name>").
+	Memfd bool `json:"memfd,omitempty" msgpack:"memfd,omitempty"`
+	// Deleted: the executed file had no name left in the file system at exec (unlinked).
+	Deleted bool `json:"deleted,omitempty" msgpack:"deleted,omitempty"`
+	// Hash is HashPending, HashMismatch or HashUnavailable when process.hash.sha256 is absent.
+	Hash string `json:"hash,omitempty" msgpack:"hash,omitempty"`
 }
 
 // Binds is vigil.binds.*: the line a binding record re-attributes.

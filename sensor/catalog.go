@@ -360,7 +360,7 @@ func (c *Catalog) ResolvePaths() []ExeIdentity {
 				if err != nil || !fi.Mode().IsRegular() {
 					continue
 				}
-				dev, ino, ok := fileIdentity(fi)
+				dev, ino, _, _, ok := statIdentity(fi)
 				if !ok || seen[[2]uint64{dev, ino}] {
 					continue
 				}

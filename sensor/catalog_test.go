@@ -263,7 +263,7 @@ func TestResolvePaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dev, ino, _ := fileIdentity(fi)
+		dev, ino, _, _, _ := statIdentity(fi)
 		id, ok := byIno[ino]
 		if !ok || id.Dev != dev || id.Agent != agent {
 			t.Errorf("%s: got %+v, want dev %d ino %d agent %s", p, id, dev, ino, agent)

@@ -4,162 +4,276 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
-	"syscall"
+	"time"
+
+	"github.com/vigil-sensor/vigil/proto"
 )
 
-// ErrFileTooLarge is returned (wrapped) by HashCache.SHA256 for files above the size limit:
-// hashing a multi-gigabyte image on the event path would stall the pipeline, so such files
-// get no process.hash.sha256 rather than a late one.
-var ErrFileTooLarge = errors.New("file larger than the hash size limit")
+// FileID names one version of one executable: its device (st_dev), inode and inode change
+// time (proto.TimeLayout). The kernel reads it from the file an exec ran; a file replaced
+// since (rename over the path: another inode) or modified (write, chmod: another ctime) has
+// another FileID, so a digest stored under it is the digest of what ran.
+type FileID struct {
+	Dev, Ino uint64
+	Ctime    string
+}
 
-// fileIdentity returns the device and inode behind fi. syscall.Stat_t has Dev and Ino on
-// both Linux and macOS (with different integer types, hence the conversions), so this needs
-// no build tags.
-func fileIdentity(fi os.FileInfo) (dev, ino uint64, ok bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+// FileIDOf is the identity an exec line carries.
+func FileIDOf(x *proto.Exe) FileID {
+	return FileID{Dev: x.Dev, Ino: x.Ino, Ctime: x.Ctime}
+}
+
+// fileIDOf is the identity of an open file, comparable with the kernel's.
+func fileIDOf(fi os.FileInfo) (FileID, bool) {
+	dev, ino, sec, nsec, ok := statIdentity(fi)
 	if !ok {
-		return 0, 0, false
+		return FileID{}, false
 	}
-	return uint64(st.Dev), uint64(st.Ino), true
+	return FileID{Dev: dev, Ino: ino, Ctime: time.Unix(sec, nsec).UTC().Format(proto.TimeLayout)}, true
 }
 
-// hashKey identifies one version of one file. Size and mtime are part of it because an
-// upgrade that rewrites a binary in place keeps its inode; a package manager that replaces
-// the file gets a new inode anyway.
-type hashKey struct {
-	dev, ino uint64
-	size     int64
-	mtimeNs  int64
+// HashJob asks for the SHA-256 of the file an exec ran.
+type HashJob struct {
+	ID FileID
+	// Pid is the process that ran it: /proc/<pid>/exe reaches the very file while the process
+	// lives, even when it was deleted, replaced at its path, or never had one (memfd).
+	Pid int
+	// Path is the executable's path, tried when the process is gone.
+	Path string
 }
 
-type hashEntry struct {
-	key hashKey
-	sum string
+// ExeHashes gives the process table digests tied to file identities. ExeHasher implements it.
+type ExeHashes interface {
+	// Request returns the digest of j.ID if known; otherwise it queues j without blocking
+	// and returns proto.HashPending, or proto.HashUnavailable when the queue is full.
+	Request(j HashJob) (sum, status string)
+	// Result returns the digest of id, or why there is none yet (proto.Hash* constants).
+	Result(id FileID) (sum, status string)
 }
 
-// HashCache computes SHA-256 digests of executables for process.hash.sha256 and remembers
-// them by file identity, because agents exec the same few binaries (bash, git, node)
-// thousands of times and rereading them on every exec would cost more than the sensor
-// itself. It is bounded (least recently used entries are evicted) and safe for concurrent use.
-type HashCache struct {
-	maxEntries   int
-	maxFileBytes int64
-
-	mu        sync.Mutex
-	order     *list.List // front = most recently used; values are *hashEntry
-	entries   map[hashKey]*list.Element
-	hits      uint64
-	misses    uint64
-	evictions uint64
+// ExeHasherOptions configures an ExeHasher; zero values take the defaults below.
+type ExeHasherOptions struct {
+	// MaxEntries bounds the results kept (digests and failures), least recently used first
+	// out. Agents exec the same few binaries thousands of times: a hit costs a map lookup.
+	MaxEntries int
+	// MaxFileBytes: larger files are not hashed (HashUnavailable). <= 0: no limit.
+	MaxFileBytes int64
+	// QueueSize bounds the files waiting to be hashed; a full queue refuses (counted).
+	QueueSize int
+	// ProcRoot is where /proc is mounted.
+	ProcRoot string
 }
 
-// NewHashCache returns a cache holding at most maxEntries digests (at least 1) that refuses
-// to hash files larger than maxFileBytes (no limit when maxFileBytes <= 0).
-func NewHashCache(maxEntries int, maxFileBytes int64) *HashCache {
-	return &HashCache{
-		maxEntries:   max(maxEntries, 1),
-		maxFileBytes: maxFileBytes,
-		order:        list.New(),
-		entries:      make(map[hashKey]*list.Element),
+// ExeHashStats are the hasher's cumulative counters.
+type ExeHashStats struct {
+	Hashed      uint64 // files read and hashed
+	Hits        uint64 // requests answered from the results
+	Mismatches  uint64 // the file at hand no longer had the exec's identity: not hashed
+	Unavailable uint64 // could not be hashed (too large, not regular, nothing left to open)
+	QueueFull   uint64 // requests refused because the queue was full
+	Evictions   uint64
+}
+
+type hashResult struct {
+	id     FileID
+	sum    string
+	status string // set when sum is empty
+}
+
+// ExeHasher computes the SHA-256 of executed files on its own goroutine, never on the
+// caller's: hashing a new binary reads megabytes, and the pipeline must keep draining the
+// kernel's ring meanwhile. Digests are keyed by the kernel's identity of the file that ran,
+// and a file is hashed only if it still has that identity when it is opened and after it
+// was read, so a binary replaced after the exec gets a mismatch, never the new file's hash.
+type ExeHasher struct {
+	o    ExeHasherOptions
+	jobs chan HashJob
+	stop chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	order   *list.List // front = most recently used; values are *hashResult
+	results map[FileID]*list.Element
+	queued  map[FileID]bool
+	stats   ExeHashStats
+}
+
+// NewExeHasher starts the hashing goroutine; Close stops it.
+func NewExeHasher(o ExeHasherOptions) *ExeHasher {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 4096
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 256
+	}
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
+	h := &ExeHasher{
+		o:       o,
+		jobs:    make(chan HashJob, o.QueueSize),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		order:   list.New(),
+		results: map[FileID]*list.Element{},
+		queued:  map[FileID]bool{},
+	}
+	go h.run()
+	return h
+}
+
+// Close stops the goroutine after the file it is hashing, if any; queued jobs are dropped.
+func (h *ExeHasher) Close() {
+	close(h.stop)
+	<-h.done
+}
+
+// Request implements ExeHashes.
+func (h *ExeHasher) Request(j HashJob) (string, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if el, ok := h.results[j.ID]; ok {
+		r := el.Value.(*hashResult)
+		if r.sum != "" {
+			h.stats.Hits++
+			h.order.MoveToFront(el)
+			return r.sum, ""
+		}
+		// A failure is tried again: this exec's process may still be alive to read from.
+	}
+	if h.queued[j.ID] {
+		return "", proto.HashPending
+	}
+	select {
+	case h.jobs <- j:
+		h.queued[j.ID] = true
+		return "", proto.HashPending
+	default:
+		h.stats.QueueFull++
+		return "", proto.HashUnavailable
 	}
 }
 
-// SHA256 returns the lowercase hex SHA-256 of the file at path, following symlinks. A hit
-// costs one stat. On a miss the file is opened and the identity checked again on the open
-// descriptor, so a path swapped between stat and open is hashed under its own key; the
-// lock is not held while hashing, so one large file does not block lookups of others.
-func (h *HashCache) SHA256(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: stat: %w", path, err)
+// Result implements ExeHashes.
+func (h *ExeHasher) Result(id FileID) (string, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.queued[id] {
+		return "", proto.HashPending
 	}
-	key, err := h.keyOf(path, fi)
-	if err != nil {
-		return "", err
+	if el, ok := h.results[id]; ok {
+		r := el.Value.(*hashResult)
+		return r.sum, r.status
 	}
-	if sum, ok := h.lookup(key); ok {
-		return sum, nil
-	}
+	return "", proto.HashUnavailable // evicted, or never requested
+}
 
+// Stats returns the cumulative counters.
+func (h *ExeHasher) Stats() ExeHashStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stats
+}
+
+func (h *ExeHasher) run() {
+	defer close(h.done)
+	for {
+		select {
+		case <-h.stop:
+			return
+		case j := <-h.jobs:
+			sum, status := h.hash(j)
+			h.mu.Lock()
+			delete(h.queued, j.ID)
+			switch status {
+			case "":
+				h.stats.Hashed++
+			case proto.HashMismatch:
+				h.stats.Mismatches++
+			default:
+				h.stats.Unavailable++
+			}
+			h.store(&hashResult{id: j.ID, sum: sum, status: status})
+			h.mu.Unlock()
+		}
+	}
+}
+
+// hash reads the file with j's identity: through the process first, then by path. A file
+// found with another identity is not read.
+func (h *ExeHasher) hash(j HashJob) (string, string) {
+	var candidates []string
+	if j.Pid > 0 {
+		candidates = append(candidates, filepath.Join(h.o.ProcRoot, strconv.Itoa(j.Pid), "exe"))
+	}
+	if filepath.IsAbs(j.Path) {
+		candidates = append(candidates, j.Path)
+	}
+	status := proto.HashUnavailable
+	for _, path := range candidates {
+		sum, st, err := h.hashFile(path, j.ID)
+		if err == nil {
+			return sum, ""
+		}
+		if st == proto.HashMismatch {
+			status = st
+		}
+	}
+	return "", status
+}
+
+// hashFile hashes path if it is a regular file with identity id, before and after reading.
+func (h *ExeHasher) hashFile(path string, id FileID) (string, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("hash %s: open: %w", path, err)
+		return "", proto.HashUnavailable, fmt.Errorf("hash %s: open: %w", path, err)
 	}
 	defer f.Close()
-	fi, err = f.Stat()
+	fi, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("hash %s: fstat: %w", path, err)
+		return "", proto.HashUnavailable, fmt.Errorf("hash %s: fstat: %w", path, err)
 	}
-	if key, err = h.keyOf(path, fi); err != nil {
-		return "", err
+	if got, ok := fileIDOf(fi); !ok || got != id {
+		return "", proto.HashMismatch, fmt.Errorf("hash %s: identity %+v, the exec's was %+v", path, got, id)
+	}
+	// Only regular files: reading a FIFO or a device as root could block or never end.
+	if !fi.Mode().IsRegular() {
+		return "", proto.HashUnavailable, fmt.Errorf("hash %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if h.o.MaxFileBytes > 0 && fi.Size() > h.o.MaxFileBytes {
+		return "", proto.HashUnavailable, fmt.Errorf("hash %s: %d bytes exceeds %d", path, fi.Size(), h.o.MaxFileBytes)
 	}
 	d := sha256.New()
 	if _, err := io.Copy(d, f); err != nil {
-		return "", fmt.Errorf("hash %s: read: %w", path, err)
+		return "", proto.HashUnavailable, fmt.Errorf("hash %s: read: %w", path, err)
 	}
-	sum := hex.EncodeToString(d.Sum(nil))
-
-	// A file written while it was read has a new size or mtime; its digest matches neither
-	// version for sure, so it is returned but not cached under the old key.
-	if after, err := f.Stat(); err == nil && after.Size() == fi.Size() && after.ModTime().Equal(fi.ModTime()) {
-		h.store(key, sum)
+	// Written while it was read: the digest is of neither version.
+	if after, err := f.Stat(); err != nil {
+		return "", proto.HashUnavailable, fmt.Errorf("hash %s: fstat after read: %w", path, err)
+	} else if got, _ := fileIDOf(after); got != id || after.Size() != fi.Size() {
+		return "", proto.HashMismatch, fmt.Errorf("hash %s: changed while it was read", path)
 	}
-	return sum, nil
+	return hex.EncodeToString(d.Sum(nil)), "", nil
 }
 
-// keyOf checks that fi can be hashed and returns its cache key. Only regular files are
-// hashed: reading a FIFO or a device as root could block forever or never end.
-func (h *HashCache) keyOf(path string, fi os.FileInfo) (hashKey, error) {
-	if !fi.Mode().IsRegular() {
-		return hashKey{}, fmt.Errorf("hash %s: not a regular file (%s)", path, fi.Mode().Type())
-	}
-	if h.maxFileBytes > 0 && fi.Size() > h.maxFileBytes {
-		return hashKey{}, fmt.Errorf("hash %s: %d bytes exceeds %d: %w", path, fi.Size(), h.maxFileBytes, ErrFileTooLarge)
-	}
-	dev, ino, ok := fileIdentity(fi)
-	if !ok {
-		return hashKey{}, fmt.Errorf("hash %s: no device/inode in stat result", path)
-	}
-	return hashKey{dev: dev, ino: ino, size: fi.Size(), mtimeNs: fi.ModTime().UnixNano()}, nil
-}
-
-func (h *HashCache) lookup(key hashKey) (string, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if el, ok := h.entries[key]; ok {
-		h.hits++
-		h.order.MoveToFront(el)
-		return el.Value.(*hashEntry).sum, true
-	}
-	h.misses++
-	return "", false
-}
-
-func (h *HashCache) store(key hashKey, sum string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if el, ok := h.entries[key]; ok { // another goroutine hashed it meanwhile
+// store keeps r, replacing an earlier result for its file; h.mu is held.
+func (h *ExeHasher) store(r *hashResult) {
+	if el, ok := h.results[r.id]; ok {
+		el.Value = r
 		h.order.MoveToFront(el)
 		return
 	}
-	h.entries[key] = h.order.PushFront(&hashEntry{key: key, sum: sum})
-	for h.order.Len() > h.maxEntries {
+	h.results[r.id] = h.order.PushFront(r)
+	for h.order.Len() > h.o.MaxEntries {
 		oldest := h.order.Back()
 		h.order.Remove(oldest)
-		delete(h.entries, oldest.Value.(*hashEntry).key)
-		h.evictions++
+		delete(h.results, oldest.Value.(*hashResult).id)
+		h.stats.Evictions++
 	}
-}
-
-// Stats returns cumulative cache hits, misses and evictions, for the sensor's metrics: a
-// high eviction rate means maxEntries is too small for the machine's working set.
-func (h *HashCache) Stats() (hits, misses, evictions uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.hits, h.misses, h.evictions
 }

@@ -162,6 +162,7 @@ func (p *Pipeline) write(e *proto.Event) {
 	e.Event.Sequence = p.seq
 	e.Host = p.host
 	e.Vigil.Schema = proto.SchemaVersion
+	p.o.Table.Finish(e)
 	ok := true
 	for _, s := range p.o.Sinks {
 		if err := s.Write(e); err != nil {

@@ -30,10 +30,10 @@ type ProcessTableOptions struct {
 	// ExitedTTL is how long an exited process stays: its children's events and late lookups
 	// still need it. Zero means process_table.exited_ttl_seconds of the embedded defaults.
 	ExitedTTL time.Duration
-	// Hasher returns the SHA-256 of an executable, or is nil for no hashing. It is called once
-	// per successful exec, outside the table's lock but on the pipeline's goroutine, so it
-	// should cache by file identity: every exec of the same binary calls it again.
-	Hasher func(path string) (string, error)
+	// Hasher gives the SHA-256 of the file each exec ran, by the kernel's identity of it
+	// (vigil.exe), or is nil for no hashing. It must never block: a digest not known yet is
+	// filled in when the exec line is written (Finish) or on the process's later lines.
+	Hasher ExeHashes
 	// Now is the clock for exit times and their expiry; nil means time.Now. Tests replace it.
 	Now func() time.Time
 }
@@ -63,7 +63,7 @@ type ProcessTable struct {
 	bootHost *proto.Host
 	max      int
 	ttl      time.Duration
-	hasher   func(string) (string, error)
+	hasher   ExeHashes
 	now      func() time.Time
 
 	mu    sync.RWMutex
@@ -92,6 +92,10 @@ type procEntry struct {
 	argsCount   int
 	cwd         string
 	hash        *proto.Hash
+	// exeID is the identity of the image the last exec ran; hashPending says its digest
+	// was not known then and is asked for again by the process's next events.
+	exeID       FileID
+	hashPending bool
 	uid, gid    string
 	agent       string
 	join        *proto.JoinKeys
@@ -202,12 +206,10 @@ func (t *ProcessTable) Apply(e *proto.Event) {
 	}
 	exec := e.Event.Action == proto.ActionExec && e.Event.Outcome != proto.OutcomeFailure
 	var hash string
-	if exec && t.hasher != nil && p.Executable != "" && (p.Hash == nil || p.Hash.SHA256 == "") {
-		// Hashing reads the file, so it runs before taking the lock that Lookup waits on.
-		// A failed hash leaves the field empty: the event is still worth emitting.
-		if h, err := t.hasher(p.Executable); err == nil {
-			hash = h
-		}
+	if exec && t.hasher != nil && e.Vigil.Exe != nil && (p.Hash == nil || p.Hash.SHA256 == "") {
+		// Only a digest already known by this identity comes back; anything else is hashed
+		// on the hasher's goroutine, and the line says so (vigil.exe.hash) until Finish.
+		hash, e.Vigil.Exe.Hash = t.hasher.Request(HashJob{ID: FileIDOf(e.Vigil.Exe), Pid: p.Pid, Path: p.Executable})
 	}
 
 	t.mu.Lock()
@@ -222,6 +224,9 @@ func (t *ProcessTable) Apply(e *proto.Event) {
 		ent = t.entryFor(p)
 	}
 	t.absorb(ent, e)
+	if ent.hashPending && !exec {
+		t.resolveHash(ent)
+	}
 	switch {
 	case exec:
 		t.exec(ent, e, hash)
@@ -230,6 +235,33 @@ func (t *ProcessTable) Apply(e *proto.Event) {
 	}
 	t.lru.MoveToFront(ent.elem)
 	t.enrich(ent, e)
+}
+
+// Finish completes an event about to be written: an exec line whose digest was pending gets
+// it now if the hasher has it (kernel lines are held for the correlator, so it usually has),
+// else the reason it has none. Called on the pipeline's goroutine, before the sinks see e.
+func (t *ProcessTable) Finish(e *proto.Event) {
+	x := e.Vigil.Exe
+	if x == nil || x.Hash != proto.HashPending || t.hasher == nil || e.Process == nil {
+		return
+	}
+	sum, status := t.hasher.Result(FileIDOf(x))
+	if sum != "" {
+		e.Process.Hash = &proto.Hash{SHA256: sum}
+	}
+	x.Hash = status
+}
+
+// resolveHash asks the hasher again for the digest of ent's image; t.mu is held.
+func (t *ProcessTable) resolveHash(ent *procEntry) {
+	sum, status := t.hasher.Result(ent.exeID)
+	if status == proto.HashPending {
+		return
+	}
+	ent.hashPending = false
+	if sum != "" {
+		ent.hash = &proto.Hash{SHA256: sum}
+	}
 }
 
 // Lookup returns the process with this pid if it is live or exited less than ExitedTTL ago.
@@ -297,6 +329,7 @@ func (t *ProcessTable) fork(p *proto.Process) *procEntry {
 	if parent != nil {
 		child.name, child.exe, child.cwd = parent.name, parent.exe, parent.cwd
 		child.args, child.argsCount, child.hash = parent.args, parent.argsCount, parent.hash
+		child.exeID, child.hashPending = parent.exeID, parent.hashPending
 		child.uid, child.gid, child.agent, child.join = parent.uid, parent.gid, parent.agent, parent.join
 		child.rootPid, child.rootEntityID = parent.rootPid, parent.rootEntityID
 		child.ppid = parent.pid
@@ -386,6 +419,10 @@ func (t *ProcessTable) exec(ent *procEntry, e *proto.Event, hash string) {
 		ent.hash = &proto.Hash{SHA256: hash}
 	default:
 		ent.hash = nil
+	}
+	ent.exeID, ent.hashPending = FileID{}, false
+	if x := e.Vigil.Exe; x != nil {
+		ent.exeID, ent.hashPending = FileIDOf(x), x.Hash == proto.HashPending
 	}
 	ent.join = nil
 	if !e.Vigil.Join.Empty() {

@@ -1,7 +1,6 @@
 package sensor
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -172,9 +171,14 @@ func TestProcessTableExecReplacesJoinKeys(t *testing.T) {
 }
 
 func TestProcessTableFailedExecKeepsImage(t *testing.T) {
-	tab, _ := newPTTable(ProcessTableOptions{Hasher: func(string) (string, error) { return "aa", nil }})
+	tab, _ := newPTTable(ProcessTableOptions{Hasher: &fakeHashes{sums: map[FileID]string{{Ino: 1}: "aa"}, ready: true}})
 	ptSeedClaude(tab)
-	tab.Apply(ptExec(100, 0, "/usr/bin/node", "/w", nil, "node"))
+	node := ptExec(100, 0, "/usr/bin/node", "/w", nil, "node")
+	node.Vigil.Exe = &proto.Exe{Ino: 1}
+	tab.Apply(node)
+	if node.Process.Hash == nil {
+		t.Fatal("exec of a known file got no hash")
+	}
 	failed := ptExec(100, 0, "/nonexistent", "", nil, "nonexistent")
 	failed.Event.Outcome = proto.OutcomeFailure
 	tab.Apply(failed)
@@ -322,43 +326,88 @@ func TestProcessTableUnknownPidIsMissAndEnriched(t *testing.T) {
 	}
 }
 
+// fakeHashes answers from sums; a file not in it is pending until ready is set.
+type fakeHashes struct {
+	sums     map[FileID]string
+	ready    bool
+	requests []HashJob
+}
+
+func (f *fakeHashes) Request(j HashJob) (string, string) {
+	f.requests = append(f.requests, j)
+	if sum, ok := f.sums[j.ID]; ok && f.ready {
+		return sum, ""
+	}
+	return "", proto.HashPending
+}
+
+func (f *fakeHashes) Result(id FileID) (string, string) {
+	if !f.ready {
+		return "", proto.HashPending
+	}
+	if sum, ok := f.sums[id]; ok {
+		return sum, ""
+	}
+	return "", proto.HashMismatch
+}
+
 func TestProcessTableHasher(t *testing.T) {
+	const sum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	gitID := FileID{Dev: 2049, Ino: 77, Ctime: "2025-06-01T11:00:00.000000000Z"}
 	tests := []struct {
-		name     string
-		hash     string
-		err      error
-		wantHash *proto.Hash
+		name      string
+		ready     bool // the digest is known at the exec already
+		sums      map[FileID]string
+		wantExec  *proto.Hash
+		execState string // vigil.exe.hash on the exec line when it is written
+		wantLater *proto.Hash
 	}{
-		{"hash cached for later events", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", nil,
-			&proto.Hash{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
-		{"error tolerated", "", errors.New("open /usr/bin/git: permission denied"), nil},
+		{"known at exec", true, map[FileID]string{gitID: sum}, &proto.Hash{SHA256: sum}, "", &proto.Hash{SHA256: sum}},
+		{"ready by the time the line is written", false, map[FileID]string{gitID: sum}, &proto.Hash{SHA256: sum}, "", &proto.Hash{SHA256: sum}},
+		{"file replaced before it was hashed", false, nil, nil, proto.HashMismatch, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var calls []string
-			tab, _ := newPTTable(ProcessTableOptions{Hasher: func(path string) (string, error) {
-				calls = append(calls, path)
-				return tc.hash, tc.err
-			}})
+			h := &fakeHashes{sums: tc.sums, ready: tc.ready}
+			tab, _ := newPTTable(ProcessTableOptions{Hasher: h})
 			ptSeedClaude(tab)
 			tab.Apply(ptFork(100, 200, 6*clockTickNs*100))
 			exec := ptExec(200, 0, "/usr/bin/git", "/w", nil, "git", "status")
+			exec.Vigil.Exe = &proto.Exe{Dev: gitID.Dev, Ino: gitID.Ino, Ctime: gitID.Ctime}
 			tab.Apply(exec)
+			if !tc.ready && (exec.Process.Hash != nil || exec.Vigil.Exe.Hash != proto.HashPending) {
+				t.Errorf("exec before the digest: hash %+v state %q, want none and pending", exec.Process.Hash, exec.Vigil.Exe.Hash)
+			}
+			h.ready = true // the hasher's goroutine finished
 			tab.Apply(ptFork(200, 201, 7*clockTickNs*100))
 			opens := []*proto.Event{ptOpen(200, 0, "/w/.git/HEAD"), ptOpen(201, 0, "/w/.git/index")}
 			for _, o := range opens {
 				tab.Apply(o)
 			}
-			if !reflect.DeepEqual(calls, []string{"/usr/bin/git"}) {
-				t.Errorf("Hasher calls = %v, want one for the exec", calls)
+			tab.Finish(exec) // the pipeline writes the held exec line
+			if len(h.requests) != 1 || h.requests[0] != (HashJob{ID: gitID, Pid: 200, Path: "/usr/bin/git"}) {
+				t.Errorf("requests = %+v, want one for the exec's identity", h.requests)
 			}
-			for _, e := range append(opens, exec) {
-				if !reflect.DeepEqual(e.Process.Hash, tc.wantHash) {
-					t.Errorf("%s pid %d hash = %+v, want %+v", e.Event.Action, e.Process.Pid, e.Process.Hash, tc.wantHash)
+			if !reflect.DeepEqual(exec.Process.Hash, tc.wantExec) || exec.Vigil.Exe.Hash != tc.execState {
+				t.Errorf("exec line: hash %+v state %q, want %+v %q", exec.Process.Hash, exec.Vigil.Exe.Hash, tc.wantExec, tc.execState)
+			}
+			for _, e := range opens {
+				if !reflect.DeepEqual(e.Process.Hash, tc.wantLater) {
+					t.Errorf("open pid %d hash = %+v, want %+v", e.Process.Pid, e.Process.Hash, tc.wantLater)
 				}
 			}
 		})
 	}
+	t.Run("exec without an identity is not hashed", func(t *testing.T) {
+		h := &fakeHashes{ready: true}
+		tab, _ := newPTTable(ProcessTableOptions{Hasher: h})
+		exec := ptExec(300, 0, "/usr/bin/git", "/w", nil, "git")
+		tab.Apply(exec)
+		tab.Finish(exec)
+		if len(h.requests) != 0 || exec.Process.Hash != nil {
+			t.Errorf("requests %v hash %+v, want none", h.requests, exec.Process.Hash)
+		}
+	})
 }
 
 func TestProcessTableConcurrentLookup(t *testing.T) {

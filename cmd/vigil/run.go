@@ -79,11 +79,13 @@ func runCommand(args []string) error {
 	defer sink.Close()
 
 	hostname, _ := os.Hostname()
+	hasher := sensor.NewExeHasher(sensor.ExeHasherOptions{MaxEntries: 4096, MaxFileBytes: 512 << 20})
+	defer hasher.Close()
 	table := sensor.NewProcessTable(sensor.ProcessTableOptions{
 		BootID:     src.bootID,
 		MaxEntries: cfg.ProcessTable.MaxEntries,
 		ExitedTTL:  time.Duration(cfg.ProcessTable.ExitedTTLSeconds) * time.Second,
-		Hasher:     sensor.NewHashCache(4096, 512<<20).SHA256,
+		Hasher:     hasher,
 	})
 	for _, p := range src.seeded {
 		p.Args = sensor.RedactArgs(p.Args)
@@ -103,8 +105,11 @@ func runCommand(args []string) error {
 		Host:      proto.Host{Name: hostname, BootID: src.bootID},
 		QueueSize: cfg.Pipeline.QueueSize,
 		Stage:     corr.stitcher,
-		Losses:    corr.losses,
-		Log:       log,
+		// An exec whose file could not even be queued for hashing is counted as lost.
+		Losses: append(corr.losses, func() map[string]uint64 {
+			return map[string]uint64{"exe_hash": hasher.Stats().QueueFull}
+		}),
+		Log: log,
 	})
 	if err != nil {
 		return err
@@ -125,6 +130,9 @@ func runCommand(args []string) error {
 	}
 	st := pipe.Stats()
 	cs := corr.stitcher.Stats()
+	hs := hasher.Stats()
+	log.Info().Uint64("hashed", hs.Hashed).Uint64("hits", hs.Hits).Uint64("mismatches", hs.Mismatches).
+		Uint64("unavailable", hs.Unavailable).Uint64("queue_full", hs.QueueFull).Msg("executable hashes")
 	log.Info().Uint64("received", st.Received).Uint64("written", st.Written).Uint64("sink_errors", st.SinkErrors).
 		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).
