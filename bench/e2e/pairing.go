@@ -8,10 +8,6 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 )
 
-// pairLookahead bounds how far along a process's events of one kind the pairing looks for
-// the line that matches a recorded event.
-const pairLookahead = 256
-
 // pairEvents pairs each recorded event with the line Vigil wrote for it: same process, same
 // kind, in order; an open also by its outcome and file name, a connect by its peer. pairs[i]
 // is the line for truth[i] (nil: Vigil has none); extra are Vigil's lines for the recorded
@@ -35,13 +31,15 @@ func pairEvents(truth []TruthEvent, kernel []*proto.Event) (pairs []*proto.Event
 	}
 	sort.SliceStable(order, func(a, b int) bool { return truth[order[a]].Time.Before(truth[order[b]].Time) })
 	used := map[*proto.Event]bool{}
-	cursor := map[key]int{}
+	cursor := map[key]int{} // the first line of the key not used yet
 	pairs = make([]*proto.Event, len(truth))
 	for _, i := range order {
 		te := truth[i]
 		k := key{te.Pid, te.Kind}
 		l := lines[k]
-		for j := cursor[k]; j < len(l) && j < cursor[k]+pairLookahead; j++ {
+		// Scan to the end: a line no recorded event explains stays behind the cursor, and a
+		// bounded look-ahead from it would stop pairing everything after it.
+		for j := cursor[k]; j < len(l); j++ {
 			if used[l[j]] || !sameEvent(te, l[j]) {
 				continue
 			}

@@ -215,9 +215,9 @@ func parseResult(s string) (ret int64, fdPath, errno string, err error) {
 	num, rest, _ := strings.Cut(s, " ")
 	if p := strings.IndexByte(num, '<'); p >= 0 {
 		if strings.HasSuffix(num, ">") {
-			fdPath = num[p+1 : len(num)-1]
+			fdPath = cUnescape(num[p+1 : len(num)-1])
 		} else if j := strings.Index(s, ">"); j > p {
-			fdPath = s[p+1 : j] // a path with spaces
+			fdPath = cUnescape(s[p+1 : j]) // a path with spaces
 		}
 		num = num[:p]
 	}
@@ -239,7 +239,7 @@ func fdAnnotation(args string) string {
 	if i < 0 || !strings.HasSuffix(first, ">") {
 		return ""
 	}
-	return first[i+1 : len(first)-1]
+	return cUnescape(first[i+1 : len(first)-1])
 }
 
 // parsePeer reads strace's sockaddr: AF_INET/AF_INET6 as ip:port, AF_UNIX as unix:path.
@@ -289,50 +289,64 @@ func quotedStrings(s string) []string {
 		if s[i] != '"' {
 			continue
 		}
-		var b strings.Builder
 		j := i + 1
 		for ; j < len(s) && s[j] != '"'; j++ {
-			if s[j] != '\\' || j+1 >= len(s) {
-				b.WriteByte(s[j])
-				continue
-			}
-			j++
-			switch c := s[j]; c {
-			case 'n':
-				b.WriteByte('\n')
-			case 't':
-				b.WriteByte('\t')
-			case 'r':
-				b.WriteByte('\r')
-			case 'v':
-				b.WriteByte('\v')
-			case 'f':
-				b.WriteByte('\f')
-			case 'x':
-				if j+2 < len(s) {
-					if v, err := strconv.ParseUint(s[j+1:j+3], 16, 8); err == nil {
-						b.WriteByte(byte(v))
-						j += 2
-						continue
-					}
-				}
-				b.WriteByte(c)
-			default:
-				if c >= '0' && c <= '7' {
-					k := j
-					for k < len(s) && k < j+3 && s[k] >= '0' && s[k] <= '7' {
-						k++
-					}
-					v, _ := strconv.ParseUint(s[j:k], 8, 8)
-					b.WriteByte(byte(v))
-					j = k - 1
-					continue
-				}
-				b.WriteByte(c)
+			if s[j] == '\\' {
+				j++ // an escaped character, a quote among them
 			}
 		}
-		out = append(out, b.String())
+		out = append(out, cUnescape(s[i+1:min(j, len(s))]))
 		i = j
 	}
 	return out
+}
+
+// cUnescape undoes strace's C escapes (\n, \t, \xNN, \NNN octal, \\, \"), which it also
+// writes in the -y paths of descriptors (non-ASCII bytes in octal).
+func cUnescape(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for j := 0; j < len(s); j++ {
+		if s[j] != '\\' || j+1 >= len(s) {
+			b.WriteByte(s[j])
+			continue
+		}
+		j++
+		switch c := s[j]; c {
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'r':
+			b.WriteByte('\r')
+		case 'v':
+			b.WriteByte('\v')
+		case 'f':
+			b.WriteByte('\f')
+		case 'x':
+			if j+2 < len(s) {
+				if v, err := strconv.ParseUint(s[j+1:j+3], 16, 8); err == nil {
+					b.WriteByte(byte(v))
+					j += 2
+					continue
+				}
+			}
+			b.WriteByte(c)
+		default:
+			if c >= '0' && c <= '7' {
+				k := j
+				for k < len(s) && k < j+3 && s[k] >= '0' && s[k] <= '7' {
+					k++
+				}
+				v, _ := strconv.ParseUint(s[j:k], 8, 8)
+				b.WriteByte(byte(v))
+				j = k - 1
+				continue
+			}
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -182,5 +183,28 @@ func TestScore(t *testing.T) {
 	md := (&Report{Scenarios: []ScenarioResult{res}}).markdown()
 	if !strings.Contains(md, "| `c1` | Bash |") || !strings.Contains(md, "not captured pid=102") {
 		t.Errorf("markdown lacks the call row or the missed event:\n%s", md)
+	}
+}
+
+// A line no recorded event explains must not stop the pairing of the lines after it: 300
+// recorded opens follow one the recorder did not see.
+func TestPairEventsPastAnUnexplainedLine(t *testing.T) {
+	var truth []TruthEvent
+	kernel := []*proto.Event{{Event: proto.EventMeta{Action: "open", Sequence: 1},
+		Process: &proto.Process{Pid: 7}, File: &proto.File{Path: "/unrecorded"}}}
+	for i := range 300 {
+		name := fmt.Sprintf("/f%d", i)
+		truth = append(truth, TruthEvent{SysEvent: SysEvent{Kind: sysOpen, Path: name, FDPath: name, Time: time.Unix(1, int64(i))}, Pid: 7})
+		kernel = append(kernel, &proto.Event{Event: proto.EventMeta{Action: "open", Sequence: uint64(i + 2)},
+			Process: &proto.Process{Pid: 7}, File: &proto.File{Path: name}})
+	}
+	pairs, extra := pairEvents(truth, kernel)
+	for i, p := range pairs {
+		if p == nil || p.File.Path != truth[i].Path {
+			t.Fatalf("recorded open %d paired with %+v", i, p)
+		}
+	}
+	if len(extra) != 1 || extra[0].File.Path != "/unrecorded" {
+		t.Fatalf("extra %v", extra)
 	}
 }
