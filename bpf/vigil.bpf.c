@@ -625,6 +625,30 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 	return f;
 }
 
+// A file of a kernel-internal mount (a pipe, a socket, an anon inode, a memfd: what opening
+// /dev/fd/N or /proc/PID/fd/N of one returns) has no path: walking it would end at its
+// mount's root and read "/". It is named as /proc names it: by its dentry's name
+// ("memfd:x", "[eventfd]"), or "<filesystem>:[<inode>]" when that is empty (pipes, sockets).
+// Returns the bytes written to the open's walk buffer, 0 for a file of a real mount.
+static const char pseudo_fmt[] = "%s:[%lu]";
+
+static __always_inline __u32 pseudo_name(struct file *f)
+{
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct mount *mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+	if ((unsigned long)BPF_CORE_READ(mnt, mnt_ns) != MNT_NS_INTERNAL_VALUE)
+		return 0;
+	__u8 *buf = walk_buffer(WALK_TO_OPEN);
+	if (!buf)
+		return 0;
+	long n = bpf_probe_read_kernel_str(buf, NAME_SLOT, BPF_CORE_READ(f, f_path.dentry, d_name.name));
+	if (n > 1)
+		return n;
+	__u64 args[2] = { (__u64)BPF_CORE_READ(f, f_inode, i_sb, s_type, name), BPF_CORE_READ(f, f_inode, i_ino) };
+	n = bpf_snprintf((char *)buf, NAME_SLOT, pseudo_fmt, args, sizeof(args));
+	return n > 0 ? n : 0;
+}
+
 // Kernel truth for opens: a successful open reports the path walked from the file it
 // installed in the descriptor table, never the caller's string, which may be another
 // spelling of the file (/proc/self/root/…, "//", a symlink, "..") or rewritten by a second
@@ -654,8 +678,14 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	if (ret >= 0) {
 		struct file *f = fd_file(task, ret);
 		if (f) {
-			e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&f->f_path), &trunc);
-			e->walk_kind = WALK_FILE;
+			__u32 pseudo = pseudo_name(f);
+			if (pseudo) {
+				e->walk_len = pseudo;
+				e->walk_kind = WALK_PSEUDO;
+			} else {
+				e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&f->f_path), &trunc);
+				e->walk_kind = WALK_FILE;
+			}
 			if (trunc)
 				e->truncated |= TRUNC_WALK;
 			// Sent only up to the end of the walk: most opens name short paths.

@@ -61,6 +61,7 @@ enum drop_kind {
 #define WALK_FILE 1  // the opened file's own path (every successful open): the kernel's truth
 #define WALK_CWD 2   // the working directory (failed relative open, dirfd AT_FDCWD)
 #define WALK_DIRFD 3 // the directory dirfd names (failed relative open with a dirfd)
+#define WALK_PSEUDO 4 // a file of a kernel-internal mount (pipe, socket, anon inode, memfd): its name
 
 enum env_key {
 	ENV_TRACEPARENT = 0,

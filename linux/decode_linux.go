@@ -41,6 +41,9 @@ const (
 	walkFile  = 1
 	walkCwd   = 2
 	walkDirfd = 3
+	// walkPseudo: a file of a kernel-internal mount, named by the kernel without a path
+	// (bpf/vigil.h WALK_PSEUDO).
+	walkPseudo = 4
 
 	afUnix  = 1
 	afInet  = 2
@@ -340,13 +343,19 @@ func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int, file *
 	e.Event.Category = "file"
 	setOutcome(e, x.Ret, false)
 	var path string
-	if x.WalkKind == walkFile {
-		// A successful open: the path the kernel walked from the opened file.
+	if x.WalkKind == walkFile || x.WalkKind == walkPseudo {
+		// A successful open: the path the kernel walked from the opened file, or for a pipe,
+		// socket, anon inode or memfd opened through /dev/fd/N or /proc/PID/fd/N, which has no
+		// path, the name the kernel gave it, written as /proc writes it ("pipe:[1234]").
 		walkLen := clamp(x.WalkLen, len(x.Walk))
 		if openMinSize+walkLen > rawLen {
 			return fmt.Errorf("decode open: %w: walk of %d bytes in a %d-byte record", errShortRecord, walkLen, rawLen)
 		}
-		path = joinWalk(x.Walk[:walkLen], x.Truncated&truncWalk != 0)
+		if x.WalkKind == walkPseudo {
+			path = pseudoName(cString(x.Walk[:walkLen]))
+		} else {
+			path = joinWalk(x.Walk[:walkLen], x.Truncated&truncWalk != 0)
+		}
 		e.Vigil.PathSource = proto.PathSourceKernel
 	} else {
 		// A failed open (or one whose descriptor was gone at exit): the caller's string,
@@ -364,6 +373,17 @@ func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int, file *
 	e.File = file
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	return nil
+}
+
+// pseudoName writes the kernel's "<filesystem>:[<inode>]" of a pipe or socket the way /proc
+// and strace do ("pipe:[1234]", "socket:[1234]"); other names are kept as they are.
+func pseudoName(name string) string {
+	for fs, shown := range map[string]string{"pipefs:": "pipe:", "sockfs:": "socket:"} {
+		if rest, ok := strings.CutPrefix(name, fs); ok {
+			return shown + rest
+		}
+	}
+	return name
 }
 
 func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, blk *connectBlock) {

@@ -153,6 +153,13 @@ func fileRecord(ret int32, walk string) []byte {
 	return rawOf(x)[:openMinSize+len(walk)]
 }
 
+// pseudoRecord is a successful open of a file of a kernel-internal mount: its name only.
+func pseudoRecord(name string) []byte {
+	x := &bpf.VigilOpenEvent{Hdr: header(kindOpen), Ret: 3, Dfd: -100, WalkKind: walkPseudo}
+	x.WalkLen = uint32(copy(x.Walk[:], name))
+	return rawOf(x)[:openMinSize+len(name)]
+}
+
 func connectRecord(ret int32, addr []byte) *bpf.VigilConnectEvent {
 	x := &bpf.VigilConnectEvent{Hdr: header(kindConnect), Ret: ret, Fd: 3}
 	x.Addrlen = uint32(copy(x.Addr[:], addr))
@@ -230,6 +237,10 @@ func TestDecodeOpenShapes(t *testing.T) {
 			x.WalkLen = uint32(copy(x.Walk[:], "secret\x00deep\x00"))
 			return rawOf(x)[:openMinSize+int(x.WalkLen)]
 		}(), "…/deep/secret", proto.PathSourceKernel, []string{"file.path"}},
+		{"a pipe opened through /dev/fd/63", pseudoRecord("pipefs:[10634590]\x00"), "pipe:[10634590]", proto.PathSourceKernel, nil},
+		{"a socket", pseudoRecord("sockfs:[42]\x00"), "socket:[42]", proto.PathSourceKernel, nil},
+		{"an anon inode", pseudoRecord("[eventfd]\x00"), "[eventfd]", proto.PathSourceKernel, nil},
+		{"a memfd", pseudoRecord("memfd:payload\x00"), "memfd:payload", proto.PathSourceKernel, nil},
 		{"failed absolute open", rawOf(openRecord(-13, "/root/.ssh/id_rsa\x00")), "/root/.ssh/id_rsa", proto.PathSourceCaller, nil},
 		{"path unreadable (path_len 0)", rawOf(openRecord(-14, "")), "", proto.PathSourceCaller, nil},
 		{"descriptor gone at exit: the caller's string", rawOf(openRecord(3, "/etc/passwd")), "/etc/passwd", proto.PathSourceCaller, nil},

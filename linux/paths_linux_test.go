@@ -232,6 +232,30 @@ func TestOpenPathsAreTheKernels(t *testing.T) {
 	}
 }
 
+// A pipe has no path: opening /dev/fd/N of one (bash's process substitution) is reported as
+// the kernel names the pipe, "pipe:[inode]", not as "/", where walking it would end.
+func TestOpenOfAPipeIsNamedLikeProc(t *testing.T) {
+	_, c := startSource(t, nil, nil)
+	shell, _ := agentShell(t, "claude")
+	cmd := exec.Command(shell, "-c", `exec 3< <(echo hi); echo "pipe=$(stat -L -c %i /proc/$$/fd/3)"; read -r x <&3`)
+	cmd.Dir = canonicalDir(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("agent shell: %v\n%s", err, out)
+	}
+	_, ino, ok := strings.Cut(strings.TrimSpace(string(out)), "pipe=")
+	if !ok {
+		t.Fatalf("no pipe inode in %q", out)
+	}
+	want := "pipe:[" + ino + "]"
+	e := c.waitFor(t, "open of "+want, 15*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionOpen && e.Process.Pid == cmd.Process.Pid && e.File != nil && e.File.Path == want
+	})
+	if e.Vigil.PathSource != proto.PathSourceKernel || e.Event.Outcome != proto.OutcomeSuccess {
+		t.Errorf("pipe open: source %q outcome %s", e.Vigil.PathSource, e.Event.Outcome)
+	}
+}
+
 func TestOpenPathSurvivesARacingRewrite(t *testing.T) {
 	_, c := startSource(t, func(o *Options) { o.RingBufferBytes = 32 << 20 }, nil)
 	dir := canonicalDir(t)
