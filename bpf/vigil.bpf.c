@@ -935,3 +935,43 @@ static __always_inline void mutate_args_rmdir(struct mutate_args *a, struct pt_r
 	a->str = PT_REGS_PARM1_SYSCALL(r);
 }
 MUTATE_PROG(rmdir)
+
+static __always_inline void mutate_args_link(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_LINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(link)
+
+static __always_inline void mutate_args_linkat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_LINK;
+	a->dfd2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str2 = PT_REGS_PARM2_SYSCALL(r);
+	a->dfd = PT_REGS_PARM3_SYSCALL(r);
+	a->str = PT_REGS_PARM4_SYSCALL(r);
+	a->flags = PT_REGS_PARM5_SYSCALL(r);
+}
+MUTATE_PROG(linkat)
+
+// A symlink's target is a string the kernel stores as given, resolved only when the link is
+// followed: it is kept as the caller wrote it, never made absolute.
+static __always_inline void mutate_args_symlink(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_SYMLINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->resolve2 = 0;
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(symlink)
+
+static __always_inline void mutate_args_symlinkat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_SYMLINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->resolve2 = 0;
+	a->dfd = PT_REGS_PARM2_SYSCALL(r);
+	a->str = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(symlinkat)

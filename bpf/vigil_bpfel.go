@@ -154,6 +154,8 @@ const (
 	VigilMapZeroExec       = "zero_exec"
 	VigilProgExitConnect   = "exit_connect"
 	VigilProgExitCreat     = "exit_creat"
+	VigilProgExitLink      = "exit_link"
+	VigilProgExitLinkat    = "exit_linkat"
 	VigilProgExitOpen      = "exit_open"
 	VigilProgExitOpenat    = "exit_openat"
 	VigilProgExitOpenat2   = "exit_openat2"
@@ -161,6 +163,8 @@ const (
 	VigilProgExitRenameat  = "exit_renameat"
 	VigilProgExitRenameat2 = "exit_renameat2"
 	VigilProgExitRmdir     = "exit_rmdir"
+	VigilProgExitSymlink   = "exit_symlink"
+	VigilProgExitSymlinkat = "exit_symlinkat"
 	VigilProgExitUnlink    = "exit_unlink"
 	VigilProgExitUnlinkat  = "exit_unlinkat"
 	VigilProgHandleExec    = "handle_exec"
@@ -221,6 +225,8 @@ type VigilSpecs struct {
 type VigilProgramSpecs struct {
 	ExitConnect   *ebpf.ProgramSpec `ebpf:"exit_connect"`
 	ExitCreat     *ebpf.ProgramSpec `ebpf:"exit_creat"`
+	ExitLink      *ebpf.ProgramSpec `ebpf:"exit_link"`
+	ExitLinkat    *ebpf.ProgramSpec `ebpf:"exit_linkat"`
 	ExitOpen      *ebpf.ProgramSpec `ebpf:"exit_open"`
 	ExitOpenat    *ebpf.ProgramSpec `ebpf:"exit_openat"`
 	ExitOpenat2   *ebpf.ProgramSpec `ebpf:"exit_openat2"`
@@ -228,6 +234,8 @@ type VigilProgramSpecs struct {
 	ExitRenameat  *ebpf.ProgramSpec `ebpf:"exit_renameat"`
 	ExitRenameat2 *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
 	ExitRmdir     *ebpf.ProgramSpec `ebpf:"exit_rmdir"`
+	ExitSymlink   *ebpf.ProgramSpec `ebpf:"exit_symlink"`
+	ExitSymlinkat *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
 	ExitUnlink    *ebpf.ProgramSpec `ebpf:"exit_unlink"`
 	ExitUnlinkat  *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
 	HandleExec    *ebpf.ProgramSpec `ebpf:"handle_exec"`
@@ -340,6 +348,8 @@ type VigilVariables struct {
 type VigilPrograms struct {
 	ExitConnect   *ebpf.Program `ebpf:"exit_connect"`
 	ExitCreat     *ebpf.Program `ebpf:"exit_creat"`
+	ExitLink      *ebpf.Program `ebpf:"exit_link"`
+	ExitLinkat    *ebpf.Program `ebpf:"exit_linkat"`
 	ExitOpen      *ebpf.Program `ebpf:"exit_open"`
 	ExitOpenat    *ebpf.Program `ebpf:"exit_openat"`
 	ExitOpenat2   *ebpf.Program `ebpf:"exit_openat2"`
@@ -347,6 +357,8 @@ type VigilPrograms struct {
 	ExitRenameat  *ebpf.Program `ebpf:"exit_renameat"`
 	ExitRenameat2 *ebpf.Program `ebpf:"exit_renameat2"`
 	ExitRmdir     *ebpf.Program `ebpf:"exit_rmdir"`
+	ExitSymlink   *ebpf.Program `ebpf:"exit_symlink"`
+	ExitSymlinkat *ebpf.Program `ebpf:"exit_symlinkat"`
 	ExitUnlink    *ebpf.Program `ebpf:"exit_unlink"`
 	ExitUnlinkat  *ebpf.Program `ebpf:"exit_unlinkat"`
 	HandleExec    *ebpf.Program `ebpf:"handle_exec"`
@@ -358,6 +370,8 @@ func (p *VigilPrograms) Close() error {
 	return _VigilClose(
 		p.ExitConnect,
 		p.ExitCreat,
+		p.ExitLink,
+		p.ExitLinkat,
 		p.ExitOpen,
 		p.ExitOpenat,
 		p.ExitOpenat2,
@@ -365,6 +379,8 @@ func (p *VigilPrograms) Close() error {
 		p.ExitRenameat,
 		p.ExitRenameat2,
 		p.ExitRmdir,
+		p.ExitSymlink,
+		p.ExitSymlinkat,
 		p.ExitUnlink,
 		p.ExitUnlinkat,
 		p.HandleExec,

@@ -265,6 +265,10 @@ var syscallTracepoints = []struct {
 	{"sys_exit_unlink", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitUnlink }, false},
 	{"sys_exit_unlinkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitUnlinkat }, false},
 	{"sys_exit_rmdir", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRmdir }, false},
+	{"sys_exit_link", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLink }, false},
+	{"sys_exit_linkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLinkat }, false},
+	{"sys_exit_symlink", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlink }, false},
+	{"sys_exit_symlinkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlinkat }, false},
 }
 
 // SyscallTracepoints names the syscall tracepoints (category "syscalls") Vigil attaches to;

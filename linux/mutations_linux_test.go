@@ -15,15 +15,17 @@ import (
 )
 
 // mutationScript is what a tool shell does to files in dir (its working directory): the
-// coreutils commands use the *at calls (renameat2, unlinkat), rmdir its own, sed -i an
-// editor's atomic save (a temp file renamed onto the target), and python the plain calls
-// (rename, unlink), so that every exit program's argument positions are exercised.
+// coreutils commands use the *at calls (renameat2, unlinkat, symlinkat, linkat), rmdir its
+// own, sed -i an editor's atomic save (a temp file renamed onto the target), and python the
+// plain calls (rename, unlink, link, symlink), so that every exit program's argument
+// positions are exercised.
 func mutationScript(dir, home string) string {
 	py := strings.Join([]string{
 		"import os",
 		"open('p1','w').write('x')",
 		"os.rename('p1','p2')",
-		"open('p3','w').close()",
+		"os.link('p2','p3')",
+		"os.symlink('p2','p4')",
 		"os.unlink('p3')",
 	}, "; ")
 	return strings.Join([]string{
@@ -33,6 +35,8 @@ func mutationScript(dir, home string) string {
 		"echo x > gone; rm gone",
 		"rm missing 2>/dev/null || true",
 		"mkdir d; rmdir d",
+		"ln -s /etc link",
+		"echo x > target; ln target hard",
 		"echo x > edited; sed -i s/x/y/ edited",
 		"python3 -c \"" + py + "\"",
 	}, "\n")
@@ -92,6 +96,20 @@ func TestFileMutationsAreReported(t *testing.T) {
 		{"rm: unlinkat", proto.ActionUnlink, p("gone"), proto.PathSourceCaller, 0, none},
 		{"rm of a missing file: ENOENT", proto.ActionUnlink, p("missing"), proto.PathSourceCaller, int(unix.ENOENT), none},
 		{"rmdir", proto.ActionRmdir, p("d"), proto.PathSourceCaller, 0, none},
+		{"ln -s /etc link: symlinkat, the target as given", proto.ActionSymlink, p("link"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.TargetPath != "/etc" {
+					return fmt.Sprintf("target %q, want /etc", e.File.TargetPath)
+				}
+				return ""
+			}},
+		{"ln target hard: linkat", proto.ActionLink, p("hard"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.TargetPath != p("target") {
+					return fmt.Sprintf("target %q, want %s", e.File.TargetPath, p("target"))
+				}
+				return ""
+			}},
 		{"sed -i: its temp file renamed onto the target", proto.ActionRename, p("edited"), proto.PathSourceCaller, 0,
 			func(e *proto.Event) string {
 				if e.Vigil.Rename == nil || !strings.HasPrefix(e.Vigil.Rename.Source, p("sed")) {
@@ -103,6 +121,20 @@ func TestFileMutationsAreReported(t *testing.T) {
 			func(e *proto.Event) string {
 				if e.Vigil.Rename == nil || e.Vigil.Rename.Source != p("p1") {
 					return fmt.Sprintf("rename source %+v, want %s", e.Vigil.Rename, p("p1"))
+				}
+				return ""
+			}},
+		{"python os.link", proto.ActionLink, p("p3"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.TargetPath != p("p2") {
+					return fmt.Sprintf("target %q, want %s", e.File.TargetPath, p("p2"))
+				}
+				return ""
+			}},
+		{"python os.symlink: symlink(2), a relative target kept as given", proto.ActionSymlink, p("p4"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.TargetPath != "p2" {
+					return fmt.Sprintf("target %q, want p2", e.File.TargetPath)
 				}
 				return ""
 			}},
