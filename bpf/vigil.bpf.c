@@ -975,3 +975,88 @@ static __always_inline void mutate_args_symlinkat(struct mutate_args *a, struct 
 	a->str = PT_REGS_PARM3_SYSCALL(r);
 }
 MUTATE_PROG(symlinkat)
+
+static __always_inline void mutate_args_chmod(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHMOD;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->mode = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(chmod)
+
+static __always_inline void mutate_args_fchmod(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHMOD;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->mode = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(fchmod)
+
+static __always_inline void mutate_args_fchmodat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHMOD;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+	a->mode = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(fchmodat)
+
+// fchmodat2 (Linux 6.6): attached only where the tracepoint exists.
+static __always_inline void mutate_args_fchmodat2(struct mutate_args *a, struct pt_regs *r)
+{
+	mutate_args_fchmodat(a, r);
+	a->flags = PT_REGS_PARM4_SYSCALL(r);
+}
+MUTATE_PROG(fchmodat2)
+
+static __always_inline void mutate_args_chown(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHOWN;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->uid = PT_REGS_PARM2_SYSCALL(r);
+	a->gid = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(chown)
+
+static __always_inline void mutate_args_lchown(struct mutate_args *a, struct pt_regs *r)
+{
+	mutate_args_chown(a, r);
+	a->flags = AT_SYMLINK_NOFOLLOW_VALUE;
+}
+MUTATE_PROG(lchown)
+
+static __always_inline void mutate_args_fchown(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHOWN;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->uid = PT_REGS_PARM2_SYSCALL(r);
+	a->gid = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(fchown)
+
+static __always_inline void mutate_args_fchownat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHOWN;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+	a->uid = PT_REGS_PARM3_SYSCALL(r);
+	a->gid = PT_REGS_PARM4_SYSCALL(r);
+	a->flags = PT_REGS_PARM5_SYSCALL(r);
+}
+MUTATE_PROG(fchownat)
+
+static __always_inline void mutate_args_truncate(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_TRUNCATE;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->length = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(truncate)
+
+static __always_inline void mutate_args_ftruncate(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_TRUNCATE;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->length = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(ftruncate)

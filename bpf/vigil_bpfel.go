@@ -152,8 +152,17 @@ const (
 	VigilMapOpenScratch    = "open_scratch"
 	VigilMapTracked        = "tracked"
 	VigilMapZeroExec       = "zero_exec"
+	VigilProgExitChmod     = "exit_chmod"
+	VigilProgExitChown     = "exit_chown"
 	VigilProgExitConnect   = "exit_connect"
 	VigilProgExitCreat     = "exit_creat"
+	VigilProgExitFchmod    = "exit_fchmod"
+	VigilProgExitFchmodat  = "exit_fchmodat"
+	VigilProgExitFchmodat2 = "exit_fchmodat2"
+	VigilProgExitFchown    = "exit_fchown"
+	VigilProgExitFchownat  = "exit_fchownat"
+	VigilProgExitFtruncate = "exit_ftruncate"
+	VigilProgExitLchown    = "exit_lchown"
 	VigilProgExitLink      = "exit_link"
 	VigilProgExitLinkat    = "exit_linkat"
 	VigilProgExitOpen      = "exit_open"
@@ -165,6 +174,7 @@ const (
 	VigilProgExitRmdir     = "exit_rmdir"
 	VigilProgExitSymlink   = "exit_symlink"
 	VigilProgExitSymlinkat = "exit_symlinkat"
+	VigilProgExitTruncate  = "exit_truncate"
 	VigilProgExitUnlink    = "exit_unlink"
 	VigilProgExitUnlinkat  = "exit_unlinkat"
 	VigilProgHandleExec    = "handle_exec"
@@ -223,8 +233,17 @@ type VigilSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilProgramSpecs struct {
+	ExitChmod     *ebpf.ProgramSpec `ebpf:"exit_chmod"`
+	ExitChown     *ebpf.ProgramSpec `ebpf:"exit_chown"`
 	ExitConnect   *ebpf.ProgramSpec `ebpf:"exit_connect"`
 	ExitCreat     *ebpf.ProgramSpec `ebpf:"exit_creat"`
+	ExitFchmod    *ebpf.ProgramSpec `ebpf:"exit_fchmod"`
+	ExitFchmodat  *ebpf.ProgramSpec `ebpf:"exit_fchmodat"`
+	ExitFchmodat2 *ebpf.ProgramSpec `ebpf:"exit_fchmodat2"`
+	ExitFchown    *ebpf.ProgramSpec `ebpf:"exit_fchown"`
+	ExitFchownat  *ebpf.ProgramSpec `ebpf:"exit_fchownat"`
+	ExitFtruncate *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
+	ExitLchown    *ebpf.ProgramSpec `ebpf:"exit_lchown"`
 	ExitLink      *ebpf.ProgramSpec `ebpf:"exit_link"`
 	ExitLinkat    *ebpf.ProgramSpec `ebpf:"exit_linkat"`
 	ExitOpen      *ebpf.ProgramSpec `ebpf:"exit_open"`
@@ -236,6 +255,7 @@ type VigilProgramSpecs struct {
 	ExitRmdir     *ebpf.ProgramSpec `ebpf:"exit_rmdir"`
 	ExitSymlink   *ebpf.ProgramSpec `ebpf:"exit_symlink"`
 	ExitSymlinkat *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTruncate  *ebpf.ProgramSpec `ebpf:"exit_truncate"`
 	ExitUnlink    *ebpf.ProgramSpec `ebpf:"exit_unlink"`
 	ExitUnlinkat  *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
 	HandleExec    *ebpf.ProgramSpec `ebpf:"handle_exec"`
@@ -346,8 +366,17 @@ type VigilVariables struct {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilPrograms struct {
+	ExitChmod     *ebpf.Program `ebpf:"exit_chmod"`
+	ExitChown     *ebpf.Program `ebpf:"exit_chown"`
 	ExitConnect   *ebpf.Program `ebpf:"exit_connect"`
 	ExitCreat     *ebpf.Program `ebpf:"exit_creat"`
+	ExitFchmod    *ebpf.Program `ebpf:"exit_fchmod"`
+	ExitFchmodat  *ebpf.Program `ebpf:"exit_fchmodat"`
+	ExitFchmodat2 *ebpf.Program `ebpf:"exit_fchmodat2"`
+	ExitFchown    *ebpf.Program `ebpf:"exit_fchown"`
+	ExitFchownat  *ebpf.Program `ebpf:"exit_fchownat"`
+	ExitFtruncate *ebpf.Program `ebpf:"exit_ftruncate"`
+	ExitLchown    *ebpf.Program `ebpf:"exit_lchown"`
 	ExitLink      *ebpf.Program `ebpf:"exit_link"`
 	ExitLinkat    *ebpf.Program `ebpf:"exit_linkat"`
 	ExitOpen      *ebpf.Program `ebpf:"exit_open"`
@@ -359,6 +388,7 @@ type VigilPrograms struct {
 	ExitRmdir     *ebpf.Program `ebpf:"exit_rmdir"`
 	ExitSymlink   *ebpf.Program `ebpf:"exit_symlink"`
 	ExitSymlinkat *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTruncate  *ebpf.Program `ebpf:"exit_truncate"`
 	ExitUnlink    *ebpf.Program `ebpf:"exit_unlink"`
 	ExitUnlinkat  *ebpf.Program `ebpf:"exit_unlinkat"`
 	HandleExec    *ebpf.Program `ebpf:"handle_exec"`
@@ -368,8 +398,17 @@ type VigilPrograms struct {
 
 func (p *VigilPrograms) Close() error {
 	return _VigilClose(
+		p.ExitChmod,
+		p.ExitChown,
 		p.ExitConnect,
 		p.ExitCreat,
+		p.ExitFchmod,
+		p.ExitFchmodat,
+		p.ExitFchmodat2,
+		p.ExitFchown,
+		p.ExitFchownat,
+		p.ExitFtruncate,
+		p.ExitLchown,
 		p.ExitLink,
 		p.ExitLinkat,
 		p.ExitOpen,
@@ -381,6 +420,7 @@ func (p *VigilPrograms) Close() error {
 		p.ExitRmdir,
 		p.ExitSymlink,
 		p.ExitSymlinkat,
+		p.ExitTruncate,
 		p.ExitUnlink,
 		p.ExitUnlinkat,
 		p.HandleExec,

@@ -269,6 +269,16 @@ var syscallTracepoints = []struct {
 	{"sys_exit_linkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLinkat }, false},
 	{"sys_exit_symlink", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlink }, false},
 	{"sys_exit_symlinkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlinkat }, false},
+	{"sys_exit_chmod", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitChmod }, false},
+	{"sys_exit_fchmod", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmod }, false},
+	{"sys_exit_fchmodat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmodat }, false},
+	{"sys_exit_fchmodat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmodat2 }, true},
+	{"sys_exit_chown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitChown }, false},
+	{"sys_exit_fchown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchown }, false},
+	{"sys_exit_lchown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLchown }, false},
+	{"sys_exit_fchownat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchownat }, false},
+	{"sys_exit_truncate", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitTruncate }, false},
+	{"sys_exit_ftruncate", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFtruncate }, false},
 }
 
 // SyscallTracepoints names the syscall tracepoints (category "syscalls") Vigil attaches to;

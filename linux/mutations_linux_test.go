@@ -15,10 +15,10 @@ import (
 )
 
 // mutationScript is what a tool shell does to files in dir (its working directory): the
-// coreutils commands use the *at calls (renameat2, unlinkat, symlinkat, linkat), rmdir its
-// own, sed -i an editor's atomic save (a temp file renamed onto the target), and python the
-// plain calls (rename, unlink, link, symlink), so that every exit program's argument
-// positions are exercised.
+// coreutils commands use the *at calls (renameat2, unlinkat, symlinkat, linkat, fchmodat,
+// fchownat, ftruncate), sed -i an editor's atomic save (a temp file renamed onto the target),
+// and python the plain calls (rename, unlink, link, symlink, chmod, fchmod, fchmodat2, chown,
+// lchown, truncate), so that every exit program's argument positions are exercised.
 func mutationScript(dir, home string) string {
 	py := strings.Join([]string{
 		"import os",
@@ -26,6 +26,12 @@ func mutationScript(dir, home string) string {
 		"os.rename('p1','p2')",
 		"os.link('p2','p3')",
 		"os.symlink('p2','p4')",
+		"os.chmod('p2',0o2750)",
+		"fd=os.open('p2',os.O_RDONLY); os.fchmod(fd,0o640); os.close(fd)",
+		"import ctypes; ctypes.CDLL(None).syscall(452,-100,b'p2',0o644,0x100)", // fchmodat2 (ENOSYS before 6.6)
+		"os.chown('p2',-1,4321)",
+		"os.lchown('p4',2345,-1)",
+		"os.truncate('p2',7)",
 		"os.unlink('p3')",
 	}, "; ")
 	return strings.Join([]string{
@@ -37,6 +43,9 @@ func mutationScript(dir, home string) string {
 		"mkdir d; rmdir d",
 		"ln -s /etc link",
 		"echo x > target; ln target hard",
+		"echo x > suid; chmod u+s suid",
+		"chown 1234:5678 suid",
+		"echo hello > trunc; truncate -s 0 trunc",
 		"echo x > edited; sed -i s/x/y/ edited",
 		"python3 -c \"" + py + "\"",
 	}, "\n")
@@ -110,6 +119,27 @@ func TestFileMutationsAreReported(t *testing.T) {
 				}
 				return ""
 			}},
+		{"chmod u+s: fchmodat, setuid flagged", proto.ActionChmod, p("suid"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.Mode != "4644" || !e.Vigil.Setid {
+					return fmt.Sprintf("mode %q setid %v, want 4644 true", e.File.Mode, e.Vigil.Setid)
+				}
+				return ""
+			}},
+		{"chown 1234:5678: fchownat", proto.ActionChown, p("suid"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.UID != "1234" || e.File.GID != "5678" {
+					return fmt.Sprintf("uid %q gid %q, want 1234 5678", e.File.UID, e.File.GID)
+				}
+				return ""
+			}},
+		{"truncate -s 0: ftruncate, the file walked by the kernel", proto.ActionTruncate, p("trunc"), proto.PathSourceKernel, 0,
+			func(e *proto.Event) string {
+				if e.File.Size == nil || *e.File.Size != 0 {
+					return fmt.Sprintf("size %v, want 0", e.File.Size)
+				}
+				return ""
+			}},
 		{"sed -i: its temp file renamed onto the target", proto.ActionRename, p("edited"), proto.PathSourceCaller, 0,
 			func(e *proto.Event) string {
 				if e.Vigil.Rename == nil || !strings.HasPrefix(e.Vigil.Rename.Source, p("sed")) {
@@ -135,6 +165,51 @@ func TestFileMutationsAreReported(t *testing.T) {
 			func(e *proto.Event) string {
 				if e.File.TargetPath != "p2" {
 					return fmt.Sprintf("target %q, want p2", e.File.TargetPath)
+				}
+				return ""
+			}},
+		{"python os.chmod: chmod(2), setgid flagged", proto.ActionChmod, p("p2"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.Mode != "2750" || !e.Vigil.Setid {
+					return fmt.Sprintf("mode %q setid %v, want 2750 true", e.File.Mode, e.Vigil.Setid)
+				}
+				return ""
+			}},
+		{"python os.fchmod: the file walked by the kernel", proto.ActionChmod, p("p2"), proto.PathSourceKernel, 0,
+			func(e *proto.Event) string {
+				if e.File.Mode != "0640" || e.Vigil.Setid {
+					return fmt.Sprintf("mode %q setid %v, want 0640 false", e.File.Mode, e.Vigil.Setid)
+				}
+				return ""
+			}},
+		{"fchmodat2 with AT_SYMLINK_NOFOLLOW (Linux 6.6+)", proto.ActionChmod, p("p2"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if !syscallTracepointExists("sys_exit_fchmodat2") {
+					return "" // the kernel has no fchmodat2: any chmod of p2 will do
+				}
+				if e.File.Mode != "0644" || e.File.Flags != "AT_SYMLINK_NOFOLLOW" {
+					return fmt.Sprintf("mode %q flags %q, want 0644 AT_SYMLINK_NOFOLLOW", e.File.Mode, e.File.Flags)
+				}
+				return ""
+			}},
+		{"python os.chown: chown(2), owner unchanged", proto.ActionChown, p("p2"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.UID != "" || e.File.GID != "4321" {
+					return fmt.Sprintf("uid %q gid %q, want (none) 4321", e.File.UID, e.File.GID)
+				}
+				return ""
+			}},
+		{"python os.lchown", proto.ActionChown, p("p4"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.UID != "2345" || e.File.GID != "" || e.File.Flags != "AT_SYMLINK_NOFOLLOW" {
+					return fmt.Sprintf("uid %q gid %q flags %q, want 2345 (none) AT_SYMLINK_NOFOLLOW", e.File.UID, e.File.GID, e.File.Flags)
+				}
+				return ""
+			}},
+		{"python os.truncate: truncate(2)", proto.ActionTruncate, p("p2"), proto.PathSourceCaller, 0,
+			func(e *proto.Event) string {
+				if e.File.Size == nil || *e.File.Size != 7 {
+					return fmt.Sprintf("size %v, want 7", e.File.Size)
 				}
 				return ""
 			}},
