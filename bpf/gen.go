@@ -3,4 +3,4 @@
 // `make generate` regenerates them with Debian's clang.
 package bpf
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86" -target bpfel -type event_header -type exec_event -type open_event -type connect_event -type exit_event -type track_entry -type name_key -type inode_key Vigil vigil.bpf.c -- -I.
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86" -target bpfel -type event_header -type exec_event -type open_event -type connect_event -type exit_event -type mutate_event -type track_entry -type name_key -type inode_key Vigil vigil.bpf.c -- -I.

@@ -99,6 +99,13 @@ struct {
 	__type(value, struct open_event);
 } open_scratch SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mutate_event);
+} mutate_scratch SEC(".maps");
+
 // All zeroes, never written: copied over the exec scratch before each use, so an exec record
 // carries nothing of an earlier process (argv, paths) in the bytes past its lengths.
 struct {
@@ -120,6 +127,8 @@ const struct exec_event *unused_exec __attribute__((unused));
 const struct open_event *unused_open __attribute__((unused));
 const struct connect_event *unused_connect __attribute__((unused));
 const struct exit_event *unused_exit __attribute__((unused));
+const struct mutate_event *unused_mutate __attribute__((unused));
+const enum mutate_op *unused_mutate_op __attribute__((unused));
 const struct event_header *unused_hdr __attribute__((unused));
 
 static __always_inline void count_drop(__u32 kind)
@@ -212,6 +221,8 @@ enum walk_target {
 	WALK_TO_EXE,
 	WALK_TO_CWD,
 	WALK_TO_OPEN,
+	WALK_TO_MUTATE,  // a mutate record's first path
+	WALK_TO_MUTATE2, // its second path
 };
 
 struct path_walk {
@@ -237,6 +248,12 @@ static __always_inline __u8 *walk_buffer(__u32 target)
 	if (target == WALK_TO_OPEN) {
 		struct open_event *o = bpf_map_lookup_elem(&open_scratch, &zero);
 		return o ? o->walk : 0;
+	}
+	if (target == WALK_TO_MUTATE || target == WALK_TO_MUTATE2) {
+		struct mutate_event *m = bpf_map_lookup_elem(&mutate_scratch, &zero);
+		if (!m)
+			return 0;
+		return target == WALK_TO_MUTATE ? m->walk : m->walk2;
 	}
 	struct exec_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
 	if (!e)
@@ -790,3 +807,286 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 	emit(&e, sizeof(e), DROP_CONNECT);
 	return 0;
 }
+
+// File mutations: one record layout (struct mutate_event) and one helper for every call; the
+// exit programs below differ only in where their syscall keeps its arguments.
+struct mutate_args {
+	__u64 str;  // the path string, or 0 when the call names its file by descriptor dfd
+	__u64 str2; // the second path string (rename source, link target), or 0
+	__s32 dfd;
+	__s32 dfd2;
+	__u32 op;
+	__u32 flags;
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
+	__u32 resolve2; // 0: the second string is kept as given (a symlink's target)
+	__s64 length;
+};
+
+_Static_assert(sizeof(struct mutate_event) <= sizeof(struct exec_event), "zero_exec must cover a mutate record");
+
+// Fills one path of a mutate record. A call by descriptor (no string, or an empty one with a
+// directory fd: AT_EMPTY_PATH) has its file walked: the kernel's truth. A path string is the
+// caller's, read at exit (a removed or renamed-away name no longer exists to walk), and when
+// relative the directory it is relative to is walked: the working directory or dirfd.
+static __always_inline void mutate_path(struct task_struct *task, __u32 target, __u8 *path, __u32 *path_len,
+					__u32 *walk_kind, __u32 *walk_len, __u32 *truncated, __u32 trunc_path,
+					__u32 trunc_walk, __u64 str, __s32 dfd, int resolve)
+{
+	__u32 trunc = 0;
+	long n = 0;
+	if (str) {
+		n = bpf_probe_read_user_str(path, PATH_SLOT, (void *)str);
+		if (n < 0)
+			n = 0;
+		if (n == PATH_SLOT)
+			*truncated |= trunc_path;
+		*path_len = n;
+	}
+	if (!resolve)
+		return;
+	if (n <= 1 && dfd != AT_FDCWD_VALUE) {
+		struct file *f = fd_file(task, dfd);
+		if (f) {
+			*walk_len = walk_path(target, (__u64)__builtin_preserve_access_index(&f->f_path), &trunc);
+			*walk_kind = WALK_FILE;
+			*path_len = 0;
+		}
+	} else if (n > 1 && path[0] != '/') {
+		if (dfd == AT_FDCWD_VALUE) {
+			struct fs_struct *fs = task->fs;
+			*walk_len = walk_path(target, (__u64)__builtin_preserve_access_index(&fs->pwd), &trunc);
+			*walk_kind = WALK_CWD;
+		} else {
+			struct file *dir = fd_file(task, dfd);
+			if (dir) {
+				*walk_len = walk_path(target, (__u64)__builtin_preserve_access_index(&dir->f_path), &trunc);
+				*walk_kind = WALK_DIRFD;
+			}
+		}
+	}
+	if (trunc)
+		*truncated |= trunc_walk;
+}
+
+static __always_inline int finish_mutate(struct track_entry *t, long ret, struct mutate_args *a)
+{
+	if (will_restart(ret))
+		return 0;
+	__u32 zero = 0;
+	struct mutate_event *e = bpf_map_lookup_elem(&mutate_scratch, &zero);
+	struct exec_event *clean = bpf_map_lookup_elem(&zero_exec, &zero);
+	if (!e || !clean)
+		return 0;
+	// Mutations are rare next to opens: the record is cleared and sent whole, so nothing of
+	// an earlier record lies past its lengths.
+	bpf_probe_read_kernel(e, sizeof(*e), clean);
+	struct task_struct *task = bpf_get_current_task_btf();
+	fill_header(&e->hdr, EVENT_MUTATE, task, t);
+	e->ret = ret;
+	e->op = a->op;
+	e->flags = a->flags;
+	e->mode = a->mode;
+	e->uid = a->uid;
+	e->gid = a->gid;
+	e->length = a->length;
+	mutate_path(task, WALK_TO_MUTATE, e->path, &e->path_len, &e->walk_kind, &e->walk_len, &e->truncated,
+		    TRUNC_PATH, TRUNC_WALK, a->str, a->dfd, 1);
+	if (a->str2)
+		mutate_path(task, WALK_TO_MUTATE2, e->path2, &e->path2_len, &e->walk2_kind, &e->walk2_len,
+			    &e->truncated, TRUNC_PATH2, TRUNC_WALK2, a->str2, a->dfd2, a->resolve2);
+	emit(e, sizeof(*e), DROP_MUTATE);
+	return 0;
+}
+
+#define AT_REMOVEDIR_VALUE 0x200
+#define AT_SYMLINK_NOFOLLOW_VALUE 0x100
+
+// Each program checks the tracked map first, as every probe does: an untracked process pays
+// that and nothing more.
+#define MUTATE_PROG(name)                                                             \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                         \
+	{                                                                             \
+		struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32); \
+		if (!t)                                                               \
+			return 0;                                                     \
+		struct pt_regs *r = syscall_regs();                                   \
+		struct mutate_args a = { .dfd = AT_FDCWD_VALUE, .dfd2 = AT_FDCWD_VALUE, .resolve2 = 1 }; \
+		mutate_args_##name(&a, r);                                            \
+		return finish_mutate(t, ctx->ret, &a);                                \
+	}
+
+static __always_inline void mutate_args_rename(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_RENAME;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(rename)
+
+static __always_inline void mutate_args_renameat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_RENAME;
+	a->dfd2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str2 = PT_REGS_PARM2_SYSCALL(r);
+	a->dfd = PT_REGS_PARM3_SYSCALL(r);
+	a->str = PT_REGS_PARM4_SYSCALL(r);
+}
+MUTATE_PROG(renameat)
+
+static __always_inline void mutate_args_renameat2(struct mutate_args *a, struct pt_regs *r)
+{
+	mutate_args_renameat(a, r);
+	a->flags = PT_REGS_PARM5_SYSCALL(r);
+}
+MUTATE_PROG(renameat2)
+
+static __always_inline void mutate_args_unlink(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_UNLINK;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+}
+MUTATE_PROG(unlink)
+
+static __always_inline void mutate_args_unlinkat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+	a->flags = PT_REGS_PARM3_SYSCALL(r);
+	a->op = a->flags & AT_REMOVEDIR_VALUE ? MUTATE_RMDIR : MUTATE_UNLINK;
+}
+MUTATE_PROG(unlinkat)
+
+static __always_inline void mutate_args_rmdir(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_RMDIR;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+}
+MUTATE_PROG(rmdir)
+
+static __always_inline void mutate_args_link(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_LINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(link)
+
+static __always_inline void mutate_args_linkat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_LINK;
+	a->dfd2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str2 = PT_REGS_PARM2_SYSCALL(r);
+	a->dfd = PT_REGS_PARM3_SYSCALL(r);
+	a->str = PT_REGS_PARM4_SYSCALL(r);
+	a->flags = PT_REGS_PARM5_SYSCALL(r);
+}
+MUTATE_PROG(linkat)
+
+// A symlink's target is a string the kernel stores as given, resolved only when the link is
+// followed: it is kept as the caller wrote it, never made absolute.
+static __always_inline void mutate_args_symlink(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_SYMLINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->resolve2 = 0;
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(symlink)
+
+static __always_inline void mutate_args_symlinkat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_SYMLINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->resolve2 = 0;
+	a->dfd = PT_REGS_PARM2_SYSCALL(r);
+	a->str = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(symlinkat)
+
+static __always_inline void mutate_args_chmod(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHMOD;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->mode = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(chmod)
+
+static __always_inline void mutate_args_fchmod(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHMOD;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->mode = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(fchmod)
+
+static __always_inline void mutate_args_fchmodat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHMOD;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+	a->mode = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(fchmodat)
+
+// fchmodat2 (Linux 6.6): attached only where the tracepoint exists.
+static __always_inline void mutate_args_fchmodat2(struct mutate_args *a, struct pt_regs *r)
+{
+	mutate_args_fchmodat(a, r);
+	a->flags = PT_REGS_PARM4_SYSCALL(r);
+}
+MUTATE_PROG(fchmodat2)
+
+static __always_inline void mutate_args_chown(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHOWN;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->uid = PT_REGS_PARM2_SYSCALL(r);
+	a->gid = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(chown)
+
+static __always_inline void mutate_args_lchown(struct mutate_args *a, struct pt_regs *r)
+{
+	mutate_args_chown(a, r);
+	a->flags = AT_SYMLINK_NOFOLLOW_VALUE;
+}
+MUTATE_PROG(lchown)
+
+static __always_inline void mutate_args_fchown(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHOWN;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->uid = PT_REGS_PARM2_SYSCALL(r);
+	a->gid = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(fchown)
+
+static __always_inline void mutate_args_fchownat(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHOWN;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+	a->uid = PT_REGS_PARM3_SYSCALL(r);
+	a->gid = PT_REGS_PARM4_SYSCALL(r);
+	a->flags = PT_REGS_PARM5_SYSCALL(r);
+}
+MUTATE_PROG(fchownat)
+
+static __always_inline void mutate_args_truncate(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_TRUNCATE;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->length = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(truncate)
+
+static __always_inline void mutate_args_ftruncate(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_TRUNCATE;
+	a->dfd = PT_REGS_PARM1_SYSCALL(r);
+	a->length = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(ftruncate)

@@ -28,6 +28,19 @@ enum event_kind {
 	EVENT_EXIT = 3,
 	EVENT_OPEN = 4,
 	EVENT_CONNECT = 5,
+	EVENT_MUTATE = 6,
+};
+
+// What a mutate record did (mutate_event.op): one record layout for every file mutation.
+enum mutate_op {
+	MUTATE_RENAME = 1,   // rename, renameat, renameat2: path = destination, path2 = source
+	MUTATE_UNLINK = 2,   // unlink, unlinkat without AT_REMOVEDIR
+	MUTATE_RMDIR = 3,    // rmdir, unlinkat with AT_REMOVEDIR
+	MUTATE_LINK = 4,     // link, linkat: path = the new link, path2 = the existing file
+	MUTATE_SYMLINK = 5,  // symlink, symlinkat: path = the new link, path2 = the target string as given
+	MUTATE_CHMOD = 6,    // chmod, fchmod, fchmodat, fchmodat2: mode
+	MUTATE_CHOWN = 7,    // chown, fchown, lchown, fchownat: uid, gid ((u32)-1: unchanged)
+	MUTATE_TRUNCATE = 8, // truncate, ftruncate: length
 };
 
 // Indexes of the per-CPU drop counters.
@@ -38,6 +51,7 @@ enum drop_kind {
 	DROP_OPEN = 4,
 	DROP_CONNECT = 5,
 	DROP_TRACK_FULL = 6, // the tracked-process map was full: a process could not be followed
+	DROP_MUTATE = 7,
 	DROP_KINDS = 8,
 };
 
@@ -51,6 +65,8 @@ enum drop_kind {
 #define TRUNC_CWD 4
 #define TRUNC_PATH 8
 #define TRUNC_WALK 16
+#define TRUNC_PATH2 32 // mutate records: the second path's caller string
+#define TRUNC_WALK2 64 // mutate records: the second path's walked directory
 
 // What the exec record says about the executed file (exe_flags).
 #define EXE_UNLINKED 1 // no name left in the file system (deleted, or a memfd)
@@ -156,6 +172,34 @@ struct connect_event {
 	__u32 addrlen;
 	__u32 pad;
 	__u8 addr[112]; // sockaddr_un is the largest kept (110 bytes)
+};
+
+// A file mutation (enum mutate_op), at the syscall's exit. A call that names its file by
+// descriptor (fchmod, fchown, ftruncate, *at with AT_EMPTY_PATH) has the file walked
+// (walk_kind WALK_FILE, no caller string); a call that names a path has the caller's string
+// in path and, when it is relative, the directory it is relative to walked (WALK_CWD,
+// WALK_DIRFD). The second path (rename source, link target) has the same shape.
+struct mutate_event {
+	struct event_header hdr;
+	__s32 ret;
+	__u32 op;
+	__u32 flags; // the call's flags (renameat2, unlinkat, linkat, fchmodat2, fchownat)
+	__u32 mode;  // chmod: the new mode
+	__u32 uid;   // chown: the new owner, (u32)-1 when unchanged
+	__u32 gid;
+	__s64 length; // truncate: the new length
+	__u32 truncated;
+	__u32 path_len;
+	__u32 walk_kind;
+	__u32 walk_len;
+	__u32 path2_len;
+	__u32 walk2_kind;
+	__u32 walk2_len;
+	__u32 pad;
+	__u8 walk[PATH_SLOT + NAME_SLOT];
+	__u8 path[PATH_SLOT];
+	__u8 walk2[PATH_SLOT + NAME_SLOT];
+	__u8 path2[PATH_SLOT];
 };
 
 struct env_scratch {

@@ -84,6 +84,30 @@ type VigilInodeKey struct {
 	Ino uint64
 }
 
+type VigilMutateEvent struct {
+	_         structs.HostLayout
+	Hdr       VigilEventHeader
+	Ret       int32
+	Op        uint32
+	Flags     uint32
+	Mode      uint32
+	Uid       uint32
+	Gid       uint32
+	Length    int64
+	Truncated uint32
+	PathLen   uint32
+	WalkKind  uint32
+	WalkLen   uint32
+	Path2Len  uint32
+	Walk2Kind uint32
+	Walk2Len  uint32
+	Pad       uint32
+	Walk      [1280]uint8
+	Path      [1024]uint8
+	Walk2     [1280]uint8
+	Path2     [1024]uint8
+}
+
 type VigilNameKey struct {
 	_    structs.HostLayout
 	Name [32]uint8
@@ -116,32 +140,55 @@ type VigilTrackEntry struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	VigilMapAgentInodes   = "agent_inodes"
-	VigilMapAgentNames    = "agent_names"
-	VigilMapDrops         = "drops"
-	VigilMapEnvScratch    = "env_scratch"
-	VigilMapEvents        = "events"
-	VigilMapExecScratch   = "exec_scratch"
-	VigilMapInterpreters  = "interpreters"
-	VigilMapMaybeTracked  = "maybe_tracked"
-	VigilMapOpenScratch   = "open_scratch"
-	VigilMapTracked       = "tracked"
-	VigilMapZeroExec      = "zero_exec"
-	VigilProgExitConnect  = "exit_connect"
-	VigilProgExitCreat    = "exit_creat"
-	VigilProgExitOpen     = "exit_open"
-	VigilProgExitOpenat   = "exit_openat"
-	VigilProgExitOpenat2  = "exit_openat2"
-	VigilProgHandleExec   = "handle_exec"
-	VigilProgHandleExit   = "handle_exit"
-	VigilProgHandleFork   = "handle_fork"
-	VigilVarSelfTgid      = "self_tgid"
-	VigilVarUnusedConnect = "unused_connect"
-	VigilVarUnusedExec    = "unused_exec"
-	VigilVarUnusedExit    = "unused_exit"
-	VigilVarUnusedHdr     = "unused_hdr"
-	VigilVarUnusedOpen    = "unused_open"
-	VigilVarWakeupBytes   = "wakeup_bytes"
+	VigilMapAgentInodes    = "agent_inodes"
+	VigilMapAgentNames     = "agent_names"
+	VigilMapDrops          = "drops"
+	VigilMapEnvScratch     = "env_scratch"
+	VigilMapEvents         = "events"
+	VigilMapExecScratch    = "exec_scratch"
+	VigilMapInterpreters   = "interpreters"
+	VigilMapMaybeTracked   = "maybe_tracked"
+	VigilMapMutateScratch  = "mutate_scratch"
+	VigilMapOpenScratch    = "open_scratch"
+	VigilMapTracked        = "tracked"
+	VigilMapZeroExec       = "zero_exec"
+	VigilProgExitChmod     = "exit_chmod"
+	VigilProgExitChown     = "exit_chown"
+	VigilProgExitConnect   = "exit_connect"
+	VigilProgExitCreat     = "exit_creat"
+	VigilProgExitFchmod    = "exit_fchmod"
+	VigilProgExitFchmodat  = "exit_fchmodat"
+	VigilProgExitFchmodat2 = "exit_fchmodat2"
+	VigilProgExitFchown    = "exit_fchown"
+	VigilProgExitFchownat  = "exit_fchownat"
+	VigilProgExitFtruncate = "exit_ftruncate"
+	VigilProgExitLchown    = "exit_lchown"
+	VigilProgExitLink      = "exit_link"
+	VigilProgExitLinkat    = "exit_linkat"
+	VigilProgExitOpen      = "exit_open"
+	VigilProgExitOpenat    = "exit_openat"
+	VigilProgExitOpenat2   = "exit_openat2"
+	VigilProgExitRename    = "exit_rename"
+	VigilProgExitRenameat  = "exit_renameat"
+	VigilProgExitRenameat2 = "exit_renameat2"
+	VigilProgExitRmdir     = "exit_rmdir"
+	VigilProgExitSymlink   = "exit_symlink"
+	VigilProgExitSymlinkat = "exit_symlinkat"
+	VigilProgExitTruncate  = "exit_truncate"
+	VigilProgExitUnlink    = "exit_unlink"
+	VigilProgExitUnlinkat  = "exit_unlinkat"
+	VigilProgHandleExec    = "handle_exec"
+	VigilProgHandleExit    = "handle_exit"
+	VigilProgHandleFork    = "handle_fork"
+	VigilVarSelfTgid       = "self_tgid"
+	VigilVarUnusedConnect  = "unused_connect"
+	VigilVarUnusedExec     = "unused_exec"
+	VigilVarUnusedExit     = "unused_exit"
+	VigilVarUnusedHdr      = "unused_hdr"
+	VigilVarUnusedMutate   = "unused_mutate"
+	VigilVarUnusedMutateOp = "unused_mutate_op"
+	VigilVarUnusedOpen     = "unused_open"
+	VigilVarWakeupBytes    = "wakeup_bytes"
 )
 
 // LoadVigil returns the embedded CollectionSpec for Vigil.
@@ -186,44 +233,67 @@ type VigilSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilProgramSpecs struct {
-	ExitConnect *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	ExitCreat   *ebpf.ProgramSpec `ebpf:"exit_creat"`
-	ExitOpen    *ebpf.ProgramSpec `ebpf:"exit_open"`
-	ExitOpenat  *ebpf.ProgramSpec `ebpf:"exit_openat"`
-	ExitOpenat2 *ebpf.ProgramSpec `ebpf:"exit_openat2"`
-	HandleExec  *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExit  *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork  *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	ExitChmod     *ebpf.ProgramSpec `ebpf:"exit_chmod"`
+	ExitChown     *ebpf.ProgramSpec `ebpf:"exit_chown"`
+	ExitConnect   *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	ExitCreat     *ebpf.ProgramSpec `ebpf:"exit_creat"`
+	ExitFchmod    *ebpf.ProgramSpec `ebpf:"exit_fchmod"`
+	ExitFchmodat  *ebpf.ProgramSpec `ebpf:"exit_fchmodat"`
+	ExitFchmodat2 *ebpf.ProgramSpec `ebpf:"exit_fchmodat2"`
+	ExitFchown    *ebpf.ProgramSpec `ebpf:"exit_fchown"`
+	ExitFchownat  *ebpf.ProgramSpec `ebpf:"exit_fchownat"`
+	ExitFtruncate *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
+	ExitLchown    *ebpf.ProgramSpec `ebpf:"exit_lchown"`
+	ExitLink      *ebpf.ProgramSpec `ebpf:"exit_link"`
+	ExitLinkat    *ebpf.ProgramSpec `ebpf:"exit_linkat"`
+	ExitOpen      *ebpf.ProgramSpec `ebpf:"exit_open"`
+	ExitOpenat    *ebpf.ProgramSpec `ebpf:"exit_openat"`
+	ExitOpenat2   *ebpf.ProgramSpec `ebpf:"exit_openat2"`
+	ExitRename    *ebpf.ProgramSpec `ebpf:"exit_rename"`
+	ExitRenameat  *ebpf.ProgramSpec `ebpf:"exit_renameat"`
+	ExitRenameat2 *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
+	ExitRmdir     *ebpf.ProgramSpec `ebpf:"exit_rmdir"`
+	ExitSymlink   *ebpf.ProgramSpec `ebpf:"exit_symlink"`
+	ExitSymlinkat *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTruncate  *ebpf.ProgramSpec `ebpf:"exit_truncate"`
+	ExitUnlink    *ebpf.ProgramSpec `ebpf:"exit_unlink"`
+	ExitUnlinkat  *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
+	HandleExec    *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExit    *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleFork    *ebpf.ProgramSpec `ebpf:"handle_fork"`
 }
 
 // VigilMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilMapSpecs struct {
-	AgentInodes  *ebpf.MapSpec `ebpf:"agent_inodes"`
-	AgentNames   *ebpf.MapSpec `ebpf:"agent_names"`
-	Drops        *ebpf.MapSpec `ebpf:"drops"`
-	EnvScratch   *ebpf.MapSpec `ebpf:"env_scratch"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	ExecScratch  *ebpf.MapSpec `ebpf:"exec_scratch"`
-	Interpreters *ebpf.MapSpec `ebpf:"interpreters"`
-	MaybeTracked *ebpf.MapSpec `ebpf:"maybe_tracked"`
-	OpenScratch  *ebpf.MapSpec `ebpf:"open_scratch"`
-	Tracked      *ebpf.MapSpec `ebpf:"tracked"`
-	ZeroExec     *ebpf.MapSpec `ebpf:"zero_exec"`
+	AgentInodes   *ebpf.MapSpec `ebpf:"agent_inodes"`
+	AgentNames    *ebpf.MapSpec `ebpf:"agent_names"`
+	Drops         *ebpf.MapSpec `ebpf:"drops"`
+	EnvScratch    *ebpf.MapSpec `ebpf:"env_scratch"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	ExecScratch   *ebpf.MapSpec `ebpf:"exec_scratch"`
+	Interpreters  *ebpf.MapSpec `ebpf:"interpreters"`
+	MaybeTracked  *ebpf.MapSpec `ebpf:"maybe_tracked"`
+	MutateScratch *ebpf.MapSpec `ebpf:"mutate_scratch"`
+	OpenScratch   *ebpf.MapSpec `ebpf:"open_scratch"`
+	Tracked       *ebpf.MapSpec `ebpf:"tracked"`
+	ZeroExec      *ebpf.MapSpec `ebpf:"zero_exec"`
 }
 
 // VigilVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilVariableSpecs struct {
-	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedConnect *ebpf.VariableSpec `ebpf:"unused_connect"`
-	UnusedExec    *ebpf.VariableSpec `ebpf:"unused_exec"`
-	UnusedExit    *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedHdr     *ebpf.VariableSpec `ebpf:"unused_hdr"`
-	UnusedOpen    *ebpf.VariableSpec `ebpf:"unused_open"`
-	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	SelfTgid       *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedConnect  *ebpf.VariableSpec `ebpf:"unused_connect"`
+	UnusedExec     *ebpf.VariableSpec `ebpf:"unused_exec"`
+	UnusedExit     *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedHdr      *ebpf.VariableSpec `ebpf:"unused_hdr"`
+	UnusedMutate   *ebpf.VariableSpec `ebpf:"unused_mutate"`
+	UnusedMutateOp *ebpf.VariableSpec `ebpf:"unused_mutate_op"`
+	UnusedOpen     *ebpf.VariableSpec `ebpf:"unused_open"`
+	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // VigilObjects contains all objects after they have been loaded into the kernel.
@@ -246,17 +316,18 @@ func (o *VigilObjects) Close() error {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilMaps struct {
-	AgentInodes  *ebpf.Map `ebpf:"agent_inodes"`
-	AgentNames   *ebpf.Map `ebpf:"agent_names"`
-	Drops        *ebpf.Map `ebpf:"drops"`
-	EnvScratch   *ebpf.Map `ebpf:"env_scratch"`
-	Events       *ebpf.Map `ebpf:"events"`
-	ExecScratch  *ebpf.Map `ebpf:"exec_scratch"`
-	Interpreters *ebpf.Map `ebpf:"interpreters"`
-	MaybeTracked *ebpf.Map `ebpf:"maybe_tracked"`
-	OpenScratch  *ebpf.Map `ebpf:"open_scratch"`
-	Tracked      *ebpf.Map `ebpf:"tracked"`
-	ZeroExec     *ebpf.Map `ebpf:"zero_exec"`
+	AgentInodes   *ebpf.Map `ebpf:"agent_inodes"`
+	AgentNames    *ebpf.Map `ebpf:"agent_names"`
+	Drops         *ebpf.Map `ebpf:"drops"`
+	EnvScratch    *ebpf.Map `ebpf:"env_scratch"`
+	Events        *ebpf.Map `ebpf:"events"`
+	ExecScratch   *ebpf.Map `ebpf:"exec_scratch"`
+	Interpreters  *ebpf.Map `ebpf:"interpreters"`
+	MaybeTracked  *ebpf.Map `ebpf:"maybe_tracked"`
+	MutateScratch *ebpf.Map `ebpf:"mutate_scratch"`
+	OpenScratch   *ebpf.Map `ebpf:"open_scratch"`
+	Tracked       *ebpf.Map `ebpf:"tracked"`
+	ZeroExec      *ebpf.Map `ebpf:"zero_exec"`
 }
 
 func (m *VigilMaps) Close() error {
@@ -269,6 +340,7 @@ func (m *VigilMaps) Close() error {
 		m.ExecScratch,
 		m.Interpreters,
 		m.MaybeTracked,
+		m.MutateScratch,
 		m.OpenScratch,
 		m.Tracked,
 		m.ZeroExec,
@@ -279,36 +351,78 @@ func (m *VigilMaps) Close() error {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilVariables struct {
-	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedConnect *ebpf.Variable `ebpf:"unused_connect"`
-	UnusedExec    *ebpf.Variable `ebpf:"unused_exec"`
-	UnusedExit    *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedHdr     *ebpf.Variable `ebpf:"unused_hdr"`
-	UnusedOpen    *ebpf.Variable `ebpf:"unused_open"`
-	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
+	SelfTgid       *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedConnect  *ebpf.Variable `ebpf:"unused_connect"`
+	UnusedExec     *ebpf.Variable `ebpf:"unused_exec"`
+	UnusedExit     *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedHdr      *ebpf.Variable `ebpf:"unused_hdr"`
+	UnusedMutate   *ebpf.Variable `ebpf:"unused_mutate"`
+	UnusedMutateOp *ebpf.Variable `ebpf:"unused_mutate_op"`
+	UnusedOpen     *ebpf.Variable `ebpf:"unused_open"`
+	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // VigilPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilPrograms struct {
-	ExitConnect *ebpf.Program `ebpf:"exit_connect"`
-	ExitCreat   *ebpf.Program `ebpf:"exit_creat"`
-	ExitOpen    *ebpf.Program `ebpf:"exit_open"`
-	ExitOpenat  *ebpf.Program `ebpf:"exit_openat"`
-	ExitOpenat2 *ebpf.Program `ebpf:"exit_openat2"`
-	HandleExec  *ebpf.Program `ebpf:"handle_exec"`
-	HandleExit  *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork  *ebpf.Program `ebpf:"handle_fork"`
+	ExitChmod     *ebpf.Program `ebpf:"exit_chmod"`
+	ExitChown     *ebpf.Program `ebpf:"exit_chown"`
+	ExitConnect   *ebpf.Program `ebpf:"exit_connect"`
+	ExitCreat     *ebpf.Program `ebpf:"exit_creat"`
+	ExitFchmod    *ebpf.Program `ebpf:"exit_fchmod"`
+	ExitFchmodat  *ebpf.Program `ebpf:"exit_fchmodat"`
+	ExitFchmodat2 *ebpf.Program `ebpf:"exit_fchmodat2"`
+	ExitFchown    *ebpf.Program `ebpf:"exit_fchown"`
+	ExitFchownat  *ebpf.Program `ebpf:"exit_fchownat"`
+	ExitFtruncate *ebpf.Program `ebpf:"exit_ftruncate"`
+	ExitLchown    *ebpf.Program `ebpf:"exit_lchown"`
+	ExitLink      *ebpf.Program `ebpf:"exit_link"`
+	ExitLinkat    *ebpf.Program `ebpf:"exit_linkat"`
+	ExitOpen      *ebpf.Program `ebpf:"exit_open"`
+	ExitOpenat    *ebpf.Program `ebpf:"exit_openat"`
+	ExitOpenat2   *ebpf.Program `ebpf:"exit_openat2"`
+	ExitRename    *ebpf.Program `ebpf:"exit_rename"`
+	ExitRenameat  *ebpf.Program `ebpf:"exit_renameat"`
+	ExitRenameat2 *ebpf.Program `ebpf:"exit_renameat2"`
+	ExitRmdir     *ebpf.Program `ebpf:"exit_rmdir"`
+	ExitSymlink   *ebpf.Program `ebpf:"exit_symlink"`
+	ExitSymlinkat *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTruncate  *ebpf.Program `ebpf:"exit_truncate"`
+	ExitUnlink    *ebpf.Program `ebpf:"exit_unlink"`
+	ExitUnlinkat  *ebpf.Program `ebpf:"exit_unlinkat"`
+	HandleExec    *ebpf.Program `ebpf:"handle_exec"`
+	HandleExit    *ebpf.Program `ebpf:"handle_exit"`
+	HandleFork    *ebpf.Program `ebpf:"handle_fork"`
 }
 
 func (p *VigilPrograms) Close() error {
 	return _VigilClose(
+		p.ExitChmod,
+		p.ExitChown,
 		p.ExitConnect,
 		p.ExitCreat,
+		p.ExitFchmod,
+		p.ExitFchmodat,
+		p.ExitFchmodat2,
+		p.ExitFchown,
+		p.ExitFchownat,
+		p.ExitFtruncate,
+		p.ExitLchown,
+		p.ExitLink,
+		p.ExitLinkat,
 		p.ExitOpen,
 		p.ExitOpenat,
 		p.ExitOpenat2,
+		p.ExitRename,
+		p.ExitRenameat,
+		p.ExitRenameat2,
+		p.ExitRmdir,
+		p.ExitSymlink,
+		p.ExitSymlinkat,
+		p.ExitTruncate,
+		p.ExitUnlink,
+		p.ExitUnlinkat,
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,

@@ -74,6 +74,9 @@ type recordView struct {
 	Network          string             `json:"network,omitempty"`
 	Destination      *proto.Destination `json:"destination,omitempty"`
 	Truncated        []string           `json:"truncated,omitempty"`
+	Type             []string           `json:"type,omitempty"`
+	Rename           *proto.Rename      `json:"rename,omitempty"`
+	Setid            bool               `json:"setid,omitempty"`
 }
 
 func viewOf(e *proto.Event) recordView {
@@ -93,6 +96,9 @@ func viewOf(e *proto.Event) recordView {
 		Exe:              e.Vigil.Exe,
 		Destination:      e.Destination,
 		Truncated:        e.Vigil.Truncated,
+		Type:             e.Event.Type,
+		Rename:           e.Vigil.Rename,
+		Setid:            e.Vigil.Setid,
 	}
 	if e.Process.Parent != nil {
 		v.Ppid = e.Process.Parent.Pid
@@ -272,6 +278,12 @@ func TestCaptureRecords(t *testing.T) {
 		fmt.Sprintf(`{ : 3<>/dev/tcp/127.0.0.1/%d; } 2>/dev/null; echo "refused=$?"`, refused),
 		fmt.Sprintf("%s -test.run='^TestCaptureHelperProcess$' -- %s %s %s %d", helper, helperArg, sock, abstract, p4),
 		fmt.Sprintf("%s -test.run='^TestMemfdHelperProcess$' -- %s /bin/true memfd", helper, memfdHelperArg),
+		`echo x > mv-src; mv mv-src mv-dst & echo "mv=$!"; wait $!`,
+		`rm missing-rm 2>/dev/null & echo "rm=$!"; wait $!`,
+		`ln -s /etc etc-link & echo "ln=$!"; wait $!`,
+		`echo x > suid; chmod u+s suid & echo "chmod=$!"; wait $!`,
+		`chown 1234:5678 suid & echo "chown=$!"; wait $!`,
+		`truncate -s 0 suid & echo "truncate=$!"; wait $!`,
 		"exit 0",
 	}, "\n")
 	cmd := exec.Command(shell, "-c", script)
@@ -308,7 +320,7 @@ func TestCaptureRecords(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"true", "envi", "sub", "subexit", "killed", "killexit", "refused", "helper", "unix", "abstract", "nonblock", "pid"} {
+	for _, k := range []string{"true", "envi", "sub", "subexit", "killed", "killexit", "refused", "helper", "unix", "abstract", "nonblock", "pid", "mv", "rm", "ln", "chmod", "chown", "truncate"} {
 		if _, ok := said[k]; !ok {
 			t.Fatalf("workload did not report %q:\n%s", k, output)
 		}
@@ -378,6 +390,15 @@ func TestCaptureRecords(t *testing.T) {
 	address := func(a string) func(*proto.Event) bool {
 		return func(e *proto.Event) bool { return e.Destination != nil && e.Destination.Address == a }
 	}
+	mutation := func(action, typ, pathSource string, pid int, file proto.File, errno int) recordView {
+		v := base(action, pid, root)
+		v.Type, v.PathSource, v.File = []string{typ}, pathSource, &file
+		if errno != 0 {
+			v.Outcome, v.Errno = proto.OutcomeFailure, errno
+		}
+		return v
+	}
+	size0 := int64(0)
 	cases := []capCase{
 		{"exec", "root", "the agent shell's exec: argv, all six join keys, executable and cwd walked by the kernel",
 			is(proto.ActionExec, root, nil), withExec(base(proto.ActionExec, root, self), realShell, []string{shell, "-c", script}, &join)},
@@ -433,6 +454,26 @@ func TestCaptureRecords(t *testing.T) {
 			is(proto.ActionConnect, said["helper"], address(abstract)), withDest(base(proto.ActionConnect, said["helper"], root), "unix", proto.Destination{Address: abstract}, 0)},
 		{"connect", "nonblocking", "non-blocking connect (EINPROGRESS: outcome unknown)",
 			is(proto.ActionConnect, said["helper"], port(p4)), nonblock},
+		{"mutate", "rename", "mv (renameat2 RENAME_NOREPLACE): the destination in file.path, the source in vigil.rename.source, both made absolute against the walked cwd",
+			is(proto.ActionRename, said["mv"], nil), func() recordView {
+				v := mutation(proto.ActionRename, "change", proto.PathSourceCaller, said["mv"], proto.File{Path: filepath.Join(realDir, "mv-dst"), Flags: "RENAME_NOREPLACE"}, 0)
+				v.Rename = &proto.Rename{Source: filepath.Join(realDir, "mv-src")}
+				return v
+			}()},
+		{"mutate", "unlink-missing", "rm of a missing file: unlinkat fails with ENOENT",
+			is(proto.ActionUnlink, said["rm"], nil), mutation(proto.ActionUnlink, "deletion", proto.PathSourceCaller, said["rm"], proto.File{Path: filepath.Join(realDir, "missing-rm")}, int(unix.ENOENT))},
+		{"mutate", "symlink", "ln -s /etc: symlinkat, the target as given",
+			is(proto.ActionSymlink, said["ln"], nil), mutation(proto.ActionSymlink, "creation", proto.PathSourceCaller, said["ln"], proto.File{Path: filepath.Join(realDir, "etc-link"), TargetPath: "/etc"}, 0)},
+		{"mutate", "chmod-setuid", "chmod u+s: fchmodat with mode 04644, setuid flagged",
+			is(proto.ActionChmod, said["chmod"], nil), func() recordView {
+				v := mutation(proto.ActionChmod, "change", proto.PathSourceCaller, said["chmod"], proto.File{Path: filepath.Join(realDir, "suid"), Mode: "4644"}, 0)
+				v.Setid = true
+				return v
+			}()},
+		{"mutate", "chown", "chown 1234:5678: fchownat",
+			is(proto.ActionChown, said["chown"], nil), mutation(proto.ActionChown, "change", proto.PathSourceCaller, said["chown"], proto.File{Path: filepath.Join(realDir, "suid"), UID: "1234", GID: "5678"}, 0)},
+		{"mutate", "ftruncate", "truncate -s 0: ftruncate of a descriptor, the file walked by the kernel",
+			is(proto.ActionTruncate, said["truncate"], nil), mutation(proto.ActionTruncate, "change", proto.PathSourceKernel, said["truncate"], proto.File{Path: filepath.Join(realDir, "suid"), Size: &size0}, 0)},
 	}
 
 	// Decode the workload's records (other agent trees on this host are ignored).

@@ -25,6 +25,7 @@ const (
 	kindExit    = 3
 	kindOpen    = 4
 	kindConnect = 5
+	kindMutate  = 6
 
 	trackPending  = 1
 	trackRejected = 2
@@ -34,6 +35,9 @@ const (
 	truncCwd  = 4
 	truncPath = 8
 	truncWalk = 16
+	// Mutate records' second path (rename source, link target).
+	truncPath2 = 32
+	truncWalk2 = 64
 
 	exeUnlinked = 1
 	exeInternal = 2
@@ -58,6 +62,7 @@ var (
 	exitSize    = int(unsafe.Sizeof(bpf.VigilExitEvent{}))
 	connectSize = int(unsafe.Sizeof(bpf.VigilConnectEvent{}))
 	openSize    = int(unsafe.Sizeof(bpf.VigilOpenEvent{}))
+	mutateSize  = int(unsafe.Sizeof(bpf.VigilMutateEvent{}))
 	// A successful open's record ends right after its walked path.
 	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Walk))
 )
@@ -150,6 +155,16 @@ func (d *decoder) decode(raw []byte) (record, error) {
 			return record{}, fmt.Errorf("decode connect: %w", err)
 		}
 		d.connect(e, &x, blk)
+	case kindMutate:
+		blk := new(mutateBlock)
+		e = d.base(&blk.base, &h)
+		var x bpf.VigilMutateEvent
+		if err := copyRecord(&x, raw, mutateSize); err != nil {
+			return record{}, fmt.Errorf("decode mutate: %w", err)
+		}
+		if err := d.mutate(e, &x, blk); err != nil {
+			return record{}, err
+		}
 	default:
 		return record{}, fmt.Errorf("decode: unknown record kind %d", h.Kind)
 	}
@@ -184,6 +199,12 @@ type (
 	execBlock struct {
 		base baseBlock
 		exe  proto.Exe
+	}
+	mutateBlock struct {
+		base   baseBlock
+		file   proto.File
+		rename proto.Rename
+		size   int64
 	}
 	connectBlock struct {
 		base baseBlock
@@ -384,6 +405,134 @@ func pseudoName(name string) string {
 		}
 	}
 	return name
+}
+
+// mutateOps describes each enum mutate_op: its action, ECS event.type, and the name of its
+// second path (for vigil.truncated).
+var mutateOps = map[uint32]struct {
+	action, second string
+	typ            []string
+}{
+	1: {proto.ActionRename, "vigil.rename.source", []string{"change"}},
+	2: {proto.ActionUnlink, "", []string{"deletion"}},
+	3: {proto.ActionRmdir, "", []string{"deletion"}},
+	4: {proto.ActionLink, "file.target_path", []string{"creation"}},
+	5: {proto.ActionSymlink, "file.target_path", []string{"creation"}},
+	6: {proto.ActionChmod, "", []string{"change"}},
+	7: {proto.ActionChown, "", []string{"change"}},
+	8: {proto.ActionTruncate, "", []string{"change"}},
+}
+
+const (
+	mutateRename   = 1
+	mutateLink     = 4
+	mutateSymlink  = 5
+	mutateChmod    = 6
+	mutateChown    = 7
+	mutateTruncate = 8
+
+	unchangedID = ^uint32(0) // chown's -1: leave the owner or group as it is
+)
+
+func (d *decoder) mutate(e *proto.Event, x *bpf.VigilMutateEvent, blk *mutateBlock) error {
+	op, ok := mutateOps[x.Op]
+	if !ok {
+		return fmt.Errorf("decode mutate: unknown operation %d", x.Op)
+	}
+	e.Event.Action = op.action
+	e.Event.Category = "file"
+	e.Event.Type = op.typ
+	setOutcome(e, x.Ret, false)
+	file := &blk.file
+	var kernel bool
+	file.Path, kernel = mutatePath(x.Walk[:clamp(x.WalkLen, len(x.Walk))], x.WalkKind, x.Truncated&truncWalk != 0,
+		x.Path[:clamp(x.PathLen, len(x.Path))])
+	e.Vigil.PathSource = proto.PathSourceCaller
+	if kernel {
+		e.Vigil.PathSource = proto.PathSourceKernel
+	}
+	var second string
+	if x.Op == mutateSymlink {
+		second = cString(x.Path2[:clamp(x.Path2Len, len(x.Path2))]) // the target as given
+	} else {
+		second, _ = mutatePath(x.Walk2[:clamp(x.Walk2Len, len(x.Walk2))], x.Walk2Kind, x.Truncated&truncWalk2 != 0,
+			x.Path2[:clamp(x.Path2Len, len(x.Path2))])
+	}
+	switch x.Op {
+	case mutateRename:
+		blk.rename.Source = second
+		e.Vigil.Rename = &blk.rename
+		file.Flags = flagNames(x.Flags, renameFlagNames)
+	case mutateLink, mutateSymlink:
+		file.TargetPath = second
+		file.Flags = flagNames(x.Flags, atFlagNames)
+	case mutateChmod:
+		file.Mode = fmt.Sprintf("%04o", x.Mode&0o7777)
+		e.Vigil.Setid = x.Mode&0o6000 != 0
+		file.Flags = flagNames(x.Flags, atFlagNames)
+	case mutateChown:
+		if x.Uid != unchangedID {
+			file.UID = idString(x.Uid)
+		}
+		if x.Gid != unchangedID {
+			file.GID = idString(x.Gid)
+		}
+		file.Flags = flagNames(x.Flags, atFlagNames)
+	case mutateTruncate:
+		blk.size = x.Length
+		file.Size = &blk.size
+	default: // unlink, rmdir
+		file.Flags = flagNames(x.Flags&^0x200, atFlagNames) // AT_REMOVEDIR is the action
+	}
+	e.File = file
+	e.Vigil.Truncated = truncatedNames(x.Truncated &^ (truncPath2 | truncWalk2))
+	if x.Truncated&(truncPath2|truncWalk2) != 0 && op.second != "" {
+		e.Vigil.Truncated = append(e.Vigil.Truncated, op.second)
+	}
+	return nil
+}
+
+// mutatePath is one path of a mutate record: the walked file when the call named it by
+// descriptor (kernel), else the caller's string, made absolute against the walked working
+// directory or dirfd when it was relative.
+func mutatePath(walk []byte, kind uint32, walkTruncated bool, path []byte) (string, bool) {
+	if kind == walkFile {
+		return joinWalk(walk, walkTruncated), true
+	}
+	p := cString(path)
+	if (kind == walkCwd || kind == walkDirfd) && p != "" && p[0] != '/' {
+		p = joinPath(joinWalk(walk, walkTruncated), p)
+	}
+	return p, false
+}
+
+type flagName struct {
+	bit  uint32
+	name string
+}
+
+var (
+	renameFlagNames = []flagName{{1, "RENAME_NOREPLACE"}, {2, "RENAME_EXCHANGE"}, {4, "RENAME_WHITEOUT"}}
+	atFlagNames     = []flagName{{0x100, "AT_SYMLINK_NOFOLLOW"}, {0x200, "AT_REMOVEDIR"}, {0x400, "AT_SYMLINK_FOLLOW"},
+		{0x800, "AT_NO_AUTOMOUNT"}, {0x1000, "AT_EMPTY_PATH"}}
+)
+
+// flagNames names the set bits of flags, "|"-separated; unknown bits are written in hex.
+func flagNames(flags uint32, names []flagName) string {
+	if flags == 0 {
+		return ""
+	}
+	var parts []string
+	for _, f := range names {
+		if flags&f.bit != 0 {
+			parts = append(parts, f.name)
+			flags &^= f.bit
+		}
+	}
+	if flags != 0 {
+		parts = append(parts, fmt.Sprintf("0x%x", flags))
+	}
+	return strings.Join(parts, "|")
 }
 
 func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, blk *connectBlock) {

@@ -160,6 +160,89 @@ func pseudoRecord(name string) []byte {
 	return rawOf(x)[:openMinSize+len(name)]
 }
 
+// mutateRecord is a mutation of relative paths against the cwd /w (walked, leaf first).
+func mutateRecord(op uint32, ret int32, path, path2 string) *bpf.VigilMutateEvent {
+	x := &bpf.VigilMutateEvent{Hdr: header(kindMutate), Ret: ret, Op: op, Uid: ^uint32(0), Gid: ^uint32(0)}
+	x.PathLen = uint32(copy(x.Path[:], path+"\x00"))
+	x.WalkKind, x.WalkLen = walkCwd, uint32(copy(x.Walk[:], "w\x00"))
+	if path2 != "" {
+		x.Path2Len = uint32(copy(x.Path2[:], path2+"\x00"))
+		x.Walk2Kind, x.Walk2Len = walkCwd, uint32(copy(x.Walk2[:], "w\x00"))
+	}
+	return x
+}
+
+func TestDecodeMutateShapes(t *testing.T) {
+	size := int64(4096)
+	for _, c := range []struct {
+		name       string
+		x          *bpf.VigilMutateEvent
+		edit       func(x *bpf.VigilMutateEvent)
+		action     string
+		file       proto.File
+		source     string // vigil.rename.source
+		pathSource string
+		setid      bool
+		trunc      []string
+		errno      int
+	}{
+		{"rename exchange", mutateRecord(1, 0, "b", "/abs/a"), func(x *bpf.VigilMutateEvent) { x.Flags = 2 },
+			proto.ActionRename, proto.File{Path: "/w/b", Flags: "RENAME_EXCHANGE"}, "/abs/a", proto.PathSourceCaller, false, nil, 0},
+		{"rename onto a dirfd, unknown flag bits in hex", mutateRecord(1, 0, "b", "a"), func(x *bpf.VigilMutateEvent) {
+			x.Flags, x.WalkKind = 1|0x80, walkDirfd
+		}, proto.ActionRename, proto.File{Path: "/w/b", Flags: "RENAME_NOREPLACE|0x80"}, "/w/a", proto.PathSourceCaller, false, nil, 0},
+		{"unlinkat AT_REMOVEDIR failed", mutateRecord(3, -39, "d", ""), func(x *bpf.VigilMutateEvent) { x.Flags = 0x200 },
+			proto.ActionRmdir, proto.File{Path: "/w/d"}, "", proto.PathSourceCaller, false, nil, 39},
+		{"link with a truncated source walk", mutateRecord(4, 0, "new", "old"), func(x *bpf.VigilMutateEvent) {
+			x.Truncated = truncWalk2
+			x.Flags = 0x400
+		}, proto.ActionLink, proto.File{Path: "/w/new", TargetPath: "…/w/old", Flags: "AT_SYMLINK_FOLLOW"}, "", proto.PathSourceCaller, false, []string{"file.target_path"}, 0},
+		{"symlink: a relative target stays as given", mutateRecord(5, 0, "l", "../t"), nil,
+			proto.ActionSymlink, proto.File{Path: "/w/l", TargetPath: "../t"}, "", proto.PathSourceCaller, false, nil, 0},
+		{"fchmod: the file walked, setgid", mutateRecord(6, 0, "", ""), func(x *bpf.VigilMutateEvent) {
+			x.PathLen, x.WalkKind, x.WalkLen = 0, walkFile, uint32(copy(x.Walk[:], "f\x00w\x00"))
+			x.Mode = 0o102755 // file type bits are not part of the mode
+		}, proto.ActionChmod, proto.File{Path: "/w/f", Mode: "2755"}, "", proto.PathSourceKernel, true, nil, 0},
+		{"chown, group unchanged", mutateRecord(7, 0, "f", ""), func(x *bpf.VigilMutateEvent) { x.Uid = 0 },
+			proto.ActionChown, proto.File{Path: "/w/f", UID: "0"}, "", proto.PathSourceCaller, false, nil, 0},
+		{"truncate with a truncated caller path", mutateRecord(8, -1, "f", ""), func(x *bpf.VigilMutateEvent) {
+			x.Length, x.Truncated = 4096, truncPath
+		}, proto.ActionTruncate, proto.File{Path: "/w/f", Size: &size}, "", proto.PathSourceCaller, false, []string{"file.path"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.edit != nil {
+				c.edit(c.x)
+			}
+			r, err := testDecoder().decode(rawOf(c.x))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := r.event
+			src := ""
+			if e.Vigil.Rename != nil {
+				src = e.Vigil.Rename.Source
+			}
+			got, _ := json.Marshal(e.File)
+			want, _ := json.Marshal(c.file)
+			if e.Event.Action != c.action || e.Event.Category != "file" || !bytes.Equal(got, want) || src != c.source ||
+				e.Vigil.PathSource != c.pathSource || e.Vigil.Setid != c.setid || !slices.Equal(e.Vigil.Truncated, c.trunc) || e.Vigil.Errno != c.errno {
+				t.Errorf("got %s %s source %q path_source %s setid %v truncated %v errno %d; want %s %s %q %s %v %v %d",
+					e.Event.Action, got, src, e.Vigil.PathSource, e.Vigil.Setid, e.Vigil.Truncated, e.Vigil.Errno,
+					c.action, want, c.source, c.pathSource, c.setid, c.trunc, c.errno)
+			}
+		})
+	}
+	// A short mutate record and an unknown operation are errors, never events.
+	x := mutateRecord(9, 0, "f", "")
+	if _, err := testDecoder().decode(rawOf(x)); err == nil {
+		t.Error("unknown mutate operation decoded")
+	}
+	x.Op = 2
+	if _, err := testDecoder().decode(rawOf(x)[:mutateSize-1]); !errors.Is(err, errShortRecord) {
+		t.Errorf("short mutate record: %v", err)
+	}
+}
+
 func connectRecord(ret int32, addr []byte) *bpf.VigilConnectEvent {
 	x := &bpf.VigilConnectEvent{Hdr: header(kindConnect), Ret: ret, Fd: 3}
 	x.Addrlen = uint32(copy(x.Addr[:], addr))
@@ -676,12 +759,15 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	h := header(kindFork)
 	abs := fileRecord(3, "passwd\x00etc\x00")
 	x := execRecord("a\x00\x00b\x00", "x\x00bin", "b\x00a")
+	seeds = append(seeds, rawOf(mutateRecord(1, 0, "dst", "src")), rawOf(mutateRecord(5, 0, "l", "t")))
 	seeds = append(seeds, nil, rawOf(&h), abs, abs[:openMinSize+5], rawOf(openRecord(-2, "rel\x00")), rawOf(x),
 		rawOf(connectRecord(-einprogress, []byte{afUnix, 0, 0, 'n'})))
 	return seeds
 }
 
-var validActions = []string{proto.ActionExec, proto.ActionFork, proto.ActionExit, proto.ActionOpen, proto.ActionConnect}
+var validActions = []string{proto.ActionExec, proto.ActionFork, proto.ActionExit, proto.ActionOpen, proto.ActionConnect,
+	proto.ActionRename, proto.ActionUnlink, proto.ActionRmdir, proto.ActionLink, proto.ActionSymlink, proto.ActionChmod,
+	proto.ActionChown, proto.ActionTruncate}
 
 func FuzzDecode(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {

@@ -60,7 +60,7 @@ type EBPF struct {
 }
 
 // dropKindNames index the kernel's per-CPU drop counters (enum drop_kind).
-var dropKindNames = map[uint32]string{1: "exec", 2: "fork", 3: "exit", 4: "open", 5: "connect", 6: "track_full"}
+var dropKindNames = map[uint32]string{1: "exec", 2: "fork", 3: "exit", 4: "open", 5: "connect", 6: "track_full", 7: "mutate"}
 
 // ErrProgramTypeRefused explains an EPERM from BPF_PROG_LOAD as what it is on kernels that
 // forbid a program type, rather than cilium/ebpf's generic memlock hint.
@@ -246,25 +246,63 @@ func kernelDev(dev uint64) uint64 {
 // syscallTracepoints are the syscall tracepoints Vigil attaches and the program for each.
 // There are no enter hooks: each exit program reads its syscall's arguments from the saved
 // user registers.
+// optional marks a syscall the running kernel may lack (fchmodat2, Linux 6.6): it is attached
+// where its tracepoint exists and left out, with the floor's, elsewhere.
 var syscallTracepoints = []struct {
-	name string
-	prog func(*bpf.VigilPrograms) *ebpf.Program
+	name     string
+	prog     func(*bpf.VigilPrograms) *ebpf.Program
+	optional bool
 }{
-	{"sys_exit_openat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat }},
-	{"sys_exit_open", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpen }},
-	{"sys_exit_creat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitCreat }},
-	{"sys_exit_openat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat2 }},
-	{"sys_exit_connect", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitConnect }},
+	{"sys_exit_openat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat }, false},
+	{"sys_exit_open", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpen }, false},
+	{"sys_exit_creat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitCreat }, false},
+	{"sys_exit_openat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat2 }, false},
+	{"sys_exit_connect", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitConnect }, false},
+	// File mutations (one record layout, struct mutate_event).
+	{"sys_exit_rename", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRename }, false},
+	{"sys_exit_renameat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRenameat }, false},
+	{"sys_exit_renameat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRenameat2 }, false},
+	{"sys_exit_unlink", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitUnlink }, false},
+	{"sys_exit_unlinkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitUnlinkat }, false},
+	{"sys_exit_rmdir", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRmdir }, false},
+	{"sys_exit_link", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLink }, false},
+	{"sys_exit_linkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLinkat }, false},
+	{"sys_exit_symlink", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlink }, false},
+	{"sys_exit_symlinkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlinkat }, false},
+	{"sys_exit_chmod", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitChmod }, false},
+	{"sys_exit_fchmod", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmod }, false},
+	{"sys_exit_fchmodat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmodat }, false},
+	{"sys_exit_fchmodat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmodat2 }, true},
+	{"sys_exit_chown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitChown }, false},
+	{"sys_exit_fchown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchown }, false},
+	{"sys_exit_lchown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLchown }, false},
+	{"sys_exit_fchownat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchownat }, false},
+	{"sys_exit_truncate", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitTruncate }, false},
+	{"sys_exit_ftruncate", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFtruncate }, false},
 }
 
 // SyscallTracepoints names the syscall tracepoints (category "syscalls") Vigil attaches to;
 // the benchmark's overhead floor attaches empty programs to the same ones.
+// An optional one the running kernel lacks is left out.
 func SyscallTracepoints() []string {
-	names := make([]string, len(syscallTracepoints))
-	for i, tp := range syscallTracepoints {
-		names[i] = tp.name
+	names := make([]string, 0, len(syscallTracepoints))
+	for _, tp := range syscallTracepoints {
+		if tp.optional && !syscallTracepointExists(tp.name) {
+			continue
+		}
+		names = append(names, tp.name)
 	}
 	return names
+}
+
+// syscallTracepointExists reports whether tracefs lists the syscall tracepoint.
+func syscallTracepointExists(name string) bool {
+	for _, root := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		if _, err := os.Stat(filepath.Join(root, "events", "syscalls", name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *EBPF) attach() error {
@@ -284,6 +322,9 @@ func (s *EBPF) attach() error {
 	}
 	for _, tp := range syscallTracepoints {
 		l, err := link.Tracepoint("syscalls", tp.name, tp.prog(&s.objs.VigilPrograms), nil)
+		if err != nil && tp.optional && errors.Is(err, os.ErrNotExist) {
+			continue // a syscall this kernel does not have
+		}
 		if err != nil {
 			return fmt.Errorf("attach tracepoint syscalls/%s: %w", tp.name, err)
 		}

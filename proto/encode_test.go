@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,28 @@ func fixtures() map[string]*Event {
 		File: &File{Path: "/home/alice/.ssh/id_ed25519", Access: "read", Flags: "O_RDONLY"}, GenAI: genai, Vigil: vigil()}
 	openFail.Vigil.Errno = 13
 	openFail.Vigil.PathSource = PathSourceCaller
+
+	// File mutations by a tool shell's children (coreutils), each with its ECS event.type.
+	mutation := func(ms int, action, outcome, typ string, seq uint64, f *File) *Event {
+		name := map[string]string{ActionRename: "mv", ActionUnlink: "rm", ActionSymlink: "ln", ActionChmod: "chmod", ActionTruncate: "truncate"}[action]
+		p := &Process{Pid: 52412 + ms, EntityID: "7d3a9c1e5b2f0" + strconv.Itoa(ms), Name: name, Executable: "/usr/bin/" + name,
+			Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
+		e := &Event{Timestamp: ts.Add(time.Duration(ms) * time.Millisecond), Event: meta(action, outcome, "file", seq), Host: host, User: user,
+			Process: p, File: f, GenAI: genai, Vigil: vigil()}
+		e.Event.Type = []string{typ}
+		e.Vigil.PathSource = PathSourceCaller
+		return e
+	}
+	rename := mutation(110, ActionRename, OutcomeSuccess, "change", 1130, &File{Path: "/home/alice/.profile", Flags: "RENAME_NOREPLACE"})
+	rename.Vigil.Rename = &Rename{Source: "/home/alice/src/payments/payload"}
+	unlinkFail := mutation(111, ActionUnlink, OutcomeFailure, "deletion", 1131, &File{Path: "/home/alice/.bash_history"})
+	unlinkFail.Vigil.Errno = 2
+	symlink := mutation(112, ActionSymlink, OutcomeSuccess, "creation", 1132, &File{Path: "/home/alice/src/payments/etc", TargetPath: "/etc"})
+	chmodSetid := mutation(113, ActionChmod, OutcomeSuccess, "change", 1133, &File{Path: "/home/alice/src/payments/helper", Mode: "4755"})
+	chmodSetid.Vigil.Setid = true
+	zero := int64(0)
+	truncate := mutation(114, ActionTruncate, OutcomeSuccess, "change", 1134, &File{Path: "/home/alice/src/payments/audit.log", Size: &zero})
+	truncate.Vigil.PathSource = PathSourceKernel
 
 	connP := &Process{Pid: 52398, EntityID: "a19f3b7c5d2e8046", Name: "go", Executable: "/usr/local/go/bin/go",
 		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
@@ -219,6 +242,7 @@ func fixtures() map[string]*Event {
 	return map[string]*Event{
 		"binding": binding, "session": session,
 		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail,
+		"rename": rename, "unlink_failed": unlinkFail, "symlink": symlink, "chmod_setid": chmodSetid, "truncate": truncate,
 		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix,
 		"exit": exit, "lost": lost,
 		"exec_traceparent": execTP, "open_file_path": openFP, "exec_unbound": execNone, "exec_memfd": execMemfd,

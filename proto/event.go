@@ -16,6 +16,15 @@ const (
 	ActionExit    = "exit"
 	ActionOpen    = "open"
 	ActionConnect = "connect"
+	// File mutations (event.category file), each at the syscall's exit with its outcome.
+	ActionRename   = "rename"   // rename, renameat, renameat2: file.path the destination, vigil.rename.source the source
+	ActionUnlink   = "unlink"   // unlink, unlinkat
+	ActionRmdir    = "rmdir"    // rmdir, unlinkat with AT_REMOVEDIR
+	ActionLink     = "link"     // link, linkat: file.path the new name, file.target_path the existing file
+	ActionSymlink  = "symlink"  // symlink, symlinkat: file.path the link, file.target_path its target as given
+	ActionChmod    = "chmod"    // chmod, fchmod, fchmodat, fchmodat2: file.mode, vigil.setid
+	ActionChown    = "chown"    // chown, fchown, lchown, fchownat: file.uid, file.gid
+	ActionTruncate = "truncate" // truncate, ftruncate: file.size
 	// ActionLost reports events the sensor could not deliver, with counts per kind.
 	ActionLost = "lost"
 
@@ -119,6 +128,8 @@ type EventMeta struct {
 	Kind string `json:"kind" msgpack:"kind"`
 	// Category is the ECS category: process, file or network.
 	Category string `json:"category,omitempty" msgpack:"category,omitempty"`
+	// Type is the ECS event.type of file mutations: creation, deletion or change.
+	Type []string `json:"type,omitempty" msgpack:"type,omitempty"`
 	// Dataset names the producer, e.g. vigil.kernel.
 	Dataset string `json:"dataset" msgpack:"dataset"`
 	// Sequence increases by one for every record a sensor run writes, so a reader can spot gaps.
@@ -185,7 +196,7 @@ type Hash struct {
 	SHA256 string `json:"sha256,omitempty" msgpack:"sha256,omitempty"`
 }
 
-// File is the ECS file.* group for open events.
+// File is the ECS file.* group for open and file mutation events.
 type File struct {
 	// Path is the kernel's path of the opened file for a successful open, the caller's string
 	// made absolute for a failed one (vigil.path_source says which). A path deeper than the
@@ -193,8 +204,19 @@ type File struct {
 	Path string `json:"path" msgpack:"path"`
 	// Access is read, write or read_write, from the open flags.
 	Access string `json:"access,omitempty" msgpack:"access,omitempty"`
-	// Flags are the open(2) flags by name, e.g. O_WRONLY|O_CREAT|O_TRUNC.
+	// Flags are the call's flags by name: open(2) flags, e.g. O_WRONLY|O_CREAT|O_TRUNC; on
+	// mutations RENAME_NOREPLACE, RENAME_EXCHANGE, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW…
 	Flags string `json:"flags,omitempty" msgpack:"flags,omitempty"`
+	// TargetPath is, on link, the existing file the new name links to (made absolute like a
+	// caller's path) and, on symlink, the link's target exactly as given.
+	TargetPath string `json:"target_path,omitempty" msgpack:"target_path,omitempty"`
+	// Mode is the new permission bits of a chmod, in octal (ECS file.mode), e.g. "4755".
+	Mode string `json:"mode,omitempty" msgpack:"mode,omitempty"`
+	// UID and GID are a chown's new owner and group (absent: left unchanged).
+	UID string `json:"uid,omitempty" msgpack:"uid,omitempty"`
+	GID string `json:"gid,omitempty" msgpack:"gid,omitempty"`
+	// Size is a truncate's new length in bytes (written when 0).
+	Size *int64 `json:"size,omitempty" msgpack:"size,omitempty"`
 }
 
 // Destination is the ECS destination.* group for connect events.
@@ -266,6 +288,10 @@ type Vigil struct {
 	Truncated []string `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
 	// PathSource says where file.path came from: PathSourceKernel or PathSourceCaller.
 	PathSource string `json:"path_source,omitempty" msgpack:"path_source,omitempty"`
+	// Rename is the source of a rename (action rename); file.path is the destination.
+	Rename *Rename `json:"rename,omitempty" msgpack:"rename,omitempty"`
+	// Setid is true on a chmod that sets the setuid or setgid bit.
+	Setid bool `json:"setid,omitempty" msgpack:"setid,omitempty"`
 	// Exe is the executed file's identity as the kernel saw it (exec lines).
 	Exe *Exe `json:"exe,omitempty" msgpack:"exe,omitempty"`
 	// Lost counts undelivered events per kind since the previous lost record (action lost).
@@ -306,6 +332,13 @@ type Exe struct {
 	Deleted bool `json:"deleted,omitempty" msgpack:"deleted,omitempty"`
 	// Hash is HashPending, HashMismatch or HashUnavailable when process.hash.sha256 is absent.
 	Hash string `json:"hash,omitempty" msgpack:"hash,omitempty"`
+}
+
+// Rename is vigil.rename.*: what a rename moved away.
+type Rename struct {
+	// Source is the path renamed from: the caller's string made absolute against the
+	// working directory or dirfd the kernel walked (at the exit it no longer exists to walk).
+	Source string `json:"source" msgpack:"source"`
 }
 
 // Binds is vigil.binds.*: the line a binding record re-attributes.
