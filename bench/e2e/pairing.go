@@ -74,8 +74,15 @@ func sameEvent(te TruthEvent, e *proto.Event) bool {
 		return te.Peer == vigilPeer(e)
 	case sysExec:
 		return !te.Failed
+	case sysFork, sysExit:
+		return true
 	}
-	return true
+	// A file mutation: the outcome, and the name of the file Vigil names as file.path (the
+	// new name of a rename or link).
+	if e.File == nil || (e.Event.Outcome == proto.OutcomeFailure) != te.Failed {
+		return false
+	}
+	return path.Base(e.File.Path) == path.Base(te.Path)
 }
 
 // vigilPeer writes a connect line's destination the way strace writes a sockaddr.

@@ -16,11 +16,15 @@ import (
 // carries the kernel's path of the opened file.
 func straceArgs(out string) []string {
 	return []string{"-f", "-q", "-ttt", "-y", "-s", "4096", "--seccomp-bpf",
-		"-e", "trace=execve,execveat,open,openat,openat2,creat,connect,clone,clone3,fork,vfork",
+		"-e", "trace=execve,execveat,open,openat,openat2,creat,connect,clone,clone3,fork,vfork," +
+			"rename,renameat,renameat2,unlink,unlinkat,rmdir,link,linkat,symlink,symlinkat," +
+			"chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat,truncate,ftruncate",
 		"-e", "signal=none", "-o", out, "--"}
 }
 
-// Kinds of recorded events, named like Vigil's event.action values they are compared with.
+// Kinds of recorded events, named like Vigil's event.action values they are compared with
+// (file mutations take their action's name: rename, unlink, rmdir, link, symlink, chmod,
+// chown, truncate).
 const (
 	sysExec = "exec"
 	// sysExecFailed is an execve that returned an error (a shell trying each PATH entry):
@@ -198,6 +202,26 @@ func parseCall(ev *SysEvent, body string) (bool, error) {
 	case "connect":
 		ev.Kind = sysConnect
 		ev.Peer = parsePeer(args)
+	case "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat":
+		// Vigil names the new name (the destination, the link) as file.path: the last string.
+		ev.Kind = strings.TrimSuffix(strings.TrimSuffix(name, "at2"), "at")
+		strs := quotedStrings(args)
+		if len(strs) < 2 {
+			return false, fmt.Errorf("%s without two paths", name)
+		}
+		ev.Path = strs[len(strs)-1]
+	case "unlink", "unlinkat", "rmdir", "chmod", "fchmodat", "chown", "lchown", "fchownat", "truncate",
+		"fchmod", "fchown", "ftruncate":
+		ev.Kind = mutationKind(name, args)
+		if name == "fchmod" || name == "fchown" || name == "ftruncate" {
+			ev.Path = fdAnnotation(args) // by descriptor: the file's path from -y
+			break
+		}
+		strs := quotedStrings(args)
+		if len(strs) == 0 {
+			return false, fmt.Errorf("%s without a path", name)
+		}
+		ev.Path = strs[0]
 	case "clone", "clone3", "fork", "vfork":
 		if ret <= 0 {
 			return false, nil // failed, or the child's own view (0)
@@ -208,6 +232,24 @@ func parseCall(ev *SysEvent, body string) (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// mutationKind is the Vigil action of a file mutation system call.
+func mutationKind(name, args string) string {
+	switch name {
+	case "unlinkat":
+		if strings.Contains(args, "AT_REMOVEDIR") {
+			return "rmdir"
+		}
+		return "unlink"
+	case "fchmod", "fchmodat":
+		return "chmod"
+	case "fchown", "lchown", "fchownat":
+		return "chown"
+	case "ftruncate":
+		return "truncate"
+	}
+	return name
 }
 
 // parseResult reads "3</path>", "0", "-1 ENOENT (No such file or directory)", "12345".
