@@ -58,7 +58,7 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 			GRPCAddr: cfg.Correlate.OTLPGRPC,
 			Resolver: resolver,
 			Deliver: func(b correlate.Batch) {
-				c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid})
+				c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid, SenderStartBootNs: b.SenderStartBootNs})
 			},
 			Log: log,
 		})
