@@ -503,6 +503,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		if (!match_catalog(bprm, e->filename, flen, &fresh))
 			return 0;
 		fresh.root = tgid;
+		fresh.root_start = BPF_CORE_READ(p, group_leader, start_boottime);
 		if (bpf_map_update_elem(&tracked, &tgid, &fresh, BPF_NOEXIST)) {
 			count_drop(DROP_TRACK_FULL);
 			return 0;

@@ -93,6 +93,10 @@ struct track_entry {
 	__u32 agent; // catalog id; 0 while pending
 	__u32 flags;
 	__u32 pad;
+	// The root's start, CLOCK_BOOTTIME ns (0: unknown): (root, root_start) names the root
+	// process, so user space's verdict on a pending root touches only that root's tree, not
+	// the tree of a later process that took the same pid.
+	__u64 root_start;
 };
 
 struct name_key {

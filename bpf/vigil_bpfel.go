@@ -129,11 +129,12 @@ type VigilOpenEvent struct {
 }
 
 type VigilTrackEntry struct {
-	_     structs.HostLayout
-	Root  uint32
-	Agent uint32
-	Flags uint32
-	Pad   uint32
+	_         structs.HostLayout
+	Root      uint32
+	Agent     uint32
+	Flags     uint32
+	Pad       uint32
+	RootStart uint64
 }
 
 // Names of all BPF objects in the ELF.

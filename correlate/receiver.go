@@ -78,7 +78,11 @@ type Batch struct {
 	Events    []proto.AgentEvent
 	Transport string // TransportOTLPHTTP or TransportOTLPGRPC
 	SenderPid int    // 0 when the peer could not be resolved
-	Peer      netip.AddrPort
+	// SenderStartBootNs is the sender's start time (ns since boot, clock-tick resolution)
+	// when the resolver reports it (PeerIdentityResolver), else 0. With SenderPid it names
+	// one process: a later process with the same pid is not the sender.
+	SenderStartBootNs uint64
+	Peer              netip.AddrPort
 }
 
 // PeerResolver maps a loopback TCP connection to the pid owning its client socket: local is
@@ -86,6 +90,15 @@ type Batch struct {
 // (correlate never imports a platform package).
 type PeerResolver interface {
 	PidOf(local, remote netip.AddrPort) (int, error)
+}
+
+// PeerIdentityResolver is a PeerResolver that also reports the owner's start time (ns since
+// boot), read while the owner was seen holding the socket, so the sender is identified by
+// (pid, start) and not by a pid that another process may take after it exits. The receiver
+// uses PeerOf instead of PidOf when the resolver has it.
+type PeerIdentityResolver interface {
+	PeerResolver
+	PeerOf(local, remote netip.AddrPort) (pid int, startBootNs uint64, err error)
 }
 
 // ReceiverOptions configure NewReceiver.
@@ -381,7 +394,7 @@ func (r *Receiver) accept(signal, transport string, evs []proto.AgentEvent, st A
 	b := Batch{Events: evs, Transport: transport}
 	if cp != nil {
 		b.Peer = cp.remote
-		b.SenderPid = r.senderPid(cp)
+		b.SenderPid, b.SenderStartBootNs = r.sender(cp)
 	}
 	r.o.Deliver(b)
 }

@@ -18,6 +18,7 @@ type connPeer struct {
 	local, remote netip.AddrPort
 	once          sync.Once
 	pid           int
+	start         uint64 // the pid's start time (ns since boot) when the resolver reports it
 }
 
 type connPeerKey struct{}
@@ -47,15 +48,22 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
 }
 
-// senderPid resolves cp's pid on first use: one /proc scan per connection, done on the
+// sender resolves cp's pid (and, from a PeerIdentityResolver, its start time) on first use: one /proc scan per connection, done on the
 // request's goroutine (ConnContext runs in the accept loop, which must not wait on it), and
 // only for connections that send something worth delivering.
-func (r *Receiver) senderPid(cp *connPeer) int {
+func (r *Receiver) sender(cp *connPeer) (int, uint64) {
 	cp.once.Do(func() {
 		if r.o.Resolver == nil {
 			return
 		}
-		pid, err := r.o.Resolver.PidOf(cp.local, cp.remote)
+		var pid int
+		var start uint64
+		var err error
+		if ir, ok := r.o.Resolver.(PeerIdentityResolver); ok {
+			pid, start, err = ir.PeerOf(cp.local, cp.remote)
+		} else {
+			pid, err = r.o.Resolver.PidOf(cp.local, cp.remote)
+		}
 		r.mu.Lock()
 		if err != nil || pid <= 0 {
 			r.st.PeersUnresolved++
@@ -67,9 +75,9 @@ func (r *Receiver) senderPid(cp *connPeer) int {
 			r.o.Log.Debug().Err(err).Stringer("peer", cp.remote).Msg("otlp sender pid not found")
 			return
 		}
-		cp.pid = pid
+		cp.pid, cp.start = pid, start
 	})
-	return cp.pid
+	return cp.pid, cp.start
 }
 
 // connContext attaches a connPeer to every accepted HTTP connection.

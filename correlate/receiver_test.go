@@ -786,3 +786,59 @@ func FuzzHTTPLogs(f *testing.F) {
 		}
 	})
 }
+
+// identityResolver is a fakeResolver that also reports the sender's start time.
+type identityResolver struct {
+	*fakeResolver
+	start uint64
+}
+
+func (r identityResolver) PeerOf(local, remote netip.AddrPort) (int, uint64, error) {
+	pid, err := r.PidOf(local, remote)
+	if err != nil {
+		return 0, 0, err
+	}
+	return pid, r.start, nil
+}
+
+// TestReceiverSenderIdentity: with a PeerIdentityResolver every batch names its sender by pid
+// and start time, resolved once per connection; a plain PeerResolver leaves the start 0.
+func TestReceiverSenderIdentity(t *testing.T) {
+	const start = 8_123_450_000_000
+	res := identityResolver{&fakeResolver{}, start}
+	col := &collector{}
+	r, err := NewReceiver(ReceiverOptions{HTTPAddr: "127.0.0.1:0", Resolver: res, Deliver: col.deliver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	body := readSample(t, "claude/0006_logs.json")
+	c := newClient()
+	for range 2 {
+		if code, _, rbody, _ := do(t, c, r.HTTPAddr(), post{path: "/v1/logs", ct: ContentTypeJSON, body: bytes.NewReader(body)}); code != http.StatusOK {
+			t.Fatalf("%d %s", code, rbody)
+		}
+	}
+	bs := col.take()
+	if len(bs) != 2 || res.n() != 1 {
+		t.Fatalf("%d batches, %d lookups; want 2 and 1", len(bs), res.n())
+	}
+	for _, b := range bs {
+		if b.SenderPid != fakePid || b.SenderStartBootNs != start {
+			t.Errorf("sender pid %d start %d, want %d %d", b.SenderPid, b.SenderStartBootNs, fakePid, start)
+		}
+	}
+
+	tr := startReceiver(t) // plain resolver
+	if code, _, rbody, _ := do(t, newClient(), tr.HTTPAddr(), post{path: "/v1/logs", ct: ContentTypeJSON, body: bytes.NewReader(body)}); code != http.StatusOK {
+		t.Fatalf("%d %s", code, rbody)
+	}
+	for _, b := range tr.col.take() {
+		if b.SenderPid != fakePid || b.SenderStartBootNs != 0 {
+			t.Errorf("plain resolver: pid %d start %d", b.SenderPid, b.SenderStartBootNs)
+		}
+	}
+}

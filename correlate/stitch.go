@@ -17,6 +17,11 @@ type TelemetryBatch struct {
 	Events    []proto.AgentEvent
 	Transport string // otlp_http, otlp_grpc or hook
 	SenderPid int    // 0 when the sender could not be identified
+	// SenderStartBootNs is the sender's start time (ns since boot) as seen when its
+	// connection was resolved, 0 when unknown. When set, the process table's entry for
+	// SenderPid must be that same process (same start tick) to vouch for the batch: a
+	// process that took an exited agent's pid does not inherit its trust.
+	SenderStartBootNs uint64
 }
 
 // StitcherOptions configure the Stitcher.
@@ -65,7 +70,10 @@ type StitcherStats struct {
 	Bindings      map[string]uint64
 	Telemetry     uint64 // agent events accepted from trusted senders
 	Untrusted     uint64 // agent events from senders outside every agent tree
-	Forgotten     uint64 // remembered entries dropped by the MaxRemembered bound
+	// SenderReused counts batches whose sender pid the table knows as another process (a
+	// different start time): the pid was reused, so the table's process does not vouch.
+	SenderReused uint64
+	Forgotten    uint64 // remembered entries dropped by the MaxRemembered bound
 	// Late binding: lines still bindable, binding records written, lines dropped by the
 	// MaxLate bound before Late ran out, and lines whose Late ran out unbound.
 	LateKept      int
@@ -330,6 +338,14 @@ func (s *Stitcher) senderWaiting(pid int) bool {
 func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 	info, inTree := s.lookup(b.SenderPid)
 	inTree = inTree && info.RootPid > 0
+	if inTree && !sensor.SameStart(b.SenderStartBootNs, info.StartBootNs) {
+		// The table's process with this pid is not the sender. The sender's own entry may
+		// still be on its way, so wait until final; then its events are untrusted.
+		if final {
+			s.stats.SenderReused++
+		}
+		info, inTree = sensor.ProcessInfo{}, false
+	}
 	if !inTree && b.SenderPid > 0 && !final {
 		return false
 	}

@@ -1230,3 +1230,66 @@ func TestStitchResumedSessionMovesToTheNewTree(t *testing.T) {
 		t.Fatal("the resumed tree's tool call is unknown")
 	}
 }
+
+// TestStitchSenderPidReused: a telemetry sender is identified by pid and start time. When the
+// process table's entry for the sender's pid is another process (an exited agent whose pid
+// an outsider took), the batch waits for the table and is then untrusted and counted; the
+// same process (same start tick, whether the start came from the kernel in ns or from /proc
+// in ticks) is trusted, and so is a sender whose start is unknown.
+func TestStitchSenderPidReused(t *testing.T) {
+	const (
+		agentPid   = 52000
+		agentStart = 7_000_000_000_123 // ns since boot, as the kernel reports it
+	)
+	procs := map[int]sensor.ProcessInfo{
+		agentPid: {Pid: agentPid, Name: "claude", Executable: "/opt/claude/claude.exe", RootPid: agentPid,
+			StartBootNs: agentStart, Exited: true}, // exited, still remembered for its late telemetry
+	}
+	lookup := func(pid int) (sensor.ProcessInfo, bool) { p, ok := procs[pid]; return p, ok }
+	isAgent := func(p sensor.ProcessInfo) bool { return p.Name == "claude" }
+	forged := func(session string) []proto.AgentEvent {
+		return []proto.AgentEvent{stSynth(proto.KindToolDecision, "10:00:00.000", func(ae *proto.AgentEvent) {
+			ae.SessionID, ae.ToolUseID, ae.ToolName, ae.Command = session, "call-"+session, "Bash", "curl evil"
+		})}
+	}
+	for _, tt := range []struct {
+		name    string
+		start   uint64
+		trusted bool
+	}{
+		{"reused pid, later start", agentStart + 5_000_000_000, false},
+		{"reused pid, start one tick later", (agentStart/10_000_000 + 1) * 10_000_000, false},
+		{"same process, start in /proc ticks", agentStart / 10_000_000 * 10_000_000, true},
+		{"same process, kernel ns", agentStart, true},
+		{"start unknown", 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewStitcher(StitcherOptions{Lookup: lookup, IsAgent: isAgent})
+			session := fmt.Sprintf("s-%d", tt.start)
+			s.AddTelemetry(TelemetryBatch{Events: forged(session), Transport: "otlp_http", SenderPid: agentPid, SenderStartBootNs: tt.start})
+			if !tt.trusted {
+				// Not final yet: the sender's own table entry may still be on its way.
+				if _, agent := stRelease(s, stAt("10:00:00.500"), false); len(agent) != 0 {
+					t.Errorf("%d agent lines before the sender was judged, want 0", len(agent))
+				}
+			}
+			_, agent := stRelease(s, stAt("10:00:01"), true)
+			untrusted := 0
+			for _, e := range agent {
+				if e.Event.Action == proto.ActionAgentUntrusted {
+					untrusted++
+				}
+			}
+			if got := untrusted == 0 && len(agent) > 0; got != tt.trusted {
+				t.Errorf("trusted = %v, want %v (%d lines, %d untrusted)", got, tt.trusted, len(agent), untrusted)
+			}
+			if _, ok := s.sessions.get(session); ok != tt.trusted {
+				t.Errorf("session known = %v, want %v", ok, tt.trusted)
+			}
+			st := s.Stats()
+			if want := map[bool]uint64{true: 0, false: 1}[tt.trusted]; st.SenderReused != want {
+				t.Errorf("SenderReused = %d, want %d", st.SenderReused, want)
+			}
+		})
+	}
+}

@@ -244,7 +244,7 @@ func TestBootstrapFakeProc(t *testing.T) {
 	const self = 300
 	f.add(fakeProcess{pid: 1, ppid: 0, comm: "init", exe: "/sbin/init", args: []string{"/sbin/init"}, start: 1})
 	f.add(fakeProcess{pid: 2, ppid: 0, comm: "kthreadd", flags: pfKthread, start: 1})
-	f.add(fakeProcess{pid: 100, ppid: 1, comm: "claude", exe: "/opt/claude/versions/2.1.197 (deleted)", args: []string{"claude", "-p", "hi"}, start: 1234})
+	f.add(fakeProcess{pid: 100, ppid: 1, comm: "claude", exe: "/home/dev/.local/share/claude/versions/2.1.197 (deleted)", args: []string{"claude", "-p", "hi"}, start: 1234})
 	f.add(fakeProcess{pid: 101, ppid: 100, comm: "bash", exe: "/usr/bin/bash", args: []string{"/bin/bash", "-c", "make"}, start: 1300})
 	f.add(fakeProcess{pid: 102, ppid: 101, comm: "make", start: 1301}) // zombie: no exe link
 	mustNoErr(t, os.MkdirAll(filepath.Join(root, "103"), 0o755))       // exited after readdir: empty dir
@@ -253,6 +253,9 @@ func TestBootstrapFakeProc(t *testing.T) {
 	f.add(fakeProcess{pid: 106, ppid: 100, comm: "odd", exe: "/usr/bin/odd", args: []string{"odd"}, start: 1320, badStat: true})
 	f.add(fakeProcess{pid: 107, ppid: 101, comm: "codex", exe: "/usr/local/bin/codex", args: []string{"codex", "exec"}, start: 1330})
 	f.add(fakeProcess{pid: 108, ppid: 107, comm: "node", exe: "/usr/bin/node", args: []string{"node", "x.js"}, start: 1340})
+	// A tool shell's `exec -a claude python3 ...`: argv[0] and comm say claude, the image is
+	// python running no agent script, so it roots no tree.
+	f.add(fakeProcess{pid: 201, ppid: 1, comm: "claude", exe: "/usr/bin/python3.12", args: []string{"claude", "/tmp/x.py"}, start: 60})
 	f.add(fakeProcess{pid: 200, ppid: 1, comm: "vim", exe: "/usr/bin/vim", args: []string{"vim"}, start: 50})
 	f.add(fakeProcess{pid: self, ppid: 101, comm: "vigil", exe: "/usr/bin/vigil", args: []string{"vigil", "trace"}, start: 1400})
 	f.add(fakeProcess{pid: 301, ppid: self, comm: "sh", exe: "/bin/sh", args: []string{"sh"}, start: 1401})
@@ -264,7 +267,7 @@ func TestBootstrapFakeProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStats := BootstrapStats{Scanned: 16, Roots: 2, Tracked: 6, Vanished: 4, Unreadable: 1}
+	wantStats := BootstrapStats{Scanned: 17, Roots: 2, Tracked: 6, Vanished: 4, Unreadable: 1}
 	if stats.FirstErr == nil || !strings.Contains(stats.FirstErr.Error(), "/106") {
 		t.Errorf("FirstErr %v, want the error of pid 106", stats.FirstErr)
 	}
@@ -285,7 +288,7 @@ func TestBootstrapFakeProc(t *testing.T) {
 		}
 	}
 	want := []row{
-		{100, 1, 100, "claude-code", "/opt/claude/versions/2.1.197", 1234 * 10_000_000},
+		{100, 1, 100, "claude-code", "/home/dev/.local/share/claude/versions/2.1.197", 1234 * 10_000_000},
 		{101, 100, 100, "claude-code", "/usr/bin/bash", 1300 * 10_000_000},
 		{107, 101, 100, "claude-code", "/usr/local/bin/codex", 1330 * 10_000_000}, // nested agent: outer tree
 		{108, 107, 100, "claude-code", "/usr/bin/node", 1340 * 10_000_000},

@@ -50,9 +50,9 @@ type EBPF struct {
 	ready   time.Duration
 
 	// confirmed holds pending interpreter roots that argv showed to be agents (root tgid →
-	// agent id) until the root exits: records queued before the verdict still carry the
-	// pending flag. Only the Run goroutine touches it.
-	confirmed   map[uint32]uint32
+	// agent id and the root's start) until the root exits: records queued before the verdict
+	// still carry the pending flag. Only the Run goroutine touches it.
+	confirmed   map[uint32]verdict
 	decodeFails atomic.Uint64
 	// maybeTracked is the kernel's maybe_tracked array mapped into this process: one byte
 	// per tgid, set by the bootstrap for the processes it seeds.
@@ -101,7 +101,7 @@ func NewEBPF(opts Options) (*EBPF, error) {
 	s := &EBPF{
 		opts:      opts,
 		started:   started,
-		confirmed: map[uint32]uint32{},
+		confirmed: map[uint32]verdict{},
 		dec:       decoder{bootOffset: offset, agentName: opts.Catalog.NameOf},
 	}
 	if err := s.load(); err != nil {
@@ -343,11 +343,15 @@ func (s *EBPF) seed() error {
 		if err != nil {
 			return fmt.Errorf("bootstrap running agent trees: %w", err)
 		}
+		starts := make(map[int]uint64, len(procs))
+		for _, p := range procs {
+			starts[p.Pid] = p.StartBootNs
+		}
 		for _, p := range procs {
 			if seen[p.Pid] {
 				continue
 			}
-			entry := bpf.VigilTrackEntry{Root: uint32(p.RootPid), Agent: s.opts.Catalog.ID(p.Agent)}
+			entry := bpf.VigilTrackEntry{Root: uint32(p.RootPid), Agent: s.opts.Catalog.ID(p.Agent), RootStart: starts[p.RootPid]}
 			// The byte first: a set byte without an entry only costs the probe a hash lookup,
 			// an entry without its byte would be skipped.
 			if err := s.markMaybeTracked(uint32(p.Pid)); err != nil {
@@ -419,28 +423,49 @@ func (s *EBPF) handle(raw []byte, emit func(*proto.Event)) {
 	emit(r.event)
 }
 
+// verdict is user space's decision on a pending root, for the process it was made for.
+type verdict struct {
+	agent uint32
+	start uint64 // the root's start, CLOCK_BOOTTIME ns
+}
+
 // settlePending decides a pending interpreter tree from its root's exec argv: confirmed
 // trees get their agent id in the kernel map; anything else stops being followed. Returns
 // whether the record belongs to an agent tree.
+//
+// A verdict belongs to one process, (pid, start), not to a pid. The ring lags the kernel, so
+// by the time a root's exec is judged the root may have exited and its pid been taken by
+// another process with its own kernel entry under the same pid. The verdict is applied only
+// to the entries whose root start is the judged root's (confirm, reject): an agent root
+// reusing a rejected interpreter's pid would else be rejected with it and all its events
+// lost, and a process reusing a confirmed root's pid would inherit the agent's trust. In
+// user space too, a confirmed verdict is dropped when the root's pid shows up with another
+// start (its exit record was lost), and the new process is judged afresh.
 func (s *EBPF) settlePending(r record) bool {
 	e := r.event
 	root := uint32(e.Vigil.Root.Pid)
-	if agentID, ok := s.confirmed[root]; ok {
-		setAgent(e, s.opts.Catalog.NameOf(agentID))
-		return true
+	isRoot := e.Process.Pid == e.Vigil.Root.Pid
+	if v, ok := s.confirmed[root]; ok {
+		if !isRoot || sensor.SameStart(v.start, e.Process.StartBootNs) {
+			setAgent(e, s.opts.Catalog.NameOf(v.agent))
+			return true
+		}
+		delete(s.confirmed, root) // a verdict on an earlier process with this pid
 	}
-	if e.Event.Action != proto.ActionExec || e.Process.Pid != e.Vigil.Root.Pid {
+	if e.Event.Action != proto.ActionExec || !isRoot {
 		// Only the root's exec carries the argv that decides, and it comes first in the ring:
 		// this tree was rejected.
 		return false
 	}
+	start := e.Process.StartBootNs
 	agent, ok := s.opts.Catalog.AgentByScript(e.Process.Args)
 	if !ok {
-		s.reject(root)
+		s.reject(root, start)
 		return false
 	}
-	s.confirmed[root] = s.opts.Catalog.ID(agent)
-	s.confirm(root, s.opts.Catalog.ID(agent))
+	id := s.opts.Catalog.ID(agent)
+	s.confirmed[root] = verdict{agent: id, start: start}
+	s.confirm(root, start, id)
 	setAgent(e, agent)
 	return true
 }
@@ -453,8 +478,8 @@ func setAgent(e *proto.Event, name string) {
 }
 
 // confirm makes a pending root and the children it forked meanwhile a real agent tree.
-func (s *EBPF) confirm(root, agent uint32) {
-	s.updateTree(root, func(pid uint32, e *bpf.VigilTrackEntry) {
+func (s *EBPF) confirm(root uint32, start uint64, agent uint32) {
+	updateTree(s.objs.Tracked, root, start, func(pid uint32, e *bpf.VigilTrackEntry) {
 		e.Agent = agent
 		e.Flags &^= trackPending
 		s.objs.Tracked.Update(pid, *e, ebpf.UpdateExist)
@@ -463,8 +488,8 @@ func (s *EBPF) confirm(root, agent uint32) {
 
 // reject marks a pending root as not an agent (the kernel then ignores it and does not
 // follow its forks) and forgets the children it forked meanwhile.
-func (s *EBPF) reject(root uint32) {
-	s.updateTree(root, func(pid uint32, e *bpf.VigilTrackEntry) {
+func (s *EBPF) reject(root uint32, start uint64) {
+	updateTree(s.objs.Tracked, root, start, func(pid uint32, e *bpf.VigilTrackEntry) {
 		if pid == root {
 			e.Flags |= trackRejected
 			s.objs.Tracked.Update(pid, *e, ebpf.UpdateExist)
@@ -474,22 +499,24 @@ func (s *EBPF) reject(root uint32) {
 	})
 }
 
-// updateTree calls fn for the root entry first, then every entry in its tree.
-func (s *EBPF) updateTree(root uint32, fn func(pid uint32, e *bpf.VigilTrackEntry)) {
+// updateTree calls fn for the root entry first, then every entry in its tree: the entries
+// whose root is (root, start). An entry of a later process that took the root's pid, or of
+// its tree, has another root start and is left alone; a start of 0 (unknown) matches any.
+func updateTree(tracked *ebpf.Map, root uint32, start uint64, fn func(pid uint32, e *bpf.VigilTrackEntry)) {
 	var entry bpf.VigilTrackEntry
-	if err := s.objs.Tracked.Lookup(root, &entry); err == nil {
+	if err := tracked.Lookup(root, &entry); err == nil && entry.Root == root && sensor.SameStart(entry.RootStart, start) {
 		fn(root, &entry)
 	}
 	var pid uint32
-	iter := s.objs.Tracked.Iterate()
+	iter := tracked.Iterate()
 	var members []uint32
 	for iter.Next(&pid, &entry) {
-		if entry.Root == root && pid != root {
+		if entry.Root == root && pid != root && sensor.SameStart(entry.RootStart, start) {
 			members = append(members, pid)
 		}
 	}
 	for _, pid := range members {
-		if err := s.objs.Tracked.Lookup(pid, &entry); err == nil {
+		if err := tracked.Lookup(pid, &entry); err == nil && sensor.SameStart(entry.RootStart, start) {
 			fn(pid, &entry)
 		}
 	}

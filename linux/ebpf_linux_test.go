@@ -582,3 +582,36 @@ func TestPidMax(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackedEntryCarriesRootStart: the kernel stores the root's start time in each tracked
+// entry, the same clock as /proc's starttime, so a verdict on a pending root can be applied
+// to that process's tree only (settlePending, updateTree).
+func TestTrackedEntryCarriesRootStart(t *testing.T) {
+	src, _ := startSource(t, nil, nil)
+	node, dir := agentShell(t, "node") // a pending interpreter root
+	script := filepath.Join(dir, "wait.js")
+	if err := os.WriteFile(script, []byte("sleep 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, script)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	var e bpf.VigilTrackEntry
+	deadline := time.Now().Add(5 * time.Second)
+	for src.objs.Tracked.Lookup(uint32(pid), &e) != nil || e.RootStart == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no tracked entry with a root start for pid %d: %+v", pid, e)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start, err := procStartBootNs("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Root != uint32(pid) || !sensor.SameStart(e.RootStart, start) {
+		t.Errorf("entry %+v, want root %d starting at %d (/proc)", e, pid, start)
+	}
+}

@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/prometheus/procfs"
@@ -35,19 +37,58 @@ type PeerResolver struct {
 // process holding it. Processes that exit during the scan are skipped. When several
 // processes share the socket (an inherited descriptor), which one is returned is unspecified.
 func (r PeerResolver) PidOf(local, remote netip.AddrPort) (int, error) {
+	pid, _, err := r.PeerOf(local, remote)
+	return pid, err
+}
+
+// PeerOf is PidOf with the owner's start time (ns since boot, clock-tick resolution, from
+// /proc/<pid>/stat), so the pair names one process: a pid alone can be reused once the
+// sender exits, and whoever takes it must not inherit the sender's trust. The start time
+// is read before and after the owner's descriptors are scanned and must not change, so the
+// process found holding the socket is the one the start time belongs to.
+func (r PeerResolver) PeerOf(local, remote netip.AddrPort) (int, uint64, error) {
 	root := r.ProcRoot
 	if root == "" {
 		root = "/proc"
 	}
 	inode, uid, err := socketInode(root, local, remote)
 	if err != nil {
+		return 0, 0, err
+	}
+	pid, start, err := socketOwner(root, inode, uid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("peer %s → %s: %w", remote, local, err)
+	}
+	return pid, start, nil
+}
+
+// procStartBootNs reads the start time of root/<pid> from its stat file: field 22,
+// starttime, in clock ticks since boot, converted to ns.
+func procStartBootNs(root string, pid int) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	if err != nil {
 		return 0, err
 	}
-	pid, err := socketOwner(root, inode, uid)
-	if err != nil {
-		return 0, fmt.Errorf("peer %s → %s: %w", remote, local, err)
+	return parseStatStart(b)
+}
+
+// parseStatStart extracts starttime from a /proc/<pid>/stat line. comm (field 2) may hold
+// spaces and parentheses, so fields are counted from its last ')'.
+func parseStatStart(b []byte) (uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("stat: no comm")
 	}
-	return pid, nil
+	fields := strings.Fields(string(b[i+1:]))
+	const startField = 22 - 3 // fields after comm start at field 3 (state)
+	if len(fields) <= startField {
+		return 0, errors.New("stat: too few fields")
+	}
+	ticks, err := strconv.ParseUint(fields[startField], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stat: starttime: %w", err)
+	}
+	return ticks * nsPerClockTick, nil
 }
 
 // socketInode finds the client socket of the connection (server local, server remote) in
@@ -96,27 +137,43 @@ func ipAddr(ip net.IP) netip.Addr {
 // socketOwner scans root/<pid>/fd for a link to socket:[inode]. Processes owned by uid (the
 // socket's creator) are searched first: they almost always hold it, and checking a process's
 // owner costs one stat where its descriptors cost one readlink each.
-func socketOwner(root string, inode uint64, uid uint32) (int, error) {
+func socketOwner(root string, inode uint64, uid uint32) (int, uint64, error) {
 	ents, err := os.ReadDir(root)
 	if err != nil {
-		return 0, fmt.Errorf("scan %s: %w", root, err)
+		return 0, 0, fmt.Errorf("scan %s: %w", root, err)
 	}
 	target := "socket:[" + strconv.FormatUint(inode, 10) + "]"
 	var others []int
 	unreadable := 0
-	search := func(pid int) (bool, error) {
+	gone := func(err error) bool { return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) }
+	// search returns the pid's start time when it holds the socket, 0 when not.
+	search := func(pid int) (uint64, error) {
+		before, err := procStartBootNs(root, pid)
+		if err != nil {
+			if gone(err) {
+				return 0, nil
+			}
+			return 0, fmt.Errorf("read start of pid %d: %w", pid, err)
+		}
 		found, err := holdsSocket(filepath.Join(root, strconv.Itoa(pid), "fd"), target)
 		switch {
 		case err == nil:
-			return found, nil
-		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ESRCH):
-			return false, nil // exited during the scan
+		case gone(err):
+			return 0, nil // exited during the scan
 		case errors.Is(err, os.ErrPermission):
 			unreadable++
-			return false, nil
+			return 0, nil
 		default:
-			return false, fmt.Errorf("scan fds of pid %d: %w", pid, err)
+			return 0, fmt.Errorf("scan fds of pid %d: %w", pid, err)
 		}
+		if !found {
+			return 0, nil
+		}
+		// The same process throughout: a pid reused during the scan is not the owner.
+		if after, err := procStartBootNs(root, pid); err != nil || after != before || before == 0 {
+			return 0, nil
+		}
+		return before, nil
 	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -131,23 +188,23 @@ func socketOwner(root string, inode uint64, uid uint32) (int, error) {
 			others = append(others, pid)
 			continue
 		}
-		if found, err := search(pid); err != nil {
-			return 0, err
-		} else if found {
-			return pid, nil
+		if start, err := search(pid); err != nil {
+			return 0, 0, err
+		} else if start != 0 {
+			return pid, start, nil
 		}
 	}
 	for _, pid := range others {
-		if found, err := search(pid); err != nil {
-			return 0, err
-		} else if found {
-			return pid, nil
+		if start, err := search(pid); err != nil {
+			return 0, 0, err
+		} else if start != 0 {
+			return pid, start, nil
 		}
 	}
 	if unreadable > 0 {
-		return 0, fmt.Errorf("no process holds %s (%d processes' fds unreadable): %w", target, unreadable, ErrPeerNotFound)
+		return 0, 0, fmt.Errorf("no process holds %s (%d processes' fds unreadable): %w", target, unreadable, ErrPeerNotFound)
 	}
-	return 0, fmt.Errorf("no process holds %s: %w", target, ErrPeerNotFound)
+	return 0, 0, fmt.Errorf("no process holds %s: %w", target, ErrPeerNotFound)
 }
 
 // holdsSocket reports whether one of the links in fdDir is target.

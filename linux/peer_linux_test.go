@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -25,6 +26,9 @@ import (
 	"github.com/vigil-sensor/vigil/correlate"
 	"github.com/vigil-sensor/vigil/internal/testenv"
 )
+
+// The receiver identifies senders by pid and start time when its resolver can (it can).
+var _ correlate.PeerIdentityResolver = PeerResolver{}
 
 const peerHelperEnv = "VIGIL_TEST_PEER_HELPER"
 
@@ -118,6 +122,22 @@ func TestPeerChildProcess(t *testing.T) {
 	}
 	if pid != cmd.Process.Pid {
 		t.Errorf("PidOf = %d, want the child %d (test is %d)", pid, cmd.Process.Pid, os.Getpid())
+	}
+	// PeerOf names the child by pid and start time, the start the kernel reports for it.
+	_, start, err := PeerResolver{}.PeerOf(local, remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := procfs.NewProc(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := proc.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := st.Starttime * nsPerClockTick; start == 0 || start != want {
+		t.Errorf("PeerOf start %d, /proc says %d", start, want)
 	}
 }
 
@@ -217,6 +237,12 @@ func TestPeerFakeProc(t *testing.T) {
 		"   1: 00000000000000000000000001000000:9C41 00000000000000000000000001000000:10DE 06 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000 20 4 0 10 -1\n"+
 		// [::1]:40002 → [::1]:4318, inode 333 held by nobody.
 		"   2: 00000000000000000000000001000000:9C42 00000000000000000000000001000000:10DE 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0000000000000000 20 4 0 10 -1\n")
+	// stat: comm may hold ") " itself; starttime (field 22) is 4242 ticks for pid 20.
+	stat := func(pid int, comm string, start uint64) {
+		write(fmt.Sprintf("%d/stat", pid), fmt.Sprintf("%d (%s) S 1 %d %d 0 -1 4194304 100 0 0 0 1 2 0 0 20 0 1 0 %d 1000 100 18446744073709551615\n", pid, comm, pid, pid, start))
+	}
+	stat(10, "otelcol", 7)
+	stat(20, "odd) name (x", 4242)
 	link(10, 0, "/dev/null")
 	link(10, 1, "socket:[111]")
 	link(20, 5, "pipe:[9]")
@@ -231,6 +257,9 @@ func TestPeerFakeProc(t *testing.T) {
 	pid, err := r.PidOf(server, netip.MustParseAddrPort("127.0.0.1:40000"))
 	if err != nil || pid != 20 {
 		t.Errorf("v4-mapped: %d %v, want 20", pid, err)
+	}
+	if pid, start, err := r.PeerOf(server, netip.MustParseAddrPort("127.0.0.1:40000")); err != nil || pid != 20 || start != 4242*nsPerClockTick {
+		t.Errorf("PeerOf: %d %d %v, want 20 %d", pid, start, err, 4242*nsPerClockTick)
 	}
 	// The server may see the peer mapped too (a dual-stack listener).
 	pid, err = r.PidOf(netip.MustParseAddrPort("[::ffff:127.0.0.1]:4318"), netip.MustParseAddrPort("[::ffff:127.0.0.1]:40000"))
@@ -295,6 +324,8 @@ func TestPeerReceiver(t *testing.T) {
 	resp.Body.Close()
 	if b := take(); len(b) != 1 || b[0].SenderPid != os.Getpid() {
 		t.Fatalf("own HTTP batch %+v, want pid %d", b, os.Getpid())
+	} else if self, err := procStartBootNs("/proc", os.Getpid()); err != nil || b[0].SenderStartBootNs != self {
+		t.Errorf("own HTTP batch start %d, want this process's %d (%v)", b[0].SenderStartBootNs, self, err)
 	}
 
 	req, err := correlate.DecodeLogs(body, correlate.ContentTypeJSON)

@@ -320,22 +320,39 @@ func containsPathFragment(path, frag string) bool {
 }
 
 // Match is the full user-space check used where no kernel verdict exists (the /proc
-// bootstrap): the basename of exePath or argv[0] is an agent binary, or either one is an
-// interpreter whose argv runs an agent's script. argv[0] counts because npm and the
-// agents' own installers reach the real image through symlinks with the agent's name.
+// bootstrap) and where trust is decided from the process table (telemetry senders). It
+// looks only at what the kernel confirms: exePath is the executed file as the kernel walked
+// it (process.executable, /proc/<pid>/exe), so symlinks are already resolved. The process
+// is an agent when that file's basename is an agent binary, when its path matches an
+// agent's install Paths (a native install named by version, e.g.
+// ~/.local/share/claude/versions/2.1.3), or when it is an interpreter whose script argument
+// is an agent's script. argv[0] and comm never count: any process can set them (exec -a
+// claude python3 ...), so they are not identity.
 func (c *Catalog) Match(exePath string, argv []string) (string, bool) {
-	names := []string{filepath.Base(exePath)}
-	if len(argv) > 0 {
-		names = append(names, filepath.Base(argv[0]))
+	if exePath == "" {
+		return "", false
 	}
-	for _, n := range names {
-		if name, ok := c.AgentByBinary(n); ok {
-			return name, true
-		}
+	base := filepath.Base(exePath)
+	if name, ok := c.AgentByBinary(base); ok {
+		return name, true
 	}
-	for _, n := range names {
-		if c.IsInterpreter(n) {
-			return c.AgentByScript(argv)
+	if name, ok := c.AgentByPath(exePath); ok {
+		return name, true
+	}
+	if c.IsInterpreter(base) {
+		return c.AgentByScript(argv)
+	}
+	return "", false
+}
+
+// AgentByPath returns the agent whose install Paths (glob patterns) match exePath, the
+// kernel's path of an executed file.
+func (c *Catalog) AgentByPath(exePath string) (string, bool) {
+	for _, a := range c.Agents {
+		for _, pattern := range a.Paths {
+			if ok, err := filepath.Match(pattern, exePath); err == nil && ok {
+				return a.Name, true
+			}
 		}
 	}
 	return "", false

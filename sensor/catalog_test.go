@@ -198,7 +198,17 @@ func TestCatalogMatch(t *testing.T) {
 	}{
 		{"claude via symlink", "/usr/local/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe", []string{"claude", "-p", "hi"}, "claude-code"},
 		{"native codex", "/usr/lib/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex", []string{"codex", "exec"}, "codex"},
-		{"argv0 only", "/opt/x/bin/agent-real", []string{"/usr/local/bin/goose", "session"}, "goose"},
+		// argv[0] is chosen by the caller (exec -a), so it never makes an agent.
+		{"argv0 only", "/opt/x/bin/agent-real", []string{"/usr/local/bin/goose", "session"}, ""},
+		{"exec -a claude python3", "/usr/bin/python3.12", []string{"claude", "-c", "print(1)"}, ""},
+		{"python3 argv0 claude script", "/usr/bin/python3", []string{"claude", "/tmp/x.py"}, ""},
+		{"argv0 claude.exe, node server", "/usr/bin/node", []string{"/usr/local/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe", "server.js"}, ""},
+		{"argv0 interpreter, image not", "/opt/tool/run", []string{"node", "/usr/local/lib/node_modules/@anthropic-ai/claude-code/cli.js"}, ""},
+		{"empty exe", "", []string{"claude"}, ""},
+		{"claude node cli.js", "/usr/bin/node", []string{"node", "/usr/local/lib/node_modules/@anthropic-ai/claude-code/cli.js", "-p", "hi"}, "claude-code"},
+		{"claude native versioned", "/home/alice/.local/share/claude/versions/2.1.3", []string{"claude", "-p", "hi"}, "claude-code"},
+		{"claude native versioned, any argv0", "/root/.local/share/claude/versions/2.1.3", []string{"x"}, "claude-code"},
+		{"codex native bin", "/usr/local/lib/node_modules/@openai/codex/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/codex/codex", []string{"/usr/local/bin/codex"}, "codex"},
 		{"node wrapper", "/usr/bin/node", []string{"node", "/usr/local/lib/node_modules/@openai/codex/bin/codex.js"}, "codex"},
 		{"interpreter by argv0", "/usr/bin/python3.11", []string{"python3", "-m", "aider"}, "aider"},
 		{"node non-agent", "/usr/bin/node", []string{"node", "server.js"}, ""},

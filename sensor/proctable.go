@@ -321,7 +321,7 @@ func (t *ProcessTable) fork(p *proto.Process) *procEntry {
 	if parent == nil {
 		t.misses++
 	}
-	if ent := t.byPid[p.Pid]; ent != nil && sameStart(ent.startBootNs, p.StartBootNs) {
+	if ent := t.byPid[p.Pid]; ent != nil && SameStart(ent.startBootNs, p.StartBootNs) {
 		// Seeded by the /proc walk while the fork event was still queued; the seed is newer.
 		return ent
 	}
@@ -347,7 +347,7 @@ func (t *ProcessTable) fork(p *proto.Process) *procEntry {
 // whose entry started at another time (the pid was reused without an exit or fork seen), gets
 // a new entry built from the event, and counts as a miss.
 func (t *ProcessTable) entryFor(p *proto.Process) *procEntry {
-	if ent := t.byPid[p.Pid]; ent != nil && sameStart(ent.startBootNs, p.StartBootNs) {
+	if ent := t.byPid[p.Pid]; ent != nil && SameStart(ent.startBootNs, p.StartBootNs) {
 		return ent
 	}
 	t.misses++
@@ -370,7 +370,7 @@ func (ent *procEntry) fillFrom(p *proto.Process) {
 func (t *ProcessTable) absorb(ent *procEntry, e *proto.Event) {
 	p := e.Process
 	if p.StartBootNs != 0 && p.StartBootNs != ent.startBootNs {
-		// sameStart already matched the tick, so the id only changes if it was unknown.
+		// SameStart already matched the tick, so the id only changes if it was unknown.
 		if ent.startBootNs == 0 {
 			ent.entityID = EntityID(t.bootID, ent.pid, p.StartBootNs)
 		}
@@ -620,10 +620,10 @@ func (t *ProcessTable) remove(ent *procEntry) {
 	}
 }
 
-// sameStart reports whether two start times can belong to one process. Zero means unknown
-// and matches anything; otherwise they must fall in the same clock tick, because /proc only
-// has tick resolution.
-func sameStart(a, b uint64) bool {
+// SameStart reports whether two start times (ns since boot, either possibly from /proc at
+// clock-tick resolution) can belong to one process; zero means unknown and matches anything.
+// With the pid, a start time is a process's identity (see EntityID).
+func SameStart(a, b uint64) bool {
 	return a == 0 || b == 0 || a/clockTickNs == b/clockTickNs
 }
 

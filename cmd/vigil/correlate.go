@@ -23,6 +23,17 @@ type correlator struct {
 	wg     sync.WaitGroup
 }
 
+// agentProcess is the test for "this process is an agent" that telemetry and hook trust
+// rest on. It judges the image the kernel executed (process.executable) and, for an
+// interpreter, its script argument, never argv[0] or comm (process.name): a tool shell can
+// set both (exec -a claude python3 ...) and must not gain an agent's trust by doing so.
+func agentProcess(cat *sensor.Catalog) func(sensor.ProcessInfo) bool {
+	return func(p sensor.ProcessInfo) bool {
+		_, ok := cat.Match(p.Executable, p.Args)
+		return ok
+	}
+}
+
 // startCorrelator builds the stitcher over the process table (the kernel's view that
 // vouches for telemetry senders) and starts the OTLP receiver. The inputs stop with ctx;
 // wait blocks until they have.
@@ -30,10 +41,7 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 	// OTLP counts only from an agent process itself (its image or script matched the
 	// catalog), not from any process of its tree; a hook call only from the agent's own hook
 	// invocation (correlate.HookTrust).
-	isAgent := func(p sensor.ProcessInfo) bool {
-		_, ok := cat.Match(p.Executable, p.Args)
-		return ok
-	}
+	isAgent := agentProcess(cat)
 	hookTrust := correlate.NewHookTrust(table.Lookup, isAgent)
 	c := &correlator{hookTrust: hookTrust, stitcher: correlate.NewStitcher(correlate.StitcherOptions{
 		Hold:      time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
@@ -50,7 +58,7 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 			GRPCAddr: cfg.Correlate.OTLPGRPC,
 			Resolver: resolver,
 			Deliver: func(b correlate.Batch) {
-				c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid})
+				c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid, SenderStartBootNs: b.SenderStartBootNs})
 			},
 			Log: log,
 		})
