@@ -309,25 +309,22 @@ func callOf(e *proto.Event) string {
 	return ""
 }
 
-// applyBindings applies binding records (late telemetry) to the lines they name, as `vigil
-// trace` and a store do, and returns their vigil.late_ms values.
+// applyBindings applies binding records (late telemetry) to the lines they name with
+// proto.BindingRecord.Apply, as `vigil trace` and a store do (a scenario is one sensor run, so
+// sequences do not restart), and returns their vigil.late_ms values.
 func applyBindings(events []*proto.Event) []int64 {
 	bySeq := map[uint64]*proto.Event{}
 	var late []int64
 	for _, e := range events {
-		if e.Event.Action != proto.ActionBinding {
+		r, ok := proto.BindingRecordOf(e)
+		if !ok {
 			bySeq[e.Event.Sequence] = e
 			continue
 		}
-		if e.Vigil.Binds == nil {
-			continue
+		if line := bySeq[r.Sequence]; line != nil {
+			late = append(late, r.LateMs)
+			r.Apply(line)
 		}
-		t := bySeq[e.Vigil.Binds.Sequence]
-		if t == nil {
-			continue
-		}
-		late = append(late, e.Vigil.LateMs)
-		t.GenAI, t.Vigil.Prompt, t.Vigil.Correlation = e.GenAI, e.Vigil.Prompt, e.Vigil.Correlation
 	}
 	return late
 }
