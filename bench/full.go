@@ -251,6 +251,7 @@ func (r fullReport) markdown() string {
 	b.WriteString("# Vigil under load — full benchmark\n\n")
 	fmt.Fprintf(&b, "Machine: %d vCPU (%s), kernel %s, %s. Load average at start %s, at end %s. Date %s. Method and how to read this: bench/README.md.\n\n",
 		m.Nproc, m.CPU, m.Kernel, m.Go, m.LoadAvg, r.LoadAvgAtEnd, m.Date)
+	fmt.Fprintf(&b, "Measured: commit `%s`; %s.\n\n", m.Commit, m.Settings)
 	b.WriteString("## Goals (issue 5)\n\n| goal | result | met |\n|---|---|---|\n")
 	for _, g := range r.Goals {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", g.Goal, g.Result, g.Met)
@@ -264,11 +265,13 @@ func (r fullReport) markdown() string {
 	if r.Side != nil {
 		b.WriteString("\n## 1. Overhead side by side\n\n![overhead per configuration](full.png)\n\n")
 		side := r.Side.markdown()
-		// Drop quick.md's title and machine lines: they are above.
+		// Drop quick.md's title, machine and measured lines: they are above.
 		if i := strings.Index(side, "\n\n"); i >= 0 {
 			side = side[i+2:]
-			if j := strings.Index(side, "\n\n"); j >= 0 && strings.HasPrefix(side, "Machine:") {
-				side = side[j+2:]
+			for _, head := range []string{"Machine:", "Measured:"} {
+				if j := strings.Index(side, "\n\n"); j >= 0 && strings.HasPrefix(side, head) {
+					side = side[j+2:]
+				}
 			}
 		}
 		b.WriteString(strings.ReplaceAll(side, "\n## ", "\n### "))

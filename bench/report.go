@@ -118,12 +118,16 @@ type summary struct {
 
 // machine describes where the numbers came from; they only compare within one run.
 type machine struct {
-	Date    string `json:"date"`
-	Nproc   int    `json:"nproc"`
-	Kernel  string `json:"kernel"`
-	CPU     string `json:"cpu"`
-	Go      string `json:"go"`
-	LoadAvg string `json:"loadavg_at_start"`
+	// Commit is git describe of the tree the measured binaries were built from (-dirty:
+	// uncommitted changes); Settings what the sensor ran with.
+	Commit   string `json:"commit"`
+	Settings string `json:"settings"`
+	Date     string `json:"date"`
+	Nproc    int    `json:"nproc"`
+	Kernel   string `json:"kernel"`
+	CPU      string `json:"cpu"`
+	Go       string `json:"go"`
+	LoadAvg  string `json:"loadavg_at_start"`
 }
 
 // report is quick.json.
@@ -243,6 +247,7 @@ func (r report) markdown() string {
 	m := r.Machine
 	fmt.Fprintf(&b, "# Vigil overhead — quick run\n\n")
 	fmt.Fprintf(&b, "Machine: %d vCPU (%s), kernel %s, %s; load average at start %s. Date %s.\n\n", m.Nproc, m.CPU, m.Kernel, m.Go, m.LoadAvg, m.Date)
+	fmt.Fprintf(&b, "Measured: commit `%s`; %s.\n\n", m.Commit, m.Settings)
 	fmt.Fprintf(&b, "%d interleaved rounds (configuration order rotated each round); per run: %s open+close, %s fork+exec of /bin/true, %s loopback connects, each after a warm-up of a tenth as many. ",
 		r.Rounds, thousands(float64(r.N["open"])), thousands(float64(r.N["forkexec"])), thousands(float64(r.N["connect"])))
 	fmt.Fprintf(&b, "Cells: median (min–max) over the rounds; ovh = median vs `none` of the same variant in this run. Untracked = the loadgen as built; tracked = a copy named `claude`, which Vigil follows.\n\n")

@@ -406,6 +406,11 @@ correlate:
   hold_seconds: %d
 `
 
+// benchSettings names, in the reports, what the sensor ran with (vigilConfig, vigilShipped).
+const benchSettings = "the sensor ran the embedded defaults (sensor/default.yaml) with its JSONL not rotating and OTLP on " +
+	"kernel-picked ports; the side by side and throughput parts hold kernel events 1 s instead of 10 s and the throughput " +
+	"part varies the ring buffer; the sensor-cost part runs the shipped configuration"
+
 func vigilConfigFor(ringKB, hold int) string { return fmt.Sprintf(vigilConfig, ringKB, hold) }
 
 // vigilRun is a running `vigil run`.
@@ -624,7 +629,10 @@ func (t *tailBuffer) String() string {
 
 // describeMachine records what the numbers depend on; missing details stay empty.
 func describeMachine() machine {
-	m := machine{Date: time.Now().UTC().Format(time.RFC3339), Nproc: runtime.NumCPU(), Go: runtime.Version()}
+	m := machine{Date: time.Now().UTC().Format(time.RFC3339), Nproc: runtime.NumCPU(), Go: runtime.Version(), Settings: benchSettings}
+	if out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
 	var u syscall.Utsname
 	if syscall.Uname(&u) == nil {
 		m.Kernel = utsString(u.Release[:])
