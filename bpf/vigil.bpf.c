@@ -122,6 +122,20 @@ struct {
 	__type(value, struct env_scratch);
 } env_scratch SEC(".maps");
 
+// The kernel's copy of the address of each tracked thread's connect(2) in flight, from the
+// cgroup hook to the syscall's exit program. LRU: an entry whose exit never came (the
+// process left its tree in between) is evicted, never blocks a new one; a connect whose entry
+// was evicted is reported with the caller's address, marked as such.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); // tid
+	__type(value, struct connect_stash);
+} connect_stashes SEC(".maps");
+
+// The sock_addr hook's kernel context: its uaddr is the kernel's copy of the caller's address.
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
 // Make bpf2go emit Go types for these.
 const struct exec_event *unused_exec __attribute__((unused));
 const struct open_event *unused_open __attribute__((unused));
@@ -673,7 +687,7 @@ static __always_inline __u32 pseudo_name(struct file *f)
 // thread while the kernel resolved it. The caller's string is read only when the open failed
 // (there is no file to ask), and is then resolved against the cwd or dirfd walked here.
 static __always_inline int finish_open(struct track_entry *t, long ret, __u64 filename, __s32 dfd, __u32 flags,
-				       __u32 mode)
+				       __u32 mode, __u32 io_uring)
 {
 	if (will_restart(ret))
 		return 0;
@@ -691,9 +705,10 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	e->walk_kind = WALK_NONE;
 	e->walk_len = 0;
 	e->path_len = 0;
+	e->io_uring = io_uring;
 
 	__u32 trunc = 0;
-	if (ret >= 0) {
+	if (ret >= 0 && io_uring != OPEN_IO_URING_FIXED) {
 		struct file *f = fd_file(task, ret);
 		if (f) {
 			__u32 pseudo = pseudo_name(f);
@@ -713,7 +728,7 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 		// Another thread closed the descriptor already: only the caller's string is left.
 	}
 
-	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)filename);
+	long n = filename ? bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)filename) : 0;
 	if (n < 0)
 		n = 0;
 	if (n == sizeof(e->path))
@@ -747,7 +762,7 @@ int exit_openat(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	struct pt_regs *r = syscall_regs();
 	return finish_open(t, ctx->ret, PT_REGS_PARM2_SYSCALL(r), PT_REGS_PARM1_SYSCALL(r),
-			   PT_REGS_PARM3_SYSCALL(r), PT_REGS_PARM4_SYSCALL(r));
+			   PT_REGS_PARM3_SYSCALL(r), PT_REGS_PARM4_SYSCALL(r), 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_open")
@@ -758,7 +773,7 @@ int exit_open(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	struct pt_regs *r = syscall_regs();
 	return finish_open(t, ctx->ret, PT_REGS_PARM1_SYSCALL(r), AT_FDCWD_VALUE, PT_REGS_PARM2_SYSCALL(r),
-			   PT_REGS_PARM3_SYSCALL(r));
+			   PT_REGS_PARM3_SYSCALL(r), 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_creat")
@@ -769,7 +784,7 @@ int exit_creat(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	struct pt_regs *r = syscall_regs();
 	return finish_open(t, ctx->ret, PT_REGS_PARM1_SYSCALL(r), AT_FDCWD_VALUE,
-			   O_CREAT_VALUE | O_WRONLY_VALUE | O_TRUNC_VALUE, PT_REGS_PARM2_SYSCALL(r));
+			   O_CREAT_VALUE | O_WRONLY_VALUE | O_TRUNC_VALUE, PT_REGS_PARM2_SYSCALL(r), 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
@@ -782,9 +797,18 @@ int exit_openat2(struct trace_event_raw_sys_exit *ctx)
 	struct open_how how = {};
 	bpf_probe_read_user(&how, sizeof(how), (void *)PT_REGS_PARM3_SYSCALL(r));
 	return finish_open(t, ctx->ret, PT_REGS_PARM2_SYSCALL(r), PT_REGS_PARM1_SYSCALL(r), how.flags,
-			   how.mode);
+			   how.mode, 0);
 }
 
+// x86-64 system call numbers a network record names.
+#define NR_CONNECT 42
+#define NR_IO_URING_ENTER 426
+#define PF_IO_WORKER_VALUE 0x10
+
+// connect(2) at its exit: the address is the kernel's copy the cgroup hook kept for this
+// thread (the caller's buffer may have been rewritten by another thread since), or, where no
+// hook ran (no cgroup2 hierarchy, an address the kernel refused first), the caller's bytes,
+// marked as such.
 SEC("tracepoint/syscalls/sys_exit_connect")
 int exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
@@ -793,19 +817,142 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	struct pt_regs *r = syscall_regs();
 	struct connect_event e = {};
-	__u64 len = PT_REGS_PARM3_SYSCALL(r);
-	if (len > sizeof(e.addr))
-		len = sizeof(e.addr);
-	if (bpf_probe_read_user(e.addr, len, (void *)PT_REGS_PARM2_SYSCALL(r)))
-		return 0;
+	e.fd = PT_REGS_PARM1_SYSCALL(r);
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connect_stash *k = bpf_map_lookup_elem(&connect_stashes, &tid);
+	if (k && k->fd == e.fd) {
+		__builtin_memcpy(e.addr, k->addr, sizeof(e.addr));
+		e.addrlen = k->addrlen;
+		e.net_flags = NET_KERNEL_ADDR;
+	} else {
+		__u64 len = PT_REGS_PARM3_SYSCALL(r);
+		if (len > sizeof(e.addr))
+			len = sizeof(e.addr);
+		if (bpf_probe_read_user(e.addr, len, (void *)PT_REGS_PARM2_SYSCALL(r)))
+			return 0;
+		e.addrlen = len;
+	}
+	if (k)
+		bpf_map_delete_elem(&connect_stashes, &tid);
 	__u16 family = *(__u16 *)e.addr;
 	if (family != AF_UNIX_VALUE && family != AF_INET_VALUE && family != AF_INET6_VALUE)
 		return 0;
-	e.fd = PT_REGS_PARM1_SYSCALL(r);
-	e.addrlen = len;
 	fill_header(&e.hdr, EVENT_CONNECT, bpf_get_current_task_btf(), t);
 	e.ret = ctx->ret;
+	e.net_flags |= NET_RESULT;
+	e.syscall = NR_CONNECT;
 	emit(&e, sizeof(e), DROP_CONNECT);
+	return 0;
+}
+
+// The cgroup sock_addr hooks run as the kernel begins a connect or a send to a named
+// destination, on every path there is to one: connect(2), sendto/sendmsg/sendmmsg, TCP Fast
+// Open's sendto, and io_uring's connect and send requests, which no syscall tracepoint sees.
+// They read the kernel's copy of the address. They always allow the call: Vigil observes.
+static __always_inline int on_sock_addr(struct bpf_sock_addr *ctx, __u32 kind)
+{
+	struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32);
+	if (!t)
+		return 1;
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 io_worker = task->flags & PF_IO_WORKER_VALUE;
+	__s32 nr = io_worker ? -1 : (__s32)syscall_regs()->orig_ax;
+	__u32 len = sa->uaddrlen;
+	if (len > sizeof(((struct connect_event *)0)->addr))
+		len = sizeof(((struct connect_event *)0)->addr);
+
+	if (kind == EVENT_CONNECT && nr == NR_CONNECT) {
+		// connect(2): its exit program reports it, with the result.
+		struct connect_stash k = {};
+		k.fd = PT_REGS_PARM1_SYSCALL(syscall_regs());
+		k.addrlen = len;
+		bpf_probe_read_kernel(k.addr, len, sa->uaddr);
+		__u32 tid = task->pid;
+		bpf_map_update_elem(&connect_stashes, &tid, &k, BPF_ANY);
+		return 1;
+	}
+	struct connect_event e = {};
+	bpf_probe_read_kernel(e.addr, len, sa->uaddr);
+	e.addrlen = len;
+	e.fd = -1;
+	e.net_flags = NET_KERNEL_ADDR;
+	if (io_worker || nr == NR_IO_URING_ENTER)
+		e.net_flags |= NET_IO_URING;
+	e.syscall = nr;
+	fill_header(&e.hdr, kind, task, t);
+	emit(&e, sizeof(e), kind == EVENT_SEND ? DROP_SEND : DROP_CONNECT);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx)
+{
+	return on_sock_addr(ctx, EVENT_CONNECT);
+}
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx)
+{
+	return on_sock_addr(ctx, EVENT_CONNECT);
+}
+
+SEC("cgroup/connect_unix")
+int connect_unix(struct bpf_sock_addr *ctx)
+{
+	return on_sock_addr(ctx, EVENT_CONNECT);
+}
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return on_sock_addr(ctx, EVENT_SEND);
+}
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return on_sock_addr(ctx, EVENT_SEND);
+}
+
+SEC("cgroup/sendmsg_unix")
+int sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return on_sock_addr(ctx, EVENT_SEND);
+}
+
+// io_uring requests bypass the syscall tracepoints. Connects and sends reach the cgroup
+// hooks above; opens are reported here, at their completion, like a syscall open: the
+// installed descriptor's file walked. File-changing requests have no probe yet and are
+// counted (DROP_IO_URING_UNSEEN), so that their absence is visible.
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(io_uring_complete, struct io_ring_ctx *ring, void *req_ptr, struct io_uring_cqe *cqe)
+{
+	struct track_entry *t = lookup_tracked(bpf_get_current_pid_tgid() >> 32);
+	if (!t || !req_ptr)
+		return 0;
+	struct io_kiocb *req = req_ptr;
+	__u8 op = BPF_CORE_READ(req, opcode);
+	switch (op) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2: {
+		struct io_open *o = (void *)__builtin_preserve_access_index(&req->cmd);
+		// A fixed-file open (file_slot) installs no descriptor: there is no file to walk.
+		__u32 how = BPF_CORE_READ(o, file_slot) ? OPEN_IO_URING_FIXED : OPEN_IO_URING;
+		// The caller's path string is the kernel's copy, already freed by now: a failed
+		// io_uring open is reported without a path.
+		return finish_open(t, BPF_CORE_READ(cqe, res), 0, BPF_CORE_READ(o, dfd), BPF_CORE_READ(o, how.flags),
+				   BPF_CORE_READ(o, how.mode), how);
+	}
+	case IORING_OP_RENAMEAT:
+	case IORING_OP_UNLINKAT:
+	case IORING_OP_MKDIRAT:
+	case IORING_OP_SYMLINKAT:
+	case IORING_OP_LINKAT:
+	case IORING_OP_FTRUNCATE:
+		count_drop(DROP_IO_URING_UNSEEN);
+		return 0;
+	}
 	return 0;
 }
 

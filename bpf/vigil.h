@@ -29,6 +29,7 @@ enum event_kind {
 	EVENT_OPEN = 4,
 	EVENT_CONNECT = 5,
 	EVENT_MUTATE = 6,
+	EVENT_SEND = 7, // a datagram sent to a named destination (connect_event layout)
 };
 
 // What a mutate record did (mutate_event.op): one record layout for every file mutation.
@@ -52,7 +53,11 @@ enum drop_kind {
 	DROP_CONNECT = 5,
 	DROP_TRACK_FULL = 6, // the tracked-process map was full: a process could not be followed
 	DROP_MUTATE = 7,
-	DROP_KINDS = 8,
+	DROP_SEND = 8,
+	// Not a record lost but an operation no probe reports: an io_uring request of a tracked
+	// process that changes files (rename, unlink, mkdir, symlink, link, ftruncate) completed.
+	DROP_IO_URING_UNSEEN = 9,
+	DROP_KINDS = 10,
 };
 
 // Tracked-process flags.
@@ -71,6 +76,10 @@ enum drop_kind {
 // What the exec record says about the executed file (exe_flags).
 #define EXE_UNLINKED 1 // no name left in the file system (deleted, or a memfd)
 #define EXE_INTERNAL 2 // on a kernel-internal mount (memfd, shmem): exe holds the file's name only
+
+// An io_uring open (open_event.io_uring); 0 for the open syscalls.
+#define OPEN_IO_URING 1       // installed a descriptor (or failed)
+#define OPEN_IO_URING_FIXED 2 // into a fixed-file slot: no descriptor, so no path
 
 // What the open record's walk buffer holds.
 #define WALK_NONE 0
@@ -163,19 +172,39 @@ struct open_event {
 	__u32 path_len;
 	__u32 walk_kind;
 	__u32 walk_len;
+	__u32 io_uring; // OPEN_IO_URING*: an io_uring open (IORING_OP_OPENAT, OPENAT2) at its completion
+	__u32 pad;
 	// Walked from the kernel's objects, leaf first; a successful open's record ends after
 	// walk_len bytes of it.
 	__u8 walk[PATH_SLOT + NAME_SLOT];
 	__u8 path[PATH_SLOT]; // failed opens only: the path as the caller passed it
 };
 
+// What a network record (connect_event) knows about its address and result.
+#define NET_KERNEL_ADDR 1 // addr is the kernel's copy of the address (cgroup hook), not re-read from the caller's memory
+#define NET_RESULT 2      // ret is the call's result (connect(2) at its exit); otherwise the record was taken as the kernel began the call
+#define NET_IO_URING 4    // made through io_uring (an io worker, or inline in io_uring_enter)
+
+// A connect (EVENT_CONNECT) or a datagram sent to a named destination (EVENT_SEND: sendto,
+// sendmsg, sendmmsg, io_uring sends). Sends on a connected socket are not records: the
+// socket's connect already named the peer.
 struct connect_event {
 	struct event_header hdr;
 	__s32 ret;
 	__u32 fd;
 	__u32 addrlen;
+	__u32 net_flags; // NET_* bits
+	__s32 syscall;   // the system call the process was in (x86-64 number), -1 for an io worker
 	__u32 pad;
 	__u8 addr[112]; // sockaddr_un is the largest kept (110 bytes)
+};
+
+// The kernel's copy of a connect(2)'s address, kept by the cgroup hook for the syscall's
+// exit program, which adds the result.
+struct connect_stash {
+	__u32 fd;
+	__u32 addrlen;
+	__u8 addr[112];
 };
 
 // A file mutation (enum mutate_op), at the syscall's exit. A call that names its file by

@@ -14,12 +14,21 @@ import (
 )
 
 type VigilConnectEvent struct {
+	_        structs.HostLayout
+	Hdr      VigilEventHeader
+	Ret      int32
+	Fd       uint32
+	Addrlen  uint32
+	NetFlags uint32
+	Syscall  int32
+	Pad      uint32
+	Addr     [112]uint8
+}
+
+type VigilConnectStash struct {
 	_       structs.HostLayout
-	Hdr     VigilEventHeader
-	Ret     int32
 	Fd      uint32
 	Addrlen uint32
-	Pad     uint32
 	Addr    [112]uint8
 }
 
@@ -124,6 +133,8 @@ type VigilOpenEvent struct {
 	PathLen   uint32
 	WalkKind  uint32
 	WalkLen   uint32
+	IoUring   uint32
+	Pad       uint32
 	Walk      [1280]uint8
 	Path      [1024]uint8
 }
@@ -141,55 +152,63 @@ type VigilTrackEntry struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	VigilMapAgentInodes    = "agent_inodes"
-	VigilMapAgentNames     = "agent_names"
-	VigilMapDrops          = "drops"
-	VigilMapEnvScratch     = "env_scratch"
-	VigilMapEvents         = "events"
-	VigilMapExecScratch    = "exec_scratch"
-	VigilMapInterpreters   = "interpreters"
-	VigilMapMaybeTracked   = "maybe_tracked"
-	VigilMapMutateScratch  = "mutate_scratch"
-	VigilMapOpenScratch    = "open_scratch"
-	VigilMapTracked        = "tracked"
-	VigilMapZeroExec       = "zero_exec"
-	VigilProgExitChmod     = "exit_chmod"
-	VigilProgExitChown     = "exit_chown"
-	VigilProgExitConnect   = "exit_connect"
-	VigilProgExitCreat     = "exit_creat"
-	VigilProgExitFchmod    = "exit_fchmod"
-	VigilProgExitFchmodat  = "exit_fchmodat"
-	VigilProgExitFchmodat2 = "exit_fchmodat2"
-	VigilProgExitFchown    = "exit_fchown"
-	VigilProgExitFchownat  = "exit_fchownat"
-	VigilProgExitFtruncate = "exit_ftruncate"
-	VigilProgExitLchown    = "exit_lchown"
-	VigilProgExitLink      = "exit_link"
-	VigilProgExitLinkat    = "exit_linkat"
-	VigilProgExitOpen      = "exit_open"
-	VigilProgExitOpenat    = "exit_openat"
-	VigilProgExitOpenat2   = "exit_openat2"
-	VigilProgExitRename    = "exit_rename"
-	VigilProgExitRenameat  = "exit_renameat"
-	VigilProgExitRenameat2 = "exit_renameat2"
-	VigilProgExitRmdir     = "exit_rmdir"
-	VigilProgExitSymlink   = "exit_symlink"
-	VigilProgExitSymlinkat = "exit_symlinkat"
-	VigilProgExitTruncate  = "exit_truncate"
-	VigilProgExitUnlink    = "exit_unlink"
-	VigilProgExitUnlinkat  = "exit_unlinkat"
-	VigilProgHandleExec    = "handle_exec"
-	VigilProgHandleExit    = "handle_exit"
-	VigilProgHandleFork    = "handle_fork"
-	VigilVarSelfTgid       = "self_tgid"
-	VigilVarUnusedConnect  = "unused_connect"
-	VigilVarUnusedExec     = "unused_exec"
-	VigilVarUnusedExit     = "unused_exit"
-	VigilVarUnusedHdr      = "unused_hdr"
-	VigilVarUnusedMutate   = "unused_mutate"
-	VigilVarUnusedMutateOp = "unused_mutate_op"
-	VigilVarUnusedOpen     = "unused_open"
-	VigilVarWakeupBytes    = "wakeup_bytes"
+	VigilMapAgentInodes      = "agent_inodes"
+	VigilMapAgentNames       = "agent_names"
+	VigilMapConnectStashes   = "connect_stashes"
+	VigilMapDrops            = "drops"
+	VigilMapEnvScratch       = "env_scratch"
+	VigilMapEvents           = "events"
+	VigilMapExecScratch      = "exec_scratch"
+	VigilMapInterpreters     = "interpreters"
+	VigilMapMaybeTracked     = "maybe_tracked"
+	VigilMapMutateScratch    = "mutate_scratch"
+	VigilMapOpenScratch      = "open_scratch"
+	VigilMapTracked          = "tracked"
+	VigilMapZeroExec         = "zero_exec"
+	VigilProgConnect4        = "connect4"
+	VigilProgConnect6        = "connect6"
+	VigilProgConnectUnix     = "connect_unix"
+	VigilProgExitChmod       = "exit_chmod"
+	VigilProgExitChown       = "exit_chown"
+	VigilProgExitConnect     = "exit_connect"
+	VigilProgExitCreat       = "exit_creat"
+	VigilProgExitFchmod      = "exit_fchmod"
+	VigilProgExitFchmodat    = "exit_fchmodat"
+	VigilProgExitFchmodat2   = "exit_fchmodat2"
+	VigilProgExitFchown      = "exit_fchown"
+	VigilProgExitFchownat    = "exit_fchownat"
+	VigilProgExitFtruncate   = "exit_ftruncate"
+	VigilProgExitLchown      = "exit_lchown"
+	VigilProgExitLink        = "exit_link"
+	VigilProgExitLinkat      = "exit_linkat"
+	VigilProgExitOpen        = "exit_open"
+	VigilProgExitOpenat      = "exit_openat"
+	VigilProgExitOpenat2     = "exit_openat2"
+	VigilProgExitRename      = "exit_rename"
+	VigilProgExitRenameat    = "exit_renameat"
+	VigilProgExitRenameat2   = "exit_renameat2"
+	VigilProgExitRmdir       = "exit_rmdir"
+	VigilProgExitSymlink     = "exit_symlink"
+	VigilProgExitSymlinkat   = "exit_symlinkat"
+	VigilProgExitTruncate    = "exit_truncate"
+	VigilProgExitUnlink      = "exit_unlink"
+	VigilProgExitUnlinkat    = "exit_unlinkat"
+	VigilProgHandleExec      = "handle_exec"
+	VigilProgHandleExit      = "handle_exit"
+	VigilProgHandleFork      = "handle_fork"
+	VigilProgIoUringComplete = "io_uring_complete"
+	VigilProgSendmsg4        = "sendmsg4"
+	VigilProgSendmsg6        = "sendmsg6"
+	VigilProgSendmsgUnix     = "sendmsg_unix"
+	VigilVarSelfTgid         = "self_tgid"
+	VigilVarUnusedConnect    = "unused_connect"
+	VigilVarUnusedExec       = "unused_exec"
+	VigilVarUnusedExit       = "unused_exit"
+	VigilVarUnusedHdr        = "unused_hdr"
+	VigilVarUnusedMutate     = "unused_mutate"
+	VigilVarUnusedMutateOp   = "unused_mutate_op"
+	VigilVarUnusedOpen       = "unused_open"
+	VigilVarWakeupBytes      = "wakeup_bytes"
 )
 
 // LoadVigil returns the embedded CollectionSpec for Vigil.
@@ -234,52 +253,60 @@ type VigilSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilProgramSpecs struct {
-	ExitChmod     *ebpf.ProgramSpec `ebpf:"exit_chmod"`
-	ExitChown     *ebpf.ProgramSpec `ebpf:"exit_chown"`
-	ExitConnect   *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	ExitCreat     *ebpf.ProgramSpec `ebpf:"exit_creat"`
-	ExitFchmod    *ebpf.ProgramSpec `ebpf:"exit_fchmod"`
-	ExitFchmodat  *ebpf.ProgramSpec `ebpf:"exit_fchmodat"`
-	ExitFchmodat2 *ebpf.ProgramSpec `ebpf:"exit_fchmodat2"`
-	ExitFchown    *ebpf.ProgramSpec `ebpf:"exit_fchown"`
-	ExitFchownat  *ebpf.ProgramSpec `ebpf:"exit_fchownat"`
-	ExitFtruncate *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
-	ExitLchown    *ebpf.ProgramSpec `ebpf:"exit_lchown"`
-	ExitLink      *ebpf.ProgramSpec `ebpf:"exit_link"`
-	ExitLinkat    *ebpf.ProgramSpec `ebpf:"exit_linkat"`
-	ExitOpen      *ebpf.ProgramSpec `ebpf:"exit_open"`
-	ExitOpenat    *ebpf.ProgramSpec `ebpf:"exit_openat"`
-	ExitOpenat2   *ebpf.ProgramSpec `ebpf:"exit_openat2"`
-	ExitRename    *ebpf.ProgramSpec `ebpf:"exit_rename"`
-	ExitRenameat  *ebpf.ProgramSpec `ebpf:"exit_renameat"`
-	ExitRenameat2 *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
-	ExitRmdir     *ebpf.ProgramSpec `ebpf:"exit_rmdir"`
-	ExitSymlink   *ebpf.ProgramSpec `ebpf:"exit_symlink"`
-	ExitSymlinkat *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
-	ExitTruncate  *ebpf.ProgramSpec `ebpf:"exit_truncate"`
-	ExitUnlink    *ebpf.ProgramSpec `ebpf:"exit_unlink"`
-	ExitUnlinkat  *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
-	HandleExec    *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExit    *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork    *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	Connect4        *ebpf.ProgramSpec `ebpf:"connect4"`
+	Connect6        *ebpf.ProgramSpec `ebpf:"connect6"`
+	ConnectUnix     *ebpf.ProgramSpec `ebpf:"connect_unix"`
+	ExitChmod       *ebpf.ProgramSpec `ebpf:"exit_chmod"`
+	ExitChown       *ebpf.ProgramSpec `ebpf:"exit_chown"`
+	ExitConnect     *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	ExitCreat       *ebpf.ProgramSpec `ebpf:"exit_creat"`
+	ExitFchmod      *ebpf.ProgramSpec `ebpf:"exit_fchmod"`
+	ExitFchmodat    *ebpf.ProgramSpec `ebpf:"exit_fchmodat"`
+	ExitFchmodat2   *ebpf.ProgramSpec `ebpf:"exit_fchmodat2"`
+	ExitFchown      *ebpf.ProgramSpec `ebpf:"exit_fchown"`
+	ExitFchownat    *ebpf.ProgramSpec `ebpf:"exit_fchownat"`
+	ExitFtruncate   *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
+	ExitLchown      *ebpf.ProgramSpec `ebpf:"exit_lchown"`
+	ExitLink        *ebpf.ProgramSpec `ebpf:"exit_link"`
+	ExitLinkat      *ebpf.ProgramSpec `ebpf:"exit_linkat"`
+	ExitOpen        *ebpf.ProgramSpec `ebpf:"exit_open"`
+	ExitOpenat      *ebpf.ProgramSpec `ebpf:"exit_openat"`
+	ExitOpenat2     *ebpf.ProgramSpec `ebpf:"exit_openat2"`
+	ExitRename      *ebpf.ProgramSpec `ebpf:"exit_rename"`
+	ExitRenameat    *ebpf.ProgramSpec `ebpf:"exit_renameat"`
+	ExitRenameat2   *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
+	ExitRmdir       *ebpf.ProgramSpec `ebpf:"exit_rmdir"`
+	ExitSymlink     *ebpf.ProgramSpec `ebpf:"exit_symlink"`
+	ExitSymlinkat   *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTruncate    *ebpf.ProgramSpec `ebpf:"exit_truncate"`
+	ExitUnlink      *ebpf.ProgramSpec `ebpf:"exit_unlink"`
+	ExitUnlinkat    *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
+	HandleExec      *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExit      *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleFork      *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	IoUringComplete *ebpf.ProgramSpec `ebpf:"io_uring_complete"`
+	Sendmsg4        *ebpf.ProgramSpec `ebpf:"sendmsg4"`
+	Sendmsg6        *ebpf.ProgramSpec `ebpf:"sendmsg6"`
+	SendmsgUnix     *ebpf.ProgramSpec `ebpf:"sendmsg_unix"`
 }
 
 // VigilMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilMapSpecs struct {
-	AgentInodes   *ebpf.MapSpec `ebpf:"agent_inodes"`
-	AgentNames    *ebpf.MapSpec `ebpf:"agent_names"`
-	Drops         *ebpf.MapSpec `ebpf:"drops"`
-	EnvScratch    *ebpf.MapSpec `ebpf:"env_scratch"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	ExecScratch   *ebpf.MapSpec `ebpf:"exec_scratch"`
-	Interpreters  *ebpf.MapSpec `ebpf:"interpreters"`
-	MaybeTracked  *ebpf.MapSpec `ebpf:"maybe_tracked"`
-	MutateScratch *ebpf.MapSpec `ebpf:"mutate_scratch"`
-	OpenScratch   *ebpf.MapSpec `ebpf:"open_scratch"`
-	Tracked       *ebpf.MapSpec `ebpf:"tracked"`
-	ZeroExec      *ebpf.MapSpec `ebpf:"zero_exec"`
+	AgentInodes    *ebpf.MapSpec `ebpf:"agent_inodes"`
+	AgentNames     *ebpf.MapSpec `ebpf:"agent_names"`
+	ConnectStashes *ebpf.MapSpec `ebpf:"connect_stashes"`
+	Drops          *ebpf.MapSpec `ebpf:"drops"`
+	EnvScratch     *ebpf.MapSpec `ebpf:"env_scratch"`
+	Events         *ebpf.MapSpec `ebpf:"events"`
+	ExecScratch    *ebpf.MapSpec `ebpf:"exec_scratch"`
+	Interpreters   *ebpf.MapSpec `ebpf:"interpreters"`
+	MaybeTracked   *ebpf.MapSpec `ebpf:"maybe_tracked"`
+	MutateScratch  *ebpf.MapSpec `ebpf:"mutate_scratch"`
+	OpenScratch    *ebpf.MapSpec `ebpf:"open_scratch"`
+	Tracked        *ebpf.MapSpec `ebpf:"tracked"`
+	ZeroExec       *ebpf.MapSpec `ebpf:"zero_exec"`
 }
 
 // VigilVariableSpecs contains global variables before they are loaded into the kernel.
@@ -317,24 +344,26 @@ func (o *VigilObjects) Close() error {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilMaps struct {
-	AgentInodes   *ebpf.Map `ebpf:"agent_inodes"`
-	AgentNames    *ebpf.Map `ebpf:"agent_names"`
-	Drops         *ebpf.Map `ebpf:"drops"`
-	EnvScratch    *ebpf.Map `ebpf:"env_scratch"`
-	Events        *ebpf.Map `ebpf:"events"`
-	ExecScratch   *ebpf.Map `ebpf:"exec_scratch"`
-	Interpreters  *ebpf.Map `ebpf:"interpreters"`
-	MaybeTracked  *ebpf.Map `ebpf:"maybe_tracked"`
-	MutateScratch *ebpf.Map `ebpf:"mutate_scratch"`
-	OpenScratch   *ebpf.Map `ebpf:"open_scratch"`
-	Tracked       *ebpf.Map `ebpf:"tracked"`
-	ZeroExec      *ebpf.Map `ebpf:"zero_exec"`
+	AgentInodes    *ebpf.Map `ebpf:"agent_inodes"`
+	AgentNames     *ebpf.Map `ebpf:"agent_names"`
+	ConnectStashes *ebpf.Map `ebpf:"connect_stashes"`
+	Drops          *ebpf.Map `ebpf:"drops"`
+	EnvScratch     *ebpf.Map `ebpf:"env_scratch"`
+	Events         *ebpf.Map `ebpf:"events"`
+	ExecScratch    *ebpf.Map `ebpf:"exec_scratch"`
+	Interpreters   *ebpf.Map `ebpf:"interpreters"`
+	MaybeTracked   *ebpf.Map `ebpf:"maybe_tracked"`
+	MutateScratch  *ebpf.Map `ebpf:"mutate_scratch"`
+	OpenScratch    *ebpf.Map `ebpf:"open_scratch"`
+	Tracked        *ebpf.Map `ebpf:"tracked"`
+	ZeroExec       *ebpf.Map `ebpf:"zero_exec"`
 }
 
 func (m *VigilMaps) Close() error {
 	return _VigilClose(
 		m.AgentInodes,
 		m.AgentNames,
+		m.ConnectStashes,
 		m.Drops,
 		m.EnvScratch,
 		m.Events,
@@ -367,38 +396,48 @@ type VigilVariables struct {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilPrograms struct {
-	ExitChmod     *ebpf.Program `ebpf:"exit_chmod"`
-	ExitChown     *ebpf.Program `ebpf:"exit_chown"`
-	ExitConnect   *ebpf.Program `ebpf:"exit_connect"`
-	ExitCreat     *ebpf.Program `ebpf:"exit_creat"`
-	ExitFchmod    *ebpf.Program `ebpf:"exit_fchmod"`
-	ExitFchmodat  *ebpf.Program `ebpf:"exit_fchmodat"`
-	ExitFchmodat2 *ebpf.Program `ebpf:"exit_fchmodat2"`
-	ExitFchown    *ebpf.Program `ebpf:"exit_fchown"`
-	ExitFchownat  *ebpf.Program `ebpf:"exit_fchownat"`
-	ExitFtruncate *ebpf.Program `ebpf:"exit_ftruncate"`
-	ExitLchown    *ebpf.Program `ebpf:"exit_lchown"`
-	ExitLink      *ebpf.Program `ebpf:"exit_link"`
-	ExitLinkat    *ebpf.Program `ebpf:"exit_linkat"`
-	ExitOpen      *ebpf.Program `ebpf:"exit_open"`
-	ExitOpenat    *ebpf.Program `ebpf:"exit_openat"`
-	ExitOpenat2   *ebpf.Program `ebpf:"exit_openat2"`
-	ExitRename    *ebpf.Program `ebpf:"exit_rename"`
-	ExitRenameat  *ebpf.Program `ebpf:"exit_renameat"`
-	ExitRenameat2 *ebpf.Program `ebpf:"exit_renameat2"`
-	ExitRmdir     *ebpf.Program `ebpf:"exit_rmdir"`
-	ExitSymlink   *ebpf.Program `ebpf:"exit_symlink"`
-	ExitSymlinkat *ebpf.Program `ebpf:"exit_symlinkat"`
-	ExitTruncate  *ebpf.Program `ebpf:"exit_truncate"`
-	ExitUnlink    *ebpf.Program `ebpf:"exit_unlink"`
-	ExitUnlinkat  *ebpf.Program `ebpf:"exit_unlinkat"`
-	HandleExec    *ebpf.Program `ebpf:"handle_exec"`
-	HandleExit    *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork    *ebpf.Program `ebpf:"handle_fork"`
+	Connect4        *ebpf.Program `ebpf:"connect4"`
+	Connect6        *ebpf.Program `ebpf:"connect6"`
+	ConnectUnix     *ebpf.Program `ebpf:"connect_unix"`
+	ExitChmod       *ebpf.Program `ebpf:"exit_chmod"`
+	ExitChown       *ebpf.Program `ebpf:"exit_chown"`
+	ExitConnect     *ebpf.Program `ebpf:"exit_connect"`
+	ExitCreat       *ebpf.Program `ebpf:"exit_creat"`
+	ExitFchmod      *ebpf.Program `ebpf:"exit_fchmod"`
+	ExitFchmodat    *ebpf.Program `ebpf:"exit_fchmodat"`
+	ExitFchmodat2   *ebpf.Program `ebpf:"exit_fchmodat2"`
+	ExitFchown      *ebpf.Program `ebpf:"exit_fchown"`
+	ExitFchownat    *ebpf.Program `ebpf:"exit_fchownat"`
+	ExitFtruncate   *ebpf.Program `ebpf:"exit_ftruncate"`
+	ExitLchown      *ebpf.Program `ebpf:"exit_lchown"`
+	ExitLink        *ebpf.Program `ebpf:"exit_link"`
+	ExitLinkat      *ebpf.Program `ebpf:"exit_linkat"`
+	ExitOpen        *ebpf.Program `ebpf:"exit_open"`
+	ExitOpenat      *ebpf.Program `ebpf:"exit_openat"`
+	ExitOpenat2     *ebpf.Program `ebpf:"exit_openat2"`
+	ExitRename      *ebpf.Program `ebpf:"exit_rename"`
+	ExitRenameat    *ebpf.Program `ebpf:"exit_renameat"`
+	ExitRenameat2   *ebpf.Program `ebpf:"exit_renameat2"`
+	ExitRmdir       *ebpf.Program `ebpf:"exit_rmdir"`
+	ExitSymlink     *ebpf.Program `ebpf:"exit_symlink"`
+	ExitSymlinkat   *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTruncate    *ebpf.Program `ebpf:"exit_truncate"`
+	ExitUnlink      *ebpf.Program `ebpf:"exit_unlink"`
+	ExitUnlinkat    *ebpf.Program `ebpf:"exit_unlinkat"`
+	HandleExec      *ebpf.Program `ebpf:"handle_exec"`
+	HandleExit      *ebpf.Program `ebpf:"handle_exit"`
+	HandleFork      *ebpf.Program `ebpf:"handle_fork"`
+	IoUringComplete *ebpf.Program `ebpf:"io_uring_complete"`
+	Sendmsg4        *ebpf.Program `ebpf:"sendmsg4"`
+	Sendmsg6        *ebpf.Program `ebpf:"sendmsg6"`
+	SendmsgUnix     *ebpf.Program `ebpf:"sendmsg_unix"`
 }
 
 func (p *VigilPrograms) Close() error {
 	return _VigilClose(
+		p.Connect4,
+		p.Connect6,
+		p.ConnectUnix,
 		p.ExitChmod,
 		p.ExitChown,
 		p.ExitConnect,
@@ -427,6 +466,10 @@ func (p *VigilPrograms) Close() error {
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,
+		p.IoUringComplete,
+		p.Sendmsg4,
+		p.Sendmsg6,
+		p.SendmsgUnix,
 	)
 }
 

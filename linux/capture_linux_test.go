@@ -77,6 +77,8 @@ type recordView struct {
 	Type             []string           `json:"type,omitempty"`
 	Rename           *proto.Rename      `json:"rename,omitempty"`
 	Setid            bool               `json:"setid,omitempty"`
+	AddressSource    string             `json:"address_source,omitempty"`
+	Syscall          string             `json:"syscall,omitempty"`
 }
 
 func viewOf(e *proto.Event) recordView {
@@ -99,6 +101,8 @@ func viewOf(e *proto.Event) recordView {
 		Type:             e.Event.Type,
 		Rename:           e.Vigil.Rename,
 		Setid:            e.Vigil.Setid,
+		AddressSource:    e.Vigil.AddressSource,
+		Syscall:          e.Vigil.Syscall,
 	}
 	if e.Process.Parent != nil {
 		v.Ppid = e.Process.Parent.Pid
@@ -123,23 +127,31 @@ type expectedRecord struct {
 }
 
 // TestCaptureHelperProcess is the part of the workload bash cannot do (unix sockets, a
-// non-blocking connect). It runs only as a child of TestCaptureRecords.
+// non-blocking connect, sends to named destinations, io_uring). It runs only as a child of
+// TestCaptureRecords.
 func TestCaptureHelperProcess(t *testing.T) {
-	args := flag.Args() // helperArg unix-path abstract-name ipv4-port
+	args := flag.Args() // helperArg unix-path abstract-name ipv4-port udp4-port udp6-port dgram-path file
 	if len(args) == 0 || args[0] != helperArg {
 		t.Skip("helper process of TestCaptureRecords")
 	}
-	if args = args[1:]; len(args) != 3 {
-		fmt.Printf("helper: want 3 args, got %q\n", args)
+	if args = args[1:]; len(args) != 7 {
+		fmt.Printf("helper: want 7 args, got %q\n", args)
+		os.Exit(2)
+	}
+	fail := func(step string, err error) {
+		fmt.Printf("helper: %s: %v\n", step, err)
 		os.Exit(2)
 	}
 	fmt.Printf("helper=%d\n", os.Getpid())
-	connect := func(key string, domain, typ int, sa unix.Sockaddr) {
+	socket := func(domain, typ int) int {
 		fd, err := unix.Socket(domain, typ|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			fmt.Printf("helper: socket: %v\n", err)
-			os.Exit(2)
+			fail("socket", err)
 		}
+		return fd
+	}
+	connect := func(key string, domain, typ int, sa unix.Sockaddr) {
+		fd := socket(domain, typ)
 		defer unix.Close(fd)
 		errno := 0
 		if err := unix.Connect(fd, sa); err != nil {
@@ -155,7 +167,69 @@ func TestCaptureHelperProcess(t *testing.T) {
 	connect("abstract", unix.AF_UNIX, unix.SOCK_STREAM, &unix.SockaddrUnix{Name: args[1]})
 	port, _ := strconv.Atoi(args[2])
 	connect("nonblock", unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+
+	// Datagrams to named destinations, no connect: sendto, sendmmsg (two messages), sendmsg.
+	udp4, _ := strconv.Atoi(args[3])
+	udp6, _ := strconv.Atoi(args[4])
+	fd4 := socket(unix.AF_INET, unix.SOCK_DGRAM)
+	if err := unix.Sendto(fd4, []byte("q"), 0, &unix.SockaddrInet4{Port: udp4, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		fail("sendto", err)
+	}
+	fd6 := socket(unix.AF_INET6, unix.SOCK_DGRAM)
+	sa6 := make([]byte, unix.SizeofSockaddrInet6)
+	sa6[0], sa6[2], sa6[3], sa6[23] = unix.AF_INET6, byte(udp6>>8), byte(udp6), 1 // [::1]:udp6
+	payload := []byte("q")
+	iov := unix.Iovec{Base: &payload[0], Len: 1}
+	var msgs [2]struct {
+		hdr unix.Msghdr
+		n   uint32
+		_   uint32
+	}
+	for i := range msgs {
+		msgs[i].hdr = unix.Msghdr{Name: &sa6[0], Namelen: uint32(len(sa6)), Iov: &iov, Iovlen: 1}
+	}
+	if n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd6), uintptr(unsafe.Pointer(&msgs[0])), 2, 0, 0, 0); errno != 0 || n != 2 {
+		fail("sendmmsg", fmt.Errorf("sent %d: %v", n, errno))
+	}
+	dgram := socket(unix.AF_UNIX, unix.SOCK_DGRAM)
+	if err := unix.Sendmsg(dgram, []byte("q"), nil, &unix.SockaddrUnix{Name: args[5]}, 0); err != nil {
+		fail("sendmsg unix", err)
+	}
+
+	// The same through io_uring: an open, a connect, a send, and a mkdir no probe reports.
+	ring, err := newIORing()
+	if err != nil {
+		fail("io_uring", err)
+	}
+	defer ring.close()
+	if fd := ring.openat(unix.AT_FDCWD, args[6], unix.O_RDONLY|unix.O_CLOEXEC); fd < 0 {
+		fail("io_uring openat", unix.Errno(-fd))
+	}
+	if res := ring.openat(unix.AT_FDCWD, args[6]+".missing", unix.O_RDONLY); res != -int32(unix.ENOENT) {
+		fail("io_uring openat of a missing file", fmt.Errorf("res %d", res))
+	}
+	tcp := socket(unix.AF_INET, unix.SOCK_STREAM)
+	if res := ring.connect(tcp, rawSockaddrInet4([4]byte{127, 0, 0, 1}, port)); res != 0 {
+		fail("io_uring connect", unix.Errno(-res))
+	}
+	if res := ring.sendmsg(fd4, rawSockaddrInet4([4]byte{127, 0, 0, 1}, udp4), []byte("q")); res != 1 {
+		fail("io_uring sendmsg", fmt.Errorf("res %d", res))
+	}
+	if res := ring.mkdirat(unix.AT_FDCWD, args[6]+".dir"); res != 0 {
+		fail("io_uring mkdirat", unix.Errno(-res))
+	}
 	os.Exit(0)
+}
+
+// listenPacket opens a datagram socket the workload sends to; nobody reads it.
+func listenPacket(t *testing.T, network, addr string) net.PacketConn {
+	t.Helper()
+	c, err := net.ListenPacket(network, addr)
+	if err != nil {
+		t.Fatalf("listen %s %s: %v", network, addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func listen(t *testing.T, network, addr string) net.Listener {
@@ -251,6 +325,10 @@ func TestCaptureRecords(t *testing.T) {
 	listen(t, "unix", abstract)
 	p4 := listen(t, "tcp4", "127.0.0.1:0").Addr().(*net.TCPAddr).Port
 	p6 := listen(t, "tcp6", "[::1]:0").Addr().(*net.TCPAddr).Port
+	u4 := listenPacket(t, "udp4", "127.0.0.1:0").LocalAddr().(*net.UDPAddr).Port
+	u6 := listenPacket(t, "udp6", "[::1]:0").LocalAddr().(*net.UDPAddr).Port
+	dgram := filepath.Join(dir, "d.sock")
+	listenPacket(t, "unixgram", dgram)
 	closed, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +354,7 @@ func TestCaptureRecords(t *testing.T) {
 		fmt.Sprintf(": 3<>/dev/tcp/127.0.0.1/%d", p4),
 		fmt.Sprintf(": 3<>/dev/tcp/::1/%d", p6),
 		fmt.Sprintf(`{ : 3<>/dev/tcp/127.0.0.1/%d; } 2>/dev/null; echo "refused=$?"`, refused),
-		fmt.Sprintf("%s -test.run='^TestCaptureHelperProcess$' -- %s %s %s %d", helper, helperArg, sock, abstract, p4),
+		fmt.Sprintf("%s -test.run='^TestCaptureHelperProcess$' -- %s %s %s %d %d %d %s %s", helper, helperArg, sock, abstract, p4, u4, u6, dgram, abs),
 		fmt.Sprintf("%s -test.run='^TestMemfdHelperProcess$' -- %s /bin/true memfd", helper, memfdHelperArg),
 		`echo x > mv-src; mv mv-src mv-dst & echo "mv=$!"; wait $!`,
 		`rm missing-rm 2>/dev/null & echo "rm=$!"; wait $!`,
@@ -338,7 +416,8 @@ func TestCaptureRecords(t *testing.T) {
 	code := func(n int) *int { return &n }
 	join := captureJoin
 	nonblock := recordView{Action: proto.ActionConnect, Outcome: proto.OutcomeSuccess, Pid: said["helper"], Ppid: root, Root: root,
-		Agent: "claude-code", Network: "ipv4", Destination: &proto.Destination{IP: "127.0.0.1", Port: p4}}
+		Agent: "claude-code", Network: "ipv4", Destination: &proto.Destination{IP: "127.0.0.1", Port: p4},
+		AddressSource: proto.AddressSourceKernel, Syscall: "connect"}
 	if said["nonblock"] != 0 {
 		nonblock.Outcome, nonblock.Errno = proto.OutcomeFailure, said["nonblock"]
 		if said["nonblock"] == einprogress {
@@ -369,8 +448,9 @@ func TestCaptureRecords(t *testing.T) {
 	}
 	// The deep file as the kernel reports it: the leaf-side components that fit PATH_SLOT.
 	deepWant := kernelTruncated(filepath.Join(realDir, strings.TrimPrefix(deep, dir)), len(bpf.VigilOpenEvent{}.Path))
+	// A network record's address is the kernel's copy; syscall "connect" unless said.
 	withDest := func(v recordView, network string, d proto.Destination, errno int) recordView {
-		v.Network, v.Destination = network, &d
+		v.Network, v.Destination, v.AddressSource, v.Syscall = network, &d, proto.AddressSourceKernel, "connect"
 		if errno != 0 {
 			v.Outcome, v.Errno = proto.OutcomeFailure, errno
 		}
@@ -386,6 +466,15 @@ func TestCaptureRecords(t *testing.T) {
 	}
 	port := func(p int) func(*proto.Event) bool {
 		return func(e *proto.Event) bool { return e.Destination != nil && e.Destination.Port == p }
+	}
+	via := func(syscall string, more func(*proto.Event) bool) func(*proto.Event) bool {
+		return func(e *proto.Event) bool { return e.Vigil.Syscall == syscall && more(e) }
+	}
+	// A record a cgroup hook took as the kernel began the call: no result, outcome unknown.
+	hooked := func(action, network, syscall string, d proto.Destination) recordView {
+		v := withDest(base(action, said["helper"], root), network, d, 0)
+		v.Outcome, v.Syscall = proto.OutcomeUnknown, syscall
+		return v
 	}
 	address := func(a string) func(*proto.Event) bool {
 		return func(e *proto.Event) bool { return e.Destination != nil && e.Destination.Address == a }
@@ -453,7 +542,33 @@ func TestCaptureRecords(t *testing.T) {
 		{"connect", "unix-abstract", "connect to an abstract unix socket",
 			is(proto.ActionConnect, said["helper"], address(abstract)), withDest(base(proto.ActionConnect, said["helper"], root), "unix", proto.Destination{Address: abstract}, 0)},
 		{"connect", "nonblocking", "non-blocking connect (EINPROGRESS: outcome unknown)",
-			is(proto.ActionConnect, said["helper"], port(p4)), nonblock},
+			is(proto.ActionConnect, said["helper"], via("connect", port(p4))), nonblock},
+		{"connect", "io-uring", "an io_uring connect (IORING_OP_CONNECT): the cgroup hook's kernel copy, no result",
+			is(proto.ActionConnect, said["helper"], via(proto.SyscallIOUring, port(p4))),
+			hooked(proto.ActionConnect, "ipv4", proto.SyscallIOUring, proto.Destination{IP: "127.0.0.1", Port: p4})},
+		{"send", "udp4-sendto", "sendto of a datagram to 127.0.0.1 without connect (the DNS-exfiltration shape)",
+			is(proto.ActionSend, said["helper"], via("sendto", port(u4))),
+			hooked(proto.ActionSend, "ipv4", "sendto", proto.Destination{IP: "127.0.0.1", Port: u4})},
+		{"send", "udp6-sendmmsg", "sendmmsg of two datagrams to [::1]: a record per datagram",
+			is(proto.ActionSend, said["helper"], via("sendmmsg", port(u6))),
+			hooked(proto.ActionSend, "ipv6", "sendmmsg", proto.Destination{IP: "::1", Port: u6})},
+		{"send", "unix-sendmsg", "sendmsg to a unix datagram socket path",
+			is(proto.ActionSend, said["helper"], via("sendmsg", address(dgram))),
+			hooked(proto.ActionSend, "unix", "sendmsg", proto.Destination{Address: dgram})},
+		{"send", "io-uring", "an io_uring sendmsg (IORING_OP_SENDMSG) to 127.0.0.1",
+			is(proto.ActionSend, said["helper"], via(proto.SyscallIOUring, port(u4))),
+			hooked(proto.ActionSend, "ipv4", proto.SyscallIOUring, proto.Destination{IP: "127.0.0.1", Port: u4})},
+		{"open", "io-uring", "an io_uring open (IORING_OP_OPENAT) at its completion: the installed descriptor's file walked",
+			is(proto.ActionOpen, said["helper"], via(proto.SyscallIOUring, path(filepath.Join(realDir, "abs.txt")))),
+			func() recordView {
+				v := withFile(base(proto.ActionOpen, said["helper"], root), filepath.Join(realDir, "abs.txt"), "O_RDONLY|O_CLOEXEC", "read", 0)
+				v.Syscall = proto.SyscallIOUring
+				return v
+			}()},
+		{"open", "io-uring-missing", "a failed io_uring open: the result, but no path (the kernel's copy is freed by the completion)",
+			is(proto.ActionOpen, said["helper"], via(proto.SyscallIOUring, func(e *proto.Event) bool { return e.Event.Outcome == proto.OutcomeFailure })),
+			recordView{Action: proto.ActionOpen, Outcome: proto.OutcomeFailure, Errno: int(unix.ENOENT), Pid: said["helper"], Ppid: root, Root: root,
+				Agent: "claude-code", File: &proto.File{Flags: "O_RDONLY", Access: "read"}, Syscall: proto.SyscallIOUring}},
 		{"mutate", "rename", "mv (renameat2 RENAME_NOREPLACE): the destination in file.path, the source in vigil.rename.source, both made absolute against the walked cwd",
 			is(proto.ActionRename, said["mv"], nil), func() recordView {
 				v := mutation(proto.ActionRename, "change", proto.PathSourceCaller, said["mv"], proto.File{Path: filepath.Join(realDir, "mv-dst"), Flags: "RENAME_NOREPLACE"}, 0)

@@ -26,6 +26,7 @@ const (
 	kindOpen    = 4
 	kindConnect = 5
 	kindMutate  = 6
+	kindSend    = 7
 
 	trackPending  = 1
 	trackRejected = 2
@@ -42,6 +43,7 @@ const (
 	exeUnlinked = 1
 	exeInternal = 2
 
+	walkNone  = 0
 	walkFile  = 1
 	walkCwd   = 2
 	walkDirfd = 3
@@ -54,7 +56,15 @@ const (
 	afInet6 = 10
 
 	einprogress = 115
+
+	// Network records (connect_event.net_flags).
+	netKernelAddr = 1
+	netResult     = 2
+	netIOUring    = 4
 )
+
+// syscallNames names the x86-64 system calls a network record can be made in.
+var syscallNames = map[int32]string{42: "connect", 44: "sendto", 46: "sendmsg", 307: "sendmmsg"}
 
 var (
 	headerSize  = int(unsafe.Sizeof(bpf.VigilEventHeader{}))
@@ -147,14 +157,14 @@ func (d *decoder) decode(raw []byte) (record, error) {
 		e.Process.Thread = nil
 		blk.code = exitCode(x.ExitCode)
 		e.Process.ExitCode = &blk.code
-	case kindConnect:
+	case kindConnect, kindSend:
 		blk := new(connectBlock)
 		e = d.base(&blk.base, &h)
 		var x bpf.VigilConnectEvent
 		if err := copyRecord(&x, raw, connectSize); err != nil {
-			return record{}, fmt.Errorf("decode connect: %w", err)
+			return record{}, fmt.Errorf("decode %s: %w", networkAction(h.Kind), err)
 		}
-		d.connect(e, &x, blk)
+		d.connect(e, &x, h.Kind, blk)
 	case kindMutate:
 		blk := new(mutateBlock)
 		e = d.base(&blk.base, &h)
@@ -363,8 +373,17 @@ func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int, file *
 	e.Event.Action = proto.ActionOpen
 	e.Event.Category = "file"
 	setOutcome(e, x.Ret, false)
+	if x.IoUring != 0 {
+		e.Vigil.Syscall = proto.SyscallIOUring
+	}
 	var path string
-	if x.WalkKind == walkFile || x.WalkKind == walkPseudo {
+	if x.IoUring != 0 && x.WalkKind == walkNone {
+		// An io_uring open that failed, or filled a fixed-file slot: the kernel's copy of the
+		// caller's string is gone by its completion and no descriptor names the file.
+		if rawLen < openSize {
+			return fmt.Errorf("decode open: %w: %d bytes, need %d", errShortRecord, rawLen, openSize)
+		}
+	} else if x.WalkKind == walkFile || x.WalkKind == walkPseudo {
 		// A successful open: the path the kernel walked from the opened file, or for a pipe,
 		// socket, anon inode or memfd opened through /dev/fd/N or /proc/PID/fd/N, which has no
 		// path, the name the kernel gave it, written as /proc writes it ("pipe:[1234]").
@@ -535,10 +554,33 @@ func flagNames(flags uint32, names []flagName) string {
 	return strings.Join(parts, "|")
 }
 
-func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, blk *connectBlock) {
-	e.Event.Action = proto.ActionConnect
+func networkAction(kind uint32) string {
+	if kind == kindSend {
+		return proto.ActionSend
+	}
+	return proto.ActionConnect
+}
+
+// connect decodes a connect or send record: the destination, where its address came from,
+// and the call that made it. A record taken by a cgroup hook, as the kernel began the call,
+// has no result: its outcome is unknown.
+func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, kind uint32, blk *connectBlock) {
+	e.Event.Action = networkAction(kind)
 	e.Event.Category = "network"
-	setOutcome(e, x.Ret, true)
+	if x.NetFlags&netResult != 0 {
+		setOutcome(e, x.Ret, true)
+	} else {
+		e.Event.Outcome = proto.OutcomeUnknown
+	}
+	e.Vigil.AddressSource = proto.AddressSourceCaller
+	if x.NetFlags&netKernelAddr != 0 {
+		e.Vigil.AddressSource = proto.AddressSourceKernel
+	}
+	if x.NetFlags&netIOUring != 0 {
+		e.Vigil.Syscall = proto.SyscallIOUring
+	} else {
+		e.Vigil.Syscall = syscallNames[x.Syscall]
+	}
 	addr := x.Addr[:clamp(x.Addrlen, len(x.Addr))]
 	if len(addr) < 2 {
 		return

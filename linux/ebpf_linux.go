@@ -60,7 +60,10 @@ type EBPF struct {
 }
 
 // dropKindNames index the kernel's per-CPU drop counters (enum drop_kind).
-var dropKindNames = map[uint32]string{1: "exec", 2: "fork", 3: "exit", 4: "open", 5: "connect", 6: "track_full", 7: "mutate"}
+// io_uring_unseen counts no lost record but io_uring requests of agent trees that changed files
+// where no probe reports them.
+var dropKindNames = map[uint32]string{1: "exec", 2: "fork", 3: "exit", 4: "open", 5: "connect", 6: "track_full", 7: "mutate",
+	8: "send", 9: "io_uring_unseen"}
 
 // ErrProgramTypeRefused explains an EPERM from BPF_PROG_LOAD as what it is on kernels that
 // forbid a program type, rather than cilium/ebpf's generic memlock hint.
@@ -313,6 +316,7 @@ func (s *EBPF) attach() error {
 		{"sched_process_exec", s.objs.HandleExec},
 		{"sched_process_fork", s.objs.HandleFork},
 		{"sched_process_exit", s.objs.HandleExit},
+		{"io_uring_complete", s.objs.IoUringComplete},
 	} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog, AttachType: ebpf.AttachTraceRawTp})
 		if err != nil {
@@ -327,6 +331,38 @@ func (s *EBPF) attach() error {
 		}
 		if err != nil {
 			return fmt.Errorf("attach tracepoint syscalls/%s: %w", tp.name, err)
+		}
+		s.links = append(s.links, l)
+	}
+	return s.attachEgress()
+}
+
+// egressHooks are the cgroup sock_addr hooks: every connect and every send to a named
+// destination, whichever path reaches it (syscall, TCP Fast Open, io_uring), with the
+// kernel's copy of the address.
+var egressHooks = []struct {
+	attach ebpf.AttachType
+	prog   func(*bpf.VigilPrograms) *ebpf.Program
+}{
+	{ebpf.AttachCGroupInet4Connect, func(p *bpf.VigilPrograms) *ebpf.Program { return p.Connect4 }},
+	{ebpf.AttachCGroupInet6Connect, func(p *bpf.VigilPrograms) *ebpf.Program { return p.Connect6 }},
+	{ebpf.AttachCgroupUnixConnect, func(p *bpf.VigilPrograms) *ebpf.Program { return p.ConnectUnix }},
+	{ebpf.AttachCGroupUDP4Sendmsg, func(p *bpf.VigilPrograms) *ebpf.Program { return p.Sendmsg4 }},
+	{ebpf.AttachCGroupUDP6Sendmsg, func(p *bpf.VigilPrograms) *ebpf.Program { return p.Sendmsg6 }},
+	{ebpf.AttachCgroupUnixSendmsg, func(p *bpf.VigilPrograms) *ebpf.Program { return p.SendmsgUnix }},
+}
+
+// attachEgress attaches the egress hooks at the root of the cgroup2 hierarchy, where they run
+// for every process on the host (a tracked-map lookup and return for all but agent trees).
+func (s *EBPF) attachEgress() error {
+	root, err := EnsureCgroup2()
+	if err != nil {
+		return err
+	}
+	for _, h := range egressHooks {
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: h.attach, Program: h.prog(&s.objs.VigilPrograms)})
+		if err != nil {
+			return fmt.Errorf("attach cgroup hook %s at %s: %w", h.attach, root, err)
 		}
 		s.links = append(s.links, l)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,6 +14,8 @@ const (
 	tracefsDir      = "/sys/kernel/tracing"
 	debugTracingDir = "/sys/kernel/debug/tracing"
 	bpffsDir        = "/sys/fs/bpf"
+	// cgroup2Dir is where Vigil mounts the cgroup2 hierarchy on a host that has none mounted.
+	cgroup2Dir = "/run/vigil/cgroup2"
 )
 
 // EnsureTracefs makes sure tracefs is reachable and returns the tracing directory (the one
@@ -86,4 +89,32 @@ func isBPFFS(dir string) (bool, error) {
 func dirExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// EnsureCgroup2 returns a mount point of the root of the cgroup2 hierarchy, where the egress
+// hooks attach (a program attached there runs for every process): the host's (/sys/fs/cgroup
+// on a unified host, /sys/fs/cgroup/unified on a hybrid one), or one it mounts at
+// /run/vigil/cgroup2 (mode 0700) when none is mounted.
+func EnsureCgroup2() (string, error) {
+	return ensureCgroup2(procfs.GetMounts, cgroup2Dir, unix.Mount)
+}
+
+func ensureCgroup2(mounts func() ([]*procfs.MountInfo, error), dir string, mount mountFunc) (string, error) {
+	all, err := mounts()
+	if err != nil {
+		return "", fmt.Errorf("find the cgroup2 mount: %w", err)
+	}
+	for _, m := range all {
+		// Root "/": the hierarchy's root, not a subtree bind-mounted (as in a container).
+		if m.FSType == "cgroup2" && m.Root == "/" {
+			return m.MountPoint, nil
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create %s for the cgroup2 hierarchy: %w", dir, err)
+	}
+	if err := mount("cgroup2", dir, "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return "", fmt.Errorf("mount cgroup2 at %s: %w", dir, err)
+	}
+	return dir, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-sensor/vigil/internal/testenv"
@@ -268,3 +269,52 @@ func unescapeMountinfo(s string) string {
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// The egress hooks attach at the cgroup2 hierarchy's root: the host's mount of it, never a
+// subtree bind-mounted into a container, or one Vigil mounts.
+func TestEnsureCgroup2(t *testing.T) {
+	mounts := func(ms ...*procfs.MountInfo) func() ([]*procfs.MountInfo, error) {
+		return func() ([]*procfs.MountInfo, error) { return ms, nil }
+	}
+	noMount := func(string, string, string, uintptr, string) error {
+		t.Fatal("mounted although a cgroup2 root is mounted")
+		return nil
+	}
+	hybrid := mounts(&procfs.MountInfo{FSType: "tmpfs", Root: "/", MountPoint: "/sys/fs/cgroup"},
+		&procfs.MountInfo{FSType: "cgroup2", Root: "/", MountPoint: "/sys/fs/cgroup/unified"})
+	if got, err := ensureCgroup2(hybrid, "/unused", noMount); err != nil || got != "/sys/fs/cgroup/unified" {
+		t.Errorf("hybrid host: %q %v", got, err)
+	}
+	subtree := &procfs.MountInfo{FSType: "cgroup2", Root: "/system.slice/docker-1.scope", MountPoint: "/sys/fs/cgroup"}
+	dir := filepath.Join(t.TempDir(), "cgroup2")
+	var mountedAt, fstype string
+	got, err := ensureCgroup2(mounts(subtree), dir, func(_, target, fs string, _ uintptr, _ string) error {
+		mountedAt, fstype = target, fs
+		return nil
+	})
+	if err != nil || got != dir || mountedAt != dir || fstype != "cgroup2" {
+		t.Errorf("only a subtree mounted: got %q %v, mounted %s at %q", got, err, fstype, mountedAt)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("mount point %v %v, want a 0700 directory", fi, err)
+	}
+	_, err = ensureCgroup2(mounts(), dir, func(string, string, string, uintptr, string) error { return unix.EPERM })
+	if !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), "mount cgroup2 at "+dir) {
+		t.Errorf("refused mount: %v", err)
+	}
+	_, err = ensureCgroup2(func() ([]*procfs.MountInfo, error) { return nil, os.ErrPermission }, dir, noMount)
+	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "find the cgroup2 mount") {
+		t.Errorf("unreadable mountinfo: %v", err)
+	}
+}
+
+// On this host, the sensor finds the cgroup2 mount mountinfo lists.
+func TestEnsureCgroup2Here(t *testing.T) {
+	got, err := EnsureCgroup2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(mountPoints(t, "cgroup2"), got) {
+		t.Errorf("EnsureCgroup2 = %q, not a cgroup2 mount point in mountinfo", got)
+	}
+}

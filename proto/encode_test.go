@@ -123,6 +123,16 @@ func fixtures() map[string]*Event {
 	conn6.Vigil.Errno = 101
 	connUnix := &Event{Timestamp: ts.Add(97 * time.Millisecond), Event: meta(ActionConnect, OutcomeSuccess, "network", 1122), Host: host, User: user, Process: connP,
 		Destination: &Destination{Address: "/run/docker.sock"}, Network: &Network{Type: "unix"}, GenAI: genai, Vigil: vigil()}
+	for _, c := range []*Event{conn4, conn6, connUnix} {
+		c.Vigil.AddressSource, c.Vigil.Syscall = AddressSourceKernel, "connect"
+	}
+	// send_udp: a datagram to a named destination without connect (the shape of DNS
+	// exfiltration), seen by the cgroup hook as the kernel began the send: no outcome yet.
+	digP := &Process{Pid: 52540, EntityID: "3b8e1d7f2a6c9054", Name: "dig", Executable: "/usr/bin/dig",
+		Parent: &ParentProcess{Pid: 52311, EntityID: "0c5d7e9a1b3f2468", Name: "bash"}}
+	sendUDP := &Event{Timestamp: ts.Add(98 * time.Millisecond), Event: meta(ActionSend, OutcomeUnknown, "network", 1123), Host: host, User: user, Process: digP,
+		Destination: &Destination{IP: "198.51.100.7", Port: 53}, Network: &Network{Type: "ipv4"}, GenAI: genai, Vigil: vigil()}
+	sendUDP.Vigil.AddressSource, sendUDP.Vigil.Syscall = AddressSourceKernel, "sendto"
 
 	exitP := shell()
 	exitP.ExitCode = intp(0)
@@ -243,7 +253,7 @@ func fixtures() map[string]*Event {
 		"binding": binding, "session": session,
 		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail,
 		"rename": rename, "unlink_failed": unlinkFail, "symlink": symlink, "chmod_setid": chmodSetid, "truncate": truncate,
-		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix,
+		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix, "send_udp": sendUDP,
 		"exit": exit, "lost": lost,
 		"exec_traceparent": execTP, "open_file_path": openFP, "exec_unbound": execNone, "exec_memfd": execMemfd,
 		"agent_prompt": prompt, "agent_api_request": apiReq, "agent_tool_call": call, "agent_untrusted": untrusted,

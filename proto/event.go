@@ -16,6 +16,10 @@ const (
 	ActionExit    = "exit"
 	ActionOpen    = "open"
 	ActionConnect = "connect"
+	// ActionSend is a datagram sent to a named destination (sendto, sendmsg, sendmmsg, an
+	// io_uring send) on an inet, inet6 or unix socket. A send on a connected socket is not a
+	// line of its own: the socket's connect named the peer.
+	ActionSend = "send"
 	// File mutations (event.category file), each at the syscall's exit with its outcome.
 	ActionRename   = "rename"   // rename, renameat, renameat2: file.path the destination, vigil.rename.source the source
 	ActionUnlink   = "unlink"   // unlink, unlinkat
@@ -72,6 +76,21 @@ const (
 	// absolute against the working directory or dirfd the kernel walked when it was relative.
 	PathSourceCaller = "caller"
 )
+
+// Where destination.* of a network line came from (vigil.address_source).
+const (
+	// AddressSourceKernel: the kernel's own copy of the address, taken as it began the call;
+	// the caller can no longer change it.
+	AddressSourceKernel = "kernel"
+	// AddressSourceCaller: the caller's buffer, read again at the syscall's exit (no cgroup
+	// hook saw the call, e.g. an address the kernel refused before it): another thread may
+	// have rewritten it meanwhile.
+	AddressSourceCaller = "caller"
+)
+
+// SyscallIOUring names, in vigil.syscall, a request made through io_uring (in io_uring_enter or
+// by an io worker) rather than by the system call of its kind.
+const SyscallIOUring = "io_uring"
 
 // Why an exec line has no process.hash.sha256 (vigil.exe.hash).
 const (
@@ -288,6 +307,12 @@ type Vigil struct {
 	Truncated []string `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
 	// PathSource says where file.path came from: PathSourceKernel or PathSourceCaller.
 	PathSource string `json:"path_source,omitempty" msgpack:"path_source,omitempty"`
+	// AddressSource says where destination.* came from on network lines: AddressSourceKernel
+	// or AddressSourceCaller.
+	AddressSource string `json:"address_source,omitempty" msgpack:"address_source,omitempty"`
+	// Syscall names the call that made a network line (connect, sendto, sendmsg, sendmmsg) or,
+	// on any line, SyscallIOUring for a request made through io_uring.
+	Syscall string `json:"syscall,omitempty" msgpack:"syscall,omitempty"`
 	// Rename is the source of a rename (action rename); file.path is the destination.
 	Rename *Rename `json:"rename,omitempty" msgpack:"rename,omitempty"`
 	// Setid is true on a chmod that sets the setuid or setgid bit.
