@@ -70,7 +70,7 @@ func sameEvent(te TruthEvent, e *proto.Event) bool {
 		}
 		name := path.Base(e.File.Path)
 		return name == path.Base(te.Path) || (te.FDPath != "" && name == path.Base(te.FDPath))
-	case sysConnect:
+	case sysConnect, sysSend:
 		return te.Peer == vigilPeer(e)
 	case sysExec:
 		return !te.Failed

@@ -16,7 +16,7 @@ import (
 // carries the kernel's path of the opened file.
 func straceArgs(out string) []string {
 	return []string{"-f", "-q", "-ttt", "-y", "-s", "4096", "--seccomp-bpf",
-		"-e", "trace=execve,execveat,open,openat,openat2,creat,connect,clone,clone3,fork,vfork," +
+		"-e", "trace=execve,execveat,open,openat,openat2,creat,connect,sendto,sendmsg,sendmmsg,clone,clone3,fork,vfork," +
 			"rename,renameat,renameat2,unlink,unlinkat,rmdir,link,linkat,symlink,symlinkat," +
 			"chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat,truncate,ftruncate",
 		"-e", "signal=none", "-o", out, "--"}
@@ -32,8 +32,11 @@ const (
 	sysExecFailed = "exec_failed"
 	sysOpen       = "open"
 	sysConnect    = "connect"
-	sysFork       = "fork"
-	sysExit       = "exit"
+	// sysSend is a datagram sent to a named destination (sendto, sendmsg, sendmmsg with an
+	// address); sends on connected sockets name none and are not recorded.
+	sysSend = "send"
+	sysFork = "fork"
+	sysExit = "exit"
 )
 
 // SysEvent is one system call (or exit) the independent recorder saw, as strace printed it.
@@ -47,12 +50,13 @@ type SysEvent struct {
 	// path of the descriptor an open returned.
 	Path, Dir, FDPath string
 	Args              []string // exec: argv
-	Peer              string   // connect: ip:port, or unix:path
+	Peer              string   // connect, send: ip:port, or unix:path
 	Failed            bool
 	Errno             string
 	Child             int  // fork: the new task
 	Thread            bool // fork: the new task is a thread of the caller (CLONE_THREAD)
 	Signal            string
+	peers             []string // send: the destination of each datagram the call sent
 }
 
 // StraceLog is a parsed strace -f output: the events in file order and the lines that could
@@ -77,9 +81,19 @@ func parseStrace(r io.Reader) (StraceLog, error) {
 			out.Bad = append(out.Bad, fmt.Errorf("strace line %d: %w", n, err))
 			continue
 		}
-		if ok {
-			ev.Line = n
+		if !ok {
+			continue
+		}
+		ev.Line = n
+		if ev.Kind != sysSend {
 			out.Events = append(out.Events, ev)
+			continue
+		}
+		// One event per datagram with a destination (sendmmsg sends several).
+		for _, peer := range ev.peers {
+			one := ev
+			one.Peer, one.peers = peer, nil
+			out.Events = append(out.Events, one)
 		}
 	}
 	return out, sc.Err()
@@ -202,6 +216,10 @@ func parseCall(ev *SysEvent, body string) (bool, error) {
 	case "connect":
 		ev.Kind = sysConnect
 		ev.Peer = parsePeer(args)
+	case "sendto", "sendmsg", "sendmmsg":
+		ev.Kind = sysSend
+		ev.peers = sendPeers(name, args, ret)
+		return len(ev.peers) > 0, nil
 	case "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat":
 		// Vigil names the new name (the destination, the link) as file.path: the last string.
 		ev.Kind = strings.TrimSuffix(strings.TrimSuffix(name, "at2"), "at")
@@ -313,6 +331,29 @@ func parsePeer(args string) string {
 		return "unix:" + p
 	}
 	return ""
+}
+
+// sendPeers returns the destination of each datagram a send call named, for as many as it
+// sent (a sendmmsg returns how many of its messages went): none for sends on connected
+// sockets (sendto's address NULL, msg_name=NULL).
+func sendPeers(name, args string, ret int64) []string {
+	if name == "sendto" {
+		if p := parsePeer(args); p != "" {
+			return []string{p}
+		}
+		return nil
+	}
+	var peers []string
+	parts := strings.Split(args, "msg_name=")
+	for i, part := range parts[1:] {
+		if name == "sendmmsg" && int64(i) >= ret {
+			break
+		}
+		if p := parsePeer(part); p != "" {
+			peers = append(peers, p)
+		}
+	}
+	return peers
 }
 
 func between(s, from, to string) string {

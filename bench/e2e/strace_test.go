@@ -34,6 +34,17 @@ func TestParseStraceLine(t *testing.T) {
 			SysEvent{Tid: 29112, Kind: sysConnect, Peer: "unix:/var/run/nscd/socket", Failed: true, Errno: "ENOENT"}, true},
 		{"connect inet6", `7 1796408483.1 connect(5<socket:[1]>, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0`,
 			SysEvent{Tid: 7, Kind: sysConnect, Peer: "[::1]:443"}, true},
+		{"sendto inet", `5 1796418050.564774 sendto(3<socket:[11035417]>, "q", 1, 0, {sa_family=AF_INET, sin_port=htons(5353), sin_addr=inet_addr("127.0.0.1")}, 16) = 1`,
+			SysEvent{Tid: 5, Kind: sysSend, peers: []string{"127.0.0.1:5353"}}, true},
+		{"sendmsg inet", `5 1796418050.565324 sendmsg(3<socket:[11035417]>, {msg_name={sa_family=AF_INET, sin_port=htons(5354), sin_addr=inet_addr("127.0.0.1")}, msg_namelen=16, msg_iov=[{iov_base="q", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, 0) = 1`,
+			SysEvent{Tid: 5, Kind: sysSend, peers: []string{"127.0.0.1:5354"}}, true},
+		{"sendto unix failed", `5 1796418050.565466 sendto(4<socket:[11035423]>, "q", 1, 0, {sa_family=AF_UNIX, sun_path="/tmp/nonexistent.sock"}, 24) = -1 ENOENT (No such file or directory)`,
+			SysEvent{Tid: 5, Kind: sysSend, peers: []string{"unix:/tmp/nonexistent.sock"}, Failed: true, Errno: "ENOENT"}, true},
+		{"sendto on a connected socket: no destination, not recorded", `5 1796418050.565602 sendto(3<socket:[11035417]>, "x", 1, 0, NULL, 0) = 1`,
+			SysEvent{Tid: 5, Kind: sysSend}, false},
+		{"sendto inet6", `5 1796418050.565695 sendto(5<socket:[11035425]>, "q", 1, 0, {sa_family=AF_INET6, sin6_port=htons(5356), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 1`,
+			SysEvent{Tid: 5, Kind: sysSend, peers: []string{"[::1]:5356"}}, true},
+		{"sendmmsg of two", sendmmsgLine, SysEvent{Tid: 6, Kind: sysSend, peers: []string{"127.0.0.1:5357", "127.0.0.1:5358"}}, true},
 		{"thread", `10813 1796408273.219402 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, child_tid=0x7fea5801d990, parent_tid=0x7fea5801d990, exit_signal=0, stack=0x7fea5781d000, stack_size=0x7ffe80, tls=0x7fea5801d6c0} => {parent_tid=[10815]}, 88) = 10815`,
 			SysEvent{Tid: 10813, Kind: sysFork, Child: 10815, Thread: true}, true},
 		{"fork", `10813 1796408273.244430 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7fea5849af50) = 10829`,
@@ -74,6 +85,27 @@ func TestParseStraceLine(t *testing.T) {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// sendmmsgLine is a real sendmmsg of two datagrams (the second's port changed by hand).
+const sendmmsgLine = `6 1796418050.702092 sendmmsg(3<socket:[11035438]>, [{msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(5357), sin_addr=inet_addr("127.0.0.1")}, msg_namelen=16, msg_iov=[{iov_base="q", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=1}, {msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(5358), sin_addr=inet_addr("127.0.0.1")}, msg_namelen=16, msg_iov=[{iov_base="q", iov_len=1}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=1}], 2, 0) = 2`
+
+// A send call is one recorded event per datagram with a destination, for as many as it sent.
+func TestParseStraceSendsOnePerDatagram(t *testing.T) {
+	log, err := parseStrace(strings.NewReader(sendmmsgLine + "\n" + strings.Replace(sendmmsgLine, ") = 2", ") = 1", 1) + "\n"))
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	var peers []string
+	for _, ev := range log.Events {
+		if ev.Kind != sysSend || ev.peers != nil {
+			t.Errorf("event %+v: want a send with one peer", ev)
+		}
+		peers = append(peers, ev.Peer)
+	}
+	if want := []string{"127.0.0.1:5357", "127.0.0.1:5358", "127.0.0.1:5357"}; strings.Join(peers, " ") != strings.Join(want, " ") {
+		t.Errorf("peers %q, want %q", peers, want)
 	}
 }
 
