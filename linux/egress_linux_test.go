@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -199,4 +200,93 @@ func TestIOURingFileChangesAreCounted(t *testing.T) {
 	if n := src.Lost()["io_uring_unseen"]; n != 1 {
 		t.Errorf("io_uring_unseen = %d after one io_uring mkdirat, want 1 (lost: %v)", n, src.Lost())
 	}
+}
+
+// Every way the capture helper names a peer or opens a file without the syscall of its name
+// is reported live: addressed sends by sendto, sendmmsg (a line per datagram) and sendmsg on
+// inet, inet6 and unix datagram sockets, and io_uring's open, connect and send.
+func TestEgressIsReported(t *testing.T) {
+	_, c := startSource(t, nil, nil)
+	shell, dir := agentShell(t, "claude")
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, dir, "read-by-io-uring")
+	sock, dgram := filepath.Join(dir, "s.sock"), filepath.Join(dir, "d.sock")
+	abstract := fmt.Sprintf("@vigil-egress-%d", os.Getpid())
+	listen(t, "unix", sock)
+	listen(t, "unix", abstract)
+	listenPacket(t, "unixgram", dgram)
+	p4 := listen(t, "tcp4", "127.0.0.1:0").Addr().(*net.TCPAddr).Port
+	u4 := listenPacket(t, "udp4", "127.0.0.1:0").LocalAddr().(*net.UDPAddr).Port
+	u6 := listenPacket(t, "udp6", "[::1]:0").LocalAddr().(*net.UDPAddr).Port
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(shell, "-c", fmt.Sprintf("%s -test.run='^TestCaptureHelperProcess$' -- %s %s %s %d %d %d %s %s",
+		self, helperArg, sock, abstract, p4, u4, u6, dgram, file))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	_, pidText, _ := strings.Cut(string(out), "helper=")
+	pid, _ := strconv.Atoi(strings.Fields(pidText)[0])
+
+	lines := func(action, syscall string, match func(*proto.Event) bool) func(*proto.Event) bool {
+		return func(e *proto.Event) bool {
+			return e.Event.Action == action && e.Process.Pid == pid && e.Vigil.Syscall == syscall && match(e)
+		}
+	}
+	port := func(p int) func(*proto.Event) bool {
+		return func(e *proto.Event) bool { return e.Destination != nil && e.Destination.Port == p }
+	}
+	for _, want := range []struct {
+		what             string
+		action, syscall  string
+		match            func(*proto.Event) bool
+		outcome, network string
+	}{
+		{"sendto 127.0.0.1", proto.ActionSend, "sendto", port(u4), proto.OutcomeUnknown, "ipv4"},
+		{"sendmmsg [::1]", proto.ActionSend, "sendmmsg", port(u6), proto.OutcomeUnknown, "ipv6"},
+		{"sendmsg to a unix datagram path", proto.ActionSend, "sendmsg", func(e *proto.Event) bool { return e.Destination != nil && e.Destination.Address == dgram }, proto.OutcomeUnknown, "unix"},
+		{"io_uring sendmsg", proto.ActionSend, proto.SyscallIOUring, port(u4), proto.OutcomeUnknown, "ipv4"},
+		{"io_uring connect", proto.ActionConnect, proto.SyscallIOUring, port(p4), proto.OutcomeUnknown, "ipv4"},
+		{"connect", proto.ActionConnect, "connect", port(p4), proto.OutcomeUnknown, "ipv4"}, // non-blocking: EINPROGRESS
+		{"io_uring openat", proto.ActionOpen, proto.SyscallIOUring, func(e *proto.Event) bool { return e.File != nil && e.File.Path == file }, proto.OutcomeSuccess, ""},
+	} {
+		e := c.waitFor(t, want.what, 10*time.Second, lines(want.action, want.syscall, want.match))
+		network := ""
+		if e.Network != nil {
+			network = e.Network.Type
+		}
+		if e.Event.Outcome != want.outcome || network != want.network {
+			t.Errorf("%s: outcome %q network %q, want %q %q", want.what, e.Event.Outcome, network, want.outcome, want.network)
+		}
+		if want.action != proto.ActionOpen && e.Vigil.AddressSource != proto.AddressSourceKernel {
+			t.Errorf("%s: address_source %q, want kernel", want.what, e.Vigil.AddressSource)
+		}
+		if want.action == proto.ActionOpen && e.Vigil.PathSource != proto.PathSourceKernel {
+			t.Errorf("%s: path_source %q, want kernel", want.what, e.Vigil.PathSource)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(filter(c.snapshot(), lines(proto.ActionSend, "sendmmsg", port(u6)))); n != 2 {
+		t.Errorf("%d send lines for a sendmmsg of two datagrams, want 2", n)
+	}
+	failed := filter(c.snapshot(), lines(proto.ActionOpen, proto.SyscallIOUring, func(e *proto.Event) bool { return e.Event.Outcome == proto.OutcomeFailure }))
+	if len(failed) != 1 || failed[0].Vigil.Errno != int(unix.ENOENT) {
+		t.Errorf("failed io_uring opens: %s, want one with ENOENT", dump(failed))
+	}
+}
+
+func filter(events []*proto.Event, match func(*proto.Event) bool) []*proto.Event {
+	var out []*proto.Event
+	for _, e := range events {
+		if match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
