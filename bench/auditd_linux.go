@@ -23,7 +23,7 @@ import (
 const auditRuleKey = "vigil-bench"
 
 // auditRule is the rule, as auditctl arguments.
-var auditRule = []string{"-a", "always,exit", "-F", "arch=b64", "-S", "openat,open,creat,openat2,execve,connect", "-k", auditRuleKey}
+var auditRule = []string{"-a", "always,exit", "-F", "arch=b64", "-S", "openat,open,creat,openat2,execve,connect,sendto", "-k", auditRuleKey}
 
 // auditBacklog is the research's backlog setting (a full backlog makes the kernel wait up to
 // backlog_wait_time instead of losing records).

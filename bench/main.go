@@ -1,5 +1,5 @@
 // Command bench measures what Vigil costs the processes around it: the loadgen's loops
-// (open+close, fork+exec, loopback connect) with no sensor, with empty programs on Vigil's hooks
+// (open+close, fork+exec, loopback connect, loopback UDP sendto) with no sensor, with empty programs on Vigil's hooks
 // (the floor), and with `vigil run` following or ignoring the loadgen. Rounds are interleaved
 // (each round runs every configuration once, in an order rotated per round) and medians are
 // reported, because the VMs this runs on are small and shared. No timing is asserted; the
@@ -63,7 +63,7 @@ var allParts = []string{partSide, partThroughput, partCorrelator, partSensor, pa
 
 func main() {
 	var o options
-	var nOpen, nForkExec, nConnect int
+	var nOpen, nForkExec, nConnect, nSendto int
 	var configs, parts, sessions string
 	var childTestdata string
 	var child bool
@@ -74,6 +74,7 @@ func main() {
 	flag.IntVar(&nOpen, "n-open", 200000, "open+close operations per run")
 	flag.IntVar(&nForkExec, "n-forkexec", 1000, "fork+exec operations per run")
 	flag.IntVar(&nConnect, "n-connect", 10000, "connect operations per run")
+	flag.IntVar(&nSendto, "n-sendto", 100000, "UDP sendto+recvfrom operations per run")
 	flag.StringVar(&configs, "configs", "", "configurations to run, comma-separated (known: "+strings.Join(knownConfigs, ", ")+"; default "+strings.Join(defaultConfigs, ",")+" in quick mode, "+strings.Join(fullConfigs, ",")+" in full mode)")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the reports (quick.* or full.*)")
 	flag.StringVar(&o.mode, "mode", modeQuick, "quick: the side by side only (quick.md); full: every part (full.md, full.json, full.png); agent: the real-agent part only (agent.md, agent.json, and into full.json/full.md if present)")
@@ -98,7 +99,7 @@ func main() {
 		}
 		return
 	}
-	o.n = map[string]int{"open": nOpen, "forkexec": nForkExec, "connect": nConnect}
+	o.n = map[string]int{"open": nOpen, "forkexec": nForkExec, "connect": nConnect, "sendto": nSendto}
 	var err error
 	if o.sessions, err = parseInts(sessions); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -sessions:", err)

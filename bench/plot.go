@@ -64,7 +64,7 @@ func plotOverhead(r *report, path string) error {
 	width := vg.Points(16)
 	names := make([]string, len(workloads))
 	for i, w := range workloads {
-		names[i] = map[string]string{"open": "open+close", "forkexec": "fork+exec", "connect": "connect"}[w]
+		names[i] = map[string]string{"open": "open+close", "forkexec": "fork+exec", "connect": "connect", "sendto": "sendto+recv"}[w]
 	}
 	lo := 0.0
 	for i, s := range ss {

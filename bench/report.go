@@ -32,7 +32,7 @@ var (
 	defaultConfigs = []string{configNone, configFloor, configVigil}
 	fullConfigs    = []string{configNone, configFloor, configVigil, configAuditd}
 	// workloads are the loadgen's -work values, in report order.
-	workloads = []string{"open", "forkexec", "connect"}
+	workloads = []string{"open", "forkexec", "connect", "sendto"}
 )
 
 // Variants: the loadgen as built (no agent tree) and a copy named like an agent, which the
@@ -212,10 +212,10 @@ func summarize(samples []sample, configs []string) []summary {
 }
 
 // workTitle and workUnit: open+close is reported in ns, the slower loops in µs.
-var workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op"}
+var workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op", "sendto": "sendto+recv ns/op"}
 
 func formatOp(work string, ns float64) string {
-	if work == "open" {
+	if work == "open" || work == "sendto" {
 		return thousands(ns)
 	}
 	return fmt.Sprintf("%.1f", ns/1000)
@@ -248,8 +248,8 @@ func (r report) markdown() string {
 	fmt.Fprintf(&b, "# Vigil overhead — quick run\n\n")
 	fmt.Fprintf(&b, "Machine: %d vCPU (%s), kernel %s, %s; load average at start %s. Date %s.\n\n", m.Nproc, m.CPU, m.Kernel, m.Go, m.LoadAvg, m.Date)
 	fmt.Fprintf(&b, "Measured: commit `%s`; %s.\n\n", m.Commit, m.Settings)
-	fmt.Fprintf(&b, "%d interleaved rounds (configuration order rotated each round); per run: %s open+close, %s fork+exec of /bin/true, %s loopback connects, each after a warm-up of a tenth as many. ",
-		r.Rounds, thousands(float64(r.N["open"])), thousands(float64(r.N["forkexec"])), thousands(float64(r.N["connect"])))
+	fmt.Fprintf(&b, "%d interleaved rounds (configuration order rotated each round); per run: %s open+close, %s fork+exec of /bin/true, %s loopback connects, %s loopback UDP sendto+recvfrom (no connect), each after a warm-up of a tenth as many. ",
+		r.Rounds, thousands(float64(r.N["open"])), thousands(float64(r.N["forkexec"])), thousands(float64(r.N["connect"])), thousands(float64(r.N["sendto"])))
 	fmt.Fprintf(&b, "Cells: median (min–max) over the rounds; ovh = median vs `none` of the same variant in this run. Untracked = the loadgen as built; tracked = a copy named `claude`, which Vigil follows.\n\n")
 
 	b.WriteString("| configuration |")
@@ -286,7 +286,7 @@ func (r report) markdown() string {
 	}
 
 	b.WriteString("\nCPU time per operation, ns, median: the loadgen's own (user+system in its loop; probes run in its context, so this is where their kernel cost shows, while wall time above it is waiting for a CPU) / the sensor process's (user+system from the run's start until it is idle again, backlog included; 10 ms resolution):\n\n")
-	b.WriteString("| configuration | open+close | fork+exec | connect |\n|---|---|---|---|\n")
+	b.WriteString("| configuration | open+close | fork+exec | connect | sendto+recv |\n|---|---|---|---|---|\n")
 	for _, c := range r.Configs {
 		for _, v := range variants {
 			cells := make([]string, 0, len(workloads))
@@ -338,7 +338,7 @@ func (r report) markdown() string {
 		b.WriteString("\n## Events written by Vigil for the tracked runs (sanity check, not asserted)\n\n")
 		b.WriteString("Written / expected per event.action, summed over the rounds. Expected counts the loop and its warm-up only; each loadgen process also adds its own exec and exit and about 5–8 opens (Go runtime start-up, temp file set-up), see README.\n\n")
 		b.WriteString("| configuration | workload | written / expected |\n|---|---|---|\n")
-		// One sensor run covers a round's three workloads, so its lost records are summed per
+		// One sensor run covers a round's four workloads, so its lost records are summed per
 		// configuration, below the table.
 		lostBy := map[string]map[string]uint64{}
 		for _, c := range r.Configs {
@@ -381,7 +381,7 @@ func (r report) markdown() string {
 		b.WriteString("\n")
 		for _, c := range r.Configs {
 			if lost, ok := lostBy[c]; ok {
-				fmt.Fprintf(&b, "Lost records reported by %s over its runs (each covering a round's three workloads): %s.\n", c, formatLost(lost))
+				fmt.Fprintf(&b, "Lost records reported by %s over its runs (each covering a round's four workloads): %s.\n", c, formatLost(lost))
 			}
 		}
 	}
@@ -410,7 +410,7 @@ func compareCounts(written, expected map[string]int) string {
 }
 
 // formatLost renders the lost counters, or "none" (the lost records are per sensor
-// instance, which covers all three workloads of a round).
+// instance, which covers all four workloads of a round).
 func formatLost(lost map[string]uint64) string {
 	if len(lost) == 0 {
 		return "none"

@@ -352,6 +352,16 @@ var egressHooks = []struct {
 	{ebpf.AttachCgroupUnixSendmsg, func(p *bpf.VigilPrograms) *ebpf.Program { return p.SendmsgUnix }},
 }
 
+// EgressAttachTypes are the cgroup hooks Vigil attaches at the cgroup2 root, in order; the
+// benchmark's overhead floor attaches empty programs to the same ones.
+func EgressAttachTypes() []ebpf.AttachType {
+	types := make([]ebpf.AttachType, len(egressHooks))
+	for i, h := range egressHooks {
+		types[i] = h.attach
+	}
+	return types
+}
+
 // attachEgress attaches the egress hooks at the root of the cgroup2 hierarchy, where they run
 // for every process on the host (a tracked-map lookup and return for all but agent trees).
 func (s *EBPF) attachEgress() error {

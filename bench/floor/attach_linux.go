@@ -19,7 +19,8 @@ type attached struct {
 }
 
 // Attach loads the empty programs and attaches them to Vigil's hooks: tp_btf
-// sched_process_exec/fork/exit and the open/openat/creat/openat2/connect syscall tracepoints.
+// sched_process_exec/fork/exit and io_uring_complete, Vigil's syscall exit tracepoints, and
+// the cgroup connect and sendmsg hooks at the cgroup2 root.
 // Closing the result detaches everything. It mounts tracefs first when it is missing, because
 // cilium/ebpf caches a failed tracefs lookup for the life of the process.
 func Attach() (io.Closer, error) {
@@ -40,6 +41,7 @@ func Attach() (io.Closer, error) {
 		{"sched_process_exec", a.objs.FloorExec},
 		{"sched_process_fork", a.objs.FloorFork},
 		{"sched_process_exit", a.objs.FloorExit},
+		{"io_uring_complete", a.objs.FloorIoUring},
 	} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog, AttachType: ebpf.AttachTraceRawTp})
 		if err != nil {
@@ -51,6 +53,26 @@ func Attach() (io.Closer, error) {
 		l, err := link.Tracepoint("syscalls", name, a.objs.FloorSyscall, nil)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("floor: attach tracepoint syscalls/%s: %w", name, err), a.Close())
+		}
+		a.links = append(a.links, l)
+	}
+	root, err := linux.EnsureCgroup2()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("floor: %w", err), a.Close())
+	}
+	progs := map[ebpf.AttachType]*ebpf.Program{
+		ebpf.AttachCGroupInet4Connect: a.objs.FloorConnect4, ebpf.AttachCGroupInet6Connect: a.objs.FloorConnect6,
+		ebpf.AttachCgroupUnixConnect: a.objs.FloorConnectUnix, ebpf.AttachCGroupUDP4Sendmsg: a.objs.FloorSendmsg4,
+		ebpf.AttachCGroupUDP6Sendmsg: a.objs.FloorSendmsg6, ebpf.AttachCgroupUnixSendmsg: a.objs.FloorSendmsgUnix,
+	}
+	for _, typ := range linux.EgressAttachTypes() {
+		prog, ok := progs[typ]
+		if !ok {
+			return nil, errors.Join(fmt.Errorf("floor: no empty program for cgroup hook %s", typ), a.Close())
+		}
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: typ, Program: prog})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("floor: attach cgroup hook %s: %w", typ, err), a.Close())
 		}
 		a.links = append(a.links, l)
 	}

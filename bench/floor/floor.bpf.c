@@ -35,3 +35,47 @@ int floor_syscall(void *ctx)
 {
 	return 0;
 }
+
+SEC("tp_btf/io_uring_complete")
+int floor_io_uring(void *ctx)
+{
+	return 0;
+}
+
+// The cgroup sock_addr hooks: one program per attach type (the kernel checks a program's
+// expected attach type when attaching it); each allows the call.
+SEC("cgroup/connect4")
+int floor_connect4(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int floor_connect6(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/connect_unix")
+int floor_connect_unix(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int floor_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int floor_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/sendmsg_unix")
+int floor_sendmsg_unix(struct bpf_sock_addr *ctx)
+{
+	return 1;
+}

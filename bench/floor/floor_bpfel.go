@@ -16,10 +16,17 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	FloorProgFloorExec    = "floor_exec"
-	FloorProgFloorExit    = "floor_exit"
-	FloorProgFloorFork    = "floor_fork"
-	FloorProgFloorSyscall = "floor_syscall"
+	FloorProgFloorConnect4    = "floor_connect4"
+	FloorProgFloorConnect6    = "floor_connect6"
+	FloorProgFloorConnectUnix = "floor_connect_unix"
+	FloorProgFloorExec        = "floor_exec"
+	FloorProgFloorExit        = "floor_exit"
+	FloorProgFloorFork        = "floor_fork"
+	FloorProgFloorIoUring     = "floor_io_uring"
+	FloorProgFloorSendmsg4    = "floor_sendmsg4"
+	FloorProgFloorSendmsg6    = "floor_sendmsg6"
+	FloorProgFloorSendmsgUnix = "floor_sendmsg_unix"
+	FloorProgFloorSyscall     = "floor_syscall"
 )
 
 // LoadFloor returns the embedded CollectionSpec for Floor.
@@ -64,10 +71,17 @@ type FloorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type FloorProgramSpecs struct {
-	FloorExec    *ebpf.ProgramSpec `ebpf:"floor_exec"`
-	FloorExit    *ebpf.ProgramSpec `ebpf:"floor_exit"`
-	FloorFork    *ebpf.ProgramSpec `ebpf:"floor_fork"`
-	FloorSyscall *ebpf.ProgramSpec `ebpf:"floor_syscall"`
+	FloorConnect4    *ebpf.ProgramSpec `ebpf:"floor_connect4"`
+	FloorConnect6    *ebpf.ProgramSpec `ebpf:"floor_connect6"`
+	FloorConnectUnix *ebpf.ProgramSpec `ebpf:"floor_connect_unix"`
+	FloorExec        *ebpf.ProgramSpec `ebpf:"floor_exec"`
+	FloorExit        *ebpf.ProgramSpec `ebpf:"floor_exit"`
+	FloorFork        *ebpf.ProgramSpec `ebpf:"floor_fork"`
+	FloorIoUring     *ebpf.ProgramSpec `ebpf:"floor_io_uring"`
+	FloorSendmsg4    *ebpf.ProgramSpec `ebpf:"floor_sendmsg4"`
+	FloorSendmsg6    *ebpf.ProgramSpec `ebpf:"floor_sendmsg6"`
+	FloorSendmsgUnix *ebpf.ProgramSpec `ebpf:"floor_sendmsg_unix"`
+	FloorSyscall     *ebpf.ProgramSpec `ebpf:"floor_syscall"`
 }
 
 // FloorMapSpecs contains maps before they are loaded into the kernel.
@@ -118,17 +132,31 @@ type FloorVariables struct {
 //
 // It can be passed to LoadFloorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type FloorPrograms struct {
-	FloorExec    *ebpf.Program `ebpf:"floor_exec"`
-	FloorExit    *ebpf.Program `ebpf:"floor_exit"`
-	FloorFork    *ebpf.Program `ebpf:"floor_fork"`
-	FloorSyscall *ebpf.Program `ebpf:"floor_syscall"`
+	FloorConnect4    *ebpf.Program `ebpf:"floor_connect4"`
+	FloorConnect6    *ebpf.Program `ebpf:"floor_connect6"`
+	FloorConnectUnix *ebpf.Program `ebpf:"floor_connect_unix"`
+	FloorExec        *ebpf.Program `ebpf:"floor_exec"`
+	FloorExit        *ebpf.Program `ebpf:"floor_exit"`
+	FloorFork        *ebpf.Program `ebpf:"floor_fork"`
+	FloorIoUring     *ebpf.Program `ebpf:"floor_io_uring"`
+	FloorSendmsg4    *ebpf.Program `ebpf:"floor_sendmsg4"`
+	FloorSendmsg6    *ebpf.Program `ebpf:"floor_sendmsg6"`
+	FloorSendmsgUnix *ebpf.Program `ebpf:"floor_sendmsg_unix"`
+	FloorSyscall     *ebpf.Program `ebpf:"floor_syscall"`
 }
 
 func (p *FloorPrograms) Close() error {
 	return _FloorClose(
+		p.FloorConnect4,
+		p.FloorConnect6,
+		p.FloorConnectUnix,
 		p.FloorExec,
 		p.FloorExit,
 		p.FloorFork,
+		p.FloorIoUring,
+		p.FloorSendmsg4,
+		p.FloorSendmsg6,
+		p.FloorSendmsgUnix,
 		p.FloorSyscall,
 	)
 }

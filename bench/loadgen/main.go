@@ -1,9 +1,9 @@
 // Command loadgen is the benchmark's load: one kind of work (open+close, fork+exec of
-// /bin/true, TCP connect over loopback) in a tight loop, timed, printed as one JSON line.
+// /bin/true, TCP connect or UDP sendto over loopback) in a tight loop, timed, printed as one JSON line.
 // The driver (go run ./bench) runs it as built (untracked) and as a copy named like an agent
 // (tracked), so the same binary measures both sides of Vigil's in-kernel filter.
 //
-// Usage: loadgen -work open|forkexec|connect -n N [-warmup N]
+// Usage: loadgen -work open|forkexec|connect|sendto -n N [-warmup N]
 //
 // Throughput mode (the driver's loss measurement): loadgen -work open -duration D -threads T
 // [-rate R] runs the open+close loop on T OS threads for D, paced to R operations per second
@@ -42,7 +42,7 @@ type result struct {
 }
 
 func main() {
-	work := flag.String("work", "open", "work to loop: open, forkexec or connect")
+	work := flag.String("work", "open", "work to loop: open, forkexec, connect or sendto")
 	n := flag.Int("n", 100000, "timed operations")
 	warmup := flag.Int("warmup", 1000, "untimed operations before the timed loop")
 	duration := flag.Duration("duration", 0, "throughput mode: run for this long instead of -n operations")

@@ -39,8 +39,10 @@ func newWorker(work string) (*worker, error) {
 		err = w.setupForkExec()
 	case "connect":
 		err = w.setupConnect()
+	case "sendto":
+		err = w.setupSendto()
 	default:
-		return nil, fmt.Errorf("unknown -work %q (want open, forkexec or connect)", work)
+		return nil, fmt.Errorf("unknown -work %q (want open, forkexec, connect or sendto)", work)
 	}
 	if err != nil {
 		w.close()
@@ -165,6 +167,47 @@ func (w *worker) setupConnect() error {
 					return fmt.Errorf("set SO_LINGER: %w", err)
 				}
 				syscall.Close(fd)
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+// setupSendto: sendto of a one-byte datagram to this process's own 127.0.0.1 UDP socket,
+// without connect (each send names its destination, as a DNS client without connect does),
+// and a recvfrom that drains it. One send event per operation.
+func (w *worker) setupSendto() error {
+	rfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("receiver socket: %w", err)
+	}
+	w.cleanup = append(w.cleanup, func() { syscall.Close(rfd) })
+	if err := syscall.Bind(rfd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fmt.Errorf("bind 127.0.0.1:0: %w", err)
+	}
+	sa, err := syscall.Getsockname(rfd)
+	if err != nil {
+		return fmt.Errorf("getsockname: %w", err)
+	}
+	addr, ok := sa.(*syscall.SockaddrInet4)
+	if !ok {
+		return errors.New("receiver address is not IPv4")
+	}
+	sfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sender socket: %w", err)
+	}
+	w.cleanup = append(w.cleanup, func() { syscall.Close(sfd) })
+	w.eventsPerOp = map[string]int{"send": 1}
+	payload, buf := []byte{'q'}, make([]byte, 16)
+	w.loop = func(n int) error {
+		for i := 0; i < n; i++ {
+			if err := syscall.Sendto(sfd, payload, 0, addr); err != nil {
+				return fmt.Errorf("sendto 127.0.0.1:%d: %w", addr.Port, err)
+			}
+			if _, _, err := syscall.Recvfrom(rfd, buf, 0); err != nil {
+				return fmt.Errorf("recvfrom: %w", err)
 			}
 		}
 		return nil
