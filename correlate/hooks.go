@@ -90,7 +90,11 @@ type HookBatch struct {
 	// chain leads to the agent. SenderPid is 0 when the sender lives in a pid namespace the
 	// daemon cannot see. Resolve it promptly: the hook exits right after sending.
 	SenderPid int
-	SenderUID int
+	// SenderStartBootNs is the sender's start time (ns since boot), read while it waited for
+	// the acknowledgement (WithSenderStart); 0 when unknown. With SenderPid it names one
+	// process.
+	SenderStartBootNs uint64
+	SenderUID         int
 	// Transport is TransportHook.
 	Transport string
 	// Argv, Cwd and SentAt are copied from the HookMessage: the sender's unverified claims.

@@ -39,6 +39,7 @@ type HookServer struct {
 	path           string
 	undeliveredDir string
 	deliver        func(HookBatch)
+	senderStart    func(pid int) (uint64, error)
 	log            zerolog.Logger
 	ln             *net.UnixListener
 	readTimeout    time.Duration
@@ -56,6 +57,13 @@ type HookOption func(*HookServer)
 // "" disables it.
 func WithUndeliveredDir(dir string) HookOption {
 	return func(s *HookServer) { s.undeliveredDir = dir }
+}
+
+// WithSenderStart names each hook sender by pid and start time, as OTLP senders are: start
+// reads a live process's start time (ns since boot); a pid alone could be taken over by
+// another process once the sender exits.
+func WithSenderStart(start func(pid int) (uint64, error)) HookOption {
+	return func(s *HookServer) { s.senderStart = start }
 }
 
 // NewHookServer listens on path ("" for DefaultHookSocket). It creates the socket's
@@ -209,6 +217,13 @@ func (s *HookServer) handle(conn *net.UnixConn) {
 		s.log.Debug().Err(err).Int("pid", pid).Int("uid", uid).Msg("hook server: bad frame")
 		return
 	}
+	// The sender is alive here, blocked on the ack: its start time names it with its pid.
+	var start uint64
+	if s.senderStart != nil && pid > 0 {
+		if start, err = s.senderStart(pid); err != nil {
+			s.log.Debug().Err(err).Int("pid", pid).Msg("hook server: sender start time")
+		}
+	}
 	// The frame is in: acknowledge before adapting, so the client's deadline covers only
 	// the transfer. A failed ack is the client's loss to count, not ours.
 	_, _ = conn.Write([]byte{HookAck})
@@ -231,13 +246,14 @@ func (s *HookServer) handle(conn *net.UnixConn) {
 	}
 	s.events.Add(uint64(len(events)))
 	s.deliver(HookBatch{
-		Events:    events,
-		SenderPid: pid,
-		SenderUID: uid,
-		Transport: TransportHook,
-		Argv:      msg.Argv,
-		Cwd:       msg.Cwd,
-		SentAt:    msg.SentAt,
+		Events:            events,
+		SenderPid:         pid,
+		SenderStartBootNs: start,
+		SenderUID:         uid,
+		Transport:         TransportHook,
+		Argv:              msg.Argv,
+		Cwd:               msg.Cwd,
+		SentAt:            msg.SentAt,
 	})
 }
 

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/internal/testenv"
@@ -131,14 +133,29 @@ func TestHookServerDelivers(t *testing.T) {
 	}
 }
 
-// The sender is whoever the kernel says connected: a child process's pid, not ours.
+// The sender is whoever the kernel says connected: a child process's pid, not ours, named
+// with the start time it had while it waited for the ack.
 func TestHookServerSenderIsPeer(t *testing.T) {
-	ts := startHookServer(t)
+	// Read independently of the server: procfs's starttime, in clock ticks (USER_HZ 100).
+	startOf := func(pid int) (uint64, error) {
+		p, err := procfs.NewProc(pid)
+		if err != nil {
+			return 0, err
+		}
+		st, err := p.Stat()
+		if err != nil {
+			return 0, err
+		}
+		return st.Starttime * 10_000_000, nil
+	}
+	ts := startHookServer(t, WithSenderStart(startOf))
 	frame := hookFrame(t, HookMessage{Agent: "claude-code", Stdin: hookSample(t, "claude/managed_UserPromptSubmit_1.json")})
 	py := testenv.LookPath(t, "python3")
-	// A minimal client in another process: send the frame from stdin, print the ack.
+	// A minimal client in another process: send the frame from stdin, print the ack, then its
+	// own starttime (field 22 of /proc/self/stat).
 	script := `import socket,sys
-s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()); sys.stdout.write(s.recv(1).hex())`
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()); sys.stdout.write(s.recv(1).hex())
+sys.stdout.write(" " + open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])`
 	cmd := exec.Command(py, "-c", script, ts.Path())
 	cmd.Stdin = bytes.NewReader(frame)
 	var out bytes.Buffer
@@ -146,12 +163,16 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buf
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "06" {
+	ack, ticks, _ := strings.Cut(out.String(), " ")
+	if ack != "06" {
 		t.Errorf("child read ack %q", out.String())
 	}
 	b := ts.next(t)
 	if b.SenderPid != cmd.Process.Pid || b.SenderPid == os.Getpid() {
 		t.Errorf("SenderPid %d, want the child's %d", b.SenderPid, cmd.Process.Pid)
+	}
+	if want := ticks + "0000000"; strconv.FormatUint(b.SenderStartBootNs, 10) != want || b.SenderStartBootNs == 0 {
+		t.Errorf("SenderStartBootNs %d, want the child's start %s ns", b.SenderStartBootNs, want)
 	}
 	if b.Events[0].Kind != proto.KindUserPrompt || b.Events[0].PromptID != claudeHookPrompt {
 		t.Errorf("event %+v", b.Events[0])

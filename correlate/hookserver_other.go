@@ -24,6 +24,11 @@ func WithUndeliveredDir(dir string) HookOption {
 	return func(s *HookServer) { s.undeliveredDir = dir }
 }
 
+// WithSenderStart sets how a sender's start time is read.
+func WithSenderStart(start func(pid int) (uint64, error)) HookOption {
+	return func(s *HookServer) {}
+}
+
 // NewHookServer always fails on this platform.
 func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opts ...HookOption) (*HookServer, error) {
 	return nil, errHookServerUnsupported

@@ -92,6 +92,12 @@ type PeerResolver interface {
 	PidOf(local, remote netip.AddrPort) (int, error)
 }
 
+// ProcessStartResolver reads a live process's start time (ns since boot): the hook server
+// names its senders by pid and start time with it.
+type ProcessStartResolver interface {
+	StartOf(pid int) (uint64, error)
+}
+
 // PeerIdentityResolver is a PeerResolver that also reports the owner's start time (ns since
 // boot), read while the owner was seen holding the socket, so the sender is identified by
 // (pid, start) and not by a pid that another process may take after it exits. The receiver

@@ -41,6 +41,16 @@ func (r PeerResolver) PidOf(local, remote netip.AddrPort) (int, error) {
 	return pid, err
 }
 
+// StartOf returns the start time of a live process (ns since boot, clock-tick resolution),
+// from /proc/<pid>/stat: with the pid it names one process.
+func (r PeerResolver) StartOf(pid int) (uint64, error) {
+	root := r.ProcRoot
+	if root == "" {
+		root = "/proc"
+	}
+	return procStartBootNs(root, pid)
+}
+
 // PeerOf is PidOf with the owner's start time (ns since boot, clock-tick resolution, from
 // /proc/<pid>/stat), so the pair names one process: a pid alone can be reused once the
 // sender exits, and whoever takes it must not inherit the sender's trust. The start time

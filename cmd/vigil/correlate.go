@@ -79,7 +79,7 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 		log.Info().Str("http", r.HTTPAddr()).Str("grpc", r.GRPCAddr()).Msg("OTLP receiver listening")
 	}
 	if cfg.Correlate.HookSocket != "" {
-		if err := c.startHooks(ctx, cfg, log); err != nil {
+		if err := c.startHooks(ctx, cfg, resolver, log); err != nil {
 			return nil, err
 		}
 	}
@@ -88,10 +88,14 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 
 // startHooks serves the socket `vigil hook` forwards agent hook calls to. Hook calls the
 // client could not deliver are counted per uid on disk and reported as lost kind "hook".
-func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, log zerolog.Logger) error {
+func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, resolver correlate.PeerResolver, log zerolog.Logger) error {
+	opts := []correlate.HookOption{correlate.WithUndeliveredDir(cfg.Correlate.UndeliveredDir)}
+	if sr, ok := resolver.(correlate.ProcessStartResolver); ok {
+		opts = append(opts, correlate.WithSenderStart(sr.StartOf))
+	}
 	h, err := correlate.NewHookServer(cfg.Correlate.HookSocket, func(b correlate.HookBatch) {
-		c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid})
-	}, log, correlate.WithUndeliveredDir(cfg.Correlate.UndeliveredDir))
+		c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid, SenderStartBootNs: b.SenderStartBootNs})
+	}, log, opts...)
 	if err != nil {
 		return fmt.Errorf("start hook socket: %w", err)
 	}
