@@ -61,6 +61,17 @@ struct {
 	__type(value, __u32);
 } agent_inodes SEC(".maps");
 
+// Sizes of the installed agent executables (i_size), filled by user space. A copy of an
+// agent binary has a new inode and maybe a new name, but its size: an exec of a file of one
+// of these sizes that matched nothing else is held pending while user space compares the
+// file's hash with the installed agents'.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u32);
+} agent_sizes SEC(".maps");
+
 // Interpreter basenames (node, bun, python3…): an untracked exec of one becomes a pending
 // root that user space confirms from argv or rejects.
 struct {
@@ -388,6 +399,11 @@ static __always_inline int match_catalog(struct linux_binprm *bprm, const __u8 *
 	}
 	if (bpf_map_lookup_elem(&interpreters, &fkey) || bpf_map_lookup_elem(&interpreters, &key)) {
 		t->flags = TRACK_PENDING;
+		return 1;
+	}
+	__u64 size = BPF_CORE_READ(inode, i_size);
+	if (bpf_map_lookup_elem(&agent_sizes, &size)) {
+		t->flags = TRACK_PENDING; // perhaps a copy of an agent binary: user space hashes it
 		return 1;
 	}
 	return 0;

@@ -154,6 +154,7 @@ type VigilTrackEntry struct {
 const (
 	VigilMapAgentInodes      = "agent_inodes"
 	VigilMapAgentNames       = "agent_names"
+	VigilMapAgentSizes       = "agent_sizes"
 	VigilMapConnectStashes   = "connect_stashes"
 	VigilMapDrops            = "drops"
 	VigilMapEnvScratch       = "env_scratch"
@@ -296,6 +297,7 @@ type VigilProgramSpecs struct {
 type VigilMapSpecs struct {
 	AgentInodes    *ebpf.MapSpec `ebpf:"agent_inodes"`
 	AgentNames     *ebpf.MapSpec `ebpf:"agent_names"`
+	AgentSizes     *ebpf.MapSpec `ebpf:"agent_sizes"`
 	ConnectStashes *ebpf.MapSpec `ebpf:"connect_stashes"`
 	Drops          *ebpf.MapSpec `ebpf:"drops"`
 	EnvScratch     *ebpf.MapSpec `ebpf:"env_scratch"`
@@ -346,6 +348,7 @@ func (o *VigilObjects) Close() error {
 type VigilMaps struct {
 	AgentInodes    *ebpf.Map `ebpf:"agent_inodes"`
 	AgentNames     *ebpf.Map `ebpf:"agent_names"`
+	AgentSizes     *ebpf.Map `ebpf:"agent_sizes"`
 	ConnectStashes *ebpf.Map `ebpf:"connect_stashes"`
 	Drops          *ebpf.Map `ebpf:"drops"`
 	EnvScratch     *ebpf.Map `ebpf:"env_scratch"`
@@ -363,6 +366,7 @@ func (m *VigilMaps) Close() error {
 	return _VigilClose(
 		m.AgentInodes,
 		m.AgentNames,
+		m.AgentSizes,
 		m.ConnectStashes,
 		m.Drops,
 		m.EnvScratch,

@@ -54,6 +54,12 @@ type EBPF struct {
 	// still carry the pending flag. Only the Run goroutine touches it.
 	confirmed   map[uint32]verdict
 	decodeFails atomic.Uint64
+	// copies judges pending roots that ran a file of an installed agent's size; held keeps
+	// their records (by root tgid) until the verdict, heldDrops counts those not kept. Only
+	// the Run goroutine touches held.
+	copies    *copies
+	held      map[uint32]*heldTree
+	heldDrops atomic.Uint64
 	// maybeTracked is the kernel's maybe_tracked array mapped into this process: one byte
 	// per tgid, set by the bootstrap for the processes it seeds.
 	maybeTracked *ebpf.Memory
@@ -105,6 +111,7 @@ func NewEBPF(opts Options) (*EBPF, error) {
 		opts:      opts,
 		started:   started,
 		confirmed: map[uint32]verdict{},
+		held:      map[uint32]*heldTree{},
 		dec:       decoder{bootOffset: offset, agentName: opts.Catalog.NameOf},
 	}
 	if err := s.load(); err != nil {
@@ -220,10 +227,17 @@ func (s *EBPF) fillCatalog() error {
 			}
 		}
 	}
-	for _, ident := range cat.ResolvePaths() {
+	installed := cat.ResolvePaths()
+	for _, ident := range installed {
 		key := bpf.VigilInodeKey{Dev: kernelDev(ident.Dev), Ino: ident.Ino}
 		if err := s.objs.AgentInodes.Put(key, cat.ID(ident.Agent)); err != nil {
 			return fmt.Errorf("add agent executable inode to the kernel catalog: %w", err)
+		}
+	}
+	s.copies = newCopies(s.opts.ProcRoot, installed)
+	for _, size := range s.copies.sizes() {
+		if err := s.objs.AgentSizes.Put(uint64(size), uint32(1)); err != nil {
+			return fmt.Errorf("add an agent executable's size to the kernel catalog: %w", err)
 		}
 	}
 	for _, name := range cat.Interpreters {
@@ -435,8 +449,10 @@ func (s *EBPF) Run(ctx context.Context, emit func(*proto.Event)) error {
 	// without waiting. So it is renewed after each timeout, not before every record (reading
 	// the clock per record cost ~4% of the sensor's CPU under load).
 	s.reader.SetDeadline(time.Now().Add(s.opts.PollInterval))
+	defer s.dropHeld()
 	for {
 		err := s.reader.ReadInto(&rec)
+		s.applyCopyVerdicts(emit)
 		switch {
 		case err == nil:
 			s.handle(rec.RawSample, emit)
@@ -460,13 +476,24 @@ func (s *EBPF) handle(raw []byte, emit func(*proto.Event)) {
 		s.opts.Log.Warn().Err(err).Int("bytes", len(raw)).Msg("undecodable ring buffer record")
 		return
 	}
-	if r.trackFlags&trackPending != 0 && !s.settlePending(r) {
-		return
+	if r.trackFlags&trackPending != 0 {
+		if h := s.held[uint32(r.event.Vigil.Root.Pid)]; h != nil {
+			s.hold(h, r.event)
+			return
+		}
+		if !s.settlePending(r) {
+			return
+		}
 	}
-	if e := r.event; e.Event.Action == proto.ActionExit && e.Process.Pid == e.Vigil.Root.Pid {
+	s.deliver(r.event, emit)
+}
+
+// deliver emits an agent tree's event; a root's exit ends its verdict.
+func (s *EBPF) deliver(e *proto.Event, emit func(*proto.Event)) {
+	if e.Event.Action == proto.ActionExit && e.Process.Pid == e.Vigil.Root.Pid {
 		delete(s.confirmed, uint32(e.Process.Pid))
 	}
-	emit(r.event)
+	emit(e)
 }
 
 // verdict is user space's decision on a pending root, for the process it was made for.
@@ -505,6 +532,12 @@ func (s *EBPF) settlePending(r record) bool {
 	}
 	start := e.Process.StartBootNs
 	agent, ok := s.opts.Catalog.AgentByScript(e.Process.Args)
+	if exe := e.Process.Executable; !ok && exe != "" && !s.opts.Catalog.IsInterpreter(filepath.Base(exe)) {
+		// Not an interpreter: the kernel held it for its size, perhaps a copy of an agent
+		// binary. Its records wait for the hash (holdCopy).
+		s.holdCopy(root, start, e)
+		return false
+	}
 	if !ok {
 		s.reject(root, start)
 		return false
@@ -587,6 +620,9 @@ func (s *EBPF) Lost() map[string]uint64 {
 	}
 	if n := s.decodeFails.Load(); n > 0 {
 		lost["decode"] = n
+	}
+	if n := s.heldDrops.Load(); n > 0 {
+		lost["copy_held"] = n
 	}
 	return lost
 }

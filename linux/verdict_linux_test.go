@@ -54,9 +54,13 @@ func TestPendingVerdictFollowsTheProcess(t *testing.T) {
 	put(102, newRoot)
 
 	rec := func(action string, p int, start uint64, args ...string) record {
+		exe := ""
+		if len(args) > 0 {
+			exe = "/usr/bin/" + args[0]
+		}
 		return record{trackFlags: trackPending, event: &proto.Event{
 			Event:   proto.EventMeta{Action: action},
-			Process: &proto.Process{Pid: p, StartBootNs: start, Args: args},
+			Process: &proto.Process{Pid: p, StartBootNs: start, Args: args, Executable: exe},
 			Vigil:   proto.Vigil{Root: &proto.Root{Pid: pid}},
 		}}
 	}

@@ -40,6 +40,10 @@ type Catalog struct {
 type ExeIdentity struct {
 	Dev, Ino uint64
 	Agent    string
+	// Path and Size are the installed file's: a copy of it elsewhere (a new inode) is
+	// recognised by its size in the kernel and then by its hash.
+	Path string
+	Size int64
 }
 
 // DefaultCatalog returns the agents Vigil knows out of the box, with the process names and
@@ -382,7 +386,7 @@ func (c *Catalog) ResolvePaths() []ExeIdentity {
 					continue
 				}
 				seen[[2]uint64{dev, ino}] = true
-				out = append(out, ExeIdentity{Dev: dev, Ino: ino, Agent: a.Name})
+				out = append(out, ExeIdentity{Dev: dev, Ino: ino, Agent: a.Name, Path: m, Size: fi.Size()})
 			}
 		}
 	}

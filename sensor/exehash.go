@@ -29,8 +29,8 @@ func FileIDOf(x *proto.Exe) FileID {
 	return FileID{Dev: x.Dev, Ino: x.Ino, Ctime: x.Ctime}
 }
 
-// fileIDOf is the identity of an open file, comparable with the kernel's.
-func fileIDOf(fi os.FileInfo) (FileID, bool) {
+// FileIDOfInfo is the identity of a stat result, comparable with the kernel's.
+func FileIDOfInfo(fi os.FileInfo) (FileID, bool) {
 	dev, ino, sec, nsec, ok := statIdentity(fi)
 	if !ok {
 		return FileID{}, false
@@ -205,19 +205,25 @@ func (h *ExeHasher) run() {
 	}
 }
 
-// hash reads the file with j's identity: through the process first, then by path. A file
-// found with another identity is not read.
 func (h *ExeHasher) hash(j HashJob) (string, string) {
+	return HashExecutable(h.o.ProcRoot, j, h.o.MaxFileBytes)
+}
+
+// HashExecutable returns the SHA-256 (hex) of the file with j's identity, or why there is
+// none (proto.HashMismatch, proto.HashUnavailable): it reads the file through the process
+// first (procRoot/<pid>/exe), then by path, and never a file found with another identity.
+// Files larger than maxBytes (> 0) are not read.
+func HashExecutable(procRoot string, j HashJob, maxBytes int64) (string, string) {
 	var candidates []string
 	if j.Pid > 0 {
-		candidates = append(candidates, filepath.Join(h.o.ProcRoot, strconv.Itoa(j.Pid), "exe"))
+		candidates = append(candidates, filepath.Join(procRoot, strconv.Itoa(j.Pid), "exe"))
 	}
 	if filepath.IsAbs(j.Path) {
 		candidates = append(candidates, j.Path)
 	}
 	status := proto.HashUnavailable
 	for _, path := range candidates {
-		sum, st, err := h.hashFile(path, j.ID)
+		sum, st, err := hashFile(path, j.ID, maxBytes)
 		if err == nil {
 			return sum, ""
 		}
@@ -229,7 +235,7 @@ func (h *ExeHasher) hash(j HashJob) (string, string) {
 }
 
 // hashFile hashes path if it is a regular file with identity id, before and after reading.
-func (h *ExeHasher) hashFile(path string, id FileID) (string, string, error) {
+func hashFile(path string, id FileID, maxBytes int64) (string, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", proto.HashUnavailable, fmt.Errorf("hash %s: open: %w", path, err)
@@ -239,15 +245,15 @@ func (h *ExeHasher) hashFile(path string, id FileID) (string, string, error) {
 	if err != nil {
 		return "", proto.HashUnavailable, fmt.Errorf("hash %s: fstat: %w", path, err)
 	}
-	if got, ok := fileIDOf(fi); !ok || got != id {
+	if got, ok := FileIDOfInfo(fi); !ok || got != id {
 		return "", proto.HashMismatch, fmt.Errorf("hash %s: identity %+v, the exec's was %+v", path, got, id)
 	}
 	// Only regular files: reading a FIFO or a device as root could block or never end.
 	if !fi.Mode().IsRegular() {
 		return "", proto.HashUnavailable, fmt.Errorf("hash %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
-	if h.o.MaxFileBytes > 0 && fi.Size() > h.o.MaxFileBytes {
-		return "", proto.HashUnavailable, fmt.Errorf("hash %s: %d bytes exceeds %d", path, fi.Size(), h.o.MaxFileBytes)
+	if maxBytes > 0 && fi.Size() > maxBytes {
+		return "", proto.HashUnavailable, fmt.Errorf("hash %s: %d bytes exceeds %d", path, fi.Size(), maxBytes)
 	}
 	d := sha256.New()
 	if _, err := io.Copy(d, f); err != nil {
@@ -256,7 +262,7 @@ func (h *ExeHasher) hashFile(path string, id FileID) (string, string, error) {
 	// Written while it was read: the digest is of neither version.
 	if after, err := f.Stat(); err != nil {
 		return "", proto.HashUnavailable, fmt.Errorf("hash %s: fstat after read: %w", path, err)
-	} else if got, _ := fileIDOf(after); got != id || after.Size() != fi.Size() {
+	} else if got, _ := FileIDOfInfo(after); got != id || after.Size() != fi.Size() {
 		return "", proto.HashMismatch, fmt.Errorf("hash %s: changed while it was read", path)
 	}
 	return hex.EncodeToString(d.Sum(nil)), "", nil

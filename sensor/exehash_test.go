@@ -25,7 +25,7 @@ func idOfPath(t *testing.T, p string) FileID {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, ok := fileIDOf(fi)
+	id, ok := FileIDOfInfo(fi)
 	if !ok {
 		t.Fatal("no identity in stat result")
 	}
