@@ -27,10 +27,16 @@ type correlator struct {
 // rest on. It judges the image the kernel executed (process.executable) and, for an
 // interpreter, its script argument, never argv[0] or comm (process.name): a tool shell can
 // set both (exec -a claude python3 ...) and must not gain an agent's trust by doing so.
+//
+// A tree's root is an agent process too: the kernel rooted the tree at it by identity (an
+// agent binary's name or installed inode, an interpreter's agent script, or a copy of an
+// agent binary whose hash equals the installed one's), which Match cannot see for a copy.
 func agentProcess(cat *sensor.Catalog) func(sensor.ProcessInfo) bool {
 	return func(p sensor.ProcessInfo) bool {
-		_, ok := cat.Match(p.Executable, p.Args)
-		return ok
+		if _, ok := cat.Match(p.Executable, p.Args); ok {
+			return true
+		}
+		return p.Pid == p.RootPid && p.Agent != ""
 	}
 }
 
