@@ -26,6 +26,10 @@ func TestAgentProcessIgnoresArgv0AndComm(t *testing.T) {
 		{"claude native install", sensor.ProcessInfo{Name: "claude", Executable: "/home/dev/.local/share/claude/versions/2.1.3", Args: []string{"claude"}}, true},
 		{"codex native", sensor.ProcessInfo{Name: "codex", Executable: nm + "/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex", Args: []string{"codex", "exec"}}, true},
 		{"node codex.js", sensor.ProcessInfo{Name: "node", Executable: "/usr/bin/node", Args: []string{"node", nm + "/@openai/codex/bin/codex.js"}}, true},
+		// The kernel rooted a tree at a copy of an agent binary (matched by its hash).
+		{"a copied agent binary, the tree's root", sensor.ProcessInfo{Pid: 700, RootPid: 700, Agent: "claude-code", Name: "x", Executable: "/tmp/x", Args: []string{"/tmp/x"}}, true},
+		{"a process of that tree, not its root", sensor.ProcessInfo{Pid: 701, RootPid: 700, Agent: "claude-code", Name: "python3", Executable: "/usr/bin/python3", Args: []string{"claude", "x.py"}}, false},
+		{"a root with no agent (not from the kernel)", sensor.ProcessInfo{Pid: 702, RootPid: 702, Name: "x", Executable: "/tmp/x"}, false},
 	}
 	for _, tt := range tests {
 		if got := isAgent(tt.p); got != tt.want {
