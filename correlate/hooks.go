@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -206,10 +207,54 @@ func (m *HookMessage) DecodeMsgpack(dec *msgpack.Decoder) error {
 		case "argv":
 			m.Argv, err = decodeBoundedStrings(dec, hookMaxArgv)
 		default:
-			err = dec.Skip()
+			err = skipValue(dec)
 		}
 		if err != nil {
 			return fmt.Errorf("field %q: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// maxSkipDepth bounds how deeply nested an unknown field's value may be. msgpack's own Skip
+// recurses once per level: 1.1 M nested arrays in a 1 MiB frame grew the sensor by 750 MiB
+// of goroutine stack.
+const maxSkipDepth = 32
+
+// skipValue skips one msgpack value of an unknown field without recursion: each container
+// opened pushes the count of values it still holds onto an explicit stack, at most
+// maxSkipDepth deep; scalars, strings, binaries and extensions are skipped whole.
+func skipValue(dec *msgpack.Decoder) error {
+	pending := []int64{1}
+	for len(pending) > 0 {
+		top := len(pending) - 1
+		if pending[top] == 0 {
+			pending = pending[:top]
+			continue
+		}
+		pending[top]--
+		c, err := dec.PeekCode()
+		if err != nil {
+			return err
+		}
+		var n int
+		switch {
+		case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+			n, err = dec.DecodeArrayLen()
+		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+			n, err = dec.DecodeMapLen()
+			n *= 2 // a key and a value per entry
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			if len(pending) > maxSkipDepth {
+				return fmt.Errorf("value nested deeper than %d levels", maxSkipDepth)
+			}
+			pending = append(pending, int64(n))
 		}
 	}
 	return nil

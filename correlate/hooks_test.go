@@ -609,6 +609,8 @@ func FuzzReadHookFrame(f *testing.F) {
 	var raw []byte
 	raw, _ = msgpack.Marshal(map[string]any{"agent": 1, "argv": "x", "sent_at": "yesterday"})
 	f.Add(append(binary.BigEndian.AppendUint32(nil, uint32(len(raw))), raw...))
+	f.Add(depthBomb(1000, 0x91))
+	f.Add(depthBomb(1000, 0x81))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		m, err := ReadHookFrame(bytes.NewReader(frame))
 		if err != nil {
@@ -627,6 +629,57 @@ func FuzzReadHookFrame(f *testing.F) {
 			t.Fatalf("re-decode differs: %+v vs %+v", m2, m)
 		}
 	})
+}
+
+// depthBomb is a hook frame whose unknown field "x" holds levels nested containers of the
+// one-element container code (0x91 fixarray, 0x81 fixmap, whose key is then a nil).
+func depthBomb(levels int, code byte) []byte {
+	body := []byte{0x81, 0xa1, 'x'}
+	for range levels {
+		body = append(body, code)
+		if code == 0x81 {
+			body = append(body, 0xc0) // the map's key
+		}
+	}
+	body = append(body, 0xc0)
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+// An unknown field nested without end is refused at maxSkipDepth, without recursion: four
+// frames of ~1.1 M nested arrays took the sensor from 67 to 825 MiB when the skip recursed.
+func TestReadHookFrameDepthBomb(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		frame  []byte
+		refuse bool
+	}{
+		{"arrays at the limit", depthBomb(maxSkipDepth, 0x91), false},
+		{"maps at the limit", depthBomb(maxSkipDepth, 0x81), false},
+		{"arrays one past", depthBomb(maxSkipDepth+1, 0x91), true},
+		{"a million nested arrays", depthBomb(MaxHookFrameBytes-16, 0x91), true},
+		{"a million nested maps", depthBomb((MaxHookFrameBytes-16)/2, 0x81), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := ReadHookFrame(bytes.NewReader(tc.frame))
+			runtime.ReadMemStats(&after)
+			if (err != nil) != tc.refuse {
+				t.Fatalf("err %v, refuse %v", err, tc.refuse)
+			}
+			if tc.refuse && !strings.Contains(err.Error(), "nested deeper than") {
+				t.Errorf("err %v, want the depth named", err)
+			}
+			// The frame itself is read into memory; nothing beyond a few times its size.
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*uint64(len(tc.frame))+1<<20 {
+				t.Errorf("decoding a %d-byte frame allocated %d bytes", len(tc.frame), grew)
+			}
+			if after.StackInuse > 64<<20 {
+				t.Errorf("stack in use %d bytes after the decode", after.StackInuse)
+			}
+		})
+	}
 }
 
 // A frame body may not make the decoder allocate more than it holds: msgpack's own []byte
