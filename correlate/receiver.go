@@ -68,6 +68,9 @@ const (
 	// RejectRead: the body could not be read (the client went away; HTTP 400) or another
 	// transport error ended a gRPC call.
 	RejectRead = "read_error"
+	// RejectBusy: no room in the in-flight body budget (HTTP 503 with Retry-After, gRPC
+	// Unavailable); exporters retry.
+	RejectBusy = "busy"
 )
 
 // shutdownTimeout bounds Serve's graceful shutdown; connections still open then are closed.
@@ -163,6 +166,8 @@ type Receiver struct {
 
 	serving atomic.Bool
 	closed  atomic.Bool
+	// budget bounds the memory requests in flight may hold.
+	budget *bodyBudget
 
 	mu sync.Mutex
 	st ReceiverStats
@@ -174,7 +179,7 @@ func NewReceiver(o ReceiverOptions) (*Receiver, error) {
 	if o.HTTPAddr == "" && o.GRPCAddr == "" {
 		return nil, errors.New("otlp receiver: neither an HTTP nor a gRPC address")
 	}
-	r := &Receiver{o: o, st: ReceiverStats{
+	r := &Receiver{o: o, budget: newBodyBudget(), st: ReceiverStats{
 		Requests: map[string]uint64{}, Accepted: map[string]uint64{}, Rejected: map[string]uint64{},
 		Transports: map[string]uint64{}, Skipped: map[string]uint64{},
 	}}
@@ -206,6 +211,7 @@ func NewReceiver(o ReceiverOptions) (*Receiver, error) {
 		r.grpcLn = ln
 		r.grpcSv = grpc.NewServer(
 			grpc.MaxRecvMsgSize(MaxBodyBytes),
+			grpc.InTapHandle(r.grpcTap),
 			grpc.ForceServerCodecV2(otlpCodec{r: r, base: encoding.GetCodecV2("proto")}),
 			grpc.StatsHandler(grpcStats{r}),
 		)

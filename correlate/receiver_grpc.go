@@ -6,6 +6,7 @@ package correlate
 import (
 	"context"
 	"strings"
+	"sync"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	pb "google.golang.org/protobuf/proto"
 )
 
@@ -110,6 +112,30 @@ func (s grpcMetrics) Export(context.Context, *colmetricspb.ExportMetricsServiceR
 	return &colmetricspb.ExportMetricsServiceResponse{}, nil
 }
 
+type budgetTicketKey struct{}
+
+// budgetTicket releases a call's room in the body budget once, when its End event comes.
+type budgetTicket struct {
+	once    sync.Once
+	release func()
+}
+
+// grpcTap reserves room in the body budget for each call of a known method before grpc reads
+// its message (grpc allocates the whole declared message up front). It cannot wait: it runs
+// on the connection's reader. gRPC declares no size first, so a call costs the most a
+// message may be.
+func (r *Receiver) grpcTap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if _, ok := grpcSignals[info.FullMethodName]; !ok {
+		return ctx, nil
+	}
+	release := r.budget.tryAcquire(-1)
+	if release == nil {
+		r.countReject(RejectBusy)
+		return nil, status.Error(codes.Unavailable, "busy: too many request bodies in flight, retry")
+	}
+	return context.WithValue(ctx, budgetTicketKey{}, &budgetTicket{release: release}), nil
+}
+
 // grpcStats attaches a connPeer to each gRPC connection, counts calls per signal, and counts
 // the failures grpc answers before a handler runs (too large, bad compression).
 type grpcStats struct{ r *Receiver }
@@ -138,7 +164,13 @@ func (h grpcStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.C
 
 func (h grpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	end, ok := s.(*stats.End)
-	if !ok || end.Error == nil {
+	if !ok {
+		return
+	}
+	if t, ok := ctx.Value(budgetTicketKey{}).(*budgetTicket); ok {
+		t.once.Do(t.release)
+	}
+	if end.Error == nil {
 		return
 	}
 	if _, known := ctx.Value(rpcSignalKey{}).(string); !known {

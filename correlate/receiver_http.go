@@ -5,6 +5,7 @@ package correlate
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,20 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("body of %d bytes > %d", req.ContentLength, MaxBodyBytes))
 		return
 	}
+	// Room for the body before a byte of it is read: a gzip body may inflate to MaxBodyBytes.
+	declared := req.ContentLength
+	if gz {
+		declared = -1
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), budgetWait)
+	release := r.budget.acquire(ctx, declared)
+	cancel()
+	if release == nil {
+		w.Header().Set("Retry-After", "1")
+		r.httpReject(w, req, ct, http.StatusServiceUnavailable, RejectBusy, "busy: too many request bodies in flight, retry")
+		return
+	}
+	defer release()
 	if signal == SignalMetrics {
 		// Accepted and dropped, without inflating or decoding: only the size is checked.
 		if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, req.Body, MaxBodyBytes)); err != nil {
