@@ -51,6 +51,9 @@ type KernelConfig struct {
 type PipelineConfig struct {
 	QueueSize int `yaml:"queue_size"`
 	MaxCPUs   int `yaml:"max_cpus"`
+	// MemoryLimitMB is the Go runtime's soft memory limit (debug.SetMemoryLimit): near it the
+	// garbage collector runs harder instead of letting the heap double. 0: no limit.
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
 // ProcessTableConfig bounds the process table.
@@ -140,6 +143,7 @@ func (c Config) Validate() error {
 
 	check(c.Pipeline.QueueSize >= 1, "pipeline.queue_size must be >= 1, got %d", c.Pipeline.QueueSize)
 	check(c.Pipeline.MaxCPUs >= 0, "pipeline.max_cpus must be >= 0 (0: all CPUs), got %d", c.Pipeline.MaxCPUs)
+	check(c.Pipeline.MemoryLimitMB >= 0, "pipeline.memory_limit_mb must be >= 0 (0: no limit), got %d", c.Pipeline.MemoryLimitMB)
 	check(c.ProcessTable.MaxEntries >= 1, "process_table.max_entries must be >= 1, got %d", c.ProcessTable.MaxEntries)
 	check(c.ProcessTable.ExitedTTLSeconds >= 0, "process_table.exited_ttl_seconds must be >= 0, got %d", c.ProcessTable.ExitedTTLSeconds)
 

@@ -18,7 +18,7 @@ func TestDefaultConfig(t *testing.T) {
 	want := Config{
 		Output:       OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5},
 		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100},
-		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1},
+		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1, MemoryLimitMB: 96},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
 		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
 			HoldSeconds: 10, MaxHeld: 8192, LateSeconds: 300, MaxLate: 4096, UndeliveredDir: "/var/lib/vigil/hook-undelivered"},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -60,6 +61,9 @@ func runCommand(args []string) error {
 	}
 	if cfg.Pipeline.MaxCPUs > 0 {
 		runtime.GOMAXPROCS(cfg.Pipeline.MaxCPUs)
+	}
+	if cfg.Pipeline.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(cfg.Pipeline.MemoryLimitMB) << 20)
 	}
 
 	src, err := newSource(cfg, cat, log)
