@@ -115,6 +115,9 @@ type HookStats struct {
 	TooLarge uint64
 	// TimedOut counts connections that did not send a whole frame within the deadline.
 	TimedOut uint64
+	// Refused counts connections closed at once because their uid already had
+	// hookAdmittedPerUID connections in flight.
+	Refused uint64
 	// Events is the number of AgentEvents adapted and delivered.
 	Events uint64
 	// PerAgent is Events per agent (claude-code, codex, cursor).

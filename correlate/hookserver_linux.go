@@ -20,8 +20,15 @@ import (
 const (
 	// hookReadTimeout bounds one connection: reading the frame and writing the ack.
 	hookReadTimeout = 2 * time.Second
-	// hookMaxConns bounds the connections served at once; more wait in the listen backlog.
+	// hookMaxConns bounds the connections served at once, across uids; more wait for a slot.
 	hookMaxConns = 64
+	// hookServedPerUID bounds one uid's connections served at once; its others wait for one
+	// of its own slots (at most the read timeout), and past hookAdmittedPerUID in all they are
+	// closed at once (the client counts them as undelivered). So idle or slow connections of
+	// one user (another account on the laptop) cannot delay another user's hooks: 80 idle
+	// connections of uid 65534 delayed the agent's hooks by up to 1.9 s.
+	hookServedPerUID   = 8
+	hookAdmittedPerUID = 512
 )
 
 // HookServer receives hook frames on a unix socket.
@@ -39,13 +46,16 @@ type HookServer struct {
 	path           string
 	undeliveredDir string
 	deliver        func(HookBatch)
-	senderStart    func(pid int) (uint64, error)
-	log            zerolog.Logger
-	ln             *net.UnixListener
-	readTimeout    time.Duration
+	// perUID is each uid's gate (uidGate), under perUIDMu.
+	perUIDMu    sync.Mutex
+	perUID      map[int]*uidGate
+	senderStart func(pid int) (uint64, error)
+	log         zerolog.Logger
+	ln          *net.UnixListener
+	readTimeout time.Duration
 
-	accepted, malformed, tooLarge, timedOut, events atomic.Uint64
-	perAgent                                        map[string]*atomic.Uint64
+	accepted, malformed, tooLarge, timedOut, refused, events atomic.Uint64
+	perAgent                                                 map[string]*atomic.Uint64
 
 	closeOnce sync.Once
 }
@@ -72,8 +82,9 @@ func WithSenderStart(start func(pid int) (uint64, error)) HookOption {
 // error), binds the socket with mode 0666, and prepares the undelivered directory. deliver
 // is called once per hook call that produced events, from the connection's goroutine, so
 // several calls may run at once; it should hand the batch off without blocking for long:
-// while hookMaxConns deliveries block, new connections wait in the backlog and their
-// clients give up after 500 ms (and count the hook as undelivered).
+// while hookMaxConns deliveries block, new connections wait for a slot and their clients
+// give up after 500 ms (and count the hook as undelivered). Each uid has its own
+// hookServedPerUID slots first, so one user's idle connections cannot hold another's back.
 func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opts ...HookOption) (*HookServer, error) {
 	if path == "" {
 		path = DefaultHookSocket
@@ -82,6 +93,7 @@ func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opt
 		return nil, errors.New("hook server: nil deliver function")
 	}
 	s := &HookServer{
+		perUID:         map[int]*uidGate{},
 		path:           path,
 		undeliveredDir: DefaultUndeliveredDir,
 		deliver:        deliver,
@@ -177,11 +189,66 @@ func (s *HookServer) Serve(ctx context.Context) error {
 			return fmt.Errorf("hook server: accept: %w", err)
 		}
 		s.accepted.Add(1)
-		sem <- struct{}{}
+		pid, uid, err := peerCred(conn)
+		if err != nil {
+			s.malformed.Add(1)
+			s.log.Debug().Err(err).Msg("hook server: peer credentials")
+			conn.Close()
+			continue
+		}
+		g := s.admit(uid)
+		if g == nil {
+			s.refused.Add(1)
+			conn.Close()
+			continue
+		}
 		wg.Go(func() {
+			defer s.leave(uid, g)
+			// One of the uid's own slots, then one of the server's.
+			select {
+			case g.served <- struct{}{}:
+				defer func() { <-g.served }()
+			case <-time.After(s.readTimeout):
+				s.timedOut.Add(1)
+				conn.Close()
+				return
+			}
+			sem <- struct{}{}
 			defer func() { <-sem }()
-			s.handle(conn)
+			s.handle(conn, pid, uid)
 		})
+	}
+}
+
+// uidGate is one uid's share of the server: the connections it has admitted, and the slots
+// (hookServedPerUID) they take turns on.
+type uidGate struct {
+	admitted int
+	served   chan struct{}
+}
+
+// admit counts a connection of uid, or returns nil when uid has hookAdmittedPerUID already.
+func (s *HookServer) admit(uid int) *uidGate {
+	s.perUIDMu.Lock()
+	defer s.perUIDMu.Unlock()
+	g := s.perUID[uid]
+	if g == nil {
+		g = &uidGate{served: make(chan struct{}, hookServedPerUID)}
+		s.perUID[uid] = g
+	}
+	if g.admitted >= hookAdmittedPerUID {
+		return nil
+	}
+	g.admitted++
+	return g
+}
+
+// leave uncounts a connection of uid; a uid with none left is forgotten.
+func (s *HookServer) leave(uid int, g *uidGate) {
+	s.perUIDMu.Lock()
+	defer s.perUIDMu.Unlock()
+	if g.admitted--; g.admitted == 0 {
+		delete(s.perUID, uid)
 	}
 }
 
@@ -194,15 +261,9 @@ func (s *HookServer) Close() error {
 
 // handle serves one connection: one frame, one ack byte, then adaptation and delivery.
 // Nothing here can crash the server: every failure is counted and logged at debug level.
-func (s *HookServer) handle(conn *net.UnixConn) {
+func (s *HookServer) handle(conn *net.UnixConn, pid, uid int) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(s.readTimeout))
-	pid, uid, err := peerCred(conn)
-	if err != nil {
-		s.malformed.Add(1)
-		s.log.Debug().Err(err).Msg("hook server: peer credentials")
-		return
-	}
 	msg, err := ReadHookFrame(conn)
 	if err != nil {
 		var ne net.Error
@@ -283,6 +344,7 @@ func (s *HookServer) Stats() HookStats {
 		Accepted:  s.accepted.Load(),
 		Malformed: s.malformed.Load(),
 		TooLarge:  s.tooLarge.Load(),
+		Refused:   s.refused.Load(),
 		TimedOut:  s.timedOut.Load(),
 		Events:    s.events.Load(),
 		PerAgent:  make(map[string]uint64, len(s.perAgent)),

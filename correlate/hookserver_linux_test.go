@@ -376,3 +376,68 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buf
 func nobody() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 }
+
+// Another user's idle connections (600, as uid 65534) take only that uid's slots: past
+// hookAdmittedPerUID they are closed at once and counted, and a hook of this uid is served at
+// once, within the client's own deadline.
+func TestHookServerIdleConnectionsOfAnotherUID(t *testing.T) {
+	testenv.RequireRoot(t, "connecting as uid 65534")
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		testenv.Skipf(t, "no %s: %v", py, err)
+	}
+	ts := startHookServer(t)
+	for d := filepath.Dir(ts.Path()); strings.HasPrefix(d, filepath.Dir(ts.dir)); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 80 connections that send nothing, held open until stdin closes.
+	script := `import socket,sys
+ss=[]
+for i in range(600):
+    s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); ss.append(s)
+print("connected", flush=True)
+sys.stdin.read()`
+	idle := exec.Command(py, "-c", script, ts.Path())
+	idle.SysProcAttr = nobody()
+	stdin, err := idle.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := idle.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); idle.Wait() }()
+	line := make([]byte, 64)
+	if n, _ := out.Read(line); !strings.HasPrefix(string(line[:n]), "connected") {
+		t.Fatalf("idle client: %q", line[:n])
+	}
+	st := ts.waitStats(t, "the idle connections admitted or refused", func(s HookStats) bool { return s.Accepted >= 600 })
+	if st.Refused != 600-hookAdmittedPerUID {
+		t.Errorf("refused %d of 600 idle connections, want %d", st.Refused, 600-hookAdmittedPerUID)
+	}
+
+	// This uid's hook, with the client's own deadline (HookClientTimeout-like 500 ms).
+	conn, err := net.DialTimeout("unix", ts.Path(), 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	frame := hookFrame(t, HookMessage{Agent: "codex", Stdin: hookSample(t, "codex/system_Stop_1.json")})
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatalf("write frame: %v", err)
+	}
+	var ack [1]byte
+	if _, err := io.ReadFull(conn, ack[:]); err != nil || ack[0] != HookAck {
+		t.Fatalf("no ack within the client's deadline while another uid held connections: %v %#x", err, ack[0])
+	}
+	if b := ts.next(t); b.SenderUID != os.Getuid() {
+		t.Errorf("sender uid %d", b.SenderUID)
+	}
+}

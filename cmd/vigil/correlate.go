@@ -110,7 +110,8 @@ func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, resolver
 		if err != nil {
 			log.Warn().Err(err).Msg("read undelivered hook counts")
 		}
-		return map[string]uint64{"hook": sum(counts)}
+		// hook_refused: connections closed because their uid had too many in flight.
+		return map[string]uint64{"hook": sum(counts), "hook_refused": h.Stats().Refused}
 	})
 	c.wg.Add(1)
 	go func() {
