@@ -38,7 +38,7 @@ const (
 	// DefaultHookSocket is where the daemon listens for hook frames.
 	DefaultHookSocket = "/run/vigil/hook.sock"
 	// DefaultUndeliveredDir holds one file per uid that the hook client appends a byte to
-	// for every hook it could not deliver (see HookServer.UndeliveredCounts).
+	// for every hook it could not deliver (see HookServer.UndeliveredCounts, which counts and removes them).
 	DefaultUndeliveredDir = "/var/lib/vigil/hook-undelivered"
 	// MaxHookStdinBytes bounds one hook call's stdin JSON. Claude's PostToolUse carries the
 	// tool's whole output (tool_response.stdout), so it is the largest payload; 1 MiB holds
@@ -725,10 +725,18 @@ func checkOwnedDir(dir string) error {
 	return nil
 }
 
-// CountUndelivered sums the sizes of the regular files in dir per owning uid: the number of
-// hooks each uid's clients could not deliver since the files were created. Symlinks and
-// other file types are ignored. A missing dir is an empty map.
-func CountUndelivered(dir string) (map[int]uint64, error) {
+// consumedPrefix names the files ConsumeUndelivered has taken but not yet removed (a crash
+// in between leaves them to be counted next time).
+const consumedPrefix = ".consumed-"
+
+// ConsumeUndelivered counts, per owning uid, the hooks the clients recorded as undelivered in
+// dir, and removes what it counted, so that each is reported once, not again after a
+// restart. Each file is renamed before it is counted: a client appending meanwhile creates
+// a new file, counted next time, rather than writing into one being removed. A file counts
+// the bytes it really holds (its allocated blocks): a sparse file that claims a billion bytes
+// counts what was written. Symlinks and other file types are ignored. A missing dir is an
+// empty map.
+func ConsumeUndelivered(dir string) (map[int]uint64, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[int]uint64{}, nil
@@ -737,22 +745,33 @@ func CountUndelivered(dir string) (map[int]uint64, error) {
 		return nil, fmt.Errorf("read undelivered dir: %w", err)
 	}
 	counts := make(map[int]uint64)
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		fi, err := e.Info()
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		taken := filepath.Join(dir, e.Name())
+		if !strings.HasPrefix(e.Name(), consumedPrefix) {
+			next := filepath.Join(dir, consumedPrefix+e.Name()+"-"+now)
+			if err := os.Rename(taken, next); errors.Is(err, os.ErrNotExist) {
+				continue
+			} else if err != nil {
+				return counts, fmt.Errorf("take undelivered file: %w", err)
+			}
+			taken = next
 		}
+		fi, err := os.Lstat(taken)
 		if err != nil {
-			return nil, fmt.Errorf("stat undelivered file: %w", err)
+			return counts, fmt.Errorf("stat undelivered file: %w", err)
 		}
 		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
+		if !ok || !fi.Mode().IsRegular() {
 			continue
 		}
-		counts[int(st.Uid)] += uint64(fi.Size())
+		counts[int(st.Uid)] += uint64(min(fi.Size(), st.Blocks*512))
+		if err := os.Remove(taken); err != nil {
+			return counts, fmt.Errorf("remove counted undelivered file: %w", err)
+		}
 	}
 	return counts, nil
 }

@@ -493,19 +493,57 @@ func TestUndeliveredFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	counts, err := CountUndelivered(dir)
+	fi, err = os.Stat(filepath.Join(dir, strconv.Itoa(uid)))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("count file: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	counts, err := ConsumeUndelivered(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if counts[uid] != 3 || len(counts) != 1 {
 		t.Errorf("counts %v, want {%d: 3}", counts, uid)
 	}
-	fi, err = os.Stat(filepath.Join(dir, strconv.Itoa(uid)))
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("count file: %v %v, want mode 0600", fi.Mode(), err)
+	// Counted once: taken away, and a later record starts afresh.
+	if again, err := ConsumeUndelivered(dir); err != nil || len(again) != 0 {
+		t.Errorf("second count %v %v, want nothing", again, err)
 	}
-	if m, err := CountUndelivered(filepath.Join(dir, "missing")); err != nil || len(m) != 0 {
+	if err := RecordUndelivered(dir, uid, 100); err != nil {
+		t.Fatal(err)
+	}
+	if later, err := ConsumeUndelivered(dir); err != nil || later[uid] != 1 {
+		t.Errorf("after one more record: %v %v, want {%d: 1}", later, err, uid)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("%d files left after counting", len(entries))
+	}
+	if m, err := ConsumeUndelivered(filepath.Join(dir, "missing")); err != nil || len(m) != 0 {
 		t.Errorf("missing dir: %v %v", m, err)
+	}
+}
+
+// A sparse file claims its size but holds almost nothing: it counts what it holds. A file
+// taken but not removed (a crash in between) is counted next time.
+func TestConsumeUndeliveredCountsWrittenBytes(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "65534"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1_000_000_000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(filepath.Join(dir, consumedPrefix+"0-123"), []byte{1, 1}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := ConsumeUndelivered(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := os.Getuid()
+	if counts[uid] != 2 {
+		t.Errorf("counts %v: want the 2 bytes of the file left taken, and nothing of the sparse one", counts)
 	}
 }
 
@@ -530,7 +568,7 @@ func TestRecordUndeliveredFallback(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(dir, strconv.Itoa(uid)+".4242")); err != nil || fi.Size() != 1 {
 		t.Errorf("fallback file: %v", err)
 	}
-	counts, err := CountUndelivered(dir)
+	counts, err := ConsumeUndelivered(dir)
 	if err != nil || counts[uid] != 1 {
 		t.Errorf("counts %v %v, want 1 for uid %d (the symlink is not counted)", counts, err, uid)
 	}
@@ -568,7 +606,7 @@ func TestPrepareUndeliveredDirRefuses(t *testing.T) {
 	if err := os.Lchown(f, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if counts, err := CountUndelivered(dir); err != nil || counts[65534] != 2 || counts[0] != 0 {
+	if counts, err := ConsumeUndelivered(dir); err != nil || counts[65534] != 2 || counts[0] != 0 {
 		t.Errorf("counts %v %v, want 2 for uid 65534", counts, err)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,6 +48,9 @@ type HookServer struct {
 	path           string
 	undeliveredDir string
 	deliver        func(HookBatch)
+	// undelivered totals, per uid, the hooks taken from the undelivered directory.
+	undeliveredMu sync.Mutex
+	undelivered   map[int]uint64
 	// perUID is each uid's gate (uidGate), under perUIDMu.
 	perUIDMu    sync.Mutex
 	perUID      map[int]*uidGate
@@ -58,6 +63,8 @@ type HookServer struct {
 	perAgent                                                 map[string]*atomic.Uint64
 
 	closeOnce sync.Once
+	// lock is the socket's lock file, held while the server lives (lockSocket).
+	lock *os.File
 }
 
 // HookOption configures a HookServer.
@@ -94,6 +101,7 @@ func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opt
 	}
 	s := &HookServer{
 		perUID:         map[int]*uidGate{},
+		undelivered:    map[int]uint64{},
 		path:           path,
 		undeliveredDir: DefaultUndeliveredDir,
 		deliver:        deliver,
@@ -118,25 +126,51 @@ func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opt
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("hook server: chmod socket dir: %w", err)
 	}
+	lock, err := lockSocket(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("hook server: %w", err)
+	}
+	s.lock = lock
 	if err := removeStaleSocket(path); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("hook server: %w", err)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("hook server: listen on %s: %w", path, err)
 	}
+	s.ln = ln
 	if err := os.Chmod(path, 0o666); err != nil {
-		ln.Close()
+		s.Close()
 		return nil, fmt.Errorf("hook server: chmod socket: %w", err)
 	}
-	s.ln = ln
 	if s.undeliveredDir != "" {
 		if err := PrepareUndeliveredDir(s.undeliveredDir); err != nil {
-			ln.Close()
+			s.Close()
 			return nil, fmt.Errorf("hook server: %w", err)
 		}
 	}
 	return s, nil
+}
+
+// lockSocket takes the exclusive lock that makes one server the socket's owner: a second
+// instance (another `vigil run` with other ports) is refused before it touches the socket,
+// instead of replacing it and deleting it when it exits. The kernel drops the lock when
+// its holder dies, so a crashed server never blocks the next.
+func lockSocket(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open socket lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another vigil serves this hook socket (it holds %s)", path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // removeStaleSocket removes a socket file at path; a missing path is fine, anything else
@@ -255,7 +289,11 @@ func (s *HookServer) leave(uid int, g *uidGate) {
 // Close stops the listener; Serve returns after the connections in flight.
 func (s *HookServer) Close() error {
 	var err error
-	s.closeOnce.Do(func() { err = s.ln.Close() })
+	s.closeOnce.Do(func() {
+		err = s.ln.Close()
+		// After the listener has removed the socket: the next owner may then take it.
+		err = errors.Join(err, s.lock.Close())
+	})
 	return err
 }
 
@@ -356,11 +394,20 @@ func (s *HookServer) Stats() HookStats {
 }
 
 // UndeliveredCounts returns, per uid, how many hooks that uid's clients could not deliver
-// (CountUndelivered of the undelivered directory). The counts only grow while the files
-// exist; the pipeline reports increases as lost records of kind "hook".
+// since the server started, hooks recorded while no sensor ran included: it takes what the
+// undelivered directory holds (ConsumeUndelivered) and adds it to the totals, so the counts
+// only grow and each recorded hook is counted once; the pipeline reports increases as lost
+// records of kind "hook".
 func (s *HookServer) UndeliveredCounts() (map[int]uint64, error) {
-	if s.undeliveredDir == "" {
-		return map[int]uint64{}, nil
+	s.undeliveredMu.Lock()
+	defer s.undeliveredMu.Unlock()
+	var err error
+	if s.undeliveredDir != "" {
+		var taken map[int]uint64
+		taken, err = ConsumeUndelivered(s.undeliveredDir)
+		for uid, n := range taken {
+			s.undelivered[uid] += n
+		}
 	}
-	return CountUndelivered(s.undeliveredDir)
+	return maps.Clone(s.undelivered), err
 }

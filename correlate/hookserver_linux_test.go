@@ -441,3 +441,26 @@ sys.stdin.read()`
 		t.Errorf("sender uid %d", b.SenderUID)
 	}
 }
+
+// A second server on the same socket path (a second `vigil run`) is refused before it
+// touches the socket; the first keeps serving, and once it is closed the path is free.
+func TestHookServerSecondInstanceRefused(t *testing.T) {
+	ts := startHookServer(t)
+	_, err := NewHookServer(ts.Path(), func(HookBatch) {}, zerolog.Nop(), WithUndeliveredDir(""))
+	if err == nil || !strings.Contains(err.Error(), "another vigil serves this hook socket") {
+		t.Fatalf("second server: %v", err)
+	}
+	ack, err := sendRaw(t, ts.Path(), hookFrame(t, HookMessage{Agent: "codex", Stdin: hookSample(t, "codex/system_Stop_1.json")}))
+	if err != nil || ack != HookAck {
+		t.Fatalf("first server after the second was refused: ack %#x, %v", ack, err)
+	}
+	ts.next(t)
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewHookServer(ts.Path(), func(HookBatch) {}, zerolog.Nop(), WithUndeliveredDir(""))
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	s.Close()
+}

@@ -59,6 +59,8 @@ type hookEnv struct {
 	socket, undelivered string
 	server              *correlate.HookServer
 	batches             chan correlate.HookBatch
+	// counted totals what undeliveredOf took from the directory (counting removes it).
+	counted map[int]uint64
 }
 
 // newHookEnv makes a socket path and an undelivered dir in a temp dir that any uid can
@@ -126,14 +128,18 @@ func (e *hookEnv) noBatch(t *testing.T) {
 	}
 }
 
-// undelivered is the undelivered count of uid.
+// undeliveredOf is the undelivered count of uid so far.
 func (e *hookEnv) undeliveredOf(t *testing.T, uid int) uint64 {
 	t.Helper()
-	c, err := correlate.CountUndelivered(e.undelivered)
+	c, err := correlate.ConsumeUndelivered(e.undelivered)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c[uid]
+	if e.counted == nil {
+		e.counted = map[int]uint64{}
+	}
+	e.counted[uid] += c[uid]
+	return e.counted[uid]
 }
 
 // hookChild runs the test binary as `vigil hook args...` with stdin, as cred when set.
@@ -225,13 +231,14 @@ func TestHookDaemonDown(t *testing.T) {
 		if d := time.Since(start); d > 600*time.Millisecond {
 			t.Errorf("took %v with the daemon down", d)
 		}
+		// The client's count file, before the count takes it away.
+		fi, err := os.Stat(filepath.Join(e.undelivered, strconv.Itoa(os.Getuid())))
+		if err != nil || fi.Size() != 1 || fi.Mode().Perm() != 0o600 {
+			t.Errorf("count file %v %v", fi, err)
+		}
 		if n := e.undeliveredOf(t, os.Getuid()); n != uint64(i) {
 			t.Errorf("undelivered %d after %d failures", n, i)
 		}
-	}
-	fi, err := os.Stat(filepath.Join(e.undelivered, strconv.Itoa(os.Getuid())))
-	if err != nil || fi.Size() != 2 || fi.Mode().Perm() != 0o600 {
-		t.Errorf("count file %v %v", fi, err)
 	}
 }
 
@@ -295,6 +302,13 @@ func TestHookUnprivileged(t *testing.T) {
 	args[3] = filepath.Join(filepath.Dir(e.socket), "absent.sock")
 	hookChild(t, exe, args, hookStdin(t, "claude/managed_Stop_1.json"), nobody)
 	hookChild(t, exe, args, hookStdin(t, "claude/managed_Stop_1.json"), nobody)
+	fi, err := os.Stat(filepath.Join(e.undelivered, "65534"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("count file owner %d mode %v", st.Uid, fi.Mode())
+	}
 	counts, err := e.server.UndeliveredCounts()
 	if err != nil {
 		t.Fatal(err)
@@ -302,12 +316,9 @@ func TestHookUnprivileged(t *testing.T) {
 	if counts[65534] != 2 || counts[0] != 0 {
 		t.Errorf("UndeliveredCounts %v, want {65534: 2}", counts)
 	}
-	fi, err := os.Stat(filepath.Join(e.undelivered, "65534"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || fi.Mode().Perm() != 0o600 {
-		t.Errorf("count file owner %d mode %v", st.Uid, fi.Mode())
+	// Counted once, and kept: the next count still says 2, not 4.
+	if again, err := e.server.UndeliveredCounts(); err != nil || again[65534] != 2 {
+		t.Errorf("second UndeliveredCounts %v %v, want {65534: 2}", again, err)
 	}
 	// uid 65534 cannot list the directory nor remove someone else's count.
 	if err := correlate.RecordUndelivered(e.undelivered, 0, 1); err != nil {
