@@ -76,6 +76,9 @@ func runCommand(args []string) error {
 		Path:         cfg.Output.JSONL,
 		MaxSizeBytes: int64(cfg.Output.MaxSizeMB) << 20,
 		MaxFiles:     cfg.Output.MaxFiles,
+		OnForeign: func(path string, uid int) {
+			log.Warn().Str("path", path).Int("owner_uid", uid).Msg("output file owned by another user: removed and created anew, never written into")
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("open JSONL output: %w", err)

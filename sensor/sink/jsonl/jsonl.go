@@ -51,6 +51,9 @@ type Options struct {
 	// Mode is the file permission, enforced even on a file that already existed; 0 means
 	// DefaultMode.
 	Mode os.FileMode
+	// OnForeign, when set, is told of an output file another user owned, which the sink
+	// removed and created anew instead of writing into it.
+	OnForeign func(path string, uid int)
 }
 
 // Writer is a sensor.Sink writing JSON lines. Write, Flush, Close and Stats may be called from
@@ -94,6 +97,9 @@ func Open(o Options) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(o.Path), dirMode); err != nil {
 		return nil, fmt.Errorf("open jsonl sink: create directory: %w", err)
 	}
+	if err := checkOutputDir(filepath.Dir(o.Path)); err != nil {
+		return nil, fmt.Errorf("open jsonl sink: %w", err)
+	}
 	if err := w.openFile(); err != nil {
 		return nil, fmt.Errorf("open jsonl sink: %w", err)
 	}
@@ -104,8 +110,23 @@ func Open(o Options) (*Writer, error) {
 // regular-file check keep a root process from appending to, and chmod-ing, whatever a
 // planted symlink or device node points at; O_NONBLOCK (no effect on regular files) keeps
 // a planted FIFO from blocking the sensor in open.
+//
+// A file another user owns is never written into: that user could read it, or keep it open
+// and read what follows. It is removed and created anew (the directory is the sensor's, or
+// sticky and root's: checkOutputDir).
 func (w *Writer) openFile() error {
 	flags := os.O_APPEND | os.O_CREATE | os.O_WRONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	if fi, err := os.Lstat(w.opts.Path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+			if err := os.Remove(w.opts.Path); err != nil {
+				return fmt.Errorf("remove %s, owned by uid %d: %w", w.opts.Path, st.Uid, err)
+			}
+			if w.opts.OnForeign != nil {
+				w.opts.OnForeign(w.opts.Path, int(st.Uid))
+			}
+			flags |= os.O_EXCL
+		}
+	}
 	f, err := os.OpenFile(w.opts.Path, flags, w.opts.Mode)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", w.opts.Path, err)
@@ -128,6 +149,27 @@ func (w *Writer) openFile() error {
 		}
 	}
 	w.file, w.out, w.size = f, f, fi.Size()
+	return nil
+}
+
+// checkOutputDir refuses a directory another user could replace the output file in: one
+// that is not the sensor's (its euid's), or that others may write into without the sticky
+// bit (a sticky directory such as /tmp only lets a file's owner remove or rename it).
+func checkOutputDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("output directory %s is not a directory (%s)", dir, fi.Mode().Type())
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("output directory %s is owned by uid %d, not by uid %d: its owner could replace the file", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("output directory %s is writable by others (%v) and not sticky: another user could replace the file", dir, fi.Mode().Perm())
+	}
 	return nil
 }
 

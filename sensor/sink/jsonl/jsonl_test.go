@@ -2,9 +2,11 @@ package jsonl
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -457,5 +459,92 @@ func TestStdout(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("got %d lines on stdout, want 3 (no rotation)", n)
+	}
+}
+
+// An output file another user created is never written into (that user could read it, or
+// keep it open and read what follows): it is replaced, and the caller told.
+func TestForeignOutputFileIsReplaced(t *testing.T) {
+	testenv.RequireRoot(t, "creating a file owned by another uid")
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(path, []byte("planted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	planted, err := os.Open(path) // the other user's descriptor, opened beforehand
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer planted.Close()
+	var told []int
+	w, err := Open(Options{Path: path, OnForeign: func(p string, uid int) {
+		if p == path {
+			told = append(told, uid)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(&proto.Event{Event: proto.EventMeta{Action: proto.ActionOpen}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 1 || told[0] != 65534 {
+		t.Errorf("OnForeign told %v, want [65534]", told)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != os.Geteuid() || fi.Mode().Perm() != DefaultMode {
+		t.Errorf("output owner %d mode %v, want uid %d %v", st.Uid, fi.Mode().Perm(), os.Geteuid(), DefaultMode)
+	}
+	data, _ := os.ReadFile(path)
+	if bytes.Contains(data, []byte("planted")) || !bytes.Contains(data, []byte(`"action":"open"`)) {
+		t.Errorf("output %q: want only the sink's line", data)
+	}
+	if leaked, _ := io.ReadAll(planted); string(leaked) != "planted\n" {
+		t.Errorf("the other user's descriptor read %q: want only its own old content", leaked)
+	}
+}
+
+// The output directory must be the sensor's, and not writable by others unless sticky.
+func TestOutputDirectoryOthersCouldReplaceIsRefused(t *testing.T) {
+	testenv.RequireRoot(t, "creating a directory owned by another uid")
+	base := t.TempDir()
+	mk := func(name string, mode os.FileMode, uid int) string {
+		d := filepath.Join(base, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name string
+		dir  string
+		ok   bool
+	}{
+		{"the sensor's", mk("own", 0o750, 0), true},
+		{"sticky and world-writable, like /tmp", mk("tmp", 0o777|os.ModeSticky, 0), true},
+		{"world-writable, not sticky", mk("open", 0o777, 0), false},
+		{"another user's", mk("theirs", 0o755, 65534), false},
+	} {
+		w, err := Open(Options{Path: filepath.Join(tc.dir, "events.jsonl")})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok %v", tc.name, err, tc.ok)
+		}
+		if w != nil {
+			w.Close()
+		}
 	}
 }
