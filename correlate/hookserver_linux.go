@@ -201,6 +201,9 @@ func (s *HookServer) Path() string { return s.path }
 func (s *HookServer) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Closed, lock released, before Serve returns: Close may be running on ctx's goroutine
+	// still, and a second Close waits for it (sync.Once).
+	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	sem := make(chan struct{}, hookMaxConns)
