@@ -2,10 +2,13 @@ package proto
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -249,9 +252,20 @@ func FitLine(e *Event) ([]byte, error) {
 		return line, nil
 	}
 	c := cloneForFit(e)
+	deep := false
 	for len(line) >= MaxLineBytes {
 		if !shrinkOnce(c, len(line)-MaxLineBytes+1) {
-			return nil, fmt.Errorf("fit line: %d bytes with every variable field shortened, limit %d", len(line), MaxLineBytes)
+			// Any other field too long (an agent line's prompt, a tool's command or paths,
+			// what an outsider's telemetry claims): cut the longest one, in a deep copy.
+			if !deep {
+				if c, err = deepCopy(c); err != nil {
+					return nil, fmt.Errorf("fit line: %w", err)
+				}
+				deep = true
+			}
+			if !shrinkLongest(c, len(line)-MaxLineBytes+1) {
+				return nil, fmt.Errorf("fit line: %d bytes with every variable field shortened, limit %d", len(line), MaxLineBytes)
+			}
 		}
 		if line, err = MarshalJSON(c); err != nil {
 			return nil, fmt.Errorf("fit line: %w", err)
@@ -330,6 +344,89 @@ func shrinkOnce(e *Event, over int) bool {
 		return true
 	}
 	return false
+}
+
+// deepCopy copies e through its msgpack encoding, so that shrinkLongest may cut any field
+// without touching the caller's event.
+func deepCopy(e *Event) (*Event, error) {
+	b, err := MarshalMsgpack(e)
+	if err != nil {
+		return nil, err
+	}
+	var c Event
+	if err := UnmarshalMsgpack(b, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// shrinkLongest shortens the field of e that holds the most bytes, naming it by its JSON
+// path in vigil.truncated: a string is cut by about over bytes, a list of strings halved (a
+// list of thousands of short paths shrinks in a few steps, not one path at a time). It
+// reports whether it found a field it could shorten.
+func shrinkLongest(e *Event, over int) bool {
+	var best reflect.Value
+	var bestName string
+	bestBytes := 0
+	consider := func(v reflect.Value, name string, n int) {
+		if n > bestBytes {
+			best, bestName, bestBytes = v, name, n
+		}
+	}
+	var walk func(v reflect.Value, name string)
+	walk = func(v reflect.Value, name string) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem(), name)
+			}
+		case reflect.Struct:
+			t := v.Type()
+			for i := range t.NumField() {
+				f := t.Field(i)
+				if !f.IsExported() {
+					continue
+				}
+				tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				switch {
+				case tag == "-":
+					continue
+				case f.Anonymous && tag == "":
+					walk(v.Field(i), name) // embedded: its fields are the parent's
+				default:
+					walk(v.Field(i), strings.TrimPrefix(name+"."+cmp.Or(tag, f.Name), "."))
+				}
+			}
+		case reflect.String:
+			if v.CanSet() && shrinkable(v.String()) {
+				consider(v, name, v.Len())
+			}
+		case reflect.Slice:
+			if v.Type().Elem().Kind() != reflect.String {
+				return
+			}
+			if v.Len() == 1 {
+				walk(v.Index(0), name)
+				return
+			}
+			total := 0
+			for i := range v.Len() {
+				total += v.Index(i).Len() + 3 // quotes and comma
+			}
+			consider(v, name, total)
+		}
+	}
+	walk(reflect.ValueOf(e), "")
+	switch {
+	case bestBytes == 0:
+		return false
+	case best.Kind() == reflect.String:
+		best.SetString(cutString(best.String(), over))
+	default:
+		best.Set(best.Slice(0, best.Len()/2))
+	}
+	markTruncated(e, bestName)
+	return true
 }
 
 // longestArg returns the index of the longest element (the first one on ties), or -1.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -518,6 +519,57 @@ func TestFitLineLongArgument(t *testing.T) {
 	}
 }
 
+// An agent line too long in any field (a 100 KiB prompt, a command, 10,000 paths, what an
+// outsider's telemetry claims) is cut and marked, never dropped: an attacker must not be
+// able to suppress its own record by making it long.
+func TestFitLineCutsAnyLongField(t *testing.T) {
+	paths := make([]string, 10_000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/repo/src/file-%05d.go", i)
+	}
+	for _, tc := range []struct {
+		name, field string
+		set         func(e *Event)
+		kept        func(e *Event) string
+	}{
+		{"prompt text", "vigil.prompt.text", func(e *Event) { e.Vigil.Prompt.Text = strings.Repeat("p", 100<<10) },
+			func(e *Event) string { return e.Vigil.Prompt.Text }},
+		{"tool command", "vigil.tool.command", func(e *Event) { e.Vigil.Tool = &ToolCall{Command: strings.Repeat("c", 100<<10)} },
+			func(e *Event) string { return e.Vigil.Tool.Command }},
+		{"tool file paths", "vigil.tool.file_paths", func(e *Event) { e.Vigil.Tool = &ToolCall{FilePaths: paths} },
+			func(e *Event) string { return strings.Join(e.Vigil.Tool.FilePaths, ",") }},
+		{"claimed session", "vigil.telemetry.claimed_conversation_id", func(e *Event) {
+			e.Vigil.Telemetry = &Telemetry{Transport: "otlp_http", ClaimedConversationID: strings.Repeat("s", 100<<10)}
+		}, func(e *Event) string { return e.Vigil.Telemetry.ClaimedConversationID }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := fixtures()["agent_prompt"]
+			tc.set(e)
+			before := tc.kept(e)
+			line, err := FitLine(e)
+			if err != nil {
+				t.Fatalf("line dropped: %v", err)
+			}
+			if len(line) >= MaxLineBytes {
+				t.Fatalf("line is %d bytes, limit %d", len(line), MaxLineBytes)
+			}
+			var back Event
+			if err := UnmarshalJSON(line, &back); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(back.Vigil.Truncated, tc.field) {
+				t.Errorf("vigil.truncated = %v, want %s", back.Vigil.Truncated, tc.field)
+			}
+			if kept := tc.kept(&back); len(kept) < MaxLineBytes/4 {
+				t.Errorf("kept %d bytes of %s, want most of the line", len(kept), tc.field)
+			}
+			if tc.kept(e) != before || len(e.Vigil.Truncated) != 0 {
+				t.Error("FitLine modified the caller's event")
+			}
+		})
+	}
+}
+
 func TestFitLineShortLineUnchanged(t *testing.T) {
 	e := fixtures()["exec"]
 	a, err := FitLine(e)
@@ -603,9 +655,15 @@ func TestFitLineDroppedArgsKeepCount(t *testing.T) {
 }
 
 func TestFitLineGivesUpOnUnshortenableFields(t *testing.T) {
-	e := &Event{Host: &Host{Name: strings.Repeat("h", MaxLineBytes)}}
+	// Map keys are not cut (vigil.lost's keys are Vigil's own kinds): an error, not a line.
+	e := &Event{Vigil: Vigil{Lost: map[string]uint64{strings.Repeat("k", MaxLineBytes): 1}}}
 	if _, err := FitLine(e); err == nil || !strings.Contains(err.Error(), "fit line") {
 		t.Errorf("want a fit line error, got %v", err)
+	}
+	// Any string field is cut, the host's name too.
+	line, err := FitLine(&Event{Host: &Host{Name: strings.Repeat("h", MaxLineBytes)}})
+	if err != nil || !bytes.Contains(line, []byte(`"truncated":["host.name"]`)) {
+		t.Errorf("long host name: %v %.200s", err, line)
 	}
 }
 
@@ -827,4 +885,31 @@ func TestAppendTimeMatchesLayout(t *testing.T) {
 			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
 		}
 	}
+}
+
+// FuzzFitLine: whatever an agent line's outside-controlled fields hold, FitLine returns a line
+// under the limit that decodes, and never gives up.
+func FuzzFitLine(f *testing.F) {
+	f.Add("a short prompt", 1)
+	f.Add(strings.Repeat("é", 40000), 3)
+	f.Add("\xff\xfe not UTF-8", 5000)
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		// Up to about 1 MiB per field (an OTLP body is at most 8 MiB).
+		n = 1 + int(uint(n)%20000)
+		n = min(n, 1<<20/max(len(s), 1)+1)
+		e := fixtures()["agent_prompt"]
+		e.Vigil.Prompt.Text = strings.Repeat(s, n)
+		e.Vigil.Tool = &ToolCall{Command: s, FilePaths: slices.Repeat([]string{s}, n)}
+		line, err := FitLine(e)
+		if err != nil {
+			t.Fatalf("line dropped: %v", err)
+		}
+		if len(line) >= MaxLineBytes {
+			t.Fatalf("line is %d bytes", len(line))
+		}
+		var back Event
+		if err := UnmarshalJSON(line, &back); err != nil {
+			t.Fatalf("line does not decode: %v", err)
+		}
+	})
 }
