@@ -70,6 +70,9 @@ type StitcherStats struct {
 	Bindings      map[string]uint64
 	Telemetry     uint64 // agent events accepted from trusted senders
 	Untrusted     uint64 // agent events from senders outside every agent tree
+	// UntrustedSuppressed counts untrusted events past their sender's rate, summarised
+	// instead of written one by one.
+	UntrustedSuppressed uint64
 	// SenderReused counts batches whose sender pid the table knows as another process (a
 	// different start time): the pid was reused, so the table's process does not vouch.
 	SenderReused uint64
@@ -188,9 +191,11 @@ type lateLine struct {
 type Stitcher struct {
 	o StitcherOptions
 
-	mu          sync.Mutex
-	held        []held
-	unverified  []unverifiedBatch
+	mu         sync.Mutex
+	held       []held
+	unverified []unverifiedBatch
+	// untrusted holds the rate of each sender of untrusted telemetry (stitch_untrusted.go).
+	untrusted   map[untrustedKey]*untrustedSender
 	out         []agentOut // agent lines ready to write
 	sessions    generations[string, *session]
 	rootSession generations[int, string] // agent root pid → session, from verified senders
@@ -227,8 +232,9 @@ func NewStitcher(o StitcherOptions) *Stitcher {
 		o.VerifyWait = 2 * time.Second
 	}
 	s := &Stitcher{
-		o:     o,
-		stats: StitcherStats{Bindings: map[string]uint64{}},
+		o:         o,
+		stats:     StitcherStats{Bindings: map[string]uint64{}},
+		untrusted: map[untrustedKey]*untrustedSender{},
 	}
 	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs, &s.promptIDs, &s.agents} {
 		g.init(o.MaxRemembered, &s.stats.Forgotten)
@@ -263,6 +269,7 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 		}
 	}
 	s.unverified = waiting
+	s.summariseUntrusted(now, all)
 	ready := make([]*proto.Event, 0, len(s.out))
 	for _, o := range s.out {
 		if o.key != "" && o.e.Vigil.Prompt != nil {
@@ -361,8 +368,9 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 		ae := &b.Events[i]
 		if !trusted || !s.mayClaim(ae.SessionID, info.RootPid) {
 			s.stats.Untrusted++
-			if line := s.untrustedLine(ae, b); line != nil {
-				s.emit(line, ae.Agent, "")
+			// The bucket first: building the line redacts, which is the expensive part.
+			if untrustedKinds(ae.Kind) && s.allowUntrusted(b, time.Now()) {
+				s.emit(s.untrustedLine(ae, b), ae.Agent, "")
 			}
 			continue
 		}
@@ -815,11 +823,13 @@ func (s *Stitcher) unreportedCalls() []*proto.Event {
 	return out
 }
 
+// untrustedKinds says whether an untrusted event of this kind is written: spans repeat what
+// the logs say.
+func untrustedKinds(kind string) bool {
+	return kind != proto.KindToolSpan && kind != proto.KindInteractionSpan
+}
+
 func (s *Stitcher) untrustedLine(ae *proto.AgentEvent, b TelemetryBatch) *proto.Event {
-	switch ae.Kind {
-	case proto.KindToolSpan, proto.KindInteractionSpan:
-		return nil // spans repeat what the logs say
-	}
 	e := &proto.Event{
 		Timestamp: ae.Time.UTC(),
 		Event:     proto.EventMeta{Action: proto.ActionAgentUntrusted, Kind: "alert", Dataset: proto.DatasetAgent},

@@ -398,6 +398,9 @@ type Telemetry struct {
 	Trusted bool `json:"trusted" msgpack:"trusted"`
 	// ClaimedConversationID is the session an untrusted sender claimed (never bound).
 	ClaimedConversationID string `json:"claimed_conversation_id,omitempty" msgpack:"claimed_conversation_id,omitempty"`
+	// Suppressed, on an untrusted sender's summary line, counts its events past its rate
+	// since its previous summary, which have no line of their own.
+	Suppressed uint64 `json:"suppressed,omitempty" msgpack:"suppressed,omitempty"`
 }
 
 // Root identifies the agent process at the top of a tracked tree.
