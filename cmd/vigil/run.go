@@ -112,9 +112,11 @@ func runCommand(args []string) error {
 		Host:      proto.Host{Name: hostname, BootID: src.bootID},
 		QueueSize: cfg.Pipeline.QueueSize,
 		Stage:     corr.stitcher,
-		// An exec whose file could not even be queued for hashing is counted as lost.
+		// An exec whose file could not even be queued for hashing is counted as lost, and so
+		// is every record the output could not take (a full disk past the sink's reserve).
 		Losses: append(corr.losses, func() map[string]uint64 {
-			return map[string]uint64{"exe_hash": hasher.Stats().QueueFull}
+			_, _, dropped := sink.Stats()
+			return map[string]uint64{"exe_hash": hasher.Stats().QueueFull, "output": dropped}
 		}),
 		Log: log,
 	})
@@ -140,7 +142,9 @@ func runCommand(args []string) error {
 	hs := hasher.Stats()
 	log.Info().Uint64("hashed", hs.Hashed).Uint64("hits", hs.Hits).Uint64("mismatches", hs.Mismatches).
 		Uint64("unavailable", hs.Unavailable).Uint64("queue_full", hs.QueueFull).Msg("executable hashes")
-	log.Info().Uint64("received", st.Received).Uint64("written", st.Written).Uint64("sink_errors", st.SinkErrors).
+	// What the output file really holds: records buffered but never flushed are not written.
+	written, _, dropped := sink.Stats()
+	log.Info().Uint64("received", st.Received).Uint64("written", written).Uint64("output_dropped", dropped).Uint64("sink_errors", st.SinkErrors).
 		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("sender_reused", cs.SenderReused).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).
 		Interface("bindings", cs.Bindings).Interface("hooks_refused", corr.hookTrust.Refused()).Msg("vigil stopped")

@@ -28,6 +28,12 @@ const DefaultMaxFiles = 5
 // dirMode is used when the parent directory has to be created.
 const dirMode os.FileMode = 0o750
 
+// reserveBytes is the disk space the sink keeps in reserve next to its file (a hidden
+// .<name>.reserve, which no events.jsonl* pattern of a log forwarder picks up):
+// when the disk is full it gives the space back and writes into it, so the lines that say
+// records were lost (and the records of that moment) still reach the file.
+const reserveBytes = 256 << 10
+
 // bufferBytes is how much is buffered before a Write goes to the file on its own; the sensor
 // calls Flush after every batch, so most batches leave in one write(2).
 const bufferBytes = 256 << 10
@@ -149,7 +155,35 @@ func (w *Writer) openFile() error {
 		}
 	}
 	w.file, w.out, w.size = f, f, fi.Size()
+	w.keepReserve()
 	return nil
+}
+
+// reservePath is where the reserve is kept.
+func (w *Writer) reservePath() string {
+	return filepath.Join(filepath.Dir(w.opts.Path), "."+filepath.Base(w.opts.Path)+".reserve")
+}
+
+// keepReserve makes sure the reserve file holds reserveBytes of the disk (allocated, not
+// sparse). Without room for it the sink still works, with no reserve.
+func (w *Writer) keepReserve() {
+	f, err := os.OpenFile(w.reservePath(), os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, reserveBytes); err != nil {
+		_ = os.Remove(w.reservePath()) // a partial reserve is no reserve
+	}
+}
+
+// useReserve gives the reserve's space back to the file system; it reports whether there
+// was one.
+func (w *Writer) useReserve() bool {
+	return os.Remove(w.reservePath()) == nil
 }
 
 // checkOutputDir refuses a directory another user could replace the output file in: one
@@ -250,6 +284,12 @@ func (w *Writer) flushLocked() error {
 	lines := w.bufLines
 	w.bufLines = 0
 	n, err := w.out.Write(w.buf)
+	if errors.Is(err, syscall.ENOSPC) && w.file != nil && w.useReserve() {
+		// The disk is full: write into the reserve's space, once.
+		var m int
+		m, err = w.out.Write(w.buf[n:])
+		n += m
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		w.errors += lines
