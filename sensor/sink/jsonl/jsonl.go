@@ -175,7 +175,7 @@ func (w *Writer) keepReserve() {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return
 	}
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, reserveBytes); err != nil {
+	if err := allocate(f, reserveBytes); err != nil {
 		_ = os.Remove(w.reservePath()) // a partial reserve is no reserve
 	}
 }
