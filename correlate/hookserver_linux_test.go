@@ -338,10 +338,11 @@ func TestHookServerRefusesForeignDir(t *testing.T) {
 	}
 }
 
-// An unprivileged process can connect to the 0666 socket, and is identified as itself.
-func TestHookServerUnprivilegedSender(t *testing.T) {
+// serverForNobody starts a hook server whose socket uid 65534 can reach, and returns it with
+// the system python (a per-user shim such as pyenv is not reachable by uid 65534).
+func serverForNobody(t *testing.T) (*testHookServer, string) {
+	t.Helper()
 	testenv.RequireRoot(t, "running a child as uid 65534")
-	// The system python: a per-user shim (pyenv) is not reachable by uid 65534.
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
 		testenv.Skipf(t, "no %s: %v", py, err)
@@ -353,6 +354,12 @@ func TestHookServerUnprivilegedSender(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return ts, py
+}
+
+// An unprivileged process can connect to the 0666 socket, and is identified as itself.
+func TestHookServerUnprivilegedSender(t *testing.T) {
+	ts, py := serverForNobody(t)
 	frame := hookFrame(t, HookMessage{Agent: "codex", Stdin: hookSample(t, "codex/system_Stop_1.json")})
 	script := `import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()); sys.stdout.write(s.recv(1).hex())`
@@ -381,18 +388,8 @@ func nobody() *syscall.SysProcAttr {
 // hookAdmittedPerUID they are closed at once and counted, and a hook of this uid is served at
 // once, within the client's own deadline.
 func TestHookServerIdleConnectionsOfAnotherUID(t *testing.T) {
-	testenv.RequireRoot(t, "connecting as uid 65534")
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		testenv.Skipf(t, "no %s: %v", py, err)
-	}
-	ts := startHookServer(t)
-	for d := filepath.Dir(ts.Path()); strings.HasPrefix(d, filepath.Dir(ts.dir)); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// 80 connections that send nothing, held open until stdin closes.
+	ts, py := serverForNobody(t)
+	// 600 connections that send nothing, held open until stdin closes.
 	script := `import socket,sys
 ss=[]
 for i in range(600):

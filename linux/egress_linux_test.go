@@ -1,8 +1,6 @@
 package linux
 
 import (
-	"bufio"
-	"bytes"
 	"flag"
 	"fmt"
 	"net"
@@ -112,29 +110,10 @@ func TestEgressHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// runEgressHelper runs the helper under an agent shell, so that it is in a tracked tree,
-// and returns its key=value lines.
+// runEgressHelper runs TestEgressHelperProcess in a tracked tree.
 func runEgressHelper(t *testing.T, args ...string) map[string]string {
 	t.Helper()
-	shell, _ := agentShell(t, "claude")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(shell, "-c", fmt.Sprintf("%s -test.run='^TestEgressHelperProcess$' -- %s %s", self, egressHelperArg, strings.Join(args, " ")))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v\n%.2000s", err, out)
-	}
-	said := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			said[k] = v
-		}
-	}
-	return said
+	return runTrackedHelper(t, "TestEgressHelperProcess", append([]string{egressHelperArg}, args...)...)
 }
 
 func TestConnectAddressSurvivesARacingRewrite(t *testing.T) {

@@ -191,14 +191,7 @@ func TestEvasionSetsidDoubleFork(t *testing.T) {
 	// exits.
 	cmd := exec.Command(shell, "-c", fmt.Sprintf(`setsid -f sh -c 'echo "mid=$$"; sh %s &'`, orphan))
 	cmd.Dir = dir
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(stdout)
+	r := startPiped(t, cmd)
 	var lines string
 	for !strings.Contains(lines, "gc=") {
 		l, err := r.ReadString('\n')
@@ -269,15 +262,7 @@ func TestEvasionPidNamespace(t *testing.T) {
 	shell, _ := agentShell(t, "claude")
 	cmd := exec.Command(shell, "-c", fmt.Sprintf("unshare --pid --fork sh -c '%s' & echo \"unshare=$!\"; wait", inner))
 	cmd.Dir = dir
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	r := bufio.NewReader(stdout)
+	r := startPiped(t, cmd)
 	var lines string
 	for !strings.Contains(lines, "unshare=") || !strings.Contains(lines, "inner=") {
 		l, err := r.ReadString('\n')
@@ -385,15 +370,8 @@ func TestEvasionDaemonDoesTheWork(t *testing.T) {
 	}
 	// The daemon starts from the test process, outside any agent tree.
 	d := exec.Command(self, "-test.run=^TestEvasionHelperProcess$", "--", evasionHelperArg, "daemon", sock)
-	stdout, err := d.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
-	ready, err := bufio.NewReader(stdout).ReadString('\n')
+	stdout := startPiped(t, d)
+	ready, err := stdout.ReadString('\n')
 	if err != nil {
 		t.Fatalf("daemon: %q %v", ready, err)
 	}
@@ -692,4 +670,19 @@ func TestEvasionFalcoSyscallActions(t *testing.T) {
 		})))
 		wait(t, "the shell over the socket", under(root, by(pid, isExecOf("/bin/sh", "-c", "exit 0"))))
 	})
+}
+
+// startPiped starts cmd with its standard output piped to the test, and kills it when the
+// test ends.
+func startPiped(t *testing.T, cmd *exec.Cmd) *bufio.Reader {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return bufio.NewReader(stdout)
 }

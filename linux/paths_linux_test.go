@@ -116,16 +116,16 @@ func TestPathHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// runPathHelper runs the helper under an agent shell, so that it is in a tracked tree, and
-// returns its output's key=value lines.
-func runPathHelper(t *testing.T, dir string) map[string]string {
+// runTrackedHelper runs this test binary's helper test (name) with args under an agent
+// shell, so that it is in a tracked tree, and returns its output's key=value lines.
+func runTrackedHelper(t *testing.T, name string, args ...string) map[string]string {
 	t.Helper()
 	shell, _ := agentShell(t, "claude")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(shell, "-c", fmt.Sprintf("%s -test.run='^TestPathHelperProcess$' -- %s %s", self, pathHelperArg, dir))
+	cmd := exec.Command(shell, "-c", fmt.Sprintf("%s -test.run='^%s$' -- %s", self, name, strings.Join(args, " ")))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("helper: %v\n%.2000s", err, out)
@@ -138,8 +138,15 @@ func runPathHelper(t *testing.T, dir string) map[string]string {
 			said[k] = v
 		}
 	}
+	return said
+}
+
+// runPathHelper runs the racing opener in a tracked tree and returns what it said.
+func runPathHelper(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	said := runTrackedHelper(t, "TestPathHelperProcess", pathHelperArg, dir)
 	if said["tid"] == "" || len(said["opened"]) != raceOpens {
-		t.Fatalf("helper did not report its opens:\n%.2000s", out)
+		t.Fatalf("helper did not report its opens: %q", said)
 	}
 	return said
 }
