@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -142,6 +143,10 @@ func (p *Pipeline) release(all bool) {
 func (p *Pipeline) process(e *proto.Event) {
 	if e.Process != nil && len(e.Process.Args) > 0 {
 		e.Process.Args = RedactArgs(e.Process.Args)
+		if slices.Contains(e.Vigil.Truncated, "process.args") {
+			last := len(e.Process.Args) - 1
+			e.Process.Args[last] = RedactCutTail(e.Process.Args[last])
+		}
 	}
 	p.o.Table.Apply(e)
 	if e.Vigil.Source == "" {

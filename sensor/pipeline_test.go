@@ -364,34 +364,43 @@ func TestPipelineRedactsAndEnriches(t *testing.T) {
 		args     []string
 		want     []string
 		wantMiss []string // substrings that must not appear in any record
+		cut      bool     // the kernel truncated argv (vigil.truncated names process.args)
 	}{
 		{
 			"api key flag",
 			"/usr/bin/aider",
 			[]string{"aider", "--api-key=" + antKey, "--model", "sonnet"},
 			[]string{"aider", "--api-key=" + Redacted, "--model", "sonnet"},
-			[]string{antKey},
+			[]string{antKey}, false,
 		},
 		{
 			"github token assignment",
 			"/usr/bin/env",
 			[]string{"env", "GITHUB_TOKEN=" + ghpToken, "gh", "pr", "list"},
 			[]string{"env", "GITHUB_TOKEN=" + Redacted, "gh", "pr", "list"},
-			[]string{ghpToken},
+			[]string{ghpToken}, false,
 		},
 		{
 			"token in next arg",
 			"/usr/bin/curl",
 			[]string{"curl", "--token", "hunter2hunter2", "https://example.com"},
 			[]string{"curl", "--token", Redacted, "https://example.com"},
-			[]string{"hunter2hunter2"},
+			[]string{"hunter2hunter2"}, false,
 		},
 		{
 			"nothing secret",
 			"/usr/bin/git",
 			[]string{"git", "status", "--short"},
 			[]string{"git", "status", "--short"},
-			nil,
+			nil, false,
+		},
+		{
+			"token cut at the argv limit",
+			"/usr/bin/curl",
+			[]string{"curl", "-H", "x-api: " + antKey[:12]},
+			[]string{"curl", "-H", "x-api: " + Redacted},
+			[]string{antKey[:12]},
+			true,
 		},
 	}
 	for _, tt := range tests {
@@ -401,6 +410,9 @@ func TestPipelineRedactsAndEnriches(t *testing.T) {
 			exec := &proto.Event{
 				Event:   proto.EventMeta{Action: proto.ActionExec, Outcome: proto.OutcomeSuccess, Kind: "event"},
 				Process: &proto.Process{Pid: pid, StartBootNs: start, Executable: tt.exe, WorkingDirectory: cwd, Args: append([]string(nil), tt.args...)},
+			}
+			if tt.cut {
+				exec.Vigil.Truncated = []string{"process.args"}
 			}
 			open := &proto.Event{
 				Event:   proto.EventMeta{Action: proto.ActionOpen, Outcome: proto.OutcomeSuccess, Kind: "event"},

@@ -39,6 +39,29 @@ var redactRules = []redactRule{
 		groups: []int{2, 3, 4},
 		skip:   func(sub []string) bool { return !secretName(sub[1]) },
 	},
+	// JSON members with a secret-like name: "password": "v", "api_key":"v".
+	{
+		re:     regexp.MustCompile(`"([A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*"([^"]+)"`),
+		groups: []int{2},
+		skip:   func(sub []string) bool { return !secretName(sub[1]) },
+	},
+	// Headers with a secret-like name (X-Api-Key: v, X-Auth-Token: v, Private-Token: v) and
+	// YAML-ish "password: v". Authorization is the next rule (its value may have a scheme).
+	{
+		re:     regexp.MustCompile(`(?:^|[\s'"])([A-Za-z][A-Za-z0-9_-]*)\s*:\s*([^\s'"]+)`),
+		groups: []int{2},
+		skip: func(sub []string) bool {
+			return !secretName(sub[1]) || strings.EqualFold(sub[1], "authorization") || strings.HasPrefix(sub[2], "//")
+		},
+	},
+	// A secret-named word followed by its value, as positional arguments say it: aws
+	// configure set aws_secret_access_key V. Only names with a '_' or '-' inside, so prose
+	// ("the token is ...") is left alone.
+	{
+		re:     regexp.MustCompile(`(?:^|\s)([A-Za-z][A-Za-z0-9]*[_-][A-Za-z0-9_-]+)\s+([^\s'"&;|<>()` + "`" + `-][^\s'"&;|<>()` + "`" + `]*)`),
+		groups: []int{2},
+		skip:   func(sub []string) bool { return !secretName(sub[1]) || sub[2] == Redacted },
+	},
 	// HTTP authorization headers, whatever the scheme: Bearer, Basic, token, Digest.
 	{
 		re:     regexp.MustCompile(`(?i)authorization\s*:\s*(?:(?:bearer|basic|token|digest)\s+)?([^\s'"]+)`),
@@ -192,6 +215,11 @@ func RedactArgs(args []string) []string {
 				out[i] = Redacted
 				continue
 			}
+			// A positional secret after its name: aws configure set aws_secret_access_key V.
+			if !strings.HasPrefix(prev, "-") && !strings.Contains(prev, "=") && strings.ContainsAny(prev, "_-") && secretName(prev) && !strings.HasPrefix(a, "-") && a != "" {
+				out[i] = Redacted
+				continue
+			}
 			if prev == "-u" || prev == "--user" {
 				if user, pass, ok := strings.Cut(a, ":"); ok && pass != "" && !isDigits(pass) {
 					out[i] = user + ":" + Redacted
@@ -202,6 +230,19 @@ func RedactArgs(args []string) []string {
 		out[i] = RedactString(a)
 	}
 	return out
+}
+
+// tokenPrefix matches the start of a well-known token shape at the very end of a string: what
+// is left of a token the kernel's argv limit cut in half, too short for the full patterns.
+var tokenPrefix = regexp.MustCompile(`(?:sk-|gh[pousr]_|github_pat_|glpat-|xox[abprs]-|AKIA|ASIA|AIza|eyJ)[A-Za-z0-9_.~+/=-]*$`)
+
+// RedactCutTail redacts a token cut off at the end of s: for the last argument of an argv the
+// kernel truncated (vigil.truncated names process.args), whose end is not the real end.
+func RedactCutTail(s string) string {
+	if loc := tokenPrefix.FindStringIndex(s); loc != nil {
+		return s[:loc[0]] + Redacted
+	}
+	return s
 }
 
 // longFlagName returns the name of a flag argument without a value (--token, -password);

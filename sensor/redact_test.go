@@ -47,6 +47,22 @@ func TestRedactString(t *testing.T) {
 		{"query param", "curl 'https://api.example.com/v1?api_key=abc123&page=2'", "curl 'https://api.example.com/v1?api_key=[REDACTED]&page=2'"},
 		{"authorization env", "AUTHORIZATION=xyz", "AUTHORIZATION=[REDACTED]"},
 
+		// Headers, JSON members and positional secrets (issue 10: these reached the JSONL).
+		{"api key header", `curl -H 'X-Api-Key: k3y-v4lue' https://api.example.com`, `curl -H 'X-Api-Key: [REDACTED]' https://api.example.com`},
+		{"auth token header", `curl -H "X-Auth-Token:abc123" https://x`, `curl -H "X-Auth-Token:[REDACTED]" https://x`},
+		{"private token header", "curl --header 'PRIVATE-TOKEN: glx-123' https://gitlab", "curl --header 'PRIVATE-TOKEN: [REDACTED]' https://gitlab"},
+		{"json password", `curl -d '{"user":"alice","password":"hunter2"}' https://x`, `curl -d '{"user":"alice","password":"[REDACTED]"}' https://x`},
+		{"json api key spaced", `{"api_key" : "abc"}`, `{"api_key" : "[REDACTED]"}`},
+		{"yaml-ish password", "password: hunter2", "password: [REDACTED]"},
+		{"positional aws secret", "aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG", "aws configure set aws_secret_access_key [REDACTED]"},
+		{"positional api key", "llm keys set api-key abcdef", "llm keys set api-key [REDACTED]"},
+		// and what must stay.
+		{"json non-secret", `{"user":"alice","model":"sonnet"}`, `{"user":"alice","model":"sonnet"}`},
+		{"header non-secret", "curl -H 'Content-Type: application/json'", "curl -H 'Content-Type: application/json'"},
+		{"url scheme", "open https://example.com/token", "open https://example.com/token"},
+		{"prose token word", "the token is expired", "the token is expired"},
+		{"token file positional", "gh auth --token-file path", "gh auth --token-file path"},
+
 		// Token shapes.
 		{"anthropic key", "key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345 end", "key [REDACTED] end"},
 		{"openai project key", "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx", "[REDACTED]"},
@@ -92,6 +108,23 @@ func TestRedactString(t *testing.T) {
 	}
 }
 
+// The kernel keeps 4 KiB of argv: a token cut in half at that limit is too short for its full
+// pattern, and is redacted as a cut tail of the last argument.
+func TestRedactCutTail(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"echo sk-ant-api0", "echo [REDACTED]"},
+		{"curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1", "curl -H 'Authorization: Bearer [REDACTED]"},
+		{"push ghp_ab", "push [REDACTED]"},
+		{"AKIAIOSF", "[REDACTED]"},
+		{"a plain ending", "a plain ending"},
+		{"sk-ant-api03 in the middle, then words", "sk-ant-api03 in the middle, then words"},
+	} {
+		if got := RedactCutTail(tc.in); got != tc.want {
+			t.Errorf("RedactCutTail(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestRedactArgs(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -106,6 +139,8 @@ func TestRedactArgs(t *testing.T) {
 		{"curl user", []string{"curl", "-u", "alice:s3cr3t", "https://x"}, []string{"curl", "-u", "alice:[REDACTED]", "https://x"}},
 		{"git push -u", []string{"git", "push", "-u", "origin", "main"}, []string{"git", "push", "-u", "origin", "main"}},
 		{"env assignment", []string{"env", "GH_TOKEN=abc", "gh", "pr", "list"}, []string{"env", "GH_TOKEN=[REDACTED]", "gh", "pr", "list"}},
+		{"positional secret", []string{"aws", "configure", "set", "aws_secret_access_key", "wJalrXUtnFEMI"}, []string{"aws", "configure", "set", "aws_secret_access_key", "[REDACTED]"}},
+		{"positional non-secret", []string{"aws", "configure", "set", "default_region", "eu-west-1"}, []string{"aws", "configure", "set", "default_region", "eu-west-1"}},
 		{
 			"bash -c inline",
 			[]string{"/bin/bash", "-c", "git push https://x-access-token:" + ghToken + "@github.com/o/r.git HEAD"},
