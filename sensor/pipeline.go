@@ -37,7 +37,11 @@ type PipelineOptions struct {
 	// Losses are loss counters besides the source's (e.g. undelivered hooks), cumulative per
 	// kind like Source.Lost; their increases go into the same lost records.
 	Losses []func() map[string]uint64
-	Log    zerolog.Logger
+	// DrainTimeout bounds how long Run goes on writing after ctx is cancelled. What is still
+	// queued then is counted, not written: one last lost record says how many (kind
+	// "shutdown"). 0: 2 s.
+	DrainTimeout time.Duration
+	Log          zerolog.Logger
 }
 
 // PipelineStats are the pipeline's own counters.
@@ -57,6 +61,8 @@ type Pipeline struct {
 	host *proto.Host
 
 	received, written, sinkErrors atomic.Uint64
+	// abandoned counts the events still queued when the drain ran out of time.
+	abandoned uint64
 }
 
 // NewPipeline checks the options and applies defaults.
@@ -76,6 +82,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if o.ReleaseInterval <= 0 {
 		o.ReleaseInterval = 100 * time.Millisecond
 	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 2 * time.Second
+	}
 	host := o.Host
 	return &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host}, nil
 }
@@ -86,7 +95,9 @@ func (p *Pipeline) Stats() PipelineStats {
 }
 
 // Run streams until ctx is cancelled and the source has returned, then writes what is
-// queued, a final lost record if anything was lost since the last one, and flushes.
+// queued, a final lost record if anything was lost since the last one, and flushes. Past
+// DrainTimeout after the cancel, what is still queued is counted instead of written
+// (lost kind "shutdown"), so a stop under a backlog loses nothing silently.
 func (p *Pipeline) Run(ctx context.Context) error {
 	queue := make(chan *proto.Event, p.o.QueueSize)
 	srcErr := make(chan error, 1)
@@ -101,8 +112,22 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer lost.Stop()
 	release := time.NewTicker(p.o.ReleaseInterval)
 	defer release.Stop()
+	stopping := ctx.Done()
+	var drained <-chan time.Time
 	for {
 		select {
+		case <-stopping:
+			stopping, drained = nil, time.After(p.o.DrainTimeout)
+		case <-drained:
+			// Out of time: count the rest (the source closes the queue once its reader has
+			// stopped), write what the stage holds, and say how many were not written.
+			for range queue {
+				p.abandoned++
+			}
+			p.release(true)
+			p.reportLost()
+			p.flush()
+			return <-srcErr
 		case e, ok := <-queue:
 			if !ok {
 				p.release(true)
@@ -207,6 +232,9 @@ func (p *Pipeline) reportLost() {
 		for kind, n := range counters() {
 			now[kind] += n
 		}
+	}
+	if p.abandoned > 0 {
+		now["shutdown"] = p.abandoned
 	}
 	delta := map[string]uint64{}
 	for kind, n := range now {

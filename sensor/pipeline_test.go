@@ -100,6 +100,7 @@ type plSink struct {
 	failFlush bool
 	block     chan struct{}
 	entered   chan struct{}
+	delay     time.Duration // each Write takes this long (a slow disk)
 
 	mu         sync.Mutex
 	events     []*proto.Event
@@ -120,6 +121,7 @@ func (s *plSink) Write(e *proto.Event) error {
 	if s.block != nil {
 		<-s.block
 	}
+	time.Sleep(s.delay)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.writes++
@@ -820,5 +822,43 @@ func TestPipelineReleasesWhenTheStageIsFull(t *testing.T) {
 	if stage.maxHeld != capacity+1 || stage.releases < n/(capacity+1) {
 		t.Errorf("stage held up to %d events over %d releases, want at most %d held and at least %d releases",
 			stage.maxHeld, stage.releases, capacity+1, n/(capacity+1))
+	}
+}
+
+// A stop under a backlog the sink cannot write in time: past DrainTimeout the rest is
+// counted in one last lost record (kind shutdown), so every event is a line or a count.
+func TestPipelineCountsWhatTheDrainCannotWrite(t *testing.T) {
+	const backlog = 2000
+	tail := make([]*proto.Event, backlog)
+	for i := range tail {
+		tail[i] = &proto.Event{Event: proto.EventMeta{Action: proto.ActionOpen, Kind: "event"}, Process: &proto.Process{Pid: 77}}
+	}
+	src := &plSource{name: "ebpf", tail: tail}
+	sink := &plSink{delay: 200 * time.Microsecond}
+	p := plPipeline(t, PipelineOptions{Source: src, Sinks: []Sink{sink}, QueueSize: 16, DrainTimeout: 50 * time.Millisecond, LostInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := plStart(t, ctx, p)
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := sink.snapshot()
+	written, shutdown := 0, uint64(0)
+	for _, e := range got {
+		switch e.Event.Action {
+		case proto.ActionOpen:
+			written++
+		case proto.ActionLost:
+			shutdown += e.Vigil.Lost["shutdown"]
+		}
+	}
+	if shutdown == 0 {
+		t.Fatalf("%d of %d written and no shutdown count: the drain was not cut short, nothing tested", written, backlog)
+	}
+	if written+int(shutdown) != backlog {
+		t.Errorf("%d written + %d counted = %d, want every one of %d", written, shutdown, written+int(shutdown), backlog)
+	}
+	if last := got[len(got)-1]; last.Event.Action != proto.ActionLost {
+		t.Errorf("last record %s, want the lost record", last.Event.Action)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -23,8 +22,10 @@ import (
 // defaultConfigPath is read when it exists and no --config is given.
 const defaultConfigPath = "/etc/vigil/vigil.yaml"
 
-// shutdownGrace bounds how long the sensor drains after SIGINT/SIGTERM.
-const shutdownGrace = 2 * time.Second
+// shutdownGrace bounds how long the sensor drains after SIGINT/SIGTERM: the pipeline's own
+// drain (2 s, then what is left is counted as lost kind "shutdown"), plus room to write that
+// count; past it the pipeline is stuck (a hung disk) and the stop is reported as an error.
+const shutdownGrace = 5 * time.Second
 
 func runCommand(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -134,7 +135,7 @@ func runCommand(args []string) error {
 		select {
 		case err = <-done:
 		case <-time.After(shutdownGrace):
-			err = errors.New("shutdown: pipeline did not drain within 2s")
+			err = fmt.Errorf("shutdown: pipeline did not finish within %s", shutdownGrace)
 		}
 	}
 	st := pipe.Stats()

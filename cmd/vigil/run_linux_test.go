@@ -115,9 +115,9 @@ func startVigil(t *testing.T, configYAML string) *runningSensor {
 	return s
 }
 
-// stop sends sig and requires exit status 0. The sensor bounds its own drain at 2 s
-// (shutdownGrace); the test only guards against a hang, with a bound a loaded machine
-// cannot trip, and logs how long the stop took.
+// stop sends sig and requires exit status 0. The sensor bounds its own drain at 2 s (the
+// rest is counted), 5 s in all (shutdownGrace); the test only guards against a hang, with a
+// bound a loaded machine cannot trip, and logs how long the stop took.
 func (s *runningSensor) stop(t *testing.T, sig os.Signal) {
 	t.Helper()
 	if err := s.cmd.Process.Signal(sig); err != nil {
