@@ -16,6 +16,7 @@ import (
 // Vigil's bars stay readable; every bar carries its value, so auditd's cut bars still say
 // how tall they are.
 func plotOverhead(r *report, path string) error {
+	works := r.measured()
 	type series struct {
 		config, variant string
 		col             color.RGBA
@@ -48,7 +49,7 @@ func plotOverhead(r *report, path string) error {
 	// Bars taller than that (auditd's opens) are cut and labelled inside, rotated.
 	shown := 50.0
 	for _, s := range ss {
-		for _, w := range workloads {
+		for _, w := range works {
 			if v := val(s.config, s.variant, w); s.config != configAuditd || v < 300 {
 				shown = math.Max(shown, v)
 			}
@@ -62,15 +63,15 @@ func plotOverhead(r *report, path string) error {
 	p.Legend.Top = true
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	width := vg.Points(16)
-	names := make([]string, len(workloads))
-	for i, w := range workloads {
-		names[i] = map[string]string{"open": "open+close", "forkexec": "fork+exec", "connect": "connect", "sendto": "sendto+recv"}[w]
+	names := make([]string, len(works))
+	for i, w := range works {
+		names[i] = workName[w]
 	}
 	lo := 0.0
 	for i, s := range ss {
-		vals := make(plotter.Values, len(workloads))
+		vals := make(plotter.Values, len(works))
 		var labels, cutLabels plotter.XYLabels
-		for j, w := range workloads {
+		for j, w := range works {
 			v := val(s.config, s.variant, w)
 			vals[j] = v
 			lo = math.Min(lo, v)
@@ -118,7 +119,7 @@ func plotOverhead(r *report, path string) error {
 		}
 	}
 	p.NominalX(names...)
-	p.X.Min, p.X.Max = -0.6, float64(len(workloads))-0.4
+	p.X.Min, p.X.Max = -0.6, float64(len(works))-0.4
 	p.Y.Min, p.Y.Max = math.Min(lo*1.2, -5), top
 	p.Add(plotter.NewGrid())
 	return p.Save(9*vg.Inch, 5*vg.Inch, path)

@@ -211,8 +211,27 @@ func summarize(samples []sample, configs []string) []summary {
 	return out
 }
 
-// workTitle and workUnit: open+close is reported in ns, the slower loops in µs.
-var workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op", "sendto": "sendto+recv ns/op"}
+// workName names each workload in tables and the plot; workTitle adds the unit (open+close
+// and sendto+recv in ns, the slower loops in µs); workRun says what one run does.
+var (
+	workName  = map[string]string{"open": "open+close", "forkexec": "fork+exec", "connect": "connect", "sendto": "sendto+recv"}
+	workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op", "sendto": "sendto+recv ns/op"}
+	workRun   = map[string]string{"open": "open+close", "forkexec": "fork+exec of /bin/true", "connect": "loopback connects",
+		"sendto": "loopback UDP sendto+recvfrom (no connect)"}
+)
+
+// measured are the workloads this run measured, in report order. The tables keep a column
+// for every workload ("–" where a run has none); the sentences and the plot name only these,
+// so a run made before a workload existed does not read as having measured it.
+func (r report) measured() []string {
+	var out []string
+	for _, w := range workloads {
+		if r.N[w] > 0 {
+			out = append(out, w)
+		}
+	}
+	return out
+}
 
 func formatOp(work string, ns float64) string {
 	if work == "open" || work == "sendto" {
@@ -248,8 +267,13 @@ func (r report) markdown() string {
 	fmt.Fprintf(&b, "# Vigil overhead — quick run\n\n")
 	fmt.Fprintf(&b, "Machine: %d vCPU (%s), kernel %s, %s; load average at start %s. Date %s.\n\n", m.Nproc, m.CPU, m.Kernel, m.Go, m.LoadAvg, m.Date)
 	fmt.Fprintf(&b, "Measured: commit `%s`; %s.\n\n", m.Commit, m.Settings)
-	fmt.Fprintf(&b, "%d interleaved rounds (configuration order rotated each round); per run: %s open+close, %s fork+exec of /bin/true, %s loopback connects, %s loopback UDP sendto+recvfrom (no connect), each after a warm-up of a tenth as many. ",
-		r.Rounds, thousands(float64(r.N["open"])), thousands(float64(r.N["forkexec"])), thousands(float64(r.N["connect"])), thousands(float64(r.N["sendto"])))
+	works := r.measured()
+	perRun := make([]string, len(works))
+	for i, w := range works {
+		perRun[i] = thousands(float64(r.N[w])) + " " + workRun[w]
+	}
+	fmt.Fprintf(&b, "%d interleaved rounds (configuration order rotated each round); per run: %s, each after a warm-up of a tenth as many. ",
+		r.Rounds, strings.Join(perRun, ", "))
 	fmt.Fprintf(&b, "Cells: median (min–max) over the rounds; ovh = median vs `none` of the same variant in this run. Untracked = the loadgen as built; tracked = a copy named `claude`, which Vigil follows.\n\n")
 
 	b.WriteString("| configuration |")
@@ -286,7 +310,11 @@ func (r report) markdown() string {
 	}
 
 	b.WriteString("\nCPU time per operation, ns, median: the loadgen's own (user+system in its loop; probes run in its context, so this is where their kernel cost shows, while wall time above it is waiting for a CPU) / the sensor process's (user+system from the run's start until it is idle again, backlog included; 10 ms resolution):\n\n")
-	b.WriteString("| configuration | open+close | fork+exec | connect | sendto+recv |\n|---|---|---|---|---|\n")
+	b.WriteString("| configuration |")
+	for _, w := range workloads {
+		fmt.Fprintf(&b, " %s |", workName[w])
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(workloads)) + "\n")
 	for _, c := range r.Configs {
 		for _, v := range variants {
 			cells := make([]string, 0, len(workloads))
@@ -338,7 +366,7 @@ func (r report) markdown() string {
 		b.WriteString("\n## Events written by Vigil for the tracked runs (sanity check, not asserted)\n\n")
 		b.WriteString("Written / expected per event.action, summed over the rounds. Expected counts the loop and its warm-up only; each loadgen process also adds its own exec and exit and about 5–8 opens (Go runtime start-up, temp file set-up), see README.\n\n")
 		b.WriteString("| configuration | workload | written / expected |\n|---|---|---|\n")
-		// One sensor run covers a round's four workloads, so its lost records are summed per
+		// One sensor run covers all of a round's workloads, so its lost records are summed per
 		// configuration, below the table.
 		lostBy := map[string]map[string]uint64{}
 		for _, c := range r.Configs {
@@ -353,7 +381,7 @@ func (r report) markdown() string {
 					lostBy[c][k] += n
 				}
 			}
-			for _, w := range workloads {
+			for _, w := range works {
 				written, expected := map[string]int{}, map[string]int{}
 				found := false
 				for _, ch := range r.Checks {
@@ -381,7 +409,7 @@ func (r report) markdown() string {
 		b.WriteString("\n")
 		for _, c := range r.Configs {
 			if lost, ok := lostBy[c]; ok {
-				fmt.Fprintf(&b, "Lost records reported by %s over its runs (each covering a round's four workloads): %s.\n", c, formatLost(lost))
+				fmt.Fprintf(&b, "Lost records reported by %s over its runs (each covering a round's %d workloads): %s.\n", c, len(works), formatLost(lost))
 			}
 		}
 	}
