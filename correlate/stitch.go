@@ -830,26 +830,29 @@ func untrustedKinds(kind string) bool {
 }
 
 func (s *Stitcher) untrustedLine(ae *proto.AgentEvent, b TelemetryBatch) *proto.Event {
-	e := &proto.Event{
-		Timestamp: ae.Time.UTC(),
-		Event:     proto.EventMeta{Action: proto.ActionAgentUntrusted, Kind: "alert", Dataset: proto.DatasetAgent},
-		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: ae.Agent}},
-		Vigil: proto.Vigil{
-			Source: b.Transport,
-			Telemetry: &proto.Telemetry{
-				Transport: b.Transport, SenderPid: b.SenderPid, ClaimedConversationID: ae.SessionID,
-			},
-		},
-	}
-	if b.SenderPid > 0 {
-		e.Process = &proto.Process{Pid: b.SenderPid}
-	}
+	e := untrustedEvent(ae.Time, b.Transport, b.SenderPid)
+	e.GenAI = &proto.GenAI{Agent: &proto.GenAIAgent{Name: ae.Agent}}
+	e.Vigil.Telemetry.ClaimedConversationID = ae.SessionID
 	if ae.ToolName != "" || ae.ToolUseID != "" {
 		e.GenAI.Tool = &proto.GenAITool{Name: ae.ToolName}
 		e.Vigil.Tool = &proto.ToolCall{Command: s.o.Redact(ae.Command), FilePaths: ae.FilePaths}
 	}
 	if ae.Prompt != "" {
 		e.Vigil.Prompt = &proto.PromptRef{Text: s.o.Redact(ae.Prompt)}
+	}
+	return e
+}
+
+// untrustedEvent is what every agent.untrusted_telemetry line says: an alert, the transport
+// and the sender's pid (its process, when known).
+func untrustedEvent(at time.Time, transport string, pid int) *proto.Event {
+	e := &proto.Event{
+		Timestamp: at.UTC(),
+		Event:     proto.EventMeta{Action: proto.ActionAgentUntrusted, Kind: "alert", Dataset: proto.DatasetAgent},
+		Vigil:     proto.Vigil{Source: transport, Telemetry: &proto.Telemetry{Transport: transport, SenderPid: pid}},
+	}
+	if pid > 0 {
+		e.Process = &proto.Process{Pid: pid}
 	}
 	return e
 }

@@ -1,10 +1,6 @@
 package correlate
 
-import (
-	"time"
-
-	"github.com/vigil-sensor/vigil/proto"
-)
+import "time"
 
 // Untrusted telemetry is kept, flagged and never bound; but a sender outside every agent
 // tree must not be able to write as many lines as it likes: an outsider wrote ~35 MB/s of
@@ -66,16 +62,8 @@ func (s *Stitcher) allowUntrusted(b TelemetryBatch, now time.Time) bool {
 func (s *Stitcher) summariseUntrusted(now time.Time, all bool) {
 	for key, u := range s.untrusted {
 		if u.suppressed > 0 && (all || now.Sub(u.summarised) >= time.Second) {
-			e := &proto.Event{
-				Timestamp: now.UTC(),
-				Event:     proto.EventMeta{Action: proto.ActionAgentUntrusted, Kind: "alert", Dataset: proto.DatasetAgent},
-				Vigil: proto.Vigil{Source: u.transport, Telemetry: &proto.Telemetry{
-					Transport: u.transport, SenderPid: key.pid, Suppressed: u.suppressed,
-				}},
-			}
-			if key.pid > 0 {
-				e.Process = &proto.Process{Pid: key.pid}
-			}
+			e := untrustedEvent(now, u.transport, key.pid)
+			e.Vigil.Telemetry.Suppressed = u.suppressed
 			s.emit(e, "", "")
 			u.suppressed, u.summarised = 0, now
 		}
