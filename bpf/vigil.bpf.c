@@ -873,7 +873,9 @@ static __always_inline int on_sock_addr(struct bpf_sock_addr *ctx, __u32 kind)
 	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 io_worker = task->flags & PF_IO_WORKER_VALUE;
-	__s32 nr = io_worker ? -1 : (__s32)syscall_regs()->orig_ax;
+	// An io worker is in no system call: it has no saved registers to read.
+	struct pt_regs *r = io_worker ? 0 : syscall_regs();
+	__s32 nr = r ? (__s32)r->orig_ax : -1;
 	__u32 len = sa->uaddrlen;
 	if (len > sizeof(((struct connect_event *)0)->addr))
 		len = sizeof(((struct connect_event *)0)->addr);
@@ -881,7 +883,7 @@ static __always_inline int on_sock_addr(struct bpf_sock_addr *ctx, __u32 kind)
 	if (kind == EVENT_CONNECT && nr == NR_CONNECT) {
 		// connect(2): its exit program reports it, with the result.
 		struct connect_stash k = {};
-		k.fd = PT_REGS_PARM1_SYSCALL(syscall_regs());
+		k.fd = PT_REGS_PARM1_SYSCALL(r);
 		k.addrlen = len;
 		bpf_probe_read_kernel(k.addr, len, sa->uaddr);
 		__u32 tid = task->pid;
