@@ -138,15 +138,11 @@ func TestCaptureHelperProcess(t *testing.T) {
 		fmt.Printf("helper: want 7 args, got %q\n", args)
 		os.Exit(2)
 	}
-	fail := func(step string, err error) {
-		fmt.Printf("helper: %s: %v\n", step, err)
-		os.Exit(2)
-	}
 	fmt.Printf("helper=%d\n", os.Getpid())
 	socket := func(domain, typ int) int {
 		fd, err := unix.Socket(domain, typ|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			fail("socket", err)
+			helperFail("socket", err)
 		}
 		return fd
 	}
@@ -173,7 +169,7 @@ func TestCaptureHelperProcess(t *testing.T) {
 	udp6, _ := strconv.Atoi(args[4])
 	fd4 := socket(unix.AF_INET, unix.SOCK_DGRAM)
 	if err := unix.Sendto(fd4, []byte("q"), 0, &unix.SockaddrInet4{Port: udp4, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		fail("sendto", err)
+		helperFail("sendto", err)
 	}
 	fd6 := socket(unix.AF_INET6, unix.SOCK_DGRAM)
 	sa6 := make([]byte, unix.SizeofSockaddrInet6)
@@ -189,34 +185,34 @@ func TestCaptureHelperProcess(t *testing.T) {
 		msgs[i].hdr = unix.Msghdr{Name: &sa6[0], Namelen: uint32(len(sa6)), Iov: &iov, Iovlen: 1}
 	}
 	if n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd6), uintptr(unsafe.Pointer(&msgs[0])), 2, 0, 0, 0); errno != 0 || n != 2 {
-		fail("sendmmsg", fmt.Errorf("sent %d: %v", n, errno))
+		helperFail("sendmmsg", fmt.Errorf("sent %d: %v", n, errno))
 	}
 	dgram := socket(unix.AF_UNIX, unix.SOCK_DGRAM)
 	if err := unix.Sendmsg(dgram, []byte("q"), nil, &unix.SockaddrUnix{Name: args[5]}, 0); err != nil {
-		fail("sendmsg unix", err)
+		helperFail("sendmsg unix", err)
 	}
 
 	// The same through io_uring: an open, a connect, a send, and a mkdir no probe reports.
 	ring, err := newIORing()
 	if err != nil {
-		fail("io_uring", err)
+		helperFail("io_uring", err)
 	}
 	defer ring.close()
 	if fd := ring.openat(unix.AT_FDCWD, args[6], unix.O_RDONLY|unix.O_CLOEXEC); fd < 0 {
-		fail("io_uring openat", unix.Errno(-fd))
+		helperFail("io_uring openat", unix.Errno(-fd))
 	}
 	if res := ring.openat(unix.AT_FDCWD, args[6]+".missing", unix.O_RDONLY); res != -int32(unix.ENOENT) {
-		fail("io_uring openat of a missing file", fmt.Errorf("res %d", res))
+		helperFail("io_uring openat of a missing file", fmt.Errorf("res %d", res))
 	}
 	tcp := socket(unix.AF_INET, unix.SOCK_STREAM)
 	if res := ring.connect(tcp, rawSockaddrInet4([4]byte{127, 0, 0, 1}, port)); res != 0 {
-		fail("io_uring connect", unix.Errno(-res))
+		helperFail("io_uring connect", unix.Errno(-res))
 	}
 	if res := ring.sendmsg(fd4, rawSockaddrInet4([4]byte{127, 0, 0, 1}, udp4), []byte("q")); res != 1 {
-		fail("io_uring sendmsg", fmt.Errorf("res %d", res))
+		helperFail("io_uring sendmsg", fmt.Errorf("res %d", res))
 	}
 	if res := ring.mkdirat(unix.AT_FDCWD, args[6]+".dir"); res != 0 {
-		fail("io_uring mkdirat", unix.Errno(-res))
+		helperFail("io_uring mkdirat", unix.Errno(-res))
 	}
 	os.Exit(0)
 }

@@ -48,6 +48,30 @@ func (c *collector) snapshot() []*proto.Event {
 	return append([]*proto.Event(nil), c.events...)
 }
 
+// waitForCount polls until at least n events match or the timeout passes, and returns the
+// matching events in the order they came (the caller checks how many).
+func (c *collector) waitForCount(n int, timeout time.Duration, match func(*proto.Event) bool) []*proto.Event {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := filter(c.snapshot(), match)
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// filter returns the events that match, in order.
+func filter(events []*proto.Event, match func(*proto.Event) bool) []*proto.Event {
+	var out []*proto.Event
+	for _, e := range events {
+		if match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // waitFor polls until some event matches or the timeout passes.
 func (c *collector) waitFor(t *testing.T, what string, timeout time.Duration, match func(*proto.Event) bool) *proto.Event {
 	t.Helper()

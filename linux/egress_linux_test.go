@@ -39,35 +39,31 @@ func TestEgressHelperProcess(t *testing.T) {
 	if len(args) < 2 || args[0] != egressHelperArg {
 		t.Skip("helper process of the egress tests")
 	}
-	fail := func(step string, err error) {
-		fmt.Printf("helper: %s: %v\n", step, err)
-		os.Exit(2)
-	}
 	switch args[1] {
 	case "uring-mkdir":
 		ring, err := newIORing()
 		if err != nil {
-			fail("io_uring", err)
+			helperFail("io_uring", err)
 		}
 		if res := ring.mkdirat(unix.AT_FDCWD, args[2]); res != 0 {
-			fail("io_uring mkdirat", unix.Errno(-res))
+			helperFail("io_uring mkdirat", unix.Errno(-res))
 		}
 		ring.close()
 		os.Exit(0)
 	case "race":
 	default:
-		fail("mode", fmt.Errorf("unknown %q", args[1]))
+		helperFail("mode", fmt.Errorf("unknown %q", args[1]))
 	}
 	portA, _ := strconv.Atoi(args[2])
 	portB, _ := strconv.Atoi(args[3])
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 	if err != nil {
-		fail("socket", err)
+		helperFail("socket", err)
 	}
 	// Outside the Go heap: the race on it is the point.
 	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		fail("mmap", err)
+		helperFail("mmap", err)
 	}
 	copy(buf, rawSockaddrInet4([4]byte{127, 0, 0, 1}, portA))
 	// The port as sin_port holds it (network order), written with one 16-bit store so that
@@ -89,11 +85,11 @@ func TestEgressHelperProcess(t *testing.T) {
 	got := make([]byte, 0, raceConnects)
 	for range raceConnects {
 		if _, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), unix.SizeofSockaddrInet4); errno != 0 {
-			fail("connect", errno)
+			helperFail("connect", errno)
 		}
 		peer, err := unix.Getpeername(fd)
 		if err != nil {
-			fail("getpeername", err)
+			helperFail("getpeername", err)
 		}
 		switch peer.(*unix.SockaddrInet4).Port {
 		case portA:
@@ -131,21 +127,10 @@ func TestConnectAddressSurvivesARacingRewrite(t *testing.T) {
 	}
 
 	// The connecting thread's connects to either port, in the order the kernel saw them.
-	var events []*proto.Event
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		events = events[:0]
-		for _, e := range c.snapshot() {
-			if e.Event.Action == proto.ActionConnect && e.Process.Thread != nil && e.Process.Thread.ID == tid && e.Destination != nil &&
-				(e.Destination.Port == portA || e.Destination.Port == portB) {
-				events = append(events, e)
-			}
-		}
-		if len(events) >= raceConnects {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	events := c.waitForCount(raceConnects, 30*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionConnect && e.Process.Thread != nil && e.Process.Thread.ID == tid && e.Destination != nil &&
+			(e.Destination.Port == portA || e.Destination.Port == portB)
+	})
 	if len(events) != raceConnects {
 		t.Fatalf("%d connect events from thread %d, want %d (lost: %v)", len(events), tid, raceConnects, src.Lost())
 	}
@@ -258,14 +243,4 @@ func TestEgressIsReported(t *testing.T) {
 	if len(failed) != 1 || failed[0].Vigil.Errno != int(unix.ENOENT) {
 		t.Errorf("failed io_uring opens: %s, want one with ENOENT", dump(failed))
 	}
-}
-
-func filter(events []*proto.Event, match func(*proto.Event) bool) []*proto.Event {
-	var out []*proto.Event
-	for _, e := range events {
-		if match(e) {
-			out = append(out, e)
-		}
-	}
-	return out
 }

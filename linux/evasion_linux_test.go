@@ -37,28 +37,24 @@ func TestEvasionHelperProcess(t *testing.T) {
 	if len(args) < 3 || args[0] != evasionHelperArg {
 		t.Skip("helper process of TestEvasionDaemonDoesTheWork")
 	}
-	fail := func(step string, err error) {
-		fmt.Printf("helper: %s: %v\n", step, err)
-		os.Exit(2)
-	}
 	switch args[1] {
 	case "daemon":
 		ln, err := net.Listen("unix", args[2])
 		if err != nil {
-			fail("listen", err)
+			helperFail("listen", err)
 		}
 		fmt.Printf("daemon=%d\n", os.Getpid())
 		conn, err := ln.Accept()
 		if err != nil {
-			fail("accept", err)
+			helperFail("accept", err)
 		}
 		path, err := bufio.NewReader(conn).ReadString('\n')
 		if err != nil {
-			fail("read request", err)
+			helperFail("read request", err)
 		}
 		data, err := os.ReadFile(strings.TrimSpace(path))
 		if err != nil {
-			fail("read file", err)
+			helperFail("read file", err)
 		}
 		fmt.Fprintf(conn, "served-by=%d bytes=%d\n", os.Getpid(), len(data))
 		conn.Close()
@@ -66,17 +62,17 @@ func TestEvasionHelperProcess(t *testing.T) {
 	case "client":
 		conn, err := net.Dial("unix", args[2])
 		if err != nil {
-			fail("dial", err)
+			helperFail("dial", err)
 		}
 		fmt.Fprintf(conn, "%s\n", args[3])
 		answer, err := io.ReadAll(conn)
 		if err != nil {
-			fail("read answer", err)
+			helperFail("read answer", err)
 		}
 		fmt.Printf("client=%d %s", os.Getpid(), answer)
 		os.Exit(0)
 	}
-	fail("mode", fmt.Errorf("unknown %q", args[1]))
+	helperFail("mode", fmt.Errorf("unknown %q", args[1]))
 }
 
 // runInTree runs script with a fresh agent shell (a tracked root) in dir and returns the

@@ -33,25 +33,21 @@ func TestMemfdHelperProcess(t *testing.T) {
 	if len(args) < 2 || args[0] != memfdHelperArg {
 		t.Skip("helper process of TestFilelessExecIsReportedAsMemfd")
 	}
-	fail := func(step string, err error) {
-		fmt.Printf("helper: %s: %v\n", step, err)
-		os.Exit(2)
-	}
 	image, err := os.ReadFile(args[1])
 	if err != nil {
-		fail("read image", err)
+		helperFail("read image", err)
 	}
 	fd, err := unix.MemfdCreate("payload", 0)
 	if err != nil {
-		fail("memfd_create", err)
+		helperFail("memfd_create", err)
 	}
 	if _, err := unix.Write(fd, image); err != nil {
-		fail("write", err)
+		helperFail("write", err)
 	}
 	path := "/proc/self/fd/" + strconv.Itoa(fd)
 	fmt.Printf("pid=%d\n", os.Getpid())
 	os.Stdout.Sync()
-	fail("execve", syscall.Exec(path, append([]string{"payload"}, args[2:]...), []string{}))
+	helperFail("execve", syscall.Exec(path, append([]string{"payload"}, args[2:]...), []string{}))
 }
 
 // copyExecutable copies src into dir/name and returns the copy's path and SHA-256.

@@ -27,15 +27,11 @@ func TestOpenSyscallsHelperProcess(t *testing.T) {
 		t.Skip("helper process of TestEveryOpenSyscallIsReported")
 	}
 	dir := args[1]
-	fail := func(step string, err error) {
-		fmt.Printf("helper: %s: %v\n", step, err)
-		os.Exit(2)
-	}
 	call := func(step string, trap uintptr, a ...uintptr) uintptr {
 		a = append(a, 0, 0, 0, 0)
 		fd, _, errno := unix.Syscall6(trap, a[0], a[1], a[2], a[3], 0, 0)
 		if errno != 0 && step != "missing" {
-			fail(step, errno)
+			helperFail(step, errno)
 		}
 		return fd
 	}
@@ -43,7 +39,7 @@ func TestOpenSyscallsHelperProcess(t *testing.T) {
 	str := func(s string) uintptr {
 		p, err := unix.BytePtrFromString(s)
 		if err != nil {
-			fail("path", err)
+			helperFail("path", err)
 		}
 		keep = append(keep, p)
 		return uintptr(unsafe.Pointer(p))

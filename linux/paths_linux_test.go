@@ -44,21 +44,17 @@ func TestPathHelperProcess(t *testing.T) {
 		t.Skip("helper process of TestOpenPathSurvivesARacingRewrite")
 	}
 	dir := args[1]
-	fail := func(step string, err error) {
-		fmt.Printf("helper: %s: %v\n", step, err)
-		os.Exit(2)
-	}
 	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		fail("open dir", err)
+		helperFail("open dir", err)
 	}
 	if _, err := unix.Openat(dfd, "missing-under-dirfd", unix.O_RDONLY, 0); !errors.Is(err, unix.ENOENT) {
-		fail("openat missing", err)
+		helperFail("openat missing", err)
 	}
 	var st unix.Stat_t
 	inode := func(name string) uint64 {
 		if err := unix.Stat(filepath.Join(dir, name), &st); err != nil {
-			fail("stat "+name, err)
+			helperFail("stat "+name, err)
 		}
 		return st.Ino
 	}
@@ -68,7 +64,7 @@ func TestPathHelperProcess(t *testing.T) {
 	// on it is the point of the test.
 	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		fail("mmap", err)
+		helperFail("mmap", err)
 	}
 	secret, decoy := []byte(filepath.Join(dir, "secret")+"\x00"), []byte(filepath.Join(dir, "decoy_")+"\x00")
 	copy(buf, secret)
@@ -98,7 +94,7 @@ func TestPathHelperProcess(t *testing.T) {
 			continue
 		}
 		if err := unix.Fstat(int(fd), &st); err != nil {
-			fail("fstat", err)
+			helperFail("fstat", err)
 		}
 		switch st.Ino {
 		case secretIno:
@@ -114,6 +110,13 @@ func TestPathHelperProcess(t *testing.T) {
 	<-flipped
 	fmt.Printf("opened=%s\n", got)
 	os.Exit(0)
+}
+
+// helperFail ends a helper process (a test run as the child of another) with the step that
+// failed; the parent test reports its output.
+func helperFail(step string, err error) {
+	fmt.Printf("helper: %s: %v\n", step, err)
+	os.Exit(2)
 }
 
 // runTrackedHelper runs this test binary's helper test (name) with args under an agent
@@ -277,21 +280,10 @@ func TestOpenPathSurvivesARacingRewrite(t *testing.T) {
 
 	// The opener thread's successful opens in the test's directory (the thread also ran the
 	// Go runtime's start-up), in the order the kernel saw them.
-	var events []*proto.Event
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		events = events[:0]
-		for _, e := range c.snapshot() {
-			if e.Event.Action == proto.ActionOpen && e.Process.Thread != nil && e.Process.Thread.ID == tid && e.Event.Outcome == proto.OutcomeSuccess &&
-				strings.HasPrefix(e.File.Path, dir+"/") {
-				events = append(events, e)
-			}
-		}
-		if len(events) >= succeeded {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	events := c.waitForCount(succeeded, 30*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionOpen && e.Process.Thread != nil && e.Process.Thread.ID == tid && e.Event.Outcome == proto.OutcomeSuccess &&
+			strings.HasPrefix(e.File.Path, dir+"/")
+	})
 	if len(events) != succeeded {
 		t.Fatalf("%d successful open events from thread %d, want %d", len(events), tid, succeeded)
 	}
