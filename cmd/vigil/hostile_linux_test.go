@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +55,7 @@ func TestHostileInputKeepsMemoryBounded(t *testing.T) {
 		}()
 	}
 	// Four depth bombs on the hook socket at the same time.
-	sock := hookSocketPath(t, s)
+	sock := s.hookSocket
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -106,12 +105,6 @@ func nestedArraysFrame(levels int) []byte {
 	b = append(b, bytes.Repeat([]byte{0x91}, levels)...)
 	b = append(b, 0xc0)
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)
-}
-
-// hookSocketPath is the private hook socket startVigil configured.
-func hookSocketPath(t *testing.T, s *runningSensor) string {
-	t.Helper()
-	return filepath.Join(filepath.Dir(filepath.Dir(s.jsonl)), "hook.sock")
 }
 
 // peakRSS is the process's VmHWM from /proc, in bytes.

@@ -39,9 +39,10 @@ func TestMain(m *testing.M) {
 }
 
 type runningSensor struct {
-	cmd    *exec.Cmd
-	jsonl  string
-	stderr *lockedBuilder
+	cmd        *exec.Cmd
+	jsonl      string
+	hookSocket string // the private hook socket startVigil configured
+	stderr     *lockedBuilder
 }
 
 // lockedBuilder holds the sensor's stderr: the goroutine reading the pipe appends to it
@@ -71,11 +72,12 @@ func startVigil(t *testing.T, configYAML string) *runningSensor {
 	testenv.RequireBTF(t)
 	dir := t.TempDir()
 	jsonl := filepath.Join(dir, "out", "events.jsonl")
+	hookSocket := filepath.Join(dir, "hook.sock")
 	cfg := filepath.Join(dir, "vigil.yaml")
 	// Ephemeral loopback ports and a private hook socket: nothing else on the machine (an
 	// OpenTelemetry Collector on 4318, another test's sensor) can collide with them.
 	base := fmt.Sprintf("output:\n  jsonl: %s\ncorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: 1\n",
-		jsonl, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "undelivered"))
+		jsonl, hookSocket, filepath.Join(dir, "undelivered"))
 	if err := os.WriteFile(cfg, []byte(base+configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func startVigil(t *testing.T, configYAML string) *runningSensor {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &runningSensor{cmd: cmd, jsonl: jsonl, stderr: &lockedBuilder{}}
+	s := &runningSensor{cmd: cmd, jsonl: jsonl, hookSocket: hookSocket, stderr: &lockedBuilder{}}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
