@@ -146,7 +146,7 @@ func runCommand(args []string) error {
 	// What the output file really holds: records buffered but never flushed are not written.
 	written, _, dropped := sink.Stats()
 	log.Info().Uint64("received", st.Received).Uint64("accepted", st.Written).Uint64("written", written).Uint64("output_dropped", dropped).Uint64("sink_errors", st.SinkErrors).
-		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("sender_reused", cs.SenderReused).
+		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("untrusted_suppressed", cs.UntrustedSuppressed).Uint64("sender_reused", cs.SenderReused).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).
 		Interface("bindings", cs.Bindings).Interface("hooks_refused", corr.hookTrust.Refused()).Msg("vigil stopped")
 	return err
