@@ -335,6 +335,10 @@ type Vigil struct {
 	Telemetry *Telemetry `json:"telemetry,omitempty" msgpack:"telemetry,omitempty"`
 	// Binds names the kernel line a binding record re-attributes (action binding).
 	Binds *Binds `json:"binds,omitempty" msgpack:"binds,omitempty"`
+	// Recovered marks a kernel line an earlier run of the sensor held for correlation and was
+	// killed before writing: this run wrote it from the hold journal, unbound (the telemetry
+	// that could bind it was in the killed sensor's memory). Its host.boot_id is that run's.
+	Recovered bool `json:"recovered,omitempty" msgpack:"recovered,omitempty"`
 	// LateMs is, on a binding record, the milliseconds from the bound kernel event's
 	// @timestamp to the moment the binding was made.
 	LateMs int64 `json:"late_ms,omitempty" msgpack:"late_ms,omitempty"`

@@ -72,6 +72,7 @@ type CorrelateConfig struct {
 	LateSeconds    int    `yaml:"late_seconds"`
 	MaxLate        int    `yaml:"max_late"`
 	UndeliveredDir string `yaml:"hook_undelivered_dir"`
+	HoldJournal    string `yaml:"hold_journal"`
 }
 
 // maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
@@ -155,6 +156,8 @@ func (c Config) Validate() error {
 		"correlate.hook_socket must be an absolute path or empty, got %q", c.Correlate.HookSocket)
 	check(c.Correlate.UndeliveredDir == "" || filepath.IsAbs(c.Correlate.UndeliveredDir),
 		"correlate.hook_undelivered_dir must be an absolute path or empty, got %q", c.Correlate.UndeliveredDir)
+	check(c.Correlate.HoldJournal == "" || filepath.IsAbs(c.Correlate.HoldJournal),
+		"correlate.hold_journal must be an absolute path or empty, got %q", c.Correlate.HoldJournal)
 
 	if _, err := c.Catalog(); err != nil {
 		errs = append(errs, err)

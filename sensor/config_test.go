@@ -21,7 +21,8 @@ func TestDefaultConfig(t *testing.T) {
 		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1, MemoryLimitMB: 96},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
 		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
-			HoldSeconds: 10, MaxHeld: 8192, LateSeconds: 300, MaxLate: 4096, UndeliveredDir: "/var/lib/vigil/hook-undelivered"},
+			HoldSeconds: 10, MaxHeld: 8192, LateSeconds: 300, MaxLate: 4096, UndeliveredDir: "/var/lib/vigil/hook-undelivered",
+			HoldJournal: "/var/lib/vigil/hold"},
 	}
 	c.Agents, c.Interpreters = nil, nil // `[]` in the file; compared separately below
 	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable ||
@@ -87,6 +88,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "ring buffer too small", yaml: "kernel:\n  ring_buffer_kb: 2\n", wantErr: "kernel.ring_buffer_kb"},
 		{name: "wakeup beyond buffer", yaml: "kernel:\n  ring_buffer_kb: 4\n  wakeup_bytes: 4096\n", wantErr: "kernel.wakeup_bytes"},
 		{name: "relative output", yaml: "output:\n  jsonl: events.jsonl\n", wantErr: "output.jsonl"},
+		{name: "relative hold journal", yaml: "correlate:\n  hold_journal: hold\n", wantErr: "correlate.hold_journal"},
 		{name: "zero queue", yaml: "pipeline:\n  queue_size: 0\n", wantErr: "pipeline.queue_size"},
 		{name: "negative max_cpus", yaml: "pipeline:\n  max_cpus: -1\n", wantErr: "pipeline.max_cpus"},
 		{name: "negative late_seconds", yaml: "correlate:\n  late_seconds: -1\n", wantErr: "correlate.late_seconds"},

@@ -34,6 +34,9 @@ type PipelineOptions struct {
 	// to write.
 	Stage           Stage
 	ReleaseInterval time.Duration
+	// Journal, with a Stage, keeps what the Stage holds on disk until it is written; Run
+	// first writes what an earlier, killed run left in it (vigil.recovered).
+	Journal HoldJournal
 	// Losses are loss counters besides the source's (e.g. undelivered hooks), cumulative per
 	// kind like Source.Lost; their increases go into the same lost records.
 	Losses []func() map[string]uint64
@@ -49,6 +52,9 @@ type PipelineStats struct {
 	Received   uint64 // events taken from the source
 	Written    uint64 // records every sink accepted
 	SinkErrors uint64 // failed sink writes or flushes (the sink counts its own detail)
+	// Recovered counts the records an earlier run held and never wrote, written by this one
+	// from the hold journal.
+	Recovered uint64
 }
 
 // Pipeline moves events from a Source through redaction and the process table to the sinks,
@@ -60,9 +66,17 @@ type Pipeline struct {
 	// host is stamped on every record. It is shared by all of them, so it is read-only.
 	host *proto.Host
 
-	received, written, sinkErrors atomic.Uint64
+	received, written, sinkErrors, recovered atomic.Uint64
 	// abandoned counts the events still queued when the drain ran out of time.
 	abandoned uint64
+	// crashed counts what an earlier run lost beyond what its journal gave back.
+	crashed uint64
+
+	// staged are the events handed to the Stage and not yet written, oldest first from
+	// stagedHead; stagedWritten counts those written, which is what the journal commits.
+	staged        []*proto.Event
+	stagedHead    int
+	stagedWritten uint64
 }
 
 // NewPipeline checks the options and applies defaults.
@@ -91,7 +105,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 
 // Stats returns a snapshot of the pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
-	return PipelineStats{Received: p.received.Load(), Written: p.written.Load(), SinkErrors: p.sinkErrors.Load()}
+	return PipelineStats{Received: p.received.Load(), Written: p.written.Load(), SinkErrors: p.sinkErrors.Load(), Recovered: p.recovered.Load()}
 }
 
 // Run streams until ctx is cancelled and the source has returned, then writes what is
@@ -99,6 +113,9 @@ func (p *Pipeline) Stats() PipelineStats {
 // DrainTimeout after the cancel, what is still queued is counted instead of written
 // (lost kind "shutdown"), so a stop under a backlog loses nothing silently.
 func (p *Pipeline) Run(ctx context.Context) error {
+	if p.o.Journal != nil && p.o.Stage != nil {
+		p.writeRecovered()
+	}
 	queue := make(chan *proto.Event, p.o.QueueSize)
 	srcErr := make(chan error, 1)
 	go func() {
@@ -150,6 +167,26 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 }
 
+// writeRecovered writes what a killed run left in the journal, before anything of this run,
+// and then lets the journal forget it. Its records keep the host (boot id) they were seen on.
+func (p *Pipeline) writeRecovered() {
+	events, lost := p.o.Journal.Recovered()
+	for _, e := range events {
+		e.Vigil.Recovered = true
+		p.write(e)
+	}
+	p.recovered.Store(uint64(len(events)))
+	p.crashed = lost
+	if len(events) == 0 && lost == 0 {
+		return
+	}
+	p.o.Log.Warn().Int("recovered", len(events)).Uint64("lost", lost).Msg("the previous run was killed while holding events: wrote them from its hold journal")
+	p.flush()
+	if err := p.o.Journal.ForgetRecovered(); err != nil {
+		p.o.Log.Error().Err(err).Msg("hold journal: the recovered events are written but their segments stay; the next start writes them again")
+	}
+}
+
 // release writes what the stage has ready.
 func (p *Pipeline) release(all bool) {
 	if p.o.Stage == nil {
@@ -178,6 +215,13 @@ func (p *Pipeline) process(e *proto.Event) {
 		e.Vigil.Source = p.o.Source.Name()
 	}
 	if p.o.Stage != nil {
+		e.Host = p.host // journalled with it, so a recovered line keeps its boot
+		if p.o.Journal != nil {
+			if err := p.o.Journal.Add(e); err != nil {
+				p.sinkError("journal", err)
+			}
+			p.staged = append(p.staged, e)
+		}
 		if p.o.Stage.Push(e) {
 			p.release(false)
 		}
@@ -190,7 +234,12 @@ func (p *Pipeline) process(e *proto.Event) {
 func (p *Pipeline) write(e *proto.Event) {
 	p.seq++
 	e.Event.Sequence = p.seq
-	e.Host = p.host
+	if !e.Vigil.Recovered { // a recovered record keeps the host (boot) it was seen on
+		e.Host = p.host
+	}
+	if p.stagedHead < len(p.staged) && p.staged[p.stagedHead] == e {
+		p.unstage()
+	}
 	e.Vigil.Schema = proto.SchemaVersion
 	p.o.Table.Finish(e)
 	ok := true
@@ -205,10 +254,31 @@ func (p *Pipeline) write(e *proto.Event) {
 	}
 }
 
+// unstage notes that the oldest staged event is written.
+func (p *Pipeline) unstage() {
+	p.staged[p.stagedHead] = nil
+	p.stagedHead++
+	p.stagedWritten++
+	// Move the rest to the front once the written half is large: amortised, each pointer is
+	// copied about once.
+	if p.stagedHead >= 1024 && p.stagedHead*2 >= len(p.staged) {
+		n := copy(p.staged, p.staged[p.stagedHead:])
+		clear(p.staged[n:]) // written events must not stay reachable
+		p.staged, p.stagedHead = p.staged[:n], 0
+	}
+}
+
+// flush flushes every sink, then tells the journal what is written (and that what it was
+// given since the last flush must reach its file).
 func (p *Pipeline) flush() {
 	for _, s := range p.o.Sinks {
 		if err := s.Flush(); err != nil {
 			p.sinkError("flush", err)
+		}
+	}
+	if p.o.Journal != nil {
+		if err := p.o.Journal.Commit(p.stagedWritten); err != nil {
+			p.sinkError("journal commit", err)
 		}
 	}
 }
@@ -235,6 +305,9 @@ func (p *Pipeline) reportLost() {
 	}
 	if p.abandoned > 0 {
 		now["shutdown"] = p.abandoned
+	}
+	if p.crashed > 0 {
+		now["crash"] = p.crashed
 	}
 	delta := map[string]uint64{}
 	for kind, n := range now {

@@ -32,10 +32,29 @@ type Stage interface {
 	// holds more than it should until the next periodic release.
 	Push(e *proto.Event) (full bool)
 	// Release returns the records ready to write at now; all releases everything (shutdown).
+	// Every pushed event is released exactly once, in the order it was pushed, among the
+	// stage's own records (a HoldJournal counts what was written by that order).
 	// The caller writes every returned record, which sets its event.sequence, before it calls
 	// Release again: a stage may read the sequence of what it released from then on (a
 	// binding record names the line it binds by it). Records are not modified once written.
 	Release(now time.Time, all bool) []*proto.Event
+}
+
+// HoldJournal keeps on disk the kernel events handed to the Stage until they are written, so
+// that a sensor killed while the Stage holds them (SIGKILL, the OOM killer) writes them at its
+// next start instead of losing them without a trace. Its methods are called from the
+// pipeline's goroutine.
+type HoldJournal interface {
+	// Recovered returns what earlier runs handed to their Stage and never wrote, and how many
+	// more they lost (records cut off by the kill or past the recovery bound).
+	Recovered() ([]*proto.Event, uint64)
+	// ForgetRecovered is called once the recovered records are written and flushed.
+	ForgetRecovered() error
+	// Add keeps a copy of e, the next event handed to the Stage.
+	Add(e *proto.Event) error
+	// Commit says the first written events added have been written and flushed by every sink,
+	// and makes everything added so far survive the process's death.
+	Commit(written uint64) error
 }
 
 // Sink writes finished records (JSONL, the embedded store, OTLP export).

@@ -290,7 +290,8 @@ func startVigil(bin, dir string) (*vigilProc, error) {
 	// The shipped defaults (embedded default.yaml: ring buffer, hold, queues) except where the
 	// output goes: large files, because other agent trees on the machine (the project's own
 	// eBPF tests create fake "claude" processes) are recorded too and must not rotate this
-	// scenario's events away, and the hook socket in the scenario's folder.
+	// scenario's events away, and the hook socket and hold journal in the scenario's folder
+	// (a scenario must not recover another's held events).
 	yaml := fmt.Sprintf(`output:
   jsonl: %s
   max_size_mb: 2048
@@ -300,7 +301,8 @@ correlate:
   otlp_grpc: ""
   hook_socket: %s
   hook_undelivered_dir: %s
-`, filepath.Join(dir, "events.jsonl"), otlpAddr, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"))
+  hold_journal: %s
+`, filepath.Join(dir, "events.jsonl"), otlpAddr, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"), filepath.Join(dir, "hold"))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}

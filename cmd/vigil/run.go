@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/holdjournal"
 	"github.com/vigil-sensor/vigil/sensor/sink/jsonl"
 )
 
@@ -106,6 +107,16 @@ func runCommand(args []string) error {
 		return err
 	}
 	defer corr.wait()
+	// The journal is closed only once the pipeline has returned (below): a clean stop has
+	// written everything, so it is left empty.
+	var journal *holdjournal.Journal
+	var journalOption sensor.HoldJournal // a nil *Journal must not become a non-nil interface
+	if cfg.Correlate.HoldJournal != "" {
+		if journal, err = holdjournal.Open(cfg.Correlate.HoldJournal); err != nil {
+			return err
+		}
+		journalOption = journal
+	}
 	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
 		Source:    src.Source,
 		Table:     table,
@@ -113,6 +124,7 @@ func runCommand(args []string) error {
 		Host:      proto.Host{Name: hostname, BootID: src.bootID},
 		QueueSize: cfg.Pipeline.QueueSize,
 		Stage:     corr.stitcher,
+		Journal:   journalOption,
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).
 		Losses: append(corr.losses, func() map[string]uint64 {
@@ -129,6 +141,7 @@ func runCommand(args []string) error {
 
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(ctx) }()
+	finished := true
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -136,6 +149,12 @@ func runCommand(args []string) error {
 		case err = <-done:
 		case <-time.After(shutdownGrace):
 			err = fmt.Errorf("shutdown: pipeline did not finish within %s", shutdownGrace)
+			finished = false // it may still use the journal: leave it to the exit
+		}
+	}
+	if journal != nil && finished {
+		if cerr := journal.Close(); cerr != nil {
+			log.Error().Err(cerr).Msg("hold journal")
 		}
 	}
 	st := pipe.Stats()
@@ -145,7 +164,7 @@ func runCommand(args []string) error {
 		Uint64("unavailable", hs.Unavailable).Uint64("queue_full", hs.QueueFull).Msg("executable hashes")
 	// What the output file really holds: records buffered but never flushed are not written.
 	written, _, dropped := sink.Stats()
-	log.Info().Uint64("received", st.Received).Uint64("accepted", st.Written).Uint64("written", written).Uint64("output_dropped", dropped).Uint64("sink_errors", st.SinkErrors).
+	log.Info().Uint64("received", st.Received).Uint64("recovered", st.Recovered).Uint64("accepted", st.Written).Uint64("written", written).Uint64("output_dropped", dropped).Uint64("sink_errors", st.SinkErrors).
 		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("untrusted_suppressed", cs.UntrustedSuppressed).Uint64("sender_reused", cs.SenderReused).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).
 		Interface("bindings", cs.Bindings).Interface("hooks_refused", corr.hookTrust.Refused()).Msg("vigil stopped")

@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 
 type runningSensor struct {
 	cmd        *exec.Cmd
+	config     vigilConfig
 	jsonl      string
 	hookSocket string // the private hook socket startVigil configured
 	stderr     *lockedBuilder
@@ -64,24 +65,40 @@ func (l *lockedBuilder) String() string {
 	return l.b.String()
 }
 
-// startVigil starts `vigil run` with the given configuration overlay and waits until it
-// reports that the probes are attached.
-func startVigil(t *testing.T, configYAML string) *runningSensor {
+// vigilConfig is a sensor's configuration file and the paths it names.
+type vigilConfig struct {
+	path, jsonl, hookSocket, journal string
+}
+
+// writeVigilConfig writes, in dir, a configuration with ephemeral loopback ports, a private
+// hook socket, journal and output (nothing else on the machine, an OpenTelemetry Collector on
+// 4318 or another test's sensor, can collide with them), the given hold, and the overlay.
+func writeVigilConfig(t *testing.T, dir string, holdSeconds int, overlay string) vigilConfig {
+	t.Helper()
+	c := vigilConfig{path: filepath.Join(dir, "vigil.yaml"), jsonl: filepath.Join(dir, "out", "events.jsonl"),
+		hookSocket: filepath.Join(dir, "hook.sock"), journal: filepath.Join(dir, "hold")}
+	base := fmt.Sprintf("output:\n  jsonl: %s\ncorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: %d\n  hold_journal: %s\n",
+		c.jsonl, c.hookSocket, filepath.Join(dir, "undelivered"), holdSeconds, c.journal)
+	if err := os.WriteFile(c.path, []byte(base+overlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startVigil starts `vigil run` with the given configuration overlay and a 1 s hold, and
+// waits until it reports that the probes are attached.
+func startVigil(t *testing.T, overlay string) *runningSensor {
+	t.Helper()
+	return launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, overlay))
+}
+
+// launchVigil starts `vigil run` with the configuration c and waits until it reports that the
+// probes are attached.
+func launchVigil(t *testing.T, c vigilConfig) *runningSensor {
 	t.Helper()
 	testenv.RequireRoot(t, "vigil run (loading eBPF programs)")
 	testenv.RequireBTF(t)
-	dir := t.TempDir()
-	jsonl := filepath.Join(dir, "out", "events.jsonl")
-	hookSocket := filepath.Join(dir, "hook.sock")
-	cfg := filepath.Join(dir, "vigil.yaml")
-	// Ephemeral loopback ports and a private hook socket: nothing else on the machine (an
-	// OpenTelemetry Collector on 4318, another test's sensor) can collide with them.
-	base := fmt.Sprintf("output:\n  jsonl: %s\ncorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: 1\n",
-		jsonl, hookSocket, filepath.Join(dir, "undelivered"))
-	if err := os.WriteFile(cfg, []byte(base+configYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(vigilBin, "run", "--config", cfg)
+	cmd := exec.Command(vigilBin, "run", "--config", c.path)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +106,7 @@ func startVigil(t *testing.T, configYAML string) *runningSensor {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &runningSensor{cmd: cmd, jsonl: jsonl, hookSocket: hookSocket, stderr: &lockedBuilder{}}
+	s := &runningSensor{cmd: cmd, config: c, jsonl: c.jsonl, hookSocket: c.hookSocket, stderr: &lockedBuilder{}}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
