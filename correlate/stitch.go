@@ -37,7 +37,8 @@ type StitcherOptions struct {
 	// Lookup is the kernel's view of a process (the process table): telemetry is trusted
 	// only when its sender is a live or recently exited process of a tracked agent tree.
 	Lookup func(pid int) (sensor.ProcessInfo, bool)
-	// Redact is applied to prompt and command text before it is written.
+	// Redact is applied to prompt and command text as AddTelemetry takes it, before anything
+	// else sees it.
 	Redact func(string) string
 	// IsAgent says whether a process is an agent itself (its executable or script matched the
 	// catalog), not merely a process of an agent tree. OTLP is trusted only from agent
@@ -320,6 +321,14 @@ func (s *Stitcher) Stats() StitcherStats {
 // does not place in an agent tree cannot bind anything: its events become
 // agent.untrusted_telemetry lines that keep the session they claimed apart.
 func (s *Stitcher) AddTelemetry(b TelemetryBatch) {
+	// Redaction is the expensive part of telemetry (a prompt can be 100 KiB): it runs here, on
+	// the sender's goroutine, before the lock the pipeline's Push and Release take, so a flood
+	// of telemetry never holds up kernel events. The caller's events are left as they were.
+	b.Events = slices.Clone(b.Events)
+	for i := range b.Events {
+		ae := &b.Events[i]
+		ae.Prompt, ae.Command = s.o.Redact(ae.Prompt), s.o.Redact(ae.Command)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Once the sender is known, a later batch would otherwise be taken at once, before the
@@ -368,7 +377,6 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 		ae := &b.Events[i]
 		if !trusted || !s.mayClaim(ae.SessionID, info.RootPid) {
 			s.stats.Untrusted++
-			// The bucket first: building the line redacts, which is the expensive part.
 			if untrustedKinds(ae.Kind) && s.allowUntrusted(b, time.Now()) {
 				s.emit(s.untrustedLine(ae, b), ae.Agent, "")
 			}
@@ -448,7 +456,7 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		if ss == nil {
 			return
 		}
-		p := prompt{key: promptKey(ae), at: ae.Time, text: s.o.Redact(ae.Prompt)}
+		p := prompt{key: promptKey(ae), at: ae.Time, text: ae.Prompt}
 		ss.prompts = append(ss.prompts, p)
 		if len(ss.prompts) > maxPromptsPerSession {
 			ss.prompts = slices.Delete(ss.prompts, 0, len(ss.prompts)-maxPromptsPerSession)
@@ -505,7 +513,7 @@ func (s *Stitcher) mergeCall(c *toolCall, ae *proto.AgentEvent) {
 		c.name = ae.ToolName
 	}
 	if c.command == "" {
-		c.command = s.o.Redact(ae.Command)
+		c.command = ae.Command
 	}
 	if len(c.files) == 0 {
 		c.files = ae.FilePaths
@@ -835,10 +843,10 @@ func (s *Stitcher) untrustedLine(ae *proto.AgentEvent, b TelemetryBatch) *proto.
 	e.Vigil.Telemetry.ClaimedConversationID = ae.SessionID
 	if ae.ToolName != "" || ae.ToolUseID != "" {
 		e.GenAI.Tool = &proto.GenAITool{Name: ae.ToolName}
-		e.Vigil.Tool = &proto.ToolCall{Command: s.o.Redact(ae.Command), FilePaths: ae.FilePaths}
+		e.Vigil.Tool = &proto.ToolCall{Command: ae.Command, FilePaths: ae.FilePaths}
 	}
 	if ae.Prompt != "" {
-		e.Vigil.Prompt = &proto.PromptRef{Text: s.o.Redact(ae.Prompt)}
+		e.Vigil.Prompt = &proto.PromptRef{Text: ae.Prompt}
 	}
 	return e
 }

@@ -51,3 +51,43 @@ func TestUntrustedTelemetryIsRateLimitedPerSender(t *testing.T) {
 		t.Errorf("stats suppressed %d untrusted %d, want %d and %d", st.UntrustedSuppressed, st.Untrusted, counted, flood+3)
 	}
 }
+
+// Redacting telemetry (a 100 KiB prompt takes a while) happens on the sender's goroutine,
+// outside the lock the pipeline's Push and Release take: a sender stuck in redaction does
+// not hold up kernel events.
+func TestRedactionDoesNotHoldUpThePipeline(t *testing.T) {
+	entered, unblock := make(chan struct{}), make(chan struct{})
+	s := NewStitcher(StitcherOptions{
+		Lookup: func(int) (sensor.ProcessInfo, bool) { return sensor.ProcessInfo{}, false },
+		Redact: func(text string) string {
+			if text == "slow prompt" {
+				close(entered)
+				<-unblock
+			}
+			return text
+		},
+	})
+	ae := stSynth(proto.KindUserPrompt, "10:00:00.000", func(ae *proto.AgentEvent) { ae.Prompt = "slow prompt" })
+	added := make(chan struct{})
+	go func() {
+		s.AddTelemetry(TelemetryBatch{Events: []proto.AgentEvent{ae}, Transport: TransportOTLPHTTP})
+		close(added)
+	}()
+	<-entered
+	pipeline := make(chan struct{})
+	go func() {
+		s.Push(&proto.Event{Timestamp: time.Now(), Event: proto.EventMeta{Action: proto.ActionOpen}, Process: &proto.Process{Pid: 1}})
+		s.Release(time.Now(), true)
+		close(pipeline)
+	}()
+	select {
+	case <-pipeline:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Push and Release waited for a sender's redaction")
+	}
+	close(unblock)
+	<-added
+	if _, agent := stRelease(s, time.Now(), true); len(agent) != 1 || agent[0].Vigil.Prompt == nil || agent[0].Vigil.Prompt.Text != "slow prompt" {
+		t.Fatalf("after the redaction: %d agent lines, want the untrusted prompt", len(agent))
+	}
+}
