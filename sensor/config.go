@@ -32,11 +32,15 @@ type Config struct {
 	Interpreters []string `yaml:"interpreters"`
 }
 
-// OutputConfig is the JSONL sink and its size-based rotation.
+// OutputConfig is the JSONL sink and its size-based rotation, and the file untrusted
+// telemetry goes to with its own rotation.
 type OutputConfig struct {
-	JSONL     string `yaml:"jsonl"`
-	MaxSizeMB int    `yaml:"max_size_mb"`
-	MaxFiles  int    `yaml:"max_files"`
+	JSONL              string `yaml:"jsonl"`
+	MaxSizeMB          int    `yaml:"max_size_mb"`
+	MaxFiles           int    `yaml:"max_files"`
+	UntrustedJSONL     string `yaml:"untrusted_jsonl"`
+	UntrustedMaxSizeMB int    `yaml:"untrusted_max_size_mb"`
+	UntrustedMaxFiles  int    `yaml:"untrusted_max_files"`
 }
 
 // KernelConfig sizes the kernel-to-user-space channel.
@@ -132,6 +136,12 @@ func (c Config) Validate() error {
 	check(filepath.IsAbs(c.Output.JSONL), "output.jsonl must be an absolute path, got %q", c.Output.JSONL)
 	check(c.Output.MaxSizeMB >= 1, "output.max_size_mb must be >= 1, got %d", c.Output.MaxSizeMB)
 	check(c.Output.MaxFiles >= 1, "output.max_files must be >= 1, got %d", c.Output.MaxFiles)
+	check(c.Output.UntrustedJSONL == "" || filepath.IsAbs(c.Output.UntrustedJSONL),
+		"output.untrusted_jsonl must be an absolute path or empty, got %q", c.Output.UntrustedJSONL)
+	check(c.Output.UntrustedJSONL == "" || filepath.Clean(c.Output.UntrustedJSONL) != filepath.Clean(c.Output.JSONL),
+		"output.untrusted_jsonl must not be output.jsonl (%q): leave it empty to write untrusted telemetry there", c.Output.JSONL)
+	check(c.Output.UntrustedMaxSizeMB >= 1, "output.untrusted_max_size_mb must be >= 1, got %d", c.Output.UntrustedMaxSizeMB)
+	check(c.Output.UntrustedMaxFiles >= 1, "output.untrusted_max_files must be >= 1, got %d", c.Output.UntrustedMaxFiles)
 
 	kb := c.Kernel.RingBufferKB
 	// The kernel requires a ring buffer size that is a power of two and a multiple of the

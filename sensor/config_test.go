@@ -16,7 +16,8 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatalf("embedded default.yaml does not validate: %v", err)
 	}
 	want := Config{
-		Output:       OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5},
+		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5,
+			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2},
 		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100},
 		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1, MemoryLimitMB: 96},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
@@ -88,6 +89,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "ring buffer too small", yaml: "kernel:\n  ring_buffer_kb: 2\n", wantErr: "kernel.ring_buffer_kb"},
 		{name: "wakeup beyond buffer", yaml: "kernel:\n  ring_buffer_kb: 4\n  wakeup_bytes: 4096\n", wantErr: "kernel.wakeup_bytes"},
 		{name: "relative output", yaml: "output:\n  jsonl: events.jsonl\n", wantErr: "output.jsonl"},
+		{name: "untrusted into the main file", yaml: "output:\n  untrusted_jsonl: /var/log/vigil/events.jsonl\n", wantErr: "output.untrusted_jsonl"},
 		{name: "relative hold journal", yaml: "correlate:\n  hold_journal: hold\n", wantErr: "correlate.hold_journal"},
 		{name: "zero queue", yaml: "pipeline:\n  queue_size: 0\n", wantErr: "pipeline.queue_size"},
 		{name: "negative max_cpus", yaml: "pipeline:\n  max_cpus: -1\n", wantErr: "pipeline.max_cpus"},

@@ -292,6 +292,13 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 			return res
 		}
 	}
+	// Untrusted telemetry (forged hook calls among it) is written apart; a scenario without
+	// any has no such file.
+	if untrusted, err := readAllJSONL(filepath.Join(dir, "untrusted.jsonl"), filter); err == nil {
+		events = append(events, untrusted...)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		res.Errors = append(res.Errors, err.Error())
+	}
 	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
 	score(&res, sc, meta, calls, events, truth, stream)
 	res.ForeignTreeEvents += filter.foreign

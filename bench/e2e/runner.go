@@ -294,6 +294,7 @@ func startVigil(bin, dir string) (*vigilProc, error) {
 	// (a scenario must not recover another's held events).
 	yaml := fmt.Sprintf(`output:
   jsonl: %s
+  untrusted_jsonl: %s
   max_size_mb: 2048
   max_files: 3
 correlate:
@@ -302,7 +303,7 @@ correlate:
   hook_socket: %s
   hook_undelivered_dir: %s
   hold_journal: %s
-`, filepath.Join(dir, "events.jsonl"), otlpAddr, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"), filepath.Join(dir, "hold"))
+`, filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "untrusted.jsonl"), otlpAddr, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"), filepath.Join(dir, "hold"))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}

@@ -293,6 +293,12 @@ func TestCorrelatorEndToEnd(t *testing.T) {
 	if untrusted < 2 { // user_prompt and tool_decision; spans give no line
 		t.Errorf("%d agent.untrusted_telemetry lines from the spoofer (pid %d), want 2", untrusted, spoof.Pid)
 	}
+	// They are written apart, so that no amount of them can rotate the agents' evidence away.
+	for _, m := range linesOf(t, s.jsonl) {
+		if str(m, "event.action") == "agent.untrusted_telemetry" {
+			t.Errorf("an agent.untrusted_telemetry line in the events file, not the untrusted one: %v", m)
+		}
+	}
 
 	t.Logf("recall Bash %s: %s", claude.Call1, bash)
 	t.Logf("recall Codex %s: %s", codex.Call1, cxr)
@@ -380,29 +386,39 @@ func runFake(t *testing.T, bin string, spec fakeSpec) fakeReport {
 	return r
 }
 
-// waitForLine polls the JSONL (complete lines only) until one matches; 15 s guard.
+// waitForLine polls both output files (complete lines only) until a line matches; 15 s guard.
 func waitForLine(t *testing.T, s *runningSensor, match func(map[string]any) bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if f, err := os.Open(s.jsonl); err == nil {
-			r := bufio.NewReader(f)
-			for {
-				line, err := r.ReadBytes('\n')
-				if err != nil {
-					break // EOF or a line still being written
-				}
-				var m map[string]any
-				if json.Unmarshal(line, &m) == nil && match(m) {
-					f.Close()
-					return
-				}
+		for _, path := range []string{s.jsonl, s.config.untrusted} {
+			if anyLine(path, match) {
+				return
 			}
-			f.Close()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("no matching line in %s within 15s", s.jsonl)
+	t.Fatalf("no matching line in %s or %s within 15s", s.jsonl, s.config.untrusted)
+}
+
+// anyLine reports whether a complete line of the JSONL file at path matches.
+func anyLine(path string, match func(map[string]any) bool) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return false // EOF or a line still being written
+		}
+		var m map[string]any
+		if json.Unmarshal(line, &m) == nil && match(m) {
+			return true
+		}
+	}
 }
 
 func kernelAction(a string) bool {

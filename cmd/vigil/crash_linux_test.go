@@ -18,7 +18,7 @@ import (
 func TestKilledSensorKeepsWhatItHeld(t *testing.T) {
 	const files = 97
 	dir := t.TempDir()
-	c := writeVigilConfig(t, dir, 10, "")
+	c := writeVigilConfig(t, dir, 10, "", "")
 	s := launchVigil(t, c)
 
 	work := t.TempDir()

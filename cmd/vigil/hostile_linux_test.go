@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,4 +128,80 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmHWM in /proc status")
 	return 0
+}
+
+// An outsider's flood of untrusted telemetry cannot rotate the agents' evidence away (issue
+// 10, part 2): it goes to its own file with its own rotation. The flood here is far larger
+// than the events file's whole retention (1 MiB, one rotated file), and the agent's open,
+// written before it, is still in the events file afterwards, which never rotated.
+func TestUntrustedFloodCannotRotateAgentEvidence(t *testing.T) {
+	const limits = "  max_size_mb: 1\n  max_files: 1\n  untrusted_max_size_mb: 1\n  untrusted_max_files: 1\n"
+	s := launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, limits, ""))
+	work := t.TempDir()
+	data, err := os.ReadFile("/bin/bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(work, "claude")
+	if err := os.WriteFile(agent, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	evidence := filepath.Join(work, "evidence-"+randHex(6))
+	if err := os.WriteFile(evidence, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(agent, "-c", ": < "+evidence).CombinedOutput(); err != nil {
+		t.Fatalf("agent: %v: %s", err, out)
+	}
+	isEvidence := func(m map[string]any) bool {
+		return str(m, "event.action") == "open" && str(m, "file.path") == evidence
+	}
+	waitForLine(t, s, isEvidence)
+
+	// The test process is outside every agent tree: whatever it posts is untrusted. Ten posts
+	// of ten 100 KiB prompts: 100 lines of ~60 KiB (each cut to the line limit, not dropped),
+	// the sender's whole burst, ~6 MiB against 2 MiB of retention per file.
+	o := newOTLPClient("http://" + otlpHTTPAddr(t, s))
+	c := &claudeTelemetry{spec: fakeSpec{Session: uuid(), Prompt: uuid(), Trace: randHex(16)}, pid: "1", interaction: randHex(8)}
+	prompt := strings.Repeat("forged ", 100<<10/7)
+	for range 10 {
+		var records []any
+		for range 10 {
+			records = append(records, c.log("user_prompt", time.Now(), kvStr("prompt", prompt)))
+		}
+		if err := o.post(context.Background(), "/v1/logs", c.logs(records...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second) // two releases and flushes
+	s.stop(t, os.Interrupt)
+
+	if _, err := os.Stat(s.jsonl + ".1"); err == nil {
+		t.Errorf("the events file rotated during the flood")
+	}
+	found, untrustedInEvents := false, 0
+	for _, m := range linesOf(t, s.jsonl) {
+		found = found || isEvidence(m)
+		if str(m, "event.action") == "agent.untrusted_telemetry" {
+			untrustedInEvents++
+		}
+	}
+	if !found {
+		t.Errorf("the agent's open of %s is gone from the events file after the flood", evidence)
+	}
+	if untrustedInEvents > 0 {
+		t.Errorf("%d untrusted lines in the events file", untrustedInEvents)
+	}
+	if _, err := os.Stat(s.config.untrusted + ".1"); err != nil {
+		t.Fatalf("the untrusted file never rotated (%v): the flood was too small to test anything", err)
+	}
+	truncated := 0
+	for _, m := range linesOf(t, s.config.untrusted) {
+		if v, _ := field(m, "vigil.truncated"); containsAny(v, "vigil.prompt.text") {
+			truncated++
+		}
+	}
+	if truncated == 0 {
+		t.Errorf("no untrusted line says its 100 KiB prompt was cut (vigil.truncated)")
+	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/holdjournal"
-	"github.com/vigil-sensor/vigil/sensor/sink/jsonl"
 )
 
 // defaultConfigPath is read when it exists and no --config is given.
@@ -74,18 +73,11 @@ func runCommand(args []string) error {
 	}
 	defer src.close()
 
-	sink, err := jsonl.Open(jsonl.Options{
-		Path:         cfg.Output.JSONL,
-		MaxSizeBytes: int64(cfg.Output.MaxSizeMB) << 20,
-		MaxFiles:     cfg.Output.MaxFiles,
-		OnForeign: func(path string, uid int) {
-			log.Warn().Str("path", path).Int("owner_uid", uid).Msg("output file owned by another user: removed and created anew, never written into")
-		},
-	})
+	out, err := openOutputs(cfg, log)
 	if err != nil {
-		return fmt.Errorf("open JSONL output: %w", err)
+		return err
 	}
-	defer sink.Close()
+	defer out.close()
 
 	hostname, _ := os.Hostname()
 	hasher := sensor.NewExeHasher(sensor.ExeHasherOptions{MaxEntries: 4096, MaxFileBytes: 512 << 20})
@@ -120,23 +112,22 @@ func runCommand(args []string) error {
 	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
 		Source:    src.Source,
 		Table:     table,
-		Sinks:     []sensor.Sink{sink},
+		Sinks:     []sensor.Sink{out.sink},
 		Host:      proto.Host{Name: hostname, BootID: src.bootID},
 		QueueSize: cfg.Pipeline.QueueSize,
 		Stage:     corr.stitcher,
 		Journal:   journalOption,
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).
-		Losses: append(corr.losses, func() map[string]uint64 {
-			_, _, dropped := sink.Stats()
-			return map[string]uint64{"exe_hash": hasher.Stats().QueueFull, "output": dropped}
+		Losses: append(corr.losses, out.losses, func() map[string]uint64 {
+			return map[string]uint64{"exe_hash": hasher.Stats().QueueFull}
 		}),
 		Log: log,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).
+	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Bool("untrusted_apart", out.untrusted != nil).Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).
 		Int("bootstrapped", len(src.seeded)).Dur("ready", src.ready).Msg("vigil running")
 
 	done := make(chan error, 1)
@@ -163,7 +154,7 @@ func runCommand(args []string) error {
 	log.Info().Uint64("hashed", hs.Hashed).Uint64("hits", hs.Hits).Uint64("mismatches", hs.Mismatches).
 		Uint64("unavailable", hs.Unavailable).Uint64("queue_full", hs.QueueFull).Msg("executable hashes")
 	// What the output file really holds: records buffered but never flushed are not written.
-	written, _, dropped := sink.Stats()
+	written, dropped := out.written()
 	log.Info().Uint64("received", st.Received).Uint64("recovered", st.Recovered).Uint64("accepted", st.Written).Uint64("written", written).Uint64("output_dropped", dropped).Uint64("sink_errors", st.SinkErrors).
 		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("untrusted_suppressed", cs.UntrustedSuppressed).Uint64("sender_reused", cs.SenderReused).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).

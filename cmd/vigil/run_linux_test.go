@@ -67,18 +67,19 @@ func (l *lockedBuilder) String() string {
 
 // vigilConfig is a sensor's configuration file and the paths it names.
 type vigilConfig struct {
-	path, jsonl, hookSocket, journal string
+	path, jsonl, untrusted, hookSocket, journal string
 }
 
 // writeVigilConfig writes, in dir, a configuration with ephemeral loopback ports, a private
 // hook socket, journal and output (nothing else on the machine, an OpenTelemetry Collector on
-// 4318 or another test's sensor, can collide with them), the given hold, and the overlay.
-func writeVigilConfig(t *testing.T, dir string, holdSeconds int, overlay string) vigilConfig {
+// 4318 or another test's sensor, can collide with them), the given hold, output keys (YAML
+// lines indented under output:) and the overlay.
+func writeVigilConfig(t *testing.T, dir string, holdSeconds int, output, overlay string) vigilConfig {
 	t.Helper()
 	c := vigilConfig{path: filepath.Join(dir, "vigil.yaml"), jsonl: filepath.Join(dir, "out", "events.jsonl"),
-		hookSocket: filepath.Join(dir, "hook.sock"), journal: filepath.Join(dir, "hold")}
-	base := fmt.Sprintf("output:\n  jsonl: %s\ncorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: %d\n  hold_journal: %s\n",
-		c.jsonl, c.hookSocket, filepath.Join(dir, "undelivered"), holdSeconds, c.journal)
+		untrusted: filepath.Join(dir, "out", "untrusted.jsonl"), hookSocket: filepath.Join(dir, "hook.sock"), journal: filepath.Join(dir, "hold")}
+	base := fmt.Sprintf("output:\n  jsonl: %s\n  untrusted_jsonl: %s\n%scorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: %d\n  hold_journal: %s\n",
+		c.jsonl, c.untrusted, output, c.hookSocket, filepath.Join(dir, "undelivered"), holdSeconds, c.journal)
 	if err := os.WriteFile(c.path, []byte(base+overlay), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func writeVigilConfig(t *testing.T, dir string, holdSeconds int, overlay string)
 // waits until it reports that the probes are attached.
 func startVigil(t *testing.T, overlay string) *runningSensor {
 	t.Helper()
-	return launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, overlay))
+	return launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, "", overlay))
 }
 
 // launchVigil starts `vigil run` with the configuration c and waits until it reports that the
@@ -158,9 +159,23 @@ func (s *runningSensor) stop(t *testing.T, sig os.Signal) {
 }
 
 // lines reads every JSONL record as a generic map, failing on any line that is not JSON.
+// lines returns the records of both output files: the events and, after them, untrusted
+// telemetry.
 func (s *runningSensor) lines(t *testing.T) []map[string]any {
 	t.Helper()
-	data, err := os.ReadFile(s.jsonl)
+	if _, err := os.Stat(s.jsonl); err != nil {
+		t.Fatal(err)
+	}
+	return append(linesOf(t, s.jsonl), linesOf(t, s.config.untrusted)...)
+}
+
+// linesOf returns the records of one JSONL file; a file not (yet) created has none.
+func linesOf(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

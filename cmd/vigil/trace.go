@@ -35,10 +35,11 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	jsonlPath := fs.String("jsonl", "", "JSONL file written by vigil run (- for stdin); rotated files (PATH.1, ...) are read only when named")
+	untrustedPath := fs.String("untrusted", "", "also read this file of untrusted telemetry (output.untrusted_jsonl, where vigil run writes it apart)")
 	session := fs.String("session", "", "only this session (gen_ai.conversation.id, or a unique prefix of it)")
 	format := fs.String("format", "text", "output format: text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(errOut, "Usage: vigil trace --jsonl PATH [--session ID] [--format text|json]")
+		fmt.Fprintln(errOut, "Usage: vigil trace --jsonl PATH [--untrusted PATH] [--session ID] [--format text|json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +67,14 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	events, bad, err := readTraceEvents(r)
 	if err != nil {
 		return fmt.Errorf("trace: read %s: %w", *jsonlPath, err)
+	}
+	var untrustedBad traceBadLines
+	if *untrustedPath != "" {
+		var untrusted []*proto.Event
+		if untrusted, untrustedBad, err = readTraceFile(*untrustedPath); err != nil {
+			return err
+		}
+		events = append(events, untrusted...)
 	}
 	wfs := workflow.Build(events, workflow.Options{SessionID: *session, RepoOf: repoOf})
 
@@ -95,6 +104,7 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 		return fmt.Errorf("trace: write: %w", err)
 	}
 	bad.report(errOut, *jsonlPath)
+	untrustedBad.report(errOut, *untrustedPath)
 	if len(wfs) == 0 {
 		if *session != "" {
 			return fmt.Errorf("trace: no session matching %q in %s", *session, *jsonlPath)
@@ -129,6 +139,20 @@ func (b traceBadLines) report(w io.Writer, path string) {
 		noun = "line"
 	}
 	fmt.Fprintf(w, "vigil trace: skipped %d malformed %s in %s (first: line %d: %v)\n", b.n, noun, path, b.firstLine, b.firstErr)
+}
+
+// readTraceFile reads the events of the file at path.
+func readTraceFile(path string) ([]*proto.Event, traceBadLines, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, traceBadLines{}, fmt.Errorf("trace: %w", err)
+	}
+	defer f.Close()
+	events, bad, err := readTraceEvents(f)
+	if err != nil {
+		return nil, bad, fmt.Errorf("trace: read %s: %w", path, err)
+	}
+	return events, bad, nil
 }
 
 // readTraceEvents decodes one proto.Event per line; blank lines are ignored, lines that do not

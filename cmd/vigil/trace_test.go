@@ -131,6 +131,53 @@ func TestTraceTextMatchesGolden(t *testing.T) {
 	}
 }
 
+// Untrusted telemetry written apart (output.untrusted_jsonl) is read with --untrusted: the
+// two files give the trace the one file gives.
+func TestTraceReadsUntrustedApart(t *testing.T) {
+	data, err := os.ReadFile(traceFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events, untrusted strings.Builder
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if strings.Contains(l, `"agent.untrusted_telemetry"`) {
+			untrusted.WriteString(l)
+		} else {
+			events.WriteString(l)
+		}
+	}
+	if untrusted.Len() == 0 {
+		t.Fatal("the fixture has no untrusted line: nothing to test")
+	}
+	dir := t.TempDir()
+	eventsPath, untrustedPath := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "untrusted.jsonl")
+	for path, text := range map[string]string{eventsPath: events.String(), untrustedPath: untrusted.String()} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var whole, apart, without, errOut bytes.Buffer
+	for _, run := range []struct {
+		args []string
+		in   io.Reader
+		out  *bytes.Buffer
+	}{
+		{[]string{"--jsonl", "-"}, bytes.NewReader(data), &whole},
+		{[]string{"--jsonl", eventsPath, "--untrusted", untrustedPath}, nil, &apart},
+		{[]string{"--jsonl", eventsPath}, nil, &without},
+	} {
+		if err := runTrace(run.args, run.in, run.out, &errOut, traceRepos); err != nil {
+			t.Fatalf("trace %v: %v\n%s", run.args, err, errOut.String())
+		}
+	}
+	if apart.String() != whole.String() {
+		t.Errorf("trace of the two files differs from the trace of one:\n--- two\n%s\n--- one\n%s", apart.String(), whole.String())
+	}
+	if without.String() == whole.String() {
+		t.Error("the trace without the untrusted file is the same: the fixture's untrusted line shows nowhere")
+	}
+}
+
 // TestTraceCommand runs the command as main does, on a file, with the real repository lookup.
 func TestTraceCommand(t *testing.T) {
 	path, _ := traceInput(t)
