@@ -69,6 +69,8 @@ type Pipeline struct {
 	received, written, sinkErrors, recovered atomic.Uint64
 	// abandoned counts the events still queued when the drain ran out of time.
 	abandoned uint64
+	// line is the record being written, encoded once for the sinks that take lines.
+	line []byte
 	// crashed counts what an earlier run lost beyond what its journal gave back.
 	crashed uint64
 
@@ -242,9 +244,27 @@ func (p *Pipeline) write(e *proto.Event) {
 	}
 	e.Vigil.Schema = proto.SchemaVersion
 	p.o.Table.Finish(e)
-	ok := true
+	ok, encoded := true, false
 	for _, s := range p.o.Sinks {
-		if err := s.Write(e); err != nil {
+		ls, takesLine := s.(LineSink)
+		if !takesLine {
+			if err := s.Write(e); err != nil {
+				ok = false
+				p.sinkError("write", err)
+			}
+			continue
+		}
+		// One encoding for every sink that takes lines (sensor.LineSink).
+		if !encoded {
+			var err error
+			if p.line, err = proto.AppendLine(p.line[:0], e); err != nil {
+				ok = false
+				p.sinkError("encode", err)
+				break
+			}
+			encoded = true
+		}
+		if err := ls.WriteLine(e, p.line); err != nil {
 			ok = false
 			p.sinkError("write", err)
 		}

@@ -64,6 +64,14 @@ type Sink interface {
 	Close() error
 }
 
+// LineSink is a Sink that takes a record's JSON line as the pipeline encoded it once for all
+// sinks (proto.AppendLine: the line limit applied, newline included) instead of encoding it
+// again. line is only valid during the call.
+type LineSink interface {
+	Sink
+	WriteLine(e *proto.Event, line []byte) error
+}
+
 // ProcessInfo is what a source knows about a process that was already running when the
 // sensor started (the /proc bootstrap), used to seed the process table.
 type ProcessInfo struct {

@@ -221,20 +221,36 @@ func (w *Writer) Write(e *proto.Event) error {
 		w.errors++
 		return fmt.Errorf("jsonl write: %w", err)
 	}
+	return w.appendLocked(buf[start:], true)
+}
+
+// WriteLine is Write for a line the pipeline already encoded (sensor.LineSink).
+func (w *Writer) WriteLine(_ *proto.Event, line []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.appendLocked(line, false)
+}
+
+// appendLocked adds one line (with its newline) to the buffer, flushing or rotating first when
+// it would not fit. inPlace says the line already sits right after the buffered lines, in
+// the buffer's spare capacity.
+func (w *Writer) appendLocked(line []byte, inPlace bool) error {
 	if w.closed {
 		w.errors++
 		return fmt.Errorf("jsonl write %s: %w", w.opts.Path, ErrClosed)
 	}
-	line := buf[start:] // with its newline
+	start := len(w.buf)
 	n := int64(len(line))
 	pending := w.size + int64(start)
 	rotate := w.file != nil && w.opts.MaxSizeBytes > 0 && pending > 0 && pending+n > w.opts.MaxSizeBytes
 	moved := rotate || start+len(line) > bufferBytes
 	if moved {
-		// Rotating or flushing writes out the buffer, which must not include this line yet:
-		// keep it aside meanwhile.
-		w.line = append(w.line[:0], line...)
-		line = w.line
+		if inPlace {
+			// Rotating or flushing writes out the buffer, which must not include this
+			// line yet: keep it aside meanwhile.
+			w.line = append(w.line[:0], line...)
+			line = w.line
+		}
 		var err error
 		if rotate {
 			err = w.rotateLocked()
@@ -253,7 +269,7 @@ func (w *Writer) Write(e *proto.Event) error {
 			return fmt.Errorf("jsonl write: reopen: %w", err)
 		}
 	}
-	if moved {
+	if moved || !inPlace {
 		w.buf = append(w.buf, line...)
 	} else {
 		w.buf = w.buf[:start+len(line)] // still in place right after the buffered lines

@@ -21,7 +21,7 @@ import (
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
-var _ sensor.Sink = (*Writer)(nil)
+var _ sensor.LineSink = (*Writer)(nil)
 
 func event(seq uint64) *proto.Event {
 	return &proto.Event{

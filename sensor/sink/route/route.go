@@ -12,7 +12,8 @@ import (
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
-// Split writes the records ToSide picks to Side and every other record to Main.
+// Split writes the records ToSide picks to Side and every other record to Main. It is a
+// sensor.LineSink: a line encoded once reaches whichever of the two takes lines.
 type Split struct {
 	Main, Side sensor.Sink
 	ToSide     func(*proto.Event) bool
@@ -30,6 +31,19 @@ func (s *Split) Write(e *proto.Event) error {
 		return s.Side.Write(e)
 	}
 	return s.Main.Write(e)
+}
+
+// WriteLine hands e and its encoded line to the sink it belongs to, which encodes it itself
+// when it does not take lines.
+func (s *Split) WriteLine(e *proto.Event, line []byte) error {
+	to := s.Main
+	if s.ToSide(e) {
+		to = s.Side
+	}
+	if ls, ok := to.(sensor.LineSink); ok {
+		return ls.WriteLine(e, line)
+	}
+	return to.Write(e)
 }
 
 // Flush flushes both sinks, even when the first fails.

@@ -9,7 +9,7 @@ import (
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
-var _ sensor.Sink = (*Split)(nil)
+var _ sensor.LineSink = (*Split)(nil)
 
 type memSink struct {
 	actions       []string
