@@ -18,6 +18,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
+	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -700,27 +701,12 @@ func PrepareUndeliveredDir(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create undelivered dir: %w", err)
 	}
-	if err := checkOwnedDir(dir); err != nil {
+	if err := owned.Dir(dir); err != nil {
 		return fmt.Errorf("undelivered dir: %w", err)
 	}
 	// Chmod, not Mkdir's mode: the umask would clear the write bits for others.
 	if err := os.Chmod(dir, UndeliveredDirMode); err != nil {
 		return fmt.Errorf("chmod undelivered dir: %w", err)
-	}
-	return nil
-}
-
-// checkOwnedDir refuses anything but a real directory owned by the effective uid.
-func checkOwnedDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory (%s)", dir, fi.Mode().Type())
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s is owned by uid %d, not by uid %d", dir, st.Uid, os.Geteuid())
 	}
 	return nil
 }

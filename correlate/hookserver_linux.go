@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -120,7 +121,7 @@ func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opt
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("hook server: create socket dir: %w", err)
 	}
-	if err := checkOwnedDir(dir); err != nil {
+	if err := owned.Dir(dir); err != nil {
 		return nil, fmt.Errorf("hook server: socket dir: %w", err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -101,15 +102,12 @@ func Open(dir string) (*Journal, error) {
 // that others may write into: the journal holds redacted but private records, and whoever
 // could plant a segment could make the next start write lines of its choosing.
 func checkDir(dir string) error {
+	if err := owned.Dir(dir); err != nil {
+		return err
+	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory (%s)", dir, fi.Mode().Type())
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s is owned by uid %d, not by uid %d", dir, st.Uid, os.Geteuid())
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		// Ours but readable or writable by others (created by hand): narrow it.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -297,9 +298,7 @@ func TestOpenNarrowsADirectoryOthersCanRead(t *testing.T) {
 }
 
 func TestOpenRefusesAForeignDirectory(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give the directory to another user")
-	}
+	testenv.RequireRoot(t, "give the directory to another user")
 	dir := filepath.Join(t.TempDir(), "hold")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -190,16 +191,12 @@ func (w *Writer) useReserve() bool {
 // that is not the sensor's (its euid's), or that others may write into without the sticky
 // bit (a sticky directory such as /tmp only lets a file's owner remove or rename it).
 func checkOutputDir(dir string) error {
+	if err := owned.Dir(dir); err != nil {
+		return fmt.Errorf("output directory: %w: its owner could replace the file", err)
+	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("output directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("output directory %s is not a directory (%s)", dir, fi.Mode().Type())
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("output directory %s is owned by uid %d, not by uid %d: its owner could replace the file", dir, st.Uid, os.Geteuid())
 	}
 	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
 		return fmt.Errorf("output directory %s is writable by others (%v) and not sticky: another user could replace the file", dir, fi.Mode().Perm())
