@@ -9,15 +9,31 @@ import (
 const Redacted = "[REDACTED]"
 
 // redactRule is one secret pattern. Only the secret part of a match is replaced (the first
-// participating group listed in groups, or the whole match when groups is empty), so the
-// flag, variable name, URL or header around it stays readable for the analyst.
+// non-empty group listed in groups, or the whole match when groups is empty), so the flag,
+// variable name, URL or header around it stays readable for the analyst.
 type redactRule struct {
 	re     *regexp.Regexp
 	groups []int
-	// skip, when set, vetoes a match after looking at its submatches (for example a
-	// variable whose name is not secret-like).
-	skip func(sub []string) bool
+	// keywords are lower-case strings of which the lower-cased input must contain one for
+	// the rule to match at all; RedactString runs only the rules whose keywords occur (see
+	// prefilter). Empty means the rule always runs.
+	keywords []string
+	// skip, when set, vetoes a match after looking at it: s is the input, m the match's
+	// submatch indexes and secret the text the match would replace (for example a variable
+	// whose name is not secret-like, or a gitleaks secret below its entropy threshold).
+	skip func(s string, m []int, secret string) bool
 }
+
+// secretNameKeywords are what the input holds whenever secretName accepts one of its words:
+// each of secretWords, and each word benignWords removes, contains one of them.
+var secretNameKeywords = []string{"token", "secret", "passw", "key", "credential", "auth"}
+
+// secretNameWords lets secretName turn down most names without normalising them.
+var secretNameWords = newWordSet(secretNameKeywords)
+
+// skipNotSecretName vetoes a match whose group 1 (a flag, variable, member or header name)
+// does not name a secret.
+func skipNotSecretName(s string, m []int, _ string) bool { return !secretName(group(s, m, 1)) }
 
 // Value syntax shared by the key=value rules: a double- or single-quoted string (the quotes
 // stay) or an unquoted word that stops at shell separators and URL query separators.
@@ -29,71 +45,81 @@ var redactRules = []redactRule{
 	// claude -p takes the prompt, mysql -p a password, and one letter says too little).
 	// A space-separated value never starts with '-', which would be the next flag.
 	{
-		re:     regexp.MustCompile(`(?:^|[\s'"])--?([A-Za-z][A-Za-z0-9_.-]+)(?:=` + valuePattern + `|\s+(?:"([^"]+)"|'([^']+)'|([^\s'"&;|<>()` + "`" + `-][^\s'"&;|<>()` + "`" + `]*)))`),
-		groups: []int{2, 3, 4, 5, 6, 7},
-		skip:   func(sub []string) bool { return !secretName(sub[1]) },
+		re:       regexp.MustCompile(`(?:^|[\s'"])--?([A-Za-z][A-Za-z0-9_.-]+)(?:=` + valuePattern + `|\s+(?:"([^"]+)"|'([^']+)'|([^\s'"&;|<>()` + "`" + `-][^\s'"&;|<>()` + "`" + `]*)))`),
+		groups:   []int{2, 3, 4, 5, 6, 7},
+		keywords: secretNameKeywords,
+		skip:     skipNotSecretName,
 	},
 	// NAME=value words (environment assignments, URL query parameters) with a secret-like name.
 	{
-		re:     regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]*)=` + valuePattern),
-		groups: []int{2, 3, 4},
-		skip:   func(sub []string) bool { return !secretName(sub[1]) },
+		re:       regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]*)=` + valuePattern),
+		groups:   []int{2, 3, 4},
+		keywords: secretNameKeywords,
+		skip:     skipNotSecretName,
 	},
 	// JSON members with a secret-like name: "password": "v", "api_key":"v".
 	{
-		re:     regexp.MustCompile(`"([A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*"([^"]+)"`),
-		groups: []int{2},
-		skip:   func(sub []string) bool { return !secretName(sub[1]) },
+		re:       regexp.MustCompile(`"([A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*"([^"]+)"`),
+		groups:   []int{2},
+		keywords: secretNameKeywords,
+		skip:     skipNotSecretName,
 	},
 	// Headers with a secret-like name (X-Api-Key: v, X-Auth-Token: v, Private-Token: v) and
 	// YAML-ish "password: v". Authorization is the next rule (its value may have a scheme).
 	{
-		re:     regexp.MustCompile(`(?:^|[\s'"])([A-Za-z][A-Za-z0-9_-]*)\s*:\s*([^\s'"]+)`),
-		groups: []int{2},
-		skip: func(sub []string) bool {
-			return !secretName(sub[1]) || strings.EqualFold(sub[1], "authorization") || strings.HasPrefix(sub[2], "//")
+		re:       regexp.MustCompile(`(?:^|[\s'"])([A-Za-z][A-Za-z0-9_-]*)\s*:\s*([^\s'"]+)`),
+		groups:   []int{2},
+		keywords: secretNameKeywords,
+		skip: func(s string, m []int, secret string) bool {
+			name := group(s, m, 1)
+			return !secretName(name) || strings.EqualFold(name, "authorization") || strings.HasPrefix(secret, "//")
 		},
 	},
 	// A secret-named word followed by its value, as positional arguments say it: aws
 	// configure set aws_secret_access_key V. Only names with a '_' or '-' inside, so prose
 	// ("the token is ...") is left alone.
 	{
-		re:     regexp.MustCompile(`(?:^|\s)([A-Za-z][A-Za-z0-9]*[_-][A-Za-z0-9_-]+)\s+([^\s'"&;|<>()` + "`" + `-][^\s'"&;|<>()` + "`" + `]*)`),
-		groups: []int{2},
-		skip:   func(sub []string) bool { return !secretName(sub[1]) || sub[2] == Redacted },
+		re:       regexp.MustCompile(`(?:^|\s)([A-Za-z][A-Za-z0-9]*[_-][A-Za-z0-9_-]+)\s+([^\s'"&;|<>()` + "`" + `-][^\s'"&;|<>()` + "`" + `]*)`),
+		groups:   []int{2},
+		keywords: secretNameKeywords,
+		skip:     skipNotSecretName,
 	},
 	// HTTP authorization headers, whatever the scheme: Bearer, Basic, token, Digest.
 	{
-		re:     regexp.MustCompile(`(?i)authorization\s*:\s*(?:(?:bearer|basic|token|digest)\s+)?([^\s'"]+)`),
-		groups: []int{1},
+		re:       regexp.MustCompile(`(?i)authorization\s*:\s*(?:(?:bearer|basic|token|digest)\s+)?([^\s'"]+)`),
+		groups:   []int{1},
+		keywords: []string{"authorization"},
 	},
 	// A bare Bearer credential outside a header. Case-sensitive and 16+ characters so
 	// prose like "bearer of bad news" is left alone.
 	{
-		re:     regexp.MustCompile(`\bBearer\s+([A-Za-z0-9._~+/-]{16,}=*)`),
-		groups: []int{1},
+		re:       regexp.MustCompile(`\bBearer\s+([A-Za-z0-9._~+/-]{16,}=*)`),
+		groups:   []int{1},
+		keywords: []string{"bearer"},
 	},
 	// curl -u / --user user:password (not numeric uid:gid as in docker -u 1000:1000).
 	{
-		re:     regexp.MustCompile(`(?:^|\s)(?:-u|--user)(?:\s+|=)['"]?[^\s:'"]*:([^\s'"]+)`),
-		groups: []int{1},
-		skip:   func(sub []string) bool { return isDigits(sub[1]) },
+		re:       regexp.MustCompile(`(?:^|\s)(?:-u|--user)(?:\s+|=)['"]?[^\s:'"]*:([^\s'"]+)`),
+		groups:   []int{1},
+		keywords: []string{"-u"}, // --user holds it too
+		skip:     func(_ string, _ []int, secret string) bool { return isDigits(secret) },
 	},
 	// URL userinfo: scheme://user:password@host keeps the user and host.
 	{
-		re:     regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'"]*:([^/\s@'"]+)@`),
-		groups: []int{1},
+		re:       regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'"]*:([^/\s@'"]+)@`),
+		groups:   []int{1},
+		keywords: []string{"@"},
 	},
 	// Well-known token shapes, anywhere. GitHub tokens have no leading word boundary so a
 	// token glued to other text is still caught.
-	{re: regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{20,}`)},    // Anthropic sk-ant-, OpenAI sk-proj- and sk-
-	{re: regexp.MustCompile(`gh[pousr]_[A-Za-z0-9]{36,}`)}, // GitHub classic tokens
-	{re: regexp.MustCompile(`github_pat_[A-Za-z0-9_]{22,}`)},
-	{re: regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{20,}`)},
-	{re: regexp.MustCompile(`\bxox[abprs]-[A-Za-z0-9-]{10,}`)},
-	{re: regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`)},
-	{re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
-	{re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`)}, // JWT
+	{re: regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{20,}`), keywords: []string{"sk-"}},                                     // Anthropic sk-ant-, OpenAI sk-proj- and sk-
+	{re: regexp.MustCompile(`gh[pousr]_[A-Za-z0-9]{36,}`), keywords: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}}, // GitHub classic tokens
+	{re: regexp.MustCompile(`github_pat_[A-Za-z0-9_]{22,}`), keywords: []string{"github_pat_"}},
+	{re: regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{20,}`), keywords: []string{"glpat-"}},
+	{re: regexp.MustCompile(`\bxox[abprs]-[A-Za-z0-9-]{10,}`), keywords: []string{"xox"}},
+	{re: regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`), keywords: []string{"akia", "asia"}},
+	{re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`), keywords: []string{"aiza"}},
+	{re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), keywords: []string{"eyj"}}, // JWT
 }
 
 // secretWords mark a flag or variable name as holding a secret, after normalising it to
@@ -105,11 +131,17 @@ var secretWords = []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "
 // folded to AUTH first so "AUTHOR" does not hide it.
 var benignWords = strings.NewReplacer("AUTHORIZ", "AUTH", "AUTHOR", "", "TOKENIZER", "", "TOKENS", "")
 
+// nameSeparators are normalised to '_' in names; built once, secretName runs on every flag.
+var nameSeparators = strings.NewReplacer("-", "_", ".", "_")
+
 // secretName reports whether a flag or variable name holds a secret. Names that point to
 // where a secret is kept (_FILE, _PATH, _DIR) or switch it off (no-...) are not secrets:
 // the path is useful evidence and is not itself sensitive.
 func secretName(name string) bool {
-	n := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+	if !secretNameWords.any(name) {
+		return false
+	}
+	n := strings.ToUpper(nameSeparators.Replace(name))
 	if strings.HasPrefix(n, "NO_") || strings.HasSuffix(n, "_FILE") || strings.HasSuffix(n, "_PATH") || strings.HasSuffix(n, "_DIR") {
 		return false
 	}
@@ -137,15 +169,19 @@ func isDigits(s string) bool {
 const maxRedactPasses = 8
 
 // RedactString replaces secret values inside s with [REDACTED]: secret-named flags and
-// variables, authorization headers, URL passwords and well-known token shapes. It works
-// inline on whole shell command strings (bash -c '...') so the rest of the command stays
-// readable. Rules run until nothing changes, which makes redaction idempotent: a record
-// redacted twice (sensor, then a sink) is the same as one redacted once.
+// variables, authorization headers, URL passwords, well-known token shapes and whatever
+// gitleaks' default rules find. It works inline on whole shell command strings (bash -c
+// '...') so the rest of the command stays readable. Only the rules whose keywords occur in s
+// run. Rules run until nothing changes, which makes redaction idempotent: a record redacted
+// twice (sensor, then a sink) is the same as one redacted once.
 func RedactString(s string) string {
+	set := redactFilter.match(s)
+	// The keywords are looked up once: a redaction only ever removes them ([REDACTED] holds
+	// none, TestRedactKeywords), so no rule left out could match in a later pass.
 	for range maxRedactPasses {
 		next := s
-		for _, r := range redactRules {
-			next = r.apply(next)
+		for i := range set.all() {
+			next = redactAll[i].apply(next)
 		}
 		if next == s {
 			break
@@ -155,7 +191,7 @@ func RedactString(s string) string {
 	return s
 }
 
-func (r redactRule) apply(s string) string {
+func (r *redactRule) apply(s string) string {
 	matches := r.re.FindAllStringSubmatchIndex(s, -1)
 	if matches == nil {
 		return s
@@ -167,16 +203,18 @@ func (r redactRule) apply(s string) string {
 		if len(r.groups) > 0 {
 			start = -1
 			for _, g := range r.groups {
-				if m[2*g] >= 0 {
+				if m[2*g] < m[2*g+1] {
 					start, end = m[2*g], m[2*g+1]
 					break
 				}
 			}
 		}
-		if start < 0 || s[start:end] == Redacted {
+		// A secret that is (part of) the marker is what an earlier pass left: replacing it
+		// again would nest markers and never settle.
+		if start < 0 || start == end || strings.Contains(Redacted, s[start:end]) {
 			continue
 		}
-		if r.skip != nil && r.skip(submatches(s, m)) {
+		if r.skip != nil && r.skip(s, m, s[start:end]) {
 			continue
 		}
 		b.WriteString(s[last:start])
@@ -190,14 +228,12 @@ func (r redactRule) apply(s string) string {
 	return b.String()
 }
 
-func submatches(s string, m []int) []string {
-	sub := make([]string, len(m)/2)
-	for i := range sub {
-		if m[2*i] >= 0 {
-			sub[i] = s[m[2*i]:m[2*i+1]]
-		}
+// group returns submatch i of match m in s, or "" when the group took no part.
+func group(s string, m []int, i int) string {
+	if m[2*i] < 0 {
+		return ""
 	}
-	return sub
+	return s[m[2*i]:m[2*i+1]]
 }
 
 // RedactArgs returns a redacted copy of argv (the input is never modified, it may be shared

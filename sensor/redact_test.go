@@ -242,3 +242,62 @@ func BenchmarkRedactArgs(b *testing.B) {
 		})
 	}
 }
+
+// TestRedactKeywords checks what RedactString's single keyword look-up relies on: keywords
+// are lower case, and no redaction can make one appear ([REDACTED] holds none and none spans
+// its brackets), so the rules chosen for the input stay the only ones that can match.
+func TestRedactKeywords(t *testing.T) {
+	marker := strings.ToLower(Redacted)
+	for i, r := range redactAll {
+		for _, k := range r.keywords {
+			if k != strings.ToLower(k) {
+				t.Errorf("rule %d: keyword %q is not lower case", i, k)
+			}
+			if strings.Contains(marker, k) || strings.ContainsAny(k, "[]") {
+				t.Errorf("rule %d: keyword %q can appear by redaction", i, k)
+			}
+		}
+	}
+	if n := len(redactAll) - len(redactRules); n < 200 {
+		t.Errorf("%d gitleaks rules loaded, want its 200-odd default rules", n)
+	}
+}
+
+func TestPrefilterMatch(t *testing.T) {
+	rules := []redactRule{
+		{keywords: []string{"ghp_"}},
+		{keywords: []string{"key", "token"}},
+		{},
+		{keywords: []string{"@"}},
+	}
+	p := newPrefilter(rules)
+	for _, tc := range []struct {
+		in   string
+		want []int
+	}{
+		{"git status", []int{2}},
+		{"GHP_abc", []int{0, 2}},
+		{"my_TOKEN=x", []int{1, 2}},
+		{"\u212Aey", []int{1, 2}}, // the Kelvin sign, which (?i)k matches
+		{"a@b", []int{2, 3}},
+		{"", []int{2}},
+	} {
+		set := p.match(tc.in)
+		got := slices.Collect(set.all())
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("match(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestWordSet(t *testing.T) {
+	ws := newWordSet([]string{"ab", "abc", "b", "zz"})
+	var got []int
+	ws.each([]byte("xabcbzz"), func(w int) bool { got = append(got, w); return true })
+	if want := []int{0, 1, 2, 2, 3}; !slices.Equal(got, want) {
+		t.Errorf("each = %v, want %v", got, want)
+	}
+	if !ws.any("XXZZ") || ws.any("xyz") {
+		t.Error("any is wrong")
+	}
+}
