@@ -1,7 +1,9 @@
 package sensor
 
 import (
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -26,7 +28,7 @@ type redactRule struct {
 
 // secretNameKeywords are what the input holds whenever secretName accepts one of its words:
 // each of secretWords, and each word benignWords removes, contains one of them.
-var secretNameKeywords = []string{"token", "secret", "passw", "key", "credential", "auth"}
+var secretNameKeywords = []string{"token", "secret", "passw", "key", "credential", "auth", "sig"}
 
 // secretNameWords lets secretName turn down most names without normalising them.
 var secretNameWords = newWordSet(secretNameKeywords)
@@ -57,9 +59,10 @@ var redactRules = []redactRule{
 		keywords: secretNameKeywords,
 		skip:     skipNotSecretName,
 	},
-	// JSON members with a secret-like name: "password": "v", "api_key":"v".
+	// JSON members with a secret-like name: "password": "v", "api_key":"v", also with the
+	// quotes escaped as JSON inside a shell string has them: {\"auth\":\"v\"}.
 	{
-		re:       regexp.MustCompile(`"([A-Za-z_][A-Za-z0-9_.-]*)"\s*:\s*"([^"]+)"`),
+		re:       regexp.MustCompile(`\\?"([A-Za-z_][A-Za-z0-9_.-]*)\\?"\s*:\s*\\?"((?:[^"\\]|\\[^"])+)\\?"`),
 		groups:   []int{2},
 		keywords: secretNameKeywords,
 		skip:     skipNotSecretName,
@@ -97,12 +100,63 @@ var redactRules = []redactRule{
 		groups:   []int{1},
 		keywords: []string{"bearer"},
 	},
-	// curl -u / --user user:password (not numeric uid:gid as in docker -u 1000:1000).
+	// curl -u / --user user:password (not numeric uid:gid as in docker -u 1000:1000, nor a
+	// URL as in redis-cli -u redis://..., which the userinfo rule reads).
 	{
 		re:       regexp.MustCompile(`(?:^|\s)(?:-u|--user)(?:\s+|=)['"]?[^\s:'"]*:([^\s'"]+)`),
 		groups:   []int{1},
 		keywords: []string{"-u"}, // --user holds it too
-		skip:     func(_ string, _ []int, secret string) bool { return isDigits(secret) },
+		skip: func(_ string, _ []int, secret string) bool {
+			return isDigits(secret) || strings.HasPrefix(secret, "//")
+		},
+	},
+	// A URL whose user name is a token, with no password (https://TOKEN@dev.azure.com/...,
+	// https://ghp_...@github.com/...): 20 characters or more, which no login name has.
+	{
+		re:       regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9_~.-]{20,})@`),
+		groups:   []int{1},
+		keywords: []string{"@"},
+	},
+	// Oracle's user/password@ connect string in a JDBC URL.
+	{
+		re:       regexp.MustCompile(`(?i)jdbc:oracle:[a-z0-9]+:[^/\s:@'"]*/([^@\s'"]+)@`),
+		groups:   []int{1},
+		keywords: []string{"jdbc:oracle:"},
+	},
+	// Passwords that login tools take by a one-letter flag: docker/podman/helm registry
+	// login -p, sshpass -p, redis-cli -a, and mysql's -pPASSWORD (glued: a bare -p prompts).
+	// RedactArgs reads the same from separate arguments (see passwordFlag).
+	{
+		re:       regexp.MustCompile(`\b(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|crane)\b[^;&|\n]*?\slogin\b[^;&|\n]*?\s-p(?:\s+|=)([^\s'";&|]+)`),
+		groups:   []int{1},
+		keywords: []string{"login"},
+	},
+	{
+		re:       regexp.MustCompile(`\bsshpass\s+-p\s*([^\s'";&|]+)`),
+		groups:   []int{1},
+		keywords: []string{"sshpass"},
+	},
+	{
+		re:       regexp.MustCompile(`\bredis-cli\b[^;&|\n]*?\s(?:-a|--pass)\s+([^\s'";&|]+)`),
+		groups:   []int{1},
+		keywords: []string{"redis-cli"},
+	},
+	{
+		re:       regexp.MustCompile(`\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^;&|\n]*?\s-p([^\s'";&|-][^\s'";&|]*)`),
+		groups:   []int{1},
+		keywords: []string{"mysql", "mariadb"},
+	},
+	// Cookies: a Cookie header's whole value, and curl -b / --cookie given name=value pairs
+	// (without '=' the value names a cookie file, which stays).
+	{
+		re:       regexp.MustCompile(`(?i)\bcookie\s*:\s*([^'"\r\n]+)`),
+		groups:   []int{1},
+		keywords: []string{"cookie"},
+	},
+	{
+		re:       regexp.MustCompile(`(?:^|\s)(?:-b|--cookie)(?:\s+|=)(?:'([^']*=[^']*)'|"([^"]*=[^"]*)"|([^\s'"]*=[^\s'"]*))`),
+		groups:   []int{1, 2, 3},
+		keywords: []string{"-b", "--cookie"},
 	},
 	// URL userinfo: scheme://user:password@host keeps the user and host.
 	{
@@ -115,6 +169,9 @@ var redactRules = []redactRule{
 	{re: regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{20,}`), keywords: []string{"sk-"}},                                     // Anthropic sk-ant-, OpenAI sk-proj- and sk-
 	{re: regexp.MustCompile(`gh[pousr]_[A-Za-z0-9]{36,}`), keywords: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}}, // GitHub classic tokens
 	{re: regexp.MustCompile(`github_pat_[A-Za-z0-9_]{22,}`), keywords: []string{"github_pat_"}},
+	// Stripe secret and restricted keys; gitleaks' rule wants a separator after the key,
+	// which Stripe's own curl -u sk_live_...: example has not.
+	{re: regexp.MustCompile(`\b[rs]k_(?:live|test|prod)_[A-Za-z0-9]{10,}`), keywords: []string{"sk_", "rk_"}},
 	{re: regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{20,}`), keywords: []string{"glpat-"}},
 	{re: regexp.MustCompile(`\bxox[abprs]-[A-Za-z0-9-]{10,}`), keywords: []string{"xox"}},
 	{re: regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`), keywords: []string{"akia", "asia"}},
@@ -124,7 +181,12 @@ var redactRules = []redactRule{
 
 // secretWords mark a flag or variable name as holding a secret, after normalising it to
 // upper case with '_' separators.
-var secretWords = []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIAL", "AUTH"}
+var secretWords = []string{
+	"TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIAL", "AUTH",
+	// Keys the corpus has under other names: Datadog's DD_APP_KEY and DD-APPLICATION-KEY,
+	// Azure's AccountKey and SharedAccessKey, and the usual signing and encryption keys.
+	"APP_KEY", "APPKEY", "APPLICATION_KEY", "ACCOUNT_KEY", "ACCOUNTKEY", "ACCESSKEY", "SIGNING_KEY", "MASTER_KEY", "ENCRYPTION_KEY", "SHARED_KEY", "LICENSE_KEY",
+}
 
 // benignWords contain a secret word but name something else; they are removed before the
 // check so MAX_TOKENS, --tokenizer and GIT_AUTHOR_NAME stay readable. AUTHORIZATION is
@@ -144,6 +206,10 @@ func secretName(name string) bool {
 	n := strings.ToUpper(nameSeparators.Replace(name))
 	if strings.HasPrefix(n, "NO_") || strings.HasSuffix(n, "_FILE") || strings.HasSuffix(n, "_PATH") || strings.HasSuffix(n, "_DIR") {
 		return false
+	}
+	// A signature in a pre-signed URL: Azure SAS sig=, S3 X-Amz-Signature=.
+	if n == "SIG" || n == "SIGNATURE" || strings.HasSuffix(n, "_SIGNATURE") {
+		return true
 	}
 	n = benignWords.Replace(n)
 	for _, w := range secretWords {
@@ -257,15 +323,47 @@ func RedactArgs(args []string) []string {
 				continue
 			}
 			if prev == "-u" || prev == "--user" {
-				if user, pass, ok := strings.Cut(a, ":"); ok && pass != "" && !isDigits(pass) {
+				if user, pass, ok := strings.Cut(a, ":"); ok && pass != "" && !isDigits(pass) && !strings.HasPrefix(pass, "//") {
 					out[i] = user + ":" + Redacted
 					continue
 				}
+			}
+			if passwordFlag(args, prev) && a != "" {
+				out[i] = Redacted
+				continue
+			}
+			if flag, ok := gluedPasswordFlag(args[0]); ok && len(a) > len(flag) && strings.HasPrefix(a, flag) && a[len(flag)] != '-' {
+				out[i] = flag + Redacted
+				continue
 			}
 		}
 		out[i] = RedactString(a)
 	}
 	return out
+}
+
+// passwordFlag reports whether flag, an argument of argv, is a one-letter flag whose next
+// argument is a password for argv's command: what the login rules read in a shell string.
+func passwordFlag(argv []string, flag string) bool {
+	switch path.Base(argv[0]) {
+	case "sshpass":
+		return flag == "-p"
+	case "redis-cli":
+		return flag == "-a" || flag == "--pass"
+	case "docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras", "crane":
+		return flag == "-p" && slices.Contains(argv, "login")
+	}
+	return false
+}
+
+// gluedPasswordFlag returns the flag that takes a password glued to it (-pPASSWORD) for the
+// command exe, if it has one.
+func gluedPasswordFlag(exe string) (string, bool) {
+	switch path.Base(exe) {
+	case "mysql", "mysqldump", "mysqladmin", "mariadb", "sshpass":
+		return "-p", true
+	}
+	return "", false
 }
 
 // tokenPrefix matches the start of a well-known token shape at the very end of a string: what
