@@ -366,15 +366,46 @@ func gluedPasswordFlag(exe string) (string, bool) {
 	return "", false
 }
 
-// tokenPrefix matches the start of a well-known token shape at the very end of a string: what
-// is left of a token the kernel's argv limit cut in half, too short for the full patterns.
-var tokenPrefix = regexp.MustCompile(`(?:sk-|gh[pousr]_|github_pat_|glpat-|xox[abprs]-|AKIA|ASIA|AIza|eyJ)[A-Za-z0-9_.~+/=-]*$`)
+// cutTokenPrefixes start well-known token shapes (the hand-written ones above and gitleaks'
+// for the formats of the corpus test): a token cut after its prefix is too short for any
+// full pattern, so a cut tail that starts with one is redacted whole.
+var cutTokenPrefixes = []string{
+	`sk-`, `\b[rs]k_`, `gh[pousr]_`, `github_pat_`, `glpat-`, `\bxox[abeoprs]-`,
+	`\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])`, `\bAIza`, `\beyJ`, `\bnpm_`, `\bpypi-`, `\bSK[0-9a-fA-F]`,
+	`\bSG\.`, `\bhv[sb]\.`, `\bhf_`, `\bdapi`, `\bdo[por]_v1_`, `\bshp(?:at|ss|ca|pa)_`,
+	`\bAGE-SECRET-KEY-`, `\blin_api_`, `\bPMAK-`, `\bgl(?:sa|c)_`, `hooks\.slack\.com/`,
+}
 
-// RedactCutTail redacts a token cut off at the end of s: for the last argument of an argv the
-// kernel truncated (vigil.truncated names process.args), whose end is not the real end.
+// cutTailRules redact what is left of a secret at the very end of a string, cut by the
+// kernel's argv limit: a token too short for its full pattern, or a value without the
+// closing quote, '@' or PEM footer its rule needs. Contextual values cut in the middle
+// (PASSWORD=hun, --token abc, Authorization: Basic dXN) RedactString already redacts.
+var cutTailRules = []redactRule{
+	{re: regexp.MustCompile(`(?:` + strings.Join(cutTokenPrefixes, "|") + `)[A-Za-z0-9_.~+/=-]*$`)},
+	// A PEM private key without its footer: the body goes, the header stays.
+	{re: regexp.MustCompile(`-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----([\s\S]+)$`), groups: []int{1}},
+	// URL userinfo before its '@': the password after user:, or 8 or more characters of what
+	// may be a token for a user name (a host cut before its path goes too: it is a cut tail).
+	{re: regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'"]*:([^/\s@'"]+)$`), groups: []int{1}},
+	{re: regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://([^/\s:@'"]{8,})$`), groups: []int{1}},
+	{re: regexp.MustCompile(`(?i)jdbc:oracle:[a-z0-9]+:[^/\s:@'"]*/([^@\s'"]+)$`), groups: []int{1}},
+	// A quoted secret value without its closing quote: a JSON member, NAME=, --flag, a cookie.
+	{re: regexp.MustCompile(`\\?"([A-Za-z_][A-Za-z0-9_.-]*)\\?"\s*:\s*\\?"([^"]+)$`), groups: []int{2}, skip: skipNotSecretName},
+	{re: regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]*)=["']([^"']+)$`), groups: []int{2}, skip: skipNotSecretName},
+	{re: regexp.MustCompile(`(?:^|[\s'"])--?([A-Za-z][A-Za-z0-9_.-]+)(?:=|\s+)["']([^"']+)$`), groups: []int{2}, skip: skipNotSecretName},
+	{re: regexp.MustCompile(`(?:^|\s)(?:-b|--cookie)(?:\s+|=)["']([^"']*=[^"']*)$`), groups: []int{1}},
+	// A bare Bearer credential shorter than the 16 characters its full rule wants.
+	{re: regexp.MustCompile(`\bBearer\s+([A-Za-z0-9._~+/-]+=*)$`), groups: []int{1}},
+}
+
+// RedactCutTail redacts a secret cut off at the end of s: for the last argument of an argv the
+// kernel truncated (vigil.truncated names process.args), whose end is not the real end. Run
+// after RedactString, it leaves of a cut secret of a corpus format no run of 8 characters of
+// secret material (leakBound, TestRedactCutTailCorpus): a format's public prefix (ghp_, AKIA)
+// is not material, and a shorter fragment is too little to use or to search for.
 func RedactCutTail(s string) string {
-	if loc := tokenPrefix.FindStringIndex(s); loc != nil {
-		return s[:loc[0]] + Redacted
+	for i := range cutTailRules {
+		s = cutTailRules[i].apply(s)
 	}
 	return s
 }

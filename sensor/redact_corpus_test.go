@@ -541,6 +541,36 @@ func TestRedactBenign(t *testing.T) {
 	t.Logf("%d of %d benign commands changed, and %d known", changed, len(benignArgv), len(benignRedacted))
 }
 
+// TestRedactCutTailCorpus: the kernel keeps 4 KiB of argv, so the last argument can end
+// anywhere inside a secret. For every corpus secret and every cut inside it, what the
+// pipeline writes (RedactString, then RedactCutTail on the cut last argument) must not hold
+// leakBound characters of secret material.
+func TestRedactCutTailCorpus(t *testing.T) {
+	cuts := 0
+	for _, f := range secretCorpus {
+		cmds := []string{f.cmd}
+		if f.bare {
+			cmds = append(cmds, bareCmd)
+		}
+		for ci, cmd := range cmds {
+			for seed := range uint64(1) {
+				line, secret, m := sample(f, cmd, seed)
+				at := strings.Index(line, secret)
+				for k := at + 1; k <= at+len(secret); k++ {
+					cut := line[:k]
+					cuts++
+					out := RedactCutTail(RedactString(cut))
+					if frag := leaked(out, m); frag != "" {
+						t.Errorf("%s (command %d): cut after %d of %d secret bytes leaks %q\n in  %q\n out %q", f.name, ci, k-at, len(secret), frag, cut, out)
+						break
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d cut points checked", cuts)
+}
+
 func TestRedactCorpusFormatsDistinct(t *testing.T) {
 	seen := map[string]bool{}
 	for _, f := range secretCorpus {
