@@ -41,8 +41,9 @@ func skipNotSecretName(s string, m []int, _ string) bool { return !secretName(gr
 // stay) or an unquoted word that stops at shell separators and URL query separators.
 const valuePattern = `(?:"([^"]+)"|'([^']+)'|([^\s'"&;|<>()` + "`" + `]+))`
 
-// redactRules are compiled once: RedactString runs on every exec event's argv.
-var redactRules = []redactRule{
+// redactRules are compiled once: RedactString runs on every exec event's argv. The
+// contextual rules come first, then the token shapes.
+var redactRules = append([]redactRule{
 	// Flags with a secret-like name: --api-key=v, --token v, -password v (multi-letter only:
 	// claude -p takes the prompt, mysql -p a password, and one letter says too little).
 	// A space-separated value never starts with '-', which would be the next flag.
@@ -164,19 +165,47 @@ var redactRules = []redactRule{
 		groups:   []int{1},
 		keywords: []string{"@"},
 	},
-	// Well-known token shapes, anywhere. GitHub tokens have no leading word boundary so a
-	// token glued to other text is still caught.
-	{re: regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{20,}`), keywords: []string{"sk-"}},                                     // Anthropic sk-ant-, OpenAI sk-proj- and sk-
-	{re: regexp.MustCompile(`gh[pousr]_[A-Za-z0-9]{36,}`), keywords: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}}, // GitHub classic tokens
-	{re: regexp.MustCompile(`github_pat_[A-Za-z0-9_]{22,}`), keywords: []string{"github_pat_"}},
-	// Stripe secret and restricted keys; gitleaks' rule wants a separator after the key,
-	// which Stripe's own curl -u sk_live_...: example has not.
-	{re: regexp.MustCompile(`\b[rs]k_(?:live|test|prod)_[A-Za-z0-9]{10,}`), keywords: []string{"sk_", "rk_"}},
-	{re: regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{20,}`), keywords: []string{"glpat-"}},
-	{re: regexp.MustCompile(`\bxox[abprs]-[A-Za-z0-9-]{10,}`), keywords: []string{"xox"}},
-	{re: regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`), keywords: []string{"akia", "asia"}},
-	{re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`), keywords: []string{"aiza"}},
-	{re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), keywords: []string{"eyj"}}, // JWT
+}, tokenShapeRules()...)
+
+// tokenShapes are well-known token formats, redacted wherever they stand: the prefix a token
+// starts with (a regexp) and the body after it. Beyond the dozen first written here, they are
+// the corpus formats whose gitleaks rule wants a separator after the token or a minimum
+// entropy (npm_, SG., hvs., dapi, hf_, Stripe's sk_live_ in curl -u sk_live_...:, ...), which
+// FuzzRedactKnownSecrets showed a token can lack: glued to a ',' or ')', or with few distinct
+// characters, it is a token still. GitHub tokens have no leading word boundary, so one glued
+// to other text is caught.
+var tokenShapes = []struct {
+	prefix, body string
+	keywords     []string
+}{
+	{`\bsk-`, `[A-Za-z0-9_-]{20,}`, []string{"sk-"}}, // Anthropic sk-ant-, OpenAI sk-proj- and sk-
+	{`gh[pousr]_`, `[A-Za-z0-9]{36,}`, []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
+	{`github_pat_`, `[A-Za-z0-9_]{22,}`, []string{"github_pat_"}},
+	{`\bglpat-`, `[A-Za-z0-9_-]{20,}`, []string{"glpat-"}},
+	{`\bxox[abeprs]-`, `[A-Za-z0-9-]{10,}`, []string{"xox"}},
+	{`\b(?:AKIA|ASIA)`, `[A-Z0-9]{16}\b`, []string{"akia", "asia"}},
+	{`\bAIza`, `[0-9A-Za-z_-]{35}`, []string{"aiza"}},
+	{`\beyJ`, `[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`, []string{"eyj"}}, // JWT
+	{`\b[rs]k_(?:live|test|prod)_`, `[A-Za-z0-9]{10,}`, []string{"sk_", "rk_"}},           // Stripe
+	{`\bnpm_`, `[A-Za-z0-9]{36}`, []string{"npm_"}},
+	{`\bpypi-AgEIcHlwaS5vcmc`, `[A-Za-z0-9_-]{50,}`, []string{"pypi-"}},
+	{`\bSK`, `[0-9a-fA-F]{32}`, []string{"sk"}}, // Twilio API key
+	{`\bSG\.`, `[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, []string{"sg."}},
+	{`\bhvs\.`, `[A-Za-z0-9_-]{90,}`, []string{"hvs."}}, // Vault service token
+	{`\bdapi`, `[a-f0-9]{32}`, []string{"dapi"}},        // Databricks
+	{`\bdo[opr]_v1_`, `[a-f0-9]{64}`, []string{"_v1_"}}, // DigitalOcean
+	{`\bhf_`, `[A-Za-z]{34}`, []string{"hf_"}},          // Hugging Face
+	{`\bshp(?:at|ss|ca|pa)_`, `[a-fA-F0-9]{32}`, []string{"shp"}},
+	{`\bAGE-SECRET-KEY-1`, `[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}`, []string{"age-secret-key-"}},
+	{`hooks\.slack\.com/(?:services|workflows|triggers)/`, `[A-Za-z0-9+/]{43,}`, []string{"hooks.slack.com/"}},
+}
+
+func tokenShapeRules() []redactRule {
+	rules := make([]redactRule, len(tokenShapes))
+	for i, t := range tokenShapes {
+		rules[i] = redactRule{re: regexp.MustCompile(t.prefix + t.body), keywords: t.keywords}
+	}
+	return rules
 }
 
 // secretWords mark a flag or variable name as holding a secret, after normalising it to
@@ -366,22 +395,13 @@ func gluedPasswordFlag(exe string) (string, bool) {
 	return "", false
 }
 
-// cutTokenPrefixes start well-known token shapes (the hand-written ones above and gitleaks'
-// for the formats of the corpus test): a token cut after its prefix is too short for any
-// full pattern, so a cut tail that starts with one is redacted whole.
-var cutTokenPrefixes = []string{
-	`sk-`, `\b[rs]k_`, `gh[pousr]_`, `github_pat_`, `glpat-`, `\bxox[abeoprs]-`,
-	`\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])`, `\bAIza`, `\beyJ`, `\bnpm_`, `\bpypi-`, `\bSK[0-9a-fA-F]`,
-	`\bSG\.`, `\bhv[sb]\.`, `\bhf_`, `\bdapi`, `\bdo[por]_v1_`, `\bshp(?:at|ss|ca|pa)_`,
-	`\bAGE-SECRET-KEY-`, `\blin_api_`, `\bPMAK-`, `\bgl(?:sa|c)_`, `hooks\.slack\.com/`,
-}
-
 // cutTailRules redact what is left of a secret at the very end of a string, cut by the
 // kernel's argv limit: a token too short for its full pattern, or a value without the
 // closing quote, '@' or PEM footer its rule needs. Contextual values cut in the middle
 // (PASSWORD=hun, --token abc, Authorization: Basic dXN) RedactString already redacts.
 var cutTailRules = []redactRule{
-	{re: regexp.MustCompile(`(?:` + strings.Join(cutTokenPrefixes, "|") + `)[A-Za-z0-9_.~+/=-]*$`)},
+	// A token cut after the prefix of its shape: redacted whole.
+	{re: regexp.MustCompile(`(?:` + strings.Join(tokenShapePrefixes(), "|") + `)[A-Za-z0-9_.~+/=-]*$`)},
 	// A PEM private key without its footer: the body goes, the header stays.
 	{re: regexp.MustCompile(`-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----([\s\S]+)$`), groups: []int{1}},
 	// URL userinfo before its '@': the password after user:, or 8 or more characters of what
@@ -396,6 +416,14 @@ var cutTailRules = []redactRule{
 	{re: regexp.MustCompile(`(?:^|\s)(?:-b|--cookie)(?:\s+|=)["']([^"']*=[^"']*)$`), groups: []int{1}},
 	// A bare Bearer credential shorter than the 16 characters its full rule wants.
 	{re: regexp.MustCompile(`\bBearer\s+([A-Za-z0-9._~+/-]+=*)$`), groups: []int{1}},
+}
+
+func tokenShapePrefixes() []string {
+	prefixes := make([]string, len(tokenShapes))
+	for i, t := range tokenShapes {
+		prefixes[i] = t.prefix
+	}
+	return prefixes
 }
 
 // RedactCutTail redacts a secret cut off at the end of s: for the last argument of an argv the

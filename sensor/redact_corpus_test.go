@@ -608,3 +608,52 @@ func TestRedactArgsCorpus(t *testing.T) {
 	}
 	t.Logf("%d argvs", n)
 }
+
+// fuzzDelims are what the fuzzer may put right before and after a secret: the characters
+// that end a word in a shell line, a URL, JSON or a header.
+const fuzzDelims = " \n\t'\"=:;,()<>[]{}|&`\\/@"
+
+// FuzzRedactKnownSecrets: no secret of a corpus format survives RedactString, whatever the
+// text around it. The fuzzer picks the format, the secret material (its bytes mapped into the
+// format's alphabet; past their end a fixed generator fills the rest), the text before and
+// after, and the characters that delimit the secret. A format a shape identifies stands
+// bare between the delimiters; any other stands in its command line, on a line of its own.
+func FuzzRedactKnownSecrets(f *testing.F) {
+	for i := range secretCorpus {
+		f.Add(uint8(i), []byte(secretCorpus[i].name), "echo start", "| tail -n 1", uint8(0), uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, format uint8, material0 []byte, before, after string, d1, d2 uint8) {
+		sf := secretCorpus[int(format)%len(secretCorpus)]
+		m := &material{next: fuzzBytes(material0)}
+		secret := sf.secret(m)
+		var line string
+		if sf.bare {
+			line = before + string(fuzzDelims[int(d1)%len(fuzzDelims)]) + secret + string(fuzzDelims[int(d2)%len(fuzzDelims)]) + after
+		} else {
+			line = before + "\n" + strings.Replace(sf.cmd, "\x00", secret, 1) + "\n" + after
+		}
+		if frag := leaked(RedactString(line), m); frag != "" {
+			t.Fatalf("%s: %q survives\n in  %q\n out %q", sf.name, frag, line, RedactString(line))
+		}
+	})
+}
+
+// fuzzBytes returns a byte source that yields b and then a fixed xorshift sequence seeded by
+// it, so that every draw is the fuzzer's and a short input still fills a long secret.
+func fuzzBytes(b []byte) func() byte {
+	x := uint64(len(b))*0x9E3779B97F4A7C15 | 1
+	for _, c := range b {
+		x = (x ^ uint64(c)) * 0x100000001B3
+	}
+	return func() byte {
+		if len(b) > 0 {
+			c := b[0]
+			b = b[1:]
+			return c
+		}
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return byte(x >> 32)
+	}
+}
