@@ -154,10 +154,12 @@ var redactRules = append([]redactRule{
 		groups:   []int{1},
 		keywords: []string{"cookie"},
 	},
+	// Its keywords are -b then what \s or = matches: a bare -b is in many a script
+	// (snapshot-bash-1.sh).
 	{
 		re:       regexp.MustCompile(`(?:^|\s)(?:-b|--cookie)(?:\s+|=)(?:'([^']*=[^']*)'|"([^"]*=[^"]*)"|([^\s'"]*=[^\s'"]*))`),
 		groups:   []int{1, 2, 3},
-		keywords: []string{"-b", "--cookie"},
+		keywords: []string{"-b ", "-b\t", "-b\n", "-b\f", "-b\r", "-b=", "--cookie"},
 	},
 	// URL userinfo: scheme://user:password@host keeps the user and host.
 	{

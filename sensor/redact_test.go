@@ -176,6 +176,15 @@ func FuzzRedactString(f *testing.F) {
 		if twice := RedactString(once); twice != once {
 			t.Fatalf("not idempotent:\n in  %q\n 1st %q\n 2nd %q", s, once, twice)
 		}
+		// The keywords of a hand-written rule are a necessary condition of what it redacts:
+		// the prefilter never leaves out a rule that would have changed s.
+		set := redactFilter.match(s)
+		selected := slices.Collect(set.all())
+		for i := range redactRules {
+			if redactRules[i].apply(s) != s && !slices.Contains(selected, i) {
+				t.Fatalf("rule %d (%s) redacts %q, but the prefilter leaves it out", i, redactRules[i].re, s)
+			}
+		}
 		// A GitHub token planted anywhere in the input must not survive.
 		i := int(at % uint(len(s)+1))
 		planted := s[:i] + ghToken + s[i:]
