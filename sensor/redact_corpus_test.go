@@ -92,7 +92,7 @@ var secretCorpus = []secretFormat{
 	},
 	{
 		name: "gcp service account private key (json)", prefix: "-----BEGIN PRIVATE KEY-----",
-		secret: func(m *material) string { return m.pem("PRIVATE KEY", 12, `\n`) + `\n` },
+		secret: func(m *material) string { return m.pem("PRIVATE KEY", 6, `\n`) + `\n` },
 		cmd:    `gcloud auth activate-service-account --key-file=<(echo '{"type":"service_account","project_id":"acme-prod","private_key":"` + "\x00" + `","client_email":"deploy@acme-prod.iam.gserviceaccount.com"}')`,
 		keep:   []string{"gcloud auth activate-service-account --key-file=<(echo", "deploy@acme-prod.iam.gserviceaccount.com"},
 	},
@@ -250,14 +250,14 @@ var secretCorpus = []secretFormat{
 	},
 	{
 		name: "rsa private key on the command line", prefix: "-----BEGIN RSA PRIVATE KEY-----",
-		secret: func(m *material) string { return m.pem("RSA PRIVATE KEY", 16, "\n") },
+		secret: func(m *material) string { return m.pem("RSA PRIVATE KEY", 8, "\n") },
 		cmd:    "bash -c 'ssh-add - <<< \"\x00\" && ssh -o StrictHostKeyChecking=no deploy@10.0.4.12 uptime'",
 		keep:   []string{"bash -c 'ssh-add - <<< \"", "&& ssh -o StrictHostKeyChecking=no deploy@10.0.4.12 uptime'"},
 		bare:   true,
 	},
 	{
 		name: "openssh private key on the command line", prefix: "-----BEGIN OPENSSH PRIVATE KEY-----",
-		secret: func(m *material) string { return m.pem("OPENSSH PRIVATE KEY", 6, "\n") },
+		secret: func(m *material) string { return m.pem("OPENSSH PRIVATE KEY", 4, "\n") },
 		cmd:    "ssh-keygen -y -f /dev/stdin <<< '\x00' > id.pub",
 		keep:   []string{"ssh-keygen -y -f /dev/stdin <<< '", "' > id.pub"},
 		bare:   true,
