@@ -26,8 +26,8 @@ type redactRule struct {
 	skip func(s string, m []int, secret string) bool
 }
 
-// secretNameKeywords are what the input holds whenever secretName accepts one of its words:
-// each of secretWords, and each word benignWords removes, contains one of them.
+// secretNameKeywords are what the input holds whenever secretName accepts a name: each of
+// secretWords, of the signature names and of the words benignWords removes contains one.
 var secretNameKeywords = []string{"token", "secret", "passw", "key", "credential", "auth", "sig"}
 
 // secretNameWords lets secretName turn down most names without normalising them.
