@@ -203,7 +203,9 @@ func (p *Pipeline) release(all bool) {
 	}
 }
 
-// process redacts, enriches and writes one kernel event.
+// process redacts, enriches and writes one kernel event. Redaction comes first, before the
+// hold journal and every sink: proto.FitLine, which cuts long fields to a prefix to fit a
+// line, only ever shortens redacted text, so its cut cannot expose part of a secret.
 func (p *Pipeline) process(e *proto.Event) {
 	if e.Process != nil && len(e.Process.Args) > 0 {
 		e.Process.Args = RedactArgs(e.Process.Args)

@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -175,6 +176,15 @@ func FuzzRedactString(f *testing.F) {
 		if twice := RedactString(once); twice != once {
 			t.Fatalf("not idempotent:\n in  %q\n 1st %q\n 2nd %q", s, once, twice)
 		}
+		// The keywords of a hand-written rule are a necessary condition of what it redacts:
+		// the prefilter never leaves out a rule that would have changed s.
+		set := redactFilter.match(s)
+		selected := slices.Collect(set.all())
+		for i := range redactRules {
+			if redactRules[i].apply(s) != s && !slices.Contains(selected, i) {
+				t.Fatalf("rule %d (%s) redacts %q, but the prefilter leaves it out", i, redactRules[i].re, s)
+			}
+		}
 		// A GitHub token planted anywhere in the input must not survive.
 		i := int(at % uint(len(s)+1))
 		planted := s[:i] + ghToken + s[i:]
@@ -182,4 +192,121 @@ func FuzzRedactString(f *testing.F) {
 			t.Fatalf("token survived: in %q out %q", planted, out)
 		}
 	})
+}
+
+// benchArgvs are the argv shapes RedactArgs sees on every exec event: a short command, an
+// agent's bash -c script of about 2 KiB, and a compiler line near the kernel's 4 KiB argv cut.
+var benchArgvs = func() map[string][]string {
+	script := `source /root/.claude/shell-snapshots/snapshot-bash-1754331234567-abc123.sh 2>/dev/null || true && eval 'set -euo pipefail
+cd /home/dev/src/github.com/example/service
+for pkg in ./internal/store ./internal/api ./cmd/server; do
+  go test -count=1 -run "TestHandler|TestStore" "$pkg" 2>&1 | tail -n 20
+done
+grep -rn "func (s \*Server) handle" internal/api/*.go | head -40
+sed -n "120,180p" internal/api/routes.go
+git --no-pager log --oneline -n 15 -- internal/api
+git --no-pager diff --stat HEAD~3..HEAD
+cat > /tmp/notes.md <<NOTES
+# Investigation
+The request timeout comes from the upstream client, which retries three times with backoff.
+Check the refresh path: the session cache keeps stale entries after a restart.
+NOTES
+find . -name "*.go" -newer go.mod -not -path "./vendor/*" | xargs wc -l | sort -n | tail -n 10
+docker compose -f deploy/docker-compose.yml ps --format "table {{.Name}}\t{{.Status}}"
+kubectl --context staging -n service get pods -l app=service -o wide
+python3 scripts/report.py --input build/results.json --format markdown --limit 50 > /tmp/report.md
+jq -r ".tests[] | select(.status == \"fail\") | .name" build/results.json | sort | uniq -c
+npm --prefix web run lint -- --max-warnings 0
+make -C web build OUT=/tmp/web-dist VERBOSE=1' < /dev/null && pwd -P >| /tmp/claude-5f3a-cwd`
+	for len(script) < 2048 {
+		script += "\necho done"
+	}
+	cc := []string{"/usr/bin/cc", "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fPIC", "-pthread"}
+	for i, n := 0, 0; n < 4096; i++ {
+		a := fmt.Sprintf("-I/home/dev/src/project/third_party/module%02d/include", i)
+		if i%3 == 1 {
+			a = fmt.Sprintf("-DCONFIG_FEATURE_%02d=1", i)
+		} else if i%3 == 2 {
+			a = fmt.Sprintf("src/subsystem%02d/file_%02d.c", i/10, i)
+		}
+		cc = append(cc, a)
+		n += len(a) + 1
+	}
+	return map[string][]string{
+		"short":  {"git", "status", "--short"},
+		"bash2k": {"/bin/bash", "-c", script},
+		"argv4k": cc,
+	}
+}()
+
+// BenchmarkRedactArgs measures the redaction every exec event's argv goes through on the
+// sensor's one CPU.
+func BenchmarkRedactArgs(b *testing.B) {
+	for _, name := range []string{"short", "bash2k", "argv4k"} {
+		argv := benchArgvs[name]
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				RedactArgs(argv)
+			}
+		})
+	}
+}
+
+// TestRedactKeywords checks what RedactString's single keyword look-up relies on: keywords
+// are lower case, and no redaction can make one appear ([REDACTED] holds none and none spans
+// its brackets), so the rules chosen for the input stay the only ones that can match.
+func TestRedactKeywords(t *testing.T) {
+	marker := strings.ToLower(Redacted)
+	for i, r := range redactAll {
+		for _, k := range r.keywords {
+			if k != strings.ToLower(k) {
+				t.Errorf("rule %d: keyword %q is not lower case", i, k)
+			}
+			if strings.Contains(marker, k) || strings.ContainsAny(k, "[]") {
+				t.Errorf("rule %d: keyword %q can appear by redaction", i, k)
+			}
+		}
+	}
+	if n := len(redactAll) - len(redactRules); n < 200 {
+		t.Errorf("%d gitleaks rules loaded, want its 200-odd default rules", n)
+	}
+}
+
+func TestPrefilterMatch(t *testing.T) {
+	rules := []redactRule{
+		{keywords: []string{"ghp_"}},
+		{keywords: []string{"key", "token"}},
+		{},
+		{keywords: []string{"@"}},
+	}
+	p := newPrefilter(rules)
+	for _, tc := range []struct {
+		in   string
+		want []int
+	}{
+		{"git status", []int{2}},
+		{"GHP_abc", []int{0, 2}},
+		{"my_TOKEN=x", []int{1, 2}},
+		{"\u212Aey", []int{1, 2}}, // the Kelvin sign, which (?i)k matches
+		{"a@b", []int{2, 3}},
+		{"", []int{2}},
+	} {
+		set := p.match(tc.in)
+		got := slices.Collect(set.all())
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("match(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestWordSet(t *testing.T) {
+	ws := newWordSet([]string{"ab", "abc", "b", "zz"})
+	var got []int
+	ws.each([]byte("xabcbzz"), func(w int) bool { got = append(got, w); return true })
+	if want := []int{0, 1, 2, 2, 3}; !slices.Equal(got, want) {
+		t.Errorf("each = %v, want %v", got, want)
+	}
+	if !ws.any("XXZZ") || ws.any("xyz") {
+		t.Error("any is wrong")
+	}
 }
