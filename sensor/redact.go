@@ -272,13 +272,14 @@ const maxRedactPasses = 8
 // run. Rules run until nothing changes, which makes redaction idempotent: a record redacted
 // twice (sensor, then a sink) is the same as one redacted once.
 func RedactString(s string) string {
-	set := redactFilter.match(s)
+	all, filter := redaction()
+	set := filter.match(s)
 	// The keywords are looked up once: a redaction only ever removes them ([REDACTED] holds
 	// none, TestRedactKeywords), so no rule left out could match in a later pass.
 	for range maxRedactPasses {
 		next := s
 		for i := range set.all() {
-			next = redactAll[i].apply(next)
+			next = all[i].apply(next)
 		}
 		if next == s {
 			break

@@ -5,20 +5,24 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 )
 
-// redactAll is every redaction rule RedactString knows: the hand-written ones first (they
-// keep the flag, variable or header around a secret readable), then gitleaks' default rules
-// for the secret formats they do not know. redactFilter picks the few an input can match.
-var (
-	redactAll    = append(slices.Clip(redactRules), gitleaksRules()...)
-	redactFilter = newPrefilter(redactAll)
-)
+// redaction returns every redaction rule RedactString knows: the hand-written ones first
+// (they keep the flag, variable or header around a secret readable), then gitleaks' default
+// rules for the secret formats they do not know; and the prefilter that picks the few an input
+// can match. They are built on first use: reading gitleaks' rules takes ~40 ms and 3 MiB,
+// which every command that never redacts (`vigil hook`, run on each agent hook call) would
+// otherwise pay at start.
+var redaction = sync.OnceValues(func() ([]redactRule, *prefilter) {
+	all := append(slices.Clip(redactRules), gitleaksRules()...)
+	return all, newPrefilter(all)
+})
 
 // maxRules bounds the rule count so a ruleSet is a fixed array that lives on the stack.
 const maxRules = 512
 
-// ruleSet is a set of indexes into redactAll.
+// ruleSet is a set of indexes into redaction's rules.
 type ruleSet [maxRules / 64]uint64
 
 func (rs *ruleSet) add(i int) { rs[i/64] |= 1 << (i % 64) }
