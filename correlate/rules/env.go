@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"path"
+	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -195,4 +196,27 @@ func newEnv(scope Scope) (*cel.Env, error) {
 		return nil, fmt.Errorf("build the CEL environment of scope %s: %w", scope, err)
 	}
 	return env, nil
+}
+
+// Reference documents what a condition can use: the variables of each scope, the fields of
+// their types and the functions, as `vigil rules list --reference` prints it.
+func Reference() string {
+	var b strings.Builder
+	b.WriteString("Variables by scope:\n")
+	for _, s := range []Scope{ScopeEvent, ScopeToolCall, ScopeSession} {
+		fmt.Fprintf(&b, "  %-9s  %s\n", s, strings.Join(scopeVars[s], ", "))
+	}
+	b.WriteString("\nTypes (event is vigil.Event, tool vigil.Tool, prompt vigil.Prompt, session vigil.Session):\n")
+	for _, o := range objects {
+		fmt.Fprintf(&b, "  %s\n", o.name)
+		for _, n := range o.names {
+			f := o.fields[n]
+			fmt.Fprintf(&b, "    %-26s %-14s %s\n", n, f.t.String(), f.doc)
+		}
+	}
+	b.WriteString("\nFunctions (besides CEL's standard ones and its strings extension):\n")
+	for _, f := range functions {
+		fmt.Fprintf(&b, "  %s\n", f.doc)
+	}
+	return b.String()
 }

@@ -106,7 +106,8 @@ type ruleSpec struct {
 
 // ParseRules reads the rules of one file: a YAML list of rule entries or a single entry, in
 // one or more documents. Unknown keys, missing or malformed values and duplicate ids are
-// errors naming the file, the line and the rule. Conditions are not compiled here (Compile).
+// errors naming the file, the line and the rule; the rules that did parse are returned with
+// them (lint compiles them too). Conditions are not compiled here (Compile).
 func ParseRules(name string, data []byte) ([]Rule, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var (
@@ -150,10 +151,7 @@ func ParseRules(name string, data []byte) ([]Rule, error) {
 		}
 		seen[r.ID] = r
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return rules, nil
+	return rules, errors.Join(errs...)
 }
 
 func kindName(n *yaml.Node) string {
