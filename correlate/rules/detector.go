@@ -312,7 +312,8 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 			}
 		}
 	case a == proto.ActionOpen && !failed && e.File != nil:
-		if SecretLooking(e.File.Path) {
+		// A write-only open (echo >> ~/.ssh/authorized_keys) reads nothing.
+		if e.File.Access != "write" && SecretLooking(e.File.Path) {
 			add(aggSecretsRead, e.File.Path)
 			if unexplained {
 				add(aggUnexplainedSecretsRead, e.File.Path)

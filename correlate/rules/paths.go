@@ -87,12 +87,14 @@ func Glob(pattern, name string) bool {
 var scratchDirs = []string{"/tmp", "/var/tmp", "/dev", "/proc", "/run/user", "/private/tmp",
 	"/private/var/folders", "/var/folders"}
 
-// homeScratch are home directories that tool chains write to on every build or install:
-// caches, package stores, the agents' own state (their settings and hooks files are not
+// homeScratch are home directories (and files) that tool chains write to on every build or
+// install: caches, package stores, shell histories, the agents' own state (their settings and hooks files are not
 // scratch: AgentConfigPath).
 var homeScratch = []string{".cache", ".npm", ".cargo/registry", ".cargo/git", "go/pkg", ".rustup",
 	".gradle", ".m2/repository", ".yarn", ".pnpm-store", ".bun/install", ".local/share/pnpm",
-	".local/state", "Library/Caches", ".claude", ".codex", ".gemini/tmp", ".cursor/extensions"}
+	".local/state", "Library/Caches", ".claude", ".codex", ".gemini/tmp", ".cursor/extensions",
+	// Histories every shell and REPL appends to.
+	".bash_history", ".zsh_history", ".python_history", ".node_repl_history", ".lesshst", ".viminfo"}
 
 // ScratchPath reports whether writing p is routine for any program: temporary and runtime
 // directories, devices, build and package caches, the agents' own state directories.
