@@ -10,6 +10,8 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+
+	"github.com/vigil-sensor/vigil/proto"
 )
 
 // compiled is a rule ready to evaluate.
@@ -20,6 +22,9 @@ type compiled struct {
 	// values, are those values: the rule is only evaluated on lines with one of them. nil:
 	// every line.
 	actions []string
+	// guard, for an event rule, is a necessary condition checked in Go before the CEL
+	// program runs (guard.go); nil: none.
+	guard func(*proto.Event) bool
 	// deps are the aggregates (bits aggX) and scalars (depMeta) of its scope the condition
 	// reads: a tool_call or session rule is evaluated again only when one of them changed.
 	deps uint32
@@ -138,6 +143,7 @@ func compileRule(r Rule) (*compiled, error) {
 	switch r.Scope {
 	case ScopeEvent:
 		c.actions = requiredActions(native.Expr())
+		c.guard = guardOf(native.Expr()).fn
 	case ScopeToolCall, ScopeSession:
 		v := "tool"
 		if r.Scope == ScopeSession {

@@ -257,7 +257,7 @@ func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
 	d.act = activation{event: e, tool: c, prompt: d.promptFor(pid), session: s}
 	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
 		for _, r := range list {
-			if d.eval(r) {
+			if (r.guard == nil || r.guard(e)) && d.eval(r) {
 				alerts = append(alerts, d.alert(r, e, c, s, pid, []uint64{e.Event.Sequence}, []string{describe(e)}))
 			}
 		}
