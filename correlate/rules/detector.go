@@ -216,7 +216,7 @@ func (d *Detector) observePrompt(e *proto.Event) {
 		return
 	}
 	p := d.prompts.getOrAdd(r.PromptID, func() *promptState { return &promptState{id: r.PromptID} })
-	p.text, p.session = r.Text, r.SessionID
+	p.text = r.Text
 	if s := d.sessionFor(r.SessionID, r.Agent); s != noSession {
 		s.prompt = r.PromptID
 		if s.cwd == "" {

@@ -118,5 +118,5 @@ type sessionState struct {
 
 // promptState is one user prompt.
 type promptState struct {
-	id, text, session string
+	id, text string
 }
