@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Where `make run` writes events (the embedded default configuration's output.jsonl).
 JSONL   ?= /var/log/vigil/events.jsonl
 
-.PHONY: build run test vet generate check-generate vmlinux bench fuzz clean e2e
+.PHONY: build run test vet generate check-generate vmlinux bench bench-rules fuzz clean e2e
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
@@ -46,12 +46,17 @@ vmlinux:
 ## Vigil, auditd; untracked and tracked), throughput and loss, correlator on one core, sensor
 ## RSS/CPU/start-up; writes bench/results/full.{md,json,png}. The quick side by side alone:
 ## make bench BENCH_FLAGS='-mode quick' (bench/results/quick.md). See bench/README.md.
-bench:
+bench: bench-rules
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: the benchmark loads eBPF programs and runs auditd: run as root"; exit 1; }
 	$(GO) build -o bin/vigil-bench-sensor ./cmd/vigil
 	$(GO) build -o bin/loadgen ./bench/loadgen
 	$(GO) build -o bin/bench ./bench
 	./bin/bench -mode full -vigil bin/vigil-bench-sensor -loadgen bin/loadgen $(BENCH_FLAGS)
+
+## bench-rules: the detection rules' cost per written line, the whole starter pack on one core
+## over bound tool calls (goal: under 2 µs a line). Needs nothing but Go; `make bench` runs it first.
+bench-rules:
+	$(GO) test -run '^$$' -bench '^BenchmarkEvaluatePack$$' -benchmem -cpu 1 ./correlate/rules/
 
 ## e2e: the real Claude Code and Codex CLIs (pinned, npm-installed into E2E_NPM_CACHE and reused),
 ## fully offline (one network namespace per scenario), under vigil run; scores Vigil's tool-call

@@ -47,6 +47,11 @@ const (
 	// ActionSession is the first sight of an agent session (or of its move to a new agent
 	// tree, when a session is resumed): agent, session id, the tree's root, the agent's cwd.
 	ActionSession = "session"
+
+	// ActionAlert is a detection rule's match (event.kind alert, dataset vigil.detection): the
+	// rule (rule.*), what it matched in (session, prompt, tool call) and the lines that made
+	// it match (vigil.alert.*).
+	ActionAlert = "alert"
 )
 
 // Datasets of the correlator's lines: DatasetAgent for what the agents said about themselves
@@ -54,7 +59,13 @@ const (
 const (
 	DatasetAgent     = "vigil.agent"
 	DatasetCorrelate = "vigil.correlate"
+	// DatasetDetection is the detection rules' alerts (action alert).
+	DatasetDetection = "vigil.detection"
 )
+
+// KindAlert is event.kind of lines that call for a look: detection alerts and untrusted
+// telemetry. Detection rules never see them (an alert does not raise alerts).
+const KindAlert = "alert"
 
 // Bindings: which key attached a kernel event to its tool call (vigil.binding).
 const (
@@ -126,7 +137,35 @@ type Event struct {
 	Destination *Destination `json:"destination,omitempty" msgpack:"destination,omitempty"`
 	Network     *Network     `json:"network,omitempty" msgpack:"network,omitempty"`
 	GenAI       *GenAI       `json:"gen_ai,omitempty" msgpack:"gen_ai,omitempty"`
-	Vigil       Vigil        `json:"vigil" msgpack:"vigil"`
+	// Rule, Tags and Threat are on alert lines only: the rule that matched, its tags, and the
+	// MITRE ATT&CK techniques among them.
+	Rule   *Rule    `json:"rule,omitempty" msgpack:"rule,omitempty"`
+	Tags   []string `json:"tags,omitempty" msgpack:"tags,omitempty"`
+	Threat *Threat  `json:"threat,omitempty" msgpack:"threat,omitempty"`
+	Vigil  Vigil    `json:"vigil" msgpack:"vigil"`
+}
+
+// Rule is the ECS rule.* group of an alert: the detection rule that matched.
+type Rule struct {
+	ID          string `json:"id" msgpack:"id"`
+	Name        string `json:"name,omitempty" msgpack:"name,omitempty"`
+	Description string `json:"description,omitempty" msgpack:"description,omitempty"`
+	// Ruleset is where the rule came from: "pack" for the embedded starter pack, else the
+	// rule file's path.
+	Ruleset string `json:"ruleset,omitempty" msgpack:"ruleset,omitempty"`
+}
+
+// Threat is the ECS threat.* group of an alert.
+type Threat struct {
+	// Framework is "MITRE ATT&CK".
+	Framework string           `json:"framework" msgpack:"framework"`
+	Technique *ThreatTechnique `json:"technique,omitempty" msgpack:"technique,omitempty"`
+}
+
+// ThreatTechnique is threat.technique.*.
+type ThreatTechnique struct {
+	// ID are ATT&CK technique ids (T1552.001).
+	ID []string `json:"id" msgpack:"id"`
 }
 
 // Correlation is what the correlator learned about an event: which prompt and tool call
@@ -153,6 +192,9 @@ type EventMeta struct {
 	Dataset string `json:"dataset" msgpack:"dataset"`
 	// Sequence increases by one for every record a sensor run writes, so a reader can spot gaps.
 	Sequence uint64 `json:"sequence" msgpack:"sequence"`
+	// Severity is an alert's numeric severity (ECS): 21 low, 47 medium, 73 high, 99 critical
+	// (the risk scores Elastic's detection rules use for the same words).
+	Severity int `json:"severity,omitempty" msgpack:"severity,omitempty"`
 }
 
 // Host is the ECS host.* group.
@@ -342,6 +384,23 @@ type Vigil struct {
 	// LateMs is, on a binding record, the milliseconds from the bound kernel event's
 	// @timestamp to the moment the binding was made.
 	LateMs int64 `json:"late_ms,omitempty" msgpack:"late_ms,omitempty"`
+	// Alert is what a detection rule matched (action alert).
+	Alert *Alert `json:"alert,omitempty" msgpack:"alert,omitempty"`
+}
+
+// Alert is vigil.alert.*: why a rule matched, in terms a reader can check against the lines.
+type Alert struct {
+	// Severity is the rule's severity as a word: low, medium, high or critical.
+	Severity string `json:"severity" msgpack:"severity"`
+	// Scope is what the rule looked at: event (one line), tool_call or session (what one call
+	// or session did so far).
+	Scope string `json:"scope" msgpack:"scope"`
+	// Sequences are the event.sequence numbers of the lines that made the rule match, of the
+	// same sensor run, in ascending order.
+	Sequences []uint64 `json:"sequences" msgpack:"sequences"`
+	// Evidence says what matched, one readable item each: "read /home/dev/.aws/credentials",
+	// "connect 203.0.113.7:443", "exec curl -T … https://…".
+	Evidence []string `json:"evidence,omitempty" msgpack:"evidence,omitempty"`
 }
 
 // Exe is vigil.exe.*: the file an exec ran, as the kernel saw it at the exec. The hash in

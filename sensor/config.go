@@ -26,6 +26,7 @@ type Config struct {
 	Pipeline     PipelineConfig     `yaml:"pipeline"`
 	ProcessTable ProcessTableConfig `yaml:"process_table"`
 	Correlate    CorrelateConfig    `yaml:"correlate"`
+	Detections   DetectionsConfig   `yaml:"detections"`
 	// Agents are extra agents or extensions of built-in ones, merged into DefaultCatalog.
 	Agents []Agent `yaml:"agents"`
 	// Interpreters are extra interpreter basenames that may run an agent's script.
@@ -77,6 +78,13 @@ type CorrelateConfig struct {
 	MaxLate        int    `yaml:"max_late"`
 	UndeliveredDir string `yaml:"hook_undelivered_dir"`
 	HoldJournal    string `yaml:"hold_journal"`
+}
+
+// DetectionsConfig turns the detection rules on and names the directory of rule files laid
+// over the embedded starter pack.
+type DetectionsConfig struct {
+	Enabled  bool   `yaml:"enabled"`
+	RulesDir string `yaml:"rules_dir"`
 }
 
 // maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
@@ -168,6 +176,9 @@ func (c Config) Validate() error {
 		"correlate.hook_undelivered_dir must be an absolute path or empty, got %q", c.Correlate.UndeliveredDir)
 	check(c.Correlate.HoldJournal == "" || filepath.IsAbs(c.Correlate.HoldJournal),
 		"correlate.hold_journal must be an absolute path or empty, got %q", c.Correlate.HoldJournal)
+
+	check(c.Detections.RulesDir == "" || filepath.IsAbs(c.Detections.RulesDir),
+		"detections.rules_dir must be an absolute path or empty, got %q", c.Detections.RulesDir)
 
 	if _, err := c.Catalog(); err != nil {
 		errs = append(errs, err)

@@ -30,6 +30,9 @@ func TestDefaultConfig(t *testing.T) {
 		c.Correlate != want.Correlate {
 		t.Errorf("DefaultConfig = %+v\nwant %+v", c, want)
 	}
+	if c.Detections != (DetectionsConfig{Enabled: true, RulesDir: "/etc/vigil/rules.d"}) {
+		t.Errorf("Detections = %+v, want enabled with /etc/vigil/rules.d", c.Detections)
+	}
 	if d := DefaultConfig(); len(d.Agents) != 0 || len(d.Interpreters) != 0 {
 		t.Errorf("default adds agents %v / interpreters %v; built-ins belong in DefaultCatalog", d.Agents, d.Interpreters)
 	}

@@ -40,6 +40,8 @@ type PipelineOptions struct {
 	// Losses are loss counters besides the source's (e.g. undelivered hooks), cumulative per
 	// kind like Source.Lost; their increases go into the same lost records.
 	Losses []func() map[string]uint64
+	// Detector, when set, sees every record written and its alerts are written after it.
+	Detector Detector
 	// DrainTimeout bounds how long Run goes on writing after ctx is cancelled. What is still
 	// queued then is counted, not written: one last lost record says how many (kind
 	// "shutdown"). 0: 2 s.
@@ -55,6 +57,8 @@ type PipelineStats struct {
 	// Recovered counts the records an earlier run held and never wrote, written by this one
 	// from the hold journal.
 	Recovered uint64
+	// Alerts counts the alert records the Detector raised.
+	Alerts uint64
 }
 
 // Pipeline moves events from a Source through redaction and the process table to the sinks,
@@ -66,7 +70,7 @@ type Pipeline struct {
 	// host is stamped on every record. It is shared by all of them, so it is read-only.
 	host *proto.Host
 
-	received, written, sinkErrors, recovered atomic.Uint64
+	received, written, sinkErrors, recovered, alerts atomic.Uint64
 	// abandoned counts the events still queued when the drain ran out of time.
 	abandoned uint64
 	// line is the record being written, encoded once for the sinks that take lines.
@@ -107,7 +111,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 
 // Stats returns a snapshot of the pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
-	return PipelineStats{Received: p.received.Load(), Written: p.written.Load(), SinkErrors: p.sinkErrors.Load(), Recovered: p.recovered.Load()}
+	return PipelineStats{Received: p.received.Load(), Written: p.written.Load(), SinkErrors: p.sinkErrors.Load(), Recovered: p.recovered.Load(), Alerts: p.alerts.Load()}
 }
 
 // Run streams until ctx is cancelled and the source has returned, then writes what is
@@ -234,7 +238,8 @@ func (p *Pipeline) process(e *proto.Event) {
 	p.write(e)
 }
 
-// write numbers a record, stamps the host and hands it to every sink.
+// write numbers a record, stamps the host and hands it to every sink, then to the Detector,
+// whose alerts it writes the same way.
 func (p *Pipeline) write(e *proto.Event) {
 	p.seq++
 	e.Event.Sequence = p.seq
@@ -273,6 +278,12 @@ func (p *Pipeline) write(e *proto.Event) {
 	}
 	if ok {
 		p.written.Add(1)
+	}
+	if p.o.Detector != nil && e.Event.Kind != proto.KindAlert {
+		for _, a := range p.o.Detector.Observe(e) {
+			p.alerts.Add(1)
+			p.write(a)
+		}
 	}
 }
 

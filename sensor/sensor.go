@@ -57,6 +57,15 @@ type HoldJournal interface {
 	Commit(written uint64) error
 }
 
+// Detector watches every record the pipeline writes (detection rules) and returns the alerts
+// a record raises. It is called from the pipeline's goroutine right after the record is
+// numbered and handed to the sinks, so it sees records in write order with their
+// event.sequence; the pipeline writes the alerts (numbered) at once, before the next record.
+// Alert records (event.kind alert) are never observed: an alert does not raise alerts.
+type Detector interface {
+	Observe(e *proto.Event) []*proto.Event
+}
+
 // Sink writes finished records (JSONL, the embedded store, OTLP export).
 type Sink interface {
 	Write(e *proto.Event) error

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -22,6 +23,8 @@ Usage:
   vigil trace --jsonl PATH [--session ID] [--format text|json]
       Print the workflow record of each session in a JSONL file: the user's requests, each
       tool call with what the kernel saw it do, approvals, and what nothing explains.
+  vigil rules list|lint|test …
+      List, lint or try detection rules (vigil rules --help).
   vigil version
 `
 
@@ -38,6 +41,8 @@ func main() {
 		err = hookCommand(os.Args[2:])
 	case "trace":
 		err = traceCommand(os.Args[2:])
+	case "rules":
+		err = rulesCommand(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("vigil", version)
 	case "help", "-h", "--help":
@@ -48,6 +53,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

@@ -67,6 +67,11 @@ func runCommand(args []string) error {
 		debug.SetMemoryLimit(int64(cfg.Pipeline.MemoryLimitMB) << 20)
 	}
 
+	detector, err := startDetections(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	src, err := newSource(cfg, cat, log)
 	if err != nil {
 		return err
@@ -117,6 +122,7 @@ func runCommand(args []string) error {
 		QueueSize: cfg.Pipeline.QueueSize,
 		Stage:     corr.stitcher,
 		Journal:   journalOption,
+		Detector:  detectorOption(detector),
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).
 		Losses: append(corr.losses, out.losses, func() map[string]uint64 {
@@ -159,5 +165,6 @@ func runCommand(args []string) error {
 		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("untrusted_suppressed", cs.UntrustedSuppressed).Uint64("sender_reused", cs.SenderReused).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).
 		Interface("bindings", cs.Bindings).Interface("hooks_refused", corr.hookTrust.Refused()).Msg("vigil stopped")
+	logDetections(log, detector)
 	return err
 }

@@ -1,0 +1,566 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/interpreter"
+	"github.com/rs/zerolog"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// Options bound the detector's memory.
+type Options struct {
+	// MaxCalls, MaxSessions and MaxPrompts bound the tool calls, sessions and prompts
+	// remembered; past them the least recently used is forgotten and counted. 0: 4096, 1024
+	// and 4096.
+	MaxCalls, MaxSessions, MaxPrompts int
+	Log                               zerolog.Logger
+}
+
+// Stats are the detector's counters.
+type Stats struct {
+	Rules       int
+	Evaluations uint64
+	Alerts      uint64
+	// Errors counts rule evaluations that failed at run time (ErrorsByRule per rule id); a
+	// failed evaluation is a non-match.
+	Errors       uint64
+	ErrorsByRule map[string]uint64
+	AlertsByRule map[string]uint64
+	// Panics counts lines whose observation panicked (a defect; the line is skipped).
+	Panics uint64
+	// CallsEvicted, SessionsEvicted and PromptsEvicted count what the bounds made the
+	// detector forget; AggregateCapped the aggregate values not kept past maxAggValues.
+	CallsEvicted, SessionsEvicted, PromptsEvicted uint64
+	AggregateCapped                               uint64
+}
+
+// Detector evaluates a rule set on the lines a sensor writes, in write order, remembering the
+// sessions, prompts and tool calls they belong to. It is not safe for concurrent use: the
+// pipeline calls it from its one writing goroutine.
+type Detector struct {
+	set      *Set
+	calls    *lru[*callState]
+	sessions *lru[*sessionState]
+	prompts  *lru[*promptState]
+	log      zerolog.Logger
+	act      activation
+	stats    Stats
+}
+
+// NewDetector returns a detector of set.
+func NewDetector(set *Set, o Options) *Detector {
+	if o.MaxCalls <= 0 {
+		o.MaxCalls = 4096
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 1024
+	}
+	if o.MaxPrompts <= 0 {
+		o.MaxPrompts = 4096
+	}
+	return &Detector{
+		set: set, calls: newLRU[*callState](o.MaxCalls), sessions: newLRU[*sessionState](o.MaxSessions),
+		prompts: newLRU[*promptState](o.MaxPrompts), log: o.Log,
+		stats: Stats{Rules: len(set.rules), ErrorsByRule: map[string]uint64{}, AlertsByRule: map[string]uint64{}},
+	}
+}
+
+// Stats returns a copy of the counters. Call it from the goroutine that calls Observe, or
+// after that stopped.
+func (d *Detector) Stats() Stats {
+	s := d.stats
+	s.ErrorsByRule, s.AlertsByRule = maps(d.stats.ErrorsByRule), maps(d.stats.AlertsByRule)
+	s.CallsEvicted, s.SessionsEvicted, s.PromptsEvicted = d.calls.evicted, d.sessions.evicted, d.prompts.evicted
+	return s
+}
+
+func maps(m map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// activation hands the variables to CEL without a map: the values are the line and the
+// detector's state themselves.
+type activation struct {
+	event   *proto.Event
+	tool    *callState
+	prompt  *promptState
+	session *sessionState
+}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "event":
+		return a.event, a.event != nil
+	case "tool":
+		return a.tool, a.tool != nil
+	case "prompt":
+		return a.prompt, a.prompt != nil
+	case "session":
+		return a.session, a.session != nil
+	}
+	return nil, false
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+// Observe takes one written line, numbered, and returns the alerts it raises (nil for most
+// lines), ready to write. Alert lines, untrusted telemetry (also event.kind alert) and loss
+// reports are ignored: an alert never raises another.
+func (d *Detector) Observe(e *proto.Event) (alerts []*proto.Event) {
+	if e == nil || e.Event.Kind == proto.KindAlert || e.Event.Kind == "metric" {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			d.stats.Panics++
+			d.log.Error().Interface("panic", r).Uint64("sequence", e.Event.Sequence).Msg("detection: observing a line panicked; it is skipped")
+		}
+	}()
+	switch e.Event.Action {
+	case proto.ActionSession:
+		return d.observeSession(e)
+	case proto.ActionAgentPrompt:
+		d.observePrompt(e)
+		return nil
+	case proto.ActionAgentToolCall:
+		return d.observeToolCall(e)
+	}
+	if e.Event.Dataset == "vigil.kernel" {
+		return d.observeKernel(e)
+	}
+	return nil
+}
+
+// names reads the line's agent, session, tool name, call id and prompt id.
+func names(e *proto.Event) (agent, session, tool, call, prompt string) {
+	if g := e.GenAI; g != nil {
+		if g.Agent != nil {
+			agent = g.Agent.Name
+		}
+		if g.Conversation != nil {
+			session = g.Conversation.ID
+		}
+		if g.Tool != nil {
+			tool = g.Tool.Name
+			if g.Tool.Call != nil {
+				call = g.Tool.Call.ID
+			}
+		}
+	}
+	if e.Vigil.Prompt != nil {
+		prompt = e.Vigil.Prompt.ID
+	}
+	return
+}
+
+func rootOf(e *proto.Event) rootRef {
+	if r := e.Vigil.Root; r != nil {
+		return rootRef{pid: r.Pid, entityID: r.EntityID}
+	}
+	return rootRef{}
+}
+
+func (d *Detector) sessionFor(id, agent string) *sessionState {
+	if id == "" {
+		return noSession
+	}
+	return d.sessions.getOrAdd(id, func() *sessionState { return &sessionState{id: id, agent: agent} })
+}
+
+func (d *Detector) callFor(id, name, session, prompt, agent string) *callState {
+	if id == "" {
+		return noCall
+	}
+	return d.calls.getOrAdd(id, func() *callState {
+		return &callState{id: id, name: name, session: session, prompt: prompt, agent: agent}
+	})
+}
+
+func (d *Detector) promptFor(id string) *promptState {
+	if id == "" {
+		return noPrompt
+	}
+	if p, ok := d.prompts.get(id); ok {
+		return p
+	}
+	return &promptState{id: id}
+}
+
+func (d *Detector) observeSession(e *proto.Event) []*proto.Event {
+	r, _ := proto.SessionRecordOf(e)
+	s := d.sessionFor(r.SessionID, r.Agent)
+	if s == noSession {
+		return nil
+	}
+	s.agent = r.Agent
+	if r.Sender.Cwd != "" {
+		s.cwd = r.Sender.Cwd
+	}
+	s.root = rootRef{pid: r.Sender.RootPid, entityID: r.RootEntityID}
+	return d.evalSession(s, depMeta, e, nil)
+}
+
+func (d *Detector) observePrompt(e *proto.Event) {
+	r, _ := proto.PromptRecordOf(e)
+	if r.PromptID == "" {
+		return
+	}
+	p := d.prompts.getOrAdd(r.PromptID, func() *promptState { return &promptState{id: r.PromptID} })
+	p.text = r.Text
+	if s := d.sessionFor(r.SessionID, r.Agent); s != noSession {
+		s.prompt = r.PromptID
+		if s.cwd == "" {
+			s.cwd = r.Sender.Cwd
+		}
+	}
+}
+
+func (d *Detector) observeToolCall(e *proto.Event) []*proto.Event {
+	r, _ := proto.ToolCallRecordOf(e)
+	c := d.callFor(r.CallID, r.ToolName, r.SessionID, r.PromptID, r.Agent)
+	if c == noCall {
+		return nil
+	}
+	c.name, c.command, c.filePaths = r.ToolName, r.Command, r.FilePaths
+	c.decision, c.decisionSource, c.outcome = r.Decision, r.DecisionSource, e.Event.Outcome
+	if c.prompt == "" {
+		c.prompt = r.PromptID
+	}
+	c.reported, c.seq = true, e.Event.Sequence
+	if s := d.sessionFor(r.SessionID, r.Agent); s != noSession && s.cwd == "" {
+		s.cwd = r.Sender.Cwd
+	}
+	return d.evalCall(c, depMeta, e, nil)
+}
+
+func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
+	agent, sid, tool, cid, pid := names(e)
+	s := d.sessionFor(sid, agent)
+	c := d.callFor(cid, tool, sid, pid, agent)
+	if c != noCall && c.root.pid == 0 {
+		c.root = rootOf(e)
+	}
+	if s != noSession && s.root.pid == 0 {
+		s.root = rootOf(e)
+	}
+	var alerts []*proto.Event
+	d.act = activation{event: e, tool: c, prompt: d.promptFor(pid), session: s}
+	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
+		for _, r := range list {
+			if (r.guard == nil || r.guard(e)) && d.eval(r) {
+				alerts = append(alerts, d.alert(r, e, c, s, pid, []uint64{e.Event.Sequence}, []string{describe(e)}))
+			}
+		}
+	}
+	d.act = activation{}
+	callChanged, sessionChanged := d.aggregate(e, c, s)
+	if callChanged != 0 {
+		alerts = d.evalCall(c, callChanged, e, alerts)
+	}
+	if sessionChanged != 0 {
+		alerts = d.evalSession(s, sessionChanged, e, alerts)
+	}
+	return alerts
+}
+
+// aggregate adds what a kernel line did to its call's and session's aggregates and returns
+// which of them changed.
+func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (callChanged, sessionChanged uint32) {
+	if c == noCall && s == noSession {
+		return 0, 0
+	}
+	add := func(agg int, v string) {
+		if c != noCall && agg < aggUnexplainedSecretsRead {
+			if added, capped := c.agg[agg].add(v, e.Event.Sequence); added {
+				callChanged |= 1 << agg
+			} else if capped {
+				d.stats.AggregateCapped++
+			}
+		}
+		if s != noSession {
+			if added, capped := s.agg[agg].add(v, e.Event.Sequence); added {
+				sessionChanged |= 1 << agg
+			} else if capped {
+				d.stats.AggregateCapped++
+			}
+		}
+	}
+	unexplained := e.Vigil.Binding == proto.BindingNone
+	failed := e.Event.Outcome == proto.OutcomeFailure
+	switch a := e.Event.Action; {
+	case a == proto.ActionExec && !failed && e.Process != nil:
+		add(aggExecutables, e.Process.Executable)
+		if cl := commandLine(e); cl != "" {
+			add(aggCommands, cl)
+		}
+	case (a == proto.ActionConnect || a == proto.ActionSend) && !failed && e.Destination != nil && e.Destination.IP != "":
+		if ip, err := netip.ParseAddr(e.Destination.IP); err == nil && !ip.Unmap().IsLoopback() && !ip.IsUnspecified() {
+			ep := Endpoint(e.Destination.IP, e.Destination.Port, "")
+			add(aggEgress, ep)
+			if unexplained {
+				add(aggUnexplainedEgress, ep)
+			}
+		}
+	case a == proto.ActionOpen && !failed && e.File != nil:
+		// A write-only open (echo >> ~/.ssh/authorized_keys) reads nothing.
+		if e.File.Access != "write" && SecretLooking(e.File.Path) {
+			add(aggSecretsRead, e.File.Path)
+			if unexplained {
+				add(aggUnexplainedSecretsRead, e.File.Path)
+			}
+		}
+		if writes(e) {
+			add(aggFilesWritten, e.File.Path)
+		}
+	case writeActions[a] && !failed && e.File != nil:
+		add(aggFilesWritten, e.File.Path)
+	}
+	return callChanged, sessionChanged
+}
+
+// evalCall evaluates the tool_call rules that read what changed, on a call that has not
+// raised them yet.
+func (d *Detector) evalCall(c *callState, changed uint32, trigger *proto.Event, alerts []*proto.Event) []*proto.Event {
+	var s *sessionState = noSession
+	if v, ok := d.sessions.get(c.session); ok {
+		s = v
+	}
+	d.act = activation{tool: c, prompt: d.promptFor(c.prompt), session: s}
+	defer func() { d.act = activation{} }()
+	for _, r := range d.set.toolCall {
+		if r.deps&changed == 0 || c.fired[r.ID] || !d.eval(r) {
+			continue
+		}
+		if c.fired == nil {
+			c.fired = map[string]bool{}
+		}
+		c.fired[r.ID] = true
+		seqs, evidence := d.aggregateEvidence(r, &c.agg)
+		if r.deps&depMeta != 0 && c.reported {
+			seqs = append(seqs, c.seq)
+		}
+		alerts = append(alerts, d.alert(r, trigger, c, s, c.prompt, seqs, evidence))
+	}
+	return alerts
+}
+
+// evalSession evaluates the session rules that read what changed, on a session that has not
+// raised them yet.
+func (d *Detector) evalSession(s *sessionState, changed uint32, trigger *proto.Event, alerts []*proto.Event) []*proto.Event {
+	d.act = activation{prompt: d.promptFor(s.prompt), session: s}
+	defer func() { d.act = activation{} }()
+	for _, r := range d.set.session {
+		if r.deps&changed == 0 || s.fired[r.ID] || !d.eval(r) {
+			continue
+		}
+		if s.fired == nil {
+			s.fired = map[string]bool{}
+		}
+		s.fired[r.ID] = true
+		seqs, evidence := d.aggregateEvidence(r, &s.agg)
+		alerts = append(alerts, d.alert(r, trigger, noCall, s, s.prompt, seqs, evidence))
+	}
+	return alerts
+}
+
+// eval runs one rule on the current activation; a run-time error is counted, logged (the
+// first of each rule, then every 1000th) and is not a match.
+func (d *Detector) eval(r *compiled) bool {
+	d.stats.Evaluations++
+	out, _, err := r.prg.Eval(&d.act)
+	if err == nil {
+		if b, ok := out.(types.Bool); ok {
+			return bool(b)
+		}
+		err = fmt.Errorf("condition returned %s, want bool", out.Type())
+	}
+	d.ruleError(r, err)
+	return false
+}
+
+func (d *Detector) ruleError(r *compiled, err error) {
+	d.stats.Errors++
+	n := d.stats.ErrorsByRule[r.ID] + 1
+	d.stats.ErrorsByRule[r.ID] = n
+	if n == 1 || n%1000 == 0 {
+		d.log.Warn().Err(err).Str("rule", r.ID).Str("source", r.Source).Uint64("errors", n).Msg("detection rule failed at run time")
+	}
+}
+
+// maxEvidence bounds an alert's evidence items and maxEvidenceBytes each item, so alert lines
+// stay short whatever a call did.
+const (
+	maxEvidence      = 32
+	maxEvidenceBytes = 512
+)
+
+// aggregateEvidence is what a tool_call or session rule matched on: the values of the
+// aggregates it reads (those its exists() kept), each with the line that added it.
+func (d *Detector) aggregateEvidence(r *compiled, agg *[nAgg]aggList) ([]uint64, []string) {
+	var (
+		seqs     []uint64
+		evidence []string
+	)
+	for _, spec := range r.evidence {
+		l := &agg[spec.agg]
+		values := l.values
+		if spec.filter != nil {
+			out, _, err := spec.filter.Eval(&d.act)
+			if err != nil {
+				d.ruleError(r, fmt.Errorf("evidence: %w", err))
+				continue
+			}
+			native, err := out.ConvertToNative(stringSliceType)
+			if err != nil {
+				d.ruleError(r, fmt.Errorf("evidence: %w", err))
+				continue
+			}
+			values = native.([]string)
+		}
+		for _, v := range values {
+			if seq, ok := l.seqOf(v); ok {
+				seqs = append(seqs, seq)
+			}
+			item := aggLabels[spec.agg] + " " + v
+			if !slices.Contains(evidence, item) {
+				evidence = append(evidence, item)
+			}
+		}
+	}
+	return seqs, evidence
+}
+
+// alert builds an alert line: the rule, the context of what triggered it under the names
+// kernel lines use, the triggering lines' sequences and the evidence. Its time is the line's
+// that completed the match.
+func (d *Detector) alert(r *compiled, trigger *proto.Event, c *callState, s *sessionState, promptID string, seqs []uint64, evidence []string) *proto.Event {
+	d.stats.Alerts++
+	d.stats.AlertsByRule[r.ID]++
+	slices.Sort(seqs)
+	seqs = slices.Compact(seqs)
+	if len(evidence) > maxEvidence {
+		evidence = append(evidence[:maxEvidence-1], fmt.Sprintf("… and %d more", len(evidence)-maxEvidence+1))
+	}
+	for i, item := range evidence {
+		evidence[i] = shorten(item)
+	}
+	ruleset := "pack"
+	if !r.FromPack() {
+		ruleset = r.Source
+	}
+	a := &proto.Event{
+		Timestamp: trigger.Timestamp,
+		Event:     proto.EventMeta{Action: proto.ActionAlert, Kind: proto.KindAlert, Dataset: proto.DatasetDetection, Severity: r.Severity.Score()},
+		Rule:      &proto.Rule{ID: r.ID, Name: r.Name, Description: r.Description, Ruleset: ruleset},
+		Tags:      r.Tags,
+		Vigil: proto.Vigil{
+			Alert: &proto.Alert{Severity: string(r.Severity), Scope: string(r.Scope), Sequences: seqs, Evidence: evidence},
+		},
+	}
+	if len(r.techniques) > 0 {
+		a.Threat = &proto.Threat{Framework: "MITRE ATT&CK", Technique: &proto.ThreatTechnique{ID: r.techniques}}
+	}
+	agent := s.agent
+	if agent == "" {
+		agent = c.agent
+	}
+	root := s.root
+	if r.Scope == ScopeToolCall && c.root.pid != 0 {
+		root = c.root
+	}
+	if r.Scope == ScopeEvent {
+		agent, _, _, _, _ = names(trigger)
+		root = rootOf(trigger)
+		if p := trigger.Process; p != nil {
+			a.Process = &proto.Process{Pid: p.Pid, EntityID: p.EntityID, Name: p.Name, Executable: p.Executable}
+		}
+		a.User = trigger.User
+	}
+	a.GenAI = &proto.GenAI{}
+	if agent != "" {
+		a.GenAI.Agent = &proto.GenAIAgent{Name: agent}
+	}
+	if s.id != "" {
+		a.GenAI.Conversation = &proto.GenAIConversation{ID: s.id}
+	}
+	if c.id != "" {
+		a.GenAI.Tool = &proto.GenAITool{Name: c.name, Call: &proto.GenAIToolCall{ID: c.id}}
+		if c.reported {
+			a.Vigil.Tool = &proto.ToolCall{Decision: c.decision, DecisionSource: c.decisionSource, Command: c.command}
+		}
+	}
+	if root.pid != 0 {
+		a.Vigil.Root = &proto.Root{Pid: root.pid, EntityID: root.entityID}
+	}
+	if promptID != "" {
+		a.Vigil.Prompt = &proto.PromptRef{ID: promptID}
+	}
+	return a
+}
+
+// describe is a kernel line in a few words, as an alert's evidence shows it.
+func describe(e *proto.Event) string {
+	var b strings.Builder
+	b.WriteString(e.Event.Action)
+	f := fileOf(e)
+	switch e.Event.Action {
+	case proto.ActionExec:
+		b.WriteString(" ")
+		if cl := commandLine(e); cl != "" {
+			b.WriteString(cl)
+		} else {
+			b.WriteString(procOf(e).Executable)
+		}
+	case proto.ActionConnect, proto.ActionSend:
+		d := destOf(e)
+		b.WriteString(" " + Endpoint(d.IP, d.Port, d.Address))
+	case proto.ActionOpen:
+		b.WriteString(" " + f.Path)
+		if f.Access != "" {
+			b.WriteString(" (" + f.Access + ")")
+		}
+	case proto.ActionRename:
+		if r := e.Vigil.Rename; r != nil {
+			b.WriteString(" " + r.Source + " ->")
+		}
+		b.WriteString(" " + f.Path)
+	case proto.ActionLink, proto.ActionSymlink:
+		b.WriteString(" " + f.Path + " -> " + f.TargetPath)
+	case proto.ActionChmod:
+		b.WriteString(" " + f.Mode + " " + f.Path)
+	default:
+		if f.Path != "" {
+			b.WriteString(" " + f.Path)
+		} else if p := procOf(e); p.Executable != "" {
+			b.WriteString(" " + p.Executable)
+		}
+	}
+	if e.Event.Outcome == proto.OutcomeFailure {
+		b.WriteString(" [failed]")
+	}
+	return b.String()
+}
+
+// shorten cuts s to maxEvidenceBytes on a rune boundary, marking the cut.
+func shorten(s string) string {
+	if len(s) <= maxEvidenceBytes {
+		return s
+	}
+	cut := maxEvidenceBytes
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

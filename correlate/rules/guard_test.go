@@ -1,0 +1,76 @@
+package rules
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// TestGuardsNeverHideAMatch evaluates every pack event rule's CEL program on every kernel line
+// of the fixtures, guard or not: wherever the condition is true, the guard must be too.
+func TestGuardsNeverHideAMatch(t *testing.T) {
+	set := loadPack(t)
+	files, _ := filepath.Glob("testdata/*/*.jsonl")
+	files = append(files, filepath.Join("..", "workflow", "testdata", "sessions.jsonl"))
+	matches, guarded := 0, 0
+	for _, r := range set.rules {
+		if r.Scope == ScopeEvent && r.guard != nil {
+			guarded++
+		}
+	}
+	for _, f := range files {
+		d := NewDetector(set, Options{})
+		for _, e := range readJSONL(t, f) {
+			if e.Event.Dataset == "vigil.kernel" {
+				for _, r := range set.rules {
+					if r.Scope != ScopeEvent {
+						continue
+					}
+					d.act = activation{event: e, tool: noCall, prompt: noPrompt, session: noSession}
+					if d.eval(r) {
+						matches++
+						if r.guard != nil && !r.guard(e) {
+							t.Errorf("%s: rule %s matches line %d but its guard says it cannot", f, r.ID, e.Event.Sequence)
+						}
+					}
+				}
+			}
+			d.Observe(e)
+		}
+	}
+	if matches == 0 {
+		t.Fatal("no event rule matched any fixture line: the test tests nothing")
+	}
+	t.Logf("%d matches checked; %d event rules have a guard", matches, guarded)
+}
+
+// TestGuardSemantics checks the guard of small conditions against their CEL value.
+func TestGuardSemantics(t *testing.T) {
+	line := &proto.Event{Event: proto.EventMeta{Action: "open", Outcome: "success"},
+		File:    &proto.File{Path: "/home/dev/.ssh/id_rsa", Access: "read"},
+		Process: &proto.Process{Executable: "/usr/bin/python3", Args: []string{"python3", "/usr/local/bin/aws", "s3"}}}
+	for cond, want := range map[string]bool{
+		"event.action == 'open'":                                                  true,
+		"event.action != 'open'":                                                  false,
+		"!(event.action in ['exec', 'open'])":                                     false,
+		"home_rel(event.file.path).startsWith('.ssh/')":                           true,
+		"basename(event.file.path) in ['id_rsa'] && event.writes":                 false,
+		"event.process.program == 'aws' || event.file.access == 'write'":          true,
+		"glob(event.file.path, '/home/*/.ssh/*') && secret_path(event.file.path)": true,
+		"under(event.file.path, '/etc')":                                          false,
+	} {
+		set, err := Compile([]Rule{{ID: "g", Name: "g", Severity: SeverityLow, Scope: ScopeEvent, Condition: cond, Enabled: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := set.rules[0]
+		if r.guard == nil {
+			t.Errorf("%s: no guard", cond)
+			continue
+		}
+		if got := r.guard(line); got != want {
+			t.Errorf("guard(%s) = %v, want %v", cond, got, want)
+		}
+	}
+}
