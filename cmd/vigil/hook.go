@@ -72,9 +72,10 @@ func runHook(args []string, stdin io.Reader, diag io.Writer) (err error) {
 	fs.StringVar(&opts.socket, "socket", opts.socket, "the daemon's hook socket")
 	fs.StringVar(&opts.undeliveredDir, "undelivered-dir", opts.undeliveredDir, "where undelivered hooks are counted")
 	perr := fs.Parse(args)
-	if interactive {
-		// A person ran it by hand: explain. Inside an agent a bad flag is ignored and the
-		// defaults are used, since saying so could only break the agent.
+	if interactive || errors.Is(perr, flag.ErrHelp) {
+		// A person ran it by hand, or asked for help: explain (on diag, never stdout).
+		// Inside an agent a bad flag is ignored and the defaults are used, since saying so
+		// could only break the agent.
 		if perr != nil && !errors.Is(perr, flag.ErrHelp) {
 			fmt.Fprintf(diag, "vigil hook: %v\n", perr)
 		}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -20,7 +21,7 @@ Usage:
   vigil hook [--agent claude-code|codex|cursor] [--socket PATH]
       Forward one agent hook call (its JSON on stdin) to the running sensor. Always exits 0
       and never writes to stdout, so it cannot block or steer the agent.
-  vigil trace --jsonl PATH [--session ID] [--format text|json]
+  vigil trace --jsonl PATH [--untrusted PATH] [--session ID] [--format text|json]
       Print the workflow record of each session in a JSONL file: the user's requests, each
       tool call with what the kernel saw it do, approvals, and what nothing explains.
   vigil rules list|lint|test …
@@ -50,6 +51,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "vigil: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the command printed its usage, as asked
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)

@@ -376,3 +376,16 @@ func TestRunCapsItsCPUs(t *testing.T) {
 		}
 	}
 }
+
+// Every command's --help prints its usage and exits 0: asking for help is not an error.
+func TestEveryCommandHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"hook", "--help"}, {"trace", "--help"}, {"rules", "--help"}, {"rules", "test", "-h"}} {
+		out, err := exec.Command(vigilBin, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("vigil %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if !strings.Contains(strings.ToLower(string(out)), "usage") {
+			t.Errorf("vigil %s printed no usage:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}
