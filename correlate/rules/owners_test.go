@@ -1,0 +1,113 @@
+package rules
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestOwnClient(t *testing.T) {
+	for _, tt := range []struct {
+		path, program string
+		want          bool
+	}{
+		{"/home/dev/.aws/credentials", "aws", true},
+		{"/home/dev/.aws/config", "terraform", true},
+		{"/root/.aws/credentials", "aws", true},
+		{"/home/dev/.aws/credentials", "python3", false},
+		{"/home/dev/.aws/credentials", "curl", false},
+		{"/home/dev/.aws/credentials", "gcloud", false}, // another cloud's CLI
+		{"/home/dev/.ssh/id_ed25519", "ssh", true},
+		{"/home/dev/.ssh/id_ed25519", "git", true},
+		{"/home/dev/.ssh/id_ed25519", "cat", false},
+		{"/etc/ssh/ssh_host_ed25519_key", "ssh-keygen", true},
+		{"/home/dev/.kube/config", "kubectl", true},
+		{"/etc/rancher/k3s/k3s.yaml", "helm", true},
+		{"/home/dev/.kube/config", "aws", false},
+		{"/home/dev/app/.npmrc", "npm", true},
+		{"/home/dev/.npmrc", "node", true},
+		{"/home/dev/.npmrc", "pip", false},
+		{"/home/dev/.pypirc", "twine", true},
+		{"/home/dev/.docker/config.json", "docker", true},
+		{"/home/dev/.git-credentials", "git", true},
+		{"/home/dev/.git-credentials", "cat", false},
+		{"/home/dev/.git-credentials", "gh", false},
+		{"/home/dev/.config/gh/hosts.yml", "gh", true},
+		{"/home/dev/.password-store/github.com.gpg", "gpg", true},
+		{"/home/dev/.gnupg/private-keys-v1.d/0F1E.key", "gpg-agent", true},
+		{"/home/dev/.gnupg/private-keys-v1.d/0F1E.key", "pass", false},
+		// No family: nobody is its own client.
+		{"/home/dev/app/.env", "node", false},
+		{"/home/dev/.netrc", "curl", false},
+		{"/etc/ssl/private/server.key", "nginx", false},
+		{"/home/dev/.aws/credentials", "", false},
+		// A family's directory by whole components only.
+		{"/home/dev/.sshx/id_rsa", "ssh", false},
+		{"/home/dev/.kubeconfig", "kubectl", false},
+	} {
+		if got := OwnClient(tt.path, tt.program); got != tt.want {
+			t.Errorf("OwnClient(%q, %q) = %v, want %v", tt.path, tt.program, got, tt.want)
+		}
+	}
+}
+
+// TestFormerClientListsKept: every program of the lists the credential rules wrote inline in
+// CEL before the table is still an own client of the files of its rule (of at least one of
+// them: the cloud list is now split by cloud).
+func TestFormerClientListsKept(t *testing.T) {
+	for _, tt := range []struct {
+		programs string
+		paths    []string
+	}{
+		{"ssh ssh-agent ssh-add scp sftp git ssh-keygen", []string{"/home/dev/.ssh/id_rsa", "/etc/ssh/ssh_host_rsa_key"}},
+		{"aws gcloud gsutil bq az oci doctl terraform tofu pulumi docker-credential-gcloud", []string{"/home/dev/.aws/credentials",
+			"/home/dev/.aws/config", "/home/dev/.oci/config", "/home/dev/.config/doctl/config.yaml",
+			"/home/dev/.config/gcloud/credentials.db", "/home/dev/.azure/msal_token_cache.json"}},
+		{"kubectl helm k9s kubectx kubens kustomize minikube kind k3d terraform tofu", []string{"/home/dev/.kube/config",
+			"/etc/kubernetes/admin.conf", "/etc/rancher/k3s/k3s.yaml"}},
+		{"npm npx node pnpm yarn bun corepack pip pip3 twine uv poetry pdm gem bundle cargo composer mvn gradle gradlew java dotnet nuget",
+			[]string{"/home/dev/.npmrc", "/home/dev/app/.pypirc", "/home/dev/.yarnrc.yml", "/home/dev/.gem/credentials",
+				"/home/dev/.cargo/credentials", "/home/dev/.cargo/credentials.toml", "/home/dev/.composer/auth.json",
+				"/home/dev/.config/composer/auth.json", "/home/dev/.m2/settings-security.xml", "/home/dev/.gradle/gradle.properties",
+				"/home/dev/.config/pip/pip.conf", "/home/dev/.pip/pip.conf", "/home/dev/.nuget/NuGet/NuGet.Config"}},
+		{"docker docker-compose buildx docker-buildx podman skopeo crane ko kind minikube dockerd containerd nerdctl com.docker.cli",
+			[]string{"/home/dev/.docker/config.json"}},
+		{"git gh hub git-credential-store git-credential-cache git-remote-https", []string{"/home/dev/.git-credentials",
+			"/home/dev/.config/git/credentials", "/home/dev/.config/gh/hosts.yml", "/home/dev/.config/hub"}},
+		{"gpg gpg2 gpg-agent pass gnome-keyring-daemon securityd", []string{"/home/dev/.gnupg/private-keys-v1.d/A.key",
+			"/home/dev/.gnupg/secring.gpg", "/home/dev/.password-store/x.gpg", "/home/dev/.local/share/keyrings/login.keyring",
+			"/Users/dev/Library/Keychains/login.keychain-db"}},
+	} {
+		for _, prog := range strings.Fields(tt.programs) {
+			ok := false
+			for _, p := range tt.paths {
+				ok = ok || OwnClient(p, prog)
+			}
+			if !ok {
+				t.Errorf("%s is no longer an own client of any of %v", prog, tt.paths)
+			}
+		}
+		// Every path of the rule belongs to a family.
+		for _, p := range tt.paths {
+			held := false
+			for _, f := range SecretFamilies() {
+				held = held || f.Holds(p)
+			}
+			if !held {
+				t.Errorf("%s belongs to no secret family", p)
+			}
+		}
+	}
+}
+
+// TestSecretFamiliesInReference: the reference prints every family.
+func TestSecretFamiliesInReference(t *testing.T) {
+	ref := Reference()
+	if !strings.Contains(ref, "own_client(path, program) bool") {
+		t.Error("the reference does not document own_client")
+	}
+	for _, f := range SecretFamilies() {
+		if !strings.Contains(ref, "  "+f.Name+" ") {
+			t.Errorf("the reference does not list the family %s", f.Name)
+		}
+	}
+}
