@@ -312,8 +312,10 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 			}
 		}
 	case a == proto.ActionOpen && !failed && e.File != nil:
-		// A write-only open (echo >> ~/.ssh/authorized_keys) reads nothing.
-		if e.File.Access != "write" && SecretLooking(e.File.Path) {
+		// A write-only open (echo >> ~/.ssh/authorized_keys) reads nothing, and a secret read
+		// by its own client (aws ~/.aws/credentials, git ~/.git-credentials) is that client
+		// doing its job: neither is a secret read.
+		if e.File.Access != "write" && SecretLooking(e.File.Path) && !OwnClient(e.File.Path, reader(e)) {
 			add(aggSecretsRead, e.File.Path)
 			if unexplained {
 				add(aggUnexplainedSecretsRead, e.File.Path)
@@ -326,6 +328,12 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 		add(aggFilesWritten, e.File.Path)
 	}
 	return callChanged, sessionChanged
+}
+
+// reader is the program that opened a file, as event.process.program names it.
+func reader(e *proto.Event) string {
+	p := procOf(e)
+	return Program(p.Executable, p.Args)
 }
 
 // evalCall evaluates the tool_call rules that read what changed, on a call that has not

@@ -220,7 +220,7 @@ func Reference() string {
 	for _, f := range functions {
 		fmt.Fprintf(&b, "  %s\n", f.doc)
 	}
-	b.WriteString("\nSecret families and their own clients (own_client):\n")
+	b.WriteString("\nSecret families and their own clients (own_client; their reads are not in secrets_read):\n")
 	b.WriteString(ownersReference())
 	return b.String()
 }

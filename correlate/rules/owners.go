@@ -10,7 +10,8 @@ import (
 // ssh its keys, aws its credentials, git and its credential helpers ~/.git-credentials. Such a
 // read, followed by that program connecting out, is the program doing its job (`aws s3 ls`,
 // `git push`), not exfiltration. The credential rules of the starter pack exclude a secret's
-// own clients with own_client(), so the lists below exist once.
+// own clients with own_client(), and the secrets_read aggregates leave their reads out
+// (detector.go), so the lists below exist once.
 //
 // Clients are named as event.process.program names them (Program): the executable's base name,
 // or the script's for an interpreter. A line other than an exec carries no argv, so on the
@@ -46,7 +47,7 @@ func clients(lists ...[]string) []string {
 }
 
 // secretFamilies is the table. Every list of a pack rule's former `program in [...]` is here,
-// split by the family each program is a client of.
+// split by the family each program is a client of; netrc, vault and postgresql have no rule.
 var secretFamilies = []SecretFamily{
 	{Name: "ssh", Home: []string{".ssh/"}, Paths: []string{"/etc/ssh/ssh_host_*_key"},
 		Clients: []string{"ssh", "ssh-agent", "ssh-add", "scp", "sftp", "git", "ssh-keygen"}},
@@ -77,16 +78,27 @@ var secretFamilies = []SecretFamily{
 		Clients: []string{"docker", "docker-compose", "buildx", "docker-buildx", "podman", "skopeo", "crane",
 			"ko", "kind", "minikube", "dockerd", "containerd", "nerdctl", "com.docker.cli"}},
 
-	// git reads ~/.git-credentials through its helper (`git credential-store`, a git process).
+	// git reads ~/.git-credentials through its helper (`git credential-store`, a git process);
+	// its remote helpers git-remote-http(s) ask for credentials and read ~/.netrc (libcurl).
 	{Name: "git", Names: []string{".git-credentials"}, Home: []string{".config/git/credentials"},
-		Clients: []string{"git", "git-credential-store", "git-credential-cache", "git-remote-https"}},
+		Clients: []string{"git", "git-credential-store", "git-credential-cache", "git-remote-https", "git-remote-http"}},
 	{Name: "github-cli", Home: []string{".config/gh/", ".config/hub"}, Clients: []string{"gh", "hub"}},
+	// wget reads ~/.netrc on every request, curl with -n. curl handed the file to send
+	// (curl -T ~/.netrc) is exfil.secret_passed_to_network_tool's.
+	{Name: "netrc", Names: []string{".netrc", "_netrc"},
+		Clients: []string{"curl", "wget", "git-remote-https", "git-remote-http"}},
 
 	// Password stores and keyrings. pass decrypts its entries with gpg.
 	{Name: "gnupg", Home: []string{".gnupg/"}, Clients: []string{"gpg", "gpg2", "gpg-agent"}},
 	{Name: "pass", Home: []string{".password-store/"}, Clients: []string{"pass", "gpg", "gpg2", "gpg-agent"}},
 	{Name: "gnome-keyring", Home: []string{".local/share/keyrings/"}, Clients: []string{"gnome-keyring-daemon"}},
 	{Name: "macos-keychain", Home: []string{"Library/Keychains/"}, Clients: []string{"securityd"}},
+
+	// Tokens that secret_path() knows and no pack rule names: their clients' reads are not
+	// secret reads either (`vault kv get`, `psql -h db.example.com`).
+	{Name: "vault", Names: []string{".vault-token"}, Clients: []string{"vault", "terraform", "tofu"}},
+	{Name: "postgresql", Names: []string{".pgpass"},
+		Clients: []string{"psql", "pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup", "pgcli"}},
 }
 
 // familiesByClient indexes the families by client, so that OwnClient rejects a program that
