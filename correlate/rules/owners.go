@@ -15,8 +15,10 @@ import (
 //
 // Clients are named as event.process.program names them (Program): the executable's base name,
 // or the script's for an interpreter. A line other than an exec carries no argv, so on the
-// open of a Node CLI the program is the interpreter itself (`node` for npm), and Gradle and
-// Maven run in `java`: those runtimes are listed where their package manager needs them.
+// open of a Node CLI event.process.program is the interpreter itself (`node` for npm), and
+// Gradle and Maven run in `java`: those runtimes are listed where their package manager needs
+// them. The aggregates know better: the detector remembers the script a process runs
+// (Detector.reader), so there npm's open is npm's and a node script's is the script's.
 
 // SecretFamily is one kind of credential file and its own clients.
 type SecretFamily struct {
@@ -52,10 +54,12 @@ var secretFamilies = []SecretFamily{
 	{Name: "ssh", Home: []string{".ssh/"}, Paths: []string{"/etc/ssh/ssh_host_*_key"},
 		Clients: []string{"ssh", "ssh-agent", "ssh-add", "scp", "sftp", "git", "ssh-keygen"}},
 
+	// Cloud CLIs. gcloud, gsutil and bq are Python scripts of the Cloud SDK (their process
+	// runs lib/gcloud.py, bin/bootstrapping/gsutil.py…); az runs `python3 -Im azure.cli`.
 	{Name: "aws", Home: []string{".aws/"}, Clients: clients([]string{"aws"}, terraformish)},
 	{Name: "google-cloud", Home: []string{".config/gcloud/"},
-		Clients: clients([]string{"gcloud", "gsutil", "bq", "docker-credential-gcloud"}, terraformish)},
-	{Name: "azure", Home: []string{".azure/"}, Clients: clients([]string{"az"}, terraformish)},
+		Clients: clients([]string{"gcloud", "gsutil", "bq", "gcloud.py", "gsutil.py", "bq.py", "docker-credential-gcloud"}, terraformish)},
+	{Name: "azure", Home: []string{".azure/"}, Clients: clients([]string{"az", "azure.cli"}, terraformish)},
 	{Name: "oracle-cloud", Home: []string{".oci/"}, Clients: clients([]string{"oci"}, terraformish)},
 	{Name: "digitalocean", Home: []string{".config/doctl/"}, Clients: clients([]string{"doctl"}, terraformish)},
 

@@ -164,3 +164,91 @@ func TestOwnClientReadsAreNotSecretsRead(t *testing.T) {
 		t.Error("cat reading ~/.aws/credentials in the call of an aws command did not raise exfil")
 	}
 }
+
+// TestAggregatesKnowTheScript: an open line carries no argv, so by its executable alone the
+// open of `node /usr/bin/npm publish` and of `node steal.js` are both node's. The detector
+// remembers the script each process runs: npm publishing is npm's job, a script reading
+// ~/.npmrc and connecting out is exfiltration, and the Cloud SDK's python3 running gcloud.py
+// is gcloud.
+func TestAggregatesKnowTheScript(t *testing.T) {
+	set := loadPack(t)
+	line := func(seq uint64, action string, pid int, exe string, args []string, arg string) *proto.Event {
+		e := openLine(seq, arg, "c1")
+		e.Event.Action = action
+		e.Process = &proto.Process{Pid: pid, EntityID: "ent" + itoa(uint64(pid)), Name: path.Base(exe), Executable: exe, Args: args}
+		switch action {
+		case proto.ActionConnect:
+			e.Event.Category, e.File, e.Destination = "network", nil, &proto.Destination{IP: arg, Port: 443}
+		case proto.ActionExec, proto.ActionFork:
+			e.Event.Category, e.File = "process", nil
+		}
+		return e
+	}
+	exfil := func(events ...*proto.Event) bool {
+		for _, a := range runAll(NewDetector(set, Options{}), events) {
+			if a.Rule.ID == "exfil.secret_read_and_egress_in_tool_call" {
+				return true
+			}
+		}
+		return false
+	}
+	const node = "/usr/bin/node"
+	if exfil(line(1, proto.ActionExec, 10, node, []string{"node", "/usr/bin/npm", "publish"}, ""),
+		line(2, proto.ActionOpen, 10, node, nil, "/home/dev/.npmrc"),
+		line(3, proto.ActionConnect, 10, node, nil, "104.16.3.35")) {
+		t.Error("npm publish raised exfil")
+	}
+	if !exfil(line(1, proto.ActionExec, 10, node, []string{"node", "steal.js"}, ""),
+		line(2, proto.ActionOpen, 10, node, nil, "/home/dev/.npmrc"),
+		line(3, proto.ActionConnect, 10, node, nil, "203.0.113.9")) {
+		t.Error("node steal.js reading ~/.npmrc and connecting out did not raise exfil")
+	}
+	// A forked child runs its parent's script; an exec of another program forgets it.
+	if !exfil(line(1, proto.ActionExec, 10, node, []string{"node", "steal.js"}, ""),
+		line(2, proto.ActionFork, 11, node, []string{"node", "steal.js"}, ""),
+		line(3, proto.ActionOpen, 11, node, nil, "/home/dev/.npmrc"),
+		line(4, proto.ActionConnect, 11, node, nil, "203.0.113.9")) {
+		t.Error("the fork of node steal.js reading ~/.npmrc did not raise exfil")
+	}
+	if exfil(line(1, proto.ActionExec, 10, node, []string{"node", "steal.js"}, ""),
+		line(2, proto.ActionExec, 10, node, []string{"node", "/usr/bin/npm", "publish"}, ""),
+		line(3, proto.ActionOpen, 10, node, nil, "/home/dev/.npmrc"),
+		line(4, proto.ActionConnect, 10, node, nil, "104.16.3.35")) {
+		t.Error("the script a process runs is not its latest exec's")
+	}
+	const py = "/usr/bin/python3"
+	if exfil(line(1, proto.ActionExec, 20, "/usr/bin/dash", []string{"/bin/sh", "/usr/bin/gcloud", "storage", "ls"}, ""),
+		line(2, proto.ActionExec, 20, py, []string{py, "-S", "/usr/lib/google-cloud-sdk/lib/gcloud.py", "storage", "ls"}, ""),
+		line(3, proto.ActionOpen, 20, py, nil, "/home/dev/.config/gcloud/credentials.db"),
+		line(4, proto.ActionConnect, 20, py, nil, "142.250.185.81")) {
+		t.Error("gcloud storage ls raised exfil")
+	}
+	// Without its exec, a process is what its line says.
+	if !exfil(line(1, proto.ActionOpen, 20, py, nil, "/home/dev/.config/gcloud/credentials.db"),
+		line(2, proto.ActionConnect, 20, py, nil, "142.250.185.81")) {
+		t.Error("python3 reading gcloud's credentials did not raise exfil")
+	}
+}
+
+// TestScriptsAreBounded: the processes remembered as running a script are bounded and
+// counted; one that execs a program that is no script is forgotten.
+func TestScriptsAreBounded(t *testing.T) {
+	d := NewDetector(loadPack(t), Options{MaxScripts: 2})
+	exec := func(pid int, exe string, args ...string) {
+		e := openLine(uint64(pid), "", "c1")
+		e.Event.Action, e.Event.Category, e.File = proto.ActionExec, "process", nil
+		e.Process = &proto.Process{Pid: pid, EntityID: "ent" + itoa(uint64(pid)), Executable: exe, Args: args}
+		d.Observe(e)
+	}
+	for pid := range 4 {
+		exec(pid, "/usr/bin/node", "node", "x.js")
+	}
+	if st := d.Stats(); st.ScriptsEvicted != 2 || d.scripts.len() != 2 {
+		t.Errorf("evicted %d, holds %d; want 2 and 2", st.ScriptsEvicted, d.scripts.len())
+	}
+	exec(3, "/usr/bin/git", "git", "status")
+	exec(5, "/usr/bin/bash", "bash", "-c", "true")
+	if d.scripts.len() != 1 {
+		t.Errorf("holds %d processes, want 1: git and bash -c run no script", d.scripts.len())
+	}
+}
