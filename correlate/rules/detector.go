@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 
@@ -19,7 +20,9 @@ type Options struct {
 	// remembered; past them the least recently used is forgotten and counted. 0: 4096, 1024
 	// and 4096.
 	MaxCalls, MaxSessions, MaxPrompts int
-	Log                               zerolog.Logger
+	// MaxScripts bounds the processes remembered as running a script (scripts); 0: 4096.
+	MaxScripts int
+	Log        zerolog.Logger
 }
 
 // Stats are the detector's counters.
@@ -34,10 +37,11 @@ type Stats struct {
 	AlertsByRule map[string]uint64
 	// Panics counts lines whose observation panicked (a defect; the line is skipped).
 	Panics uint64
-	// CallsEvicted, SessionsEvicted and PromptsEvicted count what the bounds made the
-	// detector forget; AggregateCapped the aggregate values not kept past maxAggValues.
-	CallsEvicted, SessionsEvicted, PromptsEvicted uint64
-	AggregateCapped                               uint64
+	// CallsEvicted, SessionsEvicted, PromptsEvicted and ScriptsEvicted count what the bounds
+	// made the detector forget; AggregateCapped the aggregate values not kept past
+	// maxAggValues.
+	CallsEvicted, SessionsEvicted, PromptsEvicted, ScriptsEvicted uint64
+	AggregateCapped                                               uint64
 }
 
 // Detector evaluates a rule set on the lines a sensor writes, in write order, remembering the
@@ -48,6 +52,7 @@ type Detector struct {
 	calls    *lru[*callState]
 	sessions *lru[*sessionState]
 	prompts  *lru[*promptState]
+	scripts  *lru[*scriptRef]
 	log      zerolog.Logger
 	act      activation
 	stats    Stats
@@ -64,9 +69,12 @@ func NewDetector(set *Set, o Options) *Detector {
 	if o.MaxPrompts <= 0 {
 		o.MaxPrompts = 4096
 	}
+	if o.MaxScripts <= 0 {
+		o.MaxScripts = 4096
+	}
 	return &Detector{
 		set: set, calls: newLRU[*callState](o.MaxCalls), sessions: newLRU[*sessionState](o.MaxSessions),
-		prompts: newLRU[*promptState](o.MaxPrompts), log: o.Log,
+		prompts: newLRU[*promptState](o.MaxPrompts), scripts: newLRU[*scriptRef](o.MaxScripts), log: o.Log,
 		stats: Stats{Rules: len(set.rules), ErrorsByRule: map[string]uint64{}, AlertsByRule: map[string]uint64{}},
 	}
 }
@@ -77,6 +85,7 @@ func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.ErrorsByRule, s.AlertsByRule = maps(d.stats.ErrorsByRule), maps(d.stats.AlertsByRule)
 	s.CallsEvicted, s.SessionsEvicted, s.PromptsEvicted = d.calls.evicted, d.sessions.evicted, d.prompts.evicted
+	s.ScriptsEvicted = d.scripts.evicted
 	return s
 }
 
@@ -253,6 +262,7 @@ func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
 	if s != noSession && s.root.pid == 0 {
 		s.root = rootOf(e)
 	}
+	d.rememberScript(e)
 	var alerts []*proto.Event
 	d.act = activation{event: e, tool: c, prompt: d.promptFor(pid), session: s}
 	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
@@ -312,8 +322,10 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 			}
 		}
 	case a == proto.ActionOpen && !failed && e.File != nil:
-		// A write-only open (echo >> ~/.ssh/authorized_keys) reads nothing.
-		if e.File.Access != "write" && SecretLooking(e.File.Path) {
+		// A write-only open (echo >> ~/.ssh/authorized_keys) reads nothing, and a secret read
+		// by its own client (aws ~/.aws/credentials, git ~/.git-credentials) is that client
+		// doing its job: neither is a secret read.
+		if e.File.Access != "write" && SecretLooking(e.File.Path) && !OwnClient(e.File.Path, d.reader(e)) {
 			add(aggSecretsRead, e.File.Path)
 			if unexplained {
 				add(aggUnexplainedSecretsRead, e.File.Path)
@@ -326,6 +338,40 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 		add(aggFilesWritten, e.File.Path)
 	}
 	return callChanged, sessionChanged
+}
+
+// scriptRef is what a process runs when it runs a script: its interpreter and the script's
+// program name (Program).
+type scriptRef struct{ executable, program string }
+
+// rememberScript remembers, from a line with argv (an exec, a fork), the program of a process
+// that runs a script: the open lines of `node /usr/bin/npm publish` carry no argv, and by
+// their executable alone are node's. A process that runs no script is forgotten (an exec
+// replaced the script).
+func (d *Detector) rememberScript(e *proto.Event) {
+	p := e.Process
+	if p == nil || p.EntityID == "" || len(p.Args) == 0 || e.Event.Outcome == proto.OutcomeFailure ||
+		(e.Event.Action != proto.ActionExec && e.Event.Action != proto.ActionFork) {
+		return
+	}
+	prog := Program(p.Executable, p.Args)
+	if prog == path.Base(p.Executable) {
+		d.scripts.remove(p.EntityID)
+		return
+	}
+	*d.scripts.getOrAdd(p.EntityID, func() *scriptRef { return new(scriptRef) }) = scriptRef{executable: p.Executable, program: prog}
+}
+
+// reader is the program that opened a file: event.process.program, or, for a process seen
+// running a script with the same interpreter, the script's (npm, not node).
+func (d *Detector) reader(e *proto.Event) string {
+	p := procOf(e)
+	if len(p.Args) == 0 && p.EntityID != "" {
+		if ref, ok := d.scripts.get(p.EntityID); ok && ref.executable == p.Executable {
+			return ref.program
+		}
+	}
+	return Program(p.Executable, p.Args)
 }
 
 // evalCall evaluates the tool_call rules that read what changed, on a call that has not

@@ -152,6 +152,8 @@ var functions = []function{
 		doc: "under(path, dir) bool: path is dir or inside it, by whole components; false when dir is empty"},
 	{name: "glob", ret: cel.BoolType, fn2: func(p, g string) ref.Val { return types.Bool(Glob(g, p)) },
 		doc: `glob(path, pattern) bool: * matches within a path element, ** across elements ("**/.git/hooks/*")`},
+	{name: "own_client", ret: cel.BoolType, fn2: func(p, prog string) ref.Val { return types.Bool(OwnClient(p, prog)) },
+		doc: "own_client(path, program) bool: program reads the secret at path to do its job (aws ~/.aws/credentials, git ~/.git-credentials; the table below); false for a path of no secret family"},
 }
 
 // newEnv builds the CEL environment of one scope.
@@ -218,5 +220,7 @@ func Reference() string {
 	for _, f := range functions {
 		fmt.Fprintf(&b, "  %s\n", f.doc)
 	}
+	b.WriteString("\nSecret families and their own clients (own_client; their reads are not in secrets_read):\n")
+	b.WriteString(ownersReference())
 	return b.String()
 }

@@ -22,8 +22,9 @@ import (
 //
 // The guard understands the subset of CEL the pack is written in: &&, ||, !, ==, != and in
 // with string literals, startsWith, endsWith and contains with a literal, the path functions
-// with literal arguments, over event.action, .outcome, .writes, .setid, .file.path,
-// .file.access, .process.name, .executable and .program. Anything else is "may be true".
+// with literal arguments, own_client of two terms or literals, over event.action, .outcome, .writes,
+// .setid, .file.path, .file.access, .process.name, .executable and .program. Anything else is
+// "may be true".
 type guard struct {
 	fn func(*proto.Event) bool
 	// exact: fn is the expression's value, not only a necessary condition (so ! may use it).
@@ -55,6 +56,8 @@ var (
 	boolFuncs  = map[string]func(string) bool{"secret_path": SecretLooking, "ca_bundle": CABundle, "scratch_path": ScratchPath, "agent_config_path": AgentConfigPath}
 	boolFuncs2 = map[string]func(string, string) bool{"glob": func(p, g string) bool { return Glob(g, p) }, "under": Under,
 		"startsWith": strings.HasPrefix, "endsWith": strings.HasSuffix, "contains": strings.Contains}
+	// termFuncs2 are the predicates of two terms (or literals).
+	termFuncs2 = map[string]func(string, string) bool{"own_client": OwnClient}
 )
 
 // guardOf derives the guard of a condition.
@@ -142,6 +145,11 @@ func guardOf(e celast.Expr) guard {
 				return guard{exact: true, fn: func(ev *proto.Event) bool { return f(t(ev)) }}
 			}
 		}
+		if f, ok := termFuncs2[fn]; ok && !call.IsMemberFunction() && len(args) == 2 {
+			if a, b := termOrLiteral(args[0]), termOrLiteral(args[1]); a != nil && b != nil {
+				return guard{exact: true, fn: func(ev *proto.Event) bool { return f(a(ev), b(ev)) }}
+			}
+		}
 		if f, ok := boolFuncs2[fn]; ok {
 			subject, other := args, []celast.Expr(nil)
 			if call.IsMemberFunction() {
@@ -187,6 +195,18 @@ func termOf(e celast.Expr) term {
 				return func(ev *proto.Event) string { return f(inner(ev)) }
 			}
 		}
+	}
+	return nil
+}
+
+// termOrLiteral is termOf, or a string literal as a constant term.
+func termOrLiteral(e celast.Expr) term {
+	if t := termOf(e); t != nil {
+		return t
+	}
+	if lit := literal(e); lit != nil {
+		v := *lit
+		return func(*proto.Event) string { return v }
 	}
 	return nil
 }

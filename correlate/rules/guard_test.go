@@ -59,6 +59,8 @@ func TestGuardSemantics(t *testing.T) {
 		"event.process.program == 'aws' || event.file.access == 'write'":          true,
 		"glob(event.file.path, '/home/*/.ssh/*') && secret_path(event.file.path)": true,
 		"under(event.file.path, '/etc')":                                          false,
+		"!own_client(event.file.path, event.process.program)":                     true, // aws is no ssh client
+		"own_client(event.file.path, 'ssh')":                                      true,
 	} {
 		set, err := Compile([]Rule{{ID: "g", Name: "g", Severity: SeverityLow, Scope: ScopeEvent, Condition: cond, Enabled: true}})
 		if err != nil {

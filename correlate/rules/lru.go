@@ -3,8 +3,8 @@ package rules
 import "container/list"
 
 // lru is a map bounded to max entries that forgets the least recently used one, counting
-// each eviction. The detector's memory of calls, sessions and prompts must not grow with the
-// life of the sensor.
+// each eviction. The detector's memory of calls, sessions, prompts and processes must not
+// grow with the life of the sensor.
 type lru[V any] struct {
 	max     int
 	order   *list.List // front: most recently used
@@ -47,6 +47,14 @@ func (l *lru[V]) getOrAdd(key string, mk func() V) V {
 	v := mk()
 	l.entries[key] = l.order.PushFront(&lruEntry[V]{key: key, val: v})
 	return v
+}
+
+// remove forgets key.
+func (l *lru[V]) remove(key string) {
+	if el, ok := l.entries[key]; ok {
+		l.order.Remove(el)
+		delete(l.entries, key)
+	}
 }
 
 func (l *lru[V]) len() int { return l.order.Len() }

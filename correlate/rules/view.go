@@ -242,7 +242,7 @@ var objects = []*objectType{
 
 // aggDocs describe the aggregates.
 var aggDocs = [nAgg]string{
-	"files opened successfully, not write-only, that secret_path() calls secrets, in first-seen order (at most 256 distinct)",
+	"files opened successfully, not write-only, that secret_path() calls secrets, by a program that is not their own client (own_client), in first-seen order (at most 256 distinct)",
 	`endpoints ("ip:port") connected to or sent to, loopback excepted, not failed`,
 	"paths written, created, renamed onto, removed, linked or chmod/chown/truncated, successfully",
 	"process.executable of successful execs",
