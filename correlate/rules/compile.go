@@ -160,11 +160,14 @@ func compileRule(r Rule) (*compiled, error) {
 }
 
 // requiredActions returns the actions a condition can only be true on, from its conjuncts
-// `event.action == 'x'`, `event.action in ['x', 'y']` and `event.writes` (open and the file
-// mutations), combined through && (intersection) and || (union); nil when it cannot tell.
+// `event.action == 'x'`, `event.action in ['x', 'y']`, `event.writes` (open and the file
+// mutations) and `event.reads` (open), combined through && (intersection) and || (union); nil when it cannot tell.
 func requiredActions(e celast.Expr) []string {
 	if isEventField(e, "writes") {
 		return writeActionList
+	}
+	if isEventField(e, "reads") {
+		return []string{proto.ActionOpen}
 	}
 	if e.Kind() != celast.CallKind {
 		return nil

@@ -22,7 +22,10 @@ type Options struct {
 	MaxCalls, MaxSessions, MaxPrompts int
 	// MaxScripts bounds the processes remembered as running a script (scripts); 0: 4096.
 	MaxScripts int
-	Log        zerolog.Logger
+	// MaxRaised bounds the (event rule, scope, object) triples remembered as alerted, so a
+	// repeat is not raised again; 0: 16384.
+	MaxRaised int
+	Log       zerolog.Logger
 }
 
 // Stats are the detector's counters.
@@ -37,6 +40,12 @@ type Stats struct {
 	AlertsByRule map[string]uint64
 	// Panics counts lines whose observation panicked (a defect; the line is skipped).
 	Panics uint64
+	// Repeats counts event-rule matches not raised again: the same rule on the same object
+	// (file, command, destination) in the same tool call (or session, or agent tree).
+	Repeats uint64
+	// RaisedForgotten counts the alerted triples the MaxRaised bound forgot: a repeat of one
+	// of those is raised again.
+	RaisedForgotten uint64
 	// CallsEvicted, SessionsEvicted, PromptsEvicted and ScriptsEvicted count what the bounds
 	// made the detector forget; AggregateCapped the aggregate values not kept past
 	// maxAggValues.
@@ -53,6 +62,7 @@ type Detector struct {
 	sessions *lru[*sessionState]
 	prompts  *lru[*promptState]
 	scripts  *lru[*scriptRef]
+	raised   *lru[struct{}]
 	log      zerolog.Logger
 	act      activation
 	stats    Stats
@@ -72,9 +82,12 @@ func NewDetector(set *Set, o Options) *Detector {
 	if o.MaxScripts <= 0 {
 		o.MaxScripts = 4096
 	}
+	if o.MaxRaised <= 0 {
+		o.MaxRaised = 16384
+	}
 	return &Detector{
 		set: set, calls: newLRU[*callState](o.MaxCalls), sessions: newLRU[*sessionState](o.MaxSessions),
-		prompts: newLRU[*promptState](o.MaxPrompts), scripts: newLRU[*scriptRef](o.MaxScripts), log: o.Log,
+		prompts: newLRU[*promptState](o.MaxPrompts), scripts: newLRU[*scriptRef](o.MaxScripts), raised: newLRU[struct{}](o.MaxRaised), log: o.Log,
 		stats: Stats{Rules: len(set.rules), ErrorsByRule: map[string]uint64{}, AlertsByRule: map[string]uint64{}},
 	}
 }
@@ -85,7 +98,7 @@ func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.ErrorsByRule, s.AlertsByRule = maps(d.stats.ErrorsByRule), maps(d.stats.AlertsByRule)
 	s.CallsEvicted, s.SessionsEvicted, s.PromptsEvicted = d.calls.evicted, d.sessions.evicted, d.prompts.evicted
-	s.ScriptsEvicted = d.scripts.evicted
+	s.ScriptsEvicted, s.RaisedForgotten = d.scripts.evicted, d.raised.evicted
 	return s
 }
 
@@ -268,6 +281,10 @@ func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
 	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
 		for _, r := range list {
 			if (r.guard == nil || r.guard(e)) && d.eval(r) {
+				if d.repeat(r, e, c, s) {
+					d.stats.Repeats++
+					continue
+				}
 				alerts = append(alerts, d.alert(r, e, c, s, pid, []uint64{e.Event.Sequence}, []string{describe(e)}))
 			}
 		}
@@ -281,6 +298,30 @@ func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
 		alerts = d.evalSession(s, sessionChanged, e, alerts)
 	}
 	return alerts
+}
+
+// repeat reports whether event rule r already alerted on e's object (its file, command or
+// destination) in e's tool call, or without one in its session, or without one in its agent
+// tree, and remembers that it has now. An agent reading .env opens it several times (a stat,
+// then the read); one alert says it.
+func (d *Detector) repeat(r *compiled, e *proto.Event, c *callState, s *sessionState) bool {
+	scope := "tree " + rootOf(e).entityID
+	switch {
+	case c != noCall:
+		scope = "call " + c.id
+	case s != noSession:
+		scope = "session " + s.id
+	}
+	object := describe(e)
+	if e.Event.Action == proto.ActionOpen && e.File != nil {
+		object = "open " + e.File.Path // the same file, whatever the access
+	}
+	key := r.ID + "\x00" + scope + "\x00" + object
+	if _, seen := d.raised.get(key); seen {
+		return true
+	}
+	d.raised.getOrAdd(key, func() struct{} { return struct{}{} })
+	return false
 }
 
 // aggregate adds what a kernel line did to its call's and session's aggregates and returns
@@ -322,10 +363,10 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 			}
 		}
 	case a == proto.ActionOpen && !failed && e.File != nil:
-		// A write-only open (echo >> ~/.ssh/authorized_keys) reads nothing, and a secret read
-		// by its own client (aws ~/.aws/credentials, git ~/.git-credentials) is that client
-		// doing its job: neither is a secret read.
-		if e.File.Access != "write" && SecretLooking(e.File.Path) && !OwnClient(e.File.Path, d.reader(e)) {
+		// A write-only or O_PATH open reads nothing (reads), and a secret read by its own
+		// client (aws ~/.aws/credentials, git ~/.git-credentials) is that client doing its
+		// job: neither is a secret read.
+		if reads(e) && SecretLooking(e.File.Path) && !OwnClient(e.File.Path, d.reader(e)) {
 			add(aggSecretsRead, e.File.Path)
 			if unexplained {
 				add(aggUnexplainedSecretsRead, e.File.Path)

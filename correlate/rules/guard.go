@@ -67,6 +67,8 @@ func guardOf(e celast.Expr) guard {
 		switch {
 		case isEventField(e, "writes"):
 			return guard{fn: writes, exact: true}
+		case isEventField(e, "reads"):
+			return guard{fn: reads, exact: true}
 		case isEventField(e, "setid"):
 			return guard{fn: func(ev *proto.Event) bool { return ev.Vigil.Setid }, exact: true}
 		}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,7 +137,7 @@ func TestRuntimeErrorsAreCounted(t *testing.T) {
 	}
 	d := NewDetector(set, Options{})
 	for i := range 3 {
-		alerts := d.Observe(openLine(uint64(i+1), "/x", "c1"))
+		alerts := d.Observe(openLine(uint64(i+1), fmt.Sprintf("/x%d", i), "c1")) // a new file each time: no repeat
 		if len(alerts) != 1 || alerts[0].Rule.ID != "good.open" {
 			t.Fatalf("alerts %v", alerts)
 		}
@@ -216,4 +217,31 @@ func FuzzLoadRules(f *testing.F) {
 			t.Fatalf("observing panicked with rules %q", data)
 		}
 	})
+}
+
+// An event rule alerts once per object and tool call: Claude's Read of .env is a stat (an
+// O_PATH open, which reads nothing and raises nothing) and then several reads of the same file,
+// as the e2e runs of the real CLI show. The same file in another call is a new alert.
+func TestEventRuleAlertsOncePerObjectAndCall(t *testing.T) {
+	d := NewDetector(loadPack(t), Options{})
+	stat := openLine(1, "/home/dev/app/.env", "c1")
+	stat.File.Access = "path"
+	var events []*proto.Event
+	events = append(events, stat)
+	for seq := uint64(2); seq <= 4; seq++ {
+		events = append(events, openLine(seq, "/home/dev/app/.env", "c1"))
+	}
+	events = append(events, openLine(5, "/home/dev/app/.env", "c2"), openLine(6, "/home/dev/app/.env.local", "c2"))
+	var got []string
+	for _, a := range runAll(d, events) {
+		if a.Rule.ID == "cred.dotenv_read" {
+			got = append(got, fmt.Sprint(a.Vigil.Alert.Sequences))
+		}
+	}
+	if want := []string{"[2]", "[5]", "[6]"}; !slices.Equal(got, want) {
+		t.Errorf("cred.dotenv_read raised on lines %v, want %v", got, want)
+	}
+	if st := d.Stats(); st.Repeats != 2 {
+		t.Errorf("Stats().Repeats = %d, want 2 (lines 3 and 4)", st.Repeats)
+	}
 }

@@ -56,6 +56,13 @@ var writeActions = map[string]bool{
 	proto.ActionSymlink: true, proto.ActionChmod: true, proto.ActionChown: true, proto.ActionTruncate: true,
 }
 
+// reads reports whether a line is an open that can read the file's content: access read or
+// read_write. An O_PATH open (access path: a stat, a directory walk) reads nothing, and
+// neither does a write-only one (echo >> ~/.ssh/authorized_keys).
+func reads(e *proto.Event) bool {
+	return e.Event.Action == proto.ActionOpen && e.File != nil && (e.File.Access == "read" || e.File.Access == "read_write")
+}
+
 // writes reports whether a line changed (or, failed, tried to change) the file at file.path:
 // an open for writing or with O_CREAT/O_TRUNC, or a file mutation.
 func writes(e *proto.Event) bool {
@@ -126,6 +133,8 @@ var objects = []*objectType{
 			func(o any) any { return types.Int(ev(o).Vigil.Errno) }),
 		fd("setid", types.BoolType, "vigil.setid: a chmod set the setuid or setgid bit",
 			func(o any) any { return types.Bool(ev(o).Vigil.Setid) }),
+		fd("reads", types.BoolType, "the line is an open that can read the file's content (access read or read_write; not an O_PATH or write-only open)",
+			func(o any) any { return types.Bool(reads(ev(o))) }),
 		fd("writes", types.BoolType, "the line changed, or tried to change, the file at file.path: an open for writing (or O_CREAT, O_TRUNC) or a file mutation",
 			func(o any) any { return types.Bool(writes(ev(o))) }),
 		fdSet("file", types.NewObjectType("vigil.File"), "file.*",
