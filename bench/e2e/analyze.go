@@ -111,12 +111,16 @@ type ScenarioResult struct {
 	// vigil.late_ms, the time from the kernel event to its binding.
 	// Forged: lines naming a call the scenario forged through vigil hook (must be 0);
 	// Untrusted: agent.untrusted_telemetry lines (refused telemetry, forged hooks among them).
-	Forged       int      `json:"forged"`
-	Untrusted    int      `json:"untrusted"`
-	LateBindings int      `json:"late_bindings"`
-	LateMsMedian int64    `json:"late_ms_median,omitempty"`
-	LateMsMax    int64    `json:"late_ms_max,omitempty"`
-	Ambiguous    []string `json:"ambiguous,omitempty"`
+	Forged    int `json:"forged"`
+	Untrusted int `json:"untrusted"`
+	// Alerts counts the detection alerts raised on the scenario's agent trees, by rule.id;
+	// ExpectAlerts are the rules the scenario must raise (Scenario.ExpectAlerts).
+	Alerts       map[string]int `json:"alerts,omitempty"`
+	ExpectAlerts []string       `json:"expect_alerts,omitempty"`
+	LateBindings int            `json:"late_bindings"`
+	LateMsMedian int64          `json:"late_ms_median,omitempty"`
+	LateMsMax    int64          `json:"late_ms_max,omitempty"`
+	Ambiguous    []string       `json:"ambiguous,omitempty"`
 	// OutsideAgentTrees: kernel events with no agent root (must be 0). SiblingEvents: events
 	// of the sibling that ran the same commands outside the agent (must be 0).
 	OutsideAgentTrees int `json:"outside_agent_trees"`
@@ -195,6 +199,12 @@ func intAfter(line []byte, key string) int {
 	return n
 }
 
+// ours reports whether root is a root of the scenario's trees, or a process in them that
+// roots a tree anew.
+func (f *lineFilter) ours(root int) bool {
+	return f.roots[root] || f.pids[root]
+}
+
 func (f *lineFilter) keep(line []byte) bool {
 	if f == nil || !bytes.Contains(line, []byte(`"dataset":"vigil.kernel"`)) {
 		return true
@@ -247,7 +257,8 @@ func readAllJSONL(path string, filter *lineFilter) ([]*proto.Event, error) {
 
 // analyzeDir scores one scenario folder written by runChild.
 func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
-	res := ScenarioResult{Agent: sc.Agent, Name: sc.Name, Description: sc.Description, StrongKeys: sc.StrongKeys, Set: sc.Set, Informational: sc.Informational}
+	res := ScenarioResult{Agent: sc.Agent, Name: sc.Name, Description: sc.Description, StrongKeys: sc.StrongKeys, Set: sc.Set, Informational: sc.Informational,
+		ExpectAlerts: sc.ExpectAlerts}
 	for _, p := range pinned {
 		if (sc.Agent == "claude") == strings.Contains(p.Name, "claude") {
 			res.Version = p.Name + "@" + p.Version
@@ -302,6 +313,7 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
 	score(&res, sc, meta, calls, events, truth, stream)
 	res.ForeignTreeEvents += filter.foreign
+	countAlerts(&res, events, filter)
 	return res
 }
 
@@ -314,6 +326,20 @@ func callOf(e *proto.Event) string {
 		return e.GenAI.Tool.Call.ID
 	}
 	return ""
+}
+
+// countAlerts counts the detection alerts raised on the scenario's agent trees, by rule; the
+// filter has seen every kernel line, so it knows the trees' processes.
+func countAlerts(res *ScenarioResult, events []*proto.Event, filter *lineFilter) {
+	for _, e := range events {
+		if e.Event.Action != proto.ActionAlert || e.Rule == nil || e.Vigil.Root == nil || !filter.ours(e.Vigil.Root.Pid) {
+			continue
+		}
+		if res.Alerts == nil {
+			res.Alerts = map[string]int{}
+		}
+		res.Alerts[e.Rule.ID]++
+	}
 }
 
 // applyBindings applies binding records (late telemetry) to the lines they name with

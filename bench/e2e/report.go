@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -59,8 +61,21 @@ func (r *ScenarioResult) gate() {
 	if r.Forged > 0 {
 		r.Errors = append(r.Errors, fmt.Sprintf("%d lines name a call forged through vigil hook from a tool shell", r.Forged))
 	}
+
 	ok := len(r.Errors) == 0
 	if !r.Informational {
+		for _, id := range slices.Sorted(maps.Keys(r.Alerts)) {
+			if !slices.Contains(r.ExpectAlerts, id) {
+				ok = false
+				r.Errors = append(r.Errors, fmt.Sprintf("false alert: %s raised %d time(s) on a scenario that does not call for it", id, r.Alerts[id]))
+			}
+		}
+		for _, id := range r.ExpectAlerts {
+			if r.Alerts[id] == 0 {
+				ok = false
+				r.Errors = append(r.Errors, fmt.Sprintf("missed alert: %s was not raised", id))
+			}
+		}
 		if r.ProvablyWrong > 0 {
 			ok = false
 			r.Errors = append(r.Errors, fmt.Sprintf("%d provably wrong bindings (%d to another call, %d before any call)",
@@ -192,6 +207,27 @@ func (rep *Report) markdown() string {
 			s.ProvablyWrong, c.Unbound, s.BoundNoTruth, pct(s.Capture.Captured, s.Capture.Recorded), s.Capture.Missing, s.Capture.Extra,
 			s.LateBindings, s.LateMsMax, s.Outside, s.Sibling)
 	}
+	expected, raised, falseAlerts, falseScenarios := 0, 0, 0, 0
+	for _, r := range rep.Scenarios {
+		for _, id := range r.ExpectAlerts {
+			expected++
+			if r.Alerts[id] > 0 {
+				raised++
+			}
+		}
+		n := 0
+		for id, k := range r.Alerts {
+			if !slices.Contains(r.ExpectAlerts, id) {
+				n += k
+			}
+		}
+		if n > 0 {
+			falseAlerts += n
+			falseScenarios++
+		}
+	}
+	w("\nDetections (the starter pack, shipped defaults): %d of %d expected alerts raised; %d false alerts on %d of %d scenarios.\n",
+		raised, expected, falseAlerts, falseScenarios, len(rep.Scenarios))
 	w("\n## Scenarios\n\n| scenario | key set | result | calls | marker recall | truth | recall | provably wrong | unbound | bound, no truth | captured (missing / extra) | failed execve, not recorded | late (median / max ms) | outside | sibling (runs) | foreign / lost | agent s | s |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Scenarios {
@@ -252,6 +288,20 @@ func (rep *Report) markdown() string {
 		}
 		if r.Forged > 0 || r.Untrusted > 0 {
 			w("- forged hook calls: %d lines name them; %d `agent.untrusted_telemetry` lines\n", r.Forged, r.Untrusted)
+		}
+		if len(r.Alerts) > 0 || len(r.ExpectAlerts) > 0 {
+			raised, expected := "none", "none"
+			if len(r.Alerts) > 0 {
+				var each []string
+				for _, id := range slices.Sorted(maps.Keys(r.Alerts)) {
+					each = append(each, fmt.Sprintf("`%s` ×%d", id, r.Alerts[id]))
+				}
+				raised = strings.Join(each, ", ")
+			}
+			if len(r.ExpectAlerts) > 0 {
+				expected = "`" + strings.Join(r.ExpectAlerts, "`, `") + "`"
+			}
+			w("- alerts: %s (expected: %s)\n", raised, expected)
 		}
 		for _, a := range r.Ambiguous {
 			w("- ambiguous subtree (markers of several calls): %s\n", a)

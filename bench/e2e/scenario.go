@@ -37,6 +37,9 @@ type Scenario struct {
 	// Resume (Claude): each prompt is its own `claude -p` process, the later ones with
 	// --resume <session id> (Codex always resumes: codex exec resume <thread id>).
 	Resume bool `json:"resume,omitempty"`
+	// ExpectAlerts are the detection rules (rule.id) the scenario must raise: a secret read it
+	// asks for. Any other alert on the scenario's agent trees is a false alert and fails it.
+	ExpectAlerts []string `json:"expect_alerts,omitempty"`
 	// Informational scenarios are reported but never fail the run (e.g. a behaviour no real
 	// model produces, kept to measure a known limit).
 	Informational bool `json:"informational,omitempty"`

@@ -208,3 +208,29 @@ func TestPairEventsPastAnUnexplainedLine(t *testing.T) {
 		t.Fatalf("extra %v", extra)
 	}
 }
+
+// Alerts gate a scenario: one it does not call for is a false alert, one it calls for and
+// does not get is a miss; both fail it, and the report says which.
+func TestAlertsGateTheScenario(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		alerts  map[string]int
+		expect  []string
+		pass    bool
+		message string
+	}{
+		{"benign, none raised", nil, nil, true, ""},
+		{"expected and raised", map[string]int{"cred.dotenv_read": 2}, []string{"cred.dotenv_read"}, true, "`cred.dotenv_read` ×2"},
+		{"false alert", map[string]int{"persistence.git_hook_written": 11}, nil, false, "false alert: persistence.git_hook_written raised 11"},
+		{"missed alert", nil, []string{"cred.dotenv_read"}, false, "missed alert: cred.dotenv_read"},
+	} {
+		res := ScenarioResult{Agent: "claude", Name: "x", Alerts: tc.alerts, ExpectAlerts: tc.expect}
+		res.gate()
+		if res.Pass != tc.pass {
+			t.Errorf("%s: pass %v, want %v (errors %v)", tc.name, res.Pass, tc.pass, res.Errors)
+		}
+		if md := (&Report{Scenarios: []ScenarioResult{res}}).markdown(); !strings.Contains(md, tc.message) {
+			t.Errorf("%s: the report does not say %q:\n%s", tc.name, tc.message, md)
+		}
+	}
+}
