@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -22,6 +24,9 @@ Usage:
   vigil trace --jsonl PATH [--session ID] [--format text|json]
       Print the workflow record of each session in a JSONL file: the user's requests, each
       tool call with what the kernel saw it do, approvals, and what nothing explains.
+  vigil query [--db PATH | --jsonl FILE ...] [--format table|json|csv] SQL
+      Run one read-only SQL statement on the store vigil run writes (output.store), or on
+      JSONL files loaded into a store in memory (--jsonl, - for stdin).
   vigil version
 `
 
@@ -38,6 +43,8 @@ func main() {
 		err = hookCommand(os.Args[2:])
 	case "trace":
 		err = traceCommand(os.Args[2:])
+	case "query":
+		err = queryCommand(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("vigil", version)
 	case "help", "-h", "--help":
@@ -46,8 +53,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "vigil: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the command printed its usage, as asked
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
