@@ -66,8 +66,10 @@ CREATE INDEX processes_entity_id ON processes(entity_id) WHERE entity_id IS NOT 
 
 CREATE TABLE paths (
 	id   INTEGER PRIMARY KEY,
-	path TEXT NOT NULL UNIQUE
+	path TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL
 );
+CREATE INDEX paths_name ON paths(name);
 
 CREATE TABLE ids (
 	id    INTEGER PRIMARY KEY,
@@ -115,7 +117,7 @@ SELECT e.id, e.id >> 40 AS run_id, e.id & 1099511627775 AS seq, e.timestamp, e.a
 	p.pid, p.entity_id, e.tid, p.name, p.executable, p.args, p.args_count, p.cwd, p.sha256, p.start,
 	p.parent_pid, p.parent_entity_id, p.parent_executable, p.parent_name,
 	p.user_id, p.user_name, p.group_id, p.root_pid, p.root_entity_id, p.agent, p.boot_id,
-	e.exit_code, f.path AS file_path, e.file_access, e.flags, e.path_source,
+	e.exit_code, f.path AS file_path, f.name AS file_name, e.file_access, e.flags, e.path_source,
 	e.destination_ip, e.destination_port, e.destination_address,
 	s.value AS session_id, pr.value AS prompt_id, c.value AS tool_call_id, e.tool_name, e.binding, e.confidence,
 	e.binds_seq, e.recovered, e.source, e.process_id, e.extra

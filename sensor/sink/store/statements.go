@@ -171,7 +171,7 @@ func (st *statements) statementSQL() []struct {
 		{&st.insertProcess, `INSERT INTO processes (boot_id, entity_id, pid, name, executable, args, args_count, cwd,
 			sha256, start, parent_pid, parent_entity_id, parent_executable, parent_name, user_id, user_name, group_id,
 			root_pid, root_entity_id, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.insertPath, `INSERT OR IGNORE INTO paths (path) VALUES (?)`},
+		{&st.insertPath, `INSERT OR IGNORE INTO paths (path, name) VALUES (?, ?)`},
 		{&st.selectPath, `SELECT id FROM paths WHERE path = ?`},
 		{&st.insertID, `INSERT OR IGNORE INTO ids (value) VALUES (?)`},
 		{&st.selectID, `SELECT id FROM ids WHERE value = ?`},

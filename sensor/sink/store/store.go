@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -418,9 +419,10 @@ func (s *Store) processIDLocked(ctx context.Context, p *procRow) (any, error) {
 	return id, nil
 }
 
-// pathIDLocked returns the id of path's paths row, adding it when there is none.
+// pathIDLocked returns the id of path's paths row, adding it (with its last element, the
+// file's name) when there is none.
 func (s *Store) pathIDLocked(ctx context.Context, path string) (any, error) {
-	id, err := s.internLocked(ctx, s.paths, &s.stmts.insertPath, &s.stmts.selectPath, path)
+	id, err := s.internLocked(ctx, s.paths, &s.stmts.insertPath, &s.stmts.selectPath, path, path[strings.LastIndexByte(path, '/')+1:])
 	if err != nil {
 		return nil, fmt.Errorf("path id: %w", err)
 	}
@@ -441,12 +443,13 @@ func (s *Store) refLocked(ctx context.Context, value string) (any, error) {
 }
 
 // internLocked returns the id of value's row in a table of unique strings (paths, ids): from
-// cache, else by inserting it, else (it was there already) by looking it up.
-func (s *Store) internLocked(ctx context.Context, cache map[string]int64, insert, lookup *stmt, value string) (int64, error) {
+// cache, else by inserting it (with the insert's other values), else (it was there already)
+// by looking it up.
+func (s *Store) internLocked(ctx context.Context, cache map[string]int64, insert, lookup *stmt, value string, more ...any) (int64, error) {
 	if id, ok := cache[value]; ok {
 		return id, nil
 	}
-	res, err := insert.exec(ctx, value)
+	res, err := insert.exec(ctx, append([]any{value}, more...)...)
 	if err != nil {
 		return 0, err
 	}

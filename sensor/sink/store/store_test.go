@@ -170,7 +170,7 @@ func TestRowsKeepEveryField(t *testing.T) {
 		got := map[string]any{}
 		for col, v := range row {
 			switch col {
-			case "id", "run_id", "process_id":
+			case "id", "run_id", "process_id", "file_name": // file_name: file.path's last element
 				continue
 			case "extra":
 				var extra map[string]any
@@ -333,6 +333,11 @@ func TestRecords(t *testing.T) {
 	if len(untrusted) != 1 || untrusted[0]["session_id"] != nil || untrusted[0]["tool_name"] != nil || untrusted[0]["agent"] != nil ||
 		untrusted[0]["pid"] != int64(4242) || untrusted[0]["kind"] != "alert" {
 		t.Errorf("untrusted line's row = %v", untrusted)
+	}
+
+	// A path's last element is its file_name.
+	if got := queryRows(t, s, "SELECT DISTINCT file_name FROM events WHERE file_path = '/home/dev/.ssh/id_rsa'"); len(got) != 1 || got[0]["file_name"] != "id_rsa" {
+		t.Errorf("file_name = %v", got)
 	}
 
 	// Two runs; the second's host is its own, not its recovered first line's.
