@@ -150,6 +150,8 @@ func (w *workload) step() {
 func (w *workload) open() {
 	var path string
 	switch r := w.rng.IntN(100); {
+	case w.rng.IntN(50000) == 0:
+		path = "/home/dev/.ssh/id_rsa" // what the README's first query looks for
 	case r < 40:
 		path = hotPaths[w.rng.IntN(len(hotPaths))]
 	case r < 87:
