@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 	"unicode"
 
+	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 )
 
@@ -43,7 +43,8 @@ var deniedFunctions = map[string]bool{"load_extension": true, "fts3_tokenizer": 
 // Reader runs read-only SQL on a store, one statement at a time: the database is opened
 // read-only with query_only set, and SQLite's authorizer refuses, while a statement is
 // compiled, everything but reading (INSERT, UPDATE, DELETE, CREATE, DROP, ATTACH, BEGIN, a
-// pragma that sets a value), so that the refusal says what was refused.
+// pragma that sets a value), so that the refusal says what was refused. It has one
+// connection and is not for concurrent use.
 type Reader struct {
 	db    *sql.DB // nil when the Reader reads a Store's connection
 	conn  *sql.Conn
@@ -55,11 +56,14 @@ type Reader struct {
 // OpenReadOnly opens the database at path for reading. It does not check the file's owner: it
 // never writes, and reading another user's file is the file system's to allow.
 func OpenReadOnly(path string) (*Reader, error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+	if err := unix.Access(path, unix.R_OK); err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return nil, fmt.Errorf("open store %s: no such file (is output.store set, and has vigil run written it?)", path)
+		case errors.Is(err, fs.ErrPermission):
+			return nil, fmt.Errorf("open store %s: %w (it is root's alone: run vigil query as root, or give it the JSONL with --jsonl)", path, err)
 		}
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db, err := sql.Open("sqlite", fileURI(path, "mode=ro"))
 	if err != nil {

@@ -40,6 +40,7 @@ const maxCached = 1 << 16
 const (
 	seqBits = 40
 	maxSeq  = 1<<seqBits - 1
+	maxRun  = 1<<(63-seqBits) - 1
 )
 
 // ErrClosed is returned (wrapped) by Write after Close.
@@ -385,6 +386,10 @@ func (s *Store) startRunLocked(ctx context.Context, e *proto.Event, timestamp st
 	}
 	if err != nil {
 		return fmt.Errorf("insert run: %w", err)
+	}
+	if s.run > maxRun {
+		// Only input whose sequence keeps falling gets here (a sensor starts a run once).
+		return fmt.Errorf("insert run: more than %d runs: an event row's id would overflow", maxRun)
 	}
 	s.lastSeq = 0
 	return nil
