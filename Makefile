@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Where `make run` writes events (the embedded default configuration's output.jsonl).
 JSONL   ?= /var/log/vigil/events.jsonl
 
-.PHONY: build run test vet generate check-generate vmlinux bench bench-rules fuzz clean e2e
+.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store fuzz clean e2e
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
@@ -52,6 +52,15 @@ bench: bench-rules
 	$(GO) build -o bin/loadgen ./bench/loadgen
 	$(GO) build -o bin/bench ./bench
 	./bin/bench -mode full -vigil bin/vigil-bench-sensor -loadgen bin/loadgen $(BENCH_FLAGS)
+	$(MAKE) bench-store
+
+## bench-store: the embedded store's Go benchmarks on one core (no root needed): lines written
+## per second and per CPU-second, batched; bytes per line for a million lines (beside the
+## JSONL's and a raw-JSON column's); query latency on a million lines; a million lines into a
+## 64 MiB bound. A few minutes; bench/results/store.md reports a run.
+bench-store:
+	$(GO) test -run '^$$' -bench 'StoreWrite' -benchtime 300000x -count 3 -cpu 1 ./sensor/sink/store/
+	$(GO) test -run '^$$' -bench 'StoreSize|StoreQuery|StoreRetention' -benchtime 10x -cpu 1 -timeout 30m ./sensor/sink/store/
 
 ## bench-rules: the detection rules' cost per written line, the whole starter pack on one core
 ## over bound tool calls (goal: under 2 µs a line). Needs nothing but Go; `make bench` runs it first.

@@ -33,8 +33,8 @@ type Config struct {
 	Interpreters []string `yaml:"interpreters"`
 }
 
-// OutputConfig is the JSONL sink and its size-based rotation, and the file untrusted
-// telemetry goes to with its own rotation.
+// OutputConfig is the JSONL sink and its size-based rotation, the file untrusted telemetry
+// goes to with its own rotation, and the embedded SQL store with its retention.
 type OutputConfig struct {
 	JSONL              string `yaml:"jsonl"`
 	MaxSizeMB          int    `yaml:"max_size_mb"`
@@ -42,7 +42,15 @@ type OutputConfig struct {
 	UntrustedJSONL     string `yaml:"untrusted_jsonl"`
 	UntrustedMaxSizeMB int    `yaml:"untrusted_max_size_mb"`
 	UntrustedMaxFiles  int    `yaml:"untrusted_max_files"`
+	// Store is the SQLite database `vigil query` reads; "" turns it off.
+	Store        string `yaml:"store"`
+	StoreMaxDays int    `yaml:"store_max_days"`
+	StoreMaxMB   int    `yaml:"store_max_mb"`
 }
+
+// minStoreMB is the smallest size bound of the store: the -wal file beside the database takes
+// up to 16 MiB of it, and a bound much smaller would evict at every batch.
+const minStoreMB = 64
 
 // KernelConfig sizes the kernel-to-user-space channel.
 type KernelConfig struct {
@@ -150,6 +158,12 @@ func (c Config) Validate() error {
 		"output.untrusted_jsonl must not be output.jsonl (%q): leave it empty to write untrusted telemetry there", c.Output.JSONL)
 	check(c.Output.UntrustedMaxSizeMB >= 1, "output.untrusted_max_size_mb must be >= 1, got %d", c.Output.UntrustedMaxSizeMB)
 	check(c.Output.UntrustedMaxFiles >= 1, "output.untrusted_max_files must be >= 1, got %d", c.Output.UntrustedMaxFiles)
+	check(c.Output.Store == "" || filepath.IsAbs(c.Output.Store), "output.store must be an absolute path or empty, got %q", c.Output.Store)
+	check(c.Output.Store == "" || (filepath.Clean(c.Output.Store) != filepath.Clean(c.Output.JSONL) &&
+		filepath.Clean(c.Output.Store) != filepath.Clean(c.Output.UntrustedJSONL)),
+		"output.store must not be one of the JSONL files (%q)", c.Output.Store)
+	check(c.Output.StoreMaxDays >= 0, "output.store_max_days must be >= 0 (0: no age bound), got %d", c.Output.StoreMaxDays)
+	check(c.Output.StoreMaxMB >= minStoreMB, "output.store_max_mb must be >= %d, got %d", minStoreMB, c.Output.StoreMaxMB)
 
 	kb := c.Kernel.RingBufferKB
 	// The kernel requires a ring buffer size that is a power of two and a multiple of the

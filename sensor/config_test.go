@@ -17,7 +17,8 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	want := Config{
 		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5,
-			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2},
+			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2,
+			Store: "/var/lib/vigil/vigil.db", StoreMaxDays: 30, StoreMaxMB: 1024},
 		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100},
 		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1, MemoryLimitMB: 96},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
@@ -94,6 +95,19 @@ func TestLoadConfig(t *testing.T) {
 		{name: "relative output", yaml: "output:\n  jsonl: events.jsonl\n", wantErr: "output.jsonl"},
 		{name: "untrusted into the main file", yaml: "output:\n  untrusted_jsonl: /var/log/vigil/events.jsonl\n", wantErr: "output.untrusted_jsonl"},
 		{name: "relative hold journal", yaml: "correlate:\n  hold_journal: hold\n", wantErr: "correlate.hold_journal"},
+		{name: "relative store", yaml: "output:\n  store: vigil.db\n", wantErr: "output.store must be an absolute path"},
+		{name: "store into the events file", yaml: "output:\n  store: /var/log/vigil/events.jsonl\n", wantErr: "output.store must not be one of the JSONL files"},
+		{name: "negative store_max_days", yaml: "output:\n  store_max_days: -1\n", wantErr: "output.store_max_days"},
+		{name: "store_max_mb too small", yaml: "output:\n  store_max_mb: 16\n", wantErr: "output.store_max_mb must be >= 64"},
+		{
+			name: "store off, no age bound",
+			yaml: "output:\n  store: \"\"\n  store_max_days: 0\n",
+			check: func(t *testing.T, c Config) {
+				if c.Output.Store != "" || c.Output.StoreMaxDays != 0 || c.Output.StoreMaxMB != 1024 {
+					t.Errorf("output = %+v", c.Output)
+				}
+			},
+		},
 		{name: "zero queue", yaml: "pipeline:\n  queue_size: 0\n", wantErr: "pipeline.queue_size"},
 		{name: "negative max_cpus", yaml: "pipeline:\n  max_cpus: -1\n", wantErr: "pipeline.max_cpus"},
 		{name: "negative late_seconds", yaml: "correlate:\n  late_seconds: -1\n", wantErr: "correlate.late_seconds"},

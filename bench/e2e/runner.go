@@ -290,20 +290,22 @@ func startVigil(bin, dir string) (*vigilProc, error) {
 	// The shipped defaults (embedded default.yaml: ring buffer, hold, queues) except where the
 	// output goes: large files, because other agent trees on the machine (the project's own
 	// eBPF tests create fake "claude" processes) are recorded too and must not rotate this
-	// scenario's events away, and the hook socket and hold journal in the scenario's folder
-	// (a scenario must not recover another's held events).
+	// scenario's events away, and the store, hook socket and hold journal in the scenario's
+	// folder (a scenario must not recover another's held events, nor write the machine's store).
 	yaml := fmt.Sprintf(`output:
   jsonl: %s
   untrusted_jsonl: %s
   max_size_mb: 2048
   max_files: 3
+  store: %s
 correlate:
   otlp_http: %s
   otlp_grpc: ""
   hook_socket: %s
   hook_undelivered_dir: %s
   hold_journal: %s
-`, filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "untrusted.jsonl"), otlpAddr, filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"), filepath.Join(dir, "hold"))
+`, filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "untrusted.jsonl"), filepath.Join(dir, "vigil.db"), otlpAddr,
+		filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"), filepath.Join(dir, "hold"))
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}

@@ -26,8 +26,15 @@ Usage:
       tool call with what the kernel saw it do, approvals, and what nothing explains.
   vigil rules list|lint|test …
       List, lint or try detection rules (vigil rules --help).
+  vigil query [--db PATH | --jsonl FILE ...] [--format table|json|csv] SQL
+      Run one read-only SQL statement on the store vigil run writes (output.store), or on
+      JSONL files loaded into a store in memory (--jsonl, - for stdin).
   vigil version
 `
+
+// usageError is a mistake on the command line (exit status 2), as opposed to a failure while
+// running the command (1).
+type usageError struct{ error }
 
 func main() {
 	if len(os.Args) < 2 {
@@ -44,6 +51,8 @@ func main() {
 		err = traceCommand(os.Args[2:])
 	case "rules":
 		err = rulesCommand(os.Args[2:])
+	case "query":
+		err = queryCommand(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("vigil", version)
 	case "help", "-h", "--help":

@@ -3,23 +3,28 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/sink/jsonl"
 	"github.com/vigil-sensor/vigil/sensor/sink/route"
+	"github.com/vigil-sensor/vigil/sensor/sink/store"
 )
 
-// outputs are the files `vigil run` writes: the events and, apart, untrusted telemetry.
+// outputs are what `vigil run` writes: the events and, apart, untrusted telemetry (JSONL),
+// and the embedded store of both.
 type outputs struct {
 	events    *jsonl.Writer
 	untrusted *jsonl.Writer // nil: untrusted telemetry goes to events
-	sink      sensor.Sink   // what the pipeline writes to
+	jsonl     sensor.Sink   // the JSONL files, as one sink
+	store     *store.Store  // nil: output.store is ""
 }
 
-// openOutputs opens the JSONL files cfg names. Untrusted telemetry shares the events file
-// when output.untrusted_jsonl is "" or the events go to standard output.
+// openOutputs opens the JSONL files and the store cfg names. Untrusted telemetry shares the
+// events file when output.untrusted_jsonl is "" or the events go to standard output; the
+// store takes every record.
 func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 	onForeign := func(path string, uid int) {
 		log.Warn().Str("path", path).Int("owner_uid", uid).Msg("output file owned by another user: removed and created anew, never written into")
@@ -33,24 +38,44 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open JSONL output: %w", err)
 	}
-	o := &outputs{events: events, sink: events}
-	if cfg.Output.UntrustedJSONL == "" || cfg.Output.JSONL == jsonl.Stdout {
-		return o, nil
+	o := &outputs{events: events, jsonl: events}
+	if cfg.Output.UntrustedJSONL != "" && cfg.Output.JSONL != jsonl.Stdout {
+		o.untrusted, err = jsonl.Open(jsonl.Options{
+			Path:         cfg.Output.UntrustedJSONL,
+			MaxSizeBytes: int64(cfg.Output.UntrustedMaxSizeMB) << 20,
+			MaxFiles:     cfg.Output.UntrustedMaxFiles,
+			OnForeign:    onForeign,
+		})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), events.Close())
+		}
+		o.jsonl = &route.Split{Main: events, Side: o.untrusted, ToSide: route.Untrusted}
 	}
-	o.untrusted, err = jsonl.Open(jsonl.Options{
-		Path:         cfg.Output.UntrustedJSONL,
-		MaxSizeBytes: int64(cfg.Output.UntrustedMaxSizeMB) << 20,
-		MaxFiles:     cfg.Output.UntrustedMaxFiles,
-		OnForeign:    onForeign,
-	})
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), events.Close())
+	if cfg.Output.Store != "" {
+		o.store, err = store.Open(store.Options{
+			Path:      cfg.Output.Store,
+			MaxAge:    time.Duration(cfg.Output.StoreMaxDays) * 24 * time.Hour,
+			MaxBytes:  int64(cfg.Output.StoreMaxMB) << 20,
+			OnForeign: onForeign,
+		})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open store output: %w", err), o.jsonl.Close())
+		}
 	}
-	o.sink = &route.Split{Main: events, Side: o.untrusted, ToSide: route.Untrusted}
 	return o, nil
 }
 
-// losses counts, per file, the records it could not take (a full disk past its reserve).
+// sinks are what the pipeline writes to, in order: the JSONL first (the SIEM's feed), then
+// the store.
+func (o *outputs) sinks() []sensor.Sink {
+	if o.store == nil {
+		return []sensor.Sink{o.jsonl}
+	}
+	return []sensor.Sink{o.jsonl, o.store}
+}
+
+// losses counts, per output, the records it could not take (a full disk past the JSONL
+// sink's reserve, a failed store transaction).
 func (o *outputs) losses() map[string]uint64 {
 	_, _, dropped := o.events.Stats()
 	m := map[string]uint64{"output": dropped}
@@ -58,10 +83,13 @@ func (o *outputs) losses() map[string]uint64 {
 		_, _, dropped := o.untrusted.Stats()
 		m["output_untrusted"] = dropped
 	}
+	if o.store != nil {
+		m["output_store"] = o.store.Stats().Errors
+	}
 	return m
 }
 
-// written is what the files really hold, and what they dropped.
+// written is what the JSONL files really hold, and what they dropped.
 func (o *outputs) written() (written, dropped uint64) {
 	written, _, dropped = o.events.Stats()
 	if o.untrusted != nil {
@@ -71,6 +99,19 @@ func (o *outputs) written() (written, dropped uint64) {
 	return written, dropped
 }
 
+// storeStats are the store's counters (zero without a store).
+func (o *outputs) storeStats() store.Stats {
+	if o.store == nil {
+		return store.Stats{}
+	}
+	return o.store.Stats()
+}
+
+// close closes every output, even when one fails.
 func (o *outputs) close() error {
-	return o.sink.Close()
+	err := o.jsonl.Close()
+	if o.store != nil {
+		err = errors.Join(err, o.store.Close())
+	}
+	return err
 }

@@ -32,9 +32,6 @@ const rulesUsage = `Usage:
       only their rules; without, what list shows.
 `
 
-// usageError is a mistake on the command line: main exits 2 for it, 1 for a failure.
-type usageError struct{ error }
-
 // rulesCommand is `vigil rules`.
 func rulesCommand(args []string) error {
 	return runRules(args, os.Stdout, os.Stderr)

@@ -82,7 +82,11 @@ func runCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer out.close()
+	defer func() {
+		if err := out.close(); err != nil {
+			log.Error().Err(err).Msg("close outputs")
+		}
+	}()
 
 	hostname, _ := os.Hostname()
 	hasher := sensor.NewExeHasher(sensor.ExeHasherOptions{MaxEntries: 4096, MaxFileBytes: 512 << 20})
@@ -117,7 +121,7 @@ func runCommand(args []string) error {
 	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
 		Source:    src.Source,
 		Table:     table,
-		Sinks:     []sensor.Sink{out.sink},
+		Sinks:     out.sinks(),
 		Host:      proto.Host{Name: hostname, BootID: src.bootID},
 		QueueSize: cfg.Pipeline.QueueSize,
 		Stage:     corr.stitcher,
@@ -133,8 +137,8 @@ func runCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Bool("untrusted_apart", out.untrusted != nil).Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).
-		Int("bootstrapped", len(src.seeded)).Dur("ready", src.ready).Msg("vigil running")
+	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Bool("untrusted_apart", out.untrusted != nil).Str("store", cfg.Output.Store).
+		Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).Int("bootstrapped", len(src.seeded)).Dur("ready", src.ready).Msg("vigil running")
 
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(ctx) }()
@@ -159,9 +163,11 @@ func runCommand(args []string) error {
 	hs := hasher.Stats()
 	log.Info().Uint64("hashed", hs.Hashed).Uint64("hits", hs.Hits).Uint64("mismatches", hs.Mismatches).
 		Uint64("unavailable", hs.Unavailable).Uint64("queue_full", hs.QueueFull).Msg("executable hashes")
-	// What the output file really holds: records buffered but never flushed are not written.
+	// What the output files really hold: records buffered but never flushed are not written.
 	written, dropped := out.written()
+	ss := out.storeStats()
 	log.Info().Uint64("received", st.Received).Uint64("recovered", st.Recovered).Uint64("accepted", st.Written).Uint64("written", written).Uint64("output_dropped", dropped).Uint64("sink_errors", st.SinkErrors).
+		Uint64("store_written", ss.Written).Uint64("store_errors", ss.Errors).Uint64("store_evicted", ss.Evicted).Uint64("store_evicted_records", ss.EvictedRecords).
 		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("untrusted_suppressed", cs.UntrustedSuppressed).Uint64("sender_reused", cs.SenderReused).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).
 		Interface("bindings", cs.Bindings).Interface("hooks_refused", corr.hookTrust.Refused()).Msg("vigil stopped")

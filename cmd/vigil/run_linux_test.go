@@ -67,7 +67,7 @@ func (l *lockedBuilder) String() string {
 
 // vigilConfig is a sensor's configuration file and the paths it names.
 type vigilConfig struct {
-	path, jsonl, untrusted, hookSocket, journal string
+	path, jsonl, untrusted, store, hookSocket, journal string
 }
 
 // writeVigilConfig writes, in dir, a configuration with ephemeral loopback ports, a private
@@ -77,9 +77,10 @@ type vigilConfig struct {
 func writeVigilConfig(t *testing.T, dir string, holdSeconds int, output, overlay string) vigilConfig {
 	t.Helper()
 	c := vigilConfig{path: filepath.Join(dir, "vigil.yaml"), jsonl: filepath.Join(dir, "out", "events.jsonl"),
-		untrusted: filepath.Join(dir, "out", "untrusted.jsonl"), hookSocket: filepath.Join(dir, "hook.sock"), journal: filepath.Join(dir, "hold")}
-	base := fmt.Sprintf("output:\n  jsonl: %s\n  untrusted_jsonl: %s\n%scorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: %d\n  hold_journal: %s\n",
-		c.jsonl, c.untrusted, output, c.hookSocket, filepath.Join(dir, "undelivered"), holdSeconds, c.journal)
+		untrusted: filepath.Join(dir, "out", "untrusted.jsonl"), store: filepath.Join(dir, "out", "vigil.db"),
+		hookSocket: filepath.Join(dir, "hook.sock"), journal: filepath.Join(dir, "hold")}
+	base := fmt.Sprintf("output:\n  jsonl: %s\n  untrusted_jsonl: %s\n  store: %s\n%scorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: %d\n  hold_journal: %s\n",
+		c.jsonl, c.untrusted, c.store, output, c.hookSocket, filepath.Join(dir, "undelivered"), holdSeconds, c.journal)
 	if err := os.WriteFile(c.path, []byte(base+overlay), 0o600); err != nil {
 		t.Fatal(err)
 	}
