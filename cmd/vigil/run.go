@@ -165,9 +165,9 @@ func runCommand(args []string) error {
 		Uint64("unavailable", hs.Unavailable).Uint64("queue_full", hs.QueueFull).Msg("executable hashes")
 	// What the output files really hold: records buffered but never flushed are not written.
 	written, dropped := out.written()
-	ss := out.storeStats()
+	ss, storeDropped := out.storeStats()
 	log.Info().Uint64("received", st.Received).Uint64("recovered", st.Recovered).Uint64("accepted", st.Written).Uint64("written", written).Uint64("output_dropped", dropped).Uint64("sink_errors", st.SinkErrors).
-		Uint64("store_written", ss.Written).Uint64("store_errors", ss.Errors).Uint64("store_evicted", ss.Evicted).Uint64("store_evicted_records", ss.EvictedRecords).
+		Uint64("store_written", ss.Written).Uint64("store_errors", ss.Errors).Uint64("store_dropped", storeDropped).Uint64("store_evicted", ss.Evicted).Uint64("store_evicted_records", ss.EvictedRecords).
 		Uint64("bound_early", cs.EarlyReleased).Uint64("telemetry", cs.Telemetry).Uint64("untrusted", cs.Untrusted).Uint64("untrusted_suppressed", cs.UntrustedSuppressed).Uint64("sender_reused", cs.SenderReused).
 		Uint64("late_bound", cs.LateBound).Uint64("late_forgotten", cs.LateForgotten).Uint64("late_expired", cs.LateExpired).
 		Interface("bindings", cs.Bindings).Interface("hooks_refused", corr.hookTrust.Refused()).Msg("vigil stopped")

@@ -8,8 +8,8 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 )
 
-// Vigil's own alerts have no rule: their rule_id is the line's action, and rule_name says what
-// it means.
+// Vigil's own alerts (untrusted telemetry) have no rule: their rule_id is the line's action,
+// and rule_name says what it means. A detection rule's alert has its rule's id and name.
 const untrustedRuleName = "agent telemetry from a sender outside every agent tree"
 
 // writeRecordLocked writes what a line adds beyond its events row: the typed record it carries
@@ -79,16 +79,25 @@ func (s *Store) writeRecordLocked(ctx context.Context, e *proto.Event, row *even
 	return s.writeAlertLocked(ctx, e, row, id)
 }
 
-// writeAlertLocked adds the alerts row of an alert line. Its evidence is the line's extra
-// fields: for untrusted telemetry, the sender and everything it claimed.
+// writeAlertLocked adds the alerts row of an alert line. A detection rule's alert names its
+// rule and severity; its evidence is the line's extra fields (vigil.alert: the sequences and
+// readable evidence, rule.*, tags). For untrusted telemetry the evidence is the sender and
+// everything it claimed.
 func (s *Store) writeAlertLocked(ctx context.Context, e *proto.Event, row *eventRow, eventID int64) error {
-	var name, session, prompt, call any
+	var name, severity, session, prompt, call any
+	ruleID := e.Event.Action
 	if e.Event.Action == proto.ActionAgentUntrusted {
 		name = untrustedRuleName // the claimed session, prompt and call are evidence, not context
 	} else {
 		session, prompt, call = text(row.sessionID), text(row.promptID), text(row.callID)
 	}
-	if _, err := s.stmts.insertAlert.exec(ctx, eventID, row.timestamp, e.Event.Action, name, session, prompt, call,
+	if e.Rule != nil && e.Rule.ID != "" {
+		ruleID, name = e.Rule.ID, text(e.Rule.Name)
+	}
+	if e.Vigil.Alert != nil {
+		severity = text(e.Vigil.Alert.Severity)
+	}
+	if _, err := s.stmts.insertAlert.exec(ctx, eventID, row.timestamp, ruleID, name, severity, session, prompt, call,
 		integer(row.proc.rootPid), blobText(row.extra)); err != nil {
 		return fmt.Errorf("insert alert: %w", err)
 	}

@@ -77,10 +77,30 @@ type procEntry struct {
 // vigil.join.traceparent. Left out: what a column or a record table holds, vigil.schema,
 // event.category, .type and .dataset (fixed by the action) and host.name (runs.host_name).
 type extraLine struct {
+	Event *extraEvent `json:"event,omitempty"`
+	// Host is the boot a line without a process was seen on (a process row holds it
+	// otherwise): a tool-call or session alert.
+	Host    *proto.Host    `json:"host,omitempty"`
 	File    *extraFile     `json:"file,omitempty"`
 	Network *proto.Network `json:"network,omitempty"`
 	GenAI   *extraGenAI    `json:"gen_ai,omitempty"`
-	Vigil   *extraVigil    `json:"vigil,omitempty"`
+	// Rule, Tags and Threat are on detection alerts only (the alerts table has the rule's id,
+	// name and severity as columns too).
+	Rule   *proto.Rule   `json:"rule,omitempty"`
+	Tags   []string      `json:"tags,omitempty"`
+	Threat *proto.Threat `json:"threat,omitempty"`
+	Vigil  *extraVigil   `json:"vigil,omitempty"`
+}
+
+// empty reports whether nothing is set, so that most kernel lines store NULL.
+func (x *extraLine) empty() bool {
+	return x.Event == nil && x.Host == nil && x.File == nil && x.Network == nil && x.GenAI == nil && x.Rule == nil &&
+		len(x.Tags) == 0 && x.Threat == nil && x.Vigil == nil
+}
+
+// extraEvent is event.severity, on detection alerts.
+type extraEvent struct {
+	Severity int `json:"severity,omitempty"`
 }
 
 type extraFile struct {
@@ -116,13 +136,18 @@ type extraVigil struct {
 	// and tool_calls tables hold them.
 	Prompt *proto.PromptRef `json:"prompt,omitempty"`
 	Tool   *proto.ToolCall  `json:"tool,omitempty"`
+	// Alert is a detection alert's severity word, scope, triggering sequences and evidence.
+	Alert *proto.Alert `json:"alert,omitempty"`
+	// Root is the agent tree of a line without a process (a tool-call or session alert); a
+	// process row holds it otherwise.
+	Root *proto.Root `json:"root,omitempty"`
 }
 
 // empty reports whether nothing is set, so that most kernel lines store NULL.
 func (v *extraVigil) empty() bool {
 	return v.Join.Empty() && len(v.Truncated) == 0 && v.AddressSource == "" && v.Syscall == "" &&
 		v.Rename == nil && !v.Setid && v.Exe == nil && len(v.Lost) == 0 && v.Telemetry == nil &&
-		v.LateMs == 0 && v.Prompt == nil && v.Tool == nil
+		v.LateMs == 0 && v.Prompt == nil && v.Tool == nil && v.Alert == nil && v.Root == nil
 }
 
 // rowOf maps a line to its row. What the kernel vouches for goes into columns; on untrusted
@@ -146,7 +171,22 @@ func rowOf(e *proto.Event) (eventRow, error) {
 	v := extraVigil{
 		Join: e.Vigil.Join, Truncated: e.Vigil.Truncated, AddressSource: e.Vigil.AddressSource,
 		Syscall: e.Vigil.Syscall, Rename: e.Vigil.Rename, Setid: e.Vigil.Setid, Exe: e.Vigil.Exe,
-		Lost: e.Vigil.Lost, Telemetry: e.Vigil.Telemetry, LateMs: e.Vigil.LateMs,
+		Lost: e.Vigil.Lost, Telemetry: e.Vigil.Telemetry, LateMs: e.Vigil.LateMs, Alert: e.Vigil.Alert,
+	}
+	x.Rule, x.Tags, x.Threat = e.Rule, e.Tags, e.Threat
+	if e.Event.Severity != 0 {
+		x.Event = &extraEvent{Severity: e.Event.Severity}
+	}
+	if e.Event.Action == proto.ActionAlert {
+		// An alert's copy of its call (command, decision) is what the rule saw when it fired;
+		// the tool_calls row may say more later.
+		v.Tool = e.Vigil.Tool
+	}
+	if e.Process == nil && !untrusted {
+		v.Root = e.Vigil.Root
+		if e.Host != nil && e.Host.BootID != "" {
+			x.Host = &proto.Host{BootID: e.Host.BootID}
+		}
 	}
 	if p := e.Process; p != nil {
 		r.hasProc = true
@@ -196,6 +236,9 @@ func rowOf(e *proto.Event) (eventRow, error) {
 		if untrusted {
 			g.Agent, g.Conversation, g.Tool = a.Agent, a.Conversation, a.Tool
 		} else {
+			if e.Process == nil {
+				g.Agent = a.Agent // no process row to hold it
+			}
 			if a.Agent != nil {
 				r.proc.agent = a.Agent.Name
 			}
@@ -228,7 +271,7 @@ func rowOf(e *proto.Event) (eventRow, error) {
 	if !v.empty() {
 		x.Vigil = &v
 	}
-	if x != (extraLine{}) {
+	if !x.empty() {
 		b, err := segjson.Append(nil, &x, segjson.SortMapKeys)
 		if err != nil {
 			return eventRow{}, fmt.Errorf("encode extra fields: %w", err)

@@ -211,7 +211,7 @@ func (st *statements) statementSQL() []struct {
 		{&st.applyBinding, `UPDATE event_rows SET session_ref = coalesce(?, session_ref), prompt_ref = coalesce(?, prompt_ref),
 			call_ref = ?, tool_name = ?, binding = ?, confidence = ? WHERE id = ?`},
 		{&st.insertAlert, `INSERT INTO alerts (event_id, timestamp, rule_id, rule_name, severity, session_id, prompt_id,
-			tool_call_id, root_pid, evidence) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)`},
+			tool_call_id, root_pid, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 	}
 }
 

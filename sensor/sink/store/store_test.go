@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -147,6 +148,7 @@ func TestRowsKeepEveryField(t *testing.T) {
 			lines = append(lines, e)
 		}
 	}
+	lines = append(lines, goldenAlert(t))
 	s := openTemp(t, Options{Path: Memory})
 	writeAll(t, s, lines)
 	rows := queryRows(t, s, "SELECT * FROM events ORDER BY id")
@@ -458,4 +460,35 @@ func TestRefusesNewerSchema(t *testing.T) {
 	if _, err := Open(Options{Path: path}); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Errorf("Open of a newer schema = %v", err)
 	}
+}
+
+// A detection rule's alert line (proto's golden alert) becomes an alerts row naming its rule,
+// severity and tool call, with its sequences and evidence kept.
+func TestRuleAlertRow(t *testing.T) {
+	s := openTemp(t, Options{})
+	writeAll(t, s, []*proto.Event{goldenAlert(t)})
+	alerts := queryRows(t, s, "SELECT * FROM alerts")
+	if len(alerts) != 1 {
+		t.Fatalf("alerts = %v, want one row", alerts)
+	}
+	a := alerts[0]
+	if a["rule_id"] != "exfil.secret_read_and_egress_in_tool_call" || a["rule_name"] != "Secret read and internet connection in one tool call" ||
+		a["severity"] != "high" || a["tool_call_id"] != "toolu_01HzQ8mP3vX7kR2nW5yT9bLc" ||
+		!strings.Contains(fmt.Sprint(a["evidence"]), `"sequences"`) {
+		t.Errorf("alert row = %v", a)
+	}
+}
+
+// goldenAlert is proto's golden detection alert line.
+func goldenAlert(t testing.TB) *proto.Event {
+	t.Helper()
+	data, err := os.ReadFile("../../../proto/testdata/golden/alert.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e proto.Event
+	if err := proto.UnmarshalJSON(data, &e); err != nil {
+		t.Fatal(err)
+	}
+	return &e
 }
