@@ -77,7 +77,7 @@ func BindingRecordOf(e *Event) (BindingRecord, bool) {
 	if e.Process != nil {
 		r.Pid, r.EntityID = e.Process.Pid, e.Process.EntityID
 	}
-	r.Agent, r.SessionID, r.ToolName, r.CallID = genAINames(e.GenAI)
+	r.Agent, r.SessionID, r.ToolName, r.CallID = GenAINames(e.GenAI)
 	if e.Vigil.Prompt != nil {
 		r.PromptID = e.Vigil.Prompt.ID
 	}
@@ -100,9 +100,9 @@ func (r BindingRecord) Apply(line *Event) {
 	line.Vigil.Binding, line.Vigil.Confidence = r.Binding, r.Confidence
 }
 
-// genAINames returns gen_ai.agent.name, gen_ai.conversation.id, gen_ai.tool.name and
+// GenAINames returns gen_ai.agent.name, gen_ai.conversation.id, gen_ai.tool.name and
 // gen_ai.tool.call.id, each "" when absent.
-func genAINames(g *GenAI) (agent, session, tool, call string) {
+func GenAINames(g *GenAI) (agent, session, tool, call string) {
 	if g == nil {
 		return "", "", "", ""
 	}
@@ -208,7 +208,7 @@ func SessionRecordOf(e *Event) (SessionRecord, bool) {
 		return SessionRecord{}, false
 	}
 	r := SessionRecord{Time: e.Timestamp, Sender: senderOf(e)}
-	r.Agent, r.SessionID, _, _ = genAINames(e.GenAI)
+	r.Agent, r.SessionID, _, _ = GenAINames(e.GenAI)
 	if e.Vigil.Root != nil {
 		r.RootEntityID = e.Vigil.Root.EntityID
 	}
@@ -245,7 +245,7 @@ func PromptRecordOf(e *Event) (PromptRecord, bool) {
 		return PromptRecord{}, false
 	}
 	r := PromptRecord{Time: e.Timestamp, Sender: senderOf(e)}
-	r.Agent, r.SessionID, _, _ = genAINames(e.GenAI)
+	r.Agent, r.SessionID, _, _ = GenAINames(e.GenAI)
 	if p := e.Vigil.Prompt; p != nil {
 		r.PromptID, r.Text = p.ID, p.Text
 	}
@@ -299,7 +299,7 @@ func ToolCallRecordOf(e *Event) (ToolCallRecord, bool) {
 		return ToolCallRecord{}, false
 	}
 	r := ToolCallRecord{Time: e.Timestamp, Sender: senderOf(e)}
-	r.Agent, r.SessionID, r.ToolName, r.CallID = genAINames(e.GenAI)
+	r.Agent, r.SessionID, r.ToolName, r.CallID = GenAINames(e.GenAI)
 	if e.Vigil.Prompt != nil {
 		r.PromptID = e.Vigil.Prompt.ID
 	}

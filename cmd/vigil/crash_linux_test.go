@@ -22,14 +22,7 @@ func TestKilledSensorKeepsWhatItHeld(t *testing.T) {
 	s := launchVigil(t, c)
 
 	work := t.TempDir()
-	data, err := os.ReadFile("/bin/bash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := filepath.Join(work, "claude")
-	if err := os.WriteFile(agent, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	agent := bashAs(t, work, "claude")
 	marker := "held-" + randHex(6)
 	var want []string
 	for i := range files {

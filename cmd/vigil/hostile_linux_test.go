@@ -138,14 +138,7 @@ func TestUntrustedFloodCannotRotateAgentEvidence(t *testing.T) {
 	const limits = "  max_size_mb: 1\n  max_files: 1\n  untrusted_max_size_mb: 1\n  untrusted_max_files: 1\n"
 	s := launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, limits, ""))
 	work := t.TempDir()
-	data, err := os.ReadFile("/bin/bash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := filepath.Join(work, "claude")
-	if err := os.WriteFile(agent, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	agent := bashAs(t, work, "claude")
 	evidence := filepath.Join(work, "evidence-"+randHex(6))
 	if err := os.WriteFile(evidence, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)

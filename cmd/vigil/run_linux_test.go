@@ -136,6 +136,21 @@ func launchVigil(t *testing.T, c vigilConfig) *runningSensor {
 	return s
 }
 
+// bashAs copies /bin/bash into dir under an agent's name (claude, codex): running it roots an
+// agent tree the kernel tracks, whose every process the test controls.
+func bashAs(t *testing.T, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("/bin/bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(dir, name)
+	if err := os.WriteFile(agent, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return agent
+}
+
 // stop sends sig and requires exit status 0. The sensor bounds its own drain at 2 s (the
 // rest is counted), 5 s in all (shutdownGrace); the test only guards against a hang, with a
 // bound a loaded machine cannot trip, and logs how long the stop took.
@@ -226,14 +241,7 @@ func TestRunWritesRequiredFieldsAndStopsOnSignal(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			s := startVigil(t, "")
 			dir := t.TempDir()
-			data, err := os.ReadFile("/bin/bash")
-			if err != nil {
-				t.Fatal(err)
-			}
-			agent := filepath.Join(dir, "claude")
-			if err := os.WriteFile(agent, data, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			agent := bashAs(t, dir, "claude")
 			if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -324,14 +332,7 @@ func TestRunReportsLostEvents(t *testing.T) {
 	// in the kernel, and reported as a lost line.
 	s := startVigil(t, "kernel:\n  ring_buffer_kb: 4\n  wakeup_bytes: 1024\n")
 	dir := t.TempDir()
-	data, err := os.ReadFile("/bin/bash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := filepath.Join(dir, "codex")
-	if err := os.WriteFile(agent, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	agent := bashAs(t, dir, "codex")
 	if out, err := exec.Command(agent, "-c", "for i in 1 2 3; do /bin/true; done").CombinedOutput(); err != nil {
 		t.Fatalf("agent: %v: %s", err, out)
 	}

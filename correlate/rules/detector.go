@@ -165,20 +165,7 @@ func (d *Detector) Observe(e *proto.Event) (alerts []*proto.Event) {
 
 // names reads the line's agent, session, tool name, call id and prompt id.
 func names(e *proto.Event) (agent, session, tool, call, prompt string) {
-	if g := e.GenAI; g != nil {
-		if g.Agent != nil {
-			agent = g.Agent.Name
-		}
-		if g.Conversation != nil {
-			session = g.Conversation.ID
-		}
-		if g.Tool != nil {
-			tool = g.Tool.Name
-			if g.Tool.Call != nil {
-				call = g.Tool.Call.ID
-			}
-		}
-	}
+	agent, session, tool, call = proto.GenAINames(e.GenAI)
 	if e.Vigil.Prompt != nil {
 		prompt = e.Vigil.Prompt.ID
 	}
