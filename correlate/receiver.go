@@ -71,6 +71,9 @@ const (
 	// RejectBusy: no room in the in-flight body budget (HTTP 503 with Retry-After, gRPC
 	// Unavailable); exporters retry.
 	RejectBusy = "busy"
+	// RejectUntrustedBusy: a sender no agent vouches for is over the untrusted byte rate
+	// (HTTP 503 with Retry-After).
+	RejectUntrustedBusy = "untrusted_busy"
 )
 
 // shutdownTimeout bounds Serve's graceful shutdown; connections still open then are closed.
@@ -120,6 +123,13 @@ type ReceiverOptions struct {
 	GRPCAddr string
 	// Resolver finds the sender's pid, once per connection. Nil leaves SenderPid 0.
 	Resolver PeerResolver
+	// Vouch reports whether a sender (pid, start time in ns since boot, 0 when unknown) is a
+	// process whose telemetry counts, an agent's. Requests from any other sender draw on the
+	// untrusted byte rate before they are read (receiver_untrusted.go). Nil vouches for all.
+	Vouch func(pid int, startBootNs uint64) bool
+	// UntrustedBytesPerSecond is that rate (its burst: 8 seconds of it); 0 means
+	// DefaultUntrustedBytesPerSecond.
+	UntrustedBytesPerSecond int
 	// Deliver is called, on the request's goroutine, for every accepted logs or traces
 	// request that produced at least one event. It must not block long: the agent waits for
 	// the response. Concurrent calls happen (one per connection).
@@ -168,6 +178,8 @@ type Receiver struct {
 	closed  atomic.Bool
 	// budget bounds the memory requests in flight may hold.
 	budget *bodyBudget
+	// untrustedRate is the byte rate of bodies no agent vouches for (receiver_untrusted.go).
+	untrustedRate *byteRate
 
 	mu sync.Mutex
 	st ReceiverStats
@@ -179,7 +191,11 @@ func NewReceiver(o ReceiverOptions) (*Receiver, error) {
 	if o.HTTPAddr == "" && o.GRPCAddr == "" {
 		return nil, errors.New("otlp receiver: neither an HTTP nor a gRPC address")
 	}
-	r := &Receiver{o: o, budget: newBodyBudget(), st: ReceiverStats{
+	if o.UntrustedBytesPerSecond <= 0 {
+		o.UntrustedBytesPerSecond = DefaultUntrustedBytesPerSecond
+	}
+	rate := o.UntrustedBytesPerSecond
+	r := &Receiver{o: o, budget: newBodyBudget(), untrustedRate: newByteRate(rate, untrustedBurstSeconds*rate), st: ReceiverStats{
 		Requests: map[string]uint64{}, Accepted: map[string]uint64{}, Rejected: map[string]uint64{},
 		Transports: map[string]uint64{}, Skipped: map[string]uint64{},
 	}}

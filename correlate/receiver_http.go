@@ -73,6 +73,11 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if gz {
 		declared = -1
 	}
+	if signal != SignalMetrics && !r.untrustedRoom(requestPeer(req), declared) {
+		w.Header().Set("Retry-After", "1")
+		r.httpReject(w, req, ct, http.StatusServiceUnavailable, RejectUntrustedBusy, "busy: telemetry from a sender no agent vouches for is over its rate, retry")
+		return
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), budgetWait)
 	release := r.budget.acquire(ctx, declared)
 	cancel()

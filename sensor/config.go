@@ -86,6 +86,8 @@ type CorrelateConfig struct {
 	MaxLate        int    `yaml:"max_late"`
 	UndeliveredDir string `yaml:"hook_undelivered_dir"`
 	HoldJournal    string `yaml:"hold_journal"`
+	// UntrustedKBPerSecond is the rate of OTLP bodies from senders no agent vouches for.
+	UntrustedKBPerSecond int `yaml:"untrusted_kb_per_second"`
 }
 
 // DetectionsConfig turns the detection rules on and names the directory of rule files laid
@@ -190,6 +192,7 @@ func (c Config) Validate() error {
 		"correlate.hook_undelivered_dir must be an absolute path or empty, got %q", c.Correlate.UndeliveredDir)
 	check(c.Correlate.HoldJournal == "" || filepath.IsAbs(c.Correlate.HoldJournal),
 		"correlate.hold_journal must be an absolute path or empty, got %q", c.Correlate.HoldJournal)
+	check(c.Correlate.UntrustedKBPerSecond >= 1, "correlate.untrusted_kb_per_second must be >= 1, got %d", c.Correlate.UntrustedKBPerSecond)
 
 	check(c.Detections.RulesDir == "" || filepath.IsAbs(c.Detections.RulesDir),
 		"detections.rules_dir must be an absolute path or empty, got %q", c.Detections.RulesDir)

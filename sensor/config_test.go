@@ -24,7 +24,7 @@ func TestDefaultConfig(t *testing.T) {
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
 		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
 			HoldSeconds: 10, MaxHeld: 8192, LateSeconds: 300, MaxLate: 4096, UndeliveredDir: "/var/lib/vigil/hook-undelivered",
-			HoldJournal: "/var/lib/vigil/hold"},
+			HoldJournal: "/var/lib/vigil/hold", UntrustedKBPerSecond: 256},
 	}
 	c.Agents, c.Interpreters = nil, nil // `[]` in the file; compared separately below
 	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable ||

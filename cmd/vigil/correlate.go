@@ -63,6 +63,13 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 			HTTPAddr: cfg.Correlate.OTLPHTTP,
 			GRPCAddr: cfg.Correlate.OTLPGRPC,
 			Resolver: resolver,
+			// The stitcher's own test, before a body is read: only an agent process's
+			// telemetry counts, so only it skips the untrusted byte rate.
+			UntrustedBytesPerSecond: cfg.Correlate.UntrustedKBPerSecond << 10,
+			Vouch: func(pid int, start uint64) bool {
+				info, ok := table.Lookup(pid)
+				return ok && info.RootPid > 0 && sensor.SameStart(start, info.StartBootNs) && isAgent(info)
+			},
 			Deliver: func(b correlate.Batch) {
 				c.stitcher.AddTelemetry(correlate.TelemetryBatch{Events: b.Events, Transport: b.Transport, SenderPid: b.SenderPid, SenderStartBootNs: b.SenderStartBootNs})
 			},

@@ -136,7 +136,9 @@ func peakRSS(t *testing.T, pid int) int64 {
 // written before it, is still in the events file afterwards, which never rotated.
 func TestUntrustedFloodCannotRotateAgentEvidence(t *testing.T) {
 	const limits = "  max_size_mb: 1\n  max_files: 1\n  untrusted_max_size_mb: 1\n  untrusted_max_files: 1\n"
-	s := launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, limits, ""))
+	// The untrusted byte rate (correlate.TestUntrustedBodiesAreRateLimitedBeforeTheyAreRead) would refuse most of this
+	// flood before reading it; here the flood must be written, to test where it goes.
+	s := launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, limits, "  untrusted_kb_per_second: 65536\n"))
 	work := t.TempDir()
 	agent := bashAs(t, work, "claude")
 	evidence := filepath.Join(work, "evidence-"+randHex(6))
