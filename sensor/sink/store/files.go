@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/vigil-sensor/vigil/internal/owned"
 )
 
 // fileMode is the permission of the database and of the files SQLite keeps beside it: the
@@ -124,15 +126,12 @@ func chmodFile(f *os.File, path string) error {
 // checkDir refuses a directory another user could create, replace or read files in: one that
 // is not the sensor's (its euid's), or that its group or others may write to.
 func checkDir(dir string) error {
+	if err := owned.Dir(dir); err != nil {
+		return fmt.Errorf("store directory: %w: its owner could replace the database", err)
+	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("store directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("store directory %s is not a directory (%s)", dir, fi.Mode().Type())
-	}
-	if uid := ownerOf(fi); uid != os.Geteuid() {
-		return fmt.Errorf("store directory %s is owned by uid %d, not by uid %d: its owner could replace the database", dir, uid, os.Geteuid())
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("store directory %s is writable by others (%v): another user could plant the files SQLite keeps beside the database", dir, fi.Mode().Perm())
