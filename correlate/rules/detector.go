@@ -246,10 +246,12 @@ func (d *Detector) observeToolCall(e *proto.Event) []*proto.Event {
 		c.prompt = r.PromptID
 	}
 	c.reported, c.seq = true, e.Event.Sequence
-	if s := d.sessionFor(r.SessionID, r.Agent); s != noSession && s.cwd == "" {
+	s := d.sessionFor(r.SessionID, r.Agent)
+	if s != noSession && s.cwd == "" {
 		s.cwd = r.Sender.Cwd
 	}
-	return d.evalCall(c, depMeta, e, nil)
+	c.declared = declare(c, s.cwd)
+	return d.evalCall(c, depMeta|d.judgeEffects(c), e, nil)
 }
 
 func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
@@ -318,14 +320,15 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 		return 0, 0
 	}
 	add := func(agg int, v string) {
-		if c != noCall && agg < aggUnexplainedSecretsRead {
+		if c != noCall && callAggs&(1<<agg) != 0 {
 			if added, capped := c.agg[agg].add(v, e.Event.Sequence); added {
 				callChanged |= 1 << agg
+				callChanged |= d.noteEffect(c, agg, v, e)
 			} else if capped {
 				d.stats.AggregateCapped++
 			}
 		}
-		if s != noSession {
+		if s != noSession && sessionAggs&(1<<agg) != 0 {
 			if added, capped := s.agg[agg].add(v, e.Event.Sequence); added {
 				sessionChanged |= 1 << agg
 			} else if capped {
@@ -366,6 +369,59 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 		add(aggFilesWritten, e.File.Path)
 	}
 	return callChanged, sessionChanged
+}
+
+// noteEffect remembers who added v to a call's secrets_read or egress and, when the call is
+// reported, judges it against the declaration; it returns the undeclared aggregate it added
+// to (as a bit), if any.
+func (d *Detector) noteEffect(c *callState, agg int, v string, e *proto.Event) uint32 {
+	if agg != aggSecretsRead && agg != aggEgress {
+		return 0
+	}
+	eff := effect{program: d.reader(e), byAgent: procOf(e).Pid != 0 && procOf(e).Pid == rootOf(e).pid}
+	if agg == aggEgress {
+		eff.ip = destOf(e).IP
+	}
+	if c.effects == nil {
+		c.effects = map[effectKey]effect{}
+	}
+	c.effects[effectKey{agg, v}] = eff
+	if c.declared == nil {
+		return 0
+	}
+	return d.judgeEffect(c, agg, v, eff)
+}
+
+// judgeEffects judges everything the call did so far against its declaration, now that it
+// is known (the agent.tool_call line arrives when the call ends, after its kernel lines).
+func (d *Detector) judgeEffects(c *callState) (changed uint32) {
+	for _, agg := range [2]int{aggSecretsRead, aggEgress} {
+		for _, v := range c.agg[agg].values {
+			changed |= d.judgeEffect(c, agg, v, c.effects[effectKey{agg, v}])
+		}
+	}
+	return changed
+}
+
+// judgeEffect adds v to the call's undeclared aggregate when the declaration does not name it.
+func (d *Detector) judgeEffect(c *callState, agg int, v string, eff effect) uint32 {
+	if eff.byAgent {
+		return 0
+	}
+	undeclared, declared := aggUndeclaredSecretsRead, c.declared.namesPath(v)
+	if agg == aggEgress {
+		undeclared, declared = aggUndeclaredEgress, c.declared.namesDestination(eff.ip, eff.program)
+	}
+	if declared {
+		return 0
+	}
+	seq, _ := c.agg[agg].seqOf(v)
+	if added, capped := c.agg[undeclared].add(v, seq); added {
+		return 1 << undeclared
+	} else if capped {
+		d.stats.AggregateCapped++
+	}
+	return 0
 }
 
 // scriptRef is what a process runs when it runs a script: its interpreter and the script's

@@ -11,10 +11,21 @@ const (
 	aggFilesWritten
 	aggExecutables
 	aggCommands
+	// Tool call only: what the call's subtree did that its declared input does not name
+	// (declared.go).
+	aggUndeclaredSecretsRead
+	aggUndeclaredEgress
 	// Session only: what processes of the session did that no tool call explains.
 	aggUnexplainedSecretsRead
 	aggUnexplainedEgress
 	nAgg
+)
+
+// callAggs and sessionAggs are the aggregates each scope keeps, as bits.
+const (
+	sharedAggs  = 1<<aggSecretsRead | 1<<aggEgress | 1<<aggFilesWritten | 1<<aggExecutables | 1<<aggCommands
+	callAggs    = sharedAggs | 1<<aggUndeclaredSecretsRead | 1<<aggUndeclaredEgress
+	sessionAggs = sharedAggs | 1<<aggUnexplainedSecretsRead | 1<<aggUnexplainedEgress
 )
 
 // depMeta is the dependency bit of a rule that reads a scalar of its scope (tool.decision,
@@ -24,8 +35,9 @@ const depMeta = 1 << nAgg
 // aggFields names the aggregates in CEL, and aggLabels in evidence.
 var (
 	aggFields = [nAgg]string{"secrets_read", "egress", "files_written", "executables", "commands",
-		"unexplained_secrets_read", "unexplained_egress"}
-	aggLabels = [nAgg]string{"read", "connect", "write", "exec", "exec", "read (no tool call)", "connect (no tool call)"}
+		"undeclared_secrets_read", "undeclared_egress", "unexplained_secrets_read", "unexplained_egress"}
+	aggLabels = [nAgg]string{"read", "connect", "write", "exec", "exec",
+		"read (not in the call's input)", "connect (not in the call's input)", "read (no tool call)", "connect (no tool call)"}
 )
 
 // maxAggValues bounds each aggregate list: a build that writes ten thousand objects keeps the
@@ -81,8 +93,30 @@ type callState struct {
 	seq  uint64
 	root rootRef
 	agg  [nAgg]aggList
+	// effects are who read each of secrets_read and who reached each of egress, for judging
+	// them against the declaration once the call is reported.
+	effects map[effectKey]effect
+	// declared is the call's declaration, once reported.
+	declared *declaration
 	// fired are the tool_call rules that already raised an alert for this call.
 	fired map[string]bool
+}
+
+// effectKey is one value of one aggregate.
+type effectKey struct {
+	agg   int
+	value string
+}
+
+// effect is what the kernel said about the line that added a value to secrets_read or egress.
+type effect struct {
+	// program is the reader's or connecting process's program (Program, scripts resolved).
+	program string
+	// ip is the destination address of an egress.
+	ip string
+	// byAgent: the agent process itself (the tree's root) did it, not the call's subtree: a
+	// file tool's own read is its declared input by construction.
+	byAgent bool
 }
 
 // approvedDecisions and autoSources decide tool.approved: accepted, by a person. Claude

@@ -230,7 +230,7 @@ var objects = []*objectType{
 			func(o any) any { return types.Bool(callOf(o).reported) }),
 		fd("outcome", types.StringType, "event.outcome of the agent.tool_call line",
 			func(o any) any { return str(callOf(o).outcome) }),
-	}, aggFieldsOf(5, func(o any) *[nAgg]aggList { return &callOf(o).agg })...)...),
+	}, aggFieldsOf(callAggs, func(o any) *[nAgg]aggList { return &callOf(o).agg })...)...),
 	newObject("vigil.Prompt",
 		fd("id", types.StringType, "vigil.prompt.id",
 			func(o any) any { return str(promptOf(o).id) }),
@@ -246,7 +246,7 @@ var objects = []*objectType{
 			func(o any) any { return str(sessionOf(o).cwd) }),
 		fd("root_pid", types.IntType, "vigil.root.pid of the session's agent tree",
 			func(o any) any { return types.Int(sessionOf(o).root.pid) }),
-	}, aggFieldsOf(nAgg, func(o any) *[nAgg]aggList { return &sessionOf(o).agg })...)...),
+	}, aggFieldsOf(sessionAggs, func(o any) *[nAgg]aggList { return &sessionOf(o).agg })...)...),
 }
 
 // aggDocs describe the aggregates.
@@ -256,14 +256,19 @@ var aggDocs = [nAgg]string{
 	"paths written, created, renamed onto, removed, linked or chmod/chown/truncated, successfully",
 	"process.executable of successful execs",
 	"command lines (args joined by spaces) of successful execs",
+	"secrets_read by the call's subtree that its declared input (command words, file paths) does not name, start-up reads of shells and the loader excepted; filled once the call is reported",
+	"egress by the call's subtree to an address its command does not contain, by a program its command does not start by name; filled once the call is reported",
 	"secrets_read by lines of the session that no tool call explains (vigil.binding none)",
 	"egress by lines of the session that no tool call explains (vigil.binding none)",
 }
 
-// aggFieldsOf declares the first n aggregates as list fields.
-func aggFieldsOf(n int, agg func(any) *[nAgg]aggList) []*namedField {
+// aggFieldsOf declares the aggregates in mask as list fields.
+func aggFieldsOf(mask uint32, agg func(any) *[nAgg]aggList) []*namedField {
 	var fs []*namedField
-	for i := range n {
+	for i := range nAgg {
+		if mask&(1<<i) == 0 {
+			continue
+		}
 		fs = append(fs, fd(aggFields[i], types.NewListType(types.StringType), aggDocs[i],
 			func(o any) any { return strList(agg(o)[i].values) }))
 	}
