@@ -95,6 +95,9 @@ type CorrelateConfig struct {
 type DetectionsConfig struct {
 	Enabled  bool   `yaml:"enabled"`
 	RulesDir string `yaml:"rules_dir"`
+	// SilentAgentAfterSeconds is how long an agent tree may start processes with no trusted
+	// telemetry or hook before the agent.silent alert; 0 turns that detection off.
+	SilentAgentAfterSeconds int `yaml:"silent_agent_after_seconds"`
 }
 
 // maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
@@ -196,6 +199,8 @@ func (c Config) Validate() error {
 
 	check(c.Detections.RulesDir == "" || filepath.IsAbs(c.Detections.RulesDir),
 		"detections.rules_dir must be an absolute path or empty, got %q", c.Detections.RulesDir)
+	check(c.Detections.SilentAgentAfterSeconds >= 0,
+		"detections.silent_agent_after_seconds must be 0 (off) or more, got %d", c.Detections.SilentAgentAfterSeconds)
 
 	if _, err := c.Catalog(); err != nil {
 		errs = append(errs, err)

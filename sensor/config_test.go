@@ -31,8 +31,8 @@ func TestDefaultConfig(t *testing.T) {
 		c.Correlate != want.Correlate {
 		t.Errorf("DefaultConfig = %+v\nwant %+v", c, want)
 	}
-	if c.Detections != (DetectionsConfig{Enabled: true, RulesDir: "/etc/vigil/rules.d"}) {
-		t.Errorf("Detections = %+v, want enabled with /etc/vigil/rules.d", c.Detections)
+	if c.Detections != (DetectionsConfig{Enabled: true, RulesDir: "/etc/vigil/rules.d", SilentAgentAfterSeconds: 120}) {
+		t.Errorf("Detections = %+v, want enabled with /etc/vigil/rules.d, silent after 120 s", c.Detections)
 	}
 	if d := DefaultConfig(); len(d.Agents) != 0 || len(d.Interpreters) != 0 {
 		t.Errorf("default adds agents %v / interpreters %v; built-ins belong in DefaultCatalog", d.Agents, d.Interpreters)
@@ -111,6 +111,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "zero queue", yaml: "pipeline:\n  queue_size: 0\n", wantErr: "pipeline.queue_size"},
 		{name: "negative max_cpus", yaml: "pipeline:\n  max_cpus: -1\n", wantErr: "pipeline.max_cpus"},
 		{name: "negative late_seconds", yaml: "correlate:\n  late_seconds: -1\n", wantErr: "correlate.late_seconds"},
+		{name: "negative silent_agent_after_seconds", yaml: "detections:\n  silent_agent_after_seconds: -1\n", wantErr: "detections.silent_agent_after_seconds"},
 		{name: "zero max_late", yaml: "correlate:\n  max_late: 0\n", wantErr: "correlate.max_late"},
 		{
 			name: "late binding off",

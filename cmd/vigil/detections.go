@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -29,7 +30,22 @@ func startDetections(cfg sensor.Config, log zerolog.Logger) (*rules.Detector, er
 		}
 	}
 	log.Info().Int("rules", len(set.Rules())).Int("pack", pack).Str("rules_dir", cfg.Detections.RulesDir).Msg("detection rules loaded")
-	return rules.NewDetector(set, rules.Options{Log: log}), nil
+	cat, err := cfg.Catalog()
+	if err != nil {
+		return nil, fmt.Errorf("detections: %w", err)
+	}
+	silent := time.Duration(cfg.Detections.SilentAgentAfterSeconds) * time.Second
+	return rules.NewDetector(set, rules.Options{Log: log, SilentAfter: silent, AgentPrograms: agentPrograms(cat)}), nil
+}
+
+// agentPrograms are the executable base names of the catalog's agents: their process starts
+// are an agent's work for the silent-agent detection.
+func agentPrograms(cat *sensor.Catalog) []string {
+	var names []string
+	for _, a := range cat.Agents {
+		names = append(names, a.Binaries...)
+	}
+	return names
 }
 
 // detectorOption keeps a nil *rules.Detector from becoming a non-nil sensor.Detector.
@@ -49,6 +65,6 @@ func logDetections(log zerolog.Logger, d *rules.Detector) {
 	log.Info().Int("rules", st.Rules).Uint64("evaluations", st.Evaluations).Uint64("alerts", st.Alerts).
 		Uint64("rule_errors", st.Errors).Uint64("panics", st.Panics).Interface("alerts_by_rule", st.AlertsByRule).
 		Interface("errors_by_rule", st.ErrorsByRule).Uint64("calls_evicted", st.CallsEvicted).
-		Uint64("sessions_evicted", st.SessionsEvicted).Uint64("prompts_evicted", st.PromptsEvicted).Uint64("scripts_evicted", st.ScriptsEvicted).
+		Uint64("sessions_evicted", st.SessionsEvicted).Uint64("prompts_evicted", st.PromptsEvicted).Uint64("scripts_evicted", st.ScriptsEvicted).Uint64("trees_evicted", st.TreesEvicted).
 		Uint64("aggregate_capped", st.AggregateCapped).Uint64("repeats", st.Repeats).Uint64("raised_forgotten", st.RaisedForgotten).Msg("detections")
 }

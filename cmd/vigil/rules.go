@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -105,6 +106,8 @@ func rulesList(args []string, out, errOut io.Writer) error {
 	for _, r := range set.Rules() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s:%d\n", r.ID, r.Severity, r.Scope, strings.Join(r.Tags, ","), r.Source, r.Line)
 	}
+	s := rules.SilentRule
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (detections.silent_agent_after_seconds)\n", s.ID, s.Severity, s.Scope, strings.Join(s.Tags, ","), s.Source)
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("rules list: write: %w", err)
 	}
@@ -148,6 +151,7 @@ func rulesTest(args []string, out, errOut io.Writer) error {
 	fs := newRulesFlags("test", errOut)
 	jsonl := fs.String("jsonl", "", "JSONL file written by vigil run (- for stdin)")
 	dir := fs.String("rules-dir", defaultRulesDir(), "without FILEs: directory of rule files laid over the starter pack")
+	silent := fs.Duration("silent-after", 120*time.Second, "the built-in agent.silent detection's threshold, as detections.silent_agent_after_seconds (0: off)")
 	files, help, err := parseFlags(fs, args)
 	if help || err != nil {
 		return err
@@ -185,7 +189,7 @@ func rulesTest(args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("rules test: read %s: %w", *jsonl, err)
 	}
-	det := rules.NewDetector(set, rules.Options{Log: zerolog.New(errOut)})
+	det := rules.NewDetector(set, rules.Options{Log: zerolog.New(errOut), SilentAfter: *silent, AgentPrograms: agentPrograms(sensor.DefaultCatalog())})
 	bw := bufio.NewWriter(out)
 	for _, e := range events {
 		for _, a := range det.Observe(e) {

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
@@ -25,7 +26,15 @@ type Options struct {
 	// MaxRaised bounds the (event rule, scope, object) triples remembered as alerted, so a
 	// repeat is not raised again; 0: 16384.
 	MaxRaised int
-	Log       zerolog.Logger
+	// SilentAfter is how long an agent tree may work with no trusted telemetry before the
+	// silent-agent alert (SilentRule); 0 turns that detection off.
+	SilentAfter time.Duration
+	// AgentPrograms are the executable base names of agent binaries (the catalog's), whose
+	// process starts are an agent's work for the silent-agent detection besides the root's.
+	AgentPrograms []string
+	// MaxTrees bounds the agent trees remembered for it; 0: 1024.
+	MaxTrees int
+	Log      zerolog.Logger
 }
 
 // Stats are the detector's counters.
@@ -49,8 +58,8 @@ type Stats struct {
 	// CallsEvicted, SessionsEvicted, PromptsEvicted and ScriptsEvicted count what the bounds
 	// made the detector forget; AggregateCapped the aggregate values not kept past
 	// maxAggValues.
-	CallsEvicted, SessionsEvicted, PromptsEvicted, ScriptsEvicted uint64
-	AggregateCapped                                               uint64
+	CallsEvicted, SessionsEvicted, PromptsEvicted, ScriptsEvicted, TreesEvicted uint64
+	AggregateCapped                                                             uint64
 }
 
 // Detector evaluates a rule set on the lines a sensor writes, in write order, remembering the
@@ -63,9 +72,13 @@ type Detector struct {
 	prompts  *lru[*promptState]
 	scripts  *lru[*scriptRef]
 	raised   *lru[struct{}]
-	log      zerolog.Logger
-	act      activation
-	stats    Stats
+	trees    *lru[*treeState]
+	// silentAfter and agentPrograms are Options.SilentAfter and AgentPrograms.
+	silentAfter   time.Duration
+	agentPrograms map[string]bool
+	log           zerolog.Logger
+	act           activation
+	stats         Stats
 }
 
 // NewDetector returns a detector of set.
@@ -85,11 +98,22 @@ func NewDetector(set *Set, o Options) *Detector {
 	if o.MaxRaised <= 0 {
 		o.MaxRaised = 16384
 	}
-	return &Detector{
+	if o.MaxTrees <= 0 {
+		o.MaxTrees = 1024
+	}
+	d := &Detector{
 		set: set, calls: newLRU[*callState](o.MaxCalls), sessions: newLRU[*sessionState](o.MaxSessions),
-		prompts: newLRU[*promptState](o.MaxPrompts), scripts: newLRU[*scriptRef](o.MaxScripts), raised: newLRU[struct{}](o.MaxRaised), log: o.Log,
+		prompts: newLRU[*promptState](o.MaxPrompts), scripts: newLRU[*scriptRef](o.MaxScripts), raised: newLRU[struct{}](o.MaxRaised),
+		trees: newLRU[*treeState](o.MaxTrees), silentAfter: o.SilentAfter, agentPrograms: map[string]bool{}, log: o.Log,
 		stats: Stats{Rules: len(set.rules), ErrorsByRule: map[string]uint64{}, AlertsByRule: map[string]uint64{}},
 	}
+	for _, p := range o.AgentPrograms {
+		d.agentPrograms[p] = true
+	}
+	if d.silentAfter > 0 {
+		d.stats.Rules++
+	}
+	return d
 }
 
 // Stats returns a copy of the counters. Call it from the goroutine that calls Observe, or
@@ -98,7 +122,7 @@ func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.ErrorsByRule, s.AlertsByRule = maps(d.stats.ErrorsByRule), maps(d.stats.AlertsByRule)
 	s.CallsEvicted, s.SessionsEvicted, s.PromptsEvicted = d.calls.evicted, d.sessions.evicted, d.prompts.evicted
-	s.ScriptsEvicted, s.RaisedForgotten = d.scripts.evicted, d.raised.evicted
+	s.ScriptsEvicted, s.RaisedForgotten, s.TreesEvicted = d.scripts.evicted, d.raised.evicted, d.trees.evicted
 	return s
 }
 
@@ -148,6 +172,7 @@ func (d *Detector) Observe(e *proto.Event) (alerts []*proto.Event) {
 			d.log.Error().Interface("panic", r).Uint64("sequence", e.Event.Sequence).Msg("detection: observing a line panicked; it is skipped")
 		}
 	}()
+	d.noteTelemetry(e)
 	switch e.Event.Action {
 	case proto.ActionSession:
 		return d.observeSession(e)
@@ -158,7 +183,11 @@ func (d *Detector) Observe(e *proto.Event) (alerts []*proto.Event) {
 		return d.observeToolCall(e)
 	}
 	if e.Event.Dataset == "vigil.kernel" {
-		return d.observeKernel(e)
+		alerts := d.observeKernel(e)
+		if a := d.watchTree(e); a != nil {
+			alerts = append(alerts, a)
+		}
+		return alerts
 	}
 	return nil
 }

@@ -27,6 +27,9 @@ const (
 	ScopeToolCall Scope = "tool_call"
 	// ScopeSession rules see what one session did so far and fire at most once per session.
 	ScopeSession Scope = "session"
+	// ScopeTree is the built-in silent-agent detection's (SilentRule): one agent tree. Rule
+	// files cannot use it.
+	ScopeTree Scope = "tree"
 )
 
 // Severity is how urgent an alert is.
