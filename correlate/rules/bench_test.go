@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -37,15 +38,19 @@ func benchCall() []*proto.Event {
 		e.Destination = &proto.Destination{IP: ip, Port: 443}
 		out = append(out, e)
 	}
-	return append(out, line(proto.ActionExit, "process"), line(proto.ActionExit, "process"))
+	out = append(out, line(proto.ActionExit, "process"), line(proto.ActionExit, "process"))
+	// The call's agent.tool_call line: its declaration judges the call's reads and connects.
+	done := proto.ToolCallRecord{Agent: "claude-code", SessionID: "s1", CallID: "c", ToolName: "Bash", Command: "go test ./...",
+		Decision: "accept", DecisionSource: "config", Sender: proto.Sender{Pid: 1200, RootPid: 1200, Transport: "otlp_http"}}.Event()
+	return append(out, done)
 }
 
 // BenchmarkEvaluatePack is the whole starter pack's cost per kernel line (ns/op is ns per
 // line), over bound tool calls of the mix above, each call a new one (its aggregates start
-// empty, as in a real session), with the session's lines in scope. make bench-rules runs it
-// with -cpu 1.
+// empty, as in a real session), with the session's lines in scope and the shipped
+// silent-agent threshold. make bench-rules runs it with -cpu 1.
 func BenchmarkEvaluatePack(b *testing.B) {
-	d := NewDetector(loadPack(b), Options{})
+	d := NewDetector(loadPack(b), Options{SilentAfter: 120 * time.Second, AgentPrograms: []string{"claude", "codex"}})
 	d.Observe(&proto.Event{Event: proto.EventMeta{Action: proto.ActionSession, Kind: "event", Dataset: proto.DatasetCorrelate},
 		GenAI:   &proto.GenAI{Agent: &proto.GenAIAgent{Name: "claude-code"}, Conversation: &proto.GenAIConversation{ID: "s1"}},
 		Process: &proto.Process{Pid: 1200, WorkingDirectory: "/home/dev/app"}, Vigil: proto.Vigil{Root: &proto.Root{Pid: 1200}}})

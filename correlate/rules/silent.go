@@ -86,8 +86,12 @@ func (d *Detector) watchTree(e *proto.Event) *proto.Event {
 	if d.silentAfter <= 0 || root.pid == 0 {
 		return nil
 	}
-	t := d.tree(root)
 	p := procOf(e)
+	work := d.isAgentWork(e, root)
+	if !work && p.Pid != root.pid {
+		return nil // most lines: neither the root's nor its work
+	}
+	t := d.tree(root)
 	if t.agent == "" {
 		t.agent, _, _, _, _ = names(e)
 	}
@@ -97,7 +101,7 @@ func (d *Detector) watchTree(e *proto.Event) *proto.Event {
 			t.cwd = p.WorkingDirectory
 		}
 	}
-	if t.fired || !d.isAgentWork(e, root) {
+	if t.fired || !work {
 		return nil
 	}
 	if t.exe == "" && p.Parent.Pid == root.pid {
