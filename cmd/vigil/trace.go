@@ -76,11 +76,18 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 		}
 		events = append(events, untrusted...)
 	}
-	wfs := workflow.Build(events, workflow.Options{SessionID: *session, RepoOf: repoOf})
+	opts := workflow.Options{SessionID: *session, RepoOf: repoOf}
 
+	var (
+		wfs              []workflow.Workflow
+		alerts           []workflowAlerts
+		unplaced         int
+		startupForgotten uint64
+	)
 	bw := bufio.NewWriter(out)
 	switch *format {
 	case "json":
+		wfs = workflow.Build(events, opts)
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
@@ -91,11 +98,16 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 			return fmt.Errorf("trace: encode: %w", err)
 		}
 	default:
+		var evs []*proto.Event
+		var found []traceAlert
+		evs, found, startupForgotten = textEvents(events, traceMaxProcesses)
+		wfs = workflow.Build(evs, opts)
+		alerts, unplaced = placeAlerts(wfs, found)
 		for i, w := range wfs {
 			if i > 0 {
 				bw.WriteString("\n")
 			}
-			if err := writeWorkflowText(bw, w); err != nil {
+			if err := writeWorkflowText(bw, w, alerts[i]); err != nil {
 				return fmt.Errorf("trace: write: %w", err)
 			}
 		}
@@ -105,6 +117,17 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	}
 	bad.report(errOut, *jsonlPath)
 	untrustedBad.report(errOut, *untrustedPath)
+	if startupForgotten > 0 {
+		fmt.Fprintf(errOut, "vigil trace: %d processes were forgotten to follow at most %d at once; the start-up reads they made after that are listed file by file\n",
+			startupForgotten, traceMaxProcesses)
+	}
+	if unplaced > 0 && *session == "" {
+		verb := "names"
+		if unplaced > 1 {
+			verb = "name"
+		}
+		fmt.Fprintf(errOut, "vigil trace: %s %s no session, tool call or agent tree in %s; not shown\n", plural(unplaced, "alert"), verb, *jsonlPath)
+	}
 	if len(wfs) == 0 {
 		if *session != "" {
 			return fmt.Errorf("trace: no session matching %q in %s", *session, *jsonlPath)

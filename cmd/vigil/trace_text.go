@@ -22,11 +22,13 @@ const (
 )
 
 // writeWorkflowText writes the workflow for a terminal, in plain ASCII apart from what the data holds:
-// a header line, then each prompt with its tool calls and, beneath each call, what the kernel
-// saw bound to it; then what no tool call explains, the files changed and the untrusted
-// telemetry. Command lines and prompts are shortened in the text (marked ...), never in JSON.
-// The layout is stable: tests compare it byte for byte.
-func writeWorkflowText(out io.Writer, w workflow.Workflow) error {
+// a header line, the alerts no tool call raised, then each prompt with its tool calls and,
+// beneath each call, what the kernel saw bound to it and the alerts it raised; then what no
+// tool call explains, the files changed and the untrusted telemetry. Each process's start-up
+// reads (textEvents) are one counted line; reads are flagged [secret-looking] when the alerts
+// count them as secret reads. Command lines and prompts are shortened in the text (marked
+// ...), never in JSON. The layout is stable: tests compare it byte for byte.
+func writeWorkflowText(out io.Writer, w workflow.Workflow, alerts workflowAlerts) error {
 	b := bufio.NewWriter(out)
 	b.WriteString(workflowHeader(w))
 	b.WriteString("\n")
@@ -43,9 +45,15 @@ func writeWorkflowText(out io.Writer, w workflow.Workflow) error {
 		fmt.Fprintf(b, "WARNING: the sensor lost events during this workflow (%s): the record may be incomplete\n", strings.Join(parts, ", "))
 	}
 	if w.Kind != workflow.KindUntrusted {
-		fmt.Fprintf(b, "Summary: %s\n", workflowSummary(w))
+		fmt.Fprintf(b, "Summary: %s\n", workflowSummary(w, alerts.count()))
+		if len(alerts.other) > 0 {
+			b.WriteString("Alerts not raised by a tool call:\n")
+			for _, a := range alerts.other {
+				writeAlert(b, "  ", a, true)
+			}
+		}
 		for _, p := range w.Prompts {
-			writePrompt(b, p)
+			writePrompt(b, p, alerts.byCall)
 		}
 		b.WriteString("Not explained by any tool call:")
 		if w.Unexplained.Empty() {
@@ -114,7 +122,7 @@ func workflowHeader(w workflow.Workflow) string {
 }
 
 // summary counts what the workflow holds, in one line.
-func workflowSummary(w workflow.Workflow) string {
+func workflowSummary(w workflow.Workflow, alerts int) string {
 	var calls, unapproved, failed int
 	var bound workflow.Activity
 	for _, p := range w.Prompts {
@@ -128,7 +136,9 @@ func workflowSummary(w workflow.Workflow) string {
 			}
 			bound.Processes = append(bound.Processes, c.Processes...)
 			for _, f := range c.FilesRead {
-				if !slices.ContainsFunc(bound.FilesRead, func(g workflow.File) bool { return g.Path == f.Path }) {
+				// A process's start-up reads are its own, whichever calls they are in.
+				_, folded := startupOf(f.Path)
+				if folded || !slices.ContainsFunc(bound.FilesRead, func(g workflow.File) bool { return g.Path == f.Path }) {
 					bound.FilesRead = append(bound.FilesRead, f)
 				}
 			}
@@ -157,28 +167,41 @@ func workflowSummary(w workflow.Workflow) string {
 	if n := len(w.UntrustedTelemetry); n > 0 {
 		s += "; " + plural(n, "untrusted telemetry line")
 	}
+	if alerts > 0 {
+		s += "; " + plural(alerts, "alert")
+	}
 	return s
 }
 
-// counts names the processes, files read (and how many look secret) and destinations of a;
-// the files written are in the workflow's files changed.
+// counts names the processes, files read (and how many of them are secret reads), start-up
+// reads and destinations of a; the files written are in the workflow's files changed.
 func activityCounts(a workflow.Activity) []string {
 	var out []string
 	if n := len(a.Processes); n > 0 {
 		out = append(out, plural(n, "process"))
 	}
-	if n := len(a.FilesRead); n > 0 {
-		s := plural(n, "file") + " read"
-		secrets := 0
-		for _, f := range a.FilesRead {
-			if f.Secret {
-				secrets++
-			}
+	files, secrets := map[string]bool{}, map[string]bool{}
+	startupReads := 0
+	for _, f := range a.FilesRead {
+		if _, ok := startupOf(f.Path); ok {
+			startupReads += f.Opens
+			continue
 		}
-		if secrets > 0 {
-			s += fmt.Sprintf(" (%d secret-looking)", secrets)
+		p, secret := shownPath(f)
+		files[p] = true
+		if secret {
+			secrets[p] = true
+		}
+	}
+	if len(files) > 0 {
+		s := plural(len(files), "file") + " read"
+		if len(secrets) > 0 {
+			s += fmt.Sprintf(" (%d secret-looking)", len(secrets))
 		}
 		out = append(out, s)
+	}
+	if startupReads > 0 {
+		out = append(out, plural(startupReads, "start-up read"))
 	}
 	if n := len(a.FilesWritten); n > 0 && len(out) == 0 {
 		out = append(out, plural(n, "file")+" written")
@@ -212,7 +235,7 @@ func timeSpan(start, end time.Time) string {
 	return s + " UTC"
 }
 
-func writePrompt(b *bufio.Writer, p workflow.Prompt) {
+func writePrompt(b *bufio.Writer, p workflow.Prompt, alerts map[string][]traceAlert) {
 	fmt.Fprintf(b, "Prompt %d at %s", p.Index, p.Time.UTC().Format("15:04:05"))
 	if p.ID != "" {
 		fmt.Fprintf(b, " (id %s)", p.ID)
@@ -257,11 +280,16 @@ func writePrompt(b *bufio.Writer, p workflow.Prompt) {
 		if len(c.Evidence) > 0 {
 			fmt.Fprintf(b, "     bound by %s\n", strings.Join(c.Evidence, ", "))
 		}
+		for _, a := range alerts[c.CallID] {
+			writeAlert(b, "     ", a, false)
+		}
 	}
 }
 
 // writeActivity writes one line per item under a 6-column label (ran, read, wrote, net);
-// byWho adds the process (and parent) to each line, for activity outside any tool call.
+// byWho adds the process (and parent) to each line, for activity outside any tool call. A
+// process's start-up reads are one counted line: beneath the process when it ran here, else
+// before the files read, naming it.
 func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bool) {
 	label := func(i int, l string) string {
 		if i > 0 {
@@ -269,6 +297,7 @@ func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bo
 		}
 		return fmt.Sprintf("%s%-6s", indent, l)
 	}
+	folds := foldStartup(a.FilesRead)
 	for i, p := range a.Processes {
 		b.WriteString(label(i, "ran"))
 		b.WriteString(oneLine(commandLine(p), textCommandRunes))
@@ -281,12 +310,24 @@ func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bo
 			fmt.Fprintf(b, " -> exit %d", *p.ExitCode)
 		}
 		b.WriteString("\n")
+		if f := folds.take(procStamp(p)); f != nil {
+			fmt.Fprintf(b, "%s        start-up reads: %s\n", indent, f.counts())
+		}
+	}
+	for _, f := range folds.rest() {
+		fmt.Fprintf(b, "%sstart-up reads of %s pid %d: %s\n", indent, cmp.Or(f.process, "?"), f.pid, f.counts())
 	}
 	files := func(l string, list []workflow.File) {
-		for i, f := range list {
+		i := 0
+		for _, f := range list {
+			if _, ok := startupOf(f.Path); ok {
+				continue
+			}
+			p, secret := shownPath(f)
 			b.WriteString(label(i, l))
-			b.WriteString(f.Path)
-			if f.Secret {
+			i++
+			b.WriteString(p)
+			if secret {
 				b.WriteString("  [secret-looking]")
 			}
 			var flags []string

@@ -55,7 +55,7 @@ func TestTraceTextEdges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := writeWorkflowText(&buf, tt.w); err != nil {
+			if err := writeWorkflowText(&buf, tt.w, workflowAlerts{}); err != nil {
 				t.Fatal(err)
 			}
 			for _, want := range tt.want {

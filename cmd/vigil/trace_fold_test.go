@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// The kernel lines of a Bash call of the bench/e2e scenario claude/filetools (correlate/startup's
+// sample): each process's loader, locale and shell reads are one counted line beneath it,
+// the forked subshell's (no exec of its own) one line naming it, and only what the command
+// read is listed.
+func TestTraceFoldsStartupReads(t *testing.T) {
+	data, err := os.ReadFile("../../correlate/startup/testdata/claude-bash.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := runTrace([]string{"--jsonl", "-"}, bytes.NewReader(data), &out, &errOut, func(string) string { return "" }); err != nil {
+		t.Fatalf("trace: %v (%s)", err, errOut.String())
+	}
+	want := `Summary: 1 prompt, 1 tool call (1 with no approval recorded), 5 processes, 5 files read, 29 start-up reads, 1 file changed
+Prompt 1 at 01:33:51 (id 8d6d0058-4491-444f-8b7d-8de107875a4e): (prompt text not recorded)
+  1. Bash  toolu_e2e_0_3  no approval recorded  (no agent.tool_call line: seen only in kernel events)
+     ran   /usr/bin/bash -c env (pid 31121)
+             start-up reads: 10 (loader 3, locale 5, shell 2)
+           /usr/bin/env (pid 31121) -> exit 0
+             start-up reads: 4 (loader 2, locale 2)
+`
+	want2 := `             start-up reads: 7 (loader 3, locale 1, shell 3)
+           /usr/bin/dash ./.e2e/vmark_0_3_ (pid 31129) -> exit 0
+             start-up reads: 2 (loader 2)
+           /usr/bin/cat vmark_0_1_out.txt vmark_0_0_vmark_0_2_notes.txt (pid 31133) -> exit 0
+             start-up reads: 5 (loader 2, locale 3)
+     start-up reads of bash pid 31128: 1 (locale 1)
+     read  /dev/null
+           /var/tmp/vigil-e2e/claude-filetools/repo/.e2e/vmark_0_3_
+           /var/tmp/vigil-e2e/claude-filetools/repo
+           /var/tmp/vigil-e2e/claude-filetools/repo/vmark_0_1_out.txt
+           /var/tmp/vigil-e2e/claude-filetools/repo/vmark_0_0_vmark_0_2_notes.txt
+     wrote /dev/tty  FAILED errno 6
+`
+	for _, w := range []string{want, want2} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("trace lacks\n%s\n--- got\n%s", w, out.String())
+		}
+	}
+	for _, folded := range []string{"libc.so.6", "ld.so.cache", "/usr/lib/locale/", "locale.alias", "gconv-modules", "bash.bashrc", "snapshot-bash-1796434431514-e313wq.sh\n"} {
+		if strings.Contains(out.String(), folded) {
+			t.Errorf("a start-up read of %s is listed:\n%s", folded, out.String())
+		}
+	}
+}
+
+// kline is a kernel line of session S under root 100, bound to call when it is not "".
+func kline(seq uint64, action string, pid int, exe string, call string) *proto.Event {
+	e := &proto.Event{
+		Timestamp: time.Date(2026, 12, 5, 1, 33, 50, int(seq)*int(time.Millisecond), time.UTC),
+		Event:     proto.EventMeta{Action: action, Kind: "event", Dataset: "vigil.kernel", Sequence: seq},
+		Process:   &proto.Process{Pid: pid, EntityID: "ent-" + exe, Name: exe[strings.LastIndexByte(exe, '/')+1:], Executable: exe},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: proto.AgentClaudeCode}, Conversation: &proto.GenAIConversation{ID: "S"}},
+		Vigil:     proto.Vigil{Root: &proto.Root{Pid: 100}, Correlation: proto.Correlation{Binding: proto.BindingNone}},
+	}
+	if call != "" {
+		e.GenAI.Tool = &proto.GenAITool{Name: "Bash", Call: &proto.GenAIToolCall{ID: call}}
+		e.Vigil.Correlation = proto.Correlation{Binding: proto.BindingTraceParent, Confidence: "high"}
+	}
+	return e
+}
+
+func kopen(seq uint64, pid int, exe, call, path, access string, failed bool) *proto.Event {
+	e := kline(seq, proto.ActionOpen, pid, exe, call)
+	e.File = &proto.File{Path: path, Access: access}
+	if failed {
+		e.Event.Outcome = proto.OutcomeFailure
+		e.Vigil.Errno = 2
+	}
+	return e
+}
+
+func alertLine(seq uint64, rule, session, call string, root int) *proto.Event {
+	e := &proto.Event{
+		Timestamp: time.Date(2026, 12, 5, 1, 33, 51, int(seq)*int(time.Millisecond), time.UTC),
+		Event:     proto.EventMeta{Action: proto.ActionAlert, Kind: proto.KindAlert, Dataset: proto.DatasetDetection, Sequence: seq, Severity: 73},
+		Rule:      &proto.Rule{ID: rule, Name: "name of " + rule, Ruleset: "pack"},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: proto.AgentClaudeCode}},
+		Vigil: proto.Vigil{Alert: &proto.Alert{Severity: "high", Scope: "tool_call", Sequences: []uint64{seq - 1},
+			Evidence: []string{"evidence of " + rule}}},
+	}
+	if session != "" {
+		e.GenAI.Conversation = &proto.GenAIConversation{ID: session}
+	}
+	if call != "" {
+		e.GenAI.Tool = &proto.GenAITool{Name: "Bash", Call: &proto.GenAIToolCall{ID: call}}
+	}
+	if root != 0 {
+		e.Vigil.Root = &proto.Root{Pid: root}
+	}
+	return e
+}
+
+func traceText(t *testing.T, args []string, events ...*proto.Event) (string, string) {
+	t.Helper()
+	var in bytes.Buffer
+	for _, e := range events {
+		b, err := proto.MarshalJSON(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Write(append(b, '\n'))
+	}
+	var out, errOut bytes.Buffer
+	if err := runTrace(append([]string{"--jsonl", "-"}, args...), &in, &out, &errOut, func(string) string { return "" }); err != nil {
+		t.Fatalf("trace: %v (%s)", err, errOut.String())
+	}
+	return out.String(), errOut.String()
+}
+
+// Reads are flagged as the alerts count secret reads: the public CA certificates Claude Code
+// reads at every start (a trace once flagged 150 of them) are not, nor are failed opens, O_PATH
+// opens and a secret's own client; a private key read by cat is.
+func TestTraceFlagsSecretReadsAsAlertsDo(t *testing.T) {
+	const claude = "/usr/local/bin/claude"
+	var events []*proto.Event
+	events = append(events, kline(1, proto.ActionExec, 100, claude, ""))
+	seq := uint64(2)
+	for _, p := range []string{
+		"/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/ssl-cert-snakeoil.pem", "/etc/ssl/certs/ISRG_Root_X1.pem",
+		"/etc/ssl/certs/4042bcee.0", "/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt", "/etc/ssl/cert.pem",
+		"/etc/pki/tls/certs/ca-bundle.crt", "/usr/lib/node_modules/npm/node_modules/certifi/cacert.pem",
+	} {
+		events = append(events, kopen(seq, 100, claude, "", p, "read", false))
+		seq++
+	}
+	casOnly, _ := traceText(t, nil, events...)
+	if strings.Contains(casOnly, "secret") || !strings.Contains(casOnly, "/etc/ssl/certs/ssl-cert-snakeoil.pem  by claude pid 100\n") {
+		t.Errorf("CA certificates flagged or not listed:\n%s", casOnly)
+	}
+
+	events = append(events,
+		kopen(20, 100, claude, "", "/home/dev/.ssh/id_ed25519", "read", true), // failed
+		kopen(21, 100, claude, "", "/home/dev/app/.env", "path", false),       // O_PATH
+		kline(22, proto.ActionExec, 300, "/usr/bin/ssh", "c1"),                // its own client
+		kopen(23, 300, "/usr/bin/ssh", "c1", "/home/dev/.ssh/id_rsa", "read", false),
+		kline(24, proto.ActionExec, 301, "/usr/bin/cat", "c1"), // not
+		kopen(25, 301, "/usr/bin/cat", "c1", "/home/dev/.ssh/id_rsa", "read", false),
+	)
+	out, _ := traceText(t, nil, events...)
+	for _, want := range []string{
+		"2 processes, 1 file read (1 secret-looking), 0 files changed; not explained: 10 files read\n",
+		"     read  /home/dev/.ssh/id_rsa\n           /home/dev/.ssh/id_rsa  [secret-looking]\n",
+		"           /home/dev/.ssh/id_ed25519  FAILED errno 2  by claude pid 100\n",
+		"           /home/dev/app/.env  by claude pid 100\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "[secret-looking]"); n != 1 {
+		t.Errorf("%d reads flagged, want 1 (cat's id_rsa):\n%s", n, out)
+	}
+}
+
+// Alerts are shown beside what raised them: a tool call's beneath the call, a session's after
+// the summary, an unattributed tree's in its workflow, one of a session the input has no other
+// line of in that session's; an alert naming no session, call or tree is counted.
+func TestTracePlacesAlerts(t *testing.T) {
+	call := proto.ToolCallRecord{Time: time.Date(2026, 12, 5, 1, 33, 52, 0, time.UTC), Agent: proto.AgentClaudeCode, SessionID: "S",
+		PromptID: "p1", CallID: "c1", ToolName: "Bash", Command: "cat ~/.ssh/id_rsa", Decision: "accept", DecisionSource: "config"}.Event()
+	call.Event.Sequence = 9
+	orphan := kline(10, proto.ActionExec, 701, "/usr/bin/git", "")
+	orphan.GenAI.Conversation = nil
+	orphan.Vigil.Root = &proto.Root{Pid: 700}
+	events := []*proto.Event{
+		kline(1, proto.ActionExec, 301, "/usr/bin/cat", "c1"),
+		kopen(2, 301, "/usr/bin/cat", "c1", "/home/dev/.ssh/id_rsa", "read", false),
+		alertLine(3, "cred.ssh_private_key_read", "S", "c1", 100),
+		kopen(4, 100, "/usr/local/bin/claude", "", "/home/dev/app/.env", "read", false),
+		alertLine(5, "cred.dotenv_read", "S", "", 100),
+		call, orphan,
+		alertLine(11, "tree.rule", "", "", 700),
+		alertLine(12, "session.rule", "T", "", 0),
+		alertLine(13, "nowhere.rule", "", "", 0),
+	}
+	out, errOut := traceText(t, nil, events...)
+	for _, want := range []string{
+		"; 2 alerts\nAlerts not raised by a tool call:\n  01:33:51 ALERT high  cred.dotenv_read  name of cred.dotenv_read\n                 evidence of cred.dotenv_read\nPrompt 1",
+		"     bound by traceparent/high\n     ALERT high  cred.ssh_private_key_read  name of cred.ssh_private_key_read\n           evidence of cred.ssh_private_key_read\nNot explained",
+		"Unattributed claude-code tree (root pid 700)",
+		"; 1 alert\nAlerts not raised by a tool call:\n  01:33:51 ALERT high  tree.rule  name of tree.rule\n",
+		"Session T - claude-code, 2026-12-05 01:33:51 UTC\nSummary: 0 prompts, 0 tool calls, 0 files changed; 1 alert\nAlerts not raised by a tool call:\n  01:33:51 ALERT high  session.rule",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "nowhere.rule") || errOut != "vigil trace: 1 alert names no session, tool call or agent tree in -; not shown\n" {
+		t.Errorf("the alert of nothing: out\n%s\nerr %q", out, errOut)
+	}
+	// Filtered to session S, the other alerts are not missing: they are filtered.
+	out, errOut = traceText(t, []string{"--session", "S"}, events...)
+	if strings.Contains(out, "tree.rule") || strings.Contains(out, "session.rule") || errOut != "" {
+		t.Errorf("--session S: out\n%s\nerr %q", out, errOut)
+	}
+}
+
+// The start-up fold follows a bounded number of processes and says when it forgot some.
+func TestTraceReportsStartupEvictions(t *testing.T) {
+	var events []*proto.Event
+	for i, exe := range []string{"/usr/bin/a", "/usr/bin/b"} {
+		events = append(events, kline(uint64(2*i+1), proto.ActionExec, 300+i, exe, ""))
+	}
+	// a is forgotten when b execs: its library is listed.
+	events = append(events, kopen(5, 300, "/usr/bin/a", "", "/usr/lib/liba.so.1", "read", false),
+		kopen(6, 301, "/usr/bin/b", "", "/usr/lib/libb.so.1", "read", false))
+	evs, _, evicted := textEvents(events, 1)
+	if evicted != 1 {
+		t.Fatalf("%d evicted, want 1", evicted)
+	}
+	if evs[2].File.Path != "/usr/lib/liba.so.1" || !strings.HasPrefix(evs[3].File.Path, markStartup+"loader\x00") {
+		t.Errorf("paths %q, %q", evs[2].File.Path, evs[3].File.Path)
+	}
+}
