@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"net/netip"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -21,7 +20,7 @@ type Options struct {
 	// remembered; past them the least recently used is forgotten and counted. 0: 4096, 1024
 	// and 4096.
 	MaxCalls, MaxSessions, MaxPrompts int
-	// MaxScripts bounds the processes remembered as running a script (scripts); 0: 4096.
+	// MaxScripts bounds the processes remembered as running a script (SecretReads); 0: 4096.
 	MaxScripts int
 	// MaxRaised bounds the (event rule, scope, object) triples remembered as alerted, so a
 	// repeat is not raised again; 0: 16384.
@@ -70,7 +69,7 @@ type Detector struct {
 	calls    *lru[*callState]
 	sessions *lru[*sessionState]
 	prompts  *lru[*promptState]
-	scripts  *lru[*scriptRef]
+	readers  *SecretReads
 	raised   *lru[struct{}]
 	trees    *lru[*treeState]
 	// silentAfter and agentPrograms are Options.SilentAfter and AgentPrograms.
@@ -103,7 +102,7 @@ func NewDetector(set *Set, o Options) *Detector {
 	}
 	d := &Detector{
 		set: set, calls: newLRU[*callState](o.MaxCalls), sessions: newLRU[*sessionState](o.MaxSessions),
-		prompts: newLRU[*promptState](o.MaxPrompts), scripts: newLRU[*scriptRef](o.MaxScripts), raised: newLRU[struct{}](o.MaxRaised),
+		prompts: newLRU[*promptState](o.MaxPrompts), readers: NewSecretReads(o.MaxScripts), raised: newLRU[struct{}](o.MaxRaised),
 		trees: newLRU[*treeState](o.MaxTrees), silentAfter: o.SilentAfter, agentPrograms: map[string]bool{}, log: o.Log,
 		stats: Stats{Rules: len(set.rules), ErrorsByRule: map[string]uint64{}, AlertsByRule: map[string]uint64{}},
 	}
@@ -122,7 +121,7 @@ func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.ErrorsByRule, s.AlertsByRule = maps(d.stats.ErrorsByRule), maps(d.stats.AlertsByRule)
 	s.CallsEvicted, s.SessionsEvicted, s.PromptsEvicted = d.calls.evicted, d.sessions.evicted, d.prompts.evicted
-	s.ScriptsEvicted, s.RaisedForgotten, s.TreesEvicted = d.scripts.evicted, d.raised.evicted, d.trees.evicted
+	s.ScriptsEvicted, s.RaisedForgotten, s.TreesEvicted = d.readers.scripts.evicted, d.raised.evicted, d.trees.evicted
 	return s
 }
 
@@ -293,7 +292,7 @@ func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
 	if s != noSession && s.root.pid == 0 {
 		s.root = rootOf(e)
 	}
-	d.rememberScript(e)
+	secretRead := d.readers.Observe(e)
 	var alerts []*proto.Event
 	d.act = activation{event: e, tool: c, prompt: d.promptFor(pid), session: s}
 	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
@@ -308,7 +307,7 @@ func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
 		}
 	}
 	d.act = activation{}
-	callChanged, sessionChanged := d.aggregate(e, c, s)
+	callChanged, sessionChanged := d.aggregate(e, c, s, secretRead)
 	if callChanged != 0 {
 		alerts = d.evalCall(c, callChanged, e, alerts)
 	}
@@ -343,8 +342,8 @@ func (d *Detector) repeat(r *compiled, e *proto.Event, c *callState, s *sessionS
 }
 
 // aggregate adds what a kernel line did to its call's and session's aggregates and returns
-// which of them changed.
-func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (callChanged, sessionChanged uint32) {
+// which of them changed. secretRead is SecretReads' verdict on the line.
+func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState, secretRead bool) (callChanged, sessionChanged uint32) {
 	if c == noCall && s == noSession {
 		return 0, 0
 	}
@@ -382,10 +381,10 @@ func (d *Detector) aggregate(e *proto.Event, c *callState, s *sessionState) (cal
 			}
 		}
 	case a == proto.ActionOpen && !failed && e.File != nil:
-		// A write-only or O_PATH open reads nothing (reads), and a secret read by its own
-		// client (aws ~/.aws/credentials, git ~/.git-credentials) is that client doing its
-		// job: neither is a secret read.
-		if reads(e) && SecretLooking(e.File.Path) && !OwnClient(e.File.Path, d.reader(e)) {
+		// SecretReads: a write-only or O_PATH open reads nothing, and a secret read by its
+		// own client (aws ~/.aws/credentials, git ~/.git-credentials) is that client doing
+		// its job: neither is a secret read.
+		if secretRead {
 			add(aggSecretsRead, e.File.Path)
 			if unexplained {
 				add(aggUnexplainedSecretsRead, e.File.Path)
@@ -407,7 +406,7 @@ func (d *Detector) noteEffect(c *callState, agg int, v string, e *proto.Event) u
 	if agg != aggSecretsRead && agg != aggEgress {
 		return 0
 	}
-	eff := effect{program: d.reader(e), byAgent: procOf(e).Pid != 0 && procOf(e).Pid == rootOf(e).pid}
+	eff := effect{program: d.readers.Reader(e), byAgent: procOf(e).Pid != 0 && procOf(e).Pid == rootOf(e).pid}
 	if agg == aggEgress {
 		eff.ip = destOf(e).IP
 	}
@@ -451,40 +450,6 @@ func (d *Detector) judgeEffect(c *callState, agg int, v string, eff effect) uint
 		d.stats.AggregateCapped++
 	}
 	return 0
-}
-
-// scriptRef is what a process runs when it runs a script: its interpreter and the script's
-// program name (Program).
-type scriptRef struct{ executable, program string }
-
-// rememberScript remembers, from a line with argv (an exec, a fork), the program of a process
-// that runs a script: the open lines of `node /usr/bin/npm publish` carry no argv, and by
-// their executable alone are node's. A process that runs no script is forgotten (an exec
-// replaced the script).
-func (d *Detector) rememberScript(e *proto.Event) {
-	p := e.Process
-	if p == nil || p.EntityID == "" || len(p.Args) == 0 || e.Event.Outcome == proto.OutcomeFailure ||
-		(e.Event.Action != proto.ActionExec && e.Event.Action != proto.ActionFork) {
-		return
-	}
-	prog := Program(p.Executable, p.Args)
-	if prog == path.Base(p.Executable) {
-		d.scripts.remove(p.EntityID)
-		return
-	}
-	*d.scripts.getOrAdd(p.EntityID, func() *scriptRef { return new(scriptRef) }) = scriptRef{executable: p.Executable, program: prog}
-}
-
-// reader is the program that opened a file: event.process.program, or, for a process seen
-// running a script with the same interpreter, the script's (npm, not node).
-func (d *Detector) reader(e *proto.Event) string {
-	p := procOf(e)
-	if len(p.Args) == 0 && p.EntityID != "" {
-		if ref, ok := d.scripts.get(p.EntityID); ok && ref.executable == p.Executable {
-			return ref.program
-		}
-	}
-	return Program(p.Executable, p.Args)
 }
 
 // evalCall evaluates the tool_call rules that read what changed, on a call that has not

@@ -243,12 +243,12 @@ func TestScriptsAreBounded(t *testing.T) {
 	for pid := range 4 {
 		exec(pid, "/usr/bin/node", "node", "x.js")
 	}
-	if st := d.Stats(); st.ScriptsEvicted != 2 || d.scripts.len() != 2 {
-		t.Errorf("evicted %d, holds %d; want 2 and 2", st.ScriptsEvicted, d.scripts.len())
+	if st := d.Stats(); st.ScriptsEvicted != 2 || d.readers.scripts.len() != 2 {
+		t.Errorf("evicted %d, holds %d; want 2 and 2", st.ScriptsEvicted, d.readers.scripts.len())
 	}
 	exec(3, "/usr/bin/git", "git", "status")
 	exec(5, "/usr/bin/bash", "bash", "-c", "true")
-	if d.scripts.len() != 1 {
-		t.Errorf("holds %d processes, want 1: git and bash -c run no script", d.scripts.len())
+	if d.readers.scripts.len() != 1 {
+		t.Errorf("holds %d processes, want 1: git and bash -c run no script", d.readers.scripts.len())
 	}
 }
