@@ -24,7 +24,9 @@ const (
 	anthropicAddr = "127.0.0.1:8765"
 	openaiAddr    = "127.0.0.1:8766"
 	otlpAddr      = "127.0.0.1:4318"
-	agentTimeout  = 150 * time.Second
+	// agentTimeout bounds one agent process: the slowest scenario (claude/silent) keeps its
+	// tool calls running for over 120 s.
+	agentTimeout = 200 * time.Second
 )
 
 // Meta is what the in-namespace run records besides the JSONL and the ground truth.
@@ -89,6 +91,16 @@ func runChild(o childOpts) error {
 		if err := seedMarkers(d, sc); err != nil {
 			return err
 		}
+	}
+	if err := seedHome(home, sc.HomeFiles); err != nil {
+		return err
+	}
+	if sc.usesPublic() {
+		stop, err := startPublic(sc, o.dir)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	// The sensor, or with -no-sensor a sink that answers the agent's OTLP exports as the
@@ -469,7 +481,7 @@ func claudeEnv(sc Scenario, home string) []string {
 		"ANTHROPIC_BASE_URL=http://" + anthropicAddr, "ANTHROPIC_API_KEY=dummy-e2e-key",
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1", "DISABLE_ERROR_REPORTING=1", "DISABLE_TELEMETRY=1",
 	}
-	if !sc.HooksOnly {
+	if !sc.HooksOnly && !sc.NoTelemetry {
 		env = append(env, "CLAUDE_CODE_ENABLE_TELEMETRY=1", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1",
 			"OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
 			"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlpAddr,
