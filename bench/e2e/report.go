@@ -106,10 +106,14 @@ func onCall(id string) string {
 
 // set names the scenario's key set in the summary: strong or fallback, and its kind.
 func (r ScenarioResult) set() string {
-	if r.Set != "" {
-		return r.Set + " (" + keysWord(r.StrongKeys) + ")"
+	keys := keysWord(r.StrongKeys)
+	if r.NoTelemetry {
+		keys = "no telemetry"
 	}
-	return keysWord(r.StrongKeys)
+	if r.Set != "" {
+		return r.Set + " (" + keys + ")"
+	}
+	return keys
 }
 
 func (rep *Report) summarize() {

@@ -36,6 +36,7 @@ type Meta struct {
 	Version    string    `json:"version"`
 	Repo       string    `json:"repo"`
 	SiblingDir string    `json:"sibling_dir"`
+	Home       string    `json:"home"`       // the agent's HOME
 	AgentPids  []int     `json:"agent_pids"` // the processes the harness started (roots)
 	SiblingPid int       `json:"sibling_pid"`
 	SiblingRun int       `json:"sibling_runs"` // iterations of the sibling loop
@@ -75,7 +76,15 @@ func runChild(o childOpts) error {
 		b, _ := json.MarshalIndent(meta, "", "  ")
 		os.WriteFile(filepath.Join(o.dir, "meta.json"), b, 0o644)
 	}()
-	home := filepath.Join(o.dir, "home")
+	home := agentHome(sc, o.dir)
+	meta.Home = home
+	if home != filepath.Join(o.dir, "home") {
+		// Outside the scenario folder: start clean, leave nothing behind in /home.
+		if err := os.RemoveAll(home); err != nil {
+			return err
+		}
+		defer os.RemoveAll(home)
+	}
 	for _, d := range []string{meta.Repo, meta.SiblingDir, home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -183,6 +192,16 @@ func runChild(o childOpts) error {
 		return err
 	}
 	return runErr
+}
+
+// agentHome is the agent's HOME: in the scenario folder, or, for a scenario with home files,
+// /home/vigil-e2e-<agent>-<name>, a home where the rules look for one (HomeRel: /home/<user>/
+// or /root/), so that ~/.ssh/id_rsa is an SSH key to them.
+func agentHome(sc Scenario, dir string) string {
+	if len(sc.HomeFiles) == 0 {
+		return filepath.Join(dir, "home")
+	}
+	return filepath.Join("/home", "vigil-e2e-"+sc.Agent+"-"+sc.Name)
 }
 
 // seedRepo writes the scenario files; the agent's repository is a git repository (both

@@ -46,10 +46,12 @@ type Scenario struct {
 	ExpectAlerts []string `json:"expect_alerts,omitempty"`
 	// HomeFiles are created in the agent's HOME before it starts (path relative to HOME):
 	// fake keys and credentials a malicious call reads. The sibling's HOME has none of them.
+	// A scenario with home files gets its HOME at /home/vigil-e2e-<agent>-<name> (agentHome):
+	// the rules know a home by its place (/home/<user>/, /root/), not by $HOME.
 	HomeFiles map[string]HomeFile `json:"home_files,omitempty"`
 	// PublicFiles are served on GET /<name> by the "public" server ({PUBLIC} in commands and
-	// files: publicAddr, an RFC 5737 address on a dummy interface inside the scenario's
-	// network namespace, so the rules see an internet address and nothing leaves the machine).
+	// files: publicAddr, an RFC 5737 address on lo inside the scenario's network namespace,
+	// so the rules see an internet address and nothing leaves the machine).
 	PublicFiles map[string]string `json:"public_files,omitempty"`
 	// ExpectUpload is a string that a POST or PUT body the public server received must hold:
 	// the proof that the scenario's exfiltration really happened.
