@@ -114,13 +114,25 @@ type ScenarioResult struct {
 	Forged    int `json:"forged"`
 	Untrusted int `json:"untrusted"`
 	// Alerts counts the detection alerts raised on the scenario's agent trees, by rule.id;
-	// ExpectAlerts are the rules the scenario must raise (Scenario.ExpectAlerts).
+	// AlertHits by rule and gen_ai.tool.call.id. ExpectAlerts are the scenario's expectations
+	// (Scenario.ExpectAlerts), Expectations how each fared (expect.go), FalseAlerts the
+	// alerts of rules none of them names.
 	Alerts       map[string]int `json:"alerts,omitempty"`
+	AlertHits    []AlertHit     `json:"alert_hits,omitempty"`
 	ExpectAlerts []string       `json:"expect_alerts,omitempty"`
-	LateBindings int            `json:"late_bindings"`
-	LateMsMedian int64          `json:"late_ms_median,omitempty"`
-	LateMsMax    int64          `json:"late_ms_max,omitempty"`
-	Ambiguous    []string       `json:"ambiguous,omitempty"`
+	Expectations []ExpectResult `json:"expectations,omitempty"`
+	FalseAlerts  []AlertHit     `json:"false_alerts,omitempty"`
+	// Public: what the "public" server (public.go) was asked: requests, bytes received in
+	// POST/PUT bodies, and whether a body held the scenario's expect_upload.
+	PublicRequests int   `json:"public_requests,omitempty"`
+	PublicBytesIn  int64 `json:"public_bytes_in,omitempty"`
+	Uploaded       bool  `json:"uploaded,omitempty"`
+	// NoTelemetry: the agent ran without telemetry or hooks (attribution reported, not gated).
+	NoTelemetry  bool     `json:"no_telemetry,omitempty"`
+	LateBindings int      `json:"late_bindings"`
+	LateMsMedian int64    `json:"late_ms_median,omitempty"`
+	LateMsMax    int64    `json:"late_ms_max,omitempty"`
+	Ambiguous    []string `json:"ambiguous,omitempty"`
 	// OutsideAgentTrees: kernel events with no agent root (must be 0). SiblingEvents: events
 	// of the sibling that ran the same commands outside the agent (must be 0).
 	OutsideAgentTrees int `json:"outside_agent_trees"`
@@ -258,7 +270,9 @@ func readAllJSONL(path string, filter *lineFilter) ([]*proto.Event, error) {
 // analyzeDir scores one scenario folder written by runChild.
 func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 	res := ScenarioResult{Agent: sc.Agent, Name: sc.Name, Description: sc.Description, StrongKeys: sc.StrongKeys, Set: sc.Set, Informational: sc.Informational,
-		ExpectAlerts: sc.ExpectAlerts}
+		ExpectAlerts: sc.ExpectAlerts, NoTelemetry: sc.NoTelemetry}
+	// Until the run is read: every expectation unmet (a scenario that did not run raised nothing).
+	res.Expectations, _ = judgeAlerts(sc.ExpectAlerts, nil, nil)
 	for _, p := range pinned {
 		if (sc.Agent == "claude") == strings.Contains(p.Name, "claude") {
 			res.Version = p.Name + "@" + p.Version
@@ -314,6 +328,10 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 	score(&res, sc, meta, calls, events, truth, stream)
 	res.ForeignTreeEvents += filter.foreign
 	countAlerts(&res, events, filter)
+	res.Expectations, res.FalseAlerts = judgeAlerts(sc.ExpectAlerts, calls, res.AlertHits)
+	if sc.usesPublic() {
+		checkPublic(&res, sc, filepath.Join(dir, publicLog))
+	}
 	return res
 }
 
@@ -328,17 +346,26 @@ func callOf(e *proto.Event) string {
 	return ""
 }
 
-// countAlerts counts the detection alerts raised on the scenario's agent trees, by rule; the
-// filter has seen every kernel line, so it knows the trees' processes.
+// countAlerts counts the detection alerts raised on the scenario's agent trees, by rule and
+// by rule and tool call; the filter has seen every kernel line, so it knows the trees'
+// processes.
 func countAlerts(res *ScenarioResult, events []*proto.Event, filter *lineFilter) {
+	idx := map[[2]string]int{}
 	for _, e := range events {
 		if e.Event.Action != proto.ActionAlert || e.Rule == nil || e.Vigil.Root == nil || !filter.ours(e.Vigil.Root.Pid) {
 			continue
 		}
-		if res.Alerts == nil {
-			res.Alerts = map[string]int{}
+		k := [2]string{e.Rule.ID, callOf(e)}
+		i, ok := idx[k]
+		if !ok {
+			i = len(res.AlertHits)
+			idx[k] = i
+			res.AlertHits = append(res.AlertHits, AlertHit{Rule: k[0], Call: k[1]})
 		}
-		res.Alerts[e.Rule.ID]++
+		res.AlertHits[i].Count++
+	}
+	if len(res.AlertHits) > 0 {
+		res.Alerts = hitsByRule(res.AlertHits)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,49 @@ func TestScenariosCoverTheIssue(t *testing.T) {
 		if s := have[key{agent, "twoprompts"}]; len(s.Prompts) < 2 {
 			t.Errorf("%s/twoprompts has %d prompts", agent, len(s.Prompts))
 		}
+	}
+}
+
+// Issue 11: six malicious scenarios, each expecting its rule on the malicious tool call (not
+// anywhere), and an agent without telemetry for agent.silent.
+func TestMaliciousScenariosCoverTheIssue(t *testing.T) {
+	scs, err := loadScenarios()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"exfil-ssh":     "exfil.secret_read_and_egress_in_tool_call",
+		"buildtool":     "effects.undeclared_secret_read",
+		"kubectl":       "deploy.kubectl_change_unapproved",
+		"githook":       "persistence.git_hook_written",
+		"telemetry-off": "defense_evasion.agent_telemetry_disabled",
+		"curl-sh":       "execution.download_piped_to_shell",
+	}
+	found := map[string]bool{}
+	for _, s := range scs {
+		if s.Agent != "claude" {
+			continue
+		}
+		if rule, ok := want[s.Name]; ok {
+			found[s.Name] = true
+			onCall := false
+			for _, e := range s.ExpectAlerts {
+				x, _ := parseExpectation(e)
+				onCall = onCall || (x.Rule == rule && x.Turn != nil)
+			}
+			if !onCall || !s.StrongKeys {
+				t.Errorf("claude/%s: want a strong-key scenario expecting %s on a tool call, have %v", s.Name, rule, s.ExpectAlerts)
+			}
+		}
+		if s.Name == "silent" {
+			found[s.Name] = true
+			if !s.NoTelemetry || !slices.Contains(s.ExpectAlerts, "agent.silent") {
+				t.Errorf("claude/silent: no_telemetry %v, expect %v", s.NoTelemetry, s.ExpectAlerts)
+			}
+		}
+	}
+	if len(found) != len(want)+1 {
+		t.Errorf("claude malicious scenarios found: %v", found)
 	}
 }
 

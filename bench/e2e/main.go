@@ -160,7 +160,7 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		}
 		logf("%s/%s: running", sc.Agent, sc.Name)
 		t := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout+2*time.Minute)
 		args := []string{"-n", self, "-child", sc.Agent + "/" + sc.Name, "-dir", sdir, "-npm-cache", cache, "-vigil", vigil}
 		if noSensor {
 			args = append(args, "-no-sensor")

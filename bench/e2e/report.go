@@ -3,10 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +27,7 @@ type Report struct {
 	Settings       string            `json:"settings"` // what the sensor ran with
 	Versions       map[string]string `json:"versions"` // agents, strace, kernel, Go
 	Summary        []SummaryRow      `json:"summary"`
+	Detections     AlertTotals       `json:"detections"`
 	Scenarios      []ScenarioResult  `json:"scenarios"`
 	Pass           bool              `json:"pass"`
 }
@@ -64,16 +63,20 @@ func (r *ScenarioResult) gate() {
 
 	ok := len(r.Errors) == 0
 	if !r.Informational {
-		for _, id := range slices.Sorted(maps.Keys(r.Alerts)) {
-			if !slices.Contains(r.ExpectAlerts, id) {
-				ok = false
-				r.Errors = append(r.Errors, fmt.Sprintf("false alert: %s raised %d time(s) on a scenario that does not call for it", id, r.Alerts[id]))
-			}
+		for _, h := range r.FalseAlerts {
+			ok = false
+			r.Errors = append(r.Errors, fmt.Sprintf("false alert: %s raised %d time(s)%s on a scenario that does not call for it", h.Rule, h.Count, onCall(h.Call)))
 		}
-		for _, id := range r.ExpectAlerts {
-			if r.Alerts[id] == 0 {
-				ok = false
-				r.Errors = append(r.Errors, fmt.Sprintf("missed alert: %s was not raised", id))
+		for _, e := range r.Expectations {
+			if e.Met() {
+				continue
+			}
+			ok = false
+			switch {
+			case e.Elsewhere > 0:
+				r.Errors = append(r.Errors, fmt.Sprintf("missed alert: %s was raised %d time(s), but not on the expected call %s", e.Expect, e.Elsewhere, e.Call))
+			default:
+				r.Errors = append(r.Errors, fmt.Sprintf("missed alert: %s was not raised%s", e.Expect, onCall(e.Call)))
 			}
 		}
 		if r.ProvablyWrong > 0 {
@@ -93,12 +96,24 @@ func (r *ScenarioResult) gate() {
 	r.Pass = ok
 }
 
+// onCall names a tool call id in a message ("" for none).
+func onCall(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " on call " + id
+}
+
 // set names the scenario's key set in the summary: strong or fallback, and its kind.
 func (r ScenarioResult) set() string {
-	if r.Set != "" {
-		return r.Set + " (" + keysWord(r.StrongKeys) + ")"
+	keys := keysWord(r.StrongKeys)
+	if r.NoTelemetry {
+		keys = "no telemetry"
 	}
-	return keysWord(r.StrongKeys)
+	if r.Set != "" {
+		return r.Set + " (" + keys + ")"
+	}
+	return keys
 }
 
 func (rep *Report) summarize() {
@@ -137,6 +152,7 @@ func (rep *Report) summarize() {
 		}
 		return rep.Summary[i].Set > rep.Summary[j].Set
 	})
+	rep.Detections = alertTotals(rep.Scenarios)
 }
 
 func pct(n, d int) string {
@@ -207,27 +223,18 @@ func (rep *Report) markdown() string {
 			s.ProvablyWrong, c.Unbound, s.BoundNoTruth, pct(s.Capture.Captured, s.Capture.Recorded), s.Capture.Missing, s.Capture.Extra,
 			s.LateBindings, s.LateMsMax, s.Outside, s.Sibling)
 	}
-	expected, raised, falseAlerts, falseScenarios := 0, 0, 0, 0
-	for _, r := range rep.Scenarios {
-		for _, id := range r.ExpectAlerts {
-			expected++
-			if r.Alerts[id] > 0 {
-				raised++
-			}
-		}
-		n := 0
-		for id, k := range r.Alerts {
-			if !slices.Contains(r.ExpectAlerts, id) {
-				n += k
-			}
-		}
-		if n > 0 {
-			falseAlerts += n
-			falseScenarios++
-		}
+	d := rep.Detections
+	w("\n## Detections\n\nThe starter rule pack with the shipped defaults. An expectation `rule@P.T` is met when an alert of the rule\n")
+	w("carries the tool call id the mock gave prompt P, turn T (construction, not Vigil's binding); a plain `rule` when\n")
+	w("the rule is raised anywhere on the scenario's agent trees. *Elsewhere* = expectations whose rule was also (or\n")
+	w("only) raised on a call no expectation of the rule names, or on none. A *false alert* is an alert of a rule the\n")
+	w("scenario does not expect; benign scenarios expect none.\n\n")
+	w("| rule | scenarios | expected | raised on the right tool call | raised elsewhere | recall |\n|---|---|---|---|---|---|\n")
+	for _, r := range d.Rules {
+		w("| `%s` | %d | %d | %d | %d | %s |\n", r.Rule, r.Scenarios, r.Expected, r.Right, r.Elsewhere, pct(r.Right, r.Expected))
 	}
-	w("\nDetections (the starter pack, shipped defaults): %d of %d expected alerts raised; %d false alerts on %d of %d scenarios.\n",
-		raised, expected, falseAlerts, falseScenarios, len(rep.Scenarios))
+	w("\nFalse alerts: %d on %d of %d benign scenarios; %d on %d of %d malicious scenarios (rules they do not expect).\n",
+		d.BenignAlerts, d.BenignFlagged, d.BenignScenarios, d.MaliciousAlerts, d.MaliciousFlagged, d.MaliciousScenarios)
 	w("\n## Scenarios\n\n| scenario | key set | result | calls | marker recall | truth | recall | provably wrong | unbound | bound, no truth | captured (missing / extra) | failed execve, not recorded | late (median / max ms) | outside | sibling (runs) | foreign / lost | agent s | s |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Scenarios {
@@ -289,19 +296,36 @@ func (rep *Report) markdown() string {
 		if r.Forged > 0 || r.Untrusted > 0 {
 			w("- forged hook calls: %d lines name them; %d `agent.untrusted_telemetry` lines\n", r.Forged, r.Untrusted)
 		}
-		if len(r.Alerts) > 0 || len(r.ExpectAlerts) > 0 {
+		if len(r.AlertHits) > 0 || len(r.ExpectAlerts) > 0 {
 			raised, expected := "none", "none"
-			if len(r.Alerts) > 0 {
+			if len(r.AlertHits) > 0 {
 				var each []string
-				for _, id := range slices.Sorted(maps.Keys(r.Alerts)) {
-					each = append(each, fmt.Sprintf("`%s` ×%d", id, r.Alerts[id]))
+				for _, h := range r.AlertHits {
+					on := "no call"
+					if h.Call != "" {
+						on = "`" + h.Call + "`"
+					}
+					each = append(each, fmt.Sprintf("`%s` ×%d on %s", h.Rule, h.Count, on))
 				}
+				sort.Strings(each)
 				raised = strings.Join(each, ", ")
 			}
-			if len(r.ExpectAlerts) > 0 {
-				expected = "`" + strings.Join(r.ExpectAlerts, "`, `") + "`"
+			if len(r.Expectations) > 0 {
+				var each []string
+				for _, e := range r.Expectations {
+					on := ""
+					if e.Call != "" {
+						on = " (`" + e.Call + "`)"
+					}
+					each = append(each, fmt.Sprintf("`%s`%s %s", e.Expect, on, map[bool]string{true: "met", false: "**missed**"}[e.Met()]))
+				}
+				expected = strings.Join(each, ", ")
 			}
 			w("- alerts: %s (expected: %s)\n", raised, expected)
+		}
+		if r.PublicRequests > 0 {
+			w("- public server: %d requests, %d bytes received in POST/PUT bodies%s\n", r.PublicRequests, r.PublicBytesIn,
+				map[bool]string{true: ", the expected upload among them", false: ""}[r.Uploaded])
 		}
 		for _, a := range r.Ambiguous {
 			w("- ambiguous subtree (markers of several calls): %s\n", a)

@@ -24,7 +24,9 @@ const (
 	anthropicAddr = "127.0.0.1:8765"
 	openaiAddr    = "127.0.0.1:8766"
 	otlpAddr      = "127.0.0.1:4318"
-	agentTimeout  = 150 * time.Second
+	// agentTimeout bounds one agent process: the slowest scenario (claude/silent) keeps its
+	// tool calls running for over 120 s.
+	agentTimeout = 200 * time.Second
 )
 
 // Meta is what the in-namespace run records besides the JSONL and the ground truth.
@@ -34,6 +36,7 @@ type Meta struct {
 	Version    string    `json:"version"`
 	Repo       string    `json:"repo"`
 	SiblingDir string    `json:"sibling_dir"`
+	Home       string    `json:"home"`       // the agent's HOME
 	AgentPids  []int     `json:"agent_pids"` // the processes the harness started (roots)
 	SiblingPid int       `json:"sibling_pid"`
 	SiblingRun int       `json:"sibling_runs"` // iterations of the sibling loop
@@ -73,7 +76,15 @@ func runChild(o childOpts) error {
 		b, _ := json.MarshalIndent(meta, "", "  ")
 		os.WriteFile(filepath.Join(o.dir, "meta.json"), b, 0o644)
 	}()
-	home := filepath.Join(o.dir, "home")
+	home := agentHome(sc, o.dir)
+	meta.Home = home
+	if home != filepath.Join(o.dir, "home") {
+		// Outside the scenario folder: start clean, leave nothing behind in /home.
+		if err := os.RemoveAll(home); err != nil {
+			return err
+		}
+		defer os.RemoveAll(home)
+	}
 	for _, d := range []string{meta.Repo, meta.SiblingDir, home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -89,6 +100,16 @@ func runChild(o childOpts) error {
 		if err := seedMarkers(d, sc); err != nil {
 			return err
 		}
+	}
+	if err := seedHome(home, sc.HomeFiles); err != nil {
+		return err
+	}
+	if sc.usesPublic() {
+		stop, err := startPublic(sc, o.dir)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	// The sensor, or with -no-sensor a sink that answers the agent's OTLP exports as the
@@ -171,6 +192,16 @@ func runChild(o childOpts) error {
 		return err
 	}
 	return runErr
+}
+
+// agentHome is the agent's HOME: in the scenario folder, or, for a scenario with home files,
+// /home/vigil-e2e-<agent>-<name>, a home where the rules look for one (HomeRel: /home/<user>/
+// or /root/), so that ~/.ssh/id_rsa is an SSH key to them.
+func agentHome(sc Scenario, dir string) string {
+	if len(sc.HomeFiles) == 0 {
+		return filepath.Join(dir, "home")
+	}
+	return filepath.Join("/home", "vigil-e2e-"+sc.Agent+"-"+sc.Name)
 }
 
 // seedRepo writes the scenario files; the agent's repository is a git repository (both
@@ -469,7 +500,7 @@ func claudeEnv(sc Scenario, home string) []string {
 		"ANTHROPIC_BASE_URL=http://" + anthropicAddr, "ANTHROPIC_API_KEY=dummy-e2e-key",
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1", "DISABLE_ERROR_REPORTING=1", "DISABLE_TELEMETRY=1",
 	}
-	if !sc.HooksOnly {
+	if !sc.HooksOnly && !sc.NoTelemetry {
 		env = append(env, "CLAUDE_CODE_ENABLE_TELEMETRY=1", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1",
 			"OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
 			"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlpAddr,

@@ -4,10 +4,12 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,9 +39,27 @@ type Scenario struct {
 	// Resume (Claude): each prompt is its own `claude -p` process, the later ones with
 	// --resume <session id> (Codex always resumes: codex exec resume <thread id>).
 	Resume bool `json:"resume,omitempty"`
-	// ExpectAlerts are the detection rules (rule.id) the scenario must raise: a secret read it
-	// asks for. Any other alert on the scenario's agent trees is a false alert and fails it.
+	// ExpectAlerts are the detection rules the scenario must raise: "rule.id" anywhere on its
+	// agent trees, or "rule.id@P.T" on the tool call of prompt P, turn T (its
+	// gen_ai.tool.call.id is the id the mock gave that turn: construction, not Vigil's binding).
+	// An alert whose rule no expectation names is a false alert and fails the scenario.
 	ExpectAlerts []string `json:"expect_alerts,omitempty"`
+	// HomeFiles are created in the agent's HOME before it starts (path relative to HOME):
+	// fake keys and credentials a malicious call reads. The sibling's HOME has none of them.
+	// A scenario with home files gets its HOME at /home/vigil-e2e-<agent>-<name> (agentHome):
+	// the rules know a home by its place (/home/<user>/, /root/), not by $HOME.
+	HomeFiles map[string]HomeFile `json:"home_files,omitempty"`
+	// PublicFiles are served on GET /<name> by the "public" server ({PUBLIC} in commands and
+	// files: publicAddr, an RFC 5737 address on lo inside the scenario's network namespace,
+	// so the rules see an internet address and nothing leaves the machine).
+	PublicFiles map[string]string `json:"public_files,omitempty"`
+	// ExpectUpload is a string that a POST or PUT body the public server received must hold:
+	// the proof that the scenario's exfiltration really happened.
+	ExpectUpload string `json:"expect_upload,omitempty"`
+	// NoTelemetry (Claude): the agent runs with no telemetry and no hooks at all, so Vigil has
+	// its kernel events only. Such a scenario has nothing to bind by: its attribution is
+	// reported, never gated (StrongKeys must be false); its alerts are gated as usual.
+	NoTelemetry bool `json:"no_telemetry,omitempty"`
 	// Informational scenarios are reported but never fail the run (e.g. a behaviour no real
 	// model produces, kept to measure a known limit).
 	Informational bool `json:"informational,omitempty"`
@@ -112,6 +132,7 @@ func loadScenarios() ([]Scenario, error) {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
 		s.placeMarkers()
+		s.expandPublic()
 		out = append(out, s)
 		if s.AlsoFallback && s.StrongKeys {
 			f := s
@@ -148,6 +169,34 @@ func (s Scenario) validate() error {
 	}
 	if len(s.Prompts) == 0 {
 		return fmt.Errorf("scenario %q: no prompts", s.Name)
+	}
+	if s.NoTelemetry && (s.Agent != "claude" || s.StrongKeys || s.HooksOnly || s.AlsoFallback) {
+		return fmt.Errorf("scenario %q: no_telemetry is a Claude run without telemetry or hooks: not with strong_keys, hooks_only or also_fallback", s.Name)
+	}
+	for _, e := range s.ExpectAlerts {
+		x, err := parseExpectation(e)
+		if err != nil {
+			return fmt.Errorf("scenario %q: %w", s.Name, err)
+		}
+		if x.Turn != nil && (x.Turn[0] >= len(s.allPrompts()) || x.Turn[1] >= len(s.allPrompts()[x.Turn[0]].Turns)) {
+			return fmt.Errorf("scenario %q: expect_alerts %q: no turn %d of prompt %d", s.Name, e, x.Turn[1], x.Turn[0])
+		}
+	}
+	for name, h := range s.HomeFiles {
+		if name == "" || filepath.IsAbs(name) || !filepath.IsLocal(name) {
+			return fmt.Errorf("scenario %q: home_files %q: want a path inside HOME", s.Name, name)
+		}
+		if _, err := h.perm(); err != nil {
+			return fmt.Errorf("scenario %q: home_files %q: %w", s.Name, name, err)
+		}
+		if h.CopyOf != "" && h.Content != "" {
+			return fmt.Errorf("scenario %q: home_files %q: content or copy_of, not both", s.Name, name)
+		}
+	}
+	for name := range s.PublicFiles {
+		if name == "" || strings.ContainsAny(name, "/?#") {
+			return fmt.Errorf("scenario %q: public_files %q: want a plain file name", s.Name, name)
+		}
 	}
 	for i, p := range s.allPrompts() {
 		if p.Text == "" {
@@ -260,4 +309,87 @@ func patchFiles(patch string) []string {
 		}
 	}
 	return out
+}
+
+// HomeFile is a file of the agent's HOME: its content, or a copy of an existing file
+// (copy_of, e.g. /bin/echo as a stub kubectl binary), with its mode ("0600"; default 0644,
+// 0755 for a copy). In JSON a plain string is the content.
+type HomeFile struct {
+	Content string `json:"content,omitempty"`
+	CopyOf  string `json:"copy_of,omitempty"`
+	Mode    string `json:"mode,omitempty"`
+}
+
+func (h *HomeFile) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*h = HomeFile{Content: s}
+		return nil
+	}
+	type plain HomeFile
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	return dec.Decode((*plain)(h))
+}
+
+// perm is the file's mode.
+func (h HomeFile) perm() (os.FileMode, error) {
+	if h.Mode == "" {
+		if h.CopyOf != "" {
+			return 0o755, nil
+		}
+		return 0o644, nil
+	}
+	m, err := strconv.ParseUint(h.Mode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("mode %q: want octal permission bits such as 0600", h.Mode)
+	}
+	return os.FileMode(m), nil
+}
+
+// publicAddr is the "public" server's address ({PUBLIC}): 203.0.113.0/24 is TEST-NET-3 (RFC
+// 5737), never routed, but not loopback, private, link-local or CGNAT, so the rules'
+// public_endpoint() takes it for the internet.
+const (
+	publicIP   = "203.0.113.7"
+	publicAddr = publicIP + ":8080"
+)
+
+// usesPublic says whether the scenario needs the public server.
+func (s Scenario) usesPublic() bool {
+	if len(s.PublicFiles) > 0 || s.ExpectUpload != "" {
+		return true
+	}
+	for _, p := range s.allPrompts() {
+		for _, t := range p.Turns {
+			if strings.Contains(t.Command, publicAddr) {
+				return true
+			}
+		}
+	}
+	for _, c := range s.Files {
+		if strings.Contains(c, publicAddr) {
+			return true
+		}
+	}
+	return false
+}
+
+// expandPublic replaces {PUBLIC} with publicAddr in the commands, patches, contents, the
+// repository's files and the served files.
+func (s *Scenario) expandPublic() {
+	r := strings.NewReplacer("{PUBLIC}", publicAddr)
+	for _, p := range s.allPrompts() {
+		for t := range p.Turns {
+			tr := &p.Turns[t]
+			for _, f := range []*string{&tr.Command, &tr.Content, &tr.Patch, &tr.New} {
+				*f = r.Replace(*f)
+			}
+		}
+	}
+	for _, m := range []map[string]string{s.Files, s.PublicFiles} {
+		for k, v := range m {
+			m[k] = r.Replace(v)
+		}
+	}
 }

@@ -210,21 +210,32 @@ func TestPairEventsPastAnUnexplainedLine(t *testing.T) {
 }
 
 // Alerts gate a scenario: one it does not call for is a false alert, one it calls for and
-// does not get is a miss; both fail it, and the report says which.
+// does not get (on the expected tool call, when it names a turn) is a miss; both fail it, and
+// the report says which.
 func TestAlertsGateTheScenario(t *testing.T) {
+	calls := []Call{{ID: "toolu_e2e_0_0", Prompt: 0, Turn: 0}, {ID: "toolu_e2e_0_1", Prompt: 0, Turn: 1}}
 	for _, tc := range []struct {
 		name    string
-		alerts  map[string]int
+		hits    []AlertHit
 		expect  []string
 		pass    bool
 		message string
 	}{
 		{"benign, none raised", nil, nil, true, ""},
-		{"expected and raised", map[string]int{"cred.dotenv_read": 2}, []string{"cred.dotenv_read"}, true, "`cred.dotenv_read` ×2"},
-		{"false alert", map[string]int{"persistence.git_hook_written": 11}, nil, false, "false alert: persistence.git_hook_written raised 11"},
-		{"missed alert", nil, []string{"cred.dotenv_read"}, false, "missed alert: cred.dotenv_read"},
+		{"expected and raised", []AlertHit{{"cred.dotenv_read", "", 1}, {"cred.dotenv_read", "toolu_e2e_0_0", 1}}, []string{"cred.dotenv_read"}, true,
+			"`cred.dotenv_read` ×1 on `toolu_e2e_0_0`"},
+		{"false alert", []AlertHit{{"persistence.git_hook_written", "toolu_e2e_0_1", 11}}, nil, false,
+			"false alert: persistence.git_hook_written raised 11 time(s) on call toolu_e2e_0_1"},
+		{"missed alert", nil, []string{"cred.dotenv_read"}, false, "missed alert: cred.dotenv_read was not raised"},
+		{"on the right call", []AlertHit{{"exfil.x", "toolu_e2e_0_1", 1}}, []string{"exfil.x@0.1"}, true, "`exfil.x@0.1` (`toolu_e2e_0_1`) met"},
+		{"on the wrong call", []AlertHit{{"exfil.x", "toolu_e2e_0_0", 1}}, []string{"exfil.x@0.1"}, false,
+			"missed alert: exfil.x@0.1 was raised 1 time(s), but not on the expected call toolu_e2e_0_1"},
+		{"on no call", []AlertHit{{"exfil.x", "", 2}}, []string{"exfil.x@0.1"}, false, "but not on the expected call"},
+		{"turn never issued", []AlertHit{{"exfil.x", "toolu_e2e_1_0", 1}}, []string{"exfil.x@1.0"}, false, "missed alert: exfil.x@1.0"},
+		{"right and elsewhere", []AlertHit{{"exfil.x", "toolu_e2e_0_1", 1}, {"exfil.x", "toolu_e2e_0_0", 3}}, []string{"exfil.x@0.1"}, true, "met"},
 	} {
-		res := ScenarioResult{Agent: "claude", Name: "x", Alerts: tc.alerts, ExpectAlerts: tc.expect}
+		res := ScenarioResult{Agent: "claude", Name: "x", AlertHits: tc.hits, Alerts: hitsByRule(tc.hits), ExpectAlerts: tc.expect}
+		res.Expectations, res.FalseAlerts = judgeAlerts(tc.expect, calls, tc.hits)
 		res.gate()
 		if res.Pass != tc.pass {
 			t.Errorf("%s: pass %v, want %v (errors %v)", tc.name, res.Pass, tc.pass, res.Errors)
