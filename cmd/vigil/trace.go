@@ -76,18 +76,16 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 		}
 		events = append(events, untrusted...)
 	}
-	opts := workflow.Options{SessionID: *session, RepoOf: repoOf}
+	opts := workflow.Options{SessionID: *session, RepoOf: repoOf, MaxProcesses: traceMaxProcesses}
+	wfs, stats := workflow.BuildStats(events, opts)
 
 	var (
-		wfs              []workflow.Workflow
-		alerts           []workflowAlerts
-		unplaced         int
-		startupForgotten uint64
+		alerts   []workflowAlerts
+		unplaced int
 	)
 	bw := bufio.NewWriter(out)
 	switch *format {
 	case "json":
-		wfs = workflow.Build(events, opts)
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
@@ -98,11 +96,7 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 			return fmt.Errorf("trace: encode: %w", err)
 		}
 	default:
-		var evs []*proto.Event
-		var found []traceAlert
-		evs, found, startupForgotten = textEvents(events, traceMaxProcesses)
-		wfs = workflow.Build(evs, opts)
-		alerts, unplaced = placeAlerts(wfs, found)
+		alerts, unplaced = placeAlerts(wfs, alertsOf(events))
 		for i, w := range wfs {
 			if i > 0 {
 				bw.WriteString("\n")
@@ -117,9 +111,9 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	}
 	bad.report(errOut, *jsonlPath)
 	untrustedBad.report(errOut, *untrustedPath)
-	if startupForgotten > 0 {
+	if n := stats.ProcessesForgotten; n > 0 {
 		fmt.Fprintf(errOut, "vigil trace: %d processes were forgotten to follow at most %d at once; the start-up reads they made after that are listed file by file\n",
-			startupForgotten, traceMaxProcesses)
+			n, traceMaxProcesses)
 	}
 	if unplaced > 0 && *session == "" {
 		verb := "names"

@@ -25,6 +25,17 @@ type traceAlert struct {
 	pid     int
 }
 
+// alertsOf returns the alert lines among events, in their order.
+func alertsOf(events []*proto.Event) []traceAlert {
+	var out []traceAlert
+	for _, e := range events {
+		if e.Event.Action == proto.ActionAlert {
+			out = append(out, alertOf(e))
+		}
+	}
+	return out
+}
+
 func alertOf(e *proto.Event) traceAlert {
 	a := traceAlert{time: e.Timestamp}
 	if r := e.Rule; r != nil {

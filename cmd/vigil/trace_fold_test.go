@@ -210,18 +210,28 @@ func TestTracePlacesAlerts(t *testing.T) {
 
 // The start-up fold follows a bounded number of processes and says when it forgot some.
 func TestTraceReportsStartupEvictions(t *testing.T) {
+	defer func(n int) { traceMaxProcesses = n }(traceMaxProcesses)
+	traceMaxProcesses = 1
 	var events []*proto.Event
 	for i, exe := range []string{"/usr/bin/a", "/usr/bin/b"} {
 		events = append(events, kline(uint64(2*i+1), proto.ActionExec, 300+i, exe, ""))
 	}
-	// a is forgotten when b execs: its library is listed.
+	// a is forgotten when b execs: its library is listed, b's is counted.
 	events = append(events, kopen(5, 300, "/usr/bin/a", "", "/usr/lib/liba.so.1", "read", false),
 		kopen(6, 301, "/usr/bin/b", "", "/usr/lib/libb.so.1", "read", false))
-	evs, _, evicted := textEvents(events, 1)
-	if evicted != 1 {
-		t.Fatalf("%d evicted, want 1", evicted)
+	out, errOut := traceText(t, nil, events...)
+	for _, want := range []string{
+		"           /usr/bin/b (pid 301)\n             start-up reads: 1 (loader 1)\n",
+		"     read  /usr/lib/liba.so.1  by a pid 300\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
 	}
-	if evs[2].File.Path != "/usr/lib/liba.so.1" || !strings.HasPrefix(evs[3].File.Path, markStartup+"loader\x00") {
-		t.Errorf("paths %q, %q", evs[2].File.Path, evs[3].File.Path)
+	if strings.Contains(out, "libb") {
+		t.Errorf("b's start-up read is listed:\n%s", out)
+	}
+	if want := "vigil trace: 1 processes were forgotten to follow at most 1 at once; the start-up reads they made after that are listed file by file\n"; errOut != want {
+		t.Errorf("stderr %q, want %q", errOut, want)
 	}
 }

@@ -25,8 +25,8 @@ const (
 // a header line, the alerts no tool call raised, then each prompt with its tool calls and,
 // beneath each call, what the kernel saw bound to it and the alerts it raised; then what no
 // tool call explains, the files changed and the untrusted telemetry. Each process's start-up
-// reads (textEvents) are one counted line; reads are flagged [secret-looking] when the alerts
-// count them as secret reads. Command lines and prompts are shortened in the text (marked
+// reads (Activity.StartupReads) are one counted line; reads are flagged [secret-looking] when
+// they are secret reads (File.Secret, as the alerts count them). Command lines and prompts are shortened in the text (marked
 // ...), never in JSON. The layout is stable: tests compare it byte for byte.
 func writeWorkflowText(out io.Writer, w workflow.Workflow, alerts workflowAlerts) error {
 	b := bufio.NewWriter(out)
@@ -135,10 +135,10 @@ func workflowSummary(w workflow.Workflow, alerts int) string {
 				failed++
 			}
 			bound.Processes = append(bound.Processes, c.Processes...)
+			// A process's start-up reads are its own, whichever calls they are in.
+			bound.StartupReads = append(bound.StartupReads, c.StartupReads...)
 			for _, f := range c.FilesRead {
-				// A process's start-up reads are its own, whichever calls they are in.
-				_, folded := startupOf(f.Path)
-				if folded || !slices.ContainsFunc(bound.FilesRead, func(g workflow.File) bool { return g.Path == f.Path }) {
+				if !slices.ContainsFunc(bound.FilesRead, func(g workflow.File) bool { return g.Path == f.Path && g.Secret == f.Secret }) {
 					bound.FilesRead = append(bound.FilesRead, f)
 				}
 			}
@@ -181,17 +181,15 @@ func activityCounts(a workflow.Activity) []string {
 		out = append(out, plural(n, "process"))
 	}
 	files, secrets := map[string]bool{}, map[string]bool{}
-	startupReads := 0
 	for _, f := range a.FilesRead {
-		if _, ok := startupOf(f.Path); ok {
-			startupReads += f.Opens
-			continue
+		files[f.Path] = true
+		if f.Secret {
+			secrets[f.Path] = true
 		}
-		p, secret := shownPath(f)
-		files[p] = true
-		if secret {
-			secrets[p] = true
-		}
+	}
+	startupReads := 0
+	for _, r := range a.StartupReads {
+		startupReads += r.Total
 	}
 	if len(files) > 0 {
 		s := plural(len(files), "file") + " read"
@@ -297,7 +295,7 @@ func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bo
 		}
 		return fmt.Sprintf("%s%-6s", indent, l)
 	}
-	folds := foldStartup(a.FilesRead)
+	folds := foldStartup(a.StartupReads)
 	for i, p := range a.Processes {
 		b.WriteString(label(i, "ran"))
 		b.WriteString(oneLine(commandLine(p), textCommandRunes))
@@ -310,24 +308,18 @@ func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bo
 			fmt.Fprintf(b, " -> exit %d", *p.ExitCode)
 		}
 		b.WriteString("\n")
-		if f := folds.take(procStamp(p)); f != nil {
-			fmt.Fprintf(b, "%s        start-up reads: %s\n", indent, f.counts())
+		if r, ok := folds.take(p); ok {
+			fmt.Fprintf(b, "%s        start-up reads: %s\n", indent, startupCounts(r))
 		}
 	}
-	for _, f := range folds.rest() {
-		fmt.Fprintf(b, "%sstart-up reads of %s pid %d: %s\n", indent, cmp.Or(f.process, "?"), f.pid, f.counts())
+	for _, r := range folds.rest() {
+		fmt.Fprintf(b, "%sstart-up reads of %s pid %d: %s\n", indent, cmp.Or(r.Process, "?"), r.Pid, startupCounts(r))
 	}
 	files := func(l string, list []workflow.File) {
-		i := 0
-		for _, f := range list {
-			if _, ok := startupOf(f.Path); ok {
-				continue
-			}
-			p, secret := shownPath(f)
+		for i, f := range list {
 			b.WriteString(label(i, l))
-			i++
-			b.WriteString(p)
-			if secret {
+			b.WriteString(f.Path)
+			if f.Secret {
 				b.WriteString("  [secret-looking]")
 			}
 			var flags []string

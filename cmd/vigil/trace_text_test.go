@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-sensor/vigil/correlate/startup"
 	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
 // TestTraceTextEdges renders what the realistic fixture does not have: a call seen only in
-// kernel events, a failed secret read and a failed connection nothing explains, a prompt
-// without calls, and untrusted telemetry claiming no present session.
+// kernel events, a failed open of a private key (listed, not a secret read) and a failed
+// connection nothing explains, start-up reads of a process whose exec is in another
+// activity, a prompt without calls, and untrusted telemetry claiming no present session.
 func TestTraceTextEdges(t *testing.T) {
 	at := func(ms int) time.Time {
 		return time.Date(2025, 11, 24, 8, 36, 40, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
@@ -23,8 +25,10 @@ func TestTraceTextEdges(t *testing.T) {
 	callActivity := empty
 	callActivity.Processes = []workflow.Process{sh}
 	unexplained := empty
-	unexplained.FilesRead = []workflow.File{{Path: "/home/u/.ssh/id_ed25519", Secret: true, Access: "read", Failed: true, Errno: 13, Opens: 1,
+	unexplained.FilesRead = []workflow.File{{Path: "/home/u/.ssh/id_ed25519", Access: "read", Failed: true, Errno: 13, Opens: 1,
 		Time: at(7100), Pid: 11, Process: "sh", Binding: proto.BindingNone}}
+	unexplained.StartupReads = []workflow.StartupReads{{Pid: 11, Process: "sh", EntityID: "e11", ExecTime: at(2000), Time: at(7050), Total: 3,
+		Kinds: map[startup.Kind]int{startup.Locale: 2, startup.Shell: 1}}}
 	unexplained.Connections = []workflow.Connection{{Address: "[2001:db8::1]:443", Network: "ipv6", Outcome: proto.OutcomeFailure, Errno: 101,
 		Count: 1, Time: at(7000), Pid: 11, Process: "sh", Binding: proto.BindingNone}}
 	w := workflow.Workflow{Kind: workflow.KindSession, SessionID: "S", Title: "Session S", Agent: proto.AgentClaudeCode, RootPids: []int{10},
@@ -45,7 +49,7 @@ func TestTraceTextEdges(t *testing.T) {
 	}{
 		{"session", w, []string{
 			"  1. Bash  c1  no approval recorded  (no agent.tool_call line: seen only in kernel events)\n",
-			"     read  /home/u/.ssh/id_ed25519  [secret-looking]  FAILED errno 13  by sh pid 11\n",
+			"Not explained by any tool call:\n     start-up reads of sh pid 11: 3 (locale 2, shell 1)\n     read  /home/u/.ssh/id_ed25519  FAILED errno 13  by sh pid 11\n",
 			"     net   [2001:db8::1]:443 FAILED errno 101  by sh pid 11\n",
 			"Prompt 2 at 08:36:45 (id p2): \"second\"\n  (no tool calls)\n",
 			"Files changed: none\n",

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-sensor/vigil/correlate/rules"
+	"github.com/vigil-sensor/vigil/correlate/startup"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -20,8 +20,8 @@ type callAcc struct {
 	order    int
 }
 
-// assemble builds one workflow from its lines, in time order.
-func assemble(kind, sid string, evs []*proto.Event) Workflow {
+// assemble builds one workflow from its lines, in time order; classes are classify's.
+func assemble(kind, sid string, evs []*proto.Event, classes map[*proto.Event]lineClass) Workflow {
 	w := Workflow{Kind: kind, SessionID: sid}
 	if kind == KindSession {
 		w.Title = "Session " + sid
@@ -154,7 +154,12 @@ func assemble(kind, sid string, evs []*proto.Event) Workflow {
 			if e.File == nil || e.File.Path == "" {
 				continue
 			}
-			f := fileOf(e)
+			class := classes[e]
+			if class.startup != "" && !class.secret && !writeAccess(e.File) {
+				acc.startup.add(e, class)
+				continue
+			}
+			f := fileOf(e, class.secret)
 			if writeAccess(e.File) {
 				acc.written.add(f)
 				if !f.Failed && !pseudoFile(f.Path) && !changed[f.Path] {
@@ -239,6 +244,7 @@ func (c *callAcc) merge(r proto.ToolCallRecord) {
 // activityAcc accumulates an Activity, deduplicating files and connections.
 type activityAcc struct {
 	procs         []*Process
+	startup       startupSet
 	read, written fileSet
 	conns         connSet
 }
@@ -246,6 +252,7 @@ type activityAcc struct {
 func (a *activityAcc) activity() Activity {
 	out := Activity{
 		Processes:    make([]Process, 0, len(a.procs)),
+		StartupReads: a.startup.list(),
 		FilesRead:    a.read.list(),
 		FilesWritten: a.written.list(),
 		Connections:  make([]Connection, 0, len(a.conns.order)),
@@ -259,13 +266,56 @@ func (a *activityAcc) activity() Activity {
 	return out
 }
 
+// startupSet counts start-up reads per process image: entity id (else pid) and exec.
+type startupSet struct {
+	order  []*StartupReads
+	byProc map[string]*StartupReads
+}
+
+func (s *startupSet) add(e *proto.Event, c lineClass) {
+	key := procKey(e.Process) + "\x00" + strconv.FormatInt(c.exec.UnixNano(), 10)
+	if c.exec.IsZero() {
+		key = procKey(e.Process) + "\x00"
+	}
+	r := s.byProc[key]
+	if r == nil {
+		r = &StartupReads{Pid: e.Process.Pid, Process: e.Process.Name, EntityID: e.Process.EntityID, ExecTime: c.exec,
+			Time: e.Timestamp, Kinds: map[startup.Kind]int{}}
+		if s.byProc == nil {
+			s.byProc = map[string]*StartupReads{}
+		}
+		s.byProc[key] = r
+		s.order = append(s.order, r)
+	}
+	r.Total++
+	r.Kinds[c.startup]++
+}
+
+func (s *startupSet) list() []StartupReads {
+	if len(s.order) == 0 {
+		return nil
+	}
+	out := make([]StartupReads, 0, len(s.order))
+	for _, r := range s.order {
+		out = append(out, *r)
+	}
+	return out
+}
+
 type fileSet struct {
 	order []*File
 	byKey map[string]*File
 }
 
+// add folds f into the entry of its path, or of its path and secret read: a secret read is
+// listed apart from the other opens of its path (ssh reading ~/.ssh/id_rsa, then cat), so
+// that its entry names the process and binding of the first secret read.
 func (s *fileSet) add(f File) {
-	if cur := s.byKey[f.Path]; cur != nil {
+	key := f.Path
+	if f.Secret {
+		key += "\x00secret"
+	}
+	if cur := s.byKey[key]; cur != nil {
 		cur.Opens++
 		cur.Create = cur.Create || f.Create
 		cur.Truncate = cur.Truncate || f.Truncate
@@ -278,7 +328,7 @@ func (s *fileSet) add(f File) {
 	if s.byKey == nil {
 		s.byKey = map[string]*File{}
 	}
-	s.byKey[f.Path] = &f
+	s.byKey[key] = &f
 	s.order = append(s.order, &f)
 }
 
@@ -311,7 +361,8 @@ func (s *connSet) add(c Connection) {
 // claudeTemp matches Claude Code's atomic-write temporary file: <file>.tmp.<pid>.<suffix>.
 var claudeTemp = regexp.MustCompile(`^(.+)\.tmp\.([0-9]+)\.([0-9A-Za-z]+)$`)
 
-func fileOf(e *proto.Event) File {
+// fileOf is the file of one open; secret says whether it is a secret read (classify).
+func fileOf(e *proto.Event, secret bool) File {
 	f := File{
 		Path: e.File.Path, Access: e.File.Access,
 		Create: hasFlag(e.File.Flags, "O_CREAT"), Truncate: hasFlag(e.File.Flags, "O_TRUNC"),
@@ -326,7 +377,7 @@ func fileOf(e *proto.Event) File {
 			f.TempPath, f.Path = f.Path, m[1]
 		}
 	}
-	f.Secret = rules.SecretLooking(f.Path)
+	f.Secret = secret
 	return f
 }
 

@@ -7,8 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-sensor/vigil/correlate/rules"
+	"github.com/vigil-sensor/vigil/correlate/startup"
 	"github.com/vigil-sensor/vigil/proto"
 )
+
+// kernelDataset is event.dataset of the sensor's kernel lines.
+const kernelDataset = "vigil.kernel"
 
 // Build groups correlated events (as vigil run writes them, in any order) into one
 // Workflow per session, then one per agent tree that no session was bound to, then one for
@@ -24,8 +29,20 @@ import (
 // with every run), a session record places its root's tree in its session from its time on
 // (a root with session records is never placed by its kernel lines), prompt and tool-call
 // records make the prompts and calls. events is not modified.
+//
+// Kernel lines are classified in write order, before anything is sorted by time: a start-up
+// read (correlate/startup) that is not a secret read is counted in its activity's StartupReads
+// instead of listed, and File.Secret marks the secret reads (rules.SecretReads), as the alerts
+// count them.
 func Build(events []*proto.Event, opts Options) []Workflow {
+	out, _ := BuildStats(events, opts)
+	return out
+}
+
+// BuildStats is Build, also saying what it had to forget to stay within opts.MaxProcesses.
+func BuildStats(events []*proto.Event, opts Options) ([]Workflow, Stats) {
 	evs := applyBindings(events)
+	classes, stats := classify(evs, opts.MaxProcesses)
 	slices.SortStableFunc(evs, func(a, b *proto.Event) int { return a.Timestamp.Compare(b.Timestamp) })
 
 	// Pass 1: which session each root, prompt and call belongs to.
@@ -132,7 +149,7 @@ func Build(events []*proto.Event, opts Options) []Workflow {
 		if opts.SessionID != "" && (g.kind != KindSession || !match(g.sid)) {
 			continue
 		}
-		w := assemble(g.kind, g.sid, g.evs)
+		w := assemble(g.kind, g.sid, g.evs, classes)
 		if g.kind == KindUnattributed {
 			w.Title = fmt.Sprintf("Unattributed %s tree (root pid %d)", cmp.Or(w.Agent, "agent"), g.root)
 		}
@@ -192,7 +209,53 @@ func Build(events []*proto.Event, opts Options) []Workflow {
 		}
 		prev = e.Timestamp
 	}
-	return out
+	return out, stats
+}
+
+// lineClass is what classify decided of one kernel open.
+type lineClass struct {
+	// startup is the kind of start-up read the open is, "" when it is none or a secret read.
+	startup startup.Kind
+	// exec is the time of the exec of the image that made the open, zero when not seen.
+	exec time.Time
+	// secret: a secret read (rules.SecretReads).
+	secret bool
+}
+
+// classify follows the kernel lines of evs, which are in write order (the order the trackers
+// are defined on: the kernel's order for one process, not time order), and returns the class of
+// each open that is a start-up or a secret read.
+func classify(evs []*proto.Event, maxProcesses int) (map[*proto.Event]lineClass, Stats) {
+	if maxProcesses <= 0 {
+		maxProcesses = DefaultMaxProcesses
+	}
+	tracker := startup.New(maxProcesses)
+	secrets := rules.NewSecretReads(maxProcesses)
+	execs := map[string]time.Time{} // entity id → its current image's exec
+	out := map[*proto.Event]lineClass{}
+	for _, e := range evs {
+		if e.Event.Dataset != kernelDataset || e.Process == nil {
+			continue
+		}
+		kind := tracker.Observe(e)
+		secret := secrets.Observe(e)
+		switch e.Event.Action {
+		case proto.ActionExec:
+			if e.Event.Outcome != proto.OutcomeFailure {
+				execs[e.Process.EntityID] = e.Timestamp
+			}
+		case proto.ActionExit:
+			delete(execs, e.Process.EntityID)
+		case proto.ActionOpen:
+			switch {
+			case secret:
+				out[e] = lineClass{secret: true}
+			case kind != "":
+				out[e] = lineClass{startup: kind, exec: execs[e.Process.EntityID]}
+			}
+		}
+	}
+	return out, Stats{ProcessesForgotten: tracker.Stats().Evicted}
 }
 
 func kindRank(kind string) int {

@@ -4,7 +4,11 @@
 // binding records applied), what nothing explains, and what changed on disk.
 package workflow
 
-import "time"
+import (
+	"time"
+
+	"github.com/vigil-sensor/vigil/correlate/startup"
+)
 
 // Kinds of Workflow.
 const (
@@ -30,6 +34,22 @@ type Options struct {
 	// remote.origin.url), or "" when it is none. Called once per distinct working directory;
 	// nil skips the lookup.
 	RepoOf func(dir string) string
+	// MaxProcesses bounds the processes followed at once to tell start-up reads
+	// (correlate/startup) and secret reads (rules.SecretReads) from the others; 0 or less:
+	// DefaultMaxProcesses. A process forgotten to stay within it has its later start-up reads
+	// listed as files (Stats.ProcessesForgotten counts them).
+	MaxProcesses int
+}
+
+// DefaultMaxProcesses is Options.MaxProcesses when none is given: far more processes than
+// live at once in an agent session.
+const DefaultMaxProcesses = 1 << 16
+
+// Stats says what Build had to forget.
+type Stats struct {
+	// ProcessesForgotten counts processes the start-up classification forgot before their
+	// exit to stay within Options.MaxProcesses: their later start-up reads are listed as files.
+	ProcessesForgotten uint64
 }
 
 // Workflow is the record of one agent session as the user would tell it: what the agent was
@@ -114,16 +134,21 @@ type ToolCall struct {
 }
 
 // Activity is what the kernel saw: processes started, files read and written, connections.
+// What each program does before it does what it was asked (its start-up reads) is counted per
+// process in StartupReads, not listed in FilesRead.
 type Activity struct {
-	Processes    []Process    `json:"processes"`
-	FilesRead    []File       `json:"files_read"`
-	FilesWritten []File       `json:"files_written"`
-	Connections  []Connection `json:"connections"`
+	Processes []Process `json:"processes"`
+	// StartupReads counts the start-up reads of each process image, in first-read order.
+	StartupReads []StartupReads `json:"startup_reads,omitempty"`
+	FilesRead    []File         `json:"files_read"`
+	FilesWritten []File         `json:"files_written"`
+	Connections  []Connection   `json:"connections"`
 }
 
 // Empty reports whether the kernel saw nothing.
 func (a Activity) Empty() bool {
-	return len(a.Processes) == 0 && len(a.FilesRead) == 0 && len(a.FilesWritten) == 0 && len(a.Connections) == 0
+	return len(a.Processes) == 0 && len(a.StartupReads) == 0 && len(a.FilesRead) == 0 && len(a.FilesWritten) == 0 &&
+		len(a.Connections) == 0
 }
 
 // Process is one exec: a process running a new image.
@@ -142,12 +167,35 @@ type Process struct {
 	Confidence string `json:"confidence,omitempty"`
 }
 
-// File is one path opened, once per path per list; the first open names the process
-// and binding.
+// StartupReads counts one process image's start-up reads (correlate/startup) in one activity:
+// the dynamic loader's reads of shared objects and its cache between the exec and the process's
+// first other open, locale and gconv data, and a shell's read-only opens between its exec and
+// its first fork, exec or connect. Failed probes count. A secret read is never one of them: it
+// is listed in FilesRead whatever its kind.
+type StartupReads struct {
+	Pid      int    `json:"pid"`
+	Process  string `json:"process,omitempty"`
+	EntityID string `json:"entity_id,omitempty"`
+	// ExecTime is the time of the exec that started the image (Process.Time of its exec);
+	// absent when the exec was not seen, e.g. a forked subshell's reads.
+	ExecTime time.Time `json:"exec_time,omitzero"`
+	// Time is the first read's.
+	Time time.Time `json:"time"`
+	// Total is the sum of Kinds.
+	Total int `json:"total"`
+	// Kinds counts the reads of each kind: loader, locale, shell (startup.Kinds).
+	Kinds map[startup.Kind]int `json:"kinds"`
+}
+
+// File is one path opened, once per path per list, its secret reads apart from its other
+// opens (Secret); the first open names the process and binding.
 type File struct {
 	Path string `json:"path"`
-	// Secret marks secret-looking files: .env, *.pem, *.key, private SSH keys,
-	// .aws/credentials, .npmrc, .netrc, ...
+	// Secret is true when the opens folded here are secret reads as the alerts count them
+	// (rules.SecretReads): successful opens that read a secret-looking file (.env, *.pem,
+	// *.key, private SSH keys, .aws/credentials, .npmrc, .netrc, ...; public CA bundles are
+	// not) by a program that is not the secret's own client (ssh reading ~/.ssh/id_rsa is
+	// not). Failed and O_PATH opens of a secret-looking path are not secret reads.
 	Secret bool `json:"secret,omitempty"`
 	// Access is file.access of the first open: read, write or read_write.
 	Access string `json:"access,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-sensor/vigil/correlate/startup"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -431,9 +432,14 @@ func TestWorkflowBuild(t *testing.T) {
 		t.Errorf("cat process %+v", bash.Processes[1])
 	}
 	if got := wfFileSummary(bash.FilesRead); !slices.Equal(got, []string{
-		"/dev/null x1", "/home/dev/app/.env x1 secret", "/home/dev/app/parse_test.go x2", "/home/dev/app/parse.go x1",
+		"/home/dev/app/.env x1 secret", "/home/dev/app/parse_test.go x2", "/home/dev/app/parse.go x1",
 	}) {
 		t.Errorf("bash reads %q", got)
+	}
+	// bash -c reads /dev/null before it first forks: its shell's start-up read, counted.
+	if got := bash.StartupReads; len(got) != 1 || got[0].Pid != 1234 || got[0].Total != 1 || got[0].Kinds[startup.Shell] != 1 ||
+		!got[0].ExecTime.Equal(bash.Processes[0].Time) {
+		t.Errorf("bash start-up reads %+v", got)
 	}
 	if got := wfFileSummary(bash.FilesWritten); !slices.Equal(got, []string{"/tmp/claude-4f2a-cwd x1 create truncate"}) {
 		t.Errorf("bash writes %q", got)
@@ -582,7 +588,7 @@ func TestWorkflowEdges(t *testing.T) {
 	// A connect with no session but the same root: the session of the root.
 	c := f.connect(7000, sh, "2001:db8::1", 443, wfBinding{how: proto.BindingNone})
 	c.Event.Outcome, c.Vigil.Errno, c.Network.Type = proto.OutcomeFailure, 101, "ipv6"
-	// A failed secret read, then an untrusted claim of a session not in the input.
+	// A failed open of a private key, then an untrusted claim of a session not in the input.
 	o := f.open(7100, sh, "/home/u/.ssh/id_ed25519", "read", "O_RDONLY", wfBinding{session: "S", how: proto.BindingNone})
 	o.Event.Outcome, o.Vigil.Errno = proto.OutcomeFailure, 13
 	f.add(&proto.Event{Timestamp: wfAt(8000), Event: proto.EventMeta{Action: proto.ActionAgentUntrusted},
@@ -611,7 +617,8 @@ func TestWorkflowEdges(t *testing.T) {
 	if cs := w.Unexplained.Connections; len(cs) != 1 || cs[0].Address != "[2001:db8::1]:443" || cs[0].Errno != 101 || cs[0].Outcome != proto.OutcomeFailure {
 		t.Errorf("connections %+v", cs)
 	}
-	if fs := w.Unexplained.FilesRead; len(fs) != 1 || !fs[0].Secret || !fs[0].Failed || fs[0].Errno != 13 {
+	// A failed open reads nothing: listed, not a secret read.
+	if fs := w.Unexplained.FilesRead; len(fs) != 1 || fs[0].Secret || !fs[0].Failed || fs[0].Errno != 13 {
 		t.Errorf("files %+v", fs)
 	}
 	u := wfs[1]
