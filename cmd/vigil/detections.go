@@ -66,5 +66,5 @@ func logDetections(log zerolog.Logger, d *rules.Detector) {
 		Uint64("rule_errors", st.Errors).Uint64("panics", st.Panics).Interface("alerts_by_rule", st.AlertsByRule).
 		Interface("errors_by_rule", st.ErrorsByRule).Uint64("calls_evicted", st.CallsEvicted).
 		Uint64("sessions_evicted", st.SessionsEvicted).Uint64("prompts_evicted", st.PromptsEvicted).Uint64("scripts_evicted", st.ScriptsEvicted).Uint64("trees_evicted", st.TreesEvicted).
-		Uint64("aggregate_capped", st.AggregateCapped).Uint64("repeats", st.Repeats).Uint64("raised_forgotten", st.RaisedForgotten).Msg("detections")
+		Uint64("aggregate_capped", st.AggregateCapped).Uint64("repeats", st.Repeats).Uint64("rejudged", st.Rejudged).Uint64("late_forgotten", st.LateForgotten).Uint64("raised_forgotten", st.RaisedForgotten).Msg("detections")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,10 @@ type Options struct {
 	AgentPrograms []string
 	// MaxTrees bounds the agent trees remembered for it; 0: 1024.
 	MaxTrees int
-	Log      zerolog.Logger
+	// MaxLate bounds the kernel lines written without a tool call that are kept for the
+	// binding records that may follow them (late.go); 0: 4096, correlate.max_late's default.
+	MaxLate int
+	Log     zerolog.Logger
 }
 
 // Stats are the detector's counters.
@@ -59,6 +63,10 @@ type Stats struct {
 	// maxAggValues.
 	CallsEvicted, SessionsEvicted, PromptsEvicted, ScriptsEvicted, TreesEvicted uint64
 	AggregateCapped                                                             uint64
+	// Rejudged counts kernel lines judged again, bound, after a binding record named them;
+	// LateForgotten the kept lines the MaxLate bound forgot (a record naming one of those
+	// changes nothing).
+	Rejudged, LateForgotten uint64
 }
 
 // Detector evaluates a rule set on the lines a sensor writes, in write order, remembering the
@@ -72,6 +80,7 @@ type Detector struct {
 	readers  *SecretReads
 	raised   *lru[struct{}]
 	trees    *lru[*treeState]
+	late     *lru[*lateLine]
 	// silentAfter and agentPrograms are Options.SilentAfter and AgentPrograms.
 	silentAfter   time.Duration
 	agentPrograms map[string]bool
@@ -100,10 +109,13 @@ func NewDetector(set *Set, o Options) *Detector {
 	if o.MaxTrees <= 0 {
 		o.MaxTrees = 1024
 	}
+	if o.MaxLate <= 0 {
+		o.MaxLate = 4096
+	}
 	d := &Detector{
 		set: set, calls: newLRU[*callState](o.MaxCalls), sessions: newLRU[*sessionState](o.MaxSessions),
 		prompts: newLRU[*promptState](o.MaxPrompts), readers: NewSecretReads(o.MaxScripts), raised: newLRU[struct{}](o.MaxRaised),
-		trees: newLRU[*treeState](o.MaxTrees), silentAfter: o.SilentAfter, agentPrograms: map[string]bool{}, log: o.Log,
+		trees: newLRU[*treeState](o.MaxTrees), late: newLRU[*lateLine](o.MaxLate), silentAfter: o.SilentAfter, agentPrograms: map[string]bool{}, log: o.Log,
 		stats: Stats{Rules: len(set.rules), ErrorsByRule: map[string]uint64{}, AlertsByRule: map[string]uint64{}},
 	}
 	for _, p := range o.AgentPrograms {
@@ -122,6 +134,7 @@ func (d *Detector) Stats() Stats {
 	s.ErrorsByRule, s.AlertsByRule = maps(d.stats.ErrorsByRule), maps(d.stats.AlertsByRule)
 	s.CallsEvicted, s.SessionsEvicted, s.PromptsEvicted = d.calls.evicted, d.sessions.evicted, d.prompts.evicted
 	s.ScriptsEvicted, s.RaisedForgotten, s.TreesEvicted = d.readers.scripts.evicted, d.raised.evicted, d.trees.evicted
+	s.LateForgotten = d.late.evicted
 	return s
 }
 
@@ -173,6 +186,8 @@ func (d *Detector) Observe(e *proto.Event) (alerts []*proto.Event) {
 	}()
 	d.noteTelemetry(e)
 	switch e.Event.Action {
+	case proto.ActionBinding:
+		return d.observeBinding(e)
 	case proto.ActionSession:
 		return d.observeSession(e)
 	case proto.ActionAgentPrompt:
@@ -283,6 +298,19 @@ func (d *Detector) observeToolCall(e *proto.Event) []*proto.Event {
 }
 
 func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
+	secretRead := d.readers.Observe(e)
+	alerts := d.judgeKernel(e, secretRead, nil)
+	if lateBindable(e, secretRead) {
+		l := &lateLine{line: e, secretRead: secretRead}
+		l.noteFired(alerts)
+		d.late.getOrAdd(strconv.FormatUint(e.Event.Sequence, 10), func() *lateLine { return l })
+	}
+	return alerts
+}
+
+// judgeKernel runs the event rules on a kernel line (but those in skip), adds what it did to
+// its call's and session's aggregates and runs the rules that read what changed.
+func (d *Detector) judgeKernel(e *proto.Event, secretRead bool, skip []string) []*proto.Event {
 	agent, sid, tool, cid, pid := names(e)
 	s := d.sessionFor(sid, agent)
 	c := d.callFor(cid, tool, sid, pid, agent)
@@ -292,12 +320,11 @@ func (d *Detector) observeKernel(e *proto.Event) []*proto.Event {
 	if s != noSession && s.root.pid == 0 {
 		s.root = rootOf(e)
 	}
-	secretRead := d.readers.Observe(e)
 	var alerts []*proto.Event
 	d.act = activation{event: e, tool: c, prompt: d.promptFor(pid), session: s}
 	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
 		for _, r := range list {
-			if (r.guard == nil || r.guard(e)) && d.eval(r) {
+			if (r.guard == nil || r.guard(e)) && !slices.Contains(skip, r.ID) && d.eval(r) {
 				if d.repeat(r, e, c, s) {
 					d.stats.Repeats++
 					continue
