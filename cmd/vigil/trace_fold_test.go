@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -233,5 +237,172 @@ func TestTraceReportsStartupEvictions(t *testing.T) {
 	}
 	if want := "vigil trace: 1 processes were forgotten to follow at most 1 at once; the start-up reads they made after that are listed file by file\n"; errOut != want {
 		t.Errorf("stderr %q, want %q", errOut, want)
+	}
+}
+
+// reads are n opens by one process of the paths format(i), i from 1 (of format when it has no
+// verb); the opens of the indexes in failed fail.
+func reads(seq *uint64, pid int, exe, call string, n int, format string, failed ...int) []*proto.Event {
+	var out []*proto.Event
+	for i := 1; i <= n; i++ {
+		*seq++
+		p := format
+		if strings.Contains(format, "%") {
+			p = fmt.Sprintf(format, i)
+		}
+		out = append(out, kopen(*seq, pid, exe, call, p, "read", slices.Contains(failed, i)))
+	}
+	return out
+}
+
+// A process's reads of many files of one shape (one directory, or one path but for its
+// numeric components) are one counted line in the text: more than readListMax of them, never a
+// secret read, a read of a secret-looking path or a file with write flags, whose lines stay.
+// The summary counts every file, and the JSON lists every file.
+func TestTraceFoldsBulkReads(t *testing.T) {
+	const (
+		claude = "/usr/local/bin/claude"
+		ps     = "/usr/bin/ps"
+		cat    = "/usr/bin/cat"
+	)
+	type tcase struct {
+		name   string
+		events func(seq *uint64) []*proto.Event
+		want   []string // in the text, each
+		not    []string // in the text, none
+		files  int      // files read in the summary
+	}
+	cases := []tcase{{
+		name: "by directory",
+		events: func(seq *uint64) []*proto.Event {
+			return reads(seq, 100, claude, "", 12, "/usr/share/ca-certificates/mozilla/CA_%02d.crt")
+		},
+		want:  []string{"     read  /usr/share/ca-certificates/mozilla/  (12 files)  by claude pid 100\n     wrote"},
+		not:   []string{"CA_01.crt", "CA_12.crt"},
+		files: 12,
+	}, {
+		name: "by numeric shape, failed counted",
+		events: func(seq *uint64) []*proto.Event {
+			var out []*proto.Event
+			for i := 1; i <= 12; i++ {
+				*seq += 2
+				out = append(out, kopen(*seq-1, 300, ps, "c1", fmt.Sprintf("/proc/%d/stat", 1000+i), "read", false),
+					kopen(*seq, 300, ps, "c1", fmt.Sprintf("/proc/%d/environ", 1000+i), "read", i%4 == 0))
+			}
+			return out
+		},
+		// Each /proc/<pid>/ directory holds 2 files: the numeric shape folds them.
+		want:  []string{"     read  /proc/*/stat  (12 files)\n           /proc/*/environ  (12 files, 3 failed)\n     wrote"},
+		not:   []string{"/proc/1001/", "/proc/*/  ("},
+		files: 24,
+	}, {
+		name: "below the threshold, listed",
+		events: func(seq *uint64) []*proto.Event {
+			return reads(seq, 301, cat, "c1", readListMax, "/home/dev/app/f%d.txt")
+		},
+		want:  []string{"     read  /home/dev/app/f1.txt\n", "           /home/dev/app/f8.txt\n"},
+		not:   []string{" files)"},
+		files: readListMax,
+	}, {
+		name: "one over the threshold, folded",
+		events: func(seq *uint64) []*proto.Event {
+			return reads(seq, 301, cat, "c1", readListMax+1, "/home/dev/app/f%d.txt", 1, 2, 3, 4, 5, 6, 7, 8, 9)
+		},
+		want:  []string{"     read  /home/dev/app/  (9 files, 9 failed)\n     wrote"},
+		not:   []string{"f1.txt", "f9.txt"},
+		files: readListMax + 1,
+	}, {
+		name: "per process: two below the threshold each, listed",
+		events: func(seq *uint64) []*proto.Event {
+			return append(reads(seq, 301, cat, "c1", 6, "/home/dev/app/a%d.txt"), reads(seq, 302, "/usr/bin/head", "c1", 6, "/home/dev/app/b%d.txt")...)
+		},
+		want:  []string{"/home/dev/app/a6.txt\n           /home/dev/app/b1.txt\n"},
+		not:   []string{" files)"},
+		files: 12,
+	}, {
+		name: "a secret read and a failed read of a secret-looking path in a folded directory stay listed, in order",
+		events: func(seq *uint64) []*proto.Event {
+			out := reads(seq, 301, cat, "c1", 1, "/home/dev/README")
+			out = append(out, reads(seq, 301, cat, "c1", 5, "/home/dev/app/src%d.go")...)
+			out = append(out, reads(seq, 301, cat, "c1", 1, "/home/dev/app/.env")...)
+			out = append(out, reads(seq, 301, cat, "c1", 1, "/home/dev/app/.env.production", 1)...)
+			return append(out, reads(seq, 301, cat, "c1", 5, "/home/dev/app/test%d.go")...)
+		},
+		want: []string{"     read  /home/dev/README\n           /home/dev/app/  (10 files)\n" +
+			"           /home/dev/app/.env  [secret-looking]\n           /home/dev/app/.env.production  FAILED errno 2\n     wrote"},
+		not:   []string{"src1.go", "test5.go", "(12 files"},
+		files: 13,
+	}, {
+		name: "writes never folded, nor a read with write flags",
+		events: func(seq *uint64) []*proto.Event {
+			var out []*proto.Event
+			for i := 1; i <= 12; i++ {
+				*seq++
+				w := kopen(*seq, 303, "/usr/bin/tee", "c1", fmt.Sprintf("/home/dev/out/w%02d", i), "write", false)
+				w.File.Flags = "O_WRONLY|O_CREAT"
+				out = append(out, w)
+			}
+			out = append(out, reads(seq, 303, "/usr/bin/tee", "c1", 9, "/home/dev/out/r%d")...)
+			*seq++
+			r := kopen(*seq, 303, "/usr/bin/tee", "c1", "/home/dev/out/r10", "read", false)
+			r.File.Flags = "O_RDONLY|O_CREAT"
+			return append(out, r)
+		},
+		want: []string{"     read  /home/dev/out/  (9 files)\n           /home/dev/out/r10  (O_CREAT)\n     wrote /home/dev/out/w01  (O_CREAT)\n",
+			"           /home/dev/out/w12  (O_CREAT)\n"},
+		not:   []string{"(12 files", "(10 files"},
+		files: 10,
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			seq := uint64(100)
+			events := []*proto.Event{kline(1, proto.ActionExec, 100, claude, "")}
+			for _, e := range tc.events(&seq) {
+				if e.Process.Pid != 100 && !slices.ContainsFunc(events, func(x *proto.Event) bool {
+					return x.Event.Action == proto.ActionExec && x.Process.Pid == e.Process.Pid
+				}) {
+					events = append(events, kline(2, proto.ActionExec, e.Process.Pid, e.Process.Executable, e.GenAI.Tool.Call.ID))
+				}
+				events = append(events, e)
+			}
+			// Something written after the reads marks where their lines end.
+			seq++
+			end := kopen(seq, 100, claude, "", "/home/dev/.claude.json", "write", false)
+			end2 := kopen(seq+1, 399, "/usr/bin/touch", "c1", "/home/dev/stamp", "write", false)
+			events = append(events, end, kline(seq+1, proto.ActionExec, 399, "/usr/bin/touch", "c1"), end2)
+
+			out, _ := traceText(t, nil, events...)
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("trace lacks\n%s--- got\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("trace holds %q:\n%s", n, out)
+				}
+			}
+			if want := plural(tc.files, "file") + " read"; !strings.Contains(out, want) {
+				t.Errorf("summary does not count %q:\n%s", want, out)
+			}
+
+			js, _ := traceText(t, []string{"--format", "json"}, events...)
+			var wfs []workflow.Workflow
+			if err := json.Unmarshal([]byte(js), &wfs); err != nil {
+				t.Fatalf("json: %v\n%s", err, js)
+			}
+			listed := 0
+			for _, w := range wfs {
+				listed += len(w.Unexplained.FilesRead)
+				for _, p := range w.Prompts {
+					for _, c := range p.ToolCalls {
+						listed += len(c.FilesRead)
+					}
+				}
+			}
+			if listed != tc.files {
+				t.Errorf("the JSON lists %d files read, want every one of %d", listed, tc.files)
+			}
+		})
 	}
 }

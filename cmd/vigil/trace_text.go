@@ -25,9 +25,11 @@ const (
 // a header line, the alerts no tool call raised, then each prompt with its tool calls and,
 // beneath each call, what the kernel saw bound to it and the alerts it raised; then what no
 // tool call explains, the files changed and the untrusted telemetry. Each process's start-up
-// reads (Activity.StartupReads) are one counted line; reads are flagged [secret-looking] when
-// they are secret reads (File.Secret, as the alerts count them). Command lines and prompts are shortened in the text (marked
-// ...), never in JSON. The layout is stable: tests compare it byte for byte.
+// reads (Activity.StartupReads) are one counted line, and so are a process's reads of many
+// files of one shape (foldReads: /proc/*/stat, /etc/ssl/certs/); reads are flagged
+// [secret-looking] when they are secret reads (File.Secret, as the alerts count them), and are
+// never folded. Command lines and prompts are shortened in the text (marked ...), never in
+// JSON. The layout is stable: tests compare it byte for byte.
 func writeWorkflowText(out io.Writer, w workflow.Workflow, alerts workflowAlerts) error {
 	b := bufio.NewWriter(out)
 	b.WriteString(workflowHeader(w))
@@ -287,7 +289,8 @@ func writePrompt(b *bufio.Writer, p workflow.Prompt, alerts map[string][]traceAl
 // writeActivity writes one line per item under a 6-column label (ran, read, wrote, net);
 // byWho adds the process (and parent) to each line, for activity outside any tool call. A
 // process's start-up reads are one counted line: beneath the process when it ran here, else
-// before the files read, naming it.
+// before the files read, naming it. A process's reads of many files of one shape are one
+// counted line where the first of them was read (foldReads); writes are listed one by one.
 func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bool) {
 	label := func(i int, l string) string {
 		if i > 0 {
@@ -315,9 +318,21 @@ func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bo
 	for _, r := range folds.rest() {
 		fmt.Fprintf(b, "%sstart-up reads of %s pid %d: %s\n", indent, cmp.Or(r.Process, "?"), r.Pid, startupCounts(r))
 	}
-	files := func(l string, list []workflow.File) {
+	files := func(l string, list []readLine) {
 		for i, f := range list {
 			b.WriteString(label(i, l))
+			if f.Folded > 0 {
+				fmt.Fprintf(b, "%s  (%s", f.Shape, plural(f.Folded, "file"))
+				if f.FoldedFailed > 0 {
+					fmt.Fprintf(b, ", %d failed", f.FoldedFailed)
+				}
+				b.WriteString(")")
+				if byWho {
+					fmt.Fprintf(b, "  by %s pid %d", cmp.Or(f.Process, "?"), f.Pid)
+				}
+				b.WriteString("\n")
+				continue
+			}
 			b.WriteString(f.Path)
 			if f.Secret {
 				b.WriteString("  [secret-looking]")
@@ -344,8 +359,12 @@ func writeActivity(b *bufio.Writer, indent string, a workflow.Activity, byWho bo
 			b.WriteString("\n")
 		}
 	}
-	files("read", a.FilesRead)
-	files("wrote", a.FilesWritten)
+	files("read", foldReads(a.FilesRead))
+	written := make([]readLine, len(a.FilesWritten))
+	for i, f := range a.FilesWritten {
+		written[i] = readLine{File: f}
+	}
+	files("wrote", written)
 	for i, c := range a.Connections {
 		b.WriteString(label(i, "net"))
 		b.WriteString(c.Address)
