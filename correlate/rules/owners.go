@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/vigil-sensor/vigil/proto"
 )
 
 // Who may read a secret. Each kind of credential file has programs whose job is to read it:
@@ -18,7 +20,7 @@ import (
 // open of a Node CLI event.process.program is the interpreter itself (`node` for npm), and
 // Gradle and Maven run in `java`: those runtimes are listed where their package manager needs
 // them. The aggregates know better: the detector remembers the script a process runs
-// (Detector.reader), so there npm's open is npm's and a node script's is the script's.
+// (SecretReads.Reader), so there npm's open is npm's and a node script's is the script's.
 
 // SecretFamily is one kind of credential file and its own clients.
 type SecretFamily struct {
@@ -98,6 +100,14 @@ var secretFamilies = []SecretFamily{
 	{Name: "gnome-keyring", Home: []string{".local/share/keyrings/"}, Clients: []string{"gnome-keyring-daemon"}},
 	{Name: "macos-keychain", Home: []string{"Library/Keychains/"}, Clients: []string{"securityd"}},
 
+	// The coding agents' own login tokens (Claude Code's OAuth credentials on Linux, Codex's
+	// auth.json, Gemini CLI's OAuth credentials): a tool call reading them steals the agent's
+	// account. Their client is the agent itself, whose program name is not always its own
+	// (Claude Code's native binary is named after its version, ~/.local/share/claude/versions/2.0.50):
+	// a read by the agent tree's root is also the agent's (AgentOwnRead).
+	{Name: "coding-agent", Home: []string{".claude/.credentials.json", ".codex/auth.json", ".gemini/oauth_creds.json"},
+		Clients: []string{"claude", "claude.exe", "codex", "gemini"}},
+
 	// Tokens that secret_path() knows and no pack rule names: their clients' reads are not
 	// secret reads either (`vault kv get`, `psql -h db.example.com`).
 	{Name: "vault", Names: []string{".vault-token"}, Clients: []string{"vault", "terraform", "tofu"}},
@@ -117,6 +127,23 @@ var familiesByClient = func() map[string][]*SecretFamily {
 	}
 	return m
 }()
+
+// agentFamily is the coding agents' credentials.
+var agentFamily = func() *SecretFamily {
+	for i := range secretFamilies {
+		if secretFamilies[i].Name == "coding-agent" {
+			return &secretFamilies[i]
+		}
+	}
+	panic("rules: the secret families have no coding-agent family")
+}()
+
+// AgentOwnRead reports whether an open is an agent reading its own credentials: a coding
+// agent's credential file opened by the root of the agent tree the line belongs to.
+func AgentOwnRead(e *proto.Event) bool {
+	p := procOf(e)
+	return e.File != nil && p.Pid != 0 && p.Pid == rootOf(e).pid && agentFamily.Holds(e.File.Path)
+}
 
 // SecretFamilies returns the table of secret families and their own clients.
 func SecretFamilies() []SecretFamily {

@@ -22,12 +22,14 @@ var secretSuffixes = []string{".pem", ".key", ".p12", ".pfx", ".keystore", ".jks
 
 // secretDirs are files whose name only says "secret" inside their tool's directory.
 var secretDirs = []string{"/.aws/credentials", "/.aws/config", "/.docker/config.json", "/.kube/config",
-	"/.config/gh/hosts.yml", "/.ssh/", "/.gnupg/", "/.config/gcloud/"}
+	"/.config/gh/hosts.yml", "/.ssh/", "/.gnupg/", "/.config/gcloud/",
+	"/.claude/.credentials.json", "/.codex/auth.json", "/.gemini/oauth_creds.json"}
 
 // SecretLooking reports whether a path looks like it holds credentials: .env files (not
 // .env.example and similar templates), keys and certificates (*.pem, *.key, *.p12), SSH private
 // keys and anything under ~/.ssh except public keys and known_hosts, .aws/credentials, .npmrc,
-// .netrc, .pypirc, .git-credentials, docker and kube configs. Public CA bundles are not secrets
+// .netrc, .pypirc, .git-credentials, docker and kube configs, the coding agents' login tokens.
+// Public CA bundles are not secrets
 // (CABundle): every TLS client reads them, Claude Code at each start.
 func SecretLooking(p string) bool {
 	base := path.Base(p)

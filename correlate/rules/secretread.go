@@ -9,7 +9,7 @@ import (
 // SecretReads tells which lines are secret reads, as the detector's secrets_read aggregates
 // count them and as readers of the JSONL (vigil trace) must flag them: a successful open that
 // reads (reads) a secret-looking file (SecretLooking: public CA bundles are not) by a program
-// that is not the secret's own client (OwnClient). The reading program is the script a
+// that is not the secret's own client (OwnClient, AgentOwnRead). The reading program is the script a
 // process runs when a line with argv said so: the open lines of `node /usr/bin/npm publish`
 // carry no argv and by their executable alone are node's, so SecretReads remembers, from each
 // exec or fork line, the script its process runs (npm's open of ~/.npmrc is npm's, not
@@ -37,7 +37,8 @@ func (s *SecretReads) Observe(e *proto.Event) bool {
 		return false
 	}
 	s.rememberScript(e)
-	return e.Event.Outcome != proto.OutcomeFailure && reads(e) && SecretLooking(e.File.Path) && !OwnClient(e.File.Path, s.Reader(e))
+	return e.Event.Outcome != proto.OutcomeFailure && reads(e) && SecretLooking(e.File.Path) &&
+		!OwnClient(e.File.Path, s.Reader(e)) && !AgentOwnRead(e)
 }
 
 // rememberScript remembers, from a line with argv (an exec, a fork), the program of a process

@@ -19,6 +19,11 @@ func TestSecretReads(t *testing.T) {
 		return &proto.Event{Event: proto.EventMeta{Action: proto.ActionExec, Dataset: "vigil.kernel"},
 			Process: &proto.Process{Pid: 1, EntityID: ent, Executable: exe, Args: args}}
 	}
+	rootOpen := func(exe, p string) *proto.Event {
+		e := open("r", exe, p, "read", false)
+		e.Vigil.Root = &proto.Root{Pid: e.Process.Pid, EntityID: "r"}
+		return e
+	}
 	const gcloudCreds = "/home/dev/.config/gcloud/credentials.db"
 	tests := []struct {
 		name string
@@ -39,6 +44,10 @@ func TestSecretReads(t *testing.T) {
 		{"g execs python3 -c: no script any more", exec("g", "/usr/bin/python3", "python3", "-c", "print(1)"), false},
 		{"so its read is python3's", open("g", "/usr/bin/python3", gcloudCreds, "read", false), true},
 		{"nil", nil, false},
+		{"cat reads Claude Code's login token", open("c", "/usr/bin/cat", "/home/dev/.claude/.credentials.json", "read", false), true},
+		{"Codex's native binary reads its own auth.json", open("x", "/usr/lib/node_modules/@openai/codex/bin/codex", "/home/dev/.codex/auth.json", "read", false), false},
+		{"Claude Code (named after its version) reads its own token as the tree's root", rootOpen("/home/dev/.local/share/claude/versions/2.0.50", "/home/dev/.claude/.credentials.json"), false},
+		{"the tree's root reads another family's secret", rootOpen("/home/dev/.local/share/claude/versions/2.0.50", "/home/dev/.aws/credentials"), true},
 	}
 	s := NewSecretReads(0)
 	for _, tt := range tests {
