@@ -9,11 +9,11 @@ import (
 // SecretReads tells which lines are secret reads, as the detector's secrets_read aggregates
 // count them and as readers of the JSONL (vigil trace) must flag them: a successful open that
 // reads (reads) a secret-looking file (SecretLooking: public CA bundles are not) by a program
-// that is not the secret's own client (OwnClient, AgentOwnRead). The reading program is the script a
-// process runs when a line with argv said so: the open lines of `node /usr/bin/npm publish`
-// carry no argv and by their executable alone are node's, so SecretReads remembers, from each
-// exec or fork line, the script its process runs (npm's open of ~/.npmrc is npm's, not
-// node's). Not safe for concurrent use.
+// that is not the secret's own client (OwnClient, AgentOwnRead). The reading program is the
+// script a process runs when a line with argv said so: the open lines of `node /usr/bin/npm
+// publish` carry no argv and by their executable alone are node's, so SecretReads remembers,
+// from each exec or fork line, the script its process runs (npm's open of ~/.npmrc is npm's,
+// not node's). Not safe for concurrent use.
 type SecretReads struct {
 	scripts *lru[*scriptRef]
 }
