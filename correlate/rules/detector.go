@@ -58,8 +58,8 @@ type Stats struct {
 	// RaisedForgotten counts the alerted triples the MaxRaised bound forgot: a repeat of one
 	// of those is raised again.
 	RaisedForgotten uint64
-	// CallsEvicted, SessionsEvicted, PromptsEvicted and ScriptsEvicted count what the bounds
-	// made the detector forget; AggregateCapped the aggregate values not kept past
+	// CallsEvicted, SessionsEvicted, PromptsEvicted, ScriptsEvicted and TreesEvicted count
+	// what the bounds made the detector forget; AggregateCapped the aggregate values not kept past
 	// maxAggValues.
 	CallsEvicted, SessionsEvicted, PromptsEvicted, ScriptsEvicted, TreesEvicted uint64
 	AggregateCapped                                                             uint64
