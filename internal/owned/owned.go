@@ -1,10 +1,12 @@
-// Package owned checks that a directory the sensor keeps files in is its own. The sensor runs
-// as root next to every user's processes: a directory another user owns lets that user
-// replace, read or plant the files in it.
+// Package owned checks that a directory the sensor keeps files in, and the files in it, are
+// its own. The sensor runs as root next to every user's processes: a directory or file
+// another user owns lets that user replace, read or plant what the sensor writes.
 package owned
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 )
@@ -19,8 +21,42 @@ func Dir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory (%s)", dir, fi.Mode().Type())
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s is owned by uid %d, not by uid %d", dir, st.Uid, os.Geteuid())
+	if uid := Owner(fi); uid != os.Geteuid() {
+		return fmt.Errorf("%s is owned by uid %d, not by uid %d", dir, uid, os.Geteuid())
 	}
 	return nil
+}
+
+// Owner is the uid that owns the file fi describes (the effective uid where the system does
+// not say).
+func Owner(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return os.Geteuid()
+}
+
+// RemoveForeign removes whatever is at path when another user owns it, with the files that
+// go with it (SQLite's -wal and -shm), and returns that user's uid; -1 when path is absent or
+// the effective uid's. A file another user owns is never written into: that user could read
+// it, or keep it open and read what follows. The caller creates it anew with O_EXCL, so a
+// file planted between the removal and the open fails the open instead of being written.
+func RemoveForeign(path string, with ...string) (int, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("stat %s: %w", path, err)
+	}
+	uid := Owner(fi)
+	if uid == os.Geteuid() {
+		return -1, nil
+	}
+	for _, p := range append([]string{path}, with...) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return -1, fmt.Errorf("remove %s, owned by uid %d: %w", p, uid, err)
+		}
+	}
+	return uid, nil
 }

@@ -123,16 +123,15 @@ func Open(o Options) (*Writer, error) {
 // sticky and root's: checkOutputDir).
 func (w *Writer) openFile() error {
 	flags := os.O_APPEND | os.O_CREATE | os.O_WRONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
-	if fi, err := os.Lstat(w.opts.Path); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-			if err := os.Remove(w.opts.Path); err != nil {
-				return fmt.Errorf("remove %s, owned by uid %d: %w", w.opts.Path, st.Uid, err)
-			}
-			if w.opts.OnForeign != nil {
-				w.opts.OnForeign(w.opts.Path, int(st.Uid))
-			}
-			flags |= os.O_EXCL
+	uid, err := owned.RemoveForeign(w.opts.Path)
+	if err != nil {
+		return err
+	}
+	if uid >= 0 {
+		if w.opts.OnForeign != nil {
+			w.opts.OnForeign(w.opts.Path, uid)
 		}
+		flags |= os.O_EXCL
 	}
 	f, err := os.OpenFile(w.opts.Path, flags, w.opts.Mode)
 	if err != nil {

@@ -41,23 +41,17 @@ func prepareFile(path string, onForeign func(string, int)) error {
 		return err
 	}
 	flags := os.O_RDWR | os.O_CREATE | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
-	fi, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("stat %s: %w", path, err)
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-	case ownerOf(fi) != os.Geteuid():
-		for _, p := range append([]string{path}, sidePaths(path)...) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove %s, owned by uid %d: %w", p, ownerOf(fi), err)
-			}
-		}
+	uid, err := owned.RemoveForeign(path, sidePaths(path)...)
+	if err != nil {
+		return err
+	}
+	if uid >= 0 {
 		if onForeign != nil {
-			onForeign(path, ownerOf(fi))
+			onForeign(path, uid)
 		}
 		flags |= os.O_EXCL
+	} else if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
 	}
 	for _, p := range sidePaths(path) {
 		fi, err := os.Lstat(p)
@@ -67,9 +61,9 @@ func prepareFile(path string, onForeign func(string, int)) error {
 		if err != nil {
 			return fmt.Errorf("stat %s: %w", p, err)
 		}
-		if !fi.Mode().IsRegular() || ownerOf(fi) != os.Geteuid() {
+		if !fi.Mode().IsRegular() || owned.Owner(fi) != os.Geteuid() {
 			if err := os.Remove(p); err != nil {
-				return fmt.Errorf("remove %s (%s, owned by uid %d): %w", p, fi.Mode().Type(), ownerOf(fi), err)
+				return fmt.Errorf("remove %s (%s, owned by uid %d): %w", p, fi.Mode().Type(), owned.Owner(fi), err)
 			}
 		}
 	}
@@ -137,14 +131,6 @@ func checkDir(dir string) error {
 		return fmt.Errorf("store directory %s is writable by others (%v): another user could plant the files SQLite keeps beside the database", dir, fi.Mode().Perm())
 	}
 	return nil
-}
-
-// ownerOf is the uid owning fi's file (the euid where the platform does not say).
-func ownerOf(fi fs.FileInfo) int {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid)
-	}
-	return os.Geteuid()
 }
 
 func sidePaths(path string) []string {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/internal/testenv"
 )
 
@@ -78,7 +79,7 @@ func TestForeignDatabaseIsReplaced(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if uid := ownerOf(fi); uid != os.Geteuid() {
+		if uid := owned.Owner(fi); uid != os.Geteuid() {
 			t.Errorf("%s owned by %d", p, uid)
 		}
 	}
@@ -115,8 +116,8 @@ func TestForeignSideFileIsRemoved(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !fi.Mode().IsRegular() || ownerOf(fi) != os.Geteuid() {
-			t.Errorf("%s: %v owned by %d", p, fi.Mode(), ownerOf(fi))
+		if !fi.Mode().IsRegular() || owned.Owner(fi) != os.Geteuid() {
+			t.Errorf("%s: %v owned by %d", p, fi.Mode(), owned.Owner(fi))
 		}
 	}
 }
