@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -50,4 +51,22 @@ func LookPath(t testing.TB, tool string) string {
 		Skipf(t, "%s is not installed: %v", tool, err)
 	}
 	return p
+}
+
+// Dir makes the directory dir/name with mode (permissions and sticky bit, exactly: chmod after
+// mkdir, past the umask) owned by uid and gid uid, for tests of what the sensor accepts as its
+// output directories. Chown needs root.
+func Dir(t testing.TB, dir, name string, mode os.FileMode, uid int) string {
+	t.Helper()
+	d := filepath.Join(dir, name)
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(d, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

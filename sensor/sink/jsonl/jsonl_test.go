@@ -519,19 +519,7 @@ func TestForeignOutputFileIsReplaced(t *testing.T) {
 func TestOutputDirectoryOthersCouldReplaceIsRefused(t *testing.T) {
 	testenv.RequireRoot(t, "creating a directory owned by another uid")
 	base := t.TempDir()
-	mk := func(name string, mode os.FileMode, uid int) string {
-		d := filepath.Join(base, name)
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(d, mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(d, uid, uid); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	mk := func(name string, mode os.FileMode, uid int) string { return testenv.Dir(t, base, name, mode, uid) }
 	for _, tc := range []struct {
 		name string
 		dir  string
