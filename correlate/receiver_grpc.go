@@ -123,10 +123,17 @@ type budgetTicket struct {
 // grpcTap reserves room in the body budget for each call of a known method before grpc reads
 // its message (grpc allocates the whole declared message up front). It cannot wait: it runs
 // on the connection's reader. gRPC declares no size first, so a call costs the most a
-// message may be.
+// message may be. A logs or traces call from a sender no agent vouches for first draws on
+// the untrusted byte rate (receiver_untrusted.go), as a body of unknown size: it needs the
+// whole burst, so an outsider gets about one call per untrustedBurstSeconds.
 func (r *Receiver) grpcTap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if _, ok := grpcSignals[info.FullMethodName]; !ok {
+	signal, ok := grpcSignals[info.FullMethodName]
+	if !ok {
 		return ctx, nil
+	}
+	if signal != SignalMetrics && !r.untrustedRoom(grpcPeer(ctx), -1) {
+		r.countReject(RejectUntrustedBusy)
+		return nil, status.Error(codes.Unavailable, "busy: telemetry from a sender no agent vouches for is over its rate, retry")
 	}
 	release := r.budget.tryAcquire(-1)
 	if release == nil {

@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // A sender no agent vouches for gets the untrusted byte rate's burst, then 503s (counted)
@@ -63,5 +67,41 @@ func TestByteRate(t *testing.T) {
 	}
 	if !b.take(-1, now.Add(15*time.Second)) || b.take(1, now.Add(15*time.Second)) {
 		t.Fatal("a full bucket takes a body of unknown size, and is empty after it")
+	}
+}
+
+// Over gRPC the size of a call is unknown before it is read, so an outsider's call needs the
+// whole burst: the first is accepted, the next ones refused as Unavailable (counted); an
+// agent's own calls are never held to the rate.
+func TestUntrustedGRPCCallsAreRateLimited(t *testing.T) {
+	for _, vouched := range []bool{false, true} {
+		res, col := &fakeResolver{}, &collector{}
+		r, err := NewReceiver(ReceiverOptions{GRPCAddr: "127.0.0.1:0", Resolver: res, Deliver: col.deliver,
+			Vouch: func(pid int, _ uint64) bool { return vouched && pid == fakePid }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Serve(ctx) }()
+		logs := collogspb.NewLogsServiceClient(grpcConn(t, r.GRPCAddr()))
+		answers := map[codes.Code]int{}
+		for range 5 {
+			_, err := logs.Export(context.Background(), &collogspb.ExportLogsServiceRequest{})
+			answers[status.Code(err)]++
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve did not return")
+		}
+		rejected := r.Stats().Rejected[RejectUntrustedBusy]
+		switch {
+		case vouched && (answers[codes.OK] != 5 || rejected != 0):
+			t.Errorf("vouched sender: answers %v, %d untrusted_busy; want every call accepted", answers, rejected)
+		case !vouched && (answers[codes.OK] != 1 || answers[codes.Unavailable] != 4 || rejected != 4):
+			t.Errorf("outsider: answers %v, %d untrusted_busy; want 1 accepted, 4 refused and counted", answers, rejected)
+		}
 	}
 }
