@@ -16,15 +16,7 @@ import (
 // before its bodies are read; an agent's own requests are never held to it.
 func TestUntrustedBodiesAreRateLimitedBeforeTheyAreRead(t *testing.T) {
 	for _, vouched := range []bool{false, true} {
-		res, col := &fakeResolver{}, &collector{}
-		r, err := NewReceiver(ReceiverOptions{HTTPAddr: "127.0.0.1:0", Resolver: res, Deliver: col.deliver,
-			Vouch: func(pid int, _ uint64) bool { return vouched && pid == fakePid }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- r.Serve(ctx) }()
+		r, stop := serveVouching(t, ReceiverOptions{HTTPAddr: "127.0.0.1:0"}, vouched)
 		body := bytes.Repeat([]byte{' '}, 512<<10) // 512 KiB of JSON whitespace, then {}
 		body = append(body, "{}"...)
 		c := newClient()
@@ -33,12 +25,7 @@ func TestUntrustedBodiesAreRateLimitedBeforeTheyAreRead(t *testing.T) {
 			code, _, _, _ := do(t, c, r.HTTPAddr(), post{path: "/v1/logs", ct: ContentTypeJSON, body: bytes.NewReader(body)})
 			codes[code]++
 		}
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("Serve did not return")
-		}
+		stop()
 		rejected := r.Stats().Rejected[RejectUntrustedBusy]
 		burst := untrustedBurstSeconds * DefaultUntrustedBytesPerSecond / len(body)
 		switch {
@@ -49,6 +36,29 @@ func TestUntrustedBodiesAreRateLimitedBeforeTheyAreRead(t *testing.T) {
 			// posts (under a second) adds one or two.
 			t.Errorf("outsider: answers %v, %d untrusted_busy; want the burst's %d (+2 at most) accepted, the rest refused and counted",
 				codes, rejected, burst)
+		}
+	}
+}
+
+// serveVouching serves a receiver with o's listen addresses whose Vouch vouches for the fake
+// resolver's sender when vouched is set, and returns it with the function that stops it.
+func serveVouching(t *testing.T, o ReceiverOptions, vouched bool) (*Receiver, func()) {
+	t.Helper()
+	o.Resolver, o.Deliver = &fakeResolver{}, (&collector{}).deliver
+	o.Vouch = func(pid int, _ uint64) bool { return vouched && pid == fakePid }
+	r, err := NewReceiver(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx) }()
+	return r, func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve did not return")
 		}
 	}
 }
@@ -75,27 +85,14 @@ func TestByteRate(t *testing.T) {
 // agent's own calls are never held to the rate.
 func TestUntrustedGRPCCallsAreRateLimited(t *testing.T) {
 	for _, vouched := range []bool{false, true} {
-		res, col := &fakeResolver{}, &collector{}
-		r, err := NewReceiver(ReceiverOptions{GRPCAddr: "127.0.0.1:0", Resolver: res, Deliver: col.deliver,
-			Vouch: func(pid int, _ uint64) bool { return vouched && pid == fakePid }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- r.Serve(ctx) }()
+		r, stop := serveVouching(t, ReceiverOptions{GRPCAddr: "127.0.0.1:0"}, vouched)
 		logs := collogspb.NewLogsServiceClient(grpcConn(t, r.GRPCAddr()))
 		answers := map[codes.Code]int{}
 		for range 5 {
 			_, err := logs.Export(context.Background(), &collogspb.ExportLogsServiceRequest{})
 			answers[status.Code(err)]++
 		}
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("Serve did not return")
-		}
+		stop()
 		rejected := r.Stats().Rejected[RejectUntrustedBusy]
 		switch {
 		case vouched && (answers[codes.OK] != 5 || rejected != 0):
