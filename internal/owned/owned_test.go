@@ -36,13 +36,7 @@ func TestDir(t *testing.T) {
 
 func TestDirOfAnotherUser(t *testing.T) {
 	testenv.RequireRoot(t, "chown a directory to another user")
-	dir := filepath.Join(t.TempDir(), "theirs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	dir := testenv.Dir(t, t.TempDir(), "theirs", 0o700, testenv.Nobody)
 	if err := Dir(dir); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Fatalf("Dir of a directory uid 65534 owns = %v, want it refused", err)
 	}
@@ -54,14 +48,12 @@ func TestRemoveForeign(t *testing.T) {
 	testenv.RequireRoot(t, "chown a file to another user")
 	dir := t.TempDir()
 	mine, theirs := filepath.Join(dir, "mine.db"), filepath.Join(dir, "theirs.db")
-	for _, p := range []string{mine, theirs, theirs + "-wal"} {
+	for _, p := range []string{mine, theirs + "-wal"} {
 		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chown(theirs, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ForeignFile(t, theirs, "x")
 	for _, tc := range []struct {
 		path    string
 		uid     int

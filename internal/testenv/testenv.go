@@ -53,6 +53,21 @@ func LookPath(t testing.TB, tool string) string {
 	return p
 }
 
+// Nobody is the uid and gid tests give what "another user" owns.
+const Nobody = 65534
+
+// ForeignFile writes content to path, mode 0644, owned by Nobody: a file another user planted
+// where the sensor writes. Chown needs root.
+func ForeignFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, Nobody, Nobody); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Dir makes the directory dir/name with mode (permissions and sticky bit, exactly: chmod after
 // mkdir, past the umask) owned by uid and gid uid, for tests of what the sensor accepts as its
 // output directories. Chown needs root.

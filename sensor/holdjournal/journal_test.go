@@ -299,13 +299,7 @@ func TestOpenNarrowsADirectoryOthersCanRead(t *testing.T) {
 
 func TestOpenRefusesAForeignDirectory(t *testing.T) {
 	testenv.RequireRoot(t, "give the directory to another user")
-	dir := filepath.Join(t.TempDir(), "hold")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	dir := testenv.Dir(t, t.TempDir(), "hold", 0o700, testenv.Nobody)
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
 		t.Fatalf("Open of a directory uid 65534 owns: %v, want it refused", err)
 	}

@@ -470,12 +470,7 @@ func TestStdout(t *testing.T) {
 func TestForeignOutputFileIsReplaced(t *testing.T) {
 	testenv.RequireRoot(t, "creating a file owned by another uid")
 	path := filepath.Join(t.TempDir(), "events.jsonl")
-	if err := os.WriteFile(path, []byte("planted\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ForeignFile(t, path, "planted\n")
 	planted, err := os.Open(path) // the other user's descriptor, opened beforehand
 	if err != nil {
 		t.Fatal(err)

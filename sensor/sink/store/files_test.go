@@ -52,12 +52,7 @@ func TestForeignDatabaseIsReplaced(t *testing.T) {
 	testenv.RequireRoot(t, "creating a file owned by another uid")
 	path := filepath.Join(t.TempDir(), "vigil.db")
 	for _, p := range []string{path, path + "-wal"} {
-		if err := os.WriteFile(p, []byte("planted"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
+		testenv.ForeignFile(t, p, "planted")
 	}
 	planted, err := os.Open(path) // the other user's descriptor, opened beforehand
 	if err != nil {
@@ -100,12 +95,7 @@ func TestForeignSideFileIsRemoved(t *testing.T) {
 	if err := os.Symlink(target, path+"-shm"); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path+"-wal", []byte("planted"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path+"-wal", 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ForeignFile(t, path+"-wal", "planted")
 	s := openTemp(t, Options{Path: path})
 	writeAll(t, s, readFixture(t))
 	if data, _ := os.ReadFile(target); string(data) != "keep" {
