@@ -137,12 +137,7 @@ func TestOwnClientReadsAreNotSecretsRead(t *testing.T) {
 		return e
 	}
 	exfil := func(events ...*proto.Event) bool {
-		for _, a := range runAll(NewDetector(set, Options{}), events) {
-			if a.Rule.ID == "exfil.secret_read_and_egress_in_tool_call" {
-				return true
-			}
-		}
-		return false
+		return raises(set, "exfil.secret_read_and_egress_in_tool_call", events)
 	}
 	const aws = "/usr/local/bin/aws"
 	if exfil(line(1, "c1", proto.ActionOpen, aws, nil, "/home/dev/.aws/credentials"),
@@ -185,12 +180,7 @@ func TestAggregatesKnowTheScript(t *testing.T) {
 		return e
 	}
 	exfil := func(events ...*proto.Event) bool {
-		for _, a := range runAll(NewDetector(set, Options{}), events) {
-			if a.Rule.ID == "exfil.secret_read_and_egress_in_tool_call" {
-				return true
-			}
-		}
-		return false
+		return raises(set, "exfil.secret_read_and_egress_in_tool_call", events)
 	}
 	const node = "/usr/bin/node"
 	if exfil(line(1, proto.ActionExec, 10, node, []string{"node", "/usr/bin/npm", "publish"}, ""),
@@ -251,4 +241,14 @@ func TestScriptsAreBounded(t *testing.T) {
 	if d.readers.scripts.len() != 1 {
 		t.Errorf("holds %d processes, want 1: git and bash -c run no script", d.readers.scripts.len())
 	}
+}
+
+// raises reports whether a fresh detector of set raises rule id on events.
+func raises(set *Set, id string, events []*proto.Event) bool {
+	for _, a := range runAll(NewDetector(set, Options{}), events) {
+		if a.Rule.ID == id {
+			return true
+		}
+	}
+	return false
 }
