@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -375,20 +376,12 @@ func (r *Receiver) Stats() ReceiverStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.st
-	s.Requests = cloneCounts(r.st.Requests)
-	s.Accepted = cloneCounts(r.st.Accepted)
-	s.Rejected = cloneCounts(r.st.Rejected)
-	s.Transports = cloneCounts(r.st.Transports)
-	s.Skipped = cloneCounts(r.st.Skipped)
+	s.Requests = maps.Clone(r.st.Requests)
+	s.Accepted = maps.Clone(r.st.Accepted)
+	s.Rejected = maps.Clone(r.st.Rejected)
+	s.Transports = maps.Clone(r.st.Transports)
+	s.Skipped = maps.Clone(r.st.Skipped)
 	return s
-}
-
-func cloneCounts(m map[string]uint64) map[string]uint64 {
-	out := make(map[string]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func (r *Receiver) countRequest(transport, signal string) {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -131,19 +132,11 @@ func NewDetector(set *Set, o Options) *Detector {
 // after that stopped.
 func (d *Detector) Stats() Stats {
 	s := d.stats
-	s.ErrorsByRule, s.AlertsByRule = maps(d.stats.ErrorsByRule), maps(d.stats.AlertsByRule)
+	s.ErrorsByRule, s.AlertsByRule = maps.Clone(d.stats.ErrorsByRule), maps.Clone(d.stats.AlertsByRule)
 	s.CallsEvicted, s.SessionsEvicted, s.PromptsEvicted = d.calls.evicted, d.sessions.evicted, d.prompts.evicted
 	s.ScriptsEvicted, s.RaisedForgotten, s.TreesEvicted = d.readers.scripts.evicted, d.raised.evicted, d.trees.evicted
 	s.LateForgotten = d.late.evicted
 	return s
-}
-
-func maps(m map[string]uint64) map[string]uint64 {
-	out := make(map[string]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // activation hands the variables to CEL without a map: the values are the line and the
