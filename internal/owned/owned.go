@@ -60,3 +60,22 @@ func RemoveForeign(path string, with ...string) (int, error) {
 	}
 	return uid, nil
 }
+
+// RegularFile refuses an opened file that is not a regular file (a planted device or FIFO)
+// and sets its permissions to exactly mode: the create mode only applies to new files and is
+// reduced by the umask, and an existing file may be wider. It returns the file's stat.
+func RegularFile(f *os.File, path string, mode os.FileMode) (os.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Mode().Perm() != mode {
+		if err := f.Chmod(mode); err != nil {
+			return nil, fmt.Errorf("chmod %s: %w", path, err)
+		}
+	}
+	return fi, nil
+}

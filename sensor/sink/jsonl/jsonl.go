@@ -137,22 +137,10 @@ func (w *Writer) openFile() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", w.opts.Path, err)
 	}
-	fi, err := f.Stat()
+	fi, err := owned.RegularFile(f, w.opts.Path, w.opts.Mode)
 	if err != nil {
-		_ = f.Close() // the stat error is the one to report
-		return fmt.Errorf("stat %s: %w", w.opts.Path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		_ = f.Close() // nothing was written; the type error is the one to report
-		return fmt.Errorf("%s is not a regular file (%s)", w.opts.Path, fi.Mode().Type())
-	}
-	// The create mode only applies to new files and is reduced by the umask; an existing
-	// file may be world-readable. Set the mode on the descriptor so it is exact either way.
-	if fi.Mode().Perm() != w.opts.Mode {
-		if err := f.Chmod(w.opts.Mode); err != nil {
-			_ = f.Close() // refusing to write with wider permissions matters more
-			return fmt.Errorf("chmod %s: %w", w.opts.Path, err)
-		}
+		_ = f.Close() // nothing was written; refusing the file is the error to report
+		return err
 	}
 	w.file, w.out, w.size = f, f, fi.Size()
 	w.keepReserve()

@@ -74,7 +74,8 @@ func prepareFile(path string, onForeign func(string, int)) error {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
-	return chmodFile(f, path)
+	_, err = owned.RegularFile(f, path, fileMode)
+	return err
 }
 
 // tightenSideFiles gives the side files SQLite created mode 0600. SQLite creates them with the
@@ -88,30 +89,12 @@ func tightenSideFiles(path string) error {
 		if err != nil {
 			return fmt.Errorf("open %s: %w", p, err)
 		}
-		err = chmodFile(f, p)
+		_, err = owned.RegularFile(f, p, fileMode)
 		if cerr := f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close %s: %w", p, cerr)
 		}
 		if err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// chmodFile sets fileMode on the open file f when its mode differs, refusing anything but a
-// regular file.
-func chmodFile(f *os.File, path string) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-	}
-	if fi.Mode().Perm() != fileMode {
-		if err := f.Chmod(fileMode); err != nil {
-			return fmt.Errorf("chmod %s: %w", path, err)
 		}
 	}
 	return nil
