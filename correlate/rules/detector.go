@@ -208,6 +208,13 @@ func names(e *proto.Event) (agent, session, tool, call, prompt string) {
 	return
 }
 
+// byAgent reports whether a line's process is its agent tree's root: the agent itself, not a
+// process it started.
+func byAgent(e *proto.Event) bool {
+	p := procOf(e)
+	return p.Pid != 0 && p.Pid == rootOf(e).pid
+}
+
 func rootOf(e *proto.Event) rootRef {
 	if r := e.Vigil.Root; r != nil {
 		return rootRef{pid: r.Pid, entityID: r.EntityID}
@@ -426,7 +433,7 @@ func (d *Detector) noteEffect(c *callState, agg int, v string, e *proto.Event) u
 	if agg != aggSecretsRead && agg != aggEgress {
 		return 0
 	}
-	eff := effect{program: d.readers.Reader(e), byAgent: procOf(e).Pid != 0 && procOf(e).Pid == rootOf(e).pid}
+	eff := effect{program: d.readers.Reader(e), byAgent: byAgent(e)}
 	if agg == aggEgress {
 		eff.ip = destOf(e).IP
 	}

@@ -141,8 +141,7 @@ var agentFamily = func() *SecretFamily {
 // AgentOwnRead reports whether an open is an agent reading its own credentials: a coding
 // agent's credential file opened by the root of the agent tree the line belongs to.
 func AgentOwnRead(e *proto.Event) bool {
-	p := procOf(e)
-	return e.File != nil && p.Pid != 0 && p.Pid == rootOf(e).pid && agentFamily.Holds(e.File.Path)
+	return e.File != nil && byAgent(e) && agentFamily.Holds(e.File.Path)
 }
 
 // SecretFamilies returns the table of secret families and their own clients.

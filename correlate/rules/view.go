@@ -134,10 +134,7 @@ var objects = []*objectType{
 		fd("setid", types.BoolType, "vigil.setid: a chmod set the setuid or setgid bit",
 			func(o any) any { return types.Bool(ev(o).Vigil.Setid) }),
 		fd("by_agent", types.BoolType, "the line's process is its agent tree's root (vigil.root.pid): the agent itself, not a process it started",
-			func(o any) any {
-				e := ev(o)
-				return types.Bool(e.Process != nil && e.Process.Pid != 0 && e.Process.Pid == rootOf(e).pid)
-			}),
+			func(o any) any { return types.Bool(byAgent(ev(o))) }),
 		fd("reads", types.BoolType, "the line is an open that can read the file's content (access read or read_write; not an O_PATH or write-only open)",
 			func(o any) any { return types.Bool(reads(ev(o))) }),
 		fd("writes", types.BoolType, "the line changed, or tried to change, the file at file.path: an open for writing (or O_CREAT, O_TRUNC) or a file mutation",
