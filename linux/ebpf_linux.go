@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/tree"
 )
 
 // Options configure the eBPF source.
@@ -531,14 +532,15 @@ func (s *EBPF) settlePending(r record) bool {
 		return false
 	}
 	start := e.Process.StartBootNs
-	agent, ok := s.opts.Catalog.AgentByScript(e.Process.Args)
-	if exe := e.Process.Executable; !ok && exe != "" && !s.opts.Catalog.IsInterpreter(filepath.Base(exe)) {
+	exe := e.Process.Executable
+	v, agent := tree.Judge(s.opts.Catalog, nil, nil, tree.Image{Path: exe}, e.Process.Args)
+	if v != tree.Agent && exe != "" && !s.opts.Catalog.IsInterpreter(filepath.Base(exe)) {
 		// Not an interpreter: the kernel held it for its size, perhaps a copy of an agent
 		// binary. Its records wait for the hash (holdCopy).
 		s.holdCopy(root, start, e)
 		return false
 	}
-	if !ok {
+	if v != tree.Agent {
 		s.reject(root, start)
 		return false
 	}
