@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/encoding"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
 )
 
 // The OTLP default endpoints, on loopback only.
@@ -92,13 +93,6 @@ type Batch struct {
 	Peer              netip.AddrPort
 }
 
-// PeerResolver maps a loopback TCP connection to the pid owning its client socket: local is
-// the receiver's end, remote the client's. The Linux implementation is linux.PeerResolver
-// (correlate never imports a platform package).
-type PeerResolver interface {
-	PidOf(local, remote netip.AddrPort) (int, error)
-}
-
 // ProcessStartResolver reads a live process's start time (ns since boot): the hook server
 // names its senders by pid and start time with it.
 type ProcessStartResolver interface {
@@ -110,7 +104,7 @@ type ProcessStartResolver interface {
 // (pid, start) and not by a pid that another process may take after it exits. The receiver
 // uses PeerOf instead of PidOf when the resolver has it.
 type PeerIdentityResolver interface {
-	PeerResolver
+	sensor.PeerResolver
 	PeerOf(local, remote netip.AddrPort) (pid int, startBootNs uint64, err error)
 }
 
@@ -123,7 +117,7 @@ type ReceiverOptions struct {
 	// OTLP/gRPC. Same rules as HTTPAddr.
 	GRPCAddr string
 	// Resolver finds the sender's pid, once per connection. Nil leaves SenderPid 0.
-	Resolver PeerResolver
+	Resolver sensor.PeerResolver
 	// Vouch reports whether a sender (pid, start time in ns since boot, 0 when unknown) is a
 	// process whose telemetry counts, an agent's. Requests from any other sender draw on the
 	// untrusted byte rate before they are read (receiver_untrusted.go). Nil vouches for all.

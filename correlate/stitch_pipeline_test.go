@@ -25,6 +25,9 @@ func (s *spSource) Run(ctx context.Context, emit func(*proto.Event)) error {
 
 func (s *spSource) Lost() map[string]uint64 { return nil }
 
+func (s *spSource) Started() sensor.Started { return sensor.Started{} }
+func (s *spSource) Close() error            { return nil }
+
 // spSink keeps a copy of every record as written.
 type spSink struct {
 	mu    sync.Mutex

@@ -47,6 +47,7 @@ type EBPF struct {
 	reader  *ringbuf.Reader
 	dec     decoder
 	seeded  []sensor.ProcessInfo
+	bootID  string
 	started time.Time
 	ready   time.Duration
 
@@ -90,6 +91,10 @@ func NewEBPF(opts Options) (*EBPF, error) {
 	if err := CheckPrivileges(); err != nil {
 		return nil, err
 	}
+	bootID, err := ReadBootID(opts.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
 	if err := CheckBTF(); err != nil {
 		return nil, err
 	}
@@ -110,6 +115,7 @@ func NewEBPF(opts Options) (*EBPF, error) {
 	}
 	s := &EBPF{
 		opts:      opts,
+		bootID:    bootID,
 		started:   started,
 		confirmed: map[uint32]verdict{},
 		held:      map[uint32]*heldTree{},
@@ -435,11 +441,12 @@ func (s *EBPF) seed() error {
 // Name implements sensor.Source.
 func (s *EBPF) Name() string { return "ebpf" }
 
-// Seeded returns the processes found by the /proc bootstrap, to seed the process table.
-func (s *EBPF) Seeded() []sensor.ProcessInfo { return s.seeded }
-
-// Ready is the time NewEBPF took from its start to probes attached and bootstrap done.
-func (s *EBPF) Ready() time.Duration { return s.ready }
+// Started implements sensor.Source: the /proc bootstrap's processes, the boot id, the time
+// NewEBPF took from its start to probes attached and bootstrap done, and the /proc socket
+// lookup that names telemetry senders.
+func (s *EBPF) Started() sensor.Started {
+	return sensor.Started{Seeded: s.seeded, BootID: s.bootID, Ready: s.ready, Peers: PeerResolver{ProcRoot: s.opts.ProcRoot}}
+}
 
 // Run reads the ring buffer until ctx is cancelled, then drains what is left.
 func (s *EBPF) Run(ctx context.Context, emit func(*proto.Event)) error {

@@ -299,7 +299,7 @@ func TestBootstrapPicksUpRunningTree(t *testing.T) {
 	src, c := startSource(t, nil, nil)
 	root := cmd.Process.Pid
 	var seededRoot, seededChild bool
-	for _, p := range src.Seeded() {
+	for _, p := range src.Started().Seeded {
 		if p.Pid == root && p.RootPid == root && p.Agent == "codex" {
 			seededRoot = true
 		}
@@ -308,7 +308,7 @@ func TestBootstrapPicksUpRunningTree(t *testing.T) {
 		}
 	}
 	if !seededRoot || !seededChild {
-		t.Fatalf("bootstrap did not seed the running tree (root %v, child %v): %+v", seededRoot, seededChild, src.Seeded())
+		t.Fatalf("bootstrap did not seed the running tree (root %v, child %v): %+v", seededRoot, seededChild, src.Started().Seeded)
 	}
 	if err := os.WriteFile(start, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ var ErrPeerNotFound = errors.New("peer socket not found")
 
 // PeerResolver finds the process at the other end of a loopback TCP connection accepted by
 // Vigil's OTLP receiver: the agent that sent the telemetry (research/agents/README.md §3,
-// "PID mapping"). It implements correlate.PeerResolver.
+// "PID mapping"). It implements sensor.PeerResolver.
 type PeerResolver struct {
 	// ProcRoot is the proc mount to read, "/proc" when empty. Its net/tcp and net/tcp6 are
 	// those of the calling process's network namespace, the one the receiver listens in.

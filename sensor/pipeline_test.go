@@ -80,6 +80,9 @@ func (s *plSource) Lost() map[string]uint64 {
 	return out
 }
 
+func (s *plSource) Started() Started { return Started{} }
+func (s *plSource) Close() error     { return nil }
+
 func (s *plSource) setLost(m map[string]uint64) {
 	s.mu.Lock()
 	s.lost = m

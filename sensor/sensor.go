@@ -6,6 +6,7 @@ package sensor
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
@@ -22,6 +23,32 @@ type Source interface {
 	// Lost returns cumulative counts of events the source could not deliver, per kind
 	// (exec, fork, exit, open, connect, ...). The pipeline turns increases into lost records.
 	Lost() map[string]uint64
+	// Started is what the source found while it started, before Run.
+	Started() Started
+	// Close detaches the source from the kernel and undoes what it changed there.
+	Close() error
+}
+
+// Started is what a source found at start: the agent trees already running, this boot's
+// identity, how long loading took, and how to find the sender of a telemetry connection.
+type Started struct {
+	// Seeded are the processes of agent trees running before the source attached (a
+	// bootstrap walk), to seed the process table.
+	Seeded []ProcessInfo
+	// BootID names this boot of the host: with a pid and a start time it makes process
+	// identities unique (EntityID).
+	BootID string
+	// Ready is the time from the source's start to its probes attached and bootstrap done.
+	Ready time.Duration
+	// Peers maps a loopback telemetry connection to its sender; nil where the platform
+	// cannot, and then no sender is trusted by its process.
+	Peers PeerResolver
+}
+
+// PeerResolver maps a loopback TCP connection to the pid owning its client socket: local is
+// the receiver's end, remote the client's. The correlator asks it who sent telemetry.
+type PeerResolver interface {
+	PidOf(local, remote netip.AddrPort) (int, error)
 }
 
 // Stage sits between the process table and the sinks. It may hold kernel events (the

@@ -43,7 +43,7 @@ func agentProcess(cat *sensor.Catalog) func(sensor.ProcessInfo) bool {
 // startCorrelator builds the stitcher over the process table (the kernel's view that
 // vouches for telemetry senders) and starts the OTLP receiver. The inputs stop with ctx;
 // wait blocks until they have.
-func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog, table *sensor.ProcessTable, resolver correlate.PeerResolver, log zerolog.Logger) (*correlator, error) {
+func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog, table *sensor.ProcessTable, resolver sensor.PeerResolver, log zerolog.Logger) (*correlator, error) {
 	// OTLP counts only from an agent process itself (its image or script matched the
 	// catalog), not from any process of its tree; a hook call only from the agent's own hook
 	// invocation (correlate.HookTrust).
@@ -101,7 +101,7 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 
 // startHooks serves the socket `vigil hook` forwards agent hook calls to. Hook calls the
 // client could not deliver are counted per uid on disk and reported as lost kind "hook".
-func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, resolver correlate.PeerResolver, log zerolog.Logger) error {
+func (c *correlator) startHooks(ctx context.Context, cfg sensor.Config, resolver sensor.PeerResolver, log zerolog.Logger) error {
 	opts := []correlate.HookOption{correlate.WithUndeliveredDir(cfg.Correlate.UndeliveredDir)}
 	if sr, ok := resolver.(correlate.ProcessStartResolver); ok {
 		opts = append(opts, correlate.WithSenderStart(sr.StartOf))

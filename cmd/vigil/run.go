@@ -76,7 +76,12 @@ func runCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer src.close()
+	defer func() {
+		if err := src.Close(); err != nil {
+			log.Error().Err(err).Msg("close source")
+		}
+	}()
+	started := src.Started()
 
 	out, err := openOutputs(cfg, log)
 	if err != nil {
@@ -92,18 +97,18 @@ func runCommand(args []string) error {
 	hasher := sensor.NewExeHasher(sensor.ExeHasherOptions{MaxEntries: 4096, MaxFileBytes: 512 << 20})
 	defer hasher.Close()
 	table := sensor.NewProcessTable(sensor.ProcessTableOptions{
-		BootID:     src.bootID,
+		BootID:     started.BootID,
 		MaxEntries: cfg.ProcessTable.MaxEntries,
 		ExitedTTL:  time.Duration(cfg.ProcessTable.ExitedTTLSeconds) * time.Second,
 		Hasher:     hasher,
 	})
-	for _, p := range src.seeded {
+	for _, p := range started.Seeded {
 		p.Args = sensor.RedactArgs(p.Args)
 		table.Seed(p)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	corr, err := startCorrelator(ctx, cfg, cat, table, src.resolver, log)
+	corr, err := startCorrelator(ctx, cfg, cat, table, started.Peers, log)
 	if err != nil {
 		return err
 	}
@@ -119,10 +124,10 @@ func runCommand(args []string) error {
 		journalOption = journal
 	}
 	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
-		Source:    src.Source,
+		Source:    src,
 		Table:     table,
 		Sinks:     out.sinks(),
-		Host:      proto.Host{Name: hostname, BootID: src.bootID},
+		Host:      proto.Host{Name: hostname, BootID: started.BootID},
 		QueueSize: cfg.Pipeline.QueueSize,
 		Stage:     corr.stitcher,
 		Journal:   journalOption,
@@ -138,7 +143,7 @@ func runCommand(args []string) error {
 		return err
 	}
 	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Bool("untrusted_apart", out.untrusted != nil).Str("store", cfg.Output.Store).
-		Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).Int("bootstrapped", len(src.seeded)).Dur("ready", src.ready).Msg("vigil running")
+		Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).Int("bootstrapped", len(started.Seeded)).Dur("ready", started.Ready).Msg("vigil running")
 
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(ctx) }()

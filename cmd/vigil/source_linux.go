@@ -10,11 +10,8 @@ import (
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
-func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (*platformSource, error) {
-	bootID, err := linux.ReadBootID("/proc")
-	if err != nil {
-		return nil, err
-	}
+// newSource loads the kernel event source.
+func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (sensor.Source, error) {
 	src, err := linux.NewEBPF(linux.Options{
 		Catalog:         cat,
 		RingBufferBytes: cfg.Kernel.RingBufferKB << 10,
@@ -25,6 +22,5 @@ func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (*pla
 	if err != nil {
 		return nil, fmt.Errorf("start eBPF source: %w", err)
 	}
-	return &platformSource{Source: src, seeded: src.Seeded(), bootID: bootID, ready: src.Ready(), close: src.Close,
-		resolver: linux.PeerResolver{ProcRoot: "/proc"}}, nil
+	return src, nil
 }

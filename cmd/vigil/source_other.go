@@ -13,6 +13,6 @@ import (
 
 // newSource: only the Linux source exists so far; the macOS EndpointSecurity source
 // (darwin/) is planned in DESIGN.md but not built.
-func newSource(sensor.Config, *sensor.Catalog, zerolog.Logger) (*platformSource, error) {
+func newSource(sensor.Config, *sensor.Catalog, zerolog.Logger) (sensor.Source, error) {
 	return nil, errors.New("no kernel event source for " + runtime.GOOS + " yet: vigil run supports Linux only")
 }

@@ -166,6 +166,9 @@ func (s *staticSource) Run(ctx context.Context, emit func(*proto.Event)) error {
 }
 func (s *staticSource) Lost() map[string]uint64 { return nil }
 
+func (s *staticSource) Started() sensor.Started { return sensor.Started{} }
+func (s *staticSource) Close() error            { return nil }
+
 // In the pipeline: a stuck secondary sink costs the primary nothing, and its drops are a
 // loss kind of their own, not kernel loss.
 func TestPipelineWithAStuckSecondarySink(t *testing.T) {
