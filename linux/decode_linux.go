@@ -80,6 +80,25 @@ var (
 // envKeyNames is the order of enum env_key in bpf/vigil.h.
 var envKeyNames = [...]string{"TRACEPARENT", "CODEX_TOOL_CALL_ID", "CLAUDE_CODE_SESSION_ID", "CODEX_SESSION_ID", "AI_AGENT", "CLAUDECODE"}
 
+// setJoinKey stores an allowlisted environment variable's value in keys and ignores any
+// other name.
+func setJoinKey(keys *proto.JoinKeys, name, value string) {
+	switch name {
+	case "TRACEPARENT":
+		keys.TraceParent = value
+	case "CODEX_TOOL_CALL_ID":
+		keys.CodexToolCallID = value
+	case "CLAUDE_CODE_SESSION_ID":
+		keys.ClaudeCodeSession = value
+	case "CODEX_SESSION_ID":
+		keys.CodexSession = value
+	case "AI_AGENT":
+		keys.AIAgent = value
+	case "CLAUDECODE":
+		keys.ClaudeCode = value
+	}
+}
+
 // errShortRecord marks a ring-buffer record too short for its kind.
 var errShortRecord = errors.New("short record")
 
@@ -347,21 +366,7 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 		if x.EnvFound&(1<<i) == 0 {
 			continue
 		}
-		v := cString(x.Env[i][:])
-		switch i {
-		case 0:
-			keys.TraceParent = v
-		case 1:
-			keys.CodexToolCallID = v
-		case 2:
-			keys.ClaudeCodeSession = v
-		case 3:
-			keys.CodexSession = v
-		case 4:
-			keys.AIAgent = v
-		case 5:
-			keys.ClaudeCode = v
-		}
+		setJoinKey(&keys, envKeyNames[i], cString(x.Env[i][:]))
 	}
 	if !keys.Empty() {
 		join := keys // only records with keys pay for the allocation
@@ -581,29 +586,32 @@ func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, kind uint32,
 	} else {
 		e.Vigil.Syscall = syscallNames[x.Syscall]
 	}
-	addr := x.Addr[:clamp(x.Addrlen, len(x.Addr))]
-	if len(addr) < 2 {
-		return
-	}
-	family := uint16(addr[0]) | uint16(addr[1])<<8
-	dest := &blk.dest
-	setNetwork := func(typ string) {
+	if typ := decodeSockaddr(x.Addr[:clamp(x.Addrlen, len(x.Addr))], &blk.dest); typ != "" {
 		blk.net = proto.Network{Type: typ}
 		e.Network = &blk.net
+		e.Destination = &blk.dest
 	}
-	switch family {
+}
+
+// decodeSockaddr reads a struct sockaddr as the kernel copied it into dest and returns
+// network.type ("ipv4", "ipv6", "unix"), or "" for a family Vigil does not read.
+func decodeSockaddr(addr []byte, dest *proto.Destination) string {
+	if len(addr) < 2 {
+		return ""
+	}
+	switch family := uint16(addr[0]) | uint16(addr[1])<<8; family {
 	case afInet:
 		if len(addr) >= 8 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom4([4]byte(addr[4:8])).String()
 		}
-		setNetwork("ipv4")
+		return "ipv4"
 	case afInet6:
 		if len(addr) >= 24 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom16([16]byte(addr[8:24])).Unmap().String()
 		}
-		setNetwork("ipv6")
+		return "ipv6"
 	case afUnix:
 		path := addr[2:]
 		if len(path) > 0 && path[0] == 0 { // abstract socket: name follows a NUL
@@ -611,9 +619,9 @@ func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, kind uint32,
 		} else {
 			dest.Address = cString(path)
 		}
-		setNetwork("unix")
+		return "unix"
 	}
-	e.Destination = dest
+	return ""
 }
 
 // setOutcome maps a syscall return to event.outcome and vigil.errno. A non-blocking connect
