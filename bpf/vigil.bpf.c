@@ -153,8 +153,22 @@ const struct open_event *unused_open __attribute__((unused));
 const struct connect_event *unused_connect __attribute__((unused));
 const struct exit_event *unused_exit __attribute__((unused));
 const struct mutate_event *unused_mutate __attribute__((unused));
-const enum mutate_op *unused_mutate_op __attribute__((unused));
 const struct event_header *unused_hdr __attribute__((unused));
+
+// And for the enums the decoder reads: clang keeps a type in the object's BTF only where
+// something uses it, and bpf2go generates Go only for types in the BTF.
+struct decoder_enums {
+	enum event_kind kind;
+	enum mutate_op op;
+	enum drop_kind drop;
+	enum env_key env;
+	enum track_flag track;
+	enum trunc_flag trunc;
+	enum exe_flag exe;
+	enum walk_kind walk;
+	enum net_flag net;
+};
+const struct decoder_enums *unused_enums __attribute__((unused));
 
 static __always_inline void count_drop(__u32 kind)
 {

@@ -32,6 +32,32 @@ type VigilConnectStash struct {
 	Addr    [112]uint8
 }
 
+type VigilDropKind uint32
+
+const (
+	VigilDropKindDROP_EXEC            VigilDropKind = 1
+	VigilDropKindDROP_FORK            VigilDropKind = 2
+	VigilDropKindDROP_EXIT            VigilDropKind = 3
+	VigilDropKindDROP_OPEN            VigilDropKind = 4
+	VigilDropKindDROP_CONNECT         VigilDropKind = 5
+	VigilDropKindDROP_TRACK_FULL      VigilDropKind = 6
+	VigilDropKindDROP_MUTATE          VigilDropKind = 7
+	VigilDropKindDROP_SEND            VigilDropKind = 8
+	VigilDropKindDROP_IO_URING_UNSEEN VigilDropKind = 9
+	VigilDropKindDROP_KINDS           VigilDropKind = 10
+)
+
+type VigilEnvKey uint32
+
+const (
+	VigilEnvKeyENV_TRACEPARENT            VigilEnvKey = 0
+	VigilEnvKeyENV_CODEX_TOOL_CALL_ID     VigilEnvKey = 1
+	VigilEnvKeyENV_CLAUDE_CODE_SESSION_ID VigilEnvKey = 2
+	VigilEnvKeyENV_CODEX_SESSION_ID       VigilEnvKey = 3
+	VigilEnvKeyENV_AI_AGENT               VigilEnvKey = 4
+	VigilEnvKeyENV_CLAUDECODE             VigilEnvKey = 5
+)
+
 type VigilEnvScratch struct {
 	_     structs.HostLayout
 	Tmp   [256]uint8
@@ -56,6 +82,25 @@ type VigilEventHeader struct {
 	Pad        uint32
 	Comm       [16]uint8
 }
+
+type VigilEventKind uint32
+
+const (
+	VigilEventKindEVENT_EXEC    VigilEventKind = 1
+	VigilEventKindEVENT_FORK    VigilEventKind = 2
+	VigilEventKindEVENT_EXIT    VigilEventKind = 3
+	VigilEventKindEVENT_OPEN    VigilEventKind = 4
+	VigilEventKindEVENT_CONNECT VigilEventKind = 5
+	VigilEventKindEVENT_MUTATE  VigilEventKind = 6
+	VigilEventKindEVENT_SEND    VigilEventKind = 7
+)
+
+type VigilExeFlag uint32
+
+const (
+	VigilExeFlagEXE_UNLINKED VigilExeFlag = 1
+	VigilExeFlagEXE_INTERNAL VigilExeFlag = 2
+)
 
 type VigilExecEvent struct {
 	_            structs.HostLayout
@@ -117,10 +162,31 @@ type VigilMutateEvent struct {
 	Path2     [1024]uint8
 }
 
+type VigilMutateOp uint32
+
+const (
+	VigilMutateOpMUTATE_RENAME   VigilMutateOp = 1
+	VigilMutateOpMUTATE_UNLINK   VigilMutateOp = 2
+	VigilMutateOpMUTATE_RMDIR    VigilMutateOp = 3
+	VigilMutateOpMUTATE_LINK     VigilMutateOp = 4
+	VigilMutateOpMUTATE_SYMLINK  VigilMutateOp = 5
+	VigilMutateOpMUTATE_CHMOD    VigilMutateOp = 6
+	VigilMutateOpMUTATE_CHOWN    VigilMutateOp = 7
+	VigilMutateOpMUTATE_TRUNCATE VigilMutateOp = 8
+)
+
 type VigilNameKey struct {
 	_    structs.HostLayout
 	Name [32]uint8
 }
+
+type VigilNetFlag uint32
+
+const (
+	VigilNetFlagNET_KERNEL_ADDR VigilNetFlag = 1
+	VigilNetFlagNET_RESULT      VigilNetFlag = 2
+	VigilNetFlagNET_IO_URING    VigilNetFlag = 4
+)
 
 type VigilOpenEvent struct {
 	_         structs.HostLayout
@@ -147,6 +213,35 @@ type VigilTrackEntry struct {
 	Pad       uint32
 	RootStart uint64
 }
+
+type VigilTrackFlag uint32
+
+const (
+	VigilTrackFlagTRACK_PENDING  VigilTrackFlag = 1
+	VigilTrackFlagTRACK_REJECTED VigilTrackFlag = 2
+)
+
+type VigilTruncFlag uint32
+
+const (
+	VigilTruncFlagTRUNC_ARGV  VigilTruncFlag = 1
+	VigilTruncFlagTRUNC_EXE   VigilTruncFlag = 2
+	VigilTruncFlagTRUNC_CWD   VigilTruncFlag = 4
+	VigilTruncFlagTRUNC_PATH  VigilTruncFlag = 8
+	VigilTruncFlagTRUNC_WALK  VigilTruncFlag = 16
+	VigilTruncFlagTRUNC_PATH2 VigilTruncFlag = 32
+	VigilTruncFlagTRUNC_WALK2 VigilTruncFlag = 64
+)
+
+type VigilWalkKind uint32
+
+const (
+	VigilWalkKindWALK_NONE   VigilWalkKind = 0
+	VigilWalkKindWALK_FILE   VigilWalkKind = 1
+	VigilWalkKindWALK_CWD    VigilWalkKind = 2
+	VigilWalkKindWALK_DIRFD  VigilWalkKind = 3
+	VigilWalkKindWALK_PSEUDO VigilWalkKind = 4
+)
 
 // Names of all BPF objects in the ELF.
 //
@@ -203,11 +298,11 @@ const (
 	VigilProgSendmsgUnix     = "sendmsg_unix"
 	VigilVarSelfTgid         = "self_tgid"
 	VigilVarUnusedConnect    = "unused_connect"
+	VigilVarUnusedEnums      = "unused_enums"
 	VigilVarUnusedExec       = "unused_exec"
 	VigilVarUnusedExit       = "unused_exit"
 	VigilVarUnusedHdr        = "unused_hdr"
 	VigilVarUnusedMutate     = "unused_mutate"
-	VigilVarUnusedMutateOp   = "unused_mutate_op"
 	VigilVarUnusedOpen       = "unused_open"
 	VigilVarWakeupBytes      = "wakeup_bytes"
 )
@@ -315,15 +410,15 @@ type VigilMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilVariableSpecs struct {
-	SelfTgid       *ebpf.VariableSpec `ebpf:"self_tgid"`
-	UnusedConnect  *ebpf.VariableSpec `ebpf:"unused_connect"`
-	UnusedExec     *ebpf.VariableSpec `ebpf:"unused_exec"`
-	UnusedExit     *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedHdr      *ebpf.VariableSpec `ebpf:"unused_hdr"`
-	UnusedMutate   *ebpf.VariableSpec `ebpf:"unused_mutate"`
-	UnusedMutateOp *ebpf.VariableSpec `ebpf:"unused_mutate_op"`
-	UnusedOpen     *ebpf.VariableSpec `ebpf:"unused_open"`
-	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	UnusedConnect *ebpf.VariableSpec `ebpf:"unused_connect"`
+	UnusedEnums   *ebpf.VariableSpec `ebpf:"unused_enums"`
+	UnusedExec    *ebpf.VariableSpec `ebpf:"unused_exec"`
+	UnusedExit    *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedHdr     *ebpf.VariableSpec `ebpf:"unused_hdr"`
+	UnusedMutate  *ebpf.VariableSpec `ebpf:"unused_mutate"`
+	UnusedOpen    *ebpf.VariableSpec `ebpf:"unused_open"`
+	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // VigilObjects contains all objects after they have been loaded into the kernel.
@@ -385,15 +480,15 @@ func (m *VigilMaps) Close() error {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilVariables struct {
-	SelfTgid       *ebpf.Variable `ebpf:"self_tgid"`
-	UnusedConnect  *ebpf.Variable `ebpf:"unused_connect"`
-	UnusedExec     *ebpf.Variable `ebpf:"unused_exec"`
-	UnusedExit     *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedHdr      *ebpf.Variable `ebpf:"unused_hdr"`
-	UnusedMutate   *ebpf.Variable `ebpf:"unused_mutate"`
-	UnusedMutateOp *ebpf.Variable `ebpf:"unused_mutate_op"`
-	UnusedOpen     *ebpf.Variable `ebpf:"unused_open"`
-	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
+	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
+	UnusedConnect *ebpf.Variable `ebpf:"unused_connect"`
+	UnusedEnums   *ebpf.Variable `ebpf:"unused_enums"`
+	UnusedExec    *ebpf.Variable `ebpf:"unused_exec"`
+	UnusedExit    *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedHdr     *ebpf.Variable `ebpf:"unused_hdr"`
+	UnusedMutate  *ebpf.Variable `ebpf:"unused_mutate"`
+	UnusedOpen    *ebpf.Variable `ebpf:"unused_open"`
+	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // VigilPrograms contains all programs after they have been loaded into the kernel.

@@ -18,49 +18,45 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 )
 
-// Record kinds and flags, mirrored from bpf/vigil.h.
+// Record kinds and flags: short names for bpf2go's Go twins of bpf/vigil.h's enums (-type in
+// bpf/gen.go), so that a value changed in C reaches the decoder with make generate.
 const (
-	kindExec    = 1
-	kindFork    = 2
-	kindExit    = 3
-	kindOpen    = 4
-	kindConnect = 5
-	kindMutate  = 6
-	kindSend    = 7
+	kindExec    = uint32(bpf.VigilEventKindEVENT_EXEC)
+	kindFork    = uint32(bpf.VigilEventKindEVENT_FORK)
+	kindExit    = uint32(bpf.VigilEventKindEVENT_EXIT)
+	kindOpen    = uint32(bpf.VigilEventKindEVENT_OPEN)
+	kindConnect = uint32(bpf.VigilEventKindEVENT_CONNECT)
+	kindMutate  = uint32(bpf.VigilEventKindEVENT_MUTATE)
+	kindSend    = uint32(bpf.VigilEventKindEVENT_SEND)
 
-	trackPending  = 1
-	trackRejected = 2
+	trackPending  = uint32(bpf.VigilTrackFlagTRACK_PENDING)
+	trackRejected = uint32(bpf.VigilTrackFlagTRACK_REJECTED)
 
-	truncArgv = 1
-	truncExe  = 2
-	truncCwd  = 4
-	truncPath = 8
-	truncWalk = 16
+	truncArgv = uint32(bpf.VigilTruncFlagTRUNC_ARGV)
+	truncExe  = uint32(bpf.VigilTruncFlagTRUNC_EXE)
+	truncCwd  = uint32(bpf.VigilTruncFlagTRUNC_CWD)
+	truncPath = uint32(bpf.VigilTruncFlagTRUNC_PATH)
+	truncWalk = uint32(bpf.VigilTruncFlagTRUNC_WALK)
 	// Mutate records' second path (rename source, link target).
-	truncPath2 = 32
-	truncWalk2 = 64
+	truncPath2 = uint32(bpf.VigilTruncFlagTRUNC_PATH2)
+	truncWalk2 = uint32(bpf.VigilTruncFlagTRUNC_WALK2)
 
-	exeUnlinked = 1
-	exeInternal = 2
+	exeUnlinked = uint32(bpf.VigilExeFlagEXE_UNLINKED)
+	exeInternal = uint32(bpf.VigilExeFlagEXE_INTERNAL)
 
-	walkNone  = 0
-	walkFile  = 1
-	walkCwd   = 2
-	walkDirfd = 3
-	// walkPseudo: a file of a kernel-internal mount, named by the kernel without a path
-	// (bpf/vigil.h WALK_PSEUDO).
-	walkPseudo = 4
-
-	afUnix  = 1
-	afInet  = 2
-	afInet6 = 10
-
-	einprogress = 115
+	walkNone  = uint32(bpf.VigilWalkKindWALK_NONE)
+	walkFile  = uint32(bpf.VigilWalkKindWALK_FILE)
+	walkCwd   = uint32(bpf.VigilWalkKindWALK_CWD)
+	walkDirfd = uint32(bpf.VigilWalkKindWALK_DIRFD)
+	// walkPseudo: a file of a kernel-internal mount, named by the kernel without a path.
+	walkPseudo = uint32(bpf.VigilWalkKindWALK_PSEUDO)
 
 	// Network records (connect_event.net_flags).
-	netKernelAddr = 1
-	netResult     = 2
-	netIOUring    = 4
+	netKernelAddr = uint32(bpf.VigilNetFlagNET_KERNEL_ADDR)
+	netResult     = uint32(bpf.VigilNetFlagNET_RESULT)
+	netIOUring    = uint32(bpf.VigilNetFlagNET_IO_URING)
+
+	einprogress = 115
 )
 
 // syscallNames names the x86-64 system calls a network record can be made in.
@@ -76,9 +72,6 @@ var (
 	// A successful open's record ends right after its walked path.
 	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Walk))
 )
-
-// envKeyNames is the order of enum env_key in bpf/vigil.h.
-var envKeyNames = [...]string{"TRACEPARENT", "CODEX_TOOL_CALL_ID", "CLAUDE_CODE_SESSION_ID", "CODEX_SESSION_ID", "AI_AGENT", "CLAUDECODE"}
 
 // errShortRecord marks a ring-buffer record too short for its kind.
 var errShortRecord = errors.New("short record")
@@ -343,23 +336,23 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))], x.Truncated&truncCwd != 0)
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	var keys proto.JoinKeys
-	for i := range envKeyNames {
+	for i := range x.Env {
 		if x.EnvFound&(1<<i) == 0 {
 			continue
 		}
 		v := cString(x.Env[i][:])
-		switch i {
-		case 0:
+		switch bpf.VigilEnvKey(i) {
+		case bpf.VigilEnvKeyENV_TRACEPARENT:
 			keys.TraceParent = v
-		case 1:
+		case bpf.VigilEnvKeyENV_CODEX_TOOL_CALL_ID:
 			keys.CodexToolCallID = v
-		case 2:
+		case bpf.VigilEnvKeyENV_CLAUDE_CODE_SESSION_ID:
 			keys.ClaudeCodeSession = v
-		case 3:
+		case bpf.VigilEnvKeyENV_CODEX_SESSION_ID:
 			keys.CodexSession = v
-		case 4:
+		case bpf.VigilEnvKeyENV_AI_AGENT:
 			keys.AIAgent = v
-		case 5:
+		case bpf.VigilEnvKeyENV_CLAUDECODE:
 			keys.ClaudeCode = v
 		}
 	}
@@ -426,32 +419,35 @@ func pseudoName(name string) string {
 	return name
 }
 
+// What a mutate record did (enum mutate_op).
+const (
+	mutateRename   = uint32(bpf.VigilMutateOpMUTATE_RENAME)
+	mutateUnlink   = uint32(bpf.VigilMutateOpMUTATE_UNLINK)
+	mutateRmdir    = uint32(bpf.VigilMutateOpMUTATE_RMDIR)
+	mutateLink     = uint32(bpf.VigilMutateOpMUTATE_LINK)
+	mutateSymlink  = uint32(bpf.VigilMutateOpMUTATE_SYMLINK)
+	mutateChmod    = uint32(bpf.VigilMutateOpMUTATE_CHMOD)
+	mutateChown    = uint32(bpf.VigilMutateOpMUTATE_CHOWN)
+	mutateTruncate = uint32(bpf.VigilMutateOpMUTATE_TRUNCATE)
+
+	unchangedID = ^uint32(0) // chown's -1: leave the owner or group as it is
+)
+
 // mutateOps describes each enum mutate_op: its action, ECS event.type, and the name of its
 // second path (for vigil.truncated).
 var mutateOps = map[uint32]struct {
 	action, second string
 	typ            []string
 }{
-	1: {proto.ActionRename, "vigil.rename.source", []string{"change"}},
-	2: {proto.ActionUnlink, "", []string{"deletion"}},
-	3: {proto.ActionRmdir, "", []string{"deletion"}},
-	4: {proto.ActionLink, "file.target_path", []string{"creation"}},
-	5: {proto.ActionSymlink, "file.target_path", []string{"creation"}},
-	6: {proto.ActionChmod, "", []string{"change"}},
-	7: {proto.ActionChown, "", []string{"change"}},
-	8: {proto.ActionTruncate, "", []string{"change"}},
+	mutateRename:   {proto.ActionRename, "vigil.rename.source", []string{"change"}},
+	mutateUnlink:   {proto.ActionUnlink, "", []string{"deletion"}},
+	mutateRmdir:    {proto.ActionRmdir, "", []string{"deletion"}},
+	mutateLink:     {proto.ActionLink, "file.target_path", []string{"creation"}},
+	mutateSymlink:  {proto.ActionSymlink, "file.target_path", []string{"creation"}},
+	mutateChmod:    {proto.ActionChmod, "", []string{"change"}},
+	mutateChown:    {proto.ActionChown, "", []string{"change"}},
+	mutateTruncate: {proto.ActionTruncate, "", []string{"change"}},
 }
-
-const (
-	mutateRename   = 1
-	mutateLink     = 4
-	mutateSymlink  = 5
-	mutateChmod    = 6
-	mutateChown    = 7
-	mutateTruncate = 8
-
-	unchangedID = ^uint32(0) // chown's -1: leave the owner or group as it is
-)
 
 func (d *decoder) mutate(e *proto.Event, x *bpf.VigilMutateEvent, blk *mutateBlock) error {
 	op, ok := mutateOps[x.Op]
@@ -592,19 +588,19 @@ func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, kind uint32,
 		e.Network = &blk.net
 	}
 	switch family {
-	case afInet:
+	case unix.AF_INET:
 		if len(addr) >= 8 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom4([4]byte(addr[4:8])).String()
 		}
 		setNetwork("ipv4")
-	case afInet6:
+	case unix.AF_INET6:
 		if len(addr) >= 24 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom16([16]byte(addr[8:24])).Unmap().String()
 		}
 		setNetwork("ipv6")
-	case afUnix:
+	case unix.AF_UNIX:
 		path := addr[2:]
 		if len(path) > 0 && path[0] == 0 { // abstract socket: name follows a NUL
 			dest.Address = "@" + string(bytes.TrimRight(path[1:], "\x00"))

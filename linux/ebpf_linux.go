@@ -65,11 +65,15 @@ type EBPF struct {
 	maybeTracked *ebpf.Memory
 }
 
-// dropKindNames index the kernel's per-CPU drop counters (enum drop_kind).
+// dropKindNames name the kernel's per-CPU drop counters (enum drop_kind).
 // io_uring_unseen counts no lost record but io_uring requests of agent trees that changed files
 // where no probe reports them.
-var dropKindNames = map[uint32]string{1: "exec", 2: "fork", 3: "exit", 4: "open", 5: "connect", 6: "track_full", 7: "mutate",
-	8: "send", 9: "io_uring_unseen"}
+var dropKindNames = map[bpf.VigilDropKind]string{
+	bpf.VigilDropKindDROP_EXEC: "exec", bpf.VigilDropKindDROP_FORK: "fork", bpf.VigilDropKindDROP_EXIT: "exit",
+	bpf.VigilDropKindDROP_OPEN: "open", bpf.VigilDropKindDROP_CONNECT: "connect",
+	bpf.VigilDropKindDROP_TRACK_FULL: "track_full", bpf.VigilDropKindDROP_MUTATE: "mutate",
+	bpf.VigilDropKindDROP_SEND: "send", bpf.VigilDropKindDROP_IO_URING_UNSEEN: "io_uring_unseen",
+}
 
 // ErrProgramTypeRefused explains an EPERM from BPF_PROG_LOAD as what it is on kernels that
 // forbid a program type, rather than cilium/ebpf's generic memlock hint.
@@ -607,7 +611,7 @@ func (s *EBPF) Lost() map[string]uint64 {
 	lost := map[string]uint64{}
 	for kind, name := range dropKindNames {
 		var perCPU []uint64
-		if err := s.objs.Drops.Lookup(kind, &perCPU); err != nil {
+		if err := s.objs.Drops.Lookup(uint32(kind), &perCPU); err != nil {
 			continue
 		}
 		var sum uint64
