@@ -59,8 +59,10 @@ const (
 	einprogress = 115
 )
 
-// syscallNames names the x86-64 system calls a network record can be made in.
-var syscallNames = map[int32]string{42: "connect", 44: "sendto", 46: "sendmsg", 307: "sendmmsg"}
+// syscallNames names the system calls a network record can be made in, by this
+// architecture's numbers: the kernel records the number the process was in.
+var syscallNames = map[int32]string{unix.SYS_CONNECT: "connect", unix.SYS_SENDTO: "sendto", unix.SYS_SENDMSG: "sendmsg",
+	unix.SYS_SENDMMSG: "sendmmsg"}
 
 var (
 	headerSize  = int(unsafe.Sizeof(bpf.VigilEventHeader{}))
@@ -735,14 +737,17 @@ func truncatedNames(bits uint32) []string {
 	return names
 }
 
+// openFlagNames are this architecture's values: O_DIRECT, O_DIRECTORY and O_NOFOLLOW differ
+// between x86-64 and arm64.
 var openFlagNames = []struct {
 	bit  uint32
 	name string
 }{
-	{0o100, "O_CREAT"}, {0o200, "O_EXCL"}, {0o400, "O_NOCTTY"}, {0o1000, "O_TRUNC"}, {0o2000, "O_APPEND"},
-	{0o4000, "O_NONBLOCK"}, {0o10000, "O_DSYNC"}, {0o40000, "O_DIRECT"}, {0o200000, "O_DIRECTORY"},
-	{0o400000, "O_NOFOLLOW"}, {0o1000000, "O_NOATIME"}, {0o2000000, "O_CLOEXEC"}, {0o10000000, "O_PATH"},
-	{0o20000000, "O_TMPFILE"},
+	{unix.O_CREAT, "O_CREAT"}, {unix.O_EXCL, "O_EXCL"}, {unix.O_NOCTTY, "O_NOCTTY"}, {unix.O_TRUNC, "O_TRUNC"},
+	{unix.O_APPEND, "O_APPEND"}, {unix.O_NONBLOCK, "O_NONBLOCK"}, {unix.O_DSYNC, "O_DSYNC"}, {unix.O_DIRECT, "O_DIRECT"},
+	{unix.O_DIRECTORY, "O_DIRECTORY"}, {unix.O_NOFOLLOW, "O_NOFOLLOW"}, {unix.O_NOATIME, "O_NOATIME"},
+	{unix.O_CLOEXEC, "O_CLOEXEC"}, {unix.O_PATH, "O_PATH"},
+	{unix.O_TMPFILE &^ unix.O_DIRECTORY, "O_TMPFILE"}, // the kernel's __O_TMPFILE bit; O_TMPFILE includes O_DIRECTORY
 }
 
 type flagsEntry struct {
@@ -775,7 +780,7 @@ func formatOpenFlags(flags uint32) string {
 }
 
 func openAccess(flags uint32) string {
-	if flags&0o10000000 != 0 { // O_PATH opens no data
+	if flags&unix.O_PATH != 0 { // O_PATH opens no data
 		return "path"
 	}
 	switch flags & 3 {
