@@ -206,7 +206,7 @@ struct connect_event {
 	__u32 fd;
 	__u32 addrlen;
 	__u32 net_flags; // NET_* bits
-	__s32 syscall;   // the system call the process was in (x86-64 number), -1 for an io worker
+	__s32 syscall;   // the system call the process was in (this architecture's number), -1 for an io worker
 	__u32 pad;
 	__u8 addr[112]; // sockaddr_un is the largest kept (110 bytes)
 };
