@@ -40,6 +40,7 @@ const auditBacklogLimit = 8192
 // adds Vigil's rules, and on Close deletes exactly those rules and restores the settings.
 type auditControl struct {
 	client    *libaudit.AuditClient
+	lock      *os.File // held while the source runs: one audit source per machine
 	statePath string
 	saved     auditSettings
 	// otherDaemon is the pid of another registered audit daemon (auditd), 0 if none.
@@ -50,23 +51,32 @@ type auditControl struct {
 
 // openAuditControl saves the current settings and removes rules a killed earlier run left.
 func openAuditControl(statePath string) (*auditControl, error) {
+	lock, err := lockAudit()
+	if err != nil {
+		return nil, err
+	}
 	client, err := libaudit.NewAuditClient(nil)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open audit control socket: %w", err)
 	}
-	c := &auditControl{client: client, statePath: statePath, rules: map[string][]byte{}}
+	c := &auditControl{client: client, lock: lock, statePath: statePath, rules: map[string][]byte{}}
+	ok := false
+	defer func() {
+		if !ok {
+			c.client.Close()
+			c.lock.Close()
+		}
+	}()
 	status, err := client.GetStatus()
 	if err != nil {
-		client.Close()
 		return nil, fmt.Errorf("read audit status: %w", err)
 	}
 	if status.Enabled == 2 {
-		client.Close()
 		return nil, errors.New("the kernel's audit configuration is locked (enabled=2, auditctl -e 2): no rule can be added until reboot")
 	}
 	c.saved = auditSettings{Enabled: status.Enabled, BacklogLimit: status.BacklogLimit, Pid: os.Getpid()}
 	if prev, err := readAuditState(statePath); err != nil {
-		client.Close()
 		return nil, err
 	} else if prev != nil {
 		// A run that was killed changed the settings: restore what it found, not what it set.
@@ -79,14 +89,36 @@ func openAuditControl(statePath string) (*auditControl, error) {
 		c.otherDaemon = int(status.PID)
 	}
 	if _, err := c.deleteOwnRules(); err != nil {
-		client.Close()
 		return nil, err
 	}
 	if err := writeAuditState(statePath, c.saved); err != nil {
-		client.Close()
 		return nil, err
 	}
+	ok = true
 	return c, nil
+}
+
+// AuditLockPath is held by the running audit source: the kernel has one audit
+// configuration, and a second source would delete the first's rules as a killed run's.
+const AuditLockPath = "/run/vigil/audit.lock"
+
+// lockAudit takes AuditLockPath, or says who holds it.
+func lockAudit() (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(AuditLockPath), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(AuditLockPath), err)
+	}
+	f, err := os.OpenFile(AuditLockPath, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", AuditLockPath, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errors.New("another Vigil audit source is running on this machine (it holds " + AuditLockPath + "): the kernel has one audit configuration")
+		}
+		return nil, fmt.Errorf("lock %s: %w", AuditLockPath, err)
+	}
+	return f, nil
 }
 
 // enable turns auditing on with a backlog large enough for bursts.
@@ -186,12 +218,14 @@ func (c *auditControl) Close() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		c.client.Close()
+		c.lock.Close()
 		return fmt.Errorf("restore audit settings (state kept in %s for the next start): %w", c.statePath, err)
 	}
 	errs = append(errs, c.client.Close())
 	if err := os.Remove(c.statePath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("remove audit state %s: %w", c.statePath, err))
 	}
+	errs = append(errs, c.lock.Close())
 	return errors.Join(errs...)
 }
 

@@ -3,7 +3,6 @@ package linux
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +28,7 @@ func TestEBPFSourceConformance(t *testing.T) {
 }
 
 func TestAuditSourceConformance(t *testing.T) {
-	testenv.RequireRoot(t, "taking over the kernel's audit configuration")
+	testenv.LockAudit(t)
 	runConformance(t, "audit", func(cat *sensor.Catalog, log zerolog.Logger) (sensor.Source, error) {
 		return NewAudit(AuditOptions{Catalog: cat, StatePath: filepath.Join(t.TempDir(), "audit-state.json"), Log: log})
 	})
@@ -58,20 +57,7 @@ func runConformance(t *testing.T, name string, start func(*sensor.Catalog, zerol
 		}
 	}()
 
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
+	ln := listen(t, "tcp4", "127.0.0.1:0")
 	addr := netip.MustParseAddrPort(ln.Addr().String())
 	agent, dir := agentShell(t, "codex")
 	outsider, _ := agentShell(t, "not-an-agent")
@@ -102,7 +88,7 @@ func runConformance(t *testing.T, name string, start func(*sensor.Catalog, zerol
 // instant: a connect right after its exec is recorded, with no pause for the source to read
 // the exec and add the process's own rules.
 func TestAuditFollowsInstalledAgentFromItsFirstInstant(t *testing.T) {
-	testenv.RequireRoot(t, "taking over the kernel's audit configuration")
+	testenv.LockAudit(t)
 	agent, _ := agentShell(t, "installed-agent")
 	cat := sensor.DefaultCatalog()
 	cat.Merge([]sensor.Agent{{Name: "installed-agent", Paths: []string{agent}}}, nil)
@@ -117,12 +103,7 @@ func TestAuditFollowsInstalledAgentFromItsFirstInstant(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, c.emit) }()
 	defer func() { cancel(); <-done }()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	addr := netip.MustParseAddrPort(ln.Addr().String())
+	addr := netip.MustParseAddrPort(listen(t, "tcp4", "127.0.0.1:0").Addr().String())
 	cmd := exec.Command(agent, "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", addr.Addr(), addr.Port()))
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)

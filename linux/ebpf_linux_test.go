@@ -181,21 +181,7 @@ func TestAgentTreeIsTrackedAndOthersAreNot(t *testing.T) {
 	later := writeFile(t, dir, "grandchild-read")
 	outsider := writeFile(t, dir, "outsider-read")
 
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := listen(t, "tcp4", "127.0.0.1:0").Addr().(*net.TCPAddr).Port
 
 	// The outsider: a plain bash doing the same things, before and while the agent runs.
 	out := exec.Command("/bin/bash", "-c", fmt.Sprintf("cat %s >/dev/null; exec 3<>/dev/tcp/127.0.0.1/%d; cat %s", outsider, port, outsider))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -84,4 +85,24 @@ func Dir(t testing.TB, dir, name string, mode os.FileMode, uid int) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// auditTestLock serialises the tests that take over the kernel's audit configuration: it is
+// one per machine, and `go test ./...` runs packages at once.
+const auditTestLock = "/tmp/vigil-audit-tests.lock"
+
+// LockAudit waits until no other test process uses the kernel's audit configuration and holds
+// it until the test ends. Vigil's audit source itself refuses to start beside another one.
+func LockAudit(t testing.TB) {
+	t.Helper()
+	RequireRoot(t, "taking over the kernel's audit configuration")
+	f, err := os.OpenFile(auditTestLock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("open %s: %v", auditTestLock, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", auditTestLock, err)
+	}
+	t.Cleanup(func() { f.Close() })
 }
