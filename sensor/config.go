@@ -24,7 +24,9 @@ var defaultYAML []byte
 // Config is the sensor's configuration file.
 type Config struct {
 	// Source is the kernel event source: SourceAuto, or one of Sources by name.
-	Source       string             `yaml:"source"`
+	Source string `yaml:"source"`
+	// SelfCheck runs a canary agent tree at start and reports whether the source saw it.
+	SelfCheck    bool               `yaml:"self_check"`
 	Output       OutputConfig       `yaml:"output"`
 	Kernel       KernelConfig       `yaml:"kernel"`
 	Pipeline     PipelineConfig     `yaml:"pipeline"`

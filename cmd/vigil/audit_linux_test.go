@@ -63,7 +63,7 @@ func (s auditState) same(o auditState) bool {
 // auditd's rule set would have), removed when the test ends.
 func auditControlClient(t *testing.T) *libaudit.AuditClient {
 	t.Helper()
-	testenv.RequireRoot(t, "reading and changing the kernel's audit rules")
+	testenv.LockAudit(t)
 	c, err := libaudit.NewAuditClient(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -200,5 +200,29 @@ func TestAutoFallsBackToAudit(t *testing.T) {
 	s.stop(t, syscall.SIGTERM)
 	if _, err := os.Stat(filepath.Dir(config.jsonl)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Each Linux source passes the start-up self-check for real, and the canary's events are
+// the check's, not written.
+func TestSelfCheckHealthyOnEachSource(t *testing.T) {
+	auditControlClient(t)
+	for _, source := range []string{"ebpf", "audit"} {
+		t.Run(source, func(t *testing.T) {
+			s := launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, "", "source: "+source+"\n"))
+			deadline := time.Now().Add(selfCheckTimeout + 5*time.Second)
+			for !strings.Contains(s.stderr.String(), "self-check healthy") {
+				if strings.Contains(s.stderr.String(), "self-check failed") || time.Now().After(deadline) {
+					t.Fatalf("no healthy self-check:\n%s", s.stderr)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			s.stop(t, syscall.SIGTERM)
+			for _, l := range s.lines(t) {
+				if str(l, "gen_ai.agent.name") == selfCheckAgent {
+					t.Fatalf("a canary event was written: %v", l)
+				}
+			}
+		})
 	}
 }

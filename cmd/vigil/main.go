@@ -53,6 +53,8 @@ func main() {
 		err = rulesCommand(os.Args[2:])
 	case "query":
 		err = queryCommand(os.Args[2:])
+	case selfCheckCommand:
+		err = selfCheckCanaryCommand(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("vigil", version)
 	case "help", "-h", "--help":

@@ -79,9 +79,17 @@ func runCommand(args []string) error {
 		return err
 	}
 
+	if cfg.SelfCheck {
+		addSelfCheckAgent(cat)
+	}
 	src, err := newSource(cfg, cat, log)
 	if err != nil {
 		return err
+	}
+	var check *selfCheck
+	if cfg.SelfCheck {
+		check = newSelfCheck(src)
+		src = check
 	}
 	defer func() {
 		if err := src.Close(); err != nil {
@@ -154,6 +162,9 @@ func runCommand(args []string) error {
 
 	done := make(chan error, 1)
 	go func() { done <- pipe.Run(ctx) }()
+	if check != nil {
+		go check.run(ctx, log) // logs its verdict; the sensor runs on either way
+	}
 	finished := true
 	select {
 	case err = <-done:
