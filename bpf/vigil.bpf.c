@@ -153,8 +153,22 @@ const struct open_event *unused_open __attribute__((unused));
 const struct connect_event *unused_connect __attribute__((unused));
 const struct exit_event *unused_exit __attribute__((unused));
 const struct mutate_event *unused_mutate __attribute__((unused));
-const enum mutate_op *unused_mutate_op __attribute__((unused));
 const struct event_header *unused_hdr __attribute__((unused));
+
+// And for the enums the decoder reads: clang keeps a type in the object's BTF only where
+// something uses it, and bpf2go generates Go only for types in the BTF.
+struct decoder_enums {
+	enum event_kind kind;
+	enum mutate_op op;
+	enum drop_kind drop;
+	enum env_key env;
+	enum track_flag track;
+	enum trunc_flag trunc;
+	enum exe_flag exe;
+	enum walk_kind walk;
+	enum net_flag net;
+};
+const struct decoder_enums *unused_enums __attribute__((unused));
 
 static __always_inline void count_drop(__u32 kind)
 {
@@ -652,10 +666,52 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	return 0;
 }
 
-// The syscall's arguments, read at exit from the user registers the kernel saved at entry:
-// only the return register has changed by then (x86-64; __TARGET_ARCH_x86 is the only build).
-// This saves an enter program, and the hash update, lookup and delete of a per-thread stash,
-// on every tracked open and connect.
+// What differs between the two architectures the object is built for (bpf/gen.go: -target
+// amd64,arm64, which defines __TARGET_ARCH_x86 or __TARGET_ARCH_arm64): the system call table
+// and where the saved user registers keep a call's number and arguments.
+#if defined(__TARGET_ARCH_x86)
+
+#define NR_CONNECT 42
+#define SYSCALL_NR(r) ((r)->orig_ax)
+// x86-64 keeps the path calls that predate their *at forms: open, creat, rename, unlink,
+// rmdir, link, symlink, chmod, chown, lchown. Their programs are built here only
+// (linux/syscalls_linux_amd64.go attaches them).
+#define LEGACY_PATH_SYSCALLS 1
+
+#elif defined(__TARGET_ARCH_arm64)
+
+// arm64 has the generic table (include/uapi/asm-generic/unistd.h): only the *at path calls.
+#define NR_CONNECT 203
+// bpf/vmlinux.h is x86-64's and has none of arm64's register types. libbpf's
+// PT_REGS_PARMn_SYSCALL read arguments 2 to 5 through arm64's UAPI struct user_pt_regs (a fixed
+// ABI, the start of the kernel's struct pt_regs), given here, and the first from pt_regs'
+// orig_x0: by exit x0 holds the return value.
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+// The call's number, from arm64's struct pt_regs: a CO-RE flavour of it (the ___ suffix is
+// ignored when matching the running kernel's type), so it does not clash with x86-64's
+// pt_regs in vmlinux.h.
+struct pt_regs___syscallno {
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#define SYSCALL_NR(r) (((struct pt_regs___syscallno *)(r))->syscallno)
+
+#else
+#error "bpf/gen.go builds this object for amd64 and arm64 only"
+#endif
+
+// The same numbers on every architecture.
+#define NR_IO_URING_ENTER 426
+#define PF_IO_WORKER_VALUE 0x10
+
+// The syscall's arguments, read at exit from the user registers the kernel saved at entry
+// (PT_REGS_PARMn_SYSCALL: only the return register has changed by then, and on arm64 the
+// first argument's entry value is kept apart). This saves an enter program, and the hash
+// update, lookup and delete of a per-thread stash, on every tracked open and connect.
 static __always_inline struct pt_regs *syscall_regs(void)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -781,6 +837,7 @@ int exit_openat(struct trace_event_raw_sys_exit *ctx)
 			   PT_REGS_PARM3_SYSCALL(r), PT_REGS_PARM4_SYSCALL(r), 0);
 }
 
+#ifdef LEGACY_PATH_SYSCALLS
 SEC("tracepoint/syscalls/sys_exit_open")
 int exit_open(struct trace_event_raw_sys_exit *ctx)
 {
@@ -802,6 +859,7 @@ int exit_creat(struct trace_event_raw_sys_exit *ctx)
 	return finish_open(t, ctx->ret, PT_REGS_PARM1_SYSCALL(r), AT_FDCWD_VALUE,
 			   O_CREAT_VALUE | O_WRONLY_VALUE | O_TRUNC_VALUE, PT_REGS_PARM2_SYSCALL(r), 0);
 }
+#endif
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int exit_openat2(struct trace_event_raw_sys_exit *ctx)
@@ -815,11 +873,6 @@ int exit_openat2(struct trace_event_raw_sys_exit *ctx)
 	return finish_open(t, ctx->ret, PT_REGS_PARM2_SYSCALL(r), PT_REGS_PARM1_SYSCALL(r), how.flags,
 			   how.mode, 0);
 }
-
-// x86-64 system call numbers a network record names.
-#define NR_CONNECT 42
-#define NR_IO_URING_ENTER 426
-#define PF_IO_WORKER_VALUE 0x10
 
 // connect(2) at its exit: the address is the kernel's copy the cgroup hook kept for this
 // thread (the caller's buffer may have been rewritten by another thread since), or, where no
@@ -875,7 +928,7 @@ static __always_inline int on_sock_addr(struct bpf_sock_addr *ctx, __u32 kind)
 	__u32 io_worker = task->flags & PF_IO_WORKER_VALUE;
 	// An io worker is in no system call: it has no saved registers to read.
 	struct pt_regs *r = io_worker ? 0 : syscall_regs();
-	__s32 nr = r ? (__s32)r->orig_ax : -1;
+	__s32 nr = r ? (__s32)SYSCALL_NR(r) : -1;
 	__u32 len = sa->uaddrlen;
 	if (len > sizeof(((struct connect_event *)0)->addr))
 		len = sizeof(((struct connect_event *)0)->addr);
@@ -1084,14 +1137,6 @@ static __always_inline int finish_mutate(struct track_entry *t, long ret, struct
 		return finish_mutate(t, ctx->ret, &a);                                \
 	}
 
-static __always_inline void mutate_args_rename(struct mutate_args *a, struct pt_regs *r)
-{
-	a->op = MUTATE_RENAME;
-	a->str2 = PT_REGS_PARM1_SYSCALL(r);
-	a->str = PT_REGS_PARM2_SYSCALL(r);
-}
-MUTATE_PROG(rename)
-
 static __always_inline void mutate_args_renameat(struct mutate_args *a, struct pt_regs *r)
 {
 	a->op = MUTATE_RENAME;
@@ -1109,13 +1154,6 @@ static __always_inline void mutate_args_renameat2(struct mutate_args *a, struct 
 }
 MUTATE_PROG(renameat2)
 
-static __always_inline void mutate_args_unlink(struct mutate_args *a, struct pt_regs *r)
-{
-	a->op = MUTATE_UNLINK;
-	a->str = PT_REGS_PARM1_SYSCALL(r);
-}
-MUTATE_PROG(unlink)
-
 static __always_inline void mutate_args_unlinkat(struct mutate_args *a, struct pt_regs *r)
 {
 	a->dfd = PT_REGS_PARM1_SYSCALL(r);
@@ -1124,21 +1162,6 @@ static __always_inline void mutate_args_unlinkat(struct mutate_args *a, struct p
 	a->op = a->flags & AT_REMOVEDIR_VALUE ? MUTATE_RMDIR : MUTATE_UNLINK;
 }
 MUTATE_PROG(unlinkat)
-
-static __always_inline void mutate_args_rmdir(struct mutate_args *a, struct pt_regs *r)
-{
-	a->op = MUTATE_RMDIR;
-	a->str = PT_REGS_PARM1_SYSCALL(r);
-}
-MUTATE_PROG(rmdir)
-
-static __always_inline void mutate_args_link(struct mutate_args *a, struct pt_regs *r)
-{
-	a->op = MUTATE_LINK;
-	a->str2 = PT_REGS_PARM1_SYSCALL(r);
-	a->str = PT_REGS_PARM2_SYSCALL(r);
-}
-MUTATE_PROG(link)
 
 static __always_inline void mutate_args_linkat(struct mutate_args *a, struct pt_regs *r)
 {
@@ -1153,15 +1176,6 @@ MUTATE_PROG(linkat)
 
 // A symlink's target is a string the kernel stores as given, resolved only when the link is
 // followed: it is kept as the caller wrote it, never made absolute.
-static __always_inline void mutate_args_symlink(struct mutate_args *a, struct pt_regs *r)
-{
-	a->op = MUTATE_SYMLINK;
-	a->str2 = PT_REGS_PARM1_SYSCALL(r);
-	a->resolve2 = 0;
-	a->str = PT_REGS_PARM2_SYSCALL(r);
-}
-MUTATE_PROG(symlink)
-
 static __always_inline void mutate_args_symlinkat(struct mutate_args *a, struct pt_regs *r)
 {
 	a->op = MUTATE_SYMLINK;
@@ -1171,14 +1185,6 @@ static __always_inline void mutate_args_symlinkat(struct mutate_args *a, struct 
 	a->str = PT_REGS_PARM3_SYSCALL(r);
 }
 MUTATE_PROG(symlinkat)
-
-static __always_inline void mutate_args_chmod(struct mutate_args *a, struct pt_regs *r)
-{
-	a->op = MUTATE_CHMOD;
-	a->str = PT_REGS_PARM1_SYSCALL(r);
-	a->mode = PT_REGS_PARM2_SYSCALL(r);
-}
-MUTATE_PROG(chmod)
 
 static __always_inline void mutate_args_fchmod(struct mutate_args *a, struct pt_regs *r)
 {
@@ -1204,22 +1210,6 @@ static __always_inline void mutate_args_fchmodat2(struct mutate_args *a, struct 
 	a->flags = PT_REGS_PARM4_SYSCALL(r);
 }
 MUTATE_PROG(fchmodat2)
-
-static __always_inline void mutate_args_chown(struct mutate_args *a, struct pt_regs *r)
-{
-	a->op = MUTATE_CHOWN;
-	a->str = PT_REGS_PARM1_SYSCALL(r);
-	a->uid = PT_REGS_PARM2_SYSCALL(r);
-	a->gid = PT_REGS_PARM3_SYSCALL(r);
-}
-MUTATE_PROG(chown)
-
-static __always_inline void mutate_args_lchown(struct mutate_args *a, struct pt_regs *r)
-{
-	mutate_args_chown(a, r);
-	a->flags = AT_SYMLINK_NOFOLLOW_VALUE;
-}
-MUTATE_PROG(lchown)
 
 static __always_inline void mutate_args_fchown(struct mutate_args *a, struct pt_regs *r)
 {
@@ -1256,3 +1246,69 @@ static __always_inline void mutate_args_ftruncate(struct mutate_args *a, struct 
 	a->length = PT_REGS_PARM2_SYSCALL(r);
 }
 MUTATE_PROG(ftruncate)
+
+// x86-64's older path calls: the same records as their *at forms.
+#ifdef LEGACY_PATH_SYSCALLS
+static __always_inline void mutate_args_rename(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_RENAME;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(rename)
+
+static __always_inline void mutate_args_unlink(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_UNLINK;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+}
+MUTATE_PROG(unlink)
+
+static __always_inline void mutate_args_rmdir(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_RMDIR;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+}
+MUTATE_PROG(rmdir)
+
+static __always_inline void mutate_args_link(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_LINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(link)
+
+static __always_inline void mutate_args_symlink(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_SYMLINK;
+	a->str2 = PT_REGS_PARM1_SYSCALL(r);
+	a->resolve2 = 0;
+	a->str = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(symlink)
+
+static __always_inline void mutate_args_chmod(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHMOD;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->mode = PT_REGS_PARM2_SYSCALL(r);
+}
+MUTATE_PROG(chmod)
+
+static __always_inline void mutate_args_chown(struct mutate_args *a, struct pt_regs *r)
+{
+	a->op = MUTATE_CHOWN;
+	a->str = PT_REGS_PARM1_SYSCALL(r);
+	a->uid = PT_REGS_PARM2_SYSCALL(r);
+	a->gid = PT_REGS_PARM3_SYSCALL(r);
+}
+MUTATE_PROG(chown)
+
+static __always_inline void mutate_args_lchown(struct mutate_args *a, struct pt_regs *r)
+{
+	mutate_args_chown(a, r);
+	a->flags = AT_SYMLINK_NOFOLLOW_VALUE;
+}
+MUTATE_PROG(lchown)
+#endif

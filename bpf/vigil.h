@@ -1,5 +1,7 @@
 // Records shared by the eBPF programs (vigil.bpf.c) and the Go decoder (linux/). bpf2go
-// generates the Go mirror of these structs; keep fields naturally aligned so both sides agree.
+// generates the Go mirror of these structs, and of the enums the decoder reads (-type in
+// gen.go): a value the decoder needs is an enum, not a #define, so that it is never copied by
+// hand. Keep fields naturally aligned so both sides agree.
 #ifndef VIGIL_H
 #define VIGIL_H
 
@@ -60,33 +62,41 @@ enum drop_kind {
 	DROP_KINDS = 10,
 };
 
-// Tracked-process flags.
-#define TRACK_PENDING 1  // interpreter exec awaiting user space's verdict from argv
-#define TRACK_REJECTED 2 // user space said: not an agent; children are not followed
+// Tracked-process flags (track_entry.flags, event_header.track_flags).
+enum track_flag {
+	TRACK_PENDING = 1,  // interpreter exec awaiting user space's verdict from argv
+	TRACK_REJECTED = 2, // user space said: not an agent; children are not followed
+};
 
-// Truncation bits.
-#define TRUNC_ARGV 1
-#define TRUNC_EXE 2
-#define TRUNC_CWD 4
-#define TRUNC_PATH 8
-#define TRUNC_WALK 16
-#define TRUNC_PATH2 32 // mutate records: the second path's caller string
-#define TRUNC_WALK2 64 // mutate records: the second path's walked directory
+// Truncation bits (the records' truncated).
+enum trunc_flag {
+	TRUNC_ARGV = 1,
+	TRUNC_EXE = 2,
+	TRUNC_CWD = 4,
+	TRUNC_PATH = 8,
+	TRUNC_WALK = 16,
+	TRUNC_PATH2 = 32, // mutate records: the second path's caller string
+	TRUNC_WALK2 = 64, // mutate records: the second path's walked directory
+};
 
 // What the exec record says about the executed file (exe_flags).
-#define EXE_UNLINKED 1 // no name left in the file system (deleted, or a memfd)
-#define EXE_INTERNAL 2 // on a kernel-internal mount (memfd, shmem): exe holds the file's name only
+enum exe_flag {
+	EXE_UNLINKED = 1, // no name left in the file system (deleted, or a memfd)
+	EXE_INTERNAL = 2, // on a kernel-internal mount (memfd, shmem): exe holds the file's name only
+};
 
 // An io_uring open (open_event.io_uring); 0 for the open syscalls.
 #define OPEN_IO_URING 1       // installed a descriptor (or failed)
 #define OPEN_IO_URING_FIXED 2 // into a fixed-file slot: no descriptor, so no path
 
 // What the open record's walk buffer holds.
-#define WALK_NONE 0
-#define WALK_FILE 1  // the opened file's own path (every successful open): the kernel's truth
-#define WALK_CWD 2   // the working directory (failed relative open, dirfd AT_FDCWD)
-#define WALK_DIRFD 3 // the directory dirfd names (failed relative open with a dirfd)
-#define WALK_PSEUDO 4 // a file of a kernel-internal mount (pipe, socket, anon inode, memfd): its name
+enum walk_kind {
+	WALK_NONE = 0,
+	WALK_FILE = 1,   // the opened file's own path (every successful open): the kernel's truth
+	WALK_CWD = 2,    // the working directory (failed relative open, dirfd AT_FDCWD)
+	WALK_DIRFD = 3,  // the directory dirfd names (failed relative open with a dirfd)
+	WALK_PSEUDO = 4, // a file of a kernel-internal mount (pipe, socket, anon inode, memfd): its name
+};
 
 enum env_key {
 	ENV_TRACEPARENT = 0,
@@ -181,9 +191,11 @@ struct open_event {
 };
 
 // What a network record (connect_event) knows about its address and result.
-#define NET_KERNEL_ADDR 1 // addr is the kernel's copy of the address (cgroup hook), not re-read from the caller's memory
-#define NET_RESULT 2      // ret is the call's result (connect(2) at its exit); otherwise the record was taken as the kernel began the call
-#define NET_IO_URING 4    // made through io_uring (an io worker, or inline in io_uring_enter)
+enum net_flag {
+	NET_KERNEL_ADDR = 1, // addr is the kernel's copy of the address (cgroup hook), not re-read from the caller's memory
+	NET_RESULT = 2,      // ret is the call's result (connect(2) at its exit); otherwise the record was taken as the kernel began the call
+	NET_IO_URING = 4,    // made through io_uring (an io worker, or inline in io_uring_enter)
+};
 
 // A connect (EVENT_CONNECT) or a datagram sent to a named destination (EVENT_SEND: sendto,
 // sendmsg, sendmmsg, io_uring sends). Sends on a connected socket are not records: the
@@ -194,7 +206,7 @@ struct connect_event {
 	__u32 fd;
 	__u32 addrlen;
 	__u32 net_flags; // NET_* bits
-	__s32 syscall;   // the system call the process was in (x86-64 number), -1 for an io worker
+	__s32 syscall;   // the system call the process was in (this architecture's number), -1 for an io worker
 	__u32 pad;
 	__u8 addr[112]; // sockaddr_un is the largest kept (110 bytes)
 };

@@ -18,53 +18,51 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 )
 
-// Record kinds and flags, mirrored from bpf/vigil.h.
+// Record kinds and flags: short names for bpf2go's Go twins of bpf/vigil.h's enums (-type in
+// bpf/gen.go), so that a value changed in C reaches the decoder with make generate.
 const (
-	kindExec    = 1
-	kindFork    = 2
-	kindExit    = 3
-	kindOpen    = 4
-	kindConnect = 5
-	kindMutate  = 6
-	kindSend    = 7
+	kindExec    = uint32(bpf.VigilEventKindEVENT_EXEC)
+	kindFork    = uint32(bpf.VigilEventKindEVENT_FORK)
+	kindExit    = uint32(bpf.VigilEventKindEVENT_EXIT)
+	kindOpen    = uint32(bpf.VigilEventKindEVENT_OPEN)
+	kindConnect = uint32(bpf.VigilEventKindEVENT_CONNECT)
+	kindMutate  = uint32(bpf.VigilEventKindEVENT_MUTATE)
+	kindSend    = uint32(bpf.VigilEventKindEVENT_SEND)
 
-	trackPending  = 1
-	trackRejected = 2
+	trackPending  = uint32(bpf.VigilTrackFlagTRACK_PENDING)
+	trackRejected = uint32(bpf.VigilTrackFlagTRACK_REJECTED)
 
-	truncArgv = 1
-	truncExe  = 2
-	truncCwd  = 4
-	truncPath = 8
-	truncWalk = 16
+	truncArgv = uint32(bpf.VigilTruncFlagTRUNC_ARGV)
+	truncExe  = uint32(bpf.VigilTruncFlagTRUNC_EXE)
+	truncCwd  = uint32(bpf.VigilTruncFlagTRUNC_CWD)
+	truncPath = uint32(bpf.VigilTruncFlagTRUNC_PATH)
+	truncWalk = uint32(bpf.VigilTruncFlagTRUNC_WALK)
 	// Mutate records' second path (rename source, link target).
-	truncPath2 = 32
-	truncWalk2 = 64
+	truncPath2 = uint32(bpf.VigilTruncFlagTRUNC_PATH2)
+	truncWalk2 = uint32(bpf.VigilTruncFlagTRUNC_WALK2)
 
-	exeUnlinked = 1
-	exeInternal = 2
+	exeUnlinked = uint32(bpf.VigilExeFlagEXE_UNLINKED)
+	exeInternal = uint32(bpf.VigilExeFlagEXE_INTERNAL)
 
-	walkNone  = 0
-	walkFile  = 1
-	walkCwd   = 2
-	walkDirfd = 3
-	// walkPseudo: a file of a kernel-internal mount, named by the kernel without a path
-	// (bpf/vigil.h WALK_PSEUDO).
-	walkPseudo = 4
-
-	afUnix  = 1
-	afInet  = 2
-	afInet6 = 10
-
-	einprogress = 115
+	walkNone  = uint32(bpf.VigilWalkKindWALK_NONE)
+	walkFile  = uint32(bpf.VigilWalkKindWALK_FILE)
+	walkCwd   = uint32(bpf.VigilWalkKindWALK_CWD)
+	walkDirfd = uint32(bpf.VigilWalkKindWALK_DIRFD)
+	// walkPseudo: a file of a kernel-internal mount, named by the kernel without a path.
+	walkPseudo = uint32(bpf.VigilWalkKindWALK_PSEUDO)
 
 	// Network records (connect_event.net_flags).
-	netKernelAddr = 1
-	netResult     = 2
-	netIOUring    = 4
+	netKernelAddr = uint32(bpf.VigilNetFlagNET_KERNEL_ADDR)
+	netResult     = uint32(bpf.VigilNetFlagNET_RESULT)
+	netIOUring    = uint32(bpf.VigilNetFlagNET_IO_URING)
+
+	einprogress = 115
 )
 
-// syscallNames names the x86-64 system calls a network record can be made in.
-var syscallNames = map[int32]string{42: "connect", 44: "sendto", 46: "sendmsg", 307: "sendmmsg"}
+// syscallNames names the system calls a network record can be made in, by this
+// architecture's numbers: the kernel records the number the process was in.
+var syscallNames = map[int32]string{unix.SYS_CONNECT: "connect", unix.SYS_SENDTO: "sendto", unix.SYS_SENDMSG: "sendmsg",
+	unix.SYS_SENDMMSG: "sendmmsg"}
 
 var (
 	headerSize  = int(unsafe.Sizeof(bpf.VigilEventHeader{}))
@@ -77,8 +75,34 @@ var (
 	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Walk))
 )
 
-// envKeyNames is the order of enum env_key in bpf/vigil.h.
-var envKeyNames = [...]string{"TRACEPARENT", "CODEX_TOOL_CALL_ID", "CLAUDE_CODE_SESSION_ID", "CODEX_SESSION_ID", "AI_AGENT", "CLAUDECODE"}
+// envKeyNames names the variable of each enum env_key slot of an exec record.
+var envKeyNames = map[bpf.VigilEnvKey]string{
+	bpf.VigilEnvKeyENV_TRACEPARENT:            "TRACEPARENT",
+	bpf.VigilEnvKeyENV_CODEX_TOOL_CALL_ID:     "CODEX_TOOL_CALL_ID",
+	bpf.VigilEnvKeyENV_CLAUDE_CODE_SESSION_ID: "CLAUDE_CODE_SESSION_ID",
+	bpf.VigilEnvKeyENV_CODEX_SESSION_ID:       "CODEX_SESSION_ID",
+	bpf.VigilEnvKeyENV_AI_AGENT:               "AI_AGENT",
+	bpf.VigilEnvKeyENV_CLAUDECODE:             "CLAUDECODE",
+}
+
+// setJoinKey stores an allowlisted environment variable's value in keys and ignores any
+// other name.
+func setJoinKey(keys *proto.JoinKeys, name, value string) {
+	switch name {
+	case "TRACEPARENT":
+		keys.TraceParent = value
+	case "CODEX_TOOL_CALL_ID":
+		keys.CodexToolCallID = value
+	case "CLAUDE_CODE_SESSION_ID":
+		keys.ClaudeCodeSession = value
+	case "CODEX_SESSION_ID":
+		keys.CodexSession = value
+	case "AI_AGENT":
+		keys.AIAgent = value
+	case "CLAUDECODE":
+		keys.ClaudeCode = value
+	}
+}
 
 // errShortRecord marks a ring-buffer record too short for its kind.
 var errShortRecord = errors.New("short record")
@@ -343,25 +367,11 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))], x.Truncated&truncCwd != 0)
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	var keys proto.JoinKeys
-	for i := range envKeyNames {
+	for i := range x.Env {
 		if x.EnvFound&(1<<i) == 0 {
 			continue
 		}
-		v := cString(x.Env[i][:])
-		switch i {
-		case 0:
-			keys.TraceParent = v
-		case 1:
-			keys.CodexToolCallID = v
-		case 2:
-			keys.ClaudeCodeSession = v
-		case 3:
-			keys.CodexSession = v
-		case 4:
-			keys.AIAgent = v
-		case 5:
-			keys.ClaudeCode = v
-		}
+		setJoinKey(&keys, envKeyNames[bpf.VigilEnvKey(i)], cString(x.Env[i][:]))
 	}
 	if !keys.Empty() {
 		join := keys // only records with keys pay for the allocation
@@ -426,32 +436,35 @@ func pseudoName(name string) string {
 	return name
 }
 
+// What a mutate record did (enum mutate_op).
+const (
+	mutateRename   = uint32(bpf.VigilMutateOpMUTATE_RENAME)
+	mutateUnlink   = uint32(bpf.VigilMutateOpMUTATE_UNLINK)
+	mutateRmdir    = uint32(bpf.VigilMutateOpMUTATE_RMDIR)
+	mutateLink     = uint32(bpf.VigilMutateOpMUTATE_LINK)
+	mutateSymlink  = uint32(bpf.VigilMutateOpMUTATE_SYMLINK)
+	mutateChmod    = uint32(bpf.VigilMutateOpMUTATE_CHMOD)
+	mutateChown    = uint32(bpf.VigilMutateOpMUTATE_CHOWN)
+	mutateTruncate = uint32(bpf.VigilMutateOpMUTATE_TRUNCATE)
+
+	unchangedID = ^uint32(0) // chown's -1: leave the owner or group as it is
+)
+
 // mutateOps describes each enum mutate_op: its action, ECS event.type, and the name of its
 // second path (for vigil.truncated).
 var mutateOps = map[uint32]struct {
 	action, second string
 	typ            []string
 }{
-	1: {proto.ActionRename, "vigil.rename.source", []string{"change"}},
-	2: {proto.ActionUnlink, "", []string{"deletion"}},
-	3: {proto.ActionRmdir, "", []string{"deletion"}},
-	4: {proto.ActionLink, "file.target_path", []string{"creation"}},
-	5: {proto.ActionSymlink, "file.target_path", []string{"creation"}},
-	6: {proto.ActionChmod, "", []string{"change"}},
-	7: {proto.ActionChown, "", []string{"change"}},
-	8: {proto.ActionTruncate, "", []string{"change"}},
+	mutateRename:   {proto.ActionRename, "vigil.rename.source", []string{"change"}},
+	mutateUnlink:   {proto.ActionUnlink, "", []string{"deletion"}},
+	mutateRmdir:    {proto.ActionRmdir, "", []string{"deletion"}},
+	mutateLink:     {proto.ActionLink, "file.target_path", []string{"creation"}},
+	mutateSymlink:  {proto.ActionSymlink, "file.target_path", []string{"creation"}},
+	mutateChmod:    {proto.ActionChmod, "", []string{"change"}},
+	mutateChown:    {proto.ActionChown, "", []string{"change"}},
+	mutateTruncate: {proto.ActionTruncate, "", []string{"change"}},
 }
-
-const (
-	mutateRename   = 1
-	mutateLink     = 4
-	mutateSymlink  = 5
-	mutateChmod    = 6
-	mutateChown    = 7
-	mutateTruncate = 8
-
-	unchangedID = ^uint32(0) // chown's -1: leave the owner or group as it is
-)
 
 func (d *decoder) mutate(e *proto.Event, x *bpf.VigilMutateEvent, blk *mutateBlock) error {
 	op, ok := mutateOps[x.Op]
@@ -581,39 +594,42 @@ func (d *decoder) connect(e *proto.Event, x *bpf.VigilConnectEvent, kind uint32,
 	} else {
 		e.Vigil.Syscall = syscallNames[x.Syscall]
 	}
-	addr := x.Addr[:clamp(x.Addrlen, len(x.Addr))]
-	if len(addr) < 2 {
-		return
-	}
-	family := uint16(addr[0]) | uint16(addr[1])<<8
-	dest := &blk.dest
-	setNetwork := func(typ string) {
+	if typ := decodeSockaddr(x.Addr[:clamp(x.Addrlen, len(x.Addr))], &blk.dest); typ != "" {
 		blk.net = proto.Network{Type: typ}
 		e.Network = &blk.net
+		e.Destination = &blk.dest
 	}
-	switch family {
-	case afInet:
+}
+
+// decodeSockaddr reads a struct sockaddr as the kernel copied it into dest and returns
+// network.type ("ipv4", "ipv6", "unix"), or "" for a family Vigil does not read.
+func decodeSockaddr(addr []byte, dest *proto.Destination) string {
+	if len(addr) < 2 {
+		return ""
+	}
+	switch family := uint16(addr[0]) | uint16(addr[1])<<8; family {
+	case unix.AF_INET:
 		if len(addr) >= 8 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom4([4]byte(addr[4:8])).String()
 		}
-		setNetwork("ipv4")
-	case afInet6:
+		return "ipv4"
+	case unix.AF_INET6:
 		if len(addr) >= 24 {
 			dest.Port = int(addr[2])<<8 | int(addr[3])
 			dest.IP = netip.AddrFrom16([16]byte(addr[8:24])).Unmap().String()
 		}
-		setNetwork("ipv6")
-	case afUnix:
+		return "ipv6"
+	case unix.AF_UNIX:
 		path := addr[2:]
 		if len(path) > 0 && path[0] == 0 { // abstract socket: name follows a NUL
 			dest.Address = "@" + string(bytes.TrimRight(path[1:], "\x00"))
 		} else {
 			dest.Address = cString(path)
 		}
-		setNetwork("unix")
+		return "unix"
 	}
-	e.Destination = dest
+	return ""
 }
 
 // setOutcome maps a syscall return to event.outcome and vigil.errno. A non-blocking connect
@@ -739,14 +755,17 @@ func truncatedNames(bits uint32) []string {
 	return names
 }
 
+// openFlagNames are this architecture's values: O_DIRECT, O_DIRECTORY and O_NOFOLLOW differ
+// between x86-64 and arm64.
 var openFlagNames = []struct {
 	bit  uint32
 	name string
 }{
-	{0o100, "O_CREAT"}, {0o200, "O_EXCL"}, {0o400, "O_NOCTTY"}, {0o1000, "O_TRUNC"}, {0o2000, "O_APPEND"},
-	{0o4000, "O_NONBLOCK"}, {0o10000, "O_DSYNC"}, {0o40000, "O_DIRECT"}, {0o200000, "O_DIRECTORY"},
-	{0o400000, "O_NOFOLLOW"}, {0o1000000, "O_NOATIME"}, {0o2000000, "O_CLOEXEC"}, {0o10000000, "O_PATH"},
-	{0o20000000, "O_TMPFILE"},
+	{unix.O_CREAT, "O_CREAT"}, {unix.O_EXCL, "O_EXCL"}, {unix.O_NOCTTY, "O_NOCTTY"}, {unix.O_TRUNC, "O_TRUNC"},
+	{unix.O_APPEND, "O_APPEND"}, {unix.O_NONBLOCK, "O_NONBLOCK"}, {unix.O_DSYNC, "O_DSYNC"}, {unix.O_DIRECT, "O_DIRECT"},
+	{unix.O_DIRECTORY, "O_DIRECTORY"}, {unix.O_NOFOLLOW, "O_NOFOLLOW"}, {unix.O_NOATIME, "O_NOATIME"},
+	{unix.O_CLOEXEC, "O_CLOEXEC"}, {unix.O_PATH, "O_PATH"},
+	{unix.O_TMPFILE &^ unix.O_DIRECTORY, "O_TMPFILE"}, // the kernel's __O_TMPFILE bit; O_TMPFILE includes O_DIRECTORY
 }
 
 type flagsEntry struct {
@@ -779,7 +798,7 @@ func formatOpenFlags(flags uint32) string {
 }
 
 func openAccess(flags uint32) string {
-	if flags&0o10000000 != 0 { // O_PATH opens no data
+	if flags&unix.O_PATH != 0 { // O_PATH opens no data
 		return "path"
 	}
 	switch flags & 3 {

@@ -67,11 +67,15 @@ type EBPF struct {
 	maybeTracked *ebpf.Memory
 }
 
-// dropKindNames index the kernel's per-CPU drop counters (enum drop_kind).
+// dropKindNames name the kernel's per-CPU drop counters (enum drop_kind).
 // io_uring_unseen counts no lost record but io_uring requests of agent trees that changed files
 // where no probe reports them.
-var dropKindNames = map[uint32]string{1: "exec", 2: "fork", 3: "exit", 4: "open", 5: "connect", 6: "track_full", 7: "mutate",
-	8: "send", 9: "io_uring_unseen"}
+var dropKindNames = map[bpf.VigilDropKind]string{
+	bpf.VigilDropKindDROP_EXEC: "exec", bpf.VigilDropKindDROP_FORK: "fork", bpf.VigilDropKindDROP_EXIT: "exit",
+	bpf.VigilDropKindDROP_OPEN: "open", bpf.VigilDropKindDROP_CONNECT: "connect",
+	bpf.VigilDropKindDROP_TRACK_FULL: "track_full", bpf.VigilDropKindDROP_MUTATE: "mutate",
+	bpf.VigilDropKindDROP_SEND: "send", bpf.VigilDropKindDROP_IO_URING_UNSEEN: "io_uring_unseen",
+}
 
 // ErrProgramTypeRefused explains an EPERM from BPF_PROG_LOAD as what it is on kernels that
 // forbid a program type, rather than cilium/ebpf's generic memlock hint.
@@ -267,46 +271,40 @@ func kernelDev(dev uint64) uint64 {
 	return uint64(unix.Major(dev))<<20 | uint64(unix.Minor(dev))
 }
 
-// syscallTracepoints are the syscall tracepoints Vigil attaches and the program for each.
-// There are no enter hooks: each exit program reads its syscall's arguments from the saved
-// user registers.
+// syscallTracepoint is a syscall tracepoint Vigil attaches and the program for it.
 // optional marks a syscall the running kernel may lack (fchmodat2, Linux 6.6): it is attached
 // where its tracepoint exists and left out, with the floor's, elsewhere.
-var syscallTracepoints = []struct {
+type syscallTracepoint struct {
 	name     string
 	prog     func(*bpf.VigilPrograms) *ebpf.Program
 	optional bool
-}{
+}
+
+// syscallTracepoints are the syscall tracepoints Vigil attaches: the calls every architecture
+// has, then the older path calls of this one (legacySyscallTracepoints, syscalls_linux_*.go).
+// There are no enter hooks: each exit program reads its syscall's arguments from the saved
+// user registers.
+var syscallTracepoints = append([]syscallTracepoint{
 	{"sys_exit_openat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat }, false},
-	{"sys_exit_open", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpen }, false},
-	{"sys_exit_creat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitCreat }, false},
 	{"sys_exit_openat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitOpenat2 }, false},
 	{"sys_exit_connect", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitConnect }, false},
 	// File mutations (one record layout, struct mutate_event).
-	{"sys_exit_rename", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRename }, false},
 	{"sys_exit_renameat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRenameat }, false},
 	{"sys_exit_renameat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRenameat2 }, false},
-	{"sys_exit_unlink", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitUnlink }, false},
 	{"sys_exit_unlinkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitUnlinkat }, false},
-	{"sys_exit_rmdir", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitRmdir }, false},
-	{"sys_exit_link", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLink }, false},
 	{"sys_exit_linkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLinkat }, false},
-	{"sys_exit_symlink", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlink }, false},
 	{"sys_exit_symlinkat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitSymlinkat }, false},
-	{"sys_exit_chmod", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitChmod }, false},
 	{"sys_exit_fchmod", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmod }, false},
 	{"sys_exit_fchmodat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmodat }, false},
 	{"sys_exit_fchmodat2", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchmodat2 }, true},
-	{"sys_exit_chown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitChown }, false},
 	{"sys_exit_fchown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchown }, false},
-	{"sys_exit_lchown", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitLchown }, false},
 	{"sys_exit_fchownat", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFchownat }, false},
 	{"sys_exit_truncate", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitTruncate }, false},
 	{"sys_exit_ftruncate", func(p *bpf.VigilPrograms) *ebpf.Program { return p.ExitFtruncate }, false},
-}
+}, legacySyscallTracepoints...)
 
-// SyscallTracepoints names the syscall tracepoints (category "syscalls") Vigil attaches to;
-// the benchmark's overhead floor attaches empty programs to the same ones.
+// SyscallTracepoints names the syscall tracepoints (category "syscalls") Vigil attaches to on
+// this architecture; the benchmark's overhead floor attaches empty programs to the same ones.
 // An optional one the running kernel lacks is left out.
 func SyscallTracepoints() []string {
 	names := make([]string, 0, len(syscallTracepoints))
@@ -616,7 +614,7 @@ func (s *EBPF) Lost() map[string]uint64 {
 	lost := map[string]uint64{}
 	for kind, name := range dropKindNames {
 		var perCPU []uint64
-		if err := s.objs.Drops.Lookup(kind, &perCPU); err != nil {
+		if err := s.objs.Drops.Lookup(uint32(kind), &perCPU); err != nil {
 			continue
 		}
 		var sum uint64

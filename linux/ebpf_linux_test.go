@@ -580,6 +580,16 @@ func TestMaybeTrackedFollowsTheTree(t *testing.T) {
 	}
 }
 
+// Every kernel drop counter (enum drop_kind, below DROP_KINDS) is reported under a name: a
+// kind added in C without one would be counted and never shown.
+func TestEveryDropKindIsNamed(t *testing.T) {
+	for kind := bpf.VigilDropKindDROP_EXEC; kind < bpf.VigilDropKindDROP_KINDS; kind++ {
+		if dropKindNames[kind] == "" {
+			t.Errorf("drop kind %d has no name", kind)
+		}
+	}
+}
+
 func TestPidMax(t *testing.T) {
 	for _, tt := range []struct {
 		content string

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -21,6 +23,8 @@ var defaultYAML []byte
 
 // Config is the sensor's configuration file.
 type Config struct {
+	// Source is the kernel event source: SourceAuto, or one of Sources by name.
+	Source       string             `yaml:"source"`
 	Output       OutputConfig       `yaml:"output"`
 	Kernel       KernelConfig       `yaml:"kernel"`
 	Pipeline     PipelineConfig     `yaml:"pipeline"`
@@ -32,6 +36,12 @@ type Config struct {
 	// Interpreters are extra interpreter basenames that may run an agent's script.
 	Interpreters []string `yaml:"interpreters"`
 }
+
+// SourceAuto picks the platform's best source that loads: on Linux eBPF, else audit.
+const SourceAuto = "auto"
+
+// Sources are the kernel event sources `source:` may name besides SourceAuto.
+var Sources = []string{"ebpf", "audit"}
 
 // OutputConfig is the JSONL sink and its size-based rotation, the file untrusted telemetry
 // goes to with its own rotation, and the embedded SQL store with its retention.
@@ -154,6 +164,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
+	check(c.Source == SourceAuto || slices.Contains(Sources, c.Source),
+		"source must be %s or one of %s, got %q", SourceAuto, strings.Join(Sources, ", "), c.Source)
 	check(filepath.IsAbs(c.Output.JSONL), "output.jsonl must be an absolute path, got %q", c.Output.JSONL)
 	check(c.Output.MaxSizeMB >= 1, "output.max_size_mb must be >= 1, got %d", c.Output.MaxSizeMB)
 	check(c.Output.MaxFiles >= 1, "output.max_files must be >= 1, got %d", c.Output.MaxFiles)

@@ -28,8 +28,9 @@ int floor_exit(void *ctx)
 	return 0;
 }
 
-// One program for every syscall tracepoint, attached five times by floor.Attach: Vigil has
-// one program per syscall exit, and an empty body does not care which tracepoint fired.
+// One program for every syscall tracepoint, attached by floor.Attach to each of this
+// architecture's (linux.SyscallTracepoints): Vigil has one program per syscall exit, and an
+// empty body does not care which tracepoint fired.
 SEC("tracepoint/syscalls/sys_exit_openat")
 int floor_syscall(void *ctx)
 {

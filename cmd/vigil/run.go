@@ -32,6 +32,7 @@ func runCommand(args []string) error {
 	configPath := fs.String("config", "", "configuration file laid over the embedded defaults")
 	jsonlPath := fs.String("jsonl", "", "JSONL output path (overrides output.jsonl; - for stdout)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	source := fs.String("source", "", "kernel event source: auto, ebpf or audit (overrides source)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,6 +56,12 @@ func runCommand(args []string) error {
 	}
 	if *jsonlPath != "" {
 		cfg.Output.JSONL = *jsonlPath
+	}
+	if *source != "" {
+		cfg.Source = *source
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--source: %w", err)
+		}
 	}
 	cat, err := cfg.Catalog()
 	if err != nil {

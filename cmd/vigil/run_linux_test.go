@@ -98,9 +98,15 @@ func startVigil(t *testing.T, overlay string) *runningSensor {
 // probes are attached.
 func launchVigil(t *testing.T, c vigilConfig) *runningSensor {
 	t.Helper()
+	return startCommand(t, exec.Command(vigilBin, "run", "--config", c.path), c)
+}
+
+// startCommand starts cmd, a `vigil run` with the configuration c (possibly under a wrapper
+// such as setpriv), and waits until it reports that the probes are attached.
+func startCommand(t *testing.T, cmd *exec.Cmd, c vigilConfig) *runningSensor {
+	t.Helper()
 	testenv.RequireRoot(t, "vigil run (loading eBPF programs)")
 	testenv.RequireBTF(t)
-	cmd := exec.Command(vigilBin, "run", "--config", c.path)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,9 @@
 package tree
 
 import (
+	"maps"
 	"path/filepath"
+	"slices"
 
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -184,6 +186,12 @@ func (t *Tracker) Exit(p Proc) (Member, bool) {
 
 // Lookup returns the tree of the process running as pid with start (0: unknown).
 func (t *Tracker) Lookup(p Proc) (Member, bool) { return t.lookup(p) }
+
+// StartOf is the start recorded for the process followed as pid (0: unknown).
+func (t *Tracker) StartOf(pid int) uint64 { return t.procs[pid].start }
+
+// Pids lists the processes followed, for a source that checks on them.
+func (t *Tracker) Pids() []int { return slices.Collect(maps.Keys(t.procs)) }
 
 // Len is the number of processes followed.
 func (t *Tracker) Len() int { return len(t.procs) }
