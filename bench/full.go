@@ -276,7 +276,7 @@ func (r fullReport) markdown() string {
 		}
 		b.WriteString(strings.ReplaceAll(side, "\n## ", "\n### "))
 		if slices.Contains(r.Side.Configs, configAuditd) {
-			fmt.Fprintf(&b, "\nauditd runs 1/%d of the operations per run (audited opens cost tens of µs each); ns/op and ratios are per operation, so they compare directly. The audit state is read before (`auditctl -s`, `-l`) and restored after every auditd round (rule deleted by key, daemon stopped, enabled and backlog settings put back).\n", auditdDivisor)
+			fmt.Fprintf(&b, "\nauditd and vigil-audit run 1/%d of the operations per run (audited opens cost tens of µs each); ns/op and ratios are per operation, so they compare directly. The audit state is read before (`auditctl -s`, `-l`) and restored after every auditd round (rule deleted by key, daemon stopped, enabled and backlog settings put back).\n", auditdDivisor)
 		}
 		if len(r.VsAuditd) > 0 {
 			b.WriteString("\n### Vigil vs auditd\n\nTime each adds to one operation (median − none's median, same variant), and auditd's added time over Vigil's. auditd's rule covers every process (audit cannot follow a tree), so its untracked and tracked rows pay the same; Vigil pays only for tracked trees.\n\n")

@@ -25,12 +25,16 @@ const (
 	// (audit cannot follow a tree): -a always,exit -F arch=b64 -S openat,open,creat,openat2,
 	// execve,connect. Installed by the bench if missing; the audit state is restored after.
 	configAuditd = "auditd"
+	// configVigilAudit is vigil run with its audit source (source: audit), where eBPF cannot
+	// load: audit follows no tree in the kernel, so its rules select every exec and, per
+	// followed process, opens, connects, forks and exits.
+	configVigilAudit = "vigil-audit"
 )
 
 var (
-	knownConfigs   = []string{configNone, configFloor, configVigil, configVigilStdout, configAuditd}
+	knownConfigs   = []string{configNone, configFloor, configVigil, configVigilStdout, configVigilAudit, configAuditd}
 	defaultConfigs = []string{configNone, configFloor, configVigil}
-	fullConfigs    = []string{configNone, configFloor, configVigil, configAuditd}
+	fullConfigs    = []string{configNone, configFloor, configVigil, configVigilAudit, configAuditd}
 	// workloads are the loadgen's -work values, in report order.
 	workloads = []string{"open", "forkexec", "connect", "sendto"}
 )

@@ -127,7 +127,7 @@ func sideBySide(o options, dir string) (report, error) {
 			for _, w := range workloads {
 				for _, v := range variants {
 					n := o.n[w]
-					if c == configAuditd {
+					if c == configAuditd || c == configVigilAudit {
 						n = max(n/auditdDivisor, 1)
 					}
 					s, res, pid, err := measure(r, bins[v], w, n)
@@ -187,6 +187,8 @@ func start(c string, o options, dir string) (running, error) {
 		return startVigil(o.vigil, dir, false, vigilConfigFor(defaultRingKB, benchHold))
 	case configVigilStdout:
 		return startVigil(o.vigil, dir, true, vigilConfigFor(defaultRingKB, benchHold))
+	case configVigilAudit:
+		return startVigil(o.vigil, dir, false, vigilConfigFor(defaultRingKB, benchHold)+"source: audit\n")
 	case configAuditd:
 		return startAuditd(dir)
 	}

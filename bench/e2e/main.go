@@ -47,16 +47,17 @@ func main() {
 		vigilBin = flag.String("vigil", "", "a built vigil binary to use instead of building ./cmd/vigil (and, internal, the child's vigil binary)")
 		noRecord = flag.Bool("no-recorder", false, "internal: run the agent without the independent recorder (strace)")
 		noSensor = flag.Bool("no-sensor", false, "run the scenarios without `vigil run` (an OTLP sink answers the agent's telemetry instead); implies -timing")
+		source   = flag.String("source", "", "vigil run's kernel event source (auto, ebpf, audit); empty: the embedded default")
 		timing   = flag.Bool("timing", false, "only time the agent: print one JSON line per scenario on standard output (agent start to exit), no scoring, no report")
 	)
 	flag.Parse()
 	if *child != "" {
-		os.Exit(childMain(*child, *dir, *cache, *vigilBin, *noSensor, !*noRecord))
+		os.Exit(childMain(*child, *dir, *cache, *vigilBin, *source, *noSensor, !*noRecord))
 	}
-	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe, *vigilBin, *noSensor, *timing || *noSensor))
+	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe, *vigilBin, *source, *noSensor, *timing || *noSensor))
 }
 
-func childMain(name, dir, npmDir, vigil string, noSensor, record bool) int {
+func childMain(name, dir, npmDir, vigil, source string, noSensor, record bool) int {
 	scs, err := loadScenarios()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -64,7 +65,7 @@ func childMain(name, dir, npmDir, vigil string, noSensor, record bool) int {
 	}
 	for _, sc := range scs {
 		if sc.Agent+"/"+sc.Name == name {
-			if err := runChild(childOpts{scenario: sc, dir: dir, npmDir: npmDir, vigil: vigil, noSensor: noSensor, record: record}); err != nil {
+			if err := runChild(childOpts{scenario: sc, dir: dir, npmDir: npmDir, vigil: vigil, source: source, noSensor: noSensor, record: record}); err != nil {
 				fmt.Fprintln(os.Stderr, "e2e:", err)
 				return 1
 			}
@@ -79,7 +80,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s e2e: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, noSensor, timing bool) int {
+func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin, source string, noSensor, timing bool) int {
 	start := time.Now()
 	if os.Geteuid() != 0 {
 		logf("needs root (vigil run loads eBPF programs, unshare -n needs CAP_SYS_ADMIN): run `sudo make e2e`")
@@ -150,7 +151,7 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 	}
 	failed := false
 	rep := Report{Started: start, InstallSeconds: installTime.Seconds(), Installed: installed, BuildSeconds: buildTime.Seconds(),
-		Commit: commandLine("git", "describe", "--always", "--dirty", "--abbrev=12"), Settings: sensorSettings, Versions: versions()}
+		Commit: commandLine("git", "describe", "--always", "--dirty", "--abbrev=12"), Settings: settingsWith(source), Versions: versions()}
 	for _, sc := range scs {
 		sdir := filepath.Join(work, sc.Agent+"-"+sc.Name)
 		os.RemoveAll(sdir)
@@ -164,6 +165,9 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		args := []string{"-n", self, "-child", sc.Agent + "/" + sc.Name, "-dir", sdir, "-npm-cache", cache, "-vigil", vigil}
 		if noSensor {
 			args = append(args, "-no-sensor")
+		}
+		if source != "" {
+			args = append(args, "-source", source)
 		}
 		if timing {
 			args = append(args, "-no-recorder") // wall time without strace's cost
@@ -228,6 +232,14 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 // sensorSettings says what `vigil run` ran with (runner.go startVigil).
 const sensorSettings = "the embedded defaults (sensor/default.yaml) with output, OTLP and hook socket placed in the scenario's folder; " +
 	"agents with their own default export intervals unless a scenario sets agent_env"
+
+// settingsWith is sensorSettings with the source a run forced.
+func settingsWith(source string) string {
+	if source == "" {
+		return sensorSettings
+	}
+	return sensorSettings + "; source: " + source + " (vigil run --source)"
+}
 
 // versions names everything the run depends on: the agents, the recorder, the kernel, Go, node.
 func versions() map[string]string {

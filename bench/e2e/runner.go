@@ -59,7 +59,8 @@ type childOpts struct {
 	dir      string
 	npmDir   string
 	vigil    string
-	noSensor bool // no `vigil run`: an OTLP sink on the same address instead
+	source   string // vigil run --source, "" for the embedded default
+	noSensor bool   // no `vigil run`: an OTLP sink on the same address instead
 	// record runs the agent under the independent recorder (strace); off when only the
 	// agent's wall time is measured (-timing), which strace would slow down.
 	record bool
@@ -124,7 +125,7 @@ func runChild(o childOpts) error {
 		defer stop()
 	} else {
 		var err error
-		if sensor, err = startVigil(o.vigil, o.dir); err != nil {
+		if sensor, err = startVigil(o.vigil, o.dir, o.source); err != nil {
 			return err
 		}
 	}
@@ -316,7 +317,7 @@ type vigilProc struct {
 	err  error
 }
 
-func startVigil(bin, dir string) (*vigilProc, error) {
+func startVigil(bin, dir, source string) (*vigilProc, error) {
 	cfg := filepath.Join(dir, "vigil.yaml")
 	// The shipped defaults (embedded default.yaml: ring buffer, hold, queues) except where the
 	// output goes: large files, because other agent trees on the machine (the project's own
@@ -344,7 +345,11 @@ correlate:
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "run", "--config", cfg)
+	args := []string{"run", "--config", cfg}
+	if source != "" {
+		args = append(args, "--source", source)
+	}
+	cmd := exec.Command(bin, args...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	cmd.Stdout = logf
