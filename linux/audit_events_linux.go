@@ -231,7 +231,7 @@ func (s *Audit) joinKeys(pid int) (proto.JoinKeys, bool) {
 	for _, kv := range bytes.Split(env, []byte{0}) {
 		name, value, ok := bytes.Cut(kv, []byte{'='})
 		if ok {
-			setJoinKey(&keys, string(name), string(value[:min(len(value), maxJoinValue)]))
+			keys.SetEnv(string(name), string(value[:min(len(value), maxJoinValue)]))
 		}
 	}
 	return keys, true

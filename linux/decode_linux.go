@@ -85,25 +85,6 @@ var envKeyNames = map[bpf.VigilEnvKey]string{
 	bpf.VigilEnvKeyENV_CLAUDECODE:             "CLAUDECODE",
 }
 
-// setJoinKey stores an allowlisted environment variable's value in keys and ignores any
-// other name.
-func setJoinKey(keys *proto.JoinKeys, name, value string) {
-	switch name {
-	case "TRACEPARENT":
-		keys.TraceParent = value
-	case "CODEX_TOOL_CALL_ID":
-		keys.CodexToolCallID = value
-	case "CLAUDE_CODE_SESSION_ID":
-		keys.ClaudeCodeSession = value
-	case "CODEX_SESSION_ID":
-		keys.CodexSession = value
-	case "AI_AGENT":
-		keys.AIAgent = value
-	case "CLAUDECODE":
-		keys.ClaudeCode = value
-	}
-}
-
 // errShortRecord marks a ring-buffer record too short for its kind.
 var errShortRecord = errors.New("short record")
 
@@ -371,7 +352,7 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 		if x.EnvFound&(1<<i) == 0 {
 			continue
 		}
-		setJoinKey(&keys, envKeyNames[bpf.VigilEnvKey(i)], cString(x.Env[i][:]))
+		keys.SetEnv(envKeyNames[bpf.VigilEnvKey(i)], cString(x.Env[i][:]))
 	}
 	if !keys.Empty() {
 		join := keys // only records with keys pay for the allocation

@@ -29,6 +29,12 @@ const (
 	ActionChmod    = "chmod"    // chmod, fchmod, fchmodat, fchmodat2: file.mode, vigil.setid
 	ActionChown    = "chown"    // chown, fchown, lchown, fchownat: file.uid, file.gid
 	ActionTruncate = "truncate" // truncate, ftruncate: file.size
+	// File events only EndpointSecurity reports (macOS), with no Linux counterpart: a file
+	// system object created (open with O_CREAT of a new file, mkdir, mkfifo, symlink), a
+	// write(2) to a file, and the close of a descriptor through which the file was modified.
+	ActionCreate = "create"
+	ActionWrite  = "write"
+	ActionClose  = "close"
 	// ActionLost reports events the sensor could not deliver, with counts per kind.
 	ActionLost = "lost"
 
@@ -480,6 +486,29 @@ type JoinKeys struct {
 	CodexSession      string `json:"codex_session_id,omitempty" msgpack:"codex_session_id,omitempty"`
 	AIAgent           string `json:"ai_agent,omitempty" msgpack:"ai_agent,omitempty"`
 	ClaudeCode        string `json:"claudecode,omitempty" msgpack:"claudecode,omitempty"`
+}
+
+// SetEnv keeps value when name is one of the allowlisted variables (the kernel program's
+// enum env_key: TRACEPARENT, CODEX_TOOL_CALL_ID, CLAUDE_CODE_SESSION_ID, CODEX_SESSION_ID,
+// AI_AGENT, CLAUDECODE) and reports whether it was; any other variable is never kept.
+func (k *JoinKeys) SetEnv(name, value string) bool {
+	switch name {
+	case "TRACEPARENT":
+		k.TraceParent = value
+	case "CODEX_TOOL_CALL_ID":
+		k.CodexToolCallID = value
+	case "CLAUDE_CODE_SESSION_ID":
+		k.ClaudeCodeSession = value
+	case "CODEX_SESSION_ID":
+		k.CodexSession = value
+	case "AI_AGENT":
+		k.AIAgent = value
+	case "CLAUDECODE":
+		k.ClaudeCode = value
+	default:
+		return false
+	}
+	return true
 }
 
 // Empty reports whether no key was found.

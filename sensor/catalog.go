@@ -50,7 +50,8 @@ type ExeIdentity struct {
 // install locations observed on the real packages (research/agents/README.md). Every call
 // returns a fresh copy that the caller may extend with Merge.
 func DefaultCatalog() *Catalog {
-	npmRoots := []string{"/usr/local/lib/node_modules", "/usr/lib/node_modules"}
+	// npm's global roots: the usual prefixes, and Homebrew's on Apple silicon Macs.
+	npmRoots := []string{"/usr/local/lib/node_modules", "/usr/lib/node_modules", "/opt/homebrew/lib/node_modules"}
 	var claudePaths, codexPaths []string
 	for _, r := range npmRoots {
 		claudePaths = append(claudePaths, r+"/@anthropic-ai/claude-code/bin/claude.exe")
@@ -78,6 +79,9 @@ func DefaultCatalog() *Catalog {
 					"/root/.local/bin/claude",
 					"/home/*/.local/share/claude/versions/*",
 					"/root/.local/share/claude/versions/*",
+					// The native installer's layout on macOS.
+					"/Users/*/.local/bin/claude",
+					"/Users/*/.local/share/claude/versions/*",
 				}, claudePaths...),
 			},
 			{

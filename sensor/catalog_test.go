@@ -208,6 +208,7 @@ func TestCatalogMatch(t *testing.T) {
 		{"claude node cli.js", "/usr/bin/node", []string{"node", "/usr/local/lib/node_modules/@anthropic-ai/claude-code/cli.js", "-p", "hi"}, "claude-code"},
 		{"claude native versioned", "/home/alice/.local/share/claude/versions/2.1.3", []string{"claude", "-p", "hi"}, "claude-code"},
 		{"claude native versioned, any argv0", "/root/.local/share/claude/versions/2.1.3", []string{"x"}, "claude-code"},
+		{"claude native versioned on macOS", "/Users/alice/.local/share/claude/versions/2.1.3", []string{"claude"}, "claude-code"},
 		{"codex native bin", "/usr/local/lib/node_modules/@openai/codex/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/codex/codex", []string{"/usr/local/bin/codex"}, "codex"},
 		{"node wrapper", "/usr/bin/node", []string{"node", "/usr/local/lib/node_modules/@openai/codex/bin/codex.js"}, "codex"},
 		{"interpreter by argv0", "/usr/bin/python3.11", []string{"python3", "-m", "aider"}, "aider"},

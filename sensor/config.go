@@ -39,11 +39,16 @@ type Config struct {
 	Interpreters []string `yaml:"interpreters"`
 }
 
-// SourceAuto picks the platform's best source that loads: on Linux eBPF, else audit.
+// SourceAuto picks the platform's best source that loads: on Linux eBPF, else audit; on macOS
+// EndpointSecurity through eslogger.
 const SourceAuto = "auto"
 
+// SourceEslogger is EndpointSecurity through /usr/bin/eslogger: live on macOS, and on any OS
+// the replay of a recorded capture (vigil run --eslogger-input).
+const SourceEslogger = "eslogger"
+
 // Sources are the kernel event sources `source:` may name besides SourceAuto.
-var Sources = []string{"ebpf", "audit"}
+var Sources = []string{"ebpf", "audit", SourceEslogger}
 
 // OutputConfig is the JSONL sink and its size-based rotation, the file untrusted telemetry
 // goes to with its own rotation, and the embedded SQL store with its retention.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -91,7 +92,14 @@ func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog
 		}()
 		log.Info().Str("http", r.HTTPAddr()).Str("grpc", r.GRPCAddr()).Msg("OTLP receiver listening")
 	}
-	if cfg.Correlate.HookSocket != "" {
+	switch {
+	case cfg.Correlate.HookSocket == "":
+	case runtime.GOOS != "linux":
+		// The hook server names its callers by SO_PEERCRED, which is Linux's
+		// (correlate/hookserver_other.go): on macOS the agents' OTLP telemetry and the join
+		// keys of their processes remain.
+		log.Warn().Str("hook_socket", cfg.Correlate.HookSocket).Msg("agent hooks are not received on " + runtime.GOOS + " yet; the hook socket is not opened")
+	default:
 		if err := c.startHooks(ctx, cfg, resolver, log); err != nil {
 			return nil, err
 		}

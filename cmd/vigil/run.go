@@ -32,7 +32,8 @@ func runCommand(args []string) error {
 	configPath := fs.String("config", "", "configuration file laid over the embedded defaults")
 	jsonlPath := fs.String("jsonl", "", "JSONL output path (overrides output.jsonl; - for stdout)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	source := fs.String("source", "", "kernel event source: auto, ebpf or audit (overrides source)")
+	source := fs.String("source", "", "kernel event source: auto, ebpf, audit or eslogger (overrides source)")
+	esloggerInput := fs.String("eslogger-input", "", "replay this recorded eslogger capture (JSON lines) instead of watching the kernel; the run ends with it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,15 +80,17 @@ func runCommand(args []string) error {
 		return err
 	}
 
-	if cfg.SelfCheck {
+	// A replay has no kernel to check: its canary could not appear in the capture.
+	selfChecked := cfg.SelfCheck && *esloggerInput == ""
+	if selfChecked {
 		addSelfCheckAgent(cat)
 	}
-	src, err := newSource(cfg, cat, log)
+	src, err := openSource(cfg, cat, *esloggerInput, log)
 	if err != nil {
 		return err
 	}
 	var check *selfCheck
-	if cfg.SelfCheck {
+	if selfChecked {
 		check = newSelfCheck(src)
 		src = check
 	}
@@ -111,11 +114,17 @@ func runCommand(args []string) error {
 	hostname, _ := os.Hostname()
 	hasher := sensor.NewExeHasher(sensor.ExeHasherOptions{MaxEntries: 4096, MaxFileBytes: 512 << 20})
 	defer hasher.Close()
+	// A replayed capture's executables are the recording machine's files, not this one's:
+	// nothing is hashed (its exec lines keep the files' identity in vigil.exe).
+	var hashes sensor.ExeHashes = hasher
+	if *esloggerInput != "" {
+		hashes = nil
+	}
 	table := sensor.NewProcessTable(sensor.ProcessTableOptions{
 		BootID:     started.BootID,
 		MaxEntries: cfg.ProcessTable.MaxEntries,
 		ExitedTTL:  time.Duration(cfg.ProcessTable.ExitedTTLSeconds) * time.Second,
-		Hasher:     hasher,
+		Hasher:     hashes,
 	})
 	for _, p := range started.Seeded {
 		p.Args = sensor.RedactArgs(p.Args)
@@ -176,6 +185,9 @@ func runCommand(args []string) error {
 			finished = false // it may still use the journal: leave it to the exit
 		}
 	}
+	// The pipeline also ends on its own, when a replayed capture runs out: the inputs stop with
+	// it (the correlator's receivers serve until ctx is done).
+	stop()
 	if journal != nil && finished {
 		if cerr := journal.Close(); cerr != nil {
 			log.Error().Err(cerr).Msg("hold journal")

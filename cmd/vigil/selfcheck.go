@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-sensor/vigil/darwin"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -27,8 +28,8 @@ import (
 // the source runs, the sensor starts a canary agent tree of its own, a copy of itself under
 // the catalog name selfCheckBinary that opens a marker file and connects to a listener of
 // the sensor's, and reports healthy only when the canary's exec, open and connect all came
-// through the source. The canary's events are the self-check's: they are consumed here and
-// not written.
+// through the source (exec and open from EndpointSecurity, which sees no TCP connect). The
+// canary's events are the self-check's: they are consumed here and not written.
 
 const (
 	// selfCheckAgent and selfCheckBinary are the canary's catalog entry.
@@ -54,15 +55,20 @@ type selfCheck struct {
 	sensor.Source
 	pid atomic.Int64 // the canary's pid once started; its tree's events are the check's
 
+	want    []string // what must arrive: exec, open and, where the source sees it, connect
 	mu      sync.Mutex
 	marker  string
 	connect netip.AddrPort
-	seen    map[string]bool // exec, open, connect
+	seen    map[string]bool
 	done    chan struct{}
 }
 
 func newSelfCheck(src sensor.Source) *selfCheck {
-	return &selfCheck{Source: src, seen: map[string]bool{}, done: make(chan struct{})}
+	want := []string{"exec", "open", "connect"}
+	if src.Name() == darwin.SourceName {
+		want = want[:2] // EndpointSecurity has no TCP events (docs/schema.md)
+	}
+	return &selfCheck{Source: src, want: want, seen: map[string]bool{}, done: make(chan struct{})}
 }
 
 // Run implements sensor.Source: the canary tree's events go to the check, the rest on.
@@ -93,7 +99,7 @@ func (c *selfCheck) observe(e *proto.Event) {
 			c.seen["connect"] = true
 		}
 	}
-	if len(c.seen) == 3 {
+	if len(c.missingLocked()) == 0 {
 		select {
 		case <-c.done:
 		default:
@@ -102,12 +108,16 @@ func (c *selfCheck) observe(e *proto.Event) {
 	}
 }
 
-// missing lists what has not arrived, in a fixed order.
+// missing lists what has not arrived, in want's order.
 func (c *selfCheck) missing() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.missingLocked()
+}
+
+func (c *selfCheck) missingLocked() []string {
 	var out []string
-	for _, what := range []string{"exec", "open", "connect"} {
+	for _, what := range c.want {
 		if !c.seen[what] {
 			out = append(out, what)
 		}
@@ -131,8 +141,8 @@ func (c *selfCheck) run(ctx context.Context, log zerolog.Logger) error {
 func (c *selfCheck) verdict(ctx context.Context, log zerolog.Logger, start time.Time, timeout time.Duration) error {
 	select {
 	case <-c.done:
-		log.Info().Str("source", c.Name()).Dur("took", time.Since(start)).
-			Msg("self-check healthy: the canary agent tree's exec, open and connect arrived")
+		log.Info().Str("source", c.Name()).Dur("took", time.Since(start)).Strs("arrived", c.want).
+			Msg("self-check healthy: the canary agent tree's events arrived")
 		return nil
 	case <-time.After(timeout):
 	case <-ctx.Done():

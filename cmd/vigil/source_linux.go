@@ -30,7 +30,7 @@ func newSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (sens
 		}
 		return audit, nil
 	}
-	return nil, fmt.Errorf("source %q: not available on Linux (ebpf, audit or auto)", cfg.Source)
+	return nil, fmt.Errorf("source %q: not available live on Linux (ebpf, audit or auto); eslogger replays a macOS capture given with --eslogger-input", cfg.Source)
 }
 
 func newEBPFSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) (sensor.Source, error) {

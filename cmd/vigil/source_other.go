@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package main
 
@@ -11,8 +11,8 @@ import (
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
-// newSource: only the Linux source exists so far; the macOS EndpointSecurity source
-// (darwin/) is planned in DESIGN.md but not built.
+// newSource: Vigil has live sources for Linux and macOS only (a recorded eslogger capture
+// replays anywhere: --eslogger-input).
 func newSource(sensor.Config, *sensor.Catalog, zerolog.Logger) (sensor.Source, error) {
-	return nil, errors.New("no kernel event source for " + runtime.GOOS + " yet: vigil run supports Linux only")
+	return nil, errors.New("no kernel event source for " + runtime.GOOS + ": vigil run supports Linux and macOS (or --source eslogger --eslogger-input FILE)")
 }
