@@ -211,16 +211,21 @@ func (s *Audit) execEvent(r *auditRecord, m tree.Member, p tree.Proc, img tree.I
 	if img.Ino != 0 {
 		e.Vigil.Exe = &proto.Exe{Dev: img.Dev, Ino: img.Ino}
 	}
-	if keys, ok := s.joinKeys(r.pid); ok && !keys.Empty() {
+	keys, read := s.joinKeys(r.pid)
+	switch {
+	case !read:
+		e.Vigil.JoinInherited = true
+	case !keys.Empty():
 		e.Vigil.Join = &keys
 	}
 	return e
 }
 
 // joinKeys reads the agents' join keys from the environment of a process that still runs
-// the image the record is about. A process gone (or past another exec) by the time its
-// record is read takes its keys with it: counted as lost kind join_env. Only the allowlisted
-// variables are kept; the rest of the environment is dropped here.
+// the image the record is about. A process gone by the time its record is read took its
+// environment with it: counted as lost kind join_env, and its exec is marked JoinInherited
+// (the keys it had from its parent stand). Only the allowlisted variables are kept; the
+// rest of the environment is dropped here.
 func (s *Audit) joinKeys(pid int) (proto.JoinKeys, bool) {
 	var keys proto.JoinKeys
 	env, err := os.ReadFile(filepath.Join(s.opts.ProcRoot, strconv.Itoa(pid), "environ"))

@@ -351,6 +351,10 @@ type Vigil struct {
 	// Join holds the correlation keys read from the process environment at exec. Only these
 	// allowlisted variables are ever read; no other environment value leaves the kernel.
 	Join *JoinKeys `json:"join,omitempty" msgpack:"join,omitempty"`
+	// JoinInherited is set on an exec whose new environment could not be read (the audit
+	// source reads /proc/PID/environ after the fact, and the process was gone): Join then
+	// holds the keys the process had before this exec, inherited from its parent at fork.
+	JoinInherited bool `json:"join_inherited,omitempty" msgpack:"join_inherited,omitempty"`
 	// Truncated names the fields the kernel had to cut to fit its buffers (args, path, ...).
 	Truncated []string `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
 	// PathSource says where file.path came from: PathSourceKernel or PathSourceCaller.

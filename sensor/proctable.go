@@ -399,7 +399,8 @@ func (t *ProcessTable) absorb(ent *procEntry, e *proto.Event) {
 
 // exec replaces the process image. The join keys are replaced even when the event has none:
 // the kernel read the new environment at exec, so inherited keys would bind the process to a
-// tool call it no longer belongs to.
+// tool call it no longer belongs to. Only an exec marked JoinInherited (its environment was
+// gone before the source could read it) keeps them.
 func (t *ProcessTable) exec(ent *procEntry, e *proto.Event, hash string) {
 	p := e.Process
 	if p.Executable != "" {
@@ -424,10 +425,13 @@ func (t *ProcessTable) exec(ent *procEntry, e *proto.Event, hash string) {
 	if x := e.Vigil.Exe; x != nil {
 		ent.exeID, ent.hashPending = FileIDOf(x), x.Hash == proto.HashPending
 	}
-	ent.join = nil
-	if !e.Vigil.Join.Empty() {
-		j := *e.Vigil.Join
-		ent.join = &j
+	// An exec whose environment the source could not read keeps what the process had.
+	if !e.Vigil.JoinInherited {
+		ent.join = nil
+		if !e.Vigil.Join.Empty() {
+			j := *e.Vigil.Join
+			ent.join = &j
+		}
 	}
 	// The history is copied, not appended to: Lookup callers may hold the previous slice.
 	rec := ExecRecord{Executable: ent.exe, Args: ent.args, Join: ent.join}

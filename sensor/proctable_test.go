@@ -141,13 +141,15 @@ func TestProcessTableSeedForkExecOpenChain(t *testing.T) {
 func TestProcessTableExecReplacesJoinKeys(t *testing.T) {
 	parentKeys := &proto.JoinKeys{CodexToolCallID: "call_parent", CodexSession: "sess"}
 	tests := []struct {
-		name     string
-		execKeys *proto.JoinKeys
-		want     *proto.JoinKeys
+		name      string
+		execKeys  *proto.JoinKeys
+		inherited bool // the source could not read the exec's environment
+		want      *proto.JoinKeys
 	}{
-		{"new keys replace inherited ones", &proto.JoinKeys{CodexToolCallID: "call_child"}, &proto.JoinKeys{CodexToolCallID: "call_child"}},
-		{"no keys at exec clear inherited ones", nil, nil},
-		{"empty keys at exec clear inherited ones", &proto.JoinKeys{}, nil},
+		{"new keys replace inherited ones", &proto.JoinKeys{CodexToolCallID: "call_child"}, false, &proto.JoinKeys{CodexToolCallID: "call_child"}},
+		{"no keys at exec clear inherited ones", nil, false, nil},
+		{"empty keys at exec clear inherited ones", &proto.JoinKeys{}, false, nil},
+		{"an environment the source could not read keeps inherited ones", nil, true, parentKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,7 +162,12 @@ func TestProcessTableExecReplacesJoinKeys(t *testing.T) {
 			if !reflect.DeepEqual(inherited.Vigil.Join, parentKeys) {
 				t.Fatalf("forked child's open join = %+v, want the parent's %+v", inherited.Vigil.Join, parentKeys)
 			}
-			tab.Apply(ptExec(300, 7*clockTickNs*100, "/usr/bin/sh", "/w", tc.execKeys, "sh"))
+			exec := ptExec(300, 7*clockTickNs*100, "/usr/bin/sh", "/w", tc.execKeys, "sh")
+			exec.Vigil.JoinInherited = tc.inherited
+			tab.Apply(exec)
+			if tc.inherited && !reflect.DeepEqual(exec.Vigil.Join, parentKeys) {
+				t.Errorf("exec line join = %+v, want the inherited %+v", exec.Vigil.Join, parentKeys)
+			}
 			after := ptOpen(300, 0, "/etc/passwd")
 			tab.Apply(after)
 			if !reflect.DeepEqual(after.Vigil.Join, tc.want) {
