@@ -79,6 +79,10 @@ func (s *Audit) handleExec(r *auditRecord) {
 			return
 		}
 		s.scopeOrCount(r.pid)
+		if err := s.scopeUser(r.uid); err != nil {
+			s.count("audit_rule", 1)
+			s.opts.Log.Warn().Err(err).Uint32("uid", r.uid).Msg("cannot audit an agent's user")
+		}
 	}
 	s.emit(s.execEvent(r, m, p, img))
 }

@@ -28,9 +28,11 @@ import (
 //
 //   - execve and execveat of every process (but the sensor), successful ones only: an agent
 //     root can start anywhere, and only its exec says so;
-//   - opens, connects, forks and exit_group of each followed process, by two rules per
-//     process: pid=P and ppid=P. The ppid rule covers a new child from its first instant,
-//     before user space has read its fork and added the child's own rules.
+//   - opens, connects, forks and exit_group of every process of an agent root's user
+//     (uid=U, AuditScopeUser), and of each followed process, by two rules per process:
+//     pid=P and ppid=P (the ppid rule covers a new child from its first instant, before
+//     user space has read its fork and added the child's own rules), and of each installed
+//     agent executable (exe=PATH).
 //
 // What it cannot see is documented in docs/schema.md ("The audit source").
 
@@ -45,8 +47,22 @@ type AuditOptions struct {
 	// PollInterval bounds how long a record waits in the socket and how often exits that
 	// audit did not report (a process killed by a signal) are looked for.
 	PollInterval time.Duration
+	// Scope is AuditScopeTree or AuditScopeUser (sensor/default.yaml, kernel.audit_scope).
+	Scope string
 	Log          zerolog.Logger
 }
+
+// Audit scopes: what the opens, connects, forks and exits are audited of.
+const (
+	// AuditScopeTree: each followed process only, by pid and ppid rules added as the tree
+	// grows. Cheap for the rest of the machine, but a process forked by a child whose own
+	// rules are not in place yet is seen only from then on.
+	AuditScopeTree = "tree"
+	// AuditScopeUser (the default): besides, every process of the user an agent root runs
+	// as, from its first instant; user space keeps the tree's. Complete, at the cost of
+	// auditing that user's other processes too.
+	AuditScopeUser = "user"
+)
 
 // DefaultAuditStatePath is where the audit source keeps the settings it restores.
 const DefaultAuditStatePath = "/run/vigil/audit-state.json"
@@ -64,6 +80,8 @@ type Audit struct {
 	started   sensor.Started
 	offset    time.Duration // wall clock minus boot clock, for process start times
 
+	// users are the uids whose rule is installed (AuditScopeUser).
+	users map[uint32]bool
 	// scoped are the processes whose own rules are installed; suspects were found dead by
 	// the last sweep; swept had their exit written by a sweep, at that time. Only Run
 	// touches them.
@@ -92,6 +110,13 @@ func NewAudit(opts AuditOptions) (*Audit, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
+	switch opts.Scope {
+	case "":
+		opts.Scope = AuditScopeUser
+	case AuditScopeUser, AuditScopeTree:
+	default:
+		return nil, fmt.Errorf("audit scope %q: want %s or %s", opts.Scope, AuditScopeUser, AuditScopeTree)
+	}
 	if err := checkAuditPrivileges(); err != nil {
 		return nil, err
 	}
@@ -104,7 +129,7 @@ func NewAudit(opts AuditOptions) (*Audit, error) {
 		return nil, err
 	}
 	installed := opts.Catalog.ResolvePaths()
-	s := &Audit{opts: opts, offset: offset, installed: installed, scoped: map[int]bool{}, suspects: map[int]procStat{}, swept: map[int]time.Time{}, lost: map[string]uint64{},
+	s := &Audit{opts: opts, offset: offset, installed: installed, users: map[uint32]bool{}, scoped: map[int]bool{}, suspects: map[int]procStat{}, swept: map[int]time.Time{}, lost: map[string]uint64{},
 		copies: newCopies(opts.ProcRoot, installed)}
 	s.tracker = tree.New(tree.Options{Catalog: opts.Catalog, Installed: installed, CopyOf: s.copyOf})
 	if s.ctl, err = openAuditControl(opts.StatePath); err != nil {
@@ -233,6 +258,11 @@ func (s *Audit) seed() error {
 			if err := s.scope(p.Pid); err != nil {
 				return err
 			}
+			if p.Pid == p.RootPid {
+				if err := s.scopeUser(uint32(p.UID)); err != nil {
+					return err
+				}
+			}
 		}
 		s.started.Seeded = append(s.started.Seeded, fresh...)
 	}
@@ -250,6 +280,19 @@ func (s *Audit) scope(pid int) error {
 		}
 	}
 	s.scoped[pid] = true
+	return nil
+}
+
+// scopeUser installs, under AuditScopeUser, the rule that audits every process of uid, an
+// agent root's user. It stays until the source stops.
+func (s *Audit) scopeUser(uid uint32) error {
+	if s.opts.Scope != AuditScopeUser || s.users[uid] {
+		return nil
+	}
+	if err := s.ctl.add(fmt.Sprintf("-a always,exit -F arch=%s -S %s -F uid=%d -F pid!=%d", auditArch(), scopedSyscalls, uid, os.Getpid())); err != nil {
+		return err
+	}
+	s.users[uid] = true
 	return nil
 }
 

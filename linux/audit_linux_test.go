@@ -1,13 +1,17 @@
 package linux
 
 import (
+	"context"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/internal/testenv"
+	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
@@ -31,4 +35,39 @@ func TestSecondAuditSourceIsRefused(t *testing.T) {
 	if rules, err := first.ctl.client.GetRules(); err != nil || len(rules) == 0 {
 		t.Fatalf("the first source's rules after the refusal: %d, %v", len(rules), err)
 	}
+}
+
+// Under the user scope, once an agent of a user has run, a command its tool shell starts at
+// once (a grandchild of the root, forked before any rule of its parent could exist) is
+// audited from its first instant.
+func TestAuditUserScopeSeesGrandchildrenAtOnce(t *testing.T) {
+	testenv.LockAudit(t)
+	src, err := NewAudit(AuditOptions{Catalog: sensor.DefaultCatalog(), StatePath: filepath.Join(t.TempDir(), "state.json"),
+		Scope: AuditScopeUser, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	c := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, c.emit) }()
+	defer func() { cancel(); <-done }()
+
+	agent, dir := agentShell(t, "codex")
+	first := exec.Command(agent, "-c", "sleep 0.3")
+	if err := first.Run(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "the first agent's exit", 5*time.Second, func(e *proto.Event) bool {
+		return e.Event.Action == proto.ActionExit && e.Process.Pid == first.Process.Pid
+	})
+	marker := writeFile(t, dir, "grandchild-reads-this")
+	second := exec.Command(agent, "-c", "/bin/sh -c 'cat "+marker+"; true'")
+	if out, err := second.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	c.waitFor(t, "the grandchild's open of the marker", 5*time.Second, func(e *proto.Event) bool {
+		return isOpenOf(marker)(e) && e.Vigil.Root.Pid == second.Process.Pid && e.Process.Pid != second.Process.Pid
+	})
 }

@@ -74,6 +74,8 @@ type KernelConfig struct {
 	RingBufferKB   int `yaml:"ring_buffer_kb"`
 	WakeupBytes    int `yaml:"wakeup_bytes"`
 	PollIntervalMs int `yaml:"poll_interval_ms"`
+	// AuditScope is what the audit source audits beyond execs: "tree" or "user".
+	AuditScope string `yaml:"audit_scope"`
 }
 
 // PipelineConfig sizes the queue between the source and the sinks and caps the CPUs the
@@ -197,6 +199,7 @@ func (c Config) Validate() error {
 	check(c.Kernel.WakeupBytes >= 1 && c.Kernel.WakeupBytes < kb*1024,
 		"kernel.wakeup_bytes must be >= 1 and smaller than the ring buffer (%d bytes), got %d", kb*1024, c.Kernel.WakeupBytes)
 	check(c.Kernel.PollIntervalMs >= 1, "kernel.poll_interval_ms must be >= 1, got %d", c.Kernel.PollIntervalMs)
+	check(c.Kernel.AuditScope == "tree" || c.Kernel.AuditScope == "user", "kernel.audit_scope must be tree or user, got %q", c.Kernel.AuditScope)
 
 	check(c.Pipeline.QueueSize >= 1, "pipeline.queue_size must be >= 1, got %d", c.Pipeline.QueueSize)
 	check(c.Pipeline.MaxCPUs >= 0, "pipeline.max_cpus must be >= 0 (0: all CPUs), got %d", c.Pipeline.MaxCPUs)

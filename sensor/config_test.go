@@ -19,7 +19,7 @@ func TestDefaultConfig(t *testing.T) {
 		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5,
 			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2,
 			Store: "/var/lib/vigil/vigil.db", StoreMaxDays: 30, StoreMaxMB: 1024},
-		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100},
+		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100, AuditScope: "user"},
 		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1, MemoryLimitMB: 96},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
 		Correlate: CorrelateConfig{OTLPHTTP: "127.0.0.1:4318", OTLPGRPC: "127.0.0.1:4317", HookSocket: "/run/vigil/hook.sock",
@@ -30,6 +30,9 @@ func TestDefaultConfig(t *testing.T) {
 	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable ||
 		c.Correlate != want.Correlate {
 		t.Errorf("DefaultConfig = %+v\nwant %+v", c, want)
+	}
+	if c.Source != SourceAuto || !c.SelfCheck {
+		t.Errorf("source %q, self_check %v: want auto, on", c.Source, c.SelfCheck)
 	}
 	if c.Detections != (DetectionsConfig{Enabled: true, RulesDir: "/etc/vigil/rules.d", SilentAgentAfterSeconds: 120}) {
 		t.Errorf("Detections = %+v, want enabled with /etc/vigil/rules.d, silent after 120 s", c.Detections)

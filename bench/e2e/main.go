@@ -48,16 +48,17 @@ func main() {
 		noRecord = flag.Bool("no-recorder", false, "internal: run the agent without the independent recorder (strace)")
 		noSensor = flag.Bool("no-sensor", false, "run the scenarios without `vigil run` (an OTLP sink answers the agent's telemetry instead); implies -timing")
 		source   = flag.String("source", "", "vigil run's kernel event source (auto, ebpf, audit); empty: the embedded default")
+		scope    = flag.String("audit-scope", "", "the audit source's kernel.audit_scope (tree, user); empty: the embedded default")
 		timing   = flag.Bool("timing", false, "only time the agent: print one JSON line per scenario on standard output (agent start to exit), no scoring, no report")
 	)
 	flag.Parse()
 	if *child != "" {
-		os.Exit(childMain(*child, *dir, *cache, *vigilBin, *source, *noSensor, !*noRecord))
+		os.Exit(childMain(*child, *dir, *cache, *vigilBin, sensorChoice{*source, *scope}, *noSensor, !*noRecord))
 	}
-	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe, *vigilBin, *source, *noSensor, *timing || *noSensor))
+	os.Exit(parentMain(*cache, *work, *results, *examples, *runRe, *skipRe, *vigilBin, sensorChoice{*source, *scope}, *noSensor, *timing || *noSensor))
 }
 
-func childMain(name, dir, npmDir, vigil, source string, noSensor, record bool) int {
+func childMain(name, dir, npmDir, vigil string, source sensorChoice, noSensor, record bool) int {
 	scs, err := loadScenarios()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -80,7 +81,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s e2e: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin, source string, noSensor, timing bool) int {
+func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, source sensorChoice, noSensor, timing bool) int {
 	start := time.Now()
 	if os.Geteuid() != 0 {
 		logf("needs root (vigil run loads eBPF programs, unshare -n needs CAP_SYS_ADMIN): run `sudo make e2e`")
@@ -166,9 +167,7 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin, source 
 		if noSensor {
 			args = append(args, "-no-sensor")
 		}
-		if source != "" {
-			args = append(args, "-source", source)
-		}
+		args = append(args, source.flags()...)
 		if timing {
 			args = append(args, "-no-recorder") // wall time without strace's cost
 		}
@@ -233,12 +232,31 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin, source 
 const sensorSettings = "the embedded defaults (sensor/default.yaml) with output, OTLP and hook socket placed in the scenario's folder; " +
 	"agents with their own default export intervals unless a scenario sets agent_env"
 
-// settingsWith is sensorSettings with the source a run forced.
-func settingsWith(source string) string {
-	if source == "" {
-		return sensorSettings
+// sensorChoice is the source a run forces on vigil run, and the audit source's scope.
+type sensorChoice struct{ source, auditScope string }
+
+// flags passes the choice on to a scenario's child.
+func (c sensorChoice) flags() []string {
+	var out []string
+	if c.source != "" {
+		out = append(out, "-source", c.source)
 	}
-	return sensorSettings + "; source: " + source + " (vigil run --source)"
+	if c.auditScope != "" {
+		out = append(out, "-audit-scope", c.auditScope)
+	}
+	return out
+}
+
+// settingsWith is sensorSettings with what a run forced.
+func settingsWith(c sensorChoice) string {
+	s := sensorSettings
+	if c.source != "" {
+		s += "; source: " + c.source + " (vigil run --source)"
+	}
+	if c.auditScope != "" {
+		s += "; kernel.audit_scope: " + c.auditScope
+	}
+	return s
 }
 
 // versions names everything the run depends on: the agents, the recorder, the kernel, Go, node.

@@ -59,8 +59,8 @@ type childOpts struct {
 	dir      string
 	npmDir   string
 	vigil    string
-	source   string // vigil run --source, "" for the embedded default
-	noSensor bool   // no `vigil run`: an OTLP sink on the same address instead
+	source   sensorChoice // vigil run --source and kernel.audit_scope, "" for the defaults
+	noSensor bool         // no `vigil run`: an OTLP sink on the same address instead
 	// record runs the agent under the independent recorder (strace); off when only the
 	// agent's wall time is measured (-timing), which strace would slow down.
 	record bool
@@ -317,7 +317,7 @@ type vigilProc struct {
 	err  error
 }
 
-func startVigil(bin, dir, source string) (*vigilProc, error) {
+func startVigil(bin, dir string, source sensorChoice) (*vigilProc, error) {
 	cfg := filepath.Join(dir, "vigil.yaml")
 	// The shipped defaults (embedded default.yaml: ring buffer, hold, queues) except where the
 	// output goes: large files, because other agent trees on the machine (the project's own
@@ -338,6 +338,9 @@ correlate:
   hold_journal: %s
 `, filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "untrusted.jsonl"), filepath.Join(dir, "vigil.db"), otlpAddr,
 		filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"), filepath.Join(dir, "hold"))
+	if source.auditScope != "" {
+		yaml += "kernel:\n  audit_scope: " + source.auditScope + "\n"
+	}
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}
@@ -346,8 +349,8 @@ correlate:
 		return nil, err
 	}
 	args := []string{"run", "--config", cfg}
-	if source != "" {
-		args = append(args, "--source", source)
+	if source.source != "" {
+		args = append(args, "--source", source.source)
 	}
 	cmd := exec.Command(bin, args...)
 	pr, pw := io.Pipe()

@@ -134,9 +134,19 @@ func startCommand(t *testing.T, cmd *exec.Cmd, c vigilConfig) *runningSensor {
 		t.Fatalf("vigil run did not report ready within 20s:\n%s", s.stderr)
 	}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		if cmd.ProcessState != nil {
+			return
+		}
+		// A stop, not a kill, so that a failed test leaves no audit rules or held events
+		// behind for the next one; killed only if it hangs.
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
 			cmd.Process.Kill()
-			cmd.Wait()
+			<-done
 		}
 	})
 	return s

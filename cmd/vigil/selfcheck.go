@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -60,7 +60,8 @@ type selfCheck struct {
 	marker  string
 	connect netip.AddrPort
 	seen    map[string]bool
-	done    chan struct{}
+	// execSeen is closed when the canary's exec arrives, done when everything wanted has.
+	execSeen, done chan struct{}
 }
 
 func newSelfCheck(src sensor.Source) *selfCheck {
@@ -68,7 +69,7 @@ func newSelfCheck(src sensor.Source) *selfCheck {
 	if src.Name() == darwin.SourceName {
 		want = want[:2] // EndpointSecurity has no TCP events (docs/schema.md)
 	}
-	return &selfCheck{Source: src, want: want, seen: map[string]bool{}, done: make(chan struct{})}
+	return &selfCheck{Source: src, want: want, seen: map[string]bool{}, execSeen: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Run implements sensor.Source: the canary tree's events go to the check, the rest on.
@@ -89,6 +90,9 @@ func (c *selfCheck) observe(e *proto.Event) {
 	defer c.mu.Unlock()
 	switch e.Event.Action {
 	case proto.ActionExec:
+		if !c.seen["exec"] {
+			close(c.execSeen)
+		}
 		c.seen["exec"] = true
 	case proto.ActionOpen:
 		if e.File != nil && e.File.Path == c.marker {
@@ -126,13 +130,24 @@ func (c *selfCheck) missingLocked() []string {
 }
 
 // run starts the canary and waits for its events; it logs the verdict and returns an error
-// naming what did not arrive.
+// naming what did not arrive. The canary acts only once its exec has arrived: a source that
+// scopes its rules to a tree once it has read the tree's exec (audit) is checked on what it
+// records from then on, as documented.
 func (c *selfCheck) run(ctx context.Context, log zerolog.Logger) error {
 	start := time.Now()
 	defer os.RemoveAll(selfCheckDir)
-	if err := c.startCanary(); err != nil {
+	goAhead, err := c.startCanary()
+	if err != nil {
 		log.Error().Err(err).Msg("self-check could not run its canary")
 		return err
+	}
+	defer goAhead.Close()
+	select {
+	case <-c.execSeen:
+		goAhead.Write([]byte("go\n")) // an error shows as what did not arrive
+	case <-time.After(selfCheckTimeout):
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	return c.verdict(ctx, log, start, selfCheckTimeout)
 }
@@ -156,27 +171,28 @@ func (c *selfCheck) verdict(ctx context.Context, log zerolog.Logger, start time.
 }
 
 // startCanary starts the canary untracked, learns its pid, and only then lets it execute
-// itself under the catalog name: every event of its tree comes after c.pid is set.
-func (c *selfCheck) startCanary() error {
+// itself under the catalog name: every event of its tree comes after c.pid is set. It
+// returns the canary's stdin, on which the canary waits again before it acts.
+func (c *selfCheck) startCanary() (io.WriteCloser, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("self-check: find the vigil binary: %w", err)
+		return nil, fmt.Errorf("self-check: find the vigil binary: %w", err)
 	}
 	if err := os.MkdirAll(selfCheckDir, 0o700); err != nil {
-		return fmt.Errorf("self-check: create %s: %w", selfCheckDir, err)
+		return nil, fmt.Errorf("self-check: create %s: %w", selfCheckDir, err)
 	}
 	name := filepath.Join(selfCheckDir, selfCheckBinary)
 	os.Remove(name)
 	if err := os.Symlink(self, name); err != nil {
-		return fmt.Errorf("self-check: name the canary: %w", err)
+		return nil, fmt.Errorf("self-check: name the canary: %w", err)
 	}
 	marker := filepath.Join(selfCheckDir, "marker")
 	if err := os.WriteFile(marker, []byte("vigil self-check\n"), 0o600); err != nil {
-		return fmt.Errorf("self-check: write the marker: %w", err)
+		return nil, fmt.Errorf("self-check: write the marker: %w", err)
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("self-check: listen for the canary: %w", err)
+		return nil, fmt.Errorf("self-check: listen for the canary: %w", err)
 	}
 	go func() { // accept the canary's connection, then stop listening
 		if conn, err := ln.Accept(); err == nil {
@@ -192,34 +208,41 @@ func (c *selfCheck) startCanary() error {
 	goAhead, err := cmd.StdinPipe()
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("self-check: canary stdin: %w", err)
+		return nil, fmt.Errorf("self-check: canary stdin: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
 		ln.Close()
-		return fmt.Errorf("self-check: start the canary: %w", err)
+		return nil, fmt.Errorf("self-check: start the canary: %w", err)
 	}
 	c.pid.Store(int64(cmd.Process.Pid))
-	_, err = goAhead.Write([]byte("go\n"))
-	goAhead.Close()
 	go func() { _ = cmd.Wait() }()
-	if err != nil {
-		return fmt.Errorf("self-check: start the canary: %w", err)
+	if _, err := goAhead.Write([]byte("go\n")); err != nil {
+		goAhead.Close()
+		return nil, fmt.Errorf("self-check: start the canary: %w", err)
 	}
-	return nil
+	return goAhead, nil
 }
 
 // selfCheckCanaryCommand is the canary. Started as `vigil selfcheck-canary NAME MARKER ADDR`,
 // it waits for the sensor's go-ahead on stdin, executes NAME (itself, under the catalog
-// name), then opens MARKER and connects to ADDR.
+// name), waits for a second go-ahead (its exec has arrived), then opens MARKER and connects
+// to ADDR.
 func selfCheckCanaryCommand(args []string) error {
 	if len(args) != 3 {
 		return usageError{errors.New("usage: vigil " + selfCheckCommand + " NAME MARKER ADDR (internal: run by vigil run's self-check)")}
 	}
 	name, marker, addr := args[0], args[1], args[2]
-	if filepath.Base(os.Args[0]) != selfCheckBinary {
-		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+	// One byte at a time: the exec must not take buffered input with it.
+	var b [1]byte
+	for {
+		if _, err := os.Stdin.Read(b[:]); err != nil {
 			return fmt.Errorf("wait for the go-ahead: %w", err)
 		}
+		if b[0] == '\n' {
+			break
+		}
+	}
+	if filepath.Base(os.Args[0]) != selfCheckBinary {
 		return syscall.Exec(name, []string{selfCheckBinary, selfCheckCommand, name, marker, addr}, os.Environ())
 	}
 	f, err := os.Open(marker)

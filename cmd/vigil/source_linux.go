@@ -51,6 +51,7 @@ func newAuditSource(cfg sensor.Config, cat *sensor.Catalog, log zerolog.Logger) 
 	src, err := linux.NewAudit(linux.AuditOptions{
 		Catalog:      cat,
 		PollInterval: time.Duration(cfg.Kernel.PollIntervalMs) * time.Millisecond,
+		Scope:        cfg.Kernel.AuditScope,
 		Log:          log,
 	})
 	if err != nil {
