@@ -49,7 +49,7 @@ type AuditOptions struct {
 	PollInterval time.Duration
 	// Scope is AuditScopeTree or AuditScopeUser (sensor/default.yaml, kernel.audit_scope).
 	Scope string
-	Log          zerolog.Logger
+	Log   zerolog.Logger
 }
 
 // Audit scopes: what the opens, connects, forks and exits are audited of.
@@ -88,12 +88,12 @@ type Audit struct {
 	scoped   map[int]bool
 	suspects map[int]procStat
 	swept    map[int]time.Time
-	// emit is Run's: the reassembler calls back inside Run.
+	// emit is Run's: record groups are handed over inside Run.
 	emit func(*proto.Event)
 
 	mu         sync.Mutex
 	lost       map[string]uint64
-	kernelLost uint32 // the kernel's lost counter when the source started
+	kernelLost uint32 // the kernel's lost counter when last read
 }
 
 // NewAudit checks privileges, takes over the audit configuration (saving what it finds),
@@ -129,8 +129,9 @@ func NewAudit(opts AuditOptions) (*Audit, error) {
 		return nil, err
 	}
 	installed := opts.Catalog.ResolvePaths()
-	s := &Audit{opts: opts, offset: offset, installed: installed, users: map[uint32]bool{}, scoped: map[int]bool{}, suspects: map[int]procStat{}, swept: map[int]time.Time{}, lost: map[string]uint64{},
-		copies: newCopies(opts.ProcRoot, installed)}
+	s := &Audit{opts: opts, offset: offset, installed: installed, copies: newCopies(opts.ProcRoot, installed),
+		users: map[uint32]bool{}, scoped: map[int]bool{}, suspects: map[int]procStat{}, swept: map[int]time.Time{},
+		lost: map[string]uint64{}}
 	s.tracker = tree.New(tree.Options{Catalog: opts.Catalog, Installed: installed, CopyOf: s.copyOf})
 	if s.ctl, err = openAuditControl(opts.StatePath); err != nil {
 		return nil, err
