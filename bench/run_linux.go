@@ -252,7 +252,8 @@ func waitQuiet() {
 }
 
 // foreignSensors lists the sensors running on the machine that the driver did not start:
-// processes named vigil* or auditd that are not its children. Their hooks make every
+// processes named vigil* or auditd that do not descend from it (the sensor's own
+// self-check canary, vigil-selfcheck, is its grandchild). Their hooks make every
 // configuration (none included) pay, so samples taken beside one are flagged.
 func foreignSensors() []string {
 	self := os.Getpid()
@@ -271,16 +272,37 @@ func foreignSensors() []string {
 		if !strings.HasPrefix(name, "vigil") && name != "auditd" {
 			continue
 		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-				if f := strings.Fields(string(b[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(self) {
-					continue // started by this driver
-				}
-			}
+		if descendsFrom(pid, self) {
+			continue // started by this driver
 		}
 		out = append(out, fmt.Sprintf("%s[%d]", name, pid))
 	}
 	return out
+}
+
+// descendsFrom reports whether pid's parent chain, read from /proc, reaches ancestor.
+func descendsFrom(pid, ancestor int) bool {
+	for depth := 0; pid > 1 && depth < 64; depth++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			return false
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			return false
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			return false
+		}
+		if pid == ancestor {
+			return true
+		}
+	}
+	return false
 }
 
 // Idle detection: the sensor is idle when it used at most idleTicks of CPU (clock ticks,
