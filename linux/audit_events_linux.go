@@ -18,8 +18,8 @@ import (
 
 // handleGroup turns one reassembled audit event into Vigil's events for the followed trees.
 func (s *Audit) handleGroup(msgs []*auparse.AuditMessage) {
-	r, err := decodeAuditGroup(msgs)
-	if errors.Is(err, errNoSyscall) || errors.Is(err, errOtherSyscall) {
+	r, err := decodeAuditGroup(msgs, s.mayConcern)
+	if errors.Is(err, errNoSyscall) || errors.Is(err, errOtherSyscall) || errors.Is(err, errNotKept) {
 		return
 	}
 	if err != nil {
@@ -43,6 +43,21 @@ func (s *Audit) handleGroup(msgs []*auparse.AuditMessage) {
 			s.emit(s.connectEvent(r, m, p))
 		}
 	}
+}
+
+// mayConcern tells from a SYSCALL record alone whether its event can concern a followed
+// tree: any exec (it may start one), or a syscall of a followed process or of the child of
+// one. Under the user scope most records are of the user's other processes: they are
+// dropped here, before the rest of their records is decoded.
+func (s *Audit) mayConcern(r *auditRecord) bool {
+	if r.syscall == "execve" || r.syscall == "execveat" {
+		return true
+	}
+	if _, ok := s.tracker.Lookup(tree.Proc{Pid: r.pid}); ok {
+		return true
+	}
+	_, ok := s.tracker.Lookup(tree.Proc{Pid: r.ppid})
+	return ok
 }
 
 // member finds the tree of the process that made r. A process not followed yet whose

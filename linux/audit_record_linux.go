@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,23 +60,44 @@ var auditArchSyscalls = map[string]map[int]string{
 		220: "clone", 435: "clone3", 94: "exit_group", 93: "exit"},
 }
 
-// errNoSyscall and errOtherSyscall mark groups that are no event of Vigil's: records of no
-// syscall (configuration changes), and syscalls no rule of Vigil's selects (another rule
-// set's, or the sendto that carried Vigil's own rule change).
+// errNoSyscall, errOtherSyscall and errNotKept mark groups that are no event of Vigil's:
+// records of no syscall (configuration changes), syscalls no rule of Vigil's selects
+// (another rule set's, or the sendto that carried Vigil's own rule change), and syscalls
+// the caller's keep refused.
 var (
 	errNoSyscall    = errors.New("no SYSCALL record")
 	errOtherSyscall = errors.New("a syscall Vigil's rules do not select")
+	errNotKept      = errors.New("a syscall of no followed process")
 )
 
-// decodeAuditGroup turns the records of one serial into an auditRecord. Records of types it
-// does not read are skipped; a malformed field of a type it reads is an error naming it.
-func decodeAuditGroup(msgs []*auparse.AuditMessage) (*auditRecord, error) {
+// decodeAuditGroup turns the records of one serial into an auditRecord. The SYSCALL record
+// is decoded first; keep (nil: keep all) then decides from it whether the rest is worth
+// decoding. Records of types it does not read are skipped; a malformed field of a type it
+// reads is an error naming it.
+func decodeAuditGroup(msgs []*auparse.AuditMessage, keep func(*auditRecord) bool) (*auditRecord, error) {
 	r := &auditRecord{}
+	i := slices.IndexFunc(msgs, func(m *auparse.AuditMessage) bool { return m.RecordType == recSyscall })
+	if i < 0 {
+		return nil, errNoSyscall
+	}
+	m := msgs[i]
+	fields, err := auditFields(m.RawData)
+	if err != nil {
+		return nil, fmt.Errorf("audit SYSCALL record %d: %w", m.Sequence, err)
+	}
+	if err := r.syscallFields(fields); errors.Is(err, errOtherSyscall) {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("audit SYSCALL record %d: %w", m.Sequence, err)
+	}
+	r.time, r.serial = m.Timestamp, m.Sequence
+	if keep != nil && !keep(r) {
+		return nil, errNotKept
+	}
 	var execve []map[string]string
-	haveSyscall := false
 	for _, m := range msgs {
 		switch m.RecordType {
-		case recSyscall, recPath, recCwd, recExecve, recSockaddr:
+		case recPath, recCwd, recExecve, recSockaddr:
 		default:
 			continue
 		}
@@ -84,13 +106,6 @@ func decodeAuditGroup(msgs []*auparse.AuditMessage) (*auditRecord, error) {
 			return nil, fmt.Errorf("audit %v record %d: %w", m.RecordType, m.Sequence, err)
 		}
 		switch m.RecordType {
-		case recSyscall:
-			if err := r.syscallFields(fields); errors.Is(err, errOtherSyscall) {
-				return nil, err
-			} else if err != nil {
-				return nil, fmt.Errorf("audit SYSCALL record %d: %w", m.Sequence, err)
-			}
-			r.time, r.serial, haveSyscall = m.Timestamp, m.Sequence, true
 		case recPath:
 			p, err := pathFields(fields)
 			if err != nil {
@@ -108,9 +123,6 @@ func decodeAuditGroup(msgs []*auparse.AuditMessage) (*auditRecord, error) {
 				return nil, fmt.Errorf("audit SOCKADDR record %d: saddr: %w", m.Sequence, err)
 			}
 		}
-	}
-	if !haveSyscall {
-		return nil, errNoSyscall
 	}
 	if len(execve) > 0 {
 		if err := r.execveArgs(execve); err != nil {

@@ -45,7 +45,7 @@ func TestDecodeAuditGroupRealRecords(t *testing.T) {
 	groups := readAuditCapture(t)
 	decode := func(t *testing.T, serial uint32) *auditRecord {
 		t.Helper()
-		r, err := decodeAuditGroup(groups[serial])
+		r, err := decodeAuditGroup(groups[serial], nil)
 		if err != nil {
 			t.Fatalf("serial %d: %v", serial, err)
 		}
@@ -117,9 +117,16 @@ func TestDecodeAuditGroupRealRecords(t *testing.T) {
 			t.Fatalf("argc %d, %d args, lengths %d", r.argc, len(r.argv), len(r.argv[1]))
 		}
 	})
+	t.Run("keep decides from the SYSCALL record", func(t *testing.T) {
+		var asked *auditRecord
+		_, err := decodeAuditGroup(groups[3], func(r *auditRecord) bool { asked = r; return false })
+		if err != errNotKept || asked == nil || asked.pid != 6747 || asked.syscall != "execve" || asked.argv != nil || asked.paths != nil {
+			t.Fatalf("err %v, keep saw %+v: want the SYSCALL fields only, then errNotKept", err, asked)
+		}
+	})
 	t.Run("a syscall of no rule of Vigil's", func(t *testing.T) {
 		m, _ := auparse.Parse(auparse.AUDIT_SYSCALL, `audit(1796442674.479:99): arch=c000003e syscall=44 success=yes exit=40 a0=3 a1=0 a2=0 a3=0 items=0 ppid=1 pid=2 uid=0 gid=0 comm="vigil" exe="/usr/bin/vigil"`)
-		if _, err := decodeAuditGroup([]*auparse.AuditMessage{m}); err != errOtherSyscall {
+		if _, err := decodeAuditGroup([]*auparse.AuditMessage{m}, nil); err != errOtherSyscall {
 			t.Fatalf("err = %v, want errOtherSyscall", err)
 		}
 	})
@@ -136,7 +143,7 @@ func TestDecodeAuditGroupErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := decodeAuditGroup([]*auparse.AuditMessage{m}); err == nil || err == errOtherSyscall {
+		if _, err := decodeAuditGroup([]*auparse.AuditMessage{m}, nil); err == nil || err == errOtherSyscall {
 			t.Errorf("%s: err = %v, want a decode error", name, err)
 		}
 	}
@@ -164,7 +171,7 @@ func FuzzDecodeAuditGroup(f *testing.F) {
 				msgs = append(msgs, m)
 			}
 		}
-		r, err := decodeAuditGroup(msgs)
+		r, err := decodeAuditGroup(msgs, nil)
 		if err == nil && (r.syscall == "" || len(r.argv) > maxAuditArgs) {
 			t.Fatalf("accepted %+v", r)
 		}
