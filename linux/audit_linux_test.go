@@ -41,18 +41,7 @@ func TestSecondAuditSourceIsRefused(t *testing.T) {
 // once (a grandchild of the root, forked before any rule of its parent could exist) is
 // audited from its first instant.
 func TestAuditUserScopeSeesGrandchildrenAtOnce(t *testing.T) {
-	testenv.LockAudit(t)
-	src, err := NewAudit(AuditOptions{Catalog: sensor.DefaultCatalog(), StatePath: filepath.Join(t.TempDir(), "state.json"),
-		Scope: AuditScopeUser, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	c := &collector{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, c.emit) }()
-	defer func() { cancel(); <-done }()
+	c := startAudit(t, AuditOptions{Scope: AuditScopeUser})
 
 	agent, dir := agentShell(t, "codex")
 	first := exec.Command(agent, "-c", "sleep 0.3")
@@ -70,4 +59,34 @@ func TestAuditUserScopeSeesGrandchildrenAtOnce(t *testing.T) {
 	c.waitFor(t, "the grandchild's open of the marker", 5*time.Second, func(e *proto.Event) bool {
 		return isOpenOf(marker)(e) && e.Vigil.Root.Pid == second.Process.Pid && e.Process.Pid != second.Process.Pid
 	})
+}
+
+// startAudit starts an audit source with opts (the default catalog unless given, a private
+// state path, the test's log) and streams its events into a collector until the test ends.
+func startAudit(t *testing.T, opts AuditOptions) *collector {
+	t.Helper()
+	testenv.LockAudit(t)
+	if opts.Catalog == nil {
+		opts.Catalog = sensor.DefaultCatalog()
+	}
+	opts.StatePath = filepath.Join(t.TempDir(), "audit-state.json")
+	opts.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	src, err := NewAudit(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, c.emit) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := src.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return c
 }

@@ -88,21 +88,10 @@ func runConformance(t *testing.T, name string, start func(*sensor.Catalog, zerol
 // instant: a connect right after its exec is recorded, with no pause for the source to read
 // the exec and add the process's own rules.
 func TestAuditFollowsInstalledAgentFromItsFirstInstant(t *testing.T) {
-	testenv.LockAudit(t)
 	agent, _ := agentShell(t, "installed-agent")
 	cat := sensor.DefaultCatalog()
 	cat.Merge([]sensor.Agent{{Name: "installed-agent", Paths: []string{agent}}}, nil)
-	src, err := NewAudit(AuditOptions{Catalog: cat, StatePath: filepath.Join(t.TempDir(), "audit-state.json"),
-		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	c := &collector{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, c.emit) }()
-	defer func() { cancel(); <-done }()
+	c := startAudit(t, AuditOptions{Catalog: cat})
 	addr := netip.MustParseAddrPort(listen(t, "tcp4", "127.0.0.1:0").Addr().String())
 	cmd := exec.Command(agent, "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", addr.Addr(), addr.Port()))
 	if err := cmd.Run(); err != nil {
