@@ -126,8 +126,8 @@ func (s *Audit) handleFork(r *auditRecord) {
 }
 
 // isProcess tells a new process from a new thread by /proc: a thread is listed under its
-// process's task directory. A child gone already is taken for a process only if /proc never
-// showed it as a thread; then its own records (if any) decide through member.
+// process's task directory. A child already gone is not followed from here: its own
+// records, if any, join it to the tree through member.
 func (s *Audit) isProcess(parent, child int) bool {
 	if _, err := os.Stat(filepath.Join(s.opts.ProcRoot, strconv.Itoa(parent), "task", strconv.Itoa(child))); err == nil {
 		return false
