@@ -152,7 +152,7 @@ func (c *selfCheck) run(ctx context.Context, log zerolog.Logger) error {
 	return c.verdict(ctx, log, start, selfCheckTimeout)
 }
 
-// verdict waits up to timeout for the canary's exec, open and connect.
+// verdict waits up to timeout for what the check wants of the canary.
 func (c *selfCheck) verdict(ctx context.Context, log zerolog.Logger, start time.Time, timeout time.Duration) error {
 	select {
 	case <-c.done:
@@ -200,6 +200,7 @@ func (c *selfCheck) startCanary() (io.WriteCloser, error) {
 		}
 		ln.Close()
 	}()
+	time.AfterFunc(2*selfCheckTimeout, func() { ln.Close() }) // a canary that never connects
 	c.mu.Lock()
 	c.marker, c.connect = marker, netip.MustParseAddrPort(ln.Addr().String())
 	c.mu.Unlock()
