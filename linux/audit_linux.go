@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,32 +145,6 @@ func NewAudit(opts AuditOptions) (*Audit, error) {
 	}
 	s.started = sensor.Started{Seeded: s.started.Seeded, BootID: bootID, Ready: time.Since(begin), Peers: PeerResolver{ProcRoot: opts.ProcRoot}}
 	return s, nil
-}
-
-// checkAuditPrivileges says which capability is missing instead of a bare EPERM later.
-func checkAuditPrivileges() error {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return fmt.Errorf("check privileges: %w", err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		hex, ok := strings.CutPrefix(line, "CapEff:")
-		if !ok {
-			continue
-		}
-		caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
-		if err != nil {
-			return fmt.Errorf("check privileges: CapEff %q: %w", hex, err)
-		}
-		if caps&(1<<unix.CAP_AUDIT_CONTROL) == 0 {
-			return errors.New("the audit source needs CAP_AUDIT_CONTROL (run as root)")
-		}
-		if caps&(1<<unix.CAP_AUDIT_READ) == 0 {
-			return errors.New("the audit source needs CAP_AUDIT_READ (run as root)")
-		}
-		return nil
-	}
-	return errors.New("check privileges: no CapEff line in /proc/self/status")
 }
 
 // open connects the record socket (as the audit daemon, or beside a running one), enables

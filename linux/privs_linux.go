@@ -12,9 +12,11 @@ import (
 
 // Capability numbers (linux/capability.h).
 const (
-	capSysAdmin = 21
-	capPerfmon  = 38
-	capBPF      = 39
+	capSysAdmin     = 21
+	capAuditControl = 30
+	capAuditRead    = 37
+	capPerfmon      = 38
+	capBPF          = 39
 )
 
 // btfPath is where a kernel built with CONFIG_DEBUG_INFO_BTF=y exposes its type information.
@@ -55,6 +57,26 @@ func checkPrivileges(euid int, status string) error {
 	return fmt.Errorf("vigil runs as root but its effective capabilities (CapEff %016x) lack %s: "+
 		"in a container or a restricted service unit, grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN",
 		capEff, strings.Join(missing, ", "))
+}
+
+// checkAuditPrivileges says which capability the audit source lacks, instead of a bare
+// EPERM later.
+func checkAuditPrivileges() error {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("check privileges: %w", err)
+	}
+	capEff, err := parseCapEff(string(status))
+	if err != nil {
+		return fmt.Errorf("check privileges: %w", err)
+	}
+	if !hasCap(capEff, capAuditControl) {
+		return errors.New("the audit source needs CAP_AUDIT_CONTROL (run as root)")
+	}
+	if !hasCap(capEff, capAuditRead) {
+		return errors.New("the audit source needs CAP_AUDIT_READ (run as root)")
+	}
+	return nil
 }
 
 // parseCapEff returns the effective capability mask from /proc/<pid>/status text.
