@@ -1,12 +1,6 @@
 package linux
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vigil-sensor/vigil/sensor/tree"
@@ -22,14 +16,6 @@ import (
 
 // sweptMemory is how long a swept pid's late exit_group record is expected.
 const sweptMemory = 10 * time.Second
-
-// procStat is what the sweep reads from /proc/PID/stat.
-type procStat struct {
-	comm     string
-	state    byte
-	start    uint64 // ns since boot
-	exitCode int    // wait status, for a zombie
-}
 
 // sweepExits writes the exits of followed processes found dead twice.
 func (s *Audit) sweepExits() {
@@ -70,36 +56,4 @@ func (s *Audit) sweepExits() {
 		}
 		s.emit(s.exitEvent(now, p, m, first.comm, code))
 	}
-}
-
-// readProcStat reads a process's comm, state, start and exit status. comm may hold blanks
-// and parentheses, so fields are counted from its last ')'.
-func readProcStat(procRoot string, pid int) (procStat, error) {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || end < open {
-		return procStat{}, errors.New("stat: no comm")
-	}
-	fields := strings.Fields(string(b[end+1:]))
-	const (
-		stateField = 3 - 3 // fields after comm start at field 3
-		startField = 22 - 3
-		exitField  = 52 - 3
-	)
-	if len(fields) <= startField || len(fields[stateField]) != 1 {
-		return procStat{}, errors.New("stat: too few fields")
-	}
-	st := procStat{comm: string(b[open+1 : end]), state: fields[stateField][0]}
-	start, err := parseStatStart(b)
-	if err != nil {
-		return procStat{}, err
-	}
-	st.start = start
-	if len(fields) > exitField {
-		st.exitCode, _ = strconv.Atoi(fields[exitField])
-	}
-	return st, nil
 }

@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/prometheus/procfs"
@@ -75,30 +73,8 @@ func (r PeerResolver) PeerOf(local, remote netip.AddrPort) (int, uint64, error) 
 // procStartBootNs reads the start time of root/<pid> from its stat file: field 22,
 // starttime, in clock ticks since boot, converted to ns.
 func procStartBootNs(root string, pid int) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, err
-	}
-	return parseStatStart(b)
-}
-
-// parseStatStart extracts starttime from a /proc/<pid>/stat line. comm (field 2) may hold
-// spaces and parentheses, so fields are counted from its last ')'.
-func parseStatStart(b []byte) (uint64, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("stat: no comm")
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	const startField = 22 - 3 // fields after comm start at field 3 (state)
-	if len(fields) <= startField {
-		return 0, errors.New("stat: too few fields")
-	}
-	ticks, err := strconv.ParseUint(fields[startField], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stat: starttime: %w", err)
-	}
-	return ticks * nsPerClockTick, nil
+	st, err := readProcStat(root, pid)
+	return st.start, err
 }
 
 // socketInode finds the client socket of the connection (server local, server remote) in
