@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -75,18 +74,5 @@ func startAudit(t *testing.T, opts AuditOptions) *collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, c.emit) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := src.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return c
+	return collect(t, src, nil)
 }

@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -41,21 +40,7 @@ func runConformance(t *testing.T, name string, start func(*sensor.Catalog, zerol
 	if err != nil {
 		t.Fatalf("start %s source: %v", name, err)
 	}
-	c := &collector{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, c.emit) }()
-	defer func() {
-		if err := src.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	c := collect(t, src, nil)
 
 	ln := listen(t, "tcp4", "127.0.0.1:0")
 	addr := netip.MustParseAddrPort(ln.Addr().String())

@@ -124,10 +124,17 @@ func startSource(t *testing.T, mutate func(*Options), emitWrap func(func(*proto.
 	if err != nil {
 		t.Fatalf("NewEBPF: %v", err)
 	}
+	return src, collect(t, src, emitWrap)
+}
+
+// collect runs src until the test ends, its events going into a collector (through wrap,
+// when set), then stops and closes it.
+func collect(t *testing.T, src sensor.Source, wrap func(func(*proto.Event)) func(*proto.Event)) *collector {
+	t.Helper()
 	c := &collector{}
 	emit := c.emit
-	if emitWrap != nil {
-		emit = emitWrap(emit)
+	if wrap != nil {
+		emit = wrap(emit)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -141,7 +148,7 @@ func startSource(t *testing.T, mutate func(*Options), emitWrap func(func(*proto.
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return src, c
+	return c
 }
 
 // agentShell copies /bin/bash into a temp dir under an agent's name.
