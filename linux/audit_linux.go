@@ -71,7 +71,7 @@ type Audit struct {
 	opts    AuditOptions
 	ctl     *auditControl
 	sock    *auditSocket
-	client  *libaudit.AuditClient // drives sock for SetPID
+	client  *libaudit.AuditClient // drives sock: SetPID, Receive
 	tracker *tree.Tracker
 	copies  *copies
 	// installed are the agent executables on disk, audited by path from the start.
@@ -150,20 +150,20 @@ func NewAudit(opts AuditOptions) (*Audit, error) {
 // open connects the record socket (as the audit daemon, or beside a running one), enables
 // auditing and installs the exec rule.
 func (s *Audit) open() error {
-	var err error
+	groups := uint32(0) // unicast: the kernel sends the records to the registered daemon
 	if s.ctl.otherDaemon != 0 {
 		// Another daemon (auditd) receives the records; Vigil listens on the multicast group
 		// beside it and leaves its registration alone.
 		s.opts.Log.Warn().Int("audit_daemon_pid", s.ctl.otherDaemon).
 			Msg("another audit daemon is registered: listening beside it on the multicast group; its log also gets the records of Vigil's rules (key " + AuditKey + ")")
-		if s.sock, err = openAuditSocket(libaudit.NetlinkGroupReadLog); err != nil {
-			return err
-		}
-	} else {
-		if s.sock, err = openAuditSocket(0); err != nil {
-			return err
-		}
-		s.client = &libaudit.AuditClient{Netlink: s.sock}
+		groups = libaudit.NetlinkGroupReadLog
+	}
+	sock, err := openAuditSocket(groups)
+	if err != nil {
+		return err
+	}
+	s.sock, s.client = sock, &libaudit.AuditClient{Netlink: sock}
+	if s.ctl.otherDaemon == 0 {
 		if err := s.client.SetPID(libaudit.WaitForReply); err != nil {
 			return fmt.Errorf("register as the audit daemon: %w", err)
 		}
@@ -327,7 +327,7 @@ const auditGroupTimeout = 500 * time.Millisecond
 // drain reads every message queued in the socket into groups.
 func (s *Audit) drain(groups *auditGroups) error {
 	for {
-		msg, err := s.receive()
+		msg, err := s.client.Receive(true)
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return nil
@@ -349,13 +349,6 @@ func (s *Audit) drain(groups *auditGroups) error {
 		}
 		groups.push(m, time.Now())
 	}
-}
-
-func (s *Audit) receive() (*libaudit.RawAuditMessage, error) {
-	if s.client != nil {
-		return s.client.Receive(true)
-	}
-	return (&libaudit.AuditClient{Netlink: s.sock}).Receive(true)
 }
 
 // checkKernel turns increases of the kernel's lost counter (records dropped because the
@@ -405,9 +398,7 @@ func (s *Audit) Close() error {
 		errs = append(errs, s.ctl.Close())
 	}
 	if s.client != nil {
-		errs = append(errs, s.client.Close()) // unsets the audit pid, closes sock
-	} else if s.sock != nil {
-		errs = append(errs, s.sock.Close())
+		errs = append(errs, s.client.Close()) // unsets the audit pid if it set it; closes sock
 	}
 	return errors.Join(errs...)
 }
