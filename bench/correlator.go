@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-sensor/vigil/correlate"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // correlatorRun is one replay: sessions × turns, each turn the sample telemetry plus
@@ -352,13 +353,13 @@ func buildTurn(tpl []sampleBatch, agent string, s, t, eventsPerTurn int) ([]corr
 		child := pid + 1 + (t*8+j)%900
 		join := &proto.JoinKeys{}
 		if agent == "claude" {
-			join.ClaudeCodeSession = session
+			agents.Keep(join, "CLAUDE_CODE_SESSION_ID", session)
 			if c.span != "" {
-				join.TraceParent = "00-" + traceID + "-" + c.span + "-01"
+				agents.Keep(join, "TRACEPARENT", "00-"+traceID+"-"+c.span+"-01")
 			}
 		} else {
-			join.CodexSession = session
-			join.CodexToolCallID = c.id
+			agents.Keep(join, "CODEX_SESSION_ID", session)
+			agents.Keep(join, "CODEX_TOOL_CALL_ID", c.id)
 		}
 		span := c.to.Sub(c.from)
 		at := func(k, n int) time.Time { return c.from.Add(span * time.Duration(k+1) / time.Duration(n+2)) }

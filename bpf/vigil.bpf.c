@@ -133,6 +133,15 @@ struct {
 	__type(value, struct env_scratch);
 } env_scratch SEC(".maps");
 
+// The environment allowlist, filled by user space from the agents registry: a join key's
+// variable name → the value slot of the exec record it is copied into.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ENV_KEYS);
+	__type(key, struct env_name);
+	__type(value, __u32);
+} env_keys SEC(".maps");
+
 // The kernel's copy of the address of each tracked thread's connect(2) in flight, from the
 // cgroup hook to the syscall's exit program. LRU: an entry whose exit never came (the
 // process left its tree in between) is evicted, never blocks a new one; a connect whose entry
@@ -154,6 +163,7 @@ const struct connect_event *unused_connect __attribute__((unused));
 const struct exit_event *unused_exit __attribute__((unused));
 const struct mutate_event *unused_mutate __attribute__((unused));
 const struct event_header *unused_hdr __attribute__((unused));
+const struct env_name *unused_env_name __attribute__((unused));
 
 // And for the enums the decoder reads: clang keeps a type in the object's BTF only where
 // something uses it, and bpf2go generates Go only for types in the BTF.
@@ -161,7 +171,6 @@ struct decoder_enums {
 	enum event_kind kind;
 	enum mutate_op op;
 	enum drop_kind drop;
-	enum env_key env;
 	enum track_flag track;
 	enum trunc_flag trunc;
 	enum exe_flag exe;
@@ -429,16 +438,8 @@ struct env_walk {
 	__u32 in_long; // inside a string longer than the scratch buffer
 };
 
-static __always_inline int has_prefix(const __u8 *s, const char *p, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (s[i] != (__u8)p[i])
-			return 0;
-	return 1;
-}
-
-// One environment string per call (bpf_loop): keeps the allowlisted join keys and nothing
-// else. The values land in env_scratch and are copied into the exec record afterwards.
+// One environment string per call (bpf_loop): keeps the allowlisted join keys (env_keys) and
+// nothing else. The values land in env_scratch and are copied into the exec record afterwards.
 static long env_step(__u64 idx, struct env_walk *w)
 {
 	__u32 zero = 0;
@@ -459,30 +460,30 @@ static long env_step(__u64 idx, struct env_walk *w)
 	if (was_long)
 		return 0;
 
-	int k = -1, plen = 0;
-	if (has_prefix(s->tmp, "TRACEPARENT=", 12)) {
-		k = ENV_TRACEPARENT;
-		plen = 12;
-	} else if (has_prefix(s->tmp, "CODEX_TOOL_CALL_ID=", 19)) {
-		k = ENV_CODEX_TOOL_CALL_ID;
-		plen = 19;
-	} else if (has_prefix(s->tmp, "CLAUDE_CODE_SESSION_ID=", 23)) {
-		k = ENV_CLAUDE_CODE_SESSION_ID;
-		plen = 23;
-	} else if (has_prefix(s->tmp, "CODEX_SESSION_ID=", 17)) {
-		k = ENV_CODEX_SESSION_ID;
-		plen = 17;
-	} else if (has_prefix(s->tmp, "AI_AGENT=", 9)) {
-		k = ENV_AI_AGENT;
-		plen = 9;
-	} else if (has_prefix(s->tmp, "CLAUDECODE=", 11)) {
-		k = ENV_CLAUDECODE;
-		plen = 11;
+	// The name before '=' (a join key's name fits ENV_NAME_KEY - 1 bytes) is looked up in
+	// the allowlist user space filled from the agents registry.
+	struct env_name key = {};
+	int eq = -1;
+	for (int i = 0; i < ENV_NAME_KEY; i++) {
+		__u8 c = s->tmp[i];
+		if (c == '=') {
+			eq = i;
+			break;
+		}
+		if (c == 0 || i == ENV_NAME_KEY - 1)
+			break;
+		key.name[i] = c;
 	}
-	if (k < 0 || k >= ENV_KEYS)
+	if (eq <= 0)
+		return 0;
+	__u32 *slot = bpf_map_lookup_elem(&env_keys, &key);
+	if (!slot)
+		return 0;
+	__u32 k = *slot;
+	if (k >= ENV_KEYS)
 		return 0;
 	// Copy the value up to its NUL only: the bytes after it in tmp are other variables.
-	bpf_probe_read_kernel_str(s->val[k], ENV_VALUE_SLOT, &s->tmp[plen & 31]);
+	bpf_probe_read_kernel_str(s->val[k], ENV_VALUE_SLOT, &s->tmp[(eq + 1) & 63]);
 	s->found |= 1 << k;
 	return 0;
 }

@@ -12,7 +12,8 @@
 #define PATH_SLOT 1024      // walked path bytes (components written from the leaf up)
 #define NAME_SLOT 256       // one path component
 #define PATH_DEPTH 64       // path components (and mount crossings) walked at most
-#define ENV_KEYS 6
+#define ENV_KEYS 10         // join-key value slots; user space assigns them (env_keys)
+#define ENV_NAME_KEY 32     // a join key's variable name (31 chars + NUL)
 #define ENV_VALUE_SLOT 128
 #define ENV_MAX_STRINGS 4096 // environment strings (and 256-byte chunks of long ones) scanned per exec
 
@@ -98,13 +99,9 @@ enum walk_kind {
 	WALK_PSEUDO = 4, // a file of a kernel-internal mount (pipe, socket, anon inode, memfd): its name
 };
 
-enum env_key {
-	ENV_TRACEPARENT = 0,
-	ENV_CODEX_TOOL_CALL_ID = 1,
-	ENV_CLAUDE_CODE_SESSION_ID = 2,
-	ENV_CODEX_SESSION_ID = 3,
-	ENV_AI_AGENT = 4,
-	ENV_CLAUDECODE = 5,
+// A join key's variable name, zero-padded: the key of env_keys.
+struct env_name {
+	__u8 name[ENV_NAME_KEY];
 };
 
 struct track_entry {

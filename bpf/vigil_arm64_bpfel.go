@@ -47,21 +47,15 @@ const (
 	VigilDropKindDROP_KINDS           VigilDropKind = 10
 )
 
-type VigilEnvKey uint32
-
-const (
-	VigilEnvKeyENV_TRACEPARENT            VigilEnvKey = 0
-	VigilEnvKeyENV_CODEX_TOOL_CALL_ID     VigilEnvKey = 1
-	VigilEnvKeyENV_CLAUDE_CODE_SESSION_ID VigilEnvKey = 2
-	VigilEnvKeyENV_CODEX_SESSION_ID       VigilEnvKey = 3
-	VigilEnvKeyENV_AI_AGENT               VigilEnvKey = 4
-	VigilEnvKeyENV_CLAUDECODE             VigilEnvKey = 5
-)
+type VigilEnvName struct {
+	_    structs.HostLayout
+	Name [32]uint8
+}
 
 type VigilEnvScratch struct {
 	_     structs.HostLayout
 	Tmp   [256]uint8
-	Val   [6][128]uint8
+	Val   [10][128]uint8
 	Found uint32
 	Pad   uint32
 }
@@ -122,7 +116,7 @@ type VigilExecEvent struct {
 	Argv         [4096]uint8
 	Exe          [1280]uint8
 	Cwd          [1280]uint8
-	Env          [6][128]uint8
+	Env          [10][128]uint8
 }
 
 type VigilExitEvent struct {
@@ -252,6 +246,7 @@ const (
 	VigilMapAgentSizes       = "agent_sizes"
 	VigilMapConnectStashes   = "connect_stashes"
 	VigilMapDrops            = "drops"
+	VigilMapEnvKeys          = "env_keys"
 	VigilMapEnvScratch       = "env_scratch"
 	VigilMapEvents           = "events"
 	VigilMapExecScratch      = "exec_scratch"
@@ -289,6 +284,7 @@ const (
 	VigilVarSelfTgid         = "self_tgid"
 	VigilVarUnusedConnect    = "unused_connect"
 	VigilVarUnusedEnums      = "unused_enums"
+	VigilVarUnusedEnvName    = "unused_env_name"
 	VigilVarUnusedExec       = "unused_exec"
 	VigilVarUnusedExit       = "unused_exit"
 	VigilVarUnusedHdr        = "unused_hdr"
@@ -375,6 +371,7 @@ type VigilMapSpecs struct {
 	AgentSizes     *ebpf.MapSpec `ebpf:"agent_sizes"`
 	ConnectStashes *ebpf.MapSpec `ebpf:"connect_stashes"`
 	Drops          *ebpf.MapSpec `ebpf:"drops"`
+	EnvKeys        *ebpf.MapSpec `ebpf:"env_keys"`
 	EnvScratch     *ebpf.MapSpec `ebpf:"env_scratch"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch    *ebpf.MapSpec `ebpf:"exec_scratch"`
@@ -393,6 +390,7 @@ type VigilVariableSpecs struct {
 	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedConnect *ebpf.VariableSpec `ebpf:"unused_connect"`
 	UnusedEnums   *ebpf.VariableSpec `ebpf:"unused_enums"`
+	UnusedEnvName *ebpf.VariableSpec `ebpf:"unused_env_name"`
 	UnusedExec    *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedExit    *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedHdr     *ebpf.VariableSpec `ebpf:"unused_hdr"`
@@ -426,6 +424,7 @@ type VigilMaps struct {
 	AgentSizes     *ebpf.Map `ebpf:"agent_sizes"`
 	ConnectStashes *ebpf.Map `ebpf:"connect_stashes"`
 	Drops          *ebpf.Map `ebpf:"drops"`
+	EnvKeys        *ebpf.Map `ebpf:"env_keys"`
 	EnvScratch     *ebpf.Map `ebpf:"env_scratch"`
 	Events         *ebpf.Map `ebpf:"events"`
 	ExecScratch    *ebpf.Map `ebpf:"exec_scratch"`
@@ -444,6 +443,7 @@ func (m *VigilMaps) Close() error {
 		m.AgentSizes,
 		m.ConnectStashes,
 		m.Drops,
+		m.EnvKeys,
 		m.EnvScratch,
 		m.Events,
 		m.ExecScratch,
@@ -463,6 +463,7 @@ type VigilVariables struct {
 	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedConnect *ebpf.Variable `ebpf:"unused_connect"`
 	UnusedEnums   *ebpf.Variable `ebpf:"unused_enums"`
+	UnusedEnvName *ebpf.Variable `ebpf:"unused_env_name"`
 	UnusedExec    *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedExit    *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedHdr     *ebpf.Variable `ebpf:"unused_hdr"`

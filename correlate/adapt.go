@@ -17,6 +17,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Reasons a log record or span was not turned into an AgentEvent: the keys of
@@ -69,21 +70,6 @@ func (s *AdaptStats) Add(o AdaptStats) {
 	}
 }
 
-// AgentForService maps a resource's service.name to the agent it names, or "" for one this
-// package does not adapt. Observed: "claude-code" (Claude Code 2.1.197) and "codex_exec"
-// (`codex exec` 0.169). Codex names the service after its originator, so the TUI and the IDE
-// app server send other codex* names (untested): every "codex", "codex_*" and "codex-*" is
-// taken as Codex, whose attributes do not depend on the front end.
-func AgentForService(serviceName string) string {
-	switch {
-	case serviceName == "claude-code":
-		return proto.AgentClaudeCode
-	case serviceName == "codex", strings.HasPrefix(serviceName, "codex_"), strings.HasPrefix(serviceName, "codex-"):
-		return proto.AgentCodex
-	}
-	return ""
-}
-
 // resource is what every record of one OTLP resource shares.
 type resource struct {
 	agent   string
@@ -94,7 +80,7 @@ type resource struct {
 func resourceOf(r *resourcepb.Resource) resource {
 	attrs := r.GetAttributes()
 	res := resource{
-		agent:   AgentForService(attrStr(attrs, "service.name")),
+		agent:   agents.ForService(attrStr(attrs, "service.name")),
 		version: attrStr(attrs, "service.version"),
 	}
 	if pid, ok := attrInt(attrs, "process.pid"); ok && pid > 0 && pid <= math.MaxInt32 {
@@ -127,9 +113,9 @@ func adaptOne[R any](out []proto.AgentEvent, st *AdaptStats, res resource, r R,
 	var ev proto.AgentEvent
 	reason := SkipUnknownService
 	switch res.agent {
-	case proto.AgentClaudeCode:
+	case agents.ClaudeCode:
 		ev, reason = claude(res, r)
-	case proto.AgentCodex:
+	case agents.Codex:
 		ev, reason = codex(res, r)
 	}
 	if reason != "" {

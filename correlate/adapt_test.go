@@ -13,6 +13,7 @@ import (
 	pb "google.golang.org/protobuf/proto"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Values read in the real payloads (correlate/testdata, copied from
@@ -115,14 +116,14 @@ func bySpan(name string) func(proto.AgentEvent) bool {
 
 func claudeBase(kind, name string) proto.AgentEvent {
 	return proto.AgentEvent{
-		Agent: proto.AgentClaudeCode, AgentVersion: "2.1.197", Kind: kind, EventName: name,
+		Agent: agents.ClaudeCode, AgentVersion: "2.1.197", Kind: kind, EventName: name,
 		SessionID: claudeSession, ResourcePID: 31206,
 	}
 }
 
 func codexBase(kind, name string) proto.AgentEvent {
 	return proto.AgentEvent{
-		Agent: proto.AgentCodex, AgentVersion: "0.169.0", Kind: kind, EventName: name,
+		Agent: agents.Codex, AgentVersion: "0.169.0", Kind: kind, EventName: name,
 		SessionID: codexSession,
 	}
 }
@@ -345,6 +346,7 @@ func TestSamples(t *testing.T) {
 				want.Time = ts("2026-11-22T11:25:13.096Z")
 				want.TraceID, want.SpanID = "f15983d2a8f24031d2c744caa6fb0d6a", "38e02a1850e01c12"
 				want.Model = "gpt-5.5"
+				want.PromptID = want.TraceID // Codex: the turn's trace
 				wantEvent(t, evs[0], want)
 			},
 		},
@@ -360,6 +362,7 @@ func TestSamples(t *testing.T) {
 				want.TurnID = codexTurn
 				want.TraceID, want.SpanID, want.ParentSpanID = codexTrace, "9fb3f0f66314482b", "64a0879e6b40bee5"
 				want.ToolName, want.ToolUseID = "exec_command", "call_exec_command_1"
+				want.PromptID = want.TraceID // Codex: the turn's trace
 				wantEvent(t, find(t, evs, "exec_command", bySpan("exec_command")), want)
 
 				want = codexBase(proto.KindToolSpan, "")
@@ -369,6 +372,7 @@ func TestSamples(t *testing.T) {
 				want.TurnID = codexTurn
 				want.TraceID, want.SpanID, want.ParentSpanID = codexTrace, "b99109d9e9196bbb", "1a076a8fd52b1b87"
 				want.ToolUseID = "call_exec_command_1"
+				want.PromptID = want.TraceID // Codex: the turn's trace
 				wantEvent(t, find(t, evs, "unified_exec", bySpan("unified_exec.exec_command")), want)
 			},
 		},
@@ -394,6 +398,7 @@ func TestSamples(t *testing.T) {
 				want.DurationMs = 159      // "159"
 				want.Command = codexExecCmd
 				want.Model = "gpt-5.5"
+				want.PromptID = want.TraceID // Codex: the turn's trace
 				wantEvent(t, find(t, evs, "result", byKind(proto.KindToolResult)), want)
 			},
 		},
@@ -412,6 +417,7 @@ func TestSamples(t *testing.T) {
 				want.EndTime = ts("2026-11-22T11:25:15.089980731Z")
 				want.TurnID = codexTurn
 				want.TraceID, want.SpanID, want.ParentSpanID = codexTrace, "bb7ea187ec31dd3f", "99c11a67b6fa55d9"
+				want.PromptID = want.TraceID // Codex: the turn's trace
 				wantEvent(t, find(t, evs, "run_turn", bySpan("run_turn")), want)
 			},
 		},
@@ -428,6 +434,7 @@ func TestSamples(t *testing.T) {
 				want.DurationMs = 8
 				want.FilePaths = []string{"out.txt", "notes.txt"}
 				want.Model = "gpt-5.5"
+				want.PromptID = want.TraceID // Codex: the turn's trace
 				wantEvent(t, find(t, evs, "apply_patch result", byKind(proto.KindToolResult)), want)
 			},
 		},
@@ -618,7 +625,7 @@ func TestUnknownServiceCounted(t *testing.T) {
 		t.Errorf("stats %+v, %d events", st, len(evs))
 	}
 	for _, e := range evs {
-		if e.Agent != proto.AgentClaudeCode && e.Agent != proto.AgentCodex {
+		if e.Agent != agents.ClaudeCode && e.Agent != agents.Codex {
 			t.Errorf("event from %q", e.Agent)
 		}
 	}

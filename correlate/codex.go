@@ -39,6 +39,9 @@ func adaptCodexLog(res resource, r *logspb.LogRecord) (proto.AgentEvent, string)
 		return ev, reason
 	}
 	ev.SessionID = attrStr(attrs, "conversation.id")
+	// Codex records carry no prompt id: the turn's trace stands for it, and the stitcher
+	// writes the turn id instead once a span has named the trace's turn.
+	ev.PromptID = ev.TraceID
 	ev.Model = attrStr(attrs, "model")
 	switch ev.Kind {
 	case proto.KindUserPrompt:
@@ -104,6 +107,7 @@ func adaptCodexSpan(res resource, s *tracepb.Span) (proto.AgentEvent, string) {
 		return proto.AgentEvent{}, SkipNoTime
 	}
 	ev.SessionID = attrStr(attrs, "conversation.id")
+	ev.PromptID = ev.TraceID // the turn's trace, as on the logs
 	ev.TurnID = firstStr(attrs, "turn_id", "turn.id")
 	if kind == proto.KindToolSpan {
 		ev.ToolName = attrStr(attrs, "tool_name")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Hooks: `vigil hook --agent NAME` is installed as a hook command of an agent (Claude Code
@@ -27,10 +28,6 @@ import (
 // with the event's JSON on stdin; it forwards that JSON, unparsed, in one frame over a unix
 // socket to the daemon's HookServer, which identifies the sender by SO_PEERCRED and turns
 // the JSON into AgentEvents with AdaptHook.
-
-// AgentCursor is AgentEvent.Agent for Cursor. Cursor exports no OTLP, so it only comes from
-// hooks; proto has no constant for it yet.
-const AgentCursor = "cursor"
 
 // TransportHook is HookBatch.Transport: the events came from a hook over the hook socket.
 const TransportHook = "hook"
@@ -313,23 +310,6 @@ func decodeBoundedStrings(dec *msgpack.Decoder, limit int) ([]string, error) {
 	return out, nil
 }
 
-// NormalizeHookAgent maps an --agent value to an AgentEvent.Agent: claude-code (also
-// "claude", "claude_code"), codex, cursor; "" stays "" (detect from the payload). Any other
-// name is an error.
-func NormalizeHookAgent(agent string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(agent)) {
-	case "":
-		return "", nil
-	case "claude-code", "claude", "claude_code", "claudecode":
-		return proto.AgentClaudeCode, nil
-	case "codex":
-		return proto.AgentCodex, nil
-	case "cursor":
-		return AgentCursor, nil
-	}
-	return "", fmt.Errorf("unknown hook agent %q (want claude-code, codex or cursor)", agent)
-}
-
 // hookKinds maps Claude Code and Codex hook_event_name values (both use the same names) to
 // kinds. Anything else (SessionEnd, Stop, Notification, PermissionRequest, SubagentStart,
 // SubagentStop, PreCompact, and names a newer agent adds) is KindHook.
@@ -379,7 +359,7 @@ var shellTools = map[string]bool{
 
 // AdaptHook turns one hook call's stdin JSON into agent events (one today; a slice so that
 // a payload naming several things can say so). agent is the caller's --agent
-// (NormalizeHookAgent); "" detects it from the payload. An explicit claude-code is
+// (agents.ForHook); "" detects it from the payload. An explicit claude-code is
 // overridden by cursor when the payload is unmistakably Cursor's (conversation_id and no
 // session_id), because Cursor runs Claude Code's hooks with its own payloads.
 //
@@ -438,7 +418,7 @@ func adaptHookAt(agent string, stdin []byte, now time.Time) ([]proto.AgentEvent,
 	if len(stdin) > MaxHookStdinBytes {
 		return nil, fmt.Errorf("adapt hook: stdin is %d bytes, limit %d: %w", len(stdin), MaxHookStdinBytes, ErrHookTooLarge)
 	}
-	agent, err := NormalizeHookAgent(agent)
+	agent, err := agents.ForHook(agent)
 	if err != nil {
 		return nil, fmt.Errorf("adapt hook: %w", err)
 	}
@@ -474,7 +454,7 @@ func adaptHookAt(agent string, stdin []byte, now time.Time) ([]proto.AgentEvent,
 		ev.SessionID = str(p.ConversationID)
 	}
 	kind, known := hookKinds[name]
-	if agent == AgentCursor {
+	if agent == agents.Cursor {
 		if ev.TurnID == "" {
 			ev.TurnID = str(p.GenerationID)
 		}
@@ -498,7 +478,7 @@ func adaptHookAt(agent string, stdin []byte, now time.Time) ([]proto.AgentEvent,
 		ev.HookEvent = name
 	}
 	hookToolInput(&ev, p.ToolInput)
-	if agent == AgentCursor {
+	if agent == agents.Cursor {
 		switch name {
 		case "beforeShellExecution", "afterShellExecution":
 			if ev.Command == "" {
@@ -524,9 +504,9 @@ func adaptHookAt(agent string, stdin []byte, now time.Time) ([]proto.AgentEvent,
 func hookAgent(agent string, p *hookPayload, name string) string {
 	cursorShaped := len(p.SessionID) == 0 && (len(p.ConversationID) > 0 || len(p.WorkspaceRoots) > 0 || len(p.CursorVersion) > 0)
 	switch agent {
-	case proto.AgentClaudeCode:
+	case agents.ClaudeCode:
 		if cursorShaped {
-			return AgentCursor
+			return agents.Cursor
 		}
 		return agent
 	case "":
@@ -534,21 +514,21 @@ func hookAgent(agent string, p *hookPayload, name string) string {
 		return agent
 	}
 	if cursorShaped {
-		return AgentCursor
+		return agents.Cursor
 	}
 	// Cursor's event names are camelCase; Claude's and Codex's are PascalCase.
 	if r := []rune(name); len(r) > 0 && unicode.IsLower(r[0]) && len(p.SessionID) == 0 {
-		return AgentCursor
+		return agents.Cursor
 	}
 	// Codex sends turn_id (every event of a turn) and model (all but SessionEnd), Claude
 	// neither; Codex's transcript is a rollout file under $CODEX_HOME (~/.codex).
 	if len(p.TurnID) > 0 || len(p.Model) > 0 {
-		return proto.AgentCodex
+		return agents.Codex
 	}
 	if tp := str(p.TranscriptPath); strings.Contains(tp, "/.codex/") || strings.Contains(filepath.Base(tp), "rollout-") {
-		return proto.AgentCodex
+		return agents.Codex
 	}
-	return proto.AgentClaudeCode
+	return agents.ClaudeCode
 }
 
 // hookToolInput reads the command and the file paths from tool_input.
@@ -594,7 +574,7 @@ func hookSuccess(agent, name string, resp json.RawMessage) *bool {
 	if s := responseSuccess(resp); s != nil {
 		return s
 	}
-	if agent == proto.AgentCodex {
+	if agent == agents.Codex {
 		// Codex's PostToolUse tool_response is the output text; without an exit code in it
 		// success is unknown (observed: exec_command output carries none).
 		return nil

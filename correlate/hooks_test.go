@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 const (
@@ -112,14 +113,14 @@ func fmtBool(b *bool) string {
 
 func TestAdaptHookSamples(t *testing.T) {
 	claude := func(w hookWant) hookWant {
-		w.agent, w.session = proto.AgentClaudeCode, claudeHookSession
+		w.agent, w.session = agents.ClaudeCode, claudeHookSession
 		if w.kind != proto.KindSessionStart {
 			w.prompt = claudeHookPrompt
 		}
 		return w
 	}
 	codex := func(w hookWant) hookWant {
-		w.agent, w.session = proto.AgentCodex, codexHookSession
+		w.agent, w.session = agents.Codex, codexHookSession
 		if w.event != "SessionStart" && w.event != "SessionEnd" {
 			w.turn = codexHookTurn
 		}
@@ -216,7 +217,7 @@ func TestAdaptHookCursor(t *testing.T) {
 	const conv, gen = "conv-7f1c", "gen-0042"
 	base := `"conversation_id":"` + conv + `","generation_id":"` + gen + `","workspace_roots":["/home/dev/repo"]`
 	cursor := func(w hookWant) hookWant {
-		w.agent, w.session, w.turn = AgentCursor, conv, gen
+		w.agent, w.session, w.turn = agents.Cursor, conv, gen
 		return w
 	}
 	tests := []struct {
@@ -289,39 +290,39 @@ func TestAdaptHookEdgeCases(t *testing.T) {
 	}{
 		{"unknown event is a hook, not an error", "claude-code",
 			`{"session_id":"s1","hook_event_name":"BrandNewEvent","tool_name":"Bash","tool_input":{"command":"id"}}`,
-			hookWant{agent: proto.AgentClaudeCode, kind: proto.KindHook, event: "BrandNewEvent", session: "s1", tool: "Bash", command: "id"}},
+			hookWant{agent: agents.ClaudeCode, kind: proto.KindHook, event: "BrandNewEvent", session: "s1", tool: "Bash", command: "id"}},
 		{"PostToolUseFailure", "claude-code",
 			`{"session_id":"s1","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_use_id":"t1","tool_input":{"command":"false"},"error":"exit 1"}`,
-			hookWant{agent: proto.AgentClaudeCode, kind: proto.KindToolResult, event: "PostToolUseFailure", session: "s1", tool: "Bash",
+			hookWant{agent: agents.ClaudeCode, kind: proto.KindToolResult, event: "PostToolUseFailure", session: "s1", tool: "Bash",
 				toolUse: "t1", command: "false", success: new(false)}},
 		{"interrupted Bash", "claude-code",
 			`{"session_id":"s1","hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"sleep 9"},"tool_response":{"stdout":"","interrupted":true}}`,
-			hookWant{agent: proto.AgentClaudeCode, kind: proto.KindToolResult, event: "PostToolUse", session: "s1", tool: "Bash",
+			hookWant{agent: agents.ClaudeCode, kind: proto.KindToolResult, event: "PostToolUse", session: "s1", tool: "Bash",
 				command: "sleep 9", success: new(false)}},
 		{"Codex failing apply_patch", "codex",
 			`{"session_id":"s2","turn_id":"u","hook_event_name":"PostToolUse","tool_name":"apply_patch","tool_input":{"command":"*** Begin Patch\n*** Delete File: gone.txt\n*** End Patch\n"},"tool_response":"Exit code: 1\nWall time: 0 seconds\n"}`,
-			hookWant{agent: proto.AgentCodex, kind: proto.KindToolResult, event: "PostToolUse", session: "s2", turn: "u", tool: "apply_patch",
+			hookWant{agent: agents.Codex, kind: proto.KindToolResult, event: "PostToolUse", session: "s2", turn: "u", tool: "apply_patch",
 				files: []string{"gone.txt"}, success: new(false)}},
 		{"shell command feeding a patch", "codex",
 			`{"session_id":"s2","turn_id":"u","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"apply_patch <<'EOF'\n*** Begin Patch\n*** Update File: a.go\n*** Move to: b.go\n*** End Patch\nEOF"}}`,
-			hookWant{agent: proto.AgentCodex, kind: proto.KindToolDecision, event: "PreToolUse", session: "s2", turn: "u", tool: "Bash",
+			hookWant{agent: agents.Codex, kind: proto.KindToolDecision, event: "PreToolUse", session: "s2", turn: "u", tool: "Bash",
 				command: "apply_patch <<'EOF'\n*** Begin Patch\n*** Update File: a.go\n*** Move to: b.go\n*** End Patch\nEOF", files: []string{"a.go", "b.go"}}},
 		{"MCP tool arguments are not file claims", "claude-code",
 			`{"session_id":"s1","hook_event_name":"PreToolUse","tool_name":"mcp__fs__read","tool_input":{"file_path":"/etc/shadow","command":"x"}}`,
-			hookWant{agent: proto.AgentClaudeCode, kind: proto.KindToolDecision, event: "PreToolUse", session: "s1", tool: "mcp__fs__read"}},
+			hookWant{agent: agents.ClaudeCode, kind: proto.KindToolDecision, event: "PreToolUse", session: "s1", tool: "mcp__fs__read"}},
 		{"NotebookEdit", "claude",
 			`{"session_id":"s1","hook_event_name":"PreToolUse","tool_name":"NotebookEdit","tool_input":{"notebook_path":"/r/a.ipynb"}}`,
-			hookWant{agent: proto.AgentClaudeCode, kind: proto.KindToolDecision, event: "PreToolUse", session: "s1", tool: "NotebookEdit",
+			hookWant{agent: agents.ClaudeCode, kind: proto.KindToolDecision, event: "PreToolUse", session: "s1", tool: "NotebookEdit",
 				files: []string{"/r/a.ipynb"}}},
 		{"fields of the wrong type are ignored", "claude-code",
 			`{"session_id":5,"hook_event_name":"PreToolUse","tool_name":["Bash"],"tool_input":"rm -rf /","duration_ms":"x"}`,
-			hookWant{agent: proto.AgentClaudeCode, kind: proto.KindToolDecision, event: "PreToolUse"}},
+			hookWant{agent: agents.ClaudeCode, kind: proto.KindToolDecision, event: "PreToolUse"}},
 		{"Codex argv command", "codex",
 			`{"session_id":"s2","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":["bash","-lc","ls"]}}`,
-			hookWant{agent: proto.AgentCodex, kind: proto.KindToolDecision, event: "PreToolUse", session: "s2", tool: "Bash", command: "bash -lc ls"}},
+			hookWant{agent: agents.Codex, kind: proto.KindToolDecision, event: "PreToolUse", session: "s2", tool: "Bash", command: "bash -lc ls"}},
 		{"leading whitespace", "codex",
 			"\n  {\"session_id\":\"s2\",\"hook_event_name\":\"Stop\"}\n",
-			hookWant{agent: proto.AgentCodex, kind: proto.KindHook, event: "Stop", session: "s2"}},
+			hookWant{agent: agents.Codex, kind: proto.KindHook, event: "Stop", session: "s2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -354,7 +355,7 @@ func TestAdaptHookErrors(t *testing.T) {
 		{"no event name", "codex", []byte(`{"session_id":"s"}`), "no hook_event_name", false},
 		{"event name not a string", "codex", []byte(`{"hook_event_name":7}`), "no hook_event_name", false},
 		{"empty event name", "codex", []byte(`{"hook_event_name":""}`), "no hook_event_name", false},
-		{"unknown agent", "gemini", []byte(`{"hook_event_name":"Stop"}`), `unknown hook agent "gemini"`, false},
+		{"unknown agent", "vim", []byte(`{"hook_event_name":"Stop"}`), `unknown hook agent "vim"`, false},
 		{"one byte over the limit", "codex", big(MaxHookStdinBytes + 1), "limit 1048576", true},
 	}
 	for _, tt := range tests {
@@ -374,18 +375,6 @@ func TestAdaptHookErrors(t *testing.T) {
 	// Exactly at the limit is accepted.
 	if _, err := AdaptHook("codex", big(MaxHookStdinBytes)); err != nil {
 		t.Errorf("stdin of exactly MaxHookStdinBytes: %v", err)
-	}
-}
-
-func TestNormalizeHookAgent(t *testing.T) {
-	for in, want := range map[string]string{"": "", "claude-code": proto.AgentClaudeCode, "Claude": proto.AgentClaudeCode,
-		"claude_code": proto.AgentClaudeCode, "codex": proto.AgentCodex, " cursor ": AgentCursor} {
-		if got, err := NormalizeHookAgent(in); err != nil || got != want {
-			t.Errorf("NormalizeHookAgent(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := NormalizeHookAgent("gemini"); err == nil {
-		t.Error("gemini accepted")
 	}
 }
 

@@ -212,8 +212,15 @@ func toolCallKey(j, root *proto.JoinKeys) bool {
 	if root != nil {
 		r = *root
 	}
-	return j.TraceParent != "" && j.TraceParent != r.TraceParent ||
-		j.CodexToolCallID != "" && j.CodexToolCallID != r.CodexToolCallID
+	if j.TraceParent != "" && j.TraceParent != r.TraceParent {
+		return true
+	}
+	for agent, id := range j.ToolCalls {
+		if id != "" && id != r.ToolCalls[agent] {
+			return true
+		}
+	}
+	return false
 }
 
 // hookExecShape: chain[0] is the sender, chain[1] (if any) the shell between it and the

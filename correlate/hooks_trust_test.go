@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // trustTable is a real process table fed with the kernel events of one agent tree, in the
@@ -73,9 +74,9 @@ const (
 )
 
 var (
-	claudeHookEnv = &proto.JoinKeys{ClaudeCodeSession: "s1", ClaudeCode: "1"}
-	claudeToolEnv = &proto.JoinKeys{TraceParent: "00-aaaa-bbbb-01", ClaudeCodeSession: "s1", ClaudeCode: "1", AIAgent: "claude-code_2"}
-	codexToolEnv  = &proto.JoinKeys{CodexToolCallID: "call_1", CodexSession: "c1"}
+	claudeHookEnv = agents.JoinKeysOf("CLAUDE_CODE_SESSION_ID=s1", "CLAUDECODE=1")
+	claudeToolEnv = agents.JoinKeysOf("TRACEPARENT=00-aaaa-bbbb-01", "CLAUDE_CODE_SESSION_ID=s1", "CLAUDECODE=1", "AI_AGENT=claude-code_2")
+	codexToolEnv  = agents.JoinKeysOf("CODEX_TOOL_CALL_ID=call_1", "CODEX_SESSION_ID=c1")
 	vigilArgs     = []string{"vigil", "hook", "--agent", "claude-code"}
 )
 
@@ -180,9 +181,9 @@ func TestHookTrustRule(t *testing.T) {
 			tt.root = 500
 			tt.exec(500, outer, claudeExe, "claude")
 			tt.fork(500, 501)
-			tt.exec(501, &proto.JoinKeys{TraceParent: "00-ci-job-01", ClaudeCodeSession: "s1"}, "/usr/bin/dash", "/bin/sh", "-c", "vigil hook")
+			tt.exec(501, agents.JoinKeysOf("TRACEPARENT=00-ci-job-01", "CLAUDE_CODE_SESSION_ID=s1"), "/usr/bin/dash", "/bin/sh", "-c", "vigil hook")
 			tt.fork(501, 502)
-			tt.exec(502, &proto.JoinKeys{TraceParent: "00-ci-job-01", ClaudeCodeSession: "s1"}, vigilExe, vigilArgs...)
+			tt.exec(502, agents.JoinKeysOf("TRACEPARENT=00-ci-job-01", "CLAUDE_CODE_SESSION_ID=s1"), vigilExe, vigilArgs...)
 			return tt
 		}},
 	} {

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-sensor/vigil/internal/owned"
-	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 const (
@@ -108,11 +108,14 @@ func NewHookServer(path string, deliver func(HookBatch), log zerolog.Logger, opt
 		deliver:        deliver,
 		log:            log,
 		readTimeout:    hookReadTimeout,
-		perAgent: map[string]*atomic.Uint64{
-			proto.AgentClaudeCode: new(atomic.Uint64),
-			proto.AgentCodex:      new(atomic.Uint64),
-			AgentCursor:           new(atomic.Uint64),
-		},
+		perAgent:       map[string]*atomic.Uint64{},
+	}
+	// One counter per agent that has hooks (the registry's hook names): the map is fixed, so
+	// outside input cannot grow it.
+	for _, a := range agents.All() {
+		if len(a.HookNames) > 0 {
+			s.perAgent[a.Name] = new(atomic.Uint64)
+		}
 	}
 	for _, o := range opts {
 		o(s)

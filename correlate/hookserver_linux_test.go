@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // testHookServer is a HookServer on a socket in a temp dir, serving until the test ends.
@@ -128,7 +129,7 @@ func TestHookServerDelivers(t *testing.T) {
 		t.Errorf("claims: cwd %q sent %v argv %q", b.Cwd, b.SentAt, b.Argv)
 	}
 	st := ts.waitStats(t, "counted", func(s HookStats) bool { return s.Events == 1 })
-	if st.Accepted != 1 || st.PerAgent[proto.AgentCodex] != 1 || st.PerAgent[proto.AgentClaudeCode] != 0 || st.Malformed+st.TooLarge+st.TimedOut != 0 {
+	if st.Accepted != 1 || st.PerAgent[agents.Codex] != 1 || st.PerAgent[agents.ClaudeCode] != 0 || st.Malformed+st.TooLarge+st.TimedOut != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -193,7 +194,7 @@ func TestHookServerBadFrames(t *testing.T) {
 		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false, func(s HookStats) uint64 { return s.TooLarge }},
 		{"msgpack garbage", append(binary.BigEndian.AppendUint32(nil, 3), 0xc1, 0xc1, 0xc1), false, func(s HookStats) uint64 { return s.Malformed }},
 		{"stdin not JSON", hookFrame(t, HookMessage{Agent: "codex", Stdin: []byte("not json")}), true, func(s HookStats) uint64 { return s.Malformed }},
-		{"unknown agent", hookFrame(t, HookMessage{Agent: "gemini", Stdin: []byte(`{"hook_event_name":"Stop"}`)}), true, func(s HookStats) uint64 { return s.Malformed }},
+		{"unknown agent", hookFrame(t, HookMessage{Agent: "vim", Stdin: []byte(`{"hook_event_name":"Stop"}`)}), true, func(s HookStats) uint64 { return s.Malformed }},
 		{"stdin over the limit", hookFrame(t, HookMessage{Agent: "codex", Stdin: bytes.Repeat([]byte("{"), MaxHookStdinBytes+1)}), true, func(s HookStats) uint64 { return s.TooLarge }},
 		{"short body, then silence", append(binary.BigEndian.AppendUint32(nil, 100), 0x85), false, func(s HookStats) uint64 { return s.TimedOut }},
 	}
@@ -247,7 +248,7 @@ func TestHookServerConcurrent(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if st := ts.Stats(); st.PerAgent[proto.AgentClaudeCode] != n || st.Accepted != n {
+	if st := ts.Stats(); st.PerAgent[agents.ClaudeCode] != n || st.Accepted != n {
 		t.Errorf("stats %+v", st)
 	}
 }

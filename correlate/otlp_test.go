@@ -284,18 +284,6 @@ func TestUnknownEventNames(t *testing.T) {
 	}
 }
 
-func TestAgentForService(t *testing.T) {
-	for name, want := range map[string]string{
-		"claude-code": proto.AgentClaudeCode, "codex_exec": proto.AgentCodex, "codex": proto.AgentCodex,
-		"codex_cli_rs": proto.AgentCodex, "codex-tui": proto.AgentCodex,
-		"codexfoo": "", "claude": "", "gemini-cli": "", "": "", "unknown_service:node": "",
-	} {
-		if got := AgentForService(name); got != want {
-			t.Errorf("AgentForService(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
 func TestPatchFiles(t *testing.T) {
 	patch := "*** Begin Patch\r\n*** Add File: out.txt\r\n+x\n*** Update File: src/a b.go\n*** Move to: src/c.go\n@@\n-a\n+b\n" +
 		"*** Delete File: old.txt\n*** Update File: out.txt\n+*** Add File: not-a-marker\n*** End Patch\n"

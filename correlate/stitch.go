@@ -165,8 +165,8 @@ type unverifiedBatch struct {
 
 // agentOut is an agent line whose prompt id is settled when it is written.
 type agentOut struct {
-	e          *proto.Event
-	agent, key string // the prompt it names, unresolved
+	e   *proto.Event
+	key string // the prompt it names, unresolved
 }
 
 type held struct {
@@ -201,7 +201,7 @@ type Stitcher struct {
 	sessions    generations[string, *session]
 	rootSession generations[int, string] // agent root pid → session, from verified senders
 	calls       generations[string, *toolCall]
-	spans       generations[string, string]   // Claude tool.execution span id → tool_use_id
+	spans       generations[string, string]   // tool span id → its call id (what a TRACEPARENT names)
 	turns       generations[string, string]   // Codex turn trace id → turn id
 	procs       generations[string, *binding] // process entity id → its binding
 	promptIDs   generations[string, string]   // prompt key → the id written for it
@@ -274,7 +274,7 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 	ready := make([]*proto.Event, 0, len(s.out))
 	for _, o := range s.out {
 		if o.key != "" && o.e.Vigil.Prompt != nil {
-			o.e.Vigil.Prompt.ID = s.promptID(o.agent, o.key)
+			o.e.Vigil.Prompt.ID = s.promptID(o.key)
 		}
 		ready = append(ready, o.e)
 	}
@@ -378,7 +378,7 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 		if !trusted || !s.mayClaim(ae.SessionID, info.RootPid) {
 			s.stats.Untrusted++
 			if untrustedKinds(ae.Kind) && s.allowUntrusted(b, time.Now()) {
-				s.emit(s.untrustedLine(ae, b), ae.Agent, "")
+				s.emit(s.untrustedLine(ae, b), "")
 			}
 			continue
 		}
@@ -421,18 +421,6 @@ func (s *Stitcher) sessionFor(id, agent string) *session {
 	return ss
 }
 
-// promptKey is how tool calls find their prompt: Claude's prompt.id, or for Codex the
-// turn's trace id (Codex log records carry the turn's trace, not its id).
-func promptKey(ae *proto.AgentEvent) string {
-	if ae.PromptID != "" {
-		return ae.PromptID
-	}
-	if ae.Agent == proto.AgentCodex && ae.TraceID != "" {
-		return ae.TraceID
-	}
-	return ""
-}
-
 func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo) {
 	var ss *session
 	if ae.SessionID != "" {
@@ -440,7 +428,7 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		if ss.root != sender.RootPid { // first seen, or resumed in another tree
 			root, _ := s.lookup(sender.RootPid)
 			s.emit(proto.SessionRecord{Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID,
-				Sender: senderOf(b, sender), RootEntityID: root.EntityID}.Event(), ae.Agent, "")
+				Sender: senderOf(b, sender), RootEntityID: root.EntityID}.Event(), "")
 		}
 		ss.root = sender.RootPid // verify checked that this tree may speak for it
 		ss.agentPids[b.SenderPid] = true
@@ -448,7 +436,7 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 	}
 	// Codex log records carry the turn's trace, spans also its id: run_turn (sent when the
 	// turn ends) and every tool span (sent when the tool ends, often before the logs).
-	if ae.Agent == proto.AgentCodex && ae.TraceID != "" && ae.TurnID != "" {
+	if ae.TraceID != "" && ae.TurnID != "" {
 		s.turns.put(ae.TraceID, ae.TurnID)
 	}
 	switch ae.Kind {
@@ -456,15 +444,17 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		if ss == nil {
 			return
 		}
-		p := prompt{key: promptKey(ae), at: ae.Time, text: ae.Prompt}
+		p := prompt{key: ae.PromptID, at: ae.Time, text: ae.Prompt}
 		ss.prompts = append(ss.prompts, p)
 		if len(ss.prompts) > maxPromptsPerSession {
 			ss.prompts = slices.Delete(ss.prompts, 0, len(ss.prompts)-maxPromptsPerSession)
 		}
 		s.emit(proto.PromptRecord{Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID, PromptID: p.key, Text: p.text,
-			Sender: senderOf(b, sender)}.Event(), ae.Agent, p.key)
+			Sender: senderOf(b, sender)}.Event(), p.key)
 	case proto.KindToolDecision, proto.KindToolResult, proto.KindToolSpan:
-		if ae.Kind == proto.KindToolSpan && ae.SpanName == "claude_code.tool.execution" && ae.SpanID != "" && ae.ToolUseID != "" {
+		// A tool span's id is what a TRACEPARENT propagated to the call's shell names
+		// (Claude's claude_code.tool.execution).
+		if ae.Kind == proto.KindToolSpan && ae.SpanID != "" && ae.ToolUseID != "" {
 			s.spans.put(ae.SpanID, ae.ToolUseID)
 		}
 		if ae.ToolUseID == "" {
@@ -475,7 +465,7 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		c.transport, c.senderPid = b.Transport, b.SenderPid
 		if ae.Kind == proto.KindToolResult && !c.reported {
 			c.reported = true
-			s.emit(s.callLine(c, ae, b, sender), c.agent, c.promptKey)
+			s.emit(s.callLine(c, ae, b, sender), c.promptKey)
 		}
 	case proto.KindAPIRequest:
 		s.emit(s.agentLine(proto.ActionAgentAPIRequest, ae, b, sender, func(e *proto.Event) {
@@ -483,7 +473,7 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 			if ae.InputTokens > 0 || ae.OutputTokens > 0 {
 				e.GenAI.Usage = &proto.GenAIUsage{InputTokens: ae.InputTokens, OutputTokens: ae.OutputTokens}
 			}
-		}), ae.Agent, promptKey(ae))
+		}), ae.PromptID)
 	}
 }
 
@@ -507,7 +497,7 @@ func (s *Stitcher) callFor(ae *proto.AgentEvent, ss *session) *toolCall {
 // from logs or hooks, windows and file paths also from spans, in any order.
 func (s *Stitcher) mergeCall(c *toolCall, ae *proto.AgentEvent) {
 	if c.promptKey == "" {
-		c.promptKey = promptKey(ae)
+		c.promptKey = ae.PromptID
 	}
 	if c.name == "" {
 		c.name = ae.ToolName
@@ -576,7 +566,7 @@ func (s *Stitcher) bind(e *proto.Event) {
 	e.GenAI.Conversation = &proto.GenAIConversation{ID: sessionID}
 	if c != nil {
 		e.GenAI.Tool = &proto.GenAITool{Name: c.name, Call: &proto.GenAIToolCall{ID: c.id}}
-		if id := s.promptID(c.agent, c.promptKey); id != "" {
+		if id := s.promptID(c.promptKey); id != "" {
 			e.Vigil.Prompt = &proto.PromptRef{ID: id}
 		}
 		return
@@ -585,7 +575,7 @@ func (s *Stitcher) bind(e *proto.Event) {
 	if ss, ok := s.sessions.get(sessionID); ok {
 		for i := len(ss.prompts) - 1; i >= 0; i-- {
 			if !ss.prompts[i].at.After(e.Timestamp) {
-				e.Vigil.Prompt = &proto.PromptRef{ID: s.promptID(ss.agent, ss.prompts[i].key)}
+				e.Vigil.Prompt = &proto.PromptRef{ID: s.promptID(ss.prompts[i].key)}
 				break
 			}
 		}
@@ -600,7 +590,7 @@ func (s *Stitcher) sessionOf(e *proto.Event) string {
 		root = e.Vigil.Root.Pid
 	}
 	if j := e.Vigil.Join; j != nil {
-		for _, id := range []string{j.ClaudeCodeSession, j.CodexSession} {
+		for _, id := range j.SessionIDs() {
 			// The environment is the process's own claim: believed unless the session is
 			// known to belong to another agent tree.
 			if id != "" && s.mayClaim(id, root) {
@@ -625,8 +615,8 @@ func (s *Stitcher) keyBinding(e *proto.Event) *binding {
 			}
 		}
 	}
-	if j.CodexToolCallID != "" {
-		if c, ok := s.calls.get(j.CodexToolCallID); ok {
+	for _, id := range j.ToolCallIDs() {
+		if c, ok := s.calls.get(id); ok {
 			return &binding{call: c, how: proto.BindingEnvCallID, confidence: "high"}
 		}
 	}
@@ -766,23 +756,21 @@ func (s *Stitcher) byWindow(e *proto.Event, ss *session) *toolCall {
 }
 
 // emit queues an agent line; key is the prompt it names (resolved when written).
-func (s *Stitcher) emit(e *proto.Event, agent, key string) {
-	s.out = append(s.out, agentOut{e: e, agent: agent, key: key})
+func (s *Stitcher) emit(e *proto.Event, key string) {
+	s.out = append(s.out, agentOut{e: e, key: key})
 }
 
 // promptID is the id written for a prompt: Claude's prompt.id; for Codex the turn's trace id,
 // or its turn id when a span naming both came before the first line of the turn was written
 // (Codex sends most spans at the end of a turn). Called only when a line is written, and the
 // first answer sticks: every line of one prompt carries the same id.
-func (s *Stitcher) promptID(agent, key string) string {
+func (s *Stitcher) promptID(key string) string {
 	if id, ok := s.promptIDs.get(key); ok {
 		return id
 	}
 	id := key
-	if agent == proto.AgentCodex {
-		if turn, ok := s.turns.get(key); ok {
-			id = turn
-		}
+	if turn, ok := s.turns.get(key); ok { // a Codex turn's trace
+		id = turn
 	}
 	s.promptIDs.put(key, id)
 	return id
@@ -796,7 +784,7 @@ func senderOf(b TelemetryBatch, info sensor.ProcessInfo) proto.Sender {
 
 // agentLine builds the output line for an agent event from a trusted sender.
 func (s *Stitcher) agentLine(action string, ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo, fill func(*proto.Event)) *proto.Event {
-	e := senderOf(b, sender).Line(action, ae.Agent, ae.SessionID, promptKey(ae), ae.Time) // prompt resolved when written
+	e := senderOf(b, sender).Line(action, ae.Agent, ae.SessionID, ae.PromptID, ae.Time) // prompt resolved when written
 	fill(e)
 	return e
 }
@@ -804,7 +792,7 @@ func (s *Stitcher) agentLine(action string, ae *proto.AgentEvent, b TelemetryBat
 // callLine is the agent.tool_call line of c; its prompt is resolved when written.
 func (s *Stitcher) callLine(c *toolCall, ae *proto.AgentEvent, b TelemetryBatch, sender sensor.ProcessInfo) *proto.Event {
 	return proto.ToolCallRecord{
-		Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID, PromptID: cmp.Or(c.promptKey, promptKey(ae)),
+		Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID, PromptID: cmp.Or(c.promptKey, ae.PromptID),
 		CallID: c.id, ToolName: c.name, Decision: c.decision, DecisionSource: c.source, Success: c.success,
 		DurationMs: c.duration, Command: c.command, FilePaths: c.files, Sender: senderOf(b, sender),
 	}.Event()
@@ -823,7 +811,7 @@ func (s *Stitcher) unreportedCalls() []*proto.Event {
 			sender, _ := s.lookup(c.senderPid)
 			e := s.callLine(c, ae, TelemetryBatch{Transport: c.transport, SenderPid: c.senderPid}, sender)
 			if e.Vigil.Prompt != nil {
-				e.Vigil.Prompt.ID = s.promptID(c.agent, c.promptKey)
+				e.Vigil.Prompt.ID = s.promptID(c.promptKey)
 			}
 			out = append(out, e)
 		}

@@ -135,7 +135,7 @@ func (s *Stitcher) bindingRecord(e *proto.Event, b *binding, now time.Time) prot
 		LateMs: now.Sub(e.Timestamp).Milliseconds(),
 	}
 	if c.promptKey != "" {
-		r.PromptID = s.promptID(c.agent, c.promptKey)
+		r.PromptID = s.promptID(c.promptKey)
 	}
 	if r.SessionID == "" {
 		r.SessionID = s.sessionOf(e)

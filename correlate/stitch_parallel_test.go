@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Parallel tool calls: two calls of one prompt running at once, so no window is unique and
@@ -11,7 +12,7 @@ import (
 
 // stCodexSynth builds a synthetic agent event of the Codex sample session.
 func stCodexSynth(kind, at string, f func(*proto.AgentEvent)) proto.AgentEvent {
-	ae := proto.AgentEvent{Agent: proto.AgentCodex, Kind: kind, Time: stAt(at), SessionID: codexSession, TraceID: codexTrace}
+	ae := proto.AgentEvent{Agent: agents.Codex, Kind: kind, Time: stAt(at), SessionID: codexSession, TraceID: codexTrace, PromptID: codexTrace}
 	if f != nil {
 		f(&ae)
 	}

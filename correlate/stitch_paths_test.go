@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 func TestCommandPathWords(t *testing.T) {
@@ -164,7 +165,7 @@ func stHookRun(t *testing.T, sender int) []TelemetryBatch {
 			t.Fatalf("%s: %v", f, err)
 		}
 		at := time.Unix(0, int64(rec.TS*1e9)).UTC()
-		evs, err := adaptHookAt(proto.AgentClaudeCode, hookSample(t, filepath.Join("claude", filepath.Base(f))), at)
+		evs, err := adaptHookAt(agents.ClaudeCode, hookSample(t, filepath.Join("claude", filepath.Base(f))), at)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // TestStitchSessionRecords: a session record is written when a session is first seen from
@@ -24,7 +25,7 @@ func TestStitchSessionRecords(t *testing.T) {
 		return proto.Sender{Pid: pid, Name: "claude", Executable: "/opt/claude", Cwd: cwd, RootPid: root, Transport: "otlp_http"}
 	}
 	rec := func(session string, s proto.Sender) proto.SessionRecord {
-		return proto.SessionRecord{Time: at, Agent: proto.AgentClaudeCode, SessionID: session, Sender: s, RootEntityID: stEntity(s.RootPid)}
+		return proto.SessionRecord{Time: at, Agent: agents.ClaudeCode, SessionID: session, Sender: s, RootEntityID: stEntity(s.RootPid)}
 	}
 	tests := []struct {
 		name  string
@@ -65,7 +66,7 @@ func TestStitchSessionRecords(t *testing.T) {
 					procs[first] = p
 				}
 				s.AddTelemetry(TelemetryBatch{Transport: "otlp_http", SenderPid: st.sender, Events: []proto.AgentEvent{{
-					Agent: proto.AgentClaudeCode, Kind: proto.KindUserPrompt, Time: at, SessionID: st.session, PromptID: "p",
+					Agent: agents.ClaudeCode, Kind: proto.KindUserPrompt, Time: at, SessionID: st.session, PromptID: "p",
 				}}})
 				var got []proto.SessionRecord
 				for _, e := range s.Release(time.Now(), false) {

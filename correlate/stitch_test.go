@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Processes and ids of the sample runs (correlate/testdata; the pids and times of the kernel
@@ -53,10 +54,10 @@ func stPath(p string) string { return strings.ReplaceAll(p, "$WORK", stWork) }
 // stProcs is the fake process table behind Lookup.
 var stProcs = map[int]sensor.ProcessInfo{
 	stClaudePid: {Pid: stClaudePid, Name: "claude", Executable: "$AGENTS/node_modules/@anthropic-ai/claude-code/bin/claude.exe",
-		Cwd: stClaudeRepo, RootPid: stClaudePid, Agent: proto.AgentClaudeCode},
-	stCodexRoot: {Pid: stCodexRoot, Name: "node", Cwd: stCodexRepo, RootPid: stCodexRoot, Agent: proto.AgentCodex},
+		Cwd: stClaudeRepo, RootPid: stClaudePid, Agent: agents.ClaudeCode},
+	stCodexRoot: {Pid: stCodexRoot, Name: "node", Cwd: stCodexRepo, RootPid: stCodexRoot, Agent: agents.Codex},
 	stCodexPid: {Pid: stCodexPid, PPid: stCodexRoot, Name: "codex", Cwd: stCodexRepo, RootPid: stCodexRoot,
-		Executable: "$AGENTS/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex", Agent: proto.AgentCodex},
+		Executable: "$AGENTS/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex", Agent: agents.Codex},
 	stOutsidePid: {Pid: stOutsidePid, Name: "python3", RootPid: 0},
 }
 
@@ -237,8 +238,8 @@ func stScenarioWith(t *testing.T, o StitcherOptions, rows []stRow, telemetry []T
 }
 
 func claudeJoin(traceParent string) *proto.JoinKeys {
-	return &proto.JoinKeys{TraceParent: traceParent, ClaudeCodeSession: claudeSession,
-		AIAgent: "claude-code_2-1-197_agent", ClaudeCode: "1"}
+	return agents.JoinKeysOf("TRACEPARENT="+traceParent, "CLAUDE_CODE_SESSION_ID="+claudeSession,
+		"AI_AGENT=claude-code_2-1-197_agent", "CLAUDECODE=1")
 }
 
 // stClaudeShellArgv is the Bash tool's shell as Claude runs it: the command inside eval '...'
@@ -307,7 +308,7 @@ func TestStitchClaudeSample(t *testing.T) {
 }
 
 func codexJoin(call string) *proto.JoinKeys {
-	return &proto.JoinKeys{CodexToolCallID: call, CodexSession: codexSession}
+	return agents.JoinKeysOf("CODEX_TOOL_CALL_ID="+call, "CODEX_SESSION_ID="+codexSession)
 }
 
 // stCodexRows are kernel events of the Codex sample run and what each must be bound to once
@@ -398,7 +399,7 @@ func TestStitchTelemetryOrder(t *testing.T) {
 
 // stSynth builds a synthetic agent event of the Claude sample session.
 func stSynth(kind, at string, f func(*proto.AgentEvent)) proto.AgentEvent {
-	ae := proto.AgentEvent{Agent: proto.AgentClaudeCode, Kind: kind, Time: stAt(at), SessionID: claudeSession,
+	ae := proto.AgentEvent{Agent: agents.ClaudeCode, Kind: kind, Time: stAt(at), SessionID: claudeSession,
 		PromptID: claudePrompt, TraceID: claudeTrace}
 	if f != nil {
 		f(&ae)
@@ -473,7 +474,7 @@ func TestStitchUntrustedSender(t *testing.T) {
 	const spoofSpan = "5b0f5b0f5b0f5b0f"
 	spoof := func(session string) []proto.AgentEvent {
 		base := func(kind, at string) proto.AgentEvent {
-			return proto.AgentEvent{Agent: proto.AgentClaudeCode, Kind: kind, Time: stAt(at), SessionID: session,
+			return proto.AgentEvent{Agent: agents.ClaudeCode, Kind: kind, Time: stAt(at), SessionID: session,
 				PromptID: "prompt-spoof", TraceID: claudeTrace}
 		}
 		p := base(proto.KindUserPrompt, "11:25:41.100")
@@ -500,7 +501,7 @@ func TestStitchUntrustedSender(t *testing.T) {
 				// A process of the claude tree carrying the spoofed session's keys.
 				e := kev{action: proto.ActionExec, pid: 90001, ppid: stClaudePid, root: stClaudePid, at: "11:25:41.350",
 					args: []string{"/bin/sh", "-c", "make test"}, join: &proto.JoinKeys{
-						TraceParent: "00-" + claudeTrace + "-" + spoofSpan + "-01", ClaudeCodeSession: claimed}}.event()
+						TraceParent: "00-" + claudeTrace + "-" + spoofSpan + "-01", Sessions: map[string]string{"claude-code": claimed}}}.event()
 				s.Push(e)
 				kernel, agent := stRelease(s, time.Now(), true)
 
@@ -600,7 +601,7 @@ func TestStitchAgentLines(t *testing.T) {
 			for _, l := range agent {
 				got[l.Event.Action]++
 				if l.Event.Kind != "event" || l.Event.Dataset != "vigil.agent" || l.GenAI == nil || l.GenAI.Agent == nil ||
-					l.GenAI.Agent.Name != map[string]string{"claude": proto.AgentClaudeCode, "codex": proto.AgentCodex}[tt.agent] {
+					l.GenAI.Agent.Name != map[string]string{"claude": agents.ClaudeCode, "codex": agents.Codex}[tt.agent] {
 					t.Errorf("%s: event %+v genai %+v", l.Event.Action, l.Event, l.GenAI)
 				}
 				if l.GenAI.Conversation == nil || l.GenAI.Conversation.ID != tt.session {
@@ -862,7 +863,7 @@ func TestStitchBounds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lookup := func(pid int) (sensor.ProcessInfo, bool) {
-				return sensor.ProcessInfo{Pid: pid, RootPid: pid, Agent: proto.AgentCodex}, true
+				return sensor.ProcessInfo{Pid: pid, RootPid: pid, Agent: agents.Codex}, true
 			}
 			s := NewStitcher(StitcherOptions{Lookup: lookup, MaxRemembered: maxRemembered, Hold: time.Second,
 				Redact: func(s string) string { return s }})
@@ -878,23 +879,23 @@ func TestStitchBounds(t *testing.T) {
 				id := fmt.Sprintf("call-%d", i)
 				trace := fmt.Sprintf("trace-%d", i/10)
 				evs := []proto.AgentEvent{
-					{Agent: proto.AgentCodex, Kind: proto.KindToolDecision, Time: at, SessionID: sid, TraceID: trace,
+					{Agent: agents.Codex, Kind: proto.KindToolDecision, Time: at, SessionID: sid, TraceID: trace, PromptID: trace,
 						ToolName: "exec_command", ToolUseID: id, Decision: "approved"},
-					{Agent: proto.AgentCodex, Kind: proto.KindToolResult, Time: at.Add(5 * time.Millisecond), SessionID: sid,
-						TraceID: trace, ToolName: "exec_command", ToolUseID: id, Success: boolp(true), Command: "true"},
-					{Agent: proto.AgentCodex, Kind: proto.KindToolSpan, SpanName: "exec_command", Time: at, EndTime: at.Add(5 * time.Millisecond),
-						SessionID: sid, TraceID: trace, TurnID: fmt.Sprintf("turn-%d", i/10), ToolUseID: id},
+					{Agent: agents.Codex, Kind: proto.KindToolResult, Time: at.Add(5 * time.Millisecond), SessionID: sid,
+						TraceID: trace, PromptID: trace, ToolName: "exec_command", ToolUseID: id, Success: boolp(true), Command: "true"},
+					{Agent: agents.Codex, Kind: proto.KindToolSpan, SpanName: "exec_command", Time: at, EndTime: at.Add(5 * time.Millisecond),
+						SessionID: sid, TraceID: trace, PromptID: trace, TurnID: fmt.Sprintf("turn-%d", i/10), ToolUseID: id},
 				}
 				if i%10 == 0 {
-					evs = append(evs, proto.AgentEvent{Agent: proto.AgentCodex, Kind: proto.KindUserPrompt, Time: at.Add(-time.Millisecond),
-						SessionID: sid, TraceID: trace, Prompt: "again"},
-						proto.AgentEvent{Agent: proto.AgentCodex, Kind: proto.KindInteractionSpan, SpanName: "run_turn", Time: at,
-							SessionID: sid, TraceID: trace, TurnID: fmt.Sprintf("turn-%d", i/10)})
+					evs = append(evs, proto.AgentEvent{Agent: agents.Codex, Kind: proto.KindUserPrompt, Time: at.Add(-time.Millisecond),
+						SessionID: sid, TraceID: trace, PromptID: trace, Prompt: "again"},
+						proto.AgentEvent{Agent: agents.Codex, Kind: proto.KindInteractionSpan, SpanName: "run_turn", Time: at,
+							SessionID: sid, TraceID: trace, PromptID: trace, TurnID: fmt.Sprintf("turn-%d", i/10)})
 				}
 				s.AddTelemetry(TelemetryBatch{Events: evs, Transport: "otlp_http", SenderPid: pid})
 				s.Push(&proto.Event{Timestamp: at.Add(time.Millisecond), Event: proto.EventMeta{Action: proto.ActionExec, Dataset: "vigil.kernel"},
 					Process: &proto.Process{Pid: 1_000_000 + i, EntityID: "e" + id, Args: []string{"true"}, Parent: &proto.ParentProcess{Pid: pid}},
-					Vigil:   proto.Vigil{Root: &proto.Root{Pid: pid}, Join: &proto.JoinKeys{CodexToolCallID: id, CodexSession: sid}}})
+					Vigil:   proto.Vigil{Root: &proto.Root{Pid: pid}, Join: agents.JoinKeysOf("CODEX_TOOL_CALL_ID="+id, "CODEX_SESSION_ID="+sid)}})
 				if i%100 == 99 {
 					kernel, _ := stRelease(s, far, false)
 					if len(kernel) != 100 {
@@ -1016,9 +1017,9 @@ func BenchmarkStitch(b *testing.B) {
 	for i := range 20 {
 		at := stAt("11:25:46.000").Add(time.Duration(i) * time.Second)
 		s.AddTelemetry(TelemetryBatch{Transport: "otlp_http", SenderPid: stClaudePid, Events: []proto.AgentEvent{
-			{Agent: proto.AgentClaudeCode, Kind: proto.KindToolDecision, Time: at, SessionID: claudeSession, PromptID: claudePrompt,
+			{Agent: agents.ClaudeCode, Kind: proto.KindToolDecision, Time: at, SessionID: claudeSession, PromptID: claudePrompt,
 				ToolName: "Bash", ToolUseID: fmt.Sprintf("toolu_bench_%d", i), Command: fmt.Sprintf("go test ./pkg%d/...", i)},
-			{Agent: proto.AgentClaudeCode, Kind: proto.KindToolResult, Time: at.Add(500 * time.Millisecond), SessionID: claudeSession,
+			{Agent: agents.ClaudeCode, Kind: proto.KindToolResult, Time: at.Add(500 * time.Millisecond), SessionID: claudeSession,
 				PromptID: claudePrompt, ToolName: "Bash", ToolUseID: fmt.Sprintf("toolu_bench_%d", i), Success: boolp(true)},
 		}})
 	}
@@ -1124,7 +1125,7 @@ func TestStitchTrustRules(t *testing.T) {
 		s.AddTelemetry(TelemetryBatch{Events: forged("s-victim", "call-forged"), Transport: "otlp_http", SenderPid: otherRoot})
 		// …and its shell carries the victim's session id in its environment.
 		ev := kev{action: proto.ActionExec, pid: otherShell, ppid: otherRoot, root: otherRoot, at: "10:00:00.010",
-			args: []string{"bash", "-c", "curl evil"}, join: &proto.JoinKeys{ClaudeCodeSession: "s-victim"}}.event()
+			args: []string{"bash", "-c", "curl evil"}, join: agents.JoinKeysOf("CLAUDE_CODE_SESSION_ID=s-victim")}.event()
 		s.Push(ev)
 		kernel, agent := stRelease(s, stAt("10:00:01"), true)
 		untrusted := 0
@@ -1160,7 +1161,7 @@ func TestStitchWaitingSenderKeepsItsOrder(t *testing.T) {
 	s := NewStitcher(StitcherOptions{Lookup: lookup})
 	at := stAt("11:25:40.000")
 	ev := func(kind string, d time.Duration) proto.AgentEvent {
-		return proto.AgentEvent{Agent: proto.AgentClaudeCode, Kind: kind, Time: at.Add(d), SessionID: "S", PromptID: "P",
+		return proto.AgentEvent{Agent: agents.ClaudeCode, Kind: kind, Time: at.Add(d), SessionID: "S", PromptID: "P",
 			Prompt: "p", ToolName: "Bash", ToolUseID: "T", Decision: "accept", DecisionSource: "config", Success: new(true)}
 	}
 	prompt, decision, result := ev(proto.KindUserPrompt, 0), ev(proto.KindToolDecision, time.Millisecond), ev(proto.KindToolResult, time.Second)

@@ -64,7 +64,7 @@ func (s *Stitcher) summariseUntrusted(now time.Time, all bool) {
 		if u.suppressed > 0 && (all || now.Sub(u.summarised) >= time.Second) {
 			e := untrustedEvent(now, u.transport, key.pid)
 			e.Vigil.Telemetry.Suppressed = u.suppressed
-			s.emit(e, "", "")
+			s.emit(e, "")
 			u.suppressed, u.summarised = 0, now
 		}
 		if u.suppressed == 0 && now.Sub(u.last) >= untrustedIdle {

@@ -398,7 +398,7 @@ func TestJoinKeysFromEnv(t *testing.T) {
 	line = bytes.Replace(line, []byte(`"env":["FOO=bar"]`),
 		[]byte(`"env":["TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","CLAUDECODE=1","AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI","TRACEPARENTX=no"]`), 1)
 	e := decodeLine(t, line)
-	if j := e.Vigil.Join; j == nil || j.TraceParent != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" || j.ClaudeCode != "1" {
+	if j := e.Vigil.Join; j == nil || j.TraceParent != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" || j.Markers["claude-code"] != "1" {
 		t.Errorf("join keys %+v", e.Vigil.Join)
 	}
 	if b, _ := proto.MarshalJSON(e); bytes.Contains(b, []byte("wJalrXUtnFEMI")) || bytes.Contains(b, []byte(`"no"`)) {

@@ -13,6 +13,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // The JSON model of eslogger's lines, after es_message_t (eslogger(1): "Semantics, field names
@@ -189,7 +190,7 @@ type destination struct {
 }
 
 // envJoinKeys decodes an exec's environment keeping only the allowlisted correlation keys
-// (proto.JoinKeys.SetEnv); no other value survives the decoding.
+// (agents.Keep); no other value survives the decoding.
 type envJoinKeys struct {
 	keys proto.JoinKeys
 }
@@ -201,7 +202,7 @@ func (e *envJoinKeys) UnmarshalJSON(b []byte) error {
 	}
 	for _, kv := range env {
 		if name, value, ok := strings.Cut(kv, "="); ok {
-			e.keys.SetEnv(name, value)
+			agents.Keep(&e.keys, name, value)
 		}
 	}
 	return nil

@@ -76,7 +76,7 @@ func TestReplayAgentTree(t *testing.T) {
 	}
 	bash := got[3]
 	if j := bash.Vigil.Join; j == nil || j.TraceParent != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" ||
-		j.ClaudeCode != "1" || j.ClaudeCodeSession != "5f0c1e2a-8b7d-4c3e-9a1f-2d6b8e4c0a17" {
+		j.Markers["claude-code"] != "1" || j.Sessions["claude-code"] != "5f0c1e2a-8b7d-4c3e-9a1f-2d6b8e4c0a17" {
 		t.Errorf("bash join keys %+v", bash.Vigil.Join)
 	}
 	if bash.Process.Parent.Pid != 900 || bash.Process.WorkingDirectory != "/Users/dev/project" ||

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 	"github.com/vigil-sensor/vigil/sensor/tree"
 )
 
@@ -255,7 +256,7 @@ func (s *Audit) joinKeys(pid int) (proto.JoinKeys, bool) {
 	for _, kv := range bytes.Split(env, []byte{0}) {
 		name, value, ok := bytes.Cut(kv, []byte{'='})
 		if ok {
-			keys.SetEnv(string(name), string(value[:min(len(value), maxJoinValue)]))
+			agents.Keep(&keys, string(name), string(value[:min(len(value), maxJoinValue)]))
 		}
 	}
 	return keys, true

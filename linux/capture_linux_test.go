@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // TestCaptureRecords regenerates linux/testdata/records: real ring-buffer records of a known
@@ -43,15 +44,19 @@ const (
 	envMarker = "VIGIL_NOT_ALLOWLISTED="
 )
 
-// captureJoin are the join keys the workload sets (made-up values, no secrets).
-var captureJoin = proto.JoinKeys{
-	TraceParent:       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-	CodexToolCallID:   "call_capture_1",
-	ClaudeCodeSession: "capture-session-1",
-	CodexSession:      "capture-conversation-1",
-	AIAgent:           "claude-code_capture",
-	ClaudeCode:        "1",
-}
+// captureKeyEnv are the join keys the workload sets (made-up values, no secrets), and
+// captureJoin what the records must carry of them.
+var (
+	captureKeyEnv = []string{
+		"TRACEPARENT=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"CODEX_TOOL_CALL_ID=call_capture_1",
+		"CLAUDE_CODE_SESSION_ID=capture-session-1",
+		"CODEX_SESSION_ID=capture-conversation-1",
+		"AI_AGENT=claude-code_capture",
+		"CLAUDECODE=1",
+	}
+	captureJoin = *agents.JoinKeysOf(captureKeyEnv...)
+)
 
 // recordView is what a record is compared on: the fields the capture knows.
 type recordView struct {
@@ -364,16 +369,7 @@ func TestCaptureRecords(t *testing.T) {
 	cmd.Dir = dir
 	// Only allowlisted keys, PATH and a harmless marker placed right before the keys: the
 	// kernel's scratch buffer still holds it when it copies the next value.
-	cmd.Env = []string{
-		envMarker + strings.Repeat("marker-", 30),
-		"TRACEPARENT=" + captureJoin.TraceParent,
-		"CODEX_TOOL_CALL_ID=" + captureJoin.CodexToolCallID,
-		"CLAUDE_CODE_SESSION_ID=" + captureJoin.ClaudeCodeSession,
-		"CODEX_SESSION_ID=" + captureJoin.CodexSession,
-		"AI_AGENT=" + captureJoin.AIAgent,
-		"CLAUDECODE=" + captureJoin.ClaudeCode,
-		"PATH=/usr/bin:/bin",
-	}
+	cmd.Env = append(append([]string{envMarker + strings.Repeat("marker-", 30)}, captureKeyEnv...), "PATH=/usr/bin:/bin")
 	output, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("workload: %v\n%s", err, output)

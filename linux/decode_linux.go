@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Record kinds and flags: short names for bpf2go's Go twins of bpf/vigil.h's enums (-type in
@@ -75,15 +76,9 @@ var (
 	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Walk))
 )
 
-// envKeyNames names the variable of each enum env_key slot of an exec record.
-var envKeyNames = map[bpf.VigilEnvKey]string{
-	bpf.VigilEnvKeyENV_TRACEPARENT:            "TRACEPARENT",
-	bpf.VigilEnvKeyENV_CODEX_TOOL_CALL_ID:     "CODEX_TOOL_CALL_ID",
-	bpf.VigilEnvKeyENV_CLAUDE_CODE_SESSION_ID: "CLAUDE_CODE_SESSION_ID",
-	bpf.VigilEnvKeyENV_CODEX_SESSION_ID:       "CODEX_SESSION_ID",
-	bpf.VigilEnvKeyENV_AI_AGENT:               "AI_AGENT",
-	bpf.VigilEnvKeyENV_CLAUDECODE:             "CLAUDECODE",
-}
+// envKeySlots are the environment join keys by the exec record's value slot they fill: the
+// loader gives slot i to the registry's i-th key (fillEnvKeys).
+var envKeySlots = agents.EnvKeys()
 
 // errShortRecord marks a ring-buffer record too short for its kind.
 var errShortRecord = errors.New("short record")
@@ -348,11 +343,12 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 	e.Process.WorkingDirectory = joinWalk(x.Cwd[:clamp(x.CwdLen, len(x.Cwd))], x.Truncated&truncCwd != 0)
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	var keys proto.JoinKeys
-	for i := range x.Env {
+	for i := range min(len(x.Env), len(envKeySlots)) {
 		if x.EnvFound&(1<<i) == 0 {
 			continue
 		}
-		keys.SetEnv(envKeyNames[bpf.VigilEnvKey(i)], cString(x.Env[i][:]))
+		k := envKeySlots[i]
+		keys.Set(k.Agent, string(k.Role), cString(x.Env[i][:]))
 	}
 	if !keys.Empty() {
 		join := keys // only records with keys pay for the allocation

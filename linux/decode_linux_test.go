@@ -499,7 +499,7 @@ func TestDecodeExecShapes(t *testing.T) {
 		if len(e.Process.Executable) != len(x.Exe)+len(truncatedRoot)+1 || len(e.Process.WorkingDirectory) != len(x.Cwd)+len(truncatedRoot)+1 {
 			t.Errorf("walks not clamped: %d %d", len(e.Process.Executable), len(e.Process.WorkingDirectory))
 		}
-		if e.Vigil.Join == nil || len(e.Vigil.Join.TraceParent) != len(x.Env[0]) || e.Vigil.Join.ClaudeCode == "" {
+		if e.Vigil.Join == nil || len(e.Vigil.Join.TraceParent) != len(x.Env[0]) || e.Vigil.Join.Markers["claude-code"] == "" {
 			t.Errorf("join keys = %+v", e.Vigil.Join)
 		}
 		want := []string{"process.args", "process.executable", "process.working_directory", "file.path"}

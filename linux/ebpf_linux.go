@@ -256,6 +256,25 @@ func (s *EBPF) fillCatalog() error {
 			return fmt.Errorf("add interpreter %q to the kernel catalog: %w", name, err)
 		}
 	}
+	return s.fillEnvKeys()
+}
+
+// fillEnvKeys loads the environment allowlist: each join key of the agents registry gets the
+// exec record's value slot of its position (envKeySlots).
+func (s *EBPF) fillEnvKeys() error {
+	if len(envKeySlots) > len(bpf.VigilExecEvent{}.Env) {
+		return fmt.Errorf("the agents registry has %d environment join keys, the kernel program %d slots", len(envKeySlots), len(bpf.VigilExecEvent{}.Env))
+	}
+	for slot, k := range envKeySlots {
+		var key bpf.VigilEnvName
+		if len(k.Name) >= len(key.Name) {
+			return fmt.Errorf("environment join key %q: longer than %d bytes", k.Name, len(key.Name)-1)
+		}
+		copy(key.Name[:], k.Name)
+		if err := s.objs.EnvKeys.Put(key, uint32(slot)); err != nil {
+			return fmt.Errorf("add environment join key %q to the kernel allowlist: %w", k.Name, err)
+		}
+	}
 	return nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // These tests load the real programs and run real processes. They need root and a kernel
@@ -320,10 +321,15 @@ func TestShortLivedChildKeepsArgvAndJoinKeys(t *testing.T) {
 	shell, _ := agentShell(t, "claude")
 	const secret = "s3cr3t-value-never-logged"
 	cmd := exec.Command(shell, "-c", "/bin/true first-arg second-arg")
-	// A long variable first pushes the keys past the kernel's 256-byte string chunks.
-	cmd.Env = []string{"PADDING=" + strings.Repeat("p", 1000), "TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		"CODEX_TOOL_CALL_ID=call_abc", "API_TOKEN=" + secret, "CLAUDE_CODE_SESSION_ID=5f1c0b1e-sess", "CODEX_SESSION_ID=019a-conv",
-		"AI_AGENT=claude-code_2-1-197_agent", "CLAUDECODE=1", "PATH=/usr/bin:/bin"}
+	// Every join key of the agents registry, each with its own value: the kernel keeps them
+	// all through the allowlist user space loaded. A long variable first pushes the keys past
+	// the kernel's 256-byte string chunks; a secret sits among them.
+	cmd.Env = []string{"PADDING=" + strings.Repeat("p", 1000), "API_TOKEN=" + secret, "PATH=/usr/bin:/bin"}
+	var keyEnv []string
+	for _, k := range agents.EnvKeys() {
+		keyEnv = append(keyEnv, k.Name+"=value-of-"+strings.ToLower(k.Name))
+	}
+	cmd.Env = append(cmd.Env, keyEnv...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -335,15 +341,8 @@ func TestShortLivedChildKeepsArgvAndJoinKeys(t *testing.T) {
 	if got := e.Process.Args; len(got) != 3 || got[1] != "first-arg" || got[2] != "second-arg" {
 		t.Errorf("args = %q", got)
 	}
-	want := proto.JoinKeys{
-		TraceParent:       "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		CodexToolCallID:   "call_abc",
-		ClaudeCodeSession: "5f1c0b1e-sess",
-		CodexSession:      "019a-conv",
-		AIAgent:           "claude-code_2-1-197_agent",
-		ClaudeCode:        "1",
-	}
-	if e.Vigil.Join == nil || *e.Vigil.Join != want {
+	want := agents.JoinKeysOf(keyEnv...)
+	if !e.Vigil.Join.Equal(want) {
 		t.Errorf("join keys = %+v, want %+v", e.Vigil.Join, want)
 	}
 	c.waitFor(t, "exit of /bin/true", 15*time.Second, func(x *proto.Event) bool {

@@ -2,12 +2,6 @@ package proto
 
 import "time"
 
-// Agent names in AgentEvent.Agent; they are also written as gen_ai.agent.name.
-const (
-	AgentClaudeCode = "claude-code"
-	AgentCodex      = "codex"
-)
-
 // Kinds of AgentEvent: what an agent said about itself in its own telemetry.
 const (
 	// KindUserPrompt is the user's prompt (Claude user_prompt, Codex codex.user_prompt).

@@ -15,7 +15,7 @@ func sampleAgentEvent() AgentEvent {
 	ok := true
 	seq := int64(27)
 	return AgentEvent{
-		Agent:          AgentClaudeCode,
+		Agent:          "claude-code",
 		AgentVersion:   "2.1.197",
 		Kind:           KindToolDecision,
 		EventName:      "tool_decision",

@@ -61,9 +61,9 @@ func fixtures() map[string]*Event {
 		return EventMeta{Action: action, Outcome: outcome, Kind: "event", Category: category, Dataset: "vigil.kernel", Sequence: seq}
 	}
 	join := &JoinKeys{
-		TraceParent:       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-		ClaudeCodeSession: "5b9d8f1e-2c47-4e0a-9a65-3d1f7c2b8e90",
-		ClaudeCode:        "1",
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		Sessions:    map[string]string{"claude-code": "5b9d8f1e-2c47-4e0a-9a65-3d1f7c2b8e90"},
+		Markers:     map[string]string{"claude-code": "1"},
 	}
 	// Every kernel line of the Bash call's tree is bound as the correlator binds it: the
 	// shell's exec by the TRACEPARENT in its environment, the rest by inheritance.
@@ -190,7 +190,7 @@ func fixtures() map[string]*Event {
 			WorkingDirectory: "/home/alice/src/payments", Start: &gitStart,
 			Parent: &ParentProcess{Pid: 41822, EntityID: "b3c1f0a4e9d27c58", Executable: "/home/alice/.local/share/claude/versions/2.0.50", Name: "claude"}},
 		GenAI: &GenAI{Agent: genai.Agent, Conversation: genai.Conversation},
-		Vigil: Vigil{Root: root, Source: "ebpf", Join: &JoinKeys{ClaudeCode: "1"},
+		Vigil: Vigil{Root: root, Source: "ebpf", Join: &JoinKeys{Markers: map[string]string{"claude-code": "1"}},
 			Correlation: Correlation{Binding: BindingNone}, Prompt: &PromptRef{ID: promptID}}}
 	// git was new to the hasher and the line was released before its digest was ready: the
 	// hash follows on the process's later lines.

@@ -3,11 +3,15 @@
 // msgpack encodings. It imports no other project package.
 package proto
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // SchemaVersion is written into every record as vigil.schema. Bump it when a field changes
 // meaning or is removed; adding a field does not need a bump.
-const SchemaVersion = "1"
+const SchemaVersion = "2"
 
 // Actions a kernel event can carry in event.action.
 const (
@@ -482,40 +486,83 @@ type Root struct {
 	EntityID string `json:"entity_id,omitempty" msgpack:"entity_id,omitempty"`
 }
 
-// JoinKeys are the agents' correlation keys found in a process environment at exec.
+// JoinKeys are the agents' correlation keys found in a process environment at exec, by what
+// each says (its role in the agents registry, sensor/agents). Only the registry's variables
+// are ever kept; the maps are keyed by the agent that sets the variable, because a process
+// can carry two agents' keys (Codex run by Claude Code).
 type JoinKeys struct {
-	TraceParent       string `json:"traceparent,omitempty" msgpack:"traceparent,omitempty"`
-	CodexToolCallID   string `json:"codex_tool_call_id,omitempty" msgpack:"codex_tool_call_id,omitempty"`
-	ClaudeCodeSession string `json:"claude_code_session_id,omitempty" msgpack:"claude_code_session_id,omitempty"`
-	CodexSession      string `json:"codex_session_id,omitempty" msgpack:"codex_session_id,omitempty"`
-	AIAgent           string `json:"ai_agent,omitempty" msgpack:"ai_agent,omitempty"`
-	ClaudeCode        string `json:"claudecode,omitempty" msgpack:"claudecode,omitempty"`
+	// TraceParent is TRACEPARENT, a W3C traceparent naming the tool call's span.
+	TraceParent string `json:"traceparent,omitempty" msgpack:"traceparent,omitempty"`
+	// AgentName is AI_AGENT: the agent and its version (claude-code_2-1-197_agent).
+	AgentName string `json:"agent_name,omitempty" msgpack:"agent_name,omitempty"`
+	// Sessions are session ids (CLAUDE_CODE_SESSION_ID, CODEX_SESSION_ID, ...) by agent.
+	Sessions map[string]string `json:"session,omitempty" msgpack:"session,omitempty"`
+	// ToolCalls are tool call ids (CODEX_TOOL_CALL_ID, ...) by agent.
+	ToolCalls map[string]string `json:"tool_call,omitempty" msgpack:"tool_call,omitempty"`
+	// Markers are the values of variables that only say which agent started the process
+	// (CLAUDECODE=1, GEMINI_CLI=1), by agent.
+	Markers map[string]string `json:"marker,omitempty" msgpack:"marker,omitempty"`
 }
 
-// SetEnv keeps value when name is one of the allowlisted variables (the kernel program's
-// enum env_key: TRACEPARENT, CODEX_TOOL_CALL_ID, CLAUDE_CODE_SESSION_ID, CODEX_SESSION_ID,
-// AI_AGENT, CLAUDECODE) and reports whether it was; any other variable is never kept.
-func (k *JoinKeys) SetEnv(name, value string) bool {
-	switch name {
-	case "TRACEPARENT":
+// Join key roles, as sensor/agents names them.
+const (
+	RoleTraceParent = "traceparent"
+	RoleAgentName   = "agent_name"
+	RoleSession     = "session"
+	RoleToolCall    = "tool_call"
+	RoleMarker      = "marker"
+)
+
+// Set keeps value under role for agent ("" for the shared roles) and reports whether the
+// role is one JoinKeys holds.
+func (k *JoinKeys) Set(agent, role, value string) bool {
+	put := func(m *map[string]string) {
+		if *m == nil {
+			*m = map[string]string{}
+		}
+		(*m)[agent] = value
+	}
+	switch role {
+	case RoleTraceParent:
 		k.TraceParent = value
-	case "CODEX_TOOL_CALL_ID":
-		k.CodexToolCallID = value
-	case "CLAUDE_CODE_SESSION_ID":
-		k.ClaudeCodeSession = value
-	case "CODEX_SESSION_ID":
-		k.CodexSession = value
-	case "AI_AGENT":
-		k.AIAgent = value
-	case "CLAUDECODE":
-		k.ClaudeCode = value
+	case RoleAgentName:
+		k.AgentName = value
+	case RoleSession:
+		put(&k.Sessions)
+	case RoleToolCall:
+		put(&k.ToolCalls)
+	case RoleMarker:
+		put(&k.Markers)
 	default:
 		return false
 	}
 	return true
 }
 
+// SessionIDs returns the session ids, ordered by agent name.
+func (k *JoinKeys) SessionIDs() []string { return sortedValues(k.Sessions) }
+
+// ToolCallIDs returns the tool call ids, ordered by agent name.
+func (k *JoinKeys) ToolCallIDs() []string { return sortedValues(k.ToolCalls) }
+
+func sortedValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, agent := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[agent])
+	}
+	return out
+}
+
 // Empty reports whether no key was found.
 func (k *JoinKeys) Empty() bool {
-	return k == nil || *k == JoinKeys{}
+	return k == nil || k.TraceParent == "" && k.AgentName == "" && len(k.Sessions) == 0 && len(k.ToolCalls) == 0 && len(k.Markers) == 0
+}
+
+// Equal reports whether k and o hold the same keys.
+func (k *JoinKeys) Equal(o *JoinKeys) bool {
+	if k.Empty() || o.Empty() {
+		return k.Empty() == o.Empty()
+	}
+	return k.TraceParent == o.TraceParent && k.AgentName == o.AgentName &&
+		maps.Equal(k.Sessions, o.Sessions) && maps.Equal(k.ToolCalls, o.ToolCalls) && maps.Equal(k.Markers, o.Markers)
 }

@@ -2,26 +2,40 @@ package proto
 
 import "testing"
 
-func TestJoinKeysSetEnv(t *testing.T) {
+func TestJoinKeysSet(t *testing.T) {
 	var k JoinKeys
-	for name, value := range map[string]string{
-		"TRACEPARENT": "00-a-b-01", "CODEX_TOOL_CALL_ID": "call_1", "CLAUDE_CODE_SESSION_ID": "s1",
-		"CODEX_SESSION_ID": "s2", "AI_AGENT": "x", "CLAUDECODE": "1",
+	if !k.Empty() {
+		t.Fatal("zero keys not empty")
+	}
+	for _, s := range []struct{ agent, role, value string }{
+		{"", RoleTraceParent, "00-a-b-01"}, {"", RoleAgentName, "x"}, {"codex", RoleToolCall, "call_1"},
+		{"claude-code", RoleSession, "s1"}, {"codex", RoleSession, "s2"}, {"claude-code", RoleMarker, "1"},
 	} {
-		if !k.SetEnv(name, value) {
-			t.Errorf("%s refused", name)
+		if !k.Set(s.agent, s.role, s.value) {
+			t.Errorf("%s refused", s.role)
 		}
 	}
-	want := JoinKeys{TraceParent: "00-a-b-01", CodexToolCallID: "call_1", ClaudeCodeSession: "s1", CodexSession: "s2", AIAgent: "x", ClaudeCode: "1"}
-	if k != want {
+	want := JoinKeys{TraceParent: "00-a-b-01", AgentName: "x", ToolCalls: map[string]string{"codex": "call_1"},
+		Sessions: map[string]string{"claude-code": "s1", "codex": "s2"}, Markers: map[string]string{"claude-code": "1"}}
+	if !k.Equal(&want) || k.Empty() {
 		t.Errorf("got %+v", k)
 	}
-	for _, name := range []string{"PATH", "traceparent", "AWS_SECRET_ACCESS_KEY", "TRACEPARENT2", ""} {
-		if k.SetEnv(name, "v") {
-			t.Errorf("%s kept", name)
-		}
+	if k.Set("codex", "password", "v") {
+		t.Error("an unknown role was kept")
 	}
-	if k != want {
-		t.Errorf("a refused variable changed the keys: %+v", k)
+	if got := k.SessionIDs(); len(got) != 2 || got[0] != "s1" || got[1] != "s2" {
+		t.Errorf("sessions in agent order = %q", got)
+	}
+	if got := k.ToolCallIDs(); len(got) != 1 || got[0] != "call_1" {
+		t.Errorf("tool calls = %q", got)
+	}
+	other := want
+	other.Markers = map[string]string{"claude-code": "2"}
+	if k.Equal(&other) {
+		t.Error("different markers compare equal")
+	}
+	var none *JoinKeys
+	if !none.Equal(&JoinKeys{}) || none.Equal(&want) {
+		t.Error("nil keys equal only empty keys")
 	}
 }

@@ -14,9 +14,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 		name   string
 		record any
 	}{
-		{"binding", BindingRecord{Time: at, Sequence: 1544, Pid: 52460, EntityID: "6c0e2b9d4a7f1358", Agent: AgentClaudeCode,
+		{"binding", BindingRecord{Time: at, Sequence: 1544, Pid: 52460, EntityID: "6c0e2b9d4a7f1358", Agent: "claude-code",
 			SessionID: "s", PromptID: "p", ToolName: "Bash", CallID: "toolu_1", Binding: BindingCommand, Confidence: "medium", LateMs: 12341}},
-		{"binding without prompt or session", BindingRecord{Time: at, Sequence: 7, Pid: 1, Agent: AgentCodex, CallID: "call_1",
+		{"binding without prompt or session", BindingRecord{Time: at, Sequence: 7, Pid: 1, Agent: "codex", CallID: "call_1",
 			Binding: BindingEnvCallID, Confidence: "high", LateMs: 1}},
 	}
 	claude := Sender{Pid: 41822, Name: "claude", Executable: "/opt/claude", Cwd: "/home/a/src", RootPid: 41822, Transport: "otlp_http"}
@@ -27,16 +27,16 @@ func TestRecordsRoundTrip(t *testing.T) {
 		name   string
 		record any
 	}{
-		{"session", SessionRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", Sender: claude, RootEntityID: "b3c1"}},
-		{"session from a child sender without root entity", SessionRecord{Time: at, Agent: AgentCodex, SessionID: "s", Sender: codex}},
-		{"prompt with text", PromptRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", PromptID: "p", Text: "fix it", Sender: claude}},
-		{"prompt without text", PromptRecord{Time: at, Agent: AgentCodex, SessionID: "s", PromptID: "p", Sender: codex}},
-		{"prompt without id", PromptRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", Text: "fix it", Sender: hook}},
-		{"tool call succeeded", ToolCallRecord{Time: at, Agent: AgentClaudeCode, SessionID: "s", PromptID: "p", CallID: "toolu_1", ToolName: "Bash",
+		{"session", SessionRecord{Time: at, Agent: "claude-code", SessionID: "s", Sender: claude, RootEntityID: "b3c1"}},
+		{"session from a child sender without root entity", SessionRecord{Time: at, Agent: "codex", SessionID: "s", Sender: codex}},
+		{"prompt with text", PromptRecord{Time: at, Agent: "claude-code", SessionID: "s", PromptID: "p", Text: "fix it", Sender: claude}},
+		{"prompt without text", PromptRecord{Time: at, Agent: "codex", SessionID: "s", PromptID: "p", Sender: codex}},
+		{"prompt without id", PromptRecord{Time: at, Agent: "claude-code", SessionID: "s", Text: "fix it", Sender: hook}},
+		{"tool call succeeded", ToolCallRecord{Time: at, Agent: "claude-code", SessionID: "s", PromptID: "p", CallID: "toolu_1", ToolName: "Bash",
 			Decision: "accept", DecisionSource: "config", Success: &yes, DurationMs: 3536, Command: "go test ./...", Sender: claude}},
-		{"tool call failed, files", ToolCallRecord{Time: at, Agent: AgentCodex, SessionID: "s", PromptID: "p", CallID: "call_1", ToolName: "apply_patch",
+		{"tool call failed, files", ToolCallRecord{Time: at, Agent: "codex", SessionID: "s", PromptID: "p", CallID: "call_1", ToolName: "apply_patch",
 			Decision: "approved", DecisionSource: "User", Success: &no, FilePaths: []string{"a.go", "b.go"}, Sender: codex}},
-		{"tool call without result", ToolCallRecord{Time: at, Agent: AgentClaudeCode, CallID: "toolu_2", ToolName: "Read", Sender: hook}},
+		{"tool call without result", ToolCallRecord{Time: at, Agent: "claude-code", CallID: "toolu_2", ToolName: "Read", Sender: hook}},
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

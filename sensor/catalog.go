@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // MaxBinaryName is the longest executable basename the kernel catalog map can hold: its key
@@ -46,65 +48,20 @@ type ExeIdentity struct {
 	Size int64
 }
 
-// DefaultCatalog returns the agents Vigil knows out of the box, with the process names and
-// install locations observed on the real packages (research/agents/README.md). Every call
-// returns a fresh copy that the caller may extend with Merge.
+// DefaultCatalog returns the agents Vigil knows out of the box: the agents registry's
+// binaries, scripts and install paths (sensor/agents), with the interpreters that may run an
+// agent's script. Every call returns a fresh copy that the caller may extend with Merge.
 func DefaultCatalog() *Catalog {
-	// npm's global roots: the usual prefixes, and Homebrew's on Apple silicon Macs.
-	npmRoots := []string{"/usr/local/lib/node_modules", "/usr/lib/node_modules", "/opt/homebrew/lib/node_modules"}
-	var claudePaths, codexPaths []string
-	for _, r := range npmRoots {
-		claudePaths = append(claudePaths, r+"/@anthropic-ai/claude-code/bin/claude.exe")
-		// codex.js spawns a static Rust binary from a platform package: newer releases ship
-		// it as a nested optional dependency (bin/codex), older ones inside vendor/ (codex/codex).
-		codexPaths = append(codexPaths,
-			r+"/@openai/codex*/vendor/*/codex/codex",
-			r+"/@openai/codex*/vendor/*/bin/codex",
-			r+"/@openai/codex/node_modules/@openai/codex-*/vendor/*/codex/codex",
-			r+"/@openai/codex/node_modules/@openai/codex-*/vendor/*/bin/codex",
-		)
-	}
-	return &Catalog{
-		Agents: []Agent{
-			{
-				Name: "claude-code",
-				// The npm bin symlink is named claude but resolves to claude.exe (a Bun
-				// single-file binary), so the kernel may see either basename.
-				Binaries: []string{"claude", "claude.exe"},
-				Scripts:  []string{"@anthropic-ai/claude-code/cli.js"},
-				Paths: append([]string{
-					"/usr/local/bin/claude",
-					"/usr/bin/claude",
-					"/home/*/.local/bin/claude",
-					"/root/.local/bin/claude",
-					"/home/*/.local/share/claude/versions/*",
-					"/root/.local/share/claude/versions/*",
-					// The native installer's layout on macOS.
-					"/Users/*/.local/bin/claude",
-					"/Users/*/.local/share/claude/versions/*",
-				}, claudePaths...),
-			},
-			{
-				Name:     "codex",
-				Binaries: []string{"codex"},
-				Scripts:  []string{"@openai/codex/bin/codex.js"},
-				Paths:    append([]string{"/usr/local/bin/codex", "/usr/bin/codex"}, codexPaths...),
-			},
-			{Name: "cursor", Binaries: []string{"cursor-agent", "cursor"}},
-			{Name: "gemini-cli", Binaries: []string{"gemini"}, Scripts: []string{"@google/gemini-cli"}},
-			{Name: "openclaw", Binaries: []string{"openclaw"}, Scripts: []string{"openclaw"}},
-			{Name: "opencode", Binaries: []string{"opencode"}, Scripts: []string{"opencode-ai"}},
-			// Script fragments match whole path components, so "aider" matches
-			// .../site-packages/aider/... and python -m aider but not /src/raider.py.
-			{Name: "aider", Binaries: []string{"aider"}, Scripts: []string{"aider"}},
-			{Name: "goose", Binaries: []string{"goose"}},
-			{Name: "copilot-cli", Binaries: []string{"copilot"}, Scripts: []string{"@github/copilot"}},
-		},
+	c := &Catalog{
 		Interpreters: []string{
 			"node", "nodejs", "bun", "deno", "python", "python3",
 			"python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14",
 		},
 	}
+	for _, a := range agents.All() {
+		c.Agents = append(c.Agents, Agent{Name: a.Name, Binaries: a.Binaries, Scripts: a.Scripts, Paths: a.Paths})
+	}
+	return c
 }
 
 // Merge adds site-specific agents and interpreters from the configuration. An agent whose

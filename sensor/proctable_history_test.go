@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // The exec history of a process is what the kernel saw since its fork: a Codex tool shell's
@@ -15,7 +16,7 @@ func TestProcessTableExecHistory(t *testing.T) {
 	if p, _ := tab.Lookup(100); p.ForkSeen || len(p.Execs) != 0 {
 		t.Errorf("seeded root: fork seen %v, execs %v", p.ForkSeen, p.Execs)
 	}
-	key := &proto.JoinKeys{CodexToolCallID: "call_1"}
+	key := agents.JoinKeysOf("CODEX_TOOL_CALL_ID=call_1")
 	tab.Apply(ptFork(100, 200, 600*clockTickNs))
 	if p, _ := tab.Lookup(200); !p.ForkSeen || len(p.Execs) != 0 {
 		t.Errorf("forked child: fork seen %v, execs %v", p.ForkSeen, p.Execs)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 const ptBoot = "3f1c9a52-7a0e-4b7e-9a57-2f6f1b0f0c11"
@@ -79,7 +80,7 @@ func TestProcessTableSeedForkExecOpenChain(t *testing.T) {
 	tab, _ := newPTTable(ProcessTableOptions{})
 	ptSeedClaude(tab)
 	rootID := EntityID(ptBoot, 100, 500*clockTickNs)
-	join := &proto.JoinKeys{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ClaudeCodeSession: "s1"}
+	join := agents.JoinKeysOf("TRACEPARENT=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "CLAUDE_CODE_SESSION_ID=s1")
 
 	fork := ptFork(100, 200, 6_000_000_123)
 	tab.Apply(fork)
@@ -139,14 +140,14 @@ func TestProcessTableSeedForkExecOpenChain(t *testing.T) {
 }
 
 func TestProcessTableExecReplacesJoinKeys(t *testing.T) {
-	parentKeys := &proto.JoinKeys{CodexToolCallID: "call_parent", CodexSession: "sess"}
+	parentKeys := agents.JoinKeysOf("CODEX_TOOL_CALL_ID=call_parent", "CODEX_SESSION_ID=sess")
 	tests := []struct {
 		name      string
 		execKeys  *proto.JoinKeys
 		inherited bool // the source could not read the exec's environment
 		want      *proto.JoinKeys
 	}{
-		{"new keys replace inherited ones", &proto.JoinKeys{CodexToolCallID: "call_child"}, false, &proto.JoinKeys{CodexToolCallID: "call_child"}},
+		{"new keys replace inherited ones", agents.JoinKeysOf("CODEX_TOOL_CALL_ID=call_child"), false, agents.JoinKeysOf("CODEX_TOOL_CALL_ID=call_child")},
 		{"no keys at exec clear inherited ones", nil, false, nil},
 		{"empty keys at exec clear inherited ones", &proto.JoinKeys{}, false, nil},
 		{"an environment the source could not read keeps inherited ones", nil, true, parentKeys},

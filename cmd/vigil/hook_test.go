@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-sensor/vigil/correlate"
 	"github.com/vigil-sensor/vigil/internal/testenv"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // The test binary doubles as the hook client: with VIGIL_HOOK_TEST_CHILD=1 it runs
@@ -183,7 +184,7 @@ func TestHookCommandDelivers(t *testing.T) {
 		t.Errorf("sender %d/%d %q, want %d/%d hook", b.SenderPid, b.SenderUID, b.Transport, os.Getpid(), os.Getuid())
 	}
 	ev := b.Events[0]
-	if ev.Agent != proto.AgentClaudeCode || ev.Kind != proto.KindToolDecision || ev.SessionID != claudeSession ||
+	if ev.Agent != agents.ClaudeCode || ev.Kind != proto.KindToolDecision || ev.SessionID != claudeSession ||
 		ev.ToolUseID != "toolu_mock_0_0001" || !strings.HasPrefix(ev.Command, "echo MARKER_BASH") {
 		t.Errorf("event %+v", ev)
 	}
@@ -212,7 +213,7 @@ func TestHookChildDelivers(t *testing.T) {
 		t.Errorf("sender pid %d uid %d, want the child's %d, %d", b.SenderPid, b.SenderUID, cmd.Process.Pid, os.Getuid())
 	}
 	ev := b.Events[0]
-	if ev.Agent != proto.AgentCodex || ev.ToolUseID != "call_patch_3" || strings.Join(ev.FilePaths, " ") != "out.txt notes.txt" {
+	if ev.Agent != agents.Codex || ev.ToolUseID != "call_patch_3" || strings.Join(ev.FilePaths, " ") != "out.txt notes.txt" {
 		t.Errorf("event %+v", ev)
 	}
 	if b.Cwd != "/" {
@@ -368,7 +369,7 @@ func TestHookBadFlags(t *testing.T) {
 	if diag.Len() != 0 {
 		t.Errorf("diagnostics inside an agent: %q", diag.String())
 	}
-	if ev := e.next(t).Events[0]; ev.Agent != correlate.AgentCursor || ev.SessionID != "c1" || ev.Kind != proto.KindHook {
+	if ev := e.next(t).Events[0]; ev.Agent != agents.Cursor || ev.SessionID != "c1" || ev.Kind != proto.KindHook {
 		t.Errorf("event %+v", ev)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // The kernel lines of a Bash call of the bench/e2e scenario claude/filetools (correlate/startup's
@@ -66,7 +67,7 @@ func kline(seq uint64, action string, pid int, exe string, call string) *proto.E
 		Timestamp: time.Date(2026, 12, 5, 1, 33, 50, int(seq)*int(time.Millisecond), time.UTC),
 		Event:     proto.EventMeta{Action: action, Kind: "event", Dataset: "vigil.kernel", Sequence: seq},
 		Process:   &proto.Process{Pid: pid, EntityID: "ent-" + exe, Name: exe[strings.LastIndexByte(exe, '/')+1:], Executable: exe},
-		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: proto.AgentClaudeCode}, Conversation: &proto.GenAIConversation{ID: "S"}},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: agents.ClaudeCode}, Conversation: &proto.GenAIConversation{ID: "S"}},
 		Vigil:     proto.Vigil{Root: &proto.Root{Pid: 100}, Correlation: proto.Correlation{Binding: proto.BindingNone}},
 	}
 	if call != "" {
@@ -91,7 +92,7 @@ func alertLine(seq uint64, rule, session, call string, root int) *proto.Event {
 		Timestamp: time.Date(2026, 12, 5, 1, 33, 51, int(seq)*int(time.Millisecond), time.UTC),
 		Event:     proto.EventMeta{Action: proto.ActionAlert, Kind: proto.KindAlert, Dataset: proto.DatasetDetection, Sequence: seq, Severity: 73},
 		Rule:      &proto.Rule{ID: rule, Name: "name of " + rule, Ruleset: "pack"},
-		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: proto.AgentClaudeCode}},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: agents.ClaudeCode}},
 		Vigil: proto.Vigil{Alert: &proto.Alert{Severity: "high", Scope: "tool_call", Sequences: []uint64{seq - 1},
 			Evidence: []string{"evidence of " + rule}}},
 	}
@@ -173,7 +174,7 @@ func TestTraceFlagsSecretReadsAsAlertsDo(t *testing.T) {
 // the summary, an unattributed tree's in its workflow, one of a session the input has no other
 // line of in that session's; an alert naming no session, call or tree is counted.
 func TestTracePlacesAlerts(t *testing.T) {
-	call := proto.ToolCallRecord{Time: time.Date(2026, 12, 5, 1, 33, 52, 0, time.UTC), Agent: proto.AgentClaudeCode, SessionID: "S",
+	call := proto.ToolCallRecord{Time: time.Date(2026, 12, 5, 1, 33, 52, 0, time.UTC), Agent: agents.ClaudeCode, SessionID: "S",
 		PromptID: "p1", CallID: "c1", ToolName: "Bash", Command: "cat ~/.ssh/id_rsa", Decision: "accept", DecisionSource: "config"}.Event()
 	call.Event.Sequence = 9
 	orphan := kline(10, proto.ActionExec, 701, "/usr/bin/git", "")

@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-sensor/vigil/correlate/startup"
 	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // TestTraceTextEdges renders what the realistic fixture does not have: a call seen only in
@@ -31,7 +32,7 @@ func TestTraceTextEdges(t *testing.T) {
 		Kinds: map[startup.Kind]int{startup.Locale: 2, startup.Shell: 1}}}
 	unexplained.Connections = []workflow.Connection{{Address: "[2001:db8::1]:443", Network: "ipv6", Outcome: proto.OutcomeFailure, Errno: 101,
 		Count: 1, Time: at(7000), Pid: 11, Process: "sh", Binding: proto.BindingNone}}
-	w := workflow.Workflow{Kind: workflow.KindSession, SessionID: "S", Title: "Session S", Agent: proto.AgentClaudeCode, RootPids: []int{10},
+	w := workflow.Workflow{Kind: workflow.KindSession, SessionID: "S", Title: "Session S", Agent: agents.ClaudeCode, RootPids: []int{10},
 		WorkingDirectory: "/w", Start: at(1000), End: at(7100),
 		Prompts: []workflow.Prompt{
 			{Index: 1, ID: "p1", Time: at(1000), Text: "first", ToolCalls: []workflow.ToolCall{{Index: 1, Name: "Bash", CallID: "c1", Time: at(2000),

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 	"path"
 	"strings"
 
@@ -106,7 +107,7 @@ var secretFamilies = []SecretFamily{
 	// (Claude Code's native binary is named after its version, ~/.local/share/claude/versions/2.0.50):
 	// a read by the agent tree's root is also the agent's (AgentOwnRead).
 	{Name: "coding-agent", Home: []string{".claude/.credentials.json", ".codex/auth.json", ".gemini/oauth_creds.json"},
-		Clients: []string{"claude", "claude.exe", "codex", "gemini"}},
+		Clients: agents.Binaries()},
 
 	// Tokens that secret_path() knows and no pack rule names: their clients' reads are not
 	// secret reads either (`vault kv get`, `psql -h db.example.com`).

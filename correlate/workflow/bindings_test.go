@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // tbLine is a kernel line of a session, written unbound.
@@ -14,13 +15,13 @@ func tbLine(seq uint64, pid int, at time.Time) *proto.Event {
 		Timestamp: at,
 		Event:     proto.EventMeta{Action: proto.ActionExec, Kind: "event", Category: "process", Dataset: "vigil.kernel", Sequence: seq},
 		Process:   &proto.Process{Pid: pid, EntityID: "ent-" + string(rune('a'+pid%26)), Name: "sh", Args: []string{"sh", "-c", "make"}},
-		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: proto.AgentClaudeCode}, Conversation: &proto.GenAIConversation{ID: "sess-1"}},
+		GenAI:     &proto.GenAI{Agent: &proto.GenAIAgent{Name: agents.ClaudeCode}, Conversation: &proto.GenAIConversation{ID: "sess-1"}},
 		Vigil:     proto.Vigil{Root: &proto.Root{Pid: 100}, Correlation: proto.Correlation{Binding: proto.BindingNone}},
 	}
 }
 
 func tbRecord(seq, binds uint64, pid int, call, how, conf string, at time.Time) *proto.Event {
-	e := proto.BindingRecord{Time: at, Sequence: binds, Pid: pid, Agent: proto.AgentClaudeCode, SessionID: "sess-1",
+	e := proto.BindingRecord{Time: at, Sequence: binds, Pid: pid, Agent: agents.ClaudeCode, SessionID: "sess-1",
 		PromptID: "prompt-1", ToolName: "Bash", CallID: call, Binding: how, Confidence: conf, LateMs: 12000}.Event()
 	e.Event.Sequence = seq
 	return e

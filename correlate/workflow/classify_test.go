@@ -6,17 +6,18 @@ import (
 
 	"github.com/vigil-sensor/vigil/correlate/startup"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 var (
-	clRoot = wfProc{pid: 10, ppid: 1, root: 10, agent: proto.AgentClaudeCode, name: "claude", exe: "/usr/bin/claude", cwd: "/w"}
-	clSh   = wfProc{pid: 11, ppid: 10, root: 10, agent: proto.AgentClaudeCode, name: "bash", exe: "/usr/bin/bash",
+	clRoot = wfProc{pid: 10, ppid: 1, root: 10, agent: agents.ClaudeCode, name: "claude", exe: "/usr/bin/claude", cwd: "/w"}
+	clSh   = wfProc{pid: 11, ppid: 10, root: 10, agent: agents.ClaudeCode, name: "bash", exe: "/usr/bin/bash",
 		args: []string{"bash", "-c", "make"}, cwd: "/w"}
-	clCat = wfProc{pid: 12, ppid: 10, root: 10, agent: proto.AgentClaudeCode, name: "cat", exe: "/usr/bin/cat",
+	clCat = wfProc{pid: 12, ppid: 10, root: 10, agent: agents.ClaudeCode, name: "cat", exe: "/usr/bin/cat",
 		args: []string{"cat", "x"}, cwd: "/w"}
-	clSSH = wfProc{pid: 13, ppid: 10, root: 10, agent: proto.AgentClaudeCode, name: "ssh", exe: "/usr/bin/ssh",
+	clSSH = wfProc{pid: 13, ppid: 10, root: 10, agent: agents.ClaudeCode, name: "ssh", exe: "/usr/bin/ssh",
 		args: []string{"ssh", "host"}, cwd: "/w"}
-	clCurl = wfProc{pid: 14, ppid: 10, root: 10, agent: proto.AgentClaudeCode, name: "curl", exe: "/usr/bin/curl",
+	clCurl = wfProc{pid: 14, ppid: 10, root: 10, agent: agents.ClaudeCode, name: "curl", exe: "/usr/bin/curl",
 		args: []string{"curl", "https://example.com"}, cwd: "/w"}
 	clSession = wfBinding{session: "S", how: proto.BindingNone}
 	clCall    = wfBinding{session: "S", prompt: "p1", tool: "Bash", call: "c1", how: proto.BindingTraceParent, confidence: "high"}
@@ -24,7 +25,7 @@ var (
 
 // bind adds the binding record that binds the line e to call c1 late.
 func (f *wfFixture) bind(ms int, e *proto.Event) {
-	f.add(proto.BindingRecord{Time: wfAt(ms), Sequence: e.Event.Sequence, Pid: e.Process.Pid, Agent: proto.AgentClaudeCode,
+	f.add(proto.BindingRecord{Time: wfAt(ms), Sequence: e.Event.Sequence, Pid: e.Process.Pid, Agent: agents.ClaudeCode,
 		SessionID: "S", PromptID: "p1", ToolName: "Bash", CallID: "c1", Binding: proto.BindingCommand, Confidence: "medium",
 		LateMs: 5000}.Event())
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // TestBuildFromSessionRecords: a session record places its root's tree in the session from
@@ -14,7 +15,7 @@ func TestBuildFromSessionRecords(t *testing.T) {
 		return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
 	}
 	session := func(ms, root int, id, cwd string) *proto.Event {
-		return proto.SessionRecord{Time: at(ms), Agent: proto.AgentClaudeCode, SessionID: id,
+		return proto.SessionRecord{Time: at(ms), Agent: agents.ClaudeCode, SessionID: id,
 			Sender: proto.Sender{Pid: root, Name: "claude", Cwd: cwd, RootPid: root, Transport: "otlp_http"}}.Event()
 	}
 	kernel := func(ms, pid, root int, conversation string) *proto.Event {

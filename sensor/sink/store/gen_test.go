@@ -196,7 +196,7 @@ func (w *workload) toolCall() {
 	w.proc = w.shell
 	w.kernel(proto.ActionExec, func(e *proto.Event) {
 		e.Event.Category = "process"
-		e.Vigil.Join = &proto.JoinKeys{TraceParent: "00-" + w.id(16) + "-" + w.id(8) + "-01", AIAgent: "claude-code_2-1-197_harness"}
+		e.Vigil.Join = &proto.JoinKeys{TraceParent: "00-" + w.id(16) + "-" + w.id(8) + "-01", AgentName: "claude-code_2-1-197_harness"}
 		e.Vigil.Exe = &proto.Exe{Dev: 65024, Ino: 247228, Ctime: "2025-10-07T12:22:08.000000000Z"}
 	})
 }

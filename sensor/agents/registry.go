@@ -1,0 +1,200 @@
+// Package agents is the registry of the AI coding agents Vigil knows: for each one, how its
+// process tree starts (binaries, scripts, install paths), which environment variables join
+// its processes to its telemetry and what each says (its role), the OTLP service names its
+// telemetry arrives under, the names its hook calls go by, and where a fleet puts its managed
+// configuration. It is the only place an agent is named: the kernel's environment allowlist,
+// the catalog, the telemetry and hook dispatch and `vigil.join` are all built from it, so
+// adding an agent is one descriptor here plus its adapters in package correlate.
+//
+// What each descriptor says was measured on the real CLI where the research could run it
+// (../shared/research/agents, docs/agents); the comments say where a value is only documented.
+package agents
+
+import "github.com/vigil-sensor/vigil/proto"
+
+// Names of the agents the correlator has adapters for: gen_ai.agent.name, and the key of
+// their adapters in package correlate.
+const (
+	ClaudeCode = "claude-code"
+	Codex      = "codex"
+	GeminiCLI  = "gemini-cli"
+	Cursor     = "cursor"
+	OpenClaw   = "openclaw"
+	OpenCode   = "opencode"
+	CopilotCLI = "copilot-cli"
+)
+
+// Role is what an environment join key says about the process that carries it.
+type Role string
+
+// The roles, spelled as vigil.join spells them (proto.JoinKeys).
+const (
+	// RoleTraceParent: a W3C traceparent naming the span of the tool call that started the
+	// process (TRACEPARENT; shared by every agent that propagates its trace context).
+	RoleTraceParent Role = proto.RoleTraceParent
+	// RoleSession: the agent's session id, equal to its telemetry's session id.
+	RoleSession Role = proto.RoleSession
+	// RoleToolCall: the id of the tool call that started the process, equal to the call id
+	// in the agent's telemetry and hooks.
+	RoleToolCall Role = proto.RoleToolCall
+	// RoleMarker: set only in the agent's children, it says which agent started the process
+	// without naming a session or a call (CLAUDECODE=1, GEMINI_CLI=1).
+	RoleMarker Role = proto.RoleMarker
+	// RoleAgentName: a value naming the agent and its version (AI_AGENT, a cross-agent
+	// convention).
+	RoleAgentName Role = proto.RoleAgentName
+)
+
+// EnvKey is one environment variable the kernel keeps from an exec of a tracked process. No
+// other variable of the environment is ever read past its name.
+type EnvKey struct {
+	Name string
+	Role Role
+}
+
+// ConfigFile is where a fleet's managed configuration for the agent lives on one OS
+// (`vigil install` writes telemetry and hook settings there; inventory reads it).
+type ConfigFile struct {
+	GOOS string // linux, darwin
+	Path string
+	// What the file configures: "settings" (telemetry, hooks, permissions), "hooks", "config".
+	What string
+}
+
+// Agent describes one agent.
+type Agent struct {
+	Name string // gen_ai.agent.name
+	// Binaries are executable basenames that root a tree, Scripts path fragments of a script
+	// an interpreter runs (confirmed from argv), Paths install paths matched by inode
+	// (filepath.Glob patterns). They seed sensor.DefaultCatalog.
+	Binaries []string
+	Scripts  []string
+	Paths    []string
+	// Env are the join keys the agent puts in its children's environment.
+	Env []EnvKey
+	// ServiceNames are the OTLP resource service.name values its telemetry carries;
+	// ServicePrefixes match the families an agent names after its front end (codex_exec).
+	ServiceNames    []string
+	ServicePrefixes []string
+	// HookNames are the `vigil hook --agent` values naming it, the first one canonical.
+	HookNames []string
+	// Managed is where its managed configuration lives.
+	Managed []ConfigFile
+}
+
+// Shared are the join keys no single agent owns.
+var Shared = []EnvKey{
+	{Name: "TRACEPARENT", Role: RoleTraceParent},
+	{Name: "AI_AGENT", Role: RoleAgentName},
+}
+
+// npmRoots are npm's global roots: the usual prefixes, and Homebrew's on Apple silicon Macs.
+var npmRoots = []string{"/usr/local/lib/node_modules", "/usr/lib/node_modules", "/opt/homebrew/lib/node_modules"}
+
+// underNPM returns the pattern under every npm root.
+func underNPM(patterns ...string) []string {
+	var out []string
+	for _, r := range npmRoots {
+		for _, p := range patterns {
+			out = append(out, r+"/"+p)
+		}
+	}
+	return out
+}
+
+// registry is every agent, in catalog order (a catalog id is a position: append only).
+var registry = []Agent{
+	{
+		Name: ClaudeCode,
+		// The npm bin symlink is named claude but resolves to claude.exe (a Bun single-file
+		// binary), so the kernel may see either basename.
+		Binaries: []string{"claude", "claude.exe"},
+		Scripts:  []string{"@anthropic-ai/claude-code/cli.js"},
+		Paths: append([]string{
+			"/usr/local/bin/claude",
+			"/usr/bin/claude",
+			"/home/*/.local/bin/claude",
+			"/root/.local/bin/claude",
+			"/home/*/.local/share/claude/versions/*",
+			"/root/.local/share/claude/versions/*",
+			// The native installer's layout on macOS.
+			"/Users/*/.local/bin/claude",
+			"/Users/*/.local/share/claude/versions/*",
+		}, underNPM("@anthropic-ai/claude-code/bin/claude.exe")...),
+		Env: []EnvKey{
+			{Name: "CLAUDE_CODE_SESSION_ID", Role: RoleSession},
+			{Name: "CLAUDECODE", Role: RoleMarker},
+		},
+		ServiceNames: []string{"claude-code"},
+		HookNames:    []string{"claude-code", "claude", "claude_code", "claudecode"},
+		Managed: []ConfigFile{
+			{GOOS: "linux", Path: "/etc/claude-code/managed-settings.json", What: "settings"},
+			{GOOS: "darwin", Path: "/Library/Application Support/ClaudeCode/managed-settings.json", What: "settings"},
+		},
+	},
+	{
+		Name:     Codex,
+		Binaries: []string{"codex"},
+		Scripts:  []string{"@openai/codex/bin/codex.js"},
+		// codex.js spawns a static Rust binary from a platform package: newer releases ship it
+		// as a nested optional dependency (bin/codex), older ones inside vendor/ (codex/codex).
+		Paths: append([]string{"/usr/local/bin/codex", "/usr/bin/codex"}, underNPM(
+			"@openai/codex*/vendor/*/codex/codex",
+			"@openai/codex*/vendor/*/bin/codex",
+			"@openai/codex/node_modules/@openai/codex-*/vendor/*/codex/codex",
+			"@openai/codex/node_modules/@openai/codex-*/vendor/*/bin/codex",
+		)...),
+		Env: []EnvKey{
+			{Name: "CODEX_TOOL_CALL_ID", Role: RoleToolCall},
+			{Name: "CODEX_SESSION_ID", Role: RoleSession},
+		},
+		// Codex names the service after its originator: codex_exec for `codex exec` (0.169);
+		// the TUI and the IDE app server send other codex* names (untested).
+		ServiceNames:    []string{"codex"},
+		ServicePrefixes: []string{"codex_", "codex-"},
+		HookNames:       []string{"codex"},
+		Managed: []ConfigFile{
+			{GOOS: "linux", Path: "/etc/codex/managed_config.toml", What: "config"},
+			{GOOS: "linux", Path: "/etc/codex/hooks.json", What: "hooks"},
+			{GOOS: "darwin", Path: "/etc/codex/managed_config.toml", What: "config"},
+			{GOOS: "darwin", Path: "/etc/codex/hooks.json", What: "hooks"},
+		},
+	},
+	{
+		Name: Cursor,
+		// Cursor's agent CLI; Cursor exports no OTLP, so it is known from its hooks only.
+		Binaries:  []string{"cursor-agent", "cursor"},
+		HookNames: []string{"cursor"},
+	},
+	{
+		Name:     GeminiCLI,
+		Binaries: []string{"gemini"},
+		// A node script (bundle/gemini.js) that relaunches itself as a second node process.
+		Scripts: []string{"@google/gemini-cli"},
+		// Gemini's tool shells get GEMINI_CLI=1 and nothing else of the session; its hooks
+		// get GEMINI_SESSION_ID (0.61).
+		Env: []EnvKey{
+			{Name: "GEMINI_CLI", Role: RoleMarker},
+			{Name: "GEMINI_SESSION_ID", Role: RoleSession},
+		},
+		ServiceNames: []string{"gemini-cli"},
+		HookNames:    []string{"gemini-cli", "gemini"},
+		Managed: []ConfigFile{
+			// The system settings file, read from the bundle's code (0.61).
+			{GOOS: "linux", Path: "/etc/gemini-cli/settings.json", What: "settings"},
+			{GOOS: "darwin", Path: "/Library/Application Support/GeminiCli/settings.json", What: "settings"},
+		},
+	},
+	{Name: OpenClaw, Binaries: []string{"openclaw"}, Scripts: []string{"openclaw"}, ServiceNames: []string{"openclaw"}},
+	{
+		Name:     OpenCode,
+		Binaries: []string{"opencode"},
+		Scripts:  []string{"opencode-ai"},
+		Env:      []EnvKey{{Name: "OPENCODE", Role: RoleMarker}},
+	},
+	// Script fragments match whole path components, so "aider" matches
+	// .../site-packages/aider/... and python -m aider but not /src/raider.py.
+	{Name: "aider", Binaries: []string{"aider"}, Scripts: []string{"aider"}},
+	{Name: "goose", Binaries: []string{"goose"}},
+	{Name: CopilotCLI, Binaries: []string{"copilot"}, Scripts: []string{"@github/copilot"}},
+}
