@@ -89,6 +89,31 @@ func resourceOf(r *resourcepb.Resource) resource {
 	return res
 }
 
+// otlpAdapter turns one agent's log records and spans into AgentEvents. A record may give
+// several events (Gemini's api_request re-sends every earlier call) or none (reason says why).
+type otlpAdapter struct {
+	log  func(out []proto.AgentEvent, res resource, r *logspb.LogRecord) ([]proto.AgentEvent, string)
+	span func(out []proto.AgentEvent, res resource, s *tracepb.Span) ([]proto.AgentEvent, string)
+}
+
+// otlpAdapters are the adapters by agent (sensor/agents names them and their service names).
+var otlpAdapters = map[string]otlpAdapter{
+	agents.ClaudeCode: {log: single(adaptClaudeLog), span: single(adaptClaudeSpan)},
+	agents.Codex:      {log: single(adaptCodexLog), span: single(adaptCodexSpan)},
+	agents.GeminiCLI:  {log: adaptGeminiLog, span: single(adaptGeminiSpan)},
+}
+
+// single makes an adapter of one event per record append-style.
+func single[R any](f func(resource, R) (proto.AgentEvent, string)) func([]proto.AgentEvent, resource, R) ([]proto.AgentEvent, string) {
+	return func(out []proto.AgentEvent, res resource, r R) ([]proto.AgentEvent, string) {
+		ev, reason := f(res, r)
+		if reason != "" {
+			return out, reason
+		}
+		return append(out, ev), ""
+	}
+}
+
 // AdaptLogs turns the log records of an OTLP logs export into AgentEvents, dispatching each
 // resource to its agent's adapter by service.name. Records that cannot be adapted are counted
 // in the stats and skipped; the rest of the batch is always adapted.
@@ -97,33 +122,32 @@ func AdaptLogs(req *collogspb.ExportLogsServiceRequest) ([]proto.AgentEvent, Ada
 	var out []proto.AgentEvent
 	for _, rl := range req.GetResourceLogs() {
 		res := resourceOf(rl.GetResource())
+		adapt := otlpAdapters[res.agent].log
 		for _, sl := range rl.GetScopeLogs() {
 			for _, r := range sl.GetLogRecords() {
-				out = adaptOne(out, &st, res, r, adaptClaudeLog, adaptCodexLog)
+				out = adaptOne(out, &st, res, r, adapt)
 			}
 		}
 	}
 	return out, st
 }
 
-// adaptOne adapts one log record or span with its resource's agent adapter, counting it.
+// adaptOne adapts one log record or span with its resource's agent adapter (nil: an agent
+// without one), counting it.
 func adaptOne[R any](out []proto.AgentEvent, st *AdaptStats, res resource, r R,
-	claude, codex func(resource, R) (proto.AgentEvent, string)) []proto.AgentEvent {
+	adapt func([]proto.AgentEvent, resource, R) ([]proto.AgentEvent, string)) []proto.AgentEvent {
 	st.Records++
-	var ev proto.AgentEvent
-	reason := SkipUnknownService
-	switch res.agent {
-	case agents.ClaudeCode:
-		ev, reason = claude(res, r)
-	case agents.Codex:
-		ev, reason = codex(res, r)
-	}
-	if reason != "" {
-		st.skip(reason)
+	if adapt == nil {
+		st.skip(SkipUnknownService)
 		return out
 	}
-	st.Events++
-	return append(out, ev)
+	n := len(out)
+	out, reason := adapt(out, res, r)
+	if reason != "" {
+		st.skip(reason)
+	}
+	st.Events += len(out) - n
+	return out
 }
 
 // AdaptTraces turns the spans of an OTLP traces export into AgentEvents, like AdaptLogs.
@@ -132,9 +156,10 @@ func AdaptTraces(req *coltracepb.ExportTraceServiceRequest) ([]proto.AgentEvent,
 	var out []proto.AgentEvent
 	for _, rs := range req.GetResourceSpans() {
 		res := resourceOf(rs.GetResource())
+		adapt := otlpAdapters[res.agent].span
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
-				out = adaptOne(out, &st, res, sp, adaptClaudeSpan, adaptCodexSpan)
+				out = adaptOne(out, &st, res, sp, adapt)
 			}
 		}
 	}

@@ -604,15 +604,15 @@ func TestUnknownServiceCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A batch of three resources: Claude, an agent we don't know, and Codex.
-	gemini := clone(t, claude)
-	for _, kv := range gemini.ResourceLogs[0].Resource.Attributes {
+	unknown := clone(t, claude)
+	for _, kv := range unknown.ResourceLogs[0].Resource.Attributes {
 		if kv.Key == "service.name" {
-			kv.Value.Value = strValue("gemini-cli")
+			kv.Value.Value = strValue("aider")
 		}
 	}
 	noResource := clone(t, codex)
 	noResource.ResourceLogs[0].Resource = nil
-	claude.ResourceLogs = append(claude.ResourceLogs, gemini.ResourceLogs[0], codex.ResourceLogs[0], noResource.ResourceLogs[0])
+	claude.ResourceLogs = append(claude.ResourceLogs, unknown.ResourceLogs[0], codex.ResourceLogs[0], noResource.ResourceLogs[0])
 
 	evs, st := AdaptLogs(claude)
 	if st.Records != 5+5+4+4 {

@@ -100,6 +100,7 @@ type toolCall struct {
 	command   string   // redacted once, when first known: matched against every unkeyed exec
 	words     []string // the command's words that can name a file (pathWords)
 	files     []string
+	pid       int       // the process the agent said it started for the call (stitch_toolpid.go)
 	decided   time.Time // tool_decision (or the start of its span)
 	finished  time.Time // tool_result (or the end of its span)
 	reported  bool      // its agent.tool_call line was written
@@ -206,6 +207,9 @@ type Stitcher struct {
 	procs       generations[string, *binding] // process entity id → its binding
 	promptIDs   generations[string, string]   // prompt key → the id written for it
 	agents      generations[string, bool]     // process entity id → whether it is an agent image (agentOwn)
+	toolPids    generations[int, *toolCall]   // pid the agent named for a call → the call
+	batches     generations[string, []string] // span holding a batch of calls → their ids (stitch_batch.go)
+	pending     []pendingResult               // results naming no call yet, oldest first
 	late        []lateLine                    // oldest first
 	lateDirty   bool                          // telemetry absorbed since the late lines were last tried
 	stats       StitcherStats
@@ -237,7 +241,7 @@ func NewStitcher(o StitcherOptions) *Stitcher {
 		stats:     StitcherStats{Bindings: map[string]uint64{}},
 		untrusted: map[untrustedKey]*untrustedSender{},
 	}
-	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs, &s.promptIDs, &s.agents} {
+	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs, &s.promptIDs, &s.agents, &s.toolPids, &s.batches} {
 		g.init(o.MaxRemembered, &s.stats.Forgotten)
 	}
 	return s
@@ -271,6 +275,9 @@ func (s *Stitcher) Release(now time.Time, all bool) []*proto.Event {
 	}
 	s.unverified = waiting
 	s.summariseUntrusted(now, all)
+	// A result naming no call waits for the spans that name it, as long as kernel events
+	// wait for telemetry, and once more: both come in the agent's export batches.
+	s.expireResults(now, 2*s.o.Hold, all)
 	ready := make([]*proto.Event, 0, len(s.out))
 	for _, o := range s.out {
 		if o.key != "" && o.e.Vigil.Prompt != nil {
@@ -451,11 +458,17 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		}
 		s.emit(proto.PromptRecord{Time: ae.Time, Agent: ae.Agent, SessionID: ae.SessionID, PromptID: p.key, Text: p.text,
 			Sender: senderOf(b, sender)}.Event(), p.key)
-	case proto.KindToolDecision, proto.KindToolResult, proto.KindToolSpan:
+	case proto.KindToolDecision, proto.KindToolResult, proto.KindToolSpan, proto.KindToolHistory:
 		// A tool span's id is what a TRACEPARENT propagated to the call's shell names
 		// (Claude's claude_code.tool.execution).
 		if ae.Kind == proto.KindToolSpan && ae.SpanID != "" && ae.ToolUseID != "" {
 			s.spans.put(ae.SpanID, ae.ToolUseID)
+		}
+		if ae.Kind == proto.KindToolResult && ae.ToolUseID == "" && ae.SpanID != "" {
+			if ae.ToolUseID = s.resolveResult(ae); ae.ToolUseID == "" {
+				s.holdResult(ae, b, sender)
+				return
+			}
 		}
 		if ae.ToolUseID == "" {
 			return
@@ -466,6 +479,12 @@ func (s *Stitcher) absorb(ae *proto.AgentEvent, b TelemetryBatch, sender sensor.
 		if ae.Kind == proto.KindToolResult && !c.reported {
 			c.reported = true
 			s.emit(s.callLine(c, ae, b, sender), c.promptKey)
+		}
+		if ae.Kind == proto.KindToolSpan && ae.ParentSpanID != "" {
+			s.noteBatch(ae.ParentSpanID, c.id)
+		}
+		if ae.Kind == proto.KindToolSpan || ae.Kind == proto.KindToolHistory {
+			s.retryResults()
 		}
 	case proto.KindAPIRequest:
 		s.emit(s.agentLine(proto.ActionAgentAPIRequest, ae, b, sender, func(e *proto.Event) {
@@ -508,6 +527,7 @@ func (s *Stitcher) mergeCall(c *toolCall, ae *proto.AgentEvent) {
 	if len(c.files) == 0 {
 		c.files = ae.FilePaths
 	}
+	s.notePID(c, ae.ToolPID)
 	switch ae.Kind {
 	case proto.KindToolDecision:
 		c.decision, c.source = ae.Decision, ae.DecisionSource
@@ -686,6 +706,9 @@ func (s *Stitcher) execBinding(e *proto.Event) *binding {
 
 func (s *Stitcher) bindingOf(e *proto.Event, sessionID string) *binding {
 	if b := s.keyBinding(e); b != nil {
+		return b
+	}
+	if b := s.pidBinding(e); b != nil {
 		return b
 	}
 	// A process inherits what its parent was bound to (the shell's children). What the

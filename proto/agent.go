@@ -27,6 +27,10 @@ const (
 	// KindInteractionSpan is the span around one prompt: Claude claude_code.interaction,
 	// Codex run_turn.
 	KindInteractionSpan = "interaction_span"
+	// KindToolHistory is a call as the agent's conversation history recalls it after it
+	// ended: its id, name, arguments and what its output says about it (Gemini re-sends the
+	// whole history in each api_request's request_text). It carries no time of the call.
+	KindToolHistory = "tool_history"
 )
 
 // AgentEvent is one normalised record of an agent's own telemetry (an OTLP log record or
@@ -132,4 +136,10 @@ type AgentEvent struct {
 	// injects it with OTEL_RESOURCE_ATTRIBUTES. It is the sender's claim: the correlator
 	// trusts the pid it resolves from the connection, never this one alone.
 	ResourcePID int `json:"resource_pid,omitempty" msgpack:"resource_pid,omitempty"`
+
+	// ToolPID is the process the agent says it started for the call: Gemini's shell, whose
+	// pid the call's output names as its "Process Group PGID" (KindToolHistory), or a
+	// background call's metadata.pid (tool_result). The stitcher believes it only for a child
+	// of the agent's own process started while the call ran.
+	ToolPID int `json:"tool_pid,omitempty" msgpack:"tool_pid,omitempty"`
 }

@@ -80,7 +80,8 @@ const KindAlert = "alert"
 // Bindings: which key attached a kernel event to its tool call (vigil.binding).
 const (
 	BindingTraceParent = "traceparent"  // the process's TRACEPARENT names the tool's execution span
-	BindingEnvCallID   = "env_call_id"  // the process's CODEX_TOOL_CALL_ID is the call id
+	BindingEnvCallID   = "env_call_id"  // the process's tool call id variable (CODEX_TOOL_CALL_ID) is the call id
+	BindingToolPID     = "tool_pid"     // the agent named the process as the one it started for the call
 	BindingCommand     = "command"      // a shell whose argv holds the tool's command, in its window
 	BindingFilePath    = "file_path"    // the agent's own open of the tool's file, in its window
 	BindingCommandPath = "command_path" // the agent's own open of a path the tool's command names, in its window
