@@ -67,6 +67,69 @@ func TestBuildTruthRealBashCall(t *testing.T) {
 	}
 }
 
+// A real record, trimmed: Gemini CLI's parallel scenario (testdata/strace-gemini-parallel.txt:
+// every fork, exec and exit, the opens of the tool shells' subtrees but their libraries', and
+// of the agent's own processes only those of marked files). The supervisor R (18740, the
+// .bin/gemini script, env, node) relaunches itself as the worker N (18882, node), which runs
+// git rev-parse four times at startup, then two shells at once (setsid + bash -c '<wrapper>',
+// 19156 for call 0_0 and 19164 for 0_1) and read_file 0_2 from its own threads.
+func TestBuildTruthRealGeminiParallel(t *testing.T) {
+	f, err := os.Open("testdata/strace-gemini-parallel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	issued, answered := at("2026-12-05T06:28:17.408757424Z"), at("2026-12-05T06:28:18.318867159Z")
+	calls := []Call{
+		{ID: "run_shell_command__gcall_e2e_0_0", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
+		{ID: "run_shell_command__gcall_e2e_0_1", Prompt: 0, Turn: 1, Issued: issued, Answered: answered},
+		{ID: "read_file__gcall_e2e_0_2", Prompt: 0, Turn: 2, Issued: issued, Answered: answered},
+	}
+	tr := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	if len(tr.Roots) != 1 || tr.Roots[0] != 18740 || len(tr.Ambiguous) != 0 {
+		t.Fatalf("roots %v ambiguous %v", tr.Roots, tr.Ambiguous)
+	}
+	git := map[int]bool{19064: true, 19077: true, 19090: true, 19093: true}
+	byCall, markers := map[string]int{}, map[string]int{}
+	for _, e := range tr.Events {
+		switch {
+		case e.Pid == 18740 || e.Pid == 18882:
+			if !e.Agent {
+				t.Errorf("R or N is not the agent's own: %+v", e)
+			}
+			if e.Call != "" && (e.Pid != 18882 || e.Kind != sysOpen || e.Call != "read_file__gcall_e2e_0_2") {
+				t.Errorf("the agent's own event got a call: %+v", e)
+			}
+		case git[e.Pid]:
+			if e.Agent || e.Call != "" {
+				t.Errorf("N's startup git is a shell of no call: %+v", e)
+			}
+		case e.Pid == 19156 || e.Pid == 19164:
+			if want := map[int]string{19156: calls[0].ID, 19164: calls[1].ID}[e.Pid]; e.Call != want {
+				t.Errorf("shell %d: call %q, want %q", e.Pid, e.Call, want)
+			}
+		}
+		byCall[e.Call]++
+		if e.Marker {
+			markers[e.Call]++
+		}
+	}
+	// read_file: N's threads open the file twice, in-process (no process of the call's own).
+	if byCall[calls[2].ID] != 2 || markers[calls[2].ID] != 2 {
+		t.Errorf("read_file: %d events, %d markers", byCall[calls[2].ID], markers[calls[2].ID])
+	}
+	for _, c := range calls[:2] {
+		if byCall[c.ID] < 30 || markers[c.ID] < 4 {
+			t.Errorf("%s: %d events, %d markers", c.ID, byCall[c.ID], markers[c.ID])
+		}
+	}
+}
+
 // hand-made strace record for the scoring test: agent 100, whose tool shell 101 runs the
 // helper of call 0_0 and a child 102; a later in-process open by the agent of call 0_1's
 // file; an early agent open before any call.
