@@ -557,7 +557,7 @@ func (m *Mock) gemini(w http.ResponseWriter, raw []byte, now time.Time, stream b
 		}
 		parts = []map[string]any{{"text": final}}
 	}
-	m.logf(map[string]any{"ts": now, "api": "gemini", "prompt": p, "turn": t, "found": ok, "tools": tools, "parts": parts})
+	m.logf(map[string]any{"ts": now, "api": "gemini", "prompt": p, "turn": t, "found": ok, "tools": tools, "contents": len(body.Contents), "parts": parts})
 	resp := map[string]any{
 		"candidates":    []any{map[string]any{"content": map[string]any{"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}},
 		"usageMetadata": map[string]any{"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 150},
