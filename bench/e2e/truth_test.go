@@ -308,3 +308,77 @@ func TestAlertsGateTheScenario(t *testing.T) {
 		}
 	}
 }
+
+// The scoring of a Gemini run binds by Gemini's own call ids: on the real parallel record,
+// lines bound to `<tool name>__<functionCall id>` are right, lines bound to the bare
+// functionCall id are provably wrong, and lines of the startup git bound to a call are wrong
+// for having happened before the mock handed out any call.
+func TestScoreGeminiCallIDs(t *testing.T) {
+	f, err := os.Open("testdata/strace-gemini-parallel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	issued, answered := at("2026-12-05T06:28:17.408757424Z"), at("2026-12-05T06:28:18.318867159Z")
+	calls := []Call{
+		{ID: "run_shell_command__gcall_e2e_0_0", Tool: "run_shell_command", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
+		{ID: "run_shell_command__gcall_e2e_0_1", Tool: "run_shell_command", Prompt: 0, Turn: 1, Issued: issued, Answered: answered},
+		{ID: "read_file__gcall_e2e_0_2", Tool: "read_file", Prompt: 0, Turn: 2, Issued: issued, Answered: answered},
+	}
+	truth := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	git := map[int]bool{19064: true, 19077: true, 19090: true, 19093: true}
+	// One Vigil line per recorded event, bound as a correlator might.
+	var events []*proto.Event
+	gitEvents := 0
+	for i, te := range truth.Events {
+		if te.Kind == sysExecFailed {
+			continue
+		}
+		e := &proto.Event{Timestamp: te.Time, Event: proto.EventMeta{Action: te.Kind, Dataset: "vigil.kernel", Sequence: uint64(i + 1)},
+			Process: &proto.Process{Pid: te.Pid}, Vigil: proto.Vigil{Root: &proto.Root{Pid: 18740}}}
+		if te.Path != "" {
+			e.File = &proto.File{Path: te.Path}
+			if te.Failed {
+				e.Event.Outcome = proto.OutcomeFailure
+			}
+		}
+		if addr, ok := strings.CutPrefix(te.Peer, "unix:"); ok {
+			e.Destination = &proto.Destination{Address: addr}
+		}
+		bind := ""
+		switch {
+		case git[te.Pid]:
+			bind, gitEvents = calls[0].ID, gitEvents+1
+		case te.Call == calls[1].ID:
+			bind = "gcall_e2e_0_1" // the API's bare id, not Gemini's call id
+		case te.Call != "":
+			bind = te.Call
+		}
+		if bind != "" {
+			e.GenAI = &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: bind}}}
+			e.Vigil.Binding = "span"
+		}
+		events = append(events, e)
+	}
+	res := ScenarioResult{StrongKeys: true}
+	sc := Scenario{Agent: "gemini", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}, {}}}}}
+	score(&res, sc, Meta{AgentPids: []int{18740}}, calls, events, truth, nil)
+	c0, c1, c2 := res.Calls[0].Counts, res.Calls[1].Counts, res.Calls[2].Counts
+	if c0.Truth == 0 || c0.Correct != c0.Truth || c2.Truth != 2 || c2.Correct != 2 || c2.MarkerCorrect != 2 {
+		t.Errorf("right ids: 0_0 %+v, 0_2 %+v", c0, c2)
+	}
+	if c1.Truth == 0 || c1.Wrong != c1.Truth || c1.MarkerWrong != c1.Markers || res.Calls[1].WrongTo["gcall_e2e_0_1"] != c1.Truth {
+		t.Errorf("bare id: %+v, wrong to %v", c1, res.Calls[1].WrongTo)
+	}
+	if gitEvents == 0 || res.BoundBeforeCalls != gitEvents || res.ProvablyWrong != c1.Truth+gitEvents {
+		t.Errorf("provably wrong %d, before calls %d; want %d and %d", res.ProvablyWrong, res.BoundBeforeCalls, c1.Truth+gitEvents, gitEvents)
+	}
+	if cap := res.CaptureTotal; cap.Missing != 0 || cap.Extra != 0 {
+		t.Errorf("capture: %+v", cap)
+	}
+}
