@@ -21,7 +21,9 @@ type Scenario struct {
 	Agent       string `json:"agent"` // claude, codex or gemini
 	Description string `json:"description"`
 	// StrongKeys: the agent's telemetry is configured with its strong join key (Claude:
-	// CLAUDE_CODE_PROPAGATE_TRACEPARENT=1; Codex: traces exported besides logs). Recall and
+	// CLAUDE_CODE_PROPAGATE_TRACEPARENT=1; Codex: traces exported besides logs; Gemini, whose
+	// shells carry no key: the fleet's settings, which export its tool_call spans and log the
+	// prompts, commands and outputs). Recall and
 	// precision gate the run only for these scenarios.
 	StrongKeys bool              `json:"strong_keys"`
 	Files      map[string]string `json:"files"`
