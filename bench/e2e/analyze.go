@@ -273,10 +273,8 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 		ExpectAlerts: sc.ExpectAlerts, NoTelemetry: sc.NoTelemetry}
 	// Until the run is read: every expectation unmet (a scenario that did not run raised nothing).
 	res.Expectations, _ = judgeAlerts(sc.ExpectAlerts, nil, nil)
-	for _, p := range pinned {
-		if (sc.Agent == "claude") == strings.Contains(p.Name, "claude") {
-			res.Version = p.Name + "@" + p.Version
-		}
+	if p, ok := pinnedFor(sc.Agent); ok {
+		res.Version = p.Name + "@" + p.Version
 	}
 	var meta Meta
 	if b, err := os.ReadFile(filepath.Join(dir, "meta.json")); err != nil || json.Unmarshal(b, &meta) != nil {
@@ -326,6 +324,9 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 	}
 	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
 	score(&res, sc, meta, calls, events, truth, stream)
+	if sc.Agent == "gemini" {
+		res.Errors = append(res.Errors, geminiStreamCheck(calls, stream)...)
+	}
 	res.ForeignTreeEvents += filter.foreign
 	countAlerts(&res, events, filter)
 	res.Expectations, res.FalseAlerts = judgeAlerts(sc.ExpectAlerts, calls, res.AlertHits)
@@ -613,8 +614,17 @@ func (c *CallResult) miss(e *proto.Event, why string) {
 
 // inStream says whether the agent's own output shows the call ran: Claude's stream-json has
 // the tool_use and tool_result with the mock's id; Codex's --json has a command_execution
-// with the command, or a file_change naming the files.
+// with the command, or a file_change naming the files; Gemini's stream-json has a tool_use
+// whose tool_id is the call's id.
 func inStream(agent string, c Call, stream []byte) bool {
+	if agent == "gemini" {
+		for _, u := range geminiToolUses(stream) {
+			if u.ToolID == c.ID {
+				return true
+			}
+		}
+		return false
+	}
 	sc := bufio.NewScanner(bytes.NewReader(stream))
 	sc.Buffer(make([]byte, 4<<20), 4<<20)
 	for sc.Scan() {
@@ -660,4 +670,64 @@ func inStream(agent string, c Call, stream []byte) bool {
 		}
 	}
 	return false
+}
+
+// geminiToolUse is a tool_use event of Gemini CLI's stream-json output.
+type geminiToolUse struct {
+	ToolName   string `json:"tool_name"`
+	ToolID     string `json:"tool_id"`
+	Parameters struct {
+		Command  string `json:"command"`
+		FilePath string `json:"file_path"`
+	} `json:"parameters"`
+}
+
+// geminiToolUses reads the tool_use events of a stream-json output.
+func geminiToolUses(stream []byte) []geminiToolUse {
+	var out []geminiToolUse
+	sc := bufio.NewScanner(bytes.NewReader(stream))
+	sc.Buffer(make([]byte, 4<<20), 4<<20)
+	for sc.Scan() {
+		var ev struct {
+			Type string `json:"type"`
+			geminiToolUse
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool_use" {
+			out = append(out, ev.geminiToolUse)
+		}
+	}
+	return out
+}
+
+// geminiStreamCheck holds the ground truth's call ids to what Gemini CLI says it ran. The
+// truth names a call `<tool name>__<functionCall id the mock sent>` by construction (mock.go
+// geminiCallID); the CLI prints its own id as stream-json's tool_id. Were they to differ,
+// every binding to Gemini's id would be scored as wrong, so each disagreement is an error:
+// a tool_use whose parameters are a scripted call's but whose id is not, a tool_use of no
+// scripted call, a scripted call the stream does not show.
+func geminiStreamCheck(calls []Call, stream []byte) []string {
+	var errs []string
+	shown := map[string]bool{}
+	for _, u := range geminiToolUses(stream) {
+		shown[u.ToolID] = true
+		if slices.ContainsFunc(calls, func(c Call) bool { return c.ID == u.ToolID }) {
+			continue
+		}
+		i := slices.IndexFunc(calls, func(c Call) bool {
+			return c.Tool == u.ToolName && ((c.Command != "" && c.Command == u.Parameters.Command) ||
+				(len(c.Files) > 0 && c.Files[0] == u.Parameters.FilePath))
+		})
+		if i >= 0 {
+			errs = append(errs, fmt.Sprintf("gemini call ids disagree: prompt %d turn %d is %s by construction, %s in the CLI's stream-json",
+				calls[i].Prompt, calls[i].Turn, calls[i].ID, u.ToolID))
+		} else {
+			errs = append(errs, fmt.Sprintf("gemini stream-json shows tool_use %s (%s), which the mock never scripted", u.ToolID, u.ToolName))
+		}
+	}
+	for _, c := range calls {
+		if !shown[c.ID] {
+			errs = append(errs, fmt.Sprintf("call %s (%s) is not in Gemini's stream-json", c.ID, c.Tool))
+		}
+	}
+	return errs
 }

@@ -23,12 +23,18 @@ func TestScenariosCoverTheIssue(t *testing.T) {
 	for _, s := range scs {
 		have[key{s.Agent, s.Name}] = s
 	}
-	for _, agent := range []string{"claude", "codex"} {
-		for _, name := range []string{"pipeline", "background", "dotenv", "filetools", "failing", "twoprompts"} {
+	for _, agent := range []string{"claude", "codex", "gemini"} {
+		for _, name := range []string{"pipeline", "background", "dotenv", "filetools", "failing", "twoprompts", "parallel"} {
 			s, ok := have[key{agent, name}]
 			if !ok || !s.StrongKeys {
 				t.Errorf("%s/%s: missing, or not a strong-key scenario", agent, name)
 			}
+		}
+		if s := have[key{agent, "twoprompts"}]; len(s.Prompts) < 2 {
+			t.Errorf("%s/twoprompts has %d prompts", agent, len(s.Prompts))
+		}
+		if agent == "gemini" {
+			continue // one telemetry configuration, the fleet's: no fallback variant
 		}
 		fallback := 0
 		for _, s := range scs {
@@ -39,9 +45,14 @@ func TestScenariosCoverTheIssue(t *testing.T) {
 		if fallback == 0 {
 			t.Errorf("%s: no fallback (weak keys) scenario", agent)
 		}
-		if s := have[key{agent, "twoprompts"}]; len(s.Prompts) < 2 {
-			t.Errorf("%s/twoprompts has %d prompts", agent, len(s.Prompts))
-		}
+	}
+	// Gemini's own shapes: a parallel batch mixing shells and an in-process file tool, and an
+	// is_background shell beside the grandchildren.
+	if s := have[key{"gemini", "parallel"}]; len(s.Prompts[0].Turns) < 3 || !s.Prompts[0].Turns[2].Parallel || s.Prompts[0].Turns[2].Tool != "read_file" {
+		t.Errorf("gemini/parallel: want a read_file in the shells' batch, have %+v", s.Prompts[0].Turns)
+	}
+	if s := have[key{"gemini", "background"}]; !slices.ContainsFunc(s.Prompts[0].Turns, func(t Turn) bool { return t.Background }) {
+		t.Error("gemini/background: no is_background call")
 	}
 }
 
@@ -90,7 +101,12 @@ func TestMaliciousScenariosCoverTheIssue(t *testing.T) {
 
 func TestParseScenarioRejects(t *testing.T) {
 	for _, bad := range []string{
-		`{"name":"x","agent":"gemini","prompts":[{"text":"t"}]}`,
+		`{"name":"x","agent":"aider","prompts":[{"text":"t"}]}`,
+		`{"name":"x","agent":"gemini","prompts":[{"text":"t","turns":[{"tool":"run_shell_command"}]}]}`,
+		`{"name":"x","agent":"gemini","prompts":[{"text":"t","turns":[{"tool":"Bash","command":"ls"}]}]}`,
+		`{"name":"x","agent":"gemini","prompts":[{"text":"t","turns":[{"tool":"read_file","file":"{M}a","is_background":true}]}]}`,
+		`{"name":"x","agent":"gemini","hooks_only":true,"prompts":[{"text":"t"}]}`,
+		`{"name":"x","agent":"gemini","strong_keys":true,"also_fallback":true,"prompts":[{"text":"t"}]}`,
 		`{"name":"x","agent":"claude","prompts":[{"text":"t","turns":[{"tool":"apply_patch","patch":"p"}]}]}`,
 		`{"name":"x","agent":"codex","prompts":[{"text":"t","turns":[{"tool":"exec_command"}]}]}`,
 		`{"name":"x","agent":"claude","prompts":[]}`,
@@ -119,10 +135,15 @@ func testScenario(agent string) Scenario {
 		{Text: "first", Final: "one done"},
 		{Text: "second", Final: "two done"},
 	}}
-	if agent == "claude" {
+	switch agent {
+	case "claude":
 		s.Prompts[0].Turns = []Turn{{Tool: "Bash", Command: "echo hi"}, {Tool: "Read", File: "notes.txt"}}
 		s.Prompts[1].Turns = []Turn{{Tool: "Edit", File: "notes.txt", Old: "a", New: "b"}}
-	} else {
+	case "gemini":
+		s.Prompts[0].Turns = []Turn{{Tool: "run_shell_command", Command: "echo hi", Background: true},
+			{Tool: "run_shell_command", Command: "exit 3"}, {Tool: "read_file", File: "notes.txt", Parallel: true}}
+		s.Prompts[1].Turns = []Turn{{Tool: "replace", File: "notes.txt", Old: "a", New: "b"}}
+	default:
 		s.Prompts[0].Turns = []Turn{{Tool: "exec_command", Command: "echo hi"}, {Tool: "apply_patch", Patch: "*** Begin Patch\n*** Add File: out.txt\n+x\n*** End Patch\n"}}
 		s.Prompts[1].Turns = []Turn{{Tool: "exec_command", Command: "false"}}
 	}
@@ -281,5 +302,121 @@ func TestCodexOutputFailed(t *testing.T) {
 		if got := codexOutputFailed(out); got != want {
 			t.Errorf("%q: %v, want %v", out, got, want)
 		}
+	}
+}
+
+func TestGeminiMockScript(t *testing.T) {
+	m := newMock(testScenario("gemini"), "/repo", nil)
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	url := srv.URL + "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+	tools := []any{map[string]any{"functionDeclarations": []any{map[string]any{"name": "run_shell_command"}, map[string]any{"name": "read_file"}}}}
+	// The first user content holds Gemini's session context and the prompt as two parts.
+	user := map[string]any{"role": "user", "parts": []any{map[string]any{"text": "<session_context>…</session_context>"}, map[string]any{"text": promptMarker(0) + " go"}}}
+	model := func(fc ...map[string]any) map[string]any {
+		var parts []any
+		for _, f := range fc {
+			parts = append(parts, map[string]any{"functionCall": f, "thoughtSignature": "skip_thought_signature_validator"})
+		}
+		return map[string]any{"role": "model", "parts": parts}
+	}
+	result := func(name, id, output string) map[string]any {
+		return map[string]any{"functionResponse": map[string]any{"name": name, "id": id, "response": map[string]any{"output": output}}}
+	}
+	// calls returns the functionCall parts of the one SSE event of a response.
+	calls := func(resp *http.Response) []map[string]any {
+		t.Helper()
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("content type %q", ct)
+		}
+		data := sseData(t, resp)
+		if len(data) != 1 {
+			t.Fatalf("want one SSE event, have %d", len(data))
+		}
+		var out []map[string]any
+		for _, p := range data[0]["candidates"].([]any)[0].(map[string]any)["content"].(map[string]any)["parts"].([]any) {
+			if fc, ok := p.(map[string]any)["functionCall"].(map[string]any); ok {
+				out = append(out, fc)
+			}
+		}
+		return out
+	}
+
+	// Turn 0: one run_shell_command, in the background, with the mock's id.
+	fc := calls(post(t, url, map[string]any{"contents": []any{user}, "tools": tools}))
+	args, _ := fc[0]["args"].(map[string]any)
+	if len(fc) != 1 || fc[0]["id"] != "gcall_e2e_0_0" || fc[0]["name"] != "run_shell_command" || args["command"] != "echo hi" || args["is_background"] != true {
+		t.Fatalf("turn 0: %+v", fc)
+	}
+	// Turns 1 and 2 in one response: the parallel batch, a shell and an absolute read_file.
+	done0 := map[string]any{"role": "user", "parts": []any{result("run_shell_command", "gcall_e2e_0_0", "Command moved to background (PID: 42).")}}
+	hist := []any{user, model(fc[0]), done0}
+	fc = calls(post(t, url, map[string]any{"contents": hist, "tools": tools}))
+	if len(fc) != 2 || fc[0]["id"] != "gcall_e2e_0_1" || fc[1]["id"] != "gcall_e2e_0_2" || fc[1]["name"] != "read_file" ||
+		fc[1]["args"].(map[string]any)["file_path"] != "/repo/notes.txt" {
+		t.Fatalf("batch: %+v", fc)
+	}
+	// Both results in one user content; then the final text, no more calls.
+	done12 := map[string]any{"role": "user", "parts": []any{
+		result("run_shell_command", "gcall_e2e_0_1", "Exit Code: 3\nProcess Group PGID: 43"), result("read_file", "gcall_e2e_0_2", "hello")}}
+	hist = append(hist, model(fc...), done12)
+	if fc := calls(post(t, url, map[string]any{"contents": hist, "tools": tools})); len(fc) != 0 {
+		t.Fatalf("after the batch: %+v", fc)
+	}
+	// The resumed session: prompt 1's marker, its first turn, a replace with both strings.
+	hist = append(hist, map[string]any{"role": "model", "parts": []any{map[string]any{"text": "one done"}}},
+		map[string]any{"role": "user", "parts": []any{map[string]any{"text": promptMarker(1) + " more"}}})
+	fc = calls(post(t, url, map[string]any{"contents": hist, "tools": tools}))
+	if len(fc) != 1 || fc[0]["id"] != "gcall_e2e_1_0" || fc[0]["name"] != "replace" || fc[0]["args"].(map[string]any)["new_string"] != "b" {
+		t.Fatalf("prompt 1: %+v", fc)
+	}
+	// No tools: a text answer; countTokens and other paths answer too.
+	if fc := calls(post(t, url, map[string]any{"contents": []any{user}})); len(fc) != 0 {
+		t.Fatalf("no-tools request: %+v", fc)
+	}
+	if resp := post(t, srv.URL+"/v1beta/models/gemini-2.5-flash:countTokens", map[string]any{}); resp.StatusCode != 200 {
+		t.Fatalf("countTokens: %d", resp.StatusCode)
+	}
+
+	got := m.Calls()
+	ids := []string{}
+	for _, c := range got {
+		ids = append(ids, c.ID)
+	}
+	want := []string{"run_shell_command__gcall_e2e_0_0", "run_shell_command__gcall_e2e_0_1", "read_file__gcall_e2e_0_2", "replace__gcall_e2e_1_0"}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("call ids %v, want %v", ids, want)
+	}
+	if got[0].IsError || !got[1].IsError || got[2].IsError || got[2].Files[0] != "/repo/notes.txt" ||
+		got[0].Answered.IsZero() || got[2].Answered.IsZero() || !got[3].Answered.IsZero() || got[3].Turn != 0 || got[3].Prompt != 1 {
+		t.Fatalf("ground truth: %+v", got)
+	}
+}
+
+// Gemini's stream-json names each call <tool name>__<functionCall id>; the harness derives
+// the same id by construction and must fail the scenario when the two disagree.
+func TestGeminiStreamCheck(t *testing.T) {
+	calls := []Call{
+		{ID: "run_shell_command__gcall_e2e_0_0", Tool: "run_shell_command", Command: "./.e2e/vmark_0_0_; ls"},
+		{ID: "read_file__gcall_e2e_0_1", Tool: "read_file", Turn: 1, Files: []string{"/repo/vmark_0_1_a.txt"}},
+	}
+	use := func(name, id, param, value string) string {
+		b, _ := json.Marshal(map[string]any{"type": "tool_use", "tool_name": name, "tool_id": id, "parameters": map[string]any{param: value}})
+		return string(b) + "\n"
+	}
+	good := `{"type":"init","session_id":"s"}` + "\n" + use("run_shell_command", "run_shell_command__gcall_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
+		use("read_file", "read_file__gcall_e2e_0_1", "file_path", "/repo/vmark_0_1_a.txt")
+	if errs := geminiStreamCheck(calls, []byte(good)); len(errs) != 0 {
+		t.Fatalf("agreeing stream: %v", errs)
+	}
+	if !inStream("gemini", calls[1], []byte(good)) {
+		t.Fatal("inStream: read_file not found")
+	}
+	bad := use("run_shell_command", "run_shell_command__gcall_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
+		use("read_file", "read_file_1796355921294_0", "file_path", "/repo/vmark_0_1_a.txt") + use("glob", "glob__x", "pattern", "*")
+	errs := geminiStreamCheck(calls, []byte(bad))
+	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is read_file__gcall_e2e_0_1 by construction, read_file_1796355921294_0") ||
+		!strings.Contains(errs[1], "glob__x") || !strings.Contains(errs[2], "not in Gemini's stream-json") {
+		t.Fatalf("disagreeing stream: %q", errs)
 	}
 }

@@ -1,4 +1,4 @@
-// Command e2e runs the real Claude Code and Codex CLIs, offline, under `vigil run` and
+// Command e2e runs the real Claude Code, Codex and Gemini CLIs, offline, under `vigil run` and
 // measures how well Vigil attributes the kernel events of each tool call to that call.
 //
 //	sudo go run ./bench/e2e            (make e2e)
@@ -28,18 +28,30 @@ import (
 
 // Pinned agent versions: the ones ../shared/research/agents verified.
 var pinned = []npmPackage{
-	{Name: "@anthropic-ai/claude-code", Version: "2.1.197"},
-	{Name: "@openai/codex", Version: "0.169.0"},
+	{Agent: "claude", Name: "@anthropic-ai/claude-code", Version: "2.1.197"},
+	{Agent: "codex", Name: "@openai/codex", Version: "0.169.0"},
+	{Agent: "gemini", Name: "@google/gemini-cli", Version: "0.61.0"},
 }
 
-type npmPackage struct{ Name, Version string }
+// npmPackage is the npm package (and version) of the agent a scenario names.
+type npmPackage struct{ Agent, Name, Version string }
+
+// pinnedFor is the pinned package of an agent.
+func pinnedFor(agent string) (npmPackage, bool) {
+	for _, p := range pinned {
+		if p.Agent == agent {
+			return p, true
+		}
+	}
+	return npmPackage{}, false
+}
 
 func main() {
 	var (
 		cache    = flag.String("npm-cache", "/var/cache/vigil-e2e/npm", "folder the pinned agents are npm-installed into (reused between runs)")
 		work     = flag.String("work", "/var/tmp/vigil-e2e", "scratch folder for the scenario runs (wiped per scenario)")
 		results  = flag.String("results", "bench/e2e/results", "where report.md and report.json are written")
-		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt)")
+		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt, gemini.txt)")
 		runRe    = flag.String("run", "", "only scenarios whose agent/name matches this regexp")
 		skipRe   = flag.String("skip", "", "leave out scenarios whose agent/name matches this regexp")
 		child    = flag.String("child", "", "internal: run this scenario inside the network namespace")
@@ -345,7 +357,11 @@ func agentsPresent(dir string) bool {
 	if err != nil || fi.Size() < 1<<20 {
 		return false
 	}
-	_, err = os.Stat(filepath.Join(dir, "node_modules", "@openai", "codex-linux-x64"))
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@openai", "codex-linux-x64")); err != nil {
+		return false
+	}
+	// Gemini CLI is one bundled script; .bin/gemini links to it.
+	_, err = os.Stat(filepath.Join(dir, "node_modules", "@google", "gemini-cli", "bundle", "gemini.js"))
 	return err == nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -28,8 +29,8 @@ type Call struct {
 	Output   string    `json:"output,omitempty"` // the result the agent sent back (shortened)
 }
 
-// Mock is a scripted LLM API for one scenario: the Anthropic Messages API (Claude) or the
-// OpenAI Responses API (Codex). Anything else gets 200 {}.
+// Mock is a scripted LLM API for one scenario: the Anthropic Messages API (Claude), the
+// OpenAI Responses API (Codex) or the Gemini API (Gemini CLI). Anything else gets 200 {}.
 type Mock struct {
 	sc      Scenario
 	prompts []Prompt // the user prompts, then the subagent scripts (Scenario.allPrompts)
@@ -80,6 +81,14 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && strings.HasSuffix(p, "/responses"):
 		time.Sleep(m.sc.latency())
 		m.openai(w, body, now)
+	case r.Method == http.MethodPost && strings.HasSuffix(p, ":countTokens"):
+		writeJSON(w, map[string]any{"totalTokens": 123})
+	case r.Method == http.MethodPost && strings.HasSuffix(p, ":streamGenerateContent"):
+		time.Sleep(m.sc.latency())
+		m.gemini(w, body, now, true)
+	case r.Method == http.MethodPost && strings.HasSuffix(p, ":generateContent"):
+		time.Sleep(m.sc.latency())
+		m.gemini(w, body, now, false)
 	case strings.HasSuffix(p, "/models"):
 		writeJSON(w, map[string]any{"object": "list", "data": []any{}, "models": []any{}})
 	default:
@@ -127,7 +136,7 @@ func (m *Mock) issue(id string, p, t int, tr Turn, at time.Time) {
 	if !ok {
 		c = &Call{ID: id, Tool: tr.Tool, Prompt: p, Turn: t, Command: tr.Command}
 		switch tr.Tool {
-		case "Read", "Write", "Edit":
+		case "Read", "Write", "Edit", "read_file", "write_file", "replace":
 			c.Files = []string{m.abs(tr.File)}
 		case "apply_patch":
 			for _, f := range patchFiles(tr.Patch) {
@@ -440,6 +449,129 @@ func (m *Mock) codexItem(p, k int, tools map[string]string, suffix string) map[s
 	}
 	m.issue(id, p, k, tr, time.Now())
 	return item
+}
+
+// ---------------------------------------------------------------- Gemini API (v1beta)
+
+// geminiFunctionCallID is the functionCall id the mock gives turn t of prompt p.
+func geminiFunctionCallID(p, t int) string { return fmt.Sprintf("gcall_e2e_%d_%d", p, t) }
+
+// geminiCallID is Gemini CLI's id of a call the mock handed out: `<tool name>__<functionCall
+// id>` (its tool_call span's gen_ai.tool.call_id, stream-json's tool_id). The API history
+// carries the bare functionCall id with the tool's name beside it.
+func geminiCallID(tool, functionCallID string) string { return tool + "__" + functionCallID }
+
+// geminiExitCode finds the exit code Gemini CLI appends to a failed shell call's output
+// ("Exit Code: 3"; only when it is not 0).
+var geminiExitCode = regexp.MustCompile(`(?m)^Exit Code: `)
+
+// gemini answers POST /v1beta/models/<model>:streamGenerateContent?alt=sse (one SSE event
+// holding the whole GenerateContentResponse, as Gemini CLI reads it) or :generateContent
+// (the same as JSON): the scripted turn's functionCall parts, the final text after the last.
+func (m *Mock) gemini(w http.ResponseWriter, raw []byte, now time.Time, stream bool) {
+	var body struct {
+		Contents []struct {
+			Role  string `json:"role"`
+			Parts []struct {
+				Text             string `json:"text"`
+				FunctionResponse *struct {
+					Name     string `json:"name"`
+					ID       string `json:"id"`
+					Response struct {
+						Output string          `json:"output"`
+						Error  json.RawMessage `json:"error"`
+					} `json:"response"`
+				} `json:"functionResponse"`
+			} `json:"parts"`
+		} `json:"contents"`
+		Tools []struct {
+			FunctionDeclarations []json.RawMessage `json:"functionDeclarations"`
+		} `json:"tools"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	tools := 0
+	for _, t := range body.Tools {
+		tools += len(t.FunctionDeclarations)
+	}
+	// Per user content: its text, and the function responses in it and every later one.
+	var texts []string
+	var results []int
+	for _, c := range body.Contents {
+		if c.Role != "user" {
+			continue
+		}
+		text, n := "", 0
+		for _, part := range c.Parts {
+			text += part.Text
+			if fr := part.FunctionResponse; fr != nil {
+				n++
+				out := fr.Response.Output
+				isErr := len(fr.Response.Error) > 0 || geminiExitCode.MatchString(out)
+				if isErr && out == "" {
+					out = string(fr.Response.Error)
+				}
+				m.answered(geminiCallID(fr.Name, fr.ID), now, isErr, out)
+			}
+		}
+		for i := range results {
+			results[i] += n
+		}
+		texts = append(texts, text)
+		results = append(results, 0)
+	}
+	var parts []map[string]any
+	p, t, ok := m.step(texts, results)
+	switch {
+	case tools == 0:
+		parts = []map[string]any{{"text": "E2E mock summary."}}
+	case !ok:
+		parts = []map[string]any{{"text": "No scripted prompt found."}}
+	case t < len(m.prompts[p].Turns):
+		for _, k := range m.batch(p, t) {
+			tr := m.prompts[p].Turns[k]
+			var args map[string]any
+			switch tr.Tool {
+			case "run_shell_command":
+				args = map[string]any{"command": tr.Command, "description": "e2e scripted command"}
+				if tr.Background {
+					args["is_background"] = true
+				}
+			case "read_file":
+				args = map[string]any{"file_path": m.abs(tr.File)}
+			case "write_file":
+				args = map[string]any{"file_path": m.abs(tr.File), "content": tr.Content}
+			case "replace":
+				args = map[string]any{"file_path": m.abs(tr.File), "instruction": "e2e scripted edit", "old_string": tr.Old, "new_string": tr.New}
+			}
+			fid := geminiFunctionCallID(p, k)
+			parts = append(parts, map[string]any{"functionCall": map[string]any{"name": tr.Tool, "args": args, "id": fid}})
+			m.issue(geminiCallID(tr.Tool, fid), p, k, tr, time.Now())
+		}
+	default:
+		final := m.prompts[p].Final
+		if final == "" {
+			final = fmt.Sprintf("Prompt %d done.", p)
+		}
+		parts = []map[string]any{{"text": final}}
+	}
+	m.logf(map[string]any{"ts": now, "api": "gemini", "prompt": p, "turn": t, "found": ok, "tools": tools, "contents": len(body.Contents), "parts": parts})
+	resp := map[string]any{
+		"candidates":    []any{map[string]any{"content": map[string]any{"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}},
+		"usageMetadata": map[string]any{"promptTokenCount": 120, "candidatesTokenCount": 30, "totalTokenCount": 150},
+		"modelVersion":  "gemini-e2e",
+		"responseId":    fmt.Sprintf("resp_e2e_%d", now.UnixNano()),
+	}
+	if !stream {
+		writeJSON(w, resp)
+		return
+	}
+	d, _ := json.Marshal(resp)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	fmt.Fprintf(w, "data: %s\r\n\r\n", d)
 }
 
 // batch lists the turns the model answers with at step t of prompt p: turn t and the turns

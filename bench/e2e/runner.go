@@ -23,6 +23,7 @@ import (
 const (
 	anthropicAddr = "127.0.0.1:8765"
 	openaiAddr    = "127.0.0.1:8766"
+	geminiAddr    = "127.0.0.1:8767"
 	otlpAddr      = "127.0.0.1:4318"
 	// agentTimeout bounds one agent process: the slowest scenario (claude/silent) keeps its
 	// tool calls running for over 120 s.
@@ -139,8 +140,11 @@ func runChild(o childOpts) error {
 	defer mlog.Close()
 	mock := newMock(sc, meta.Repo, mlog)
 	addr := anthropicAddr
-	if sc.Agent == "codex" {
+	switch sc.Agent {
+	case "codex":
 		addr = openaiAddr
+	case "gemini":
+		addr = geminiAddr
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -161,6 +165,8 @@ func runChild(o childOpts) error {
 		runErr = runClaude(sc, o, meta, home)
 	case "codex":
 		runErr = runCodex(sc, o, meta, home)
+	case "gemini":
+		runErr = runGemini(sc, o, meta, home)
 	}
 	meta.End = time.Now()
 	meta.AgentSeconds = meta.End.Sub(meta.Start).Seconds()
@@ -779,6 +785,108 @@ func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("codex prompt %d: %v", i, err)
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- Gemini CLI
+
+// geminiSettings is ~/.gemini/settings.json as a fleet would set it
+// (../shared/research/agents/gemini.md): telemetry to the sensor's OTLP/HTTP receiver with the
+// prompts logged (telemetry.traces stays off: it only adds payloads to the spans, which are
+// exported without it); no usage statistics and no update check, which would try the
+// network; folder trust off, since a headless run in an untrusted folder exits 55 before its
+// first model call; and the API-key auth type, without which GOOGLE_GEMINI_BASE_URL makes it
+// "gateway", which -p refuses (exit 41).
+var geminiSettings = map[string]any{
+	"general":  map[string]any{"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+	"privacy":  map[string]any{"usageStatisticsEnabled": false},
+	"security": map[string]any{"auth": map[string]any{"selectedType": "gemini-api-key"}, "folderTrust": map[string]any{"enabled": false}},
+	"telemetry": map[string]any{"enabled": true, "target": "local", "otlpEndpoint": "http://" + otlpAddr,
+		"otlpProtocol": "http", "logPrompts": true},
+}
+
+// runGemini runs one `gemini -p` process per prompt; the later ones continue the first one's
+// session with --resume <session id> (the id of stream-json's init event).
+func runGemini(sc Scenario, o childOpts, meta *Meta, home string) error {
+	b, err := json.MarshalIndent(geminiSettings, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".gemini"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(home, ".gemini", "settings.json"), b, 0o644); err != nil {
+		return fmt.Errorf("gemini settings: %w", err)
+	}
+	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "gemini")
+	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer stdout.Close()
+	stderr, err := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
+	if err != nil {
+		return err
+	}
+	defer stderr.Close()
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "TERM=dumb", "LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash",
+		"GOOGLE_GEMINI_BASE_URL=http://" + geminiAddr, "GEMINI_API_KEY=dummy-e2e-key"}
+	for _, k := range slices.Sorted(maps.Keys(sc.AgentEnv)) {
+		env = append(env, k+"="+sc.AgentEnv[k])
+	}
+	session := ""
+	for i := range sc.Prompts {
+		// -m: the mock's model, and no model routing request before the turn.
+		args := []string{"-p", sc.promptText(i), "--yolo", "-m", "gemini-2.5-flash", "--output-format", "stream-json"}
+		if i > 0 {
+			if session == "" {
+				return errors.New("gemini: no session id from the first prompt, cannot resume")
+			}
+			args = append(args, "--resume", session)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
+		cmd := agentCommand(ctx, o, meta, bin, args...)
+		cmd.Dir = meta.Repo
+		cmd.Env = env
+		cmd.Stderr = stderr
+		pipe, err := cmd.StdoutPipe()
+		if err != nil {
+			cancel()
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			cancel()
+			return fmt.Errorf("gemini prompt %d: start: %w", i, err)
+		}
+		s := bufio.NewScanner(pipe)
+		s.Buffer(make([]byte, 4<<20), 4<<20)
+		for s.Scan() {
+			line := s.Bytes()
+			stdout.Write(append(append([]byte{}, line...), '\n'))
+			var ev struct {
+				Type      string `json:"type"`
+				SessionID string `json:"session_id"`
+			}
+			json.Unmarshal(line, &ev)
+			if ev.Type == "init" && ev.SessionID != "" {
+				if session == "" {
+					session = ev.SessionID
+				}
+				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.SessionID {
+					meta.Sessions = append(meta.Sessions, ev.SessionID)
+				}
+			}
+		}
+		err = cmd.Wait()
+		cancel()
+		meta.Exit = append(meta.Exit, exitString(err))
+		if perr := noteAgentPid(o, meta, cmd); perr != nil {
+			return perr
+		}
+		if err != nil {
+			return fmt.Errorf("gemini prompt %d: %w", i, err)
 		}
 	}
 	return nil

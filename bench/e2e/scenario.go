@@ -18,10 +18,12 @@ import (
 // the agent is given and, per prompt, the turns the mock LLM plays (tool calls, then text).
 type Scenario struct {
 	Name        string `json:"name"`
-	Agent       string `json:"agent"` // claude or codex
+	Agent       string `json:"agent"` // claude, codex or gemini
 	Description string `json:"description"`
 	// StrongKeys: the agent's telemetry is configured with its strong join key (Claude:
-	// CLAUDE_CODE_PROPAGATE_TRACEPARENT=1; Codex: traces exported besides logs). Recall and
+	// CLAUDE_CODE_PROPAGATE_TRACEPARENT=1; Codex: traces exported besides logs; Gemini, whose
+	// shells carry no key: the fleet's settings, which export its tool_call spans and log the
+	// prompts, commands and outputs). Recall and
 	// precision gate the run only for these scenarios.
 	StrongKeys bool              `json:"strong_keys"`
 	Files      map[string]string `json:"files"`
@@ -37,7 +39,8 @@ type Scenario struct {
 	// model takes seconds). 0 plays calls back to back.
 	LatencyMs *int `json:"latency_ms,omitempty"`
 	// Resume (Claude): each prompt is its own `claude -p` process, the later ones with
-	// --resume <session id> (Codex always resumes: codex exec resume <thread id>).
+	// --resume <session id> (Codex always resumes: codex exec resume <thread id>; Gemini too:
+	// gemini -p … --resume <session id>).
 	Resume bool `json:"resume,omitempty"`
 	// ExpectAlerts are the detection rules the scenario must raise: "rule.id" anywhere on its
 	// agent trees, or "rule.id@P.T" on the tool call of prompt P, turn T (its
@@ -92,6 +95,8 @@ type Prompt struct {
 //
 //	Claude: Bash {command}, Read {file}, Write {file, content}, Edit {file, old, new}
 //	Codex:  exec_command {command}, apply_patch {patch}
+//	Gemini: run_shell_command {command, is_background}, read_file {file},
+//	        write_file {file, content}, replace {file, old, new}
 type Turn struct {
 	Tool    string `json:"tool"`
 	Command string `json:"command,omitempty"`
@@ -100,6 +105,9 @@ type Turn struct {
 	Old     string `json:"old,omitempty"`
 	New     string `json:"new,omitempty"`
 	Patch   string `json:"patch,omitempty"`
+	// Background (Gemini run_shell_command's is_background): the CLI returns from the call
+	// at once and leaves the command running.
+	Background bool `json:"is_background,omitempty"`
 	// Subagent (Task): the index of the subagent script in Scenario.Subagents.
 	Subagent *int `json:"subagent,omitempty"`
 	// Parallel: the model asks for this call in the same response as the turn before it
@@ -113,6 +121,7 @@ var scenarioFS embed.FS
 var validTools = map[string][]string{
 	"claude": {"Bash", "Read", "Write", "Edit", "Task"},
 	"codex":  {"exec_command", "apply_patch"},
+	"gemini": {"run_shell_command", "read_file", "write_file", "replace"},
 }
 
 // loadScenarios reads every embedded scenario, sorted by agent then name.
@@ -162,7 +171,7 @@ func parseScenario(b []byte) (Scenario, error) {
 func (s Scenario) validate() error {
 	tools, ok := validTools[s.Agent]
 	if !ok {
-		return fmt.Errorf("scenario %q: agent %q: want claude or codex", s.Name, s.Agent)
+		return fmt.Errorf("scenario %q: agent %q: want claude, codex or gemini", s.Name, s.Agent)
 	}
 	if s.Name == "" || strings.ContainsAny(s.Name, "/ ") {
 		return fmt.Errorf("scenario name %q: want a non-empty name without / or spaces", s.Name)
@@ -172,6 +181,11 @@ func (s Scenario) validate() error {
 	}
 	if s.NoTelemetry && (s.Agent != "claude" || s.StrongKeys || s.HooksOnly || s.AlsoFallback) {
 		return fmt.Errorf("scenario %q: no_telemetry is a Claude run without telemetry or hooks: not with strong_keys, hooks_only or also_fallback", s.Name)
+	}
+	// Gemini runs with one telemetry configuration, the fleet's (runner.go geminiSettings):
+	// the harness has no weaker variant and no hooks for it yet.
+	if s.Agent == "gemini" && (s.HooksOnly || s.AlsoFallback || len(s.Forged) > 0 || len(s.Subagents) > 0) {
+		return fmt.Errorf("scenario %q: gemini scenarios have no hooks_only, also_fallback, forged or subagents", s.Name)
 	}
 	for _, e := range s.ExpectAlerts {
 		x, err := parseExpectation(e)
@@ -210,12 +224,15 @@ func (s Scenario) validate() error {
 			if !known {
 				return fmt.Errorf("scenario %q prompt %d turn %d: tool %q is not one of %v", s.Name, i, j, t.Tool, tools)
 			}
+			if t.Background && t.Tool != "run_shell_command" {
+				return fmt.Errorf("scenario %q prompt %d turn %d: is_background is for run_shell_command", s.Name, i, j)
+			}
 			switch t.Tool {
-			case "Bash", "exec_command":
+			case "Bash", "exec_command", "run_shell_command":
 				if t.Command == "" {
 					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs command", s.Name, i, j, t.Tool)
 				}
-			case "Read", "Write", "Edit":
+			case "Read", "Write", "Edit", "read_file", "write_file", "replace":
 				if !strings.Contains(t.File, "{M}") {
 					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs a file whose name holds {M}, the call's marker", s.Name, i, j, t.Tool)
 				}

@@ -67,6 +67,69 @@ func TestBuildTruthRealBashCall(t *testing.T) {
 	}
 }
 
+// A real record, trimmed: Gemini CLI's parallel scenario (testdata/strace-gemini-parallel.txt:
+// every fork, exec and exit, the opens of the tool shells' subtrees but their libraries', and
+// of the agent's own processes only those of marked files). The supervisor R (18740, the
+// .bin/gemini script, env, node) relaunches itself as the worker N (18882, node), which runs
+// git rev-parse four times at startup, then two shells at once (setsid + bash -c '<wrapper>',
+// 19156 for call 0_0 and 19164 for 0_1) and read_file 0_2 from its own threads.
+func TestBuildTruthRealGeminiParallel(t *testing.T) {
+	f, err := os.Open("testdata/strace-gemini-parallel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	issued, answered := at("2026-12-05T06:28:17.408757424Z"), at("2026-12-05T06:28:18.318867159Z")
+	calls := []Call{
+		{ID: "run_shell_command__gcall_e2e_0_0", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
+		{ID: "run_shell_command__gcall_e2e_0_1", Prompt: 0, Turn: 1, Issued: issued, Answered: answered},
+		{ID: "read_file__gcall_e2e_0_2", Prompt: 0, Turn: 2, Issued: issued, Answered: answered},
+	}
+	tr := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	if len(tr.Roots) != 1 || tr.Roots[0] != 18740 || len(tr.Ambiguous) != 0 {
+		t.Fatalf("roots %v ambiguous %v", tr.Roots, tr.Ambiguous)
+	}
+	git := map[int]bool{19064: true, 19077: true, 19090: true, 19093: true}
+	byCall, markers := map[string]int{}, map[string]int{}
+	for _, e := range tr.Events {
+		switch {
+		case e.Pid == 18740 || e.Pid == 18882:
+			if !e.Agent {
+				t.Errorf("R or N is not the agent's own: %+v", e)
+			}
+			if e.Call != "" && (e.Pid != 18882 || e.Kind != sysOpen || e.Call != "read_file__gcall_e2e_0_2") {
+				t.Errorf("the agent's own event got a call: %+v", e)
+			}
+		case git[e.Pid]:
+			if e.Agent || e.Call != "" {
+				t.Errorf("N's startup git is a shell of no call: %+v", e)
+			}
+		case e.Pid == 19156 || e.Pid == 19164:
+			if want := map[int]string{19156: calls[0].ID, 19164: calls[1].ID}[e.Pid]; e.Call != want {
+				t.Errorf("shell %d: call %q, want %q", e.Pid, e.Call, want)
+			}
+		}
+		byCall[e.Call]++
+		if e.Marker {
+			markers[e.Call]++
+		}
+	}
+	// read_file: N's threads open the file twice, in-process (no process of the call's own).
+	if byCall[calls[2].ID] != 2 || markers[calls[2].ID] != 2 {
+		t.Errorf("read_file: %d events, %d markers", byCall[calls[2].ID], markers[calls[2].ID])
+	}
+	for _, c := range calls[:2] {
+		if byCall[c.ID] < 30 || markers[c.ID] < 4 {
+			t.Errorf("%s: %d events, %d markers", c.ID, byCall[c.ID], markers[c.ID])
+		}
+	}
+}
+
 // hand-made strace record for the scoring test: agent 100, whose tool shell 101 runs the
 // helper of call 0_0 and a child 102; a later in-process open by the agent of call 0_1's
 // file; an early agent open before any call.
@@ -243,5 +306,79 @@ func TestAlertsGateTheScenario(t *testing.T) {
 		if md := (&Report{Scenarios: []ScenarioResult{res}}).markdown(); !strings.Contains(md, tc.message) {
 			t.Errorf("%s: the report does not say %q:\n%s", tc.name, tc.message, md)
 		}
+	}
+}
+
+// The scoring of a Gemini run binds by Gemini's own call ids: on the real parallel record,
+// lines bound to `<tool name>__<functionCall id>` are right, lines bound to the bare
+// functionCall id are provably wrong, and lines of the startup git bound to a call are wrong
+// for having happened before the mock handed out any call.
+func TestScoreGeminiCallIDs(t *testing.T) {
+	f, err := os.Open("testdata/strace-gemini-parallel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	issued, answered := at("2026-12-05T06:28:17.408757424Z"), at("2026-12-05T06:28:18.318867159Z")
+	calls := []Call{
+		{ID: "run_shell_command__gcall_e2e_0_0", Tool: "run_shell_command", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
+		{ID: "run_shell_command__gcall_e2e_0_1", Tool: "run_shell_command", Prompt: 0, Turn: 1, Issued: issued, Answered: answered},
+		{ID: "read_file__gcall_e2e_0_2", Tool: "read_file", Prompt: 0, Turn: 2, Issued: issued, Answered: answered},
+	}
+	truth := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	git := map[int]bool{19064: true, 19077: true, 19090: true, 19093: true}
+	// One Vigil line per recorded event, bound as a correlator might.
+	var events []*proto.Event
+	gitEvents := 0
+	for i, te := range truth.Events {
+		if te.Kind == sysExecFailed {
+			continue
+		}
+		e := &proto.Event{Timestamp: te.Time, Event: proto.EventMeta{Action: te.Kind, Dataset: "vigil.kernel", Sequence: uint64(i + 1)},
+			Process: &proto.Process{Pid: te.Pid}, Vigil: proto.Vigil{Root: &proto.Root{Pid: 18740}}}
+		if te.Path != "" {
+			e.File = &proto.File{Path: te.Path}
+			if te.Failed {
+				e.Event.Outcome = proto.OutcomeFailure
+			}
+		}
+		if addr, ok := strings.CutPrefix(te.Peer, "unix:"); ok {
+			e.Destination = &proto.Destination{Address: addr}
+		}
+		bind := ""
+		switch {
+		case git[te.Pid]:
+			bind, gitEvents = calls[0].ID, gitEvents+1
+		case te.Call == calls[1].ID:
+			bind = "gcall_e2e_0_1" // the API's bare id, not Gemini's call id
+		case te.Call != "":
+			bind = te.Call
+		}
+		if bind != "" {
+			e.GenAI = &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: bind}}}
+			e.Vigil.Binding = "span"
+		}
+		events = append(events, e)
+	}
+	res := ScenarioResult{StrongKeys: true}
+	sc := Scenario{Agent: "gemini", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}, {}}}}}
+	score(&res, sc, Meta{AgentPids: []int{18740}}, calls, events, truth, nil)
+	c0, c1, c2 := res.Calls[0].Counts, res.Calls[1].Counts, res.Calls[2].Counts
+	if c0.Truth == 0 || c0.Correct != c0.Truth || c2.Truth != 2 || c2.Correct != 2 || c2.MarkerCorrect != 2 {
+		t.Errorf("right ids: 0_0 %+v, 0_2 %+v", c0, c2)
+	}
+	if c1.Truth == 0 || c1.Wrong != c1.Truth || c1.MarkerWrong != c1.Markers || res.Calls[1].WrongTo["gcall_e2e_0_1"] != c1.Truth {
+		t.Errorf("bare id: %+v, wrong to %v", c1, res.Calls[1].WrongTo)
+	}
+	if gitEvents == 0 || res.BoundBeforeCalls != gitEvents || res.ProvablyWrong != c1.Truth+gitEvents {
+		t.Errorf("provably wrong %d, before calls %d; want %d and %d", res.ProvablyWrong, res.BoundBeforeCalls, c1.Truth+gitEvents, gitEvents)
+	}
+	if cap := res.CaptureTotal; cap.Missing != 0 || cap.Extra != 0 {
+		t.Errorf("capture: %+v", cap)
 	}
 }
