@@ -12,7 +12,7 @@
 #define PATH_SLOT 1024      // walked path bytes (components written from the leaf up)
 #define NAME_SLOT 256       // one path component
 #define PATH_DEPTH 64       // path components (and mount crossings) walked at most
-#define ENV_KEYS 10         // join-key value slots; user space assigns them (env_keys)
+#define ENV_KEYS 16         // join-key value slots; user space assigns them (env_keys)
 #define ENV_NAME_KEY 32     // a join key's variable name (31 chars + NUL)
 #define ENV_VALUE_SLOT 128
 #define ENV_MAX_STRINGS 4096 // environment strings (and 256-byte chunks of long ones) scanned per exec

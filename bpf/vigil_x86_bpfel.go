@@ -55,7 +55,7 @@ type VigilEnvName struct {
 type VigilEnvScratch struct {
 	_     structs.HostLayout
 	Tmp   [256]uint8
-	Val   [10][128]uint8
+	Val   [16][128]uint8
 	Found uint32
 	Pad   uint32
 }
@@ -116,7 +116,7 @@ type VigilExecEvent struct {
 	Argv         [4096]uint8
 	Exe          [1280]uint8
 	Cwd          [1280]uint8
-	Env          [10][128]uint8
+	Env          [16][128]uint8
 }
 
 type VigilExitEvent struct {

@@ -45,6 +45,10 @@ const (
 type AdaptStats struct {
 	// Records is the number of log records or spans examined.
 	Records int
+	// Adapted is the number of records adapted: every record is adapted or skipped. One may
+	// give several events (a Copilot tool span: its window and its result) or none (a Gemini
+	// api_request recalling no call yet).
+	Adapted int
 	// Events is the number of AgentEvents produced.
 	Events int
 	// Skipped counts records not adapted, per Skip* reason.
@@ -61,6 +65,7 @@ func (s *AdaptStats) skip(reason string) {
 // Add accumulates o into s.
 func (s *AdaptStats) Add(o AdaptStats) {
 	s.Records += o.Records
+	s.Adapted += o.Adapted
 	s.Events += o.Events
 	for k, v := range o.Skipped {
 		if s.Skipped == nil {
@@ -101,6 +106,7 @@ var otlpAdapters = map[string]otlpAdapter{
 	agents.ClaudeCode: {log: single(adaptClaudeLog), span: single(adaptClaudeSpan)},
 	agents.Codex:      {log: single(adaptCodexLog), span: single(adaptCodexSpan)},
 	agents.GeminiCLI:  {log: adaptGeminiLog, span: single(adaptGeminiSpan)},
+	agents.CopilotCLI: {span: adaptCopilotSpan}, // it sends no logs
 }
 
 // single makes an adapter of one event per record append-style.
@@ -145,6 +151,8 @@ func adaptOne[R any](out []proto.AgentEvent, st *AdaptStats, res resource, r R,
 	out, reason := adapt(out, res, r)
 	if reason != "" {
 		st.skip(reason)
+	} else {
+		st.Adapted++
 	}
 	st.Events += len(out) - n
 	return out

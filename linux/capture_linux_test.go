@@ -481,7 +481,7 @@ func TestCaptureRecords(t *testing.T) {
 	}
 	size0 := int64(0)
 	cases := []capCase{
-		{"exec", "root", "the agent shell's exec: argv, all six join keys, executable and cwd walked by the kernel",
+		{"exec", "root", "the agent shell's exec: argv, the workload's six join keys, executable and cwd walked by the kernel",
 			is(proto.ActionExec, root, nil), withExec(base(proto.ActionExec, root, self), realShell, []string{shell, "-c", script}, &join)},
 		{"exec", "empty-args", "a child's exec with empty arguments, the last one too",
 			is(proto.ActionExec, said["true"], nil), withExec(base(proto.ActionExec, said["true"], root), trueExe, []string{"/bin/true", "", "mid", ""}, &join)},

@@ -196,5 +196,21 @@ var registry = []Agent{
 	// .../site-packages/aider/... and python -m aider but not /src/raider.py.
 	{Name: "aider", Binaries: []string{"aider"}, Scripts: []string{"aider"}},
 	{Name: "goose", Binaries: []string{"goose"}},
-	{Name: CopilotCLI, Binaries: []string{"copilot"}, Scripts: []string{"@github/copilot"}},
+	{
+		Name: CopilotCLI,
+		// The npm loader (node …/.bin/copilot) spawns a native executable named copilot (a
+		// Node SEA; its comm is MainThread) that does everything (1.0.102).
+		Binaries: []string{"copilot"},
+		Scripts:  []string{"@github/copilot"},
+		Env: []EnvKey{
+			{Name: "COPILOT_AGENT_SESSION_ID", Role: RoleSession},
+			{Name: "COPILOT_CLI", Role: RoleMarker},
+		},
+		ServiceNames: []string{"github-copilot"},
+		Managed: []ConfigFile{
+			// Policy hooks, root-owned; they run whatever the folder's trust (1.0.102).
+			{GOOS: "linux", Path: "/etc/github-copilot/policy.d", What: "hooks"},
+			{GOOS: "darwin", Path: "/etc/github-copilot/policy.d", What: "hooks"},
+		},
+	},
 }
