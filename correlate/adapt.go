@@ -107,6 +107,7 @@ var otlpAdapters = map[string]otlpAdapter{
 	agents.Codex:      {log: single(adaptCodexLog), span: single(adaptCodexSpan)},
 	agents.GeminiCLI:  {log: adaptGeminiLog, span: single(adaptGeminiSpan)},
 	agents.CopilotCLI: {span: adaptCopilotSpan}, // it sends no logs
+	agents.OpenCode:   {log: adaptOpenCodeLog, span: adaptOpenCodeSpan},
 }
 
 // single makes an adapter of one event per record append-style.

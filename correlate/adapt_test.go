@@ -476,6 +476,28 @@ func TestSamples(t *testing.T) {
 				}
 			},
 		},
+		{
+			file: "opencode/0001_logs.json", records: 11,
+			skipped: map[string]int{SkipNoEventName: 11}, // its application log
+		},
+		{
+			file: "opencode/0007_traces.json", records: 12,
+			kinds:   map[string]int{proto.KindToolSpan: 2, proto.KindToolResult: 1, proto.KindAPIRequest: 1},
+			skipped: map[string]int{SkipIgnoredSpan: 9},
+			check: func(t *testing.T, evs []proto.AgentEvent) {
+				args := find(t, evs, "ai.toolCall", bySpan("ai.toolCall"))
+				exec := find(t, evs, "Tool.execute", func(e proto.AgentEvent) bool {
+					return e.SpanName == "Tool.execute" && e.Kind == proto.KindToolSpan
+				})
+				// The research cut the sample's ai.toolCall.args short: it no longer parses, and no
+				// command is guessed from it.
+				if args.ToolUseID != "call_mock_0" || exec.ToolUseID != args.ToolUseID || exec.ToolName != "bash" ||
+					args.Command != "" || exec.SessionID != "ses_dbb1d216dffexzz1HA778XBVH6" ||
+					exec.PromptID != exec.TraceID {
+					t.Errorf("ai.toolCall %+v\nTool.execute %+v", args, exec)
+				}
+			},
+		},
 	}
 
 	files, _ := filepath.Glob("testdata/*/*.json")

@@ -190,7 +190,10 @@ var registry = []Agent{
 		Name:     OpenCode,
 		Binaries: []string{"opencode"},
 		Scripts:  []string{"opencode-ai"},
-		Env:      []EnvKey{{Name: "OPENCODE", Role: RoleMarker}},
+		// A Bun single-file binary, one process (1.18.33). Its shells get OPENCODE=1 (and
+		// OPENCODE_PID, AGENT=1), no session or call id.
+		Env:          []EnvKey{{Name: "OPENCODE", Role: RoleMarker}},
+		ServiceNames: []string{"opencode"},
 	},
 	// Script fragments match whole path components, so "aider" matches
 	// .../site-packages/aider/... and python -m aider but not /src/raider.py.
