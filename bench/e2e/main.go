@@ -31,10 +31,16 @@ var pinned = []npmPackage{
 	{Agent: "claude", Name: "@anthropic-ai/claude-code", Version: "2.1.197"},
 	{Agent: "codex", Name: "@openai/codex", Version: "0.169.0"},
 	{Agent: "gemini", Name: "@google/gemini-cli", Version: "0.61.0"},
+	// opencode has its own prefix in the npm cache (runner_opencode.go ensureOpencode).
+	{Agent: "opencode", Name: "opencode-ai", Version: "1.18.33", OwnPrefix: true},
 }
 
-// npmPackage is the npm package (and version) of the agent a scenario names.
-type npmPackage struct{ Agent, Name, Version string }
+// npmPackage is the npm package (and version) of the agent a scenario names. OwnPrefix:
+// installed apart from the shared prefix, by its agent's own installer.
+type npmPackage struct {
+	Agent, Name, Version string
+	OwnPrefix            bool
+}
 
 // pinnedFor is the pinned package of an agent.
 func pinnedFor(agent string) (npmPackage, bool) {
@@ -139,6 +145,12 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 	if err != nil {
 		logf("npm install: %v", err)
 		return 2
+	}
+	if more, err := ensureOpencode(cache); err != nil {
+		logf("npm install: %v", err)
+		return 2
+	} else if more {
+		installed = true
 	}
 	installTime := time.Since(t)
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -316,6 +328,9 @@ func ensureAgents(dir string) (bool, error) {
 	}
 	args := []string{"install", "--no-audit", "--no-fund", "--no-save", "--prefix", dir}
 	for _, p := range pinned {
+		if p.OwnPrefix {
+			continue
+		}
 		args = append(args, p.Name+"@"+p.Version)
 	}
 	logf("npm %s", strings.Join(args, " "))
@@ -343,6 +358,9 @@ func ensureAgents(dir string) (bool, error) {
 
 func agentsPresent(dir string) bool {
 	for _, p := range pinned {
+		if p.OwnPrefix {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, "node_modules", p.Name, "package.json"))
 		if err != nil {
 			return false

@@ -145,12 +145,18 @@ func runChild(o childOpts) error {
 		addr = openaiAddr
 	case "gemini":
 		addr = geminiAddr
+	case "opencode":
+		addr = opencodeAddr
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mock}
+	var handler http.Handler = mock
+	if sc.Agent == "opencode" {
+		handler = chatCompletionsHandler{mock}
+	}
+	srv := &http.Server{Handler: handler}
 	go srv.Serve(ln)
 	defer srv.Close()
 
@@ -167,6 +173,8 @@ func runChild(o childOpts) error {
 		runErr = runCodex(sc, o, meta, home)
 	case "gemini":
 		runErr = runGemini(sc, o, meta, home)
+	case "opencode":
+		runErr = runOpencode(sc, o, meta, home)
 	}
 	meta.End = time.Now()
 	meta.AgentSeconds = meta.End.Sub(meta.Start).Seconds()
