@@ -327,6 +327,9 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 	if sc.Agent == "gemini" {
 		res.Errors = append(res.Errors, geminiStreamCheck(calls, stream)...)
 	}
+	if sc.Agent == "opencode" {
+		res.Errors = append(res.Errors, opencodeStreamCheck(calls, stream)...)
+	}
 	res.ForeignTreeEvents += filter.foreign
 	countAlerts(&res, events, filter)
 	res.Expectations, res.FalseAlerts = judgeAlerts(sc.ExpectAlerts, calls, res.AlertHits)
@@ -615,11 +618,19 @@ func (c *CallResult) miss(e *proto.Event, why string) {
 // inStream says whether the agent's own output shows the call ran: Claude's stream-json has
 // the tool_use and tool_result with the mock's id; Codex's --json has a command_execution
 // with the command, or a file_change naming the files; Gemini's stream-json has a tool_use
-// whose tool_id is the call's id.
+// whose tool_id is the call's id; opencode's --format json a tool_use whose part.callID is.
 func inStream(agent string, c Call, stream []byte) bool {
 	if agent == "gemini" {
 		for _, u := range geminiToolUses(stream) {
 			if u.ToolID == c.ID {
+				return true
+			}
+		}
+		return false
+	}
+	if agent == "opencode" {
+		for _, u := range opencodeToolUses(stream) {
+			if u.CallID == c.ID {
 				return true
 			}
 		}
