@@ -31,6 +31,14 @@ import (
 //     failing that, to the one call whose files in
 //     .e2e/ the subtree opened; otherwise to no call (the agent's own shells: its snapshot,
 //     its git status, which reads the scenario's marked files).
+//   - Except a tool root that executed git and nothing else: that is the agent's own git,
+//     never a call's, whatever it opens (opencode's snapshot `git --git-dir <its snapshot>
+//     --work-tree <repo> add/write-tree/diff` around every step hashes every file of the
+//     repository — the snapshot repository need not share the scenario's .git/info/exclude,
+//     so .e2e's marker files of every call included — and its startup git finds the
+//     project). By construction no scripted call can be such a process: every agent runs a
+//     shell call's command through a shell (bash -c, Codex's setup exec), so a git of a call
+//     is a shell's child, never a tool root. Its opens of marker files are not markers.
 //   - An open by an agent process of a file carrying call C's token, made while the mock had
 //     C out (from handing it out to receiving its result), belongs to C: the in-process tool
 //     and the agent's own checks of the call's paths. Other agent-process events belong to
@@ -188,6 +196,16 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 		}
 		return pid
 	}
+	// ownGit: a tool root every exec of which ran git.
+	ownGit := func(r int) bool {
+		ex := execs[r]
+		for _, p := range ex {
+			if filepath.Base(p) != "git" {
+				return false
+			}
+		}
+		return len(ex) > 0
+	}
 	type rootMarks struct {
 		lastExec     string    // the call of the helper executed last in the subtree
 		lastExecTime time.Time // when
@@ -216,6 +234,9 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 			if te.Agent || inMarkerDir(e.Path) || inMarkerDir(e.FDPath) {
 				named = idx.markers(e.Path + " " + e.FDPath)
 			}
+		}
+		if !te.Agent && len(named) > 0 && ownGit(toolRoot(te.Pid)) {
+			named = nil
 		}
 		te.Marker = len(named) > 0
 		if !te.Agent && len(named) > 0 {
