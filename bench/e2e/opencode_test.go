@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// opencode: the seven families, strong keys (the fleet's telemetry), no fallback variant;
+// the parallel batch mixes shells and an in-process read.
+func TestOpencodeScenarios(t *testing.T) {
+	scs, err := loadScenarios()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]Scenario{}
+	for _, s := range scs {
+		if s.Agent == "opencode" {
+			have[s.Name] = s
+			if !s.StrongKeys {
+				t.Errorf("opencode/%s: not a strong-key scenario", s.Name)
+			}
+		}
+	}
+	for _, name := range []string{"pipeline", "background", "dotenv", "filetools", "failing", "twoprompts", "parallel"} {
+		if _, ok := have[name]; !ok {
+			t.Errorf("opencode/%s: missing", name)
+		}
+	}
+	if s := have["twoprompts"]; len(s.Prompts) < 2 {
+		t.Errorf("opencode/twoprompts has %d prompts", len(s.Prompts))
+	}
+	if s := have["parallel"]; len(s.Prompts[0].Turns) < 3 || !s.Prompts[0].Turns[2].Parallel || s.Prompts[0].Turns[2].Tool != "read" {
+		t.Errorf("opencode/parallel: want a read in the shells' batch, have %+v", s.Prompts[0].Turns)
+	}
+	// edit needs a read of the same file first (opencode refuses an edit of an unread file).
+	if s := have["filetools"]; !slices.ContainsFunc(s.Prompts[0].Turns, func(t Turn) bool { return t.Tool == "edit" }) ||
+		s.Prompts[0].Turns[0].Tool != "read" || s.Prompts[0].Turns[0].File != s.Prompts[0].Turns[2].File {
+		t.Errorf("opencode/filetools: want a read then an edit of the same file, have %+v", s.Prompts[0].Turns)
+	}
+	for _, bad := range []string{
+		`{"name":"x","agent":"opencode","prompts":[{"text":"t","turns":[{"tool":"bash"}]}]}`,
+		`{"name":"x","agent":"opencode","prompts":[{"text":"t","turns":[{"tool":"Bash","command":"ls"}]}]}`,
+		`{"name":"x","agent":"opencode","prompts":[{"text":"t","turns":[{"tool":"read","file":"notes.txt"}]}]}`,
+		`{"name":"x","agent":"opencode","prompts":[{"text":"t","turns":[{"tool":"bash","command":"ls","is_background":true}]}]}`,
+		`{"name":"x","agent":"opencode","hooks_only":true,"prompts":[{"text":"t"}]}`,
+		`{"name":"x","agent":"opencode","strong_keys":true,"also_fallback":true,"prompts":[{"text":"t"}]}`,
+	} {
+		if _, err := parseScenario([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+// chatSSEData returns the data objects of a Chat Completions stream, which must end with
+// data: [DONE].
+func chatSSEData(t *testing.T, resp *http.Response) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	done := false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		d, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if d == "[DONE]" {
+			done = true
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(d), &m); err != nil {
+			t.Fatalf("bad SSE data %q: %v", d, err)
+		}
+		out = append(out, m)
+	}
+	if !done {
+		t.Fatal("no data: [DONE]")
+	}
+	return out
+}
+
+func TestOpencodeChatMockScript(t *testing.T) {
+	sc := Scenario{Name: "t", Agent: "opencode", StrongKeys: true, LatencyMs: &zero, Prompts: []Prompt{
+		{Text: "first", Final: "one done", Turns: []Turn{{Tool: "bash", Command: "echo hi"},
+			{Tool: "bash", Command: "exit 3"}, {Tool: "read", File: "notes.txt", Parallel: true}}},
+		{Text: "second", Final: "two done", Turns: []Turn{{Tool: "edit", File: "notes.txt", Old: "a", New: "b"}}},
+	}}
+	m := newMock(sc, "/repo", nil)
+	srv := httptest.NewServer(chatCompletionsHandler{m})
+	defer srv.Close()
+	url := srv.URL + "/v1/chat/completions"
+	tools := []any{map[string]any{"type": "function", "function": map[string]any{"name": "bash"}}}
+	sys := map[string]any{"role": "system", "content": "You are opencode"}
+	user := func(text string) map[string]any { return map[string]any{"role": "user", "content": text} }
+	asst := func(ids ...string) map[string]any {
+		var tcs []any
+		for _, id := range ids {
+			tcs = append(tcs, map[string]any{"id": id, "type": "function", "function": map[string]any{"name": "bash", "arguments": "{}"}})
+		}
+		return map[string]any{"role": "assistant", "content": "", "tool_calls": tcs}
+	}
+	result := func(id, out string) map[string]any {
+		return map[string]any{"role": "tool", "tool_call_id": id, "content": out}
+	}
+	// toolCalls reads the streamed tool_calls (and checks the finish reason and [DONE]).
+	toolCalls := func(resp *http.Response) []map[string]any {
+		t.Helper()
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("content type %q", ct)
+		}
+		var out []map[string]any
+		finish := ""
+		for _, d := range chatSSEData(t, resp) {
+			for _, c := range d["choices"].([]any) {
+				ch := c.(map[string]any)
+				if f, ok := ch["finish_reason"].(string); ok {
+					finish = f
+				}
+				if tcs, ok := ch["delta"].(map[string]any)["tool_calls"].([]any); ok {
+					for _, tc := range tcs {
+						out = append(out, tc.(map[string]any))
+					}
+				}
+			}
+		}
+		if (len(out) > 0) != (finish == "tool_calls") {
+			t.Fatalf("finish_reason %q with %d tool calls", finish, len(out))
+		}
+		return out
+	}
+	args := func(tc map[string]any) map[string]any {
+		var a map[string]any
+		json.Unmarshal([]byte(tc["function"].(map[string]any)["arguments"].(string)), &a)
+		return a
+	}
+	// The title request has no tools: text, no call.
+	if tc := toolCalls(post(t, url, map[string]any{"stream": true, "messages": []any{sys, user(promptMarker(0) + " first")}})); len(tc) != 0 {
+		t.Fatalf("title request: %+v", tc)
+	}
+	// Turn 0: bash with the mock's id.
+	hist := []any{sys, user(promptMarker(0) + " first")}
+	tc := toolCalls(post(t, url, map[string]any{"stream": true, "tools": tools, "messages": hist}))
+	if len(tc) != 1 || tc[0]["id"] != "call_opencode_e2e_0_0" || tc[0]["function"].(map[string]any)["name"] != "bash" || args(tc[0])["command"] != "echo hi" {
+		t.Fatalf("turn 0: %+v", tc)
+	}
+	// Turns 1 and 2 in one message: a shell and an absolute read.
+	hist = append(hist, asst("call_opencode_e2e_0_0"), result("call_opencode_e2e_0_0", "hi\n"))
+	tc = toolCalls(post(t, url, map[string]any{"stream": true, "tools": tools, "messages": hist}))
+	if len(tc) != 2 || tc[0]["id"] != "call_opencode_e2e_0_1" || tc[1]["id"] != "call_opencode_e2e_0_2" || tc[1]["index"] != 1.0 ||
+		args(tc[1])["filePath"] != "/repo/notes.txt" {
+		t.Fatalf("batch: %+v", tc)
+	}
+	hist = append(hist, asst("call_opencode_e2e_0_1", "call_opencode_e2e_0_2"),
+		result("call_opencode_e2e_0_1", "\n\n<bash_metadata>\nbash tool terminated command with exit code 3\n</bash_metadata>"),
+		result("call_opencode_e2e_0_2", "<file>\n00001| hello\n</file>"))
+	if tc := toolCalls(post(t, url, map[string]any{"stream": true, "tools": tools, "messages": hist})); len(tc) != 0 {
+		t.Fatalf("after the batch: %+v", tc)
+	}
+	// The continued session (-s): prompt 1's marker in a content array, then an edit (JSON).
+	hist = append(hist, map[string]any{"role": "assistant", "content": "one done"},
+		map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": promptMarker(1) + " second"}}})
+	resp := post(t, url, map[string]any{"tools": tools, "messages": hist})
+	var msg struct {
+		Choices []struct {
+			Message struct {
+				ToolCalls []map[string]any `json:"tool_calls"`
+			} `json:"message"`
+			FinishReason string `json:"finish_reason"`
+		} `json:"choices"`
+	}
+	json.NewDecoder(resp.Body).Decode(&msg)
+	if len(msg.Choices) != 1 || len(msg.Choices[0].Message.ToolCalls) != 1 || msg.Choices[0].Message.ToolCalls[0]["id"] != "call_opencode_e2e_1_0" ||
+		args(msg.Choices[0].Message.ToolCalls[0])["newString"] != "b" || msg.Choices[0].FinishReason != "tool_calls" {
+		t.Fatalf("prompt 1: %+v", msg)
+	}
+	// Other paths answer as the other mocks do.
+	if resp := post(t, srv.URL+"/v1/models", map[string]any{}); resp.StatusCode != 200 {
+		t.Fatalf("models: %d", resp.StatusCode)
+	}
+	got := m.Calls()
+	ids := []string{}
+	for _, c := range got {
+		ids = append(ids, c.ID)
+	}
+	if want := []string{"call_opencode_e2e_0_0", "call_opencode_e2e_0_1", "call_opencode_e2e_0_2", "call_opencode_e2e_1_0"}; !slices.Equal(ids, want) {
+		t.Fatalf("call ids %v, want %v", ids, want)
+	}
+	if got[0].IsError || !got[1].IsError || got[2].IsError || got[2].Files[0] != "/repo/notes.txt" || got[3].Files[0] != "/repo/notes.txt" ||
+		got[0].Answered.IsZero() || got[2].Answered.IsZero() || !got[3].Answered.IsZero() || got[3].Prompt != 1 || got[3].Turn != 0 {
+		t.Fatalf("ground truth: %+v", got)
+	}
+}
+
+// opencode keeps the model's tool call ids: part.callID must be the mock's id, and the
+// scenario fails when it is not.
+func TestOpencodeStreamCheck(t *testing.T) {
+	calls := []Call{
+		{ID: "call_opencode_e2e_0_0", Tool: "bash", Command: "./.e2e/vmark_0_0_; ls"},
+		{ID: "call_opencode_e2e_0_1", Tool: "read", Turn: 1, Files: []string{"/repo/vmark_0_1_a.txt"}},
+	}
+	use := func(tool, id, param, value string) string {
+		b, _ := json.Marshal(map[string]any{"type": "tool_use", "sessionID": "ses_x", "part": map[string]any{"type": "tool", "tool": tool, "callID": id,
+			"state": map[string]any{"status": "completed", "input": map[string]any{param: value}}}})
+		return string(b) + "\n"
+	}
+	good := `{"type":"step_start","sessionID":"ses_x","part":{}}` + "\n" + use("bash", "call_opencode_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
+		use("read", "call_opencode_e2e_0_1", "filePath", "/repo/vmark_0_1_a.txt")
+	if errs := opencodeStreamCheck(calls, []byte(good)); len(errs) != 0 {
+		t.Fatalf("agreeing output: %v", errs)
+	}
+	if !inStream("opencode", calls[1], []byte(good)) || inStream("opencode", Call{ID: "call_opencode_e2e_9_9"}, []byte(good)) {
+		t.Fatal("inStream")
+	}
+	bad := use("bash", "call_opencode_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
+		use("read", "toolu_other", "filePath", "/repo/vmark_0_1_a.txt") + use("glob", "call_x", "pattern", "*")
+	errs := opencodeStreamCheck(calls, []byte(bad))
+	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is call_opencode_e2e_0_1 by construction, toolu_other") ||
+		!strings.Contains(errs[1], "call_x") || !strings.Contains(errs[2], "not in opencode's JSON output") {
+		t.Fatalf("disagreeing output: %q", errs)
+	}
+}
+
+func TestOpencodeOutputFailed(t *testing.T) {
+	for out, want := range map[string]bool{
+		"hi\n": false,
+		"\n\n<bash_metadata>\nbash tool terminated command with exit code 3\n</bash_metadata>": true,
+		"Process exited with code 0": false,
+		"exit code: 127":             true,
+	} {
+		if got := opencodeOutputFailed(out); got != want {
+			t.Errorf("%q: %v, want %v", out, got, want)
+		}
+	}
+}
