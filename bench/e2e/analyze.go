@@ -306,6 +306,10 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 		res.Errors = append(res.Errors, "no independent record (strace) of the agent")
 		return res
 	}
+	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
+	if sc.Agent == "opencode" {
+		opencodeRanWindows(calls, stream)
+	}
 	truth := buildTruth(logs, calls, npmDir)
 	filter := newLineFilter(meta)
 	events, err := readAllJSONL(filepath.Join(dir, "events.jsonl"), filter)
@@ -322,7 +326,6 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		res.Errors = append(res.Errors, err.Error())
 	}
-	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
 	score(&res, sc, meta, calls, events, truth, stream)
 	if sc.Agent == "gemini" {
 		res.Errors = append(res.Errors, geminiStreamCheck(calls, stream)...)

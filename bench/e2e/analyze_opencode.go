@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // opencodeToolUse is the part of a tool_use event of `opencode run --format json`.
@@ -43,6 +44,23 @@ func opencodeToolUses(stream []byte) []opencodeToolUse {
 		}
 	}
 	return out
+}
+
+// opencodeRanWindows sets each call's RanFrom/RanTo to the time opencode's JSON output says
+// it ran the tool (part.state.time.start, end: ms since the epoch; the end is widened to the
+// next millisecond, which the truncation may have cut).
+func opencodeRanWindows(calls []Call, stream []byte) {
+	for _, u := range opencodeToolUses(stream) {
+		if u.State.Time.Start == 0 || u.State.Time.End < u.State.Time.Start {
+			continue
+		}
+		for i := range calls {
+			if calls[i].ID == u.CallID {
+				calls[i].RanFrom = time.UnixMilli(u.State.Time.Start)
+				calls[i].RanTo = time.UnixMilli(u.State.Time.End + 1)
+			}
+		}
+	}
 }
 
 // opencodeStreamCheck holds the ground truth's call ids to what opencode says it ran. The

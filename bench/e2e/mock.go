@@ -27,6 +27,10 @@ type Call struct {
 	Answered time.Time `json:"answered"`        // first request carrying its result
 	IsError  bool      `json:"is_error,omitempty"`
 	Output   string    `json:"output,omitempty"` // the result the agent sent back (shortened)
+	// RanFrom and RanTo are when the agent itself says it ran the call, where its output says
+	// so (opencode: the tool part's state.time, ms); zero otherwise. Set at analysis.
+	RanFrom time.Time `json:"ran_from,omitempty"`
+	RanTo   time.Time `json:"ran_to,omitempty"`
 }
 
 // Mock is a scripted LLM API for one scenario: the Anthropic Messages API (Claude), the

@@ -41,8 +41,10 @@ import (
 //     is a shell's child, never a tool root. Its opens of marker files are not markers.
 //   - An open by an agent process of a file carrying call C's token, made while the mock had
 //     C out (from handing it out to receiving its result), belongs to C: the in-process tool
-//     and the agent's own checks of the call's paths. Other agent-process events belong to
-//     no call.
+//     and the agent's own checks of the call's paths. Where the agent's output states when it
+//     ran the call (opencode's tool part state.time), only opens within that count: opencode's
+//     own file index (fff-scan) and watcher threads re-read what a call wrote after the tool
+//     has ended, before the next request. Other agent-process events belong to no call.
 
 // markerRe finds a call's token in a path or a file name.
 var markerRe = regexp.MustCompile(`vmark_(\d+)_(\d+)_`)
@@ -258,7 +260,7 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 		}
 		if te.Agent && e.Kind == sysOpen {
 			for _, c := range named {
-				if !c.Issued.IsZero() && !e.Time.Before(c.Issued) && (c.Answered.IsZero() || !e.Time.After(c.Answered)) {
+				if c.outAt(e.Time) {
 					te.Call = c.ID
 				}
 			}
@@ -291,6 +293,21 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 	}
 	tr.Events = events
 	return tr
+}
+
+// outAt says whether call c was out at t: from the mock handing it out to the request
+// carrying its result or, when the agent states when it ran the call (RanFrom, RanTo:
+// opencode's tool part times), within that: the agent's own indexer and file watcher re-read
+// a file the call wrote after the tool has finished but before the next request (opencode's
+// fff-scan and notify threads), which is the agent's work, not the call's.
+func (c Call) outAt(t time.Time) bool {
+	if c.Issued.IsZero() || t.Before(c.Issued) || (!c.Answered.IsZero() && t.After(c.Answered)) {
+		return false
+	}
+	if !c.RanFrom.IsZero() && (t.Before(c.RanFrom) || t.After(c.RanTo)) {
+		return false
+	}
+	return true
 }
 
 // inMarkerDir says whether a path is inside a scenario's .e2e folder: only there does a
