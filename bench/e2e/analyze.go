@@ -308,7 +308,7 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 	}
 	stream, _ := os.ReadFile(filepath.Join(dir, "agent_stdout.jsonl"))
 	if sc.Agent == "opencode" {
-		opencodeRanWindows(calls, stream)
+		opencodeFromOutput(calls, stream)
 	}
 	truth := buildTruth(logs, calls, npmDir)
 	filter := newLineFilter(meta)

@@ -46,18 +46,23 @@ func opencodeToolUses(stream []byte) []opencodeToolUse {
 	return out
 }
 
-// opencodeRanWindows sets each call's RanFrom/RanTo to the time opencode's JSON output says
+// opencodeFromOutput sets each call's RanFrom/RanTo to the time opencode's JSON output says
 // it ran the tool (part.state.time.start, end: ms since the epoch; the end is widened to the
-// next millisecond, which the truncation may have cut).
-func opencodeRanWindows(calls []Call, stream []byte) {
+// next millisecond, which the truncation may have cut), and IsError when it says the shell
+// exited non-zero (metadata.exit): the result opencode sends the model is the command's
+// output alone, without its exit code.
+func opencodeFromOutput(calls []Call, stream []byte) {
 	for _, u := range opencodeToolUses(stream) {
-		if u.State.Time.Start == 0 || u.State.Time.End < u.State.Time.Start {
-			continue
-		}
 		for i := range calls {
-			if calls[i].ID == u.CallID {
+			if calls[i].ID != u.CallID {
+				continue
+			}
+			if u.State.Time.Start > 0 && u.State.Time.End >= u.State.Time.Start {
 				calls[i].RanFrom = time.UnixMilli(u.State.Time.Start)
 				calls[i].RanTo = time.UnixMilli(u.State.Time.End + 1)
+			}
+			if u.State.Metadata.Exit != nil && *u.State.Metadata.Exit != 0 {
+				calls[i].IsError = true
 			}
 		}
 	}

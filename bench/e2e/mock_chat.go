@@ -64,9 +64,9 @@ func chatContentText(raw json.RawMessage) string {
 	return sb.String()
 }
 
-// opencodeExitCode finds a non-zero exit code in a bash tool result as opencode words it
-// ("… exit code 3 …", "<bash_metadata>… exited with code 3"), so the ground truth can say the
-// call failed.
+// opencodeExitCode finds a non-zero exit code in a tool result, should it carry one (1.18.33
+// sends a failed command's output alone; analysis takes the exit code from opencode's JSON
+// output, opencodeFromOutput).
 var opencodeExitCode = regexp.MustCompile(`(?i)exit(?:ed with)? code:? ?([0-9]+)`)
 
 func opencodeOutputFailed(out string) bool {

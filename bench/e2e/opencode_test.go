@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // opencode: the seven families, strong keys (the fleet's telemetry), no fallback variant;
@@ -235,5 +236,31 @@ func TestOpencodeOutputFailed(t *testing.T) {
 		if got := opencodeOutputFailed(out); got != want {
 			t.Errorf("%q: %v, want %v", out, got, want)
 		}
+	}
+}
+
+// opencode's JSON output gives each call's run window (ms) and a shell's exit code; the
+// windows narrow which of the agent's own opens belong to the call (truth.go outAt).
+func TestOpencodeFromOutput(t *testing.T) {
+	base := time.UnixMilli(1796453561000)
+	calls := []Call{{ID: "call_opencode_e2e_0_0", Tool: "bash", Issued: base, Answered: base.Add(time.Second)},
+		{ID: "call_opencode_e2e_0_1", Tool: "write", Issued: base.Add(time.Second), Answered: base.Add(2 * time.Second)}}
+	stream := `{"type":"tool_use","part":{"tool":"bash","callID":"call_opencode_e2e_0_0","state":{"status":"completed","metadata":{"exit":3},"time":{"start":1796453561100,"end":1796453561200}}}}
+{"type":"tool_use","part":{"tool":"write","callID":"call_opencode_e2e_0_1","state":{"status":"completed","time":{"start":1796453562100,"end":1796453562110}}}}
+`
+	opencodeFromOutput(calls, []byte(stream))
+	if !calls[0].IsError || calls[1].IsError || !calls[1].RanFrom.Equal(base.Add(1100*time.Millisecond)) || !calls[1].RanTo.Equal(base.Add(1111*time.Millisecond)) {
+		t.Fatalf("calls %+v", calls)
+	}
+	c := calls[1]
+	for at, want := range map[time.Duration]bool{1050: false, 1100: true, 1110: true, 1111: true, 1112: false, 1500: false} {
+		if got := c.outAt(base.Add(at * time.Millisecond)); got != want {
+			t.Errorf("outAt(+%dms) = %v, want %v", at, got, want)
+		}
+	}
+	// Without a stated window, the mock's: issued to answered.
+	c.RanFrom, c.RanTo = time.Time{}, time.Time{}
+	if !c.outAt(base.Add(1500*time.Millisecond)) || c.outAt(base.Add(2500*time.Millisecond)) {
+		t.Error("mock window")
 	}
 }
