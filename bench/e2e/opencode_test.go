@@ -253,7 +253,7 @@ func TestOpencodeFromOutput(t *testing.T) {
 		t.Fatalf("calls %+v", calls)
 	}
 	c := calls[1]
-	for at, want := range map[time.Duration]bool{1050: false, 1100: true, 1110: true, 1111: true, 1112: false, 1500: false} {
+	for at, want := range map[time.Duration]bool{1000: true, 1050: true, 1100: true, 1110: true, 1111: true, 1112: false, 1500: false} {
 		if got := c.outAt(base.Add(at * time.Millisecond)); got != want {
 			t.Errorf("outAt(+%dms) = %v, want %v", at, got, want)
 		}
@@ -262,5 +262,63 @@ func TestOpencodeFromOutput(t *testing.T) {
 	c.RanFrom, c.RanTo = time.Time{}, time.Time{}
 	if !c.outAt(base.Add(1500*time.Millisecond)) || c.outAt(base.Add(2500*time.Millisecond)) {
 		t.Error("mock window")
+	}
+}
+
+// opencode's own git (its startup project id, the snapshot `git --work-tree <repo> add` around
+// every step) is a tool root that runs git and nothing else: it belongs to no call even when
+// it opens a call's marker files (a snapshot repository that did not take the scenario's
+// .git/info/exclude would hash .e2e too), while the call's own shell, which runs git as a
+// child, keeps its git. Hand-made record: agent 100; snapshot git 101 opens .e2e files of
+// calls 0_0 (while it is out) and 0_1; shell 102 of call 0_0 runs git 103; the watcher thread
+// 104 re-reads call 0_1's file after the tool's stated end.
+const opencodeGitStrace = `100 1000.000000 execve("/npm/opencode/node_modules/.bin/opencode", ["opencode", "run"], 0x1 /* 1 vars */) = 0
+100 1000.001000 clone(child_stack=NULL, flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM) = 104
+100 1000.010000 clone(child_stack=NULL, flags=SIGCHLD) = 102
+102 1000.011000 execve("/bin/bash", ["/bin/bash", "-c", "./.e2e/vmark_0_0_; git log"], 0x1 /* 1 vars */) = 0
+102 1000.012000 clone(child_stack=NULL, flags=SIGCHLD) = 103
+103 1000.013000 execve("/usr/bin/git", ["git", "log"], 0x1 /* 1 vars */) = 0
+103 1000.014000 openat(AT_FDCWD</repo>, ".git/HEAD", O_RDONLY) = 3</repo/.git/HEAD>
+103 1000.015000 +++ exited with 0 +++
+102 1000.016000 execve("./.e2e/vmark_0_0_", ["./.e2e/vmark_0_0_"], 0x1 /* 1 vars */) = 0
+102 1000.017000 +++ exited with 0 +++
+100 1000.020000 clone(child_stack=NULL, flags=SIGCHLD) = 101
+101 1000.021000 execve("/usr/local/bin/git", ["git", "--git-dir", "/snap", "--work-tree", "/repo", "add", "."], 0x1 /* 1 vars */) = -1 ENOENT (No such file or directory)
+101 1000.022000 execve("/usr/bin/git", ["git", "--git-dir", "/snap", "--work-tree", "/repo", "add", "."], 0x1 /* 1 vars */) = 0
+101 1000.023000 openat(AT_FDCWD</repo>, ".e2e/vmark_0_0_.txt", O_RDONLY) = 3</repo/.e2e/vmark_0_0_.txt>
+101 1000.024000 openat(AT_FDCWD</repo>, ".e2e/vmark_0_1_.txt", O_RDONLY) = 3</repo/.e2e/vmark_0_1_.txt>
+101 1000.025000 +++ exited with 0 +++
+100 1000.030000 openat(AT_FDCWD</repo>, "/repo/vmark_0_1_out.txt", O_WRONLY|O_CREAT, 0644) = 4</repo/vmark_0_1_out.txt>
+104 1000.040000 openat(AT_FDCWD</repo>, "/repo/vmark_0_1_out.txt", O_RDONLY|O_CLOEXEC) = 4</repo/vmark_0_1_out.txt>
+`
+
+func TestBuildTruthOpencodeOwnGit(t *testing.T) {
+	log, err := parseStrace(strings.NewReader(opencodeGitStrace))
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	at := func(ms int) time.Time { return time.UnixMilli(1000_000 + int64(ms)) }
+	calls := []Call{
+		{ID: "call_opencode_e2e_0_0", Prompt: 0, Turn: 0, Issued: at(5), Answered: at(50)},
+		{ID: "call_opencode_e2e_0_1", Prompt: 0, Turn: 1, Issued: at(26), Answered: at(60), RanFrom: at(28), RanTo: at(32)},
+	}
+	tr := buildTruth([]StraceLog{log}, calls, "/npm")
+	if len(tr.Ambiguous) != 0 {
+		t.Fatalf("ambiguous %v", tr.Ambiguous)
+	}
+	for _, e := range tr.Events {
+		want := map[int]string{101: "", 102: calls[0].ID, 103: calls[0].ID, 104: ""}[e.Pid]
+		switch {
+		case e.Pid == 100 && e.Tid == 100 && e.Kind == sysOpen:
+			want = calls[1].ID // the in-process write, before the tool's stated end
+		case e.Pid == 100:
+			want = "" // and the watcher thread 104's re-read after it
+		}
+		if e.Call != want {
+			t.Errorf("pid %d %s %s: call %q, want %q", e.Pid, e.Kind, e.Path, e.Call, want)
+		}
+		if e.Pid == 101 && e.Marker {
+			t.Errorf("the snapshot git's open is a marker: %+v", e)
+		}
 	}
 }

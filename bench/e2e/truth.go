@@ -42,9 +42,9 @@ import (
 //   - An open by an agent process of a file carrying call C's token, made while the mock had
 //     C out (from handing it out to receiving its result), belongs to C: the in-process tool
 //     and the agent's own checks of the call's paths. Where the agent's output states when it
-//     ran the call (opencode's tool part state.time), only opens within that count: opencode's
-//     own file index (fff-scan) and watcher threads re-read what a call wrote after the tool
-//     has ended, before the next request. Other agent-process events belong to no call.
+//     finished the call (opencode's tool part state.time.end), only opens until then count:
+//     opencode's own file index (fff-scan) and watcher threads re-read what a call wrote after
+//     the tool has ended, before the next request. Other agent-process events belong to no call.
 
 // markerRe finds a call's token in a path or a file name.
 var markerRe = regexp.MustCompile(`vmark_(\d+)_(\d+)_`)
@@ -296,18 +296,17 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 }
 
 // outAt says whether call c was out at t: from the mock handing it out to the request
-// carrying its result or, when the agent states when it ran the call (RanFrom, RanTo:
-// opencode's tool part times), within that: the agent's own indexer and file watcher re-read
-// a file the call wrote after the tool has finished but before the next request (opencode's
-// fff-scan and notify threads), which is the agent's work, not the call's.
+// carrying its result or, when the agent states when it finished the call (RanTo: opencode's
+// tool part end time), to that: the agent's own file index and watcher re-read a file the
+// call wrote after the tool has finished but before the next request (opencode's fff-scan and
+// notify threads), which is the agent's work, not the call's. The start stays the mock's:
+// before its stated start the agent checks the call's paths (opencode's edit opens the file
+// O_PATH from its main thread ~2 ms before its part's start time).
 func (c Call) outAt(t time.Time) bool {
 	if c.Issued.IsZero() || t.Before(c.Issued) || (!c.Answered.IsZero() && t.After(c.Answered)) {
 		return false
 	}
-	if !c.RanFrom.IsZero() && (t.Before(c.RanFrom) || t.After(c.RanTo)) {
-		return false
-	}
-	return true
+	return c.RanTo.IsZero() || !t.After(c.RanTo)
 }
 
 // inMarkerDir says whether a path is inside a scenario's .e2e folder: only there does a
