@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,5 +323,82 @@ func TestBuildTruthOpencodeOwnGit(t *testing.T) {
 		if e.Pid == 101 && e.Marker {
 			t.Errorf("the snapshot git's open is a marker: %+v", e)
 		}
+	}
+}
+
+// A real record, trimmed: opencode's filetools scenario (testdata/strace-opencode-filetools.txt:
+// every fork, exec and exit, the opens of the tool shell's subtree but its libraries', and of
+// the agent's own threads only those of marked files). The one opencode process A (14854, the
+// Bun binary .bin/opencode, 18 threads) runs ~100 git children (startup project id, the
+// snapshot `git --git-dir <snapshot> --work-tree <repo> add/write-tree/diff` around every
+// step), read 0_0, write 0_1 and edit 0_2 in its own threads, and the shell 15257 (setsid +
+// /bin/bash -c '<command>') of bash 0_3. Its file index (15031, before any call) and watcher
+// (15037, after each tool's end) threads re-read the marked files: no call.
+func TestBuildTruthRealOpencodeFiletools(t *testing.T) {
+	f, err := os.Open("testdata/strace-opencode-filetools.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	calls := []Call{
+		{ID: "call_opencode_e2e_0_0", Tool: "read", Prompt: 0, Turn: 0, Issued: at("2026-12-05T06:53:44.044962112Z"), Answered: at("2026-12-05T06:53:44.365883345Z")},
+		{ID: "call_opencode_e2e_0_1", Tool: "write", Prompt: 0, Turn: 1, Issued: at("2026-12-05T06:53:44.667192267Z"), Answered: at("2026-12-05T06:53:44.972825939Z")},
+		{ID: "call_opencode_e2e_0_2", Tool: "edit", Prompt: 0, Turn: 2, Issued: at("2026-12-05T06:53:45.273759263Z"), Answered: at("2026-12-05T06:53:45.576946758Z")},
+		{ID: "call_opencode_e2e_0_3", Tool: "bash", Prompt: 0, Turn: 3, Issued: at("2026-12-05T06:53:45.877846302Z"), Answered: at("2026-12-05T06:53:46.271282734Z")},
+	}
+	use := func(id string, start, end int64) string {
+		return `{"type":"tool_use","part":{"callID":"` + id + `","state":{"time":{"start":` + strconv.FormatInt(start, 10) + `,"end":` + strconv.FormatInt(end, 10) + `}}}}` + "\n"
+	}
+	opencodeFromOutput(calls, []byte(use(calls[0].ID, 1796453624066, 1796453624084)+use(calls[1].ID, 1796453624685, 1796453624700)+
+		use(calls[2].ID, 1796453625287, 1796453625304)+use(calls[3].ID, 1796453625890, 1796453626005)))
+	tr := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	if len(tr.Roots) != 1 || tr.Roots[0] != 14854 || len(tr.Ambiguous) != 0 {
+		t.Fatalf("roots %v ambiguous %v", tr.Roots, tr.Ambiguous)
+	}
+	byCall, markers, gits := map[string]int{}, map[string]int{}, map[int]bool{}
+	for _, e := range tr.Events {
+		switch {
+		case e.Pid == 14854:
+			if !e.Agent {
+				t.Errorf("A is not the agent's own: %+v", e)
+			}
+			if e.Kind == sysOpen && (e.Tid == 15031 || e.Tid == 15037) && e.Call != "" {
+				t.Errorf("A's file index or watcher thread got a call: %+v", e)
+			}
+		case e.Kind == sysExec && filepath.Base(e.Path) == "git":
+			gits[e.Pid] = true
+		}
+		if e.Agent && e.Kind != sysOpen && e.Call != "" {
+			t.Errorf("an agent event other than an open got a call: %+v", e)
+		}
+		byCall[e.Call]++
+		if e.Marker {
+			markers[e.Call]++
+		}
+	}
+	for _, e := range tr.Events {
+		if gits[e.Pid] && e.Call != "" {
+			t.Errorf("opencode's own git %d got a call: %+v", e.Pid, e)
+		}
+		if e.Pid == 15257 && e.Call != calls[3].ID {
+			t.Errorf("the bash shell: call %q", e.Call)
+		}
+	}
+	if len(gits) < 90 {
+		t.Errorf("%d git processes", len(gits))
+	}
+	// read: two opens; write: one; edit: the main thread's O_PATH check, then read and write.
+	for i, want := range []int{2, 1, 3} {
+		if byCall[calls[i].ID] != want || markers[calls[i].ID] != want {
+			t.Errorf("%s: %d events, %d markers, want %d", calls[i].ID, byCall[calls[i].ID], markers[calls[i].ID], want)
+		}
+	}
+	if byCall[calls[3].ID] < 20 || markers[calls[3].ID] < 4 {
+		t.Errorf("bash: %d events, %d markers", byCall[calls[3].ID], markers[calls[3].ID])
 	}
 }
