@@ -129,6 +129,10 @@ func TestAdaptHookSamples(t *testing.T) {
 		}
 		return w
 	}
+	gemini := func(w hookWant) hookWant {
+		w.agent, w.session = agents.GeminiCLI, "752400e7-bf3c-41ff-9f52-f0d0a24edbff"
+		return w
+	}
 	bash := func(w hookWant) hookWant {
 		w.tool, w.command, w.commandSuffix = "Bash", claudeBashPrefix, claudeBashSuffix
 		return w
@@ -177,6 +181,14 @@ func TestAdaptHookSamples(t *testing.T) {
 			toolUse: "call_patch_3", files: []string{"out.txt", "notes.txt"}, success: new(true)})},
 		{"codex/system_Stop_1.json", codex(hookWant{kind: proto.KindHook, event: "Stop"})},
 		{"codex/system_SessionEnd_1.json", codex(hookWant{kind: proto.KindHook, event: "SessionEnd"})},
+
+		{"gemini/user_SessionStart.json", gemini(hookWant{kind: proto.KindSessionStart, event: "SessionStart"})},
+		{"gemini/user_BeforeAgent.json", gemini(hookWant{kind: proto.KindUserPrompt, event: "BeforeAgent",
+			promptText: "Run a shell command, read notes.txt, write out.txt and edit notes.txt. SECRET_PROMPT_MARKER_42"})},
+		// Gemini's tool hooks name no call: hook lines, not decisions.
+		{"gemini/user_BeforeTool.json", gemini(hookWant{kind: proto.KindHook, event: "BeforeTool", tool: "run_shell_command"})},
+		{"gemini/user_AfterTool.json", gemini(hookWant{kind: proto.KindHook, event: "AfterTool", tool: "run_shell_command"})},
+		{"gemini/user_SessionEnd.json", gemini(hookWant{kind: proto.KindHook, event: "SessionEnd"})},
 	}
 	now := time.Date(2026, 11, 22, 11, 25, 13, 0, time.UTC)
 	for _, tt := range tests {

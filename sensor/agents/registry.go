@@ -162,9 +162,16 @@ var registry = []Agent{
 	},
 	{
 		Name: Cursor,
-		// Cursor's agent CLI; Cursor exports no OTLP, so it is known from its hooks only.
-		Binaries:  []string{"cursor-agent", "cursor"},
+		// Cursor's agent CLI; Cursor exports no OTLP, so it is known from its hooks only
+		// (documented; nothing of Cursor could be run here: docs/agents/cursor.md).
+		Binaries: []string{"cursor-agent", "cursor"},
+		// Set in the agent's shell, as Cursor's staff describe it (unverified).
+		Env:       []EnvKey{{Name: "CURSOR_AGENT", Role: RoleMarker}},
 		HookNames: []string{"cursor"},
+		Managed: []ConfigFile{
+			{GOOS: "linux", Path: "/etc/cursor/hooks.json", What: "hooks"},
+			{GOOS: "darwin", Path: "/Library/Application Support/Cursor/hooks.json", What: "hooks"},
+		},
 	},
 	{
 		Name:     GeminiCLI,
@@ -185,7 +192,15 @@ var registry = []Agent{
 			{GOOS: "darwin", Path: "/Library/Application Support/GeminiCli/settings.json", What: "settings"},
 		},
 	},
-	{Name: OpenClaw, Binaries: []string{"openclaw"}, Scripts: []string{"openclaw"}, ServiceNames: []string{"openclaw"}},
+	{
+		Name: OpenClaw,
+		// A node script that relaunches itself (2026.9.6). Its OTLP exporter is a separate
+		// plugin (@openclaw/diagnostics-otel) that could not be installed here, so no service
+		// name is adapted yet (docs/agents/openclaw.md). Its shells get OPENCLAW_CLI=1.
+		Binaries: []string{"openclaw"},
+		Scripts:  []string{"openclaw"},
+		Env:      []EnvKey{{Name: "OPENCLAW_CLI", Role: RoleMarker}},
+	},
 	{
 		Name:     OpenCode,
 		Binaries: []string{"opencode"},
