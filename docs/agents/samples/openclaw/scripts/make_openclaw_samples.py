@@ -1,5 +1,6 @@
 import json, os, glob, shutil, subprocess, sys, re, collections
 sys.path.insert(0, os.path.dirname(__file__))
+import sys, os; sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../opencode/scripts"))  # shared with opencode
 from make_samples_common import *
 R = "<research>"; RUNS = R + "/runs"; S = R + "/scripts"
 OUT = sys.argv[1]

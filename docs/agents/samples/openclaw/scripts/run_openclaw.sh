@@ -42,7 +42,7 @@ if extra:
     merge(cfg, json.loads(extra))
 json.dump(cfg, open(out + "/home/.openclaw/openclaw.json", "w"), indent=1)
 PY
-python3 "$HERE/mock_chat.py" --port 8766 --log "$OUT/api_requests.jsonl" --cwd "$OUT/repo" --envdump "$OUT/shell_env.txt" ${MOCK_ARGS:-} 2>"$OUT/mock.err" & MOCK=$!
+python3 "$HERE/../../opencode/scripts/mock_chat.py" --port 8766 --log "$OUT/api_requests.jsonl" --cwd "$OUT/repo" --envdump "$OUT/shell_env.txt" ${MOCK_ARGS:-} 2>"$OUT/mock.err" & MOCK=$!
 python3 "$HERE/otlp_receiver.py" --port 4318 --out "$OUT/otlp" 2>"$OUT/otlp.err" & OTLP=$!
 sleep 0.7
 PROMPT=${PROMPT:-"Run a shell command, read notes.txt, write out.txt and edit notes.txt. SECRET_PROMPT_MARKER_43"}
