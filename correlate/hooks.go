@@ -361,7 +361,7 @@ var cursorToolNames = map[string]string{
 // Codex's hook name for exec_command (also "Bash"), Cursor Shell, and Codex's OTLP names in
 // case a version sends those.
 var shellTools = map[string]bool{
-	"Bash": true, "Shell": true, "shell": true, "exec_command": true, "shell_command": true,
+	"Bash": true, "bash": true, "Shell": true, "shell": true, "exec_command": true, "shell_command": true,
 	"local_shell": true, "unified_exec": true,
 }
 
@@ -573,7 +573,7 @@ func hookToolInput(ev *proto.AgentEvent, raw json.RawMessage) {
 		// An MCP tool's arguments are the server's business, not file claims.
 		return
 	}
-	for _, k := range []string{"file_path", "notebook_path"} {
+	for _, k := range []string{"file_path", "notebook_path", "filePath"} {
 		if f := str(in[k]); f != "" {
 			ev.FilePaths = []string{f}
 			return

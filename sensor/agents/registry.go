@@ -203,12 +203,19 @@ var registry = []Agent{
 	},
 	{
 		Name:     OpenCode,
-		Binaries: []string{"opencode"},
+		// A Bun single-file binary, one process (1.18.33): node_modules/.bin/opencode links to
+		// opencode-ai/bin/opencode.exe.
+		Binaries: []string{"opencode", "opencode.exe"},
 		Scripts:  []string{"opencode-ai"},
-		// A Bun single-file binary, one process (1.18.33). Its shells get OPENCODE=1 (and
-		// OPENCODE_PID, AGENT=1), no session or call id.
-		Env:          []EnvKey{{Name: "OPENCODE", Role: RoleMarker}},
+		// Its shells get OPENCODE=1 (and OPENCODE_PID, AGENT=1), no session or call id;
+		// Vigil's plugin (correlate/plugins/opencode) adds the call's id and session.
+		Env: []EnvKey{
+			{Name: "OPENCODE", Role: RoleMarker},
+			{Name: "VIGIL_TOOL_CALL_ID", Role: RoleToolCall},
+			{Name: "VIGIL_SESSION_ID", Role: RoleSession},
+		},
 		ServiceNames: []string{"opencode"},
+		HookNames:    []string{"opencode"},
 	},
 	// Script fragments match whole path components, so "aider" matches
 	// .../site-packages/aider/... and python -m aider but not /src/raider.py.
