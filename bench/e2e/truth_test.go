@@ -382,3 +382,84 @@ func TestScoreGeminiCallIDs(t *testing.T) {
 		t.Errorf("capture: %+v", cap)
 	}
 }
+
+// A real record, trimmed: Copilot CLI's parallel scenario (testdata/strace-copilot-parallel.txt:
+// every fork, exec, exit and file mutation, the opens of the children but their libraries',
+// and of the agent's own processes only those of marked files). The npm loader R (23976,
+// .bin/copilot, node) spawns the native binary C (24003, comm MainThread), which does
+// everything else: at startup git (24070, 24071, 24120), its sandbox probes (24074 tries
+// lxc-ls, 24076 bwrap; neither is installed), pgrep -P C (24108) and the login-shell env
+// snapshot (24169, bash -l with id and env); then the batch: two shells at once (setsid +
+// /bin/bash --norc --noprofile -c '<command>', 24174 for call 0_0 and 24175 for 0_1), the view
+// of 0_2 from its own threads, and its opens of each shell's helper (the command's paths) from
+// its threads; git rev-parse after the calls (24190, 24254); the helpers' background cats
+// (24302, 24303) after the calls.
+func TestBuildTruthRealCopilotParallel(t *testing.T) {
+	f, err := os.Open("testdata/strace-copilot-parallel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	answered := at("2026-12-05T06:45:12.120695754Z")
+	calls := []Call{
+		{ID: "call_copilot_e2e_0_0", Prompt: 0, Turn: 0, Issued: at("2026-12-05T06:45:11.937825603Z"), Answered: answered},
+		{ID: "call_copilot_e2e_0_1", Prompt: 0, Turn: 1, Issued: at("2026-12-05T06:45:11.937829398Z"), Answered: answered},
+		{ID: "call_copilot_e2e_0_2", Prompt: 0, Turn: 2, Issued: at("2026-12-05T06:45:11.937833644Z"), Answered: answered},
+	}
+	tr := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	if len(tr.Roots) != 1 || tr.Roots[0] != 23976 || len(tr.Ambiguous) != 0 {
+		t.Fatalf("roots %v ambiguous %v", tr.Roots, tr.Ambiguous)
+	}
+	noCall := map[int]string{24070: "git", 24071: "git", 24120: "git", 24190: "git", 24254: "git", 24074: "lxc-ls probe", 24076: "bwrap probe",
+		24108: "pgrep", 24169: "env snapshot", 24172: "env snapshot", 24173: "env snapshot"}
+	shell := map[int]string{24174: calls[0].ID, 24175: calls[1].ID, 24303: calls[0].ID, 24302: calls[1].ID}
+	byCall, markers, agentCalls := map[string]int{}, map[string]int{}, map[string]int{}
+	seen := map[int]bool{}
+	for _, e := range tr.Events {
+		seen[e.Pid] = true
+		switch {
+		case e.Pid == 23976 || e.Pid == 24003:
+			if !e.Agent {
+				t.Errorf("R or C is not the agent's own: %+v", e)
+			}
+			if e.Call != "" {
+				if e.Pid != 24003 || e.Kind != sysOpen || !e.Marker {
+					t.Errorf("the agent's own event got a call: %+v", e)
+				}
+				agentCalls[e.Call]++
+			}
+		case noCall[e.Pid] != "":
+			if e.Agent || e.Call != "" {
+				t.Errorf("%s (%d) is a helper of no call: agent %v call %q", noCall[e.Pid], e.Pid, e.Agent, e.Call)
+			}
+		case shell[e.Pid] != "":
+			if e.Call != shell[e.Pid] {
+				t.Errorf("shell %d: call %q, want %q", e.Pid, e.Call, shell[e.Pid])
+			}
+		}
+		byCall[e.Call]++
+		if e.Marker {
+			markers[e.Call]++
+		}
+	}
+	for p := range noCall {
+		if !seen[p] {
+			t.Errorf("pid %d (%s) not in the record", p, noCall[p])
+		}
+	}
+	// view: one open by C's threads, in-process; each shell's helper opened twice by C (the
+	// command's paths) while its call was out.
+	if byCall[calls[2].ID] != 1 || markers[calls[2].ID] != 1 || agentCalls[calls[2].ID] != 1 {
+		t.Errorf("view: %d events, %d markers", byCall[calls[2].ID], markers[calls[2].ID])
+	}
+	for _, c := range calls[:2] {
+		if byCall[c.ID] < 30 || markers[c.ID] < 6 || agentCalls[c.ID] != 2 {
+			t.Errorf("%s: %d events, %d markers, %d of C's", c.ID, byCall[c.ID], markers[c.ID], agentCalls[c.ID])
+		}
+	}
+}
