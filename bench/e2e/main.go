@@ -1,4 +1,4 @@
-// Command e2e runs the real Claude Code, Codex and Gemini CLIs, offline, under `vigil run` and
+// Command e2e runs the real Claude Code, Codex, Gemini and Copilot CLIs, offline, under `vigil run` and
 // measures how well Vigil attributes the kernel events of each tool call to that call.
 //
 //	sudo go run ./bench/e2e            (make e2e)
@@ -52,7 +52,7 @@ func main() {
 		cache    = flag.String("npm-cache", "/var/cache/vigil-e2e/npm", "folder the pinned agents are npm-installed into (reused between runs)")
 		work     = flag.String("work", "/var/tmp/vigil-e2e", "scratch folder for the scenario runs (wiped per scenario)")
 		results  = flag.String("results", "bench/e2e/results", "where report.md and report.json are written")
-		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt, gemini.txt)")
+		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt, gemini.txt, copilot.txt)")
 		runRe    = flag.String("run", "", "only scenarios whose agent/name matches this regexp")
 		skipRe   = flag.String("skip", "", "leave out scenarios whose agent/name matches this regexp")
 		child    = flag.String("child", "", "internal: run this scenario inside the network namespace")
