@@ -351,10 +351,11 @@ func copilotBinary(dir string) string {
 	return filepath.Join(dir, "node_modules", "@github", "copilot-linux-x64", "copilot")
 }
 
-// copilotUnpacked says whether the binary's package is unpacked into copilotPkgCache.
+// copilotUnpacked says whether the binary's package is unpacked into copilotPkgCache: the
+// binary marks a finished extraction with .extraction-complete (a partial one lacks it).
 func copilotUnpacked(dir string) bool {
 	p, _ := pinnedFor("copilot")
-	_, err := os.Stat(filepath.Join(copilotPkgCache(dir), "pkg", "linux-x64", p.Version, "app.js"))
+	_, err := os.Stat(filepath.Join(copilotPkgCache(dir), "pkg", "linux-x64", p.Version, ".extraction-complete"))
 	return err == nil
 }
 
