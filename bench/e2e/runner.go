@@ -995,6 +995,9 @@ func runCopilot(sc Scenario, o childOpts, meta *Meta, home string) error {
 		if err != nil {
 			return fmt.Errorf("copilot prompt %d: %w", i, err)
 		}
+		if len(meta.Sessions) > 1 {
+			return fmt.Errorf("copilot prompt %d: --resume=%s ran session %s", i, session, meta.Sessions[len(meta.Sessions)-1])
+		}
 	}
 	return nil
 }
