@@ -241,6 +241,20 @@ func baseSpan(res resource, s *tracepb.Span, kind string) (proto.AgentEvent, boo
 	return ev, ok
 }
 
+// spanResult is the result of the call a tool span covers, for agents that send no result
+// log (Copilot, opencode): it happened when the span ended, and succeeded unless the span's
+// status is ERROR (a command exiting non-zero is still a successful call).
+func spanResult(span proto.AgentEvent) proto.AgentEvent {
+	r := span
+	r.Kind = proto.KindToolResult
+	r.Time = span.EndTime
+	r.DurationMs = span.EndTime.Sub(span.Time).Milliseconds()
+	if r.Success == nil {
+		r.Success = new(true)
+	}
+	return r
+}
+
 func unixNano(n uint64) (time.Time, bool) {
 	if n == 0 || n > math.MaxInt64 {
 		return time.Time{}, false

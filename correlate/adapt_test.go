@@ -694,3 +694,20 @@ func TestUnknownServiceCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestAdaptersFollowTheRegistry: an agent whose service names the registry lists has an OTLP
+// adapter, and every adapter is a registry agent's; adding an agent is its descriptor and its
+// adapters.
+func TestAdaptersFollowTheRegistry(t *testing.T) {
+	for _, a := range agents.All() {
+		_, adapted := otlpAdapters[a.Name]
+		if exports := len(a.ServiceNames)+len(a.ServicePrefixes) > 0; exports != adapted {
+			t.Errorf("%s: service names %v, adapter %v", a.Name, a.ServiceNames, adapted)
+		}
+	}
+	for name, ad := range otlpAdapters {
+		if _, ok := agents.Lookup(name); !ok || ad.span == nil {
+			t.Errorf("adapter %q: not a registry agent, or no span adapter", name)
+		}
+	}
+}

@@ -52,14 +52,7 @@ func adaptCopilotSpan(out []proto.AgentEvent, res resource, s *tracepb.Span) ([]
 		if p, ok := rawString(jsonObject(attrStr(attrs, "gen_ai.tool.call.arguments"))["path"]); ok && p != "" {
 			ev.FilePaths = []string{p}
 		}
-		result := ev
-		result.Kind = proto.KindToolResult
-		result.Time = ev.EndTime
-		result.DurationMs = ev.EndTime.Sub(ev.Time).Milliseconds()
-		if ev.Success == nil {
-			result.Success = new(true) // status OK; a failing command is still a successful call
-		}
-		return append(out, ev, result), ""
+		return append(out, ev, spanResult(ev)), ""
 	}
 	return append(out, ev), ""
 }

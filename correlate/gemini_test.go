@@ -216,3 +216,31 @@ func TestStitchGemini(t *testing.T) {
 		t.Errorf("agent.tool_call lines name %q, want %q", callIDs, want)
 	}
 }
+
+// TestStitchGeminiResultWithoutSpans: a tool result whose batch's spans never come is written
+// after twice the hold, without a call id, rather than kept forever or dropped.
+func TestStitchGeminiResultWithoutSpans(t *testing.T) {
+	procs := map[int]sensor.ProcessInfo{gemWorker: {Pid: gemWorker, RootPid: gemRoot, Agent: agents.GeminiCLI}}
+	hold := time.Second
+	s := NewStitcher(StitcherOptions{Hold: hold, MaxHeld: 100, Lookup: func(pid int) (sensor.ProcessInfo, bool) { p, ok := procs[pid]; return p, ok }})
+	logs, _ := adaptFile(t, "0001_logs.json", ContentTypeJSON, readSample(t, "gemini/0001_logs.json"))
+	s.AddTelemetry(TelemetryBatch{Events: logs, Transport: TransportOTLPHTTP, SenderPid: gemWorker})
+	toolLines := func(now time.Time) (n, withID int) {
+		_, lines := stRelease(s, now, false)
+		for _, e := range lines {
+			if e.Event.Action == proto.ActionAgentToolCall {
+				n++
+				if e.GenAI.Tool.Call != nil && e.GenAI.Tool.Call.ID != "" {
+					withID++
+				}
+			}
+		}
+		return n, withID
+	}
+	if n, _ := toolLines(time.Now()); n != 0 {
+		t.Fatalf("%d tool lines before the spans had their chance", n)
+	}
+	if n, withID := toolLines(time.Now().Add(2*hold + time.Millisecond)); n != 4 || withID != 0 {
+		t.Errorf("%d tool lines (%d with a call id), want the 4 results without one", n, withID)
+	}
+}

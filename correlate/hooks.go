@@ -340,6 +340,14 @@ var cursorHookKinds = map[string]string{
 	"afterFileEdit":        proto.KindToolResult,
 }
 
+// geminiHookKinds maps Gemini CLI 0.61's hook events (research/agents/gemini.md §4). Its
+// tool hooks (BeforeTool, AfterTool) carry no call id, so they stay KindHook lines: the calls
+// come from its telemetry.
+var geminiHookKinds = map[string]string{
+	"SessionStart": proto.KindSessionStart,
+	"BeforeAgent":  proto.KindUserPrompt,
+}
+
 // cursorToolNames label Cursor's tool-specific events, whose payloads name no tool: Vigil's
 // labels, chosen as the names Cursor's preToolUse matcher uses (Shell, Read, Edit).
 var cursorToolNames = map[string]string{
@@ -353,7 +361,7 @@ var cursorToolNames = map[string]string{
 // Codex's hook name for exec_command (also "Bash"), Cursor Shell, and Codex's OTLP names in
 // case a version sends those.
 var shellTools = map[string]bool{
-	"Bash": true, "Shell": true, "shell": true, "exec_command": true, "shell_command": true,
+	"Bash": true, "bash": true, "Shell": true, "shell": true, "exec_command": true, "shell_command": true,
 	"local_shell": true, "unified_exec": true,
 }
 
@@ -466,6 +474,9 @@ func adaptHookAt(agent string, stdin []byte, now time.Time) ([]proto.AgentEvent,
 			ev.ToolName = cursorToolNames[name]
 		}
 	}
+	if agent == agents.GeminiCLI {
+		kind, known = geminiHookKinds[name]
+	}
 	if !known {
 		kind = proto.KindHook
 	}
@@ -525,8 +536,13 @@ func hookAgent(agent string, p *hookPayload, name string) string {
 	if len(p.TurnID) > 0 || len(p.Model) > 0 {
 		return agents.Codex
 	}
-	if tp := str(p.TranscriptPath); strings.Contains(tp, "/.codex/") || strings.Contains(filepath.Base(tp), "rollout-") {
+	tp := str(p.TranscriptPath)
+	if strings.Contains(tp, "/.codex/") || strings.Contains(filepath.Base(tp), "rollout-") {
 		return agents.Codex
+	}
+	// Gemini CLI's transcript is ~/.gemini/tmp/<project>/chats/session-*.jsonl.
+	if strings.Contains(tp, "/.gemini/") {
+		return agents.GeminiCLI
 	}
 	return agents.ClaudeCode
 }
@@ -557,7 +573,7 @@ func hookToolInput(ev *proto.AgentEvent, raw json.RawMessage) {
 		// An MCP tool's arguments are the server's business, not file claims.
 		return
 	}
-	for _, k := range []string{"file_path", "notebook_path"} {
+	for _, k := range []string{"file_path", "notebook_path", "filePath"} {
 		if f := str(in[k]); f != "" {
 			ev.FilePaths = []string{f}
 			return

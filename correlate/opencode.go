@@ -52,14 +52,7 @@ func adaptOpenCodeSpan(out []proto.AgentEvent, res resource, s *tracepb.Span) ([
 	}
 	ev.ToolUseID = attrStr(attrs, "tool.call_id")
 	ev.ToolName = attrStr(attrs, "tool.name")
-	result := ev
-	result.Kind = proto.KindToolResult
-	result.Time = ev.EndTime
-	result.DurationMs = ev.EndTime.Sub(ev.Time).Milliseconds()
-	if ev.Success == nil {
-		result.Success = new(true)
-	}
-	return append(out, ev, result), ""
+	return append(out, ev, spanResult(ev)), ""
 }
 
 // adaptOpenCodeLog: opencode's log records are its application log, named by no event.

@@ -2,7 +2,9 @@ package proto
 
 import "time"
 
-// Kinds of AgentEvent: what an agent said about itself in its own telemetry.
+// Kinds of AgentEvent: what an agent said about itself in its own telemetry. The comments
+// name Claude Code's and Codex's records; each adapter in package correlate says which
+// records of its agent give which kind (correlate/gemini.go, copilot.go, opencode.go).
 const (
 	// KindUserPrompt is the user's prompt (Claude user_prompt, Codex codex.user_prompt).
 	KindUserPrompt = "prompt"
@@ -39,8 +41,9 @@ const (
 // left empty. Strings are copied as sent, without redaction: the correlator redacts what it
 // writes out.
 type AgentEvent struct {
-	// Agent is AgentClaudeCode or AgentCodex, from the resource's service.name
-	// (claude-code; codex_exec for `codex exec`).
+	// Agent is the agents registry's name of the agent (sensor/agents), from the resource's
+	// service.name (claude-code; codex_exec for `codex exec`; gemini-cli; github-copilot) or
+	// the hook's --agent.
 	Agent string `json:"agent" msgpack:"agent"`
 	// AgentVersion is the resource's service.version (2.1.197, 0.169.0).
 	AgentVersion string `json:"agent_version,omitempty" msgpack:"agent_version,omitempty"`
@@ -68,10 +71,12 @@ type AgentEvent struct {
 
 	// SessionID is Claude session.id (every log record and span) or Codex conversation.id
 	// (every log record; exec_command, apply_patch, unified_exec.exec_command and run_turn
-	// spans). It equals the tool shells' CLAUDE_CODE_SESSION_ID / CODEX_SESSION_ID.
+	// spans). It equals the tool shells' CLAUDE_CODE_SESSION_ID / CODEX_SESSION_ID. Gemini
+	// session.id, Copilot and opencode the spans' gen_ai.conversation.id / session.id.
 	SessionID string `json:"session_id,omitempty" msgpack:"session_id,omitempty"`
 	// PromptID is Claude prompt.id, on every log record after the first prompt (never on
-	// spans, never on the SessionStart hook). Codex has none.
+	// spans, never on the SessionStart hook), or Gemini prompt_id. Codex, Copilot and
+	// opencode name no prompt: the trace id of the turn stands for it (one trace per turn).
 	PromptID string `json:"prompt_id,omitempty" msgpack:"prompt_id,omitempty"`
 	// TurnID is Codex turn_id (tool spans) or turn.id (run_turn). Codex log records carry no
 	// turn id: their TraceID is the turn's trace, which run_turn maps to TurnID.
@@ -90,7 +95,9 @@ type AgentEvent struct {
 	// claude_code.tool.execution spans) or Codex tool_name (exec_command, apply_patch).
 	ToolName string `json:"tool_name,omitempty" msgpack:"tool_name,omitempty"`
 	// ToolUseID is Claude tool_use_id (logs and tool spans; = hook tool_use_id) or Codex
-	// call_id (logs and tool spans; = hook tool_use_id = the shell's CODEX_TOOL_CALL_ID).
+	// call_id (logs and tool spans; = hook tool_use_id = the shell's CODEX_TOOL_CALL_ID);
+	// Gemini's <tool>__<functionCall id> (tool_call span gen_ai.tool.call_id, the history),
+	// Copilot gen_ai.tool.call.id, opencode tool.call_id / ai.toolCall.id.
 	ToolUseID string `json:"tool_use_id,omitempty" msgpack:"tool_use_id,omitempty"`
 	// Decision is tool_decision's decision (Claude accept|reject, Codex approved|denied|...).
 	Decision string `json:"decision,omitempty" msgpack:"decision,omitempty"`

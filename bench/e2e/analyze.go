@@ -327,8 +327,13 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	score(&res, sc, meta, calls, events, truth, stream)
-	if sc.Agent == "gemini" {
+	switch sc.Agent {
+	case "gemini":
 		res.Errors = append(res.Errors, geminiStreamCheck(calls, stream)...)
+	case "copilot":
+		errs, notes := copilotStreamCheck(calls, stream)
+		res.Errors = append(res.Errors, errs...)
+		res.Notes = append(res.Notes, notes...)
 	}
 	if sc.Agent == "opencode" {
 		res.Errors = append(res.Errors, opencodeStreamCheck(calls, stream)...)
@@ -631,6 +636,14 @@ func inStream(agent string, c Call, stream []byte) bool {
 		}
 		return false
 	}
+	if agent == "copilot" {
+		for _, u := range copilotToolStarts(stream) {
+			if u.ToolCallID == c.ID {
+				return true
+			}
+		}
+		return false
+	}
 	if agent == "opencode" {
 		for _, u := range opencodeToolUses(stream) {
 			if u.CallID == c.ID {
@@ -744,4 +757,66 @@ func geminiStreamCheck(calls []Call, stream []byte) []string {
 		}
 	}
 	return errs
+}
+
+// copilotToolStart is a tool.execution_start event of Copilot CLI's --output-format json.
+type copilotToolStart struct {
+	ToolCallID string `json:"toolCallId"`
+	ToolName   string `json:"toolName"`
+	Arguments  struct {
+		Command string `json:"command"`
+		Path    string `json:"path"`
+	} `json:"arguments"`
+}
+
+// copilotToolStarts reads the tool.execution_start events of a --output-format json output.
+func copilotToolStarts(stream []byte) []copilotToolStart {
+	var out []copilotToolStart
+	sc := bufio.NewScanner(bytes.NewReader(stream))
+	sc.Buffer(make([]byte, 4<<20), 4<<20)
+	for sc.Scan() {
+		var ev struct {
+			Type string           `json:"type"`
+			Data copilotToolStart `json:"data"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool.execution_start" {
+			out = append(out, ev.Data)
+		}
+	}
+	return out
+}
+
+// copilotStreamCheck holds the ground truth's call ids to what Copilot CLI says it ran: the
+// mock's tool call id is, by construction, Copilot's toolCallId (and its execute_tool span's
+// gen_ai.tool.call.id). Errors: a tool.execution_start whose arguments are a scripted call's
+// but whose id is not, one of no scripted call, a scripted call the stream does not show.
+// Copilot's own calls are notes, not errors: after an async shell ends it injects a
+// read_bash with an id of its own that the model never asked for.
+func copilotStreamCheck(calls []Call, stream []byte) (errs, notes []string) {
+	shown := map[string]bool{}
+	for _, u := range copilotToolStarts(stream) {
+		shown[u.ToolCallID] = true
+		if slices.ContainsFunc(calls, func(c Call) bool { return c.ID == u.ToolCallID }) {
+			continue
+		}
+		i := slices.IndexFunc(calls, func(c Call) bool {
+			return c.Tool == u.ToolName && ((c.Command != "" && c.Command == u.Arguments.Command) ||
+				(len(c.Files) > 0 && c.Files[0] == u.Arguments.Path))
+		})
+		switch {
+		case i >= 0:
+			errs = append(errs, fmt.Sprintf("copilot call ids disagree: prompt %d turn %d is %s by construction, %s in the CLI's tool.execution_start",
+				calls[i].Prompt, calls[i].Turn, calls[i].ID, u.ToolCallID))
+		case u.ToolName == "read_bash":
+			notes = append(notes, fmt.Sprintf("copilot made a call of its own: read_bash %s (after an async shell)", u.ToolCallID))
+		default:
+			errs = append(errs, fmt.Sprintf("copilot ran tool %s %s, which the mock never scripted", u.ToolName, u.ToolCallID))
+		}
+	}
+	for _, c := range calls {
+		if !shown[c.ID] {
+			errs = append(errs, fmt.Sprintf("call %s (%s) is not in Copilot's tool.execution_start events", c.ID, c.Tool))
+		}
+	}
+	return errs, notes
 }

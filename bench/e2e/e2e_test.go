@@ -23,7 +23,7 @@ func TestScenariosCoverTheIssue(t *testing.T) {
 	for _, s := range scs {
 		have[key{s.Agent, s.Name}] = s
 	}
-	for _, agent := range []string{"claude", "codex", "gemini"} {
+	for _, agent := range []string{"claude", "codex", "gemini", "copilot"} {
 		for _, name := range []string{"pipeline", "background", "dotenv", "filetools", "failing", "twoprompts", "parallel"} {
 			s, ok := have[key{agent, name}]
 			if !ok || !s.StrongKeys {
@@ -53,6 +53,22 @@ func TestScenariosCoverTheIssue(t *testing.T) {
 	}
 	if s := have[key{"gemini", "background"}]; !slices.ContainsFunc(s.Prompts[0].Turns, func(t Turn) bool { return t.Background }) {
 		t.Error("gemini/background: no is_background call")
+	}
+	// Copilot: every scenario also runs without content capture (the weak telemetry), a view
+	// in the shells' batch, an async shell beside the grandchildren.
+	for _, s := range scs {
+		if s.Agent != "copilot" || !s.StrongKeys {
+			continue
+		}
+		if f, ok := have[key{"copilot", s.Name + "-fallback"}]; !ok || f.StrongKeys {
+			t.Errorf("copilot/%s: no weak-telemetry variant %s-fallback", s.Name, s.Name)
+		}
+	}
+	if s := have[key{"copilot", "parallel"}]; len(s.Prompts[0].Turns) < 3 || !s.Prompts[0].Turns[2].Parallel || s.Prompts[0].Turns[2].Tool != "view" {
+		t.Errorf("copilot/parallel: want a view in the shells' batch, have %+v", s.Prompts[0].Turns)
+	}
+	if s := have[key{"copilot", "background"}]; !slices.ContainsFunc(s.Prompts[0].Turns, func(t Turn) bool { return t.Background && t.Tool == "bash" }) {
+		t.Error("copilot/background: no async bash call")
 	}
 }
 
@@ -108,6 +124,11 @@ func TestParseScenarioRejects(t *testing.T) {
 		`{"name":"x","agent":"gemini","hooks_only":true,"prompts":[{"text":"t"}]}`,
 		`{"name":"x","agent":"gemini","strong_keys":true,"also_fallback":true,"prompts":[{"text":"t"}]}`,
 		`{"name":"x","agent":"claude","prompts":[{"text":"t","turns":[{"tool":"apply_patch","patch":"p"}]}]}`,
+		`{"name":"x","agent":"copilot","prompts":[{"text":"t","turns":[{"tool":"bash"}]}]}`,
+		`{"name":"x","agent":"copilot","prompts":[{"text":"t","turns":[{"tool":"run_shell_command","command":"ls"}]}]}`,
+		`{"name":"x","agent":"copilot","prompts":[{"text":"t","turns":[{"tool":"view","file":"notes.txt"}]}]}`,
+		`{"name":"x","agent":"copilot","prompts":[{"text":"t","turns":[{"tool":"create","file":"{M}a","is_background":true}]}]}`,
+		`{"name":"x","agent":"copilot","hooks_only":true,"prompts":[{"text":"t"}]}`,
 		`{"name":"x","agent":"codex","prompts":[{"text":"t","turns":[{"tool":"exec_command"}]}]}`,
 		`{"name":"x","agent":"claude","prompts":[]}`,
 		`{"name":"x","agent":"claude","typo":1,"prompts":[{"text":"t"}]}`,
@@ -143,6 +164,10 @@ func testScenario(agent string) Scenario {
 		s.Prompts[0].Turns = []Turn{{Tool: "run_shell_command", Command: "echo hi", Background: true},
 			{Tool: "run_shell_command", Command: "exit 3"}, {Tool: "read_file", File: "notes.txt", Parallel: true}}
 		s.Prompts[1].Turns = []Turn{{Tool: "replace", File: "notes.txt", Old: "a", New: "b"}}
+	case "copilot":
+		s.Prompts[0].Turns = []Turn{{Tool: "bash", Command: "echo hi", Background: true},
+			{Tool: "bash", Command: "exit 3"}, {Tool: "view", File: "notes.txt", Parallel: true}}
+		s.Prompts[1].Turns = []Turn{{Tool: "create", File: "out.txt", Content: "x\n"}, {Tool: "edit", File: "notes.txt", Old: "a", New: "b"}}
 	default:
 		s.Prompts[0].Turns = []Turn{{Tool: "exec_command", Command: "echo hi"}, {Tool: "apply_patch", Patch: "*** Begin Patch\n*** Add File: out.txt\n+x\n*** End Patch\n"}}
 		s.Prompts[1].Turns = []Turn{{Tool: "exec_command", Command: "false"}}
@@ -417,6 +442,208 @@ func TestGeminiStreamCheck(t *testing.T) {
 	errs := geminiStreamCheck(calls, []byte(bad))
 	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is read_file__gcall_e2e_0_1 by construction, read_file_1796355921294_0") ||
 		!strings.Contains(errs[1], "glob__x") || !strings.Contains(errs[2], "not in Gemini's stream-json") {
+		t.Fatalf("disagreeing stream: %q", errs)
+	}
+}
+
+func TestCopilotMockScript(t *testing.T) {
+	m := newMock(testScenario("copilot"), "/repo", nil)
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	url := srv.URL + "/v1/chat/completions"
+	// The tools as Copilot CLI sends them (17 offline; four matter here).
+	var tools []any
+	for _, n := range []string{"bash", "read_bash", "view", "create", "edit"} {
+		tools = append(tools, map[string]any{"type": "function", "function": map[string]any{"name": n}})
+	}
+	system := map[string]any{"role": "system", "content": "You are the GitHub Copilot CLI"}
+	user := func(i int) map[string]any {
+		return map[string]any{"role": "user", "content": "<current_datetime>2026-12-05T06:27:25.642+00:00</current_datetime>\n\n" + promptMarker(i) + " go"}
+	}
+	asst := func(ids ...string) map[string]any {
+		var tcs []any
+		for _, id := range ids {
+			tcs = append(tcs, map[string]any{"id": id, "type": "function", "function": map[string]any{"name": "bash", "arguments": "{}"}})
+		}
+		return map[string]any{"role": "assistant", "content": nil, "tool_calls": tcs}
+	}
+	result := func(id, content string) map[string]any {
+		return map[string]any{"role": "tool", "tool_call_id": id, "content": content}
+	}
+	type toolCall struct {
+		Index    int    `json:"index"`
+		ID       string `json:"id"`
+		Type     string `json:"type"`
+		Function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+	}
+	// reply reads a streamed answer: the tool calls of its first chunk, the finish reason,
+	// whether a usage chunk and [DONE] came.
+	reply := func(msgs ...any) (calls []toolCall, args []map[string]any, text, finish string) {
+		t.Helper()
+		resp := post(t, url, map[string]any{"model": "gpt-4.1", "stream": true, "stream_options": map[string]any{"include_usage": true}, "tools": tools, "messages": msgs})
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("content type %q", ct)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		usage, done := false, false
+		for sc.Scan() {
+			d, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			if d == "[DONE]" {
+				done = true
+				continue
+			}
+			var ch struct {
+				Object  string `json:"object"`
+				Choices []struct {
+					Delta struct {
+						Content   *string    `json:"content"`
+						ToolCalls []toolCall `json:"tool_calls"`
+					} `json:"delta"`
+					FinishReason *string `json:"finish_reason"`
+				} `json:"choices"`
+				Usage map[string]any `json:"usage"`
+			}
+			if err := json.Unmarshal([]byte(d), &ch); err != nil || ch.Object != "chat.completion.chunk" {
+				t.Fatalf("bad chunk %q: %v", d, err)
+			}
+			usage = usage || ch.Usage != nil
+			for _, c := range ch.Choices {
+				calls = append(calls, c.Delta.ToolCalls...)
+				if c.Delta.Content != nil {
+					text += *c.Delta.Content
+				}
+				if c.FinishReason != nil {
+					finish = *c.FinishReason
+				}
+			}
+		}
+		if !usage || !done {
+			t.Fatalf("usage chunk %v, [DONE] %v", usage, done)
+		}
+		for _, c := range calls {
+			var a map[string]any
+			if err := json.Unmarshal([]byte(c.Function.Arguments), &a); err != nil {
+				t.Fatalf("arguments %q: %v", c.Function.Arguments, err)
+			}
+			args = append(args, a)
+		}
+		return
+	}
+
+	// Turn 0: an async bash with the mock's id.
+	calls, args, _, finish := reply(system, user(0))
+	if len(calls) != 1 || calls[0].ID != "call_copilot_e2e_0_0" || calls[0].Type != "function" || calls[0].Function.Name != "bash" ||
+		args[0]["command"] != "echo hi" || args[0]["mode"] != "async" || finish != "tool_calls" {
+		t.Fatalf("turn 0: %+v %v %q", calls, args, finish)
+	}
+	// Turns 1 and 2 in one chunk: the parallel batch, a bash and a view of an absolute path.
+	hist := []any{system, user(0), asst("call_copilot_e2e_0_0"), result("call_copilot_e2e_0_0", "<command started in background with shellId: 0>")}
+	calls, args, _, _ = reply(hist...)
+	if len(calls) != 2 || calls[0].ID != "call_copilot_e2e_0_1" || calls[1].ID != "call_copilot_e2e_0_2" || calls[1].Index != 1 ||
+		calls[1].Function.Name != "view" || args[1]["path"] != "/repo/notes.txt" {
+		t.Fatalf("batch: %+v %v", calls, args)
+	}
+	// Copilot's own read_bash (a UUID id) between them is no scripted turn; after both
+	// results, the final text.
+	hist = append(hist, asst("55eb2805-1111-4222-8333-444455556666"), result("55eb2805-1111-4222-8333-444455556666", "hi"),
+		asst("call_copilot_e2e_0_1", "call_copilot_e2e_0_2"), result("call_copilot_e2e_0_1", "<shellId: 1 completed with exit code 3>"),
+		result("call_copilot_e2e_0_2", "hello"))
+	calls, _, text, finish := reply(hist...)
+	if len(calls) != 0 || text != "one done" || finish != "stop" {
+		t.Fatalf("final: %+v %q %q", calls, text, finish)
+	}
+	// The resumed session: prompt 1's marker, its turns: create, then edit.
+	hist = append(hist, map[string]any{"role": "assistant", "content": "one done"}, user(1))
+	calls, args, _, _ = reply(hist...)
+	if len(calls) != 1 || calls[0].ID != "call_copilot_e2e_1_0" || calls[0].Function.Name != "create" ||
+		args[0]["path"] != "/repo/out.txt" || args[0]["file_text"] != "x\n" {
+		t.Fatalf("prompt 1: %+v %v", calls, args)
+	}
+	hist = append(hist, asst("call_copilot_e2e_1_0"), result("call_copilot_e2e_1_0", "Created file /repo/out.txt with 2 characters"))
+	calls, args, _, _ = reply(hist...)
+	if len(calls) != 1 || calls[0].ID != "call_copilot_e2e_1_1" || args[0]["old_str"] != "a" || args[0]["new_str"] != "b" || args[0]["path"] != "/repo/notes.txt" {
+		t.Fatalf("prompt 1 edit: %+v %v", calls, args)
+	}
+	// Without streaming: one JSON completion with the same tool calls.
+	resp := post(t, url, map[string]any{"tools": tools, "messages": []any{system, user(0)}})
+	var cc struct {
+		Choices []struct {
+			Message struct {
+				ToolCalls []toolCall `json:"tool_calls"`
+			} `json:"message"`
+			FinishReason string `json:"finish_reason"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cc); err != nil || len(cc.Choices) != 1 || len(cc.Choices[0].Message.ToolCalls) != 1 ||
+		cc.Choices[0].Message.ToolCalls[0].ID != "call_copilot_e2e_0_0" || cc.Choices[0].FinishReason != "tool_calls" {
+		t.Fatalf("JSON completion: %+v %v", cc, err)
+	}
+	// No tools: a text answer; the model list and other paths answer too.
+	resp = post(t, url, map[string]any{"messages": []any{system, user(0)}})
+	var plain struct {
+		Choices []struct {
+			Message struct {
+				Content   string     `json:"content"`
+				ToolCalls []toolCall `json:"tool_calls"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&plain); err != nil || len(plain.Choices) != 1 || plain.Choices[0].Message.Content == "" ||
+		len(plain.Choices[0].Message.ToolCalls) != 0 {
+		t.Fatalf("no-tools request: %+v %v", plain, err)
+	}
+	if resp := post(t, srv.URL+"/v1/models", map[string]any{}); resp.StatusCode != 200 {
+		t.Fatalf("models: %d", resp.StatusCode)
+	}
+
+	got := m.Calls()
+	var ids []string
+	for _, c := range got {
+		ids = append(ids, c.ID)
+	}
+	want := []string{"call_copilot_e2e_0_0", "call_copilot_e2e_0_1", "call_copilot_e2e_0_2", "call_copilot_e2e_1_0", "call_copilot_e2e_1_1"}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("call ids %v, want %v", ids, want)
+	}
+	if got[0].IsError || !got[1].IsError || got[2].IsError || got[2].Files[0] != "/repo/notes.txt" || got[3].Files[0] != "/repo/out.txt" ||
+		got[0].Answered.IsZero() || got[3].Answered.IsZero() || !got[4].Answered.IsZero() || got[3].Turn != 0 || got[3].Prompt != 1 {
+		t.Fatalf("ground truth: %+v", got)
+	}
+}
+
+// Copilot CLI uses the mock's tool call id as its toolCallId; the harness must fail the
+// scenario when the two disagree, and only note the CLI's own read_bash.
+func TestCopilotStreamCheck(t *testing.T) {
+	calls := []Call{
+		{ID: "call_copilot_e2e_0_0", Tool: "bash", Command: "./.e2e/vmark_0_0_; ls"},
+		{ID: "call_copilot_e2e_0_1", Tool: "view", Turn: 1, Files: []string{"/repo/vmark_0_1_a.txt"}},
+	}
+	start := func(name, id, param, value string) string {
+		b, _ := json.Marshal(map[string]any{"type": "tool.execution_start", "data": map[string]any{"toolCallId": id, "toolName": name,
+			"arguments": map[string]any{param: value}, "turnId": "0"}})
+		return string(b) + "\n"
+	}
+	good := `{"type":"user.message","data":{"content":"x"}}` + "\n" + start("bash", "call_copilot_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
+		start("view", "call_copilot_e2e_0_1", "path", "/repo/vmark_0_1_a.txt") + start("read_bash", "55eb2805-1111-4222-8333-444455556666", "shellId", "0") +
+		`{"type":"result","sessionId":"s","exitCode":0}` + "\n"
+	errs, notes := copilotStreamCheck(calls, []byte(good))
+	if len(errs) != 0 || len(notes) != 1 || !strings.Contains(notes[0], "read_bash 55eb2805") {
+		t.Fatalf("agreeing stream: %v %v", errs, notes)
+	}
+	if !inStream("copilot", calls[1], []byte(good)) || inStream("copilot", Call{ID: "call_copilot_e2e_9_9"}, []byte(good)) {
+		t.Fatal("inStream")
+	}
+	bad := start("bash", "call_copilot_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
+		start("view", "toolu_vrtx_01", "path", "/repo/vmark_0_1_a.txt") + start("glob", "call_x", "pattern", "*")
+	errs, _ = copilotStreamCheck(calls, []byte(bad))
+	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is call_copilot_e2e_0_1 by construction, toolu_vrtx_01") ||
+		!strings.Contains(errs[1], "glob call_x") || !strings.Contains(errs[2], "not in Copilot's tool.execution_start") {
 		t.Fatalf("disagreeing stream: %q", errs)
 	}
 }

@@ -1,4 +1,4 @@
-// Command e2e runs the real Claude Code, Codex, Gemini and opencode CLIs, offline, under `vigil run` and
+// Command e2e runs the real Claude Code, Codex, Gemini, Copilot and opencode CLIs, offline, under `vigil run` and
 // measures how well Vigil attributes the kernel events of each tool call to that call.
 //
 //	sudo go run ./bench/e2e            (make e2e)
@@ -31,6 +31,7 @@ var pinned = []npmPackage{
 	{Agent: "claude", Name: "@anthropic-ai/claude-code", Version: "2.1.197"},
 	{Agent: "codex", Name: "@openai/codex", Version: "0.169.0"},
 	{Agent: "gemini", Name: "@google/gemini-cli", Version: "0.61.0"},
+	{Agent: "copilot", Name: "@github/copilot", Version: "1.0.102"},
 	// opencode has its own prefix in the npm cache (runner_opencode.go ensureOpencode).
 	{Agent: "opencode", Name: "opencode-ai", Version: "1.18.33", OwnPrefix: true},
 }
@@ -57,7 +58,7 @@ func main() {
 		cache    = flag.String("npm-cache", "/var/cache/vigil-e2e/npm", "folder the pinned agents are npm-installed into (reused between runs)")
 		work     = flag.String("work", "/var/tmp/vigil-e2e", "scratch folder for the scenario runs (wiped per scenario)")
 		results  = flag.String("results", "bench/e2e/results", "where report.md and report.json are written")
-		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt, gemini.txt, opencode.txt)")
+		examples = flag.String("examples", "", "if set, write `vigil trace` of the first passing strong-key scenario per agent here (claude.txt, codex.txt, gemini.txt, copilot.txt, opencode.txt)")
 		runRe    = flag.String("run", "", "only scenarios whose agent/name matches this regexp")
 		skipRe   = flag.String("skip", "", "leave out scenarios whose agent/name matches this regexp")
 		child    = flag.String("child", "", "internal: run this scenario inside the network namespace")
@@ -350,10 +351,45 @@ func ensureAgents(dir string) (bool, error) {
 			return true, fmt.Errorf("claude-code postinstall: %w", err)
 		}
 	}
+	if err := unpackCopilot(dir); err != nil {
+		return true, err
+	}
 	if !agentsPresent(dir) {
 		return true, fmt.Errorf("pinned versions still missing in %s after npm install", dir)
 	}
 	return true, nil
+}
+
+// copilotBinary is Copilot CLI's native single-executable binary, which the npm loader
+// (.bin/copilot, node) spawns.
+func copilotBinary(dir string) string {
+	return filepath.Join(dir, "node_modules", "@github", "copilot-linux-x64", "copilot")
+}
+
+// copilotUnpacked says whether the binary's package is unpacked into copilotPkgCache: the
+// binary marks a finished extraction with .extraction-complete (a partial one lacks it).
+func copilotUnpacked(dir string) bool {
+	p, _ := pinnedFor("copilot")
+	_, err := os.Stat(filepath.Join(copilotPkgCache(dir), "pkg", "linux-x64", p.Version, ".extraction-complete"))
+	return err == nil
+}
+
+// unpackCopilot has the binary unpack itself into copilotPkgCache (COPILOT_SEA_EXTRACT_ONLY),
+// without network (unshare -n), once: otherwise every scenario's first start would.
+func unpackCopilot(dir string) error {
+	if copilotUnpacked(dir) {
+		return nil
+	}
+	cmd := exec.Command("unshare", "-n", "env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME="+dir,
+		"COPILOT_SEA_EXTRACT_ONLY=1", "COPILOT_OFFLINE=true", "COPILOT_PKG_CACHE_HOME="+copilotPkgCache(dir), copilotBinary(dir), "--binary-version")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("copilot unpack: %w", err)
+	}
+	if !copilotUnpacked(dir) {
+		return fmt.Errorf("copilot unpack: nothing in %s", copilotPkgCache(dir))
+	}
+	return nil
 }
 
 func agentsPresent(dir string) bool {
@@ -379,8 +415,14 @@ func agentsPresent(dir string) bool {
 		return false
 	}
 	// Gemini CLI is one bundled script; .bin/gemini links to it.
-	_, err = os.Stat(filepath.Join(dir, "node_modules", "@google", "gemini-cli", "bundle", "gemini.js"))
-	return err == nil
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@google", "gemini-cli", "bundle", "gemini.js")); err != nil {
+		return false
+	}
+	// Copilot CLI: the npm loader's native binary (an optional dependency), unpacked.
+	if fi, err := os.Stat(copilotBinary(dir)); err != nil || fi.Size() < 1<<20 {
+		return false
+	}
+	return copilotUnpacked(dir)
 }
 
 // exampleScenario is the scenario whose trace docs/examples shows: every kind of tool call.

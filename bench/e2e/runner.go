@@ -24,6 +24,7 @@ const (
 	anthropicAddr = "127.0.0.1:8765"
 	openaiAddr    = "127.0.0.1:8766"
 	geminiAddr    = "127.0.0.1:8767"
+	copilotAddr   = "127.0.0.1:8768"
 	otlpAddr      = "127.0.0.1:4318"
 	// agentTimeout bounds one agent process: the slowest scenario (claude/silent) keeps its
 	// tool calls running for over 120 s.
@@ -147,6 +148,8 @@ func runChild(o childOpts) error {
 		addr = geminiAddr
 	case "opencode":
 		addr = opencodeAddr
+	case "copilot":
+		addr = copilotAddr
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -175,6 +178,8 @@ func runChild(o childOpts) error {
 		runErr = runGemini(sc, o, meta, home)
 	case "opencode":
 		runErr = runOpencode(sc, o, meta, home)
+	case "copilot":
+		runErr = runCopilot(sc, o, meta, home)
 	}
 	meta.End = time.Now()
 	meta.AgentSeconds = meta.End.Sub(meta.Start).Seconds()
@@ -895,6 +900,111 @@ func runGemini(sc Scenario, o childOpts, meta *Meta, home string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("gemini prompt %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- GitHub Copilot CLI
+
+// copilotPkgCache is where Copilot CLI's single-executable binary unpacks its JavaScript and
+// native package (COPILOT_PKG_CACHE_HOME): once, at install time (main.go ensureAgents), in
+// the npm folder, so that no scenario unpacks 235 MB into its scratch HOME.
+func copilotPkgCache(npmDir string) string { return filepath.Join(npmDir, "copilot-pkg-cache") }
+
+// copilotEnv is Copilot CLI's environment as ../shared/research/agents/copilot.md ran it and a
+// fleet would set it: the mock as the BYOK provider (no GitHub sign-in), offline (no gh probes,
+// no api.github.com), no auto update, and OTLP/HTTP JSON to the sensor. Strong keys add
+// content capture, which puts each command on its execute_tool span
+// (github.copilot.tool.parameters.command); the fallback variant has the spans' ids and
+// windows only.
+func copilotEnv(sc Scenario, home, npmDir string) []string {
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "TERM=dumb", "LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash",
+		"COPILOT_PKG_CACHE_HOME=" + copilotPkgCache(npmDir), "COPILOT_OFFLINE=true", "COPILOT_AUTO_UPDATE=false",
+		"COPILOT_PROVIDER_BASE_URL=http://" + copilotAddr + "/v1", "COPILOT_PROVIDER_API_KEY=dummy-e2e-key", "COPILOT_MODEL=gpt-4.1",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpAddr, "OTEL_EXPORTER_OTLP_PROTOCOL=http/json"}
+	if sc.StrongKeys {
+		env = append(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true")
+	}
+	for _, k := range slices.Sorted(maps.Keys(sc.AgentEnv)) {
+		env = append(env, k+"="+sc.AgentEnv[k])
+	}
+	return env
+}
+
+// runCopilot runs one `copilot -p` process per prompt (through the npm loader, as a user
+// starts it): the first with --trust-folder, the later ones continuing its session with
+// --resume=<session id> (the sessionId of the first one's result event). Copilot refuses
+// --trust-folder beside --resume or --session-id, so a resumed process runs in an untrusted
+// folder, which only skips repository hooks (there are none).
+func runCopilot(sc Scenario, o childOpts, meta *Meta, home string) error {
+	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "copilot")
+	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer stdout.Close()
+	stderr, err := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
+	if err != nil {
+		return err
+	}
+	defer stderr.Close()
+	env := copilotEnv(sc, home, o.npmDir)
+	session := ""
+	for i := range sc.Prompts {
+		args := []string{"-p", sc.promptText(i), "--allow-all", "--no-auto-update", "--output-format", "json"}
+		if i == 0 {
+			args = append(args, "--trust-folder")
+		} else {
+			if session == "" {
+				return errors.New("copilot: no session id from the first prompt, cannot resume")
+			}
+			args = append(args, "--resume="+session)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
+		cmd := agentCommand(ctx, o, meta, bin, args...)
+		cmd.Dir = meta.Repo
+		cmd.Env = env
+		cmd.Stderr = stderr
+		pipe, err := cmd.StdoutPipe()
+		if err != nil {
+			cancel()
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			cancel()
+			return fmt.Errorf("copilot prompt %d: start: %w", i, err)
+		}
+		s := bufio.NewScanner(pipe)
+		s.Buffer(make([]byte, 4<<20), 4<<20)
+		for s.Scan() {
+			line := s.Bytes()
+			stdout.Write(append(append([]byte{}, line...), '\n'))
+			var ev struct {
+				Type      string `json:"type"`
+				SessionID string `json:"sessionId"`
+			}
+			json.Unmarshal(line, &ev)
+			if ev.Type == "result" && ev.SessionID != "" {
+				if session == "" {
+					session = ev.SessionID
+				}
+				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.SessionID {
+					meta.Sessions = append(meta.Sessions, ev.SessionID)
+				}
+			}
+		}
+		err = cmd.Wait()
+		cancel()
+		meta.Exit = append(meta.Exit, exitString(err))
+		if perr := noteAgentPid(o, meta, cmd); perr != nil {
+			return perr
+		}
+		if err != nil {
+			return fmt.Errorf("copilot prompt %d: %w", i, err)
+		}
+		if len(meta.Sessions) > 1 {
+			return fmt.Errorf("copilot prompt %d: --resume=%s ran session %s", i, session, meta.Sessions[len(meta.Sessions)-1])
 		}
 	}
 	return nil

@@ -18,15 +18,16 @@ import (
 // the agent is given and, per prompt, the turns the mock LLM plays (tool calls, then text).
 type Scenario struct {
 	Name        string `json:"name"`
-	Agent       string `json:"agent"` // claude, codex, gemini or opencode
+	Agent       string `json:"agent"` // claude, codex, gemini, copilot or opencode
 	Description string `json:"description"`
 	// StrongKeys: the agent's telemetry is configured with its strong join key (Claude:
 	// CLAUDE_CODE_PROPAGATE_TRACEPARENT=1; Codex: traces exported besides logs; Gemini, whose
 	// shells carry no key: the fleet's settings, which export its tool_call spans and log the
-	// prompts, commands and outputs; opencode, whose shells carry no key either: the OTLP
-	// endpoint and experimental.openTelemetry, which export its Tool.execute and ai.toolCall
-	// spans with the command text). Recall and
-	// precision gate the run only for these scenarios.
+	// prompts, commands and outputs; Copilot CLI, whose shells carry no key either: OTLP with
+	// OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true, which puts each command on its
+	// execute_tool span; opencode, whose shells carry no key either: the OTLP endpoint and
+	// experimental.openTelemetry, which export its Tool.execute and ai.toolCall spans with the
+	// command text). Recall and precision gate the run only for these scenarios.
 	StrongKeys bool              `json:"strong_keys"`
 	Files      map[string]string `json:"files"`
 	Prompts    []Prompt          `json:"prompts"`
@@ -99,6 +100,8 @@ type Prompt struct {
 //	Codex:  exec_command {command}, apply_patch {patch}
 //	Gemini: run_shell_command {command, is_background}, read_file {file},
 //	        write_file {file, content}, replace {file, old, new}
+//	Copilot: bash {command, is_background → mode "async"}, view {file},
+//	        create {file, content}, edit {file, old, new}
 //	opencode: bash {command}, read {file}, write {file, content}, edit {file, old, new}
 type Turn struct {
 	Tool    string `json:"tool"`
@@ -108,8 +111,8 @@ type Turn struct {
 	Old     string `json:"old,omitempty"`
 	New     string `json:"new,omitempty"`
 	Patch   string `json:"patch,omitempty"`
-	// Background (Gemini run_shell_command's is_background): the CLI returns from the call
-	// at once and leaves the command running.
+	// Background (Gemini run_shell_command's is_background, Copilot bash's mode "async"): the
+	// CLI returns from the call at once and leaves the command running.
 	Background bool `json:"is_background,omitempty"`
 	// Subagent (Task): the index of the subagent script in Scenario.Subagents.
 	Subagent *int `json:"subagent,omitempty"`
@@ -125,6 +128,7 @@ var validTools = map[string][]string{
 	"claude":   {"Bash", "Read", "Write", "Edit", "Task"},
 	"codex":    {"exec_command", "apply_patch"},
 	"gemini":   {"run_shell_command", "read_file", "write_file", "replace"},
+	"copilot":  {"bash", "view", "create", "edit"},
 	"opencode": {"bash", "read", "write", "edit"},
 }
 
@@ -175,7 +179,7 @@ func parseScenario(b []byte) (Scenario, error) {
 func (s Scenario) validate() error {
 	tools, ok := validTools[s.Agent]
 	if !ok {
-		return fmt.Errorf("scenario %q: agent %q: want claude, codex, gemini or opencode", s.Name, s.Agent)
+		return fmt.Errorf("scenario %q: agent %q: want claude, codex, gemini, copilot or opencode", s.Name, s.Agent)
 	}
 	if s.Name == "" || strings.ContainsAny(s.Name, "/ ") {
 		return fmt.Errorf("scenario name %q: want a non-empty name without / or spaces", s.Name)
@@ -191,9 +195,21 @@ func (s Scenario) validate() error {
 	if s.Agent == "gemini" && (s.HooksOnly || s.AlsoFallback || len(s.Forged) > 0 || len(s.Subagents) > 0) {
 		return fmt.Errorf("scenario %q: gemini scenarios have no hooks_only, also_fallback, forged or subagents", s.Name)
 	}
+	// Copilot runs with the fleet's OTLP settings, and its fallback variant without content
+	// capture (runner.go copilotEnv); no hooks for it yet.
+	if s.Agent == "copilot" && (s.HooksOnly || len(s.Forged) > 0 || len(s.Subagents) > 0) {
+		return fmt.Errorf("scenario %q: copilot scenarios have no hooks_only, forged or subagents", s.Name)
+	}
 	// opencode runs with one telemetry configuration too, the fleet's (runner_opencode.go).
 	if s.Agent == "opencode" && (s.HooksOnly || s.AlsoFallback || len(s.Forged) > 0 || len(s.Subagents) > 0) {
 		return fmt.Errorf("scenario %q: opencode scenarios have no hooks_only, also_fallback, forged or subagents", s.Name)
+	}
+	for _, p := range s.Prompts {
+		for _, t := range p.Turns {
+			if s.Agent == "opencode" && t.Background {
+				return fmt.Errorf("scenario %q: opencode's bash has no background mode (is_background)", s.Name)
+			}
+		}
 	}
 	for _, e := range s.ExpectAlerts {
 		x, err := parseExpectation(e)
@@ -232,15 +248,15 @@ func (s Scenario) validate() error {
 			if !known {
 				return fmt.Errorf("scenario %q prompt %d turn %d: tool %q is not one of %v", s.Name, i, j, t.Tool, tools)
 			}
-			if t.Background && t.Tool != "run_shell_command" {
-				return fmt.Errorf("scenario %q prompt %d turn %d: is_background is for run_shell_command", s.Name, i, j)
+			if t.Background && t.Tool != "run_shell_command" && t.Tool != "bash" {
+				return fmt.Errorf("scenario %q prompt %d turn %d: is_background is for run_shell_command and bash", s.Name, i, j)
 			}
 			switch t.Tool {
 			case "Bash", "exec_command", "run_shell_command", "bash":
 				if t.Command == "" {
 					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs command", s.Name, i, j, t.Tool)
 				}
-			case "Read", "Write", "Edit", "read_file", "write_file", "replace", "read", "write", "edit":
+			case "Read", "Write", "Edit", "read_file", "write_file", "replace", "view", "create", "edit", "read", "write":
 				if !strings.Contains(t.File, "{M}") {
 					return fmt.Errorf("scenario %q prompt %d turn %d: %s needs a file whose name holds {M}, the call's marker", s.Name, i, j, t.Tool)
 				}

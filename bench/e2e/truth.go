@@ -22,7 +22,8 @@ import (
 //
 // Rules, in order:
 //   - The agent's own processes are the recorded root and the processes forked from them
-//     that only ever executed agent images (the npm-installed CLI, node, env).
+//     that only ever executed, or tried to execute, agent images (the npm-installed CLI,
+//     node, env).
 //   - Every other process descends from a tool root: a process forked by an agent process.
 //     All events of a tool root's subtree (forks, execs, opens, connects, exits, background
 //     grandchildren included, however they were re-parented later) belong to the call whose
@@ -162,10 +163,12 @@ func buildTruth(logs []StraceLog, calls []Call, npmDir string) Truth {
 		roots[tgid(t)] = true
 	}
 	// Agent processes: the root, and processes forked from agent processes whose execs were
-	// all agent images.
+	// all agent images. A failed exec counts too: a child that tried to run anything else is
+	// a helper of the agent, not the agent (Copilot's sandbox probes, a fork that tries
+	// lxc-ls and bwrap, where neither is installed, and exits).
 	execs := map[int][]string{}
 	for _, e := range log.Events {
-		if e.Kind == sysExec && !e.Failed {
+		if e.Kind == sysExec || e.Kind == sysExecFailed {
 			execs[tgid(e.Tid)] = append(execs[tgid(e.Tid)], e.Path)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -377,6 +378,167 @@ func TestScoreGeminiCallIDs(t *testing.T) {
 	}
 	if gitEvents == 0 || res.BoundBeforeCalls != gitEvents || res.ProvablyWrong != c1.Truth+gitEvents {
 		t.Errorf("provably wrong %d, before calls %d; want %d and %d", res.ProvablyWrong, res.BoundBeforeCalls, c1.Truth+gitEvents, gitEvents)
+	}
+	if cap := res.CaptureTotal; cap.Missing != 0 || cap.Extra != 0 {
+		t.Errorf("capture: %+v", cap)
+	}
+}
+
+// A real record, trimmed: Copilot CLI's parallel scenario (testdata/strace-copilot-parallel.txt:
+// every fork, exec, exit and file mutation, the opens of the children but their libraries',
+// and of the agent's own processes only those of marked files). The npm loader R (23976,
+// .bin/copilot, node) spawns the native binary C (24003, comm MainThread), which does
+// everything else: at startup git (24070, 24071, 24120), its sandbox probes (24074 tries
+// lxc-ls, 24076 bwrap; neither is installed), pgrep -P C (24108) and the login-shell env
+// snapshot (24169, bash -l with id and env); then the batch: two shells at once (setsid +
+// /bin/bash --norc --noprofile -c '<command>', 24174 for call 0_0 and 24175 for 0_1), the view
+// of 0_2 from its own threads, and its opens of each shell's helper (the command's paths) from
+// its threads; git rev-parse after the calls (24190, 24254); the helpers' background cats
+// (24302, 24303) after the calls.
+func TestBuildTruthRealCopilotParallel(t *testing.T) {
+	f, err := os.Open("testdata/strace-copilot-parallel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil || len(log.Bad) != 0 {
+		t.Fatalf("parse: %v %v", err, log.Bad)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	answered := at("2026-12-05T06:45:12.120695754Z")
+	calls := []Call{
+		{ID: "call_copilot_e2e_0_0", Prompt: 0, Turn: 0, Issued: at("2026-12-05T06:45:11.937825603Z"), Answered: answered},
+		{ID: "call_copilot_e2e_0_1", Prompt: 0, Turn: 1, Issued: at("2026-12-05T06:45:11.937829398Z"), Answered: answered},
+		{ID: "call_copilot_e2e_0_2", Prompt: 0, Turn: 2, Issued: at("2026-12-05T06:45:11.937833644Z"), Answered: answered},
+	}
+	tr := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	if len(tr.Roots) != 1 || tr.Roots[0] != 23976 || len(tr.Ambiguous) != 0 {
+		t.Fatalf("roots %v ambiguous %v", tr.Roots, tr.Ambiguous)
+	}
+	noCall := map[int]string{24070: "git", 24071: "git", 24120: "git", 24190: "git", 24254: "git", 24074: "lxc-ls probe", 24076: "bwrap probe",
+		24108: "pgrep", 24169: "env snapshot", 24172: "env snapshot", 24173: "env snapshot"}
+	shell := map[int]string{24174: calls[0].ID, 24175: calls[1].ID, 24303: calls[0].ID, 24302: calls[1].ID}
+	byCall, markers, agentCalls := map[string]int{}, map[string]int{}, map[string]int{}
+	seen := map[int]bool{}
+	for _, e := range tr.Events {
+		seen[e.Pid] = true
+		switch {
+		case e.Pid == 23976 || e.Pid == 24003:
+			if !e.Agent {
+				t.Errorf("R or C is not the agent's own: %+v", e)
+			}
+			if e.Call != "" {
+				if e.Pid != 24003 || e.Kind != sysOpen || !e.Marker {
+					t.Errorf("the agent's own event got a call: %+v", e)
+				}
+				agentCalls[e.Call]++
+			}
+		case noCall[e.Pid] != "":
+			if e.Agent || e.Call != "" {
+				t.Errorf("%s (%d) is a helper of no call: agent %v call %q", noCall[e.Pid], e.Pid, e.Agent, e.Call)
+			}
+		case shell[e.Pid] != "":
+			if e.Call != shell[e.Pid] {
+				t.Errorf("shell %d: call %q, want %q", e.Pid, e.Call, shell[e.Pid])
+			}
+		}
+		byCall[e.Call]++
+		if e.Marker {
+			markers[e.Call]++
+		}
+	}
+	for p := range noCall {
+		if !seen[p] {
+			t.Errorf("pid %d (%s) not in the record", p, noCall[p])
+		}
+	}
+	// view: one open by C's threads, in-process; each shell's helper opened twice by C (the
+	// command's paths) while its call was out.
+	if byCall[calls[2].ID] != 1 || markers[calls[2].ID] != 1 || agentCalls[calls[2].ID] != 1 {
+		t.Errorf("view: %d events, %d markers", byCall[calls[2].ID], markers[calls[2].ID])
+	}
+	for _, c := range calls[:2] {
+		if byCall[c.ID] < 30 || markers[c.ID] < 6 || agentCalls[c.ID] != 2 {
+			t.Errorf("%s: %d events, %d markers, %d of C's", c.ID, byCall[c.ID], markers[c.ID], agentCalls[c.ID])
+		}
+	}
+}
+
+// The scoring of a Copilot run: on the real parallel record, lines bound to the mock's ids
+// (Copilot's toolCallIds) are right; the startup git and the sandbox probes bound to a call
+// are provably wrong (before any call); the git run after the calls bound to one is "bound,
+// no truth", not provably wrong; the two shells bound to each other's ids are wrong.
+func TestScoreCopilotCallIDs(t *testing.T) {
+	f, err := os.Open("testdata/strace-copilot-parallel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := parseStrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	issued, answered := at("2026-12-05T06:45:11.937825603Z"), at("2026-12-05T06:45:12.120695754Z")
+	calls := []Call{
+		{ID: "call_copilot_e2e_0_0", Tool: "bash", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
+		{ID: "call_copilot_e2e_0_1", Tool: "bash", Prompt: 0, Turn: 1, Issued: issued, Answered: answered},
+		{ID: "call_copilot_e2e_0_2", Tool: "view", Prompt: 0, Turn: 2, Issued: issued, Answered: answered},
+	}
+	truth := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
+	early := map[int]bool{24070: true, 24071: true, 24120: true, 24074: true, 24076: true}
+	late := map[int]bool{24190: true, 24254: true}
+	var events []*proto.Event
+	earlyN, lateN := 0, 0
+	for i, te := range truth.Events {
+		if te.Kind == sysExecFailed {
+			continue
+		}
+		e := &proto.Event{Timestamp: te.Time, Event: proto.EventMeta{Action: te.Kind, Dataset: "vigil.kernel", Sequence: uint64(i + 1)},
+			Process: &proto.Process{Pid: te.Pid}, Vigil: proto.Vigil{Root: &proto.Root{Pid: 23976}}}
+		if te.Path != "" {
+			e.File = &proto.File{Path: te.Path}
+			if te.Failed {
+				e.Event.Outcome = proto.OutcomeFailure
+			}
+		}
+		if addr, ok := strings.CutPrefix(te.Peer, "unix:"); ok {
+			e.Destination = &proto.Destination{Address: addr}
+		} else if host, port, ok := strings.Cut(te.Peer, ":"); ok { // the mock and the OTLP receiver
+			p, _ := strconv.Atoi(port)
+			e.Destination = &proto.Destination{IP: host, Port: p}
+		}
+		bind := ""
+		switch {
+		case early[te.Pid]:
+			bind, earlyN = calls[0].ID, earlyN+1
+		case late[te.Pid]:
+			bind, lateN = calls[1].ID, lateN+1
+		case te.Call == calls[0].ID:
+			bind = calls[1].ID // the other shell's id
+		case te.Call != "":
+			bind = te.Call
+		}
+		if bind != "" {
+			e.GenAI = &proto.GenAI{Tool: &proto.GenAITool{Call: &proto.GenAIToolCall{ID: bind}}}
+			e.Vigil.Binding = "span"
+		}
+		events = append(events, e)
+	}
+	res := ScenarioResult{StrongKeys: true}
+	sc := Scenario{Agent: "copilot", Prompts: []Prompt{{Text: "x", Turns: []Turn{{}, {}, {}}}}}
+	score(&res, sc, Meta{AgentPids: []int{23976}}, calls, events, truth, nil)
+	c0, c1, c2 := res.Calls[0].Counts, res.Calls[1].Counts, res.Calls[2].Counts
+	if c1.Truth == 0 || c1.Correct != c1.Truth || c2.Truth != 1 || c2.Correct != 1 || c2.MarkerCorrect != 1 {
+		t.Errorf("right ids: 0_1 %+v, 0_2 %+v", c1, c2)
+	}
+	if c0.Truth == 0 || c0.Wrong != c0.Truth || res.Calls[0].WrongTo[calls[1].ID] != c0.Truth {
+		t.Errorf("other shell's id: %+v, wrong to %v", c0, res.Calls[0].WrongTo)
+	}
+	if earlyN == 0 || lateN == 0 || res.BoundBeforeCalls != earlyN || res.BoundNoTruth != earlyN+lateN || res.ProvablyWrong != c0.Truth+earlyN {
+		t.Errorf("provably wrong %d, before calls %d, no truth %d; want %d, %d, %d", res.ProvablyWrong, res.BoundBeforeCalls, res.BoundNoTruth,
+			c0.Truth+earlyN, earlyN, earlyN+lateN)
 	}
 	if cap := res.CaptureTotal; cap.Missing != 0 || cap.Extra != 0 {
 		t.Errorf("capture: %+v", cap)

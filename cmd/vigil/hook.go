@@ -37,7 +37,7 @@ const (
 	hookMaxCwdBytes  = 4 << 10
 )
 
-const hookUsage = `Usage: vigil hook [--agent claude-code|codex|cursor] [--socket PATH] [--undelivered-dir DIR]
+const hookUsage = `Usage: vigil hook [--agent NAME] [--socket PATH] [--undelivered-dir DIR]
   Forward one agent hook call (JSON on stdin) to the Vigil daemon. Always exits 0 and
   writes nothing to stdout. Install it as a hook command of the agent.
 `

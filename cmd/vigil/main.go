@@ -18,9 +18,13 @@ Usage:
   vigil run [--config FILE] [--jsonl PATH] [--log-level LEVEL]
       Start the sensor (as root). Without --config it uses /etc/vigil/vigil.yaml when that
       file exists, else the embedded default configuration.
-  vigil hook [--agent claude-code|codex|cursor] [--socket PATH]
+  vigil hook [--agent NAME] [--socket PATH]
       Forward one agent hook call (its JSON on stdin) to the running sensor. Always exits 0
-      and never writes to stdout, so it cannot block or steer the agent.
+      and never writes to stdout, so it cannot block or steer the agent. NAME is a hook name
+      of vigil agents (claude-code, codex, gemini-cli, cursor); without it the payload decides.
+  vigil agents [--format text|json]
+      List the agents Vigil knows: binaries, environment join keys and their roles, OTLP
+      service and hook names, and what this host has (installed executables, managed config).
   vigil trace --jsonl PATH [--untrusted PATH] [--session ID] [--format text|json]
       Print the workflow record of each session in a JSONL file: the user's requests, each
       tool call with what the kernel saw it do, approvals, and what nothing explains.
@@ -53,6 +57,8 @@ func main() {
 		err = rulesCommand(os.Args[2:])
 	case "query":
 		err = queryCommand(os.Args[2:])
+	case "agents":
+		err = agentsCommand(os.Args[2:])
 	case selfCheckCommand:
 		err = selfCheckCanaryCommand(os.Args[2:])
 	case "version", "--version":

@@ -162,9 +162,16 @@ var registry = []Agent{
 	},
 	{
 		Name: Cursor,
-		// Cursor's agent CLI; Cursor exports no OTLP, so it is known from its hooks only.
-		Binaries:  []string{"cursor-agent", "cursor"},
+		// Cursor's agent CLI; Cursor exports no OTLP, so it is known from its hooks only
+		// (documented; nothing of Cursor could be run here: docs/agents/cursor.md).
+		Binaries: []string{"cursor-agent", "cursor"},
+		// Set in the agent's shell, as Cursor's staff describe it (unverified).
+		Env:       []EnvKey{{Name: "CURSOR_AGENT", Role: RoleMarker}},
 		HookNames: []string{"cursor"},
+		Managed: []ConfigFile{
+			{GOOS: "linux", Path: "/etc/cursor/hooks.json", What: "hooks"},
+			{GOOS: "darwin", Path: "/Library/Application Support/Cursor/hooks.json", What: "hooks"},
+		},
 	},
 	{
 		Name:     GeminiCLI,
@@ -185,15 +192,30 @@ var registry = []Agent{
 			{GOOS: "darwin", Path: "/Library/Application Support/GeminiCli/settings.json", What: "settings"},
 		},
 	},
-	{Name: OpenClaw, Binaries: []string{"openclaw"}, Scripts: []string{"openclaw"}, ServiceNames: []string{"openclaw"}},
+	{
+		Name: OpenClaw,
+		// A node script that relaunches itself (2026.9.6). Its OTLP exporter is a separate
+		// plugin (@openclaw/diagnostics-otel) that could not be installed here, so no service
+		// name is adapted yet (docs/agents/openclaw.md). Its shells get OPENCLAW_CLI=1.
+		Binaries: []string{"openclaw"},
+		Scripts:  []string{"openclaw"},
+		Env:      []EnvKey{{Name: "OPENCLAW_CLI", Role: RoleMarker}},
+	},
 	{
 		Name:     OpenCode,
-		Binaries: []string{"opencode"},
+		// A Bun single-file binary, one process (1.18.33): node_modules/.bin/opencode links to
+		// opencode-ai/bin/opencode.exe.
+		Binaries: []string{"opencode", "opencode.exe"},
 		Scripts:  []string{"opencode-ai"},
-		// A Bun single-file binary, one process (1.18.33). Its shells get OPENCODE=1 (and
-		// OPENCODE_PID, AGENT=1), no session or call id.
-		Env:          []EnvKey{{Name: "OPENCODE", Role: RoleMarker}},
+		// Its shells get OPENCODE=1 (and OPENCODE_PID, AGENT=1), no session or call id;
+		// Vigil's plugin (correlate/plugins/opencode) adds the call's id and session.
+		Env: []EnvKey{
+			{Name: "OPENCODE", Role: RoleMarker},
+			{Name: "VIGIL_TOOL_CALL_ID", Role: RoleToolCall},
+			{Name: "VIGIL_SESSION_ID", Role: RoleSession},
+		},
 		ServiceNames: []string{"opencode"},
+		HookNames:    []string{"opencode"},
 	},
 	// Script fragments match whole path components, so "aider" matches
 	// .../site-packages/aider/... and python -m aider but not /src/raider.py.

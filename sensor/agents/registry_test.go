@@ -70,7 +70,7 @@ func TestRegistryIsConsistent(t *testing.T) {
 func TestLookups(t *testing.T) {
 	for service, want := range map[string]string{
 		"claude-code": ClaudeCode, "codex_exec": Codex, "codex": Codex, "codex-tui": Codex, "gemini-cli": GeminiCLI,
-		"openclaw": OpenClaw, "codex_cli_rs": Codex, "gemini": "", "codexfoo": "", "claude": "", "": "",
+		"github-copilot": CopilotCLI, "opencode": OpenCode, "openclaw": "", "codex_cli_rs": Codex, "gemini": "", "codexfoo": "", "claude": "", "": "",
 		"unknown_service:node": "",
 	} {
 		if got := ForService(service); got != want {
