@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// opencode: the seven families, strong keys (the fleet's telemetry), no fallback variant;
-// the parallel batch mixes shells and an in-process read.
+// opencode: the seven families with strong keys (the fleet's telemetry and Vigil's plugin),
+// each with a fallback variant (the telemetry alone); the parallel batch mixes shells and an
+// in-process read.
 func TestOpencodeScenarios(t *testing.T) {
 	scs, err := loadScenarios()
 	if err != nil {
@@ -25,14 +26,17 @@ func TestOpencodeScenarios(t *testing.T) {
 	for _, s := range scs {
 		if s.Agent == "opencode" {
 			have[s.Name] = s
-			if !s.StrongKeys {
-				t.Errorf("opencode/%s: not a strong-key scenario", s.Name)
+			if s.StrongKeys == strings.HasSuffix(s.Name, "-fallback") {
+				t.Errorf("opencode/%s: strong keys %v", s.Name, s.StrongKeys)
 			}
 		}
 	}
 	for _, name := range []string{"pipeline", "background", "dotenv", "filetools", "failing", "twoprompts", "parallel"} {
 		if _, ok := have[name]; !ok {
 			t.Errorf("opencode/%s: missing", name)
+		}
+		if _, ok := have[name+"-fallback"]; !ok {
+			t.Errorf("opencode/%s-fallback: missing", name)
 		}
 	}
 	if s := have["twoprompts"]; len(s.Prompts) < 2 {
@@ -52,7 +56,7 @@ func TestOpencodeScenarios(t *testing.T) {
 		`{"name":"x","agent":"opencode","prompts":[{"text":"t","turns":[{"tool":"read","file":"notes.txt"}]}]}`,
 		`{"name":"x","agent":"opencode","prompts":[{"text":"t","turns":[{"tool":"bash","command":"ls","is_background":true}]}]}`,
 		`{"name":"x","agent":"opencode","hooks_only":true,"prompts":[{"text":"t"}]}`,
-		`{"name":"x","agent":"opencode","strong_keys":true,"also_fallback":true,"prompts":[{"text":"t"}]}`,
+		`{"name":"x","agent":"opencode","forged":["call_1"],"prompts":[{"text":"t"}]}`,
 	} {
 		if _, err := parseScenario([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	ocplugin "github.com/vigil-sensor/vigil/correlate/plugins/opencode"
 	"maps"
 	"os"
 	"os/exec"
@@ -131,11 +132,17 @@ func opencodeEnv(sc Scenario, home string) []string {
 }
 
 // setupOpencodeHome writes the config and puts the pre-installed plugin package into the
-// config folder (package.json and the lock copied, node_modules linked).
-func setupOpencodeHome(home, npmDir string) error {
+// config folder (package.json and the lock copied, node_modules linked). With strong keys it
+// also installs Vigil's plugin (correlate/plugins/opencode), as Vigil ships it.
+func setupOpencodeHome(sc Scenario, home, npmDir string) error {
 	cfg := filepath.Join(home, ".config", "opencode")
-	if err := os.MkdirAll(cfg, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg, "plugin"), 0o755); err != nil {
 		return err
+	}
+	if sc.StrongKeys {
+		if err := os.WriteFile(filepath.Join(cfg, "plugin", ocplugin.FileName), ocplugin.Source, 0o644); err != nil {
+			return fmt.Errorf("vigil's opencode plugin: %w", err)
+		}
 	}
 	b, err := json.MarshalIndent(opencodeConfig(), "", "  ")
 	if err != nil {
@@ -159,7 +166,7 @@ func setupOpencodeHome(home, npmDir string) error {
 // runOpencode runs one `opencode run --format json` process per prompt; the later ones
 // continue the first one's session with -s <session id> (the sessionID of its JSON events).
 func runOpencode(sc Scenario, o childOpts, meta *Meta, home string) error {
-	if err := setupOpencodeHome(home, o.npmDir); err != nil {
+	if err := setupOpencodeHome(sc, home, o.npmDir); err != nil {
 		return err
 	}
 	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
@@ -186,6 +193,10 @@ func runOpencode(sc Scenario, o childOpts, meta *Meta, home string) error {
 		cmd := agentCommand(ctx, o, meta, opencodeBin(o.npmDir), args...)
 		cmd.Dir = meta.Repo
 		cmd.Env = opencodeEnv(sc, home)
+		if sc.StrongKeys { // Vigil's plugin runs this run's vigil hook, at its socket
+			cmd.Env = append(cmd.Env, "VIGIL_BIN="+o.vigil, "VIGIL_HOOK_SOCKET="+filepath.Join(o.dir, "hook.sock"),
+				"VIGIL_HOOK_UNDELIVERED="+filepath.Join(o.dir, "hook-undelivered"))
+		}
 		cmd.Stderr = stderr
 		pipe, err := cmd.StdoutPipe()
 		if err != nil {

@@ -200,9 +200,10 @@ func (s Scenario) validate() error {
 	if s.Agent == "copilot" && (s.HooksOnly || len(s.Forged) > 0 || len(s.Subagents) > 0) {
 		return fmt.Errorf("scenario %q: copilot scenarios have no hooks_only, forged or subagents", s.Name)
 	}
-	// opencode runs with one telemetry configuration too, the fleet's (runner_opencode.go).
-	if s.Agent == "opencode" && (s.HooksOnly || s.AlsoFallback || len(s.Forged) > 0 || len(s.Subagents) > 0) {
-		return fmt.Errorf("scenario %q: opencode scenarios have no hooks_only, also_fallback, forged or subagents", s.Name)
+	// opencode runs with the fleet's OTLP settings and Vigil's plugin, and its fallback
+	// variant with the OTLP settings alone (runner_opencode.go).
+	if s.Agent == "opencode" && (s.HooksOnly || len(s.Forged) > 0 || len(s.Subagents) > 0) {
+		return fmt.Errorf("scenario %q: opencode scenarios have no hooks_only, forged or subagents", s.Name)
 	}
 	for _, p := range s.Prompts {
 		for _, t := range p.Turns {

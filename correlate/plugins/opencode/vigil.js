@@ -9,10 +9,14 @@
 //     everything it starts carry them.
 // It never changes what a tool does, and a sensor that is down costs one failed spawn.
 // Install: copy it into ~/.config/opencode/plugin/ (or a project's .opencode/plugin/), or
-// name it in opencode.json's "plugin" list. VIGIL_BIN overrides the vigil executable.
+// name it in opencode.json's "plugin" list. VIGIL_BIN overrides the vigil executable,
+// VIGIL_HOOK_SOCKET and VIGIL_HOOK_UNDELIVERED its --socket and --undelivered-dir.
 import { spawn } from "node:child_process";
 
 const vigil = process.env.VIGIL_BIN || "vigil";
+const hookArgs = ["hook", "--agent", "opencode"];
+if (process.env.VIGIL_HOOK_SOCKET) hookArgs.push("--socket", process.env.VIGIL_HOOK_SOCKET);
+if (process.env.VIGIL_HOOK_UNDELIVERED) hookArgs.push("--undelivered-dir", process.env.VIGIL_HOOK_UNDELIVERED);
 
 // report hands one hook payload to `vigil hook` on its stdin and waits for it to exit (it
 // always exits 0, within milliseconds, and writes nothing).
@@ -20,7 +24,7 @@ function report(payload) {
   return new Promise((resolve) => {
     let child;
     try {
-      child = spawn(vigil, ["hook", "--agent", "opencode"], { stdio: ["pipe", "ignore", "ignore"] });
+      child = spawn(vigil, hookArgs, { stdio: ["pipe", "ignore", "ignore"] });
     } catch {
       resolve();
       return;
