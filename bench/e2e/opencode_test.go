@@ -99,7 +99,7 @@ func TestOpencodeChatMockScript(t *testing.T) {
 		{Text: "second", Final: "two done", Turns: []Turn{{Tool: "edit", File: "notes.txt", Old: "a", New: "b"}}},
 	}}
 	m := newMock(sc, "/repo", nil)
-	srv := httptest.NewServer(chatCompletionsHandler{m})
+	srv := httptest.NewServer(m)
 	defer srv.Close()
 	url := srv.URL + "/v1/chat/completions"
 	tools := []any{map[string]any{"type": "function", "function": map[string]any{"name": "bash"}}}

@@ -146,20 +146,14 @@ func runChild(o childOpts) error {
 		addr = openaiAddr
 	case "gemini":
 		addr = geminiAddr
-	case "opencode":
-		addr = opencodeAddr
-	case "copilot":
-		addr = copilotAddr
+	case "copilot", "opencode":
+		addr = mock.chatDialect.addr
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("mock LLM API: %w", err)
 	}
-	var handler http.Handler = mock
-	if sc.Agent == "opencode" {
-		handler = chatCompletionsHandler{mock}
-	}
-	srv := &http.Server{Handler: handler}
+	srv := &http.Server{Handler: mock}
 	go srv.Serve(ln)
 	defer srv.Close()
 
