@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	ocplugin "github.com/vigil-sensor/vigil/correlate/plugins/opencode"
 	"maps"
@@ -169,71 +166,22 @@ func runOpencode(sc Scenario, o childOpts, meta *Meta, home string) error {
 	if err := setupOpencodeHome(sc, home, o.npmDir); err != nil {
 		return err
 	}
-	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
-	if err != nil {
-		return err
+	env := opencodeEnv(sc, home)
+	if sc.StrongKeys { // Vigil's plugin runs this run's vigil hook, at its socket
+		env = append(env, "VIGIL_BIN="+o.vigil, "VIGIL_HOOK_SOCKET="+filepath.Join(o.dir, "hook.sock"),
+			"VIGIL_HOOK_UNDELIVERED="+filepath.Join(o.dir, "hook-undelivered"))
 	}
-	defer stdout.Close()
-	stderr, err := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
-	if err != nil {
-		return err
-	}
-	defer stderr.Close()
-	session := ""
-	for i := range sc.Prompts {
-		args := []string{"run", "--format", "json"}
-		if i > 0 {
-			if session == "" {
-				return errors.New("opencode: no session id from the first prompt, cannot continue it")
+	return runPerPrompt(sc, o, meta, perPromptAgent{
+		name:    "opencode",
+		bin:     opencodeBin(o.npmDir),
+		env:     env,
+		session: sessionEvent{field: "sessionID"}, // every event carries it
+		args: func(i int, session string) []string {
+			args := []string{"run", "--format", "json"}
+			if i > 0 {
+				args = append(args, "-s", session)
 			}
-			args = append(args, "-s", session)
-		}
-		args = append(args, sc.promptText(i))
-		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-		cmd := agentCommand(ctx, o, meta, opencodeBin(o.npmDir), args...)
-		cmd.Dir = meta.Repo
-		cmd.Env = opencodeEnv(sc, home)
-		if sc.StrongKeys { // Vigil's plugin runs this run's vigil hook, at its socket
-			cmd.Env = append(cmd.Env, "VIGIL_BIN="+o.vigil, "VIGIL_HOOK_SOCKET="+filepath.Join(o.dir, "hook.sock"),
-				"VIGIL_HOOK_UNDELIVERED="+filepath.Join(o.dir, "hook-undelivered"))
-		}
-		cmd.Stderr = stderr
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			cancel()
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			cancel()
-			return fmt.Errorf("opencode prompt %d: start: %w", i, err)
-		}
-		s := bufio.NewScanner(pipe)
-		s.Buffer(make([]byte, 4<<20), 4<<20)
-		for s.Scan() {
-			line := s.Bytes()
-			stdout.Write(append(append([]byte{}, line...), '\n'))
-			var ev struct {
-				SessionID string `json:"sessionID"`
-			}
-			json.Unmarshal(line, &ev)
-			if ev.SessionID != "" {
-				if session == "" {
-					session = ev.SessionID
-				}
-				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.SessionID {
-					meta.Sessions = append(meta.Sessions, ev.SessionID)
-				}
-			}
-		}
-		err = cmd.Wait()
-		cancel()
-		meta.Exit = append(meta.Exit, exitString(err))
-		if perr := noteAgentPid(o, meta, cmd); perr != nil {
-			return perr
-		}
-		if err != nil {
-			return fmt.Errorf("opencode prompt %d: %w", i, err)
-		}
-	}
-	return nil
+			return append(args, sc.promptText(i))
+		},
+	})
 }
