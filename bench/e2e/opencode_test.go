@@ -218,7 +218,7 @@ func TestOpencodeStreamCheck(t *testing.T) {
 	}
 	good := `{"type":"step_start","sessionID":"ses_x","part":{}}` + "\n" + use("bash", "call_opencode_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		use("read", "call_opencode_e2e_0_1", "filePath", "/repo/vmark_0_1_a.txt")
-	if errs := opencodeStreamCheck(calls, []byte(good)); len(errs) != 0 {
+	if errs, _ := checkCallIDs("opencode", calls, []byte(good)); len(errs) != 0 {
 		t.Fatalf("agreeing output: %v", errs)
 	}
 	if !inStream("opencode", calls[1], []byte(good)) || inStream("opencode", Call{ID: "call_opencode_e2e_9_9"}, []byte(good)) {
@@ -226,7 +226,7 @@ func TestOpencodeStreamCheck(t *testing.T) {
 	}
 	bad := use("bash", "call_opencode_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		use("read", "toolu_other", "filePath", "/repo/vmark_0_1_a.txt") + use("glob", "call_x", "pattern", "*")
-	errs := opencodeStreamCheck(calls, []byte(bad))
+	errs, _ := checkCallIDs("opencode", calls, []byte(bad))
 	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is call_opencode_e2e_0_1 by construction, toolu_other") ||
 		!strings.Contains(errs[1], "call_x") || !strings.Contains(errs[2], "not in opencode's JSON output") {
 		t.Fatalf("disagreeing output: %q", errs)
