@@ -6,10 +6,8 @@ import (
 	ocplugin "github.com/vigil-sensor/vigil/correlate/plugins/opencode"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 )
 
 // ---------------------------------------------------------------- opencode
@@ -34,26 +32,15 @@ func opencodeBin(npmDir string) string {
 // opencodeInstalled says whether the pinned opencode and its plugin package are in npmDir.
 func opencodeInstalled(npmDir string) bool {
 	p, _ := pinnedFor("opencode")
-	for _, pj := range []string{
-		filepath.Join(opencodePrefix(npmDir), "node_modules", p.Name, "package.json"),
-		filepath.Join(opencodePluginDir(npmDir), "node_modules", "@opencode-ai", "plugin", "package.json"),
-	} {
-		b, err := os.ReadFile(pj)
-		if err != nil {
-			return false
-		}
-		var v struct{ Version string }
-		if json.Unmarshal(b, &v) != nil || v.Version != p.Version {
-			return false
-		}
+	if !npmInstalled(opencodePrefix(npmDir), p.Name, p.Version) || !npmInstalled(opencodePluginDir(npmDir), "@opencode-ai/plugin", p.Version) {
+		return false
 	}
 	// .bin/opencode links to opencode-ai/bin/opencode.exe, a hard link of the native Bun
 	// binary of the optional dependency opencode-linux-x64 (npm need not run a postinstall).
-	fi, err := os.Stat(opencodeBin(npmDir))
-	if err != nil || fi.Size() < 1<<20 {
+	if !nativeBinary(opencodeBin(npmDir)) {
 		return false
 	}
-	_, err = os.Stat(filepath.Join(opencodePluginDir(npmDir), "package-lock.json"))
+	_, err := os.Stat(filepath.Join(opencodePluginDir(npmDir), "package-lock.json"))
 	return err == nil
 }
 
@@ -78,11 +65,7 @@ func ensureOpencode(npmDir string) (bool, error) {
 		{opencodePrefix(npmDir), p.Name + "@" + p.Version},
 		{opencodePluginDir(npmDir), "@opencode-ai/plugin@" + p.Version},
 	} {
-		args := []string{"install", "--no-audit", "--no-fund", "--prefix", inst.dir, inst.pkg}
-		logf("npm %s", strings.Join(args, " "))
-		cmd := exec.Command("npm", args...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
+		if err := runNpm("install", "--no-audit", "--no-fund", "--prefix", inst.dir, inst.pkg); err != nil {
 			return true, fmt.Errorf("npm install %s: %w", inst.pkg, err)
 		}
 	}
