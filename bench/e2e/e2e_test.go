@@ -404,10 +404,7 @@ func TestGeminiMockScript(t *testing.T) {
 	}
 
 	got := m.Calls()
-	ids := []string{}
-	for _, c := range got {
-		ids = append(ids, c.ID)
-	}
+	ids := callIDs(got)
 	want := []string{"run_shell_command__gcall_e2e_0_0", "run_shell_command__gcall_e2e_0_1", "read_file__gcall_e2e_0_2", "replace__gcall_e2e_1_0"}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("call ids %v, want %v", ids, want)
@@ -603,10 +600,7 @@ func TestCopilotMockScript(t *testing.T) {
 	}
 
 	got := m.Calls()
-	var ids []string
-	for _, c := range got {
-		ids = append(ids, c.ID)
-	}
+	ids := callIDs(got)
 	want := []string{"call_copilot_e2e_0_0", "call_copilot_e2e_0_1", "call_copilot_e2e_0_2", "call_copilot_e2e_1_0", "call_copilot_e2e_1_1"}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("call ids %v, want %v", ids, want)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -191,10 +190,7 @@ func TestOpencodeChatMockScript(t *testing.T) {
 		t.Fatalf("models: %d", resp.StatusCode)
 	}
 	got := m.Calls()
-	ids := []string{}
-	for _, c := range got {
-		ids = append(ids, c.ID)
-	}
+	ids := callIDs(got)
 	if want := []string{"call_opencode_e2e_0_0", "call_opencode_e2e_0_1", "call_opencode_e2e_0_2", "call_opencode_e2e_1_0"}; !slices.Equal(ids, want) {
 		t.Fatalf("call ids %v, want %v", ids, want)
 	}
@@ -339,16 +335,8 @@ func TestBuildTruthOpencodeOwnGit(t *testing.T) {
 // /bin/bash -c '<command>') of bash 0_3. Its file index (15031, before any call) and watcher
 // (15037, after each tool's end) threads re-read the marked files: no call.
 func TestBuildTruthRealOpencodeFiletools(t *testing.T) {
-	f, err := os.Open("testdata/strace-opencode-filetools.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, err := parseStrace(f)
-	if err != nil || len(log.Bad) != 0 {
-		t.Fatalf("parse: %v %v", err, log.Bad)
-	}
-	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	log := straceTestdata(t, "strace-opencode-filetools.txt")
+	at := rfc3339
 	calls := []Call{
 		{ID: "call_opencode_e2e_0_0", Tool: "read", Prompt: 0, Turn: 0, Issued: at("2026-12-05T06:53:44.044962112Z"), Answered: at("2026-12-05T06:53:44.365883345Z")},
 		{ID: "call_opencode_e2e_0_1", Tool: "write", Prompt: 0, Turn: 1, Issued: at("2026-12-05T06:53:44.667192267Z"), Answered: at("2026-12-05T06:53:44.972825939Z")},
