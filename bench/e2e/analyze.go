@@ -685,16 +685,21 @@ type geminiToolUse struct {
 
 // geminiToolUses reads the tool_use events of a stream-json output.
 func geminiToolUses(stream []byte) []geminiToolUse {
-	var out []geminiToolUse
+	return outputEvents[geminiToolUse](stream, "tool_use")
+}
+
+// outputEvents decodes every line of an agent's JSON output whose "type" is typ as an E.
+func outputEvents[E any](stream []byte, typ string) []E {
+	var out []E
 	sc := bufio.NewScanner(bytes.NewReader(stream))
 	sc.Buffer(make([]byte, 4<<20), 4<<20)
 	for sc.Scan() {
 		var ev struct {
 			Type string `json:"type"`
-			geminiToolUse
 		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool_use" {
-			out = append(out, ev.geminiToolUse)
+		var e E
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == typ && json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
 		}
 	}
 	return out
@@ -713,16 +718,10 @@ type copilotToolStart struct {
 // copilotToolStarts reads the tool.execution_start events of a --output-format json output.
 func copilotToolStarts(stream []byte) []copilotToolStart {
 	var out []copilotToolStart
-	sc := bufio.NewScanner(bytes.NewReader(stream))
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	for sc.Scan() {
-		var ev struct {
-			Type string           `json:"type"`
-			Data copilotToolStart `json:"data"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool.execution_start" {
-			out = append(out, ev.Data)
-		}
+	for _, ev := range outputEvents[struct {
+		Data copilotToolStart `json:"data"`
+	}](stream, "tool.execution_start") {
+		out = append(out, ev.Data)
 	}
 	return out
 }

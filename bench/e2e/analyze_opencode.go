@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"time"
 )
 
@@ -30,16 +27,10 @@ type opencodeToolUse struct {
 // opencodeToolUses reads the tool_use events of opencode's JSON output.
 func opencodeToolUses(stream []byte) []opencodeToolUse {
 	var out []opencodeToolUse
-	sc := bufio.NewScanner(bytes.NewReader(stream))
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	for sc.Scan() {
-		var ev struct {
-			Type string          `json:"type"`
-			Part opencodeToolUse `json:"part"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool_use" {
-			out = append(out, ev.Part)
-		}
+	for _, ev := range outputEvents[struct {
+		Part opencodeToolUse `json:"part"`
+	}](stream, "tool_use") {
+		out = append(out, ev.Part)
 	}
 	return out
 }
