@@ -41,8 +41,8 @@ type Mock struct {
 	sc      Scenario
 	prompts []Prompt // the user prompts, then the subagent scripts (Scenario.allPrompts)
 	repo    string
-	// chatDialect is how the scenario's agent speaks Chat Completions (zero for the agents
-	// that do not).
+	// chatDialect is how the scenario's agent speaks Chat Completions; zero for the agents
+	// that do not, whose …/chat/completions gets 200 {} like any other path.
 	chatDialect chatDialect
 
 	mu       sync.Mutex
@@ -87,7 +87,7 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && p == "/v1/messages":
 		time.Sleep(m.sc.latency())
 		m.anthropic(w, body, now)
-	case r.Method == http.MethodPost && strings.HasSuffix(p, "/chat/completions"):
+	case r.Method == http.MethodPost && strings.HasSuffix(p, "/chat/completions") && m.chatDialect.args != nil:
 		time.Sleep(m.sc.latency())
 		m.chat(w, body, now)
 	case r.Method == http.MethodPost && strings.HasSuffix(p, "/responses"):
