@@ -327,16 +327,10 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	score(&res, sc, meta, calls, events, truth, stream)
-	switch sc.Agent {
-	case "gemini":
-		res.Errors = append(res.Errors, geminiStreamCheck(calls, stream)...)
-	case "copilot":
-		errs, notes := copilotStreamCheck(calls, stream)
+	if _, ok := outputCallIDs[sc.Agent]; ok {
+		errs, notes := checkCallIDs(sc.Agent, calls, stream)
 		res.Errors = append(res.Errors, errs...)
 		res.Notes = append(res.Notes, notes...)
-	}
-	if sc.Agent == "opencode" {
-		res.Errors = append(res.Errors, opencodeStreamCheck(calls, stream)...)
 	}
 	res.ForeignTreeEvents += filter.foreign
 	countAlerts(&res, events, filter)
@@ -626,31 +620,11 @@ func (c *CallResult) miss(e *proto.Event, why string) {
 // inStream says whether the agent's own output shows the call ran: Claude's stream-json has
 // the tool_use and tool_result with the mock's id; Codex's --json has a command_execution
 // with the command, or a file_change naming the files; Gemini's stream-json has a tool_use
-// whose tool_id is the call's id; opencode's --format json a tool_use whose part.callID is.
+// whose tool_id is the call's id; Copilot's --output-format json a tool.execution_start whose
+// toolCallId is; opencode's --format json a tool_use whose part.callID is (outputCallIDs).
 func inStream(agent string, c Call, stream []byte) bool {
-	if agent == "gemini" {
-		for _, u := range geminiToolUses(stream) {
-			if u.ToolID == c.ID {
-				return true
-			}
-		}
-		return false
-	}
-	if agent == "copilot" {
-		for _, u := range copilotToolStarts(stream) {
-			if u.ToolCallID == c.ID {
-				return true
-			}
-		}
-		return false
-	}
-	if agent == "opencode" {
-		for _, u := range opencodeToolUses(stream) {
-			if u.CallID == c.ID {
-				return true
-			}
-		}
-		return false
+	if o, ok := outputCallIDs[agent]; ok {
+		return slices.ContainsFunc(o.read(stream), func(u shownCall) bool { return u.ID == c.ID })
 	}
 	sc := bufio.NewScanner(bytes.NewReader(stream))
 	sc.Buffer(make([]byte, 4<<20), 4<<20)
@@ -711,52 +685,24 @@ type geminiToolUse struct {
 
 // geminiToolUses reads the tool_use events of a stream-json output.
 func geminiToolUses(stream []byte) []geminiToolUse {
-	var out []geminiToolUse
+	return outputEvents[geminiToolUse](stream, "tool_use")
+}
+
+// outputEvents decodes every line of an agent's JSON output whose "type" is typ as an E.
+func outputEvents[E any](stream []byte, typ string) []E {
+	var out []E
 	sc := bufio.NewScanner(bytes.NewReader(stream))
 	sc.Buffer(make([]byte, 4<<20), 4<<20)
 	for sc.Scan() {
 		var ev struct {
 			Type string `json:"type"`
-			geminiToolUse
 		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool_use" {
-			out = append(out, ev.geminiToolUse)
+		var e E
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == typ && json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
 		}
 	}
 	return out
-}
-
-// geminiStreamCheck holds the ground truth's call ids to what Gemini CLI says it ran. The
-// truth names a call `<tool name>__<functionCall id the mock sent>` by construction (mock.go
-// geminiCallID); the CLI prints its own id as stream-json's tool_id. Were they to differ,
-// every binding to Gemini's id would be scored as wrong, so each disagreement is an error:
-// a tool_use whose parameters are a scripted call's but whose id is not, a tool_use of no
-// scripted call, a scripted call the stream does not show.
-func geminiStreamCheck(calls []Call, stream []byte) []string {
-	var errs []string
-	shown := map[string]bool{}
-	for _, u := range geminiToolUses(stream) {
-		shown[u.ToolID] = true
-		if slices.ContainsFunc(calls, func(c Call) bool { return c.ID == u.ToolID }) {
-			continue
-		}
-		i := slices.IndexFunc(calls, func(c Call) bool {
-			return c.Tool == u.ToolName && ((c.Command != "" && c.Command == u.Parameters.Command) ||
-				(len(c.Files) > 0 && c.Files[0] == u.Parameters.FilePath))
-		})
-		if i >= 0 {
-			errs = append(errs, fmt.Sprintf("gemini call ids disagree: prompt %d turn %d is %s by construction, %s in the CLI's stream-json",
-				calls[i].Prompt, calls[i].Turn, calls[i].ID, u.ToolID))
-		} else {
-			errs = append(errs, fmt.Sprintf("gemini stream-json shows tool_use %s (%s), which the mock never scripted", u.ToolID, u.ToolName))
-		}
-	}
-	for _, c := range calls {
-		if !shown[c.ID] {
-			errs = append(errs, fmt.Sprintf("call %s (%s) is not in Gemini's stream-json", c.ID, c.Tool))
-		}
-	}
-	return errs
 }
 
 // copilotToolStart is a tool.execution_start event of Copilot CLI's --output-format json.
@@ -772,50 +718,99 @@ type copilotToolStart struct {
 // copilotToolStarts reads the tool.execution_start events of a --output-format json output.
 func copilotToolStarts(stream []byte) []copilotToolStart {
 	var out []copilotToolStart
-	sc := bufio.NewScanner(bytes.NewReader(stream))
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	for sc.Scan() {
-		var ev struct {
-			Type string           `json:"type"`
-			Data copilotToolStart `json:"data"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool.execution_start" {
-			out = append(out, ev.Data)
-		}
+	for _, ev := range outputEvents[struct {
+		Data copilotToolStart `json:"data"`
+	}](stream, "tool.execution_start") {
+		out = append(out, ev.Data)
 	}
 	return out
 }
 
-// copilotStreamCheck holds the ground truth's call ids to what Copilot CLI says it ran: the
-// mock's tool call id is, by construction, Copilot's toolCallId (and its execute_tool span's
-// gen_ai.tool.call.id). Errors: a tool.execution_start whose arguments are a scripted call's
-// but whose id is not, one of no scripted call, a scripted call the stream does not show.
-// Copilot's own calls are notes, not errors: after an async shell ends it injects a
-// read_bash with an id of its own that the model never asked for.
-func copilotStreamCheck(calls []Call, stream []byte) (errs, notes []string) {
+// shownCall is a tool call as the agent's own output shows it: the agent's id for it, the
+// tool, and the command or the (first) file it names.
+type shownCall struct{ ID, Tool, Command, File string }
+
+// agentOutput is how an agent's own output names the calls it ran (checkCallIDs).
+type agentOutput struct {
+	name string                   // in errors
+	read func([]byte) []shownCall // the calls the output shows
+	// own, when set, says why a call no script asked for is the agent's own (a note, not an
+	// error), or "".
+	own func(shownCall) string
+}
+
+// outputCallIDs are the agents whose output carries the call ids the mock handed out,
+// verbatim or (Gemini) by construction.
+var outputCallIDs = map[string]agentOutput{
+	// Gemini CLI names a call `<tool name>__<functionCall id the mock sent>` (mock.go
+	// geminiCallID) and prints it as stream-json's tool_id.
+	"gemini": {name: "Gemini's stream-json", read: func(stream []byte) []shownCall {
+		var out []shownCall
+		for _, u := range geminiToolUses(stream) {
+			out = append(out, shownCall{u.ToolID, u.ToolName, u.Parameters.Command, u.Parameters.FilePath})
+		}
+		return out
+	}},
+	// Copilot CLI's toolCallId (and its execute_tool span's gen_ai.tool.call.id) is the mock's
+	// id. After an async shell ends it injects a read_bash with an id of its own that the model
+	// never asked for.
+	"copilot": {name: "Copilot's tool.execution_start events", read: func(stream []byte) []shownCall {
+		var out []shownCall
+		for _, u := range copilotToolStarts(stream) {
+			out = append(out, shownCall{u.ToolCallID, u.ToolName, u.Arguments.Command, u.Arguments.Path})
+		}
+		return out
+	}, own: func(u shownCall) string {
+		if u.Tool == "read_bash" {
+			return "after an async shell"
+		}
+		return ""
+	}},
+	// opencode keeps the model's id verbatim (part.callID, the Tool.execute span's
+	// tool.call_id).
+	"opencode": {name: "opencode's JSON output", read: func(stream []byte) []shownCall {
+		var out []shownCall
+		for _, u := range opencodeToolUses(stream) {
+			out = append(out, shownCall{u.CallID, u.Tool, u.State.Input.Command, u.State.Input.FilePath})
+		}
+		return out
+	}},
+}
+
+// checkCallIDs holds the ground truth's call ids to what the agent's output says it ran. The
+// mock chose every id, and the truth and every binding are scored by them: were the agent's
+// ids to differ, every binding to them would be scored as wrong. So each disagreement is an
+// error of the scenario: a call whose command or file is a scripted call's but whose id (or
+// tool) is not, a call of no scripted turn (unless it is the agent's own: a note), a scripted
+// call the output does not show.
+func checkCallIDs(agent string, calls []Call, stream []byte) (errs, notes []string) {
+	o := outputCallIDs[agent]
 	shown := map[string]bool{}
-	for _, u := range copilotToolStarts(stream) {
-		shown[u.ToolCallID] = true
-		if slices.ContainsFunc(calls, func(c Call) bool { return c.ID == u.ToolCallID }) {
+	for _, u := range o.read(stream) {
+		shown[u.ID] = true
+		if slices.ContainsFunc(calls, func(c Call) bool { return c.ID == u.ID && c.Tool == u.Tool }) {
 			continue
 		}
 		i := slices.IndexFunc(calls, func(c Call) bool {
-			return c.Tool == u.ToolName && ((c.Command != "" && c.Command == u.Arguments.Command) ||
-				(len(c.Files) > 0 && c.Files[0] == u.Arguments.Path))
+			return c.Tool == u.Tool && ((c.Command != "" && c.Command == u.Command) || (len(c.Files) > 0 && c.Files[0] == u.File))
 		})
+		why := ""
+		if o.own != nil {
+			why = o.own(u)
+		}
 		switch {
 		case i >= 0:
-			errs = append(errs, fmt.Sprintf("copilot call ids disagree: prompt %d turn %d is %s by construction, %s in the CLI's tool.execution_start",
-				calls[i].Prompt, calls[i].Turn, calls[i].ID, u.ToolCallID))
-		case u.ToolName == "read_bash":
-			notes = append(notes, fmt.Sprintf("copilot made a call of its own: read_bash %s (after an async shell)", u.ToolCallID))
+			errs = append(errs, fmt.Sprintf("%s call ids disagree: prompt %d turn %d is %s by construction, %s in %s",
+				agent, calls[i].Prompt, calls[i].Turn, calls[i].ID, u.ID, o.name))
+		case why != "":
+			notes = append(notes, fmt.Sprintf("%s made a call of its own: %s %s (%s)", agent, u.Tool, u.ID, why))
 		default:
-			errs = append(errs, fmt.Sprintf("copilot ran tool %s %s, which the mock never scripted", u.ToolName, u.ToolCallID))
+			errs = append(errs, fmt.Sprintf("%s shows %s %s, which the mock never scripted", o.name, u.Tool, u.ID))
 		}
 	}
 	for _, c := range calls {
 		if !shown[c.ID] {
-			errs = append(errs, fmt.Sprintf("call %s (%s) is not in Copilot's tool.execution_start events", c.ID, c.Tool))
+			errs = append(errs, fmt.Sprintf("call %s (%s) is not in %s", c.ID, c.Tool, o.name))
 		}
 	}
 	return errs, notes

@@ -1,11 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"slices"
 	"time"
 )
 
@@ -32,16 +27,10 @@ type opencodeToolUse struct {
 // opencodeToolUses reads the tool_use events of opencode's JSON output.
 func opencodeToolUses(stream []byte) []opencodeToolUse {
 	var out []opencodeToolUse
-	sc := bufio.NewScanner(bytes.NewReader(stream))
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	for sc.Scan() {
-		var ev struct {
-			Type string          `json:"type"`
-			Part opencodeToolUse `json:"part"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "tool_use" {
-			out = append(out, ev.Part)
-		}
+	for _, ev := range outputEvents[struct {
+		Part opencodeToolUse `json:"part"`
+	}](stream, "tool_use") {
+		out = append(out, ev.Part)
 	}
 	return out
 }
@@ -66,37 +55,4 @@ func opencodeFromOutput(calls []Call, stream []byte) {
 			}
 		}
 	}
-}
-
-// opencodeStreamCheck holds the ground truth's call ids to what opencode says it ran. The
-// mock hands out opencodeCallID(p, k) and opencode keeps the model's id verbatim (part.callID,
-// the Tool.execute span's tool.call_id): a tool_use whose input is a scripted call's but whose
-// callID is not, a tool_use of no scripted call, or a scripted call the output does not show
-// is an error of the scenario (every binding to opencode's id would be scored against the
-// wrong truth).
-func opencodeStreamCheck(calls []Call, stream []byte) []string {
-	var errs []string
-	shown := map[string]bool{}
-	for _, u := range opencodeToolUses(stream) {
-		shown[u.CallID] = true
-		if slices.ContainsFunc(calls, func(c Call) bool { return c.ID == u.CallID && c.Tool == u.Tool }) {
-			continue
-		}
-		i := slices.IndexFunc(calls, func(c Call) bool {
-			return c.Tool == u.Tool && ((c.Command != "" && c.Command == u.State.Input.Command) ||
-				(len(c.Files) > 0 && c.Files[0] == u.State.Input.FilePath))
-		})
-		if i >= 0 {
-			errs = append(errs, fmt.Sprintf("opencode call ids disagree: prompt %d turn %d is %s by construction, %s in opencode's JSON output",
-				calls[i].Prompt, calls[i].Turn, calls[i].ID, u.CallID))
-		} else {
-			errs = append(errs, fmt.Sprintf("opencode's JSON output shows tool_use %s (%s), which the mock never scripted", u.CallID, u.Tool))
-		}
-	}
-	for _, c := range calls {
-		if !shown[c.ID] {
-			errs = append(errs, fmt.Sprintf("call %s (%s) is not in opencode's JSON output", c.ID, c.Tool))
-		}
-	}
-	return errs
 }

@@ -404,10 +404,7 @@ func TestGeminiMockScript(t *testing.T) {
 	}
 
 	got := m.Calls()
-	ids := []string{}
-	for _, c := range got {
-		ids = append(ids, c.ID)
-	}
+	ids := callIDs(got)
 	want := []string{"run_shell_command__gcall_e2e_0_0", "run_shell_command__gcall_e2e_0_1", "read_file__gcall_e2e_0_2", "replace__gcall_e2e_1_0"}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("call ids %v, want %v", ids, want)
@@ -431,7 +428,7 @@ func TestGeminiStreamCheck(t *testing.T) {
 	}
 	good := `{"type":"init","session_id":"s"}` + "\n" + use("run_shell_command", "run_shell_command__gcall_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		use("read_file", "read_file__gcall_e2e_0_1", "file_path", "/repo/vmark_0_1_a.txt")
-	if errs := geminiStreamCheck(calls, []byte(good)); len(errs) != 0 {
+	if errs, _ := checkCallIDs("gemini", calls, []byte(good)); len(errs) != 0 {
 		t.Fatalf("agreeing stream: %v", errs)
 	}
 	if !inStream("gemini", calls[1], []byte(good)) {
@@ -439,7 +436,7 @@ func TestGeminiStreamCheck(t *testing.T) {
 	}
 	bad := use("run_shell_command", "run_shell_command__gcall_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		use("read_file", "read_file_1796355921294_0", "file_path", "/repo/vmark_0_1_a.txt") + use("glob", "glob__x", "pattern", "*")
-	errs := geminiStreamCheck(calls, []byte(bad))
+	errs, _ := checkCallIDs("gemini", calls, []byte(bad))
 	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is read_file__gcall_e2e_0_1 by construction, read_file_1796355921294_0") ||
 		!strings.Contains(errs[1], "glob__x") || !strings.Contains(errs[2], "not in Gemini's stream-json") {
 		t.Fatalf("disagreeing stream: %q", errs)
@@ -603,10 +600,7 @@ func TestCopilotMockScript(t *testing.T) {
 	}
 
 	got := m.Calls()
-	var ids []string
-	for _, c := range got {
-		ids = append(ids, c.ID)
-	}
+	ids := callIDs(got)
 	want := []string{"call_copilot_e2e_0_0", "call_copilot_e2e_0_1", "call_copilot_e2e_0_2", "call_copilot_e2e_1_0", "call_copilot_e2e_1_1"}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("call ids %v, want %v", ids, want)
@@ -632,7 +626,7 @@ func TestCopilotStreamCheck(t *testing.T) {
 	good := `{"type":"user.message","data":{"content":"x"}}` + "\n" + start("bash", "call_copilot_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		start("view", "call_copilot_e2e_0_1", "path", "/repo/vmark_0_1_a.txt") + start("read_bash", "55eb2805-1111-4222-8333-444455556666", "shellId", "0") +
 		`{"type":"result","sessionId":"s","exitCode":0}` + "\n"
-	errs, notes := copilotStreamCheck(calls, []byte(good))
+	errs, notes := checkCallIDs("copilot", calls, []byte(good))
 	if len(errs) != 0 || len(notes) != 1 || !strings.Contains(notes[0], "read_bash 55eb2805") {
 		t.Fatalf("agreeing stream: %v %v", errs, notes)
 	}
@@ -641,7 +635,7 @@ func TestCopilotStreamCheck(t *testing.T) {
 	}
 	bad := start("bash", "call_copilot_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		start("view", "toolu_vrtx_01", "path", "/repo/vmark_0_1_a.txt") + start("glob", "call_x", "pattern", "*")
-	errs, _ = copilotStreamCheck(calls, []byte(bad))
+	errs, _ = checkCallIDs("copilot", calls, []byte(bad))
 	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is call_copilot_e2e_0_1 by construction, toolu_vrtx_01") ||
 		!strings.Contains(errs[1], "glob call_x") || !strings.Contains(errs[2], "not in Copilot's tool.execution_start") {
 		t.Fatalf("disagreeing stream: %q", errs)

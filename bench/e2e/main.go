@@ -334,16 +334,13 @@ func ensureAgents(dir string) (bool, error) {
 		}
 		args = append(args, p.Name+"@"+p.Version)
 	}
-	logf("npm %s", strings.Join(args, " "))
-	cmd := exec.Command("npm", args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := runNpm(args...); err != nil {
 		return true, err
 	}
 	// npm ≥ 11 may skip install scripts it has not been told to allow; Claude Code's
 	// postinstall copies the native binary over bin/claude.exe.
-	exe := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
-	if fi, err := os.Stat(exe); err != nil || fi.Size() < 1<<20 {
+	exe := claudeBinary(dir)
+	if !nativeBinary(exe) {
 		cmd := exec.Command("node", "install.cjs")
 		cmd.Dir = filepath.Dir(filepath.Dir(exe))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -392,23 +389,15 @@ func unpackCopilot(dir string) error {
 	return nil
 }
 
+// agentsPresent says whether the pinned versions of the agents in the shared prefix dir are
+// installed, native binaries included.
 func agentsPresent(dir string) bool {
 	for _, p := range pinned {
-		if p.OwnPrefix {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, "node_modules", p.Name, "package.json"))
-		if err != nil {
-			return false
-		}
-		var pj struct{ Version string }
-		if json.Unmarshal(b, &pj) != nil || pj.Version != p.Version {
+		if !p.OwnPrefix && !npmInstalled(dir, p.Name, p.Version) {
 			return false
 		}
 	}
-	exe := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
-	fi, err := os.Stat(exe)
-	if err != nil || fi.Size() < 1<<20 {
+	if !nativeBinary(claudeBinary(dir)) {
 		return false
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@openai", "codex-linux-x64")); err != nil {
@@ -419,10 +408,38 @@ func agentsPresent(dir string) bool {
 		return false
 	}
 	// Copilot CLI: the npm loader's native binary (an optional dependency), unpacked.
-	if fi, err := os.Stat(copilotBinary(dir)); err != nil || fi.Size() < 1<<20 {
+	return nativeBinary(copilotBinary(dir)) && copilotUnpacked(dir)
+}
+
+// claudeBinary is Claude Code's native binary, which its postinstall puts in place.
+func claudeBinary(dir string) string {
+	return filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
+}
+
+// npmInstalled says whether package name is installed at version under the npm prefix dir.
+func npmInstalled(dir, name, version string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "node_modules", name, "package.json"))
+	if err != nil {
 		return false
 	}
-	return copilotUnpacked(dir)
+	var pj struct{ Version string }
+	return json.Unmarshal(b, &pj) == nil && pj.Version == version
+}
+
+// nativeBinary says whether an agent's native binary is in place: at least 1 MiB, since npm
+// leaves a small placeholder (Claude Code) or nothing when an install script or optional
+// dependency did not run.
+func nativeBinary(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Size() >= 1<<20
+}
+
+// runNpm runs npm with args, its output on stderr beside the harness's log.
+func runNpm(args ...string) error {
+	logf("npm %s", strings.Join(args, " "))
+	cmd := exec.Command("npm", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
 }
 
 // exampleScenario is the scenario whose trace docs/examples shows: every kind of tool call.

@@ -35,11 +35,15 @@ type Call struct {
 
 // Mock is a scripted LLM API for one scenario: the Anthropic Messages API (Claude), the
 // OpenAI Responses API (Codex), the Gemini API (Gemini CLI) or the OpenAI Chat Completions
-// API (Copilot CLI's BYOK provider). Anything else gets 200 {}.
+// API (Copilot CLI's BYOK provider, opencode's custom provider; mock_chat.go). Anything else
+// gets 200 {}.
 type Mock struct {
 	sc      Scenario
 	prompts []Prompt // the user prompts, then the subagent scripts (Scenario.allPrompts)
 	repo    string
+	// chatDialect is how the scenario's agent speaks Chat Completions; zero for the agents
+	// that do not, whose …/chat/completions gets 200 {} like any other path.
+	chatDialect chatDialect
 
 	mu       sync.Mutex
 	calls    map[string]*Call
@@ -49,7 +53,7 @@ type Mock struct {
 }
 
 func newMock(sc Scenario, repo string, log io.Writer) *Mock {
-	return &Mock{sc: sc, prompts: sc.allPrompts(), repo: repo, calls: map[string]*Call{}, log: log}
+	return &Mock{sc: sc, prompts: sc.allPrompts(), repo: repo, chatDialect: chatDialects[sc.Agent], calls: map[string]*Call{}, log: log}
 }
 
 // Calls returns the ground truth in the order the calls were first issued.
@@ -83,7 +87,7 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && p == "/v1/messages":
 		time.Sleep(m.sc.latency())
 		m.anthropic(w, body, now)
-	case r.Method == http.MethodPost && strings.HasSuffix(p, "/chat/completions"):
+	case r.Method == http.MethodPost && strings.HasSuffix(p, "/chat/completions") && m.chatDialect.args != nil:
 		time.Sleep(m.sc.latency())
 		m.chat(w, body, now)
 	case r.Method == http.MethodPost && strings.HasSuffix(p, "/responses"):
@@ -144,7 +148,7 @@ func (m *Mock) issue(id string, p, t int, tr Turn, at time.Time) {
 	if !ok {
 		c = &Call{ID: id, Tool: tr.Tool, Prompt: p, Turn: t, Command: tr.Command}
 		switch tr.Tool {
-		case "Read", "Write", "Edit", "read_file", "write_file", "replace", "view", "create", "edit":
+		case "Read", "Write", "Edit", "read_file", "write_file", "replace", "view", "create", "edit", "read", "write":
 			c.Files = []string{m.abs(tr.File)}
 		case "apply_patch":
 			for _, f := range patchFiles(tr.Patch) {
@@ -580,168 +584,6 @@ func (m *Mock) gemini(w http.ResponseWriter, raw []byte, now time.Time, stream b
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	fmt.Fprintf(w, "data: %s\r\n\r\n", d)
-}
-
-// ---------------------------------------------------------------- OpenAI Chat Completions (Copilot CLI)
-
-// copilotCallID is the tool call id the mock gives turn t of prompt p. Copilot CLI uses it
-// verbatim as its toolCallId (--output-format json) and its execute_tool span's
-// gen_ai.tool.call.id.
-func copilotCallID(p, t int) string { return fmt.Sprintf("call_copilot_e2e_%d_%d", p, t) }
-
-// copilotCallIDRe matches the mock's ids; Copilot injects calls of its own (a read_bash with
-// a client UUID after an async shell ends), whose results are no scripted turn's.
-var copilotCallIDRe = regexp.MustCompile(`^call_copilot_e2e_\d+_\d+$`)
-
-// copilotExitCode finds a failed shell in a bash result ("<shellId: 0 completed with exit
-// code 3>").
-var copilotExitCode = regexp.MustCompile(`completed with exit code [1-9]`)
-
-// chatText is a Chat Completions message content: a string or a list of text parts.
-func chatText(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var parts []struct {
-		Text string `json:"text"`
-	}
-	json.Unmarshal(raw, &parts)
-	var sb strings.Builder
-	for _, p := range parts {
-		sb.WriteString(p.Text)
-		sb.WriteString("\n")
-	}
-	return sb.String()
-}
-
-// chat answers POST …/chat/completions as Copilot CLI's BYOK provider (COPILOT_PROVIDER_BASE_URL,
-// wire API "completions"): SSE chunks, one holding the scripted turn's tool_calls (a parallel
-// batch is several), one with the finish reason, one with the usage, then [DONE]; JSON when
-// the request does not stream. A request without tools gets a short text.
-func (m *Mock) chat(w http.ResponseWriter, raw []byte, now time.Time) {
-	var body struct {
-		Model    string            `json:"model"`
-		Stream   bool              `json:"stream"`
-		Tools    []json.RawMessage `json:"tools"`
-		Messages []struct {
-			Role       string          `json:"role"`
-			Content    json.RawMessage `json:"content"`
-			ToolCallID string          `json:"tool_call_id"`
-		} `json:"messages"`
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		http.Error(w, "bad json", http.StatusBadRequest)
-		return
-	}
-	// Per user message: its text, and the results of the mock's calls after it.
-	var texts []string
-	var results []int
-	for _, msg := range body.Messages {
-		switch msg.Role {
-		case "user":
-			texts = append(texts, chatText(msg.Content))
-			results = append(results, 0)
-		case "tool":
-			if !copilotCallIDRe.MatchString(msg.ToolCallID) {
-				continue // a call the CLI made up itself
-			}
-			out := chatText(msg.Content)
-			m.answered(msg.ToolCallID, now, copilotExitCode.MatchString(out), out)
-			for i := range results {
-				results[i]++
-			}
-		}
-	}
-	var calls []map[string]any
-	text := ""
-	p, t, ok := m.step(texts, results)
-	switch {
-	case len(body.Tools) == 0:
-		text = "E2E mock title"
-	case !ok:
-		text = "No scripted prompt found."
-	case t < len(m.prompts[p].Turns):
-		for i, k := range m.batch(p, t) {
-			tr := m.prompts[p].Turns[k]
-			var args map[string]any
-			switch tr.Tool {
-			case "bash":
-				args = map[string]any{"command": tr.Command, "description": "e2e scripted command"}
-				if tr.Background {
-					args["mode"] = "async"
-				}
-			case "view":
-				args = map[string]any{"path": m.abs(tr.File)}
-			case "create":
-				args = map[string]any{"path": m.abs(tr.File), "file_text": tr.Content}
-			case "edit":
-				args = map[string]any{"path": m.abs(tr.File), "old_str": tr.Old, "new_str": tr.New}
-			}
-			a, _ := json.Marshal(args)
-			id := copilotCallID(p, k)
-			calls = append(calls, map[string]any{"index": i, "id": id, "type": "function",
-				"function": map[string]any{"name": tr.Tool, "arguments": string(a)}})
-			m.issue(id, p, k, tr, time.Now())
-		}
-	default:
-		text = m.prompts[p].Final
-		if text == "" {
-			text = fmt.Sprintf("Prompt %d done.", p)
-		}
-	}
-	finish := "stop"
-	if len(calls) > 0 {
-		finish = "tool_calls"
-	}
-	m.logf(map[string]any{"ts": now, "api": "chat", "prompt": p, "turn": t, "found": ok, "tools": len(body.Tools),
-		"messages": len(body.Messages), "finish": finish, "calls": calls, "text": text})
-	model := body.Model
-	if model == "" {
-		model = "gpt-4.1"
-	}
-	id := fmt.Sprintf("chatcmpl-e2e-%d", now.UnixNano())
-	usage := map[string]any{"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}
-	if !body.Stream {
-		msg := map[string]any{"role": "assistant", "content": nil}
-		if len(calls) > 0 {
-			var tcs []map[string]any
-			for _, c := range calls {
-				tcs = append(tcs, map[string]any{"id": c["id"], "type": "function", "function": c["function"]})
-			}
-			msg["tool_calls"] = tcs
-		} else {
-			msg["content"] = text
-		}
-		writeJSON(w, map[string]any{"id": id, "object": "chat.completion", "created": now.Unix(), "model": model,
-			"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": finish}}, "usage": usage})
-		return
-	}
-	chunk := func(choices []any, extra map[string]any) map[string]any {
-		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": now.Unix(), "model": model, "choices": choices}
-		for k, v := range extra {
-			c[k] = v
-		}
-		return c
-	}
-	delta := map[string]any{"role": "assistant", "content": text}
-	if len(calls) > 0 {
-		delta = map[string]any{"role": "assistant", "content": nil, "tool_calls": calls}
-	}
-	chunks := []map[string]any{
-		chunk([]any{map[string]any{"index": 0, "delta": delta, "finish_reason": nil}}, nil),
-		chunk([]any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": finish}}, nil),
-		chunk([]any{}, map[string]any{"usage": usage}),
-	}
-	var sb strings.Builder
-	for _, c := range chunks {
-		d, _ := json.Marshal(c)
-		fmt.Fprintf(&sb, "data: %s\n\n", d)
-	}
-	sb.WriteString("data: [DONE]\n\n")
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	io.WriteString(w, sb.String())
 }
 
 // batch lists the turns the model answers with at step t of prompt p: turn t and the turns

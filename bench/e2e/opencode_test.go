@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -99,7 +98,7 @@ func TestOpencodeChatMockScript(t *testing.T) {
 		{Text: "second", Final: "two done", Turns: []Turn{{Tool: "edit", File: "notes.txt", Old: "a", New: "b"}}},
 	}}
 	m := newMock(sc, "/repo", nil)
-	srv := httptest.NewServer(chatCompletionsHandler{m})
+	srv := httptest.NewServer(m)
 	defer srv.Close()
 	url := srv.URL + "/v1/chat/completions"
 	tools := []any{map[string]any{"type": "function", "function": map[string]any{"name": "bash"}}}
@@ -191,10 +190,7 @@ func TestOpencodeChatMockScript(t *testing.T) {
 		t.Fatalf("models: %d", resp.StatusCode)
 	}
 	got := m.Calls()
-	ids := []string{}
-	for _, c := range got {
-		ids = append(ids, c.ID)
-	}
+	ids := callIDs(got)
 	if want := []string{"call_opencode_e2e_0_0", "call_opencode_e2e_0_1", "call_opencode_e2e_0_2", "call_opencode_e2e_1_0"}; !slices.Equal(ids, want) {
 		t.Fatalf("call ids %v, want %v", ids, want)
 	}
@@ -218,7 +214,7 @@ func TestOpencodeStreamCheck(t *testing.T) {
 	}
 	good := `{"type":"step_start","sessionID":"ses_x","part":{}}` + "\n" + use("bash", "call_opencode_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		use("read", "call_opencode_e2e_0_1", "filePath", "/repo/vmark_0_1_a.txt")
-	if errs := opencodeStreamCheck(calls, []byte(good)); len(errs) != 0 {
+	if errs, _ := checkCallIDs("opencode", calls, []byte(good)); len(errs) != 0 {
 		t.Fatalf("agreeing output: %v", errs)
 	}
 	if !inStream("opencode", calls[1], []byte(good)) || inStream("opencode", Call{ID: "call_opencode_e2e_9_9"}, []byte(good)) {
@@ -226,7 +222,7 @@ func TestOpencodeStreamCheck(t *testing.T) {
 	}
 	bad := use("bash", "call_opencode_e2e_0_0", "command", "./.e2e/vmark_0_0_; ls") +
 		use("read", "toolu_other", "filePath", "/repo/vmark_0_1_a.txt") + use("glob", "call_x", "pattern", "*")
-	errs := opencodeStreamCheck(calls, []byte(bad))
+	errs, _ := checkCallIDs("opencode", calls, []byte(bad))
 	if len(errs) != 3 || !strings.Contains(errs[0], "prompt 0 turn 1 is call_opencode_e2e_0_1 by construction, toolu_other") ||
 		!strings.Contains(errs[1], "call_x") || !strings.Contains(errs[2], "not in opencode's JSON output") {
 		t.Fatalf("disagreeing output: %q", errs)
@@ -339,16 +335,8 @@ func TestBuildTruthOpencodeOwnGit(t *testing.T) {
 // /bin/bash -c '<command>') of bash 0_3. Its file index (15031, before any call) and watcher
 // (15037, after each tool's end) threads re-read the marked files: no call.
 func TestBuildTruthRealOpencodeFiletools(t *testing.T) {
-	f, err := os.Open("testdata/strace-opencode-filetools.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, err := parseStrace(f)
-	if err != nil || len(log.Bad) != 0 {
-		t.Fatalf("parse: %v %v", err, log.Bad)
-	}
-	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	log := straceTestdata(t, "strace-opencode-filetools.txt")
+	at := rfc3339
 	calls := []Call{
 		{ID: "call_opencode_e2e_0_0", Tool: "read", Prompt: 0, Turn: 0, Issued: at("2026-12-05T06:53:44.044962112Z"), Answered: at("2026-12-05T06:53:44.365883345Z")},
 		{ID: "call_opencode_e2e_0_1", Tool: "write", Prompt: 0, Turn: 1, Issued: at("2026-12-05T06:53:44.667192267Z"), Answered: at("2026-12-05T06:53:44.972825939Z")},

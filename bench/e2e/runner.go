@@ -146,20 +146,14 @@ func runChild(o childOpts) error {
 		addr = openaiAddr
 	case "gemini":
 		addr = geminiAddr
-	case "opencode":
-		addr = opencodeAddr
-	case "copilot":
-		addr = copilotAddr
+	case "copilot", "opencode":
+		addr = mock.chatDialect.addr
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("mock LLM API: %w", err)
 	}
-	var handler http.Handler = mock
-	if sc.Agent == "opencode" {
-		handler = chatCompletionsHandler{mock}
-	}
-	srv := &http.Server{Handler: handler}
+	srv := &http.Server{Handler: mock}
 	go srv.Serve(ln)
 	defer srv.Close()
 
@@ -326,6 +320,117 @@ func noteAgentPid(o childOpts, meta *Meta, cmd *exec.Cmd) error {
 	}
 	meta.AgentPids = append(meta.AgentPids, pid)
 	return nil
+}
+
+// perPromptAgent is an agent run as one process per prompt (Codex, Gemini, Copilot,
+// opencode): the first process starts a session, each later one continues it by the session
+// (or thread) id the first one printed on its JSON output.
+type perPromptAgent struct {
+	name    string // for errors
+	bin     string
+	env     []string
+	session sessionEvent
+	// args are the arguments of prompt i's process; session is the id the first process
+	// printed ("" for prompt 0).
+	args func(i int, session string) []string
+	// check, when set, looks at meta after each prompt's process exited 0.
+	check func(meta *Meta) error
+}
+
+// runPerPrompt runs a's processes one after the other, in the repository, each under the
+// independent recorder (agentCommand) and its own agentTimeout. Their stdout lines go to
+// agent_stdout.jsonl, their stderr to agent_stderr.txt; meta gets each process's session ids,
+// exit and pid. The first failing process ends the run.
+func runPerPrompt(sc Scenario, o childOpts, meta *Meta, a perPromptAgent) error {
+	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.name, err)
+	}
+	defer stdout.Close()
+	stderr, err := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.name, err)
+	}
+	defer stderr.Close()
+	for i := range sc.Prompts {
+		// meta.Sessions starts empty: its first id is the first process's session.
+		session := ""
+		if i > 0 {
+			if len(meta.Sessions) == 0 {
+				return fmt.Errorf("%s: no session id from the first prompt, cannot continue its session", a.name)
+			}
+			session = meta.Sessions[0]
+		}
+		if err := runAgentPrompt(o, meta, a, a.args(i, session), stdout, stderr); err != nil {
+			return fmt.Errorf("%s prompt %d: %w", a.name, i, err)
+		}
+		if a.check != nil {
+			if err := a.check(meta); err != nil {
+				return fmt.Errorf("%s prompt %d: %w", a.name, i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// runAgentPrompt runs one agent process to its end: every stdout line is copied to stdout
+// and scanned for a's session event (scanSessionEvents); its exit goes to meta.Exit, its pid
+// to meta.AgentPids.
+func runAgentPrompt(o childOpts, meta *Meta, a perPromptAgent, args []string, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
+	defer cancel()
+	cmd := agentCommand(ctx, o, meta, a.bin, args...)
+	cmd.Dir = meta.Repo
+	cmd.Env = a.env
+	cmd.Stderr = stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("stdout pipe: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	scanSessionEvents(pipe, stdout, a.session, meta)
+	err = cmd.Wait()
+	meta.Exit = append(meta.Exit, exitString(err))
+	if perr := noteAgentPid(o, meta, cmd); perr != nil {
+		return perr
+	}
+	return err
+}
+
+// sessionEvent names the JSON event of an agent's output that carries its session id: its
+// "type" ("" for any event that has the field) and the field.
+type sessionEvent struct{ typ, field string }
+
+// id is the session id line carries, if it is that event.
+func (e sessionEvent) id(line []byte) string {
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(line, &ev) != nil {
+		return ""
+	}
+	var typ, id string
+	json.Unmarshal(ev["type"], &typ)
+	if e.typ != "" && typ != e.typ {
+		return ""
+	}
+	json.Unmarshal(ev[e.field], &id)
+	return id
+}
+
+// scanSessionEvents copies every line of an agent's stdout to w and appends each session id
+// its events carry to meta.Sessions, unless it is the last one there (every event of a
+// session repeats its id; a resumed process prints it again).
+func scanSessionEvents(r io.Reader, w io.Writer, ev sessionEvent, meta *Meta) {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 4<<20), 4<<20)
+	for s.Scan() {
+		line := s.Bytes()
+		w.Write(append(append([]byte{}, line...), '\n'))
+		if id := ev.id(line); id != "" && (len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != id) {
+			meta.Sessions = append(meta.Sessions, id)
+		}
+	}
 }
 
 // ---------------------------------------------------------------- vigil run
@@ -726,6 +831,9 @@ trust_level = "trusted"
 `
 }
 
+// runCodex runs one `codex exec --json` process per prompt; the later ones continue the
+// first one's thread with `codex exec resume <thread id>` (the thread_id of its
+// thread.started event).
 func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 	codexHome := filepath.Join(home, ".codex")
 	if err := os.MkdirAll(codexHome, 0o755); err != nil {
@@ -739,68 +847,23 @@ func runCodex(sc Scenario, o childOpts, meta *Meta, home string) error {
 			return err
 		}
 	}
-	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "codex")
-	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
-	if err != nil {
-		return err
-	}
-	defer stdout.Close()
-	stderr, _ := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
-	defer stderr.Close()
-	thread := ""
-	for i := range sc.Prompts {
-		args := []string{"exec", "--json", "--dangerously-bypass-approvals-and-sandbox"}
-		if sc.HooksOnly {
-			args = append(args, "--dangerously-bypass-hook-trust") // user hooks run only with it
-		}
-		if i > 0 {
-			if thread == "" {
-				return errors.New("codex: no thread id from the first prompt, cannot resume")
+	return runPerPrompt(sc, o, meta, perPromptAgent{
+		name: "codex",
+		bin:  filepath.Join(o.npmDir, "node_modules", ".bin", "codex"),
+		env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "CODEX_HOME=" + codexHome, "TERM=dumb",
+			"LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash", "MOCK_OPENAI_API_KEY=dummy-e2e-key", "RUST_LOG=warn"},
+		session: sessionEvent{typ: "thread.started", field: "thread_id"},
+		args: func(i int, thread string) []string {
+			args := []string{"exec", "--json", "--dangerously-bypass-approvals-and-sandbox"}
+			if sc.HooksOnly {
+				args = append(args, "--dangerously-bypass-hook-trust") // user hooks run only with it
 			}
-			args = append(args, "resume", thread)
-		}
-		args = append(args, sc.promptText(i))
-		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-		cmd := agentCommand(ctx, o, meta, bin, args...)
-		cmd.Dir = meta.Repo
-		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "CODEX_HOME=" + codexHome, "TERM=dumb",
-			"LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash", "MOCK_OPENAI_API_KEY=dummy-e2e-key", "RUST_LOG=warn"}
-		cmd.Stderr = stderr
-		pipe, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			cancel()
-			return err
-		}
-		s := bufio.NewScanner(pipe)
-		s.Buffer(make([]byte, 4<<20), 4<<20)
-		for s.Scan() {
-			line := s.Bytes()
-			stdout.Write(append(append([]byte{}, line...), '\n'))
-			var ev struct {
-				Type     string `json:"type"`
-				ThreadID string `json:"thread_id"`
+			if i > 0 {
+				args = append(args, "resume", thread)
 			}
-			json.Unmarshal(line, &ev)
-			if ev.Type == "thread.started" && ev.ThreadID != "" {
-				if thread == "" {
-					thread = ev.ThreadID
-				}
-				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.ThreadID {
-					meta.Sessions = append(meta.Sessions, ev.ThreadID)
-				}
-			}
-		}
-		err := cmd.Wait()
-		cancel()
-		meta.Exit = append(meta.Exit, exitString(err))
-		if perr := noteAgentPid(o, meta, cmd); perr != nil {
-			return perr
-		}
-		if err != nil {
-			return fmt.Errorf("codex prompt %d: %v", i, err)
-		}
-	}
-	return nil
+			return append(args, sc.promptText(i))
+		},
+	})
 }
 
 // ---------------------------------------------------------------- Gemini CLI
@@ -833,76 +896,25 @@ func runGemini(sc Scenario, o childOpts, meta *Meta, home string) error {
 	if err := os.WriteFile(filepath.Join(home, ".gemini", "settings.json"), b, 0o644); err != nil {
 		return fmt.Errorf("gemini settings: %w", err)
 	}
-	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "gemini")
-	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
-	if err != nil {
-		return err
-	}
-	defer stdout.Close()
-	stderr, err := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
-	if err != nil {
-		return err
-	}
-	defer stderr.Close()
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "TERM=dumb", "LANG=C.UTF-8", "USER=root", "SHELL=/bin/bash",
 		"GOOGLE_GEMINI_BASE_URL=http://" + geminiAddr, "GEMINI_API_KEY=dummy-e2e-key"}
 	for _, k := range slices.Sorted(maps.Keys(sc.AgentEnv)) {
 		env = append(env, k+"="+sc.AgentEnv[k])
 	}
-	session := ""
-	for i := range sc.Prompts {
-		// -m: the mock's model, and no model routing request before the turn.
-		args := []string{"-p", sc.promptText(i), "--yolo", "-m", "gemini-2.5-flash", "--output-format", "stream-json"}
-		if i > 0 {
-			if session == "" {
-				return errors.New("gemini: no session id from the first prompt, cannot resume")
+	return runPerPrompt(sc, o, meta, perPromptAgent{
+		name:    "gemini",
+		bin:     filepath.Join(o.npmDir, "node_modules", ".bin", "gemini"),
+		env:     env,
+		session: sessionEvent{typ: "init", field: "session_id"},
+		args: func(i int, session string) []string {
+			// -m: the mock's model, and no model routing request before the turn.
+			args := []string{"-p", sc.promptText(i), "--yolo", "-m", "gemini-2.5-flash", "--output-format", "stream-json"}
+			if i > 0 {
+				args = append(args, "--resume", session)
 			}
-			args = append(args, "--resume", session)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-		cmd := agentCommand(ctx, o, meta, bin, args...)
-		cmd.Dir = meta.Repo
-		cmd.Env = env
-		cmd.Stderr = stderr
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			cancel()
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			cancel()
-			return fmt.Errorf("gemini prompt %d: start: %w", i, err)
-		}
-		s := bufio.NewScanner(pipe)
-		s.Buffer(make([]byte, 4<<20), 4<<20)
-		for s.Scan() {
-			line := s.Bytes()
-			stdout.Write(append(append([]byte{}, line...), '\n'))
-			var ev struct {
-				Type      string `json:"type"`
-				SessionID string `json:"session_id"`
-			}
-			json.Unmarshal(line, &ev)
-			if ev.Type == "init" && ev.SessionID != "" {
-				if session == "" {
-					session = ev.SessionID
-				}
-				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.SessionID {
-					meta.Sessions = append(meta.Sessions, ev.SessionID)
-				}
-			}
-		}
-		err = cmd.Wait()
-		cancel()
-		meta.Exit = append(meta.Exit, exitString(err))
-		if perr := noteAgentPid(o, meta, cmd); perr != nil {
-			return perr
-		}
-		if err != nil {
-			return fmt.Errorf("gemini prompt %d: %w", i, err)
-		}
-	}
-	return nil
+			return args
+		},
+	})
 }
 
 // ---------------------------------------------------------------- GitHub Copilot CLI
@@ -938,74 +950,25 @@ func copilotEnv(sc Scenario, home, npmDir string) []string {
 // --trust-folder beside --resume or --session-id, so a resumed process runs in an untrusted
 // folder, which only skips repository hooks (there are none).
 func runCopilot(sc Scenario, o childOpts, meta *Meta, home string) error {
-	bin := filepath.Join(o.npmDir, "node_modules", ".bin", "copilot")
-	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
-	if err != nil {
-		return err
-	}
-	defer stdout.Close()
-	stderr, err := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
-	if err != nil {
-		return err
-	}
-	defer stderr.Close()
-	env := copilotEnv(sc, home, o.npmDir)
-	session := ""
-	for i := range sc.Prompts {
-		args := []string{"-p", sc.promptText(i), "--allow-all", "--no-auto-update", "--output-format", "json"}
-		if i == 0 {
-			args = append(args, "--trust-folder")
-		} else {
-			if session == "" {
-				return errors.New("copilot: no session id from the first prompt, cannot resume")
+	return runPerPrompt(sc, o, meta, perPromptAgent{
+		name:    "copilot",
+		bin:     filepath.Join(o.npmDir, "node_modules", ".bin", "copilot"),
+		env:     copilotEnv(sc, home, o.npmDir),
+		session: sessionEvent{typ: "result", field: "sessionId"},
+		args: func(i int, session string) []string {
+			args := []string{"-p", sc.promptText(i), "--allow-all", "--no-auto-update", "--output-format", "json"}
+			if i == 0 {
+				return append(args, "--trust-folder")
 			}
-			args = append(args, "--resume="+session)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-		cmd := agentCommand(ctx, o, meta, bin, args...)
-		cmd.Dir = meta.Repo
-		cmd.Env = env
-		cmd.Stderr = stderr
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			cancel()
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			cancel()
-			return fmt.Errorf("copilot prompt %d: start: %w", i, err)
-		}
-		s := bufio.NewScanner(pipe)
-		s.Buffer(make([]byte, 4<<20), 4<<20)
-		for s.Scan() {
-			line := s.Bytes()
-			stdout.Write(append(append([]byte{}, line...), '\n'))
-			var ev struct {
-				Type      string `json:"type"`
-				SessionID string `json:"sessionId"`
+			return append(args, "--resume="+session)
+		},
+		// A resume that silently started a new session would score the second prompt's
+		// calls against the wrong session.
+		check: func(meta *Meta) error {
+			if len(meta.Sessions) > 1 {
+				return fmt.Errorf("--resume=%s ran session %s", meta.Sessions[0], meta.Sessions[len(meta.Sessions)-1])
 			}
-			json.Unmarshal(line, &ev)
-			if ev.Type == "result" && ev.SessionID != "" {
-				if session == "" {
-					session = ev.SessionID
-				}
-				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.SessionID {
-					meta.Sessions = append(meta.Sessions, ev.SessionID)
-				}
-			}
-		}
-		err = cmd.Wait()
-		cancel()
-		meta.Exit = append(meta.Exit, exitString(err))
-		if perr := noteAgentPid(o, meta, cmd); perr != nil {
-			return perr
-		}
-		if err != nil {
-			return fmt.Errorf("copilot prompt %d: %w", i, err)
-		}
-		if len(meta.Sessions) > 1 {
-			return fmt.Errorf("copilot prompt %d: --resume=%s ran session %s", i, session, meta.Sessions[len(meta.Sessions)-1])
-		}
-	}
-	return nil
+			return nil
+		},
+	})
 }

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	ocplugin "github.com/vigil-sensor/vigil/correlate/plugins/opencode"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 )
 
 // ---------------------------------------------------------------- opencode
@@ -37,26 +32,15 @@ func opencodeBin(npmDir string) string {
 // opencodeInstalled says whether the pinned opencode and its plugin package are in npmDir.
 func opencodeInstalled(npmDir string) bool {
 	p, _ := pinnedFor("opencode")
-	for _, pj := range []string{
-		filepath.Join(opencodePrefix(npmDir), "node_modules", p.Name, "package.json"),
-		filepath.Join(opencodePluginDir(npmDir), "node_modules", "@opencode-ai", "plugin", "package.json"),
-	} {
-		b, err := os.ReadFile(pj)
-		if err != nil {
-			return false
-		}
-		var v struct{ Version string }
-		if json.Unmarshal(b, &v) != nil || v.Version != p.Version {
-			return false
-		}
+	if !npmInstalled(opencodePrefix(npmDir), p.Name, p.Version) || !npmInstalled(opencodePluginDir(npmDir), "@opencode-ai/plugin", p.Version) {
+		return false
 	}
 	// .bin/opencode links to opencode-ai/bin/opencode.exe, a hard link of the native Bun
 	// binary of the optional dependency opencode-linux-x64 (npm need not run a postinstall).
-	fi, err := os.Stat(opencodeBin(npmDir))
-	if err != nil || fi.Size() < 1<<20 {
+	if !nativeBinary(opencodeBin(npmDir)) {
 		return false
 	}
-	_, err = os.Stat(filepath.Join(opencodePluginDir(npmDir), "package-lock.json"))
+	_, err := os.Stat(filepath.Join(opencodePluginDir(npmDir), "package-lock.json"))
 	return err == nil
 }
 
@@ -81,11 +65,7 @@ func ensureOpencode(npmDir string) (bool, error) {
 		{opencodePrefix(npmDir), p.Name + "@" + p.Version},
 		{opencodePluginDir(npmDir), "@opencode-ai/plugin@" + p.Version},
 	} {
-		args := []string{"install", "--no-audit", "--no-fund", "--prefix", inst.dir, inst.pkg}
-		logf("npm %s", strings.Join(args, " "))
-		cmd := exec.Command("npm", args...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
+		if err := runNpm("install", "--no-audit", "--no-fund", "--prefix", inst.dir, inst.pkg); err != nil {
 			return true, fmt.Errorf("npm install %s: %w", inst.pkg, err)
 		}
 	}
@@ -169,71 +149,22 @@ func runOpencode(sc Scenario, o childOpts, meta *Meta, home string) error {
 	if err := setupOpencodeHome(sc, home, o.npmDir); err != nil {
 		return err
 	}
-	stdout, err := os.Create(filepath.Join(o.dir, "agent_stdout.jsonl"))
-	if err != nil {
-		return err
+	env := opencodeEnv(sc, home)
+	if sc.StrongKeys { // Vigil's plugin runs this run's vigil hook, at its socket
+		env = append(env, "VIGIL_BIN="+o.vigil, "VIGIL_HOOK_SOCKET="+filepath.Join(o.dir, "hook.sock"),
+			"VIGIL_HOOK_UNDELIVERED="+filepath.Join(o.dir, "hook-undelivered"))
 	}
-	defer stdout.Close()
-	stderr, err := os.Create(filepath.Join(o.dir, "agent_stderr.txt"))
-	if err != nil {
-		return err
-	}
-	defer stderr.Close()
-	session := ""
-	for i := range sc.Prompts {
-		args := []string{"run", "--format", "json"}
-		if i > 0 {
-			if session == "" {
-				return errors.New("opencode: no session id from the first prompt, cannot continue it")
+	return runPerPrompt(sc, o, meta, perPromptAgent{
+		name:    "opencode",
+		bin:     opencodeBin(o.npmDir),
+		env:     env,
+		session: sessionEvent{field: "sessionID"}, // every event carries it
+		args: func(i int, session string) []string {
+			args := []string{"run", "--format", "json"}
+			if i > 0 {
+				args = append(args, "-s", session)
 			}
-			args = append(args, "-s", session)
-		}
-		args = append(args, sc.promptText(i))
-		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout)
-		cmd := agentCommand(ctx, o, meta, opencodeBin(o.npmDir), args...)
-		cmd.Dir = meta.Repo
-		cmd.Env = opencodeEnv(sc, home)
-		if sc.StrongKeys { // Vigil's plugin runs this run's vigil hook, at its socket
-			cmd.Env = append(cmd.Env, "VIGIL_BIN="+o.vigil, "VIGIL_HOOK_SOCKET="+filepath.Join(o.dir, "hook.sock"),
-				"VIGIL_HOOK_UNDELIVERED="+filepath.Join(o.dir, "hook-undelivered"))
-		}
-		cmd.Stderr = stderr
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			cancel()
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			cancel()
-			return fmt.Errorf("opencode prompt %d: start: %w", i, err)
-		}
-		s := bufio.NewScanner(pipe)
-		s.Buffer(make([]byte, 4<<20), 4<<20)
-		for s.Scan() {
-			line := s.Bytes()
-			stdout.Write(append(append([]byte{}, line...), '\n'))
-			var ev struct {
-				SessionID string `json:"sessionID"`
-			}
-			json.Unmarshal(line, &ev)
-			if ev.SessionID != "" {
-				if session == "" {
-					session = ev.SessionID
-				}
-				if len(meta.Sessions) == 0 || meta.Sessions[len(meta.Sessions)-1] != ev.SessionID {
-					meta.Sessions = append(meta.Sessions, ev.SessionID)
-				}
-			}
-		}
-		err = cmd.Wait()
-		cancel()
-		meta.Exit = append(meta.Exit, exitString(err))
-		if perr := noteAgentPid(o, meta, cmd); perr != nil {
-			return perr
-		}
-		if err != nil {
-			return fmt.Errorf("opencode prompt %d: %w", i, err)
-		}
-	}
-	return nil
+			return append(args, sc.promptText(i))
+		},
+	})
 }

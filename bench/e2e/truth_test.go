@@ -11,19 +11,41 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 )
 
-// A real record: Claude Code (pid 29004) runs Bash call vmark_0_1_ of the pipeline scenario
-// (testdata/strace-claude-bash.txt: the agent's exec, then the call's whole subtree, while
-// the background grandchild of the previous call, 0_0, forked before the excerpt, ends).
-func TestBuildTruthRealBashCall(t *testing.T) {
-	f, err := os.Open("testdata/strace-claude-bash.txt")
+// straceTestdata parses a real strace record in testdata, which must parse without a bad line.
+func straceTestdata(t *testing.T, name string) StraceLog {
+	t.Helper()
+	f, err := os.Open("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	log, err := parseStrace(f)
 	if err != nil || len(log.Bad) != 0 {
-		t.Fatalf("parse: %v %v", err, log.Bad)
+		t.Fatalf("parse %s: %v %v", name, err, log.Bad)
 	}
+	return log
+}
+
+// rfc3339 is a time as calls.json and the records write it.
+func rfc3339(s string) time.Time {
+	tm, _ := time.Parse(time.RFC3339Nano, s)
+	return tm
+}
+
+// callIDs are the ids of calls, in order.
+func callIDs(calls []Call) []string {
+	var ids []string
+	for _, c := range calls {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// A real record: Claude Code (pid 29004) runs Bash call vmark_0_1_ of the pipeline scenario
+// (testdata/strace-claude-bash.txt: the agent's exec, then the call's whole subtree, while
+// the background grandchild of the previous call, 0_0, forked before the excerpt, ends).
+func TestBuildTruthRealBashCall(t *testing.T) {
+	log := straceTestdata(t, "strace-claude-bash.txt")
 	calls := []Call{{ID: "toolu_e2e_0_0", Prompt: 0, Turn: 0}, {ID: "toolu_e2e_0_1", Prompt: 0, Turn: 1}}
 	tr := buildTruth([]StraceLog{log}, calls, "/var/cache/vigil-e2e/npm")
 	if len(tr.Roots) != 1 || tr.Roots[0] != 29004 || len(tr.Ambiguous) != 0 {
@@ -75,16 +97,8 @@ func TestBuildTruthRealBashCall(t *testing.T) {
 // git rev-parse four times at startup, then two shells at once (setsid + bash -c '<wrapper>',
 // 19156 for call 0_0 and 19164 for 0_1) and read_file 0_2 from its own threads.
 func TestBuildTruthRealGeminiParallel(t *testing.T) {
-	f, err := os.Open("testdata/strace-gemini-parallel.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, err := parseStrace(f)
-	if err != nil || len(log.Bad) != 0 {
-		t.Fatalf("parse: %v %v", err, log.Bad)
-	}
-	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	log := straceTestdata(t, "strace-gemini-parallel.txt")
+	at := rfc3339
 	issued, answered := at("2026-12-05T06:28:17.408757424Z"), at("2026-12-05T06:28:18.318867159Z")
 	calls := []Call{
 		{ID: "run_shell_command__gcall_e2e_0_0", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
@@ -315,16 +329,8 @@ func TestAlertsGateTheScenario(t *testing.T) {
 // functionCall id are provably wrong, and lines of the startup git bound to a call are wrong
 // for having happened before the mock handed out any call.
 func TestScoreGeminiCallIDs(t *testing.T) {
-	f, err := os.Open("testdata/strace-gemini-parallel.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, err := parseStrace(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	log := straceTestdata(t, "strace-gemini-parallel.txt")
+	at := rfc3339
 	issued, answered := at("2026-12-05T06:28:17.408757424Z"), at("2026-12-05T06:28:18.318867159Z")
 	calls := []Call{
 		{ID: "run_shell_command__gcall_e2e_0_0", Tool: "run_shell_command", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
@@ -396,16 +402,8 @@ func TestScoreGeminiCallIDs(t *testing.T) {
 // its threads; git rev-parse after the calls (24190, 24254); the helpers' background cats
 // (24302, 24303) after the calls.
 func TestBuildTruthRealCopilotParallel(t *testing.T) {
-	f, err := os.Open("testdata/strace-copilot-parallel.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, err := parseStrace(f)
-	if err != nil || len(log.Bad) != 0 {
-		t.Fatalf("parse: %v %v", err, log.Bad)
-	}
-	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	log := straceTestdata(t, "strace-copilot-parallel.txt")
+	at := rfc3339
 	answered := at("2026-12-05T06:45:12.120695754Z")
 	calls := []Call{
 		{ID: "call_copilot_e2e_0_0", Prompt: 0, Turn: 0, Issued: at("2026-12-05T06:45:11.937825603Z"), Answered: answered},
@@ -470,16 +468,8 @@ func TestBuildTruthRealCopilotParallel(t *testing.T) {
 // are provably wrong (before any call); the git run after the calls bound to one is "bound,
 // no truth", not provably wrong; the two shells bound to each other's ids are wrong.
 func TestScoreCopilotCallIDs(t *testing.T) {
-	f, err := os.Open("testdata/strace-copilot-parallel.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, err := parseStrace(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339Nano, s); return tm }
+	log := straceTestdata(t, "strace-copilot-parallel.txt")
+	at := rfc3339
 	issued, answered := at("2026-12-05T06:45:11.937825603Z"), at("2026-12-05T06:45:12.120695754Z")
 	calls := []Call{
 		{ID: "call_copilot_e2e_0_0", Tool: "bash", Prompt: 0, Turn: 0, Issued: issued, Answered: answered},
