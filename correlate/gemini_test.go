@@ -209,6 +209,9 @@ func TestStitchGemini(t *testing.T) {
 	for _, e := range agentLines {
 		if e.Event.Action == proto.ActionAgentToolCall && e.GenAI != nil && e.GenAI.Tool != nil && e.GenAI.Tool.Call != nil {
 			callIDs = append(callIDs, e.GenAI.Tool.Call.ID)
+			if e.Vigil.Tool == nil || e.Vigil.Tool.Decision != "accept" {
+				t.Errorf("%s: decision %+v, want accept (from the result log)", e.GenAI.Tool.Call.ID, e.Vigil.Tool)
+			}
 		}
 	}
 	slices.Sort(callIDs)

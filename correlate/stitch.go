@@ -538,6 +538,9 @@ func (s *Stitcher) mergeCall(c *toolCall, ae *proto.AgentEvent) {
 		if ae.Success != nil {
 			c.success = ae.Success
 		}
+		if c.decision == "" && ae.Decision != "" { // Gemini reports the decision on its result
+			c.decision, c.source = ae.Decision, ae.DecisionSource
+		}
 		if ae.DurationMs > 0 {
 			c.duration = ae.DurationMs
 		}
