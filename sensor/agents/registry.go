@@ -202,7 +202,7 @@ var registry = []Agent{
 		Env:      []EnvKey{{Name: "OPENCLAW_CLI", Role: RoleMarker}},
 	},
 	{
-		Name:     OpenCode,
+		Name: OpenCode,
 		// A Bun single-file binary, one process (1.18.33): node_modules/.bin/opencode links to
 		// opencode-ai/bin/opencode.exe.
 		Binaries: []string{"opencode", "opencode.exe"},
