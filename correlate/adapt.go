@@ -241,6 +241,19 @@ func baseSpan(res resource, s *tracepb.Span, kind string) (proto.AgentEvent, boo
 	return ev, ok
 }
 
+// toolArgs reads a call's command and file from its arguments, a JSON object: the shell
+// tools' "command", and the file tools' file argument, named fileKey by the agent (Gemini
+// file_path, opencode filePath, Copilot path).
+func toolArgs(ev *proto.AgentEvent, args, fileKey string) {
+	obj := jsonObject(args)
+	if cmd, ok := rawString(obj["command"]); ok {
+		ev.Command = cmd
+	}
+	if f, ok := rawString(obj[fileKey]); ok && f != "" {
+		ev.FilePaths = []string{f}
+	}
+}
+
 // spanResult is the result of the call a tool span covers, for agents that send no result
 // log (Copilot, opencode): it happened when the span ended, and succeeded unless the span's
 // status is ERROR (a command exiting non-zero is still a successful call).

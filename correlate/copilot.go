@@ -48,10 +48,8 @@ func adaptCopilotSpan(out []proto.AgentEvent, res resource, s *tracepb.Span) ([]
 	case proto.KindToolSpan:
 		ev.ToolName = attrStr(attrs, "gen_ai.tool.name")
 		ev.ToolUseID = attrStr(attrs, "gen_ai.tool.call.id")
-		ev.Command = attrStr(attrs, "github.copilot.tool.parameters.command")
-		if p, ok := rawString(jsonObject(attrStr(attrs, "gen_ai.tool.call.arguments"))["path"]); ok && p != "" {
-			ev.FilePaths = []string{p}
-		}
+		toolArgs(&ev, attrStr(attrs, "gen_ai.tool.call.arguments"), "path")
+		ev.Command = attrStr(attrs, "github.copilot.tool.parameters.command") // the shell's argv, verbatim
 		return append(out, ev, spanResult(ev)), ""
 	}
 	return append(out, ev), ""

@@ -70,7 +70,7 @@ func adaptGeminiLog(out []proto.AgentEvent, res resource, r *logspb.LogRecord) (
 		ev.Success = attrBool(attrs, "success")
 		ev.Decision = attrStr(attrs, "decision")
 		ev.DurationMs, _ = attrInt(attrs, "duration_ms")
-		geminiArgs(&ev, attrStr(attrs, "function_args"))
+		toolArgs(&ev, attrStr(attrs, "function_args"), "file_path") // pretty JSON
 		// A background shell's pid (is_background); a foreground one's is in its output.
 		if pid, ok := rawInt(jsonObject(attrStr(attrs, "metadata"))["pid"]); ok && pid > 0 && pid <= math.MaxInt32 {
 			ev.ToolPID = int(pid)
@@ -110,19 +110,6 @@ func adaptGeminiSpan(res resource, s *tracepb.Span) (proto.AgentEvent, string) {
 	ev.ToolName = attrStr(attrs, "gen_ai.tool.name")
 	ev.ToolUseID = firstStr(attrs, "gen_ai.tool.call_id", "gen_ai.tool.call.id")
 	return ev, ""
-}
-
-// geminiArgs reads a call's command and file from its arguments (pretty JSON on the
-// tool_call log, an object in the history): run_shell_command's command, the file tools'
-// file_path.
-func geminiArgs(ev *proto.AgentEvent, args string) {
-	obj := jsonObject(args)
-	if cmd, ok := rawString(obj["command"]); ok {
-		ev.Command = cmd
-	}
-	if f, ok := rawString(obj["file_path"]); ok && f != "" {
-		ev.FilePaths = []string{f}
-	}
 }
 
 // geminiCall is one call the history recalls.
@@ -167,7 +154,7 @@ func geminiHistory(text string) ([]geminiCall, bool) {
 			switch {
 			case p.FunctionCall != nil && p.FunctionCall.ID != "" && p.FunctionCall.Name != "":
 				var ev proto.AgentEvent
-				geminiArgs(&ev, string(p.FunctionCall.Args))
+				toolArgs(&ev, string(p.FunctionCall.Args), "file_path")
 				id := p.FunctionCall.Name + "__" + p.FunctionCall.ID
 				index[id] = len(calls)
 				calls = append(calls, geminiCall{id: id, name: p.FunctionCall.Name, command: ev.Command, files: ev.FilePaths})

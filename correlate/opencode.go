@@ -41,13 +41,7 @@ func adaptOpenCodeSpan(out []proto.AgentEvent, res resource, s *tracepb.Span) ([
 	if s.GetName() == "ai.toolCall" {
 		ev.ToolUseID = attrStr(attrs, "ai.toolCall.id")
 		ev.ToolName = attrStr(attrs, "ai.toolCall.name")
-		args := jsonObject(attrStr(attrs, "ai.toolCall.args"))
-		if cmd, ok := rawString(args["command"]); ok {
-			ev.Command = cmd
-		}
-		if f, ok := rawString(args["filePath"]); ok && f != "" {
-			ev.FilePaths = []string{f}
-		}
+		toolArgs(&ev, attrStr(attrs, "ai.toolCall.args"), "filePath")
 		return append(out, ev), ""
 	}
 	ev.ToolUseID = attrStr(attrs, "tool.call_id")
