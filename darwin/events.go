@@ -210,10 +210,7 @@ func execLine(e *proto.Event, b *execBody) {
 			e.Vigil.Exe.Ctime = st.Ctime.UTC().Format(proto.TimeLayout)
 		}
 	}
-	if !b.Env.keys.Empty() {
-		keys := b.Env.keys
-		e.Vigil.Join = &keys
-	}
+	e.Vigil.Join = b.Env.keys
 }
 
 // devOf is st_dev as Go's os.Stat reports it on macOS (sensor.FileIDOfInfo, the installed
