@@ -25,16 +25,6 @@ func All() []Agent {
 	return out
 }
 
-// Lookup returns the descriptor of the agent named name.
-func Lookup(name string) (Agent, bool) {
-	for _, a := range registry {
-		if a.Name == name {
-			return a, true
-		}
-	}
-	return Agent{}, false
-}
-
 // OwnedKey is an environment join key with the agent that sets it ("" for a shared one).
 type OwnedKey struct {
 	EnvKey
@@ -64,13 +54,6 @@ var envIndex = func() map[string]OwnedKey {
 	}
 	return m
 }()
-
-// EnvKeyOf returns the join key a variable name is, if it is one (names are case-sensitive,
-// as in the environment).
-func EnvKeyOf(name string) (OwnedKey, bool) {
-	k, ok := envIndex[name]
-	return k, ok
-}
 
 // ForService maps an OTLP resource's service.name to the agent it names, "" for none.
 func ForService(serviceName string) string {
