@@ -133,6 +133,10 @@ func DefaultConfig() Config {
 	return c
 }
 
+// DefaultYAML returns the embedded default configuration file, comments and all: what
+// `vigil install` writes as /etc/vigil/vigil.yaml.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
 // LoadConfig reads the configuration at path laid over the defaults, so a file only needs
 // the keys it changes; "" means the defaults alone. Unknown keys are rejected by name
 // because a misspelt key would otherwise silently keep its default. The result is validated.

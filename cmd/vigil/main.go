@@ -33,6 +33,11 @@ Usage:
   vigil query [--db PATH | --jsonl FILE ...] [--format table|json|csv] SQL
       Run one read-only SQL statement on the store vigil run writes (output.store), or on
       JSONL files loaded into a store in memory (--jsonl, - for stdin).
+  vigil install [--root DIR] [--dry-run] [--binary PATH]
+      Install the sensor, its service and each agent's managed configuration pointed at it
+      (merged, never overwriting an admin's settings; vigil install --help).
+  vigil uninstall [--root DIR]
+      Put back every file vigil install changed, byte for byte.
   vigil version
 `
 
@@ -59,6 +64,10 @@ func main() {
 		err = queryCommand(os.Args[2:])
 	case "agents":
 		err = agentsCommand(os.Args[2:])
+	case "install":
+		err = installCommand(os.Args[2:])
+	case "uninstall":
+		err = uninstallCommand(os.Args[2:])
 	case selfCheckCommand:
 		err = selfCheckCanaryCommand(os.Args[2:])
 	case "version", "--version":

@@ -17,10 +17,11 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/holdjournal"
+	"github.com/vigil-sensor/vigil/sensor/install"
 )
 
 // defaultConfigPath is read when it exists and no --config is given.
-const defaultConfigPath = "/etc/vigil/vigil.yaml"
+const defaultConfigPath = install.DefaultConfigPath
 
 // shutdownGrace bounds how long the sensor drains after SIGINT/SIGTERM: the pipeline's own
 // drain (2 s, then what is left is counted as lost kind "shutdown"), plus room to write that

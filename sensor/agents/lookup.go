@@ -122,3 +122,19 @@ func JoinKeysOf(env ...string) *proto.JoinKeys {
 	}
 	return &keys
 }
+
+// ManagedPath returns where agent's managed configuration of the kind what ("settings",
+// "settings.d", "hooks", "config") lives on goos, if it has one there.
+func ManagedPath(agent, goos, what string) (string, bool) {
+	for _, a := range registry {
+		if a.Name != agent {
+			continue
+		}
+		for _, c := range a.Managed {
+			if c.GOOS == goos && c.What == what {
+				return c.Path, true
+			}
+		}
+	}
+	return "", false
+}

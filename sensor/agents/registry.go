@@ -57,7 +57,8 @@ type EnvKey struct {
 type ConfigFile struct {
 	GOOS string // linux, darwin
 	Path string
-	// What the file configures: "settings" (telemetry, hooks, permissions), "hooks", "config".
+	// What the file configures: "settings" (telemetry, hooks, permissions), "settings.d" (a
+	// directory of settings drop-ins, merged in name order), "hooks", "config".
 	What string
 }
 
@@ -129,7 +130,9 @@ var registry = []Agent{
 		HookNames:    []string{"claude-code", "claude", "claude_code", "claudecode"},
 		Managed: []ConfigFile{
 			{GOOS: "linux", Path: "/etc/claude-code/managed-settings.json", What: "settings"},
+			{GOOS: "linux", Path: "/etc/claude-code/managed-settings.d", What: "settings.d"},
 			{GOOS: "darwin", Path: "/Library/Application Support/ClaudeCode/managed-settings.json", What: "settings"},
+			{GOOS: "darwin", Path: "/Library/Application Support/ClaudeCode/managed-settings.d", What: "settings.d"},
 		},
 	},
 	{
@@ -154,9 +157,11 @@ var registry = []Agent{
 		ServicePrefixes: []string{"codex_", "codex-"},
 		HookNames:       []string{"codex"},
 		Managed: []ConfigFile{
-			{GOOS: "linux", Path: "/etc/codex/managed_config.toml", What: "config"},
+			// The system config layer, below the user's ~/.codex/config.toml (its legacy
+			// managed_config.toml and the enforced requirements.toml sit beside it).
+			{GOOS: "linux", Path: "/etc/codex/config.toml", What: "config"},
 			{GOOS: "linux", Path: "/etc/codex/hooks.json", What: "hooks"},
-			{GOOS: "darwin", Path: "/etc/codex/managed_config.toml", What: "config"},
+			{GOOS: "darwin", Path: "/etc/codex/config.toml", What: "config"},
 			{GOOS: "darwin", Path: "/etc/codex/hooks.json", What: "hooks"},
 		},
 	},
