@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,11 +47,8 @@ func runInstall(args []string, out, errOut io.Writer) error {
 	binary := fs.String("binary", install.DefaultBinary, "where the vigil executable is installed (packages: /usr/bin/vigil)")
 	configPath := fs.String("config", "", "the sensor configuration the agents are pointed at (default: "+install.DefaultConfigPath+" under --root when it exists, else the embedded defaults)")
 	goos := fs.String("goos", runtime.GOOS, "whose layout to install: linux or darwin")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{fmt.Errorf("install: %w", err)}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("install: unexpected argument %q", fs.Arg(0))}
@@ -114,11 +110,8 @@ func runUninstall(args []string, out, errOut io.Writer) error {
 	fs.SetOutput(errOut)
 	fs.Usage = func() { fmt.Fprint(errOut, uninstallUsage); fs.PrintDefaults() }
 	root := fs.String("root", "/", "the directory vigil install --root laid everything under")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{fmt.Errorf("uninstall: %w", err)}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("uninstall: unexpected argument %q", fs.Arg(0))}

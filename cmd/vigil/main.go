@@ -7,10 +7,45 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with -ldflags "-X main.version=... -X
+// main.commit=..." (the Makefile does); without them the commit comes from Go's VCS stamp.
+var version, commit = "dev", ""
+
+// versionCommand prints the version, the commit it was built from (-dirty: with uncommitted
+// changes), the Go release and the platform: what an admin quotes in a bug report, and what
+// tells two fleets' builds apart.
+func versionCommand(args []string) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: vigil version\n  Print the version, commit, Go release and platform.")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("version: unexpected argument %q", fs.Arg(0))}
+	}
+	built := commit
+	if info, ok := debug.ReadBuildInfo(); ok && built == "" {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				built += s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				built += "-dirty"
+			}
+		}
+	}
+	if built == "" {
+		built = "unknown"
+	}
+	fmt.Printf("vigil %s (commit %s, %s, %s/%s)\n", version, built, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
 
 const usage = `vigil — endpoint sensor for AI coding agents
 
@@ -45,6 +80,25 @@ Usage:
 // running the command (1).
 type usageError struct{ error }
 
+func (e usageError) Unwrap() error { return e.error }
+
+// printedError is an error already printed, with the command's usage, by the flag package:
+// main does not print it a second time.
+type printedError struct{ error }
+
+func (e printedError) Unwrap() error { return e.error }
+
+// parseFlags parses a command's flags: --help is flag.ErrHelp (the usage printed, exit 0),
+// and a mistake, which the flag package has printed with the usage, exits 2 without being
+// printed again.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{printedError{err}}
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
@@ -71,7 +125,7 @@ func main() {
 	case selfCheckCommand:
 		err = selfCheckCanaryCommand(os.Args[2:])
 	case "version", "--version":
-		fmt.Println("vigil", version)
+		err = versionCommand(os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
@@ -80,6 +134,9 @@ func main() {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return // the command printed its usage, as asked
+	}
+	if errors.As(err, new(printedError)) {
+		os.Exit(2)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)

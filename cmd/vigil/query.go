@@ -66,11 +66,8 @@ would write (INSERT, UPDATE, DELETE, CREATE, ATTACH, a pragma that sets a value)
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{fmt.Errorf("query: %w", err)}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	query := strings.TrimSpace(strings.Join(fs.Args(), " "))
 	switch {

@@ -58,15 +58,15 @@ func runRules(args []string, out, errOut io.Writer) error {
 	return usageError{fmt.Errorf("rules: unknown subcommand %q", args[0])}
 }
 
-// parseFlags parses flags given anywhere among the arguments (vigil rules test FILE --jsonl X)
-// and returns the others. --help is not an error: it printed the usage.
-func parseFlags(fs *flag.FlagSet, args []string) (positional []string, help bool, err error) {
+// parseInterspersed parses flags given anywhere among the arguments (vigil rules test FILE
+// --jsonl X) and returns the others. --help is not an error: it printed the usage.
+func parseInterspersed(fs *flag.FlagSet, args []string) (positional []string, help bool, err error) {
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, true, nil
 			}
-			return nil, false, usageError{err}
+			return nil, false, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -90,7 +90,7 @@ func rulesList(args []string, out, errOut io.Writer) error {
 	fs := newRulesFlags("list", errOut)
 	dir := fs.String("rules-dir", defaultRulesDir(), "directory of rule files laid over the starter pack (\"\": the pack alone)")
 	reference := fs.Bool("reference", false, "also print the variables, fields and functions of conditions")
-	rest, help, err := parseFlags(fs, args)
+	rest, help, err := parseInterspersed(fs, args)
 	if help || err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func rulesList(args []string, out, errOut io.Writer) error {
 
 func rulesLint(args []string, out, errOut io.Writer) error {
 	fs := newRulesFlags("lint", errOut)
-	files, help, err := parseFlags(fs, args)
+	files, help, err := parseInterspersed(fs, args)
 	if help || err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func rulesTest(args []string, out, errOut io.Writer) error {
 	jsonl := fs.String("jsonl", "", "JSONL file written by vigil run (- for stdin)")
 	dir := fs.String("rules-dir", defaultRulesDir(), "without FILEs: directory of rule files laid over the starter pack")
 	silent := fs.Duration("silent-after", 120*time.Second, "the built-in agent.silent detection's threshold, as detections.silent_agent_after_seconds (0: off)")
-	files, help, err := parseFlags(fs, args)
+	files, help, err := parseInterspersed(fs, args)
 	if help || err != nil {
 		return err
 	}

@@ -35,12 +35,22 @@ func runCommand(args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	source := fs.String("source", "", "kernel event source: auto, ebpf, audit or eslogger (overrides source)")
 	esloggerInput := fs.String("eslogger-input", "", "replay this recorded eslogger capture (JSON lines) instead of watching the kernel; the run ends with it")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: vigil run [--config FILE] [--jsonl PATH] [--source SOURCE] [--log-level LEVEL]
+  Start the sensor (as root). Without --config it reads `+defaultConfigPath+` when that file
+  exists, else the embedded default configuration. Stops on SIGINT or SIGTERM.
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
 	}
 	level, err := zerolog.ParseLevel(*logLevel)
 	if err != nil {
-		return fmt.Errorf("parse --log-level: %w", err)
+		return usageError{fmt.Errorf("run: --log-level: %w", err)}
 	}
 	// Colours only on a terminal: under systemd or a log file they are escape-code noise.
 	console := zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339, NoColor: !isatty.IsTerminal(os.Stderr.Fd())}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -397,13 +398,34 @@ func TestRunCapsItsCPUs(t *testing.T) {
 
 // Every command's --help prints its usage and exits 0: asking for help is not an error.
 func TestEveryCommandHelpExitsZero(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"hook", "--help"}, {"trace", "--help"}, {"rules", "--help"}, {"rules", "test", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"hook", "--help"}, {"trace", "--help"}, {"rules", "--help"},
+		{"rules", "test", "-h"}, {"query", "--help"}, {"agents", "--help"}, {"install", "--help"}, {"uninstall", "--help"}, {"version", "--help"}} {
 		out, err := exec.Command(vigilBin, args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("vigil %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		if !strings.Contains(strings.ToLower(string(out)), "usage") {
-			t.Errorf("vigil %s printed no usage:\n%s", strings.Join(args, " "), out)
+		if n := strings.Count(strings.ToLower(string(out)), "usage:"); n != 1 {
+			t.Errorf("vigil %s printed its usage %d times:\n%s", strings.Join(args, " "), n, out)
 		}
+	}
+}
+
+// A mistake on the command line exits 2 and says so once; vigil version names the commit.
+func TestUsageErrorsExitTwoAndPrintOnce(t *testing.T) {
+	for _, args := range [][]string{{"run", "--bogus"}, {"trace", "--bogus"}, {"trace"}, {"query", "--bogus"}, {"agents", "--bogus"},
+		{"install", "--bogus"}, {"uninstall", "extra"}, {"rules", "list", "--bogus"}, {"version", "extra"}, {"nosuchcommand"}} {
+		cmd := exec.Command(vigilBin, args...)
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("vigil %s: exit %d (%v), want 2\n%s", strings.Join(args, " "), code, err, out)
+		}
+		last := strings.TrimLeft(args[len(args)-1], "-")
+		if n := strings.Count(string(out), last); n != 1 && last != "trace" {
+			t.Errorf("vigil %s names %q %d times:\n%s", strings.Join(args, " "), last, n, out)
+		}
+	}
+	out, err := exec.Command(vigilBin, "version").Output()
+	if err != nil || !regexp.MustCompile(`^vigil \S+ \(commit \S+, go1\.\d+`).Match(out) {
+		t.Errorf("vigil version: %v %q", err, out)
 	}
 }

@@ -42,14 +42,14 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 		fmt.Fprintln(errOut, "Usage: vigil trace --jsonl PATH [--untrusted PATH] [--session ID] [--format text|json]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("trace: unexpected argument %q", fs.Arg(0))
+		return usageError{fmt.Errorf("trace: unexpected argument %q", fs.Arg(0))}
 	}
 	if *jsonlPath == "" {
-		return errors.New("trace: --jsonl PATH is required")
+		return usageError{errors.New("trace: --jsonl PATH is required")}
 	}
 	if *format != "text" && *format != "json" {
 		return fmt.Errorf("trace: --format %q: want text or json", *format)
