@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -84,6 +85,10 @@ type StitcherStats struct {
 	LateBound     uint64
 	LateForgotten uint64
 	LateExpired   uint64
+	// TelemetrySeen is, per agent (the catalog name of the sender's tree), when the stitcher
+	// last took a trusted event of it: an agent running with its telemetry off shows as a
+	// time that stops moving.
+	TelemetrySeen map[string]time.Time
 }
 
 // toolCall is what the agents said about one tool call.
@@ -238,7 +243,7 @@ func NewStitcher(o StitcherOptions) *Stitcher {
 	}
 	s := &Stitcher{
 		o:         o,
-		stats:     StitcherStats{Bindings: map[string]uint64{}},
+		stats:     StitcherStats{Bindings: map[string]uint64{}, TelemetrySeen: map[string]time.Time{}},
 		untrusted: map[untrustedKey]*untrustedSender{},
 	}
 	for _, g := range []interface{ init(int, *uint64) }{&s.sessions, &s.rootSession, &s.calls, &s.spans, &s.turns, &s.procs, &s.promptIDs, &s.agents, &s.toolPids, &s.batches} {
@@ -321,6 +326,7 @@ func (s *Stitcher) Stats() StitcherStats {
 	for k, v := range s.stats.Bindings {
 		st.Bindings[k] = v
 	}
+	st.TelemetrySeen = maps.Clone(s.stats.TelemetrySeen)
 	return st
 }
 
@@ -390,6 +396,9 @@ func (s *Stitcher) verify(b TelemetryBatch, final bool) bool {
 			continue
 		}
 		s.stats.Telemetry++
+		if info.Agent != "" { // bounded: the catalog's names
+			s.stats.TelemetrySeen[info.Agent] = time.Now()
+		}
 		s.lateDirty = true
 		s.absorb(ae, b, info)
 	}

@@ -510,6 +510,9 @@ func TestStitchUntrustedSender(t *testing.T) {
 					t.Errorf("untrusted %d→%d telemetry %d→%d, want +4 untrusted and no telemetry",
 						before.Untrusted, after.Untrusted, before.Telemetry, after.Telemetry)
 				}
+				if !maps.Equal(after.TelemetrySeen, before.TelemetrySeen) {
+					t.Errorf("TelemetrySeen %v→%v: an untrusted sender must not count as the agent's telemetry", before.TelemetrySeen, after.TelemetrySeen)
+				}
 				if len(agent) != 3 { // spans repeat the logs: no line
 					t.Errorf("%d agent lines, want 3 (prompt, decision, result)", len(agent))
 				}
@@ -1292,5 +1295,25 @@ func TestStitchSenderPidReused(t *testing.T) {
 				t.Errorf("SenderReused = %d, want %d", st.SenderReused, want)
 			}
 		})
+	}
+}
+
+func TestStitchTelemetrySeenPerAgent(t *testing.T) {
+	s := NewStitcher(StitcherOptions{Lookup: stLookup})
+	if seen := s.Stats().TelemetrySeen; len(seen) != 0 {
+		t.Fatalf("TelemetrySeen before any telemetry = %v", seen)
+	}
+	before := time.Now()
+	stAdd(s, stRun(t, "claude", stClaudePid, nil))
+	_, _ = stRelease(s, time.Now(), true)
+	after := time.Now()
+	seen := s.Stats().TelemetrySeen
+	if len(seen) != 1 || seen[agents.ClaudeCode].Before(before) || seen[agents.ClaudeCode].After(after) {
+		t.Errorf("TelemetrySeen = %v, want only %s, at a time between %v and %v", seen, agents.ClaudeCode, before, after)
+	}
+	// Stats hands out a copy: the caller's map is not the stitcher's.
+	seen[agents.Codex] = after
+	if _, ok := s.Stats().TelemetrySeen[agents.Codex]; ok {
+		t.Error("a change to Stats().TelemetrySeen reached the stitcher")
 	}
 }

@@ -41,15 +41,18 @@ type Options struct {
 
 // EBPF is the Linux source: eBPF programs filtered in the kernel to agent process trees.
 type EBPF struct {
-	opts    Options
-	objs    bpf.VigilObjects
-	links   []link.Link
-	reader  *ringbuf.Reader
-	dec     decoder
-	seeded  []sensor.ProcessInfo
-	bootID  string
-	started time.Time
-	ready   time.Duration
+	opts   Options
+	objs   bpf.VigilObjects
+	links  []link.Link
+	reader *ringbuf.Reader
+	// readerMu keeps Ring off the reader once Close has unmapped the ring.
+	readerMu     sync.RWMutex
+	readerClosed bool
+	dec          decoder
+	seeded       []sensor.ProcessInfo
+	bootID       string
+	started      time.Time
+	ready        time.Duration
 
 	// confirmed holds pending interpreter roots that argv showed to be agents (root tgid →
 	// agent id and the root's start) until the root exits: records queued before the verdict
@@ -653,11 +656,28 @@ func (s *EBPF) Lost() map[string]uint64 {
 	return lost
 }
 
+var _ sensor.RingSource = (*EBPF)(nil)
+
+// Ring implements sensor.RingSource: the bytes written by the kernel and not yet read, and
+// the ring's size. Two atomic loads of the ring's positions, safe beside Run; zeros once
+// the source is closed.
+func (s *EBPF) Ring() (pending, size int) {
+	s.readerMu.RLock()
+	defer s.readerMu.RUnlock()
+	if s.reader == nil || s.readerClosed {
+		return 0, 0
+	}
+	return s.reader.AvailableBytes(), s.reader.BufferSize()
+}
+
 // Close detaches the probes and frees the kernel objects.
 func (s *EBPF) Close() error {
 	var errs []error
 	if s.reader != nil {
+		s.readerMu.Lock()
 		errs = append(errs, s.reader.Close())
+		s.readerClosed = true
+		s.readerMu.Unlock()
 	}
 	// Detaching a tracepoint waits for an RCU grace period (~60 ms each here); closing the
 	// links one by one made shutdown take most of a second.

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -33,6 +36,7 @@ type Config struct {
 	ProcessTable ProcessTableConfig `yaml:"process_table"`
 	Correlate    CorrelateConfig    `yaml:"correlate"`
 	Detections   DetectionsConfig   `yaml:"detections"`
+	Metrics      MetricsConfig      `yaml:"metrics"`
 	// Agents are extra agents or extensions of built-in ones, merged into DefaultCatalog.
 	Agents []Agent `yaml:"agents"`
 	// Interpreters are extra interpreter basenames that may run an agent's script.
@@ -117,6 +121,12 @@ type DetectionsConfig struct {
 	// SilentAgentAfterSeconds is how long an agent tree may start processes with no trusted
 	// telemetry or hook before the agent.silent alert; 0 turns that detection off.
 	SilentAgentAfterSeconds int `yaml:"silent_agent_after_seconds"`
+}
+
+// MetricsConfig is where the sensor serves its Prometheus metrics (sensor/metrics).
+type MetricsConfig struct {
+	// Listen is host:port, "" for no endpoint.
+	Listen string `yaml:"listen"`
 }
 
 // maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
@@ -228,10 +238,51 @@ func (c Config) Validate() error {
 	check(c.Detections.SilentAgentAfterSeconds >= 0,
 		"detections.silent_agent_after_seconds must be 0 (off) or more, got %d", c.Detections.SilentAgentAfterSeconds)
 
+	if err := checkListen(c.Metrics.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("metrics.listen: %w", err))
+	}
+
 	if _, err := c.Catalog(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkListen accepts "" (off) or an IP address (or localhost) with a port from 1 to 65535.
+// A host name other than localhost is refused: what it resolves to can change under the
+// sensor, and a metrics endpoint on the network must be a decision written as an address.
+// Port 0 is refused because a scraper could not know the port picked.
+func checkListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port (e.g. 127.0.0.1:9464) or \"\" for none, got %q: %w", addr, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("port must be a number from 1 to 65535, got %q", port)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || ip.Zone() != "" {
+		return fmt.Errorf("host must be an IP address or localhost, got %q", host)
+	}
+	return nil
+}
+
+// IsLoopbackListen reports whether a valid metrics.listen address stays on this machine.
+func IsLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Catalog returns the built-in catalog extended with the configured agents and interpreters.

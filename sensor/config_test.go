@@ -37,6 +37,9 @@ func TestDefaultConfig(t *testing.T) {
 	if c.Detections != (DetectionsConfig{Enabled: true, RulesDir: "/etc/vigil/rules.d", SilentAgentAfterSeconds: 120}) {
 		t.Errorf("Detections = %+v, want enabled with /etc/vigil/rules.d, silent after 120 s", c.Detections)
 	}
+	if c.Metrics.Listen != "127.0.0.1:9464" || !IsLoopbackListen(c.Metrics.Listen) {
+		t.Errorf("metrics.listen = %q, want 127.0.0.1:9464 (loopback)", c.Metrics.Listen)
+	}
 	if d := DefaultConfig(); len(d.Agents) != 0 || len(d.Interpreters) != 0 {
 		t.Errorf("default adds agents %v / interpreters %v; built-ins belong in DefaultCatalog", d.Agents, d.Interpreters)
 	}
@@ -125,6 +128,29 @@ func TestLoadConfig(t *testing.T) {
 				}
 			},
 		},
+		{name: "metrics listen without port", yaml: "metrics:\n  listen: 127.0.0.1\n", wantErr: "metrics.listen: want host:port"},
+		{name: "metrics listen garbage", yaml: "metrics:\n  listen: \"not an address\"\n", wantErr: "metrics.listen: want host:port"},
+		{name: "metrics listen port 0", yaml: "metrics:\n  listen: 127.0.0.1:0\n", wantErr: "metrics.listen: port must be a number from 1 to 65535"},
+		{name: "metrics listen port out of range", yaml: "metrics:\n  listen: 127.0.0.1:70000\n", wantErr: "metrics.listen: port must be"},
+		{name: "metrics listen host name", yaml: "metrics:\n  listen: metrics.example.com:9464\n", wantErr: "metrics.listen: host must be an IP address or localhost"},
+		{
+			name: "metrics off",
+			yaml: "metrics:\n  listen: \"\"\n",
+			check: func(t *testing.T, c Config) {
+				if c.Metrics.Listen != "" {
+					t.Errorf("metrics.listen = %q, want off", c.Metrics.Listen)
+				}
+			},
+		},
+		{
+			name: "metrics on another address, as the admin wrote it",
+			yaml: "metrics:\n  listen: \"[::]:9464\"\n",
+			check: func(t *testing.T, c Config) {
+				if c.Metrics.Listen != "[::]:9464" || IsLoopbackListen(c.Metrics.Listen) {
+					t.Errorf("metrics.listen = %q (loopback %v), want [::]:9464, not loopback", c.Metrics.Listen, IsLoopbackListen(c.Metrics.Listen))
+				}
+			},
+		},
 		{name: "bad agent", yaml: "agents:\n  - name: x\n    binaries: [/usr/bin/x]\n", wantErr: "agent catalog"},
 	}
 	for _, tt := range tests {
@@ -165,5 +191,16 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	_, err := LoadConfig("/nonexistent/vigil.yaml")
 	if err == nil || !strings.Contains(err.Error(), "read config /nonexistent/vigil.yaml") || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestIsLoopbackListen(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9464": true, "127.1.2.3:1": true, "[::1]:9464": true, "localhost:9464": true, "[::ffff:127.0.0.1]:9464": true,
+		"0.0.0.0:9464": false, "[::]:9464": false, "10.0.0.5:9464": false, "": false, "127.0.0.1": false,
+	} {
+		if got := IsLoopbackListen(addr); got != want {
+			t.Errorf("IsLoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -46,7 +47,11 @@ type PipelineOptions struct {
 	// queued then is counted, not written: one last lost record says how many (kind
 	// "shutdown"). 0: 2 s.
 	DrainTimeout time.Duration
-	Log          zerolog.Logger
+	// Publish, when set, is called on the pipeline's goroutine every LostInterval, so that
+	// state only that goroutine may read (the Detector's) can be copied for readers on other
+	// goroutines (the metrics endpoint) without a lock on the per-event path.
+	Publish func()
+	Log     zerolog.Logger
 }
 
 // PipelineStats are the pipeline's own counters.
@@ -71,6 +76,12 @@ type Pipeline struct {
 	host *proto.Host
 
 	received, written, sinkErrors, recovered, alerts atomic.Uint64
+	// actions counts the source's events per action; published the loss counters as last
+	// reported (pipeline_stats.go).
+	actions   actionCounters
+	published publishedLoss
+	// queue holds the events between the source's reader and Run's loop.
+	queue chan *proto.Event
 	// abandoned counts the events still queued when the drain ran out of time.
 	abandoned uint64
 	// line is the record being written, encoded once for the sinks that take lines.
@@ -106,7 +117,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		o.DrainTimeout = 2 * time.Second
 	}
 	host := o.Host
-	return &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host}, nil
+	return &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host, queue: make(chan *proto.Event, o.QueueSize)}, nil
 }
 
 // Stats returns a snapshot of the pipeline's counters.
@@ -122,7 +133,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if p.o.Journal != nil && p.o.Stage != nil {
 		p.writeRecovered()
 	}
-	queue := make(chan *proto.Event, p.o.QueueSize)
+	queue := p.queue
 	srcErr := make(chan error, 1)
 	go func() {
 		defer close(queue)
@@ -167,6 +178,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.flush()
 		case <-lost.C:
 			p.reportLost()
+			if p.o.Publish != nil {
+				p.o.Publish()
+			}
 		case <-release.C:
 			p.release(false)
 		}
@@ -211,6 +225,7 @@ func (p *Pipeline) release(all bool) {
 // hold journal and every sink: proto.FitLine, which cuts long fields to a prefix to fit a
 // line, only ever shortens redacted text, so its cut cannot expose part of a secret.
 func (p *Pipeline) process(e *proto.Event) {
+	p.actions.count(e)
 	if e.Process != nil && len(e.Process.Args) > 0 {
 		e.Process.Args = RedactArgs(e.Process.Args)
 		if slices.Contains(e.Vigil.Truncated, "process.args") {
@@ -349,6 +364,9 @@ func (p *Pipeline) reportLost() {
 		}
 		p.lastLost[kind] = n
 	}
+	p.published.mu.Lock()
+	p.published.lost = maps.Clone(p.lastLost)
+	p.published.mu.Unlock()
 	if len(delta) == 0 {
 		return
 	}

@@ -311,6 +311,21 @@ func (t *ProcessTable) Stats() ProcessTableStats {
 	}
 }
 
+// AgentTrees counts the agent trees running now, per agent: the live entries that root a tree
+// (the tree's own pid) and name their agent. It walks the whole table under the read lock, so
+// it is for a scrape every few seconds, not for the event path.
+func (t *ProcessTable) AgentTrees() map[string]int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	trees := map[string]int{}
+	for pid, ent := range t.byPid {
+		if !ent.exited && ent.rootPid == pid && ent.agent != "" {
+			trees[ent.agent]++
+		}
+	}
+	return trees
+}
+
 // fork creates the child of a fork event. The child runs its parent's image until it execs,
 // so it starts as a copy of the parent. A fork whose parent is unknown counts as a miss.
 func (t *ProcessTable) fork(p *proto.Process) *procEntry {

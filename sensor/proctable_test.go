@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
 	"testing"
@@ -468,4 +469,27 @@ func BenchmarkApplyOpen(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestProcessTableAgentTrees(t *testing.T) {
+	tab, _ := newPTTable(ProcessTableOptions{})
+	if got := tab.AgentTrees(); len(got) != 0 {
+		t.Fatalf("empty table: %v", got)
+	}
+	ptSeedClaude(tab) // root 100
+	tab.Apply(ptFork(100, 200, 6*clockTickNs*100))
+	tab.Apply(ptExec(200, 0, "/usr/bin/bash", "/w", nil, "bash")) // in the tree, not a root
+	tab.Seed(ProcessInfo{Pid: 300, PPid: 1, StartBootNs: 510 * clockTickNs, Name: "claude", Executable: "/usr/bin/claude", RootPid: 300, Agent: "claude-code"})
+	tab.Seed(ProcessInfo{Pid: 400, PPid: 1, StartBootNs: 520 * clockTickNs, Name: "codex", Executable: "/usr/bin/codex", RootPid: 400, Agent: "codex"})
+	tab.Seed(ProcessInfo{Pid: 500, PPid: 1, StartBootNs: 530 * clockTickNs, Name: "make", Executable: "/usr/bin/make"}) // no tree
+	if got, want := tab.AgentTrees(), map[string]int{"claude-code": 2, "codex": 1}; !maps.Equal(got, want) {
+		t.Errorf("AgentTrees() = %v, want %v", got, want)
+	}
+	exit := ptExit(400, 520*clockTickNs, 0)
+	exit.Vigil.Root.Pid = 400
+	tab.Apply(exit)
+	tab.Apply(ptExit(200, 0, 0)) // a tree's shell exiting ends no tree
+	if got, want := tab.AgentTrees(), map[string]int{"claude-code": 2}; !maps.Equal(got, want) {
+		t.Errorf("after codex's root exited: AgentTrees() = %v, want %v", got, want)
+	}
 }

@@ -45,6 +45,15 @@ type Started struct {
 	Peers PeerResolver
 }
 
+// RingSource is a Source reading a kernel ring buffer (eBPF's) whose fill can be read at any
+// time: a ring that stays near full is where kernel loss comes from next.
+type RingSource interface {
+	Source
+	// Ring returns the bytes the kernel wrote and the reader has not read yet, and the
+	// ring's size in bytes.
+	Ring() (pending, size int)
+}
+
 // PeerResolver maps a loopback TCP connection to the pid owning its client socket: local is
 // the receiver's end, remote the client's. The correlator asks it who sent telemetry.
 type PeerResolver interface {

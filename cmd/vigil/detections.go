@@ -56,6 +56,14 @@ func detectorOption(d *rules.Detector) sensor.Detector {
 	return d
 }
 
+// detectorPublish is the detector's Publish for the pipeline to call, nil without detector.
+func detectorPublish(d *rules.Detector) func() {
+	if d == nil {
+		return nil
+	}
+	return d.Publish
+}
+
 // logDetections adds the detector's counters to the exit summary.
 func logDetections(log zerolog.Logger, d *rules.Detector) {
 	if d == nil {

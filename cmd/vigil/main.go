@@ -73,6 +73,11 @@ Usage:
       (merged, never overwriting an admin's settings; vigil install --help).
   vigil uninstall [--root DIR]
       Put back every file vigil install changed, byte for byte.
+  vigil status [--metrics URL] [--config FILE] [--max-lost N] [--format text|json]
+      Print the running sensor's health from its metrics endpoint (metrics.listen): source,
+      uptime, self-check, loss, newest event per kind, telemetry per agent, silent agents.
+      Exit 0 healthy; 1 unreachable, self-check failed, an agent silent, or (with
+      --max-lost N) more than N events lost since start (vigil status --help).
   vigil version
 `
 
@@ -122,6 +127,8 @@ func main() {
 		err = installCommand(os.Args[2:])
 	case "uninstall":
 		err = uninstallCommand(os.Args[2:])
+	case "status":
+		err = statusCommand(os.Args[2:])
 	case selfCheckCommand:
 		err = selfCheckCanaryCommand(os.Args[2:])
 	case "version", "--version":
@@ -132,17 +139,20 @@ func main() {
 		fmt.Fprintf(os.Stderr, "vigil: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return // the command printed its usage, as asked
-	}
-	if errors.As(err, new(printedError)) {
-		os.Exit(2)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.As(err, new(printedError)) {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
-		if errors.As(err, new(usageError)) {
-			os.Exit(2)
-		}
-		os.Exit(1)
 	}
+	os.Exit(exitStatus(err))
+}
+
+// exitStatus is a command's exit status: 0 when it succeeded or printed its usage as asked
+// (--help), 2 for a mistake on the command line, 1 for any other failure.
+func exitStatus(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		return 2
+	}
+	return 1
 }

@@ -97,6 +97,21 @@ func (o *outputs) losses() map[string]uint64 {
 	return m
 }
 
+// sinkLost counts, per output, the records it could not take: what the JSONL files dropped,
+// and the store's queue drops with its failed writes.
+func (o *outputs) sinkLost() map[string]uint64 {
+	_, _, dropped := o.events.Stats()
+	m := map[string]uint64{"jsonl": dropped}
+	if o.untrusted != nil {
+		_, _, dropped := o.untrusted.Stats()
+		m["untrusted_jsonl"] = dropped
+	}
+	if o.store != nil {
+		m["store"] = o.storeQueue.Stats().Dropped + o.store.Stats().Errors
+	}
+	return m
+}
+
 // written is what the JSONL files really hold, and what they dropped.
 func (o *outputs) written() (written, dropped uint64) {
 	written, _, dropped = o.events.Stats()

@@ -48,6 +48,7 @@ func runCommand(args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
 	}
+	startedAt := time.Now()
 	level, err := zerolog.ParseLevel(*logLevel)
 	if err != nil {
 		return usageError{fmt.Errorf("run: --log-level: %w", err)}
@@ -100,6 +101,7 @@ func runCommand(args []string) error {
 	if err != nil {
 		return err
 	}
+	platform := src // the self-check's wrapper hides what the platform's source offers (its ring)
 	var check *selfCheck
 	if selfChecked {
 		check = newSelfCheck(src)
@@ -167,6 +169,7 @@ func runCommand(args []string) error {
 		Stage:     corr.stitcher,
 		Journal:   journalOption,
 		Detector:  detectorOption(detector),
+		Publish:   detectorPublish(detector),
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).
 		Losses: append(corr.losses, out.losses, func() map[string]uint64 {
@@ -177,6 +180,15 @@ func runCommand(args []string) error {
 	if err != nil {
 		return err
 	}
+	// After the pipeline exists (the endpoint reads it), before it runs: a port already taken
+	// stops the start here. Deferred after the source's Close, so it stops before the ring is
+	// unmapped.
+	metricsServer, err := startMetrics(cfg, sensorParts{source: platform, check: check, pipe: pipe, table: table, corr: corr,
+		out: out, detector: detector, started: startedAt}, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(metricsServer, log)
 	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Bool("untrusted_apart", out.untrusted != nil).Str("store", cfg.Output.Store).
 		Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).Int("bootstrapped", len(started.Seeded)).Dur("ready", started.Ready).Msg("vigil running")
 

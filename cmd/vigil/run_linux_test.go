@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -399,7 +400,8 @@ func TestRunCapsItsCPUs(t *testing.T) {
 // Every command's --help prints its usage and exits 0: asking for help is not an error.
 func TestEveryCommandHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"hook", "--help"}, {"trace", "--help"}, {"rules", "--help"},
-		{"rules", "test", "-h"}, {"query", "--help"}, {"agents", "--help"}, {"install", "--help"}, {"uninstall", "--help"}, {"version", "--help"}} {
+		{"rules", "test", "-h"}, {"query", "--help"}, {"agents", "--help"}, {"install", "--help"}, {"uninstall", "--help"}, {"version", "--help"},
+		{"status", "--help"}} {
 		out, err := exec.Command(vigilBin, args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("vigil %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -427,5 +429,26 @@ func TestUsageErrorsExitTwoAndPrintOnce(t *testing.T) {
 	out, err := exec.Command(vigilBin, "version").Output()
 	if err != nil || !regexp.MustCompile(`^vigil \S+ \(commit \S+, go1\.\d+`).Match(out) {
 		t.Errorf("vigil version: %v %q", err, out)
+	}
+}
+
+// The binary's exit statuses for vigil status: 2 for a command-line mistake, 1 for a sensor
+// that cannot be read.
+func TestStatusExitStatusOfTheBinary(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	closed.Close()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{{[]string{"status", "--format", "yaml"}, 2}, {[]string{"status", "--metrics", addr}, 1}} {
+		err := exec.Command(vigilBin, tc.args...).Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != tc.want {
+			t.Errorf("vigil %s: %v, want exit status %d", strings.Join(tc.args, " "), err, tc.want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-sensor/vigil/darwin"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/metrics"
 )
 
 // The start-up self-check. A source can load and still record nothing useful (a rule the
@@ -62,6 +63,8 @@ type selfCheck struct {
 	seen    map[string]bool
 	// execSeen is closed when the canary's exec arrives, done when everything wanted has.
 	execSeen, done chan struct{}
+	// outcome is the verdict as the metrics endpoint reports it (a metrics.SelfCheck).
+	outcome atomic.Int32
 }
 
 func newSelfCheck(src sensor.Source) *selfCheck {
@@ -69,8 +72,13 @@ func newSelfCheck(src sensor.Source) *selfCheck {
 	if src.Name() == darwin.SourceName {
 		want = want[:2] // EndpointSecurity has no TCP events (docs/schema.md)
 	}
-	return &selfCheck{Source: src, want: want, seen: map[string]bool{}, execSeen: make(chan struct{}), done: make(chan struct{})}
+	c := &selfCheck{Source: src, want: want, seen: map[string]bool{}, execSeen: make(chan struct{}), done: make(chan struct{})}
+	c.outcome.Store(int32(metrics.SelfCheckPending))
+	return c
 }
+
+// state is the check's verdict so far, for the metrics endpoint; safe from any goroutine.
+func (c *selfCheck) state() metrics.SelfCheck { return metrics.SelfCheck(c.outcome.Load()) }
 
 // Run implements sensor.Source: the canary tree's events go to the check, the rest on.
 func (c *selfCheck) Run(ctx context.Context, emit func(*proto.Event)) error {
@@ -138,6 +146,7 @@ func (c *selfCheck) run(ctx context.Context, log zerolog.Logger) error {
 	defer os.RemoveAll(selfCheckDir)
 	goAhead, err := c.startCanary()
 	if err != nil {
+		c.outcome.Store(int32(metrics.SelfCheckFailed))
 		log.Error().Err(err).Msg("self-check could not run its canary")
 		return err
 	}
@@ -156,6 +165,7 @@ func (c *selfCheck) run(ctx context.Context, log zerolog.Logger) error {
 func (c *selfCheck) verdict(ctx context.Context, log zerolog.Logger, start time.Time, timeout time.Duration) error {
 	select {
 	case <-c.done:
+		c.outcome.Store(int32(metrics.SelfCheckHealthy))
 		log.Info().Str("source", c.Name()).Dur("took", time.Since(start)).Strs("arrived", c.want).
 			Msg("self-check healthy: the canary agent tree's events arrived")
 		return nil
@@ -163,6 +173,7 @@ func (c *selfCheck) verdict(ctx context.Context, log zerolog.Logger, start time.
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	c.outcome.Store(int32(metrics.SelfCheckFailed))
 	missing := c.missing()
 	err := fmt.Errorf("self-check failed: the canary agent tree's %s did not arrive within %s from the %s source",
 		strings.Join(missing, ", "), timeout, c.Name())

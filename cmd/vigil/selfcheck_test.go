@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/metrics"
 )
 
 // replaySource emits fixed events, as a source would, then waits to be stopped.
@@ -60,6 +61,9 @@ func TestSelfCheckVerdict(t *testing.T) {
 			}
 			src.events = append(src.events, canaryEvent(impostor, selfCheckAgent, proto.ActionOpen))
 			c := newSelfCheck(src)
+			if st := c.state(); st != metrics.SelfCheckPending {
+				t.Errorf("state before the verdict = %d, want pending", st)
+			}
 			c.pid.Store(canary)
 			c.marker, c.connect = "/run/vigil/selfcheck/marker", netip.MustParseAddrPort("127.0.0.1:4000")
 			var written []*proto.Event
@@ -72,6 +76,13 @@ func TestSelfCheckVerdict(t *testing.T) {
 			<-done
 			if tc.missing == "" && err != nil || tc.missing != "" && (err == nil || !strings.Contains(err.Error(), tc.missing+" did not arrive")) {
 				t.Fatalf("verdict %v, want missing %q", err, tc.missing)
+			}
+			want := metrics.SelfCheckHealthy
+			if tc.missing != "" {
+				want = metrics.SelfCheckFailed
+			}
+			if st := c.state(); st != want {
+				t.Errorf("state after the verdict = %d, want %d", st, want)
 			}
 			if len(written) != 1 || written[0].Vigil.Root.Pid != impostor {
 				t.Fatalf("written %d events, want only the impostor's", len(written))

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"cel.dev/cel-go/common/types"
@@ -88,6 +89,9 @@ type Detector struct {
 	log           zerolog.Logger
 	act           activation
 	stats         Stats
+	// published is what Publish copied for other goroutines.
+	publishedMu sync.Mutex
+	published   Health
 }
 
 // NewDetector returns a detector of set.
@@ -126,6 +130,43 @@ func NewDetector(set *Set, o Options) *Detector {
 		d.stats.Rules++
 	}
 	return d
+}
+
+// Health is what the detector tells the metrics endpoint: its counters, and per agent the
+// trees that are silent now (treeState.silent).
+type Health struct {
+	Stats  Stats
+	Silent map[string]int
+}
+
+// Publish copies the counters and the silent trees for Health. Call it from the goroutine
+// that calls Observe (the pipeline does, every second: sensor.PipelineOptions.Publish): the
+// detector itself takes no lock per line. It walks the remembered trees (at most MaxTrees).
+func (d *Detector) Publish() {
+	h := Health{Stats: d.Stats(), Silent: map[string]int{}}
+	d.trees.each(func(t *treeState) {
+		if t.silent() {
+			agent := t.agent
+			if agent == "" {
+				agent = "unknown"
+			}
+			h.Silent[agent]++
+		}
+	})
+	d.publishedMu.Lock()
+	d.published = h
+	d.publishedMu.Unlock()
+}
+
+// Health returns what Publish last copied (zero before it first ran). Safe from any
+// goroutine; the maps are the caller's.
+func (d *Detector) Health() Health {
+	d.publishedMu.Lock()
+	defer d.publishedMu.Unlock()
+	h := d.published
+	h.Stats.ErrorsByRule, h.Stats.AlertsByRule = maps.Clone(h.Stats.ErrorsByRule), maps.Clone(h.Stats.AlertsByRule)
+	h.Silent = maps.Clone(h.Silent)
+	return h
 }
 
 // Stats returns a copy of the counters. Call it from the goroutine that calls Observe, or

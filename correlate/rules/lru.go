@@ -58,3 +58,10 @@ func (l *lru[V]) remove(key string) {
 }
 
 func (l *lru[V]) len() int { return l.order.Len() }
+
+// each calls f with every value, most recently used first, without marking any used.
+func (l *lru[V]) each(f func(V)) {
+	for el := l.order.Front(); el != nil; el = el.Next() {
+		f(el.Value.(*lruEntry[V]).val)
+	}
+}

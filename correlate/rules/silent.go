@@ -53,7 +53,16 @@ type treeState struct {
 	firstSeq  uint64
 	// lastTelemetry is the agent time of the newest trusted line naming the tree (zero: none).
 	lastTelemetry time.Time
-	fired         bool
+	// firedAt is the time of the line that raised the tree's alert (zero: not raised).
+	firedAt time.Time
+	// exited: the root's exit line was seen; the tree no longer counts as silent.
+	exited bool
+}
+
+// silent reports whether the tree's alert was raised, no trusted telemetry named it since,
+// and its root has not exited: an agent at work right now with nothing telling what for.
+func (t *treeState) silent() bool {
+	return !t.firedAt.IsZero() && !t.exited && !t.lastTelemetry.After(t.firedAt)
 }
 
 // noteTelemetry remembers a trusted line naming a tree's root.
@@ -92,6 +101,10 @@ func (d *Detector) watchTree(e *proto.Event) *proto.Event {
 		return nil // most lines: neither the root's nor its work
 	}
 	t := d.tree(root)
+	if p.Pid == root.pid && e.Event.Action == proto.ActionExit {
+		t.exited = true
+		return nil
+	}
 	if t.agent == "" {
 		t.agent, _, _, _, _ = names(e)
 	}
@@ -101,7 +114,7 @@ func (d *Detector) watchTree(e *proto.Event) *proto.Event {
 			t.cwd = p.WorkingDirectory
 		}
 	}
-	if t.fired || !work {
+	if !t.firedAt.IsZero() || !work {
 		return nil
 	}
 	if t.exe == "" && p.Parent.Pid == root.pid {
@@ -124,7 +137,7 @@ func (d *Detector) watchTree(e *proto.Event) *proto.Event {
 	if quiet < d.silentAfter {
 		return nil
 	}
-	t.fired = true
+	t.firedAt = e.Timestamp
 	evidence := []string{
 		fmt.Sprintf("%s at %s; still starting processes %s later", why, since.UTC().Format(time.RFC3339), quiet.Round(time.Second)),
 		describe(e),

@@ -137,3 +137,56 @@ func TestSilentAgentNamesTheRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestSilentAgentHealth: Health counts a tree as silent from its alert until trusted
+// telemetry names it again or its root exits, and only once Publish has copied it.
+func TestSilentAgentHealth(t *testing.T) {
+	work := func(sec int) *proto.Event { return treeExec(sec, "r1", 1200, claudeExe, proto.BindingNone) }
+	rootExit := func(sec int) *proto.Event {
+		e := rootExec(sec, "r1")
+		e.Event.Action = proto.ActionExit
+		return e
+	}
+	d := NewDetector(loadPack(t), Options{SilentAfter: 120 * time.Second, AgentPrograms: []string{"claude"}})
+	seq := uint64(0)
+	observe := func(lines ...*proto.Event) {
+		for _, e := range lines {
+			seq++
+			e.Event.Sequence = seq
+			d.Observe(e)
+		}
+	}
+	silent := func() map[string]int {
+		d.Publish()
+		return d.Health().Silent
+	}
+	observe(rootExec(0, "r1"), work(1), work(60))
+	if got := silent(); len(got) != 0 {
+		t.Fatalf("silent before the threshold: %v", got)
+	}
+	observe(work(121))
+	if h := d.Health(); len(h.Silent) != 0 {
+		t.Errorf("Health before Publish = %v, want the last published (none)", h.Silent)
+	}
+	if got := silent(); got["claude-code"] != 1 || len(got) != 1 {
+		t.Errorf("after the alert: silent %v, want claude-code: 1", got)
+	}
+	if h := d.Health(); h.Stats.Alerts == 0 {
+		t.Errorf("published stats %+v, want the alert counted", h.Stats)
+	}
+	observe(telemetry(130))
+	if got := silent(); len(got) != 0 {
+		t.Errorf("after trusted telemetry: silent %v, want none", got)
+	}
+
+	// A second tree goes silent, then its root exits.
+	d = NewDetector(loadPack(t), Options{SilentAfter: 120 * time.Second, AgentPrograms: []string{"claude"}})
+	observe(rootExec(0, "r1"), work(1), work(125))
+	if got := silent(); got["claude-code"] != 1 {
+		t.Fatalf("silent %v, want claude-code: 1", got)
+	}
+	observe(rootExit(200))
+	if got := silent(); len(got) != 0 {
+		t.Errorf("after the root's exit: silent %v, want none", got)
+	}
+}
