@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Why a hook call was refused: the reasons HookTrust counts.
@@ -60,7 +61,8 @@ const maxAgentDepth = 16
 // the agent gave that shell starts with the sender's own argv[0] (the hook command as
 // configured, leading NAME=value words aside); and no exec on the chain, in the agent, or
 // between the tree's root and the agent carried a tool-call key the root did not carry
-// itself, or was Codex's tool-shell setup. A tool shell (which carries its call's key, or,
+// itself (on the chain, a TRACEPARENT aside where the agent runs its hooks with one:
+// Claude Code with CLAUDE_CODE_PROPAGATE_TRACEPARENT=1), or was Codex's tool-shell setup. A tool shell (which carries its call's key, or,
 // for a Claude Bash shell without CLAUDE_CODE_PROPAGATE_TRACEPARENT=1, runs `source
 // <snapshot> && eval '…'`), anything it starts, an `exec` from it, and an agent image started
 // from one all fail. The argv judged is the one the kernel recorded at the shell's exec, the
@@ -158,8 +160,12 @@ func (h *HookTrust) judge(pid int) (reason string, wait bool) {
 		}
 		p = parent
 	}
-	for _, p := range path {
-		if r := taint(p, rootJoin); r != "" {
+	// An agent that runs its hooks with a TRACEPARENT of its own: on the hook's chain that
+	// key is no tool's (a tool shell there still fails on its program, runsSender); above
+	// the agent it still is.
+	hookTraceParent := agents.HooksCarryTraceParent(agent.Agent)
+	for i, p := range path {
+		if r := taint(p, rootJoin, hookTraceParent && i < len(chain)); r != "" {
 			return r, false
 		}
 	}
@@ -186,8 +192,9 @@ func (h *HookTrust) parentOf(p sensor.ProcessInfo) (sensor.ProcessInfo, bool) {
 }
 
 // taint reports whether any exec of p (its history, or its current keys when the history
-// is unknown) carried a tool call's key the root did not, or was Codex's tool-shell setup.
-func taint(p sensor.ProcessInfo, root *proto.JoinKeys) string {
+// is unknown) carried a tool call's key the root did not (a TRACEPARENT aside when
+// ignoreTraceParent), or was Codex's tool-shell setup.
+func taint(p sensor.ProcessInfo, root *proto.JoinKeys, ignoreTraceParent bool) string {
 	execs := p.Execs
 	if len(execs) == 0 {
 		execs = []sensor.ExecRecord{{Executable: p.Executable, Args: p.Args, Join: p.Join}}
@@ -196,7 +203,7 @@ func taint(p sensor.ProcessInfo, root *proto.JoinKeys) string {
 		if slices.Contains(x.Args, codexProcessSetup) {
 			return HookRefusedToolShell
 		}
-		if toolCallKey(x.Join, root) {
+		if toolCallKey(x.Join, root, ignoreTraceParent) {
 			return HookRefusedToolKey
 		}
 	}
@@ -204,7 +211,7 @@ func taint(p sensor.ProcessInfo, root *proto.JoinKeys) string {
 }
 
 // toolCallKey: j carries a tool-call join key with a value other than the root's.
-func toolCallKey(j, root *proto.JoinKeys) bool {
+func toolCallKey(j, root *proto.JoinKeys, ignoreTraceParent bool) bool {
 	if j == nil {
 		return false
 	}
@@ -212,7 +219,7 @@ func toolCallKey(j, root *proto.JoinKeys) bool {
 	if root != nil {
 		r = *root
 	}
-	if j.TraceParent != "" && j.TraceParent != r.TraceParent {
+	if !ignoreTraceParent && j.TraceParent != "" && j.TraceParent != r.TraceParent {
 		return true
 	}
 	for agent, id := range j.ToolCalls {

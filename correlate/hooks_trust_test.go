@@ -204,6 +204,58 @@ func TestHookTrustRule(t *testing.T) {
 	}
 }
 
+// Claude Code with CLAUDE_CODE_PROPAGATE_TRACEPARENT=1 (what vigil install sets) runs its
+// hooks with a TRACEPARENT too: in a tree named claude-code that key no longer refuses the
+// hook, and every tool-shell path is still refused, by its program or by the key above the
+// agent.
+func TestHookTrustClaudeHooksWithTraceparent(t *testing.T) {
+	hookEnv := agents.JoinKeysOf("TRACEPARENT=00-cccc-dddd-01", "CLAUDE_CODE_SESSION_ID=s1", "CLAUDECODE=1")
+	tree := func(t *testing.T) *trustTable {
+		tt := newTrustTable(t)
+		tt.root = 100
+		tt.tab.Seed(sensor.ProcessInfo{Pid: 100, PPid: 1, StartBootNs: 500, Executable: claudeExe, Args: []string{"claude"}, RootPid: 100, Agent: agents.ClaudeCode})
+		tt.fork(100, 201)
+		tt.exec(201, hookEnv, "/usr/bin/dash", "/bin/sh", "-c", "vigil hook --agent claude-code")
+		tt.fork(201, 202)
+		tt.exec(202, hookEnv, vigilExe, vigilArgs...)
+		tt.fork(100, 301)
+		tt.exec(301, claudeToolEnv, "/usr/bin/bash", "/bin/bash", "-c", "source snap && eval 'vigil hook --agent claude-code < forged' && pwd -P >| /tmp/claude-1-cwd")
+		return tt
+	}
+	for _, tc := range []struct {
+		name  string
+		build func(tt *trustTable)
+		pid   int
+		want  string
+	}{
+		{name: "the hook, with its TRACEPARENT", pid: 202},
+		{name: "tool shell's child", pid: 302, want: HookRefusedNotHookCommand, build: func(tt *trustTable) {
+			tt.fork(301, 302)
+			tt.exec(302, claudeToolEnv, vigilExe, vigilArgs...)
+		}},
+		{name: "tool shell's `exec vigil hook`", pid: 301, want: HookRefusedNotHookCommand, build: func(tt *trustTable) {
+			tt.exec(301, claudeToolEnv, vigilExe, vigilArgs...)
+		}},
+		{name: "an agent image started from a tool shell", pid: 306, want: HookRefusedToolKey, build: func(tt *trustTable) {
+			tt.fork(301, 305)
+			tt.exec(305, nil, "/tmp/x/claude.exe", "claude.exe", "-c", "vigil hook")
+			tt.fork(305, 306)
+			tt.exec(306, nil, vigilExe, vigilArgs...)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := tree(t)
+			if tc.build != nil {
+				tc.build(tt)
+			}
+			trusted, wait, reason := tt.trust().Check(tc.pid, false)
+			if wait || trusted != (tc.want == "") || reason != tc.want {
+				t.Fatalf("trusted %v wait %v reason %q, want %q", trusted, wait, reason, tc.want)
+			}
+		})
+	}
+}
+
 // A Claude Bash tool shell without CLAUDE_CODE_PROPAGATE_TRACEPARENT=1 carries no tool-call
 // key, and its direct child has a hook's shape (claude → -c shell → vigil); the shell's
 // program, chosen by the agent, tells them apart.

@@ -113,6 +113,9 @@ type ScenarioResult struct {
 	// Untrusted: agent.untrusted_telemetry lines (refused telemetry, forged hooks among them).
 	Forged    int `json:"forged"`
 	Untrusted int `json:"untrusted"`
+	// HookLines are the agent lines Vigil took from hook calls. A managed scenario (its
+	// hooks configured by vigil install) fails without any, or with any refused.
+	HookLines int `json:"hook_lines"`
 	// Alerts counts the detection alerts raised on the scenario's agent trees, by rule.id;
 	// AlertHits by rule and gen_ai.tool.call.id. ExpectAlerts are the scenario's expectations
 	// (Scenario.ExpectAlerts), Expectations how each fared (expect.go), FalseAlerts the
@@ -409,6 +412,22 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 	if len(late) > 0 {
 		slices.Sort(late)
 		res.LateMsMedian, res.LateMsMax = late[len(late)/2], late[len(late)-1]
+	}
+	for _, e := range events {
+		if e.Event.Dataset == "vigil.agent" && e.Vigil.Source == "hook" && e.Event.Action != proto.ActionAgentUntrusted {
+			res.HookLines++
+		}
+	}
+	if sc.Managed {
+		refused := 0
+		for _, e := range events {
+			if e.Event.Action == proto.ActionAgentUntrusted && e.Vigil.Source == "hook" {
+				refused++
+			}
+		}
+		if res.HookLines == 0 || refused > 0 {
+			res.Errors = append(res.Errors, fmt.Sprintf("the hooks vigil install configured: %d calls taken, %d refused", res.HookLines, refused))
+		}
 	}
 	var kernel []*proto.Event
 	res.Bindings = map[string]int{}

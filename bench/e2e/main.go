@@ -188,7 +188,11 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		logf("%s/%s: running", sc.Agent, sc.Name)
 		t := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), agentTimeout+2*time.Minute)
-		args := []string{"-n", self, "-child", sc.Agent + "/" + sc.Name, "-dir", sdir, "-npm-cache", cache, "-vigil", vigil}
+		args := []string{"-n"}
+		if sc.Managed {
+			args = append(args, "-m") // installManaged's overlay of /etc stays in the scenario
+		}
+		args = append(args, self, "-child", sc.Agent+"/"+sc.Name, "-dir", sdir, "-npm-cache", cache, "-vigil", vigil)
 		if noSensor {
 			args = append(args, "-no-sensor")
 		}

@@ -132,6 +132,11 @@ func runChild(o childOpts) error {
 		}
 	}
 	defer sensor.stop()
+	if sc.Managed {
+		if err := installManaged(o); err != nil {
+			return err
+		}
+	}
 
 	// The mock LLM API.
 	mlog, err := os.Create(filepath.Join(o.dir, "mock_requests.jsonl"))
@@ -632,7 +637,7 @@ func claudeEnv(sc Scenario, home string) []string {
 		"ANTHROPIC_BASE_URL=http://" + anthropicAddr, "ANTHROPIC_API_KEY=dummy-e2e-key",
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1", "DISABLE_ERROR_REPORTING=1", "DISABLE_TELEMETRY=1",
 	}
-	if !sc.HooksOnly && !sc.NoTelemetry {
+	if !sc.HooksOnly && !sc.NoTelemetry && !sc.Managed {
 		env = append(env, "CLAUDE_CODE_ENABLE_TELEMETRY=1", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1",
 			"OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=otlp",
 			"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+otlpAddr,
@@ -642,7 +647,7 @@ func claudeEnv(sc Scenario, home string) []string {
 	for _, k := range slices.Sorted(maps.Keys(sc.AgentEnv)) {
 		env = append(env, k+"="+sc.AgentEnv[k])
 	}
-	if sc.StrongKeys && !sc.HooksOnly {
+	if sc.StrongKeys && !sc.HooksOnly && !sc.Managed {
 		env = append(env, "CLAUDE_CODE_PROPAGATE_TRACEPARENT=1")
 	}
 	return env
@@ -791,9 +796,16 @@ func exitString(err error) string {
 // ---------------------------------------------------------------- Codex
 
 func codexConfig(sc Scenario, repo string) string {
+	otel := `
+[otel]
+environment = "vigil-e2e"
+log_user_prompt = true
+`
 	exporters := `exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/logs", protocol = "json" } }
 `
-	if sc.HooksOnly {
+	if sc.Managed {
+		otel, exporters = "", "" // the system config's [otel] table, from vigil install
+	} else if sc.HooksOnly {
 		exporters = ""
 	} else if sc.StrongKeys {
 		exporters += `trace_exporter = { otlp-http = { endpoint = "http://` + otlpAddr + `/v1/traces", protocol = "json" } }
@@ -821,11 +833,7 @@ plugins = false
 remote_plugin = false
 plugin_sharing = false
 apps = false
-
-[otel]
-environment = "vigil-e2e"
-log_user_prompt = true
-` + exporters + `
+` + otel + exporters + `
 [projects."` + repo + `"]
 trust_level = "trusted"
 `
@@ -886,7 +894,11 @@ var geminiSettings = map[string]any{
 // runGemini runs one `gemini -p` process per prompt; the later ones continue the first one's
 // session with --resume <session id> (the id of stream-json's init event).
 func runGemini(sc Scenario, o childOpts, meta *Meta, home string) error {
-	b, err := json.MarshalIndent(geminiSettings, "", "  ")
+	settings := maps.Clone(geminiSettings)
+	if sc.Managed {
+		delete(settings, "telemetry") // the system settings', from vigil install
+	}
+	b, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
 		return err
 	}

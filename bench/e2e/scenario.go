@@ -82,6 +82,12 @@ type Scenario struct {
 	// inside a tool shell (commands use {VIGIL}, {SOCK} and {UNDELIVERED}, the run's vigil
 	// binary, hook socket and undelivered folder): they must never appear in the output.
 	Forged []string `json:"forged,omitempty"`
+	// Managed: the agent is configured by `vigil install` alone, as a fleet would deploy it.
+	// The run installs into a scratch root pointed at the scenario's sensor and runs the
+	// agent with that root's /etc laid over the machine's (an overlay in the scenario's own
+	// mount namespace): no telemetry variables, no user settings, no trust flags. Binding as
+	// well as the strong scenarios proves the agent obeyed its managed configuration.
+	Managed bool `json:"managed,omitempty"`
 	// Set names the key set the scenario measures beside strong/fallback in the summary
 	// (late, parallel, hooks-only, subagent); empty for the plain ones.
 	Set string `json:"set,omitempty"`
@@ -189,6 +195,11 @@ func (s Scenario) validate() error {
 	}
 	if s.NoTelemetry && (s.Agent != "claude" || s.StrongKeys || s.HooksOnly || s.AlsoFallback) {
 		return fmt.Errorf("scenario %q: no_telemetry is a Claude run without telemetry or hooks: not with strong_keys, hooks_only or also_fallback", s.Name)
+	}
+	// vigil install configures Claude Code, Codex and Gemini CLI (and Cursor, which does not
+	// run here); the managed run is the strong one, with nothing else configured.
+	if s.Managed && (s.Agent != "claude" && s.Agent != "codex" && s.Agent != "gemini" || !s.StrongKeys || s.HooksOnly || s.NoTelemetry || s.AlsoFallback) {
+		return fmt.Errorf("scenario %q: managed is a Claude, Codex or Gemini run with strong_keys and nothing else configured", s.Name)
 	}
 	// Gemini runs with one telemetry configuration, the fleet's (runner.go geminiSettings):
 	// the harness has no weaker variant and no hooks for it yet.

@@ -138,3 +138,13 @@ func ManagedPath(agent, goos, what string) (string, bool) {
 	}
 	return "", false
 }
+
+// HooksCarryTraceParent reports whether agent runs its hooks with a TRACEPARENT of its own.
+func HooksCarryTraceParent(agent string) bool {
+	for _, a := range registry {
+		if a.Name == agent {
+			return a.HooksCarryTraceParent
+		}
+	}
+	return false
+}

@@ -79,6 +79,10 @@ type Agent struct {
 	ServicePrefixes []string
 	// HookNames are the `vigil hook --agent` values naming it, the first one canonical.
 	HookNames []string
+	// HooksCarryTraceParent: the agent puts a TRACEPARENT in its hooks' environment too, not
+	// only in its tool shells', so that key does not mark a hook shell as a tool's
+	// (correlate.HookTrust then tells them apart by the shell's program).
+	HooksCarryTraceParent bool
 	// Managed is where its managed configuration lives.
 	Managed []ConfigFile
 }
@@ -128,6 +132,9 @@ var registry = []Agent{
 		},
 		ServiceNames: []string{"claude-code"},
 		HookNames:    []string{"claude-code", "claude", "claude_code", "claudecode"},
+		// With CLAUDE_CODE_PROPAGATE_TRACEPARENT=1 (which vigil install sets), 2.1.197 runs
+		// each hook with its turn's TRACEPARENT (measured: e2e claude/managed).
+		HooksCarryTraceParent: true,
 		Managed: []ConfigFile{
 			{GOOS: "linux", Path: "/etc/claude-code/managed-settings.json", What: "settings"},
 			{GOOS: "linux", Path: "/etc/claude-code/managed-settings.d", What: "settings.d"},

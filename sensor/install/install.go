@@ -58,6 +58,11 @@ func Plan(o Options) (Result, error) {
 	if o.GOOS != "linux" && o.GOOS != "darwin" {
 		return Result{}, fmt.Errorf("install: no service layout for %q (linux and darwin have one)", o.GOOS)
 	}
+	if o.Root != "" {
+		if st, err := os.Stat(o.Root); err != nil || !st.IsDir() {
+			return Result{}, fmt.Errorf("install: the root %q is not a directory (%v)", o.Root, err)
+		}
+	}
 	if !filepath.IsAbs(o.Binary) {
 		return Result{}, fmt.Errorf("install: the binary path %q is not absolute", o.Binary)
 	}
