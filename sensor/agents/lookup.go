@@ -21,6 +21,8 @@ func All() []Agent {
 		out[i].ServicePrefixes = slices.Clone(a.ServicePrefixes)
 		out[i].HookNames = slices.Clone(a.HookNames)
 		out[i].Managed = slices.Clone(a.Managed)
+		out[i].Home = slices.Clone(a.Home)
+		out[i].Project = slices.Clone(a.Project)
 	}
 	return out
 }
