@@ -91,6 +91,9 @@ func ForHook(value string) (string, error) {
 	return "", fmt.Errorf("unknown hook agent %q (want one of %s)", value, strings.Join(known, ", "))
 }
 
+// NPMRoots returns npm's global roots the registry's install paths are under (glob patterns).
+func NPMRoots() []string { return slices.Clone(npmRoots) }
+
 // Binaries returns every agent's executable basenames.
 func Binaries() []string {
 	var out []string
