@@ -6,9 +6,6 @@ require (
 	cel.dev/cel-go v0.33.3
 	github.com/cilium/ebpf v0.22.0
 	github.com/mattn/go-isatty v0.0.24
-	github.com/prometheus/procfs v0.23.0
-	github.com/rs/zerolog v1.35.1
-	github.com/segmentio/encoding v0.5.4
 	github.com/pelletier/go-toml/v2 v2.2.3
 	github.com/prometheus/procfs v0.23.0
 	github.com/rs/zerolog v1.35.1
