@@ -33,6 +33,7 @@ type Config struct {
 	ProcessTable ProcessTableConfig `yaml:"process_table"`
 	Correlate    CorrelateConfig    `yaml:"correlate"`
 	Detections   DetectionsConfig   `yaml:"detections"`
+	Inventory    InventoryConfig    `yaml:"inventory"`
 	// Agents are extra agents or extensions of built-in ones, merged into DefaultCatalog.
 	Agents []Agent `yaml:"agents"`
 	// Interpreters are extra interpreter basenames that may run an agent's script.
@@ -117,6 +118,12 @@ type DetectionsConfig struct {
 	// SilentAgentAfterSeconds is how long an agent tree may start processes with no trusted
 	// telemetry or hook before the agent.silent alert; 0 turns that detection off.
 	SilentAgentAfterSeconds int `yaml:"silent_agent_after_seconds"`
+}
+
+// InventoryConfig is the periodic inventory scan of `vigil run` (sensor/inventory).
+type InventoryConfig struct {
+	// IntervalMinutes is the time between scans, the first at start; 0 turns them off.
+	IntervalMinutes int `yaml:"interval_minutes"`
 }
 
 // maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
@@ -223,6 +230,8 @@ func (c Config) Validate() error {
 		"detections.rules_dir must be an absolute path or empty, got %q", c.Detections.RulesDir)
 	check(c.Detections.SilentAgentAfterSeconds >= 0,
 		"detections.silent_agent_after_seconds must be 0 (off) or more, got %d", c.Detections.SilentAgentAfterSeconds)
+
+	check(c.Inventory.IntervalMinutes >= 0, "inventory.interval_minutes must be 0 (off) or more, got %d", c.Inventory.IntervalMinutes)
 
 	if _, err := c.Catalog(); err != nil {
 		errs = append(errs, err)
