@@ -397,7 +397,7 @@ func TestRunCapsItsCPUs(t *testing.T) {
 
 // Every command's --help prints its usage and exits 0: asking for help is not an error.
 func TestEveryCommandHelpExitsZero(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"hook", "--help"}, {"trace", "--help"}, {"rules", "--help"}, {"rules", "test", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"hook", "--help"}, {"trace", "--help"}, {"rules", "--help"}, {"rules", "test", "-h"}, {"inventory", "--help"}} {
 		out, err := exec.Command(vigilBin, args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("vigil %s: %v\n%s", strings.Join(args, " "), err, out)
