@@ -112,7 +112,7 @@ trust_level = "trusted"
 	// Gemini CLI: the research's real user settings (telemetry to 127.0.0.1:4318 over http).
 	sample, err := os.ReadFile(sampleDir + "/gemini/user_settings.json")
 	if err != nil {
-		t.Skipf("research samples: %v", err)
+		t.Fatal(err)
 	}
 	write("/home/dev/.gemini/settings.json", string(sample))
 	write("/etc/gemini-cli/settings.json", `{"telemetry":{"enabled":true},"mcpServers":{"sse":{"url":"http://localhost:9000/sse"}}}`)
@@ -124,8 +124,9 @@ trust_level = "trusted"
 	return root
 }
 
-// sampleDir holds the agents research's real files.
-const sampleDir = "/work/shared/research/agents/samples"
+// sampleDir holds real files of the agents research (research/agents/samples: the settings,
+// hooks and config the real CLIs ran with).
+const sampleDir = "testdata/samples"
 
 func scanFixture(t *testing.T, root string, now time.Time) (*Report, error) {
 	t.Helper()

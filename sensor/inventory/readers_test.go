@@ -77,7 +77,7 @@ func TestReadersOnSamples(t *testing.T) {
 	} {
 		b, err := os.ReadFile(sampleDir + "/" + c.file)
 		if err != nil {
-			t.Skipf("research samples: %v", err)
+			t.Fatal(err)
 		}
 		s := newTestScanner()
 		if _, err := c.read(s, where{path: c.file}, b); err != nil {
@@ -90,7 +90,7 @@ func TestReadersOnSamples(t *testing.T) {
 	}
 	b, err := os.ReadFile(sampleDir + "/codex/config.toml")
 	if err != nil {
-		t.Skipf("research samples: %v", err)
+		t.Fatal(err)
 	}
 	s := newTestScanner()
 	projects, err := readCodexConfig(s, where{}, b)
