@@ -265,8 +265,18 @@ func fixtures() map[string]*Event {
 			Alert: &Alert{Severity: "high", Scope: "tool_call", Sequences: []uint64{1118, 1120},
 				Evidence: []string{"read /home/alice/.netrc", "connect 142.250.185.81:443"}}}}
 
+	// inventory: one MCP server of a periodic inventory scan.
+	scan := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
+	inventoryMCP := &Event{Timestamp: scan,
+		Event: EventMeta{Action: ActionInventory, Kind: KindState, Category: "configuration", Type: []string{"info"},
+			Dataset: DatasetInventory, Sequence: 42}, Host: host,
+		Vigil: Vigil{Inventory: &Inventory{Scan: scan.Format(TimeLayout), MCPServer: &InventoryMCPServer{Agent: "claude-code", Level: LevelUser,
+			User: "alice", Path: "/home/alice/.claude.json", Name: "github", Transport: "stdio", Command: "npx",
+			Args: []string{"-y", "@modelcontextprotocol/server-github", "--token", "[REDACTED]"}, EnvKeys: []string{"GITHUB_PERSONAL_ACCESS_TOKEN"},
+			FirstSeen: "2026-11-20T09:12:44Z"}}}}
+
 	return map[string]*Event{
-		"binding": binding, "session": session, "alert": alert,
+		"binding": binding, "session": session, "alert": alert, "inventory_mcp_server": inventoryMCP,
 		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail,
 		"rename": rename, "unlink_failed": unlinkFail, "symlink": symlink, "chmod_setid": chmodSetid, "truncate": truncate,
 		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix, "send_udp": sendUDP,

@@ -401,6 +401,8 @@ type Vigil struct {
 	LateMs int64 `json:"late_ms,omitempty" msgpack:"late_ms,omitempty"`
 	// Alert is what a detection rule matched (action alert).
 	Alert *Alert `json:"alert,omitempty" msgpack:"alert,omitempty"`
+	// Inventory is one item of an inventory scan (action inventory).
+	Inventory *Inventory `json:"inventory,omitempty" msgpack:"inventory,omitempty"`
 }
 
 // Alert is vigil.alert.*: why a rule matched, in terms a reader can check against the lines.

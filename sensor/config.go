@@ -37,6 +37,7 @@ type Config struct {
 	Correlate    CorrelateConfig    `yaml:"correlate"`
 	Detections   DetectionsConfig   `yaml:"detections"`
 	Metrics      MetricsConfig      `yaml:"metrics"`
+	Inventory    InventoryConfig    `yaml:"inventory"`
 	// Agents are extra agents or extensions of built-in ones, merged into DefaultCatalog.
 	Agents []Agent `yaml:"agents"`
 	// Interpreters are extra interpreter basenames that may run an agent's script.
@@ -127,6 +128,12 @@ type DetectionsConfig struct {
 type MetricsConfig struct {
 	// Listen is host:port, "" for no endpoint.
 	Listen string `yaml:"listen"`
+}
+
+// InventoryConfig is the periodic inventory scan of `vigil run` (sensor/inventory).
+type InventoryConfig struct {
+	// IntervalMinutes is the time between scans, the first at start; 0 turns them off.
+	IntervalMinutes int `yaml:"interval_minutes"`
 }
 
 // maxRingBufferKB caps the ring buffer at 1 GiB: beyond that it is almost certainly a unit
@@ -241,6 +248,7 @@ func (c Config) Validate() error {
 	if err := checkListen(c.Metrics.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("metrics.listen: %w", err))
 	}
+	check(c.Inventory.IntervalMinutes >= 0, "inventory.interval_minutes must be 0 (off) or more, got %d", c.Inventory.IntervalMinutes)
 
 	if _, err := c.Catalog(); err != nil {
 		errs = append(errs, err)

@@ -40,6 +40,9 @@ func TestDefaultConfig(t *testing.T) {
 	if c.Metrics.Listen != "127.0.0.1:9464" || !IsLoopbackListen(c.Metrics.Listen) {
 		t.Errorf("metrics.listen = %q, want 127.0.0.1:9464 (loopback)", c.Metrics.Listen)
 	}
+	if c.Inventory.IntervalMinutes != 60 {
+		t.Errorf("inventory.interval_minutes = %d, want 60", c.Inventory.IntervalMinutes)
+	}
 	if d := DefaultConfig(); len(d.Agents) != 0 || len(d.Interpreters) != 0 {
 		t.Errorf("default adds agents %v / interpreters %v; built-ins belong in DefaultCatalog", d.Agents, d.Interpreters)
 	}
@@ -118,6 +121,16 @@ func TestLoadConfig(t *testing.T) {
 		{name: "negative max_cpus", yaml: "pipeline:\n  max_cpus: -1\n", wantErr: "pipeline.max_cpus"},
 		{name: "negative late_seconds", yaml: "correlate:\n  late_seconds: -1\n", wantErr: "correlate.late_seconds"},
 		{name: "negative silent_agent_after_seconds", yaml: "detections:\n  silent_agent_after_seconds: -1\n", wantErr: "detections.silent_agent_after_seconds"},
+		{name: "negative inventory interval", yaml: "inventory:\n  interval_minutes: -5\n", wantErr: "inventory.interval_minutes must be 0 (off)"},
+		{
+			name: "inventory off",
+			yaml: "inventory:\n  interval_minutes: 0\n",
+			check: func(t *testing.T, c Config) {
+				if c.Inventory.IntervalMinutes != 0 {
+					t.Errorf("inventory = %+v", c.Inventory)
+				}
+			},
+		},
 		{name: "zero max_late", yaml: "correlate:\n  max_late: 0\n", wantErr: "correlate.max_late"},
 		{
 			name: "late binding off",

@@ -43,6 +43,10 @@ type PipelineOptions struct {
 	Losses []func() map[string]uint64
 	// Detector, when set, sees every record written and its alerts are written after it.
 	Detector Detector
+	// Records are records made away from the pipeline's goroutine (the inventory scan reads
+	// many files and must not stall it): each batch received is written as it is, in order,
+	// and flushed.
+	Records <-chan []*proto.Event
 	// DrainTimeout bounds how long Run goes on writing after ctx is cancelled. What is still
 	// queued then is counted, not written: one last lost record says how many (kind
 	// "shutdown"). 0: 2 s.
@@ -183,6 +187,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		case <-release.C:
 			p.release(false)
+		case records := <-p.o.Records:
+			for _, e := range records {
+				p.write(e)
+			}
+			p.flush()
 		}
 	}
 }

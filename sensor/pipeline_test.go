@@ -865,3 +865,31 @@ func TestPipelineCountsWhatTheDrainCannotWrite(t *testing.T) {
 		t.Errorf("last record %s, want the lost record", last.Event.Action)
 	}
 }
+
+// TestPipelineWritesRecordsSentToIt: records made elsewhere (the inventory scan) are written
+// in order with the kernel's, numbered, stamped with the host, and flushed.
+func TestPipelineWritesRecordsSentToIt(t *testing.T) {
+	records := make(chan []*proto.Event, 1)
+	sink := &plSink{}
+	host := proto.Host{Name: "dev1", BootID: "b1"}
+	p := plPipeline(t, PipelineOptions{Source: &plSource{name: "ebpf"}, Sinks: []Sink{sink}, Host: host, LostInterval: time.Hour, Records: records})
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := plStart(t, ctx, p)
+	records <- []*proto.Event{
+		{Event: proto.EventMeta{Action: proto.ActionInventory, Kind: proto.KindState}, Vigil: proto.Vigil{Inventory: &proto.Inventory{Scan: "a"}}},
+		{Event: proto.EventMeta{Action: proto.ActionInventory, Kind: proto.KindState}, Vigil: proto.Vigil{Inventory: &proto.Inventory{Scan: "b"}}},
+	}
+	plWaitFor(t, "both records at the sink", func() bool { return len(sink.snapshot()) == 2 })
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := sink.snapshot()
+	plCheckSequence(t, got)
+	for i, e := range got {
+		if e.Host == nil || *e.Host != host || e.Vigil.Inventory == nil || e.Vigil.Inventory.Scan != string(rune('a'+i)) {
+			t.Errorf("record %d = %+v", i, e)
+		}
+	}
+	plCheckFlushedAfterLastWrite(t, sink)
+}

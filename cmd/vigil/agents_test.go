@@ -43,7 +43,7 @@ func TestAgentsCommand(t *testing.T) {
 		t.Errorf("codex env %+v", codex.Env)
 	}
 	claude := byName[agents.ClaudeCode].Managed
-	if len(claude) != 1 || !claude[0].Present {
+	if len(claude) != 2 || !claude[0].Present || claude[1].Present {
 		t.Errorf("claude-code managed %+v", claude)
 	}
 	for _, m := range byName[agents.Codex].Managed {

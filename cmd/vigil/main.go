@@ -60,6 +60,9 @@ Usage:
   vigil agents [--format text|json]
       List the agents Vigil knows: binaries, environment join keys and their roles, OTLP
       service and hook names, and what this host has (installed executables, managed config).
+  vigil inventory [--root DIR] [--format table|json] [--config FILE]
+      For every user: the agents installed and their versions, whether each agent's
+      telemetry and hooks point at this sensor (managed, user, project), its MCP servers.
   vigil trace --jsonl PATH [--untrusted PATH] [--session ID] [--format text|json]
       Print the workflow record of each session in a JSONL file: the user's requests, each
       tool call with what the kernel saw it do, approvals, and what nothing explains.
@@ -129,6 +132,8 @@ func main() {
 		err = uninstallCommand(os.Args[2:])
 	case "status":
 		err = statusCommand(os.Args[2:])
+	case "inventory":
+		err = inventoryCommand(os.Args[2:])
 	case selfCheckCommand:
 		err = selfCheckCanaryCommand(os.Args[2:])
 	case "version", "--version":

@@ -160,6 +160,8 @@ func runCommand(args []string) error {
 		}
 		journalOption = journal
 	}
+	// The inventory's lines, scanned on a goroutine of their own and written by the pipeline.
+	inventoryRecords := make(chan []*proto.Event, 1)
 	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
 		Source:    src,
 		Table:     table,
@@ -170,6 +172,7 @@ func runCommand(args []string) error {
 		Journal:   journalOption,
 		Detector:  detectorOption(detector),
 		Publish:   detectorPublish(detector),
+		Records:   inventoryRecords,
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).
 		Losses: append(corr.losses, out.losses, func() map[string]uint64 {
@@ -196,6 +199,9 @@ func runCommand(args []string) error {
 	go func() { done <- pipe.Run(ctx) }()
 	if check != nil {
 		go check.run(ctx, log) // logs its verdict; the sensor runs on either way
+	}
+	if cfg.Inventory.IntervalMinutes > 0 {
+		go inventoryScans(ctx, cfg, time.Duration(cfg.Inventory.IntervalMinutes)*time.Minute, inventoryRecords, log)
 	}
 	finished := true
 	select {

@@ -401,7 +401,7 @@ func TestRunCapsItsCPUs(t *testing.T) {
 func TestEveryCommandHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"hook", "--help"}, {"trace", "--help"}, {"rules", "--help"},
 		{"rules", "test", "-h"}, {"query", "--help"}, {"agents", "--help"}, {"install", "--help"}, {"uninstall", "--help"}, {"version", "--help"},
-		{"status", "--help"}} {
+		{"status", "--help"}, {"inventory", "--help"}} {
 		out, err := exec.Command(vigilBin, args...).CombinedOutput()
 		if err != nil {
 			t.Errorf("vigil %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -21,6 +21,8 @@ func All() []Agent {
 		out[i].ServicePrefixes = slices.Clone(a.ServicePrefixes)
 		out[i].HookNames = slices.Clone(a.HookNames)
 		out[i].Managed = slices.Clone(a.Managed)
+		out[i].Home = slices.Clone(a.Home)
+		out[i].Project = slices.Clone(a.Project)
 	}
 	return out
 }
@@ -88,6 +90,9 @@ func ForHook(value string) (string, error) {
 	}
 	return "", fmt.Errorf("unknown hook agent %q (want one of %s)", value, strings.Join(known, ", "))
 }
+
+// NPMRoots returns npm's global roots the registry's install paths are under (glob patterns).
+func NPMRoots() []string { return slices.Clone(npmRoots) }
 
 // Binaries returns every agent's executable basenames.
 func Binaries() []string {

@@ -10,7 +10,11 @@
 // (../shared/research/agents, docs/agents); the comments say where a value is only documented.
 package agents
 
-import "github.com/vigil-sensor/vigil/proto"
+import (
+	"slices"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
 
 // Names of the agents the correlator has adapters for: gen_ai.agent.name, and the key of
 // their adapters in package correlate.
@@ -62,6 +66,18 @@ type ConfigFile struct {
 	What string
 }
 
+// HomeFile is a configuration file or folder of the agent's own, at a path relative to a
+// directory: a user's home (Agent.Home) or a project the agent's files list (Agent.Project).
+// Inventory reads it to tell whether the agent's telemetry and hooks point at Vigil and
+// which MCP servers it runs.
+type HomeFile struct {
+	Path string
+	// What the file holds: "settings" (telemetry, hooks, MCP servers), "config" (TOML: the
+	// same), "hooks", "mcp" (MCP servers only), "state" (the agent's own state file, which
+	// lists MCP servers and projects), "plugins" (a plugin folder).
+	What string
+}
+
 // Agent describes one agent.
 type Agent struct {
 	Name string // gen_ai.agent.name
@@ -85,6 +101,10 @@ type Agent struct {
 	HooksCarryTraceParent bool
 	// Managed is where its managed configuration lives.
 	Managed []ConfigFile
+	// Home are its configuration files in each user's home, Project those in a project
+	// directory (relative paths).
+	Home    []HomeFile
+	Project []HomeFile
 }
 
 // Shared are the join keys no single agent owns.
@@ -93,8 +113,22 @@ var Shared = []EnvKey{
 	{Name: "AI_AGENT", Role: RoleAgentName},
 }
 
-// npmRoots are npm's global roots: the usual prefixes, and Homebrew's on Apple silicon Macs.
-var npmRoots = []string{"/usr/local/lib/node_modules", "/usr/lib/node_modules", "/opt/homebrew/lib/node_modules"}
+// npmRoots are npm's global roots: the usual prefixes, Homebrew's on Apple silicon Macs, and
+// the per-user prefixes npm's own docs recommend against EACCES (~/.npm-global) and nvm's,
+// in every home (Linux, root's, macOS).
+var npmRoots = append([]string{"/usr/local/lib/node_modules", "/usr/lib/node_modules", "/opt/homebrew/lib/node_modules"},
+	inHomes(".npm-global/lib/node_modules", ".nvm/versions/node/*/lib/node_modules")...)
+
+// inHomes returns each home-relative path under every home: /home/*, /root and /Users/*.
+func inHomes(paths ...string) []string {
+	var out []string
+	for _, home := range []string{"/home/*", "/root", "/Users/*"} {
+		for _, p := range paths {
+			out = append(out, home+"/"+p)
+		}
+	}
+	return out
+}
 
 // underNPM returns the pattern under every npm root.
 func underNPM(patterns ...string) []string {
@@ -115,17 +149,13 @@ var registry = []Agent{
 		// binary), so the kernel may see either basename.
 		Binaries: []string{"claude", "claude.exe"},
 		Scripts:  []string{"@anthropic-ai/claude-code/cli.js"},
-		Paths: append([]string{
-			"/usr/local/bin/claude",
-			"/usr/bin/claude",
-			"/home/*/.local/bin/claude",
-			"/root/.local/bin/claude",
-			"/home/*/.local/share/claude/versions/*",
-			"/root/.local/share/claude/versions/*",
-			// The native installer's layout on macOS.
-			"/Users/*/.local/bin/claude",
-			"/Users/*/.local/share/claude/versions/*",
-		}, underNPM("@anthropic-ai/claude-code/bin/claude.exe")...),
+		// The native installer puts each version at ~/.local/share/claude/versions/<version>
+		// and links ~/.local/bin/claude to the current one; the older local installer used
+		// its own npm prefix, ~/.claude/local.
+		Paths: slices.Concat([]string{"/usr/local/bin/claude", "/usr/bin/claude"},
+			inHomes(".local/bin/claude", ".local/share/claude/versions/*",
+				".claude/local/node_modules/@anthropic-ai/claude-code/bin/claude.exe"),
+			underNPM("@anthropic-ai/claude-code/bin/claude.exe")),
 		Env: []EnvKey{
 			{Name: "CLAUDE_CODE_SESSION_ID", Role: RoleSession},
 			{Name: "CLAUDECODE", Role: RoleMarker},
@@ -137,10 +167,16 @@ var registry = []Agent{
 		HooksCarryTraceParent: true,
 		Managed: []ConfigFile{
 			{GOOS: "linux", Path: "/etc/claude-code/managed-settings.json", What: "settings"},
+			// Drop-ins beside it, merged in name order (read by the binary at start).
 			{GOOS: "linux", Path: "/etc/claude-code/managed-settings.d", What: "settings.d"},
 			{GOOS: "darwin", Path: "/Library/Application Support/ClaudeCode/managed-settings.json", What: "settings"},
 			{GOOS: "darwin", Path: "/Library/Application Support/ClaudeCode/managed-settings.d", What: "settings.d"},
 		},
+		// ~/.claude.json holds user-scope MCP servers and, per project it was run in, the
+		// project's local ones; its projects keys are the projects inventory looks into.
+		Home: []HomeFile{{Path: ".claude/settings.json", What: "settings"}, {Path: ".claude.json", What: "state"}},
+		Project: []HomeFile{{Path: ".claude/settings.json", What: "settings"}, {Path: ".claude/settings.local.json", What: "settings"},
+			{Path: ".mcp.json", What: "mcp"}},
 	},
 	{
 		Name:     Codex,
@@ -164,13 +200,20 @@ var registry = []Agent{
 		ServicePrefixes: []string{"codex_", "codex-"},
 		HookNames:       []string{"codex"},
 		Managed: []ConfigFile{
-			// The system config layer, below the user's ~/.codex/config.toml (its legacy
-			// managed_config.toml and the enforced requirements.toml sit beside it).
+			// The system config layer, below the user's ~/.codex/config.toml, first: it is
+			// where vigil install writes (ManagedPath takes the first). Its legacy form,
+			// managed_config.toml, is read by inventory too.
 			{GOOS: "linux", Path: "/etc/codex/config.toml", What: "config"},
+			{GOOS: "linux", Path: "/etc/codex/managed_config.toml", What: "config"},
 			{GOOS: "linux", Path: "/etc/codex/hooks.json", What: "hooks"},
 			{GOOS: "darwin", Path: "/etc/codex/config.toml", What: "config"},
+			{GOOS: "darwin", Path: "/etc/codex/managed_config.toml", What: "config"},
 			{GOOS: "darwin", Path: "/etc/codex/hooks.json", What: "hooks"},
 		},
+		// $CODEX_HOME, ~/.codex unless the user's environment says otherwise (which a root
+		// daemon cannot see). Project hooks run only in a trusted project ([projects."path"]).
+		Home:    []HomeFile{{Path: ".codex/config.toml", What: "config"}, {Path: ".codex/hooks.json", What: "hooks"}},
+		Project: []HomeFile{{Path: ".codex/config.toml", What: "config"}, {Path: ".codex/hooks.json", What: "hooks"}},
 	},
 	{
 		Name: Cursor,
@@ -184,6 +227,7 @@ var registry = []Agent{
 			{GOOS: "linux", Path: "/etc/cursor/hooks.json", What: "hooks"},
 			{GOOS: "darwin", Path: "/Library/Application Support/Cursor/hooks.json", What: "hooks"},
 		},
+		Home: []HomeFile{{Path: ".cursor/hooks.json", What: "hooks"}, {Path: ".cursor/mcp.json", What: "mcp"}},
 	},
 	{
 		Name:     GeminiCLI,
@@ -203,6 +247,7 @@ var registry = []Agent{
 			{GOOS: "linux", Path: "/etc/gemini-cli/settings.json", What: "settings"},
 			{GOOS: "darwin", Path: "/Library/Application Support/GeminiCli/settings.json", What: "settings"},
 		},
+		Home: []HomeFile{{Path: ".gemini/settings.json", What: "settings"}},
 	},
 	{
 		Name: OpenClaw,
@@ -228,6 +273,8 @@ var registry = []Agent{
 		},
 		ServiceNames: []string{"opencode"},
 		HookNames:    []string{"opencode"},
+		// Plugins load from either folder (docs/agents/opencode.md), Vigil's is vigil.js.
+		Home: []HomeFile{{Path: ".config/opencode/plugin", What: "plugins"}, {Path: ".config/opencode/plugins", What: "plugins"}},
 	},
 	// Script fragments match whole path components, so "aider" matches
 	// .../site-packages/aider/... and python -m aider but not /src/raider.py.

@@ -50,6 +50,11 @@ func TestRegistryIsConsistent(t *testing.T) {
 				t.Errorf("%s: managed config %+v", a.Name, c)
 			}
 		}
+		for _, c := range slices.Concat(a.Home, a.Project) {
+			if c.Path == "" || filepath.IsAbs(c.Path) || c.Path != filepath.Clean(c.Path) || strings.HasPrefix(c.Path, "..") || c.What == "" {
+				t.Errorf("%s: home or project file %+v is not a clean relative path with a kind", a.Name, c)
+			}
+		}
 	}
 	// The kernel's allowlist: every key fits its name key and has a value slot.
 	var key bpf.VigilEnvName
