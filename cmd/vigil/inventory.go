@@ -132,7 +132,8 @@ func telemetryCell(t *proto.InventoryTelemetry) string {
 	return "off"
 }
 
-// hooksCell lists a file's hook events with Vigil's count, or Vigil's plugin.
+// hooksCell says how many of a file's hook events run Vigil's hook and names the others, or
+// Vigil's plugin.
 func hooksCell(c proto.InventoryConfig) string {
 	switch {
 	case c.Plugin != nil && c.Plugin.Current:
@@ -144,7 +145,17 @@ func hooksCell(c proto.InventoryConfig) string {
 	case len(c.Hooks.Events) == 0:
 		return "none"
 	}
-	return fmt.Sprintf("%s (%d of %d: %s)", strings.Join(c.Hooks.Events, ","), len(c.Hooks.VigilEvents), len(c.Hooks.Events), orDash(c.Hooks.VigilEvents))
+	cell := fmt.Sprintf("Vigil's on %d of %d events", len(c.Hooks.VigilEvents), len(c.Hooks.Events))
+	var others []string
+	for _, ev := range c.Hooks.Events {
+		if !slices.Contains(c.Hooks.VigilEvents, ev) {
+			others = append(others, ev)
+		}
+	}
+	if len(others) > 0 {
+		cell += " (not " + strings.Join(others, ", ") + ")"
+	}
+	return cell
 }
 
 // dash returns s, or "-" for an empty value.

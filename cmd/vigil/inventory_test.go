@@ -59,7 +59,7 @@ func TestInventoryCommand(t *testing.T) {
 	if err := runInventory([]string{"--root", root}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"AGENT", "on, elsewhere: http://127.0.0.1:4318", "PreToolUse (1 of 1: PreToolUse)", "GITHUB_TOKEN", "/home/dev/.codex/config.toml"} {
+	for _, want := range []string{"AGENT", "on, elsewhere: http://127.0.0.1:4318", "Vigil's on 1 of 1 events", "GITHUB_TOKEN", "/home/dev/.codex/config.toml"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -12,7 +12,9 @@ import (
 
 	toml "github.com/pelletier/go-toml/v2"
 
+	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/inventory"
 )
 
 // adminFiles are what a fleet admin and a user already have before Vigil comes: managed
@@ -417,5 +419,46 @@ func TestInstallFollowsTheSensorConfig(t *testing.T) {
 	var doc map[string]any
 	if err := json.Unmarshal(r.Changes[len(r.Changes)-1].After, &doc); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// What install writes, inventory (a separate reader of the same files) sees as pointing at
+// the sensor: each agent's telemetry and every hook event; and nothing once uninstalled.
+func TestInventorySeesWhatInstallWrote(t *testing.T) {
+	root := t.TempDir()
+	o := testOptions(t, root)
+	if _, err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	scan := func() map[string]proto.InventoryConfig {
+		rep, err := inventory.Scan(inventory.Options{Root: root, Config: o.Config})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]proto.InventoryConfig{}
+		for _, c := range rep.Configs {
+			out[c.Path] = c
+		}
+		return out
+	}
+	configs := scan()
+	for _, path := range []string{"/etc/claude-code/managed-settings.d/50-vigil.json", "/etc/codex/config.toml", "/etc/gemini-cli/settings.json"} {
+		if c := configs[path]; c.Telemetry == nil || !c.Telemetry.PointsAtVigil || c.Level != proto.LevelManaged {
+			t.Errorf("%s: telemetry %+v (level %q), want pointing at Vigil", path, c.Telemetry, c.Level)
+		}
+	}
+	for path, n := range map[string]int{"/etc/claude-code/managed-settings.d/50-vigil.json": len(claudeHookEvents),
+		"/etc/codex/hooks.json": len(codexHookEvents), "/etc/gemini-cli/settings.json": len(geminiHookEvents), "/etc/cursor/hooks.json": len(cursorHookEvents)} {
+		if c := configs[path]; c.Hooks == nil || len(c.Hooks.VigilEvents) != n {
+			t.Errorf("%s: hooks %+v, want Vigil's on %d events", path, c.Hooks, n)
+		}
+	}
+	if _, err := Uninstall(root); err != nil {
+		t.Fatal(err)
+	}
+	for path, c := range scan() {
+		if c.Telemetry != nil && c.Telemetry.PointsAtVigil || c.Hooks != nil && len(c.Hooks.VigilEvents) > 0 {
+			t.Errorf("%s still points at Vigil after uninstall: %+v", path, c)
+		}
 	}
 }
