@@ -2,9 +2,11 @@ package main
 
 // Hook trust against the real sensor: a fake agent (this test binary copied as `claude` or
 // `codex`) runs `vigil hook` the way the real CLI runs a hook (research/agents/README.md 1c,
-// 2c), and a tool shell of it, carrying its tool call's join key, runs `vigil hook` with a
-// forged payload. The first counts; the second becomes agent.untrusted_telemetry and its
-// tool call never appears.
+// 2c; Claude's with the TRACEPARENT that CLAUDE_CODE_PROPAGATE_TRACEPARENT=1 gives its hooks
+// too, as measured in e2e claude/managed), and a tool shell of it, carrying its tool call's
+// join key and running what the real CLI runs there (Claude: `source <snapshot> && eval
+// '<command>'`), runs `vigil hook` with a forged payload. The first counts; the second
+// becomes agent.untrusted_telemetry and its tool call never appears.
 
 import (
 	"encoding/json"
@@ -13,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,15 +56,17 @@ func runHookAgent(specJSON string) error {
 	agent := map[string]string{"claude": "claude-code", "codex": "codex"}[spec.Role]
 	hook := fmt.Sprintf("%s hook --agent %s --socket %s --undelivered-dir %s", spec.Vigil, agent, spec.Socket, spec.Undel)
 	env := os.Environ()
+	hookEnv := env
 	if spec.Role == "claude" {
 		env = append(env, "CLAUDECODE=1", "CLAUDE_CODE_SESSION_ID=s")
+		hookEnv = append(slices.Clone(env), "TRACEPARENT=00-"+strings.Repeat("ab", 16)+"-"+strings.Repeat("cd", 8)+"-01")
 	}
 	for _, payload := range spec.Good {
 		// Claude: /bin/sh -c "<hook>" (dash forks the command); Codex: /bin/bash -c '<hook>'
 		// (bash execs the single command in place).
 		shell := map[string]string{"claude": "/bin/sh", "codex": "/bin/bash"}[spec.Role]
 		cmd := exec.Command(shell, "-c", hook)
-		cmd.Env, cmd.Dir, cmd.Stdin = env, spec.Dir, strings.NewReader(payload)
+		cmd.Env, cmd.Dir, cmd.Stdin = hookEnv, spec.Dir, strings.NewReader(payload)
 		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
 			return fmt.Errorf("hook: %v %q", err, out)
 		}
@@ -78,7 +83,15 @@ func runHookAgent(specJSON string) error {
 		fmt.Fprintf(&script, "%s < %s; ", hook, f)
 	}
 	script.WriteString("true")
-	cmd := exec.Command("/bin/bash", "-c", script.String())
+	program := script.String()
+	if spec.Role == "claude" {
+		snapshot := filepath.Join(spec.Dir, "snapshot-bash-1.sh")
+		if err := os.WriteFile(snapshot, nil, 0o644); err != nil {
+			return err
+		}
+		program = "source " + snapshot + " 2>/dev/null || true && eval '" + program + "' && pwd -P >| " + filepath.Join(spec.Dir, "cwd")
+	}
+	cmd := exec.Command("/bin/bash", "-c", program)
 	cmd.Env, cmd.Dir = append(env, spec.ToolKey+"="+spec.ToolVal), spec.Dir
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
 		return fmt.Errorf("tool shell: %v %q", err, out)
@@ -200,7 +213,10 @@ func TestHookTrustRealSensor(t *testing.T) {
 		t.Logf("%s: %d line(s) of the hook's call, %d untrusted line(s) for the forged one", c.role, good, untrusted)
 	}
 	plain = regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(s.stderr.String(), "")
-	if m := regexp.MustCompile(`hooks_refused=(\{[^}]*\})`).FindStringSubmatch(plain); m == nil || !strings.Contains(m[1], `"tool_call_key":4`) {
-		t.Errorf("vigil stopped line: hooks_refused %v, want tool_call_key:4\n%s", m, plain)
+	// Codex's forged calls carry the call's key; Claude's, whose hooks carry a TRACEPARENT
+	// too, come from a shell whose program is not the hook command.
+	if m := regexp.MustCompile(`hooks_refused=(\{[^}]*\})`).FindStringSubmatch(plain); m == nil ||
+		!strings.Contains(m[1], `"tool_call_key":2`) || !strings.Contains(m[1], `"not_hook_command":2`) {
+		t.Errorf("vigil stopped line: hooks_refused %v, want tool_call_key:2 and not_hook_command:2\n%s", m, plain)
 	}
 }
