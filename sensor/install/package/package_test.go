@@ -110,8 +110,13 @@ func TestShellScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(scripts) != 3 {
-		t.Fatalf("found %d scripts, want postinstall, preremove and postremove: %v", len(scripts), scripts)
+	for _, f := range darwinFiles {
+		if strings.HasSuffix(f.name, ".sh") || strings.HasPrefix(f.name, "scripts/") {
+			scripts = append(scripts, filepath.Join("..", "..", "..", "darwin", "package", f.name))
+		}
+	}
+	if len(scripts) != 7 {
+		t.Fatalf("found %d scripts, want the 3 Linux and 4 macOS ones: %v", len(scripts), scripts)
 	}
 	for _, s := range scripts {
 		if out, err := exec.Command("sh", "-n", s).CombinedOutput(); err != nil {
