@@ -8,10 +8,18 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Where `make run` writes events (the embedded default configuration's output.jsonl).
 JSONL   ?= /var/log/vigil/events.jsonl
 
-.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store fuzz clean e2e
+.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store fuzz clean e2e package
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
+
+## package: the fleet packages in dist/: vigil_<version>_<arch>.deb and vigil-<version>.<arch>.rpm
+## for amd64 and arm64 (nfpm as a Go library: no packaging tool needed), whose scripts run
+## `vigil install` and start the service; and dist/darwin/, the macOS package's payload root,
+## scripts and PPPC profile, from which `sh dist/darwin/build-pkg.sh` makes the .pkg on a Mac.
+## The version is VERSION made deb- and rpm-safe (sensor/install/package/version.go).
+package:
+	$(GO) run ./sensor/install/package -version '$(VERSION)' -out dist
 
 ## run: build and start the sensor with the embedded default configuration (Ctrl-C stops it).
 run: build
@@ -102,4 +110,4 @@ fuzz:
 	[ $$n -gt 0 ] || { echo "make fuzz: no fuzz targets found"; exit 1; }; echo "make fuzz: $$n targets passed"
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
