@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 
-	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/install"
 )
 
@@ -60,13 +59,7 @@ func runInstall(args []string, out, errOut io.Writer) error {
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return fmt.Errorf("install: resolve the running executable: %w", err)
 	}
-	cfgFile := *configPath
-	if cfgFile == "" {
-		if _, err := os.Stat(filepath.Join(*root, install.DefaultConfigPath)); err == nil {
-			cfgFile = filepath.Join(*root, install.DefaultConfigPath)
-		}
-	}
-	cfg, err := sensor.LoadConfig(cfgFile)
+	cfg, _, err := loadConfig(*configPath, *root)
 	if err != nil {
 		return fmt.Errorf("install: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -48,13 +47,7 @@ func runInventory(args []string, out, errOut io.Writer) error {
 	if fs.NArg() > 0 || *format != "table" && *format != "json" {
 		return usageError{fmt.Errorf("inventory: want only --root DIR, --format table|json and --config FILE, got %q", strings.Join(args, " "))}
 	}
-	path := *configPath
-	if path == "" {
-		if _, err := os.Stat(filepath.Join(*root, defaultConfigPath)); err == nil {
-			path = filepath.Join(*root, defaultConfigPath)
-		}
-	}
-	cfg, err := sensor.LoadConfig(path)
+	cfg, _, err := loadConfig(*configPath, *root)
 	if err != nil {
 		return fmt.Errorf("inventory: %w", err)
 	}

@@ -20,7 +20,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigil-sensor/vigil/proto"
-	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/sink/store"
 )
 
@@ -123,12 +122,7 @@ would write (INSERT, UPDATE, DELETE, CREATE, ATTACH, a pragma that sets a value)
 // configuredStore is output.store of the configuration vigil run would use: path, else
 // /etc/vigil/vigil.yaml when it exists, else the embedded defaults.
 func configuredStore(path string) (string, error) {
-	if path == "" {
-		if _, err := os.Stat(defaultConfigPath); err == nil {
-			path = defaultConfigPath
-		}
-	}
-	cfg, err := sensor.LoadConfig(path)
+	cfg, _, err := loadConfig(path, "")
 	if err != nil {
 		return "", fmt.Errorf("query: %w", err)
 	}

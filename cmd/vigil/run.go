@@ -17,11 +17,7 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/holdjournal"
-	"github.com/vigil-sensor/vigil/sensor/install"
 )
-
-// defaultConfigPath is read when it exists and no --config is given.
-const defaultConfigPath = install.DefaultConfigPath
 
 // shutdownGrace bounds how long the sensor drains after SIGINT/SIGTERM: the pipeline's own
 // drain (2 s, then what is left is counted as lost kind "shutdown"), plus room to write that
@@ -57,13 +53,7 @@ func runCommand(args []string) error {
 	console := zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339, NoColor: !isatty.IsTerminal(os.Stderr.Fd())}
 	log := zerolog.New(console).Level(level).With().Timestamp().Logger()
 
-	path := *configPath
-	if path == "" {
-		if _, err := os.Stat(defaultConfigPath); err == nil {
-			path = defaultConfigPath
-		}
-	}
-	cfg, err := sensor.LoadConfig(path)
+	cfg, _, err := loadConfig(*configPath, "")
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/metrics"
 )
 
@@ -132,13 +131,8 @@ func runStatus(args []string, out, errOut io.Writer, now func() time.Time) error
 }
 
 // configuredListen is metrics.listen of the configuration `vigil run` would read.
-func configuredListen(path string) (string, error) {
-	if path == "" {
-		if _, err := os.Stat(defaultConfigPath); err == nil {
-			path = defaultConfigPath
-		}
-	}
-	cfg, err := sensor.LoadConfig(path)
+func configuredListen(given string) (string, error) {
+	cfg, path, err := loadConfig(given, "")
 	if err != nil {
 		return "", fmt.Errorf("status: %w (or give --metrics)", err)
 	}
