@@ -128,13 +128,20 @@ func JoinKeysOf(env ...string) *proto.JoinKeys {
 	return &keys
 }
 
-// ManagedPath returns where agent's managed configuration of the kind what ("settings",
-// "settings.d", "hooks", "config") lives on goos, if it has one there.
-func ManagedPath(agent, goos, what string) (string, bool) {
-	for _, a := range registry {
-		if a.Name != agent {
-			continue
+// byName returns the registry's descriptor of agent, nil for an unknown name.
+func byName(agent string) *Agent {
+	for i := range registry {
+		if registry[i].Name == agent {
+			return &registry[i]
 		}
+	}
+	return nil
+}
+
+// ManagedPath returns where agent's managed configuration of the kind what ("settings",
+// "settings.d", "hooks", "config") lives on goos, if it has one there: the first such entry.
+func ManagedPath(agent, goos, what string) (string, bool) {
+	if a := byName(agent); a != nil {
 		for _, c := range a.Managed {
 			if c.GOOS == goos && c.What == what {
 				return c.Path, true
@@ -144,12 +151,17 @@ func ManagedPath(agent, goos, what string) (string, bool) {
 	return "", false
 }
 
+// HookName returns the canonical `vigil hook --agent` value naming agent, the agent's name
+// when it has none.
+func HookName(agent string) string {
+	if a := byName(agent); a != nil && len(a.HookNames) > 0 {
+		return a.HookNames[0]
+	}
+	return agent
+}
+
 // HooksCarryTraceParent reports whether agent runs its hooks with a TRACEPARENT of its own.
 func HooksCarryTraceParent(agent string) bool {
-	for _, a := range registry {
-		if a.Name == agent {
-			return a.HooksCarryTraceParent
-		}
-	}
-	return false
+	a := byName(agent)
+	return a != nil && a.HooksCarryTraceParent
 }

@@ -155,7 +155,7 @@ func planClaude(o Options, e endpoints, r *Result) error {
 		}
 	}
 	if e.hook != nil {
-		edit.hookCommand = e.hook(hookName(agents.ClaudeCode))
+		edit.hookCommand = e.hook(agents.HookName(agents.ClaudeCode))
 		edit.hooks = hookEntries(claudeHookEvents, edit.hookCommand)
 	}
 	return planJSON(o, r, filepath.Join(dir, dropInName), "Claude Code's telemetry and hooks to Vigil", edit)
@@ -196,16 +196,6 @@ func claudeManagedEnv(o Options, dir string) (map[string]string, error) {
 	return env, nil
 }
 
-// hookName is the --agent value naming agent.
-func hookName(agent string) string {
-	for _, a := range agents.All() {
-		if a.Name == agent && len(a.HookNames) > 0 {
-			return a.HookNames[0]
-		}
-	}
-	return agent
-}
-
 func planCodex(o Options, e endpoints, r *Result) error {
 	if path, ok := agents.ManagedPath(agents.Codex, o.GOOS, "config"); ok && e.otlpHTTP != "" {
 		if err := planCodexOTel(o, r, path, e.otlpHTTP); err != nil {
@@ -213,7 +203,7 @@ func planCodex(o Options, e endpoints, r *Result) error {
 		}
 	}
 	if path, ok := agents.ManagedPath(agents.Codex, o.GOOS, "hooks"); ok && e.hook != nil {
-		cmd := e.hook(hookName(agents.Codex))
+		cmd := e.hook(agents.HookName(agents.Codex))
 		return planJSON(o, r, path, "Codex's hooks to Vigil", jsonEdit{hookCommand: cmd, hooks: hookEntries(codexHookEvents, cmd)})
 	}
 	return nil
@@ -300,7 +290,7 @@ func planGemini(o Options, e endpoints, r *Result) error {
 		}
 	}
 	if e.hook != nil {
-		edit.hookCommand = e.hook(hookName(agents.GeminiCLI))
+		edit.hookCommand = e.hook(agents.HookName(agents.GeminiCLI))
 		edit.hooks = hookEntries(geminiHookEvents, edit.hookCommand)
 	}
 	return planJSON(o, r, path, "Gemini CLI's telemetry and hooks to Vigil", edit)
@@ -311,7 +301,7 @@ func planCursor(o Options, e endpoints, r *Result) error {
 	if !ok || e.hook == nil {
 		return nil
 	}
-	cmd := e.hook(hookName(agents.Cursor))
+	cmd := e.hook(agents.HookName(agents.Cursor))
 	hooks := map[string]any{}
 	for _, ev := range cursorHookEvents {
 		hooks[ev] = map[string]any{"command": cmd}
