@@ -97,17 +97,15 @@ func (o *outputs) losses() map[string]uint64 {
 	return m
 }
 
-// sinkLost counts, per output, the records it could not take: what the JSONL files dropped,
-// and the store's queue drops with its failed writes.
+// sinkOf names the output each of losses' kinds belongs to.
+var sinkOf = map[string]string{"output": "jsonl", "output_untrusted": "untrusted_jsonl", "output_store": "store", "sink_store": "store"}
+
+// sinkLost is losses per output (vigil_sink_lost_total): the store's full-queue drops and its
+// failed writes together.
 func (o *outputs) sinkLost() map[string]uint64 {
-	_, _, dropped := o.events.Stats()
-	m := map[string]uint64{"jsonl": dropped}
-	if o.untrusted != nil {
-		_, _, dropped := o.untrusted.Stats()
-		m["untrusted_jsonl"] = dropped
-	}
-	if o.store != nil {
-		m["store"] = o.storeQueue.Stats().Dropped + o.store.Stats().Errors
+	m := map[string]uint64{}
+	for kind, n := range o.losses() {
+		m[sinkOf[kind]] += n
 	}
 	return m
 }
