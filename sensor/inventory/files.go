@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/vigil-sensor/vigil/internal/owned"
 )
 
 // maxFileBytes bounds a file the scan reads. Agents' settings are kilobytes; Claude Code's
@@ -48,7 +50,7 @@ func (s *scanner) read(p string, owner int) ([]byte, error) {
 		return nil, fmt.Errorf("%d bytes, more than the %d read: skipped", fi.Size(), maxFileBytes)
 	}
 	if owner >= 0 {
-		if uid, ok := ownerOf(fi); !ok || uid != owner {
+		if uid := owned.Owner(fi); uid != owner {
 			return nil, fmt.Errorf("owned by uid %d, not by the user (%d) whose file it is: not read", uid, owner)
 		}
 	}
@@ -61,15 +63,6 @@ func (s *scanner) read(p string, owner int) ([]byte, error) {
 		return nil, fmt.Errorf("more than the %d bytes read: skipped", maxFileBytes)
 	}
 	return b, nil
-}
-
-// ownerOf returns the uid owning the file fi describes.
-func ownerOf(fi os.FileInfo) (int, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return -1, false
-	}
-	return int(st.Uid), true
 }
 
 // readDir returns the names of the entries of the folder at host path p, at most

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor/agents"
 )
@@ -118,10 +119,7 @@ func (s *scanner) userOf(p string, fi os.FileInfo) string {
 	if u, ok := s.homeOf(p); ok {
 		return u.Name
 	}
-	if uid, ok := ownerOf(fi); ok {
-		return s.nameOf(uid)
-	}
-	return ""
+	return s.nameOf(owned.Owner(fi))
 }
 
 // packageVersion reads the version of the npm package in host folder dir: ok when dir holds

@@ -9,6 +9,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/vigil-sensor/vigil/internal/owned"
 )
 
 // maxUsers bounds the homes one scan reads.
@@ -50,9 +52,7 @@ func (s *scanner) findUsers() {
 			if name == "Shared" || strings.HasPrefix(name, ".") || err != nil || !fi.IsDir() {
 				continue
 			}
-			if uid, ok := ownerOf(fi); ok {
-				add(User{Name: name, UID: uid, Home: home})
-			}
+			add(User{Name: name, UID: owned.Owner(fi), Home: home})
 		}
 	}
 	s.r.Users = append(s.r.Users, s.users...)
