@@ -19,7 +19,7 @@ build:
 ## scripts and PPPC profile, from which `sh dist/darwin/build-pkg.sh` makes the .pkg on a Mac.
 ## The version is VERSION made deb- and rpm-safe (sensor/install/package/version.go).
 package:
-	$(GO) run ./sensor/install/package -version '$(VERSION)' -out dist
+	$(GO) run ./sensor/install/package -version '$(VERSION)' -ldflags '$(LDFLAGS)' -out dist
 
 ## run: build and start the sensor with the embedded default configuration (Ctrl-C stops it).
 run: build

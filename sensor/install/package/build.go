@@ -42,14 +42,14 @@ var scripts embed.FS
 // binaries and the rendered files nfpm reads.
 type builder struct {
 	repo       string // the module's root directory
-	describe   string // git describe: what `vigil version` prints
 	version    string // the packages' version (packageVersion)
+	ldflags    string // the Makefile's LDFLAGS: version and commit for `vigil version`
 	out        string
 	maintainer string
 	scratch    string
 }
 
-func newBuilder(describe, out, maintainer string) (*builder, error) {
+func newBuilder(describe, ldflags, out, maintainer string) (*builder, error) {
 	version, err := packageVersion(describe)
 	if err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func newBuilder(describe, out, maintainer string) (*builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create a scratch directory: %w", err)
 	}
-	return &builder{repo: repo, describe: describe, version: version, out: out, maintainer: maintainer, scratch: scratch}, nil
+	return &builder{repo: repo, version: version, ldflags: ldflags, out: out, maintainer: maintainer, scratch: scratch}, nil
 }
 
 func (b *builder) close() { os.RemoveAll(b.scratch) }
@@ -84,7 +84,7 @@ func (b *builder) compile(goos, goarch string) (string, error) {
 	if _, err := os.Stat(exe); err == nil {
 		return exe, nil
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+b.describe, "-o", exe, "./cmd/vigil")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", b.ldflags, "-o", exe, "./cmd/vigil")
 	cmd.Dir = b.repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	var stderr bytes.Buffer

@@ -159,7 +159,7 @@ func TestUniversalBinary(t *testing.T) {
 // profile and the version.
 func TestDarwinPayload(t *testing.T) {
 	out := t.TempDir()
-	b, err := newBuilder(testDescribe, out, defaultMaintainer)
+	b, err := newBuilder(testDescribe, testLDFLAGS, out, defaultMaintainer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@
 //
 // Usage (from anywhere in the repository):
 //
-//	go run ./sensor/install/package -version "$(git describe --tags --always --dirty)" -out dist
+//	make package   (go run ./sensor/install/package -version "$(VERSION)" -ldflags "$(LDFLAGS)" -out dist)
 package main
 
 import (
@@ -36,6 +36,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("package", flag.ContinueOnError)
 	describe := fs.String("version", "", "the build's version as git describe --tags --always --dirty prints it (required)")
+	ldflags := fs.String("ldflags", "", "the linker flags vigil is built with, the Makefile's LDFLAGS (-X main.version=... -X main.commit=...) (required)")
 	out := fs.String("out", "dist", "the directory the packages are written to")
 	arches := fs.String("arch", "amd64,arm64", "the Linux architectures to package, comma-separated")
 	formats := fs.String("formats", "deb,rpm,darwin", "what to build, comma-separated: deb, rpm, darwin")
@@ -43,9 +44,9 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *describe == "" || fs.NArg() > 0 {
+	if *describe == "" || *ldflags == "" || fs.NArg() > 0 {
 		fs.Usage()
-		return errors.New("-version is required and nothing else is taken")
+		return errors.New("-version and -ldflags are required and nothing else is taken")
 	}
 	want := strings.Split(*formats, ",")
 	for _, f := range want {
@@ -53,7 +54,7 @@ func run(args []string) error {
 			return fmt.Errorf("-formats: unknown format %q (deb, rpm, darwin)", f)
 		}
 	}
-	b, err := newBuilder(*describe, *out, *maintainer)
+	b, err := newBuilder(*describe, *ldflags, *out, *maintainer)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,9 @@ import (
 // testDescribe is the version the tests build: three commits past a tag, dirty.
 const (
 	testDescribe = "v1.2.3-4-gabcdef0-dirty"
-	testVersion  = "1.2.3+4.gabcdef0.dirty"
+	// testLDFLAGS are the Makefile's LDFLAGS for that version.
+	testLDFLAGS = "-s -w -X main.version=" + testDescribe + " -X main.commit=abcdef0123456789abcdef0123456789abcdef01-dirty"
+	testVersion = "1.2.3+4.gabcdef0.dirty"
 )
 
 var shared struct {
@@ -41,7 +43,7 @@ func testBuilder(t *testing.T) *builder {
 			shared.err = err
 			return
 		}
-		shared.b, shared.err = newBuilder(testDescribe, out, defaultMaintainer)
+		shared.b, shared.err = newBuilder(testDescribe, testLDFLAGS, out, defaultMaintainer)
 	})
 	if shared.err != nil {
 		t.Fatal(shared.err)
@@ -413,6 +415,10 @@ func TestDebInstallRemoveInScratchRoot(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(dir, linuxBinary)); err != nil || st.Mode().Perm() != 0o755 {
 		t.Errorf("%s: %v, %v", linuxBinary, st, err)
+	}
+	// The packaged binary is built with the Makefile's LDFLAGS: its version names the commit.
+	if out := runOut(t, filepath.Join(dir, linuxBinary), "version"); !strings.Contains(out, "vigil "+testDescribe+" (commit abcdef0123456789abcdef0123456789abcdef01-dirty,") {
+		t.Errorf("vigil version of the package: %q", out)
 	}
 	hook := linuxBinary + " hook --agent"
 	if codex := read("/etc/codex/hooks.json"); !strings.Contains(codex, hook+" codex") || !strings.Contains(codex, "/opt/corp/codex-guard") {
