@@ -413,22 +413,7 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 		slices.Sort(late)
 		res.LateMsMedian, res.LateMsMax = late[len(late)/2], late[len(late)-1]
 	}
-	for _, e := range events {
-		if e.Event.Dataset == "vigil.agent" && e.Vigil.Source == "hook" && e.Event.Action != proto.ActionAgentUntrusted {
-			res.HookLines++
-		}
-	}
-	if sc.Managed {
-		refused := 0
-		for _, e := range events {
-			if e.Event.Action == proto.ActionAgentUntrusted && e.Vigil.Source == "hook" {
-				refused++
-			}
-		}
-		if res.HookLines == 0 || refused > 0 {
-			res.Errors = append(res.Errors, fmt.Sprintf("the hooks vigil install configured: %d calls taken, %d refused", res.HookLines, refused))
-		}
-	}
+	refusedHooks := 0
 	var kernel []*proto.Event
 	res.Bindings = map[string]int{}
 	for _, e := range events {
@@ -438,11 +423,17 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 		switch {
 		case e.Event.Action == proto.ActionAgentUntrusted:
 			res.Untrusted++
+			if e.Vigil.Source == "hook" {
+				refusedHooks++
+			}
 			continue
 		case e.Event.Action == proto.ActionLost:
 			for _, n := range e.Vigil.Lost {
 				res.Lost += int(n)
 			}
+			continue
+		case e.Event.Dataset == "vigil.agent" && e.Vigil.Source == "hook":
+			res.HookLines++
 			continue
 		case e.Event.Dataset != "vigil.kernel" || e.Process == nil:
 			continue
@@ -472,6 +463,9 @@ func score(res *ScenarioResult, sc Scenario, meta Meta, calls []Call, events []*
 			b = proto.BindingNone
 		}
 		res.Bindings[b]++
+	}
+	if sc.Managed && (res.HookLines == 0 || refusedHooks > 0) {
+		res.Errors = append(res.Errors, fmt.Sprintf("the hooks vigil install configured: %d calls taken, %d refused", res.HookLines, refusedHooks))
 	}
 	pairs, extra := pairEvents(truth.Events, kernel)
 	res.Capture = map[string]Capture{}
