@@ -1,0 +1,82 @@
+package otlp
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// grpcTransport is OTLP/gRPC: the collector's LogsService Export, one unary call per batch.
+type grpcTransport struct {
+	cc     *grpc.ClientConn
+	client collogspb.LogsServiceClient
+	md     metadata.MD
+}
+
+// newGRPC makes the client connection; it dials lazily, so an endpoint that is down at start
+// is a retryable export error, not a failure to start.
+func newGRPC(o Options, target string, cfg *tls.Config) (*grpcTransport, error) {
+	creds := insecure.NewCredentials()
+	if cfg != nil {
+		creds = credentials.NewTLS(cfg)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if !o.Uncompressed {
+		opts = append(opts, grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
+	}
+	cc, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("grpc client for %s: %w", target, err)
+	}
+	return &grpcTransport{cc: cc, client: collogspb.NewLogsServiceClient(cc), md: metadata.New(o.Headers)}, nil
+}
+
+func (t *grpcTransport) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (int64, string, error) {
+	resp, err := t.client.Export(metadata.NewOutgoingContext(ctx, t.md), req)
+	if err != nil {
+		return 0, "", classifyGRPC(err)
+	}
+	ps := resp.GetPartialSuccess()
+	return ps.GetRejectedLogRecords(), ps.GetErrorMessage(), nil
+}
+
+// classifyGRPC sorts a failed call as OTLP/gRPC says: these codes are retryable, and
+// RESOURCE_EXHAUSTED only when the server says when to retry (RetryInfo); the rest permanent.
+func classifyGRPC(err error) error {
+	st := status.Convert(err)
+	xe := &exportError{err: fmt.Errorf("grpc export: %s: %s", st.Code(), st.Message())}
+	var info *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			info = ri
+		}
+	}
+	if info != nil {
+		xe.retryAfter = info.GetRetryDelay().AsDuration()
+	}
+	switch st.Code() {
+	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.Unavailable, codes.DataLoss:
+	case codes.ResourceExhausted:
+		xe.permanent = info == nil
+	default:
+		xe.permanent = true
+	}
+	return xe
+}
+
+func (t *grpcTransport) close() error {
+	if err := t.cc.Close(); err != nil {
+		return fmt.Errorf("close grpc connection: %w", err)
+	}
+	return nil
+}
