@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 )
 
 func main() {
@@ -36,11 +37,13 @@ func main() {
 	}
 }
 
-// factories are the collector's only components: what arrives over OTLP goes to a file.
+// factories are the collector's only components: what arrives over OTLP goes to a file, and
+// the collector's own telemetry is configured as in the standard distributions.
 func factories() (otelcol.Factories, error) {
 	rf, ef := otlpreceiver.NewFactory(), fileexporter.NewFactory()
 	return otelcol.Factories{
 		Receivers: map[component.Type]receiver.Factory{rf.Type(): rf},
 		Exporters: map[component.Type]exporter.Factory{ef.Type(): ef},
+		Telemetry: otelconftelemetry.NewFactory(),
 	}, nil
 }
