@@ -44,17 +44,18 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// backoff is the wait before try n+1 of a batch (n >= 1): exponential from min, capped at
-// max, with full jitter over its upper half so that many sensors cut off by one collector
-// outage do not come back in step. A server's requested delay wins, up to max.
-func backoff(n int, min, max, requested time.Duration) time.Duration {
+// backoff is the wait before try n+1 of a batch (n >= 1): exponential from lo, capped at
+// hi, with full jitter over its upper half so that many sensors cut off by one collector
+// outage do not come back in step. A server's requested delay wins (the caller caps it).
+func backoff(n int, lo, hi, requested time.Duration) time.Duration {
 	if requested > 0 {
 		return requested
 	}
-	d := min
-	for i := 1; i < n && d < max; i++ {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
 		d *= 2
 	}
+	d = min(d, hi)
 	d = time.Duration(float64(d) * (0.5 + rand.Float64()/2))
 	return d
 }

@@ -170,13 +170,8 @@ func (e *Exporter) keep(b *batch) {
 		}
 		payloads, counts = append(payloads, p), append(counts, len(h.records))
 	}
-	dropped, err := e.sp.prepend(payloads, counts)
-	if dropped > 0 {
-		reason := DropSpoolFull
-		if err != nil {
-			reason = DropSpoolError
-		}
-		e.drop(reason, dropped, err)
+	if lost, err := e.sp.prepend(payloads, counts); err != nil {
+		e.drop(DropSpoolError, lost, fmt.Errorf("spool what Close could not send: %w", err))
 	}
 }
 

@@ -260,9 +260,11 @@ func (s *spool) openTail(num uint64) error {
 }
 
 // prepend writes frames as a new segment before every other, for batches that are older than
-// the spool's (those the sender held in memory when Close ran out of time). Frames past the
-// bound are refused; it returns how many records it could not keep.
-func (s *spool) prepend(frames [][]byte, counts []int) (dropped uint64, err error) {
+// the spool's: those the sender held in memory when Close ran out of time (at most
+// readyBatches+1). They are kept even past the bound, which they exceed by that much at most:
+// dropping them, or the oldest spooled batches to make room, would cut the record at its
+// start, which is what the bound's policy protects. It returns the records it could not keep.
+func (s *spool) prepend(frames [][]byte, counts []int) (lost uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	num := uint64(firstSegment)
@@ -272,26 +274,21 @@ func (s *spool) prepend(frames [][]byte, counts []int) (dropped uint64, err erro
 	var data []byte
 	var records uint64
 	for i, payload := range frames {
-		frame := appendFrame(nil, payload, uint32(counts[i]))
-		if s.bytes+int64(len(data)+len(frame)) > s.max {
-			dropped += uint64(counts[i])
-			continue
-		}
-		data = append(data, frame...)
+		data = appendFrame(data, payload, uint32(counts[i]))
 		records += uint64(counts[i])
 	}
 	if len(data) == 0 {
-		return dropped, nil
+		return 0, nil
 	}
 	// The cursor names the new segment before it exists: a crash in between makes the next
 	// run resend the old oldest segment from its start (duplicates), where the other order
 	// would make it delete the new segment as sent (loss).
 	if err := s.writeCursor(num, 0); err != nil {
-		return dropped + records, err
+		return records, err
 	}
 	f, err := s.openSegment(num, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
-		return dropped + records, fmt.Errorf("spool segment: %w", err)
+		return records, fmt.Errorf("spool segment: %w", err)
 	}
 	_, werr := f.Write(data)
 	if cerr := f.Close(); werr == nil {
@@ -299,12 +296,12 @@ func (s *spool) prepend(frames [][]byte, counts []int) (dropped uint64, err erro
 	}
 	if werr != nil {
 		_ = os.Remove(f.Name())
-		return dropped + records, fmt.Errorf("write spool segment %s: %w", f.Name(), werr)
+		return records, fmt.Errorf("write spool segment %s: %w", f.Name(), werr)
 	}
 	s.segs = append([]*segment{{num: num, size: int64(len(data)), records: records}}, s.segs...)
 	s.bytes += int64(len(data))
 	s.records += records
-	return dropped, nil
+	return 0, nil
 }
 
 // peek returns the oldest batch's payload (valid until the next call) and record count, nil
@@ -452,7 +449,8 @@ func (s *spool) empty() bool {
 	return s.records == 0
 }
 
-// close closes the segment being appended to; the files stay for the next run.
+// close closes the segment being appended to and deletes it if it was sent entirely; the
+// other files stay for the next run.
 func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -461,8 +459,12 @@ func (s *spool) close() error {
 	}
 	err := s.tail.Close()
 	s.tail = nil
+	if len(s.segs) == 1 && s.segs[0].off >= s.segs[0].size {
+		s.dropHead()
+		err = errors.Join(err, s.writeCursor(0, 0))
+	}
 	if err != nil {
-		return fmt.Errorf("close spool segment: %w", err)
+		return fmt.Errorf("close spool: %w", err)
 	}
 	return nil
 }
