@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -111,7 +112,7 @@ func (s *server) start() {
 		s.stopFn = gs.Stop
 		return
 	}
-	hs := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), TLSConfig: s.tlsCfg}
+	hs := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), TLSConfig: s.tlsCfg, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		if s.tlsCfg != nil {
 			_ = hs.ServeTLS(ln, "", "")
