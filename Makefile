@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Where `make run` writes events (the embedded default configuration's output.jsonl).
 JSONL   ?= /var/log/vigil/events.jsonl
 
-.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store fuzz clean e2e package
+.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store bench-otlp fuzz clean e2e package
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
@@ -80,6 +80,12 @@ bench: bench-rules
 bench-store:
 	$(GO) test -run '^$$' -bench 'StoreWrite' -benchtime 300000x -count 3 -cpu 1 ./sensor/sink/store/
 	$(GO) test -run '^$$' -bench 'StoreSize|StoreQuery|StoreRetention' -benchtime 10x -cpu 1 -timeout 30m ./sensor/sink/store/
+
+## bench-otlp: the OTLP exporter's Go benchmarks on one core (no root needed): records/s and
+## bytes/s to a loopback server per protocol (the server decodes on the same core), and the
+## spool's write and replay rates in records/s.
+bench-otlp:
+	$(GO) test -run '^$$' -bench 'Export|Spool' -benchtime 100000x -count 3 -cpu 1 ./sensor/sink/otlp/
 
 ## bench-rules: the detection rules' cost per written line, the whole starter pack on one core
 ## over bound tool calls (goal: under 2 µs a line). Needs nothing but Go; `make bench` runs it first.
