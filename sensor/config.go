@@ -56,7 +56,8 @@ const SourceEslogger = "eslogger"
 var Sources = []string{"ebpf", "audit", SourceEslogger}
 
 // OutputConfig is the JSONL sink and its size-based rotation, the file untrusted telemetry
-// goes to with its own rotation, and the embedded SQL store with its retention.
+// goes to with its own rotation, the embedded SQL store with its retention, and the OTLP
+// logs export.
 type OutputConfig struct {
 	JSONL              string `yaml:"jsonl"`
 	MaxSizeMB          int    `yaml:"max_size_mb"`
@@ -68,7 +69,37 @@ type OutputConfig struct {
 	Store        string `yaml:"store"`
 	StoreMaxDays int    `yaml:"store_max_days"`
 	StoreMaxMB   int    `yaml:"store_max_mb"`
+	// OTLP exports every record as an OpenTelemetry log (sensor/sink/otlp).
+	OTLP OTLPOutputConfig `yaml:"otlp"`
 }
+
+// OTLPOutputConfig is the OTLP logs export: where to, how, and the spool on disk that keeps
+// what the endpoint has not taken yet.
+type OTLPOutputConfig struct {
+	// Endpoint is host:port, http://host:port or https://host:port; "" turns the export off.
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is one of OTLPProtocols.
+	Protocol string            `yaml:"protocol"`
+	Headers  map[string]string `yaml:"headers"`
+	TLS      OTLPTLSConfig     `yaml:"tls"`
+	// TimeoutSeconds bounds one export request.
+	TimeoutSeconds int    `yaml:"timeout_seconds"`
+	SpoolDir       string `yaml:"spool_dir"`
+	SpoolMaxMB     int    `yaml:"spool_max_mb"`
+}
+
+// OTLPTLSConfig is the OTLP connection's TLS: the CA the endpoint's certificate must chain to,
+// a client certificate for mTLS, and plaintext when asked for.
+type OTLPTLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	Insecure bool   `yaml:"insecure"`
+}
+
+// OTLPProtocols are the transports output.otlp.protocol may name: otlp.Protocols (the sink is
+// imported by the command, not by this package; cmd/vigil's tests check the two agree).
+var OTLPProtocols = []string{"grpc", "http/protobuf", "http/json"}
 
 // minStoreMB is the smallest size bound of the store: the -wal file beside the database takes
 // up to 16 MiB of it, and a bound much smaller would evict at every batch.
@@ -211,6 +242,9 @@ func (c Config) Validate() error {
 		"output.store must not be one of the JSONL files (%q)", c.Output.Store)
 	check(c.Output.StoreMaxDays >= 0, "output.store_max_days must be >= 0 (0: no age bound), got %d", c.Output.StoreMaxDays)
 	check(c.Output.StoreMaxMB >= minStoreMB, "output.store_max_mb must be >= %d, got %d", minStoreMB, c.Output.StoreMaxMB)
+	if err := c.Output.OTLP.check(); err != nil {
+		errs = append(errs, err)
+	}
 
 	kb := c.Kernel.RingBufferKB
 	// The kernel requires a ring buffer size that is a power of two and a multiple of the
@@ -254,6 +288,52 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// check validates the OTLP export's keys, all of them also when the export is off (endpoint
+// ""), so that a mistake shows when the file is written rather than when the export is turned on.
+func (o OTLPOutputConfig) check() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	if o.Endpoint != "" {
+		if err := checkOTLPEndpoint(o.Endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("output.otlp.endpoint: %w", err))
+		}
+	}
+	check(slices.Contains(OTLPProtocols, o.Protocol), "output.otlp.protocol must be one of %s, got %q", strings.Join(OTLPProtocols, ", "), o.Protocol)
+	for k := range o.Headers {
+		check(k != "" && !strings.ContainsAny(k, " :\r\n"), "output.otlp.headers: %q is not a header name", k)
+	}
+	for key, p := range map[string]string{"ca_file": o.TLS.CAFile, "cert_file": o.TLS.CertFile, "key_file": o.TLS.KeyFile} {
+		check(p == "" || filepath.IsAbs(p), "output.otlp.tls.%s must be an absolute path or empty, got %q", key, p)
+	}
+	check((o.TLS.CertFile == "") == (o.TLS.KeyFile == ""), "output.otlp.tls.cert_file and key_file go together: set both or neither")
+	check(o.TimeoutSeconds >= 1, "output.otlp.timeout_seconds must be >= 1, got %d", o.TimeoutSeconds)
+	check(filepath.IsAbs(o.SpoolDir), "output.otlp.spool_dir must be an absolute path, got %q", o.SpoolDir)
+	check(o.SpoolMaxMB >= 1, "output.otlp.spool_max_mb must be >= 1, got %d", o.SpoolMaxMB)
+	return errors.Join(errs...)
+}
+
+// checkOTLPEndpoint accepts host:port, or an http:// or https:// URL with a host.
+func checkOTLPEndpoint(endpoint string) error {
+	if scheme, rest, ok := strings.Cut(endpoint, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return fmt.Errorf("scheme %q: want http:// or https://", scheme)
+		}
+		host, _, _ := strings.Cut(rest, "/")
+		if host == "" {
+			return fmt.Errorf("%q has no host", endpoint)
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(endpoint); err != nil {
+		return fmt.Errorf("want host:port or an http(s):// URL: %w", err)
+	}
+	return nil
 }
 
 // checkListen accepts "" (off) or an IP address (or localhost) with a port from 1 to 65535.

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +19,9 @@ func TestDefaultConfig(t *testing.T) {
 	want := Config{
 		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5,
 			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2,
-			Store: "/var/lib/vigil/vigil.db", StoreMaxDays: 30, StoreMaxMB: 1024},
+			Store: "/var/lib/vigil/vigil.db", StoreMaxDays: 30, StoreMaxMB: 1024,
+			OTLP: OTLPOutputConfig{Protocol: "grpc", Headers: map[string]string{}, TimeoutSeconds: 10,
+				SpoolDir: "/var/lib/vigil/spool/otlp", SpoolMaxMB: 256}},
 		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100, AuditScope: "user"},
 		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1, MemoryLimitMB: 96},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
@@ -27,7 +30,7 @@ func TestDefaultConfig(t *testing.T) {
 			HoldJournal: "/var/lib/vigil/hold", UntrustedKBPerSecond: 256},
 	}
 	c.Agents, c.Interpreters = nil, nil // `[]` in the file; compared separately below
-	if c.Output != want.Output || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable ||
+	if !reflect.DeepEqual(c.Output, want.Output) || c.Kernel != want.Kernel || c.Pipeline != want.Pipeline || c.ProcessTable != want.ProcessTable ||
 		c.Correlate != want.Correlate {
 		t.Errorf("DefaultConfig = %+v\nwant %+v", c, want)
 	}
@@ -46,7 +49,7 @@ func TestDefaultConfig(t *testing.T) {
 	if d := DefaultConfig(); len(d.Agents) != 0 || len(d.Interpreters) != 0 {
 		t.Errorf("default adds agents %v / interpreters %v; built-ins belong in DefaultCatalog", d.Agents, d.Interpreters)
 	}
-	if got, err := LoadConfig(""); err != nil || got.Output != want.Output {
+	if got, err := LoadConfig(""); err != nil || !reflect.DeepEqual(got.Output, want.Output) {
 		t.Errorf(`LoadConfig("") = %+v, %v`, got.Output, err)
 	}
 }
@@ -108,6 +111,27 @@ func TestLoadConfig(t *testing.T) {
 		{name: "store into the events file", yaml: "output:\n  store: /var/log/vigil/events.jsonl\n", wantErr: "output.store must not be one of the JSONL files"},
 		{name: "negative store_max_days", yaml: "output:\n  store_max_days: -1\n", wantErr: "output.store_max_days"},
 		{name: "store_max_mb too small", yaml: "output:\n  store_max_mb: 16\n", wantErr: "output.store_max_mb must be >= 64"},
+		{name: "otlp endpoint without port", yaml: "output:\n  otlp:\n    endpoint: collector\n", wantErr: "output.otlp.endpoint: want host:port"},
+		{name: "otlp endpoint scheme", yaml: "output:\n  otlp:\n    endpoint: grpc://collector:4317\n", wantErr: "output.otlp.endpoint: scheme \"grpc\""},
+		{name: "otlp protocol", yaml: "output:\n  otlp:\n    protocol: http\n", wantErr: "output.otlp.protocol must be one of grpc, http/protobuf, http/json"},
+		{name: "otlp cert without key", yaml: "output:\n  otlp:\n    tls:\n      cert_file: /etc/vigil/client.pem\n", wantErr: "output.otlp.tls.cert_file and key_file go together"},
+		{name: "otlp relative ca", yaml: "output:\n  otlp:\n    tls:\n      ca_file: ca.pem\n", wantErr: "output.otlp.tls.ca_file must be an absolute path"},
+		{name: "otlp header name", yaml: "output:\n  otlp:\n    headers:\n      \"x key\": v\n", wantErr: "output.otlp.headers: \"x key\" is not a header name"},
+		{name: "otlp zero timeout", yaml: "output:\n  otlp:\n    timeout_seconds: 0\n", wantErr: "output.otlp.timeout_seconds must be >= 1"},
+		{name: "otlp relative spool", yaml: "output:\n  otlp:\n    spool_dir: spool\n", wantErr: "output.otlp.spool_dir must be an absolute path"},
+		{name: "otlp zero spool", yaml: "output:\n  otlp:\n    spool_max_mb: 0\n", wantErr: "output.otlp.spool_max_mb must be >= 1"},
+		{
+			name: "otlp on, over http/json with a header and mTLS",
+			yaml: "output:\n  otlp:\n    endpoint: https://siem.example.com:4318/otlp\n    protocol: http/json\n    headers:\n      x-api-key: k\n" +
+				"    tls:\n      ca_file: /etc/vigil/ca.pem\n      cert_file: /etc/vigil/c.pem\n      key_file: /etc/vigil/c.key\n",
+			check: func(t *testing.T, c Config) {
+				o := c.Output.OTLP
+				if o.Endpoint != "https://siem.example.com:4318/otlp" || o.Protocol != "http/json" || o.Headers["x-api-key"] != "k" ||
+					o.TLS.KeyFile != "/etc/vigil/c.key" || o.SpoolMaxMB != 256 || o.TimeoutSeconds != 10 {
+					t.Errorf("output.otlp = %+v", o)
+				}
+			},
+		},
 		{
 			name: "store off, no age bound",
 			yaml: "output:\n  store: \"\"\n  store_max_days: 0\n",
