@@ -10,13 +10,14 @@ import (
 
 	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/sink/jsonl"
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp"
 	"github.com/vigil-sensor/vigil/sensor/sink/queue"
 	"github.com/vigil-sensor/vigil/sensor/sink/route"
 	"github.com/vigil-sensor/vigil/sensor/sink/store"
 )
 
 // outputs are what `vigil run` writes: the events and, apart, untrusted telemetry (JSONL),
-// and the embedded store of both.
+// the embedded store of both, and the OTLP export of both.
 type outputs struct {
 	events    *jsonl.Writer
 	untrusted *jsonl.Writer // nil: untrusted telemetry goes to events
@@ -26,6 +27,11 @@ type outputs struct {
 	// (~55–65k lines/s on one core) never sets the sensor's: what it cannot take is its
 	// loss kind sink_store, never kernel loss.
 	storeQueue *queue.Sink
+	otlp       *otlp.Exporter // nil: output.otlp.endpoint is ""
+	// otlpQueue gives the exporter a goroutine of its own like the store's; the exporter
+	// itself never waits on the network (it spools), so its queue only fills when the spool's
+	// disk is slower than the sensor.
+	otlpQueue *queue.Sink
 }
 
 // openOutputs opens the JSONL files and the store cfg names. Untrusted telemetry shares the
@@ -69,20 +75,42 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 		}
 		o.storeQueue = queue.New(o.store, queue.Options{Name: "store", Log: log})
 	}
+	if c := cfg.Output.OTLP; c.Endpoint != "" {
+		o.otlp, err = otlp.Open(otlp.HostResource(otlp.Options{
+			Endpoint:       c.Endpoint,
+			Protocol:       otlp.Protocol(c.Protocol),
+			Headers:        c.Headers,
+			TLS:            otlp.TLS{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, Insecure: c.TLS.Insecure},
+			Timeout:        time.Duration(c.TimeoutSeconds) * time.Second,
+			SpoolDir:       c.SpoolDir,
+			SpoolMaxBytes:  int64(c.SpoolMaxMB) << 20,
+			ServiceVersion: version,
+			Log:            log,
+		}))
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open OTLP output: %w", err), o.close())
+		}
+		o.otlpQueue = queue.New(o.otlp, queue.Options{Name: "otlp", Log: log})
+	}
 	return o, nil
 }
 
 // sinks are what the pipeline writes to, in order: the JSONL first (the SIEM's feed), then
-// the store.
+// the store, then the OTLP export.
 func (o *outputs) sinks() []sensor.Sink {
-	if o.store == nil {
-		return []sensor.Sink{o.jsonl}
+	s := []sensor.Sink{o.jsonl}
+	if o.store != nil {
+		s = append(s, o.storeQueue)
 	}
-	return []sensor.Sink{o.jsonl, o.storeQueue}
+	if o.otlp != nil {
+		s = append(s, o.otlpQueue)
+	}
+	return s
 }
 
 // losses counts, per output, the records it could not take (a full disk past the JSONL
-// sink's reserve, a failed store transaction).
+// sink's reserve, a failed store transaction, OTLP records past the spool's bound or refused
+// by the endpoint).
 func (o *outputs) losses() map[string]uint64 {
 	_, _, dropped := o.events.Stats()
 	m := map[string]uint64{"output": dropped}
@@ -94,11 +122,21 @@ func (o *outputs) losses() map[string]uint64 {
 		m["output_store"] = o.store.Stats().Errors
 		maps.Copy(m, o.storeQueue.Losses())
 	}
+	if o.otlp != nil {
+		maps.Copy(m, o.otlp.Losses())
+		maps.Copy(m, o.otlpQueue.Losses())
+	}
 	return m
 }
 
 // sinkOf names the output each of losses' kinds belongs to.
-var sinkOf = map[string]string{"output": "jsonl", "output_untrusted": "untrusted_jsonl", "output_store": "store", "sink_store": "store"}
+var sinkOf = func() map[string]string {
+	m := map[string]string{"output": "jsonl", "output_untrusted": "untrusted_jsonl", "output_store": "store", "sink_store": "store", "sink_otlp": "otlp"}
+	for _, r := range otlp.DropReasons {
+		m[otlp.LossKind(r)] = "otlp"
+	}
+	return m
+}()
 
 // sinkLost is losses per output (vigil_sink_lost_total): the store's full-queue drops and its
 // failed writes together.
@@ -129,11 +167,15 @@ func (o *outputs) storeStats() (store.Stats, uint64) {
 	return o.store.Stats(), o.storeQueue.Stats().Dropped
 }
 
-// close closes every output, even when one fails.
+// close closes every output, even when one fails. The OTLP export gets its exporter's close
+// timeout to send what it holds; the rest stays in its spool for the next run.
 func (o *outputs) close() error {
 	err := o.jsonl.Close()
 	if o.store != nil {
 		err = errors.Join(err, o.storeQueue.Close()) // writes what is queued, then closes the store
+	}
+	if o.otlp != nil {
+		err = errors.Join(err, o.otlpQueue.Close()) // writes what is queued, then closes the exporter
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp"
 )
 
 // Every loss kind of the outputs is counted under one output in vigil_sink_lost_total: a
@@ -19,6 +20,8 @@ func TestSinkLostNamesEveryOutput(t *testing.T) {
 	cfg.Output.JSONL = filepath.Join(dir, "events.jsonl")
 	cfg.Output.UntrustedJSONL = filepath.Join(dir, "untrusted.jsonl")
 	cfg.Output.Store = filepath.Join(dir, "vigil.db")
+	cfg.Output.OTLP.Endpoint = "http://127.0.0.1:1" // nothing listens: nothing is written either
+	cfg.Output.OTLP.SpoolDir = filepath.Join(dir, "spool")
 	out, err := openOutputs(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +32,22 @@ func TestSinkLostNamesEveryOutput(t *testing.T) {
 			t.Errorf("loss kind %q belongs to no output in sinkOf", kind)
 		}
 	}
-	if got := slices.Sorted(maps.Keys(out.sinkLost())); !slices.Equal(got, []string{"jsonl", "store", "untrusted_jsonl"}) {
+	if got := slices.Sorted(maps.Keys(out.sinkLost())); !slices.Equal(got, []string{"jsonl", "otlp", "store", "untrusted_jsonl"}) {
 		t.Errorf("sinkLost outputs = %q", got)
+	}
+	if n := len(out.sinks()); n != 3 {
+		t.Errorf("%d sinks, want the JSONL files, the store's queue and the OTLP export's queue", n)
+	}
+}
+
+// output.otlp.protocol accepts exactly the protocols the exporter speaks (the config package
+// cannot import the sink, so it keeps its own list).
+func TestOTLPProtocolsAgree(t *testing.T) {
+	var sink []string
+	for _, p := range otlp.Protocols {
+		sink = append(sink, string(p))
+	}
+	if !slices.Equal(sink, sensor.OTLPProtocols) {
+		t.Errorf("otlp.Protocols %q, sensor.OTLPProtocols %q", sink, sensor.OTLPProtocols)
 	}
 }

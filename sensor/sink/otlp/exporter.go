@@ -50,7 +50,11 @@ const (
 	DropClosed = "closed"
 )
 
-var dropReasons = []string{DropSpoolFull, DropSpoolError, DropSpoolCorrupt, DropRejected, DropPartial, DropClosed}
+// DropReasons are every Drop* reason, the keys of Stats.Dropped.
+var DropReasons = []string{DropSpoolFull, DropSpoolError, DropSpoolCorrupt, DropRejected, DropPartial, DropClosed}
+
+// LossKind is the loss kind (Losses' key) of a drop reason.
+func LossKind(reason string) string { return "otlp_" + reason }
 
 // ErrClosed is returned (wrapped) by a Write after Close.
 var ErrClosed = errors.New("otlp exporter closed")
@@ -127,7 +131,7 @@ func Open(o Options) (*Exporter, error) {
 		ctx: ctx, cancel: cancel,
 		dropped: map[string]*atomic.Uint64{},
 	}
-	for _, r := range dropReasons {
+	for _, r := range DropReasons {
 		e.dropped[r] = new(atomic.Uint64)
 	}
 	if lost > 0 {
@@ -287,7 +291,7 @@ func (e *Exporter) Stats() Stats {
 func (e *Exporter) Losses() map[string]uint64 {
 	m := map[string]uint64{}
 	for r, n := range maps.All(e.Stats().Dropped) {
-		m["otlp_"+r] = n
+		m[LossKind(r)] = n
 	}
 	return m
 }
