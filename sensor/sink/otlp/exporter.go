@@ -238,8 +238,8 @@ func (e *Exporter) spoolBatch(b *batch) {
 	}
 }
 
-// drop counts n records lost for reason; the first loss of a reason and every 1000th batch
-// after are logged with the error.
+// drop counts n records lost for reason; the first loss of a reason, and then one each time
+// its count passes a multiple of 10000, are logged with the error.
 func (e *Exporter) drop(reason string, n uint64, err error) {
 	c := e.dropped[reason]
 	before := c.Load()

@@ -119,7 +119,8 @@ func (e *Exporter) send(b *batch) bool {
 			return true
 		}
 		if e.ctx.Err() != nil {
-			b.attempt-- // cut off by Close, not refused: this try does not count
+			// Cut off by Close. The try counts: the request may have arrived, and the next
+			// run's send of this batch must say it may be a duplicate.
 			return false
 		}
 		var after time.Duration
