@@ -65,13 +65,16 @@ type spool struct {
 	bytes   int64      // of every segment file
 	records uint64     // not yet sent
 	peeked  int64      // length of the frame peek returned and commit has not passed yet
+	// next numbers the next segment appended: above every segment and cursor seen, so that a
+	// cursor left pointing at a deleted segment never makes a newer one look sent.
+	next uint64
 }
 
 // openSpool opens (creating it 0700) the spool directory, checks each segment's frames and
 // cuts a torn or corrupt tail off, so that the next append follows the last whole frame. It
 // returns the records lost in what it cut: their count when a frame's header survived, which
 // is almost always (a torn write loses the payload's end).
-func openSpool(dir string, max int64) (*spool, uint64, error) {
+func openSpool(dir string, bound int64) (*spool, uint64, error) {
 	if err := os.MkdirAll(dir, spoolDirMode); err != nil {
 		return nil, 0, fmt.Errorf("create spool directory: %w", err)
 	}
@@ -85,7 +88,7 @@ func openSpool(dir string, max int64) (*spool, uint64, error) {
 			return nil, 0, fmt.Errorf("spool directory: chmod %s: %w", dir, err)
 		}
 	}
-	s := &spool{dir: dir, max: max}
+	s := &spool{dir: dir, max: bound, next: firstSegment}
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read spool directory: %w", err)
@@ -103,6 +106,10 @@ func openSpool(dir string, max int64) (*spool, uint64, error) {
 	}
 	slices.SortFunc(s.segs, func(a, b *segment) int { return cmpUint(a.num, b.num) })
 	curNum, curOff := s.readCursor()
+	s.next = max(s.next, curNum+1)
+	if len(s.segs) > 0 {
+		s.next = max(s.next, s.segs[len(s.segs)-1].num+1)
+	}
 	var lost uint64
 	kept := s.segs[:0]
 	for _, sg := range s.segs {
@@ -208,13 +215,10 @@ func (s *spool) append(payload []byte, count int) error {
 	}
 	last := s.last()
 	if s.tail == nil || last == nil || last.size >= segmentBytes {
-		num := uint64(firstSegment)
-		if last != nil {
-			num = last.num + 1
-		}
-		if err := s.openTail(num); err != nil {
+		if err := s.openTail(s.next); err != nil {
 			return err
 		}
+		s.next++
 		last = s.last()
 	}
 	if _, err := s.tail.Write(frame); err != nil {
@@ -239,8 +243,7 @@ func (s *spool) last() *segment {
 	return s.segs[len(s.segs)-1]
 }
 
-// openTail starts segment num as the one appended to, or goes on appending to it when it is
-// the last segment already (after a restart).
+// openTail starts segment num as the one appended to.
 func (s *spool) openTail(num uint64) error {
 	if s.tail != nil {
 		if err := s.tail.Close(); err != nil {
@@ -253,9 +256,7 @@ func (s *spool) openTail(num uint64) error {
 		return fmt.Errorf("spool segment: %w", err)
 	}
 	s.tail = f
-	if last := s.last(); last == nil || last.num != num {
-		s.segs = append(s.segs, &segment{num: num})
-	}
+	s.segs = append(s.segs, &segment{num: num})
 	return nil
 }
 
@@ -267,9 +268,11 @@ func (s *spool) openTail(num uint64) error {
 func (s *spool) prepend(frames [][]byte, counts []int) (lost uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	num := uint64(firstSegment)
+	num := s.next
 	if len(s.segs) > 0 {
 		num = s.segs[0].num - 1
+	} else {
+		s.next++
 	}
 	var data []byte
 	var records uint64

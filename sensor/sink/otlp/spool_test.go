@@ -146,6 +146,37 @@ func TestSpoolCursor(t *testing.T) {
 	}
 }
 
+// TestSpoolStaleCursor: a cursor left naming a segment deleted since (the sensor killed between
+// the delete and the cursor's update) never makes a newer segment look sent.
+func TestSpoolStaleCursor(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	sp, _, err := openSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.writeCursor(firstSegment+7, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	sp, _, err = openSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, sp, testBatch(t, 1, 2))
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	sp, _, err = openSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(drain(t, sp), " "); got != "spool-1 spool-2" {
+		t.Errorf("after a restart with a stale cursor the spool holds %q, want spool-1 spool-2", got)
+	}
+}
+
 // TestSpoolRefuses: a spool directory or segment that is a symlink is refused, never followed.
 func TestSpoolRefuses(t *testing.T) {
 	base := t.TempDir()
