@@ -278,6 +278,32 @@ func TestEndpointDown(t *testing.T) {
 	}
 }
 
+// TestOrderBehindSpool: once batches are in the spool, a new batch goes behind them even when
+// the sender has room for it in memory again; it must not overtake them.
+func TestOrderBehindSpool(t *testing.T) {
+	for _, p := range []Protocol{ProtocolGRPC, ProtocolHTTPProtobuf} {
+		t.Run(string(p), func(t *testing.T) {
+			srv := newServer(t, p, nil)
+			srv.gate = make(chan struct{})
+			e := open(t, testOptions(t, srv))
+			write(t, e, 0, 10) // batch 1: the sender takes it, the server holds it
+			waitFor(t, "the first request", func() bool { return srv.arrivals.Load() == 1 })
+			write(t, e, 10, 100) // 4 batches wait in memory, 5 go to the spool
+			if st := e.Stats(); st.SpooledRecords != 50 {
+				t.Fatalf("stats %+v, want 50 records spooled behind 5 batches", st)
+			}
+			srv.gate <- struct{}{} // batch 1 done: the sender takes batch 2 and has room for one more
+			waitFor(t, "the second request", func() bool { return srv.arrivals.Load() == 2 })
+			write(t, e, 100, 110)
+			close(srv.gate)
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			checkInOrder(t, srv.got(), "inst1", 110)
+		})
+	}
+}
+
 // TestRestart: records an exporter could not send before Close (the endpoint down) are in the
 // spool, and the next exporter on that spool sends them first, before its own.
 func TestRestart(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,6 +78,10 @@ type server struct {
 	// discard counts records in n instead of keeping them (benchmarks).
 	discard bool
 	n       int
+	// gate, when set, holds each request until a value is received from it; arrivals counts
+	// the requests that came, held or not.
+	gate     chan struct{}
+	arrivals atomic.Int32
 
 	stopFn func()
 }
@@ -135,6 +140,10 @@ func (s *server) stop() {
 
 // take records the request's records and returns the reply for it.
 func (s *server) take(req *collogspb.ExportLogsServiceRequest, apiKey, ctype string) reply {
+	s.arrivals.Add(1)
+	if s.gate != nil {
+		<-s.gate
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
