@@ -316,10 +316,7 @@ func (s *spool) peek() (payload []byte, count int, lost uint64, err error) {
 	for len(s.segs) > 0 {
 		sg := s.segs[0]
 		if sg.off >= sg.size {
-			if len(s.segs) == 1 && s.tail != nil {
-				return nil, 0, lost, nil // the tail, all sent: appends go on there
-			}
-			s.dropHead()
+			s.dropHead() // cut after a read error
 			continue
 		}
 		payload, cnt, n, err := s.readFrame(sg)
@@ -363,7 +360,8 @@ func (s *spool) readFrame(sg *segment) ([]byte, uint32, int, error) {
 }
 
 // commit marks the batch peek returned as sent: the cursor moves past it, and a segment sent
-// entirely is deleted (the one being appended to stays until another is started).
+// entirely is deleted, also the one being appended to (the next append starts another):
+// its sent bytes would otherwise count against the bound.
 func (s *spool) commit(count int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,7 +373,7 @@ func (s *spool) commit(count int) error {
 	sg.records -= uint64(count)
 	s.records -= uint64(count)
 	s.peeked = 0
-	if sg.off >= sg.size && (len(s.segs) > 1 || s.tail == nil) {
+	if sg.off >= sg.size {
 		s.dropHead()
 	}
 	if len(s.segs) == 0 {
@@ -452,8 +450,7 @@ func (s *spool) empty() bool {
 	return s.records == 0
 }
 
-// close closes the segment being appended to and deletes it if it was sent entirely; the
-// other files stay for the next run.
+// close closes the segment being appended to; the files stay for the next run.
 func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -462,12 +459,8 @@ func (s *spool) close() error {
 	}
 	err := s.tail.Close()
 	s.tail = nil
-	if len(s.segs) == 1 && s.segs[0].off >= s.segs[0].size {
-		s.dropHead()
-		err = errors.Join(err, s.writeCursor(0, 0))
-	}
 	if err != nil {
-		return fmt.Errorf("close spool: %w", err)
+		return fmt.Errorf("close spool segment: %w", err)
 	}
 	return nil
 }

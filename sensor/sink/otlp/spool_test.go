@@ -146,6 +146,34 @@ func TestSpoolCursor(t *testing.T) {
 	}
 }
 
+// TestSpoolReusesRoom: a spool filled to its bound and sent entirely takes as much again: what
+// was sent no longer counts against the bound.
+func TestSpoolReusesRoom(t *testing.T) {
+	sp, _, err := openSpool(filepath.Join(t.TempDir(), "spool"), 4<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := encodeBatch(testBatch(t, 1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		n := 0
+		for sp.append(p, 1) == nil {
+			n++
+		}
+		if n < 4 {
+			t.Fatalf("round %d: the spool took %d batches", round, n)
+		}
+		if got := len(drain(t, sp)); got != n {
+			t.Fatalf("round %d: read back %d of %d", round, got, n)
+		}
+		if recs, bytes := sp.size(); recs != 0 || bytes != 0 {
+			t.Fatalf("round %d: all sent, the spool still holds %d records in %d bytes", round, recs, bytes)
+		}
+	}
+}
+
 // TestSpoolStaleCursor: a cursor left naming a segment deleted since (the sensor killed between
 // the delete and the cursor's update) never makes a newer segment look sent.
 func TestSpoolStaleCursor(t *testing.T) {
