@@ -138,6 +138,14 @@ func TestProtocols(t *testing.T) {
 						t.Errorf("a request came with x-api-key %q", h)
 					}
 				}
+				if len(srv.gzipped) != srv.reqs {
+					t.Errorf("compression seen on %d of %d requests", len(srv.gzipped), srv.reqs)
+				}
+				for _, gz := range srv.gzipped {
+					if gz == uncompressed {
+						t.Errorf("a request came gzip-encoded %v, want %v", gz, !uncompressed)
+					}
+				}
 				if srv.reqs != 3 {
 					t.Errorf("%d requests for 25 records in batches of 10, want 3", srv.reqs)
 				}
@@ -377,6 +385,22 @@ func TestSpoolBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInOrder(t, srv.got(), "inst1", int(n-full))
+}
+
+// TestWrite: a record handed without its line is encoded as the JSONL sink would write it.
+func TestWrite(t *testing.T) {
+	srv := newServer(t, ProtocolHTTPProtobuf, nil)
+	e := open(t, testOptions(t, srv))
+	if err := e.Write(testEvent(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := srv.got()
+	if want := strings.TrimSuffix(string(lineOf(t, testEvent(3))), "\n"); len(recs) != 1 || recs[0].body != want {
+		t.Fatalf("got %v, want one record with body %s", recs, want)
+	}
 }
 
 // TestWriteAfterClose is counted, not silent.

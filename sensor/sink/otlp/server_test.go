@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // the server side of the exporter's compression
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	gproto "google.golang.org/protobuf/proto"
@@ -74,6 +75,7 @@ type server struct {
 	records []got
 	headers []string // the x-api-key of each request
 	ctypes  []string
+	gzipped []bool // whether each request came gzip-encoded
 	reqs    int
 	// discard counts records in n instead of keeping them (benchmarks).
 	discard bool
@@ -110,7 +112,7 @@ func (s *server) start() {
 	}
 	s.addr = ln.Addr().String()
 	if s.protocol == ProtocolGRPC {
-		var opts []grpc.ServerOption
+		opts := []grpc.ServerOption{grpc.StatsHandler(compressionSeen{s})}
 		if s.tlsCfg != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(s.tlsCfg)))
 		}
@@ -226,6 +228,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// compressionSeen records each gRPC request's compression, which the call's metadata does not
+// show (grpc-encoding is a reserved header).
+type compressionSeen struct{ s *server }
+
+func (c compressionSeen) HandleRPC(_ context.Context, st stats.RPCStats) {
+	if h, ok := st.(*stats.InHeader); ok {
+		c.s.mu.Lock()
+		c.s.gzipped = append(c.s.gzipped, h.Compression == "gzip")
+		c.s.mu.Unlock()
+	}
+}
+func (compressionSeen) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (compressionSeen) HandleConn(context.Context, stats.ConnStats)                       {}
+func (compressionSeen) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
 type grpcHandler struct {
 	collogspb.UnimplementedLogsServiceServer
 	s *server
@@ -255,7 +272,11 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
+	gz := r.Header.Get("Content-Encoding") == "gzip"
+	s.mu.Lock()
+	s.gzipped = append(s.gzipped, gz)
+	s.mu.Unlock()
+	if gz {
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
