@@ -134,6 +134,10 @@ func Open(o Options) (*Exporter, error) {
 	for _, r := range DropReasons {
 		e.dropped[r] = new(atomic.Uint64)
 	}
+	if sp.cut > 0 {
+		// A frame torn inside its header lost its count with it: the bytes cut say it happened.
+		o.Log.Warn().Int64("bytes", sp.cut).Uint64("records", lost).Str("dir", o.SpoolDir).Msg("otlp: torn or damaged spool tail cut at start")
+	}
 	if lost > 0 {
 		e.drop(DropSpoolCorrupt, lost, errors.New("torn spool tail cut at start"))
 	}

@@ -65,6 +65,8 @@ type spool struct {
 	bytes   int64      // of every segment file
 	records uint64     // not yet sent
 	peeked  int64      // length of the frame peek returned and commit has not passed yet
+	// cut is how many bytes openSpool cut off torn or corrupt segments.
+	cut int64
 	// next numbers the next segment appended: above every segment and cursor seen, so that a
 	// cursor left pointing at a deleted segment never makes a newer one look sent.
 	next uint64
@@ -172,7 +174,8 @@ func (s *spool) openSegment(num uint64, flags int) (*os.File, error) {
 }
 
 // scan reads sg from its offset, counts its records, and cuts the file at the first frame
-// that is torn or corrupt; it returns the records lost in what was cut.
+// that is torn or corrupt, with what follows it (nothing after a bad frame can be trusted to
+// start a frame); it returns the records lost in the bad frame, as far as its header says.
 func (s *spool) scan(sg *segment) (uint64, error) {
 	f, err := s.openSegment(sg.num, os.O_RDWR)
 	if err != nil {
@@ -192,6 +195,7 @@ func (s *spool) scan(sg *segment) (uint64, error) {
 		_, count, n, err := decodeFrame(data[off:])
 		if err != nil {
 			lost = uint64(count)
+			s.cut += int64(len(data)) - off
 			if err := f.Truncate(off); err != nil {
 				return lost, fmt.Errorf("cut torn spool segment %s at %d: %w", f.Name(), off, err)
 			}

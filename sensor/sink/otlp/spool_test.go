@@ -99,6 +99,9 @@ func TestSpoolTornTail(t *testing.T) {
 			if tc.name == "header cut" {
 				wantLost = 0 // the count went with the header
 			}
+			if sp.cut != int64(len(tc.cut(bytes.Clone(data), int(before))))-before {
+				t.Errorf("cut %d bytes, want %d", sp.cut, int64(len(tc.cut(bytes.Clone(data), int(before))))-before)
+			}
 			if recs, bytes := sp.size(); lost != wantLost || recs != 5 || bytes != before {
 				t.Fatalf("reopened: lost %d, %d records in %d bytes; want lost %d, 5 records in %d bytes", lost, recs, bytes, wantLost, before)
 			}
