@@ -89,3 +89,21 @@ func encode(native []byte, sensorVersion string) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// ocsfPrefix starts every line AppendLine writes (activity_id is the event's first field);
+// a native line starts with {"@timestamp":.
+var ocsfPrefix = []byte(`{"activity_id":`)
+
+// ErrNotNative is CheckNative's error.
+var ErrNotNative = errors.New("an OCSF event (output.format: ocsf), not a native record: " +
+	"read the sensor's store (vigil query --db), which holds native records in either format")
+
+// CheckNative returns ErrNotNative when line is an OCSF event AppendLine wrote rather than a
+// native record: readers of Vigil's JSONL (vigil trace, vigil query --jsonl) would otherwise
+// decode it into an empty record, since proto.UnmarshalJSON ignores names it does not know.
+func CheckNative(line []byte) error {
+	if bytes.HasPrefix(bytes.TrimLeft(line, " \t\r\n"), ocsfPrefix) {
+		return ErrNotNative
+	}
+	return nil
+}

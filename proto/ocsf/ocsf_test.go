@@ -429,3 +429,19 @@ func FuzzAppendLine(f *testing.F) {
 		}
 	})
 }
+
+// Readers of native lines can tell an OCSF line from a native one.
+func TestCheckNative(t *testing.T) {
+	for name, e := range samples(t) {
+		native, err := proto.MarshalJSON(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckNative(native); err != nil {
+			t.Errorf("%s native: %v", name, err)
+		}
+		if err := CheckNative(line(t, e)); err == nil {
+			t.Errorf("%s OCSF: no error", name)
+		}
+	}
+}
