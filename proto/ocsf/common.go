@@ -1,9 +1,7 @@
 package ocsf
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
+	"cmp"
 	"strconv"
 	"strings"
 
@@ -68,7 +66,7 @@ type event struct {
 	ConnectionInfo *connectionInfo `json:"connection_info,omitempty"`
 	FindingInfo    *findingInfo    `json:"finding_info,omitempty"`
 	MessageContext *messageContext `json:"message_context,omitempty"`
-	Unmapped       map[string]any  `json:"unmapped,omitempty"`
+	// unmapped is written after these, by appendUnmapped.
 }
 
 // metadata is the OCSF metadata object.
@@ -137,15 +135,15 @@ type mapping struct {
 }
 
 func newMapping(e *proto.Event, sensorVersion string) *mapping {
-	m := &mapping{e: e, used: map[string]bool{}}
+	m := &mapping{e: e, used: make(map[string]bool, 48)}
 	m.out.Metadata = metadata{
 		Version:      Version,
 		Product:      product{Name: "Vigil", VendorName: "vigil-sensor", Version: sensorVersion},
 		EventCode:    e.Event.Action,
 		LogName:      e.Event.Dataset,
-		LogVersion:   e.Vigil.Schema,
+		LogVersion:   cmp.Or(e.Vigil.Schema, proto.SchemaVersion), // as the native line has it
 		Sequence:     e.Event.Sequence,
-		OriginalTime: e.Timestamp.Format(proto.TimeLayout),
+		OriginalTime: e.Timestamp.UTC().Format(proto.TimeLayout),
 		IsTruncated:  len(e.Vigil.Truncated) > 0,
 	}
 	m.use("@timestamp", "event.action", "event.dataset", "vigil.schema", "event.sequence")
@@ -268,38 +266,4 @@ func (m *mapping) userOf() *user {
 		m.use("user.group.id")
 	}
 	return out
-}
-
-// unmapped is the native line without the fields the mapping used: what has no OCSF
-// attribute, under its native (ECS-style) name. Numbers keep their exact digits.
-func (m *mapping) unmapped(native []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(native))
-	dec.UseNumber()
-	var tree map[string]any
-	if err := dec.Decode(&tree); err != nil {
-		return nil, fmt.Errorf("read native line: %w", err)
-	}
-	for p := range m.used {
-		remove(tree, strings.Split(p, "."))
-	}
-	if len(tree) == 0 {
-		return nil, nil
-	}
-	return tree, nil
-}
-
-// remove deletes the field at path and the objects it leaves empty.
-func remove(tree map[string]any, path []string) {
-	if len(path) == 1 {
-		delete(tree, path[0])
-		return
-	}
-	sub, ok := tree[path[0]].(map[string]any)
-	if !ok {
-		return
-	}
-	remove(sub, path[1:])
-	if len(sub) == 0 {
-		delete(tree, path[0])
-	}
 }

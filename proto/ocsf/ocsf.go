@@ -33,53 +33,58 @@ func AppendLine(dst []byte, e *proto.Event, sensorVersion string) ([]byte, error
 	if e == nil {
 		return dst, errors.New("ocsf line: nil event")
 	}
-	limit := proto.MaxLineBytes
+	rec, limit := e, proto.MaxLineBytes
 	for {
-		native, err := proto.FitLineTo(e, limit)
+		// The native line of what is mapped: its length sets the next limit, and encoding
+		// it checks the record's times have a form (MarshalJSON refuses those that do not).
+		native, err := proto.MarshalJSON(rec)
 		if err != nil {
 			return dst, fmt.Errorf("ocsf line: %w", err)
 		}
-		line, err := encode(native, sensorVersion)
+		if len(native) < limit {
+			line, err := encode(rec, sensorVersion)
+			if err != nil {
+				return dst, fmt.Errorf("ocsf line: %w", err)
+			}
+			if len(line) < proto.MaxLineBytes {
+				return append(append(dst, line...), '\n'), nil
+			}
+			// The OCSF line is longer than the native one (longer names, the actor's
+			// process beside the process): fit the native line tighter by the excess.
+			limit = len(native) - (len(line) - proto.MaxLineBytes + 1)
+			if limit <= 0 {
+				return dst, fmt.Errorf("ocsf line: %d bytes with the native record at its smallest", len(line))
+			}
+		}
+		// Map what FitLineTo keeps. Its line is then under the limit, and the limit only
+		// decreases from there, so this ends, at the latest when FitLineTo cannot fit.
+		fitted, err := proto.FitLineTo(e, limit)
 		if err != nil {
 			return dst, fmt.Errorf("ocsf line: %w", err)
 		}
-		if len(line) < proto.MaxLineBytes {
-			return append(append(dst, line...), '\n'), nil
+		var cut proto.Event
+		if err := proto.UnmarshalJSON(fitted, &cut); err != nil {
+			return dst, fmt.Errorf("ocsf line: read the fitted record: %w", err)
 		}
-		// The OCSF line is longer than the native one (longer names, the actor's process
-		// beside the process): fit the native line tighter by the excess. The limit only
-		// decreases, so this ends, at the latest when FitLineTo cannot fit.
-		limit -= len(line) - proto.MaxLineBytes + 1
-		if limit <= 0 {
-			return dst, fmt.Errorf("ocsf line: %d bytes with the native record at its smallest", len(line))
-		}
+		rec = &cut
 	}
 }
 
-// encode maps one native line (proto's JSON) to its OCSF event, without a newline.
-func encode(native []byte, sensorVersion string) ([]byte, error) {
-	var e proto.Event
-	if err := proto.UnmarshalJSON(native, &e); err != nil {
-		return nil, fmt.Errorf("read native line: %w", err)
-	}
-	m := newMapping(&e, sensorVersion)
+// encode maps e to its OCSF event, without a newline.
+func encode(e *proto.Event, sensorVersion string) ([]byte, error) {
+	m := newMapping(e, sensorVersion)
 	switch {
-	case isProcess(&e):
+	case isProcess(e):
 		m.processActivity()
-	case isFile(&e):
+	case isFile(e):
 		m.fileActivity()
-	case isNetwork(&e):
+	case isNetwork(e):
 		m.networkActivity()
 	case e.Event.Action == proto.ActionAlert:
 		m.detectionFinding()
 	default:
 		m.baseEvent()
 	}
-	unmapped, err := m.unmapped(native)
-	if err != nil {
-		return nil, err
-	}
-	m.out.Unmapped = unmapped
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	// Shell commands keep their && and > readable, as on the native line.
@@ -87,7 +92,17 @@ func encode(native []byte, sensorVersion string) ([]byte, error) {
 	if err := enc.Encode(&m.out); err != nil {
 		return nil, fmt.Errorf("marshal ocsf event: %w", err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	// unmapped goes last, before the event's closing brace.
+	n := len(line) - 1
+	out, ok, err := m.appendUnmapped(append(line[:n], `,"unmapped":`...))
+	if err != nil {
+		return nil, fmt.Errorf("marshal unmapped: %w", err)
+	}
+	if !ok {
+		return append(line[:n], '}'), nil
+	}
+	return append(out, '}'), nil
 }
 
 // ocsfPrefix starts every line AppendLine writes (activity_id is the event's first field);
