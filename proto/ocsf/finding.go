@@ -1,10 +1,6 @@
 package ocsf
 
-import (
-	"strconv"
-
-	"github.com/vigil-sensor/vigil/proto"
-)
+import "strconv"
 
 // findingInfo is the OCSF finding_info object of a detection alert.
 type findingInfo struct {
@@ -34,7 +30,7 @@ const activityFindingCreate = 1
 // track: it is not set.
 func (m *mapping) detectionFinding() {
 	e, o := m.e, &m.out
-	fi := &findingInfo{UID: e.Timestamp.Format(proto.TimeLayout) + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
+	fi := &findingInfo{UID: o.Metadata.OriginalTime + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
 	if r := e.Rule; r != nil {
 		fi.Title, fi.Desc = r.Name, r.Description
 		fi.Analytic = &analytic{UID: r.ID, Name: r.Name, TypeID: 1, Type: "Rule"}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -514,6 +515,23 @@ func FuzzAppendLine(f *testing.F) {
 			t.Fatalf("not a JSON object: %v", err)
 		}
 	})
+}
+
+// A record's times are written in UTC whatever zone they carry, as on the native line.
+func TestTimesInUTC(t *testing.T) {
+	for _, name := range []string{"alert", "exec"} {
+		e := samples(t)[name]
+		want := line(t, e)
+		zone := time.FixedZone("UTC+5", 5*3600)
+		e.Timestamp = e.Timestamp.In(zone)
+		if e.Process != nil && e.Process.Start != nil {
+			start := e.Process.Start.In(zone)
+			e.Process.Start = &start
+		}
+		if got := line(t, e); !bytes.Equal(got, want) {
+			t.Errorf("%s in UTC+5:\n%s\nwant\n%s", name, got, want)
+		}
+	}
 }
 
 // Readers of native lines can tell an OCSF line from a native one.
