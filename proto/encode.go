@@ -244,17 +244,24 @@ func UnmarshalMsgpack(b []byte, e *Event) error {
 // shrinks the event, so FitLine always terminates; it returns an error only when the fields
 // it may not shorten are by themselves too long.
 func FitLine(e *Event) ([]byte, error) {
+	return FitLineTo(e, MaxLineBytes)
+}
+
+// FitLineTo is FitLine with limit in place of MaxLineBytes: the line is shorter than limit.
+// Another encoding of the same record (OCSF, proto/ocsf) fits its own, longer line under
+// MaxLineBytes by fitting this one to a smaller limit, so both cut the same fields the same way.
+func FitLineTo(e *Event, limit int) ([]byte, error) {
 	line, err := MarshalJSON(e)
 	if err != nil {
 		return nil, fmt.Errorf("fit line: %w", err)
 	}
-	if len(line) < MaxLineBytes {
+	if len(line) < limit {
 		return line, nil
 	}
 	c := cloneForFit(e)
 	deep := false
-	for len(line) >= MaxLineBytes {
-		if !shrinkOnce(c, len(line)-MaxLineBytes+1) {
+	for len(line) >= limit {
+		if !shrinkOnce(c, len(line)-limit+1) {
 			// Any other field too long (an agent line's prompt, a tool's command or paths,
 			// what an outsider's telemetry claims): cut the longest one, in a deep copy.
 			if !deep {
@@ -263,8 +270,8 @@ func FitLine(e *Event) ([]byte, error) {
 				}
 				deep = true
 			}
-			if !shrinkLongest(c, len(line)-MaxLineBytes+1) {
-				return nil, fmt.Errorf("fit line: %d bytes with every variable field shortened, limit %d", len(line), MaxLineBytes)
+			if !shrinkLongest(c, len(line)-limit+1) {
+				return nil, fmt.Errorf("fit line: %d bytes with every variable field shortened, limit %d", len(line), limit)
 			}
 		}
 		if line, err = MarshalJSON(c); err != nil {

@@ -544,6 +544,31 @@ func TestFitLineLongArgument(t *testing.T) {
 	}
 }
 
+// FitLineTo fits under a limit of the caller's (another encoding's budget) the same way
+// FitLine fits under MaxLineBytes.
+func TestFitLineToLimit(t *testing.T) {
+	e := fixtures()["exec"]
+	e.Process.Args = append(e.Process.Args[:3:3], strings.Repeat("x", 20<<10))
+	const limit = 8 << 10
+	line, err := FitLineTo(e, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(line) >= limit {
+		t.Fatalf("line is %d bytes, limit %d", len(line), limit)
+	}
+	var back Event
+	if err := UnmarshalJSON(line, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(back.Vigil.Truncated, "process.args") {
+		t.Errorf("vigil.truncated = %v, want process.args", back.Vigil.Truncated)
+	}
+	if whole, err := FitLineTo(e, MaxLineBytes); err != nil || len(whole) <= limit {
+		t.Errorf("under MaxLineBytes: %d bytes, %v; want the whole argument", len(whole), err)
+	}
+}
+
 // An agent line too long in any field (a 100 KiB prompt, a command, 10,000 paths, what an
 // outsider's telemetry claims) is cut and marked, never dropped: an attacker must not be
 // able to suppress its own record by making it long.

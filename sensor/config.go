@@ -55,11 +55,13 @@ const SourceEslogger = "eslogger"
 // Sources are the kernel event sources `source:` may name besides SourceAuto.
 var Sources = []string{"ebpf", "audit", SourceEslogger}
 
-// OutputConfig is the JSONL sink and its size-based rotation, the file untrusted telemetry
-// goes to with its own rotation, the embedded SQL store with its retention, and the OTLP
-// logs export.
+// OutputConfig is the JSONL sink with its format and size-based rotation, the file untrusted
+// telemetry goes to with its own rotation, the embedded SQL store with its retention, and the
+// OTLP logs export.
 type OutputConfig struct {
-	JSONL              string `yaml:"jsonl"`
+	JSONL string `yaml:"jsonl"`
+	// Format is the JSONL files' format: FormatECS or FormatOCSF.
+	Format             string `yaml:"format"`
 	MaxSizeMB          int    `yaml:"max_size_mb"`
 	MaxFiles           int    `yaml:"max_files"`
 	UntrustedJSONL     string `yaml:"untrusted_jsonl"`
@@ -100,6 +102,13 @@ type OTLPTLSConfig struct {
 // OTLPProtocols are the transports output.otlp.protocol may name: otlp.Protocols (the sink is
 // imported by the command, not by this package; cmd/vigil's tests check the two agree).
 var OTLPProtocols = []string{"grpc", "http/protobuf", "http/json"}
+
+// Formats of the JSONL files (output.format): the native records, with ECS-style names, or
+// OCSF events (proto/ocsf).
+const (
+	FormatECS  = "ecs"
+	FormatOCSF = "ocsf"
+)
 
 // minStoreMB is the smallest size bound of the store: the -wal file beside the database takes
 // up to 16 MiB of it, and a bound much smaller would evict at every batch.
@@ -228,6 +237,8 @@ func (c Config) Validate() error {
 	check(c.Source == SourceAuto || slices.Contains(Sources, c.Source),
 		"source must be %s or one of %s, got %q", SourceAuto, strings.Join(Sources, ", "), c.Source)
 	check(filepath.IsAbs(c.Output.JSONL), "output.jsonl must be an absolute path, got %q", c.Output.JSONL)
+	check(c.Output.Format == FormatECS || c.Output.Format == FormatOCSF,
+		"output.format must be %s or %s, got %q", FormatECS, FormatOCSF, c.Output.Format)
 	check(c.Output.MaxSizeMB >= 1, "output.max_size_mb must be >= 1, got %d", c.Output.MaxSizeMB)
 	check(c.Output.MaxFiles >= 1, "output.max_files must be >= 1, got %d", c.Output.MaxFiles)
 	check(c.Output.UntrustedJSONL == "" || filepath.IsAbs(c.Output.UntrustedJSONL),

@@ -17,7 +17,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatalf("embedded default.yaml does not validate: %v", err)
 	}
 	want := Config{
-		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", MaxSizeMB: 100, MaxFiles: 5,
+		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", Format: FormatECS, MaxSizeMB: 100, MaxFiles: 5,
 			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2,
 			Store: "/var/lib/vigil/vigil.db", StoreMaxDays: 30, StoreMaxMB: 1024,
 			OTLP: OTLPOutputConfig{Protocol: "grpc", Headers: map[string]string{}, TimeoutSeconds: 10,
@@ -105,6 +105,17 @@ func TestLoadConfig(t *testing.T) {
 		{name: "ring buffer too small", yaml: "kernel:\n  ring_buffer_kb: 2\n", wantErr: "kernel.ring_buffer_kb"},
 		{name: "wakeup beyond buffer", yaml: "kernel:\n  ring_buffer_kb: 4\n  wakeup_bytes: 4096\n", wantErr: "kernel.wakeup_bytes"},
 		{name: "relative output", yaml: "output:\n  jsonl: events.jsonl\n", wantErr: "output.jsonl"},
+		{name: "unknown format", yaml: "output:\n  format: cef\n", wantErr: `output.format must be ecs or ocsf, got "cef"`},
+		{name: "format is lower case", yaml: "output:\n  format: OCSF\n", wantErr: "output.format"},
+		{
+			name: "ocsf format",
+			yaml: "output:\n  format: ocsf\n",
+			check: func(t *testing.T, c Config) {
+				if c.Output.Format != FormatOCSF || c.Output.JSONL != "/var/log/vigil/events.jsonl" {
+					t.Errorf("output = %+v", c.Output)
+				}
+			},
+		},
 		{name: "untrusted into the main file", yaml: "output:\n  untrusted_jsonl: /var/log/vigil/events.jsonl\n", wantErr: "output.untrusted_jsonl"},
 		{name: "relative hold journal", yaml: "correlate:\n  hold_journal: hold\n", wantErr: "correlate.hold_journal"},
 		{name: "relative store", yaml: "output:\n  store: vigil.db\n", wantErr: "output.store must be an absolute path"},

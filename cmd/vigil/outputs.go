@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/sensor"
+	"github.com/vigil-sensor/vigil/sensor/sink/format"
 	"github.com/vigil-sensor/vigil/sensor/sink/jsonl"
 	"github.com/vigil-sensor/vigil/sensor/sink/otlp"
 	"github.com/vigil-sensor/vigil/sensor/sink/queue"
@@ -21,7 +22,7 @@ import (
 type outputs struct {
 	events    *jsonl.Writer
 	untrusted *jsonl.Writer // nil: untrusted telemetry goes to events
-	jsonl     sensor.Sink   // the JSONL files, as one sink
+	jsonl     sensor.Sink   // the JSONL files, as one sink, in output.format
 	store     *store.Store  // nil: output.store is ""
 	// storeQueue writes to the store on a goroutine of its own, so that the store's pace
 	// (~55–65k lines/s on one core) never sets the sensor's: what it cannot take is its
@@ -36,7 +37,8 @@ type outputs struct {
 
 // openOutputs opens the JSONL files and the store cfg names. Untrusted telemetry shares the
 // events file when output.untrusted_jsonl is "" or the events go to standard output; the
-// store takes every record.
+// store takes every record. With output.format ocsf both JSONL files get OCSF lines; the store
+// still takes the native records, so vigil query --db reads it either way.
 func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 	onForeign := func(path string, uid int) {
 		log.Warn().Str("path", path).Int("owner_uid", uid).Msg("output file owned by another user: removed and created anew, never written into")
@@ -50,7 +52,8 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open JSONL output: %w", err)
 	}
-	o := &outputs{events: events, jsonl: events}
+	o := &outputs{events: events}
+	var files sensor.LineSink = events
 	if cfg.Output.UntrustedJSONL != "" && cfg.Output.JSONL != jsonl.Stdout {
 		o.untrusted, err = jsonl.Open(jsonl.Options{
 			Path:         cfg.Output.UntrustedJSONL,
@@ -61,7 +64,11 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), events.Close())
 		}
-		o.jsonl = &route.Split{Main: events, Side: o.untrusted, ToSide: route.Untrusted}
+		files = &route.Split{Main: events, Side: o.untrusted, ToSide: route.Untrusted}
+	}
+	o.jsonl = files
+	if cfg.Output.Format == sensor.FormatOCSF {
+		o.jsonl = format.NewOCSF(files, version)
 	}
 	if cfg.Output.Store != "" {
 		o.store, err = store.Open(store.Options{
@@ -90,7 +97,13 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open OTLP output: %w", err), o.close())
 		}
-		o.otlpQueue = queue.New(o.otlp, queue.Options{Name: "otlp", Log: log})
+		var exporter sensor.Sink = o.otlp
+		if cfg.Output.Format == sensor.FormatOCSF {
+			// Encoded on the queue's goroutine, not the pipeline's: an OCSF line costs
+			// about 10 µs (docs/ocsf.md).
+			exporter = format.NewOCSF(o.otlp, version)
+		}
+		o.otlpQueue = queue.New(exporter, queue.Options{Name: "otlp", Log: log})
 	}
 	return o, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/ocsf"
 	"github.com/vigil-sensor/vigil/sensor"
 )
 
@@ -173,7 +174,8 @@ func readTraceFile(path string) ([]*proto.Event, traceBadLines, error) {
 }
 
 // readTraceEvents decodes one proto.Event per line; blank lines are ignored, lines that do not
-// decode are counted. Lines of any length are read (vigil run writes them under 60 KiB).
+// decode are counted. Lines of any length are read (vigil run writes them under 60 KiB). An
+// OCSF line (output.format ocsf) is an error: a file of them would read as no activity at all.
 func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 	var (
 		events []*proto.Event
@@ -183,6 +185,9 @@ func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 	for line := 1; ; line++ {
 		b, err := br.ReadBytes('\n')
 		if len(bytes.TrimSpace(b)) > 0 {
+			if err := ocsf.CheckNative(b); err != nil {
+				return events, bad, fmt.Errorf("line %d: %w", line, err)
+			}
 			var e proto.Event
 			if uerr := proto.UnmarshalJSON(b, &e); uerr != nil {
 				bad.add(line, uerr)

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/ocsf"
 )
 
 // maxLoadLine bounds a line Load reads. Vigil writes lines under proto.MaxLineBytes (60 KiB);
@@ -29,7 +30,8 @@ type LoadResult struct {
 // same late bindings. Files are loaded one after the other into one store; rotated files of a
 // run (events.jsonl.2, .1, then events.jsonl) must come oldest first for a binding record to
 // find the line it binds. Lines that do not decode are skipped and counted; an error is
-// returned only when reading or writing fails.
+// returned only when reading or writing fails, or at the first OCSF line (ocsf.ErrNotNative):
+// a file written with output.format ocsf is refused rather than read as empty records.
 func (s *Store) Load(r io.Reader) (LoadResult, error) {
 	var res LoadResult
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -41,6 +43,9 @@ func (s *Store) Load(r io.Reader) (LoadResult, error) {
 			return res, fmt.Errorf("load: read line %d: %w", n, err)
 		}
 		if long || len(bytes.TrimSpace(line)) > 0 {
+			if err := ocsf.CheckNative(line); err != nil {
+				return res, fmt.Errorf("load: line %d: %w", n, err)
+			}
 			res.Lines++
 			var e proto.Event
 			derr := errLineTooLong

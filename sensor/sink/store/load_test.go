@@ -3,10 +3,14 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/ocsf"
 )
 
 func TestLoad(t *testing.T) {
@@ -75,6 +79,32 @@ func TestLoadRotatedFiles(t *testing.T) {
 // FuzzLoad feeds arbitrary bytes to the loader `vigil query --jsonl` uses: it never fails on
 // input (only on a broken store), every line is loaded or counted as malformed, every loaded
 // line is one events row, and the database stays sound and queryable.
+// A file written with output.format ocsf is refused at its first OCSF line, whatever native
+// lines come before: read as native records, its lines would load as empty events.
+func TestLoadRefusesOCSF(t *testing.T) {
+	b, err := os.ReadFile("../../../proto/testdata/golden/open.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e proto.Event
+	if err := proto.UnmarshalJSON(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	line, err := ocsf.AppendLine(nil, &e, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Path: Memory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Load(bytes.NewReader(append(append(bytes.TrimSpace(b), '\n'), line...)))
+	if !errors.Is(err, ocsf.ErrNotNative) || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("Load = %+v, %v; want ErrNotNative at line 2", res, err)
+	}
+}
+
 func FuzzLoad(f *testing.F) {
 	data, err := os.ReadFile(fixture)
 	if err != nil {
@@ -105,6 +135,9 @@ func FuzzLoad(f *testing.F) {
 		}
 		defer s.Close()
 		res, err := s.Load(bytes.NewReader(data))
+		if errors.Is(err, ocsf.ErrNotNative) {
+			return // refused, by design
+		}
 		if err != nil {
 			t.Fatalf("Load: %v", err)
 		}

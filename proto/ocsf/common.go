@@ -1,0 +1,269 @@
+package ocsf
+
+import (
+	"cmp"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// Class uids (category uid × 1000 + class number) of the classes Vigil writes.
+const (
+	classBase             = 0
+	classFileActivity     = 1001
+	classProcessActivity  = 1007
+	classDetectionFinding = 2004
+	classNetworkActivity  = 4001
+)
+
+// classNames are each class's caption and its category's, as the schema has them.
+var classNames = map[int][2]string{
+	classBase:             {"Base Event", "Uncategorized"},
+	classFileActivity:     {"File System Activity", "System Activity"},
+	classProcessActivity:  {"Process Activity", "System Activity"},
+	classDetectionFinding: {"Detection Finding", "Findings"},
+	classNetworkActivity:  {"Network Activity", "Network Activity"},
+}
+
+// activityOther is the activity every class has for what its own list does not name; the
+// record's action is then activity_name.
+const activityOther = 99
+
+// Profiles named in metadata.profiles: host for device and actor, ai_operation for
+// message_context (1.8.0 has that profile on Process Activity only, among the classes here).
+const (
+	profileHost        = "host"
+	profileAIOperation = "ai_operation"
+)
+
+// event is one OCSF event: the attributes of every class Vigil writes, each omitted when the
+// record has no value for it.
+type event struct {
+	ActivityID     int             `json:"activity_id"`
+	ActivityName   string          `json:"activity_name,omitempty"`
+	CategoryUID    int             `json:"category_uid"`
+	CategoryName   string          `json:"category_name"`
+	ClassUID       int             `json:"class_uid"`
+	ClassName      string          `json:"class_name"`
+	TypeUID        int64           `json:"type_uid"`
+	Time           int64           `json:"time"`
+	SeverityID     int             `json:"severity_id"`
+	Severity       string          `json:"severity,omitempty"`
+	StatusID       *int            `json:"status_id,omitempty"`
+	Status         string          `json:"status,omitempty"`
+	StatusCode     string          `json:"status_code,omitempty"`
+	Duration       *int64          `json:"duration,omitempty"`
+	Metadata       metadata        `json:"metadata"`
+	Device         *device         `json:"device,omitempty"`
+	Actor          *actor          `json:"actor,omitempty"`
+	Process        *process        `json:"process,omitempty"`
+	LaunchTypeID   *int            `json:"launch_type_id,omitempty"`
+	ExitCode       *int            `json:"exit_code,omitempty"`
+	File           *file           `json:"file,omitempty"`
+	FileResult     *file           `json:"file_result,omitempty"`
+	DstEndpoint    *endpoint       `json:"dst_endpoint,omitempty"`
+	ConnectionInfo *connectionInfo `json:"connection_info,omitempty"`
+	FindingInfo    *findingInfo    `json:"finding_info,omitempty"`
+	MessageContext *messageContext `json:"message_context,omitempty"`
+	// unmapped is written after these, by appendUnmapped.
+}
+
+// metadata is the OCSF metadata object.
+type metadata struct {
+	Version string  `json:"version"`
+	Product product `json:"product"`
+	// Profiles are the profiles whose attributes the event carries.
+	Profiles []string `json:"profiles,omitempty"`
+	// EventCode is event.action, LogName event.dataset, LogVersion vigil.schema (the native
+	// schema), Sequence event.sequence.
+	EventCode  string `json:"event_code,omitempty"`
+	LogName    string `json:"log_name,omitempty"`
+	LogVersion string `json:"log_version,omitempty"`
+	Sequence   uint64 `json:"sequence"`
+	// OriginalTime is @timestamp as written natively: time has milliseconds, this the
+	// nanoseconds.
+	OriginalTime string `json:"original_time"`
+	// CorrelationUID is the tool call id (gen_ai.tool.call.id): the key that joins a tool
+	// call's kernel events, its agent record and its alerts.
+	CorrelationUID string `json:"correlation_uid,omitempty"`
+	// IsTruncated: a field was cut to fit the line (unmapped.vigil.truncated names it).
+	IsTruncated bool `json:"is_truncated,omitempty"`
+}
+
+// product names Vigil.
+type product struct {
+	Name       string `json:"name"`
+	VendorName string `json:"vendor_name"`
+	Version    string `json:"version,omitempty"`
+}
+
+// device is the host the sensor runs on. type_id is required and Vigil does not know the
+// kind of machine: 0 (Unknown).
+type device struct {
+	Hostname string `json:"hostname,omitempty"`
+	BootUID  string `json:"boot_uid,omitempty"`
+	TypeID   int    `json:"type_id"`
+	Type     string `json:"type"`
+}
+
+// actor is who did it: the process and its user, and the agent as the client application
+// that initiated the activity (the schema's app_name, "distinct from the process").
+type actor struct {
+	AppName string   `json:"app_name,omitempty"`
+	Process *process `json:"process,omitempty"`
+	User    *user    `json:"user,omitempty"`
+}
+
+// user is the OCSF user object; numeric ids are strings, as natively.
+type user struct {
+	UID    string  `json:"uid,omitempty"`
+	Name   string  `json:"name,omitempty"`
+	Groups []group `json:"groups,omitempty"`
+}
+
+type group struct {
+	UID string `json:"uid"`
+}
+
+// mapping builds one OCSF event from one native record and remembers which native fields it
+// used (their JSON paths), so that every other field goes to unmapped.
+type mapping struct {
+	e    *proto.Event
+	out  event
+	used map[string]bool
+}
+
+func newMapping(e *proto.Event, sensorVersion string) *mapping {
+	m := &mapping{e: e, used: make(map[string]bool, 48)}
+	m.out.Metadata = metadata{
+		Version:      Version,
+		Product:      product{Name: "Vigil", VendorName: "vigil-sensor", Version: sensorVersion},
+		EventCode:    e.Event.Action,
+		LogName:      e.Event.Dataset,
+		LogVersion:   cmp.Or(e.Vigil.Schema, proto.SchemaVersion), // as the native line has it
+		Sequence:     e.Event.Sequence,
+		OriginalTime: e.Timestamp.UTC().Format(proto.TimeLayout),
+		IsTruncated:  len(e.Vigil.Truncated) > 0,
+	}
+	m.use("@timestamp", "event.action", "event.dataset", "vigil.schema", "event.sequence")
+	if _, _, _, call := proto.GenAINames(e.GenAI); call != "" {
+		m.out.Metadata.CorrelationUID = call
+		m.use("gen_ai.tool.call.id")
+	}
+	if h := e.Host; h != nil && (h.Name != "" || h.BootID != "") {
+		m.out.Device = &device{Hostname: h.Name, BootUID: h.BootID, Type: "Unknown"}
+		m.use("host.name", "host.boot_id")
+	}
+	return m
+}
+
+// use marks native fields as mapped.
+func (m *mapping) use(paths ...string) {
+	for _, p := range paths {
+		m.used[p] = true
+	}
+}
+
+// classify sets the class, activity and the attributes every class shares: time, severity,
+// status (unless the class gives status its own meaning) and the profiles in use.
+func (m *mapping) classify(class, activity int, activityName string) {
+	o := &m.out
+	o.ClassUID, o.ActivityID, o.ActivityName = class, activity, activityName
+	o.ClassName, o.CategoryName = classNames[class][0], classNames[class][1]
+	o.CategoryUID = class / 1000
+	o.TypeUID = int64(class)*100 + int64(activity)
+	o.Time = m.e.Timestamp.UnixMilli()
+	m.severity()
+	if class != classDetectionFinding {
+		m.status()
+	}
+	if o.Device != nil || o.Actor != nil {
+		o.Metadata.Profiles = append(o.Metadata.Profiles, profileHost)
+	}
+	if o.MessageContext != nil {
+		o.Metadata.Profiles = append(o.Metadata.Profiles, profileAIOperation)
+	}
+}
+
+// severityIDs are OCSF severity_id by the words of vigil.alert.severity.
+var severityIDs = map[string]int{"low": 2, "medium": 3, "high": 4, "critical": 5}
+
+// severity is the alert's own for a detection alert; Unknown (0) for the other lines that
+// call for a look (untrusted telemetry: Vigil grades them with no severity); Informational
+// (1) for everything else, which reports what happened without judging it.
+func (m *mapping) severity() {
+	o, e := &m.out, m.e
+	switch {
+	case e.Vigil.Alert != nil:
+		word := e.Vigil.Alert.Severity
+		if id, ok := severityIDs[word]; ok {
+			o.SeverityID, o.Severity = id, strings.ToUpper(word[:1])+word[1:]
+		} else {
+			o.SeverityID, o.Severity = 99, word
+		}
+		// event.severity is the same grade as a number (ECS's risk scores).
+		m.use("vigil.alert.severity", "event.severity")
+	case e.Event.Kind == proto.KindAlert:
+		o.SeverityID, o.Severity = 0, "Unknown"
+	default:
+		o.SeverityID, o.Severity = 1, "Informational"
+	}
+}
+
+// statuses are OCSF status_id and its caption by event.outcome.
+var statuses = map[string]struct {
+	id      int
+	caption string
+}{
+	proto.OutcomeUnknown: {0, "Unknown"},
+	proto.OutcomeSuccess: {1, "Success"},
+	proto.OutcomeFailure: {2, "Failure"},
+}
+
+// status is event.outcome, with vigil.errno (a failed call's errno) as status_code. An
+// outcome the schema has no id for is Other (99), named in status as the schema asks.
+func (m *mapping) status() {
+	o, e := &m.out, m.e
+	if e.Event.Outcome != "" {
+		s, ok := statuses[e.Event.Outcome]
+		if !ok {
+			s.id, s.caption = 99, e.Event.Outcome
+		}
+		o.StatusID, o.Status = &s.id, s.caption
+		m.use("event.outcome")
+	}
+	if e.Vigil.Errno != 0 {
+		o.StatusCode = strconv.Itoa(e.Vigil.Errno)
+		m.use("vigil.errno")
+	}
+}
+
+// actorOf is the actor with process p (nil for none): the record's user and agent
+// (gen_ai.agent.name); nil when it has none of the three.
+func (m *mapping) actorOf(p *process) *actor {
+	a := &actor{Process: p, User: m.userOf()}
+	if g := m.e.GenAI; g != nil && g.Agent != nil && g.Agent.Name != "" {
+		a.AppName = g.Agent.Name
+		m.use("gen_ai.agent.name")
+	}
+	if a.Process == nil && a.User == nil && a.AppName == "" {
+		return nil
+	}
+	return a
+}
+
+// userOf is user.*; nil without one.
+func (m *mapping) userOf() *user {
+	u := m.e.User
+	if u == nil || (u.ID == "" && u.Name == "") {
+		return nil
+	}
+	out := &user{UID: u.ID, Name: u.Name}
+	m.use("user.id", "user.name")
+	if u.Group != nil && u.Group.ID != "" {
+		out.Groups = []group{{UID: u.Group.ID}}
+		m.use("user.group.id")
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package ocsf
+
+import (
+	"path"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// file is the OCSF file object.
+type file struct {
+	Name   string        `json:"name"`
+	Path   string        `json:"path,omitempty"`
+	TypeID int           `json:"type_id"`
+	Type   string        `json:"type"`
+	Size   *int64        `json:"size,omitempty"`
+	Owner  *user         `json:"owner,omitempty"`
+	Hashes []fingerprint `json:"hashes,omitempty"`
+}
+
+// fingerprint is a file hash.
+type fingerprint struct {
+	AlgorithmID int    `json:"algorithm_id"`
+	Algorithm   string `json:"algorithm"`
+	Value       string `json:"value"`
+}
+
+// File type ids. A path alone does not say what it names: Unknown unless the call does.
+const (
+	fileTypeUnknown    = 0
+	fileTypeFolder     = 2
+	fileTypeSymlink    = 7
+	fileTypeExecutable = 8
+)
+
+var fileTypeNames = map[int]string{fileTypeUnknown: "Unknown", fileTypeFolder: "Folder", fileTypeSymlink: "Symbolic Link"}
+
+// File System Activity (1001) activities.
+const (
+	activityCreate      = 1
+	activityUpdate      = 3
+	activityDelete      = 4
+	activityRename      = 5
+	activitySetSecurity = 7
+	activityOpen        = 14
+)
+
+// fileActivities maps each file action to its activity. close (EndpointSecurity's close of a
+// modified file) has none and is Other.
+var fileActivities = map[string]struct {
+	id   int
+	name string
+}{
+	proto.ActionOpen:     {activityOpen, "Open"},
+	proto.ActionCreate:   {activityCreate, "Create"},
+	proto.ActionLink:     {activityCreate, "Create"},
+	proto.ActionSymlink:  {activityCreate, "Create"},
+	proto.ActionWrite:    {activityUpdate, "Update"},
+	proto.ActionTruncate: {activityUpdate, "Update"},
+	proto.ActionUnlink:   {activityDelete, "Delete"},
+	proto.ActionRmdir:    {activityDelete, "Delete"},
+	proto.ActionRename:   {activityRename, "Rename"},
+	// Permission bits and ownership are what the schema calls security (Set Security:
+	// "a change to the security of a file", beside Set Attributes for its other attributes).
+	proto.ActionChmod: {activitySetSecurity, "Set Security"},
+	proto.ActionChown: {activitySetSecurity, "Set Security"},
+	proto.ActionClose: {activityOther, "Close"},
+}
+
+// isFile: a file line with its file.
+func isFile(e *proto.Event) bool {
+	_, ok := fileActivities[e.Event.Action]
+	return ok && e.File != nil
+}
+
+// fileActivity maps open and the file mutations. The acting process is actor.process. A
+// rename's file is the source and file_result the destination (the schema's "resulting file
+// object"); a truncate's new length is file.size and a chown's new owner file.owner.uid.
+func (m *mapping) fileActivity() {
+	e, o := m.e, &m.out
+	f := e.File
+	act := fileActivities[e.Event.Action]
+	typ := fileTypeUnknown
+	switch e.Event.Action {
+	case proto.ActionRmdir:
+		typ = fileTypeFolder
+	case proto.ActionSymlink:
+		typ = fileTypeSymlink
+	}
+	target := &file{Name: path.Base(f.Path), Path: f.Path, TypeID: typ, Type: fileTypeNames[typ]}
+	m.use("file.path")
+	if f.Size != nil && e.Event.Action == proto.ActionTruncate {
+		target.Size = f.Size
+		m.use("file.size")
+	}
+	if f.UID != "" && e.Event.Action == proto.ActionChown {
+		target.Owner = &user{UID: f.UID}
+		m.use("file.uid")
+	}
+	o.File = target
+	if r := e.Vigil.Rename; r != nil && e.Event.Action == proto.ActionRename {
+		o.File = &file{Name: path.Base(r.Source), Path: r.Source, TypeID: fileTypeUnknown, Type: "Unknown"}
+		o.FileResult = target
+		m.use("vigil.rename.source")
+	}
+	o.Actor = m.actorOf(m.processOf())
+	m.use("event.category", "event.type")
+	m.classify(classFileActivity, act.id, act.name)
+}

@@ -1,0 +1,141 @@
+package ocsf
+
+import (
+	"path"
+	"strings"
+
+	"github.com/vigil-sensor/vigil/proto"
+)
+
+// Process Activity (1007) activities and launch types.
+const (
+	activityLaunch    = 1
+	activityTerminate = 2
+	launchTypeFork    = 2 // the "fork" step of Unix process creation
+	launchTypeExec    = 3 // the "exec" step
+)
+
+// process is the OCSF process object.
+type process struct {
+	PID  int    `json:"pid"`
+	UID  string `json:"uid,omitempty"`
+	Name string `json:"name,omitempty"`
+	// Path is the executable, File the same file with its hash.
+	Path string `json:"path,omitempty"`
+	// CmdLine is the argv, each argument shell-quoted when it needs it, so it splits back
+	// into exactly the arguments.
+	CmdLine          string   `json:"cmd_line,omitempty"`
+	CreatedTime      *int64   `json:"created_time,omitempty"`
+	WorkingDirectory string   `json:"working_directory,omitempty"`
+	PTID             int      `json:"ptid,omitempty"`
+	File             *file    `json:"file,omitempty"`
+	ParentProcess    *process `json:"parent_process,omitempty"`
+}
+
+// isProcess: exec, fork and exit lines of a process.
+func isProcess(e *proto.Event) bool {
+	switch e.Event.Action {
+	case proto.ActionExec, proto.ActionFork, proto.ActionExit:
+		return e.Process != nil
+	}
+	return false
+}
+
+// processActivity maps exec and fork to Launch (launch_type_id Exec or Fork: Unix creates a
+// process in two steps, each its own line) and exit to Terminate. The actor of a fork is the
+// parent; of an exec and an exit the process itself (an exec replaces the caller's own image;
+// an exit is reflexive), as the schema's activity descriptions have it.
+func (m *mapping) processActivity() {
+	e, o := m.e, &m.out
+	o.Process = m.processOf()
+	// The actor's process is the short form: the full one is process (or its parent).
+	self := &process{PID: o.Process.PID, UID: o.Process.UID}
+	activity := activityLaunch
+	switch e.Event.Action {
+	case proto.ActionFork:
+		o.LaunchTypeID = ptr(launchTypeFork)
+		o.Actor = m.actorOf(o.Process.ParentProcess)
+	case proto.ActionExec:
+		o.LaunchTypeID = ptr(launchTypeExec)
+		o.Actor = m.actorOf(self)
+	case proto.ActionExit:
+		activity = activityTerminate
+		o.Actor = m.actorOf(self)
+		if e.Process.ExitCode != nil {
+			o.ExitCode = e.Process.ExitCode
+			m.use("process.exit_code")
+		}
+	}
+	o.MessageContext = m.messageContext()
+	m.use("event.category")
+	m.classify(classProcessActivity, activity, activityNames1007[activity])
+}
+
+var activityNames1007 = map[int]string{activityLaunch: "Launch", activityTerminate: "Terminate"}
+
+// processOf is process.*: the process, its executable with its hash, and its parent; nil
+// without one.
+func (m *mapping) processOf() *process {
+	p := m.e.Process
+	if p == nil {
+		return nil
+	}
+	out := &process{
+		PID: p.Pid, UID: p.EntityID, Name: p.Name, Path: p.Executable,
+		WorkingDirectory: p.WorkingDirectory,
+	}
+	m.use("process.pid", "process.entity_id", "process.name", "process.executable", "process.working_directory")
+	if len(p.Args) > 0 {
+		out.CmdLine = cmdLine(p.Args)
+		m.use("process.args")
+		if p.ArgsCount == len(p.Args) {
+			// Only a count that differs from the args (trailing ones dropped to fit) says
+			// more than cmd_line: that one stays in unmapped.
+			m.use("process.args_count")
+		}
+	}
+	if p.Start != nil {
+		out.CreatedTime = ptr(p.Start.UnixMilli())
+		m.use("process.start")
+	}
+	if p.Thread != nil {
+		out.PTID = p.Thread.ID
+		m.use("process.thread.id")
+	}
+	if p.Executable != "" {
+		out.File = &file{Name: path.Base(p.Executable), Path: p.Executable, TypeID: fileTypeExecutable, Type: "Executable File"}
+		if p.Hash != nil && p.Hash.SHA256 != "" {
+			out.File.Hashes = []fingerprint{{AlgorithmID: 3, Algorithm: "SHA-256", Value: p.Hash.SHA256}}
+			m.use("process.hash.sha256")
+		}
+	}
+	if pp := p.Parent; pp != nil {
+		out.ParentProcess = &process{PID: pp.Pid, UID: pp.EntityID, Name: pp.Name, Path: pp.Executable}
+		m.use("process.parent.pid", "process.parent.entity_id", "process.parent.name", "process.parent.executable")
+	}
+	return out
+}
+
+// cmdLine joins args with spaces, single-quoting (POSIX shell) each argument that holds
+// anything but plain characters, so the line splits back into exactly args.
+func cmdLine(args []string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if a != "" && strings.Trim(a, plainChars) == "" {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.ReplaceAll(a, "'", `'\''`))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}
+
+// plainChars need no quoting in a POSIX shell word.
+const plainChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-"
+
+func ptr[T any](v T) *T { return &v }
