@@ -131,6 +131,22 @@ func ReadKeyLog(path string) ([]Cert, error) {
 	return certs, nil
 }
 
+// Pin is the key log's first line: the chain and its epoch 0 public key, what an admin keeps
+// off the machine to verify with (vigil verify --key).
+func Pin(dir, name string) (Cert, error) {
+	certs, err := ReadKeyLog(KeyLogPath(dir, name))
+	if err != nil {
+		return Cert{}, err
+	}
+	if certs[0].Epoch != 0 {
+		return Cert{}, fmt.Errorf("key log %s begins at epoch %d, not 0", KeyLogPath(dir, name), certs[0].Epoch)
+	}
+	return certs[0], nil
+}
+
+// PublicKey is the certificate's key in base64, as vigil verify --pubkey takes it.
+func (c Cert) PublicKey() string { return base64.StdEncoding.EncodeToString(c.Key) }
+
 // certMessage is what the key of epoch-1 signs to vouch for the key of epoch.
 func certMessage(chain ChainID, epoch uint64, key ed25519.PublicKey) []byte {
 	m := make([]byte, 0, len(certDomain)+ChainIDSize+8+ed25519.PublicKeySize)

@@ -137,8 +137,8 @@ func Open(o Options) (*Signer, error) {
 // Created reports whether Open made a new key: the caller logs its public key, the one to pin.
 func (s *Signer) Created() bool { return s.created }
 
-// KeyLog is the path of the output's key log, whose first line is the public key to pin.
-func (s *Signer) KeyLog() string { return KeyLogPath(s.opts.KeyDir, s.opts.Name) }
+// Pin is the output's pin (see Pin).
+func (s *Signer) Pin() (Cert, error) { return Pin(s.opts.KeyDir, s.opts.Name) }
 
 // Chain rewrites the line at buf[start:] as the next line of the chain (see appendChained).
 func (s *Signer) Chain(buf []byte, start int) ([]byte, error) {

@@ -3,6 +3,7 @@ package sign
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -130,6 +131,9 @@ func Verify(files []Source, trust Trust) (Result, error) {
 	if len(trust.Root) != ed25519.PublicKeySize {
 		return Result{}, errors.New("verify: the pinned public key is not an ed25519 key")
 	}
+	// Certificates are walked in epoch order, each checked with the keys of the epoch before.
+	trust.Certs = slices.Clone(trust.Certs)
+	slices.SortStableFunc(trust.Certs, func(a, b Cert) int { return cmp.Compare(a.Epoch, b.Epoch) })
 	v := &verifier{trust: trust, keys: map[uint64][]ed25519.PublicKey{0: {trust.Root}}}
 	if trust.Chain != nil {
 		v.res.Chain, v.chainSet = *trust.Chain, true
