@@ -174,9 +174,13 @@ type keys struct {
 // loadOrCreateKeys opens the key of output name in dir, creating dir (0700), the key (0600)
 // and the key log (0644) when there is none. created says a new key (and chain) was made.
 // The directory must be the sensor's and only its: whoever can write to it can replace the
-// key.
+// key. Missing parents are made 0755: /var/lib/vigil also holds the hook's undelivered
+// directory, which every user's `vigil hook` must reach.
 func loadOrCreateKeys(dir, name string) (k *keys, created bool, err error) {
-	if err := os.MkdirAll(dir, KeyDirMode); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, false, fmt.Errorf("create key directory: %w", err)
+	}
+	if err := os.Mkdir(dir, KeyDirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, false, fmt.Errorf("create key directory: %w", err)
 	}
 	if err := owned.Dir(dir); err != nil {
