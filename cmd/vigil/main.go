@@ -94,8 +94,8 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// printedError is an error already printed, with the command's usage, by the flag package:
-// main does not print it a second time.
+// printedError is an error already printed, with the command's usage by the flag package or
+// in the command's own report (vigil verify): main does not print it a second time.
 type printedError struct{ error }
 
 func (e printedError) Unwrap() error { return e.error }

@@ -141,7 +141,7 @@ func outputName(path string) string {
 
 // report prints what Verify read and found.
 func report(w io.Writer, files []string, pinned string, r *sign.Result) {
-	fmt.Fprintf(w, "%s: %d lines, %d seals (%d starts)", strings.Join(files, ", "), r.Lines, r.Seals, r.Restarts)
+	fmt.Fprintf(w, "%s: %s, %s (%s)", strings.Join(files, ", "), plural(r.Lines, "line"), plural(r.Seals, "seal"), plural(r.Restarts, "start"))
 	if r.Seals > 0 {
 		fmt.Fprintf(w, ", chain %s", r.Chain)
 	}
@@ -181,11 +181,12 @@ func report(w io.Writer, files []string, pinned string, r *sign.Result) {
 	}
 }
 
-// verdict is the exit status's error: nil when intact and sealed to the end.
+// verdict is the exit status's error: nil when intact and sealed to the end. A problem is
+// already in the report, on standard output.
 func verdict(r *sign.Result) error {
 	switch {
 	case r.Problem != nil:
-		return fmt.Errorf("verify: %w", r.Problem)
+		return printedError{fmt.Errorf("verify: %w", r.Problem)}
 	case r.Lines == 0 && r.Torn == 0:
 		return errNotSealed{errors.New("verify: no line to verify: empty files (a signed file begins with a seal: truncated?)")}
 	case !r.Intact():
