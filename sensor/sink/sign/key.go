@@ -307,9 +307,11 @@ func (k *keys) evolve(nextPub ed25519.PublicKey, next ed25519.PrivateKey) error 
 	return nil
 }
 
-// appendSync appends b to the key log and syncs it.
+// appendSync appends b to the key log and syncs it. A key log that was deleted is begun again
+// from this certificate: the seals in the files vouch for the keys before it, and a verifier
+// that needs its missing first lines says so (key-chain).
 func appendSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, KeyLogMode)
 	if err != nil {
 		return err
 	}

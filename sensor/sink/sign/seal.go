@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -127,6 +128,9 @@ func Open(o Options) (*Signer, error) {
 	if o.Interval < 0 {
 		return nil, fmt.Errorf("open signer: negative interval %v", o.Interval)
 	}
+	if o.Name == "" || o.Name != filepath.Base(o.Name) || o.Name == "." || o.Name == ".." {
+		return nil, fmt.Errorf("open signer: the output name %q is not a file name", o.Name)
+	}
 	k, created, err := loadOrCreateKeys(o.KeyDir, o.Name)
 	if err != nil {
 		return nil, fmt.Errorf("open signer for %s: %w", o.Name, err)
@@ -166,24 +170,28 @@ func (s *Signer) Due() bool {
 
 // Seal appends a seal line to buf, chained like any line: signed with the current epoch's key,
 // it vouches for the next epoch's key, which replaces the current one on disk (key log first,
-// then the key file) before the seal line is appended. On error buf is unchanged and the key
-// is the current one.
+// then the key file) before the seal line is appended. On error buf is unchanged, the key is
+// the current one, and an interval seal is next due an interval later: a key directory that
+// cannot be written is reported once per interval, not at every flush.
 func (s *Signer) Seal(buf []byte, reason string) ([]byte, error) {
 	if !reasons[reason] {
 		return buf, fmt.Errorf("seal: unknown reason %q", reason)
 	}
+	now := s.opts.Now().UTC()
 	nextPub, nextPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
+		s.lastSeal = now
 		return buf, fmt.Errorf("seal: new key: %w", err)
 	}
 	seq := s.head.Seq + 1
-	seal := Seal{Time: s.opts.Now().UTC(), Reason: reason, Chain: s.keys.chain, Epoch: s.keys.epoch,
+	seal := Seal{Time: now, Reason: reason, Chain: s.keys.chain, Epoch: s.keys.epoch,
 		Next: nextPub, First: s.first, Cut: s.cut}
 	if seal.First == 0 {
 		seal.First = seq // the seal is the file's first line
 	}
 	seal.Sig = ed25519.Sign(s.keys.priv, seal.message(seq, s.head.Hash))
 	if err := s.keys.evolve(nextPub, nextPriv); err != nil {
+		s.lastSeal = now
 		return buf, fmt.Errorf("seal: evolve the key: %w", err)
 	}
 	start := len(buf)

@@ -433,3 +433,40 @@ func TestKeyFilesAreRootsAlone(t *testing.T) {
 		t.Errorf("a 0755 key directory: %v, want it refused", err)
 	}
 }
+
+// A seal that cannot be written (here the key file's place is taken by a directory, so the new
+// key cannot replace it) is an error of that Flush only: the key stays the current one, the
+// lines go on being chained, the next interval tries again, and once it succeeds the file
+// verifies, the failed attempt's key log entry included.
+func TestFailedSealIsRetriedAnIntervalLater(t *testing.T) {
+	l := newLog(t, 0)
+	l.write(2)
+	key := sign.KeyPath(l.keys, "events.jsonl")
+	saved, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(key, "taken"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l.clock.add(time.Minute)
+	if err := l.w.Flush(); err == nil || !strings.Contains(err.Error(), "evolve the key") {
+		t.Fatalf("Flush with the key file's place taken: %v, want the seal's error", err)
+	}
+	l.write(2) // chained; no new attempt before another interval
+	if err := os.RemoveAll(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, saved, sign.KeyMode); err != nil {
+		t.Fatal(err)
+	}
+	l.interval()
+	l.close()
+	r := verify(t, l.files(), l.trust())
+	if !r.Intact() || r.Seals != 3 || r.Lines != 7 {
+		t.Errorf("after a failed seal: %+v, problem %v; want start, interval and stop seals over 4 events", r, r.Problem)
+	}
+}
