@@ -115,7 +115,7 @@ func ParseLink(line []byte) (l Link, ok bool) {
 	switch {
 	case k == 1: // "{" then the chain field alone
 		l.Body = 1
-	case line[k-1] == ',':
+	case line[k-1] == ',' && k > 2: // a member before it, not "{,"
 		l.Body = k - 1
 	default:
 		return Link{}, false
