@@ -14,7 +14,7 @@ import (
 // chainLines builds a signed log with the Signer alone: a start seal, then for each count in
 // groups that many lines and a seal. It returns the log, the seeds of every key that signed,
 // oldest first, and the pin.
-func chainLines(t *testing.T, dir string, groups ...int) (log []byte, seeds [][]byte, trust Trust) {
+func chainLines(t testing.TB, dir string, groups ...int) (log []byte, seeds [][]byte, trust Trust) {
 	t.Helper()
 	now := time.Date(2025, 11, 24, 8, 0, 0, 0, time.UTC)
 	s, err := Open(Options{KeyDir: dir, Name: "events.jsonl", Now: func() time.Time { now = now.Add(time.Second); return now }})
@@ -142,4 +142,24 @@ func TestStolenKeyCannotResealThePast(t *testing.T) {
 	if r := verifyBytes(t, log, trust); !r.Intact() {
 		t.Fatalf("the original log: %v", r.Problem)
 	}
+}
+
+// FuzzVerify: Verify reads files root may have written anything into. It never panics, and a
+// log it finds intact is one whose every line was chained and sealed: here, only the log as
+// written, or a prefix of it ending at a seal.
+func FuzzVerify(f *testing.F) {
+	log, _, trust := chainLines(f, filepath.Join(f.TempDir(), "keys"), 2, 3)
+	f.Add(log)
+	lines := bytes.SplitAfter(log, []byte("\n"))
+	f.Add(bytes.Join(lines[:4], nil))
+	f.Add(append(bytes.Clone(log), `{"a":1}`...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := Verify([]Source{{Name: "f", R: bytes.NewReader(data)}}, trust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Intact() && r.Lines > 0 && !bytes.HasPrefix(log, data) {
+			t.Fatalf("Verify finds intact what was not written: %q", data)
+		}
+	})
 }
