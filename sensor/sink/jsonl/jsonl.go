@@ -132,7 +132,9 @@ func Open(o Options) (*Writer, error) {
 }
 
 // resume continues the chain where the file (or the newest rotated one) ends, cutting off a
-// torn last line (the signer's start seal records the cut), and writes the start seal.
+// torn last line (the signer's start seal records the cut), and buffers the start seal, which
+// the first Flush writes. A start seal that fails does not keep the sink from opening, as a
+// full disk does not: the first Flush returns its error and the lines are chained meanwhile.
 func (w *Writer) resume() error {
 	torn, err := w.opts.Sign.Resume(w.opts.Path, w.opts.Path+".1")
 	if err != nil {
@@ -144,10 +146,8 @@ func (w *Writer) resume() error {
 		}
 		w.size -= torn
 	}
-	if err := w.sealLocked(sign.ReasonStart); err != nil {
-		return err
-	}
-	return w.flushLocked()
+	w.sealErr = w.sealLocked(sign.ReasonStart)
+	return nil
 }
 
 // sealLocked appends a seal line to the buffer. A seal is not a record: it is in neither of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vigil-sensor/vigil/sensor/sink/sign"
@@ -77,5 +78,48 @@ func TestSignedStdoutIsRefused(t *testing.T) {
 	}
 	if _, err := Open(Options{Path: Stdout, Sign: signer}); err == nil {
 		t.Error("a signed standard output: want an error")
+	}
+}
+
+// A start seal that cannot be written (the key log's place taken by a directory) does not keep
+// the sink from opening: the lines are written and chained, and the first Flush says why the
+// file is not sealed.
+func TestSignedOpenSurvivesAFailedStartSeal(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	if _, err := sign.Open(sign.Options{KeyDir: keys, Name: "events.jsonl"}); err != nil { // the key
+		t.Fatal(err)
+	}
+	if err := os.Remove(sign.KeyLogPath(keys, "events.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(sign.KeyLogPath(keys, "events.jsonl"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sign.Open(sign.Options{KeyDir: keys, Name: "events.jsonl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "events.jsonl")
+	w, err := Open(Options{Path: path, Sign: signer})
+	if err != nil {
+		t.Fatalf("Open with a failing start seal: %v", err)
+	}
+	if err := w.Write(event(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err == nil || !strings.Contains(err.Error(), "seal") {
+		t.Errorf("first Flush: %v, want the start seal's error", err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Errorf("second Flush: %v, want the error reported once", err)
+	}
+	w.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := sign.ParseLink(bytes.TrimSuffix(b, []byte("\n"))); !ok || l.Seq != 1 || bytes.Count(b, []byte("\n")) != 1 {
+		t.Errorf("file %q: want the one event, chained as seq 1", b)
 	}
 }
