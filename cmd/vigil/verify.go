@@ -69,13 +69,14 @@ func runVerify(args []string, out, errOut io.Writer) error {
 	files := flags.Args()
 	name := outputName(files[len(files)-1])
 
-	localLog := *keyLog
+	localLog, keyDir := *keyLog, ""
 	if localLog == "" {
 		cfg, _, err := loadConfig(*configPath, "")
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
-		localLog = sign.KeyLogPath(cfg.Output.SignKeyDir, name)
+		keyDir = cfg.Output.SignKeyDir
+		localLog = sign.KeyLogPath(keyDir, name)
 	}
 	certs, err := sign.ReadKeyLog(localLog)
 	switch {
@@ -103,6 +104,13 @@ func runVerify(args []string, out, errOut io.Writer) error {
 			return fmt.Errorf("verify: --key %s begins at epoch %d: the pin is the key log's first line (epoch 0)", *keyFile, pin[0].Epoch)
 		}
 		trust.Root, trust.Chain, pinned = pin[0].Key, &pin[0].Chain, "the key in "+*keyFile
+		if keyDir != "" && (len(certs) == 0 || certs[0].Chain != pin[0].Chain) {
+			// The pin is of a chain whose key was replaced since: its key log was kept
+			// under its chain's name.
+			if old, err := sign.ReadKeyLog(sign.OldKeyLogPath(keyDir, name, pin[0].Chain)); err == nil {
+				certs = old
+			}
+		}
 		certs = append(pin[1:], certs...)
 	default:
 		if len(certs) == 0 || certs[0].Epoch != 0 {

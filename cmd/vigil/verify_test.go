@@ -172,3 +172,66 @@ func TestTraceReadsASignedFile(t *testing.T) {
 		t.Errorf("%d seals in the signed file", n)
 	}
 }
+
+// Files whose oldest part was rotated away verify through the key log; after the key was
+// replaced (a new chain), the old chain's key log kept under its name is found from the pin.
+func TestVerifyCommandFindsTheKeptKeyLog(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	now := time.Date(2025, 11, 24, 8, 0, 0, 0, time.UTC)
+	s, err := sign.Open(sign.Options{KeyDir: keys, Name: "events.jsonl", Interval: time.Minute, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "events.jsonl")
+	w, err := jsonl.Open(jsonl.Options{Path: path, Sign: s, MaxSizeBytes: 8 << 10, MaxFiles: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range fixtureLines(t, "../../sensor/sink/store/testdata/agents.jsonl") {
+		if err := w.WriteLine(nil, l); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute)
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pinFile := filepath.Join(t.TempDir(), "events.pub")
+	keyLog, err := os.ReadFile(sign.KeyLogPath(keys, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pinFile, keyLog[:bytes.IndexByte(keyLog, '\n')+1], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".2"); err != nil {
+		t.Fatalf("want at least two rotations: %v", err)
+	}
+	newest := []string{path + ".1", path} // .2 and older rotated away
+	config := filepath.Join(dir, "vigil.yaml")
+	if err := os.WriteFile(config, []byte("output:\n  sign_key_dir: "+keys+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (int, string) {
+		var out, errOut bytes.Buffer
+		err := runVerify(append([]string{"--config", config, "--key", pinFile}, newest...), &out, &errOut)
+		return exitStatus(err), out.String()
+	}
+	if code, out := run(); code != 0 || !strings.Contains(out, "begins at seq") {
+		t.Fatalf("newest files with the key log: exit %d\n%s", code, out)
+	}
+	// The key is replaced: the key log of the pin's chain is kept under its name.
+	if err := os.Remove(sign.KeyPath(keys, "events.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.Open(sign.Options{KeyDir: keys, Name: "events.jsonl"}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run(); code != 0 {
+		t.Errorf("after the key was replaced: exit %d\n%s", code, out)
+	}
+}

@@ -244,8 +244,13 @@ func readOwnFile(path string) ([]byte, error) {
 }
 
 // create makes a new chain: its id, the epoch 0 key, the key log with that key (written
-// first: a key whose public half is nowhere must never sign), then the private key.
+// first: a key whose public half is nowhere must never sign), then the private key. A key log
+// left by a key that is gone is kept, renamed after its chain (OldKeyLogPath): the files that
+// key signed still verify with it.
 func (k *keys) create() error {
+	if err := k.keepOldKeyLog(); err != nil {
+		return err
+	}
 	if _, err := rand.Read(k.chain[:]); err != nil {
 		return fmt.Errorf("new chain id: %w", err)
 	}
@@ -263,6 +268,28 @@ func (k *keys) create() error {
 	k.epoch, k.priv = 0, priv
 	if err := k.save(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// OldKeyLogPath is where the key log of chain goes when its key is gone and a new one is made.
+func OldKeyLogPath(dir, name string, chain ChainID) string {
+	return filepath.Join(dir, name+"."+chain.String()+".pub")
+}
+
+// keepOldKeyLog renames an existing key log after its chain; one whose first line cannot be
+// read is renamed after the time instead, never overwritten.
+func (k *keys) keepOldKeyLog() error {
+	path := KeyLogPath(k.dir, k.name)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	to := path + ".old"
+	if certs, err := ReadKeyLog(path); err == nil {
+		to = OldKeyLogPath(k.dir, k.name, certs[0].Chain)
+	}
+	if err := os.Rename(path, to); err != nil {
+		return fmt.Errorf("keep the key log of the previous key: %w", err)
 	}
 	return nil
 }

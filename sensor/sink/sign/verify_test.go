@@ -470,3 +470,38 @@ func TestFailedSealIsRetriedAnIntervalLater(t *testing.T) {
 		t.Errorf("after a failed seal: %+v, problem %v; want start, interval and stop seals over 4 events", r, r.Problem)
 	}
 }
+
+// A key that is gone is replaced by a new chain; the old chain's key log is kept beside it,
+// so the files the old key signed still verify.
+func TestNewKeyKeepsTheOldKeyLog(t *testing.T) {
+	l := sealedLog(t)
+	old := l.trust()
+	oldLog, err := sign.ReadKeyLog(sign.KeyLogPath(l.keys, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(sign.KeyPath(l.keys, "events.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sign.Open(sign.Options{KeyDir: l.keys, Name: "events.jsonl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Created() {
+		t.Fatal("no new key")
+	}
+	if pin, err := s.Pin(); err != nil || pin.Chain == *old.Chain {
+		t.Errorf("new pin %v, %v: want a new chain", pin, err)
+	}
+	kept, err := sign.ReadKeyLog(sign.OldKeyLogPath(l.keys, "events.jsonl", *old.Chain))
+	if err != nil {
+		t.Fatalf("the old key log was not kept: %v", err)
+	}
+	if len(kept) != len(oldLog) || !kept[len(kept)-1].Key.Equal(oldLog[len(oldLog)-1].Key) {
+		t.Errorf("kept key log has %d entries, want %d, the same", len(kept), len(oldLog))
+	}
+	old.Certs = kept
+	if r := verify(t, l.files(), old); !r.Intact() {
+		t.Errorf("the old files with the kept key log: %v", r.Problem)
+	}
+}
