@@ -70,7 +70,7 @@ func TestKeyEvolvesAtEverySeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.epoch != 4 || len(certs) != 5 || !certs[4].Key.Equal(k.public()) {
+	if k.epoch != 4 || len(certs) != 5 || !certs[4].Key.Equal(k.priv.Public().(ed25519.PublicKey)) {
 		t.Errorf("key at epoch %d, key log of %d entries: want epoch 4, the last entry its public key", k.epoch, len(certs))
 	}
 	entries, err := os.ReadDir(dir)

@@ -294,9 +294,6 @@ func (k *keys) keepOldKeyLog() error {
 	return nil
 }
 
-// Public is the current epoch's public key.
-func (k *keys) public() ed25519.PublicKey { return k.priv.Public().(ed25519.PublicKey) }
-
 // save writes the current key over the key file.
 func (k *keys) save() error {
 	b, err := json.Marshal(keyFile{Chain: k.chain.String(), Epoch: k.epoch, Seed: base64.StdEncoding.EncodeToString(k.priv.Seed())})

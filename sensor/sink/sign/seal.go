@@ -210,6 +210,3 @@ func (s *Signer) Rollback() { s.head, s.first = s.committed, s.firstCommitted }
 
 // NewFile tells the signer the file was rotated: the next line is the new file's first.
 func (s *Signer) NewFile() { s.first, s.firstCommitted = 0, 0 }
-
-// Head is the chain's end.
-func (s *Signer) Head() Head { return s.head }
