@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Where `make run` writes events (the embedded default configuration's output.jsonl).
 JSONL   ?= /var/log/vigil/events.jsonl
 
-.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store bench-otlp fuzz clean e2e package
+.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store bench-otlp bench-sign fuzz clean e2e package
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
@@ -91,6 +91,13 @@ bench-otlp:
 ## over bound tool calls (goal: under 2 µs a line). Needs nothing but Go; `make bench` runs it first.
 bench-rules:
 	$(GO) test -run '^$$' -bench '^BenchmarkEvaluatePack$$' -benchmem -cpu 1 ./correlate/rules/
+
+## bench-sign: the cost of output.sign on one core: a line written with and without its chain
+## field (ns and bytes per line), and one seal (a new key, two signatures, three fsyncs). Needs
+## nothing but Go; docs/integrity.md reports a run.
+bench-sign:
+	$(GO) test -run '^$$' -bench '^Benchmark(Uns|S)ignedWrite$$' -benchtime 300000x -count 3 -cpu 1 ./sensor/sink/jsonl/
+	$(GO) test -run '^$$' -bench '^BenchmarkSeal$$' -benchtime 200x -count 3 -cpu 1 ./sensor/sink/jsonl/
 
 ## e2e: the real Claude Code and Codex CLIs (pinned, npm-installed into E2E_NPM_CACHE and reused),
 ## fully offline (one network namespace per scenario), under vigil run; scores Vigil's tool-call

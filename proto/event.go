@@ -71,7 +71,15 @@ const (
 	DatasetCorrelate = "vigil.correlate"
 	// DatasetDetection is the detection rules' alerts (action alert).
 	DatasetDetection = "vigil.detection"
+	// DatasetIntegrity is the seal lines of a signed JSONL file (output.sign, action
+	// ActionSeal, kind KindState): they describe the file, not an event, so readers of events
+	// (vigil trace, vigil query --jsonl) skip them.
+	DatasetIntegrity = "vigil.integrity"
 )
+
+// ActionSeal is a seal line of a signed JSONL file (dataset DatasetIntegrity): the signature
+// over the hash chain up to it (docs/integrity.md).
+const ActionSeal = "seal"
 
 // KindAlert is event.kind of lines that call for a look: detection alerts and untrusted
 // telemetry. Detection rules never see them (an alert does not raise alerts).

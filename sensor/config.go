@@ -56,8 +56,8 @@ const SourceEslogger = "eslogger"
 var Sources = []string{"ebpf", "audit", SourceEslogger}
 
 // OutputConfig is the JSONL sink with its format and size-based rotation, the file untrusted
-// telemetry goes to with its own rotation, the embedded SQL store with its retention, and the
-// OTLP logs export.
+// telemetry goes to with its own rotation, their signing, the embedded SQL store with its
+// retention, and the OTLP logs export.
 type OutputConfig struct {
 	JSONL string `yaml:"jsonl"`
 	// Format is the JSONL files' format: FormatECS or FormatOCSF.
@@ -71,6 +71,13 @@ type OutputConfig struct {
 	Store        string `yaml:"store"`
 	StoreMaxDays int    `yaml:"store_max_days"`
 	StoreMaxMB   int    `yaml:"store_max_mb"`
+	// Sign hash-chains and seals both JSONL files (sensor/sink/sign, docs/integrity.md).
+	Sign bool `yaml:"sign"`
+	// SignKeyDir holds each signed file's key (<file name>.key) and key log (<file name>.pub).
+	SignKeyDir string `yaml:"sign_key_dir"`
+	// SealIntervalSeconds is how often a file being written is sealed; 0: only at start,
+	// rotation and stop.
+	SealIntervalSeconds int `yaml:"seal_interval_seconds"`
 	// OTLP exports every record as an OpenTelemetry log (sensor/sink/otlp).
 	OTLP OTLPOutputConfig `yaml:"otlp"`
 }
@@ -256,6 +263,12 @@ func (c Config) Validate() error {
 	if err := c.Output.OTLP.check(); err != nil {
 		errs = append(errs, err)
 	}
+	check(filepath.IsAbs(c.Output.SignKeyDir), "output.sign_key_dir must be an absolute path, got %q", c.Output.SignKeyDir)
+	check(c.Output.SealIntervalSeconds >= 0, "output.seal_interval_seconds must be 0 (seal at start, rotation and stop only) or more, got %d", c.Output.SealIntervalSeconds)
+	// Each file's key is named after the file: two files of one name would share a key, and
+	// their seals would evolve it under each other.
+	check(!c.Output.Sign || c.Output.UntrustedJSONL == "" || filepath.Base(c.Output.UntrustedJSONL) != filepath.Base(c.Output.JSONL),
+		"output.untrusted_jsonl must not have the file name of output.jsonl (%q) when output.sign is on: each file's key is named after it", filepath.Base(c.Output.JSONL))
 
 	kb := c.Kernel.RingBufferKB
 	// The kernel requires a ring buffer size that is a power of two and a multiple of the

@@ -21,7 +21,8 @@ func TestDefaultConfig(t *testing.T) {
 			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2,
 			Store: "/var/lib/vigil/vigil.db", StoreMaxDays: 30, StoreMaxMB: 1024,
 			OTLP: OTLPOutputConfig{Protocol: "grpc", Headers: map[string]string{}, TimeoutSeconds: 10,
-				SpoolDir: "/var/lib/vigil/spool/otlp", SpoolMaxMB: 256}},
+				SpoolDir: "/var/lib/vigil/spool/otlp", SpoolMaxMB: 256},
+			Sign: false, SignKeyDir: "/var/lib/vigil/sign", SealIntervalSeconds: 60},
 		Kernel:       KernelConfig{RingBufferKB: 4096, WakeupBytes: 65536, PollIntervalMs: 100, AuditScope: "user"},
 		Pipeline:     PipelineConfig{QueueSize: 1024, MaxCPUs: 1, MemoryLimitMB: 96},
 		ProcessTable: ProcessTableConfig{MaxEntries: 65536, ExitedTTLSeconds: 120},
@@ -148,6 +149,18 @@ func TestLoadConfig(t *testing.T) {
 			yaml: "output:\n  store: \"\"\n  store_max_days: 0\n",
 			check: func(t *testing.T, c Config) {
 				if c.Output.Store != "" || c.Output.StoreMaxDays != 0 || c.Output.StoreMaxMB != 1024 {
+					t.Errorf("output = %+v", c.Output)
+				}
+			},
+		},
+		{name: "relative sign_key_dir", yaml: "output:\n  sign_key_dir: sign\n", wantErr: "output.sign_key_dir must be an absolute path"},
+		{name: "negative seal interval", yaml: "output:\n  seal_interval_seconds: -1\n", wantErr: "output.seal_interval_seconds"},
+		{name: "signed files of one name", yaml: "output:\n  sign: true\n  untrusted_jsonl: /var/log/other/events.jsonl\n", wantErr: "output.untrusted_jsonl must not have the file name"},
+		{
+			name: "signing on, sealed only at start, rotation and stop",
+			yaml: "output:\n  sign: true\n  sign_key_dir: /srv/keys\n  seal_interval_seconds: 0\n",
+			check: func(t *testing.T, c Config) {
+				if !c.Output.Sign || c.Output.SignKeyDir != "/srv/keys" || c.Output.SealIntervalSeconds != 0 {
 					t.Errorf("output = %+v", c.Output)
 				}
 			},

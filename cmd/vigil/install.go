@@ -21,6 +21,8 @@ const installUsage = `Usage: vigil install [--root DIR] [--dry-run] [--binary PA
       kept and reported, never overwritten): Claude Code's managed-settings.d drop-in (OTLP
       and hooks), Codex's /etc/codex/config.toml [otel] and hooks.json, Gemini CLI's system
       settings (telemetry and hooks), Cursor's enterprise hooks.json.
+  With output.sign on, each JSONL file's signing key is made under output.sign_key_dir when
+  absent, and its pin printed: keep it off this machine to verify with (vigil verify --help).
   The originals are kept under ` + install.StateDir + `; vigil uninstall restores them. Installing
   twice changes nothing the second time. The service is not started: systemctl enable --now
   vigil (Linux), launchctl bootstrap system ` + install.LaunchDaemonPath + ` (macOS); packages do it.
@@ -29,8 +31,10 @@ const installUsage = `Usage: vigil install [--root DIR] [--dry-run] [--binary PA
 const uninstallUsage = `Usage: vigil uninstall [--root DIR]
   Undo vigil install: every file it changed gets its original content back, byte for byte,
   and what it created is removed. A file changed since the install loses only Vigil's
-  entries; Vigil's own files changed since (a customised vigil.yaml) are kept. Running it
-  with nothing installed does nothing. Stop the service first.
+  entries; Vigil's own files changed since (a customised vigil.yaml) are kept, and so are the
+  signing keys (output.sign_key_dir): the logs they signed outlive the install, and a
+  reinstall continues their chains. Running it with nothing installed does nothing. Stop
+  the service first.
 `
 
 func installCommand(args []string) error {
@@ -82,7 +86,7 @@ func runInstall(args []string, out, errOut io.Writer) error {
 		}
 		fmt.Fprintf(out, "%s %s: %s\n", verb, c.Path, c.Why)
 	}
-	if len(r.Changes) == 0 {
+	if r.NothingChanged() {
 		fmt.Fprintln(out, "nothing to change: Vigil is installed as configured")
 	}
 	for _, k := range r.Kept {
@@ -90,6 +94,9 @@ func runInstall(args []string, out, errOut io.Writer) error {
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintln(out, "skipped:", s)
+	}
+	for _, k := range r.SignKeys {
+		fmt.Fprintln(out, k)
 	}
 	return nil
 }

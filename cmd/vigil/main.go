@@ -74,6 +74,10 @@ Usage:
   vigil install [--root DIR] [--dry-run] [--binary PATH]
       Install the sensor, its service and each agent's managed configuration pointed at it
       (merged, never overwriting an admin's settings; vigil install --help).
+  vigil verify [--key FILE | --pubkey BASE64] FILE...
+      Check signed JSONL files (output.sign), oldest first: exit 0 intact, 1 naming the first
+      line edited, deleted, reordered or inserted, 3 intact but with lines no seal covers yet
+      (vigil verify --help).
   vigil uninstall [--root DIR]
       Put back every file vigil install changed, byte for byte.
   vigil status [--metrics URL] [--config FILE] [--max-lost N] [--format text|json]
@@ -90,8 +94,8 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// printedError is an error already printed, with the command's usage, by the flag package:
-// main does not print it a second time.
+// printedError is an error already printed, with the command's usage by the flag package or
+// in the command's own report (vigil verify): main does not print it a second time.
 type printedError struct{ error }
 
 func (e printedError) Unwrap() error { return e.error }
@@ -132,6 +136,8 @@ func main() {
 		err = uninstallCommand(os.Args[2:])
 	case "status":
 		err = statusCommand(os.Args[2:])
+	case "verify":
+		err = verifyCommand(os.Args[2:])
 	case "inventory":
 		err = inventoryCommand(os.Args[2:])
 	case selfCheckCommand:
@@ -151,13 +157,16 @@ func main() {
 }
 
 // exitStatus is a command's exit status: 0 when it succeeded or printed its usage as asked
-// (--help), 2 for a mistake on the command line, 1 for any other failure.
+// (--help), 2 for a mistake on the command line, 3 for files vigil verify found intact but
+// not all sealed, 1 for any other failure.
 func exitStatus(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(usageError)):
 		return 2
+	case errors.As(err, new(errNotSealed)):
+		return 3
 	}
 	return 1
 }

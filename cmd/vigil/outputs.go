@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,6 +15,7 @@ import (
 	"github.com/vigil-sensor/vigil/sensor/sink/otlp"
 	"github.com/vigil-sensor/vigil/sensor/sink/queue"
 	"github.com/vigil-sensor/vigil/sensor/sink/route"
+	"github.com/vigil-sensor/vigil/sensor/sink/sign"
 	"github.com/vigil-sensor/vigil/sensor/sink/store"
 )
 
@@ -43,11 +45,16 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 	onForeign := func(path string, uid int) {
 		log.Warn().Str("path", path).Int("owner_uid", uid).Msg("output file owned by another user: removed and created anew, never written into")
 	}
+	eventsSign, err := openSigner(cfg, cfg.Output.JSONL, log)
+	if err != nil {
+		return nil, fmt.Errorf("open JSONL output: %w", err)
+	}
 	events, err := jsonl.Open(jsonl.Options{
 		Path:         cfg.Output.JSONL,
 		MaxSizeBytes: int64(cfg.Output.MaxSizeMB) << 20,
 		MaxFiles:     cfg.Output.MaxFiles,
 		OnForeign:    onForeign,
+		Sign:         eventsSign,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open JSONL output: %w", err)
@@ -55,11 +62,16 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 	o := &outputs{events: events}
 	var files sensor.LineSink = events
 	if cfg.Output.UntrustedJSONL != "" && cfg.Output.JSONL != jsonl.Stdout {
+		untrustedSign, err := openSigner(cfg, cfg.Output.UntrustedJSONL, log)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), events.Close())
+		}
 		o.untrusted, err = jsonl.Open(jsonl.Options{
 			Path:         cfg.Output.UntrustedJSONL,
 			MaxSizeBytes: int64(cfg.Output.UntrustedMaxSizeMB) << 20,
 			MaxFiles:     cfg.Output.UntrustedMaxFiles,
 			OnForeign:    onForeign,
+			Sign:         untrustedSign,
 		})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), events.Close())
@@ -106,6 +118,37 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 		o.otlpQueue = queue.New(exporter, queue.Options{Name: "otlp", Log: log})
 	}
 	return o, nil
+}
+
+// openSigner opens the signer of the JSONL file at path when output.sign is on (nil when it is
+// off). Each file has its own key, named after the file, so the two files' seals never evolve
+// one key under each other. A new key's pin is logged: the admin copies it off the machine.
+// Standard output (vigil run --jsonl -) cannot be signed, which is logged too.
+func openSigner(cfg sensor.Config, path string, log zerolog.Logger) (*sign.Signer, error) {
+	if !cfg.Output.Sign {
+		return nil, nil
+	}
+	if path == jsonl.Stdout {
+		log.Warn().Msg("output.sign is on but events go to standard output, which cannot be signed: not signed")
+		return nil, nil
+	}
+	s, err := sign.Open(sign.Options{
+		KeyDir:   cfg.Output.SignKeyDir,
+		Name:     filepath.Base(path),
+		Interval: time.Duration(cfg.Output.SealIntervalSeconds) * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	if s.Created() {
+		pin, err := s.Pin()
+		if err != nil {
+			return nil, fmt.Errorf("sign: %w", err)
+		}
+		log.Warn().Str("path", path).Str("key_log", sign.KeyLogPath(cfg.Output.SignKeyDir, filepath.Base(path))).Str("chain_id", pin.Chain.String()).Str("pubkey", pin.PublicKey()).
+			Msg("new signing key: keep its pin off this machine and verify with vigil verify --pubkey (docs/integrity.md)")
+	}
+	return s, nil
 }
 
 // sinks are what the pipeline writes to, in order: the JSONL first (the SIEM's feed), then

@@ -173,9 +173,10 @@ func readTraceFile(path string) ([]*proto.Event, traceBadLines, error) {
 	return events, bad, nil
 }
 
-// readTraceEvents decodes one proto.Event per line; blank lines are ignored, lines that do not
-// decode are counted. Lines of any length are read (vigil run writes them under 60 KiB). An
-// OCSF line (output.format ocsf) is an error: a file of them would read as no activity at all.
+// readTraceEvents decodes one proto.Event per line; blank lines and the seal lines of a signed
+// file (dataset vigil.integrity) are ignored, lines that do not decode are counted. Lines of
+// any length are read (vigil run writes them under 60 KiB). An OCSF line (output.format ocsf)
+// is an error: a file of them would read as no activity at all.
 func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 	var (
 		events []*proto.Event
@@ -191,7 +192,7 @@ func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 			var e proto.Event
 			if uerr := proto.UnmarshalJSON(b, &e); uerr != nil {
 				bad.add(line, uerr)
-			} else {
+			} else if e.Event.Dataset != proto.DatasetIntegrity {
 				events = append(events, &e)
 			}
 		}

@@ -31,7 +31,7 @@ type Change struct {
 // Render writes the changes as a dry run shows them: each file's unified diff (a program's
 // size instead), then the settings kept and the files skipped.
 func (r Result) Render(w io.Writer) error {
-	if len(r.Changes) == 0 {
+	if r.NothingChanged() {
 		if _, err := fmt.Fprintln(w, "nothing to change: Vigil is installed as configured"); err != nil {
 			return err
 		}
@@ -51,7 +51,25 @@ func (r Result) Render(w io.Writer) error {
 			return err
 		}
 	}
+	for _, k := range r.SignKeys {
+		if _, err := fmt.Fprintln(w, k); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// String says what Install did (or would do) with a signing key, and the pin to keep off the
+// machine.
+func (k SignKey) String() string {
+	switch {
+	case k.New && k.Pin.Key == nil:
+		return fmt.Sprintf("# create a signing key for %s (key log %s)", k.Output, k.KeyLog)
+	case k.New:
+		return fmt.Sprintf("created a signing key for %s: keep its pin off this machine (vigil verify --pubkey %s), or a copy of the first line of %s",
+			k.Output, k.Pin.PublicKey(), k.KeyLog)
+	}
+	return fmt.Sprintf("signing key for %s kept (vigil verify --pubkey %s)", k.Output, k.Pin.PublicKey())
 }
 
 func (c Change) render(w io.Writer) error {

@@ -50,6 +50,8 @@ type Result struct {
 	Kept []string
 	// Skipped are files Vigil could not merge (not valid JSON or TOML); they are untouched.
 	Skipped []string
+	// SignKeys are the JSONL outputs' signing keys when output.sign is on.
+	SignKeys []SignKey
 }
 
 // Plan computes the changes Install would make, reading the files under o.Root but writing
@@ -67,7 +69,7 @@ func Plan(o Options) (Result, error) {
 		return Result{}, fmt.Errorf("install: the binary path %q is not absolute", o.Binary)
 	}
 	var r Result
-	steps := []func(Options, *Result) error{planBinary, planConfig, planService, planAgents}
+	steps := []func(Options, *Result) error{planBinary, planConfig, planService, planAgents, planSignKeys}
 	for _, step := range steps {
 		if err := step(o, &r); err != nil {
 			return Result{}, err
@@ -83,17 +85,21 @@ func Install(o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if len(r.Changes) == 0 {
-		return r, nil
-	}
-	m, err := loadManifest(o.Root)
-	if err != nil {
-		return Result{}, err
-	}
-	for _, c := range r.Changes {
-		if err := m.apply(o.Root, c); err != nil {
-			return Result{}, fmt.Errorf("install %s: %w", c.Path, err)
+	if len(r.Changes) > 0 {
+		m, err := loadManifest(o.Root)
+		if err != nil {
+			return Result{}, err
 		}
+		for _, c := range r.Changes {
+			if err := m.apply(o.Root, c); err != nil {
+				return Result{}, fmt.Errorf("install %s: %w", c.Path, err)
+			}
+		}
+	}
+	// After the files: their parents (/var/lib/vigil) are then made, and recorded, by the
+	// manifest.
+	if err := makeSignKeys(o, &r); err != nil {
+		return Result{}, err
 	}
 	return r, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/internal/owned"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/sink/sign"
 )
 
 // DefaultMode is the permission of every file the sink writes: root reads and writes, the
@@ -61,6 +62,12 @@ type Options struct {
 	// OnForeign, when set, is told of an output file another user owned, which the sink
 	// removed and created anew instead of writing into it.
 	OnForeign func(path string, uid int)
+	// Sign, when set, makes the file tamper-evident (sensor/sink/sign): every line is chained
+	// as it enters the buffer, so the chain's order is the file's, and seals are written at
+	// Open (where the chain resumed), by Flush once the signer's interval has passed, before
+	// every rotation (each rotated file ends sealed) and at Close. Not for standard output:
+	// the chain resumes from the file's tail.
+	Sign *sign.Signer
 }
 
 // Writer is a sensor.Sink writing JSON lines. Write, Flush, Close and Stats may be called from
@@ -75,6 +82,9 @@ type Writer struct {
 	bufLines uint64
 	size     int64 // bytes already in the current file
 	closed   bool
+	// sealErr is a seal that failed where its error could not be returned (before a
+	// rotation, which must go on): the next Flush returns it.
+	sealErr error
 
 	written, bytes, errors uint64
 }
@@ -94,10 +104,13 @@ func Open(o Options) (*Writer, error) {
 	if o.MaxFiles == 0 {
 		o.MaxFiles = DefaultMaxFiles
 	}
-	// Room for one maximal line past bufferBytes: Write encodes into the buffer before it
-	// decides to flush, and must not make append reallocate it.
-	w := &Writer{opts: o, buf: make([]byte, 0, bufferBytes+proto.MaxLineBytes+1)}
+	// Room for one maximal line (and its chain field) past bufferBytes: Write encodes into
+	// the buffer before it decides to flush, and must not make append reallocate it.
+	w := &Writer{opts: o, buf: make([]byte, 0, bufferBytes+proto.MaxLineBytes+sign.Overhead+1)}
 	if o.Path == Stdout {
+		if o.Sign != nil {
+			return nil, errors.New("open jsonl sink: standard output cannot be signed: the chain resumes from a file's tail")
+		}
 		w.out = os.Stdout
 		return w, nil
 	}
@@ -110,7 +123,42 @@ func Open(o Options) (*Writer, error) {
 	if err := w.openFile(); err != nil {
 		return nil, fmt.Errorf("open jsonl sink: %w", err)
 	}
+	if o.Sign != nil {
+		if err := w.resume(); err != nil {
+			return nil, errors.Join(fmt.Errorf("open jsonl sink: %w", err), w.file.Close())
+		}
+	}
 	return w, nil
+}
+
+// resume continues the chain where the file (or the newest rotated one) ends, cutting off a
+// torn last line (the signer's start seal records the cut), and buffers the start seal, which
+// the first Flush writes. A start seal that fails does not keep the sink from opening, as a
+// full disk does not: the first Flush returns its error and the lines are chained meanwhile.
+func (w *Writer) resume() error {
+	torn, err := w.opts.Sign.Resume(w.opts.Path, w.opts.Path+".1")
+	if err != nil {
+		return err
+	}
+	if torn > 0 {
+		if err := w.file.Truncate(w.size - torn); err != nil {
+			return fmt.Errorf("cut the torn last line of %s: %w", w.opts.Path, err)
+		}
+		w.size -= torn
+	}
+	w.sealErr = w.sealLocked(sign.ReasonStart)
+	return nil
+}
+
+// sealLocked appends a seal line to the buffer. A seal is not a record: it is in neither of
+// Stats' counts.
+func (w *Writer) sealLocked(reason string) error {
+	buf, err := w.opts.Sign.Seal(w.buf, reason)
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", w.opts.Path, err)
+	}
+	w.buf = buf
+	return nil
 }
 
 // openFile opens Path for appending with the configured mode. O_NOFOLLOW and the
@@ -225,6 +273,9 @@ func (w *Writer) appendLocked(line []byte, inPlace bool) error {
 	}
 	start := len(w.buf)
 	n := int64(len(line))
+	if w.opts.Sign != nil {
+		n += int64(sign.Overhead)
+	}
 	pending := w.size + int64(start)
 	rotate := w.file != nil && w.opts.MaxSizeBytes > 0 && pending > 0 && pending+n > w.opts.MaxSizeBytes
 	moved := rotate || start+len(line) > bufferBytes
@@ -253,10 +304,19 @@ func (w *Writer) appendLocked(line []byte, inPlace bool) error {
 			return fmt.Errorf("jsonl write: reopen: %w", err)
 		}
 	}
+	start = len(w.buf) // after a flush or a rotation, 0
 	if moved || !inPlace {
 		w.buf = append(w.buf, line...)
 	} else {
 		w.buf = w.buf[:start+len(line)] // still in place right after the buffered lines
+	}
+	if w.opts.Sign != nil {
+		var err error
+		if w.buf, err = w.opts.Sign.Chain(w.buf, start); err != nil {
+			w.buf = w.buf[:start]
+			w.errors++
+			return fmt.Errorf("jsonl write: %w", err)
+		}
 	}
 	w.bufLines++
 	return nil
@@ -265,10 +325,24 @@ func (w *Writer) appendLocked(line []byte, inPlace bool) error {
 // Flush writes the buffered lines to the file, where a reader (the SIEM agent tailing it)
 // sees them. It does not fsync: visibility to readers is what the timer needs, and Close
 // syncs once. Flush after Close is a no-op.
+//
+// With Options.Sign, Flush also writes the interval seal when it is due: the pipeline flushes
+// on a timer, so the seal needs no goroutine of its own racing the writer.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.flushLocked(); err != nil {
+	if w.closed {
+		return nil
+	}
+	err := w.sealErr
+	w.sealErr = nil
+	if w.opts.Sign != nil && w.opts.Sign.Due() {
+		err = errors.Join(err, w.sealLocked(sign.ReasonInterval))
+	}
+	if ferr := w.flushLocked(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if err != nil {
 		return fmt.Errorf("jsonl flush: %w", err)
 	}
 	return nil
@@ -276,7 +350,8 @@ func (w *Writer) Flush() error {
 
 // flushLocked writes the buffer in one call. On failure every buffered record is counted as
 // an error and dropped, and a partly written line is cut off the file again, so the file never
-// holds a split record and later lines are not glued to a fragment.
+// holds a split record and later lines are not glued to a fragment; the chain goes back to
+// the file's last line, so the next line follows what the file holds.
 func (w *Writer) flushLocked() error {
 	if len(w.buf) == 0 {
 		return nil
@@ -292,6 +367,9 @@ func (w *Writer) flushLocked() error {
 	}
 	w.buf = w.buf[:0]
 	if err != nil {
+		if w.opts.Sign != nil {
+			w.opts.Sign.Rollback()
+		}
 		w.errors += lines
 		err = fmt.Errorf("write %d records to %s: %w", lines, w.opts.Path, err)
 		if n > 0 && w.file != nil {
@@ -300,6 +378,9 @@ func (w *Writer) flushLocked() error {
 			}
 		}
 		return err
+	}
+	if w.opts.Sign != nil {
+		w.opts.Sign.Commit()
 	}
 	w.size += int64(n)
 	w.written += lines
@@ -310,7 +391,14 @@ func (w *Writer) flushLocked() error {
 // rotateLocked flushes and closes the current file, shifts Path.i to Path.i+1 (the rename onto
 // Path.MaxFiles replaces the oldest), moves Path to Path.1 and opens a new Path. It reopens
 // Path even when a step fails, so writing goes on in the old file rather than stopping.
+// A signed file is sealed first; a seal that fails does not stop the rotation (the file then
+// ends unsealed, which vigil verify reports) and the next Flush returns its error.
 func (w *Writer) rotateLocked() error {
+	if w.opts.Sign != nil {
+		if serr := w.sealLocked(sign.ReasonRotation); serr != nil {
+			w.sealErr = errors.Join(w.sealErr, serr)
+		}
+	}
 	err := w.flushLocked()
 	if cerr := w.file.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close %s: %w", w.opts.Path, cerr)
@@ -318,6 +406,9 @@ func (w *Writer) rotateLocked() error {
 	w.file, w.out = nil, nil
 	if err == nil {
 		err = w.shiftFiles()
+		if err == nil && w.opts.Sign != nil {
+			w.opts.Sign.NewFile()
+		}
 	}
 	if oerr := w.openFile(); oerr != nil {
 		if err == nil {
@@ -357,7 +448,11 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	err := w.flushLocked()
+	err := w.sealErr
+	if w.opts.Sign != nil && w.out != nil {
+		err = errors.Join(err, w.sealLocked(sign.ReasonStop))
+	}
+	err = errors.Join(err, w.flushLocked())
 	if w.file != nil {
 		if serr := w.file.Sync(); serr != nil && err == nil {
 			err = fmt.Errorf("sync %s: %w", w.opts.Path, serr)

@@ -18,7 +18,8 @@ const maxLoadLine = 1 << 20
 // LoadResult says what Load read.
 type LoadResult struct {
 	// Lines counts the lines that were not blank; Loaded those written to the store;
-	// Malformed those skipped because they did not decode.
+	// Malformed those skipped because they did not decode. The seal lines of a signed file
+	// (dataset vigil.integrity) are neither: they describe the file, not an event.
 	Lines, Loaded, Malformed int
 	// FirstMalformed is the line number of the first skipped line, and FirstErr why.
 	FirstMalformed int
@@ -57,6 +58,8 @@ func (s *Store) Load(r io.Reader) (LoadResult, error) {
 					res.FirstMalformed, res.FirstErr = n, derr
 				}
 				res.Malformed++
+			} else if e.Event.Dataset == proto.DatasetIntegrity {
+				// a seal line: nothing to load
 			} else if werr := s.Write(&e); werr != nil {
 				return res, fmt.Errorf("load: line %d: %w", n, werr)
 			} else {
