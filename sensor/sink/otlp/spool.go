@@ -32,7 +32,7 @@ const (
 	spoolDirMode  os.FileMode = 0o700
 	spoolFileMode os.FileMode = 0o600
 	segSuffix                 = ".seg"
-	cursorName                = "cursor"
+	cursorName                = "sent.pos" // the cursor: how far the spool was sent
 	// segmentBytes is the size past which a new segment is started: a sent segment is
 	// deleted whole, so smaller segments give the disk back sooner during a replay, and
 	// larger ones cost fewer files. 4 MiB is a few seconds of records at full rate.
