@@ -8,6 +8,7 @@ import (
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
 // TestRecord: each kind of record becomes a LogRecord whose body is the line it was handed
@@ -53,7 +54,7 @@ func TestRecord(t *testing.T) {
 		},
 	} {
 		lr := record(tc.ev, []byte(tc.line), "i-1", 42)
-		got := attrMap(lr.GetAttributes())
+		got := otlptest.AttrMap(lr.GetAttributes())
 		if len(got) != len(tc.attrs) {
 			t.Errorf("%s: attributes %v, want %v", tc.name, got, tc.attrs)
 		}
@@ -72,7 +73,7 @@ func TestRecord(t *testing.T) {
 			t.Errorf("%s: severity %v %q, want %v %q", tc.name, lr.SeverityNumber, lr.SeverityText, tc.severity, tc.text)
 		}
 		setAttempt(lr, 3)
-		if a := attrMap(lr.GetAttributes())[AttrAttempt]; a != int64(3) {
+		if a := otlptest.AttrMap(lr.GetAttributes())[AttrAttempt]; a != int64(3) {
 			t.Errorf("%s: after setAttempt(3) the attempt is %v", tc.name, a)
 		}
 	}

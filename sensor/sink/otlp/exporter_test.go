@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
 // testOptions are quick ones for a loopback server: short delays and backoffs, a spool in the
@@ -177,7 +178,7 @@ func TestRetry(t *testing.T) {
 			e := open(t, o)
 			start := time.Now()
 			write(t, e, 0, 10)
-			waitFor(t, "the retried batch", func() bool { return len(srv.got()) == 10 })
+			otlptest.WaitFor(t, "the retried batch", func() bool { return len(srv.got()) == 10 })
 			if err := e.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -259,10 +260,10 @@ func TestEndpointDown(t *testing.T) {
 			e := open(t, testOptions(t, srv))
 			write(t, e, 0, 200)
 			e.Flush()
-			waitFor(t, "records in the spool", func() bool { return e.Stats().SpooledRecords > 100 })
+			otlptest.WaitFor(t, "records in the spool", func() bool { return e.Stats().SpooledRecords > 100 })
 			srv.start()
 			write(t, e, 200, 250)
-			waitFor(t, "all records", func() bool { return len(srv.got()) >= 250 })
+			otlptest.WaitFor(t, "all records", func() bool { return len(srv.got()) >= 250 })
 			if err := e.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -295,13 +296,13 @@ func TestOrderBehindSpool(t *testing.T) {
 			srv.gate = make(chan struct{})
 			e := open(t, testOptions(t, srv))
 			write(t, e, 0, 10) // batch 1: the sender takes it, the server holds it
-			waitFor(t, "the first request", func() bool { return srv.arrivals.Load() == 1 })
+			otlptest.WaitFor(t, "the first request", func() bool { return srv.arrivals.Load() == 1 })
 			write(t, e, 10, 100) // 4 batches wait in memory, 5 go to the spool
 			if st := e.Stats(); st.SpooledRecords != 50 {
 				t.Fatalf("stats %+v, want 50 records spooled behind 5 batches", st)
 			}
 			srv.gate <- struct{}{} // batch 1 done: the sender takes batch 2 and has room for one more
-			waitFor(t, "the second request", func() bool { return srv.arrivals.Load() == 2 })
+			otlptest.WaitFor(t, "the second request", func() bool { return srv.arrivals.Load() == 2 })
 			write(t, e, 100, 110)
 			close(srv.gate)
 			if err := e.Close(); err != nil {

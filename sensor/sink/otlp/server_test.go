@@ -17,7 +17,6 @@ import (
 	"time"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -31,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
 // got is one record as a test server received it.
@@ -168,10 +168,10 @@ func (s *server) take(req *collogspb.ExportLogsServiceRequest, apiKey, ctype str
 		return r
 	}
 	for _, rl := range req.GetResourceLogs() {
-		res := attrMap(rl.GetResource().GetAttributes())
+		res := otlptest.AttrMap(rl.GetResource().GetAttributes())
 		for _, sl := range rl.GetScopeLogs() {
 			for _, lr := range sl.GetLogRecords() {
-				a := attrMap(lr.GetAttributes())
+				a := otlptest.AttrMap(lr.GetAttributes())
 				id, _ := a[AttrRecordID].(string)
 				att, _ := a[AttrAttempt].(int64)
 				s.records = append(s.records, got{id: id, attempt: att, body: lr.GetBody().GetStringValue(), attrs: a, resource: res, at: now})
@@ -179,21 +179,6 @@ func (s *server) take(req *collogspb.ExportLogsServiceRequest, apiKey, ctype str
 		}
 	}
 	return r
-}
-
-func attrMap(kvs []*commonpb.KeyValue) map[string]any {
-	m := map[string]any{}
-	for _, kv := range kvs {
-		switch v := kv.GetValue().GetValue().(type) {
-		case *commonpb.AnyValue_StringValue:
-			m[kv.GetKey()] = v.StringValue
-		case *commonpb.AnyValue_IntValue:
-			m[kv.GetKey()] = v.IntValue
-		default:
-			m[kv.GetKey()] = v
-		}
-	}
-	return m
 }
 
 // got returns a copy of the records received so far.
@@ -213,19 +198,6 @@ func (s *server) setScript(r ...reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.script = r
-}
-
-// waitFor polls cond until it holds, failing the test after a generous deadline: the wait is
-// for work in flight, the assertions come after.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // compressionSeen records each gRPC request's compression, which the call's metadata does not

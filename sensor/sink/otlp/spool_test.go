@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
 // testBatch is a batch of n records numbered from first, as the exporter builds them.
@@ -50,7 +52,7 @@ func drain(t *testing.T, sp *spool) []string {
 			t.Fatalf("frame says %d records, holds %d", n, len(b.records))
 		}
 		for _, lr := range b.records {
-			ids = append(ids, attrMap(lr.GetAttributes())[AttrRecordID].(string))
+			ids = append(ids, otlptest.AttrMap(lr.GetAttributes())[AttrRecordID].(string))
 		}
 		if err := sp.commit(n); err != nil {
 			t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
 // testPKI is a CA made for the test, a server certificate for 127.0.0.1 and a client
@@ -97,12 +99,12 @@ func TestTLS(t *testing.T) {
 				e := open(t, o)
 				write(t, e, 0, 10)
 				if tc.wantErr == "" {
-					waitFor(t, "records over TLS", func() bool { return len(srv.got()) == 10 })
+					otlptest.WaitFor(t, "records over TLS", func() bool { return len(srv.got()) == 10 })
 					checkInOrder(t, srv.got(), "inst1", 10)
 					return
 				}
 				e.Flush()
-				waitFor(t, "an export error naming the "+tc.wantErr, func() bool { return strings.Contains(e.Stats().LastError, tc.wantErr) })
+				otlptest.WaitFor(t, "an export error naming the "+tc.wantErr, func() bool { return strings.Contains(e.Stats().LastError, tc.wantErr) })
 				if err := e.Close(); err != nil {
 					t.Fatal(err)
 				}
