@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vigil-sensor/vigil/internal/testenv"
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
 // These tests run the real binary as a user would: build it, start `vigil run` as root,
@@ -37,6 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	otlptest.RemoveBuild()
 	os.Exit(code)
 }
 
