@@ -2,8 +2,11 @@ package otlp
 
 import (
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
 // BenchmarkExport is the exporter's throughput to a loopback server that decodes every
@@ -44,6 +47,60 @@ func BenchmarkExport(b *testing.B) {
 			b.ReportMetric(float64(st.Retried), "retried")
 		})
 	}
+}
+
+// BenchmarkExportCollector is the exporter's throughput and CPU cost per record when the
+// endpoint is a real OpenTelemetry Collector in a process of its own (the other core, here),
+// so that only the exporter's work is on the benchmark's one core: cpu-ns/record is this
+// process's CPU time (user+system, getrusage) per record sent.
+func BenchmarkExportCollector(b *testing.B) {
+	for _, p := range Protocols {
+		b.Run(string(p), func(b *testing.B) {
+			col := otlptest.New(b)
+			col.Start()
+			defer func() { col.Stop(); col.Wait() }()
+			endpoint := "http://" + col.GRPCAddr
+			if p != ProtocolGRPC {
+				endpoint = "http://" + col.HTTPAddr
+			}
+			ev := testEvent(1)
+			line := lineOf(b, ev)
+			e, err := Open(Options{
+				Endpoint: endpoint, Protocol: p, SpoolDir: filepath.Join(b.TempDir(), "spool"),
+				CloseTimeout: time.Minute, SpoolMaxBytes: 1 << 30,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(line)))
+			cpu0 := cpuTime(b)
+			b.ResetTimer()
+			for range b.N {
+				if err := e.WriteLine(ev, line); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := e.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			cpu := cpuTime(b) - cpu0
+			if st := e.Stats(); st.Sent != uint64(b.N) {
+				b.Fatalf("sent %d of %d (stats %+v)", st.Sent, b.N, st)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/record")
+		})
+	}
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSpoolWrite is the spool's append rate, in batches of the default size: what the

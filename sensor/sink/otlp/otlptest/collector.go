@@ -34,7 +34,7 @@ var (
 )
 
 // build compiles the collector module into a temporary directory, which RemoveBuild removes.
-func build(t *testing.T) string {
+func build(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		_, here, _, ok := runtime.Caller(0)
@@ -73,7 +73,7 @@ func RemoveBuild() {
 type Collector struct {
 	GRPCAddr, HTTPAddr string
 
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	dir     string
 	cmd     *exec.Cmd
@@ -82,7 +82,7 @@ type Collector struct {
 
 // New builds (once) and prepares a collector on two free loopback ports; Start runs it. It is
 // killed at the test's end if still running.
-func New(t *testing.T) *Collector {
+func New(t testing.TB) *Collector {
 	t.Helper()
 	c := &Collector{t: t, bin: build(t), dir: t.TempDir(), GRPCAddr: FreeAddr(t), HTTPAddr: FreeAddr(t)}
 	t.Cleanup(func() {
@@ -95,7 +95,7 @@ func New(t *testing.T) *Collector {
 }
 
 // FreeAddr is a loopback address whose port was free a moment ago.
-func FreeAddr(t *testing.T) string {
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -239,7 +239,7 @@ func AttrMap(kvs []*commonpb.KeyValue) map[string]any {
 }
 
 // WaitFor polls cond until it holds, failing the test after 20 s.
-func WaitFor(t *testing.T, what string, cond func() bool) {
+func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
