@@ -10,7 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
+
+	"github.com/vigil-sensor/vigil/internal/atomicfile"
 )
 
 // StateDir is where Install keeps what Uninstall needs: manifest.json, the list of files and
@@ -75,7 +76,7 @@ func (m *manifest) save(root string) error {
 	if err := os.Mkdir(hostPath(root, StateDir), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create install state directory: %w", err)
 	}
-	return writeAtomic(manifestPath(root), append(b, '\n'), 0o600)
+	return atomicfile.Write(manifestPath(root), append(b, '\n'), 0o600)
 }
 
 func (m *manifest) record(path string) *fileRecord {
@@ -102,7 +103,7 @@ func (m *manifest) apply(root string, c Change) error {
 			if err := os.MkdirAll(filepath.Dir(backupPath(root, rec.Backup)), 0o700); err != nil {
 				return fmt.Errorf("create backup directory: %w", err)
 			}
-			if err := writeAtomic(backupPath(root, rec.Backup), c.Before, 0o600); err != nil {
+			if err := atomicfile.Write(backupPath(root, rec.Backup), c.Before, 0o600); err != nil {
 				return fmt.Errorf("keep the original: %w", err)
 			}
 		}
@@ -116,7 +117,7 @@ func (m *manifest) apply(root string, c Change) error {
 	if err := m.save(root); err != nil {
 		return err
 	}
-	if err := writeAtomic(hostPath(root, c.Path), c.After, c.Mode); err != nil {
+	if err := atomicfile.Write(hostPath(root, c.Path), c.After, c.Mode); err != nil {
 		return err
 	}
 	rec.Installed = sha256Hex(c.After)
@@ -140,45 +141,6 @@ func (m *manifest) makeParents(root, dir string) error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 		m.Dirs = append(m.Dirs, d)
-	}
-	return nil
-}
-
-// writeAtomic replaces path with data through a temporary file in the same directory, so a
-// reader (an agent starting) sees the old file or the new one, never half of either. An
-// existing file keeps its owner.
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".vigil-install-*")
-	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the rename there is nothing left to remove
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if st, err := os.Lstat(path); err == nil {
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Geteuid() || int(sys.Gid) != os.Getegid()) {
-			if err := f.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
-				f.Close()
-				return fmt.Errorf("keep the owner of %s: %w", path, err)
-			}
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"syscall"
+
+	"github.com/vigil-sensor/vigil/internal/atomicfile"
 )
 
 // Removal is what Uninstall did to each file and directory Install had touched.
@@ -82,7 +84,7 @@ func (rec fileRecord) undo(root string, r *Removal) error {
 		r.Left = append(r.Left, fmt.Sprintf("%s: changed since the install, and Vigil's entries could not be taken out: %v", rec.Path, err))
 		return nil
 	}
-	if err := writeAtomic(hostPath(root, rec.Path), after, mode); err != nil {
+	if err := atomicfile.Write(hostPath(root, rec.Path), after, mode); err != nil {
 		return err
 	}
 	r.Edited = append(r.Edited, rec.Path)
@@ -104,5 +106,5 @@ func (rec fileRecord) restore(root string) error {
 	if sha256Hex(orig) != rec.Backup {
 		return fmt.Errorf("the original kept at install (%s) does not match its checksum", backupPath(root, rec.Backup))
 	}
-	return writeAtomic(hostPath(root, rec.Path), orig, rec.Mode)
+	return atomicfile.Write(hostPath(root, rec.Path), orig, rec.Mode)
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/vigil-sensor/vigil/internal/atomicfile"
 	"github.com/vigil-sensor/vigil/internal/owned"
 )
 
@@ -262,7 +263,7 @@ func (k *keys) create() error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(KeyLogPath(k.dir, k.name), line, KeyLogMode); err != nil {
+	if err := atomicfile.Write(KeyLogPath(k.dir, k.name), line, KeyLogMode); err != nil {
 		return fmt.Errorf("write key log: %w", err)
 	}
 	k.epoch, k.priv = 0, priv
@@ -300,7 +301,7 @@ func (k *keys) save() error {
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
-	if err := writeAtomic(KeyPath(k.dir, k.name), append(b, '\n'), KeyMode); err != nil {
+	if err := atomicfile.Write(KeyPath(k.dir, k.name), append(b, '\n'), KeyMode); err != nil {
 		return fmt.Errorf("write key: %w", err)
 	}
 	return nil
@@ -352,45 +353,6 @@ func appendSync(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// writeAtomic replaces path with data through a synced temporary file in the same directory,
-// then syncs the directory, so that after a crash the file is the old one or the new one:
-// never a key half written, never a rename lost.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the rename there is nothing left to remove
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("sync directory of %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory of %s: %w", path, err)
-	}
-	return nil
 }
 
 // decodeHex decodes exactly len(dst) bytes of lowercase hex.
