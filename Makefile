@@ -63,15 +63,17 @@ vmlinux:
 
 ## bench: the full benchmark (as root): overhead side by side (no sensor, empty-program floor,
 ## Vigil, auditd; untracked and tracked), throughput and loss, correlator on one core, sensor
-## RSS/CPU/start-up; writes bench/results/full.{md,json,png}. The quick side by side alone:
-## make bench BENCH_FLAGS='-mode quick' (bench/results/quick.md). See bench/README.md.
+## RSS/CPU/start-up; writes bench/results/full.{md,json,png}; then the store's, the OTLP
+## export's and signing's Go benchmarks on one core (bench/results/fleet-outputs.md). The
+## quick side by side alone: make bench BENCH_FLAGS='-mode quick' (bench/results/quick.md).
+## See bench/README.md.
 bench: bench-rules
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: the benchmark loads eBPF programs and runs auditd: run as root"; exit 1; }
 	$(GO) build -o bin/vigil-bench-sensor ./cmd/vigil
 	$(GO) build -o bin/loadgen ./bench/loadgen
 	$(GO) build -o bin/bench ./bench
 	./bin/bench -mode full -vigil bin/vigil-bench-sensor -loadgen bin/loadgen $(BENCH_FLAGS)
-	$(MAKE) bench-store
+	$(MAKE) bench-store bench-otlp bench-sign
 
 ## bench-store: the embedded store's Go benchmarks on one core (no root needed): lines written
 ## per second and per CPU-second, batched; bytes per line for a million lines (beside the
@@ -82,8 +84,9 @@ bench-store:
 	$(GO) test -run '^$$' -bench 'StoreSize|StoreQuery|StoreRetention' -benchtime 10x -cpu 1 -timeout 30m ./sensor/sink/store/
 
 ## bench-otlp: the OTLP exporter's Go benchmarks on one core (no root needed): records/s and
-## bytes/s to a loopback server per protocol (the server decodes on the same core), and the
-## spool's write and replay rates in records/s.
+## bytes/s per protocol to a loopback server decoding on the same core, and to a real
+## OpenTelemetry Collector in its own process with the exporter's CPU per record; the spool's
+## write and replay rates in records/s.
 bench-otlp:
 	$(GO) test -run '^$$' -bench 'Export|Spool' -benchtime 100000x -count 3 -cpu 1 ./sensor/sink/otlp/
 
