@@ -85,5 +85,9 @@ func (p sensorParts) snapshot() metrics.Snapshot {
 	if p.check != nil {
 		s.SelfCheck = p.check.state()
 	}
+	if p.out.otlp != nil {
+		st := p.out.otlp.Stats()
+		s.Export = &metrics.Export{Sent: st.Sent, Retried: st.Retried, SpooledRecords: st.SpooledRecords, SpooledBytes: uint64(max(st.SpooledBytes, 0))}
+	}
 	return s
 }

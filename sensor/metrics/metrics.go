@@ -69,6 +69,16 @@ type Snapshot struct {
 	// alert raised, no trusted telemetry since, the root still running).
 	AgentTrees, AgentSilent map[string]int
 	SelfCheck               SelfCheck
+	// Export is the OTLP export's progress; nil when output.otlp is off (no family).
+	Export *Export
+}
+
+// Export is the OTLP export's progress: what the endpoint took, what was sent again, and the
+// backlog on disk while the endpoint is down or slower than the sensor (what it drops is in
+// SinkLost).
+type Export struct {
+	Sent, Retried                uint64
+	SpooledRecords, SpooledBytes uint64
 }
 
 // Options are what the collector exposes.
@@ -100,6 +110,7 @@ type collector struct {
 	bindings, telemetry, untrusted, suppressed, seen        *prometheus.Desc
 	alerts, ruleErrors, rulePanics, processes               *prometheus.Desc
 	agentTrees, agentSilent, selfCheckHealthy, selfCheckRun *prometheus.Desc
+	exportSent, exportRetried, spoolRecords, spoolBytes     *prometheus.Desc
 }
 
 func newCollector(o Options) *collector {
@@ -132,6 +143,10 @@ func newCollector(o Options) *collector {
 		agentSilent:      d("vigil_agent_silent", "Agent trees running silent, per agent: the agent.silent alert raised and no trusted telemetry since.", "agent"),
 		selfCheckHealthy: d("vigil_self_check_healthy", "The start-up self-check's verdict: 1 when the canary's events all came through the source, 0 when not. Absent while it runs or when it is off."),
 		selfCheckRun:     d("vigil_self_check_pending", "1 while the start-up self-check's canary runs, 0 once it has a verdict. Absent when it is off."),
+		exportSent:       d("vigil_otlp_sent_records_total", "Records the OTLP endpoint took (output.otlp)."),
+		exportRetried:    d("vigil_otlp_retried_records_total", "Records sent to the OTLP endpoint again after a failed try, each retry counted."),
+		spoolRecords:     d("vigil_otlp_spool_records", "Records in the OTLP export's spool on disk, not yet taken by the endpoint."),
+		spoolBytes:       d("vigil_otlp_spool_bytes", "Bytes of the OTLP export's spool on disk (bounded by output.otlp.spool_max_mb)."),
 	}
 }
 
@@ -139,7 +154,8 @@ func newCollector(o Options) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.sourceInfo, c.startTime, c.events, c.lastEvent, c.lost, c.sinkLost, c.written, c.sinkErrors,
 		c.ringPending, c.ringSize, c.queueLength, c.queueCap, c.bindings, c.telemetry, c.untrusted, c.suppressed, c.seen,
-		c.alerts, c.ruleErrors, c.rulePanics, c.processes, c.agentTrees, c.agentSilent, c.selfCheckHealthy, c.selfCheckRun} {
+		c.alerts, c.ruleErrors, c.rulePanics, c.processes, c.agentTrees, c.agentSilent, c.selfCheckHealthy, c.selfCheckRun,
+		c.exportSent, c.exportRetried, c.spoolRecords, c.spoolBytes} {
 		ch <- d
 	}
 }
@@ -198,6 +214,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range agents {
 		gauge(c.agentTrees, float64(s.AgentTrees[a]), a)
 		gauge(c.agentSilent, float64(s.AgentSilent[a]), a)
+	}
+	if e := s.Export; e != nil {
+		counter(c.exportSent, e.Sent)
+		counter(c.exportRetried, e.Retried)
+		gauge(c.spoolRecords, float64(e.SpooledRecords))
+		gauge(c.spoolBytes, float64(e.SpooledBytes))
 	}
 	switch s.SelfCheck {
 	case SelfCheckPending:

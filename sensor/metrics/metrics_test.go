@@ -38,6 +38,7 @@ var (
 		AgentTrees:  map[string]int{"claude-code": 1, "codex": 2},
 		AgentSilent: map[string]int{"codex": 1, "gemini-cli": 1},
 		SelfCheck:   SelfCheckHealthy,
+		Export:      &Export{Sent: 380, Retried: 25, SpooledRecords: 21, SpooledBytes: 9000},
 	}
 )
 
@@ -106,11 +107,24 @@ vigil_agent_silent{agent="gemini-cli"} 1
 # HELP vigil_self_check_healthy The start-up self-check's verdict: 1 when the canary's events all came through the source, 0 when not. Absent while it runs or when it is off.
 # TYPE vigil_self_check_healthy gauge
 vigil_self_check_healthy 1
+# HELP vigil_otlp_sent_records_total Records the OTLP endpoint took (output.otlp).
+# TYPE vigil_otlp_sent_records_total counter
+vigil_otlp_sent_records_total 380
+# HELP vigil_otlp_retried_records_total Records sent to the OTLP endpoint again after a failed try, each retry counted.
+# TYPE vigil_otlp_retried_records_total counter
+vigil_otlp_retried_records_total 25
+# HELP vigil_otlp_spool_records Records in the OTLP export's spool on disk, not yet taken by the endpoint.
+# TYPE vigil_otlp_spool_records gauge
+vigil_otlp_spool_records 21
+# HELP vigil_otlp_spool_bytes Bytes of the OTLP export's spool on disk (bounded by output.otlp.spool_max_mb).
+# TYPE vigil_otlp_spool_bytes gauge
+vigil_otlp_spool_bytes 9000
 `
 	names := []string{"vigil_source_info", "vigil_start_time_seconds", "vigil_events_total", "vigil_last_event_timestamp_seconds",
 		"vigil_events_lost_total", "vigil_sink_lost_total", "vigil_ring_buffer_pending_bytes", "vigil_ring_buffer_size_bytes",
 		"vigil_queue_length", "vigil_bindings_total", "vigil_telemetry_last_seen_timestamp_seconds", "vigil_untrusted_telemetry_events_total",
-		"vigil_rule_errors_total", "vigil_process_table_entries", "vigil_agent_trees", "vigil_agent_silent", "vigil_self_check_healthy"}
+		"vigil_rule_errors_total", "vigil_process_table_entries", "vigil_agent_trees", "vigil_agent_silent", "vigil_self_check_healthy",
+		"vigil_otlp_sent_records_total", "vigil_otlp_retried_records_total", "vigil_otlp_spool_records", "vigil_otlp_spool_bytes"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
@@ -128,7 +142,7 @@ func TestCollectorOmitsWhatTheSensorDoesNotHave(t *testing.T) {
 	}{
 		{"audit source, self-check off, nothing yet", Snapshot{QueueCap: 1024},
 			map[string]int{"vigil_ring_buffer_size_bytes": 0, "vigil_self_check_healthy": 0, "vigil_self_check_pending": 0, "vigil_events_total": 0,
-				"vigil_agent_silent": 0, "vigil_queue_capacity": 1, "vigil_source_info": 1}},
+				"vigil_agent_silent": 0, "vigil_queue_capacity": 1, "vigil_source_info": 1, "vigil_otlp_spool_records": 0}},
 		{"self-check running", Snapshot{SelfCheck: SelfCheckPending},
 			map[string]int{"vigil_self_check_healthy": 0, "vigil_self_check_pending": 1}},
 		{"self-check failed", Snapshot{SelfCheck: SelfCheckFailed},
