@@ -54,18 +54,19 @@ func newHTTP(o Options, u *url.URL, cfg *tls.Config) *httpTransport {
 // whose protojson base64 would differ from OTLP's hex.
 var jsonOptions = protojson.MarshalOptions{UseEnumNumbers: true}
 
-func (t *httpTransport) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (int64, string, error) {
-	var body []byte
-	var err error
+func (t *httpTransport) export(ctx context.Context, req []byte) (int64, string, error) {
+	body := req
 	ctype := "application/x-protobuf"
 	if t.json {
 		ctype = "application/json"
-		body, err = jsonOptions.Marshal(req)
-	} else {
-		body, err = gproto.Marshal(req)
-	}
-	if err != nil {
-		return 0, "", &exportError{err: fmt.Errorf("encode request: %w", err), permanent: true}
+		var m collogspb.ExportLogsServiceRequest
+		err := gproto.Unmarshal(req, &m)
+		if err == nil {
+			body, err = jsonOptions.Marshal(&m)
+		}
+		if err != nil {
+			return 0, "", &exportError{err: fmt.Errorf("encode request: %w", err), permanent: true}
+		}
 	}
 	if t.gzip {
 		var buf bytes.Buffer
