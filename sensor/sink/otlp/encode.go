@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
@@ -65,6 +67,11 @@ const (
 // attribute and its length prefix. It counts towards MaxBatchBytes.
 const recordOverhead = 48
 
+// A protobuf string must be UTF-8: the body and string attributes are made valid (each bad
+// sequence replaced by U+FFFD, as the JSON encoder does in the line), so that one odd value
+// can never make its whole batch unreadable to the endpoint. A marshaller would have refused
+// the batch instead.
+
 // appendRecord appends to dst the LogRecord of e whose JSON line (newline trimmed) is the
 // body, without its attempt attribute (requestBytes adds it). The body is the line exactly
 // as the JSONL file holds it, so a consumer parses one format whatever the transport, and a
@@ -73,6 +80,9 @@ const recordOverhead = 48
 // exporter took the record.
 func appendRecord(dst []byte, e *proto.Event, line []byte, id string, observed uint64) []byte {
 	line = bytes.TrimSuffix(line, []byte("\n"))
+	if !utf8.Valid(line) {
+		line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
+	}
 	if t := uint64(e.Timestamp.UnixNano()); t != 0 {
 		dst = protowire.AppendTag(dst, fLogTime, protowire.Fixed64Type)
 		dst = protowire.AppendFixed64(dst, t)
@@ -124,6 +134,9 @@ func appendRecord(dst []byte, e *proto.Event, line []byte, id string, observed u
 func appendStrAttr(dst []byte, k, v string) []byte {
 	if v == "" {
 		return dst
+	}
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
 	}
 	val := protowire.SizeTag(fAnyString) + protowire.SizeBytes(len(v))
 	return appendKey(dst, k, val, func(dst []byte) []byte {

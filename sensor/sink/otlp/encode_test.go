@@ -251,3 +251,24 @@ func TestLegacySpoolPayload(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordInvalidUTF8: a record with bytes that are not UTF-8 in its line or an attribute is
+// still a LogRecord an endpoint can read (protobuf strings are UTF-8; the parse checks), the
+// bad bytes replaced, and its batch's other records untouched.
+func TestRecordInvalidUTF8(t *testing.T) {
+	ev := testEvent(1)
+	ev.GenAI = &proto.GenAI{Conversation: &proto.GenAIConversation{ID: "sess-\xff\xfe"}}
+	b := &batch{}
+	b.add(appendRecord(nil, ev, []byte("{\"x\":\"\xc3\"}\n"), "i-1", 1))
+	b.add(appendRecord(nil, testEvent(2), lineOf(t, testEvent(2)), "i-2", 1))
+	recs := batchRecords(t, b, 1)
+	if got := recs[0].GetBody().GetStringValue(); got != "{\"x\":\"\uFFFD\"}" {
+		t.Errorf("body %q", got)
+	}
+	if got := otlptest.AttrMap(recs[0].GetAttributes())["gen_ai.conversation.id"]; got != "sess-\uFFFD" {
+		t.Errorf("conversation id %q", got)
+	}
+	if got := otlptest.AttrMap(recs[1].GetAttributes())[AttrRecordID]; got != "i-2" {
+		t.Errorf("second record id %v", got)
+	}
+}
