@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/vigil-sensor/vigil/proto"
@@ -270,5 +272,70 @@ func TestRecordInvalidUTF8(t *testing.T) {
 	}
 	if got := otlptest.AttrMap(recs[1].GetAttributes())[AttrRecordID]; got != "i-2" {
 		t.Errorf("second record id %v", got)
+	}
+}
+
+// TestRequestJSON: the OTLP/JSON converted by hand from a request's bytes is, parsed strictly
+// (decodeOTLPJSON), the request the bytes are: for every kind of record, lines with quotes,
+// control characters and non-ASCII text, and a record read back from a legacy spool (its
+// attributes not adjacent). What the conversion does not know is left to protojson.
+func TestRequestJSON(t *testing.T) {
+	env, err := newEnvelope(Options{InstanceID: "inst1", ServiceVersion: "1.2.3", HostName: "devbox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 12, 5, 10, 0, 0, 123, time.UTC)
+	b := &batch{}
+	for i := range 3 {
+		ev := testEvent(i)
+		b.add(appendRecord(nil, ev, lineOf(t, ev), recordID("inst1", uint64(i+1)), 7))
+	}
+	alert := &proto.Event{Timestamp: ts, Event: proto.EventMeta{Action: proto.ActionAlert, Kind: proto.KindAlert, Severity: 99},
+		Vigil: proto.Vigil{Alert: &proto.Alert{Severity: "crit\"ical"}}}
+	b.add(appendRecord(nil, alert, []byte("{\"a\":\"tab\\there\",\"ctl\":\"\x01\x1f\",\"é\":\"日本\u2028\"}\n"), "inst1-4", 0))
+	b.add(appendRecord(nil, &proto.Event{}, []byte("raw \"quoted\" \\ line\r\n"), "inst1-5", 1))
+	sb := spoolBatch{Attempt: 1}
+	raw, err := gproto.Marshal(withAttempt(recordRef(testEvent(9), lineOf(t, testEvent(9)), "old-1", 3), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Records = append(sb.Records, raw)
+	payload, err := msgpack.Marshal(&sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := decodeBatch(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range legacy.each() {
+		b.add(r)
+	}
+	var jc jsonCache
+	for _, attempt := range []int{1, 2} { // the second time from the cache
+		req := requestBytes(env, b, attempt)
+		j, ok := jc.requestJSON(nil, req)
+		if !ok || !json.Valid(j) {
+			t.Fatalf("attempt %d: converted %v, valid JSON %v: %s", attempt, ok, json.Valid(j), j)
+		}
+		var got, want collogspb.ExportLogsServiceRequest
+		if err := decodeOTLPJSON(j, &got); err != nil {
+			t.Fatalf("attempt %d: %v in %s", attempt, err, j)
+		}
+		if err := gproto.Unmarshal(req, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !gproto.Equal(&got, &want) {
+			t.Fatalf("attempt %d: JSON\n%v\nwant\n%v", attempt, &got, &want)
+		}
+		if n := len(got.ResourceLogs[0].ScopeLogs[0].LogRecords); n != 6 {
+			t.Fatalf("%d records", n)
+		}
+	}
+	// A field the exporter never writes (a trace id): protojson's to convert.
+	odd := &batch{}
+	odd.add(protowire.AppendBytes(protowire.AppendTag(nil, 9, protowire.BytesType), []byte{1, 2}))
+	if _, ok := jc.requestJSON(nil, requestBytes(env, odd, 1)); ok {
+		t.Error("a record with a trace id was converted by hand")
 	}
 }

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -331,6 +332,10 @@ func FuzzDecodeFrame(f *testing.F) {
 				}
 				if n != b.count {
 					t.Fatalf("%d records, the batch says %d", n, b.count)
+				}
+				var jc jsonCache // http/json: converted by hand, or left to protojson
+				if j, ok := jc.requestJSON(nil, req); ok && !json.Valid(j) {
+					t.Fatalf("converted to invalid JSON: %s", j)
 				}
 			}
 			data = data[n:]

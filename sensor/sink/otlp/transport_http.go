@@ -29,6 +29,7 @@ type httpTransport struct {
 	json    bool
 	gzip    bool
 	headers map[string]string
+	jc      jsonCache // http/json: the resource and scope converted
 }
 
 func newHTTP(o Options, u *url.URL, cfg *tls.Config) *httpTransport {
@@ -60,13 +61,16 @@ func (t *httpTransport) export(ctx context.Context, req []byte) (int64, string, 
 	ctype := "application/x-protobuf"
 	if t.json {
 		ctype = "application/json"
-		var m collogspb.ExportLogsServiceRequest
-		err := gproto.Unmarshal(req, &m)
-		if err == nil {
-			body, err = jsonOptions.Marshal(&m)
-		}
-		if err != nil {
-			return 0, "", &exportError{err: fmt.Errorf("encode request: %w", err), permanent: true}
+		var ok bool
+		if body, ok = t.jc.requestJSON(make([]byte, 0, len(req)+len(req)/4), req); !ok {
+			var m collogspb.ExportLogsServiceRequest
+			err := gproto.Unmarshal(req, &m)
+			if err == nil {
+				body, err = jsonOptions.Marshal(&m)
+			}
+			if err != nil {
+				return 0, "", &exportError{err: fmt.Errorf("encode request: %w", err), permanent: true}
+			}
 		}
 	}
 	if t.gzip {
