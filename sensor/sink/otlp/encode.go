@@ -2,12 +2,17 @@ package otlp
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
-	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -25,62 +30,145 @@ const (
 // scopeName names the instrumentation scope of every record.
 const scopeName = "github.com/vigil-sensor/vigil/sensor/sink/otlp"
 
-// record builds the LogRecord of e whose JSON line (newline trimmed) is the body. The body is
-// the line exactly as the JSONL file holds it, so a consumer parses one format whatever the
-// transport, and a line in another format (OCSF) passes through unchanged; the attributes
-// are a few of its fields repeated for routing and filtering without parsing the body.
-// observed is when the exporter took the record. The attempt attribute comes last, so that
-// setAttempt finds it without a search.
-func record(e *proto.Event, line []byte, id string, observed uint64) *logspb.LogRecord {
+// Records are encoded by hand, once, when they are written: a batch holds their protobuf
+// bytes, the spool stores those bytes, and a request is assembled around them by copying
+// (requestBytes). Nothing is built as a message, marshalled, parsed back or marshalled again
+// on the way to the endpoint.
+//
+// A record's bytes leave out the attempt attribute, the one thing that changes between two
+// sends of a batch: requestBytes appends it to every record as its last attribute with the
+// attempt of that send. Every send, the first and each retry, goes through the same
+// assembly with the attempt as an argument, so a retry cannot go out with a stale attempt.
+// (Protobuf fields may come in any order, and the elements of a repeated field keep the
+// order they appear in, wherever they are: the attempt appended after the other fields is
+// the record's last attribute.)
+
+// Field numbers of the OTLP messages encoded by hand
+// (opentelemetry/proto/{collector/logs,logs,common}/v1).
+const (
+	fRequestResourceLogs = 1 // ExportLogsServiceRequest.resource_logs
+	fResourceLogsRes     = 1 // ResourceLogs.resource
+	fResourceLogsScope   = 2 // ResourceLogs.scope_logs
+	fScopeLogsScope      = 1 // ScopeLogs.scope
+	fScopeLogsRecords    = 2 // ScopeLogs.log_records
+	fLogTime             = 1 // LogRecord.time_unix_nano, fixed64
+	fLogSeverityNumber   = 2 // LogRecord.severity_number
+	fLogSeverityText     = 3 // LogRecord.severity_text
+	fLogBody             = 5 // LogRecord.body
+	fLogAttributes       = 6 // LogRecord.attributes
+	fLogObserved         = 11
+	fKeyValueKey         = 1 // KeyValue.key
+	fKeyValueValue       = 2 // KeyValue.value
+	fAnyString           = 1 // AnyValue.string_value
+	fAnyInt              = 3 // AnyValue.int_value
+)
+
+// recordOverhead bounds what a record takes in a request beyond its own bytes: its attempt
+// attribute and its length prefix. It counts towards MaxBatchBytes.
+const recordOverhead = 48
+
+// A protobuf string must be UTF-8: the body and string attributes are made valid (each bad
+// sequence replaced by U+FFFD, as the JSON encoder does in the line), so that one odd value
+// can never make its whole batch unreadable to the endpoint. A marshaller would have refused
+// the batch instead.
+
+// appendRecord appends to dst the LogRecord of e whose JSON line (newline trimmed) is the
+// body, without its attempt attribute (requestBytes adds it). The body is the line exactly
+// as the JSONL file holds it, so a consumer parses one format whatever the transport, and a
+// line in another format (OCSF) passes through unchanged; the attributes are a few of its
+// fields repeated for routing and filtering without parsing the body. observed is when the
+// exporter took the record.
+func appendRecord(dst []byte, e *proto.Event, line []byte, id string, observed uint64) []byte {
 	line = bytes.TrimSuffix(line, []byte("\n"))
-	attrs := make([]*commonpb.KeyValue, 0, 14)
-	str := func(k, v string) {
-		if v != "" {
-			attrs = append(attrs, &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}})
+	if !utf8.Valid(line) {
+		line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
+	}
+	if t := uint64(e.Timestamp.UnixNano()); t != 0 {
+		dst = protowire.AppendTag(dst, fLogTime, protowire.Fixed64Type)
+		dst = protowire.AppendFixed64(dst, t)
+	}
+	if n, text := severity(e); n != 0 {
+		dst = protowire.AppendTag(dst, fLogSeverityNumber, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(n))
+		if text != "" {
+			dst = protowire.AppendTag(dst, fLogSeverityText, protowire.BytesType)
+			dst = protowire.AppendString(dst, text)
 		}
 	}
-	num := func(k string, v int64) {
-		attrs = append(attrs, &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}})
+	dst = protowire.AppendTag(dst, fLogBody, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(protowire.SizeTag(fAnyString)+protowire.SizeBytes(len(line))))
+	dst = protowire.AppendTag(dst, fAnyString, protowire.BytesType)
+	dst = protowire.AppendBytes(dst, line)
+	if observed != 0 {
+		dst = protowire.AppendTag(dst, fLogObserved, protowire.Fixed64Type)
+		dst = protowire.AppendFixed64(dst, observed)
 	}
-	str("event.kind", e.Event.Kind)
-	str("event.category", e.Event.Category)
-	str("event.action", e.Event.Action)
-	str("event.dataset", e.Event.Dataset)
-	num("event.sequence", int64(e.Event.Sequence))
+	dst = appendStrAttr(dst, "event.kind", e.Event.Kind)
+	dst = appendStrAttr(dst, "event.category", e.Event.Category)
+	dst = appendStrAttr(dst, "event.action", e.Event.Action)
+	dst = appendStrAttr(dst, "event.dataset", e.Event.Dataset)
+	dst = appendIntAttr(dst, "event.sequence", int64(e.Event.Sequence))
 	if g := e.GenAI; g != nil {
 		if g.Agent != nil {
-			str("gen_ai.agent.name", g.Agent.Name)
+			dst = appendStrAttr(dst, "gen_ai.agent.name", g.Agent.Name)
 		}
 		if g.Conversation != nil {
-			str("gen_ai.conversation.id", g.Conversation.ID)
+			dst = appendStrAttr(dst, "gen_ai.conversation.id", g.Conversation.ID)
 		}
 		if g.Tool != nil && g.Tool.Call != nil {
-			str("gen_ai.tool.call.id", g.Tool.Call.ID)
+			dst = appendStrAttr(dst, "gen_ai.tool.call.id", g.Tool.Call.ID)
 		}
 	}
 	if e.Process != nil {
-		num("process.pid", int64(e.Process.Pid))
+		dst = appendIntAttr(dst, "process.pid", int64(e.Process.Pid))
 	}
 	schema := e.Vigil.Schema
 	if schema == "" {
 		schema = proto.SchemaVersion // what the encoder writes into the line
 	}
-	str("vigil.schema", schema)
-	str(AttrRecordID, id)
-	num(AttrAttempt, 0)
-	lr := &logspb.LogRecord{
-		TimeUnixNano:         uint64(e.Timestamp.UnixNano()),
-		ObservedTimeUnixNano: observed,
-		Body:                 &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: string(line)}},
-		Attributes:           attrs,
-	}
-	lr.SeverityNumber, lr.SeverityText = severity(e)
-	return lr
+	dst = appendStrAttr(dst, "vigil.schema", schema)
+	return appendStrAttr(dst, AttrRecordID, id)
 }
 
-// setAttempt sets the attempt attribute record put last.
-func setAttempt(lr *logspb.LogRecord, attempt int) {
-	lr.Attributes[len(lr.Attributes)-1].Value = &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: int64(attempt)}}
+// appendStrAttr appends a string attribute (field 6 of a LogRecord), none when v is empty.
+func appendStrAttr(dst []byte, k, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	val := protowire.SizeTag(fAnyString) + protowire.SizeBytes(len(v))
+	return appendKey(dst, k, val, func(dst []byte) []byte {
+		dst = protowire.AppendTag(dst, fAnyString, protowire.BytesType)
+		return protowire.AppendString(dst, v)
+	})
+}
+
+// appendIntAttr appends an int attribute (field 6 of a LogRecord).
+func appendIntAttr(dst []byte, k string, v int64) []byte {
+	val := protowire.SizeTag(fAnyInt) + protowire.SizeVarint(uint64(v))
+	return appendKey(dst, k, val, func(dst []byte) []byte {
+		dst = protowire.AppendTag(dst, fAnyInt, protowire.VarintType)
+		return protowire.AppendVarint(dst, uint64(v))
+	})
+}
+
+// appendKey appends a KeyValue of key k whose AnyValue, of valSize bytes, value appends.
+func appendKey(dst []byte, k string, valSize int, value func([]byte) []byte) []byte {
+	kv := protowire.SizeTag(fKeyValueKey) + protowire.SizeBytes(len(k)) + protowire.SizeTag(fKeyValueValue) + protowire.SizeBytes(valSize)
+	dst = protowire.AppendTag(dst, fLogAttributes, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(kv))
+	dst = protowire.AppendTag(dst, fKeyValueKey, protowire.BytesType)
+	dst = protowire.AppendString(dst, k)
+	dst = protowire.AppendTag(dst, fKeyValueValue, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(valSize))
+	return value(dst)
+}
+
+// attemptAttr is the attempt attribute of a send, as the tail of every record of its request.
+func attemptAttr(attempt int) []byte {
+	return appendIntAttr(nil, AttrAttempt, int64(attempt))
 }
 
 // recordID is AttrRecordID's value: the instance and the record's number in it.
@@ -133,13 +221,78 @@ func resource(o Options) *resourcepb.Resource {
 	return &resourcepb.Resource{Attributes: attrs}
 }
 
-// request wraps records into one export request under the resource and the exporter's scope.
-func request(res *resourcepb.Resource, version string, records []*logspb.LogRecord) *collogspb.ExportLogsServiceRequest {
-	return &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
-		Resource: res,
-		ScopeLogs: []*logspb.ScopeLogs{{
-			Scope:      &commonpb.InstrumentationScope{Name: scopeName, Version: version},
-			LogRecords: records,
-		}},
-	}}}
+// envelope is what every request of an exporter has around its records, encoded once at
+// Open: the resource and the exporter's instrumentation scope.
+type envelope struct {
+	res, scope []byte
+}
+
+func newEnvelope(o Options) (envelope, error) {
+	res, err := gproto.MarshalOptions{Deterministic: true}.Marshal(resource(o))
+	if err != nil {
+		return envelope{}, fmt.Errorf("encode resource: %w", err)
+	}
+	scope, err := gproto.MarshalOptions{Deterministic: true}.Marshal(&commonpb.InstrumentationScope{Name: scopeName, Version: o.ServiceVersion})
+	if err != nil {
+		return envelope{}, fmt.Errorf("encode scope: %w", err)
+	}
+	return envelope{res: res, scope: scope}, nil
+}
+
+// requestBytes is the ExportLogsServiceRequest, encoded, of b's records under env's resource
+// and scope, each record ending with the attempt attribute of this send.
+func requestBytes(env envelope, b *batch, attempt int) []byte {
+	att := attemptAttr(attempt)
+	recs := 0
+	for r := range b.each() {
+		n := len(r) + len(att)
+		recs += protowire.SizeTag(fScopeLogsRecords) + protowire.SizeBytes(n)
+	}
+	scopeLogs := protowire.SizeTag(fScopeLogsScope) + protowire.SizeBytes(len(env.scope)) + recs
+	resLogs := protowire.SizeTag(fResourceLogsRes) + protowire.SizeBytes(len(env.res)) +
+		protowire.SizeTag(fResourceLogsScope) + protowire.SizeBytes(scopeLogs)
+	out := make([]byte, 0, protowire.SizeTag(fRequestResourceLogs)+protowire.SizeBytes(resLogs))
+	out = protowire.AppendTag(out, fRequestResourceLogs, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(resLogs))
+	out = protowire.AppendTag(out, fResourceLogsRes, protowire.BytesType)
+	out = protowire.AppendBytes(out, env.res)
+	out = protowire.AppendTag(out, fResourceLogsScope, protowire.BytesType)
+	out = protowire.AppendVarint(out, uint64(scopeLogs))
+	out = protowire.AppendTag(out, fScopeLogsScope, protowire.BytesType)
+	out = protowire.AppendBytes(out, env.scope)
+	for r := range b.each() {
+		out = protowire.AppendTag(out, fScopeLogsRecords, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(len(r)+len(att)))
+		out = append(append(out, r...), att...)
+	}
+	return out
+}
+
+// errBadRecords: a batch's records are not length-prefixed protobuf records.
+var errBadRecords = errors.New("malformed records")
+
+// checkRecords checks that data is count records, each a length and that many bytes of
+// well-formed protobuf fields (outside input: a spool file), and returns count.
+func checkRecords(data []byte) (int, error) {
+	count := 0
+	for len(data) > 0 {
+		rec, n := protowire.ConsumeBytes(data)
+		if n < 0 {
+			return 0, fmt.Errorf("%w: record %d: %w", errBadRecords, count, protowire.ParseError(n))
+		}
+		for len(rec) > 0 {
+			num, typ, m := protowire.ConsumeTag(rec)
+			if m < 0 {
+				return 0, fmt.Errorf("%w: record %d: %w", errBadRecords, count, protowire.ParseError(m))
+			}
+			k := protowire.ConsumeFieldValue(num, typ, rec[m:])
+			if k < 0 {
+				return 0, fmt.Errorf("%w: record %d: %w", errBadRecords, count, protowire.ParseError(k))
+			}
+			rec = rec[m+k:]
+		}
+		data = data[n:]
+		count++
+	}
+	return count, nil
 }

@@ -15,14 +15,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	gproto "google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -61,11 +60,33 @@ var ErrClosed = errors.New("otlp exporter closed")
 
 // batch is records sent together.
 type batch struct {
-	records []*logspb.LogRecord
-	bytes   int       // their encoded size
+	data    []byte    // the records, each its length and its bytes as appendRecord made them
+	count   int       // how many
+	bytes   int       // what they take in a request, about (recordOverhead)
 	attempt int       // how many times it was sent already
 	first   time.Time // when its first record came
 	spooled bool      // read from the spool: committed there once sent
+}
+
+// add appends one record's bytes.
+func (b *batch) add(rec []byte) {
+	b.data = protowire.AppendBytes(b.data, rec)
+	b.count++
+	b.bytes += len(rec) + recordOverhead
+}
+
+// each yields the batch's records' bytes (appendRecord's, without the attempt attribute).
+func (b *batch) each() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		data := b.data
+		for len(data) > 0 {
+			rec, n := protowire.ConsumeBytes(data)
+			if n < 0 || !yield(rec) {
+				return // n < 0: not for a batch built or checked here (checkRecords)
+			}
+			data = data[n:]
+		}
+	}
 }
 
 // Stats are the exporter's counters.
@@ -86,14 +107,16 @@ type Stats struct {
 // Exporter is a sensor.LineSink sending records to an OTLP endpoint.
 type Exporter struct {
 	o   Options
-	res *resourcepb.Resource
+	env envelope
 	tr  transport
 	sp  *spool
 
-	mu     sync.Mutex // guards cur, n and closed, and orders hand-offs (see hand)
-	cur    *batch
-	n      uint64
-	closed bool
+	mu      sync.Mutex // guards cur, n, scratch, last and closed, and orders hand-offs (see hand)
+	cur     *batch
+	n       uint64
+	scratch []byte // the record being added
+	last    int    // the data size of the last batch sealed, the next one's first capacity
+	closed  bool
 
 	ready  chan *batch   // sealed batches for the sender while the spool is empty
 	wake   chan struct{} // a batch went to the spool
@@ -115,6 +138,10 @@ func Open(o Options) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open otlp exporter: %w", err)
 	}
+	env, err := newEnvelope(o)
+	if err != nil {
+		return nil, fmt.Errorf("open otlp exporter: %w", err)
+	}
 	sp, lost, err := openSpool(o.SpoolDir, o.SpoolMaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("open otlp exporter: %w", err)
@@ -125,7 +152,7 @@ func Open(o Options) (*Exporter, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Exporter{
-		o: o, res: resource(o), tr: tr, sp: sp,
+		o: o, env: env, tr: tr, sp: sp,
 		ready: make(chan *batch, readyBatches), wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
@@ -168,17 +195,15 @@ func (e *Exporter) WriteLine(ev *proto.Event, line []byte) error {
 		return fmt.Errorf("otlp write: %w", ErrClosed)
 	}
 	e.n++
-	lr := record(ev, line, recordID(e.o.InstanceID, e.n), uint64(now.UnixNano()))
-	size := gproto.Size(lr)
-	if e.cur != nil && e.cur.bytes+size > e.o.MaxBatchBytes {
+	e.scratch = appendRecord(e.scratch[:0], ev, line, recordID(e.o.InstanceID, e.n), uint64(now.UnixNano()))
+	if e.cur != nil && e.cur.bytes+len(e.scratch)+recordOverhead > e.o.MaxBatchBytes {
 		e.sealLocked()
 	}
 	if e.cur == nil {
-		e.cur = &batch{first: now}
+		e.cur = &batch{first: now, data: make([]byte, 0, max(e.last, 2*len(e.scratch)))}
 	}
-	e.cur.records = append(e.cur.records, lr)
-	e.cur.bytes += size
-	if len(e.cur.records) >= e.o.MaxBatchRecords || e.cur.bytes >= e.o.MaxBatchBytes {
+	e.cur.add(e.scratch)
+	if e.cur.count >= e.o.MaxBatchRecords || e.cur.bytes >= e.o.MaxBatchBytes {
 		e.sealLocked()
 	}
 	return nil
@@ -204,6 +229,7 @@ func (e *Exporter) sealLocked() {
 	b := e.cur
 	e.cur = nil
 	if b != nil {
+		e.last = len(b.data)
 		e.hand(b)
 	}
 }
@@ -225,15 +251,12 @@ func (e *Exporter) hand(b *batch) {
 
 // spoolBatch appends b to the spool, counting its records dropped when it cannot.
 func (e *Exporter) spoolBatch(b *batch) {
-	payload, err := encodeBatch(b)
-	if err == nil {
-		err = e.sp.append(payload, len(b.records))
-	}
+	err := e.sp.append(encodeBatch(b), b.count)
 	switch {
 	case errors.Is(err, errSpoolFull):
-		e.drop(DropSpoolFull, uint64(len(b.records)), err)
+		e.drop(DropSpoolFull, uint64(b.count), err)
 	case err != nil:
-		e.drop(DropSpoolError, uint64(len(b.records)), fmt.Errorf("spool batch: %w", err))
+		e.drop(DropSpoolError, uint64(b.count), fmt.Errorf("spool batch: %w", err))
 	default:
 		select {
 		case e.wake <- struct{}{}:

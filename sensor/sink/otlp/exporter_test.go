@@ -197,6 +197,42 @@ func TestRetry(t *testing.T) {
 	}
 }
 
+// TestRetryMarksEveryRecord: a batch sent three times (two retryable failures) arrives with
+// every one of its records saying attempt 3, and the batches behind it, sent once, say 1. The
+// request is assembled again for each try: a retry sent with the bytes of the try before would
+// arrive saying 1.
+func TestRetryMarksEveryRecord(t *testing.T) {
+	for _, p := range Protocols {
+		t.Run(string(p), func(t *testing.T) {
+			srv := newServer(t, p, nil)
+			fail := reply{httpStatus: http.StatusServiceUnavailable}
+			if p == ProtocolGRPC {
+				fail = reply{code: codes.Unavailable}
+			}
+			srv.setScript(fail, fail)
+			e := open(t, testOptions(t, srv))
+			write(t, e, 0, 30)
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			recs := srv.got()
+			checkInOrder(t, recs, "inst1", 30)
+			for i, g := range recs {
+				want := int64(1)
+				if i < 10 {
+					want = 3
+				}
+				if g.attempt != want {
+					t.Errorf("record %s arrived saying attempt %d, want %d", g.id, g.attempt, want)
+				}
+			}
+			if st := e.Stats(); st.Retried != 20 || st.Sent != 30 {
+				t.Errorf("stats %+v, want 20 retried (10 records twice), 30 sent", st)
+			}
+		})
+	}
+}
+
 // TestPermanentFailure: a batch the endpoint refuses for good is dropped and counted, never
 // retried, and the next batch goes on.
 func TestPermanentFailure(t *testing.T) {
@@ -339,6 +375,13 @@ func TestRestart(t *testing.T) {
 	recs := srv.got()
 	checkInOrder(t, recs[:95], "inst1", 95)
 	checkInOrder(t, recs[95:], "inst2", 5)
+	// The first batch was tried in the first run (the endpoint down): sent again from the
+	// spool, it says it may have arrived before. Every other batch was never sent until now.
+	for i, g := range recs {
+		if (i < 10) != (g.attempt >= 2) || g.attempt < 1 {
+			t.Errorf("record %s arrived saying attempt %d", g.id, g.attempt)
+		}
+	}
 	for i, m := range markers(t, recs) {
 		if m != i {
 			t.Fatalf("record %d carries marker %d", i, m)

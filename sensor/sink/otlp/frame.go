@@ -8,11 +8,12 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	gproto "google.golang.org/protobuf/proto"
 )
 
 // A spool frame is one batch: a 12-byte header (payload length, record count, CRC-32C of the
-// count and the payload, little endian) and the payload, the batch in msgpack. The length
+// count and the payload, little endian) and the payload, the batch (encodeBatch). The length
 // lets a reader skip to the next frame; the count lets a frame that is cut or corrupt still
 // be counted as the records it lost; the CRC tells a torn write (the sensor killed mid-write,
 // a crash before the page cache reached the disk) from a whole frame.
@@ -31,13 +32,6 @@ var (
 	errTorn    = errors.New("torn frame")
 	errCorrupt = errors.New("corrupt frame")
 )
-
-// spoolBatch is a frame's payload: the batch's records, each a protobuf LogRecord as the
-// exporter built it (its id and attributes fixed), and how many times it was sent already.
-type spoolBatch struct {
-	Attempt int      `msgpack:"a"`
-	Records [][]byte `msgpack:"r"`
-}
 
 // appendFrame appends the frame of payload, holding count records, to dst.
 func appendFrame(dst []byte, payload []byte, count uint32) []byte {
@@ -73,30 +67,62 @@ func decodeFrame(b []byte) (payload []byte, count uint32, n int, err error) {
 	return payload, count, n, nil
 }
 
+// spoolRecords starts a frame's payload in the current format: this byte, the attempt (a
+// varint), then the batch's records as it holds them (each its length and its bytes, without
+// the attempt attribute). A msgpack payload (the format before, still read back: a spool left
+// by an earlier version) never starts with it: 0xc1 is the one byte msgpack never uses.
+const spoolRecords = 0xc1
+
+// maxAttempt bounds the attempt read back from a payload: past it the payload is damaged.
+const maxAttempt = 1 << 30
+
 // encodeBatch is the payload of a batch.
-func encodeBatch(b *batch) ([]byte, error) {
-	sb := spoolBatch{Attempt: b.attempt, Records: make([][]byte, len(b.records))}
-	for i, lr := range b.records {
-		var err error
-		if sb.Records[i], err = gproto.Marshal(lr); err != nil {
-			return nil, fmt.Errorf("marshal record: %w", err)
-		}
-	}
-	out, err := msgpack.Marshal(&sb)
-	if err != nil {
-		return nil, fmt.Errorf("msgpack batch: %w", err)
-	}
-	return out, nil
+func encodeBatch(b *batch) []byte {
+	out := make([]byte, 0, 1+protowire.SizeVarint(uint64(b.attempt))+len(b.data))
+	out = append(out, spoolRecords)
+	out = protowire.AppendVarint(out, uint64(b.attempt))
+	return append(out, b.data...)
 }
 
 // decodeBatch is the batch of a payload read back from the spool (outside input: the file may
-// have been damaged, so every step is checked).
+// have been damaged, so every step is checked). Its records are a sub-slice of payload.
 func decodeBatch(payload []byte) (*batch, error) {
+	if len(payload) == 0 || payload[0] != spoolRecords {
+		return decodeLegacyBatch(payload)
+	}
+	attempt, n := protowire.ConsumeVarint(payload[1:])
+	if n < 0 {
+		return nil, fmt.Errorf("attempt: %w", protowire.ParseError(n))
+	}
+	if attempt > maxAttempt {
+		return nil, fmt.Errorf("attempt %d", attempt)
+	}
+	data := payload[1+n:]
+	count, err := checkRecords(data)
+	if err != nil {
+		return nil, err
+	}
+	return &batch{data: data, count: count, attempt: int(attempt), bytes: len(data) + count*recordOverhead}, nil
+}
+
+// spoolBatch is a payload in the format before spoolRecords: the batch's records, each a
+// protobuf LogRecord with the attempt attribute last, and how many times it was sent already.
+type spoolBatch struct {
+	Attempt int      `msgpack:"a"`
+	Records [][]byte `msgpack:"r"`
+}
+
+// decodeLegacyBatch reads a spoolBatch payload: each record is parsed, and written back
+// without its attempt attribute.
+func decodeLegacyBatch(payload []byte) (*batch, error) {
 	var sb spoolBatch
 	if err := msgpack.Unmarshal(payload, &sb); err != nil {
 		return nil, fmt.Errorf("msgpack batch: %w", err)
 	}
-	b := &batch{attempt: sb.Attempt, records: make([]*logspb.LogRecord, len(sb.Records))}
+	if sb.Attempt < 0 || sb.Attempt > maxAttempt {
+		return nil, fmt.Errorf("attempt %d", sb.Attempt)
+	}
+	b := &batch{attempt: sb.Attempt}
 	for i, raw := range sb.Records {
 		lr := &logspb.LogRecord{}
 		if err := gproto.Unmarshal(raw, lr); err != nil {
@@ -105,8 +131,12 @@ func decodeBatch(payload []byte) (*batch, error) {
 		if len(lr.Attributes) == 0 || lr.Attributes[len(lr.Attributes)-1].GetKey() != AttrAttempt {
 			return nil, fmt.Errorf("record %d: no %s attribute last", i, AttrAttempt)
 		}
-		b.records[i] = lr
-		b.bytes += len(raw)
+		lr.Attributes = lr.Attributes[:len(lr.Attributes)-1]
+		rec, err := gproto.Marshal(lr)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		b.add(rec)
 	}
 	return b, nil
 }

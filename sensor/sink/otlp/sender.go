@@ -38,7 +38,7 @@ func (e *Exporter) run() {
 			return
 		}
 		if b.spooled {
-			e.commit(len(b.records))
+			e.commit(b.count)
 		}
 	}
 }
@@ -65,6 +65,9 @@ func (e *Exporter) next() *batch {
 			return nil
 		}
 		b, err := decodeBatch(payload)
+		if err == nil && b.count != count {
+			err = fmt.Errorf("%d records, its frame says %d", b.count, count)
+		}
 		if err != nil {
 			e.drop(DropSpoolCorrupt, uint64(count), fmt.Errorf("spooled batch: %w", err))
 			e.commit(count)
@@ -92,17 +95,16 @@ func (e *Exporter) send(b *batch) bool {
 			return false
 		}
 		b.attempt++
-		for _, lr := range b.records {
-			setAttempt(lr, b.attempt)
-		}
 		if b.attempt > 1 {
-			e.retried.Add(uint64(len(b.records)))
+			e.retried.Add(uint64(b.count))
 		}
+		// Assembled for each try: the attempt is an argument, never left from the last one.
+		req := requestBytes(e.env, b, b.attempt)
 		ctx, cancel := context.WithTimeout(e.ctx, e.o.Timeout)
-		rejected, msg, err := e.tr.export(ctx, request(e.res, e.o.ServiceVersion, b.records))
+		rejected, msg, err := e.tr.export(ctx, req)
 		cancel()
 		if err == nil {
-			n := int64(len(b.records))
+			n := int64(b.count)
 			if rejected > n || rejected < 0 {
 				rejected = n
 			}
@@ -115,7 +117,7 @@ func (e *Exporter) send(b *batch) bool {
 		e.setLastErr(err)
 		var xe *exportError
 		if errors.As(err, &xe) && xe.permanent {
-			e.drop(DropRejected, uint64(len(b.records)), err)
+			e.drop(DropRejected, uint64(b.count), err)
 			return true
 		}
 		if e.ctx.Err() != nil {
@@ -129,7 +131,7 @@ func (e *Exporter) send(b *batch) bool {
 		}
 		wait := backoff(try, e.o.MinBackoff, e.o.MaxBackoff, after)
 		if try == 1 {
-			e.o.Log.Warn().Err(err).Dur("retry_in", wait).Int("records", len(b.records)).Msg("otlp: export failed, retrying")
+			e.o.Log.Warn().Err(err).Dur("retry_in", wait).Int("records", b.count).Msg("otlp: export failed, retrying")
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -164,12 +166,7 @@ func (e *Exporter) keep(b *batch) {
 	payloads := make([][]byte, 0, len(held))
 	counts := make([]int, 0, len(held))
 	for _, h := range held {
-		p, err := encodeBatch(h)
-		if err != nil {
-			e.drop(DropSpoolError, uint64(len(h.records)), fmt.Errorf("spool batch: %w", err))
-			continue
-		}
-		payloads, counts = append(payloads, p), append(counts, len(h.records))
+		payloads, counts = append(payloads, encodeBatch(h)), append(counts, h.count)
 	}
 	if lost, err := e.sp.prepend(payloads, counts); err != nil {
 		e.drop(DropSpoolError, lost, fmt.Errorf("spool what Close could not send: %w", err))

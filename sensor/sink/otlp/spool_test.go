@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,18 +17,14 @@ func testBatch(t testing.TB, first, n int) *batch {
 	b := &batch{}
 	for i := first; i < first+n; i++ {
 		ev := testEvent(i)
-		b.records = append(b.records, record(ev, lineOf(t, ev), recordID("spool", uint64(i)), 1))
+		b.add(appendRecord(nil, ev, lineOf(t, ev), recordID("spool", uint64(i)), 1))
 	}
 	return b
 }
 
 func appendBatch(t *testing.T, sp *spool, b *batch) {
 	t.Helper()
-	p, err := encodeBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.append(p, len(b.records)); err != nil {
+	if err := sp.append(encodeBatch(b), b.count); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -48,10 +45,10 @@ func drain(t *testing.T, sp *spool) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b.records) != n {
-			t.Fatalf("frame says %d records, holds %d", n, len(b.records))
+		if b.count != n {
+			t.Fatalf("frame says %d records, holds %d", n, b.count)
 		}
-		for _, lr := range b.records {
+		for _, lr := range batchRecords(t, b, 1) {
 			ids = append(ids, otlptest.AttrMap(lr.GetAttributes())[AttrRecordID].(string))
 		}
 		if err := sp.commit(n); err != nil {
@@ -158,10 +155,7 @@ func TestSpoolReusesRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := encodeBatch(testBatch(t, 1, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := encodeBatch(testBatch(t, 1, 1))
 	for round := range 3 {
 		n := 0
 		for sp.append(p, 1) == nil {
@@ -236,7 +230,7 @@ func TestSpoolRefuses(t *testing.T) {
 	if err := os.Symlink(target, sp.path(firstSegment)); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := encodeBatch(testBatch(t, 1, 1))
+	p := encodeBatch(testBatch(t, 1, 1))
 	if err := sp.append(p, 1); err == nil {
 		t.Error("append through a symlinked segment succeeded")
 	}
@@ -266,11 +260,7 @@ func TestSpoolFileModes(t *testing.T) {
 func realFrames(t testing.TB) [][]byte {
 	var out [][]byte
 	for _, n := range []int{1, 3} {
-		p, err := encodeBatch(testBatch(t, 1, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, appendFrame(nil, p, uint32(n)))
+		out = append(out, appendFrame(nil, encodeBatch(testBatch(t, 1, n)), uint32(n)))
 	}
 	return out
 }
@@ -306,7 +296,7 @@ func TestDecodeFrame(t *testing.T) {
 			continue
 		}
 		b, err := decodeBatch(payload)
-		if err != nil || len(b.records) != tc.records || n > len(tc.data) {
+		if err != nil || b.count != tc.records || n > len(tc.data) {
 			t.Errorf("%s: batch %v (%v), length %d", tc.name, b, err, n)
 		}
 	}
@@ -330,8 +320,22 @@ func FuzzDecodeFrame(f *testing.F) {
 				t.Fatalf("frame of %d bytes from %d bytes, payload %d", n, len(data), len(payload))
 			}
 			if b, err := decodeBatch(payload); err == nil {
-				for _, lr := range b.records {
-					setAttempt(lr, 2) // what the sender does to every record read back
+				// What the sender does with a batch read back: a request with the attempt
+				// after the batch's, each record's bytes as they were, the attempt last.
+				req := requestBytes(envelope{}, b, b.attempt+1)
+				n := 0
+				for r := range b.each() {
+					if !bytes.Contains(req, r) {
+						t.Fatalf("record %d is not in the request", n)
+					}
+					n++
+				}
+				if n != b.count {
+					t.Fatalf("%d records, the batch says %d", n, b.count)
+				}
+				var jc jsonCache // http/json: converted by hand, or left to protojson
+				if j, ok := jc.requestJSON(nil, req); ok && !json.Valid(j) {
+					t.Fatalf("converted to invalid JSON: %s", j)
 				}
 			}
 			data = data[n:]

