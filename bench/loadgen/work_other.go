@@ -13,9 +13,11 @@ type worker struct {
 	target      string
 }
 
-func (*worker) loop(int) error { return nil }
-func (*worker) close()         {}
+func (*worker) loop(int) error            { return nil }
+func (*worker) warmUp(int) error          { return nil }
+func (*worker) events(int) map[string]int { return nil }
+func (*worker) close()                    {}
 
-func newWorker(string) (*worker, error) {
+func newWorker(string, settings, int, int) (*worker, error) {
 	return nil, errors.New("loadgen runs on Linux only for now (GOOS=" + runtime.GOOS + ")")
 }
