@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,21 +248,50 @@ func countTarget(jsonl, path string) (int, map[string]uint64, error) {
 			written++
 			continue
 		}
-		if bytes.Contains(l, []byte(`"action":"lost"`)) {
-			var line struct {
-				Vigil struct {
-					Lost map[string]uint64 `json:"lost"`
-				} `json:"vigil"`
-			}
-			if err := json.Unmarshal(l, &line); err != nil {
-				return 0, nil, err
-			}
-			for k, n := range line.Vigil.Lost {
-				lost[k] += n
-			}
+		if err := addLost(l, lost); err != nil {
+			return 0, nil, err
 		}
 	}
 	return written, lost, sc.Err()
+}
+
+// addLost adds the counts of a lost record to lost; other lines are skipped undecoded.
+func addLost(l []byte, lost map[string]uint64) error {
+	if !bytes.Contains(l, []byte(`"action":"lost"`)) {
+		return nil
+	}
+	var line struct {
+		Vigil struct {
+			Lost map[string]uint64 `json:"lost"`
+		} `json:"vigil"`
+	}
+	if err := json.Unmarshal(l, &line); err != nil {
+		return fmt.Errorf("lost record: %w", err)
+	}
+	for k, n := range line.Vigil.Lost {
+		lost[k] += n
+	}
+	return nil
+}
+
+// lostBetween sums the lost records among the JSONL lines written between the offsets from
+// and to (the sensor flushes its buffer whenever it has nothing queued, so an idle sensor's
+// file ends at a line's end).
+func lostBetween(jsonl string, from, to int64) (map[string]uint64, error) {
+	f, err := os.Open(jsonl)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	lost := map[string]uint64{}
+	sc := bufio.NewScanner(io.NewSectionReader(f, from, to-from))
+	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
+	for sc.Scan() {
+		if err := addLost(sc.Bytes(), lost); err != nil {
+			return nil, err
+		}
+	}
+	return lost, sc.Err()
 }
 
 // ---- correlator ----

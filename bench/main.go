@@ -1,5 +1,6 @@
 // Command bench measures what Vigil costs the processes around it: the loadgen's loops
-// (open+close, fork+exec, loopback connect, loopback UDP sendto) with no sensor, with empty programs on Vigil's hooks
+// (open+close, fork+exec, loopback connect, loopback UDP sendto) and floods (an rg-like walk
+// of 100k distinct files, a fan-out of short processes) with no sensor, with empty programs on Vigil's hooks
 // (the floor), and with `vigil run` following or ignoring the loadgen. Rounds are interleaved
 // (each round runs every configuration once, in an order rotated per round) and medians are
 // reported, because the VMs this runs on are small and shared. No timing is asserted; the
@@ -14,6 +15,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,7 +29,7 @@ import (
 type options struct {
 	vigil, loadgen string
 	rounds         int
-	n              map[string]int // timed operations per workload
+	n              map[string]int // timed operations per selected workload (-works)
 	configs        []string
 	out            string
 	// mode is quick (the side by side only: quick.md) or full (every part: full.md).
@@ -63,8 +65,8 @@ var allParts = []string{partSide, partThroughput, partCorrelator, partSensor, pa
 
 func main() {
 	var o options
-	var nOpen, nForkExec, nConnect, nSendto int
-	var configs, parts, sessions string
+	var nOpen, nForkExec, nConnect, nSendto, nWalk, nFanout int
+	var configs, parts, sessions, works string
 	var childTestdata string
 	var child bool
 	var rerenderPath string
@@ -75,6 +77,9 @@ func main() {
 	flag.IntVar(&nForkExec, "n-forkexec", 1000, "fork+exec operations per run")
 	flag.IntVar(&nConnect, "n-connect", 10000, "connect operations per run")
 	flag.IntVar(&nSendto, "n-sendto", 100000, "UDP sendto+recvfrom operations per run")
+	flag.IntVar(&nWalk, "n-walk", 100000, "walk: distinct files opened per run")
+	flag.IntVar(&nFanout, "n-fanout", 2000, "fan-out: processes per run ("+strconv.Itoa(fanoutParallel)+" at a time)")
+	flag.StringVar(&works, "works", strings.Join(workloads, ","), "workloads to run, comma-separated ("+strings.Join(workloads, ", ")+")")
 	flag.StringVar(&configs, "configs", "", "configurations to run, comma-separated (known: "+strings.Join(knownConfigs, ", ")+"; default "+strings.Join(defaultConfigs, ",")+" in quick mode, "+strings.Join(fullConfigs, ",")+" in full mode)")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the reports (quick.* or full.*)")
 	flag.StringVar(&o.mode, "mode", modeQuick, "quick: the side by side only (quick.md); full: every part (full.md, full.json, full.png); agent: the real-agent part only (agent.md, agent.json, and into full.json/full.md if present)")
@@ -99,7 +104,16 @@ func main() {
 		}
 		return
 	}
-	o.n = map[string]int{"open": nOpen, "forkexec": nForkExec, "connect": nConnect, "sendto": nSendto}
+	all := map[string]int{"open": nOpen, "forkexec": nForkExec, "connect": nConnect, "sendto": nSendto, "walk": nWalk, "fanout": nFanout}
+	o.n = map[string]int{}
+	for _, w := range strings.Split(works, ",") {
+		n, ok := all[w]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench: -works: unknown workload %q (known: %s)\n", w, strings.Join(workloads, ", "))
+			os.Exit(2)
+		}
+		o.n[w] = n
+	}
 	var err error
 	if o.sessions, err = parseInts(sessions); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -sessions:", err)
@@ -150,7 +164,13 @@ func validate(o options) error {
 	if o.rounds < 1 {
 		return fmt.Errorf("-rounds must be >= 1, got %d", o.rounds)
 	}
+	if len(o.n) == 0 {
+		return errors.New("-works selects no workload")
+	}
 	for w, n := range o.n {
+		if !slices.Contains(workloads, w) {
+			return fmt.Errorf("unknown workload %q (known: %s)", w, strings.Join(workloads, ", "))
+		}
 		if n < 1 {
 			return fmt.Errorf("-n-%s must be >= 1, got %d", w, n)
 		}

@@ -35,8 +35,9 @@ var (
 	knownConfigs   = []string{configNone, configFloor, configVigil, configVigilStdout, configVigilAudit, configAuditd}
 	defaultConfigs = []string{configNone, configFloor, configVigil}
 	fullConfigs    = []string{configNone, configFloor, configVigil, configVigilAudit, configAuditd}
-	// workloads are the loadgen's -work values, in report order.
-	workloads = []string{"open", "forkexec", "connect", "sendto"}
+	// workloads are the loadgen's -work values, in report order: the tight loops, then the
+	// floods (an rg-like walk of distinct files, a runner-like fan-out of short processes).
+	workloads = []string{"open", "forkexec", "connect", "sendto", "walk", "fanout"}
 )
 
 // Variants: the loadgen as built (no agent tree) and a copy named like an agent, which the
@@ -47,6 +48,9 @@ const (
 )
 
 var variants = []string{untracked, tracked}
+
+// fanoutParallel is the fan-out's processes at a time (loadgen -parallel).
+const fanoutParallel = 8
 
 // auditdDivisor: auditd runs 1/auditdDivisor of the operations of the other configurations
 // (ns/op is per operation, so ratios are unaffected): 200k audited opens take ~20 s per run.
@@ -77,9 +81,30 @@ type sample struct {
 	// SensorCPUNsPerOp is the sensor process's CPU time (user+system, 10 ms resolution) from
 	// the start of the run until it was idle again, per operation including the warm-up.
 	SensorCPUNsPerOp float64 `json:"sensor_cpu_ns_per_op,omitempty"`
+	// EventsPerOp is what one operation generates when tracked, from the loadgen's
+	// construction (its events_expected / n): ns_per_op / EventsPerOp is the time per event.
+	EventsPerOp float64 `json:"events_per_op"`
+	// Events is what a sensor writing a JSONL file did with a tracked run's events.
+	Events *runEvents `json:"events,omitempty"`
 	// Foreign names the sensors the driver did not start that were running when the run
 	// began (another vigil, an auditd): their hooks cost every configuration, none included.
 	Foreign []string `json:"foreign_sensors,omitempty"`
+}
+
+// runEvents is one tracked run beside a sensor writing JSONL: the events the run generated
+// (the loadgen's events_generated, warm-up included), the JSONL lines of its tree with those
+// actions, what the kernel merged, the lost records written during the run, and the bytes
+// the JSONL file grew by from the run's start until the sensor was idle after the hold.
+type runEvents struct {
+	Generated int `json:"generated"`
+	Written   int `json:"written"`
+	// Merged is always 0: the kernel does not merge events yet; the column is ready for it.
+	Merged int               `json:"merged"`
+	Lost   map[string]uint64 `json:"lost,omitempty"`
+	Bytes  int64             `json:"jsonl_bytes"`
+	// SensorCPUNsPerEvent is the sensor's CPU time charged to the run (see sample) over
+	// Generated.
+	SensorCPUNsPerEvent float64 `json:"sensor_cpu_ns_per_event"`
 }
 
 // eventCheck compares what one sensor instance wrote for each tracked loadgen run (matched
@@ -118,6 +143,28 @@ type summary struct {
 	// FloorDistancePP is OverheadPct minus the floor's, in percentage points (untracked
 	// Vigil only): what Vigil's programs add on top of the hooks themselves.
 	FloorDistancePP *float64 `json:"floor_distance_pp,omitempty"`
+	// Per event (EventsPerOp from the loadgen's construction): Ratio is Median / none's
+	// median, NsPerEvent is Median / EventsPerOp, AddedNsPerEvent (Median − none's median)
+	// / EventsPerOp: the caller's overhead per event.
+	EventsPerOp     float64  `json:"events_per_op"`
+	Ratio           *float64 `json:"ratio,omitempty"`
+	NsPerEvent      float64  `json:"median_ns_per_event"`
+	AddedNsPerEvent *float64 `json:"added_ns_per_event,omitempty"`
+	// Events sums the runs' event accounting (tracked runs beside a JSONL sensor); the
+	// per-event CPU and bytes are medians over the runs.
+	Events *eventTotals `json:"events,omitempty"`
+}
+
+// eventTotals: generated, written, merged and lost summed over a summary's runs; the
+// sensor's CPU and the JSONL bytes per generated event are the medians of the runs' values.
+type eventTotals struct {
+	Runs                int               `json:"runs"`
+	Generated           int               `json:"generated"`
+	Written             int               `json:"written"`
+	Merged              int               `json:"merged"`
+	Lost                map[string]uint64 `json:"lost,omitempty"`
+	SensorCPUNsPerEvent float64           `json:"median_sensor_cpu_ns_per_event"`
+	BytesPerEvent       float64           `json:"median_jsonl_bytes_per_event"`
 }
 
 // machine describes where the numbers came from; they only compare within one run.
@@ -163,12 +210,17 @@ func median(xs []float64) float64 {
 // order of configs, variants and workloads.
 func summarize(samples []sample, configs []string) []summary {
 	type key struct{ config, variant, work string }
-	groups, lcpu, cpu := map[key][]float64{}, map[key][]float64{}, map[key][]float64{}
+	groups, lcpu, cpu, epo := map[key][]float64{}, map[key][]float64{}, map[key][]float64{}, map[key][]float64{}
+	evs := map[key][]*runEvents{}
 	for _, s := range samples {
 		k := key{s.Config, s.Variant, s.Work}
 		groups[k] = append(groups[k], s.NsPerOp)
 		lcpu[k] = append(lcpu[k], s.LoadgenCPUNsPerOp)
 		cpu[k] = append(cpu[k], s.SensorCPUNsPerOp)
+		epo[k] = append(epo[k], s.EventsPerOp)
+		if s.Events != nil {
+			evs[k] = append(evs[k], s.Events)
+		}
 	}
 	var out []summary
 	for _, c := range configs {
@@ -182,8 +234,13 @@ func summarize(samples []sample, configs []string) []summary {
 				for _, x := range xs {
 					lo, hi = math.Min(lo, x), math.Max(hi, x)
 				}
-				out = append(out, summary{Config: c, Variant: v, Work: w, Runs: len(xs), Median: median(xs), Min: lo, Max: hi,
-					LoadgenCPU: median(lcpu[key{c, v, w}]), SensorCPU: median(cpu[key{c, v, w}])})
+				k := key{c, v, w}
+				s := summary{Config: c, Variant: v, Work: w, Runs: len(xs), Median: median(xs), Min: lo, Max: hi,
+					LoadgenCPU: median(lcpu[k]), SensorCPU: median(cpu[k]), EventsPerOp: median(epo[k]), Events: totalEvents(evs[k])}
+				if s.EventsPerOp > 0 {
+					s.NsPerEvent = s.Median / s.EventsPerOp
+				}
+				out = append(out, s)
 			}
 		}
 	}
@@ -199,7 +256,12 @@ func summarize(samples []sample, configs []string) []summary {
 		s := &out[i]
 		if base := find(configNone, s.Variant, s.Work); base != nil && s.Config != configNone && base.Median > 0 {
 			pct := (s.Median - base.Median) / base.Median * 100
-			s.OverheadPct = &pct
+			ratio := s.Median / base.Median
+			s.OverheadPct, s.Ratio = &pct, &ratio
+			if s.EventsPerOp > 0 {
+				added := (s.Median - base.Median) / s.EventsPerOp
+				s.AddedNsPerEvent = &added
+			}
 		}
 	}
 	for i := range out {
@@ -215,13 +277,46 @@ func summarize(samples []sample, configs []string) []summary {
 	return out
 }
 
+// totalEvents sums the runs' event accounting (nil without any).
+func totalEvents(runs []*runEvents) *eventTotals {
+	if len(runs) == 0 {
+		return nil
+	}
+	t := &eventTotals{Runs: len(runs)}
+	var cpu, bytes []float64
+	for _, r := range runs {
+		t.Generated += r.Generated
+		t.Written += r.Written
+		t.Merged += r.Merged
+		for k, n := range r.Lost {
+			if t.Lost == nil {
+				t.Lost = map[string]uint64{}
+			}
+			t.Lost[k] += n
+		}
+		cpu = append(cpu, r.SensorCPUNsPerEvent)
+		if r.Generated > 0 {
+			bytes = append(bytes, float64(r.Bytes)/float64(r.Generated))
+		}
+	}
+	t.SensorCPUNsPerEvent = median(cpu)
+	if len(bytes) > 0 {
+		t.BytesPerEvent = median(bytes)
+	}
+	return t
+}
+
 // workName names each workload in tables and the plot; workTitle adds the unit (open+close
 // and sendto+recv in ns, the slower loops in µs); workRun says what one run does.
 var (
-	workName  = map[string]string{"open": "open+close", "forkexec": "fork+exec", "connect": "connect", "sendto": "sendto+recv"}
-	workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op", "sendto": "sendto+recv ns/op"}
-	workRun   = map[string]string{"open": "open+close", "forkexec": "fork+exec of /bin/true", "connect": "loopback connects",
-		"sendto": "loopback UDP sendto+recvfrom (no connect)"}
+	workName = map[string]string{"open": "open+close", "forkexec": "fork+exec", "connect": "connect", "sendto": "sendto+recv",
+		"walk": "walk", "fanout": "fan-out"}
+	workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op", "sendto": "sendto+recv ns/op",
+		"walk": "walk ns/file", "fanout": "fan-out µs/process"}
+	workRun = map[string]string{"open": "open+close", "forkexec": "fork+exec of /bin/true", "connect": "loopback connects",
+		"sendto": "loopback UDP sendto+recvfrom (no connect)",
+		"walk":   "distinct files read by an rg-like walk (getdents64 per directory; openat, fstat, read, close per file; 100 files a directory)",
+		"fanout": fmt.Sprintf("processes of /bin/true fanned out %d at a time", fanoutParallel)}
 )
 
 // measured are the workloads this run measured, in report order. The tables keep a column
@@ -238,7 +333,7 @@ func (r report) measured() []string {
 }
 
 func formatOp(work string, ns float64) string {
-	if work == "open" || work == "sendto" {
+	if work == "open" || work == "sendto" || work == "walk" {
 		return thousands(ns)
 	}
 	return fmt.Sprintf("%.1f", ns/1000)
@@ -366,6 +461,8 @@ func (r report) markdown() string {
 		fmt.Fprintf(&b, "\n**Another sensor was running during %d of %d runs** (%s, not started by the bench: another session's tests): its hooks cost every configuration alike, `none` included, which narrows the ratios; treat this run's overheads as lower bounds and its spreads as wider.\n", foreign, len(r.Samples), strings.Join(names, ", "))
 	}
 
+	r.perEvent(&b, works)
+
 	if len(r.Checks) > 0 {
 		b.WriteString("\n## Events written by Vigil for the tracked runs (sanity check, not asserted)\n\n")
 		b.WriteString("Written / expected per event.action, summed over the rounds. Expected counts the loop and its warm-up only; each loadgen process also adds its own exec and exit and about 5–8 opens (Go runtime start-up, temp file set-up), see README.\n\n")
@@ -418,6 +515,54 @@ func (r report) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// perEvent renders the per-event table: for each workload, variant and configuration, the
+// caller's overhead as a ratio and in ns per event, and for tracked runs beside a sensor
+// writing JSONL the sensor's CPU and the JSONL bytes per generated event and the events
+// generated, written, merged and lost. Reports from before the loadgen said its events per
+// operation have no such table.
+func (r report) perEvent(b *strings.Builder, works []string) {
+	var rows []string
+	for _, w := range works {
+		for _, v := range variants {
+			for _, c := range r.Configs {
+				s := r.find(c, v, w)
+				if c == configNone || s == nil || s.EventsPerOp <= 0 {
+					continue
+				}
+				ratio, added := "–", "–"
+				if s.Ratio != nil {
+					ratio = fmt.Sprintf("%.3f×", *s.Ratio)
+				}
+				if s.AddedNsPerEvent != nil {
+					added = signedInt(*s.AddedNsPerEvent)
+				}
+				cpu, bytes, gen, written, merged, lost := "–", "–", "–", "–", "–", "–"
+				if e := s.Events; e != nil {
+					cpu, bytes = thousands(e.SensorCPUNsPerEvent), fmt.Sprintf("%.0f", e.BytesPerEvent)
+					gen, written, merged = thousands(float64(e.Generated)), thousands(float64(e.Written)), thousands(float64(e.Merged))
+					lost = formatCounts(e.Lost)
+					if len(e.Lost) == 0 {
+						lost = "0"
+					}
+				}
+				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", workName[w], v, c, ratio,
+					thousands(s.NsPerEvent), added, cpu, bytes, gen, written, merged, lost))
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\n## Per event: the caller's overhead, the sensor's cost, what was written\n\n")
+	b.WriteString("Events per operation come from the loadgen's construction (walk: each file and each directory it opens; fan-out: fork, exec, exit and the 2 loader opens of each /bin/true). " +
+		"ratio = median ns/op / `none`'s median, same variant; ns/event = median ns/op / events per op; added = (median − `none`'s median) / events per op. " +
+		"For tracked runs beside a sensor writing JSONL (summed over the rounds): generated = the loadgen's events, warm-up included; written = JSONL lines of the run's tree (its root pid) with those actions (the loadgen's own exec, exit and Go runtime opens come on top); " +
+		"merged = 0, the kernel does not merge events yet; lost = the lost records written during the run, by kind; sensor CPU/event = the sensor's CPU from the run's start until it is idle after the hold / generated (median of runs); " +
+		"bytes/event = growth of the JSONL file over the same span / generated (median of runs).\n\n")
+	b.WriteString("| workload | variant | configuration | ratio | ns/event | added ns/event | sensor CPU ns/event | JSONL bytes/event | generated | written | merged | lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString(strings.Join(rows, "\n") + "\n")
 }
 
 // compareCounts renders "open 220,008 / 220,000, exec 1 / 0" in a stable order.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -112,6 +114,10 @@ func TestMarkdownTable(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
+	// Samples from before the loadgen said its events per operation: no per-event table.
+	if strings.Contains(md, "## Per event") {
+		t.Errorf("per-event table without events per operation:\n%s", md)
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -130,6 +136,48 @@ func TestValidate(t *testing.T) {
 	} {
 		if validate(o) == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestPerEventTable renders the per-event table from a JSON fixture in the shape the driver
+// writes (quick.json's samples; the numbers are made up): ratios and ns per event against
+// none, the sensor's CPU and the JSONL bytes per generated event as medians over the runs,
+// generated, written, merged and lost summed.
+func TestPerEventTable(t *testing.T) {
+	b, err := os.ReadFile("testdata/perevent-report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	r.Summaries = summarize(r.Samples, r.Configs)
+	md := r.markdown()
+	for _, want := range []string{
+		"| workload | variant | configuration | ratio | ns/event | added ns/event | sensor CPU ns/event | JSONL bytes/event | generated | written | merged | lost |",
+		// 4,400 / 4,000; 4,400 / 1.01001; (4,400 − 4,000) / 1.01001.
+		"| walk | untracked | floor | 1.100× | 4,356 | +396 | – | – | – | – | – | – |",
+		"| walk | untracked | vigil | 1.105× | 4,376 | +416 | – | – | – | – | – | – |",
+		// Bytes per event 600, 610, 590 over the rounds: median 600; CPU 2,000, 2,200, 2,100.
+		"| walk | tracked | vigil | 1.300× | 5,277 | +1,218 | 2,100 | 600 | 333,306 | 333,321 | 0 | open 12 |",
+		"| fan-out | untracked | floor | 1.010× | 60,600 | +600 | – | – | – | – | – | – |",
+		"| fan-out | tracked | vigil | 1.126× | 68,000 | +7,600 | 40,000 | 500 | 11,000 | 11,008 | 0 | 0 |",
+		"| walk ns/file | ovh | fan-out µs/process | ovh |",
+		"| vigil, tracked | – | – | – | – | – | – | – | – | 5,330 (5,330–5,330) | +30.0% | 340.0 (340.0–340.0) | +12.6% |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	js, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"median_jsonl_bytes_per_event":600`, `"median_sensor_cpu_ns_per_event":2100`, `"merged":0`, `"lost":{"open":12}`, `"generated":333306`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("report JSON lacks %s", want)
 		}
 	}
 }

@@ -34,12 +34,24 @@ const (
 
 // loadResult is the loadgen's output line (bench/loadgen).
 type loadResult struct {
-	Work        string         `json:"work"`
-	N           int            `json:"n"`
-	Warmup      int            `json:"warmup"`
-	NsPerOp     float64        `json:"ns_per_op"`
-	CPUNsPerOp  float64        `json:"cpu_ns_per_op"`
-	EventsPerOp map[string]int `json:"events_per_op"`
+	Work           string             `json:"work"`
+	N              int                `json:"n"`
+	Warmup         int                `json:"warmup"`
+	NsPerOp        float64            `json:"ns_per_op"`
+	CPUNsPerOp     float64            `json:"cpu_ns_per_op"`
+	EventsExpected int                `json:"events_expected"`
+	EventsPerOp    map[string]float64 `json:"events_per_op"`
+	// EventsGenerated is by action what the loops made, warm-up included.
+	EventsGenerated map[string]int `json:"events_generated"`
+}
+
+// generated sums EventsGenerated.
+func (r loadResult) generated() int {
+	n := 0
+	for _, k := range r.EventsGenerated {
+		n += k
+	}
+	return n
 }
 
 // recording is what a sensor configuration wrote while it ran, by root pid and event.action.
@@ -114,6 +126,7 @@ func sideBySide(o options, dir string) (report, error) {
 
 	rep := report{Machine: describeMachine(), Rounds: o.rounds, N: o.n, Configs: o.configs}
 	fmt.Printf("bench: side by side, %d rounds of %s on %d vCPU, kernel %s, load average %s\n", o.rounds, strings.Join(o.configs, ", "), rep.Machine.Nproc, rep.Machine.Kernel, rep.Machine.LoadAvg)
+	args := workArgs(o.loadgen, dir)
 	began := time.Now()
 	for round := 1; round <= o.rounds; round++ {
 		waitQuiet()
@@ -124,24 +137,36 @@ func sideBySide(o options, dir string) (report, error) {
 			}
 			id := cleanups.add(func() error { return stopQuietly(r) })
 			pids := map[int]loadResult{}
+			runOf := map[int]int{} // tracked loadgen pid → its sample in rep.Samples
 			for _, w := range workloads {
+				if o.n[w] == 0 {
+					continue // not selected (-works)
+				}
 				for _, v := range variants {
 					n := o.n[w]
 					if c == configAuditd || c == configVigilAudit {
 						n = max(n/auditdDivisor, 1)
 					}
-					s, res, pid, err := measure(r, bins[v], w, n)
+					extra, err := args(w, n)
+					if err != nil {
+						return report{}, errors.Join(err, cleanups.run(id))
+					}
+					s, res, pid, err := measure(r, bins[v], w, n, v == tracked, extra...)
 					if err != nil {
 						return report{}, errors.Join(fmt.Errorf("round %d: %s, %s %s: %w", round, c, w, v, err), cleanups.run(id))
 					}
 					if v == tracked {
 						pids[pid] = res
+						runOf[pid] = len(rep.Samples)
 					}
 					s.Round, s.Config, s.Variant = round, c, v
 					rep.Samples = append(rep.Samples, s)
 					fmt.Printf("[round %d/%d] %-12s %-8s %-9s %12.0f ns/op (own CPU %.0f)", round, o.rounds, c, w, v, s.NsPerOp, s.LoadgenCPUNsPerOp)
 					if r.pid() > 0 {
 						fmt.Printf("   sensor CPU %8.0f ns/op", s.SensorCPUNsPerOp)
+					}
+					if e := s.Events; e != nil {
+						fmt.Printf("   %d events generated, JSONL +%d bytes, lost %s", e.Generated, e.Bytes, formatLost(e.Lost))
 					}
 					if len(s.Foreign) > 0 {
 						fmt.Printf("   (another sensor was running: %s)", strings.Join(s.Foreign, ", "))
@@ -158,6 +183,16 @@ func sideBySide(o options, dir string) (report, error) {
 				fmt.Printf("[round %d] auditd stopped; audit state restored: %s\n", round, a.Restored)
 			}
 			if rec != nil {
+				// Written: the lines of each tracked run's tree with the actions it generated,
+				// counted over the whole file (a line is the run's by its root pid, whenever
+				// it was written).
+				for pid, i := range runOf {
+					if e := rep.Samples[i].Events; e != nil {
+						for a := range pids[pid].EventsGenerated {
+							e.Written += rec.byRoot[pid][a]
+						}
+					}
+				}
 				ch := check(round, c, rec, pids)
 				rep.Checks = append(rep.Checks, ch)
 				printCheck(ch)
@@ -209,29 +244,109 @@ func (closer) pid() int                    { return 0 }
 // idle, so that a run never pays for the previous run's backlog (on 2 vCPUs a sensor still
 // writing 200k events would steal the next run's CPU), and it charges the sensor's CPU time
 // from the start of the run until the sensor is idle again (its drain included) to the run.
-func measure(r running, bin, work string, n int) (sample, loadResult, int, error) {
+//
+// A tracked run beside a sensor writing a JSONL file is also accounted per event: the driver
+// waits out the hold and the lost-record interval before it waits for idle (held events are
+// written, and a loss reported, after the sensor looked idle), and takes the file's growth
+// and the lost records written over that span (Written is filled in once the sensor stops).
+func measure(r running, bin, work string, n int, isTracked bool, args ...string) (sample, loadResult, int, error) {
 	pid := r.pid()
+	jsonl := ""
+	if j, ok := r.(jsonlWriter); ok && isTracked {
+		jsonl = j.jsonlPath()
+	}
 	var before time.Duration
+	var size0 int64
 	if pid > 0 {
 		var err error
 		if before, err = settle(pid); err != nil {
 			return sample{}, loadResult{}, 0, err
 		}
+		if jsonl != "" {
+			if size0, err = fileSize(jsonl); err != nil {
+				return sample{}, loadResult{}, 0, err
+			}
+		}
 	}
 	foreign := foreignSensors()
-	res, lpid, err := runLoadgen(bin, work, n)
+	res, lpid, err := runLoadgen(bin, work, n, args...)
 	if err != nil {
 		return sample{}, loadResult{}, 0, err
 	}
-	s := sample{Work: work, NsPerOp: res.NsPerOp, LoadgenCPUNsPerOp: res.CPUNsPerOp, Foreign: foreign}
+	s := sample{Work: work, NsPerOp: res.NsPerOp, LoadgenCPUNsPerOp: res.CPUNsPerOp, Foreign: foreign,
+		EventsPerOp: float64(res.EventsExpected) / float64(res.N)}
 	if pid > 0 {
+		if jsonl != "" {
+			time.Sleep(writtenWait)
+		}
 		after, err := settle(pid)
 		if err != nil {
 			return sample{}, loadResult{}, 0, err
 		}
-		s.SensorCPUNsPerOp = float64((after - before).Nanoseconds()) / float64(res.N+res.Warmup)
+		cpu := float64((after - before).Nanoseconds())
+		s.SensorCPUNsPerOp = cpu / float64(res.N+res.Warmup)
+		if jsonl != "" {
+			size1, err := fileSize(jsonl)
+			if err != nil {
+				return sample{}, loadResult{}, 0, err
+			}
+			lost, err := lostBetween(jsonl, size0, size1)
+			if err != nil {
+				return sample{}, loadResult{}, 0, err
+			}
+			s.Events = &runEvents{Generated: res.generated(), Lost: lost, Bytes: size1 - size0}
+			if s.Events.Generated > 0 {
+				s.Events.SensorCPUNsPerEvent = cpu / float64(s.Events.Generated)
+			}
+		}
 	}
 	return s, res, lpid, nil
+}
+
+// writtenWait is how long a tracked run's events may still be unwritten after the run: the
+// bench's hold, then one interval of the sensor's loss check (sensor.PipelineOptions'
+// LostInterval, 1 s by default), then a margin.
+const writtenWait = benchHold*time.Second + time.Second + 500*time.Millisecond
+
+// jsonlWriter is a running configuration writing a JSONL file the driver may read meanwhile.
+type jsonlWriter interface{ jsonlPath() string }
+
+func (v *vigilRun) jsonlPath() string { return v.jsonl }
+
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("JSONL size: %w", err)
+	}
+	return fi.Size(), nil
+}
+
+// workArgs returns the loadgen's arguments for a workload of n operations beyond -work, -n
+// and -warmup. The walk's trees are made by the untracked loadgen, once per size (auditd's
+// runs have their own, smaller one), before the first run that walks them, so that a tracked
+// run records the walk and not the trees' creation and every run of a size walks the same
+// files.
+func workArgs(loadgen, dir string) func(work string, n int) ([]string, error) {
+	trees := map[int]string{}
+	return func(work string, n int) ([]string, error) {
+		switch work {
+		case "fanout":
+			return []string{"-parallel", strconv.Itoa(fanoutParallel)}, nil
+		case "walk":
+			tree, ok := trees[n]
+			if !ok {
+				tree = filepath.Join(dir, fmt.Sprintf("walk-%d", n))
+				fmt.Printf("bench: making the walk's trees (%d + %d files) in %s\n", n, n/10, tree)
+				out, err := exec.Command(loadgen, "-make-tree", tree, "-n", strconv.Itoa(n), "-warmup", strconv.Itoa(n/10)).CombinedOutput()
+				if err != nil {
+					return nil, fmt.Errorf("make the walk's trees: %w: %s", err, strings.TrimSpace(string(out)))
+				}
+				trees[n] = tree
+			}
+			return []string{"-tree", tree}, nil
+		}
+		return nil, nil
+	}
 }
 
 // quietWait bounds how long waitQuiet waits for another sensor to go away.
@@ -370,9 +485,9 @@ func stopQuietly(r running) error {
 }
 
 // runLoadgen runs one loadgen process; the warm-up is a tenth of the timed loop.
-func runLoadgen(bin, work string, n int) (loadResult, int, error) {
+func runLoadgen(bin, work string, n int, args ...string) (loadResult, int, error) {
 	var out, errOut bytes.Buffer
-	cmd := exec.Command(bin, "-work", work, "-n", fmt.Sprint(n), "-warmup", fmt.Sprint(n/10))
+	cmd := exec.Command(bin, append([]string{"-work", work, "-n", fmt.Sprint(n), "-warmup", fmt.Sprint(n / 10)}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
@@ -593,8 +708,8 @@ func check(round int, config string, rec *recording, pids map[int]loadResult) ev
 				continue
 			}
 			exp := map[string]int{}
-			for a, k := range res.EventsPerOp {
-				exp[a] = k * (res.N + res.Warmup)
+			for a, k := range res.EventsGenerated {
+				exp[a] = k
 			}
 			written := rec.byRoot[pid]
 			if written == nil {
