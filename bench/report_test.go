@@ -133,6 +133,9 @@ func TestValidate(t *testing.T) {
 		"duplicate": {rounds: 1, n: map[string]int{"open": 1}, configs: []string{configNone, configNone}},
 		"rounds":    {rounds: 0, n: map[string]int{"open": 1}, configs: []string{configNone}},
 		"n":         {rounds: 1, n: map[string]int{"open": 0}, configs: []string{configNone}},
+		"n-walk":    {rounds: 1, n: map[string]int{"walk": 0}, configs: []string{configNone}},
+		"no work":   {rounds: 1, n: map[string]int{}, configs: []string{configNone}},
+		"bad work":  {rounds: 1, n: map[string]int{"bogus": 1}, configs: []string{configNone}},
 	} {
 		if validate(o) == nil {
 			t.Errorf("%s: accepted", name)
