@@ -65,21 +65,18 @@ var allParts = []string{partSide, partThroughput, partCorrelator, partSensor, pa
 
 func main() {
 	var o options
-	var nOpen, nForkExec, nConnect, nSendto, nWalk, nFanout int
-	var configs, parts, sessions, works string
+	var configs, parts, sessions, selected string
 	var childTestdata string
 	var child bool
 	var rerenderPath string
 	flag.StringVar(&o.vigil, "vigil", "", "built vigil binary (go build -o /tmp/vigil ./cmd/vigil)")
 	flag.StringVar(&o.loadgen, "loadgen", "", "built loadgen binary (go build -o /tmp/loadgen ./bench/loadgen)")
 	flag.IntVar(&o.rounds, "rounds", 9, "interleaved rounds; each runs every configuration once")
-	flag.IntVar(&nOpen, "n-open", 200000, "open+close operations per run")
-	flag.IntVar(&nForkExec, "n-forkexec", 1000, "fork+exec operations per run")
-	flag.IntVar(&nConnect, "n-connect", 10000, "connect operations per run")
-	flag.IntVar(&nSendto, "n-sendto", 100000, "UDP sendto+recvfrom operations per run")
-	flag.IntVar(&nWalk, "n-walk", 100000, "walk: distinct files opened per run")
-	flag.IntVar(&nFanout, "n-fanout", 2000, "fan-out: processes per run ("+strconv.Itoa(fanoutParallel)+" at a time)")
-	flag.StringVar(&works, "works", strings.Join(workloads, ","), "workloads to run, comma-separated ("+strings.Join(workloads, ", ")+")")
+	nFor := map[string]*int{}
+	for _, w := range workloads {
+		nFor[w] = flag.Int("n-"+w, workInfo[w].n, workInfo[w].help)
+	}
+	flag.StringVar(&selected, "works", strings.Join(workloads, ","), "workloads to run, comma-separated ("+strings.Join(workloads, ", ")+")")
 	flag.StringVar(&configs, "configs", "", "configurations to run, comma-separated (known: "+strings.Join(knownConfigs, ", ")+"; default "+strings.Join(defaultConfigs, ",")+" in quick mode, "+strings.Join(fullConfigs, ",")+" in full mode)")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the reports (quick.* or full.*)")
 	flag.StringVar(&o.mode, "mode", modeQuick, "quick: the side by side only (quick.md); full: every part (full.md, full.json, full.png); agent: the real-agent part only (agent.md, agent.json, and into full.json/full.md if present)")
@@ -104,15 +101,14 @@ func main() {
 		}
 		return
 	}
-	all := map[string]int{"open": nOpen, "forkexec": nForkExec, "connect": nConnect, "sendto": nSendto, "walk": nWalk, "fanout": nFanout}
 	o.n = map[string]int{}
-	for _, w := range strings.Split(works, ",") {
-		n, ok := all[w]
+	for _, w := range strings.Split(selected, ",") {
+		n, ok := nFor[w]
 		if !ok {
 			fmt.Fprintf(os.Stderr, "bench: -works: unknown workload %q (known: %s)\n", w, strings.Join(workloads, ", "))
 			os.Exit(2)
 		}
-		o.n[w] = n
+		o.n[w] = *n
 	}
 	var err error
 	if o.sessions, err = parseInts(sessions); err != nil {

@@ -66,7 +66,7 @@ func plotOverhead(r *report, path string) error {
 	width := vg.Points(16)
 	names := make([]string, len(works))
 	for i, w := range works {
-		names[i] = workName[w]
+		names[i] = workInfo[w].name
 	}
 	lo := 0.0
 	for i, s := range ss {

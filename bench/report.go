@@ -306,18 +306,28 @@ func totalEvents(runs []*runEvents) *eventTotals {
 	return t
 }
 
-// workName names each workload in tables and the plot; workTitle adds the unit (open+close
-// and sendto+recv in ns, the slower loops in µs); workRun says what one run does.
-var (
-	workName = map[string]string{"open": "open+close", "forkexec": "fork+exec", "connect": "connect", "sendto": "sendto+recv",
-		"walk": "walk", "fanout": "fan-out"}
-	workTitle = map[string]string{"open": "open+close ns/op", "forkexec": "fork+exec µs/op", "connect": "connect µs/op", "sendto": "sendto+recv ns/op",
-		"walk": "walk ns/file", "fanout": "fan-out µs/process"}
-	workRun = map[string]string{"open": "open+close", "forkexec": "fork+exec of /bin/true", "connect": "loopback connects",
-		"sendto": "loopback UDP sendto+recvfrom (no connect)",
-		"walk":   "distinct files read by an rg-like walk (getdents64 per directory; openat, fstat, read, close per file; 100 files a directory)",
-		"fanout": fmt.Sprintf("processes of /bin/true fanned out %d at a time", fanoutParallel)}
-)
+// workDesc is what the driver says about one loadgen -work: one entry per workload, read by
+// the flags (-n-<work>), the tables, the plot and the sentences.
+type workDesc struct {
+	name  string // in tables and the plot
+	title string // the side-by-side column, with its unit
+	run   string // what one run does
+	inNs  bool   // the column is in ns per operation (else µs: the slower loops)
+	n     int    // default operations per run
+	help  string // -n-<work>'s help
+}
+
+var workInfo = map[string]workDesc{
+	"open":     {name: "open+close", title: "open+close ns/op", run: "open+close", inNs: true, n: 200000, help: "open+close operations per run"},
+	"forkexec": {name: "fork+exec", title: "fork+exec µs/op", run: "fork+exec of /bin/true", n: 1000, help: "fork+exec operations per run"},
+	"connect":  {name: "connect", title: "connect µs/op", run: "loopback connects", n: 10000, help: "connect operations per run"},
+	"sendto": {name: "sendto+recv", title: "sendto+recv ns/op", run: "loopback UDP sendto+recvfrom (no connect)", inNs: true, n: 100000,
+		help: "UDP sendto+recvfrom operations per run"},
+	"walk": {name: "walk", title: "walk ns/file", inNs: true, n: 100000, help: "walk: distinct files opened per run",
+		run: "distinct files read by an rg-like walk (getdents64 per directory; openat, fstat, read, close per file; 100 files a directory)"},
+	"fanout": {name: "fan-out", title: "fan-out µs/process", n: 2000, help: fmt.Sprintf("fan-out: processes per run (%d at a time)", fanoutParallel),
+		run: fmt.Sprintf("processes of /bin/true fanned out %d at a time", fanoutParallel)},
+}
 
 // measured are the workloads this run measured, in report order. The tables keep a column
 // for every workload ("–" where a run has none); the sentences and the plot name only these,
@@ -333,7 +343,7 @@ func (r report) measured() []string {
 }
 
 func formatOp(work string, ns float64) string {
-	if work == "open" || work == "sendto" || work == "walk" {
+	if workInfo[work].inNs {
 		return thousands(ns)
 	}
 	return fmt.Sprintf("%.1f", ns/1000)
@@ -369,7 +379,7 @@ func (r report) markdown() string {
 	works := r.measured()
 	perRun := make([]string, len(works))
 	for i, w := range works {
-		perRun[i] = thousands(float64(r.N[w])) + " " + workRun[w]
+		perRun[i] = thousands(float64(r.N[w])) + " " + workInfo[w].run
 	}
 	fmt.Fprintf(&b, "%d interleaved rounds (configuration order rotated each round); per run: %s, each after a warm-up of a tenth as many. ",
 		r.Rounds, strings.Join(perRun, ", "))
@@ -377,7 +387,7 @@ func (r report) markdown() string {
 
 	b.WriteString("| configuration |")
 	for _, w := range workloads {
-		fmt.Fprintf(&b, " %s | ovh |", workTitle[w])
+		fmt.Fprintf(&b, " %s | ovh |", workInfo[w].title)
 	}
 	b.WriteString("\n|---|")
 	for range workloads {
@@ -411,7 +421,7 @@ func (r report) markdown() string {
 	b.WriteString("\nCPU time per operation, ns, median: the loadgen's own (user+system in its loop; probes run in its context, so this is where their kernel cost shows, while wall time above it is waiting for a CPU) / the sensor process's (user+system from the run's start until it is idle again, backlog included; 10 ms resolution):\n\n")
 	b.WriteString("| configuration |")
 	for _, w := range workloads {
-		fmt.Fprintf(&b, " %s |", workName[w])
+		fmt.Fprintf(&b, " %s |", workInfo[w].name)
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(workloads)) + "\n")
 	for _, c := range r.Configs {
@@ -547,7 +557,7 @@ func (r report) perEvent(b *strings.Builder, works []string) {
 						lost = "0"
 					}
 				}
-				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", workName[w], v, c, ratio,
+				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", workInfo[w].name, v, c, ratio,
 					thousands(s.NsPerEvent), added, cpu, bytes, gen, written, merged, lost))
 			}
 		}

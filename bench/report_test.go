@@ -184,3 +184,16 @@ func TestPerEventTable(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkDescs: every workload the driver runs has its descriptor (flags, tables, plot).
+func TestWorkDescs(t *testing.T) {
+	for _, w := range workloads {
+		d, ok := workInfo[w]
+		if !ok || d.name == "" || d.title == "" || d.run == "" || d.n < 1 || d.help == "" {
+			t.Errorf("workload %s: descriptor %+v", w, d)
+		}
+	}
+	if len(workInfo) != len(workloads) {
+		t.Errorf("%d descriptors for %d workloads", len(workInfo), len(workloads))
+	}
+}
