@@ -334,12 +334,13 @@ func joinInts(xs []int) string {
 
 // ---- sensor cost ----
 
-// vigilShipped is the shipped configuration except where the JSONL goes (the command line)
-// and the OTLP ports (picked by the kernel, an installed sensor may hold the default ones).
-const vigilShipped = `correlate:
+// vigilShipped is the shipped configuration except where the JSONL goes (the command line),
+// the OTLP ports (picked by the kernel, an installed sensor may hold the default ones) and
+// where the other state is kept (the run's directory).
+const vigilShipped = "output:\n" + runStatePaths + `correlate:
   otlp_http: 127.0.0.1:0
   otlp_grpc: 127.0.0.1:0
-`
+` + runCorrelatePaths
 
 // startups is how many times the sensor is started for the start-up times.
 const startups = 5

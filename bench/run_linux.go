@@ -537,13 +537,28 @@ func copyExecutable(src, dst string) (string, error) {
 const vigilConfig = `output:
   max_size_mb: 65536
   max_files: 1
-kernel:
+` + runStatePaths + `kernel:
   ring_buffer_kb: %d
 correlate:
   otlp_http: 127.0.0.1:0
   otlp_grpc: 127.0.0.1:0
   hold_seconds: %d
+` + runCorrelatePaths
+
+// runStatePaths and runCorrelatePaths put what the sensor keeps besides its JSONL (the store,
+// the untrusted telemetry file, the hold journal, the hook socket) in the run's directory
+// ($RUN, replaced by startVigil), not in the machine's /var/lib/vigil and /run/vigil: every
+// run starts from an empty store, as the side by side's rounds must, and an installed sensor's
+// files are never touched.
+const (
+	runStatePaths = `  untrusted_jsonl: $RUN/untrusted.jsonl
+  store: $RUN/vigil.db
 `
+	runCorrelatePaths = `  hook_socket: $RUN/hook.sock
+  hook_undelivered_dir: $RUN/hook-undelivered
+  hold_journal: $RUN/hold
+`
+)
 
 // benchSettings names, in the reports, what the sensor ran with (vigilConfig, vigilShipped).
 const benchSettings = "the sensor ran the embedded defaults (sensor/default.yaml) with its JSONL not rotating and OTLP on " +
@@ -567,13 +582,19 @@ type vigilRun struct {
 	stopped   bool
 }
 
-// startVigil starts `vigil run` and waits for its "vigil running" log line, printed once the
-// probes are attached and the bootstrap is done. toStdout sends the JSONL to /dev/null
+// startVigil starts `vigil run` with config ($RUN in it names dir) and waits for its "vigil
+// running" log line, printed once the probes are attached and the bootstrap is done. toStdout sends the JSONL to /dev/null
 // through standard output instead of a file.
 func startVigil(bin, dir string, toStdout bool, config string) (*vigilRun, error) {
 	cfg := filepath.Join(dir, "vigil.yaml")
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(config, "$RUN", dir)), 0o600); err != nil {
 		return nil, fmt.Errorf("write vigil config: %w", err)
+	}
+	// The previous run's store and untrusted telemetry: each run starts empty.
+	for _, name := range []string{"vigil.db", "vigil.db-wal", "vigil.db-shm", "untrusted.jsonl"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove the previous run's %s: %w", name, err)
+		}
 	}
 	v := &vigilRun{stderr: &tailBuffer{max: 64}, exited: make(chan error, 1)}
 	target := "-"
