@@ -561,8 +561,8 @@ const (
 )
 
 // benchSettings names, in the reports, what the sensor ran with (vigilConfig, vigilShipped).
-const benchSettings = "the sensor ran the embedded defaults (sensor/default.yaml) with its JSONL not rotating and OTLP on " +
-	"kernel-picked ports; the side by side and throughput parts hold kernel events 1 s instead of 10 s and the throughput " +
+const benchSettings = "the sensor ran the embedded defaults (sensor/default.yaml) with its JSONL not rotating, OTLP on " +
+	"kernel-picked ports, and its store, hold journal and hook socket in the run's directory (the store emptied before each run); the side by side and throughput parts hold kernel events 1 s instead of 10 s and the throughput " +
 	"part varies the ring buffer; the sensor-cost part runs the shipped configuration"
 
 func vigilConfigFor(ringKB, hold int) string { return fmt.Sprintf(vigilConfig, ringKB, hold) }
