@@ -551,25 +551,29 @@ func TestCheckNative(t *testing.T) {
 }
 
 // BenchmarkAppendLine is the cost of one OCSF line against the native one (proto.AppendLine),
-// on an open line, the most frequent record.
+// per record kind: open, the most frequent record, exec, connect and an agent's tool call,
+// one of each class the sensor writes most.
 func BenchmarkAppendLine(b *testing.B) {
-	e := samples(b)["open"]
-	b.Run("ocsf", func(b *testing.B) {
-		var buf []byte
-		for b.Loop() {
-			var err error
-			if buf, err = AppendLine(buf[:0], e, "bench"); err != nil {
-				b.Fatal(err)
+	all := samples(b)
+	for _, kind := range []string{"open", "exec", "connect_ipv4", "agent_tool_call"} {
+		e := all[kind]
+		b.Run(kind+"/ocsf", func(b *testing.B) {
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, err = AppendLine(buf[:0], e, "bench"); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("native", func(b *testing.B) {
-		var buf []byte
-		for b.Loop() {
-			var err error
-			if buf, err = proto.AppendLine(buf[:0], e); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(kind+"/native", func(b *testing.B) {
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, err = proto.AppendLine(buf[:0], e); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }
