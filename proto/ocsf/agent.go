@@ -7,12 +7,12 @@ import "github.com/vigil-sensor/vigil/proto"
 // correlation of messages within the same context" and its application as the client
 // application that initiates the requests: the agent.
 type messageContext struct {
-	UID         string      `json:"uid,omitempty"`
-	Application application `json:"application"`
+	UID         string
+	Application application
 }
 
 type application struct {
-	Name string `json:"name"`
+	Name string
 }
 
 // messageContext is the agent and session of the record (gen_ai.agent.name,

@@ -40,90 +40,90 @@ const (
 // event is one OCSF event: the attributes of every class Vigil writes, each omitted when the
 // record has no value for it.
 type event struct {
-	ActivityID     int             `json:"activity_id"`
-	ActivityName   string          `json:"activity_name,omitempty"`
-	CategoryUID    int             `json:"category_uid"`
-	CategoryName   string          `json:"category_name"`
-	ClassUID       int             `json:"class_uid"`
-	ClassName      string          `json:"class_name"`
-	TypeUID        int64           `json:"type_uid"`
-	Time           int64           `json:"time"`
-	SeverityID     int             `json:"severity_id"`
-	Severity       string          `json:"severity,omitempty"`
-	StatusID       *int            `json:"status_id,omitempty"`
-	Status         string          `json:"status,omitempty"`
-	StatusCode     string          `json:"status_code,omitempty"`
-	Duration       *int64          `json:"duration,omitempty"`
-	Metadata       metadata        `json:"metadata"`
-	Device         *device         `json:"device,omitempty"`
-	Actor          *actor          `json:"actor,omitempty"`
-	Process        *process        `json:"process,omitempty"`
-	LaunchTypeID   *int            `json:"launch_type_id,omitempty"`
-	ExitCode       *int            `json:"exit_code,omitempty"`
-	File           *file           `json:"file,omitempty"`
-	FileResult     *file           `json:"file_result,omitempty"`
-	DstEndpoint    *endpoint       `json:"dst_endpoint,omitempty"`
-	ConnectionInfo *connectionInfo `json:"connection_info,omitempty"`
-	FindingInfo    *findingInfo    `json:"finding_info,omitempty"`
-	MessageContext *messageContext `json:"message_context,omitempty"`
+	ActivityID     int
+	ActivityName   string
+	CategoryUID    int
+	CategoryName   string
+	ClassUID       int
+	ClassName      string
+	TypeUID        int64
+	Time           int64
+	SeverityID     int
+	Severity       string
+	StatusID       *int
+	Status         string
+	StatusCode     string
+	Duration       *int64
+	Metadata       metadata
+	Device         *device
+	Actor          *actor
+	Process        *process
+	LaunchTypeID   *int
+	ExitCode       *int
+	File           *file
+	FileResult     *file
+	DstEndpoint    *endpoint
+	ConnectionInfo *connectionInfo
+	FindingInfo    *findingInfo
+	MessageContext *messageContext
 	// unmapped is written after these, by appendUnmapped.
 }
 
 // metadata is the OCSF metadata object.
 type metadata struct {
-	Version string  `json:"version"`
-	Product product `json:"product"`
+	Version string
+	Product product
 	// Profiles are the profiles whose attributes the event carries.
-	Profiles []string `json:"profiles,omitempty"`
+	Profiles []string
 	// EventCode is event.action, LogName event.dataset, LogVersion vigil.schema (the native
 	// schema), Sequence event.sequence.
-	EventCode  string `json:"event_code,omitempty"`
-	LogName    string `json:"log_name,omitempty"`
-	LogVersion string `json:"log_version,omitempty"`
-	Sequence   uint64 `json:"sequence"`
+	EventCode  string
+	LogName    string
+	LogVersion string
+	Sequence   uint64
 	// OriginalTime is @timestamp as written natively: time has milliseconds, this the
 	// nanoseconds.
-	OriginalTime string `json:"original_time"`
+	OriginalTime string
 	// CorrelationUID is the tool call id (gen_ai.tool.call.id): the key that joins a tool
 	// call's kernel events, its agent record and its alerts.
-	CorrelationUID string `json:"correlation_uid,omitempty"`
+	CorrelationUID string
 	// IsTruncated: a field was cut to fit the line (unmapped.vigil.truncated names it).
-	IsTruncated bool `json:"is_truncated,omitempty"`
+	IsTruncated bool
 }
 
 // product names Vigil.
 type product struct {
-	Name       string `json:"name"`
-	VendorName string `json:"vendor_name"`
-	Version    string `json:"version,omitempty"`
+	Name       string
+	VendorName string
+	Version    string
 }
 
 // device is the host the sensor runs on. type_id is required and Vigil does not know the
 // kind of machine: 0 (Unknown).
 type device struct {
-	Hostname string `json:"hostname,omitempty"`
-	BootUID  string `json:"boot_uid,omitempty"`
-	TypeID   int    `json:"type_id"`
-	Type     string `json:"type"`
+	Hostname string
+	BootUID  string
+	TypeID   int
+	Type     string
 }
 
 // actor is who did it: the process and its user, and the agent as the client application
 // that initiated the activity (the schema's app_name, "distinct from the process").
 type actor struct {
-	AppName string   `json:"app_name,omitempty"`
-	Process *process `json:"process,omitempty"`
-	User    *user    `json:"user,omitempty"`
+	AppName string
+	Process *process
+	User    *user
 }
 
 // user is the OCSF user object; numeric ids are strings, as natively.
 type user struct {
-	UID    string  `json:"uid,omitempty"`
-	Name   string  `json:"name,omitempty"`
-	Groups []group `json:"groups,omitempty"`
+	UID    string
+	Name   string
+	Groups []group
 }
 
 type group struct {
-	UID string `json:"uid"`
+	UID string
 }
 
 // mapping builds one OCSF event from one native record and remembers which native fields it

@@ -8,20 +8,20 @@ import (
 
 // file is the OCSF file object.
 type file struct {
-	Name   string        `json:"name"`
-	Path   string        `json:"path,omitempty"`
-	TypeID int           `json:"type_id"`
-	Type   string        `json:"type"`
-	Size   *int64        `json:"size,omitempty"`
-	Owner  *user         `json:"owner,omitempty"`
-	Hashes []fingerprint `json:"hashes,omitempty"`
+	Name   string
+	Path   string
+	TypeID int
+	Type   string
+	Size   *int64
+	Owner  *user
+	Hashes []fingerprint
 }
 
 // fingerprint is a file hash.
 type fingerprint struct {
-	AlgorithmID int    `json:"algorithm_id"`
-	Algorithm   string `json:"algorithm"`
-	Value       string `json:"value"`
+	AlgorithmID int
+	Algorithm   string
+	Value       string
 }
 
 // File type ids. A path alone does not say what it names: Unknown unless the call does.

@@ -4,18 +4,18 @@ import "strconv"
 
 // findingInfo is the OCSF finding_info object of a detection alert.
 type findingInfo struct {
-	UID      string    `json:"uid"`
-	Title    string    `json:"title,omitempty"`
-	Desc     string    `json:"desc,omitempty"`
-	Analytic *analytic `json:"analytic,omitempty"`
+	UID      string
+	Title    string
+	Desc     string
+	Analytic *analytic
 }
 
 // analytic is the detection rule.
 type analytic struct {
-	UID    string `json:"uid"`
-	Name   string `json:"name,omitempty"`
-	TypeID int    `json:"type_id"`
-	Type   string `json:"type"`
+	UID    string
+	Name   string
+	TypeID int
+	Type   string
 }
 
 const activityFindingCreate = 1

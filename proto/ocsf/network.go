@@ -15,18 +15,18 @@ const (
 
 // endpoint is the OCSF network_endpoint object.
 type endpoint struct {
-	IP   string `json:"ip,omitempty"`
-	Port int    `json:"port,omitempty"`
+	IP   string
+	Port int
 	// Name is a unix socket's path (its name, in unix(7)'s words; abstract names start
 	// with @): a network endpoint needs one of ip, name, hostname, ...
-	Name string `json:"name,omitempty"`
+	Name string
 }
 
 // connectionInfo is the OCSF network_connection_info object.
 type connectionInfo struct {
-	DirectionID   int    `json:"direction_id"`
-	Direction     string `json:"direction"`
-	ProtocolVerID int    `json:"protocol_ver_id,omitempty"`
+	DirectionID   int
+	Direction     string
+	ProtocolVerID int
 }
 
 // Connection directions Vigil can tell from the address alone.

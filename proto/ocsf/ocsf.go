@@ -14,7 +14,6 @@ package ocsf
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -85,14 +84,7 @@ func encode(e *proto.Event, sensorVersion string) ([]byte, error) {
 	default:
 		m.baseEvent()
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// Shell commands keep their && and > readable, as on the native line.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&m.out); err != nil {
-		return nil, fmt.Errorf("marshal ocsf event: %w", err)
-	}
-	line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	line := m.out.appendJSON(nil)
 	// unmapped goes last, before the event's closing brace.
 	n := len(line) - 1
 	out, ok, err := m.appendUnmapped(append(line[:n], `,"unmapped":`...))

@@ -17,19 +17,19 @@ const (
 
 // process is the OCSF process object.
 type process struct {
-	PID  int    `json:"pid"`
-	UID  string `json:"uid,omitempty"`
-	Name string `json:"name,omitempty"`
+	PID  int
+	UID  string
+	Name string
 	// Path is the executable, File the same file with its hash.
-	Path string `json:"path,omitempty"`
+	Path string
 	// CmdLine is the argv, each argument shell-quoted when it needs it, so it splits back
 	// into exactly the arguments.
-	CmdLine          string   `json:"cmd_line,omitempty"`
-	CreatedTime      *int64   `json:"created_time,omitempty"`
-	WorkingDirectory string   `json:"working_directory,omitempty"`
-	PTID             int      `json:"ptid,omitempty"`
-	File             *file    `json:"file,omitempty"`
-	ParentProcess    *process `json:"parent_process,omitempty"`
+	CmdLine          string
+	CreatedTime      *int64
+	WorkingDirectory string
+	PTID             int
+	File             *file
+	ParentProcess    *process
 }
 
 // isProcess: exec, fork and exit lines of a process.
