@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -81,9 +82,9 @@ type metadata struct {
 	LogName    string
 	LogVersion string
 	Sequence   uint64
-	// OriginalTime is @timestamp as written natively: time has milliseconds, this the
-	// nanoseconds.
-	OriginalTime string
+	// OriginalTime is @timestamp as written natively, a JSON string with its quotes: time
+	// has milliseconds, this the nanoseconds.
+	OriginalTime []byte
 	// CorrelationUID is the tool call id (gen_ai.tool.call.id): the key that joins a tool
 	// call's kernel events, its agent record and its alerts.
 	CorrelationUID string
@@ -132,10 +133,30 @@ type mapping struct {
 	e    *proto.Event
 	out  event
 	used map[string]bool
+	// ts holds OriginalTime's bytes; path is the walker's (appendUnmapped).
+	ts   [len(proto.TimeLayout) + 2]byte
+	path []byte
 }
 
-func newMapping(e *proto.Event, sensorVersion string) *mapping {
-	m := &mapping{e: e, used: make(map[string]bool, 48)}
+// mappings are reused: a mapping's used set and buffers cost more to allocate for each line
+// than the rest of the mapping does.
+var mappings = sync.Pool{New: func() any { return &mapping{used: make(map[string]bool, 48)} }}
+
+// newMapping starts the mapping of e. It refuses a record whose @timestamp or process.start
+// has no RFC 3339 form, as proto.MarshalJSON does. The caller releases the mapping.
+func newMapping(e *proto.Event, sensorVersion string) (*mapping, error) {
+	m := mappings.Get().(*mapping)
+	ts, err := proto.AppendTime(m.ts[:0], "@timestamp", e.Timestamp)
+	if err == nil && e.Process != nil && e.Process.Start != nil {
+		// Mapped as milliseconds (created_time), but checked as the native line would.
+		var start [len(proto.TimeLayout) + 2]byte
+		_, err = proto.AppendTime(start[:0], "process.start", *e.Process.Start)
+	}
+	if err != nil {
+		mappings.Put(m)
+		return nil, err
+	}
+	m.e = e
 	m.out.Metadata = metadata{
 		Version:      Version,
 		Product:      product{Name: "Vigil", VendorName: "vigil-sensor", Version: sensorVersion},
@@ -143,7 +164,7 @@ func newMapping(e *proto.Event, sensorVersion string) *mapping {
 		LogName:      e.Event.Dataset,
 		LogVersion:   cmp.Or(e.Vigil.Schema, proto.SchemaVersion), // as the native line has it
 		Sequence:     e.Event.Sequence,
-		OriginalTime: e.Timestamp.UTC().Format(proto.TimeLayout),
+		OriginalTime: ts,
 		IsTruncated:  len(e.Vigil.Truncated) > 0,
 	}
 	m.use("@timestamp", "event.action", "event.dataset", "vigil.schema", "event.sequence")
@@ -155,7 +176,14 @@ func newMapping(e *proto.Event, sensorVersion string) *mapping {
 		m.out.Device = &device{Hostname: h.Name, BootUID: h.BootID, Type: "Unknown"}
 		m.use("host.name", "host.boot_id")
 	}
-	return m
+	return m, nil
+}
+
+// release returns m to mappings, holding nothing of its record.
+func (m *mapping) release() {
+	m.e, m.out = nil, event{}
+	clear(m.used)
+	mappings.Put(m)
 }
 
 // use marks native fields as mapped.

@@ -30,7 +30,8 @@ const activityFindingCreate = 1
 // track: it is not set.
 func (m *mapping) detectionFinding() {
 	e, o := m.e, &m.out
-	fi := &findingInfo{UID: o.Metadata.OriginalTime + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
+	ts := o.Metadata.OriginalTime
+	fi := &findingInfo{UID: string(ts[1:len(ts)-1]) + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
 	if r := e.Rule; r != nil {
 		fi.Title, fi.Desc = r.Name, r.Description
 		fi.Analytic = &analytic{UID: r.ID, Name: r.Name, TypeID: 1, Type: "Rule"}

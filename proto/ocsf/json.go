@@ -122,7 +122,7 @@ func (m *metadata) appendJSON(b []byte) []byte {
 		b = appendStr(b, `"log_version":`, m.LogVersion)
 	}
 	b = strconv.AppendUint(appendKey(b, `"sequence":`), m.Sequence, 10)
-	b = appendStr(b, `"original_time":`, m.OriginalTime)
+	b = append(appendKey(b, `"original_time":`), m.OriginalTime...)
 	if m.CorrelationUID != "" {
 		b = appendStr(b, `"correlation_uid":`, m.CorrelationUID)
 	}

@@ -467,6 +467,32 @@ func TestLineLimit(t *testing.T) {
 	}
 }
 
+// A record whose native line is too long is cut even where its OCSF line alone would fit (many
+// short arguments, shorter in cmd_line than natively; a long dropped field): AppendLine, which
+// skips the native line when its OCSF line shows it is short, writes what measuring the native
+// line writes.
+func TestNativeTooLong(t *testing.T) {
+	all := samples(t)
+	exec := all["exec"]
+	for range 25000 {
+		exec.Process.Args = append(exec.Process.Args, "a")
+	}
+	open := all["open"]
+	open.Event.Type = append(open.Event.Type, strings.Repeat("t", 70<<10))
+	for name, e := range map[string]*proto.Event{"exec": exec, "open": open} {
+		want, err := appendFitted(nil, e, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := line(t, e); !bytes.Equal(got, want) {
+			t.Errorf("%s: AppendLine differs from the line fitted to the native one", name)
+		}
+		if decode(t, want)["metadata"].(map[string]any)["is_truncated"] != true {
+			t.Errorf("%s: not cut", name)
+		}
+	}
+}
+
 func TestCmdLine(t *testing.T) {
 	for _, c := range []struct {
 		args []string

@@ -23,8 +23,9 @@ import (
 // a field added to proto.Event reaches unmapped without a change here; a test holds the walk
 // to encoding/json's output of the same record.
 func (m *mapping) appendUnmapped(dst []byte) ([]byte, bool, error) {
-	w := walker{used: m.used, out: dst}
+	w := walker{used: m.used, out: dst, path: m.path[:0]}
 	ok, err := w.value(reflect.ValueOf(m.e).Elem())
+	m.path = w.path
 	if !ok || err != nil {
 		return dst, false, err
 	}
