@@ -133,12 +133,11 @@ type mapping struct {
 	e    *proto.Event
 	out  event
 	used map[string]bool
-	// ts holds OriginalTime's bytes; path is the walker's (appendUnmapped).
-	ts   [len(proto.TimeLayout) + 2]byte
-	path []byte
+	// ts holds OriginalTime's bytes.
+	ts [len(proto.TimeLayout) + 2]byte
 }
 
-// mappings are reused: a mapping's used set and buffers cost more to allocate for each line
+// mappings are reused: a mapping's used set costs more to allocate for each line
 // than the rest of the mapping does.
 var mappings = sync.Pool{New: func() any { return &mapping{used: make(map[string]bool, 48)} }}
 
