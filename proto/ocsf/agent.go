@@ -15,6 +15,11 @@ type application struct {
 	Name string
 }
 
+var (
+	sessionPath      = pathsOf("gen_ai.conversation.id")
+	toolDurationPath = pathsOf("vigil.tool.duration_ms")
+)
+
 // messageContext is the agent and session of the record (gen_ai.agent.name,
 // gen_ai.conversation.id); nil without an agent name, which the object requires (one of
 // application and service, and of the application's name and uid).
@@ -27,11 +32,11 @@ func (m *mapping) messageContext() *messageContext {
 	if agent == "" {
 		return nil
 	}
-	m.use("gen_ai.agent.name")
+	m.use(agentNamePath)
 	c := &messageContext{Application: application{Name: agent}}
 	if session != "" {
 		c.UID = session
-		m.use("gen_ai.conversation.id")
+		m.use(sessionPath)
 	}
 	return c
 }
@@ -47,7 +52,7 @@ func (m *mapping) baseEvent() {
 		// A tool call's record covers the call: OCSF duration is "the amount of time the
 		// event covers", in milliseconds.
 		o.Duration = ptr(t.DurationMs)
-		m.use("vigil.tool.duration_ms")
+		m.use(toolDurationPath)
 	}
 	m.classify(classBase, activityOther, e.Event.Action)
 }

@@ -127,19 +127,32 @@ type group struct {
 	UID string
 }
 
+// The native fields the mappings of every class use (JSON paths, as on the native line).
+var (
+	metadataPaths = pathsOf("@timestamp", "event.action", "event.dataset", "vigil.schema", "event.sequence")
+	toolCallPath  = pathsOf("gen_ai.tool.call.id")
+	hostPaths     = pathsOf("host.name", "host.boot_id")
+	severityPaths = pathsOf("vigil.alert.severity", "event.severity")
+	outcomePath   = pathsOf("event.outcome")
+	errnoPath     = pathsOf("vigil.errno")
+	agentNamePath = pathsOf("gen_ai.agent.name")
+	userPaths     = pathsOf("user.id", "user.name")
+	groupPath     = pathsOf("user.group.id")
+	categoryPath  = pathsOf("event.category")
+)
+
 // mapping builds one OCSF event from one native record and remembers which native fields it
 // used (their JSON paths), so that every other field goes to unmapped.
 type mapping struct {
 	e    *proto.Event
 	out  event
-	used map[string]bool
+	used pathSet
 	// ts holds OriginalTime's bytes.
 	ts [len(proto.TimeLayout) + 2]byte
 }
 
-// mappings are reused: a mapping's used set costs more to allocate for each line
-// than the rest of the mapping does.
-var mappings = sync.Pool{New: func() any { return &mapping{used: make(map[string]bool, 48)} }}
+// mappings are reused, with their used sets.
+var mappings = sync.Pool{New: func() any { return new(mapping) }}
 
 // newMapping starts the mapping of e. It refuses a record whose @timestamp or process.start
 // has no RFC 3339 form, as proto.MarshalJSON does. The caller releases the mapping.
@@ -166,14 +179,14 @@ func newMapping(e *proto.Event, sensorVersion string) (*mapping, error) {
 		OriginalTime: ts,
 		IsTruncated:  len(e.Vigil.Truncated) > 0,
 	}
-	m.use("@timestamp", "event.action", "event.dataset", "vigil.schema", "event.sequence")
+	m.use(metadataPaths)
 	if _, _, _, call := proto.GenAINames(e.GenAI); call != "" {
 		m.out.Metadata.CorrelationUID = call
-		m.use("gen_ai.tool.call.id")
+		m.use(toolCallPath)
 	}
 	if h := e.Host; h != nil && (h.Name != "" || h.BootID != "") {
 		m.out.Device = &device{Hostname: h.Name, BootUID: h.BootID, Type: "Unknown"}
-		m.use("host.name", "host.boot_id")
+		m.use(hostPaths)
 	}
 	return m, nil
 }
@@ -186,10 +199,8 @@ func (m *mapping) release() {
 }
 
 // use marks native fields as mapped.
-func (m *mapping) use(paths ...string) {
-	for _, p := range paths {
-		m.used[p] = true
-	}
+func (m *mapping) use(fields pathSet) {
+	m.used.union(fields)
 }
 
 // classify sets the class, activity and the attributes every class shares: time, severity,
@@ -230,7 +241,7 @@ func (m *mapping) severity() {
 			o.SeverityID, o.Severity = 99, word
 		}
 		// event.severity is the same grade as a number (ECS's risk scores).
-		m.use("vigil.alert.severity", "event.severity")
+		m.use(severityPaths)
 	case e.Event.Kind == proto.KindAlert:
 		o.SeverityID, o.Severity = 0, "Unknown"
 	default:
@@ -258,11 +269,11 @@ func (m *mapping) status() {
 			s.id, s.caption = 99, e.Event.Outcome
 		}
 		o.StatusID, o.Status = &s.id, s.caption
-		m.use("event.outcome")
+		m.use(outcomePath)
 	}
 	if e.Vigil.Errno != 0 {
 		o.StatusCode = strconv.Itoa(e.Vigil.Errno)
-		m.use("vigil.errno")
+		m.use(errnoPath)
 	}
 }
 
@@ -272,7 +283,7 @@ func (m *mapping) actorOf(p *process) *actor {
 	a := &actor{Process: p, User: m.userOf()}
 	if g := m.e.GenAI; g != nil && g.Agent != nil && g.Agent.Name != "" {
 		a.AppName = g.Agent.Name
-		m.use("gen_ai.agent.name")
+		m.use(agentNamePath)
 	}
 	if a.Process == nil && a.User == nil && a.AppName == "" {
 		return nil
@@ -287,10 +298,10 @@ func (m *mapping) userOf() *user {
 		return nil
 	}
 	out := &user{UID: u.ID, Name: u.Name}
-	m.use("user.id", "user.name")
+	m.use(userPaths)
 	if u.Group != nil && u.Group.ID != "" {
 		out.Groups = []group{{UID: u.Group.ID}}
-		m.use("user.group.id")
+		m.use(groupPath)
 	}
 	return out
 }

@@ -72,6 +72,14 @@ func isFile(e *proto.Event) bool {
 	return ok && e.File != nil
 }
 
+var (
+	filePathPath     = pathsOf("file.path")
+	fileSizePath     = pathsOf("file.size")
+	fileOwnerPath    = pathsOf("file.uid")
+	renameSourcePath = pathsOf("vigil.rename.source")
+	fileEventPaths   = pathsOf("event.category", "event.type")
+)
+
 // fileActivity maps open and the file mutations. The acting process is actor.process. A
 // rename's file is the source and file_result the destination (the schema's "resulting file
 // object"); a truncate's new length is file.size and a chown's new owner file.owner.uid.
@@ -87,22 +95,22 @@ func (m *mapping) fileActivity() {
 		typ = fileTypeSymlink
 	}
 	target := &file{Name: path.Base(f.Path), Path: f.Path, TypeID: typ, Type: fileTypeNames[typ]}
-	m.use("file.path")
+	m.use(filePathPath)
 	if f.Size != nil && e.Event.Action == proto.ActionTruncate {
 		target.Size = f.Size
-		m.use("file.size")
+		m.use(fileSizePath)
 	}
 	if f.UID != "" && e.Event.Action == proto.ActionChown {
 		target.Owner = &user{UID: f.UID}
-		m.use("file.uid")
+		m.use(fileOwnerPath)
 	}
 	o.File = target
 	if r := e.Vigil.Rename; r != nil && e.Event.Action == proto.ActionRename {
 		o.File = &file{Name: path.Base(r.Source), Path: r.Source, TypeID: fileTypeUnknown, Type: "Unknown"}
 		o.FileResult = target
-		m.use("vigil.rename.source")
+		m.use(renameSourcePath)
 	}
 	o.Actor = m.actorOf(m.processOf())
-	m.use("event.category", "event.type")
+	m.use(fileEventPaths)
 	m.classify(classFileActivity, act.id, act.name)
 }

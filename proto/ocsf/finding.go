@@ -20,6 +20,11 @@ type analytic struct {
 
 const activityFindingCreate = 1
 
+var (
+	rulePaths = pathsOf("rule.id", "rule.name", "rule.description")
+	kindPath  = pathsOf("event.kind")
+)
+
 // detectionFinding maps a detection rule's alert to Detection Finding (2004), activity
 // Create: a new finding. finding_info.uid is required and an alert has no id of its own; it
 // is the alert line's @timestamp and event.sequence ("2025-11-24T08:31:07.215400000Z/1121"),
@@ -35,10 +40,10 @@ func (m *mapping) detectionFinding() {
 	if r := e.Rule; r != nil {
 		fi.Title, fi.Desc = r.Name, r.Description
 		fi.Analytic = &analytic{UID: r.ID, Name: r.Name, TypeID: 1, Type: "Rule"}
-		m.use("rule.id", "rule.name", "rule.description")
+		m.use(rulePaths)
 	}
 	o.FindingInfo = fi
 	o.Actor = m.actorOf(nil)
-	m.use("event.kind")
+	m.use(kindPath)
 	m.classify(classDetectionFinding, activityFindingCreate, "Create")
 }

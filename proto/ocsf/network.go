@@ -43,6 +43,11 @@ func isNetwork(e *proto.Event) bool {
 	return e.Event.Action == proto.ActionConnect || e.Event.Action == proto.ActionSend
 }
 
+var (
+	destinationPaths = pathsOf("destination.ip", "destination.port", "destination.address")
+	networkTypePath  = pathsOf("network.type")
+)
+
 // networkActivity maps a connect to Open (Fail when the connect failed; a non-blocking
 // connect still in progress is Open with status Unknown) and a send to Traffic. The process
 // that connected is actor.process; the peer dst_endpoint. Which transport (TCP, UDP) a
@@ -58,23 +63,23 @@ func (m *mapping) networkActivity() {
 	}
 	if d := e.Destination; d != nil && (d.IP != "" || d.Address != "") {
 		o.DstEndpoint = &endpoint{IP: d.IP, Port: d.Port, Name: d.Address}
-		m.use("destination.ip", "destination.port", "destination.address")
+		m.use(destinationPaths)
 		dir := direction(d)
 		ci := &connectionInfo{DirectionID: dir, Direction: directionNames[dir]}
 		if n := e.Network; n != nil {
 			switch n.Type {
 			case "ipv4":
 				ci.ProtocolVerID = 4
-				m.use("network.type")
+				m.use(networkTypePath)
 			case "ipv6":
 				ci.ProtocolVerID = 6
-				m.use("network.type")
+				m.use(networkTypePath)
 			}
 		}
 		o.ConnectionInfo = ci
 	}
 	o.Actor = m.actorOf(m.processOf())
-	m.use("event.category")
+	m.use(categoryPath)
 	m.classify(classNetworkActivity, activity, name)
 }
 

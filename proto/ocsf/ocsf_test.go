@@ -363,7 +363,8 @@ func walkMatchesNative(t testing.TB, e *proto.Event) {
 	if err != nil {
 		return // no native line, so AppendLine refuses it too
 	}
-	m := &mapping{e: e, used: map[string]bool{"vigil.schema": true}} // set by MarshalJSON when empty
+	m := &mapping{e: e}
+	m.use(pathsOf("vigil.schema")) // set by MarshalJSON when empty
 	raw, ok, err := m.appendUnmapped(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -63,15 +63,26 @@ func (m *mapping) processActivity() {
 		o.Actor = m.actorOf(self)
 		if e.Process.ExitCode != nil {
 			o.ExitCode = e.Process.ExitCode
-			m.use("process.exit_code")
+			m.use(exitCodePath)
 		}
 	}
 	o.MessageContext = m.messageContext()
-	m.use("event.category")
+	m.use(categoryPath)
 	m.classify(classProcessActivity, activity, activityNames1007[activity])
 }
 
 var activityNames1007 = map[int]string{activityLaunch: "Launch", activityTerminate: "Terminate"}
+
+var (
+	exitCodePath  = pathsOf("process.exit_code")
+	processPaths  = pathsOf("process.pid", "process.entity_id", "process.name", "process.executable", "process.working_directory")
+	argsPath      = pathsOf("process.args")
+	argsCountPath = pathsOf("process.args_count")
+	startPath     = pathsOf("process.start")
+	threadPath    = pathsOf("process.thread.id")
+	hashPath      = pathsOf("process.hash.sha256")
+	parentPaths   = pathsOf("process.parent.pid", "process.parent.entity_id", "process.parent.name", "process.parent.executable")
+)
 
 // processOf is process.*: the process, its executable with its hash, and its parent; nil
 // without one.
@@ -84,34 +95,34 @@ func (m *mapping) processOf() *process {
 		PID: p.Pid, UID: p.EntityID, Name: p.Name, Path: p.Executable,
 		WorkingDirectory: p.WorkingDirectory,
 	}
-	m.use("process.pid", "process.entity_id", "process.name", "process.executable", "process.working_directory")
+	m.use(processPaths)
 	if len(p.Args) > 0 {
 		out.CmdLine = cmdLine(p.Args)
-		m.use("process.args")
+		m.use(argsPath)
 		if p.ArgsCount == len(p.Args) {
 			// Only a count that differs from the args (trailing ones dropped to fit) says
 			// more than cmd_line: that one stays in unmapped.
-			m.use("process.args_count")
+			m.use(argsCountPath)
 		}
 	}
 	if p.Start != nil {
 		out.CreatedTime = ptr(p.Start.UnixMilli())
-		m.use("process.start")
+		m.use(startPath)
 	}
 	if p.Thread != nil {
 		out.PTID = p.Thread.ID
-		m.use("process.thread.id")
+		m.use(threadPath)
 	}
 	if p.Executable != "" {
 		out.File = &file{Name: path.Base(p.Executable), Path: p.Executable, TypeID: fileTypeExecutable, Type: "Executable File"}
 		if p.Hash != nil && p.Hash.SHA256 != "" {
 			out.File.Hashes = []fingerprint{{AlgorithmID: 3, Algorithm: "SHA-256", Value: p.Hash.SHA256}}
-			m.use("process.hash.sha256")
+			m.use(hashPath)
 		}
 	}
 	if pp := p.Parent; pp != nil {
 		out.ParentProcess = &process{PID: pp.Pid, UID: pp.EntityID, Name: pp.Name, Path: pp.Executable}
-		m.use("process.parent.pid", "process.parent.entity_id", "process.parent.name", "process.parent.executable")
+		m.use(parentPaths)
 	}
 	return out
 }

@@ -24,7 +24,7 @@ import (
 // to encoding/json's output of the same record.
 func (m *mapping) appendUnmapped(dst []byte) ([]byte, bool, error) {
 	w := walker{used: m.used, out: dst}
-	ok, err := w.value(reflect.ValueOf(m.e).Elem(), record.get())
+	ok, err := w.value(reflect.ValueOf(m.e).Elem(), walkPlan().record)
 	if !ok || err != nil {
 		return dst, false, err
 	}
@@ -33,65 +33,103 @@ func (m *mapping) appendUnmapped(dst []byte) ([]byte, bool, error) {
 
 // walker writes a record's unused fields as JSON.
 type walker struct {
-	used map[string]bool
+	used pathSet
 	out  []byte
 }
 
-// A node is how the walk writes the values of one type at one JSON path of the record,
-// worked out once from reflect and the json tags: reading a struct's fields and tags, and
-// building each member's path, on every line was most of the walk's time.
+// pathSet is a set of the record's JSON paths, by their ids in walkPlan: the mappings' sets
+// are worked out as the package starts, a mapping adds them with a few ORs and the walk tests
+// a bit for each member, where a map of the paths took a fifth of an OCSF line's time to fill,
+// look up and clear.
+type pathSet []uint64
+
+func (s *pathSet) add(id int) {
+	if w := id / 64; w >= len(*s) {
+		*s = append(*s, make([]uint64, w+1-len(*s))...)
+	}
+	(*s)[id/64] |= 1 << (id % 64)
+}
+
+func (s *pathSet) union(t pathSet) {
+	if len(*s) < len(t) {
+		*s = append(*s, make([]uint64, len(t)-len(*s))...)
+	}
+	for i, w := range t {
+		(*s)[i] |= w
+	}
+}
+
+// pathsOf is the set of the record's fields at paths, JSON paths as on the native line. A
+// path that names no field is a mistake in a mapping: it panics, as the package starts.
+func pathsOf(paths ...string) pathSet {
+	var s pathSet
+	for _, p := range paths {
+		id, ok := walkPlan().ids[p]
+		if !ok {
+			panic("ocsf: no native field " + p)
+		}
+		s.add(id)
+	}
+	return s
+}
+
+func (s pathSet) has(id int) bool {
+	return id >= 0 && id/64 < len(s) && s[id/64]&(1<<(id%64)) != 0
+}
+
+// plan is how the walk writes a record, worked out once from reflect and the json tags:
+// reading a struct's fields and tags, and building each member's path, on every line was
+// most of the walk's time.
+type plan struct {
+	record *node
+	// ids number the JSON paths of the record's fields (outside maps).
+	ids map[string]int
+}
+
+// A node is how the walk writes the values of one type at one JSON path.
 type node struct {
 	typ reflect.Type
-	// path is the dotted JSON path ("" for the record itself).
-	path string
-	// free: the values of a map, whose keys are data; the mapping uses no field there.
-	free bool
 	// members are a struct's fields that encoding/json writes; elem is a pointer's, slice's
 	// or map's element.
 	members []member
-	elem    *child
+	elem    *node
 }
 
 // member is one field of a struct as encoding/json writes it.
 type member struct {
 	index int
 	name  string
-	// path is the member's JSON path; "" under a map (free), where none is looked up.
-	path      string
+	// id is the member's path in ids; -1 inside a map, whose keys are data: no path there
+	// is mapped.
+	id        int
 	omitEmpty bool
 	// embedded: a struct embedded without a name (vigil's Correlation), whose fields
 	// encoding/json promotes into its parent.
 	embedded bool
-	node     *child
+	node     *node
 }
 
-// child is a node built when the walk first reaches it, so a type that contains itself
-// (through a pointer, slice or map) is built only as deep as records go.
-type child struct {
-	once sync.Once
-	typ  reflect.Type
-	path string
-	free bool
-	n    *node
-}
+var walkPlan = sync.OnceValue(func() *plan {
+	p := &plan{ids: map[string]int{}}
+	p.record = p.node(reflect.TypeFor[proto.Event](), "", false, nil)
+	return p
+})
 
-func (c *child) get() *node {
-	c.once.Do(func() { c.n = newNode(c.typ, c.path, c.free) })
-	return c.n
-}
-
-// record is the root of the walk.
-var record = &child{typ: reflect.TypeFor[proto.Event]()}
-
-// newNode works out how values of type t at path are written.
-func newNode(t reflect.Type, path string, free bool) *node {
-	n := &node{typ: t, path: path, free: free}
+// node works out how values of type t at path are written; free: inside a map. outer are
+// the struct types t is inside of: a record is a finite tree, and a type inside itself
+// would make its paths endless.
+func (p *plan) node(t reflect.Type, path string, free bool, outer []reflect.Type) *node {
+	n := &node{typ: t}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice:
-		n.elem = &child{typ: t.Elem(), path: path, free: free}
+		n.elem = p.node(t.Elem(), path, free, outer)
 	case reflect.Map:
-		n.elem = &child{typ: t.Elem(), free: true}
+		n.elem = p.node(t.Elem(), "", true, outer)
 	case reflect.Struct:
+		if slices.Contains(outer, t) {
+			panic("ocsf: " + t.String() + " contains itself: the unmapped walk needs a finite record")
+		}
+		outer = append(outer, t)
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if !f.IsExported() {
@@ -102,21 +140,32 @@ func newNode(t reflect.Type, path string, free bool) *node {
 				continue
 			}
 			mb := member{
-				index: i, name: cmp.Or(name, f.Name),
+				index: i, name: cmp.Or(name, f.Name), id: -1,
 				omitEmpty: strings.Contains(","+opts+",", ",omitempty,"),
 				embedded:  f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct,
 			}
-			switch {
-			case mb.embedded:
-				mb.path = path
-			case !free:
-				mb.path = strings.TrimPrefix(path+"."+mb.name, ".")
+			sub := path
+			if !mb.embedded {
+				sub = strings.TrimPrefix(path+"."+mb.name, ".")
+				if !free {
+					mb.id = p.id(sub)
+				}
 			}
-			mb.node = &child{typ: f.Type, path: mb.path, free: free}
+			mb.node = p.node(f.Type, sub, free, outer)
 			n.members = append(n.members, mb)
 		}
 	}
 	return n
+}
+
+// id is path's id, a new one the first time.
+func (p *plan) id(path string) int {
+	id, ok := p.ids[path]
+	if !ok {
+		id = len(p.ids)
+		p.ids[path] = id
+	}
+	return id
 }
 
 // timeType is written in proto.TimeLayout, as proto writes its two times.
@@ -131,14 +180,15 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 			w.out = append(w.out, "null"...)
 			return true, nil
 		}
-		return w.value(v.Elem(), n.elem.get())
+		return w.value(v.Elem(), n.elem)
 	case reflect.Interface:
 		if v.IsNil() {
 			w.out = append(w.out, "null"...)
 			return true, nil
 		}
-		// No record field is an interface today; one would be walked by its dynamic type.
-		return w.value(v.Elem(), newNode(v.Elem().Type(), n.path, n.free))
+		// No record field is an interface today; one would be walked by its dynamic type,
+		// with none of its fields mapped.
+		return w.value(v.Elem(), new(plan).node(v.Elem().Type(), "", true, nil))
 	case reflect.Struct:
 		if n.typ == timeType {
 			w.out = appendString(w.out, v.Interface().(time.Time).UTC().Format(proto.TimeLayout))
@@ -162,9 +212,8 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 		slices.Sort(keys) // as encoding/json writes maps
 		start, cnt := len(w.out), 0
 		w.out = append(w.out, '{')
-		elem := n.elem.get()
 		for _, k := range keys {
-			if err := w.member(k, "", v.MapIndex(reflect.ValueOf(k).Convert(n.typ.Key())), elem, &cnt); err != nil {
+			if err := w.member(k, -1, v.MapIndex(reflect.ValueOf(k).Convert(n.typ.Key())), n.elem, &cnt); err != nil {
 				return false, err
 			}
 		}
@@ -174,13 +223,12 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 			w.out = append(w.out, "null"...)
 			return true, nil
 		}
-		elem := n.elem.get()
 		w.out = append(w.out, '[')
 		for i := range v.Len() {
 			if i > 0 {
 				w.out = append(w.out, ',')
 			}
-			if ok, err := w.value(v.Index(i), elem); err != nil {
+			if ok, err := w.value(v.Index(i), n.elem); err != nil {
 				return false, err
 			} else if !ok {
 				w.out = append(w.out, "{}"...) // an element is kept, empty or not
@@ -218,9 +266,9 @@ func (w *walker) end(start, cnt int) bool {
 }
 
 // member writes name and v, of node n, as the next member of the open object, which has cnt
-// members so far, unless path is used or it writes nothing. A map's entries have no path.
-func (w *walker) member(name, path string, v reflect.Value, n *node, cnt *int) error {
-	if path != "" && w.used[path] {
+// members so far, unless its path (id) is used or it writes nothing.
+func (w *walker) member(name string, id int, v reflect.Value, n *node, cnt *int) error {
+	if w.used.has(id) {
 		return nil
 	}
 	before := len(w.out)
@@ -248,12 +296,12 @@ func (w *walker) fields(v reflect.Value, n *node, cnt *int) error {
 		fv := v.Field(mb.index)
 		switch {
 		case mb.embedded:
-			if err := w.fields(fv, mb.node.get(), cnt); err != nil {
+			if err := w.fields(fv, mb.node, cnt); err != nil {
 				return err
 			}
 		case mb.omitEmpty && isEmpty(fv):
 		default:
-			if err := w.member(mb.name, mb.path, fv, mb.node.get(), cnt); err != nil {
+			if err := w.member(mb.name, mb.id, fv, mb.node, cnt); err != nil {
 				return err
 			}
 		}
