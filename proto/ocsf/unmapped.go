@@ -99,6 +99,8 @@ type node struct {
 type member struct {
 	index int
 	name  string
+	// key is name quoted, with its colon, as the walk writes it.
+	key string
 	// id is the member's path in ids; -1 inside a map, whose keys are data: no path there
 	// is mapped.
 	id        int
@@ -144,6 +146,7 @@ func (p *plan) node(t reflect.Type, path string, free bool, outer []reflect.Type
 				omitEmpty: strings.Contains(","+opts+",", ",omitempty,"),
 				embedded:  f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct,
 			}
+			mb.key = string(appendString(nil, mb.name)) + ":"
 			sub := path
 			if !mb.embedded {
 				sub = strings.TrimPrefix(path+"."+mb.name, ".")
@@ -213,7 +216,7 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 		start, cnt := len(w.out), 0
 		w.out = append(w.out, '{')
 		for _, k := range keys {
-			if err := w.member(k, -1, v.MapIndex(reflect.ValueOf(k).Convert(n.typ.Key())), n.elem, &cnt); err != nil {
+			if err := w.member("", k, -1, v.MapIndex(reflect.ValueOf(k).Convert(n.typ.Key())), n.elem, &cnt); err != nil {
 				return false, err
 			}
 		}
@@ -265,9 +268,10 @@ func (w *walker) end(start, cnt int) bool {
 	return true
 }
 
-// member writes name and v, of node n, as the next member of the open object, which has cnt
-// members so far, unless its path (id) is used or it writes nothing.
-func (w *walker) member(name string, id int, v reflect.Value, n *node, cnt *int) error {
+// member writes v, of node n, as the next member of the open object, which has cnt members so
+// far, unless its path (id) is used or it writes nothing. Its name is key, written as it is,
+// or else name, quoted here (a map's keys).
+func (w *walker) member(key, name string, id int, v reflect.Value, n *node, cnt *int) error {
 	if w.used.has(id) {
 		return nil
 	}
@@ -275,7 +279,11 @@ func (w *walker) member(name string, id int, v reflect.Value, n *node, cnt *int)
 	if *cnt > 0 {
 		w.out = append(w.out, ',')
 	}
-	w.out = append(appendString(w.out, name), ':')
+	if key != "" {
+		w.out = append(w.out, key...)
+	} else {
+		w.out = append(appendString(w.out, name), ':')
+	}
 	ok, err := w.value(v, n)
 	if err != nil {
 		return err
@@ -301,7 +309,7 @@ func (w *walker) fields(v reflect.Value, n *node, cnt *int) error {
 			}
 		case mb.omitEmpty && isEmpty(fv):
 		default:
-			if err := w.member(mb.name, mb.id, fv, mb.node, cnt); err != nil {
+			if err := w.member(mb.key, "", mb.id, fv, mb.node, cnt); err != nil {
 				return err
 			}
 		}
