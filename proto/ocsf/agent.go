@@ -33,7 +33,8 @@ func (m *mapping) messageContext() *messageContext {
 		return nil
 	}
 	m.use(agentNamePath)
-	c := &messageContext{Application: application{Name: agent}}
+	c := &m.parts.context
+	*c = messageContext{Application: application{Name: agent}}
 	if session != "" {
 		c.UID = session
 		m.use(sessionPath)
@@ -51,7 +52,8 @@ func (m *mapping) baseEvent() {
 	if t := e.Vigil.Tool; t != nil && t.DurationMs != 0 {
 		// A tool call's record covers the call: OCSF duration is "the amount of time the
 		// event covers", in milliseconds.
-		o.Duration = ptr(t.DurationMs)
+		m.parts.duration = t.DurationMs
+		o.Duration = &m.parts.duration
 		m.use(toolDurationPath)
 	}
 	m.classify(classBase, activityOther, e.Event.Action)

@@ -94,19 +94,22 @@ func (m *mapping) fileActivity() {
 	case proto.ActionSymlink:
 		typ = fileTypeSymlink
 	}
-	target := &file{Name: path.Base(f.Path), Path: f.Path, TypeID: typ, Type: fileTypeNames[typ]}
+	target := &m.parts.target
+	*target = file{Name: path.Base(f.Path), Path: f.Path, TypeID: typ, Type: fileTypeNames[typ]}
 	m.use(filePathPath)
 	if f.Size != nil && e.Event.Action == proto.ActionTruncate {
 		target.Size = f.Size
 		m.use(fileSizePath)
 	}
 	if f.UID != "" && e.Event.Action == proto.ActionChown {
-		target.Owner = &user{UID: f.UID}
+		m.parts.owner = user{UID: f.UID}
+		target.Owner = &m.parts.owner
 		m.use(fileOwnerPath)
 	}
 	o.File = target
 	if r := e.Vigil.Rename; r != nil && e.Event.Action == proto.ActionRename {
-		o.File = &file{Name: path.Base(r.Source), Path: r.Source, TypeID: fileTypeUnknown, Type: "Unknown"}
+		m.parts.source = file{Name: path.Base(r.Source), Path: r.Source, TypeID: fileTypeUnknown, Type: "Unknown"}
+		o.File = &m.parts.source
 		o.FileResult = target
 		m.use(renameSourcePath)
 	}

@@ -36,10 +36,12 @@ var (
 func (m *mapping) detectionFinding() {
 	e, o := m.e, &m.out
 	ts := o.Metadata.OriginalTime
-	fi := &findingInfo{UID: string(ts[1:len(ts)-1]) + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
+	fi := &m.parts.finding
+	*fi = findingInfo{UID: string(ts[1:len(ts)-1]) + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
 	if r := e.Rule; r != nil {
 		fi.Title, fi.Desc = r.Name, r.Description
-		fi.Analytic = &analytic{UID: r.ID, Name: r.Name, TypeID: 1, Type: "Rule"}
+		m.parts.analytic = analytic{UID: r.ID, Name: r.Name, TypeID: 1, Type: "Rule"}
+		fi.Analytic = &m.parts.analytic
 		m.use(rulePaths)
 	}
 	o.FindingInfo = fi

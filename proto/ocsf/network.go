@@ -62,10 +62,12 @@ func (m *mapping) networkActivity() {
 		activity, name = activityNetFail, "Fail"
 	}
 	if d := e.Destination; d != nil && (d.IP != "" || d.Address != "") {
-		o.DstEndpoint = &endpoint{IP: d.IP, Port: d.Port, Name: d.Address}
+		m.parts.dst = endpoint{IP: d.IP, Port: d.Port, Name: d.Address}
+		o.DstEndpoint = &m.parts.dst
 		m.use(destinationPaths)
 		dir := direction(d)
-		ci := &connectionInfo{DirectionID: dir, Direction: directionNames[dir]}
+		ci := &m.parts.conn
+		*ci = connectionInfo{DirectionID: dir, Direction: directionNames[dir]}
 		if n := e.Network; n != nil {
 			switch n.Type {
 			case "ipv4":

@@ -49,14 +49,17 @@ func (m *mapping) processActivity() {
 	e, o := m.e, &m.out
 	o.Process = m.processOf()
 	// The actor's process is the short form: the full one is process (or its parent).
-	self := &process{PID: o.Process.PID, UID: o.Process.UID}
+	self := &m.parts.self
+	*self = process{PID: o.Process.PID, UID: o.Process.UID}
 	activity := activityLaunch
 	switch e.Event.Action {
 	case proto.ActionFork:
-		o.LaunchTypeID = ptr(launchTypeFork)
+		m.parts.launchTypeID = launchTypeFork
+		o.LaunchTypeID = &m.parts.launchTypeID
 		o.Actor = m.actorOf(o.Process.ParentProcess)
 	case proto.ActionExec:
-		o.LaunchTypeID = ptr(launchTypeExec)
+		m.parts.launchTypeID = launchTypeExec
+		o.LaunchTypeID = &m.parts.launchTypeID
 		o.Actor = m.actorOf(self)
 	case proto.ActionExit:
 		activity = activityTerminate
@@ -91,7 +94,8 @@ func (m *mapping) processOf() *process {
 	if p == nil {
 		return nil
 	}
-	out := &process{
+	out := &m.parts.process
+	*out = process{
 		PID: p.Pid, UID: p.EntityID, Name: p.Name, Path: p.Executable,
 		WorkingDirectory: p.WorkingDirectory,
 	}
@@ -106,7 +110,8 @@ func (m *mapping) processOf() *process {
 		}
 	}
 	if p.Start != nil {
-		out.CreatedTime = ptr(p.Start.UnixMilli())
+		m.parts.createdTime = p.Start.UnixMilli()
+		out.CreatedTime = &m.parts.createdTime
 		m.use(startPath)
 	}
 	if p.Thread != nil {
@@ -114,14 +119,17 @@ func (m *mapping) processOf() *process {
 		m.use(threadPath)
 	}
 	if p.Executable != "" {
-		out.File = &file{Name: path.Base(p.Executable), Path: p.Executable, TypeID: fileTypeExecutable, Type: "Executable File"}
+		m.parts.exe = file{Name: path.Base(p.Executable), Path: p.Executable, TypeID: fileTypeExecutable, Type: "Executable File"}
+		out.File = &m.parts.exe
 		if p.Hash != nil && p.Hash.SHA256 != "" {
-			out.File.Hashes = []fingerprint{{AlgorithmID: 3, Algorithm: "SHA-256", Value: p.Hash.SHA256}}
+			m.parts.hash[0] = fingerprint{AlgorithmID: 3, Algorithm: "SHA-256", Value: p.Hash.SHA256}
+			out.File.Hashes = m.parts.hash[:]
 			m.use(hashPath)
 		}
 	}
 	if pp := p.Parent; pp != nil {
-		out.ParentProcess = &process{PID: pp.Pid, UID: pp.EntityID, Name: pp.Name, Path: pp.Executable}
+		m.parts.parent = process{PID: pp.Pid, UID: pp.EntityID, Name: pp.Name, Path: pp.Executable}
+		out.ParentProcess = &m.parts.parent
 		m.use(parentPaths)
 	}
 	return out
@@ -148,5 +156,3 @@ func cmdLine(args []string) string {
 
 // plainChars need no quoting in a POSIX shell word.
 const plainChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-"
-
-func ptr[T any](v T) *T { return &v }
