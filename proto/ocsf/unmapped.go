@@ -208,6 +208,14 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 			w.out = append(w.out, "null"...)
 			return true, nil
 		}
+		// The record's maps (vigil.lost, vigil.join's), read without reflect: reflect
+		// allocates each key and value it reads from a map.
+		switch m := v.Interface().(type) {
+		case map[string]string:
+			return stringMap(w, m, appendString), nil
+		case map[string]uint64:
+			return stringMap(w, m, appendUint), nil
+		}
 		keys := make([]string, 0, v.Len())
 		for it := v.MapRange(); it.Next(); {
 			keys = append(keys, it.Key().String())
@@ -256,6 +264,33 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 		w.out = append(w.out, b...)
 	}
 	return true, nil
+}
+
+// stringMap writes m with its keys sorted, as encoding/json writes maps, each value by
+// appendValue; nothing for an empty map.
+func stringMap[V any](w *walker, m map[string]V, appendValue func([]byte, V) []byte) bool {
+	var small [8]string
+	keys := small[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return false
+	}
+	slices.Sort(keys)
+	w.out = append(w.out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			w.out = append(w.out, ',')
+		}
+		w.out = appendValue(append(appendString(w.out, k), ':'), m[k])
+	}
+	w.out = append(w.out, '}')
+	return true
+}
+
+func appendUint(b []byte, v uint64) []byte {
+	return strconv.AppendUint(b, v, 10)
 }
 
 // end closes the object opened at start with cnt members, or takes it back when cnt is 0.
