@@ -130,6 +130,14 @@ func AppendJSON(dst []byte, e *Event) ([]byte, error) {
 	return out, nil
 }
 
+// AppendTime appends t as MarshalJSON writes a record's times: a JSON string in UTC and
+// TimeLayout. It refuses a year outside 0..9999, naming field in the error, as MarshalJSON
+// does. Another encoding of a record (OCSF, proto/ocsf) writes its times with it, and checks
+// them the same way, without encoding the native line.
+func AppendTime(b []byte, field string, t time.Time) ([]byte, error) {
+	return appendTime(b, field, t)
+}
+
 // appendTime appends t in UTC and TimeLayout, quoted, as a JSON string.
 //
 // AppendFormat with TimeLayout itself parses the layout on every call (a tenth of the

@@ -7,13 +7,18 @@ import "github.com/vigil-sensor/vigil/proto"
 // correlation of messages within the same context" and its application as the client
 // application that initiates the requests: the agent.
 type messageContext struct {
-	UID         string      `json:"uid,omitempty"`
-	Application application `json:"application"`
+	UID         string
+	Application application
 }
 
 type application struct {
-	Name string `json:"name"`
+	Name string
 }
+
+var (
+	sessionPath      = pathsOf("gen_ai.conversation.id")
+	toolDurationPath = pathsOf("vigil.tool.duration_ms")
+)
 
 // messageContext is the agent and session of the record (gen_ai.agent.name,
 // gen_ai.conversation.id); nil without an agent name, which the object requires (one of
@@ -27,11 +32,12 @@ func (m *mapping) messageContext() *messageContext {
 	if agent == "" {
 		return nil
 	}
-	m.use("gen_ai.agent.name")
-	c := &messageContext{Application: application{Name: agent}}
+	m.use(agentNamePath)
+	c := &m.parts.context
+	*c = messageContext{Application: application{Name: agent}}
 	if session != "" {
 		c.UID = session
-		m.use("gen_ai.conversation.id")
+		m.use(sessionPath)
 	}
 	return c
 }
@@ -46,8 +52,9 @@ func (m *mapping) baseEvent() {
 	if t := e.Vigil.Tool; t != nil && t.DurationMs != 0 {
 		// A tool call's record covers the call: OCSF duration is "the amount of time the
 		// event covers", in milliseconds.
-		o.Duration = ptr(t.DurationMs)
-		m.use("vigil.tool.duration_ms")
+		m.parts.duration = t.DurationMs
+		o.Duration = &m.parts.duration
+		m.use(toolDurationPath)
 	}
 	m.classify(classBase, activityOther, e.Event.Action)
 }

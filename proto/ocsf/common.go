@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -40,102 +41,156 @@ const (
 // event is one OCSF event: the attributes of every class Vigil writes, each omitted when the
 // record has no value for it.
 type event struct {
-	ActivityID     int             `json:"activity_id"`
-	ActivityName   string          `json:"activity_name,omitempty"`
-	CategoryUID    int             `json:"category_uid"`
-	CategoryName   string          `json:"category_name"`
-	ClassUID       int             `json:"class_uid"`
-	ClassName      string          `json:"class_name"`
-	TypeUID        int64           `json:"type_uid"`
-	Time           int64           `json:"time"`
-	SeverityID     int             `json:"severity_id"`
-	Severity       string          `json:"severity,omitempty"`
-	StatusID       *int            `json:"status_id,omitempty"`
-	Status         string          `json:"status,omitempty"`
-	StatusCode     string          `json:"status_code,omitempty"`
-	Duration       *int64          `json:"duration,omitempty"`
-	Metadata       metadata        `json:"metadata"`
-	Device         *device         `json:"device,omitempty"`
-	Actor          *actor          `json:"actor,omitempty"`
-	Process        *process        `json:"process,omitempty"`
-	LaunchTypeID   *int            `json:"launch_type_id,omitempty"`
-	ExitCode       *int            `json:"exit_code,omitempty"`
-	File           *file           `json:"file,omitempty"`
-	FileResult     *file           `json:"file_result,omitempty"`
-	DstEndpoint    *endpoint       `json:"dst_endpoint,omitempty"`
-	ConnectionInfo *connectionInfo `json:"connection_info,omitempty"`
-	FindingInfo    *findingInfo    `json:"finding_info,omitempty"`
-	MessageContext *messageContext `json:"message_context,omitempty"`
+	ActivityID     int
+	ActivityName   string
+	CategoryUID    int
+	CategoryName   string
+	ClassUID       int
+	ClassName      string
+	TypeUID        int64
+	Time           int64
+	SeverityID     int
+	Severity       string
+	StatusID       *int
+	Status         string
+	StatusCode     string
+	Duration       *int64
+	Metadata       metadata
+	Device         *device
+	Actor          *actor
+	Process        *process
+	LaunchTypeID   *int
+	ExitCode       *int
+	File           *file
+	FileResult     *file
+	DstEndpoint    *endpoint
+	ConnectionInfo *connectionInfo
+	FindingInfo    *findingInfo
+	MessageContext *messageContext
 	// unmapped is written after these, by appendUnmapped.
 }
 
 // metadata is the OCSF metadata object.
 type metadata struct {
-	Version string  `json:"version"`
-	Product product `json:"product"`
+	Version string
+	Product product
 	// Profiles are the profiles whose attributes the event carries.
-	Profiles []string `json:"profiles,omitempty"`
+	Profiles []string
 	// EventCode is event.action, LogName event.dataset, LogVersion vigil.schema (the native
 	// schema), Sequence event.sequence.
-	EventCode  string `json:"event_code,omitempty"`
-	LogName    string `json:"log_name,omitempty"`
-	LogVersion string `json:"log_version,omitempty"`
-	Sequence   uint64 `json:"sequence"`
-	// OriginalTime is @timestamp as written natively: time has milliseconds, this the
-	// nanoseconds.
-	OriginalTime string `json:"original_time"`
+	EventCode  string
+	LogName    string
+	LogVersion string
+	Sequence   uint64
+	// OriginalTime is @timestamp as written natively, a JSON string with its quotes: time
+	// has milliseconds, this the nanoseconds.
+	OriginalTime []byte
 	// CorrelationUID is the tool call id (gen_ai.tool.call.id): the key that joins a tool
 	// call's kernel events, its agent record and its alerts.
-	CorrelationUID string `json:"correlation_uid,omitempty"`
+	CorrelationUID string
 	// IsTruncated: a field was cut to fit the line (unmapped.vigil.truncated names it).
-	IsTruncated bool `json:"is_truncated,omitempty"`
+	IsTruncated bool
 }
 
 // product names Vigil.
 type product struct {
-	Name       string `json:"name"`
-	VendorName string `json:"vendor_name"`
-	Version    string `json:"version,omitempty"`
+	Name       string
+	VendorName string
+	Version    string
 }
 
 // device is the host the sensor runs on. type_id is required and Vigil does not know the
 // kind of machine: 0 (Unknown).
 type device struct {
-	Hostname string `json:"hostname,omitempty"`
-	BootUID  string `json:"boot_uid,omitempty"`
-	TypeID   int    `json:"type_id"`
-	Type     string `json:"type"`
+	Hostname string
+	BootUID  string
+	TypeID   int
+	Type     string
 }
 
 // actor is who did it: the process and its user, and the agent as the client application
 // that initiated the activity (the schema's app_name, "distinct from the process").
 type actor struct {
-	AppName string   `json:"app_name,omitempty"`
-	Process *process `json:"process,omitempty"`
-	User    *user    `json:"user,omitempty"`
+	AppName string
+	Process *process
+	User    *user
 }
 
 // user is the OCSF user object; numeric ids are strings, as natively.
 type user struct {
-	UID    string  `json:"uid,omitempty"`
-	Name   string  `json:"name,omitempty"`
-	Groups []group `json:"groups,omitempty"`
+	UID    string
+	Name   string
+	Groups []group
 }
 
 type group struct {
-	UID string `json:"uid"`
+	UID string
 }
+
+// The native fields the mappings of every class use (JSON paths, as on the native line).
+var (
+	metadataPaths = pathsOf("@timestamp", "event.action", "event.dataset", "vigil.schema", "event.sequence")
+	toolCallPath  = pathsOf("gen_ai.tool.call.id")
+	hostPaths     = pathsOf("host.name", "host.boot_id")
+	severityPaths = pathsOf("vigil.alert.severity", "event.severity")
+	outcomePath   = pathsOf("event.outcome")
+	errnoPath     = pathsOf("vigil.errno")
+	agentNamePath = pathsOf("gen_ai.agent.name")
+	userPaths     = pathsOf("user.id", "user.name")
+	groupPath     = pathsOf("user.group.id")
+	categoryPath  = pathsOf("event.category")
+)
 
 // mapping builds one OCSF event from one native record and remembers which native fields it
 // used (their JSON paths), so that every other field goes to unmapped.
 type mapping struct {
 	e    *proto.Event
 	out  event
-	used map[string]bool
+	used pathSet
+	// parts hold the objects out points to.
+	parts parts
+	// ts holds OriginalTime's bytes.
+	ts [len(proto.TimeLayout) + 2]byte
 }
 
-func newMapping(e *proto.Event, sensorVersion string) *mapping {
-	m := &mapping{e: e, used: make(map[string]bool, 48)}
+// parts are the objects of one event, each in the role it has, so that the pooled mapping
+// holds them and mapping a record allocates nothing: ten small objects a line were a tenth of
+// its time, with the garbage collection they cost. Each is filled at most once per event.
+type parts struct {
+	device                 device
+	actor                  actor
+	process, self, parent  process
+	exe, target, source    file
+	user, owner            user
+	group                  [1]group
+	hash                   [1]fingerprint
+	context                messageContext
+	dst                    endpoint
+	conn                   connectionInfo
+	finding                findingInfo
+	analytic               analytic
+	statusID, launchTypeID int
+	duration, createdTime  int64
+}
+
+// mappings are reused, with their used sets and parts.
+var mappings = sync.Pool{New: func() any { return new(mapping) }}
+
+// newMapping starts the mapping of e. It refuses a record whose @timestamp or process.start
+// has no RFC 3339 form, as proto.MarshalJSON does. The caller releases the mapping.
+func newMapping(e *proto.Event, sensorVersion string) (*mapping, error) {
+	m := mappings.Get().(*mapping)
+	ts, err := proto.AppendTime(m.ts[:0], "@timestamp", e.Timestamp)
+	if err == nil && e.Process != nil && e.Process.Start != nil {
+		// Mapped as milliseconds (created_time), but checked as the native line would.
+		var start [len(proto.TimeLayout) + 2]byte
+		_, err = proto.AppendTime(start[:0], "process.start", *e.Process.Start)
+	}
+	if err != nil {
+		mappings.Put(m)
+		return nil, err
+	}
+	m.e = e
 	m.out.Metadata = metadata{
 		Version:      Version,
 		Product:      product{Name: "Vigil", VendorName: "vigil-sensor", Version: sensorVersion},
@@ -143,26 +198,32 @@ func newMapping(e *proto.Event, sensorVersion string) *mapping {
 		LogName:      e.Event.Dataset,
 		LogVersion:   cmp.Or(e.Vigil.Schema, proto.SchemaVersion), // as the native line has it
 		Sequence:     e.Event.Sequence,
-		OriginalTime: e.Timestamp.UTC().Format(proto.TimeLayout),
+		OriginalTime: ts,
 		IsTruncated:  len(e.Vigil.Truncated) > 0,
 	}
-	m.use("@timestamp", "event.action", "event.dataset", "vigil.schema", "event.sequence")
+	m.use(metadataPaths)
 	if _, _, _, call := proto.GenAINames(e.GenAI); call != "" {
 		m.out.Metadata.CorrelationUID = call
-		m.use("gen_ai.tool.call.id")
+		m.use(toolCallPath)
 	}
 	if h := e.Host; h != nil && (h.Name != "" || h.BootID != "") {
-		m.out.Device = &device{Hostname: h.Name, BootUID: h.BootID, Type: "Unknown"}
-		m.use("host.name", "host.boot_id")
+		m.parts.device = device{Hostname: h.Name, BootUID: h.BootID, Type: "Unknown"}
+		m.out.Device = &m.parts.device
+		m.use(hostPaths)
 	}
-	return m
+	return m, nil
+}
+
+// release returns m to mappings, holding nothing of its record.
+func (m *mapping) release() {
+	m.e, m.out, m.parts = nil, event{}, parts{}
+	clear(m.used)
+	mappings.Put(m)
 }
 
 // use marks native fields as mapped.
-func (m *mapping) use(paths ...string) {
-	for _, p := range paths {
-		m.used[p] = true
-	}
+func (m *mapping) use(fields pathSet) {
+	m.used.union(fields)
 }
 
 // classify sets the class, activity and the attributes every class shares: time, severity,
@@ -178,13 +239,23 @@ func (m *mapping) classify(class, activity int, activityName string) {
 	if class != classDetectionFinding {
 		m.status()
 	}
-	if o.Device != nil || o.Actor != nil {
-		o.Metadata.Profiles = append(o.Metadata.Profiles, profileHost)
-	}
-	if o.MessageContext != nil {
-		o.Metadata.Profiles = append(o.Metadata.Profiles, profileAIOperation)
+	host, ai := o.Device != nil || o.Actor != nil, o.MessageContext != nil
+	switch {
+	case host && ai:
+		o.Metadata.Profiles = profilesHostAI
+	case host:
+		o.Metadata.Profiles = profilesHost
+	case ai:
+		o.Metadata.Profiles = profilesAI
 	}
 }
+
+// The lists of profiles an event can have, shared by all events (never modified).
+var (
+	profilesHost   = []string{profileHost}
+	profilesAI     = []string{profileAIOperation}
+	profilesHostAI = []string{profileHost, profileAIOperation}
+)
 
 // severityIDs are OCSF severity_id by the words of vigil.alert.severity.
 var severityIDs = map[string]int{"low": 2, "medium": 3, "high": 4, "critical": 5}
@@ -203,7 +274,7 @@ func (m *mapping) severity() {
 			o.SeverityID, o.Severity = 99, word
 		}
 		// event.severity is the same grade as a number (ECS's risk scores).
-		m.use("vigil.alert.severity", "event.severity")
+		m.use(severityPaths)
 	case e.Event.Kind == proto.KindAlert:
 		o.SeverityID, o.Severity = 0, "Unknown"
 	default:
@@ -230,22 +301,24 @@ func (m *mapping) status() {
 		if !ok {
 			s.id, s.caption = 99, e.Event.Outcome
 		}
-		o.StatusID, o.Status = &s.id, s.caption
-		m.use("event.outcome")
+		m.parts.statusID = s.id
+		o.StatusID, o.Status = &m.parts.statusID, s.caption
+		m.use(outcomePath)
 	}
 	if e.Vigil.Errno != 0 {
 		o.StatusCode = strconv.Itoa(e.Vigil.Errno)
-		m.use("vigil.errno")
+		m.use(errnoPath)
 	}
 }
 
 // actorOf is the actor with process p (nil for none): the record's user and agent
 // (gen_ai.agent.name); nil when it has none of the three.
 func (m *mapping) actorOf(p *process) *actor {
-	a := &actor{Process: p, User: m.userOf()}
+	a := &m.parts.actor
+	*a = actor{Process: p, User: m.userOf()}
 	if g := m.e.GenAI; g != nil && g.Agent != nil && g.Agent.Name != "" {
 		a.AppName = g.Agent.Name
-		m.use("gen_ai.agent.name")
+		m.use(agentNamePath)
 	}
 	if a.Process == nil && a.User == nil && a.AppName == "" {
 		return nil
@@ -259,11 +332,13 @@ func (m *mapping) userOf() *user {
 	if u == nil || (u.ID == "" && u.Name == "") {
 		return nil
 	}
-	out := &user{UID: u.ID, Name: u.Name}
-	m.use("user.id", "user.name")
+	out := &m.parts.user
+	*out = user{UID: u.ID, Name: u.Name}
+	m.use(userPaths)
 	if u.Group != nil && u.Group.ID != "" {
-		out.Groups = []group{{UID: u.Group.ID}}
-		m.use("user.group.id")
+		m.parts.group[0] = group{UID: u.Group.ID}
+		out.Groups = m.parts.group[:]
+		m.use(groupPath)
 	}
 	return out
 }

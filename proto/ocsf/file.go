@@ -8,20 +8,20 @@ import (
 
 // file is the OCSF file object.
 type file struct {
-	Name   string        `json:"name"`
-	Path   string        `json:"path,omitempty"`
-	TypeID int           `json:"type_id"`
-	Type   string        `json:"type"`
-	Size   *int64        `json:"size,omitempty"`
-	Owner  *user         `json:"owner,omitempty"`
-	Hashes []fingerprint `json:"hashes,omitempty"`
+	Name   string
+	Path   string
+	TypeID int
+	Type   string
+	Size   *int64
+	Owner  *user
+	Hashes []fingerprint
 }
 
 // fingerprint is a file hash.
 type fingerprint struct {
-	AlgorithmID int    `json:"algorithm_id"`
-	Algorithm   string `json:"algorithm"`
-	Value       string `json:"value"`
+	AlgorithmID int
+	Algorithm   string
+	Value       string
 }
 
 // File type ids. A path alone does not say what it names: Unknown unless the call does.
@@ -72,6 +72,14 @@ func isFile(e *proto.Event) bool {
 	return ok && e.File != nil
 }
 
+var (
+	filePathPath     = pathsOf("file.path")
+	fileSizePath     = pathsOf("file.size")
+	fileOwnerPath    = pathsOf("file.uid")
+	renameSourcePath = pathsOf("vigil.rename.source")
+	fileEventPaths   = pathsOf("event.category", "event.type")
+)
+
 // fileActivity maps open and the file mutations. The acting process is actor.process. A
 // rename's file is the source and file_result the destination (the schema's "resulting file
 // object"); a truncate's new length is file.size and a chown's new owner file.owner.uid.
@@ -86,23 +94,26 @@ func (m *mapping) fileActivity() {
 	case proto.ActionSymlink:
 		typ = fileTypeSymlink
 	}
-	target := &file{Name: path.Base(f.Path), Path: f.Path, TypeID: typ, Type: fileTypeNames[typ]}
-	m.use("file.path")
+	target := &m.parts.target
+	*target = file{Name: path.Base(f.Path), Path: f.Path, TypeID: typ, Type: fileTypeNames[typ]}
+	m.use(filePathPath)
 	if f.Size != nil && e.Event.Action == proto.ActionTruncate {
 		target.Size = f.Size
-		m.use("file.size")
+		m.use(fileSizePath)
 	}
 	if f.UID != "" && e.Event.Action == proto.ActionChown {
-		target.Owner = &user{UID: f.UID}
-		m.use("file.uid")
+		m.parts.owner = user{UID: f.UID}
+		target.Owner = &m.parts.owner
+		m.use(fileOwnerPath)
 	}
 	o.File = target
 	if r := e.Vigil.Rename; r != nil && e.Event.Action == proto.ActionRename {
-		o.File = &file{Name: path.Base(r.Source), Path: r.Source, TypeID: fileTypeUnknown, Type: "Unknown"}
+		m.parts.source = file{Name: path.Base(r.Source), Path: r.Source, TypeID: fileTypeUnknown, Type: "Unknown"}
+		o.File = &m.parts.source
 		o.FileResult = target
-		m.use("vigil.rename.source")
+		m.use(renameSourcePath)
 	}
 	o.Actor = m.actorOf(m.processOf())
-	m.use("event.category", "event.type")
+	m.use(fileEventPaths)
 	m.classify(classFileActivity, act.id, act.name)
 }

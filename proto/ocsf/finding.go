@@ -4,21 +4,26 @@ import "strconv"
 
 // findingInfo is the OCSF finding_info object of a detection alert.
 type findingInfo struct {
-	UID      string    `json:"uid"`
-	Title    string    `json:"title,omitempty"`
-	Desc     string    `json:"desc,omitempty"`
-	Analytic *analytic `json:"analytic,omitempty"`
+	UID      string
+	Title    string
+	Desc     string
+	Analytic *analytic
 }
 
 // analytic is the detection rule.
 type analytic struct {
-	UID    string `json:"uid"`
-	Name   string `json:"name,omitempty"`
-	TypeID int    `json:"type_id"`
-	Type   string `json:"type"`
+	UID    string
+	Name   string
+	TypeID int
+	Type   string
 }
 
 const activityFindingCreate = 1
+
+var (
+	rulePaths = pathsOf("rule.id", "rule.name", "rule.description")
+	kindPath  = pathsOf("event.kind")
+)
 
 // detectionFinding maps a detection rule's alert to Detection Finding (2004), activity
 // Create: a new finding. finding_info.uid is required and an alert has no id of its own; it
@@ -30,14 +35,17 @@ const activityFindingCreate = 1
 // track: it is not set.
 func (m *mapping) detectionFinding() {
 	e, o := m.e, &m.out
-	fi := &findingInfo{UID: o.Metadata.OriginalTime + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
+	ts := o.Metadata.OriginalTime
+	fi := &m.parts.finding
+	*fi = findingInfo{UID: string(ts[1:len(ts)-1]) + "/" + strconv.FormatUint(e.Event.Sequence, 10)}
 	if r := e.Rule; r != nil {
 		fi.Title, fi.Desc = r.Name, r.Description
-		fi.Analytic = &analytic{UID: r.ID, Name: r.Name, TypeID: 1, Type: "Rule"}
-		m.use("rule.id", "rule.name", "rule.description")
+		m.parts.analytic = analytic{UID: r.ID, Name: r.Name, TypeID: 1, Type: "Rule"}
+		fi.Analytic = &m.parts.analytic
+		m.use(rulePaths)
 	}
 	o.FindingInfo = fi
 	o.Actor = m.actorOf(nil)
-	m.use("event.kind")
+	m.use(kindPath)
 	m.classify(classDetectionFinding, activityFindingCreate, "Create")
 }

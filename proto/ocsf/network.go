@@ -15,18 +15,18 @@ const (
 
 // endpoint is the OCSF network_endpoint object.
 type endpoint struct {
-	IP   string `json:"ip,omitempty"`
-	Port int    `json:"port,omitempty"`
+	IP   string
+	Port int
 	// Name is a unix socket's path (its name, in unix(7)'s words; abstract names start
 	// with @): a network endpoint needs one of ip, name, hostname, ...
-	Name string `json:"name,omitempty"`
+	Name string
 }
 
 // connectionInfo is the OCSF network_connection_info object.
 type connectionInfo struct {
-	DirectionID   int    `json:"direction_id"`
-	Direction     string `json:"direction"`
-	ProtocolVerID int    `json:"protocol_ver_id,omitempty"`
+	DirectionID   int
+	Direction     string
+	ProtocolVerID int
 }
 
 // Connection directions Vigil can tell from the address alone.
@@ -43,6 +43,11 @@ func isNetwork(e *proto.Event) bool {
 	return e.Event.Action == proto.ActionConnect || e.Event.Action == proto.ActionSend
 }
 
+var (
+	destinationPaths = pathsOf("destination.ip", "destination.port", "destination.address")
+	networkTypePath  = pathsOf("network.type")
+)
+
 // networkActivity maps a connect to Open (Fail when the connect failed; a non-blocking
 // connect still in progress is Open with status Unknown) and a send to Traffic. The process
 // that connected is actor.process; the peer dst_endpoint. Which transport (TCP, UDP) a
@@ -57,24 +62,26 @@ func (m *mapping) networkActivity() {
 		activity, name = activityNetFail, "Fail"
 	}
 	if d := e.Destination; d != nil && (d.IP != "" || d.Address != "") {
-		o.DstEndpoint = &endpoint{IP: d.IP, Port: d.Port, Name: d.Address}
-		m.use("destination.ip", "destination.port", "destination.address")
+		m.parts.dst = endpoint{IP: d.IP, Port: d.Port, Name: d.Address}
+		o.DstEndpoint = &m.parts.dst
+		m.use(destinationPaths)
 		dir := direction(d)
-		ci := &connectionInfo{DirectionID: dir, Direction: directionNames[dir]}
+		ci := &m.parts.conn
+		*ci = connectionInfo{DirectionID: dir, Direction: directionNames[dir]}
 		if n := e.Network; n != nil {
 			switch n.Type {
 			case "ipv4":
 				ci.ProtocolVerID = 4
-				m.use("network.type")
+				m.use(networkTypePath)
 			case "ipv6":
 				ci.ProtocolVerID = 6
-				m.use("network.type")
+				m.use(networkTypePath)
 			}
 		}
 		o.ConnectionInfo = ci
 	}
 	o.Actor = m.actorOf(m.processOf())
-	m.use("event.category")
+	m.use(categoryPath)
 	m.classify(classNetworkActivity, activity, name)
 }
 

@@ -14,7 +14,6 @@ package ocsf
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -27,33 +26,71 @@ const Version = "1.8.0"
 // AppendLine appends e as one OCSF event in compact JSON, and a newline, to dst. The line is
 // shorter than proto.MaxLineBytes: when the OCSF line would not be, the native record is cut
 // by proto.FitLineTo (the same fields, the same way, named in unmapped.vigil.truncated) until
-// it is. sensorVersion is Vigil's own version, metadata.product.version. On error dst is
-// returned unchanged in length.
+// it is. A record whose native line reaches proto.MaxLineBytes is cut likewise, even when its
+// OCSF line alone would fit, so both formats of a record carry the same values. sensorVersion
+// is Vigil's own version, metadata.product.version. On error dst is returned unchanged in
+// length.
+//
+// The OCSF line is written first, straight into dst: the native line, whose encoding cost as
+// much as a third of the OCSF line's, is needed only when either line may be too long.
 func AppendLine(dst []byte, e *proto.Event, sensorVersion string) ([]byte, error) {
 	if e == nil {
 		return dst, errors.New("ocsf line: nil event")
 	}
+	out, err := encode(dst, e, sensorVersion)
+	if err != nil {
+		return dst, fmt.Errorf("ocsf line: %w", err)
+	}
+	if n := len(out) - len(dst); n < proto.MaxLineBytes && nativeFits(e, n) {
+		return append(out, '\n'), nil
+	}
+	return appendFitted(dst, e, sensorVersion)
+}
+
+// nativeSlack bounds what a native line holds beyond twice its OCSF line and the fields the
+// mapping drops: the native names and punctuation of the mapped fields (some fifty of them),
+// the mapped numbers written another way (process.start, event.severity, args_count) and the
+// empty objects unmapped leaves out.
+const nativeSlack = 4 << 10
+
+// nativeFits reports whether the native line of e is certainly shorter than
+// proto.MaxLineBytes, given its OCSF line of ocsfLen bytes, without encoding it. Every value
+// of the native line is on the OCSF line, in unmapped with the same bytes or mapped with the
+// same escaping, but for the derived fields; of these only the arguments (an argument costs
+// up to twice its share of cmd_line: "a", against a and a space) and the dropped strings
+// event.category, event.type and event.kind (up to 6 bytes per byte escaped, and 3 for
+// quotes and comma) can be long.
+func nativeFits(e *proto.Event, ocsfLen int) bool {
+	dropped := len(e.Event.Category) + len(e.Event.Kind) + 6
+	for _, t := range e.Event.Type {
+		dropped += len(t) + 1
+	}
+	return 2*ocsfLen+6*dropped+nativeSlack < proto.MaxLineBytes
+}
+
+// appendFitted is AppendLine for a record whose OCSF or native line may be too long: the
+// native line's length sets the limit proto.FitLineTo cuts the record to.
+func appendFitted(dst []byte, e *proto.Event, sensorVersion string) ([]byte, error) {
 	rec, limit := e, proto.MaxLineBytes
 	for {
-		// The native line of what is mapped: its length sets the next limit, and encoding
-		// it checks the record's times have a form (MarshalJSON refuses those that do not).
 		native, err := proto.MarshalJSON(rec)
 		if err != nil {
 			return dst, fmt.Errorf("ocsf line: %w", err)
 		}
 		if len(native) < limit {
-			line, err := encode(rec, sensorVersion)
+			out, err := encode(dst, rec, sensorVersion)
 			if err != nil {
 				return dst, fmt.Errorf("ocsf line: %w", err)
 			}
-			if len(line) < proto.MaxLineBytes {
-				return append(append(dst, line...), '\n'), nil
+			n := len(out) - len(dst)
+			if n < proto.MaxLineBytes {
+				return append(out, '\n'), nil
 			}
 			// The OCSF line is longer than the native one (longer names, the actor's
 			// process beside the process): fit the native line tighter by the excess.
-			limit = len(native) - (len(line) - proto.MaxLineBytes + 1)
+			limit = len(native) - (n - proto.MaxLineBytes + 1)
 			if limit <= 0 {
-				return dst, fmt.Errorf("ocsf line: %d bytes with the native record at its smallest", len(line))
+				return dst, fmt.Errorf("ocsf line: %d bytes with the native record at its smallest", n)
 			}
 		}
 		// Map what FitLineTo keeps. Its line is then under the limit, and the limit only
@@ -70,9 +107,14 @@ func AppendLine(dst []byte, e *proto.Event, sensorVersion string) ([]byte, error
 	}
 }
 
-// encode maps e to its OCSF event, without a newline.
-func encode(e *proto.Event, sensorVersion string) ([]byte, error) {
-	m := newMapping(e, sensorVersion)
+// encode appends e's OCSF event, without a newline, to dst. It refuses a record whose times
+// have no RFC 3339 form, as the native line does.
+func encode(dst []byte, e *proto.Event, sensorVersion string) ([]byte, error) {
+	m, err := newMapping(e, sensorVersion)
+	if err != nil {
+		return dst, err
+	}
+	defer m.release()
 	switch {
 	case isProcess(e):
 		m.processActivity()
@@ -85,19 +127,12 @@ func encode(e *proto.Event, sensorVersion string) ([]byte, error) {
 	default:
 		m.baseEvent()
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// Shell commands keep their && and > readable, as on the native line.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&m.out); err != nil {
-		return nil, fmt.Errorf("marshal ocsf event: %w", err)
-	}
-	line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	line := m.out.appendJSON(dst)
 	// unmapped goes last, before the event's closing brace.
 	n := len(line) - 1
 	out, ok, err := m.appendUnmapped(append(line[:n], `,"unmapped":`...))
 	if err != nil {
-		return nil, fmt.Errorf("marshal unmapped: %w", err)
+		return dst, fmt.Errorf("marshal unmapped: %w", err)
 	}
 	if !ok {
 		return append(line[:n], '}'), nil

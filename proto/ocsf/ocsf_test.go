@@ -363,7 +363,8 @@ func walkMatchesNative(t testing.TB, e *proto.Event) {
 	if err != nil {
 		return // no native line, so AppendLine refuses it too
 	}
-	m := &mapping{e: e, used: map[string]bool{"vigil.schema": true}} // set by MarshalJSON when empty
+	m := &mapping{e: e}
+	m.use(pathsOf("vigil.schema")) // set by MarshalJSON when empty
 	raw, ok, err := m.appendUnmapped(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -467,6 +468,32 @@ func TestLineLimit(t *testing.T) {
 	}
 }
 
+// A record whose native line is too long is cut even where its OCSF line alone would fit (many
+// short arguments, shorter in cmd_line than natively; a long dropped field): AppendLine, which
+// skips the native line when its OCSF line shows it is short, writes what measuring the native
+// line writes.
+func TestNativeTooLong(t *testing.T) {
+	all := samples(t)
+	exec := all["exec"]
+	for range 25000 {
+		exec.Process.Args = append(exec.Process.Args, "a")
+	}
+	open := all["open"]
+	open.Event.Type = append(open.Event.Type, strings.Repeat("t", 70<<10))
+	for name, e := range map[string]*proto.Event{"exec": exec, "open": open} {
+		want, err := appendFitted(nil, e, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := line(t, e); !bytes.Equal(got, want) {
+			t.Errorf("%s: AppendLine differs from the line fitted to the native one", name)
+		}
+		if decode(t, want)["metadata"].(map[string]any)["is_truncated"] != true {
+			t.Errorf("%s: not cut", name)
+		}
+	}
+}
+
 func TestCmdLine(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -551,25 +578,29 @@ func TestCheckNative(t *testing.T) {
 }
 
 // BenchmarkAppendLine is the cost of one OCSF line against the native one (proto.AppendLine),
-// on an open line, the most frequent record.
+// per record kind: open, the most frequent record, exec, connect and an agent's tool call,
+// one of each class the sensor writes most.
 func BenchmarkAppendLine(b *testing.B) {
-	e := samples(b)["open"]
-	b.Run("ocsf", func(b *testing.B) {
-		var buf []byte
-		for b.Loop() {
-			var err error
-			if buf, err = AppendLine(buf[:0], e, "bench"); err != nil {
-				b.Fatal(err)
+	all := samples(b)
+	for _, kind := range []string{"open", "exec", "connect_ipv4", "agent_tool_call"} {
+		e := all[kind]
+		b.Run(kind+"/ocsf", func(b *testing.B) {
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, err = AppendLine(buf[:0], e, "bench"); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("native", func(b *testing.B) {
-		var buf []byte
-		for b.Loop() {
-			var err error
-			if buf, err = proto.AppendLine(buf[:0], e); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(kind+"/native", func(b *testing.B) {
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, err = proto.AppendLine(buf[:0], e); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }
