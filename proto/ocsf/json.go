@@ -2,7 +2,8 @@ package ocsf
 
 import (
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/vigil-sensor/vigil/internal/jsonstr"
 )
 
 // The OCSF objects are written with ordered appends, in the order of their struct fields and
@@ -24,7 +25,7 @@ func appendInt(b []byte, key string, v int64) []byte {
 }
 
 func appendStr(b []byte, key, v string) []byte {
-	return appendString(appendKey(b, key), v)
+	return jsonstr.Append(appendKey(b, key), v)
 }
 
 func (o *event) appendJSON(b []byte) []byte {
@@ -108,7 +109,7 @@ func (m *metadata) appendJSON(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, p)
+			b = jsonstr.Append(b, p)
 		}
 		b = append(b, ']')
 	}
@@ -298,69 +299,4 @@ func (c *messageContext) appendJSON(b []byte) []byte {
 	b = appendKey(b, `"application":{`)
 	b = appendStr(b, `"name":`, c.Application.Name)
 	return append(b, '}', '}')
-}
-
-// appendString appends s as a JSON string as encoding/json writes it without HTML escaping:
-// control characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if i+8 <= len(s) && plain8(s[i:i+8]) {
-			i += 8
-			continue
-		}
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(append(dst, s[start:i]...), `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(append(dst, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(append(dst, s[start:]...), '"')
-}
-
-// plain8 reports whether none of the 8 bytes of s needs escaping or UTF-8 decoding: no
-// control character, quote, backslash or non-ASCII byte. Most strings are plain, and testing
-// them a word at a time rather than a byte at a time halves the time the OCSF line spends
-// writing strings. The tests for a byte below 0x20 or equal to one may report bytes that are
-// not (a borrow reaches the next byte), never miss one; those take the byte-wise path.
-func plain8(s string) bool {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-	quote, backslash := x^(lo*'"'), x^(lo*'\\')
-	special := (x-lo*0x20)&^x | (quote-lo)&^quote | (backslash-lo)&^backslash | x
-	return special&hi == 0
 }

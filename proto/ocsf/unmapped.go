@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-sensor/vigil/internal/jsonstr"
 	"github.com/vigil-sensor/vigil/proto"
 )
 
@@ -146,7 +147,7 @@ func (p *plan) node(t reflect.Type, path string, free bool, outer []reflect.Type
 				omitEmpty: strings.Contains(","+opts+",", ",omitempty,"),
 				embedded:  f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct,
 			}
-			mb.key = string(appendString(nil, mb.name)) + ":"
+			mb.key = string(jsonstr.Append(nil, mb.name)) + ":"
 			sub := path
 			if !mb.embedded {
 				sub = strings.TrimPrefix(path+"."+mb.name, ".")
@@ -194,7 +195,7 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 		return w.value(v.Elem(), new(plan).node(v.Elem().Type(), "", true, nil))
 	case reflect.Struct:
 		if n.typ == timeType {
-			w.out = appendString(w.out, v.Interface().(time.Time).UTC().Format(proto.TimeLayout))
+			w.out = jsonstr.Append(w.out, v.Interface().(time.Time).UTC().Format(proto.TimeLayout))
 			return true, nil
 		}
 		start, cnt := len(w.out), 0
@@ -212,7 +213,7 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 		// allocates each key and value it reads from a map.
 		switch m := v.Interface().(type) {
 		case map[string]string:
-			return stringMap(w, m, appendString), nil
+			return stringMap(w, m, jsonstr.Append[string]), nil
 		case map[string]uint64:
 			return stringMap(w, m, appendUint), nil
 		}
@@ -248,7 +249,7 @@ func (w *walker) value(v reflect.Value, n *node) (bool, error) {
 		w.out = append(w.out, ']')
 		return true, nil
 	case reflect.String:
-		w.out = appendString(w.out, v.String())
+		w.out = jsonstr.Append(w.out, v.String())
 	case reflect.Bool:
 		w.out = strconv.AppendBool(w.out, v.Bool())
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -283,7 +284,7 @@ func stringMap[V any](w *walker, m map[string]V, appendValue func([]byte, V) []b
 		if i > 0 {
 			w.out = append(w.out, ',')
 		}
-		w.out = appendValue(append(appendString(w.out, k), ':'), m[k])
+		w.out = appendValue(append(jsonstr.Append(w.out, k), ':'), m[k])
 	}
 	w.out = append(w.out, '}')
 	return true
@@ -317,7 +318,7 @@ func (w *walker) member(key, name string, id int, v reflect.Value, n *node, cnt 
 	if key != "" {
 		w.out = append(w.out, key...)
 	} else {
-		w.out = append(appendString(w.out, name), ':')
+		w.out = append(jsonstr.Append(w.out, name), ':')
 	}
 	ok, err := w.value(v, n)
 	if err != nil {

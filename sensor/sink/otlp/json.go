@@ -10,6 +10,8 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/vigil-sensor/vigil/internal/jsonstr"
 )
 
 // OTLP/JSON of a request, converted from its protobuf bytes (requestBytes) by hand: the
@@ -312,34 +314,12 @@ func eachField(msg []byte, f func(protowire.Number, protowire.Type, []byte) bool
 }
 
 // appendJSONString appends s quoted as a JSON string; false when s is not UTF-8 (a protobuf
-// string always is).
+// string always is, and the exporter makes sure of it when it encodes).
 func appendJSONString(dst, s []byte) ([]byte, bool) {
 	if !utf8.Valid(s) {
 		return dst, false
 	}
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i, c := range s {
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	return append(append(dst, s[start:]...), '"'), true
+	return jsonstr.Append(dst, s), true
 }
 
 // protoJSON is the OTLP/JSON of a small message given in protobuf.
