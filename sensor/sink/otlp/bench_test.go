@@ -16,7 +16,7 @@ import (
 func BenchmarkExport(b *testing.B) {
 	for _, p := range Protocols {
 		b.Run(string(p), func(b *testing.B) {
-			srv := &server{t: &testing.T{}, protocol: p, addr: "127.0.0.1:0", discard: true}
+			srv := &server{t: &testing.T{}, protocol: p, addr: otlptest.FreeAddr(b), discard: true}
 			srv.start()
 			defer srv.stop()
 			ev := testEvent(1)

@@ -89,7 +89,7 @@ type server struct {
 }
 
 func newServer(t *testing.T, p Protocol, tlsCfg *tls.Config) *server {
-	s := &server{t: t, protocol: p, tlsCfg: tlsCfg, addr: "127.0.0.1:0"}
+	s := &server{t: t, protocol: p, tlsCfg: tlsCfg, addr: otlptest.FreeAddr(t)}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -119,7 +119,9 @@ func (s *server) start() {
 		gs := grpc.NewServer(opts...)
 		collogspb.RegisterLogsServiceServer(gs, grpcHandler{s: s})
 		go func() { _ = gs.Serve(ln) }()
-		s.stopFn = gs.Stop
+		// Stop before Serve has begun would leave the listener open (and the port taken
+		// when the test starts the server again): close it too.
+		s.stopFn = func() { gs.Stop(); _ = ln.Close() }
 		return
 	}
 	hs := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), TLSConfig: s.tlsCfg, ErrorLog: log.New(io.Discard, "", 0)}
@@ -130,7 +132,7 @@ func (s *server) start() {
 			_ = hs.Serve(ln)
 		}
 	}()
-	s.stopFn = func() { _ = hs.Close() }
+	s.stopFn = func() { _ = hs.Close(); _ = ln.Close() }
 }
 
 func (s *server) stop() {

@@ -8,12 +8,14 @@ package otlptest
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -94,15 +96,45 @@ func New(t testing.TB) *Collector {
 	return c
 }
 
-// FreeAddr is a loopback address whose port was free a moment ago.
+// FreeAddr is a loopback address whose port was free a moment ago, taken below the kernel's
+// ephemeral range. A test that stops its endpoint and starts it again on the same port needs
+// that: while it is down, the exporter's own connection attempts (and any other outgoing
+// connection on the machine) take ports from the ephemeral range, and a client socket can
+// even connect to itself when its local port is the one it dials. Either would hold the port
+// the endpoint restarts on.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 200 {
+		port := 10000 + rand.IntN(low-10000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken: try another
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free loopback port between 10000 and %d", low)
+	return ""
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's default 32768 when
+// it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low <= 10100 {
+		return 32768
+	}
+	return low
 }
 
 // Start runs the collector writing to a new file, and waits until both receivers listen.
