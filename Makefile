@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Where `make run` writes events (the embedded default configuration's output.jsonl).
 JSONL   ?= /var/log/vigil/events.jsonl
 
-.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store bench-otlp bench-sign fuzz clean e2e package
+.PHONY: build run test vet generate check-generate vmlinux bench bench-rules bench-store bench-otlp bench-sign bench-usercpu fuzz clean e2e package
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
@@ -73,7 +73,7 @@ bench: bench-rules
 	$(GO) build -o bin/loadgen ./bench/loadgen
 	$(GO) build -o bin/bench ./bench
 	./bin/bench -mode full -vigil bin/vigil-bench-sensor -loadgen bin/loadgen $(BENCH_FLAGS)
-	$(MAKE) bench-store bench-otlp bench-sign
+	$(MAKE) bench-store bench-otlp bench-sign bench-usercpu
 
 ## bench-store: the embedded store's Go benchmarks on one core (no root needed): lines written
 ## per second and per CPU-second, batched; bytes per line for a million lines (beside the
@@ -89,6 +89,13 @@ bench-store:
 ## write and replay rates in records/s.
 bench-otlp:
 	$(GO) test -run '^$$' -bench 'Export|Spool' -benchtime 100000x -count 3 -cpu 1 ./sensor/sink/otlp/
+
+## bench-usercpu: the sensor's user-space CPU per kernel event on one core, one open record
+## through the whole path vigil run wires with the shipped defaults (decode, process table,
+## hold journal, stitcher, starter rules, encoding, JSONL, store) and each step alone (no root
+## needed); bench/results/usercpu.md reports a run.
+bench-usercpu:
+	$(GO) test -run '^$$' -bench '^BenchmarkUserCPU$$' -benchtime 20000x -cpu 1 ./cmd/vigil/
 
 ## bench-rules: the detection rules' cost per written line, the whole starter pack on one core
 ## over bound tool calls (goal: under 2 µs a line). Needs nothing but Go; `make bench` runs it first.
