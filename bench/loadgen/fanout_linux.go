@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // setupFanout: a test-runner-like or `npm install`-like burst of short processes. parallel
@@ -18,13 +16,10 @@ func (w *worker) setupFanout(parallel int) error {
 	if parallel < 1 {
 		return fmt.Errorf("need -parallel >= 1, got %d", parallel)
 	}
-	null, err := os.Open(os.DevNull)
+	attr, err := w.trueAttr()
 	if err != nil {
-		return fmt.Errorf("open %s: %w", os.DevNull, err)
+		return err
 	}
-	w.cleanup = append(w.cleanup, func() { null.Close() })
-	fd := null.Fd()
-	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{fd, fd, fd}}
 	w.eventsPerOp = trueEvents
 	w.loop = func(n int) error {
 		lanes := min(parallel, n)

@@ -119,6 +119,18 @@ func (w *worker) setupOpen() error {
 // atFDCWD is AT_FDCWD (-100) as the raw openat argument register.
 const atFDCWD = ^uintptr(99)
 
+// trueAttr is how /bin/true is started by the forkexec and fanout works: the environment
+// inherited (Vigil scans it at exec for join keys) and /dev/null as stdio, closed at cleanup.
+func (w *worker) trueAttr() (*syscall.ProcAttr, error) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	w.cleanup = append(w.cleanup, func() { null.Close() })
+	fd := null.Fd()
+	return &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{fd, fd, fd}}, nil
+}
+
 // setupForkExec: fork + exec of /bin/true + wait4. syscall.ForkExec is a vfork-style clone
 // followed by execve, what a shell or an agent's tool runner does. The child inherits the
 // environment (Vigil scans it at exec for join keys) and gets /dev/null as stdio.
@@ -127,13 +139,10 @@ const atFDCWD = ^uintptr(99)
 // loader in /bin/true (/etc/ld.so.cache and libc.so.6, as Debian's /bin/true is dynamically
 // linked).
 func (w *worker) setupForkExec() error {
-	null, err := os.Open(os.DevNull)
+	attr, err := w.trueAttr()
 	if err != nil {
-		return fmt.Errorf("open %s: %w", os.DevNull, err)
+		return err
 	}
-	w.cleanup = append(w.cleanup, func() { null.Close() })
-	fd := null.Fd()
-	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{fd, fd, fd}}
 	w.eventsPerOp = trueEvents
 	w.loop = func(n int) error {
 		for i := 0; i < n; i++ {
