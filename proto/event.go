@@ -67,7 +67,9 @@ const (
 // Datasets of the correlator's lines: DatasetAgent for what the agents said about themselves
 // (agent.*), DatasetCorrelate for what the correlator concluded (binding, session).
 const (
-	DatasetAgent     = "vigil.agent"
+	DatasetAgent = "vigil.agent"
+	// DatasetKernel is the kernel events (exec, open, connect…), from every source.
+	DatasetKernel    = "vigil.kernel"
 	DatasetCorrelate = "vigil.correlate"
 	// DatasetDetection is the detection rules' alerts (action alert).
 	DatasetDetection = "vigil.detection"
@@ -404,6 +406,11 @@ type Vigil struct {
 	// killed before writing: this run wrote it from the hold journal, unbound (the telemetry
 	// that could bind it was in the killed sensor's memory). Its host.boot_id is that run's.
 	Recovered bool `json:"recovered,omitempty" msgpack:"recovered,omitempty"`
+	// Compact marks a compact kernel line: the process's unchanged context (process.executable,
+	// args, args_count, working_directory, start, hash and parent, user.name and user.group,
+	// host.boot_id) was written on an earlier line of the same process.entity_id in the same
+	// file, and is left out of this one (proto/compact; docs/schema.md, "Compact lines").
+	Compact bool `json:"compact,omitempty" msgpack:"compact,omitempty"`
 	// LateMs is, on a binding record, the milliseconds from the bound kernel event's
 	// @timestamp to the moment the binding was made.
 	LateMs int64 `json:"late_ms,omitempty" msgpack:"late_ms,omitempty"`
