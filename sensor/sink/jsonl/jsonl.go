@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,7 +81,8 @@ type Writer struct {
 	buf      []byte    // whole lines not yet written
 	line     []byte    // a new line set aside while the buffer is flushed or rotated
 	bufLines uint64
-	size     int64 // bytes already in the current file
+	size     int64  // bytes already in the current file
+	opened   uint64 // files opened (the first, each rotation's, each reopen): Scope's generation
 	closed   bool
 	// sealErr is a seal that failed where its error could not be returned (before a
 	// rotation, which must go on): the next Flush returns it.
@@ -191,6 +193,7 @@ func (w *Writer) openFile() error {
 		return err
 	}
 	w.file, w.out, w.size = f, f, fi.Size()
+	w.opened++
 	w.keepReserve()
 	return nil
 }
@@ -466,6 +469,19 @@ func (w *Writer) Close() error {
 		return fmt.Errorf("jsonl close: %w", err)
 	}
 	return nil
+}
+
+// Scope tells a writer of compact lines (proto/compact) which file the next line goes to:
+// generation changes whenever another file is opened (a rotation), and room is the bytes
+// the current file takes before it is rotated (math.MaxInt64 when it never is). A line
+// that does not fit in room begins the next file.
+func (w *Writer) Scope() (generation uint64, room int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.file == nil || w.opts.MaxSizeBytes <= 0 {
+		return w.opened, math.MaxInt64
+	}
+	return w.opened, w.opts.MaxSizeBytes - w.size - int64(len(w.buf))
 }
 
 // Stats returns how many records and bytes reached the output, and how many records did not

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -532,5 +533,54 @@ func TestOutputDirectoryOthersCouldReplaceIsRefused(t *testing.T) {
 		if w != nil {
 			w.Close()
 		}
+	}
+}
+
+// TestScope: the generation changes exactly when a line begins a new file, and room is what
+// the file takes before that; a file that never rotates has unbounded room.
+func TestScope(t *testing.T) {
+	dir := t.TempDir()
+	const maxSize = 4096
+	w, err := Open(Options{Path: filepath.Join(dir, "events.jsonl"), MaxSizeBytes: maxSize, MaxFiles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	gen, room := w.Scope()
+	if room != maxSize {
+		t.Fatalf("empty file: room %d, want %d", room, maxSize)
+	}
+	rotations := 0
+	for i := range uint64(100) {
+		line, err := proto.AppendLine(nil, event(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fits := int64(len(line)) <= room || room == maxSize
+		if err := w.WriteLine(event(i), line); err != nil {
+			t.Fatal(err)
+		}
+		g, r := w.Scope()
+		if (g != gen) == fits {
+			t.Fatalf("line %d (%d bytes, room %d): generation %d → %d", i, len(line), room, gen, g)
+		}
+		if g != gen {
+			rotations++
+			room = maxSize
+		}
+		if want := room - int64(len(line)); r != want {
+			t.Fatalf("line %d: room %d, want %d", i, r, want)
+		}
+		gen, room = g, r
+	}
+	if rotations < 5 {
+		t.Fatalf("%d rotations over 100 lines of a %d-byte file", rotations, maxSize)
+	}
+	out, err := Open(Options{Path: Stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, room := out.Scope(); room != math.MaxInt64 {
+		t.Fatalf("standard output: room %d", room)
 	}
 }
