@@ -61,9 +61,12 @@ var Sources = []string{"ebpf", "audit", SourceEslogger}
 type OutputConfig struct {
 	JSONL string `yaml:"jsonl"`
 	// Format is the JSONL files' format: FormatECS or FormatOCSF.
-	Format             string `yaml:"format"`
-	MaxSizeMB          int    `yaml:"max_size_mb"`
-	MaxFiles           int    `yaml:"max_files"`
+	Format    string `yaml:"format"`
+	MaxSizeMB int    `yaml:"max_size_mb"`
+	MaxFiles  int    `yaml:"max_files"`
+	// Compact leaves a process's unchanged context out of its kernel lines after its first
+	// line in a file (proto/compact, docs/schema.md "Compact lines").
+	Compact            bool   `yaml:"compact"`
 	UntrustedJSONL     string `yaml:"untrusted_jsonl"`
 	UntrustedMaxSizeMB int    `yaml:"untrusted_max_size_mb"`
 	UntrustedMaxFiles  int    `yaml:"untrusted_max_files"`

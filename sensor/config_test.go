@@ -17,7 +17,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Fatalf("embedded default.yaml does not validate: %v", err)
 	}
 	want := Config{
-		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", Format: FormatECS, MaxSizeMB: 100, MaxFiles: 5,
+		Output: OutputConfig{JSONL: "/var/log/vigil/events.jsonl", Format: FormatECS, MaxSizeMB: 100, MaxFiles: 5, Compact: true,
 			UntrustedJSONL: "/var/log/vigil/untrusted.jsonl", UntrustedMaxSizeMB: 20, UntrustedMaxFiles: 2,
 			Store: "/var/lib/vigil/vigil.db", StoreMaxDays: 30, StoreMaxMB: 1024,
 			OTLP: OTLPOutputConfig{Protocol: "grpc", Headers: map[string]string{}, TimeoutSeconds: 10,

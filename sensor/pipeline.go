@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 )
 
 // PipelineOptions wire a source to the sinks.
@@ -55,7 +56,13 @@ type PipelineOptions struct {
 	// state only that goroutine may read (the Detector's) can be copied for readers on other
 	// goroutines (the metrics endpoint) without a lock on the per-event path.
 	Publish func()
-	Log     zerolog.Logger
+	// CompactScope, when set, turns on compact kernel lines (proto/compact) for the sinks
+	// that take lines, and says before each line which file it goes to (jsonl.Writer.Scope):
+	// at a new generation every process states its context again, so every file reads
+	// alone; a line that may not fit the room left begins the next file, so it is written
+	// whole. Sinks that take events (the store) always get the whole event.
+	CompactScope func() (generation uint64, room int64)
+	Log          zerolog.Logger
 }
 
 // PipelineStats are the pipeline's own counters.
@@ -90,6 +97,10 @@ type Pipeline struct {
 	abandoned uint64
 	// line is the record being written, encoded once for the sinks that take lines.
 	line []byte
+	// compact leaves unchanged process context out of kernel lines (nil: off); compactGen
+	// is the generation of the file it has been stating contexts for.
+	compact    *compact.Writer
+	compactGen uint64
 	// crashed counts what an earlier run lost beyond what its journal gave back.
 	crashed uint64
 
@@ -121,7 +132,11 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		o.DrainTimeout = 2 * time.Second
 	}
 	host := o.Host
-	return &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host, queue: make(chan *proto.Event, o.QueueSize)}, nil
+	p := &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host, queue: make(chan *proto.Event, o.QueueSize)}
+	if o.CompactScope != nil {
+		p.compact = compact.NewWriter(0)
+	}
+	return p, nil
 }
 
 // Stats returns a snapshot of the pipeline's counters.
@@ -276,6 +291,7 @@ func (p *Pipeline) write(e *proto.Event) {
 	e.Vigil.Schema = proto.SchemaVersion
 	p.o.Table.Finish(e)
 	ok, encoded := true, false
+	lineEvent := p.lineEvent(e)
 	for _, s := range p.o.Sinks {
 		ls, takesLine := s.(LineSink)
 		if !takesLine {
@@ -288,14 +304,14 @@ func (p *Pipeline) write(e *proto.Event) {
 		// One encoding for every sink that takes lines (sensor.LineSink).
 		if !encoded {
 			var err error
-			if p.line, err = proto.AppendLine(p.line[:0], e); err != nil {
+			if p.line, err = proto.AppendLine(p.line[:0], lineEvent); err != nil {
 				ok = false
 				p.sinkError("encode", err)
 				break
 			}
 			encoded = true
 		}
-		if err := ls.WriteLine(e, p.line); err != nil {
+		if err := ls.WriteLine(lineEvent, p.line); err != nil {
 			ok = false
 			p.sinkError("write", err)
 		}
@@ -309,6 +325,27 @@ func (p *Pipeline) write(e *proto.Event) {
 			p.write(a)
 		}
 	}
+}
+
+// compactMargin is the room a file must have left for a line to be compact: a line may
+// take proto.MaxLineBytes, and a signed file adds its chain field.
+const compactMargin = 2 * proto.MaxLineBytes
+
+// lineEvent is what the sinks that take lines write for e: with compact lines on, e or its
+// compact view (proto/compact).
+func (p *Pipeline) lineEvent(e *proto.Event) *proto.Event {
+	if p.compact == nil {
+		return e
+	}
+	gen, room := p.o.CompactScope()
+	if gen != p.compactGen {
+		p.compact.Reset()
+		p.compactGen = gen
+	}
+	if room < compactMargin {
+		return e // may begin the next file, which must state its context
+	}
+	return p.compact.Line(e)
 }
 
 // unstage notes that the oldest staged event is written.

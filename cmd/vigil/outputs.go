@@ -164,6 +164,14 @@ func (o *outputs) sinks() []sensor.Sink {
 	return s
 }
 
+// compactScope is the pipeline's CompactScope: the events file's, with output.compact on.
+func (o *outputs) compactScope(cfg sensor.Config) func() (uint64, int64) {
+	if !cfg.Output.Compact {
+		return nil
+	}
+	return o.events.Scope
+}
+
 // losses counts, per output, the records it could not take (a full disk past the JSONL
 // sink's reserve, a failed store transaction, OTLP records past the spool's bound or refused
 // by the endpoint).

@@ -163,6 +163,8 @@ func runCommand(args []string) error {
 		Detector:  detectorOption(detector),
 		Publish:   detectorPublish(detector),
 		Records:   inventoryRecords,
+		// Compact lines are stated per file of the events JSONL, which takes every kernel line.
+		CompactScope: out.compactScope(cfg),
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).
 		Losses: append(corr.losses, out.losses, func() map[string]uint64 {
