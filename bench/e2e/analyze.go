@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 )
 
 // Counts score kernel events against the independent ground truth (truth.go): the events
@@ -154,6 +155,7 @@ type ScenarioResult struct {
 
 func readJSONLFiltered(r io.Reader, filter *lineFilter) ([]*proto.Event, error) {
 	var out []*proto.Event
+	restorer := compact.NewRestorer(0)
 	br := bufio.NewReaderSize(r, 1<<16)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -162,6 +164,10 @@ func readJSONLFiltered(r io.Reader, filter *lineFilter) ([]*proto.Event, error) 
 			if uerr := proto.UnmarshalJSON(line, &e); uerr != nil {
 				return out, fmt.Errorf("line %d: %w", len(out)+1, uerr)
 			}
+			// A compact line's process context comes from the line that stated it; the
+			// filter keeps every line of a tree, so it is there unless the file was cut, and
+			// then (compact.ErrUnstated) the line is kept without it.
+			_ = restorer.Restore(&e)
 			out = append(out, &e)
 		}
 		if errors.Is(err, io.EOF) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 	"github.com/vigil-sensor/vigil/proto/ocsf"
 	"github.com/vigil-sensor/vigil/sensor"
 )
@@ -182,6 +183,7 @@ func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 		events []*proto.Event
 		bad    traceBadLines
 	)
+	restorer := compact.NewRestorer(0)
 	br := bufio.NewReaderSize(r, 64<<10)
 	for line := 1; ; line++ {
 		b, err := br.ReadBytes('\n')
@@ -192,6 +194,9 @@ func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 			var e proto.Event
 			if uerr := proto.UnmarshalJSON(b, &e); uerr != nil {
 				bad.add(line, uerr)
+			} else if rerr := restorer.Restore(&e); rerr != nil {
+				bad.add(line, rerr) // counted, and kept: all but the process's context is there
+				events = append(events, &e)
 			} else if e.Event.Dataset != proto.DatasetIntegrity {
 				events = append(events, &e)
 			}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/vigil-sensor/vigil/correlate/workflow"
 	"github.com/vigil-sensor/vigil/internal/testenv"
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 )
 
 // The fixture comes from correlate/workflow's tests (go test ./correlate/workflow/ -update
@@ -128,6 +130,49 @@ func TestTraceTextMatchesGolden(t *testing.T) {
 	}
 	if errOut.Len() != 0 {
 		t.Errorf("stderr %q on a clean file", errOut.String())
+	}
+}
+
+// The fixture written with compact lines (output.compact) renders the same text.
+func TestTraceReadsCompactLines(t *testing.T) {
+	want, err := os.ReadFile(traceGoldenText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(traceFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in bytes.Buffer
+	w := compact.NewWriter(0)
+	n := 0
+	for _, l := range bytes.SplitAfter(data, []byte("\n")) {
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		var e proto.Event
+		if err := proto.UnmarshalJSON(l, &e); err != nil {
+			t.Fatal(err)
+		}
+		v := w.Line(&e)
+		if v.Vigil.Compact {
+			n++
+		}
+		line, err := proto.AppendLine(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Write(line)
+	}
+	if n == 0 {
+		t.Fatal("no compact line: the fixture has no process with two kernel lines")
+	}
+	var out, errOut bytes.Buffer
+	if err := runTrace([]string{"--jsonl", "-"}, &in, &out, &errOut, traceRepos); err != nil {
+		t.Fatalf("trace: %v", err)
+	}
+	if out.String() != string(want) || errOut.Len() != 0 {
+		t.Errorf("%d compact lines: text differs from %s (stderr %q)\n--- got\n%s", n, traceGoldenText, errOut.String(), out.String())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 	"github.com/vigil-sensor/vigil/proto/ocsf"
 )
 
@@ -35,6 +36,7 @@ type LoadResult struct {
 // a file written with output.format ocsf is refused rather than read as empty records.
 func (s *Store) Load(r io.Reader) (LoadResult, error) {
 	var res LoadResult
+	restorer := compact.NewRestorer(0)
 	br := bufio.NewReaderSize(r, 64<<10)
 	var buf []byte
 	for n := 1; ; n++ {
@@ -51,7 +53,10 @@ func (s *Store) Load(r io.Reader) (LoadResult, error) {
 			var e proto.Event
 			derr := errLineTooLong
 			if !long {
-				derr = proto.UnmarshalJSON(line, &e)
+				// A compact line gets its process's context back from the line that stated it.
+				if derr = proto.UnmarshalJSON(line, &e); derr == nil {
+					derr = restorer.Restore(&e)
+				}
 			}
 			if derr != nil {
 				if res.Malformed == 0 {

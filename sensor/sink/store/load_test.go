@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 	"github.com/vigil-sensor/vigil/proto/ocsf"
 )
 
@@ -174,4 +177,59 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("integrity_check = %q", ok)
 		}
 	})
+}
+
+// TestLoadCompact: a file written with compact lines loads into the same rows as the same
+// records written whole.
+func TestLoadCompact(t *testing.T) {
+	var whole, compacted bytes.Buffer
+	w := compact.NewWriter(0)
+	n := 0
+	for _, e := range readFixture(t) {
+		line, err := proto.AppendLine(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole.Write(line)
+		v := w.Line(e)
+		if v.Vigil.Compact {
+			n++
+		}
+		if line, err = proto.AppendLine(nil, v); err != nil {
+			t.Fatal(err)
+		}
+		compacted.Write(line)
+	}
+	if n == 0 {
+		t.Fatal("the fixture has no line a process's context could be left out of")
+	}
+	rows := func(in *bytes.Buffer) []string {
+		s := openTemp(t, Options{Path: Memory})
+		if res, err := s.Load(in); err != nil || res.Malformed != 0 {
+			t.Fatalf("Load = %+v, %v", res, err)
+		}
+		q, err := s.conn.QueryContext(context.Background(), "SELECT * FROM events ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		cols, _ := q.Columns()
+		var out []string
+		for q.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := q.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(vals...))
+		}
+		return out
+	}
+	want, got := rows(&whole), rows(&compacted)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d compact lines of %d loaded into other rows:\n%s\nwant\n%s", n, len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
