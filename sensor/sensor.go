@@ -117,6 +117,15 @@ type LineSink interface {
 	WriteLine(e *proto.Event, line []byte) error
 }
 
+// LineEncoder is a Sink that writes lines it encodes itself, in a format of its own
+// (format.OCSF): with compact lines on, the pipeline gives it the compact view of a record,
+// as it gives a LineSink the compact line. Every other plain Sink (the store) keeps records,
+// and gets them whole.
+type LineEncoder interface {
+	Sink
+	EncodesLines()
+}
+
 // ProcessInfo is what a source knows about a process that was already running when the
 // sensor started (the /proc bootstrap), used to seed the process table.
 type ProcessInfo struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 )
 
 // TestReplayEsloggerCapture runs `vigil run --source eslogger --eslogger-input FILE` on the
@@ -109,6 +110,7 @@ func TestReplayEsloggerCapture(t *testing.T) {
 	}
 }
 
+// readJSONL reads the events of a JSONL file as vigil trace does: compact lines restored.
 func readJSONL(t *testing.T, path string) []*proto.Event {
 	t.Helper()
 	f, err := os.Open(path)
@@ -117,12 +119,16 @@ func readJSONL(t *testing.T, path string) []*proto.Event {
 	}
 	defer f.Close()
 	var out []*proto.Event
+	restorer := compact.NewRestorer(0)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var e proto.Event
 		if err := proto.UnmarshalJSON(sc.Bytes(), &e); err != nil {
 			t.Fatalf("%v: %s", err, sc.Text())
+		}
+		if err := restorer.Restore(&e); err != nil {
+			t.Fatal(err)
 		}
 		out = append(out, &e)
 	}

@@ -38,6 +38,10 @@ func (s *OCSF) Write(e *proto.Event) error {
 	return s.inner.WriteLine(e, line)
 }
 
+// EncodesLines marks it a sensor.LineEncoder: it writes lines, so it is given compact
+// records (proto/compact) like the sinks that take the native line.
+func (s *OCSF) EncodesLines() {}
+
 // Flush flushes the inner sink.
 func (s *OCSF) Flush() error { return s.inner.Flush() }
 

@@ -121,3 +121,5 @@ func TestOCSFEncodeErrorNamed(t *testing.T) {
 		t.Errorf("%d bytes written for a record that could not be encoded", len(b))
 	}
 }
+
+var _ sensor.LineEncoder = (*OCSF)(nil)
