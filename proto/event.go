@@ -411,6 +411,10 @@ type Vigil struct {
 	// host.boot_id) was written on an earlier line of the same process.entity_id in the same
 	// file, and is left out of this one (proto/compact; docs/schema.md, "Compact lines").
 	Compact bool `json:"compact,omitempty" msgpack:"compact,omitempty"`
+	// Flood marks a kernel line past its agent tree's line budget (output.tree_lines_per_minute),
+	// written to output.flood_jsonl, apart from the events file, so that the tree's flood
+	// cannot rotate earlier evidence out of it (docs/schema.md, "Floods").
+	Flood bool `json:"flood,omitempty" msgpack:"flood,omitempty"`
 	// LateMs is, on a binding record, the milliseconds from the bound kernel event's
 	// @timestamp to the moment the binding was made.
 	LateMs int64 `json:"late_ms,omitempty" msgpack:"late_ms,omitempty"`

@@ -70,11 +70,17 @@ type OutputConfig struct {
 	UntrustedJSONL     string `yaml:"untrusted_jsonl"`
 	UntrustedMaxSizeMB int    `yaml:"untrusted_max_size_mb"`
 	UntrustedMaxFiles  int    `yaml:"untrusted_max_files"`
+	// FloodJSONL takes the kernel lines past their agent tree's TreeLinesPerMinute, with its
+	// own rotation (route.Budget); "" keeps them in JSONL.
+	FloodJSONL         string `yaml:"flood_jsonl"`
+	FloodMaxSizeMB     int    `yaml:"flood_max_size_mb"`
+	FloodMaxFiles      int    `yaml:"flood_max_files"`
+	TreeLinesPerMinute int    `yaml:"tree_lines_per_minute"`
 	// Store is the SQLite database `vigil query` reads; "" turns it off.
 	Store        string `yaml:"store"`
 	StoreMaxDays int    `yaml:"store_max_days"`
 	StoreMaxMB   int    `yaml:"store_max_mb"`
-	// Sign hash-chains and seals both JSONL files (sensor/sink/sign, docs/integrity.md).
+	// Sign hash-chains and seals the JSONL files (sensor/sink/sign, docs/integrity.md).
 	Sign bool `yaml:"sign"`
 	// SignKeyDir holds each signed file's key (<file name>.key) and key log (<file name>.pub).
 	SignKeyDir string `yaml:"sign_key_dir"`
@@ -257,9 +263,18 @@ func (c Config) Validate() error {
 		"output.untrusted_jsonl must not be output.jsonl (%q): leave it empty to write untrusted telemetry there", c.Output.JSONL)
 	check(c.Output.UntrustedMaxSizeMB >= 1, "output.untrusted_max_size_mb must be >= 1, got %d", c.Output.UntrustedMaxSizeMB)
 	check(c.Output.UntrustedMaxFiles >= 1, "output.untrusted_max_files must be >= 1, got %d", c.Output.UntrustedMaxFiles)
+	check(c.Output.FloodJSONL == "" || filepath.IsAbs(c.Output.FloodJSONL),
+		"output.flood_jsonl must be an absolute path or empty, got %q", c.Output.FloodJSONL)
+	check(c.Output.FloodJSONL == "" || (filepath.Clean(c.Output.FloodJSONL) != filepath.Clean(c.Output.JSONL) &&
+		filepath.Clean(c.Output.FloodJSONL) != filepath.Clean(c.Output.UntrustedJSONL)),
+		"output.flood_jsonl must not be output.jsonl or output.untrusted_jsonl (%q): leave it empty to keep flood lines in output.jsonl", c.Output.FloodJSONL)
+	check(c.Output.FloodMaxSizeMB >= 1, "output.flood_max_size_mb must be >= 1, got %d", c.Output.FloodMaxSizeMB)
+	check(c.Output.FloodMaxFiles >= 1, "output.flood_max_files must be >= 1, got %d", c.Output.FloodMaxFiles)
+	check(c.Output.TreeLinesPerMinute >= 1, "output.tree_lines_per_minute must be >= 1, got %d", c.Output.TreeLinesPerMinute)
 	check(c.Output.Store == "" || filepath.IsAbs(c.Output.Store), "output.store must be an absolute path or empty, got %q", c.Output.Store)
 	check(c.Output.Store == "" || (filepath.Clean(c.Output.Store) != filepath.Clean(c.Output.JSONL) &&
-		filepath.Clean(c.Output.Store) != filepath.Clean(c.Output.UntrustedJSONL)),
+		filepath.Clean(c.Output.Store) != filepath.Clean(c.Output.UntrustedJSONL) &&
+		filepath.Clean(c.Output.Store) != filepath.Clean(c.Output.FloodJSONL)),
 		"output.store must not be one of the JSONL files (%q)", c.Output.Store)
 	check(c.Output.StoreMaxDays >= 0, "output.store_max_days must be >= 0 (0: no age bound), got %d", c.Output.StoreMaxDays)
 	check(c.Output.StoreMaxMB >= minStoreMB, "output.store_max_mb must be >= %d, got %d", minStoreMB, c.Output.StoreMaxMB)
@@ -272,6 +287,9 @@ func (c Config) Validate() error {
 	// their seals would evolve it under each other.
 	check(!c.Output.Sign || c.Output.UntrustedJSONL == "" || filepath.Base(c.Output.UntrustedJSONL) != filepath.Base(c.Output.JSONL),
 		"output.untrusted_jsonl must not have the file name of output.jsonl (%q) when output.sign is on: each file's key is named after it", filepath.Base(c.Output.JSONL))
+	check(!c.Output.Sign || c.Output.FloodJSONL == "" || (filepath.Base(c.Output.FloodJSONL) != filepath.Base(c.Output.JSONL) &&
+		filepath.Base(c.Output.FloodJSONL) != filepath.Base(c.Output.UntrustedJSONL)),
+		"output.flood_jsonl must not have the file name of output.jsonl or output.untrusted_jsonl when output.sign is on: each file's key is named after it")
 
 	kb := c.Kernel.RingBufferKB
 	// The kernel requires a ring buffer size that is a power of two and a multiple of the

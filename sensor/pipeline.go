@@ -56,13 +56,22 @@ type PipelineOptions struct {
 	// state only that goroutine may read (the Detector's) can be copied for readers on other
 	// goroutines (the metrics endpoint) without a lock on the per-event path.
 	Publish func()
+	// Flood, when set, marks the kernel lines past their agent tree's budget (vigil.flood,
+	// route.Budget) before they are written, for a route.Split to send them apart.
+	Flood FloodBudget
 	// CompactScope, when set, turns on compact kernel lines (proto/compact) for the sinks
-	// that take lines, and says before each line which file it goes to (jsonl.Writer.Scope):
-	// at a new generation every process states its context again, so every file reads
-	// alone; a line that may not fit the room left begins the next file, so it is written
-	// whole. Sinks that take events (the store) always get the whole event.
-	CompactScope func() (generation uint64, room int64)
+	// that write lines (LineSink, LineEncoder), and says before each line which file it goes
+	// to (an index: the events file, the flood file) and that file's jsonl.Writer.Scope: at a
+	// new generation every process states its context again in that file, so every file
+	// reads alone; a line that may not fit the room left begins the next file, so it is
+	// written whole. Sinks that keep records (the store) always get the whole event.
+	CompactScope func(e *proto.Event) (file int, generation uint64, room int64)
 	Log          zerolog.Logger
+}
+
+// FloodBudget is route.Budget: whether a line is past its agent tree's budget.
+type FloodBudget interface {
+	Over(e *proto.Event) bool
 }
 
 // PipelineStats are the pipeline's own counters.
@@ -97,10 +106,9 @@ type Pipeline struct {
 	abandoned uint64
 	// line is the record being written, encoded once for the sinks that take lines.
 	line []byte
-	// compact leaves unchanged process context out of kernel lines (nil: off); compactGen
-	// is the generation of the file it has been stating contexts for.
-	compact    *compact.Writer
-	compactGen uint64
+	// compact leaves unchanged process context out of kernel lines, with a writer for each
+	// file CompactScope names (empty: off).
+	compact []compactFile
 	// crashed counts what an earlier run lost beyond what its journal gave back.
 	crashed uint64
 
@@ -133,9 +141,6 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	}
 	host := o.Host
 	p := &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host, queue: make(chan *proto.Event, o.QueueSize)}
-	if o.CompactScope != nil {
-		p.compact = compact.NewWriter(0)
-	}
 	return p, nil
 }
 
@@ -290,12 +295,19 @@ func (p *Pipeline) write(e *proto.Event) {
 	}
 	e.Vigil.Schema = proto.SchemaVersion
 	p.o.Table.Finish(e)
+	if p.o.Flood != nil && p.o.Flood.Over(e) {
+		e.Vigil.Flood = true
+	}
 	ok, encoded := true, false
 	lineEvent := p.lineEvent(e)
 	for _, s := range p.o.Sinks {
 		ls, takesLine := s.(LineSink)
 		if !takesLine {
-			if err := s.Write(e); err != nil {
+			record := e
+			if _, encodes := s.(LineEncoder); encodes {
+				record = lineEvent
+			}
+			if err := s.Write(record); err != nil {
 				ok = false
 				p.sinkError("write", err)
 			}
@@ -331,21 +343,32 @@ func (p *Pipeline) write(e *proto.Event) {
 // take proto.MaxLineBytes, and a signed file adds its chain field.
 const compactMargin = 2 * proto.MaxLineBytes
 
-// lineEvent is what the sinks that take lines write for e: with compact lines on, e or its
-// compact view (proto/compact).
+// compactFile is the compact lines' state of one file: the contexts stated in it, since
+// the generation it had when they were.
+type compactFile struct {
+	w   *compact.Writer
+	gen uint64
+}
+
+// lineEvent is what the sinks that write lines get for e: with compact lines on, e or its
+// compact view (proto/compact), as the file it goes to has stated its process's context.
 func (p *Pipeline) lineEvent(e *proto.Event) *proto.Event {
-	if p.compact == nil {
+	if p.o.CompactScope == nil {
 		return e
 	}
-	gen, room := p.o.CompactScope()
-	if gen != p.compactGen {
-		p.compact.Reset()
-		p.compactGen = gen
+	file, gen, room := p.o.CompactScope(e)
+	for len(p.compact) <= file {
+		p.compact = append(p.compact, compactFile{w: compact.NewWriter(0)})
+	}
+	f := &p.compact[file]
+	if gen != f.gen {
+		f.w.Reset()
+		f.gen = gen
 	}
 	if room < compactMargin {
 		return e // may begin the next file, which must state its context
 	}
-	return p.compact.Line(e)
+	return f.w.Line(e)
 }
 
 // unstage notes that the oldest staged event is written.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigil-sensor/vigil/proto"
 	"github.com/vigil-sensor/vigil/sensor"
 	"github.com/vigil-sensor/vigil/sensor/sink/format"
 	"github.com/vigil-sensor/vigil/sensor/sink/jsonl"
@@ -24,8 +25,12 @@ import (
 type outputs struct {
 	events    *jsonl.Writer
 	untrusted *jsonl.Writer // nil: untrusted telemetry goes to events
-	jsonl     sensor.Sink   // the JSONL files, as one sink, in output.format
-	store     *store.Store  // nil: output.store is ""
+	// floods takes the kernel lines budget marks past their agent tree's line budget; both
+	// nil: they stay in events.
+	floods *jsonl.Writer
+	budget *route.Budget
+	jsonl  sensor.Sink  // the JSONL files, as one sink, in output.format
+	store  *store.Store // nil: output.store is ""
 	// storeQueue writes to the store on a goroutine of its own, so that the store's pace
 	// (~55–65k lines/s on one core) never sets the sensor's: what it cannot take is its
 	// loss kind sink_store, never kernel loss.
@@ -61,22 +66,22 @@ func openOutputs(cfg sensor.Config, log zerolog.Logger) (*outputs, error) {
 	}
 	o := &outputs{events: events}
 	var files sensor.LineSink = events
-	if cfg.Output.UntrustedJSONL != "" && cfg.Output.JSONL != jsonl.Stdout {
-		untrustedSign, err := openSigner(cfg, cfg.Output.UntrustedJSONL, log)
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), events.Close())
+	if cfg.Output.JSONL != jsonl.Stdout {
+		if cfg.Output.FloodJSONL != "" {
+			o.floods, err = openSideFile(cfg, cfg.Output.FloodJSONL, cfg.Output.FloodMaxSizeMB, cfg.Output.FloodMaxFiles, onForeign, log)
+			if err != nil {
+				return nil, errors.Join(fmt.Errorf("open flood JSONL output: %w", err), files.Close())
+			}
+			files = &route.Split{Main: files, Side: o.floods, ToSide: route.Flooded}
+			o.budget = route.NewBudget(cfg.Output.TreeLinesPerMinute, 0)
 		}
-		o.untrusted, err = jsonl.Open(jsonl.Options{
-			Path:         cfg.Output.UntrustedJSONL,
-			MaxSizeBytes: int64(cfg.Output.UntrustedMaxSizeMB) << 20,
-			MaxFiles:     cfg.Output.UntrustedMaxFiles,
-			OnForeign:    onForeign,
-			Sign:         untrustedSign,
-		})
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), events.Close())
+		if cfg.Output.UntrustedJSONL != "" {
+			o.untrusted, err = openSideFile(cfg, cfg.Output.UntrustedJSONL, cfg.Output.UntrustedMaxSizeMB, cfg.Output.UntrustedMaxFiles, onForeign, log)
+			if err != nil {
+				return nil, errors.Join(fmt.Errorf("open untrusted JSONL output: %w", err), files.Close())
+			}
+			files = &route.Split{Main: files, Side: o.untrusted, ToSide: route.Untrusted}
 		}
-		files = &route.Split{Main: events, Side: o.untrusted, ToSide: route.Untrusted}
 	}
 	o.jsonl = files
 	if cfg.Output.Format == sensor.FormatOCSF {
@@ -164,12 +169,45 @@ func (o *outputs) sinks() []sensor.Sink {
 	return s
 }
 
-// compactScope is the pipeline's CompactScope: the events file's, with output.compact on.
-func (o *outputs) compactScope(cfg sensor.Config) func() (uint64, int64) {
+// openSideFile opens a JSONL file kept apart from the events file, with its own rotation and
+// its own signing key.
+func openSideFile(cfg sensor.Config, path string, maxSizeMB, maxFiles int, onForeign func(string, int), log zerolog.Logger) (*jsonl.Writer, error) {
+	signer, err := openSigner(cfg, path, log)
+	if err != nil {
+		return nil, err
+	}
+	return jsonl.Open(jsonl.Options{
+		Path:         path,
+		MaxSizeBytes: int64(maxSizeMB) << 20,
+		MaxFiles:     maxFiles,
+		OnForeign:    onForeign,
+		Sign:         signer,
+	})
+}
+
+// floodBudget is the pipeline's Flood: nil (no budget) without a flood file.
+func (o *outputs) floodBudget() sensor.FloodBudget {
+	if o.budget == nil {
+		return nil
+	}
+	return o.budget
+}
+
+// compactScope is the pipeline's CompactScope, with output.compact on: the flood file's
+// scope for a flood line, the events file's for the rest (untrusted telemetry, the third
+// file, is never compact).
+func (o *outputs) compactScope(cfg sensor.Config) func(*proto.Event) (int, uint64, int64) {
 	if !cfg.Output.Compact {
 		return nil
 	}
-	return o.events.Scope
+	return func(e *proto.Event) (int, uint64, int64) {
+		if e.Vigil.Flood && o.floods != nil {
+			gen, room := o.floods.Scope()
+			return 1, gen, room
+		}
+		gen, room := o.events.Scope()
+		return 0, gen, room
+	}
 }
 
 // losses counts, per output, the records it could not take (a full disk past the JSONL
@@ -181,6 +219,10 @@ func (o *outputs) losses() map[string]uint64 {
 	if o.untrusted != nil {
 		_, _, dropped := o.untrusted.Stats()
 		m["output_untrusted"] = dropped
+	}
+	if o.floods != nil {
+		_, _, dropped := o.floods.Stats()
+		m["output_floods"] = dropped
 	}
 	if o.store != nil {
 		m["output_store"] = o.store.Stats().Errors
@@ -195,7 +237,8 @@ func (o *outputs) losses() map[string]uint64 {
 
 // sinkOf names the output each of losses' kinds belongs to.
 var sinkOf = func() map[string]string {
-	m := map[string]string{"output": "jsonl", "output_untrusted": "untrusted_jsonl", "output_store": "store", "sink_store": "store", "sink_otlp": "otlp"}
+	m := map[string]string{"output": "jsonl", "output_untrusted": "untrusted_jsonl", "output_floods": "flood_jsonl",
+		"output_store": "store", "sink_store": "store", "sink_otlp": "otlp"}
 	for _, r := range otlp.DropReasons {
 		m[otlp.LossKind(r)] = "otlp"
 	}
@@ -215,11 +258,22 @@ func (o *outputs) sinkLost() map[string]uint64 {
 // written is what the JSONL files really hold, and what they dropped.
 func (o *outputs) written() (written, dropped uint64) {
 	written, _, dropped = o.events.Stats()
-	if o.untrusted != nil {
-		w, _, d := o.untrusted.Stats()
-		written, dropped = written+w, dropped+d
+	for _, f := range []*jsonl.Writer{o.untrusted, o.floods} {
+		if f != nil {
+			w, _, d := f.Stats()
+			written, dropped = written+w, dropped+d
+		}
 	}
 	return written, dropped
+}
+
+// floodLines is what the flood file took: the lines past their tree's budget.
+func (o *outputs) floodLines() uint64 {
+	if o.floods == nil {
+		return 0
+	}
+	written, _, _ := o.floods.Stats()
+	return written
 }
 
 // storeStats are the store's counters and the records its full queue dropped (zero without a

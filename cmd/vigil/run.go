@@ -153,17 +153,17 @@ func runCommand(args []string) error {
 	// The inventory's lines, scanned on a goroutine of their own and written by the pipeline.
 	inventoryRecords := make(chan []*proto.Event, 1)
 	pipe, err := sensor.NewPipeline(sensor.PipelineOptions{
-		Source:    src,
-		Table:     table,
-		Sinks:     out.sinks(),
-		Host:      proto.Host{Name: hostname, BootID: started.BootID},
-		QueueSize: cfg.Pipeline.QueueSize,
-		Stage:     corr.stitcher,
-		Journal:   journalOption,
-		Detector:  detectorOption(detector),
-		Publish:   detectorPublish(detector),
-		Records:   inventoryRecords,
-		// Compact lines are stated per file of the events JSONL, which takes every kernel line.
+		Source:       src,
+		Table:        table,
+		Sinks:        out.sinks(),
+		Host:         proto.Host{Name: hostname, BootID: started.BootID},
+		QueueSize:    cfg.Pipeline.QueueSize,
+		Stage:        corr.stitcher,
+		Journal:      journalOption,
+		Detector:     detectorOption(detector),
+		Publish:      detectorPublish(detector),
+		Records:      inventoryRecords,
+		Flood:        out.floodBudget(),
 		CompactScope: out.compactScope(cfg),
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).
@@ -184,7 +184,7 @@ func runCommand(args []string) error {
 		return err
 	}
 	defer stopMetrics(metricsServer, log)
-	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Bool("untrusted_apart", out.untrusted != nil).Str("store", cfg.Output.Store).
+	log.Info().Str("source", src.Name()).Str("jsonl", cfg.Output.JSONL).Bool("untrusted_apart", out.untrusted != nil).Bool("floods_apart", out.floods != nil).Str("store", cfg.Output.Store).
 		Int("agents", len(cat.Agents)).Int("cpus", runtime.GOMAXPROCS(0)).Int("bootstrapped", len(started.Seeded)).Dur("ready", started.Ready).Msg("vigil running")
 
 	done := make(chan error, 1)
