@@ -67,7 +67,7 @@ func (p sensorParts) snapshot() metrics.Snapshot {
 	cs := p.corr.stitcher.Stats()
 	ts := p.table.Stats()
 	s := metrics.Snapshot{
-		Lost: p.pipe.Lost(), SinkLost: p.out.sinkLost(), Written: st.Written, SinkErrors: st.SinkErrors,
+		Lost: p.pipe.Lost(), SinkLost: p.out.sinkLost(), Written: st.Written, SinkErrors: st.SinkErrors, FloodLines: p.out.floodLines(),
 		Bindings: cs.Bindings, Telemetry: cs.Telemetry, Untrusted: cs.Untrusted, UntrustedSuppressed: cs.UntrustedSuppressed,
 		TelemetrySeen: cs.TelemetrySeen, ProcessesLive: ts.Live, ProcessesExited: ts.Exited, AgentTrees: p.table.AgentTrees(),
 	}

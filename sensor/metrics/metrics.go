@@ -50,6 +50,9 @@ type Snapshot struct {
 	SinkLost map[string]uint64
 	// Written counts the records every sink accepted; SinkErrors the failed writes.
 	Written, SinkErrors uint64
+	// FloodLines counts the kernel lines past their agent tree's line budget, written to
+	// output.flood_jsonl.
+	FloodLines uint64
 	// RingSize is 0 when the source has no ring buffer (audit, eslogger): no ring family.
 	RingPending, RingSize int
 	QueueLength, QueueCap int
@@ -106,6 +109,7 @@ type collector struct {
 
 	sourceInfo, startTime                                   *prometheus.Desc
 	events, lastEvent, lost, sinkLost, written, sinkErrors  *prometheus.Desc
+	floodLines                                              *prometheus.Desc
 	ringPending, ringSize, queueLength, queueCap            *prometheus.Desc
 	bindings, telemetry, untrusted, suppressed, seen        *prometheus.Desc
 	alerts, ruleErrors, rulePanics, processes               *prometheus.Desc
@@ -125,6 +129,7 @@ func newCollector(o Options) *collector {
 		lost:             d("vigil_events_lost_total", "Events lost per kind, as the lost records add them up (the source's kinds, otlp_rejected, hook, output, exe_hash, shutdown...).", "kind"),
 		sinkLost:         d("vigil_sink_lost_total", "Records an output could not take.", "sink"),
 		written:          d("vigil_records_written_total", "Records every output accepted."),
+		floodLines:       d("vigil_flood_lines_total", "Kernel lines past their agent tree's line budget (output.tree_lines_per_minute), written to output.flood_jsonl."),
 		sinkErrors:       d("vigil_sink_errors_total", "Failed output writes and flushes."),
 		ringPending:      d("vigil_ring_buffer_pending_bytes", "Bytes the kernel wrote to the eBPF ring buffer and the sensor has not read yet."),
 		ringSize:         d("vigil_ring_buffer_size_bytes", "Size of the eBPF ring buffer."),
@@ -152,7 +157,7 @@ func newCollector(o Options) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.sourceInfo, c.startTime, c.events, c.lastEvent, c.lost, c.sinkLost, c.written, c.sinkErrors,
+	for _, d := range []*prometheus.Desc{c.sourceInfo, c.startTime, c.events, c.lastEvent, c.lost, c.sinkLost, c.written, c.floodLines, c.sinkErrors,
 		c.ringPending, c.ringSize, c.queueLength, c.queueCap, c.bindings, c.telemetry, c.untrusted, c.suppressed, c.seen,
 		c.alerts, c.ruleErrors, c.rulePanics, c.processes, c.agentTrees, c.agentSilent, c.selfCheckHealthy, c.selfCheckRun,
 		c.exportSent, c.exportRetried, c.spoolRecords, c.spoolBytes} {
@@ -183,6 +188,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counters(c.lost, s.Lost)
 	counters(c.sinkLost, s.SinkLost)
 	counter(c.written, s.Written)
+	counter(c.floodLines, s.FloodLines)
 	counter(c.sinkErrors, s.SinkErrors)
 	if s.RingSize > 0 {
 		gauge(c.ringPending, float64(s.RingPending))

@@ -24,6 +24,7 @@ var (
 		Lost:        map[string]uint64{"open": 7, "otlp_rejected": 0, "exe_hash": 2},
 		SinkLost:    map[string]uint64{"jsonl": 0, "store": 3},
 		Written:     401,
+		FloodLines:  77,
 		SinkErrors:  1,
 		RingPending: 8192, RingSize: 4 << 20,
 		QueueLength: 5, QueueCap: 1024,
@@ -68,6 +69,9 @@ vigil_events_lost_total{kind="otlp_rejected"} 0
 # TYPE vigil_sink_lost_total counter
 vigil_sink_lost_total{sink="jsonl"} 0
 vigil_sink_lost_total{sink="store"} 3
+# HELP vigil_flood_lines_total Kernel lines past their agent tree's line budget (output.tree_lines_per_minute), written to output.flood_jsonl.
+# TYPE vigil_flood_lines_total counter
+vigil_flood_lines_total 77
 # HELP vigil_ring_buffer_pending_bytes Bytes the kernel wrote to the eBPF ring buffer and the sensor has not read yet.
 # TYPE vigil_ring_buffer_pending_bytes gauge
 vigil_ring_buffer_pending_bytes 8192
@@ -121,7 +125,7 @@ vigil_otlp_spool_records 21
 vigil_otlp_spool_bytes 9000
 `
 	names := []string{"vigil_source_info", "vigil_start_time_seconds", "vigil_events_total", "vigil_last_event_timestamp_seconds",
-		"vigil_events_lost_total", "vigil_sink_lost_total", "vigil_ring_buffer_pending_bytes", "vigil_ring_buffer_size_bytes",
+		"vigil_events_lost_total", "vigil_sink_lost_total", "vigil_flood_lines_total", "vigil_ring_buffer_pending_bytes", "vigil_ring_buffer_size_bytes",
 		"vigil_queue_length", "vigil_bindings_total", "vigil_telemetry_last_seen_timestamp_seconds", "vigil_untrusted_telemetry_events_total",
 		"vigil_rule_errors_total", "vigil_process_table_entries", "vigil_agent_trees", "vigil_agent_silent", "vigil_self_check_healthy",
 		"vigil_otlp_sent_records_total", "vigil_otlp_retried_records_total", "vigil_otlp_spool_records", "vigil_otlp_spool_bytes"}
