@@ -209,3 +209,75 @@ func TestUntrustedFloodCannotRotateAgentEvidence(t *testing.T) {
 		t.Errorf("no untrusted line says its 100 KiB prompt was cut (vigil.truncated)")
 	}
 }
+
+// An agent tree's own flood (rg over a monorepo, a test runner) cannot rotate the evidence
+// before it away either (issue 16): past output.tree_lines_per_minute its lines go to the
+// flood file, with its own rotation. The flood here (20,000 opens of distinct files, ~7 MB of
+// lines) is far larger than either file's retention (1 MiB and one rotated file each); the
+// tree's open before it is still in the events file afterwards, which never rotated, and
+// holds no more of the flood than the budget allows.
+func TestTreeFloodCannotRotateEvidence(t *testing.T) {
+	const budget = 200 // lines a minute, and the burst
+	limits := fmt.Sprintf("  max_size_mb: 1\n  max_files: 1\n  flood_max_size_mb: 1\n  flood_max_files: 1\n  tree_lines_per_minute: %d\n", budget)
+	s := launchVigil(t, writeVigilConfig(t, t.TempDir(), 1, limits, ""))
+	work := t.TempDir()
+	agent := bashAs(t, work, "claude")
+	evidence := filepath.Join(work, "evidence-"+randHex(6))
+	if err := os.WriteFile(evidence, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(work, "tree")
+	const files, passes = 2000, 10
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(tree, fmt.Sprintf("f%04d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	script := fmt.Sprintf(": < %s; cd %s; for i in $(seq %d); do cat f* > /dev/null; done", evidence, tree, passes)
+	if out, err := exec.Command(agent, "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("agent: %v: %s", err, out)
+	}
+	elapsed := time.Since(start)
+	time.Sleep(1500 * time.Millisecond) // the hold, a release and a flush
+	s.stop(t, os.Interrupt)
+
+	if _, err := os.Stat(s.jsonl + ".1"); err == nil {
+		t.Errorf("the events file rotated during the tree's flood")
+	}
+	if _, err := os.Stat(s.config.floods + ".1"); err != nil {
+		t.Fatalf("the flood file never rotated (%v): the flood was too small to test anything", err)
+	}
+	found, treeOpens := false, 0
+	for _, m := range linesOf(t, s.jsonl) {
+		if str(m, "event.action") == "open" && str(m, "file.path") == evidence {
+			found = true
+		}
+		if str(m, "event.action") == "open" && strings.HasPrefix(str(m, "file.path"), tree+"/") {
+			treeOpens++
+			if fieldIs(m, "vigil.flood", true) {
+				t.Errorf("a flood line in the events file: %v", m)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the agent's open of %s is gone from the events file after the flood", evidence)
+	}
+	// The burst, what the rate earned while the loop ran, and a margin for the shell's own.
+	if most := budget + int(elapsed.Minutes()*budget) + 10; treeOpens > most {
+		t.Errorf("%d of the flood's opens in the events file over %s: the budget allows %d", treeOpens, elapsed.Round(time.Millisecond), most)
+	}
+	flood := 0
+	for _, path := range []string{s.config.floods + ".1", s.config.floods} {
+		for _, m := range linesOf(t, path) {
+			flood++
+			if !fieldIs(m, "vigil.flood", true) || str(m, "event.action") == "exec" {
+				t.Errorf("a line in the flood file that is not a flood line: %v", m)
+			}
+		}
+	}
+	t.Logf("%d of the flood's %d opens in the events file over %s, %d flood lines kept", treeOpens, files*passes, elapsed.Round(time.Millisecond), flood)
+}

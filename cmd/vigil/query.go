@@ -53,7 +53,7 @@ func runQuery(ctx context.Context, args []string, in io.Reader, out, errOut io.W
 	configPath := fs.String("config", "", "read output.store from this configuration")
 	var jsonlPaths jsonlFlags
 	fs.Var(&jsonlPaths, "jsonl", "load this JSONL file (- for stdin) into a store in memory and query that instead;\n"+
-		"repeatable: rotated files oldest first (PATH.2, PATH.1, PATH), then untrusted.jsonl")
+		"repeatable: rotated files oldest first (PATH.2, PATH.1, PATH), then untrusted.jsonl and floods.jsonl")
 	format := fs.String("format", "table", "output format: table (values cut at "+strconv.Itoa(maxCellRunes)+" characters), json (an array of objects) or csv")
 	fs.Usage = func() {
 		fmt.Fprint(errOut, `Usage: vigil query [--db PATH | --jsonl FILE ...] [--format table|json|csv] SQL

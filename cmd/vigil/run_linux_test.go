@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/vigil-sensor/vigil/internal/testenv"
+	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/proto/compact"
 	"github.com/vigil-sensor/vigil/sensor/sink/otlp/otlptest"
 )
 
@@ -71,7 +74,7 @@ func (l *lockedBuilder) String() string {
 
 // vigilConfig is a sensor's configuration file and the paths it names.
 type vigilConfig struct {
-	path, jsonl, untrusted, store, hookSocket, journal string
+	path, jsonl, untrusted, floods, store, hookSocket, journal string
 }
 
 // writeVigilConfig writes, in dir, a configuration with ephemeral loopback ports, a private
@@ -81,10 +84,10 @@ type vigilConfig struct {
 func writeVigilConfig(t *testing.T, dir string, holdSeconds int, output, overlay string) vigilConfig {
 	t.Helper()
 	c := vigilConfig{path: filepath.Join(dir, "vigil.yaml"), jsonl: filepath.Join(dir, "out", "events.jsonl"),
-		untrusted: filepath.Join(dir, "out", "untrusted.jsonl"), store: filepath.Join(dir, "out", "vigil.db"),
+		untrusted: filepath.Join(dir, "out", "untrusted.jsonl"), floods: filepath.Join(dir, "out", "floods.jsonl"), store: filepath.Join(dir, "out", "vigil.db"),
 		hookSocket: filepath.Join(dir, "hook.sock"), journal: filepath.Join(dir, "hold")}
-	base := fmt.Sprintf("output:\n  jsonl: %s\n  untrusted_jsonl: %s\n  store: %s\n%scorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: %d\n  hold_journal: %s\n",
-		c.jsonl, c.untrusted, c.store, output, c.hookSocket, filepath.Join(dir, "undelivered"), holdSeconds, c.journal)
+	base := fmt.Sprintf("output:\n  jsonl: %s\n  untrusted_jsonl: %s\n  flood_jsonl: %s\n  store: %s\n%scorrelate:\n  otlp_http: 127.0.0.1:0\n  otlp_grpc: 127.0.0.1:0\n  hook_socket: %s\n  hook_undelivered_dir: %s\n  hold_seconds: %d\n  hold_journal: %s\n",
+		c.jsonl, c.untrusted, c.floods, c.store, output, c.hookSocket, filepath.Join(dir, "undelivered"), holdSeconds, c.journal)
 	if err := os.WriteFile(c.path, []byte(base+overlay), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -195,17 +198,18 @@ func (s *runningSensor) stop(t *testing.T, sig os.Signal) {
 }
 
 // lines reads every JSONL record as a generic map, failing on any line that is not JSON.
-// lines returns the records of both output files: the events and, after them, untrusted
-// telemetry.
+// lines returns the records of the three output files: the events and, after them, untrusted
+// telemetry and the lines of trees past their budget.
 func (s *runningSensor) lines(t *testing.T) []map[string]any {
 	t.Helper()
 	if _, err := os.Stat(s.jsonl); err != nil {
 		t.Fatal(err)
 	}
-	return append(linesOf(t, s.jsonl), linesOf(t, s.config.untrusted)...)
+	return slices.Concat(linesOf(t, s.jsonl), linesOf(t, s.config.untrusted), linesOf(t, s.config.floods))
 }
 
-// linesOf returns the records of one JSONL file; a file not (yet) created has none.
+// linesOf returns the records of one JSONL file, compact lines restored as vigil trace
+// restores them; a file not (yet) created has none.
 func linesOf(t *testing.T, path string) []map[string]any {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -216,6 +220,7 @@ func linesOf(t *testing.T, path string) []map[string]any {
 		t.Fatal(err)
 	}
 	var out []map[string]any
+	restorer := compact.NewRestorer(0)
 	for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
 		if line == "" {
 			continue
@@ -224,9 +229,44 @@ func linesOf(t *testing.T, path string) []map[string]any {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("line %d is not a JSON object: %v: %.200s", i+1, err, line)
 		}
+		if fieldIs(m, "event.dataset", proto.DatasetKernel) {
+			m = restored(t, restorer, line, m)
+		}
 		out = append(out, m)
 	}
 	return out
+}
+
+// fieldIs reports whether m has the dotted field with value v.
+func fieldIs(m map[string]any, dotted string, v any) bool {
+	got, ok := field(m, dotted)
+	return ok && got == v
+}
+
+// restored is a kernel line's map m, its context put back if it is compact. Every kernel
+// line goes through the restorer, which remembers the contexts the whole ones state.
+func restored(t *testing.T, r *compact.Restorer, line string, m map[string]any) map[string]any {
+	t.Helper()
+	var e proto.Event
+	if err := proto.UnmarshalJSON([]byte(line), &e); err != nil {
+		t.Fatalf("kernel line: %v: %.200s", err, line)
+	}
+	wasCompact := e.Vigil.Compact
+	if err := r.Restore(&e); err != nil {
+		t.Fatal(err)
+	}
+	if !wasCompact {
+		return m
+	}
+	b, err := proto.MarshalJSON(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole map[string]any
+	if err := json.Unmarshal(b, &whole); err != nil {
+		t.Fatal(err)
+	}
+	return whole
 }
 
 // field walks a dotted ECS name through nested objects.

@@ -38,10 +38,11 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	fs.SetOutput(errOut)
 	jsonlPath := fs.String("jsonl", "", "JSONL file written by vigil run (- for stdin); rotated files (PATH.1, ...) are read only when named")
 	untrustedPath := fs.String("untrusted", "", "also read this file of untrusted telemetry (output.untrusted_jsonl, where vigil run writes it apart)")
+	floodsPath := fs.String("floods", "", "also read this file of flood lines (output.flood_jsonl: what agent trees wrote past output.tree_lines_per_minute)")
 	session := fs.String("session", "", "only this session (gen_ai.conversation.id, or a unique prefix of it)")
 	format := fs.String("format", "text", "output format: text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(errOut, "Usage: vigil trace --jsonl PATH [--untrusted PATH] [--session ID] [--format text|json]")
+		fmt.Fprintln(errOut, "Usage: vigil trace --jsonl PATH [--untrusted PATH] [--floods PATH] [--session ID] [--format text|json]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -70,13 +71,19 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 	if err != nil {
 		return fmt.Errorf("trace: read %s: %w", *jsonlPath, err)
 	}
-	var untrustedBad traceBadLines
-	if *untrustedPath != "" {
-		var untrusted []*proto.Event
-		if untrusted, untrustedBad, err = readTraceFile(*untrustedPath); err != nil {
+	// The files vigil run writes apart from the events: each is read alone (a compact line's
+	// context is in its own file).
+	apart := []string{*untrustedPath, *floodsPath}
+	apartBad := make([]traceBadLines, len(apart))
+	for i, path := range apart {
+		if path == "" {
+			continue
+		}
+		more, b, err := readTraceFile(path)
+		if err != nil {
 			return err
 		}
-		events = append(events, untrusted...)
+		events, apartBad[i] = append(events, more...), b
 	}
 	opts := workflow.Options{SessionID: *session, RepoOf: repoOf, MaxProcesses: traceMaxProcesses}
 	wfs, stats := workflow.BuildStats(events, opts)
@@ -112,7 +119,9 @@ func runTrace(args []string, in io.Reader, out, errOut io.Writer, repoOf func(st
 		return fmt.Errorf("trace: write: %w", err)
 	}
 	bad.report(errOut, *jsonlPath)
-	untrustedBad.report(errOut, *untrustedPath)
+	for i, path := range apart {
+		apartBad[i].report(errOut, path)
+	}
 	if n := stats.ProcessesForgotten; n > 0 {
 		fmt.Fprintf(errOut, "vigil trace: %d processes were forgotten to follow at most %d at once; the start-up reads they made after that are listed file by file\n",
 			n, traceMaxProcesses)
@@ -195,8 +204,7 @@ func readTraceEvents(r io.Reader) ([]*proto.Event, traceBadLines, error) {
 			if uerr := proto.UnmarshalJSON(b, &e); uerr != nil {
 				bad.add(line, uerr)
 			} else if rerr := restorer.Restore(&e); rerr != nil {
-				bad.add(line, rerr) // counted, and kept: all but the process's context is there
-				events = append(events, &e)
+				bad.add(line, rerr) // a compact line cut from its context: not guessed
 			} else if e.Event.Dataset != proto.DatasetIntegrity {
 				events = append(events, &e)
 			}
