@@ -209,8 +209,13 @@ func burst(o options, dir, trackedBin string, ringKB, threads int, rate float64)
 	if _, err := v.stop(); err != nil {
 		return b, err
 	}
-	written, lost, err := countTarget(v.jsonl, res.Target)
-	os.Remove(v.jsonl)
+	written, lost := 0, map[string]uint64{}
+	for _, f := range v.files() {
+		if err == nil {
+			err = countTarget(f, res.Target, &written, lost)
+		}
+		os.Remove(f)
+	}
 	if err != nil {
 		return b, err
 	}
@@ -228,31 +233,31 @@ func burst(o options, dir, trackedBin string, ringKB, threads int, rate float64)
 	return b, nil
 }
 
-// countTarget counts the open lines of path and sums the lost records of a JSONL file,
-// without decoding the other lines.
-func countTarget(jsonl, path string) (int, map[string]uint64, error) {
+// countTarget adds the open lines of path in a JSONL file to written and its lost records to
+// lost, without decoding the other lines; a file never written (no flood) adds nothing.
+func countTarget(jsonl, path string, written *int, lost map[string]uint64) error {
 	f, err := os.Open(jsonl)
-	if err != nil {
-		return 0, nil, err
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
 	}
 	defer f.Close()
 	pathField, _ := json.Marshal(path)
 	needle := append([]byte(`"path":`), pathField...)
-	lost := map[string]uint64{}
-	written := 0
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
 	for sc.Scan() {
 		l := sc.Bytes()
 		if bytes.Contains(l, needle) && bytes.Contains(l, []byte(`"action":"open"`)) {
-			written++
+			*written++
 			continue
 		}
 		if err := addLost(l, lost); err != nil {
-			return 0, nil, err
+			return err
 		}
 	}
-	return written, lost, sc.Err()
+	return sc.Err()
 }
 
 // addLost adds the counts of a lost record to lost; other lines are skipped undecoded.

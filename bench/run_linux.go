@@ -251,19 +251,22 @@ func (closer) pid() int                    { return 0 }
 // and the lost records written over that span (Written is filled in once the sensor stops).
 func measure(r running, bin, work string, n int, isTracked bool, args ...string) (sample, loadResult, int, error) {
 	pid := r.pid()
-	jsonl := ""
+	var files []string // the events file first, where lost records go
 	if j, ok := r.(jsonlWriter); ok && isTracked {
-		jsonl = j.jsonlPath()
+		files = j.jsonlFiles()
 	}
 	var before time.Duration
-	var size0 int64
+	var size0, eventsSize0 int64
 	if pid > 0 {
 		var err error
 		if before, err = settle(pid); err != nil {
 			return sample{}, loadResult{}, 0, err
 		}
-		if jsonl != "" {
-			if size0, err = fileSize(jsonl); err != nil {
+		if files != nil {
+			if size0, err = filesSize(files); err != nil {
+				return sample{}, loadResult{}, 0, err
+			}
+			if eventsSize0, err = filesSize(files[:1]); err != nil {
 				return sample{}, loadResult{}, 0, err
 			}
 		}
@@ -276,7 +279,7 @@ func measure(r running, bin, work string, n int, isTracked bool, args ...string)
 	s := sample{Work: work, NsPerOp: res.NsPerOp, LoadgenCPUNsPerOp: res.CPUNsPerOp, Foreign: foreign,
 		EventsPerOp: float64(res.EventsExpected) / float64(res.N)}
 	if pid > 0 {
-		if jsonl != "" {
+		if files != nil {
 			time.Sleep(writtenWait)
 		}
 		after, err := settle(pid)
@@ -285,12 +288,16 @@ func measure(r running, bin, work string, n int, isTracked bool, args ...string)
 		}
 		cpu := float64((after - before).Nanoseconds())
 		s.SensorCPUNsPerOp = cpu / float64(res.N+res.Warmup)
-		if jsonl != "" {
-			size1, err := fileSize(jsonl)
+		if files != nil {
+			size1, err := filesSize(files)
 			if err != nil {
 				return sample{}, loadResult{}, 0, err
 			}
-			lost, err := lostBetween(jsonl, size0, size1)
+			eventsSize1, err := filesSize(files[:1])
+			if err != nil {
+				return sample{}, loadResult{}, 0, err
+			}
+			lost, err := lostBetween(files[0], eventsSize0, eventsSize1)
 			if err != nil {
 				return sample{}, loadResult{}, 0, err
 			}
@@ -308,17 +315,25 @@ func measure(r running, bin, work string, n int, isTracked bool, args ...string)
 // LostInterval, 1 s by default), then a margin.
 const writtenWait = benchHold*time.Second + time.Second + 500*time.Millisecond
 
-// jsonlWriter is a running configuration writing a JSONL file the driver may read meanwhile.
-type jsonlWriter interface{ jsonlPath() string }
+// jsonlWriter is a running configuration writing JSONL files the driver may read meanwhile:
+// the events file first.
+type jsonlWriter interface{ jsonlFiles() []string }
 
-func (v *vigilRun) jsonlPath() string { return v.jsonl }
+func (v *vigilRun) jsonlFiles() []string { return v.files() }
 
-func fileSize(path string) (int64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, fmt.Errorf("JSONL size: %w", err)
+// filesSize is the bytes the files hold together; a file not written yet holds none.
+func filesSize(paths []string) (int64, error) {
+	var n int64
+	for _, path := range paths {
+		fi, err := os.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return 0, fmt.Errorf("JSONL size: %w", err)
+		}
+		n += fi.Size()
 	}
-	return fi.Size(), nil
+	return n, nil
 }
 
 // workArgs returns the loadgen's arguments for a workload of n operations beyond -work, -n
@@ -537,6 +552,8 @@ func copyExecutable(src, dst string) (string, error) {
 const vigilConfig = `output:
   max_size_mb: 65536
   max_files: 1
+  flood_max_size_mb: 65536
+  flood_max_files: 1
 ` + runStatePaths + `kernel:
   ring_buffer_kb: %d
 correlate:
@@ -546,12 +563,13 @@ correlate:
 ` + runCorrelatePaths
 
 // runStatePaths and runCorrelatePaths put what the sensor keeps besides its JSONL (the store,
-// the untrusted telemetry file, the hold journal, the hook socket) in the run's directory
+// the untrusted telemetry and flood files, the hold journal, the hook socket) in the run's directory
 // ($RUN, replaced by startVigil), not in the machine's /var/lib/vigil and /run/vigil: every
 // run starts from an empty store, as the side by side's rounds must, and an installed sensor's
 // files are never touched.
 const (
 	runStatePaths = `  untrusted_jsonl: $RUN/untrusted.jsonl
+  flood_jsonl: $RUN/` + floodsName + `
   store: $RUN/vigil.db
 `
 	runCorrelatePaths = `  hook_socket: $RUN/hook.sock
@@ -590,8 +608,8 @@ func startVigil(bin, dir string, toStdout bool, config string) (*vigilRun, error
 	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(config, "$RUN", dir)), 0o600); err != nil {
 		return nil, fmt.Errorf("write vigil config: %w", err)
 	}
-	// The previous run's store and untrusted telemetry: each run starts empty.
-	for _, name := range []string{"vigil.db", "vigil.db-wal", "vigil.db-shm", "untrusted.jsonl"} {
+	// The previous run's store, untrusted telemetry and flood lines: each run starts empty.
+	for _, name := range []string{"vigil.db", "vigil.db-wal", "vigil.db-shm", "untrusted.jsonl", floodsName} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("remove the previous run's %s: %w", name, err)
 		}
@@ -663,25 +681,39 @@ func (v *vigilRun) stop() (*recording, error) {
 	if v.jsonl == "" || v.keepJSONL {
 		return nil, nil
 	}
-	rec, err := countJSONL(v.jsonl)
-	if err != nil {
-		return nil, err
-	}
-	// Each tracked open run writes hundreds of MB; do not keep them between rounds.
-	if err := os.Remove(v.jsonl); err != nil {
-		return nil, fmt.Errorf("remove JSONL: %w", err)
+	rec := &recording{byRoot: map[int]map[string]int{}, lost: map[string]uint64{}}
+	for _, path := range v.files() {
+		if err := countJSONL(path, rec); err != nil {
+			return nil, err
+		}
+		// Each tracked open run writes hundreds of MB; do not keep them between rounds.
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove JSONL: %w", err)
+		}
 	}
 	return rec, nil
 }
 
-// countJSONL reads the fields of each line the check needs.
-func countJSONL(path string) (*recording, error) {
+// floodsName is the flood file's name in the run's directory (output.flood_jsonl): the lines
+// of a tree past its line budget, as a flooding benchmark's are.
+const floodsName = "floods.jsonl"
+
+// files are the JSONL files the sensor writes kernel lines to: the events file and, beside
+// it, the flood file.
+func (v *vigilRun) files() []string {
+	return []string{v.jsonl, filepath.Join(filepath.Dir(v.jsonl), floodsName)}
+}
+
+// countJSONL adds the fields of each line of path the check needs to rec; a file that was
+// never written (no flood) adds nothing.
+func countJSONL(path string, rec *recording) error {
 	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open JSONL: %w", err)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("open JSONL: %w", err)
 	}
 	defer f.Close()
-	rec := &recording{byRoot: map[int]map[string]int{}, lost: map[string]uint64{}}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
 	var line struct {
@@ -698,7 +730,7 @@ func countJSONL(path string) (*recording, error) {
 	for n := 1; sc.Scan(); n++ {
 		line.Vigil.Root, line.Vigil.Lost = nil, nil
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			return nil, fmt.Errorf("JSONL line %d: %w", n, err)
+			return fmt.Errorf("%s line %d: %w", filepath.Base(path), n, err)
 		}
 		for k, c := range line.Vigil.Lost {
 			rec.lost[k] += c
@@ -714,9 +746,9 @@ func countJSONL(path string) (*recording, error) {
 		m[line.Event.Action]++
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read JSONL: %w", err)
+		return fmt.Errorf("read JSONL: %w", err)
 	}
-	return rec, nil
+	return nil
 }
 
 // check matches a recording with the tracked runs of the round (by root pid); the trees the

@@ -328,12 +328,14 @@ func analyzeDir(sc Scenario, dir, npmDir string) ScenarioResult {
 			return res
 		}
 	}
-	// Untrusted telemetry (forged hook calls among it) is written apart; a scenario without
-	// any has no such file.
-	if untrusted, err := readAllJSONL(filepath.Join(dir, "untrusted.jsonl"), filter); err == nil {
-		events = append(events, untrusted...)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		res.Errors = append(res.Errors, err.Error())
+	// Untrusted telemetry (forged hook calls among it) and the lines of a tree past its line
+	// budget (output.flood_jsonl) are written apart; a scenario without any has no such file.
+	for _, apart := range []string{"untrusted.jsonl", "floods.jsonl"} {
+		if more, err := readAllJSONL(filepath.Join(dir, apart), filter); err == nil {
+			events = append(events, more...)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			res.Errors = append(res.Errors, err.Error())
+		}
 	}
 	score(&res, sc, meta, calls, events, truth, stream)
 	if _, ok := outputCallIDs[sc.Agent]; ok {

@@ -217,6 +217,9 @@ func parentMain(cache, work, results, examples, runRe, skipRe, vigilBin string, 
 		}
 		tctx, tcancel := context.WithTimeout(context.Background(), time.Minute)
 		targs := []string{"trace", "--jsonl", filepath.Join(sdir, "events.jsonl")}
+		if floods := filepath.Join(sdir, "floods.jsonl"); exists(floods) {
+			targs = append(targs, "--floods", floods)
+		}
 		if len(res.Sessions) > 0 {
 			targs = append(targs, "--session", res.Sessions[0]) // not the other trees on the machine
 		}
@@ -503,4 +506,10 @@ func printTiming(sc Scenario, sdir string, sensor bool, runErr error, out []byte
 	fmt.Println(string(b))
 	logf("%s (sensor %v): agent %.3fs %s", t.Scenario, sensor, t.AgentSeconds, t.Error)
 	return t.Error == ""
+}
+
+// exists reports whether path names a file.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -456,6 +456,7 @@ func startVigil(bin, dir string, source sensorChoice) (*vigilProc, error) {
 	yaml := fmt.Sprintf(`output:
   jsonl: %s
   untrusted_jsonl: %s
+  flood_jsonl: %s
   max_size_mb: 2048
   max_files: 3
   store: %s
@@ -465,7 +466,7 @@ correlate:
   hook_socket: %s
   hook_undelivered_dir: %s
   hold_journal: %s
-`, filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "untrusted.jsonl"), filepath.Join(dir, "vigil.db"), otlpAddr,
+`, filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "untrusted.jsonl"), filepath.Join(dir, "floods.jsonl"), filepath.Join(dir, "vigil.db"), otlpAddr,
 		filepath.Join(dir, "hook.sock"), filepath.Join(dir, "hook-undelivered"), filepath.Join(dir, "hold"))
 	if source.auditScope != "" {
 		yaml += "kernel:\n  audit_scope: " + source.auditScope + "\n"
