@@ -25,6 +25,7 @@ func TestSinkLostNamesEveryOutput(t *testing.T) {
 	cfg := sensor.DefaultConfig()
 	cfg.Output.JSONL = filepath.Join(dir, "events.jsonl")
 	cfg.Output.UntrustedJSONL = filepath.Join(dir, "untrusted.jsonl")
+	cfg.Output.FloodJSONL = filepath.Join(dir, "floods.jsonl")
 	cfg.Output.Store = filepath.Join(dir, "vigil.db")
 	cfg.Output.OTLP.Endpoint = "http://127.0.0.1:1" // nothing listens: nothing is written either
 	cfg.Output.OTLP.SpoolDir = filepath.Join(dir, "spool")
@@ -38,7 +39,7 @@ func TestSinkLostNamesEveryOutput(t *testing.T) {
 			t.Errorf("loss kind %q belongs to no output in sinkOf", kind)
 		}
 	}
-	if got := slices.Sorted(maps.Keys(out.sinkLost())); !slices.Equal(got, []string{"jsonl", "otlp", "store", "untrusted_jsonl"}) {
+	if got := slices.Sorted(maps.Keys(out.sinkLost())); !slices.Equal(got, []string{"flood_jsonl", "jsonl", "otlp", "store", "untrusted_jsonl"}) {
 		t.Errorf("sinkLost outputs = %q", got)
 	}
 	if n := len(out.sinks()); n != 3 {
@@ -66,6 +67,7 @@ func TestOutputsOCSF(t *testing.T) {
 	cfg.Output.Format = sensor.FormatOCSF
 	cfg.Output.JSONL = filepath.Join(dir, "events.jsonl")
 	cfg.Output.UntrustedJSONL = filepath.Join(dir, "untrusted.jsonl")
+	cfg.Output.FloodJSONL = filepath.Join(dir, "floods.jsonl")
 	cfg.Output.Store = filepath.Join(dir, "vigil.db")
 	out, err := openOutputs(cfg, zerolog.Nop())
 	if err != nil {
@@ -115,13 +117,14 @@ func TestOutputsOCSF(t *testing.T) {
 	}
 }
 
-// With output.sign each JSONL file gets its own key and chain, begins with a start seal, and
+// With output.sign each JSONL file (events, untrusted telemetry, floods) gets its own key and chain, begins with a start seal, and
 // the new keys' pins are logged.
 func TestSignedOutputsHaveAKeyEach(t *testing.T) {
 	dir := t.TempDir()
 	cfg := sensor.DefaultConfig()
 	cfg.Output.JSONL = filepath.Join(dir, "events.jsonl")
 	cfg.Output.UntrustedJSONL = filepath.Join(dir, "untrusted.jsonl")
+	cfg.Output.FloodJSONL = filepath.Join(dir, "floods.jsonl")
 	cfg.Output.Store = ""
 	cfg.Output.Sign, cfg.Output.SignKeyDir = true, filepath.Join(dir, "sign")
 	var logged bytes.Buffer
@@ -133,7 +136,7 @@ func TestSignedOutputsHaveAKeyEach(t *testing.T) {
 		t.Fatal(err)
 	}
 	chains := map[sign.ChainID]bool{}
-	for _, name := range []string{"events.jsonl", "untrusted.jsonl"} {
+	for _, name := range []string{"events.jsonl", "untrusted.jsonl", "floods.jsonl"} {
 		pin, err := sign.Pin(cfg.Output.SignKeyDir, name)
 		if err != nil {
 			t.Fatal(err)
@@ -155,7 +158,7 @@ func TestSignedOutputsHaveAKeyEach(t *testing.T) {
 			t.Errorf("%s: %+v, problem %v; want a start and a stop seal", name, r, r.Problem)
 		}
 	}
-	if len(chains) != 2 {
-		t.Errorf("the two files share a chain")
+	if len(chains) != 3 {
+		t.Errorf("%d chains for the three files: some share one", len(chains))
 	}
 }

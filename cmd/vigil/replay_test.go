@@ -22,7 +22,7 @@ func TestReplayEsloggerCapture(t *testing.T) {
 	config := filepath.Join(dir, "vigil.yaml")
 	// No network listener, hook socket or journal: nothing here needs root or a free port.
 	// pipeline: the test binary's own GOMAXPROCS and memory limit are left alone.
-	yaml := fmt.Sprintf("output:\n  untrusted_jsonl: \"\"\n  store: %s\ncorrelate:\n  otlp_http: \"\"\n  otlp_grpc: \"\"\n  hook_socket: \"\"\n  hold_journal: \"\"\npipeline:\n  max_cpus: 0\n  memory_limit_mb: 0\n",
+	yaml := fmt.Sprintf("output:\n  untrusted_jsonl: \"\"\n  flood_jsonl: \"\"\n  store: %s\ncorrelate:\n  otlp_http: \"\"\n  otlp_grpc: \"\"\n  hook_socket: \"\"\n  hold_journal: \"\"\npipeline:\n  max_cpus: 0\n  memory_limit_mb: 0\n",
 		filepath.Join(dir, "out", "vigil.db"))
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -103,6 +103,7 @@ func newUserBench(b *testing.B, store bool) *userBench {
 	cfg := sensor.DefaultConfig()
 	cfg.Output.JSONL = filepath.Join(dir, "events.jsonl")
 	cfg.Output.UntrustedJSONL = filepath.Join(dir, "untrusted.jsonl")
+	cfg.Output.FloodJSONL = filepath.Join(dir, "floods.jsonl")
 	cfg.Output.Store = ""
 	if store {
 		cfg.Output.Store = filepath.Join(dir, "vigil.db")
