@@ -98,7 +98,8 @@ type sample struct {
 type runEvents struct {
 	Generated int `json:"generated"`
 	Written   int `json:"written"`
-	// Merged is always 0: the kernel does not merge events yet; the column is ready for it.
+	// Merged is the events the kernel merged into the lines Written counts: the sum of their
+	// vigil.merged.count, so Written + Merged are the events written.
 	Merged int               `json:"merged"`
 	Lost   map[string]uint64 `json:"lost,omitempty"`
 	Bytes  int64             `json:"jsonl_bytes"`
@@ -123,6 +124,9 @@ type workCheck struct {
 	Work     string         `json:"work"`
 	Expected map[string]int `json:"expected"`
 	Written  map[string]int `json:"written"`
+	// Merged is per action the events merged lines stand for (vigil.merged.count), beyond
+	// the lines themselves.
+	Merged map[string]int `json:"merged,omitempty"`
 }
 
 // summary is one configuration × variant × workload over all rounds.
@@ -493,7 +497,7 @@ func (r report) markdown() string {
 				}
 			}
 			for _, w := range works {
-				written, expected := map[string]int{}, map[string]int{}
+				written, merged, expected := map[string]int{}, map[string]int{}, map[string]int{}
 				found := false
 				for _, ch := range r.Checks {
 					if ch.Config != c {
@@ -507,13 +511,16 @@ func (r report) markdown() string {
 						for a, n := range wc.Written {
 							written[a] += n
 						}
+						for a, n := range wc.Merged {
+							merged[a] += n
+						}
 						for a, n := range wc.Expected {
 							expected[a] += n
 						}
 					}
 				}
 				if found {
-					fmt.Fprintf(&b, "| %s | %s | %s |\n", c, w, compareCounts(written, expected))
+					fmt.Fprintf(&b, "| %s | %s | %s |\n", c, w, compareCounts(written, merged, expected))
 				}
 			}
 		}
@@ -569,14 +576,14 @@ func (r report) perEvent(b *strings.Builder, works []string) {
 	b.WriteString("Events per operation come from the loadgen's construction (walk: each file and each directory it opens; fan-out: fork, exec, exit and the 2 loader opens of each /bin/true). " +
 		"ratio = median ns/op / `none`'s median, same variant; ns/event = median ns/op / events per op; added = (median − `none`'s median) / events per op. " +
 		"For tracked runs beside a sensor writing JSONL (summed over the rounds): generated = the loadgen's events, warm-up included; written = JSONL lines of the run's tree (its root pid) with those actions (the loadgen's own exec, exit and Go runtime opens come on top); " +
-		"merged = 0, the kernel does not merge events yet; lost = the lost records written during the run, by kind; sensor CPU/event = the sensor's CPU from the run's start until it is idle after the hold / generated (median of runs); " +
-		"bytes/event = growth of the JSONL file over the same span / generated (median of runs).\n\n")
+		"merged = the events those lines stand for beyond themselves (the sum of their vigil.merged.count: repeated identical opens the kernel merged), so written + merged are the events written; lost = the lost records written during the run, by kind; sensor CPU/event = the sensor's CPU from the run's start until it is idle after the hold / generated (median of runs); " +
+		"bytes/event = growth of the JSONL files (the events file and the flood file) over the same span / generated (median of runs).\n\n")
 	b.WriteString("| workload | variant | configuration | ratio | ns/event | added ns/event | sensor CPU ns/event | JSONL bytes/event | generated | written | merged | lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	b.WriteString(strings.Join(rows, "\n") + "\n")
 }
 
 // compareCounts renders "open 220,008 / 220,000, exec 1 / 0" in a stable order.
-func compareCounts(written, expected map[string]int) string {
+func compareCounts(written, merged, expected map[string]int) string {
 	actions := map[string]bool{}
 	for a := range written {
 		actions[a] = true
@@ -591,7 +598,11 @@ func compareCounts(written, expected map[string]int) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, a := range keys {
-		parts = append(parts, fmt.Sprintf("%s %s / %s", a, thousands(float64(written[a])), thousands(float64(expected[a]))))
+		w := thousands(float64(written[a]))
+		if merged[a] > 0 {
+			w += " + " + thousands(float64(merged[a])) + " merged"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s / %s", a, w, thousands(float64(expected[a]))))
 	}
 	return strings.Join(parts, ", ")
 }

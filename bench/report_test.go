@@ -92,8 +92,8 @@ func TestFormatting(t *testing.T) {
 	if got := formatOp("forkexec", 724000); got != "724.0" {
 		t.Errorf("formatOp(forkexec) = %q", got)
 	}
-	got := compareCounts(map[string]int{"open": 1005, "exec": 1}, map[string]int{"open": 1000})
-	if got != "exec 1 / 0, open 1,005 / 1,000" {
+	got := compareCounts(map[string]int{"open": 1005, "exec": 1}, map[string]int{"open": 20000}, map[string]int{"open": 21000})
+	if got != "exec 1 / 0, open 1,005 + 20,000 merged / 21,000" {
 		t.Errorf("compareCounts = %q", got)
 	}
 	if formatLost(nil) != "none" || formatLost(map[string]uint64{"open": 3}) != "open 3" {

@@ -57,6 +57,9 @@ func (r loadResult) generated() int {
 // recording is what a sensor configuration wrote while it ran, by root pid and event.action.
 type recording struct {
 	byRoot map[int]map[string]int
+	// merged is per root pid and action the events merged lines stand for beyond themselves
+	// (their vigil.merged.count).
+	merged map[int]map[string]int
 	lost   map[string]uint64
 }
 
@@ -190,6 +193,7 @@ func sideBySide(o options, dir string) (report, error) {
 					if e := rep.Samples[i].Events; e != nil {
 						for a := range pids[pid].EventsGenerated {
 							e.Written += rec.byRoot[pid][a]
+							e.Merged += rec.merged[pid][a]
 						}
 					}
 				}
@@ -681,7 +685,7 @@ func (v *vigilRun) stop() (*recording, error) {
 	if v.jsonl == "" || v.keepJSONL {
 		return nil, nil
 	}
-	rec := &recording{byRoot: map[int]map[string]int{}, lost: map[string]uint64{}}
+	rec := &recording{byRoot: map[int]map[string]int{}, merged: map[int]map[string]int{}, lost: map[string]uint64{}}
 	for _, path := range v.files() {
 		if err := countJSONL(path, rec); err != nil {
 			return nil, err
@@ -724,11 +728,14 @@ func countJSONL(path string, rec *recording) error {
 			Root *struct {
 				Pid int `json:"pid"`
 			} `json:"root"`
-			Lost map[string]uint64 `json:"lost"`
+			Lost   map[string]uint64 `json:"lost"`
+			Merged *struct {
+				Count int `json:"count"`
+			} `json:"merged"`
 		} `json:"vigil"`
 	}
 	for n := 1; sc.Scan(); n++ {
-		line.Vigil.Root, line.Vigil.Lost = nil, nil
+		line.Vigil.Root, line.Vigil.Lost, line.Vigil.Merged = nil, nil, nil
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			return fmt.Errorf("%s line %d: %w", filepath.Base(path), n, err)
 		}
@@ -744,6 +751,14 @@ func countJSONL(path string, rec *recording) error {
 			rec.byRoot[line.Vigil.Root.Pid] = m
 		}
 		m[line.Event.Action]++
+		if line.Vigil.Merged != nil {
+			mm := rec.merged[line.Vigil.Root.Pid]
+			if mm == nil {
+				mm = map[string]int{}
+				rec.merged[line.Vigil.Root.Pid] = mm
+			}
+			mm[line.Event.Action] += line.Vigil.Merged.Count
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read JSONL: %w", err)
@@ -768,7 +783,7 @@ func check(round int, config string, rec *recording, pids map[int]loadResult) ev
 			if written == nil {
 				written = map[string]int{}
 			}
-			ch.Works = append(ch.Works, workCheck{Work: w, Expected: exp, Written: written})
+			ch.Works = append(ch.Works, workCheck{Work: w, Expected: exp, Written: written, Merged: rec.merged[pid]})
 		}
 	}
 	for pid, m := range rec.byRoot {
@@ -787,7 +802,7 @@ func check(round int, config string, rec *recording, pids map[int]loadResult) ev
 
 func printCheck(ch eventCheck) {
 	for _, wc := range ch.Works {
-		fmt.Printf("[round %d] %s events for tracked %s: %s\n", ch.Round, ch.Config, wc.Work, compareCounts(wc.Written, wc.Expected))
+		fmt.Printf("[round %d] %s events for tracked %s: %s\n", ch.Round, ch.Config, wc.Work, compareCounts(wc.Written, wc.Merged, wc.Expected))
 	}
 	if len(ch.Lost) > 0 {
 		fmt.Printf("[round %d] %s lost: %s\n", ch.Round, ch.Config, formatLost(ch.Lost))
