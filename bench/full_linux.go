@@ -228,8 +228,8 @@ func burst(o options, dir, trackedBin string, ringKB, threads int, rate float64)
 	return b, nil
 }
 
-// countTarget counts the open lines of path and sums the lost records of a JSONL file,
-// without decoding the other lines.
+// countTarget counts the opens of path (one a line, or a merged line's vigil.merged.count)
+// and sums the lost records of a JSONL file, without decoding the other lines.
 func countTarget(jsonl, path string) (int, map[string]uint64, error) {
 	f, err := os.Open(jsonl)
 	if err != nil {
@@ -245,7 +245,11 @@ func countTarget(jsonl, path string) (int, map[string]uint64, error) {
 	for sc.Scan() {
 		l := sc.Bytes()
 		if bytes.Contains(l, needle) && bytes.Contains(l, []byte(`"action":"open"`)) {
-			written++
+			n, err := opensOfLine(l)
+			if err != nil {
+				return 0, nil, err
+			}
+			written += n
 			continue
 		}
 		if err := addLost(l, lost); err != nil {
@@ -253,6 +257,24 @@ func countTarget(jsonl, path string) (int, map[string]uint64, error) {
 		}
 	}
 	return written, lost, sc.Err()
+}
+
+// opensOfLine is how many opens an open line stands for: 1, or a merged line's count.
+func opensOfLine(l []byte) (int, error) {
+	if !bytes.Contains(l, []byte(`"merged":{`)) {
+		return 1, nil
+	}
+	var line struct {
+		Vigil struct {
+			Merged struct {
+				Count int `json:"count"`
+			} `json:"merged"`
+		} `json:"vigil"`
+	}
+	if err := json.Unmarshal(l, &line); err != nil {
+		return 0, fmt.Errorf("merged open line: %w", err)
+	}
+	return line.Vigil.Merged.Count, nil
 }
 
 // addLost adds the counts of a lost record to lost; other lines are skipped undecoded.
