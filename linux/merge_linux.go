@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-sensor/vigil/bpf"
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
 )
 
 // Merged opens (bpf/vigil.h, struct open_run). The kernel reports the first open of a run in
@@ -251,6 +252,8 @@ func bootNow() (uint64, error) {
 	}
 	return uint64(ts.Nano()), nil
 }
+
+var _ sensor.MergingSource = (*EBPF)(nil)
 
 // BumpMergeEpoch ends every merge run in the kernel: the next open of each thread starts a
 // new run. The correlator calls it at each tool-call boundary it learns, so that no merged
