@@ -109,20 +109,18 @@ func (m *merges) name(k runKey, e *proto.Event) {
 func (m *merges) ended(k runKey, e *proto.Event, d *decoder) bool {
 	rep, seen := m.reported[k]
 	delete(m.reported, k)
+	defer delete(m.first, k)
+	if mg := e.Vigil.Merged; seen {
+		if mg.Count <= uint64(rep.count) {
+			return false
+		}
+		mg.Count -= uint64(rep.count)
+		if last := d.wall(rep.last); last.After(e.Timestamp) {
+			e.Timestamp = last
+			mg.First = e.Timestamp.Format(proto.TimeLayout)
+		}
+	}
 	m.name(k, e)
-	delete(m.first, k)
-	if !seen {
-		return true
-	}
-	mg := e.Vigil.Merged
-	if mg.Count <= uint64(rep.count) {
-		return false
-	}
-	mg.Count -= uint64(rep.count)
-	if last := d.wall(rep.last); last.After(e.Timestamp) {
-		e.Timestamp = last
-		mg.First = e.Timestamp.Format(proto.TimeLayout)
-	}
 	return true
 }
 
