@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -27,8 +28,8 @@ const (
 	// mergeWindow is the kernel's MERGE_WINDOW_NS: a run idle longer is over.
 	mergeWindow = uint64(bpf.VigilMergeLimitMERGE_WINDOW_NS)
 	// mergeSweepEvery is how often the reader looks for idle runs: a run is reported at most
-	// mergeWindow + mergeSweepEvery after its last repeat.
-	mergeSweepEvery = time.Second
+	// mergeWindow + mergeSweepEvery after its last repeat. One batched read of the slots.
+	mergeSweepEvery = 500 * time.Millisecond
 	// mergeFirstMax bounds the first records kept for naming their runs' merged records.
 	mergeFirstMax = 1 << 16
 	// mergeForgetAfter is how long a reported run is remembered after its slot moved on to
@@ -65,6 +66,11 @@ type merges struct {
 	firstKeys []runKey
 	firstNext int
 	reported  map[runKey]runReport
+	// batch is the sweep's buffer for reading the kernel's slots.
+	batch struct {
+		tids  [256]uint32
+		slots [256]bpf.VigilOpenRun
+	}
 	// unnamed counts merged records written without their run's path: the first record was
 	// lost or forgotten. They still name the file by device and inode. Read by Lost.
 	unnamed atomic.Uint64
@@ -149,21 +155,27 @@ func (s *EBPF) sweepRuns(final bool, emit func(*proto.Event)) {
 		return
 	}
 	live := map[uint32]uint64{}
-	var tid uint32
-	var slot bpf.VigilOpenRun
-	iter := s.objs.OpenRuns.Iterate()
-	for iter.Next(&tid, &slot) {
-		live[tid] = slot.Run
-		if slot.Count == 0 || (!final && now-slot.LastTs <= mergeWindow) {
-			continue
+	m := &s.merges.batch
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := s.objs.OpenRuns.BatchLookup(&cursor, m.tids[:], m.slots[:], nil)
+		for i := range n {
+			tid, slot := m.tids[i], &m.slots[i]
+			live[tid] = slot.Run
+			if slot.Count == 0 || (!final && now-slot.LastTs <= mergeWindow) {
+				continue
+			}
+			if s.stableRun(tid, slot, final) {
+				s.reportRun(tid, slot, emit)
+			}
 		}
-		if !s.stableRun(tid, &slot, final) {
-			continue
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
 		}
-		s.reportRun(tid, &slot, emit)
-	}
-	if err := iter.Err(); err != nil {
-		s.opts.Log.Warn().Err(err).Msg("merge sweep: read open_runs")
+		if err != nil {
+			s.opts.Log.Warn().Err(err).Msg("merge sweep: read open_runs")
+			return // what was not read stays in the kernel for the next sweep
+		}
 	}
 	s.forgetMoved(live)
 }
