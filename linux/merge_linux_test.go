@@ -3,6 +3,7 @@ package linux
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -16,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
 )
 
 // Merged opens (issue 16): a thread that opens one file again and again is reported as the
@@ -376,4 +379,37 @@ func TestMergeEpochBumpSplitsARun(t *testing.T) {
 	if full != 2 {
 		t.Errorf("%d full open lines; want 2: one run before the bump, one after", full)
 	}
+}
+
+// When the source stops, the runs still open in the kernel are written: a thread that
+// repeated an open and then idles, alive, is not lost.
+func TestMergeStopWritesOpenRuns(t *testing.T) {
+	requireKernel(t)
+	src, err := NewEBPF(Options{Catalog: sensor.DefaultCatalog(), Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	if err != nil {
+		t.Fatalf("NewEBPF: %v", err)
+	}
+	defer src.Close()
+	c := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, c.emit) }()
+	marker := writeFile(t, canonicalDir(t), "marker")
+	const n = 1000
+	wait := startTrackedHelper(t, "idle", strconv.Itoa(n), marker)
+	first := c.waitFor(t, "the run's first open", 10*time.Second, isOpenOf(marker))
+	// The loop takes a few ms; stop well before the run has been idle for the window.
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	lines := filter(c.snapshot(), opensOf(first.Process.Thread.ID, marker))
+	opens, merged := opensCounted(lines)
+	said := wait()
+	t.Logf("%d opens: %d lines, merged %d, written by the stop", n, len(lines), merged)
+	if opens != n || merged == 0 {
+		t.Errorf("after the stop, lines stand for %d opens (%d merged); the helper made %d", opens, merged, n)
+	}
+	checkSpan(t, lines, saidInt(t, said, "start"), saidInt(t, said, "end"))
 }
