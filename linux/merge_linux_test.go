@@ -85,11 +85,13 @@ func TestMergeHelperProcess(t *testing.T) {
 		wg.Wait()
 		time.Sleep(2 * time.Second) // the exits report the runs, not the sweep
 		fmt.Printf("exit=%d\n", time.Now().UnixNano())
-	case "epoch": // n opens, ready file, wait for the go file, n opens
+	case "epoch": // n opens, the ready directory, wait for the go directory, n opens
+		// Signalled by mkdir and access, which are not opens: an open of another file would
+		// end the run itself.
 		runtime.LockOSThread()
 		openLoop("0", files[0], n)
-		if err := os.WriteFile(files[1], nil, 0o644); err != nil {
-			helperFail("write ready", err)
+		if err := unix.Mkdir(files[1], 0o755); err != nil {
+			helperFail("mkdir ready", err)
 		}
 		for {
 			if err := unix.Access(files[2], unix.F_OK); err == nil {
@@ -356,7 +358,7 @@ func TestMergeEpochBumpSplitsARun(t *testing.T) {
 		t.Fatal(err)
 	}
 	bump := time.Now()
-	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+	if err := unix.Mkdir(goFile, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	said := wait()
