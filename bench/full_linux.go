@@ -233,8 +233,9 @@ func burst(o options, dir, trackedBin string, ringKB, threads int, rate float64)
 	return b, nil
 }
 
-// countTarget adds the open lines of path in a JSONL file to written and its lost records to
-// lost, without decoding the other lines; a file never written (no flood) adds nothing.
+// countTarget adds the opens of path in a JSONL file (one a line, or a merged line's
+// vigil.merged.count) to written and its lost records to lost, without decoding the other
+// lines; a file never written (no flood) adds nothing.
 func countTarget(jsonl, path string, written *int, lost map[string]uint64) error {
 	f, err := os.Open(jsonl)
 	if errors.Is(err, os.ErrNotExist) {
@@ -250,7 +251,11 @@ func countTarget(jsonl, path string, written *int, lost map[string]uint64) error
 	for sc.Scan() {
 		l := sc.Bytes()
 		if bytes.Contains(l, needle) && bytes.Contains(l, []byte(`"action":"open"`)) {
-			*written++
+			n, err := opensOfLine(l)
+			if err != nil {
+				return err
+			}
+			*written += n
 			continue
 		}
 		if err := addLost(l, lost); err != nil {
@@ -258,6 +263,24 @@ func countTarget(jsonl, path string, written *int, lost map[string]uint64) error
 		}
 	}
 	return sc.Err()
+}
+
+// opensOfLine is how many opens an open line stands for: 1, or a merged line's count.
+func opensOfLine(l []byte) (int, error) {
+	if !bytes.Contains(l, []byte(`"merged":{`)) {
+		return 1, nil
+	}
+	var line struct {
+		Vigil struct {
+			Merged struct {
+				Count int `json:"count"`
+			} `json:"merged"`
+		} `json:"vigil"`
+	}
+	if err := json.Unmarshal(l, &line); err != nil {
+		return 0, fmt.Errorf("merged open line: %w", err)
+	}
+	return line.Vigil.Merged.Count, nil
 }
 
 // addLost adds the counts of a lost record to lost; other lines are skipped undecoded.

@@ -98,8 +98,9 @@ type sample struct {
 type runEvents struct {
 	Generated int `json:"generated"`
 	Written   int `json:"written"`
-	// Merged is the events the kernel merged into the lines Written counts: the sum of their
-	// vigil.merged.count, so Written + Merged are the events written.
+	// Merged is the events the kernel merged into the lines Written counts, beyond the lines
+	// themselves (a merged line stands for its vigil.merged.count opens), so Written + Merged
+	// are the events written.
 	Merged int               `json:"merged"`
 	Lost   map[string]uint64 `json:"lost,omitempty"`
 	Bytes  int64             `json:"jsonl_bytes"`
@@ -124,8 +125,8 @@ type workCheck struct {
 	Work     string         `json:"work"`
 	Expected map[string]int `json:"expected"`
 	Written  map[string]int `json:"written"`
-	// Merged is per action the events merged lines stand for (vigil.merged.count), beyond
-	// the lines themselves.
+	// Merged is per action the events merged lines stand for beyond the lines themselves
+	// (vigil.merged.count less one a line).
 	Merged map[string]int `json:"merged,omitempty"`
 }
 
@@ -576,7 +577,7 @@ func (r report) perEvent(b *strings.Builder, works []string) {
 	b.WriteString("Events per operation come from the loadgen's construction (walk: each file and each directory it opens; fan-out: fork, exec, exit and the 2 loader opens of each /bin/true). " +
 		"ratio = median ns/op / `none`'s median, same variant; ns/event = median ns/op / events per op; added = (median − `none`'s median) / events per op. " +
 		"For tracked runs beside a sensor writing JSONL (summed over the rounds): generated = the loadgen's events, warm-up included; written = JSONL lines of the run's tree (its root pid) with those actions (the loadgen's own exec, exit and Go runtime opens come on top); " +
-		"merged = the events those lines stand for beyond themselves (the sum of their vigil.merged.count: repeated identical opens the kernel merged), so written + merged are the events written; lost = the lost records written during the run, by kind; sensor CPU/event = the sensor's CPU from the run's start until it is idle after the hold / generated (median of runs); " +
+		"merged = the events those lines stand for beyond themselves (a merged line stands for its vigil.merged.count repeated identical opens the kernel merged), so written + merged are the events written; lost = the lost records written during the run, by kind; sensor CPU/event = the sensor's CPU from the run's start until it is idle after the hold / generated (median of runs); " +
 		"bytes/event = growth of the JSONL files (the events file and the flood file) over the same span / generated (median of runs).\n\n")
 	b.WriteString("| workload | variant | configuration | ratio | ns/event | added ns/event | sensor CPU ns/event | JSONL bytes/event | generated | written | merged | lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	b.WriteString(strings.Join(rows, "\n") + "\n")

@@ -58,7 +58,7 @@ func (r loadResult) generated() int {
 type recording struct {
 	byRoot map[int]map[string]int
 	// merged is per root pid and action the events merged lines stand for beyond themselves
-	// (their vigil.merged.count).
+	// (their vigil.merged.count less the line).
 	merged map[int]map[string]int
 	lost   map[string]uint64
 }
@@ -757,7 +757,7 @@ func countJSONL(path string, rec *recording) error {
 				mm = map[string]int{}
 				rec.merged[line.Vigil.Root.Pid] = mm
 			}
-			mm[line.Event.Action] += line.Vigil.Merged.Count
+			mm[line.Event.Action] += line.Vigil.Merged.Count - 1 // the line itself is counted above
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -153,6 +153,25 @@ struct {
 	__type(value, struct connect_stash);
 } connect_stashes SEC(".maps");
 
+// The running merge run of each thread that opened a file (struct open_run), by tid. Not
+// LRU: an eviction would lose a run's count silently; when the map is full, opens are
+// reported one by one, as before merging.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TRACKED);
+	__type(key, __u32); // tid
+	__type(value, struct open_run);
+} open_runs SEC(".maps");
+
+// Bumped by user space at every tool-call boundary it learns: a run begun before a bump is
+// not extended after it, so no merged record spans two tool calls.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} merge_epoch SEC(".maps");
+
 // The sock_addr hook's kernel context: its uaddr is the kernel's copy of the caller's address.
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -164,6 +183,8 @@ const struct exit_event *unused_exit __attribute__((unused));
 const struct mutate_event *unused_mutate __attribute__((unused));
 const struct event_header *unused_hdr __attribute__((unused));
 const struct env_name *unused_env_name __attribute__((unused));
+const struct open_run *unused_open_run __attribute__((unused));
+const struct merged_event *unused_merged __attribute__((unused));
 
 // And for the enums the decoder reads: clang keeps a type in the object's BTF only where
 // something uses it, and bpf2go generates Go only for types in the BTF.
@@ -176,6 +197,8 @@ struct decoder_enums {
 	enum exe_flag exe;
 	enum walk_kind walk;
 	enum net_flag net;
+	enum merge_flag merge;
+	enum merge_limit merge_limit;
 };
 const struct decoder_enums *unused_enums __attribute__((unused));
 
@@ -289,6 +312,184 @@ struct path_walk {
 // calls per component were most of its cost. bpf_rdonly_cast needs Linux 6.2 or later.
 extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym;
 #define KPTR(type, addr) ((type *)bpf_rdonly_cast((void *)(addr), bpf_core_type_id_kernel(type)))
+
+// Merging repeated opens (struct open_run). A thread that opens the same file the same way
+// again and again (a build polling a lock file, a tight loop) would otherwise fill the ring
+// with identical records, walking the path each time: past ~100k opens/s the ring overflowed
+// and lost most of them. A repeat is only counted in the thread's slot, before any path walk.
+
+// A compiler barrier: the slot's sequence words are stored before and after its fields.
+#define merge_barrier() asm volatile("" ::: "memory")
+
+// What a repeat must share with its run's first open.
+struct run_ident {
+	__u64 start_ns;
+	__u64 epoch;
+	__u64 dev;
+	__u64 ino;
+	__u64 dentry;
+	__u64 mnt;
+	__u32 pid;
+	__u32 uid;
+	__u32 gid;
+	__u32 agent;
+	__u32 track_flags;
+	__u32 flags;
+	__u32 mode;
+	__u32 io_uring;
+};
+
+// Never written: the value a new slot is created with.
+const struct open_run zero_run = {};
+
+static __always_inline void run_ident_of(struct run_ident *id, struct task_struct *task, struct track_entry *t,
+					 struct file *f, __u32 flags, __u32 mode, __u32 io_uring)
+{
+	__u32 zero = 0;
+	__u64 *epoch = bpf_map_lookup_elem(&merge_epoch, &zero);
+	struct file *kf = KPTR(struct file, f);
+	struct inode *inode = kf->f_inode;
+	id->start_ns = task->group_leader->start_boottime;
+	id->epoch = epoch ? *epoch : 0;
+	id->dev = inode->i_sb->s_dev;
+	id->ino = inode->i_ino;
+	id->dentry = (__u64)kf->f_path.dentry;
+	id->mnt = (__u64)kf->f_path.mnt;
+	id->pid = task->tgid;
+	const struct cred *cred = task->cred;
+	id->uid = cred->uid.val;
+	id->gid = cred->gid.val;
+	id->agent = t->agent;
+	id->track_flags = t->flags;
+	id->flags = flags;
+	id->mode = mode;
+	id->io_uring = io_uring;
+}
+
+static __always_inline int same_run(struct open_run *r, struct run_ident *id)
+{
+	return r->start_ns == id->start_ns && r->epoch == id->epoch && r->dev == id->dev && r->ino == id->ino &&
+	       r->dentry == id->dentry && r->mnt == id->mnt && r->pid == id->pid && r->uid == id->uid &&
+	       r->gid == id->gid && r->agent == id->agent && r->track_flags == id->track_flags &&
+	       r->flags == id->flags && r->mode == id->mode && r->io_uring == id->io_uring;
+}
+
+// Reports a run's repeats, if it has any, as one merged record. A record the ring has no
+// room for loses count opens, and is counted so.
+static __always_inline void emit_merged(struct open_run *r, struct task_struct *task)
+{
+	__u32 count = r->count;
+	if (!count)
+		return;
+	__u64 size = sizeof(struct merged_event);
+	__u64 flags = ring_flags(size);
+	struct merged_event *m = bpf_ringbuf_reserve(&events, size, 0);
+	if (!m) {
+		__u32 kind = DROP_OPEN_MERGED;
+		__u64 *n = bpf_map_lookup_elem(&drops, &kind);
+		if (n)
+			__sync_fetch_and_add(n, count);
+		return;
+	}
+	m->hdr.ts = bpf_ktime_get_boot_ns();
+	m->hdr.start_ns = r->start_ns;
+	m->hdr.kind = EVENT_OPEN_MERGED;
+	m->hdr.pid = r->pid;
+	m->hdr.tid = r->tid;
+	m->hdr.ppid = task->real_parent->tgid;
+	m->hdr.root = r->root;
+	m->hdr.agent = r->agent;
+	m->hdr.track_flags = r->track_flags;
+	m->hdr.uid = r->uid;
+	m->hdr.gid = r->gid;
+	m->hdr.pad = 0;
+	__builtin_memcpy(m->hdr.comm, task->comm, sizeof(m->hdr.comm));
+	m->run = r->run;
+	m->first_ts = r->first_ts;
+	m->last_ts = r->last_ts;
+	m->dev = r->dev;
+	m->ino = r->ino;
+	m->count = count;
+	m->flags = r->flags;
+	m->mode = r->mode;
+	m->io_uring = r->io_uring;
+	bpf_ringbuf_submit(m, flags);
+}
+
+// Ends the thread's run, if it has one: its repeats are reported and its slot deleted (the
+// thread exits or executes another program).
+static __always_inline void end_run(__u32 tid, struct task_struct *task)
+{
+	struct open_run *r = bpf_map_lookup_elem(&open_runs, &tid);
+	if (!r)
+		return;
+	emit_merged(r, task);
+	bpf_map_delete_elem(&open_runs, &tid);
+}
+
+// Counts the open as a repeat of the thread's run when it is one, and then returns 1: no
+// record. Otherwise the run, if any, is over: its repeats are reported and 0 returned (the
+// caller reports the open as a full record and may start a new run with it). now - last_ts
+// also bounds a run's idle time, so user space can tell a run that went idle for good.
+static __always_inline int merge_repeat(struct open_run *r, struct run_ident *id, __u64 now, struct task_struct *task)
+{
+	if (!r)
+		return 0;
+	if (same_run(r, id) && now - r->last_ts <= MERGE_WINDOW_NS && now - r->run <= MERGE_WINDOW_NS) {
+		__u64 seq = r->seq_busy + 1;
+		r->seq_busy = seq;
+		merge_barrier();
+		if (!r->count)
+			r->first_ts = now;
+		r->last_ts = now;
+		r->count++;
+		merge_barrier();
+		r->seq_done = seq;
+		return 1;
+	}
+	emit_merged(r, task);
+	return 0;
+}
+
+// Starts a run with this open, whose record's timestamp is ts, in the thread's slot (r, or a
+// new one). Returns whether it did: with the map full, the thread's opens are not merged.
+static __always_inline int start_run(struct open_run *r, __u32 tid, struct run_ident *id, __u64 ts,
+				     struct track_entry *t)
+{
+	if (!r) {
+		if (bpf_map_update_elem(&open_runs, &tid, &zero_run, BPF_NOEXIST))
+			return 0;
+		r = bpf_map_lookup_elem(&open_runs, &tid);
+		if (!r)
+			return 0;
+	}
+	__u64 seq = r->seq_busy + 1;
+	r->seq_busy = seq;
+	merge_barrier();
+	r->run = ts;
+	r->first_ts = 0;
+	r->last_ts = ts;
+	r->count = 0;
+	r->start_ns = id->start_ns;
+	r->epoch = id->epoch;
+	r->dev = id->dev;
+	r->ino = id->ino;
+	r->dentry = id->dentry;
+	r->mnt = id->mnt;
+	r->pid = id->pid;
+	r->tid = tid;
+	r->root = t->root;
+	r->agent = id->agent;
+	r->track_flags = id->track_flags;
+	r->uid = id->uid;
+	r->gid = id->gid;
+	r->flags = id->flags;
+	r->mode = id->mode;
+	r->io_uring = id->io_uring;
+	merge_barrier();
+	r->seq_done = seq;
+	return 1;
+}
 
 static __always_inline __u8 *walk_buffer(__u32 target)
 {
@@ -558,6 +759,11 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	} else if (t->flags & TRACK_REJECTED) {
 		return 0;
 	}
+	// A new program: the thread's merge run (under its tid before the exec, which a thread
+	// other than the leader gives up) is over.
+	end_run(old_pid, p);
+	if (BPF_CORE_READ(p, pid) != old_pid)
+		end_run(BPF_CORE_READ(p, pid), p);
 
 	// A tracked exec: start from a clean record, so that nothing of an earlier exec (argv,
 	// paths, environment values) lies past the lengths, and read the filename again. Done
@@ -649,6 +855,8 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	__u8 *f = maybe_tracked_flag(tgid);
 	if (f && !*f)
 		return 0;
+	// Every thread's exit ends its merge run.
+	end_run(BPF_CORE_READ(p, pid), p);
 	// Only the last thread of the process ends it.
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
@@ -765,10 +973,25 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	if (will_restart(ret))
 		return 0;
 	__u32 zero = 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	// A successful open of a file: a repeat of the thread's run is only counted, before the
+	// record is built and the path walked (merge_repeat).
+	struct file *f = 0;
+	struct open_run *run = 0;
+	struct run_ident id;
+	__u32 tid = task->pid;
+	if (ret >= 0 && io_uring != OPEN_IO_URING_FIXED) {
+		f = fd_file(task, ret);
+		if (f) {
+			run_ident_of(&id, task, t, f, flags, mode, io_uring);
+			run = bpf_map_lookup_elem(&open_runs, &tid);
+			if (merge_repeat(run, &id, bpf_ktime_get_boot_ns(), task))
+				return 0;
+		}
+	}
 	struct open_event *e = bpf_map_lookup_elem(&open_scratch, &zero);
 	if (!e)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
 	fill_header(&e->hdr, EVENT_OPEN, task, t);
 	e->ret = ret;
 	e->flags = flags;
@@ -779,27 +1002,32 @@ static __always_inline int finish_open(struct track_entry *t, long ret, __u64 fi
 	e->walk_len = 0;
 	e->path_len = 0;
 	e->io_uring = io_uring;
+	e->merge = 0;
 
 	__u32 trunc = 0;
-	if (ret >= 0 && io_uring != OPEN_IO_URING_FIXED) {
-		struct file *f = fd_file(task, ret);
-		if (f) {
-			__u32 pseudo = pseudo_name(f);
-			if (pseudo) {
-				e->walk_len = pseudo;
-				e->walk_kind = WALK_PSEUDO;
-			} else {
-				e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&f->f_path), &trunc);
-				e->walk_kind = WALK_FILE;
-			}
-			if (trunc)
-				e->truncated |= TRUNC_WALK;
-			// Sent only up to the end of the walk: most opens name short paths.
-			emit(e, offsetof(struct open_event, walk) + (e->walk_len & (2 * PATH_SLOT - 1)), DROP_OPEN);
-			return 0;
+	if (f) {
+		__u32 pseudo = pseudo_name(f);
+		if (pseudo) {
+			// A pipe or socket opened again is another object each time: not merged, and
+			// the run it interrupts is over.
+			e->walk_len = pseudo;
+			e->walk_kind = WALK_PSEUDO;
+			if (run)
+				bpf_map_delete_elem(&open_runs, &tid);
+		} else {
+			e->walk_len = walk_path(WALK_TO_OPEN, (__u64)__builtin_preserve_access_index(&f->f_path), &trunc);
+			e->walk_kind = WALK_FILE;
+			if (start_run(run, tid, &id, e->hdr.ts, t))
+				e->merge = MERGE_RUN_START;
 		}
-		// Another thread closed the descriptor already: only the caller's string is left.
+		if (trunc)
+			e->truncated |= TRUNC_WALK;
+		// Sent only up to the end of the walk: most opens name short paths.
+		emit(e, offsetof(struct open_event, walk) + (e->walk_len & (2 * PATH_SLOT - 1)), DROP_OPEN);
+		return 0;
 	}
+	// A failed open, or another thread closed the descriptor already: only the caller's
+	// string is left.
 
 	long n = filename ? bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)filename) : 0;
 	if (n < 0)

@@ -33,6 +33,7 @@ enum event_kind {
 	EVENT_CONNECT = 5,
 	EVENT_MUTATE = 6,
 	EVENT_SEND = 7, // a datagram sent to a named destination (connect_event layout)
+	EVENT_OPEN_MERGED = 8, // repeats of a run's first open (merged_event)
 };
 
 // What a mutate record did (mutate_event.op): one record layout for every file mutation.
@@ -60,7 +61,9 @@ enum drop_kind {
 	// Not a record lost but an operation no probe reports: an io_uring request of a tracked
 	// process that changes files (rename, unlink, mkdir, symlink, link, ftruncate) completed.
 	DROP_IO_URING_UNSEEN = 9,
-	DROP_KINDS = 10,
+	// Opens lost with a merged record the ring had no room for: its count, not 1.
+	DROP_OPEN_MERGED = 10,
+	DROP_KINDS = 11,
 };
 
 // Tracked-process flags (track_entry.flags, event_header.track_flags).
@@ -180,11 +183,72 @@ struct open_event {
 	__u32 walk_kind;
 	__u32 walk_len;
 	__u32 io_uring; // OPEN_IO_URING*: an io_uring open (IORING_OP_OPENAT, OPENAT2) at its completion
-	__u32 pad;
+	__u32 merge;    // MERGE_RUN_START: this record starts a merge run; its hdr.ts names the run
 	// Walked from the kernel's objects, leaf first; a successful open's record ends after
 	// walk_len bytes of it.
 	__u8 walk[PATH_SLOT + NAME_SLOT];
 	__u8 path[PATH_SLOT]; // failed opens only: the path as the caller passed it
+};
+
+// open_event.merge.
+enum merge_flag {
+	MERGE_RUN_START = 1,
+};
+
+// How long a merge run may last: an open more than this after the run's last open, or after
+// its first record, starts a new run. So a run idle longer is over (user space reports it),
+// and a continuous flood still yields a merged record each window.
+enum merge_limit {
+	MERGE_WINDOW_NS = 1000000000,
+};
+
+// A run of identical successful opens by one thread (the open_runs map, keyed by tid): the
+// run's first open is a full record (open_event with MERGE_RUN_START), its repeats are only
+// counted here and reported by one merged_event when the run ends. Only the owning thread
+// writes its slot; user space reads it to report runs that went idle. A copy is consistent
+// when seq_done == seq_busy: the writer bumps seq_busy (the last word) first and sets
+// seq_done (the first word) last, so a copy made front to back that overlapped a write sees
+// them differ.
+struct open_run {
+	__u64 seq_done;
+	__u64 run;      // hdr.ts of the run's first record: (tid, run) names the run
+	__u64 first_ts; // the first and last repeat, CLOCK_BOOTTIME ns (count > 0)
+	__u64 last_ts;
+	__u64 start_ns; // the process's start: a reused tid is another run
+	__u64 epoch;    // merge_epoch when the run began: a tool-call boundary ends it
+	__u64 dev;      // the file's identity (kernel dev_t, inode)
+	__u64 ino;
+	__u64 dentry; // kernel addresses: another name (hard link) or mount of the file is another run
+	__u64 mnt;
+	__u32 count; // repeats after the first record
+	__u32 pid;   // tgid
+	__u32 tid;
+	__u32 root;
+	__u32 agent;
+	__u32 track_flags;
+	__u32 uid;
+	__u32 gid;
+	__u32 flags; // the open's flags, mode and OPEN_IO_URING* kind
+	__u32 mode;
+	__u32 io_uring;
+	__u32 pad;
+	__u64 seq_busy;
+};
+
+// The repeats of a merge run (EVENT_OPEN_MERGED): hdr.ts is when the run ended, the
+// repeats' own times are first_ts and last_ts. The run's path and process details are those
+// of its first record, which user space keeps by (tid, run).
+struct merged_event {
+	struct event_header hdr;
+	__u64 run;
+	__u64 first_ts;
+	__u64 last_ts;
+	__u64 dev;
+	__u64 ino;
+	__u32 count;
+	__u32 flags;
+	__u32 mode;
+	__u32 io_uring;
 };
 
 // What a network record (connect_event) knows about its address and result.

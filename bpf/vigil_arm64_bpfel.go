@@ -44,7 +44,8 @@ const (
 	VigilDropKindDROP_MUTATE          VigilDropKind = 7
 	VigilDropKindDROP_SEND            VigilDropKind = 8
 	VigilDropKindDROP_IO_URING_UNSEEN VigilDropKind = 9
-	VigilDropKindDROP_KINDS           VigilDropKind = 10
+	VigilDropKindDROP_OPEN_MERGED     VigilDropKind = 10
+	VigilDropKindDROP_KINDS           VigilDropKind = 11
 )
 
 type VigilEnvName struct {
@@ -80,13 +81,14 @@ type VigilEventHeader struct {
 type VigilEventKind uint32
 
 const (
-	VigilEventKindEVENT_EXEC    VigilEventKind = 1
-	VigilEventKindEVENT_FORK    VigilEventKind = 2
-	VigilEventKindEVENT_EXIT    VigilEventKind = 3
-	VigilEventKindEVENT_OPEN    VigilEventKind = 4
-	VigilEventKindEVENT_CONNECT VigilEventKind = 5
-	VigilEventKindEVENT_MUTATE  VigilEventKind = 6
-	VigilEventKindEVENT_SEND    VigilEventKind = 7
+	VigilEventKindEVENT_EXEC        VigilEventKind = 1
+	VigilEventKindEVENT_FORK        VigilEventKind = 2
+	VigilEventKindEVENT_EXIT        VigilEventKind = 3
+	VigilEventKindEVENT_OPEN        VigilEventKind = 4
+	VigilEventKindEVENT_CONNECT     VigilEventKind = 5
+	VigilEventKindEVENT_MUTATE      VigilEventKind = 6
+	VigilEventKindEVENT_SEND        VigilEventKind = 7
+	VigilEventKindEVENT_OPEN_MERGED VigilEventKind = 8
 )
 
 type VigilExeFlag uint32
@@ -130,6 +132,32 @@ type VigilInodeKey struct {
 	_   structs.HostLayout
 	Dev uint64
 	Ino uint64
+}
+
+type VigilMergeFlag uint32
+
+const (
+	VigilMergeFlagMERGE_RUN_START VigilMergeFlag = 1
+)
+
+type VigilMergeLimit uint32
+
+const (
+	VigilMergeLimitMERGE_WINDOW_NS VigilMergeLimit = 1000000000
+)
+
+type VigilMergedEvent struct {
+	_       structs.HostLayout
+	Hdr     VigilEventHeader
+	Run     uint64
+	FirstTs uint64
+	LastTs  uint64
+	Dev     uint64
+	Ino     uint64
+	Count   uint32
+	Flags   uint32
+	Mode    uint32
+	IoUring uint32
 }
 
 type VigilMutateEvent struct {
@@ -194,9 +222,36 @@ type VigilOpenEvent struct {
 	WalkKind  uint32
 	WalkLen   uint32
 	IoUring   uint32
-	Pad       uint32
+	Merge     uint32
 	Walk      [1280]uint8
 	Path      [1024]uint8
+}
+
+type VigilOpenRun struct {
+	_          structs.HostLayout
+	SeqDone    uint64
+	Run        uint64
+	FirstTs    uint64
+	LastTs     uint64
+	StartNs    uint64
+	Epoch      uint64
+	Dev        uint64
+	Ino        uint64
+	Dentry     uint64
+	Mnt        uint64
+	Count      uint32
+	Pid        uint32
+	Tid        uint32
+	Root       uint32
+	Agent      uint32
+	TrackFlags uint32
+	Uid        uint32
+	Gid        uint32
+	Flags      uint32
+	Mode       uint32
+	IoUring    uint32
+	Pad        uint32
+	SeqBusy    uint64
 }
 
 type VigilTrackEntry struct {
@@ -252,7 +307,9 @@ const (
 	VigilMapExecScratch      = "exec_scratch"
 	VigilMapInterpreters     = "interpreters"
 	VigilMapMaybeTracked     = "maybe_tracked"
+	VigilMapMergeEpoch       = "merge_epoch"
 	VigilMapMutateScratch    = "mutate_scratch"
+	VigilMapOpenRuns         = "open_runs"
 	VigilMapOpenScratch      = "open_scratch"
 	VigilMapTracked          = "tracked"
 	VigilMapZeroExec         = "zero_exec"
@@ -288,9 +345,12 @@ const (
 	VigilVarUnusedExec       = "unused_exec"
 	VigilVarUnusedExit       = "unused_exit"
 	VigilVarUnusedHdr        = "unused_hdr"
+	VigilVarUnusedMerged     = "unused_merged"
 	VigilVarUnusedMutate     = "unused_mutate"
 	VigilVarUnusedOpen       = "unused_open"
+	VigilVarUnusedOpenRun    = "unused_open_run"
 	VigilVarWakeupBytes      = "wakeup_bytes"
+	VigilVarZeroRun          = "zero_run"
 )
 
 // LoadVigil returns the embedded CollectionSpec for Vigil.
@@ -377,7 +437,9 @@ type VigilMapSpecs struct {
 	ExecScratch    *ebpf.MapSpec `ebpf:"exec_scratch"`
 	Interpreters   *ebpf.MapSpec `ebpf:"interpreters"`
 	MaybeTracked   *ebpf.MapSpec `ebpf:"maybe_tracked"`
+	MergeEpoch     *ebpf.MapSpec `ebpf:"merge_epoch"`
 	MutateScratch  *ebpf.MapSpec `ebpf:"mutate_scratch"`
+	OpenRuns       *ebpf.MapSpec `ebpf:"open_runs"`
 	OpenScratch    *ebpf.MapSpec `ebpf:"open_scratch"`
 	Tracked        *ebpf.MapSpec `ebpf:"tracked"`
 	ZeroExec       *ebpf.MapSpec `ebpf:"zero_exec"`
@@ -394,9 +456,12 @@ type VigilVariableSpecs struct {
 	UnusedExec    *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedExit    *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedHdr     *ebpf.VariableSpec `ebpf:"unused_hdr"`
+	UnusedMerged  *ebpf.VariableSpec `ebpf:"unused_merged"`
 	UnusedMutate  *ebpf.VariableSpec `ebpf:"unused_mutate"`
 	UnusedOpen    *ebpf.VariableSpec `ebpf:"unused_open"`
+	UnusedOpenRun *ebpf.VariableSpec `ebpf:"unused_open_run"`
 	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	ZeroRun       *ebpf.VariableSpec `ebpf:"zero_run"`
 }
 
 // VigilObjects contains all objects after they have been loaded into the kernel.
@@ -430,7 +495,9 @@ type VigilMaps struct {
 	ExecScratch    *ebpf.Map `ebpf:"exec_scratch"`
 	Interpreters   *ebpf.Map `ebpf:"interpreters"`
 	MaybeTracked   *ebpf.Map `ebpf:"maybe_tracked"`
+	MergeEpoch     *ebpf.Map `ebpf:"merge_epoch"`
 	MutateScratch  *ebpf.Map `ebpf:"mutate_scratch"`
+	OpenRuns       *ebpf.Map `ebpf:"open_runs"`
 	OpenScratch    *ebpf.Map `ebpf:"open_scratch"`
 	Tracked        *ebpf.Map `ebpf:"tracked"`
 	ZeroExec       *ebpf.Map `ebpf:"zero_exec"`
@@ -449,7 +516,9 @@ func (m *VigilMaps) Close() error {
 		m.ExecScratch,
 		m.Interpreters,
 		m.MaybeTracked,
+		m.MergeEpoch,
 		m.MutateScratch,
+		m.OpenRuns,
 		m.OpenScratch,
 		m.Tracked,
 		m.ZeroExec,
@@ -467,9 +536,12 @@ type VigilVariables struct {
 	UnusedExec    *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedExit    *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedHdr     *ebpf.Variable `ebpf:"unused_hdr"`
+	UnusedMerged  *ebpf.Variable `ebpf:"unused_merged"`
 	UnusedMutate  *ebpf.Variable `ebpf:"unused_mutate"`
 	UnusedOpen    *ebpf.Variable `ebpf:"unused_open"`
+	UnusedOpenRun *ebpf.Variable `ebpf:"unused_open_run"`
 	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
+	ZeroRun       *ebpf.Variable `ebpf:"zero_run"`
 }
 
 // VigilPrograms contains all programs after they have been loaded into the kernel.

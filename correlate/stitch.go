@@ -62,6 +62,13 @@ type StitcherOptions struct {
 	// MaxLate bounds the lines kept bindable; past it the oldest are forgotten (counted).
 	// Late binding needs both Late and MaxLate.
 	MaxLate int
+	// ToolBoundary, when set, is called for each batch that reports a tool-call start
+	// (decision) or end (result), as it arrives: the kernel source ends its merge runs there
+	// (sensor.MergingSource), so that no merged open line spans two tool calls. Hooks arrive
+	// before the tool runs and after it ends, but their sender is often verified only once
+	// its exec has come through the ring, so the call does not wait for the verdict: a
+	// sender outside every agent tree can at worst end runs early (more lines, none lost).
+	ToolBoundary func()
 }
 
 // StitcherStats are the stitcher's counters.
@@ -338,9 +345,14 @@ func (s *Stitcher) AddTelemetry(b TelemetryBatch) {
 	// the sender's goroutine, before the lock the pipeline's Push and Release take, so a flood
 	// of telemetry never holds up kernel events. The caller's events are left as they were.
 	b.Events = slices.Clone(b.Events)
+	boundary := false
 	for i := range b.Events {
 		ae := &b.Events[i]
 		ae.Prompt, ae.Command = s.o.Redact(ae.Prompt), s.o.Redact(ae.Command)
+		boundary = boundary || ae.Kind == proto.KindToolDecision || ae.Kind == proto.KindToolResult
+	}
+	if boundary && s.o.ToolBoundary != nil {
+		s.o.ToolBoundary()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -765,12 +777,18 @@ func traceParentSpan(tp string) string {
 	return strings.ToLower(parts[2])
 }
 
-// inWindow returns the session's calls whose window holds t.
-func inWindow(ss *session, t time.Time, keep func(*toolCall) bool) []*toolCall {
+// inWindow returns the session's calls whose window holds the event: its time, or for a
+// merged open line the whole span of its repeats, which no call of the session may start or
+// end inside (spanCrossed).
+func inWindow(ss *session, e *proto.Event, keep func(*toolCall) bool) []*toolCall {
+	first, last := eventSpan(e)
+	if last.After(first) && spanCrossed(ss, first, last) {
+		return nil
+	}
 	var out []*toolCall
 	for _, c := range ss.calls {
 		from, to, ok := c.window()
-		if ok && !t.Before(from) && !t.After(to) && keep(c) {
+		if ok && !first.Before(from) && !last.After(to) && keep(c) {
 			out = append(out, c)
 		}
 	}
@@ -783,7 +801,7 @@ func (s *Stitcher) byWindow(e *proto.Event, ss *session) *toolCall {
 	if ss.agentPids[e.Process.Pid] || (e.Vigil.Root != nil && e.Process.Pid == e.Vigil.Root.Pid) {
 		return nil
 	}
-	found := inWindow(ss, e.Timestamp, func(*toolCall) bool { return true })
+	found := inWindow(ss, e, func(*toolCall) bool { return true })
 	if len(found) == 1 {
 		return found[0]
 	}

@@ -112,7 +112,7 @@ func (s *Stitcher) byCommand(e *proto.Event, ss *session) *toolCall {
 		return nil
 	}
 	if words := evalWords(e.Process.Args); len(words) > 0 {
-		found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
+		found := inWindow(ss, e, func(c *toolCall) bool {
 			for _, w := range words {
 				if c.command != "" && w.matches(c.command) { // argv was redacted the same way
 					return true
@@ -126,7 +126,7 @@ func (s *Stitcher) byCommand(e *proto.Event, ss *session) *toolCall {
 		return nil
 	}
 	argv := strings.Join(e.Process.Args, " ")
-	found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
+	found := inWindow(ss, e, func(c *toolCall) bool {
 		cmd := c.command
 		return cmd != "" && (strings.Contains(argv, cmd) || strings.Contains(argv, strings.ReplaceAll(cmd, "'", `'"'"'`)))
 	})

@@ -48,7 +48,7 @@ func (s *Stitcher) byPath(e *proto.Event, ss *session) *binding {
 	}
 	p, cwd := e.File.Path, e.Process.WorkingDirectory
 	byFile := false
-	found := inWindow(ss, e.Timestamp, func(c *toolCall) bool {
+	found := inWindow(ss, e, func(c *toolCall) bool {
 		for _, f := range c.files {
 			if !strings.HasPrefix(f, "/") && cwd != "" {
 				f = strings.TrimSuffix(cwd, "/") + "/" + strings.TrimPrefix(f, "./")

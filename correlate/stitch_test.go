@@ -115,6 +115,7 @@ type kev struct {
 	cwd       string
 	path      string // open
 	join      *proto.JoinKeys
+	mergedTo  string // open: a merged line (vigil.merged) whose repeats run from at to this
 }
 
 func stEntity(pid int) string { return fmt.Sprintf("ent-%d", pid) }
@@ -142,6 +143,9 @@ func (k kev) event() *proto.Event {
 	if k.action == proto.ActionOpen {
 		e.Event.Category = "file"
 		e.File = &proto.File{Path: k.path, Access: "write", Flags: "O_WRONLY|O_CREAT|O_EXCL"}
+	}
+	if k.mergedTo != "" {
+		e.Vigil.Merged = &proto.Merged{Count: 10, First: e.Timestamp.Format(proto.TimeLayout), Last: stAt(k.mergedTo).Format(proto.TimeLayout)}
 	}
 	return e
 }

@@ -29,6 +29,10 @@ const (
 	kindConnect = uint32(bpf.VigilEventKindEVENT_CONNECT)
 	kindMutate  = uint32(bpf.VigilEventKindEVENT_MUTATE)
 	kindSend    = uint32(bpf.VigilEventKindEVENT_SEND)
+	kindMerged  = uint32(bpf.VigilEventKindEVENT_OPEN_MERGED)
+
+	// An open record that starts a merge run (open_event.merge).
+	mergeRunStart = uint32(bpf.VigilMergeFlagMERGE_RUN_START)
 
 	trackPending  = uint32(bpf.VigilTrackFlagTRACK_PENDING)
 	trackRejected = uint32(bpf.VigilTrackFlagTRACK_REJECTED)
@@ -72,6 +76,7 @@ var (
 	connectSize = int(unsafe.Sizeof(bpf.VigilConnectEvent{}))
 	openSize    = int(unsafe.Sizeof(bpf.VigilOpenEvent{}))
 	mutateSize  = int(unsafe.Sizeof(bpf.VigilMutateEvent{}))
+	mergedSize  = int(unsafe.Sizeof(bpf.VigilMergedEvent{}))
 	// A successful open's record ends right after its walked path.
 	openMinSize = int(unsafe.Offsetof(bpf.VigilOpenEvent{}.Walk))
 )
@@ -89,6 +94,9 @@ type record struct {
 	event      *proto.Event
 	agentID    uint32
 	trackFlags uint32
+	// run names the merge run an open record starts, or a merged record reports (with the
+	// thread, event.process.thread.id): the first record's kernel timestamp; 0 for others.
+	run uint64
 }
 
 // decoder turns raw ring-buffer records into events. It is pure (no kernel access), so the
@@ -119,6 +127,7 @@ func (d *decoder) decode(raw []byte) (record, error) {
 		return record{}, fmt.Errorf("decode header: %w", err)
 	}
 	var e *proto.Event
+	var run uint64
 	switch h.Kind {
 	case kindOpen:
 		blk := new(openBlock)
@@ -130,6 +139,18 @@ func (d *decoder) decode(raw []byte) (record, error) {
 		if err := d.open(e, &x, len(raw), &blk.file); err != nil {
 			return record{}, err
 		}
+		if x.Merge&mergeRunStart != 0 {
+			run = h.Ts
+		}
+	case kindMerged:
+		blk := new(mergedBlock)
+		e = d.base(&blk.base, &h)
+		var x bpf.VigilMergedEvent
+		if err := copyRecord(&x, raw, mergedSize); err != nil {
+			return record{}, fmt.Errorf("decode merged open: %w", err)
+		}
+		d.merged(e, &x, blk)
+		run = x.Run
 	case kindExec:
 		blk := new(execBlock)
 		e = d.base(&blk.base, &h)
@@ -178,7 +199,7 @@ func (d *decoder) decode(raw []byte) (record, error) {
 	default:
 		return record{}, fmt.Errorf("decode: unknown record kind %d", h.Kind)
 	}
-	return record{event: e, agentID: h.Agent, trackFlags: h.TrackFlags}, nil
+	return record{event: e, agentID: h.Agent, trackFlags: h.TrackFlags, run: run}, nil
 }
 
 // baseBlock holds an event and the groups every record fills, so that decoding a record
@@ -220,6 +241,11 @@ type (
 		base baseBlock
 		dest proto.Destination
 		net  proto.Network
+	}
+	mergedBlock struct {
+		base   baseBlock
+		file   proto.File
+		merged proto.Merged
 	}
 )
 
@@ -400,6 +426,30 @@ func (d *decoder) open(e *proto.Event, x *bpf.VigilOpenEvent, rawLen int, file *
 	e.File = file
 	e.Vigil.Truncated = truncatedNames(x.Truncated)
 	return nil
+}
+
+// merged decodes a merge run's repeats: an open line whose @timestamp is the first repeat's.
+// Its file.path is the run's first record's, which the reader fills in (merges.name); the
+// decoder knows the file only by its identity.
+func (d *decoder) merged(e *proto.Event, x *bpf.VigilMergedEvent, blk *mergedBlock) {
+	e.Event.Action = proto.ActionOpen
+	e.Event.Category = "file"
+	e.Event.Outcome = proto.OutcomeSuccess
+	e.Timestamp = d.wall(x.FirstTs)
+	if x.IoUring != 0 {
+		e.Vigil.Syscall = proto.SyscallIOUring
+	}
+	e.Vigil.PathSource = proto.PathSourceKernel
+	blk.file = proto.File{Flags: openFlags(x.Flags), Access: openAccess(x.Flags)}
+	e.File = &blk.file
+	blk.merged = proto.Merged{
+		Count: uint64(x.Count),
+		First: e.Timestamp.Format(proto.TimeLayout),
+		Last:  d.wall(x.LastTs).Format(proto.TimeLayout),
+		Dev:   unix.Mkdev(uint32(x.Dev>>20), uint32(x.Dev&(1<<20-1))),
+		Ino:   x.Ino,
+	}
+	e.Vigil.Merged = &blk.merged
 }
 
 // pseudoName writes the kernel's "<filesystem>:[<inode>]" of a pipe or socket the way /proc

@@ -68,6 +68,11 @@ type EBPF struct {
 	// maybeTracked is the kernel's maybe_tracked array mapped into this process: one byte
 	// per tgid, set by the bootstrap for the processes it seeds.
 	maybeTracked *ebpf.Memory
+	// merges names merged records and keeps what the sweep reported (Run goroutine only);
+	// epoch is the kernel's merge_epoch, bumped under epochMu from any goroutine.
+	merges  *merges
+	epochMu sync.Mutex
+	epoch   uint64
 }
 
 // dropKindNames name the kernel's per-CPU drop counters (enum drop_kind).
@@ -78,6 +83,8 @@ var dropKindNames = map[bpf.VigilDropKind]string{
 	bpf.VigilDropKindDROP_OPEN: "open", bpf.VigilDropKindDROP_CONNECT: "connect",
 	bpf.VigilDropKindDROP_TRACK_FULL: "track_full", bpf.VigilDropKindDROP_MUTATE: "mutate",
 	bpf.VigilDropKindDROP_SEND: "send", bpf.VigilDropKindDROP_IO_URING_UNSEEN: "io_uring_unseen",
+	// Opens of merged records the ring had no room for: opens lost, like DROP_OPEN's.
+	bpf.VigilDropKindDROP_OPEN_MERGED: "open",
 }
 
 // ErrProgramTypeRefused explains an EPERM from BPF_PROG_LOAD as what it is on kernels that
@@ -126,6 +133,7 @@ func NewEBPF(opts Options) (*EBPF, error) {
 		started:   started,
 		confirmed: map[uint32]verdict{},
 		held:      map[uint32]*heldTree{},
+		merges:    newMerges(),
 		dec:       decoder{bootOffset: offset, agentName: opts.Catalog.NameOf},
 	}
 	if err := s.load(); err != nil {
@@ -468,7 +476,12 @@ func (s *EBPF) Started() sensor.Started {
 	return sensor.Started{Seeded: s.seeded, BootID: s.bootID, Ready: s.ready, Peers: PeerResolver{ProcRoot: s.opts.ProcRoot}}
 }
 
-// Run reads the ring buffer until ctx is cancelled, then drains what is left.
+// sweepCheckRecords is how many records the reader handles between two looks at the clock
+// for the merge sweep when the ring never empties.
+const sweepCheckRecords = 4096
+
+// Run reads the ring buffer until ctx is cancelled, then drains what is left and reports
+// the merge runs still open in the kernel.
 func (s *EBPF) Run(ctx context.Context, emit func(*proto.Event)) error {
 	stop := context.AfterFunc(ctx, func() { s.reader.SetDeadline(time.Now()) })
 	defer stop()
@@ -478,16 +491,30 @@ func (s *EBPF) Run(ctx context.Context, emit func(*proto.Event)) error {
 	// the clock per record cost ~4% of the sensor's CPU under load).
 	s.reader.SetDeadline(time.Now().Add(s.opts.PollInterval))
 	defer s.dropHeld()
+	nextSweep := time.Now().Add(mergeSweepEvery)
+	sweep := func() {
+		if now := time.Now(); now.After(nextSweep) {
+			s.sweepRuns(false, emit)
+			nextSweep = now.Add(mergeSweepEvery)
+		}
+	}
+	records := 0
 	for {
 		err := s.reader.ReadInto(&rec)
 		s.applyCopyVerdicts(emit)
 		switch {
 		case err == nil:
 			s.handle(rec.RawSample, emit)
+			if records++; records%sweepCheckRecords == 0 {
+				sweep()
+			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if ctx.Err() != nil {
-				return nil // the ring is drained: a deadline error comes only once it is empty
+				// The ring is drained: a deadline error comes only once it is empty.
+				s.sweepRuns(true, emit)
+				return nil
 			}
+			sweep()
 			s.reader.SetDeadline(time.Now().Add(s.opts.PollInterval))
 		case errors.Is(err, ringbuf.ErrClosed):
 			return nil
@@ -504,6 +531,13 @@ func (s *EBPF) handle(raw []byte, emit func(*proto.Event)) {
 		s.opts.Log.Warn().Err(err).Int("bytes", len(raw)).Msg("undecodable ring buffer record")
 		return
 	}
+	if s.mergeRecord(&r) {
+		s.dispatch(r, emit)
+	}
+}
+
+// dispatch holds a pending tree's record, settles it, or delivers it.
+func (s *EBPF) dispatch(r record, emit func(*proto.Event)) {
 	if r.trackFlags&trackPending != 0 {
 		if h := s.held[uint32(r.event.Vigil.Root.Pid)]; h != nil {
 			s.hold(h, r.event)
@@ -644,7 +678,7 @@ func (s *EBPF) Lost() map[string]uint64 {
 			sum += n
 		}
 		if sum > 0 {
-			lost[name] = sum
+			lost[name] += sum
 		}
 	}
 	if n := s.decodeFails.Load(); n > 0 {
@@ -652,6 +686,9 @@ func (s *EBPF) Lost() map[string]uint64 {
 	}
 	if n := s.heldDrops.Load(); n > 0 {
 		lost["copy_held"] = n
+	}
+	if n := s.merges.unnamed.Load(); n > 0 {
+		lost["open_merged_unnamed"] = n
 	}
 	return lost
 }

@@ -88,6 +88,13 @@ func fixtures() map[string]*Event {
 		File: &File{Path: "/home/alice/src/payments/refund/refund_test.go", Access: "read", Flags: "O_RDONLY|O_CLOEXEC"}, GenAI: genai, Vigil: vigil()}
 	open.Vigil.PathSource = PathSourceKernel
 
+	// The go process's thread polled the same file: the run's first open had its own line,
+	// this one stands for the 4,812 repeats after it.
+	openMerged := &Event{Timestamp: ts.Add(42 * time.Millisecond), Event: meta(ActionOpen, OutcomeSuccess, "file", 1099), Host: host, User: user, Process: openP,
+		File: &File{Path: "/home/alice/src/payments/.git/index.lock", Access: "read", Flags: "O_RDONLY|O_CLOEXEC"}, GenAI: genai, Vigil: vigil()}
+	openMerged.Vigil.PathSource = PathSourceKernel
+	openMerged.Vigil.Merged = &Merged{Count: 4812, First: "2025-11-24T08:31:07.162400000Z", Last: "2025-11-24T08:31:07.960113204Z", Dev: 2049, Ino: 1312207}
+
 	openFail := &Event{Timestamp: ts.Add(43 * time.Millisecond), Event: meta(ActionOpen, OutcomeFailure, "file", 1098), Host: host, User: user, Process: openP,
 		File: &File{Path: "/home/alice/.ssh/id_ed25519", Access: "read", Flags: "O_RDONLY"}, GenAI: genai, Vigil: vigil()}
 	openFail.Vigil.Errno = 13
@@ -277,7 +284,7 @@ func fixtures() map[string]*Event {
 
 	return map[string]*Event{
 		"binding": binding, "session": session, "alert": alert, "inventory_mcp_server": inventoryMCP,
-		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail,
+		"exec": execEv, "fork": fork, "open": open, "open_denied": openFail, "open_merged": openMerged,
 		"rename": rename, "unlink_failed": unlinkFail, "symlink": symlink, "chmod_setid": chmodSetid, "truncate": truncate,
 		"connect_ipv4": conn4, "connect_ipv6": conn6, "connect_unix": connUnix, "send_udp": sendUDP,
 		"exit": exit, "lost": lost,

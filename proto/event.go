@@ -386,6 +386,8 @@ type Vigil struct {
 	Setid bool `json:"setid,omitempty" msgpack:"setid,omitempty"`
 	// Exe is the executed file's identity as the kernel saw it (exec lines).
 	Exe *Exe `json:"exe,omitempty" msgpack:"exe,omitempty"`
+	// Merged marks an open line that stands for repeats of an earlier open (see Merged).
+	Merged *Merged `json:"merged,omitempty" msgpack:"merged,omitempty"`
 	// Lost counts undelivered events per kind since the previous lost record (action lost).
 	Lost map[string]uint64 `json:"lost,omitempty" msgpack:"lost,omitempty"`
 	// Source names the kernel mechanism that saw the event: ebpf, audit or endpointsecurity.
@@ -456,6 +458,23 @@ type Exe struct {
 	Deleted bool `json:"deleted,omitempty" msgpack:"deleted,omitempty"`
 	// Hash is HashPending, HashMismatch or HashUnavailable when process.hash.sha256 is absent.
 	Hash string `json:"hash,omitempty" msgpack:"hash,omitempty"`
+}
+
+// Merged is vigil.merged.*: on an open line, the repeats the kernel merged. One thread opened
+// the same file (same device and inode, name and mount) with the same flags and mode, in the
+// same process and tool call, Count more times after the run's first open, which has its own
+// line; this line's @timestamp is the first repeat's. A line without it is one open.
+type Merged struct {
+	// Count is how many opens this line stands for (at least 1; the run's first open, on its
+	// own line, is not counted here).
+	Count uint64 `json:"count" msgpack:"count"`
+	// First and Last are the first and last repeat's times (TimeLayout, UTC).
+	First string `json:"first" msgpack:"first"`
+	Last  string `json:"last" msgpack:"last"`
+	// Dev and Ino are the file's device (st_dev, as stat(2) reports it) and inode: what
+	// names the file when the run's first line was lost.
+	Dev uint64 `json:"dev" msgpack:"dev"`
+	Ino uint64 `json:"ino" msgpack:"ino"`
 }
 
 // Rename is vigil.rename.*: what a rename moved away.

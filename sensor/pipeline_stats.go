@@ -75,10 +75,15 @@ type actionCounters struct {
 	last [len(countedActions) + 1]atomic.Int64
 }
 
-// count notes one event taken from the source.
+// count notes an event taken from the source: a merged open line (vigil.merged) is the
+// repeats it stands for, so that the counts stay the kernel's events, not lines.
 func (c *actionCounters) count(e *proto.Event) {
 	i := actionSlot(e.Event.Action)
-	c.events[i].Add(1)
+	n := uint64(1)
+	if m := e.Vigil.Merged; m != nil {
+		n = m.Count
+	}
+	c.events[i].Add(n)
 	c.last[i].Store(e.Timestamp.UnixNano())
 }
 

@@ -32,8 +32,11 @@ func TestPipelineHealthCounters(t *testing.T) {
 		e.Timestamp = base.Add(time.Duration(sec) * time.Second)
 		return e
 	}
+	// The second open is a merged line: it counts the 3 repeats it stands for.
+	merged := ev(proto.ActionOpen, 3)
+	merged.Vigil.Merged = &proto.Merged{Count: 3}
 	src := &plSource{name: "ebpf", events: []*proto.Event{
-		ev(proto.ActionExec, 1), ev(proto.ActionOpen, 2), ev(proto.ActionOpen, 3), ev("mmap", 4), ev(proto.ActionConnect, 5),
+		ev(proto.ActionExec, 1), ev(proto.ActionOpen, 2), merged, ev("mmap", 4), ev(proto.ActionConnect, 5),
 	}}
 	src.setLost(map[string]uint64{"open": 4})
 	var published atomic.Int64
@@ -58,7 +61,7 @@ func TestPipelineHealthCounters(t *testing.T) {
 
 	want := []ActionStats{
 		{Action: proto.ActionExec, Events: 1, Last: base.Add(1 * time.Second)},
-		{Action: proto.ActionOpen, Events: 2, Last: base.Add(3 * time.Second)},
+		{Action: proto.ActionOpen, Events: 4, Last: base.Add(3 * time.Second)},
 		{Action: proto.ActionConnect, Events: 1, Last: base.Add(5 * time.Second)},
 		{Action: otherAction, Events: 1, Last: base.Add(4 * time.Second)},
 	}

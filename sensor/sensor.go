@@ -54,6 +54,14 @@ type RingSource interface {
 	Ring() (pending, size int)
 }
 
+// MergingSource is a Source that merges repeated events in the kernel (the eBPF source's
+// opens). BumpMergeEpoch ends every merge run: the correlator calls it at each tool-call
+// boundary it learns, so that no merged record spans two tool calls. Safe from any goroutine.
+type MergingSource interface {
+	Source
+	BumpMergeEpoch() error
+}
+
 // PeerResolver maps a loopback TCP connection to the pid owning its client socket: local is
 // the receiver's end, remote the client's. The correlator asks it who sent telemetry.
 type PeerResolver interface {

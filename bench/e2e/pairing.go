@@ -8,18 +8,21 @@ import (
 	"github.com/vigil-sensor/vigil/proto"
 )
 
+// lineKey groups Vigil's lines by process and kind.
+type lineKey struct {
+	pid  int
+	kind string
+}
+
 // pairEvents pairs each recorded event with the line Vigil wrote for it: same process, same
 // kind, in order; an open also by its outcome and file name, a connect by its peer. pairs[i]
 // is the line for truth[i] (nil: Vigil has none); extra are Vigil's lines for the recorded
 // processes that no recorded event explains.
 func pairEvents(truth []TruthEvent, kernel []*proto.Event) (pairs []*proto.Event, extra []*proto.Event) {
-	type key struct {
-		pid  int
-		kind string
-	}
-	lines := map[key][]*proto.Event{}
+	kernel = expandMerged(kernel)
+	lines := map[lineKey][]*proto.Event{}
 	for _, e := range kernel {
-		k := key{e.Process.Pid, e.Event.Action}
+		k := lineKey{e.Process.Pid, e.Event.Action}
 		lines[k] = append(lines[k], e)
 	}
 	for _, l := range lines {
@@ -31,11 +34,11 @@ func pairEvents(truth []TruthEvent, kernel []*proto.Event) (pairs []*proto.Event
 	}
 	sort.SliceStable(order, func(a, b int) bool { return truth[order[a]].Time.Before(truth[order[b]].Time) })
 	used := map[*proto.Event]bool{}
-	cursor := map[key]int{} // the first line of the key not used yet
+	cursor := map[lineKey]int{} // the first line of the key not used yet
 	pairs = make([]*proto.Event, len(truth))
 	for _, i := range order {
 		te := truth[i]
-		k := key{te.Pid, te.Kind}
+		k := lineKey{te.Pid, te.Kind}
 		l := lines[k]
 		// Scan to the end: a line no recorded event explains stays behind the cursor, and a
 		// bounded look-ahead from it would stop pairing everything after it.
@@ -57,6 +60,24 @@ func pairEvents(truth []TruthEvent, kernel []*proto.Event) (pairs []*proto.Event
 		}
 	}
 	return pairs, extra
+}
+
+// expandMerged stands a merged open line (vigil.merged) for its count of opens: it is
+// replaced by that many copies, each paired with at most one recorded open like a line of
+// its own.
+func expandMerged(kernel []*proto.Event) []*proto.Event {
+	expanded := kernel[:0:0]
+	for _, e := range kernel {
+		if e.Vigil.Merged == nil {
+			expanded = append(expanded, e)
+			continue
+		}
+		for range e.Vigil.Merged.Count {
+			c := *e
+			expanded = append(expanded, &c)
+		}
+	}
+	return expanded
 }
 
 // sameEvent says whether Vigil's line can be the recorded event: process and kind already

@@ -287,6 +287,29 @@ func TestPairEventsPastAnUnexplainedLine(t *testing.T) {
 	}
 }
 
+// A merged open line stands for its count of recorded opens: a thread that opened one file
+// 5 times is written as the first open and a merged line of 4, and all 5 are paired.
+func TestPairEventsMergedOpens(t *testing.T) {
+	var truth []TruthEvent
+	for i := range 5 {
+		truth = append(truth, TruthEvent{SysEvent: SysEvent{Kind: sysOpen, Path: "/lock", FDPath: "/lock", Time: time.Unix(1, int64(i))}, Pid: 7})
+	}
+	kernel := []*proto.Event{
+		{Event: proto.EventMeta{Action: "open", Sequence: 1}, Process: &proto.Process{Pid: 7}, File: &proto.File{Path: "/lock"}},
+		{Event: proto.EventMeta{Action: "open", Sequence: 2}, Process: &proto.Process{Pid: 7}, File: &proto.File{Path: "/lock"},
+			Vigil: proto.Vigil{Merged: &proto.Merged{Count: 4}}},
+	}
+	pairs, extra := pairEvents(truth, kernel)
+	for i, p := range pairs {
+		if p == nil {
+			t.Errorf("recorded open %d not paired", i)
+		}
+	}
+	if len(extra) != 0 {
+		t.Errorf("%d extra lines", len(extra))
+	}
+}
+
 // Alerts gate a scenario: one it does not call for is a false alert, one it calls for and
 // does not get (on the expected tool call, when it names a turn) is a miss; both fail it, and
 // the report says which.

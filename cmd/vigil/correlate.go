@@ -41,23 +41,38 @@ func agentProcess(cat *sensor.Catalog) func(sensor.ProcessInfo) bool {
 	}
 }
 
+// toolBoundary ends the source's merge runs at a tool-call boundary, when the source merges
+// (sensor.MergingSource); nil otherwise.
+func toolBoundary(src sensor.Source, log zerolog.Logger) func() {
+	m, ok := src.(sensor.MergingSource)
+	if !ok {
+		return nil
+	}
+	return func() {
+		if err := m.BumpMergeEpoch(); err != nil {
+			log.Warn().Err(err).Msg("end merge runs at a tool-call boundary")
+		}
+	}
+}
+
 // startCorrelator builds the stitcher over the process table (the kernel's view that
 // vouches for telemetry senders) and starts the OTLP receiver. The inputs stop with ctx;
 // wait blocks until they have.
-func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog, table *sensor.ProcessTable, resolver sensor.PeerResolver, log zerolog.Logger) (*correlator, error) {
+func startCorrelator(ctx context.Context, cfg sensor.Config, cat *sensor.Catalog, table *sensor.ProcessTable, resolver sensor.PeerResolver, src sensor.Source, log zerolog.Logger) (*correlator, error) {
 	// OTLP counts only from an agent process itself (its image or script matched the
 	// catalog), not from any process of its tree; a hook call only from the agent's own hook
 	// invocation (correlate.HookTrust).
 	isAgent := agentProcess(cat)
 	hookTrust := correlate.NewHookTrust(table.Lookup, isAgent)
 	c := &correlator{hookTrust: hookTrust, stitcher: correlate.NewStitcher(correlate.StitcherOptions{
-		Hold:      time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
-		MaxHeld:   cfg.Correlate.MaxHeld,
-		Late:      time.Duration(cfg.Correlate.LateSeconds) * time.Second,
-		MaxLate:   cfg.Correlate.MaxLate,
-		Lookup:    table.Lookup,
-		IsAgent:   isAgent,
-		HookTrust: hookTrust,
+		Hold:         time.Duration(cfg.Correlate.HoldSeconds) * time.Second,
+		MaxHeld:      cfg.Correlate.MaxHeld,
+		Late:         time.Duration(cfg.Correlate.LateSeconds) * time.Second,
+		MaxLate:      cfg.Correlate.MaxLate,
+		Lookup:       table.Lookup,
+		IsAgent:      isAgent,
+		HookTrust:    hookTrust,
+		ToolBoundary: toolBoundary(src, log),
 	})}
 	if cfg.Correlate.OTLPHTTP != "" || cfg.Correlate.OTLPGRPC != "" {
 		r, err := correlate.NewReceiver(correlate.ReceiverOptions{

@@ -112,7 +112,7 @@ func TestOutputsOCSF(t *testing.T) {
 		t.Errorf("%d lines in the JSONL files, want %d", lines, len(files))
 	}
 	got, stderr, err := query(t, "", "--db", cfg.Output.Store, "--format", "csv", "SELECT count(*) AS n FROM events WHERE action = 'open'")
-	if err != nil || got != "n\n3\n" {
+	if err != nil || got != "n\n4\n" { // open, open_denied, open_file_path, open_merged
 		t.Errorf("store: %q, %v (%s)", got, err, stderr)
 	}
 }

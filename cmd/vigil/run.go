@@ -135,7 +135,7 @@ func runCommand(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	corr, err := startCorrelator(ctx, cfg, cat, table, started.Peers, log)
+	corr, err := startCorrelator(ctx, cfg, cat, table, started.Peers, platform, log)
 	if err != nil {
 		return err
 	}

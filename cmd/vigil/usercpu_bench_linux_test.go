@@ -138,7 +138,7 @@ func newUserBench(b *testing.B, store bool) *userBench {
 		Args: sensor.RedactArgs([]string{"claude", "--print", "fix the failing test"}), Cwd: "/work/main", UID: 1000, GID: 1000, RootPid: ucPid, Agent: "claude-code"})
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	if u.corr, err = startCorrelator(ctx, cfg, cat, u.table, nil, log); err != nil {
+	if u.corr, err = startCorrelator(ctx, cfg, cat, u.table, nil, nil, log); err != nil {
 		b.Fatalf("correlator: %v", err)
 	}
 	if u.hold, err = holdjournal.Open(cfg.Correlate.HoldJournal); err != nil {

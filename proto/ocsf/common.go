@@ -41,20 +41,25 @@ const (
 // event is one OCSF event: the attributes of every class Vigil writes, each omitted when the
 // record has no value for it.
 type event struct {
-	ActivityID     int
-	ActivityName   string
-	CategoryUID    int
-	CategoryName   string
-	ClassUID       int
-	ClassName      string
-	TypeUID        int64
-	Time           int64
-	SeverityID     int
-	Severity       string
-	StatusID       *int
-	Status         string
-	StatusCode     string
-	Duration       *int64
+	ActivityID   int
+	ActivityName string
+	CategoryUID  int
+	CategoryName string
+	ClassUID     int
+	ClassName    string
+	TypeUID      int64
+	Time         int64
+	SeverityID   int
+	Severity     string
+	StatusID     *int
+	Status       string
+	StatusCode   string
+	Duration     *int64
+	// Count, StartTime and EndTime are a merged open's repeats (vigil.merged): how many, and
+	// the first and last (ms since the epoch); 0 when absent.
+	Count          uint64
+	StartTime      int64
+	EndTime        int64
 	Metadata       metadata
 	Device         *device
 	Actor          *actor

@@ -2,6 +2,7 @@ package ocsf
 
 import (
 	"path"
+	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
@@ -115,5 +116,27 @@ func (m *mapping) fileActivity() {
 	}
 	o.Actor = m.actorOf(m.processOf())
 	m.use(fileEventPaths)
+	m.merged()
 	m.classify(classFileActivity, act.id, act.name)
+}
+
+var mergedPaths = pathsOf("vigil.merged.count")
+
+// merged maps a merged open line's repeats to the base event's count, start_time and
+// end_time ("the number of times that events in the same logical group occurred" between
+// them). first and last stay in unmapped too, with their nanoseconds (OCSF's times are
+// milliseconds), and so do the device and inode; a time that does not parse leaves the merge
+// unmapped rather than half mapped.
+func (m *mapping) merged() {
+	mg := m.e.Vigil.Merged
+	if mg == nil || mg.Count == 0 {
+		return
+	}
+	first, err1 := time.Parse(proto.TimeLayout, mg.First)
+	last, err2 := time.Parse(proto.TimeLayout, mg.Last)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	m.out.Count, m.out.StartTime, m.out.EndTime = mg.Count, first.UnixMilli(), last.UnixMilli()
+	m.use(mergedPaths)
 }

@@ -56,6 +56,11 @@ func (o *event) appendJSON(b []byte) []byte {
 	if o.Duration != nil {
 		b = appendInt(b, `"duration":`, *o.Duration)
 	}
+	if o.Count != 0 {
+		b = appendInt(b, `"count":`, int64(o.Count))
+		b = appendInt(b, `"start_time":`, o.StartTime)
+		b = appendInt(b, `"end_time":`, o.EndTime)
+	}
 	b = o.Metadata.appendJSON(appendKey(b, `"metadata":`))
 	if o.Device != nil {
 		b = o.Device.appendJSON(appendKey(b, `"device":`))

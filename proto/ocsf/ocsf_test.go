@@ -44,7 +44,7 @@ func samples(t testing.TB) map[string]*proto.Event {
 var wantClass = map[string][2]int{
 	"exec": {1007, 1}, "exec_memfd": {1007, 1}, "exec_traceparent": {1007, 1}, "exec_unbound": {1007, 1},
 	"fork": {1007, 1}, "exit": {1007, 2},
-	"open": {1001, 14}, "open_denied": {1001, 14}, "open_file_path": {1001, 14},
+	"open": {1001, 14}, "open_denied": {1001, 14}, "open_file_path": {1001, 14}, "open_merged": {1001, 14},
 	"rename": {1001, 5}, "unlink_failed": {1001, 4}, "chmod_setid": {1001, 7}, "symlink": {1001, 1},
 	"truncate":     {1001, 3},
 	"connect_ipv4": {4001, 1}, "connect_ipv6": {4001, 4}, "connect_unix": {4001, 1}, "send_udp": {4001, 6},

@@ -97,7 +97,7 @@ func TestReaderReads(t *testing.T) {
 	for q, want := range map[string]int{
 		"SELECT * FROM events": 62,
 		"SELECT * FROM events WHERE file_path = '/home/dev/.ssh/id_rsa'":   2,
-		"PRAGMA table_info(events)":                                        49,
+		"PRAGMA table_info(events)":                                        52,
 		"SELECT name FROM pragma_table_info('runs')":                       4,
 		"PRAGMA index_list(event_rows)":                                    7,
 		"PRAGMA page_count":                                                1,

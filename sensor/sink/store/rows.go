@@ -37,6 +37,9 @@ type eventRow struct {
 	recovered  bool
 	source     string
 	extra      []byte // nil: nothing beyond the columns
+	// A merged open line's vigil.merged count, first and last (0 and "": not merged).
+	mergedCount             uint64
+	mergedFirst, mergedLast string
 
 	hasProc bool
 	proc    procRow
@@ -129,6 +132,7 @@ type extraVigil struct {
 	Rename        *proto.Rename     `json:"rename,omitempty"`
 	Setid         bool              `json:"setid,omitempty"`
 	Exe           *proto.Exe        `json:"exe,omitempty"`
+	Merged        *extraMerged      `json:"merged,omitempty"`
 	Lost          map[string]uint64 `json:"lost,omitempty"`
 	Telemetry     *proto.Telemetry  `json:"telemetry,omitempty"`
 	LateMs        int64             `json:"late_ms,omitempty"`
@@ -143,10 +147,16 @@ type extraVigil struct {
 	Root *proto.Root `json:"root,omitempty"`
 }
 
+// extraMerged is what of vigil.merged has no column: the file's device and inode.
+type extraMerged struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
+}
+
 // empty reports whether nothing is set, so that most kernel lines store NULL.
 func (v *extraVigil) empty() bool {
 	return v.Join.Empty() && len(v.Truncated) == 0 && v.AddressSource == "" && v.Syscall == "" &&
-		v.Rename == nil && !v.Setid && v.Exe == nil && len(v.Lost) == 0 && v.Telemetry == nil &&
+		v.Rename == nil && !v.Setid && v.Exe == nil && v.Merged == nil && len(v.Lost) == 0 && v.Telemetry == nil &&
 		v.LateMs == 0 && v.Prompt == nil && v.Tool == nil && v.Alert == nil && v.Root == nil
 }
 
@@ -172,6 +182,10 @@ func rowOf(e *proto.Event) (eventRow, error) {
 		Join: e.Vigil.Join, Truncated: e.Vigil.Truncated, AddressSource: e.Vigil.AddressSource,
 		Syscall: e.Vigil.Syscall, Rename: e.Vigil.Rename, Setid: e.Vigil.Setid, Exe: e.Vigil.Exe,
 		Lost: e.Vigil.Lost, Telemetry: e.Vigil.Telemetry, LateMs: e.Vigil.LateMs, Alert: e.Vigil.Alert,
+	}
+	if m := e.Vigil.Merged; m != nil {
+		r.mergedCount, r.mergedFirst, r.mergedLast = m.Count, m.First, m.Last
+		v.Merged = &extraMerged{Dev: m.Dev, Ino: m.Ino}
 	}
 	x.Rule, x.Tags, x.Threat = e.Rule, e.Tags, e.Threat
 	if e.Event.Severity != 0 {

@@ -3,7 +3,20 @@ package store
 // schemaVersion is the database's PRAGMA user_version once the schema below is in place. A
 // database with a higher version was written by a newer Vigil and is refused rather than
 // written into with statements that no longer match it.
-const schemaVersion = 1
+const schemaVersion = 2
+
+// migrations bring a database of an older version to the next: migrations[v] turns version v
+// into v+1, in one transaction with the new user_version (migrate). A database is only ever
+// changed by adding: old rows read NULL in the new columns.
+var migrations = map[int]string{
+	// 1 → 2: merged open lines (vigil.merged): the count and the first and last repeat as
+	// columns of event_rows and of the events view, which is recreated with them.
+	1: `ALTER TABLE event_rows ADD COLUMN merged_count INTEGER;
+ALTER TABLE event_rows ADD COLUMN merged_first TEXT;
+ALTER TABLE event_rows ADD COLUMN merged_last TEXT;
+DROP VIEW events;
+` + eventsView,
+}
 
 // schema creates the tables, indexes and the events view of a new database. docs/schema.md
 // ("Store") documents every column; keep the two together.
@@ -102,7 +115,10 @@ CREATE TABLE event_rows (
 	binds_seq           INTEGER,
 	recovered           INTEGER,
 	source              TEXT,
-	extra               TEXT
+	extra               TEXT,
+	merged_count        INTEGER,
+	merged_first        TEXT,
+	merged_last         TEXT
 );
 CREATE INDEX event_rows_timestamp ON event_rows(timestamp);
 CREATE INDEX event_rows_action ON event_rows(action);
@@ -112,22 +128,7 @@ CREATE INDEX event_rows_session_ref ON event_rows(session_ref) WHERE session_ref
 CREATE INDEX event_rows_prompt_ref ON event_rows(prompt_ref) WHERE prompt_ref IS NOT NULL;
 CREATE INDEX event_rows_call_ref ON event_rows(call_ref) WHERE call_ref IS NOT NULL;
 
-CREATE VIEW events AS
-SELECT e.id, e.id >> 40 AS run_id, e.id & 1099511627775 AS seq, e.timestamp, e.action, e.kind, e.outcome, e.errno,
-	p.pid, p.entity_id, e.tid, p.name, p.executable, p.args, p.args_count, p.cwd, p.sha256, p.start,
-	p.parent_pid, p.parent_entity_id, p.parent_executable, p.parent_name,
-	p.user_id, p.user_name, p.group_id, p.root_pid, p.root_entity_id, p.agent, p.boot_id,
-	e.exit_code, f.path AS file_path, f.name AS file_name, e.file_access, e.flags, e.path_source,
-	e.destination_ip, e.destination_port, e.destination_address,
-	s.value AS session_id, pr.value AS prompt_id, c.value AS tool_call_id, e.tool_name, e.binding, e.confidence,
-	e.binds_seq, e.recovered, e.source, e.process_id, e.extra
-FROM event_rows e
-LEFT JOIN processes p ON p.id = e.process_id
-LEFT JOIN paths f ON f.id = e.path_id
-LEFT JOIN ids s ON s.id = e.session_ref
-LEFT JOIN ids pr ON pr.id = e.prompt_ref
-LEFT JOIN ids c ON c.id = e.call_ref;
-
+` + eventsView + `
 CREATE TABLE sessions (
 	id                TEXT PRIMARY KEY,
 	agent             TEXT,
@@ -192,4 +193,22 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_timestamp ON alerts(timestamp);
 CREATE INDEX alerts_event_id ON alerts(event_id);
+`
+
+// eventsView joins a line's row back into the columns its JSONL line has (schema).
+const eventsView = `CREATE VIEW events AS
+SELECT e.id, e.id >> 40 AS run_id, e.id & 1099511627775 AS seq, e.timestamp, e.action, e.kind, e.outcome, e.errno,
+	p.pid, p.entity_id, e.tid, p.name, p.executable, p.args, p.args_count, p.cwd, p.sha256, p.start,
+	p.parent_pid, p.parent_entity_id, p.parent_executable, p.parent_name,
+	p.user_id, p.user_name, p.group_id, p.root_pid, p.root_entity_id, p.agent, p.boot_id,
+	e.exit_code, f.path AS file_path, f.name AS file_name, e.file_access, e.flags, e.path_source,
+	e.destination_ip, e.destination_port, e.destination_address,
+	s.value AS session_id, pr.value AS prompt_id, c.value AS tool_call_id, e.tool_name, e.binding, e.confidence,
+	e.binds_seq, e.recovered, e.source, e.process_id, e.extra, e.merged_count, e.merged_first, e.merged_last
+FROM event_rows e
+LEFT JOIN processes p ON p.id = e.process_id
+LEFT JOIN paths f ON f.id = e.path_id
+LEFT JOIN ids s ON s.id = e.session_ref
+LEFT JOIN ids pr ON pr.id = e.prompt_ref
+LEFT JOIN ids c ON c.id = e.call_ref;
 `

@@ -17,8 +17,9 @@ const walLimitBytes = 16 << 20
 // fill; the default 2 MiB misses them once the indexes outgrow it.
 const cacheKiB = 8 << 10
 
-// setUp sets the connection's pragmas and, on a new database, creates the schema. A database
-// written by a newer Vigil (a higher user_version) is refused.
+// setUp sets the connection's pragmas and, on a new database, creates the schema; an older
+// database is migrated. A database written by a newer Vigil (a higher user_version) is
+// refused.
 func setUp(ctx context.Context, c *sql.Conn, memory bool, walBytes int64) error {
 	var version int
 	if err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
@@ -54,9 +55,31 @@ func setUp(ctx context.Context, c *sql.Conn, memory bool, walBytes int64) error 
 		}
 	}
 	if version == 0 {
-		if err := createSchema(ctx, c); err != nil {
+		return createSchema(ctx, c)
+	}
+	for v := version; v < schemaVersion; v++ {
+		if err := migrate(ctx, c, v); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// migrate turns a database of schema version v into v+1 (migrations), in one transaction
+// with the version that says it is done.
+func migrate(ctx context.Context, c *sql.Conn, v int) error {
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, errors.Join(err, tx.Rollback()))
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+		return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, errors.Join(err, tx.Rollback()))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 	}
 	return nil
 }
@@ -178,7 +201,8 @@ func (st *statements) statementSQL() []struct {
 		{&st.insertEvent, `INSERT INTO event_rows (id, timestamp, action, kind, outcome, errno, process_id,
 			tid, exit_code, path_id, file_access, flags, path_source, destination_ip, destination_port,
 			destination_address, session_ref, prompt_ref, call_ref, tool_name, binding, confidence, binds_seq,
-			recovered, source, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			recovered, source, extra, merged_count, merged_first, merged_last)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		// A session seen again was resumed in another agent tree: that tree becomes its root,
 		// and started_at stays the first sight.
 		{&st.upsertSession, `INSERT INTO sessions (id, agent, started_at, root_pid, root_entity_id, cwd, sender_pid,

@@ -324,7 +324,8 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 		text(row.access), text(row.flags), text(row.pathSource), text(row.destIP), integer(row.destPort),
 		text(row.destAddr), sessionRef, promptRef, callRef, text(row.toolName),
 		text(row.binding), text(row.confidence), unsigned(row.bindsSeq), boolean(row.recovered),
-		text(row.source), blobText(row.extra)); err != nil {
+		text(row.source), blobText(row.extra), unsigned(row.mergedCount), text(row.mergedFirst),
+		text(row.mergedLast)); err != nil {
 		return fmt.Errorf("insert %s line: %w", row.action, err)
 	}
 	if err := s.writeRecordLocked(ctx, e, &row, id); err != nil {

@@ -135,7 +135,8 @@ var columnPaths = map[string]string{
 	"destination_address": "destination.address", "session_id": "gen_ai.conversation.id", "prompt_id": "vigil.prompt.id",
 	"tool_call_id": "gen_ai.tool.call.id", "tool_name": "gen_ai.tool.name", "binding": "vigil.binding",
 	"confidence": "vigil.confidence", "binds_seq": "vigil.binds.sequence", "recovered": "vigil.recovered",
-	"source": "vigil.source",
+	"source": "vigil.source", "merged_count": "vigil.merged.count", "merged_first": "vigil.merged.first",
+	"merged_last": "vigil.merged.last",
 }
 
 // TestRowsKeepEveryField rebuilds each fixture line from its events row (columns and extra)
