@@ -410,7 +410,7 @@ type Vigil struct {
 	Recovered bool `json:"recovered,omitempty" msgpack:"recovered,omitempty"`
 	// Compact marks a compact kernel line: the process's unchanged context (process.executable,
 	// args, args_count, working_directory, start, hash and parent, user.name and user.group,
-	// host.boot_id) was written on an earlier line of the same process.entity_id in the same
+	// host.boot_id, vigil.root.entity_id) was written on an earlier line of the same process.entity_id in the same
 	// file, and is left out of this one (proto/compact; docs/schema.md, "Compact lines").
 	Compact bool `json:"compact,omitempty" msgpack:"compact,omitempty"`
 	// Flood marks a kernel line past its agent tree's line budget (output.tree_lines_per_minute),

@@ -1,5 +1,6 @@
 // Package compact is the compact kernel line: a process's context that does not change
-// (its executable, argv, working directory, start, hash, parent, user name and group, boot)
+// (its executable, argv, working directory, start, hash, parent, user name and group, boot,
+// its tree root's entity id)
 // is written on its first kernel line in a file, and its later kernel lines leave out what
 // is unchanged and say so with vigil.compact. An open line of a flood then carries what
 // differs from one open to the next (time, file, thread, binding) and the keys a SIEM rule
@@ -34,6 +35,7 @@ type context struct {
 	userName   string
 	group      *proto.Group
 	bootID     string
+	rootEntity string
 }
 
 // contextOf reads e's context. e has a Process.
@@ -47,6 +49,9 @@ func contextOf(e *proto.Event) context {
 	if e.Host != nil {
 		c.bootID = e.Host.BootID
 	}
+	if e.Vigil.Root != nil {
+		c.rootEntity = e.Vigil.Root.EntityID
+	}
 	return c
 }
 
@@ -57,7 +62,7 @@ func (c *context) equal(o *context) bool {
 		equalPtr(c.hash, o.hash, func(a, b proto.Hash) bool { return a == b }) &&
 		equalPtr(c.parent, o.parent, func(a, b proto.ParentProcess) bool { return a == b }) &&
 		c.userName == o.userName && equalPtr(c.group, o.group, func(a, b proto.Group) bool { return a == b }) &&
-		c.bootID == o.bootID
+		c.bootID == o.bootID && c.rootEntity == o.rootEntity
 }
 
 // equalPtr: both nil, or both set and eq.

@@ -64,6 +64,9 @@ func (r *Restorer) Restore(e *proto.Event) error {
 		}
 		e.Host.BootID = c.bootID
 	}
+	if c.rootEntity != "" && e.Vigil.Root != nil {
+		e.Vigil.Root.EntityID = c.rootEntity
+	}
 	e.Vigil.Compact = false
 	return nil
 }

@@ -21,6 +21,7 @@ type view struct {
 	proc proto.Process
 	user proto.User
 	host proto.Host
+	root proto.Root
 }
 
 // NewWriter returns a Writer that remembers at most max processes (DefaultMaxProcesses when
@@ -74,6 +75,10 @@ func compact(e *proto.Event) *proto.Event {
 	if e.Host != nil {
 		v.host = proto.Host{Name: e.Host.Name}
 		v.ev.Host = &v.host
+	}
+	if e.Vigil.Root != nil {
+		v.root = proto.Root{Pid: e.Vigil.Root.Pid}
+		v.ev.Vigil.Root = &v.root
 	}
 	v.ev.Vigil.Compact = true
 	return &v.ev
