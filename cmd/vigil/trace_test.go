@@ -105,15 +105,22 @@ func TestTraceJSONSession(t *testing.T) {
 
 var traceUpdate = flag.Bool("update", false, "rewrite testdata/sessions.txt.golden from the current rendering")
 
+// traceGolden reads the fixture and its golden rendering.
+func traceGolden(t *testing.T) (fixture, text []byte) {
+	t.Helper()
+	text, err := os.ReadFile(traceGoldenText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture, err = os.ReadFile(traceFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture, text
+}
+
 func TestTraceTextMatchesGolden(t *testing.T) {
-	want, err := os.ReadFile(traceGoldenText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(traceFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, want := traceGolden(t)
 	// From stdin, default format.
 	var out, errOut bytes.Buffer
 	if err := runTrace([]string{"--jsonl", "-"}, bytes.NewReader(data), &out, &errOut, traceRepos); err != nil {
@@ -135,14 +142,7 @@ func TestTraceTextMatchesGolden(t *testing.T) {
 
 // The fixture written with compact lines (output.compact) renders the same text.
 func TestTraceReadsCompactLines(t *testing.T) {
-	want, err := os.ReadFile(traceGoldenText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(traceFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, want := traceGolden(t)
 	var in bytes.Buffer
 	w := compact.NewWriter(0)
 	n := 0
