@@ -2,9 +2,10 @@ package rules
 
 import (
 	"fmt"
-	"github.com/vigil-sensor/vigil/sensor/agents"
 	"path"
 	"strings"
+
+	"github.com/vigil-sensor/vigil/sensor/agents"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
