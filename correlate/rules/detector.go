@@ -82,7 +82,10 @@ type Detector struct {
 	readers  *SecretReads
 	raised   *lru[struct{}]
 	trees    *lru[*treeState]
-	late     *lru[*lateLine]
+	// treeKey is trees' key of the tree rooted at pid treeKeyPid, the last one looked up.
+	treeKey    string
+	treeKeyPid int
+	late       *lru[*lateLine]
 	// silentAfter and agentPrograms are Options.SilentAfter and AgentPrograms.
 	silentAfter   time.Duration
 	agentPrograms map[string]bool
@@ -364,7 +367,7 @@ func (d *Detector) judgeKernel(e *proto.Event, secretRead bool, skip []string) [
 	}
 	var alerts []*proto.Event
 	d.act = activation{event: e, tool: c, prompt: d.promptFor(pid), session: s}
-	d.line = newLine(e)
+	d.line.reset(e)
 	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
 		for _, r := range list {
 			if r.admits(&d.line) && !slices.Contains(skip, r.ID) && d.eval(r) {
@@ -376,7 +379,7 @@ func (d *Detector) judgeKernel(e *proto.Event, secretRead bool, skip []string) [
 			}
 		}
 	}
-	d.act, d.line = activation{}, line{}
+	d.act, d.line.e = activation{}, nil
 	callChanged, sessionChanged := d.aggregate(e, c, s, secretRead)
 	if callChanged != 0 {
 		alerts = d.evalCall(c, callChanged, e, alerts)

@@ -46,8 +46,12 @@ type line struct {
 	bools         [memoBools]int8 // 0 not computed yet, 1 false, 2 true
 }
 
-func newLine(e *proto.Event) line {
-	return line{e: e, reads: reads(e), writes: writes(e)}
+// reset makes l the guards' view of e. Only the flags of the memo are cleared: copying a
+// whole new line into the detector, strings and all, went through the GC's bulk write
+// barrier on every line.
+func (l *line) reset(e *proto.Event) {
+	l.e, l.reads, l.writes = e, reads(e), writes(e)
+	l.have, l.bools = [memoStrings]bool{}, [memoBools]int8{}
 }
 
 // term is a string the guard can compute from a line.

@@ -32,7 +32,7 @@ func TestGuardsNeverHideAMatch(t *testing.T) {
 					d.act = activation{event: e, tool: noCall, prompt: noPrompt, session: noSession}
 					if d.eval(r) {
 						matches++
-						if l := newLine(e); !reaches(set, r, &l) {
+						if !reaches(set, r, lineOf(e)) {
 							t.Errorf("%s: rule %s matches line %d but its index, prefilter or guard says it cannot", f, r.ID, e.Event.Sequence)
 						}
 					}
@@ -77,7 +77,7 @@ func TestGuardSemantics(t *testing.T) {
 			t.Errorf("%s: no guard", cond)
 			continue
 		}
-		if l := newLine(ev); reaches(set, r, &l) != want {
+		if reaches(set, r, lineOf(ev)) != want {
 			t.Errorf("guard(%s) = %v, want %v", cond, !want, want)
 		}
 	}
@@ -88,4 +88,10 @@ func TestGuardSemantics(t *testing.T) {
 func reaches(set *Set, r *compiled, l *line) bool {
 	listed := slices.Contains(set.byAction[l.e.Event.Action], r) || slices.Contains(set.anyAction, r)
 	return listed && r.admits(l)
+}
+
+func lineOf(e *proto.Event) *line {
+	var l line
+	l.reset(e)
+	return &l
 }
