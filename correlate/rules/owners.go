@@ -5,9 +5,8 @@ import (
 	"path"
 	"strings"
 
-	"github.com/vigil-sensor/vigil/sensor/agents"
-
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Who may read a secret. Each kind of credential file has programs whose job is to read it:
