@@ -65,20 +65,26 @@ func appendEventFast(b []byte, e *Event) ([]byte, error) {
 		b = appendGenAI(append(b, `,"gen_ai":`...), e.GenAI)
 	}
 	if e.Rule != nil {
-		b = appendReflect(append(b, `,"rule":`...), e.Rule)
+		if b, err = appendReflect(append(b, `,"rule":`...), e.Rule); err != nil {
+			return b, err
+		}
 	}
 	if len(e.Tags) != 0 {
 		b = appendStrings(append(b, `,"tags":`...), e.Tags)
 	}
 	if e.Threat != nil {
-		b = appendReflect(append(b, `,"threat":`...), e.Threat)
+		if b, err = appendReflect(append(b, `,"threat":`...), e.Threat); err != nil {
+			return b, err
+		}
 	}
 	if e.Process != nil {
 		if b, err = appendProcess(append(b, `,"process":`...), e.Process); err != nil {
 			return b, err
 		}
 	}
-	b = appendVigil(append(b, `,"vigil":`...), &e.Vigil)
+	if b, err = appendVigil(append(b, `,"vigil":`...), &e.Vigil); err != nil {
+		return b, err
+	}
 	return append(b, '}'), nil
 }
 
@@ -177,7 +183,7 @@ func appendProcess(b []byte, p *Process) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func appendVigil(b []byte, v *Vigil) []byte {
+func appendVigil(b []byte, v *Vigil) ([]byte, error) {
 	schema := v.Schema
 	if schema == "" {
 		schema = SchemaVersion
@@ -252,13 +258,18 @@ func appendVigil(b []byte, v *Vigil) []byte {
 		b = append(b, `,"recovered":true`...)
 	}
 	b = intOmit(b, 0, `"late_ms":`, v.LateMs)
+	var err error
 	if v.Alert != nil {
-		b = appendReflect(append(b, `,"alert":`...), v.Alert)
+		if b, err = appendReflect(append(b, `,"alert":`...), v.Alert); err != nil {
+			return b, err
+		}
 	}
 	if v.Inventory != nil {
-		b = appendReflect(append(b, `,"inventory":`...), v.Inventory)
+		if b, err = appendReflect(append(b, `,"inventory":`...), v.Inventory); err != nil {
+			return b, err
+		}
 	}
-	return append(b, '}')
+	return append(b, '}'), nil
 }
 
 func appendJoin(b []byte, k *JoinKeys) []byte {
@@ -366,14 +377,8 @@ func appendCounts(b []byte, m map[string]uint64) []byte {
 }
 
 // appendReflect writes a rare group through the reflection encoder, with AppendJSON's flags.
-func appendReflect(b []byte, v any) []byte {
-	out, err := segjson.Append(b, v, jsonFlags)
-	if err != nil {
-		// These groups hold only strings, numbers, booleans and lists of them: the encoder
-		// has nothing to fail on.
-		panic("proto: encode " + err.Error())
-	}
-	return out
+func appendReflect(b []byte, v any) ([]byte, error) {
+	return segjson.Append(b, v, jsonFlags)
 }
 
 // jsonSafe marks the bytes encoding/json writes as they are in a string with HTML escaping
