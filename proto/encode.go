@@ -92,14 +92,32 @@ func MarshalJSON(e *Event) ([]byte, error) {
 // AppendJSON appends MarshalJSON's encoding of e to dst. On error dst is returned unchanged
 // in length.
 //
-// The encoder is github.com/segmentio/encoding/json, a drop-in for encoding/json that caches
-// a compiled codec per type and appends into the caller's buffer: the golden files in
-// testdata/golden hold encoding/json's bytes, and the two agree on them, on the escaping of
-// control characters, invalid UTF-8 and U+2028/U+2029, and on sorted map keys.
+// The encoder is appendEventFast, written out by hand, unless fastJSON found at start-up that
+// it disagrees with appendEventReflect (a field added to Event and not to it): then every
+// event goes through the reflection encoder, slower but complete.
 func AppendJSON(dst []byte, e *Event) ([]byte, error) {
 	if e == nil {
 		return dst, errors.New("marshal json: nil event")
 	}
+	var out []byte
+	var err error
+	if fastJSON {
+		out, err = appendEventFast(dst, e)
+	} else {
+		out, err = appendEventReflect(dst, e)
+	}
+	if err != nil {
+		return dst, fmt.Errorf("marshal json: %w", err)
+	}
+	return out, nil
+}
+
+// appendEventReflect is AppendJSON's encoding by reflection: github.com/segmentio/encoding/json,
+// a drop-in for encoding/json that caches a compiled codec per type and appends into the
+// caller's buffer. The golden files in testdata/golden hold encoding/json's bytes, and the two
+// agree on them, on the escaping of control characters, invalid UTF-8 and U+2028/U+2029, and
+// on sorted map keys. It is the reference appendEventFast is checked against.
+func appendEventReflect(dst []byte, e *Event) ([]byte, error) {
 	s := encodePool.Get().(*encodeState)
 	defer func() {
 		// Drop the references to e before the state goes back to the pool.
@@ -108,7 +126,7 @@ func AppendJSON(dst []byte, e *Event) ([]byte, error) {
 	}()
 	ts, err := appendTime(s.ts[0][:0], "@timestamp", e.Timestamp)
 	if err != nil {
-		return dst, fmt.Errorf("marshal json: %w", err)
+		return dst, err
 	}
 	s.ev = jsonEvent{Timestamp: ts, eventFields: eventFields(*e), Vigil: e.Vigil}
 	if s.ev.Vigil.Schema == "" {
@@ -118,16 +136,12 @@ func AppendJSON(dst []byte, e *Event) ([]byte, error) {
 		s.proc = jsonProcess{processFields: processFields(*e.Process)}
 		if e.Process.Start != nil {
 			if s.proc.Start, err = appendTime(s.ts[1][:0], "process.start", *e.Process.Start); err != nil {
-				return dst, fmt.Errorf("marshal json: %w", err)
+				return dst, err
 			}
 		}
 		s.ev.Process = &s.proc
 	}
-	out, err := segjson.Append(dst, &s.ev, jsonFlags)
-	if err != nil {
-		return dst, fmt.Errorf("marshal json: %w", err)
-	}
-	return out, nil
+	return segjson.Append(dst, &s.ev, jsonFlags)
 }
 
 // AppendTime appends t as MarshalJSON writes a record's times: a JSON string in UTC and

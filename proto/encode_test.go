@@ -970,3 +970,48 @@ func FuzzFitLine(f *testing.F) {
 		}
 	})
 }
+
+// TestFastEncoderCoversEveryField holds the hand-written encoder to encoding/json's bytes on
+// events with every field reachable by reflection filled (distinct values, then empty ones),
+// the zero event and every fixture: a field added to Event and not to appendEventFast fails
+// here (at run time AppendJSON falls back to the reflection encoder, see fastJSON).
+func TestFastEncoderCoversEveryField(t *testing.T) {
+	events := map[string]*Event{"values": filledEvent(true), "empty": filledEvent(false), "zero": {}}
+	for name, e := range fixtures() {
+		events[name] = e
+	}
+	for name, e := range events {
+		want, err := stdJSON(e)
+		if err != nil {
+			t.Fatalf("%s: encoding/json: %v", name, err)
+		}
+		got, err := appendEventFast(nil, e)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: appendEventFast differs from encoding/json\n got: %s\nwant: %s", name, got, want)
+		}
+	}
+	if !fastJSON {
+		t.Error("fastJSON is false: AppendJSON encodes by reflection")
+	}
+}
+
+// TestSafePrefix pins safePrefix's word-at-a-time scan to the byte table, for every byte value
+// at every position of a word.
+func TestSafePrefix(t *testing.T) {
+	for c := range 256 {
+		for pos := range 17 {
+			s := []byte(strings.Repeat("a", 17))
+			s[pos] = byte(c)
+			want := 0
+			for want < len(s) && jsonSafe[s[want]] {
+				want++
+			}
+			if got := safePrefix(string(s)); got != want {
+				t.Fatalf("safePrefix with %#x at %d = %d, want %d", c, pos, got, want)
+			}
+		}
+	}
+}

@@ -74,6 +74,10 @@ type FloodBudget interface {
 	Over(e *proto.Event) bool
 }
 
+// drainBatch bounds the events Run takes from the queue between two looks at its other
+// channels (tickers, records, the stop).
+const drainBatch = 256
+
 // PipelineStats are the pipeline's own counters.
 type PipelineStats struct {
 	Received   uint64 // events taken from the source
@@ -195,6 +199,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 			p.received.Add(1)
 			p.process(e)
+			// Take what else the reader queued without a select over every channel
+			// (only this goroutine receives, so a non-empty queue cannot block), up to
+			// drainBatch so the tickers and the stop are still seen under a flood.
+			for n := 1; n < drainBatch && len(queue) > 0; n++ {
+				p.received.Add(1)
+				p.process(<-queue)
+			}
 			if len(queue) == 0 {
 				p.flush()
 			}

@@ -22,9 +22,11 @@ type compiled struct {
 	// values, are those values: the rule is only evaluated on lines with one of them. nil:
 	// every line.
 	actions []string
-	// guard, for an event rule, is a necessary condition checked in Go before the CEL
-	// program runs (guard.go); nil: none.
-	guard func(*proto.Event) bool
+	// pre and guard, for an event rule, are a necessary condition checked in Go before the
+	// CEL program runs: the prefilter's comparisons (prefilter.go), then the guard of the
+	// conjuncts it leaves (guard.go; nil: none).
+	pre   prefilter
+	guard func(*line) bool
 	// deps are the aggregates (bits aggX) and scalars (depMeta) of its scope the condition
 	// reads: a tool_call or session rule is evaluated again only when one of them changed.
 	deps uint32
@@ -143,7 +145,9 @@ func compileRule(r Rule) (*compiled, error) {
 	switch r.Scope {
 	case ScopeEvent:
 		c.actions = requiredActions(native.Expr())
-		c.guard = guardOf(native.Expr()).fn
+		var rest []celast.Expr
+		c.pre, rest = splitPrefilter(native.Expr())
+		c.guard = guardAll(rest).fn
 	case ScopeToolCall, ScopeSession:
 		v := "tool"
 		if r.Scope == ScopeSession {
@@ -157,6 +161,12 @@ func compileRule(r Rule) (*compiled, error) {
 		}
 	}
 	return c, nil
+}
+
+// admits reports whether event rule c's condition can be true on l, a line of one of its
+// actions: its prefilter and its guard pass.
+func (c *compiled) admits(l *line) bool {
+	return c.pre.admits(l) && (c.guard == nil || c.guard(l))
 }
 
 // requiredActions returns the actions a condition can only be true on, from its conjuncts

@@ -82,12 +82,16 @@ type Detector struct {
 	readers  *SecretReads
 	raised   *lru[struct{}]
 	trees    *lru[*treeState]
-	late     *lru[*lateLine]
+	// treeKey is trees' key of the tree rooted at pid treeKeyPid, the last one looked up.
+	treeKey    string
+	treeKeyPid int
+	late       *lru[*lateLine]
 	// silentAfter and agentPrograms are Options.SilentAfter and AgentPrograms.
 	silentAfter   time.Duration
 	agentPrograms map[string]bool
 	log           zerolog.Logger
 	act           activation
+	line          line // the line judgeKernel's guards read
 	stats         Stats
 	// published is what Publish copied for other goroutines.
 	publishedMu sync.Mutex
@@ -363,9 +367,10 @@ func (d *Detector) judgeKernel(e *proto.Event, secretRead bool, skip []string) [
 	}
 	var alerts []*proto.Event
 	d.act = activation{event: e, tool: c, prompt: d.promptFor(pid), session: s}
+	d.line.reset(e)
 	for _, list := range [2][]*compiled{d.set.byAction[e.Event.Action], d.set.anyAction} {
 		for _, r := range list {
-			if (r.guard == nil || r.guard(e)) && !slices.Contains(skip, r.ID) && d.eval(r) {
+			if r.admits(&d.line) && !slices.Contains(skip, r.ID) && d.eval(r) {
 				if d.repeat(r, e, c, s) {
 					d.stats.Repeats++
 					continue
@@ -374,7 +379,7 @@ func (d *Detector) judgeKernel(e *proto.Event, secretRead bool, skip []string) [
 			}
 		}
 	}
-	d.act = activation{}
+	d.act, d.line.e = activation{}, nil
 	callChanged, sessionChanged := d.aggregate(e, c, s, secretRead)
 	if callChanged != 0 {
 		alerts = d.evalCall(c, callChanged, e, alerts)

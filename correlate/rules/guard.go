@@ -26,7 +26,7 @@ import (
 // .setid, .file.path, .file.access, .process.name, .executable and .program. Anything else is
 // "may be true".
 type guard struct {
-	fn func(*proto.Event) bool
+	fn func(*line) bool
 	// exact: fn is the expression's value, not only a necessary condition (so ! may use it).
 	exact bool
 }
@@ -34,26 +34,82 @@ type guard struct {
 // always is the guard of an expression the guard does not understand.
 var always = guard{fn: nil}
 
-// term is a string the guard can compute from a line.
-type term func(*proto.Event) string
-
-// eventTerms are the string fields of a line the guard reads.
-var eventTerms = map[string]term{
-	"action":     func(e *proto.Event) string { return e.Event.Action },
-	"outcome":    func(e *proto.Event) string { return e.Event.Outcome },
-	"path":       func(e *proto.Event) string { return fileOf(e).Path },
-	"access":     func(e *proto.Event) string { return fileOf(e).Access },
-	"name":       func(e *proto.Event) string { return procOf(e).Name },
-	"executable": func(e *proto.Event) string { return procOf(e).Executable },
-	"program":    func(e *proto.Event) string { p := procOf(e); return Program(p.Executable, p.Args) },
+// line is a kernel line as the guards read it, with what several rules derive from the same
+// field computed once for all of them: the starter pack asks for home_rel(event.file.path) in
+// a dozen guards on every open, basename and secret_path of it in several. The detector keeps
+// one and resets it for each line.
+type line struct {
+	e             *proto.Event
+	reads, writes bool // event.reads and event.writes
+	strs          [memoStrings]string
+	have          [memoStrings]bool
+	bools         [memoBools]int8 // 0 not computed yet, 1 false, 2 true
 }
 
-// termFuncs are the string functions of a term.
-var termFuncs = map[string]func(string) string{"home_rel": HomeRel, "basename": path.Base, "dirname": path.Dir}
+// reset makes l the guards' view of e. Only the flags of the memo are cleared: copying a
+// whole new line into the detector, strings and all, went through the GC's bulk write
+// barrier on every line.
+func (l *line) reset(e *proto.Event) {
+	l.e, l.reads, l.writes = e, reads(e), writes(e)
+	l.have, l.bools = [memoStrings]bool{}, [memoBools]int8{}
+}
 
-// boolFuncs are the predicates of a term, and boolFuncs2 those of a term and a literal.
+// term is a string the guard can compute from a line.
+type term func(*line) string
+
+// eventTerm is a string field of a line the guard reads.
+type eventTerm struct {
+	name string
+	get  func(*proto.Event) string
+}
+
+// eventTerms are the string fields of a line the guard reads, program last.
+var eventTerms = [nEventTerms]eventTerm{
+	{"action", func(e *proto.Event) string { return e.Event.Action }},
+	{"outcome", func(e *proto.Event) string { return e.Event.Outcome }},
+	{"path", func(e *proto.Event) string { return fileOf(e).Path }},
+	{"access", func(e *proto.Event) string { return fileOf(e).Access }},
+	{"name", func(e *proto.Event) string { return procOf(e).Name }},
+	{"executable", func(e *proto.Event) string { return procOf(e).Executable }},
+	{"program", func(e *proto.Event) string { p := procOf(e); return Program(p.Executable, p.Args) }},
+}
+
+// termFuncs are the string functions of a term, and boolFuncs its predicates: applied to an
+// event term they are computed once per line (slot: function index × len(eventTerms) + term).
 var (
-	boolFuncs  = map[string]func(string) bool{"secret_path": SecretLooking, "ca_bundle": CABundle, "scratch_path": ScratchPath, "agent_config_path": AgentConfigPath}
+	termFuncs = [nTermFuncs]namedFunc[string]{{"home_rel", HomeRel}, {"basename", path.Base}, {"dirname", path.Dir}}
+	boolFuncs = [nBoolFuncs]namedFunc[bool]{{"secret_path", SecretLooking}, {"ca_bundle", CABundle},
+		{"scratch_path", ScratchPath}, {"agent_config_path", AgentConfigPath}}
+)
+
+// The memo slots of line: one per function of an event term, and process.program itself
+// (it walks argv), in slot programSlot.
+const (
+	nEventTerms, nTermFuncs, nBoolFuncs = 7, 3, 4
+	programSlot                         = nTermFuncs * nEventTerms
+	memoStrings                         = programSlot + 1
+	memoBools                           = nBoolFuncs * nEventTerms
+)
+
+type namedFunc[T any] struct {
+	name string
+	fn   func(string) T
+}
+
+func lookup[T any](fs []namedFunc[T], name string) (int, func(string) T) {
+	for i, f := range fs {
+		if f.name == "" {
+			break
+		}
+		if f.name == name {
+			return i, f.fn
+		}
+	}
+	return -1, nil
+}
+
+// boolFuncs2 are the predicates of a term and a literal.
+var (
 	boolFuncs2 = map[string]func(string, string) bool{"glob": func(p, g string) bool { return Glob(g, p) }, "under": Under,
 		"startsWith": strings.HasPrefix, "endsWith": strings.HasSuffix, "contains": strings.Contains}
 	// termFuncs2 are the predicates of two terms (or literals).
@@ -66,11 +122,11 @@ func guardOf(e celast.Expr) guard {
 	case celast.SelectKind:
 		switch {
 		case isEventField(e, "writes"):
-			return guard{fn: writes, exact: true}
+			return guard{fn: func(l *line) bool { return l.writes }, exact: true}
 		case isEventField(e, "reads"):
-			return guard{fn: reads, exact: true}
+			return guard{fn: func(l *line) bool { return l.reads }, exact: true}
 		case isEventField(e, "setid"):
-			return guard{fn: func(ev *proto.Event) bool { return ev.Vigil.Setid }, exact: true}
+			return guard{fn: func(l *line) bool { return l.e.Vigil.Setid }, exact: true}
 		}
 		return always
 	case celast.CallKind:
@@ -81,28 +137,9 @@ func guardOf(e celast.Expr) guard {
 	args := call.Args()
 	switch fn := call.FunctionName(); fn {
 	case operators.LogicalAnd:
-		var parts []func(*proto.Event) bool
-		exact := true
-		for _, a := range args {
-			g := guardOf(a)
-			exact = exact && g.exact
-			if g.fn != nil {
-				parts = append(parts, g.fn)
-			}
-		}
-		if len(parts) == 0 {
-			return always
-		}
-		return guard{exact: exact, fn: func(ev *proto.Event) bool {
-			for _, p := range parts {
-				if !p(ev) {
-					return false
-				}
-			}
-			return true
-		}}
+		return guardAll(args)
 	case operators.LogicalOr:
-		var parts []func(*proto.Event) bool
+		var parts []func(*line) bool
 		exact := true
 		for _, a := range args {
 			g := guardOf(a)
@@ -112,9 +149,9 @@ func guardOf(e celast.Expr) guard {
 			exact = exact && g.exact
 			parts = append(parts, g.fn)
 		}
-		return guard{exact: exact, fn: func(ev *proto.Event) bool {
+		return guard{exact: exact, fn: func(l *line) bool {
 			for _, p := range parts {
-				if p(ev) {
+				if p(l) {
 					return true
 				}
 			}
@@ -125,7 +162,7 @@ func guardOf(e celast.Expr) guard {
 		if !g.exact {
 			return always
 		}
-		return guard{exact: true, fn: func(ev *proto.Event) bool { return !g.fn(ev) }}
+		return guard{exact: true, fn: func(l *line) bool { return !g.fn(l) }}
 	case operators.Equals, operators.NotEquals:
 		for i := range 2 {
 			t, lit := termOf(args[i]), literal(args[1-i])
@@ -133,23 +170,34 @@ func guardOf(e celast.Expr) guard {
 				continue
 			}
 			want, eq := *lit, fn == operators.Equals
-			return guard{exact: true, fn: func(ev *proto.Event) bool { return (t(ev) == want) == eq }}
+			return guard{exact: true, fn: func(l *line) bool { return (t(l) == want) == eq }}
 		}
 	case operators.In:
 		t := termOf(args[0])
 		list := literalList(args[1])
 		if t != nil && list != nil {
-			return guard{exact: true, fn: func(ev *proto.Event) bool { return slices.Contains(list, t(ev)) }}
+			return guard{exact: true, fn: func(l *line) bool { return slices.Contains(list, t(l)) }}
 		}
 	default:
-		if f, ok := boolFuncs[fn]; ok && !call.IsMemberFunction() && len(args) == 1 {
-			if t := termOf(args[0]); t != nil {
-				return guard{exact: true, fn: func(ev *proto.Event) bool { return f(t(ev)) }}
+		if i, f := lookup(boolFuncs[:], fn); f != nil && !call.IsMemberFunction() && len(args) == 1 {
+			if t, slot := termSlot(args[0]); slot >= 0 {
+				slot += i * nEventTerms
+				return guard{exact: true, fn: func(l *line) bool {
+					if l.bools[slot] == 0 {
+						l.bools[slot] = 1
+						if f(t(l)) {
+							l.bools[slot] = 2
+						}
+					}
+					return l.bools[slot] == 2
+				}}
+			} else if t != nil {
+				return guard{exact: true, fn: func(l *line) bool { return f(t(l)) }}
 			}
 		}
 		if f, ok := termFuncs2[fn]; ok && !call.IsMemberFunction() && len(args) == 2 {
 			if a, b := termOrLiteral(args[0]), termOrLiteral(args[1]); a != nil && b != nil {
-				return guard{exact: true, fn: func(ev *proto.Event) bool { return f(a(ev), b(ev)) }}
+				return guard{exact: true, fn: func(l *line) bool { return f(a(l), b(l)) }}
 			}
 		}
 		if f, ok := boolFuncs2[fn]; ok {
@@ -163,7 +211,7 @@ func guardOf(e celast.Expr) guard {
 				t, lit := termOf(subject[0]), literal(other[0])
 				if t != nil && lit != nil {
 					want := *lit
-					return guard{exact: true, fn: func(ev *proto.Event) bool { return f(t(ev), want) }}
+					return guard{exact: true, fn: func(l *line) bool { return f(t(l), want) }}
 				}
 			}
 		}
@@ -171,34 +219,85 @@ func guardOf(e celast.Expr) guard {
 	return always
 }
 
+// guardAll derives the guard of a conjunction.
+func guardAll(conds []celast.Expr) guard {
+	var parts []func(*line) bool
+	exact := true
+	for _, a := range conds {
+		g := guardOf(a)
+		exact = exact && g.exact
+		if g.fn != nil {
+			parts = append(parts, g.fn)
+		}
+	}
+	switch len(parts) {
+	case 0:
+		return always
+	case 1:
+		return guard{exact: exact, fn: parts[0]}
+	}
+	return guard{exact: exact, fn: func(l *line) bool {
+		for _, p := range parts {
+			if !p(l) {
+				return false
+			}
+		}
+		return true
+	}}
+}
+
 // termOf returns the term an expression computes, or nil.
 func termOf(e celast.Expr) term {
+	t, _ := termSlot(e)
+	return t
+}
+
+// termSlot is termOf, and the index in eventTerms of an event term (-1 for any other term).
+// A function of an event term is computed once per line.
+func termSlot(e celast.Expr) (term, int) {
 	switch e.Kind() {
 	case celast.SelectKind:
 		sel := e.AsSelect()
 		if sel.IsTestOnly() {
-			return nil
+			return nil, -1
 		}
-		op := sel.Operand()
+		op, name := sel.Operand(), sel.FieldName()
 		switch {
-		case op.Kind() == celast.IdentKind && op.AsIdent() == "event":
-			if sel.FieldName() == "action" || sel.FieldName() == "outcome" {
-				return eventTerms[sel.FieldName()]
-			}
-		case isEventField(op, "file") && (sel.FieldName() == "path" || sel.FieldName() == "access"):
-			return eventTerms[sel.FieldName()]
-		case isEventField(op, "process") && (sel.FieldName() == "name" || sel.FieldName() == "executable" || sel.FieldName() == "program"):
-			return eventTerms[sel.FieldName()]
+		case op.Kind() == celast.IdentKind && op.AsIdent() == "event" && (name == "action" || name == "outcome"),
+			isEventField(op, "file") && (name == "path" || name == "access"),
+			isEventField(op, "process") && (name == "name" || name == "executable"):
+			i := slices.IndexFunc(eventTerms[:], func(t eventTerm) bool { return t.name == name })
+			get := eventTerms[i].get
+			return func(l *line) string { return get(l.e) }, i
+		case isEventField(op, "process") && name == "program":
+			i := nEventTerms - 1
+			get := eventTerms[i].get
+			return func(l *line) string {
+				if !l.have[programSlot] {
+					l.strs[programSlot], l.have[programSlot] = get(l.e), true
+				}
+				return l.strs[programSlot]
+			}, i
 		}
 	case celast.CallKind:
 		call := e.AsCall()
-		if f, ok := termFuncs[call.FunctionName()]; ok && !call.IsMemberFunction() && len(call.Args()) == 1 {
-			if inner := termOf(call.Args()[0]); inner != nil {
-				return func(ev *proto.Event) string { return f(inner(ev)) }
+		if i, f := lookup(termFuncs[:], call.FunctionName()); f != nil && !call.IsMemberFunction() && len(call.Args()) == 1 {
+			inner, j := termSlot(call.Args()[0])
+			switch {
+			case j >= 0:
+				slot := i*nEventTerms + j
+				return func(l *line) string {
+					if !l.have[slot] {
+						l.strs[slot], l.have[slot] = f(inner(l)), true
+					}
+					return l.strs[slot]
+				}, -1
+			case inner != nil:
+				return func(l *line) string { return f(inner(l)) }, -1
 			}
 		}
 	}
-	return nil
+	return nil, -1
 }
 
 // termOrLiteral is termOf, or a string literal as a constant term.
@@ -208,7 +307,7 @@ func termOrLiteral(e celast.Expr) term {
 	}
 	if lit := literal(e); lit != nil {
 		v := *lit
-		return func(*proto.Event) string { return v }
+		return func(*line) string { return v }
 	}
 	return nil
 }

@@ -2,20 +2,22 @@ package rules
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/vigil-sensor/vigil/proto"
 )
 
 // TestGuardsNeverHideAMatch evaluates every pack event rule's CEL program on every kernel line
-// of the fixtures, guard or not: wherever the condition is true, the guard must be too.
+// of the fixtures, guard or not: wherever the condition is true, the action index, the
+// prefilter and the guard must let the line through.
 func TestGuardsNeverHideAMatch(t *testing.T) {
 	set := loadPack(t)
 	files, _ := filepath.Glob("testdata/*/*.jsonl")
 	files = append(files, filepath.Join("..", "workflow", "testdata", "sessions.jsonl"))
 	matches, guarded := 0, 0
 	for _, r := range set.rules {
-		if r.Scope == ScopeEvent && r.guard != nil {
+		if r.Scope == ScopeEvent && (r.guard != nil || r.pre != prefilter{}) {
 			guarded++
 		}
 	}
@@ -30,8 +32,8 @@ func TestGuardsNeverHideAMatch(t *testing.T) {
 					d.act = activation{event: e, tool: noCall, prompt: noPrompt, session: noSession}
 					if d.eval(r) {
 						matches++
-						if r.guard != nil && !r.guard(e) {
-							t.Errorf("%s: rule %s matches line %d but its guard says it cannot", f, r.ID, e.Event.Sequence)
+						if !reaches(set, r, lineOf(e)) {
+							t.Errorf("%s: rule %s matches line %d but its index, prefilter or guard says it cannot", f, r.ID, e.Event.Sequence)
 						}
 					}
 				}
@@ -47,7 +49,7 @@ func TestGuardsNeverHideAMatch(t *testing.T) {
 
 // TestGuardSemantics checks the guard of small conditions against their CEL value.
 func TestGuardSemantics(t *testing.T) {
-	line := &proto.Event{Event: proto.EventMeta{Action: "open", Outcome: "success"},
+	ev := &proto.Event{Event: proto.EventMeta{Action: "open", Outcome: "success"},
 		File:    &proto.File{Path: "/home/dev/.ssh/id_rsa", Access: "read"},
 		Process: &proto.Process{Executable: "/usr/bin/python3", Args: []string{"python3", "/usr/local/bin/aws", "s3"}}}
 	for cond, want := range map[string]bool{
@@ -61,18 +63,35 @@ func TestGuardSemantics(t *testing.T) {
 		"under(event.file.path, '/etc')":                                          false,
 		"!own_client(event.file.path, event.process.program)":                     true, // aws is no ssh client
 		"own_client(event.file.path, 'ssh')":                                      true,
+		"event.action == 'open' && event.outcome == 'failure'":                    false,
+		"event.outcome != 'success' && event.reads":                               false,
+		"event.reads && event.outcome == 'success' && event.outcome != 'failure'": true,
+		"event.writes && event.outcome != 'failure'":                              false,
 	} {
 		set, err := Compile([]Rule{{ID: "g", Name: "g", Severity: SeverityLow, Scope: ScopeEvent, Condition: cond, Enabled: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r := set.rules[0]
-		if r.guard == nil {
+		if r.guard == nil && r.pre == (prefilter{}) && r.actions == nil {
 			t.Errorf("%s: no guard", cond)
 			continue
 		}
-		if got := r.guard(line); got != want {
-			t.Errorf("guard(%s) = %v, want %v", cond, got, want)
+		if reaches(set, r, lineOf(ev)) != want {
+			t.Errorf("guard(%s) = %v, want %v", cond, !want, want)
 		}
 	}
+}
+
+// reaches reports whether judgeKernel evaluates event rule r's program on l: the action index
+// lists it for l's action, and its prefilter and guard admit l.
+func reaches(set *Set, r *compiled, l *line) bool {
+	listed := slices.Contains(set.byAction[l.e.Event.Action], r) || slices.Contains(set.anyAction, r)
+	return listed && r.admits(l)
+}
+
+func lineOf(e *proto.Event) *line {
+	var l line
+	l.reset(e)
+	return &l
 }

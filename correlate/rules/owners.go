@@ -2,11 +2,11 @@ package rules
 
 import (
 	"fmt"
-	"github.com/vigil-sensor/vigil/sensor/agents"
 	"path"
 	"strings"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor/agents"
 )
 
 // Who may read a secret. Each kind of credential file has programs whose job is to read it:

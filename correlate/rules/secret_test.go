@@ -1,6 +1,9 @@
 package rules
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSecretLooking(t *testing.T) {
 	for path, want := range map[string]bool{
@@ -62,6 +65,16 @@ func TestCABundlesAreNotSecrets(t *testing.T) {
 	for _, p := range []string{"/etc/ssl/private/ssl-cert-snakeoil.key", "/etc/ssl/private/server.pem", "/home/dev/app/certs/server.key"} {
 		if !SecretLooking(p) {
 			t.Errorf("SecretLooking(%q) = false", p)
+		}
+	}
+}
+
+// TestSecretDirsStartWithSlashDot keeps SecretLooking's shortcut true: it looks for secretDirs
+// only in paths that contain "/.".
+func TestSecretDirsStartWithSlashDot(t *testing.T) {
+	for _, d := range secretDirs {
+		if !strings.HasPrefix(d, "/.") {
+			t.Errorf("secretDirs entry %q does not start with /.", d)
 		}
 	}
 }

@@ -78,7 +78,12 @@ func (d *Detector) noteTelemetry(e *proto.Event) {
 
 // tree returns the state of root's tree, starting afresh when the pid now roots another tree.
 func (d *Detector) tree(root rootRef) *treeState {
-	t := d.trees.getOrAdd(strconv.Itoa(root.pid), func() *treeState { return &treeState{} })
+	if d.treeKey == "" || d.treeKeyPid != root.pid {
+		// Most lines come from the tree of the line before: its key is not formatted again
+		// (an allocation per line).
+		d.treeKeyPid, d.treeKey = root.pid, strconv.Itoa(root.pid)
+	}
+	t := d.trees.getOrAdd(d.treeKey, func() *treeState { return &treeState{} })
 	if root.entityID != "" && t.entityID != root.entityID {
 		if t.entityID != "" { // the pid was reused
 			*t = treeState{}
