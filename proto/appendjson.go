@@ -224,6 +224,13 @@ func appendVigil(b []byte, v *Vigil) ([]byte, error) {
 		}
 		b = append(strOmit(b, 0, `"hash":`, x.Hash), '}')
 	}
+	if m := v.Merged; m != nil {
+		b = strconv.AppendUint(append(b, `,"merged":{"count":`...), m.Count, 10)
+		b = appendString(append(b, `,"first":`...), m.First)
+		b = appendString(append(b, `,"last":`...), m.Last)
+		b = strconv.AppendUint(append(b, `,"dev":`...), m.Dev, 10)
+		b = append(strconv.AppendUint(append(b, `,"ino":`...), m.Ino, 10), '}')
+	}
 	if len(v.Lost) != 0 {
 		b = appendCounts(append(b, `,"lost":`...), v.Lost)
 	}
@@ -256,6 +263,12 @@ func appendVigil(b []byte, v *Vigil) ([]byte, error) {
 	}
 	if v.Recovered {
 		b = append(b, `,"recovered":true`...)
+	}
+	if v.Compact {
+		b = append(b, `,"compact":true`...)
+	}
+	if v.Flood {
+		b = append(b, `,"flood":true`...)
 	}
 	b = intOmit(b, 0, `"late_ms":`, v.LateMs)
 	var err error
