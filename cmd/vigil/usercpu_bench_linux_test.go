@@ -188,7 +188,10 @@ func benchUserPath(b *testing.B, store bool) {
 		Detector:  detectorOption(u.detector),
 		Publish:   detectorPublish(u.detector),
 		Losses:    append(u.corr.losses, u.out.losses),
-		Log:       zerolog.Nop(),
+		// As run.go wires them: compact lines and the per-tree budget of the shipped defaults.
+		Flood:        u.out.floodBudget(),
+		CompactScope: u.out.compactScope(u.cfg),
+		Log:          zerolog.Nop(),
 	})
 	if err != nil {
 		b.Fatal(err)
