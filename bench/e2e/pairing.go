@@ -25,8 +25,15 @@ func pairEvents(truth []TruthEvent, kernel []*proto.Event) (pairs []*proto.Event
 		k := lineKey{e.Process.Pid, e.Event.Action}
 		lines[k] = append(lines[k], e)
 	}
+	// In the order the events happened: a merged line is written when its run ends, after
+	// lines of later events, but stands for opens from its first repeat on.
 	for _, l := range lines {
-		sort.SliceStable(l, func(i, j int) bool { return l[i].Event.Sequence < l[j].Event.Sequence })
+		sort.SliceStable(l, func(i, j int) bool {
+			if c := l[i].Timestamp.Compare(l[j].Timestamp); c != 0 {
+				return c < 0
+			}
+			return l[i].Event.Sequence < l[j].Event.Sequence
+		})
 	}
 	order := make([]int, len(truth))
 	for i := range order {

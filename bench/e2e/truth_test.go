@@ -310,6 +310,32 @@ func TestPairEventsMergedOpens(t *testing.T) {
 	}
 }
 
+// A merged line is written when its run ends, after the line of a later open of the same
+// file by another thread: it pairs with the opens it stands for, by time, not by write order
+// (Codex's threads reading their rollout file around the first tool call).
+func TestPairEventsMergedLineWrittenLate(t *testing.T) {
+	at := func(ns int64) time.Time { return time.Unix(1, ns) }
+	var truth []TruthEvent
+	for _, ns := range []int64{10, 20, 30} {
+		truth = append(truth, TruthEvent{SysEvent: SysEvent{Kind: sysOpen, Path: "/rollout", FDPath: "/rollout", Time: at(ns)}, Pid: 7})
+	}
+	kernel := []*proto.Event{
+		{Timestamp: at(10), Event: proto.EventMeta{Action: "open", Sequence: 1}, Process: &proto.Process{Pid: 7}, File: &proto.File{Path: "/rollout"}},
+		{Timestamp: at(30), Event: proto.EventMeta{Action: "open", Sequence: 2}, Process: &proto.Process{Pid: 7}, File: &proto.File{Path: "/rollout"}},
+		{Timestamp: at(20), Event: proto.EventMeta{Action: "open", Sequence: 3}, Process: &proto.Process{Pid: 7}, File: &proto.File{Path: "/rollout"},
+			Vigil: proto.Vigil{Merged: &proto.Merged{Count: 1}}},
+	}
+	pairs, extra := pairEvents(truth, kernel)
+	for i, p := range pairs {
+		if p == nil || !p.Timestamp.Equal(truth[i].Time) {
+			t.Errorf("recorded open at %d ns paired with %+v", truth[i].Time.Nanosecond(), p)
+		}
+	}
+	if len(extra) != 0 {
+		t.Errorf("%d extra lines", len(extra))
+	}
+}
+
 // Alerts gate a scenario: one it does not call for is a false alert, one it calls for and
 // does not get (on the expected tool call, when it names a turn) is a miss; both fail it, and
 // the report says which.
