@@ -67,6 +67,9 @@ func (s *Store) writeRecordLocked(ctx context.Context, e *proto.Event, row *even
 					return fmt.Errorf("apply binding: %w", err)
 				}
 			}
+			if err := s.flushEventsLocked(ctx); err != nil {
+				return err
+			}
 			if _, err := s.stmts.applyBinding.exec(ctx, refs[0], refs[1], refs[2], text(r.ToolName),
 				text(r.Binding), text(r.Confidence), s.run<<seqBits|int64(r.Sequence)); err != nil {
 				return fmt.Errorf("apply binding: %w", err)

@@ -88,6 +88,8 @@ type Store struct {
 	// in-memory database lives and dies with its connection.
 	conn  *sql.Conn
 	stmts statements
+	// events are the event rows not yet inserted.
+	events eventBatch
 
 	inTx    bool   // a transaction is open
 	pending uint64 // lines written in it
@@ -319,13 +321,13 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 	if callRef, err = s.refLocked(ctx, row.callID); err != nil {
 		return err
 	}
-	if _, err := s.stmts.insertEvent.exec(ctx, id, row.timestamp, row.action, text(row.kind),
+	if err := s.queueEventLocked(ctx, id, row.timestamp, row.action, text(row.kind),
 		text(row.outcome), integer(row.errno), procID, integer(row.tid), intPtr(row.exitCode), pathID,
 		text(row.access), text(row.flags), text(row.pathSource), text(row.destIP), integer(row.destPort),
 		text(row.destAddr), sessionRef, promptRef, callRef, text(row.toolName),
 		text(row.binding), text(row.confidence), unsigned(row.bindsSeq), boolean(row.recovered),
 		text(row.source), blobText(row.extra)); err != nil {
-		return fmt.Errorf("insert %s line: %w", row.action, err)
+		return err
 	}
 	if err := s.writeRecordLocked(ctx, e, &row, id); err != nil {
 		return err
@@ -339,6 +341,10 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 func (s *Store) commitLocked(c driverConn) error {
 	if !s.inTx {
 		return nil
+	}
+	if err := s.flushEventsLocked(context.Background()); err != nil {
+		s.abortLocked(c)
+		return err
 	}
 	if _, err := c.ExecContext(context.Background(), "COMMIT", nil); err != nil {
 		s.abortLocked(c)
@@ -359,6 +365,7 @@ func (s *Store) abortLocked(c driverConn) {
 	}
 	s.stats.Errors += s.pending
 	s.inTx, s.pending = false, 0
+	s.events.drop()
 	s.run, s.runHost = 0, false
 	s.forgetIDsLocked()
 }
