@@ -90,6 +90,7 @@ type Store struct {
 	stmts statements
 	// events are the event rows not yet inserted.
 	events eventBatch
+	stamp  timeText // of the lines' timestamps
 
 	inTx    bool   // a transaction is open
 	pending uint64 // lines written in it
@@ -274,7 +275,7 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 		}
 		s.inTx = true
 	}
-	row, err := rowOf(e)
+	row, err := rowOf(e, &s.stamp)
 	if err != nil {
 		return err
 	}
@@ -414,7 +415,7 @@ func (s *Store) processIDLocked(ctx context.Context, p *procRow) (any, error) {
 		return nil, fmt.Errorf("encode process.args: %w", err)
 	}
 	res, err := s.stmts.insertProcess.exec(ctx, text(k.bootID), text(k.entityID), integer(k.pid), text(k.name),
-		text(k.executable), text(args), integer(k.argsCount), text(k.cwd), text(k.sha256), text(k.start),
+		text(k.executable), text(args), integer(k.argsCount), text(k.cwd), text(k.sha256), k.startText(),
 		integer(k.parentPid), text(k.parentEntityID), text(k.parentExecutable), text(k.parentName),
 		text(k.userID), text(k.userName), text(k.groupID), integer(k.rootPid), text(k.rootEntityID), text(k.agent))
 	var id int64
