@@ -158,7 +158,6 @@ type statements struct {
 	insertProcess          stmt
 	insertPath, selectPath stmt
 	insertID, selectID     stmt
-	insertEvents           [bitsPerInsert + 1]stmt // insertEvents[i] inserts 1<<i rows
 	upsertSession          stmt
 	upsertPrompt           stmt
 	upsertToolCall         stmt
@@ -217,9 +216,6 @@ func (st *statements) statementSQL() []stmtSQL {
 			call_ref = ?, tool_name = ?, binding = ?, confidence = ? WHERE id = ?`},
 		{&st.insertAlert, `INSERT INTO alerts (event_id, timestamp, rule_id, rule_name, severity, session_id, prompt_id,
 			tool_call_id, root_pid, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-	}
-	for i := range st.insertEvents {
-		list = append(list, stmtSQL{&st.insertEvents[i], insertEventsSQL(1 << i)})
 	}
 	return list
 }

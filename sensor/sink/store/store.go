@@ -246,7 +246,7 @@ func (s *Store) Close() error {
 
 // closeDB closes the statements, the connection and the database.
 func (s *Store) closeDB() error {
-	err := s.stmts.close()
+	err := errors.Join(s.stmts.close(), s.events.close())
 	if s.conn != nil {
 		if cerr := s.conn.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close connection: %w", cerr)
@@ -322,7 +322,7 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 	if callRef, err = s.refLocked(ctx, row.callID); err != nil {
 		return err
 	}
-	if err := s.queueEventLocked(ctx, id, row.timestamp, row.action, text(row.kind),
+	if err := s.queueEventLocked(ctx, c, id, row.timestamp, row.action, text(row.kind),
 		text(row.outcome), integer(row.errno), procID, integer(row.tid), intPtr(row.exitCode), pathID,
 		text(row.access), text(row.flags), text(row.pathSource), text(row.destIP), integer(row.destPort),
 		text(row.destAddr), sessionRef, promptRef, callRef, text(row.toolName),
