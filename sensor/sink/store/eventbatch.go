@@ -15,8 +15,8 @@ import (
 // ~8 µs a line (with temp_store in memory, see setUp); 64 or 128 rows no further.
 const rowsPerInsert = 1 << bitsPerInsert
 
-// bitsPerInsert is log2(rowsPerInsert). There is a statement for each power of two up to
-// rowsPerInsert rows, so that the rows left at a commit take a few statements, not one each.
+// bitsPerInsert is log2(rowsPerInsert). The rows left at a commit go in by statements of 16,
+// 8, 4, 2 and 1 rows, a few statements rather than one each.
 const bitsPerInsert = 5
 
 // eventColumns names event_rows' columns in the order writeLocked passes their values.
@@ -25,31 +25,27 @@ var eventColumns = [...]string{"id", "timestamp", "action", "kind", "outcome", "
 	"destination_address", "session_ref", "prompt_ref", "call_ref", "tool_name", "binding", "confidence",
 	"binds_seq", "recovered", "source", "extra"}
 
-// eventShape is the set of an event row's columns that are not NULL, a bit per column of
-// eventColumns. Most columns of most lines are NULL (an open has no destination, an unbound
-// line no session, prompt or call); a statement naming only the others binds about half the
-// values, and the driver's binding costs per value, NULL or not.
+// eventShape is a set of event_rows' columns, a bit per column of eventColumns: those an
+// INSERT names. Most columns of most lines are NULL (an open has no destination, an unbound
+// line no session, prompt or call); the driver binds every parameter, NULL or not, so a
+// statement names only the columns that some row it inserts has, and the others get NULL,
+// their default.
 type eventShape uint32
 
 // allColumns is the shape naming every column.
 const allColumns = eventShape(1)<<len(eventColumns) - 1
 
-// maxShapes bounds the shapes that get statements of their own (a few in practice: a kind of
-// line, bound or not); rows of a shape past it are written with every column.
-const maxShapes = 32
+// maxShapeStmts bounds the statements prepared for shapes other than allColumns (a handful
+// in practice: a kind of line, bound or not); past it, rows are written with every column.
+const maxShapeStmts = 64
 
-// shapeOf is the shape of a row's values.
-func shapeOf(values []any) eventShape {
-	var sh eventShape
-	for i, v := range values {
-		if v != nil {
-			sh |= 1 << i
-		}
-	}
-	return sh
+// insertKey names a prepared INSERT: its columns and 1<<bits rows.
+type insertKey struct {
+	shape eventShape
+	bits  int
 }
 
-// insertEventsSQL inserts n event rows of shape sh.
+// insertEventsSQL inserts n event rows, naming the columns of sh.
 func insertEventsSQL(sh eventShape, n int) string {
 	var cols []string
 	for i, c := range eventColumns {
@@ -61,88 +57,51 @@ func insertEventsSQL(sh eventShape, n int) string {
 	return "INSERT INTO event_rows (" + strings.Join(cols, ", ") + ") VALUES " + strings.Repeat(tuple+", ", n-1) + tuple
 }
 
-// shapeBatch is the queued rows of one shape and the statements inserting them: ins[i]
-// inserts 1<<i rows.
-type shapeBatch struct {
-	shape eventShape
-	width int // values a row
-	ins   [bitsPerInsert + 1]stmt
-	args  []driver.NamedValue // the rows' values, in order
-	rows  int
-}
-
-// eventBatch is the event rows not yet inserted, by shape (in the order shapes were first seen).
+// eventBatch is the event rows not yet inserted, in the order they were written (rowids
+// that grow fill the table's pages; rows out of order would split them), and the INSERTs
+// prepared so far.
 type eventBatch struct {
-	shapes []*shapeBatch
+	values []any // len(eventColumns) a row
+	shape  eventShape
+	args   []driver.NamedValue
+	stmts  map[insertKey]*stmt
 }
 
-// queueEventLocked queues an event row's values (in eventColumns' order), and inserts its
-// shape's queued rows once there are rowsPerInsert of them.
+// queueEventLocked queues an event row's values (in eventColumns' order), and inserts the
+// queued rows once there are rowsPerInsert of them.
 func (s *Store) queueEventLocked(ctx context.Context, c driverConn, values ...any) error {
-	b, err := s.events.of(ctx, c, shapeOf(values))
-	if err != nil {
-		return err
-	}
-	for _, v := range values {
-		if v != nil || b.shape == allColumns {
-			b.args = append(b.args, driver.NamedValue{Ordinal: len(b.args) + 1, Value: v})
+	b := &s.events
+	b.values = append(b.values, values...)
+	for i, v := range values {
+		if v != nil {
+			b.shape |= 1 << i
 		}
 	}
-	b.rows++
-	if b.rows < rowsPerInsert {
+	if len(b.values) < rowsPerInsert*len(eventColumns) {
 		return nil
 	}
-	return b.flush(ctx)
-}
-
-// of returns the batch of shape sh, or of allColumns once maxShapes shapes have batches. A new
-// shape's statements are prepared on c.
-func (e *eventBatch) of(ctx context.Context, c driverConn, sh eventShape) (*shapeBatch, error) {
-	for _, b := range e.shapes {
-		if b.shape == sh {
-			return b, nil
-		}
-	}
-	if len(e.shapes) >= maxShapes-1 && sh != allColumns {
-		return e.of(ctx, c, allColumns)
-	}
-	b := &shapeBatch{shape: sh}
-	for v := sh; v != 0; v &= v - 1 {
-		b.width++
-	}
-	for i := range b.ins {
-		p, err := c.PrepareContext(ctx, insertEventsSQL(sh, 1<<i))
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("prepare the insert of event rows: %w", err), b.close())
-		}
-		b.ins[i].s = p
-	}
-	e.shapes = append(e.shapes, b)
-	return b, nil
+	return s.flushEventsLocked(ctx, c)
 }
 
 // flushEventsLocked inserts the queued rows. It runs before a commit and before anything else
 // reads or changes event_rows (a binding).
-func (s *Store) flushEventsLocked(ctx context.Context) error {
-	for _, b := range s.events.shapes {
-		if err := b.flush(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// flush inserts b's queued rows, by statements of the largest sizes that fit.
-func (b *shapeBatch) flush(ctx context.Context) error {
+func (s *Store) flushEventsLocked(ctx context.Context, c driverConn) error {
+	b := &s.events
 	defer b.drop()
-	done := 0
-	for i := bitsPerInsert; i >= 0; i-- {
-		for n := 1 << i; b.rows-done >= n; done += n {
-			args := b.args[done*b.width : (done+n)*b.width]
-			for j := range args {
-				args[j].Ordinal = j + 1 // the driver binds by position in args
+	rows, done := len(b.values)/len(eventColumns), 0
+	for bits := bitsPerInsert; bits >= 0; bits-- {
+		for n := 1 << bits; rows-done >= n; done += n {
+			st, sh, err := b.insert(ctx, c, b.shape, bits)
+			if err != nil {
+				return err
 			}
-			if _, err := b.ins[i].execNamed(ctx, args); err != nil {
+			b.args = b.args[:0]
+			for i, v := range b.values[done*len(eventColumns) : (done+n)*len(eventColumns)] {
+				if sh&(1<<(i%len(eventColumns))) != 0 {
+					b.args = append(b.args, driver.NamedValue{Ordinal: len(b.args) + 1, Value: v})
+				}
+			}
+			if _, err := st.execNamed(ctx, b.args); err != nil {
 				return fmt.Errorf("insert event rows: %w", err)
 			}
 		}
@@ -150,38 +109,42 @@ func (b *shapeBatch) flush(ctx context.Context) error {
 	return nil
 }
 
-// drop forgets b's queued rows (inserted, or their transaction rolled back).
-func (b *shapeBatch) drop() {
-	clear(b.args) // the values are the lines' strings
-	b.args, b.rows = b.args[:0], 0
+// insert returns the statement inserting 1<<bits rows of shape sh, preparing it on c when
+// needed, and the shape it names: allColumns once maxShapeStmts others are prepared.
+func (b *eventBatch) insert(ctx context.Context, c driverConn, sh eventShape, bits int) (*stmt, eventShape, error) {
+	k := insertKey{sh, bits}
+	if st, ok := b.stmts[k]; ok {
+		return st, sh, nil
+	}
+	if sh != allColumns && len(b.stmts) >= maxShapeStmts {
+		return b.insert(ctx, c, allColumns, bits)
+	}
+	p, err := c.PrepareContext(ctx, insertEventsSQL(sh, 1<<bits))
+	if err != nil {
+		return nil, 0, fmt.Errorf("prepare the insert of event rows: %w", err)
+	}
+	if b.stmts == nil {
+		b.stmts = map[insertKey]*stmt{}
+	}
+	st := &stmt{s: p}
+	b.stmts[k] = st
+	return st, sh, nil
 }
 
-// drop forgets the queued rows.
-func (e *eventBatch) drop() {
-	for _, b := range e.shapes {
-		b.drop()
-	}
+// drop forgets the queued rows (inserted, or their transaction rolled back).
+func (b *eventBatch) drop() {
+	clear(b.values) // the lines' strings
+	clear(b.args)
+	b.values, b.args, b.shape = b.values[:0], b.args[:0], 0
 }
 
 // close closes the prepared statements.
-func (e *eventBatch) close() error {
+func (b *eventBatch) close() error {
 	var errs []error
-	for _, b := range e.shapes {
-		errs = append(errs, b.close())
+	for _, st := range b.stmts {
+		errs = append(errs, st.s.Close())
 	}
-	e.shapes = nil
-	return errors.Join(errs...)
-}
-
-// close closes b's prepared statements.
-func (b *shapeBatch) close() error {
-	var errs []error
-	for i := range b.ins {
-		if b.ins[i].s != nil {
-			errs = append(errs, b.ins[i].s.Close())
-			b.ins[i].s = nil
-		}
-	}
+	b.stmts = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close statements: %w", err)
 	}

@@ -330,7 +330,7 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 		text(row.source), blobText(row.extra)); err != nil {
 		return err
 	}
-	if err := s.writeRecordLocked(ctx, e, &row, id); err != nil {
+	if err := s.writeRecordLocked(ctx, c, e, &row, id); err != nil {
 		return err
 	}
 	s.pending++
@@ -343,7 +343,7 @@ func (s *Store) commitLocked(c driverConn) error {
 	if !s.inTx {
 		return nil
 	}
-	if err := s.flushEventsLocked(context.Background()); err != nil {
+	if err := s.flushEventsLocked(context.Background(), c); err != nil {
 		s.abortLocked(c)
 		return err
 	}
