@@ -165,15 +165,15 @@ type statements struct {
 	insertAlert            stmt
 }
 
-// stmtSQL is a statement's SQL and where it goes.
-type stmtSQL struct {
+// statementSQL lists each statement with where it goes.
+func (st *statements) statementSQL() []struct {
 	p   *stmt
 	sql string
-}
-
-// statementSQL lists each statement with where it goes.
-func (st *statements) statementSQL() []stmtSQL {
-	list := []stmtSQL{
+} {
+	return []struct {
+		p   *stmt
+		sql string
+	}{
 		{&st.insertRun, `INSERT INTO runs (started_at, host_name, boot_id) VALUES (?, ?, ?)`},
 		{&st.setRunHost, `UPDATE runs SET host_name = ?, boot_id = ? WHERE id = ?`},
 		{&st.insertProcess, `INSERT INTO processes (boot_id, entity_id, pid, name, executable, args, args_count, cwd,
@@ -217,7 +217,6 @@ func (st *statements) statementSQL() []stmtSQL {
 		{&st.insertAlert, `INSERT INTO alerts (event_id, timestamp, rule_id, rule_name, severity, session_id, prompt_id,
 			tool_call_id, root_pid, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 	}
-	return list
 }
 
 // prepare prepares every statement on c.
