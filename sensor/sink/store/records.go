@@ -16,7 +16,7 @@ const untrustedRuleName = "agent telemetry from a sender outside every agent tre
 // (session, prompt, tool call) into its table, the binding it applies, or its alert. The
 // proto ...Of functions read the records, so the mapping from line fields to record fields has
 // one owner. row is the line's events row and id its rowid.
-func (s *Store) writeRecordLocked(ctx context.Context, e *proto.Event, row *eventRow, id int64) error {
+func (s *Store) writeRecordLocked(ctx context.Context, c driverConn, e *proto.Event, row *eventRow, id int64) error {
 	timestamp := row.timestamp
 	switch e.Event.Action {
 	case proto.ActionSession:
@@ -66,6 +66,9 @@ func (s *Store) writeRecordLocked(ctx context.Context, e *proto.Event, row *even
 				if refs[i], err = s.refLocked(ctx, v); err != nil {
 					return fmt.Errorf("apply binding: %w", err)
 				}
+			}
+			if err := s.flushEventsLocked(ctx, c); err != nil {
+				return err
 			}
 			if _, err := s.stmts.applyBinding.exec(ctx, refs[0], refs[1], refs[2], text(r.ToolName),
 				text(r.Binding), text(r.Confidence), s.run<<seqBits|int64(r.Sequence)); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"math"
+	"time"
 
 	segjson "github.com/segmentio/encoding/json"
 
@@ -59,7 +60,9 @@ type procKey struct {
 	pid                                          int
 	name, executable                             string
 	argsCount                                    int
-	cwd, sha256, start                           string
+	cwd, sha256                                  string
+	start                                        time.Time // UTC, formatted for a new row only
+	hasStart                                     bool
 	parentPid                                    int
 	parentEntityID, parentExecutable, parentName string
 	userID, userName, groupID                    string
@@ -68,6 +71,15 @@ type procKey struct {
 }
 
 func (p *procRow) key() procKey { return p.procKey }
+
+// startText is the start column: process.start in proto.TimeLayout, NULL for none. It is
+// formatted only for a new processes row, not for every line that names the process.
+func (k *procKey) startText() any {
+	if !k.hasStart {
+		return nil
+	}
+	return k.start.Format(proto.TimeLayout)
+}
 
 // procEntry is a remembered processes row: its argv and id.
 type procEntry struct {
@@ -164,11 +176,11 @@ func (v *extraVigil) empty() bool {
 // telemetry (agent.untrusted_telemetry) only the time, the sender's pid and the transport do,
 // and everything the sender claimed (agent, session, tool, command, prompt) stays in extra, so
 // that no query on the binding columns ever returns a claim.
-func rowOf(e *proto.Event) (eventRow, error) {
+func rowOf(e *proto.Event, stamp *timeText) (eventRow, error) {
 	untrusted := e.Event.Action == proto.ActionAgentUntrusted
 	r := eventRow{
 		seq:        e.Event.Sequence,
-		timestamp:  e.Timestamp.UTC().Format(proto.TimeLayout),
+		timestamp:  stamp.format(e.Timestamp),
 		action:     e.Event.Action,
 		kind:       e.Event.Kind,
 		outcome:    e.Event.Outcome,
@@ -214,7 +226,7 @@ func rowOf(e *proto.Event) (eventRow, error) {
 			r.proc.sha256 = p.Hash.SHA256
 		}
 		if p.Start != nil {
-			r.proc.start = p.Start.UTC().Format(proto.TimeLayout)
+			r.proc.start, r.proc.hasStart = p.Start.UTC(), true
 		}
 		if pp := p.Parent; pp != nil {
 			r.proc.parentPid, r.proc.parentEntityID, r.proc.parentExecutable, r.proc.parentName = pp.Pid, pp.EntityID, pp.Executable, pp.Name

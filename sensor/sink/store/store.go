@@ -88,6 +88,9 @@ type Store struct {
 	// in-memory database lives and dies with its connection.
 	conn  *sql.Conn
 	stmts statements
+	// events are the event rows not yet inserted.
+	events eventBatch
+	stamp  timeText // of the lines' timestamps
 
 	inTx    bool   // a transaction is open
 	pending uint64 // lines written in it
@@ -243,7 +246,7 @@ func (s *Store) Close() error {
 
 // closeDB closes the statements, the connection and the database.
 func (s *Store) closeDB() error {
-	err := s.stmts.close()
+	err := errors.Join(s.stmts.close(), s.events.close())
 	if s.conn != nil {
 		if cerr := s.conn.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close connection: %w", cerr)
@@ -272,7 +275,7 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 		}
 		s.inTx = true
 	}
-	row, err := rowOf(e)
+	row, err := rowOf(e, &s.stamp)
 	if err != nil {
 		return err
 	}
@@ -319,7 +322,7 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 	if callRef, err = s.refLocked(ctx, row.callID); err != nil {
 		return err
 	}
-	if _, err := s.stmts.insertEvent.exec(ctx, id, row.timestamp, row.action, text(row.kind),
+	if err := s.queueEventLocked(ctx, c, id, row.timestamp, row.action, text(row.kind),
 		text(row.outcome), integer(row.errno), procID, integer(row.tid), intPtr(row.exitCode), pathID,
 		text(row.access), text(row.flags), text(row.pathSource), text(row.destIP), integer(row.destPort),
 		text(row.destAddr), sessionRef, promptRef, callRef, text(row.toolName),
@@ -328,7 +331,7 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 		text(row.mergedLast)); err != nil {
 		return fmt.Errorf("insert %s line: %w", row.action, err)
 	}
-	if err := s.writeRecordLocked(ctx, e, &row, id); err != nil {
+	if err := s.writeRecordLocked(ctx, c, e, &row, id); err != nil {
 		return err
 	}
 	s.pending++
@@ -340,6 +343,10 @@ func (s *Store) writeLocked(c driverConn, e *proto.Event) error {
 func (s *Store) commitLocked(c driverConn) error {
 	if !s.inTx {
 		return nil
+	}
+	if err := s.flushEventsLocked(context.Background(), c); err != nil {
+		s.abortLocked(c)
+		return err
 	}
 	if _, err := c.ExecContext(context.Background(), "COMMIT", nil); err != nil {
 		s.abortLocked(c)
@@ -360,6 +367,7 @@ func (s *Store) abortLocked(c driverConn) {
 	}
 	s.stats.Errors += s.pending
 	s.inTx, s.pending = false, 0
+	s.events.drop()
 	s.run, s.runHost = 0, false
 	s.forgetIDsLocked()
 }
@@ -408,7 +416,7 @@ func (s *Store) processIDLocked(ctx context.Context, p *procRow) (any, error) {
 		return nil, fmt.Errorf("encode process.args: %w", err)
 	}
 	res, err := s.stmts.insertProcess.exec(ctx, text(k.bootID), text(k.entityID), integer(k.pid), text(k.name),
-		text(k.executable), text(args), integer(k.argsCount), text(k.cwd), text(k.sha256), text(k.start),
+		text(k.executable), text(args), integer(k.argsCount), text(k.cwd), text(k.sha256), k.startText(),
 		integer(k.parentPid), text(k.parentEntityID), text(k.parentExecutable), text(k.parentName),
 		text(k.userID), text(k.userName), text(k.groupID), integer(k.rootPid), text(k.rootEntityID), text(k.agent))
 	var id int64
