@@ -312,8 +312,8 @@ func (p *Pipeline) write(e *proto.Event) {
 	ok, encoded := true, false
 	lineEvent := p.lineEvent(e)
 	for _, s := range p.o.Sinks {
-		ls, takesLine := s.(LineSink)
-		if !takesLine {
+		ls := lineSinkOf(s)
+		if ls == nil {
 			record := e
 			if _, encodes := s.(LineEncoder); encodes {
 				record = lineEvent
@@ -348,6 +348,17 @@ func (p *Pipeline) write(e *proto.Event) {
 			p.write(a)
 		}
 	}
+}
+
+// lineSinkOf is s as a sink that takes the shared line, or nil when it takes records through
+// Write: a plain Sink, or a RecordKeeper in front of one (the store's queue), which must get
+// every record whole, never a compact view.
+func lineSinkOf(s Sink) LineSink {
+	if rk, ok := s.(RecordKeeper); ok && rk.KeepsRecords() {
+		return nil
+	}
+	ls, _ := s.(LineSink)
+	return ls
 }
 
 // compactMargin is the room a file must have left for a line to be compact: a line may

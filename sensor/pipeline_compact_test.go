@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,6 +30,19 @@ func (s *splitSink) WriteLine(e *proto.Event, line []byte) error {
 }
 func (s *splitSink) Flush() error { return errors.Join(s.events.Flush(), s.flood.Flush()) }
 func (s *splitSink) Close() error { return errors.Join(s.events.Close(), s.flood.Close()) }
+
+// keeperSink takes lines but keeps records, as the store's queue does: it must get every
+// record whole, through Write.
+type keeperSink struct {
+	plSink
+	lines int
+}
+
+func (k *keeperSink) KeepsRecords() bool { return true }
+func (k *keeperSink) WriteLine(e *proto.Event, line []byte) error {
+	k.lines++
+	return k.Write(e)
+}
 
 // everyOther marks every other open a flood line, so each process has lines in both files.
 type everyOther struct{ n int }
@@ -81,9 +95,9 @@ func TestPipelineCompactLines(t *testing.T) {
 		e.File.Path = fmt.Sprintf("/home/alice/src/monorepo/pkg%03d/file%05d.go", i/100, i)
 		events = append(events, e)
 	}
-	whole := &plSink{}
+	whole, keeper := &plSink{}, &keeperSink{}
 	src := &plSource{name: "ebpf", events: events}
-	p := plPipeline(t, PipelineOptions{Source: src, Sinks: []Sink{whole, files}, Host: proto.Host{Name: "dev1", BootID: ptBoot},
+	p := plPipeline(t, PipelineOptions{Source: src, Sinks: []Sink{whole, keeper, files}, Host: proto.Host{Name: "dev1", BootID: ptBoot},
 		LostInterval: time.Hour, Flood: &everyOther{}, CompactScope: scope})
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := plStart(t, ctx, p)
@@ -96,6 +110,9 @@ func TestPipelineCompactLines(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if kept := keeper.snapshot(); keeper.lines != 0 || len(kept) != len(events) || slices.ContainsFunc(kept, func(e *proto.Event) bool { return e.Vigil.Compact }) {
+		t.Fatalf("the record keeper got %d lines and %d records (want %d, all whole)", keeper.lines, len(kept), len(events))
+	}
 	want := map[uint64][]byte{}
 	for _, e := range whole.snapshot() {
 		if e.Vigil.Compact {

@@ -125,6 +125,14 @@ type LineSink interface {
 	WriteLine(e *proto.Event, line []byte) error
 }
 
+// RecordKeeper is a Sink that may take WriteLine but keeps records, not lines (the queue in
+// front of the store): it reports so, and with compact lines on the pipeline hands it every
+// record whole, through Write.
+type RecordKeeper interface {
+	Sink
+	KeepsRecords() bool
+}
+
 // LineEncoder is a Sink that writes lines it encodes itself, in a format of its own
 // (format.OCSF): with compact lines on, the pipeline gives it the compact view of a record,
 // as it gives a LineSink the compact line. Every other plain Sink (the store) keeps records,

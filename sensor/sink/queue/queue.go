@@ -67,6 +67,12 @@ func New(inner sensor.Sink, o Options) *Sink {
 	return s
 }
 
+// KeepsRecords reports whether the inner sink keeps records rather than lines (the store):
+// then the pipeline gives it whole records, never compact ones (sensor.RecordKeeper).
+func (s *Sink) KeepsRecords() bool {
+	return s.lines == nil
+}
+
 // Write queues e, or counts it dropped when the queue is full. The pipeline does not modify
 // a record once written, so the inner sink may read it later.
 func (s *Sink) Write(e *proto.Event) error {

@@ -153,6 +153,19 @@ func TestWriteLineCopiesTheLine(t *testing.T) {
 	}
 }
 
+// A queue in front of a sink that keeps records (the store) says so, so that the pipeline
+// hands it whole records; one in front of a sink of lines (the OTLP export) takes lines.
+func TestKeepsRecordsFollowsTheInnerSink(t *testing.T) {
+	records := New(&memSink{}, Options{Name: "store", Log: zerolog.Nop()})
+	lines := New(&lineSink{}, Options{Name: "otlp", Log: zerolog.Nop()})
+	defer records.Close()
+	defer lines.Close()
+	var _ sensor.RecordKeeper = records
+	if !records.KeepsRecords() || lines.KeepsRecords() {
+		t.Errorf("KeepsRecords: %v in front of a record sink, %v in front of a line sink", records.KeepsRecords(), lines.KeepsRecords())
+	}
+}
+
 // staticSource emits its events, then waits for the stop.
 type staticSource struct{ events []*proto.Event }
 
