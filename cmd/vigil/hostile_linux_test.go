@@ -280,4 +280,15 @@ func TestTreeFloodCannotRotateEvidence(t *testing.T) {
 		}
 	}
 	t.Logf("%d of the flood's %d opens in the events file over %s, %d flood lines kept", treeOpens, files*passes, elapsed.Round(time.Millisecond), flood)
+
+	// The store keeps what the events file keeps, whole (its process context, though the
+	// lines were compact), and none of the flood's surplus.
+	var out, errOut bytes.Buffer
+	q := fmt.Sprintf("SELECT count(*) AS n, count(executable) AS whole FROM events WHERE action = 'open' AND file_path LIKE '%s/%%'", tree)
+	if err := runQuery(context.Background(), []string{"--db", s.config.store, "--format", "csv", q}, nil, &out, &errOut); err != nil {
+		t.Fatalf("query: %v: %s", err, errOut.String())
+	}
+	if want := fmt.Sprintf("n,whole\n%d,%d\n", treeOpens, treeOpens); out.String() != want {
+		t.Errorf("the store's opens of the flood: %q, want %q (the events file's, each with its executable)", out.String(), want)
+	}
 }

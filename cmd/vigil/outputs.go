@@ -160,7 +160,9 @@ func openSigner(cfg sensor.Config, path string, log zerolog.Logger) (*sign.Signe
 // the store, then the OTLP export.
 func (o *outputs) sinks() []sensor.Sink {
 	s := []sensor.Sink{o.jsonl}
-	if o.store != nil {
+	if o.store != nil && o.floods != nil {
+		s = append(s, &route.Filter{Inner: o.storeQueue, Keep: route.NotFlooded}) // docs/schema.md, "Floods"
+	} else if o.store != nil {
 		s = append(s, o.storeQueue)
 	}
 	if o.otlp != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/vigil-sensor/vigil/proto"
+	"github.com/vigil-sensor/vigil/sensor"
 )
 
 // DefaultMaxTrees bounds the agent trees a Budget follows at once; past it every budget
@@ -74,4 +75,32 @@ func (b *Budget) Over(e *proto.Event) bool {
 // Flooded picks the flood lines (vigil.flood) a Budget marked.
 func Flooded(e *proto.Event) bool {
 	return e.Vigil.Flood
+}
+
+// Filter hands Inner only the records Keep picks. Its use: the store keeps no flood lines.
+// The flood file has them; and a tree's flood must no more evict the evidence before it from
+// the store's size bound than rotate it out of the events file, nor take the store's CPU
+// from the sensor's one core while the ring fills.
+type Filter struct {
+	Inner sensor.Sink
+	Keep  func(*proto.Event) bool
+}
+
+// Write hands e to Inner when Keep picks it.
+func (f *Filter) Write(e *proto.Event) error {
+	if !f.Keep(e) {
+		return nil
+	}
+	return f.Inner.Write(e)
+}
+
+// Flush flushes Inner.
+func (f *Filter) Flush() error { return f.Inner.Flush() }
+
+// Close closes Inner.
+func (f *Filter) Close() error { return f.Inner.Close() }
+
+// NotFlooded picks every record but flood lines.
+func NotFlooded(e *proto.Event) bool {
+	return !e.Vigil.Flood
 }

@@ -1,6 +1,8 @@
 package route
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +76,24 @@ func TestBudgetBound(t *testing.T) {
 	}
 	if b.Over(treeLine("c", proto.ActionOpen, t0)) || b.Over(treeLine("a", proto.ActionOpen, t0)) {
 		t.Fatal("a third tree did not start the budgets over")
+	}
+}
+
+// The store's Filter keeps every record but flood lines, and passes flushes and the close on.
+func TestFilterKeepsNoFloodLines(t *testing.T) {
+	inner := &memSink{}
+	f := &Filter{Inner: inner, Keep: NotFlooded}
+	for i, a := range []string{proto.ActionOpen, proto.ActionOpen, proto.ActionExec, proto.ActionBinding} {
+		e := &proto.Event{Event: proto.EventMeta{Action: a}}
+		e.Vigil.Flood = i == 1
+		if err := f.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(f.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(inner.actions, ","); got != "open,exec,binding" || inner.flushes != 1 || !inner.closed {
+		t.Errorf("inner got %s, %d flushes, closed %v", got, inner.flushes, inner.closed)
 	}
 }
