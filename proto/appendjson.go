@@ -3,10 +3,10 @@ package proto
 import (
 	"slices"
 	"strconv"
-	"unicode/utf8"
-	"unsafe"
 
 	segjson "github.com/segmentio/encoding/json"
+
+	"github.com/vigil-sensor/vigil/internal/jsonstr"
 )
 
 // appendEventFast is AppendJSON's encoding written out by hand for the groups on the sensor's
@@ -394,89 +394,8 @@ func appendReflect(b []byte, v any) ([]byte, error) {
 	return segjson.Append(b, v, jsonFlags)
 }
 
-// jsonSafe marks the bytes encoding/json writes as they are in a string with HTML escaping
-// off: printable ASCII but the quote and the backslash.
-var jsonSafe = func() (t [256]bool) {
-	for c := ' '; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string exactly as encoding/json does without HTML escaping:
-// short escapes for \b \f \n \r \t, \u00XX for other control bytes, \ufffd for each invalid
-// UTF-8 byte, \u2028 and \u2029 escaped, everything else verbatim.
+// appendString writes s as a JSON string exactly as encoding/json does without HTML escaping
+// (internal/jsonstr, the one escaping every hand-written encoder shares).
 func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	safe := safePrefix(s)
-	b = append(b, s[:safe]...)
-	start := safe
-	for i := safe; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(append(b, s[start:i]...), `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(append(b, s[start:]...), '"')
-}
-
-// safePrefix returns the length of s's prefix that needs no escaping, eight bytes at a time:
-// the per-byte loop was half of an open line's encoding (paths, argv, ids are long and plain).
-func safePrefix(s string) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		// One load of eight bytes (amd64 and arm64 allow it unaligned); the test below holds
-		// for any byte order.
-		w := *(*uint64)(unsafe.Pointer(unsafe.StringData(s[i:])))
-		quote, backslash := w^(ones*'"'), w^(ones*'\\')
-		// A byte under 0x20, a quote, a backslash (a zero byte after the xor), or a byte with
-		// its high bit set (not ASCII).
-		if ((w-ones*0x20)&^w|(quote-ones)&^quote|(backslash-ones)&^backslash|w)&highs != 0 {
-			break
-		}
-	}
-	for i < len(s) && jsonSafe[s[i]] {
-		i++
-	}
-	return i
+	return jsonstr.Append(b, s)
 }

@@ -997,21 +997,3 @@ func TestFastEncoderCoversEveryField(t *testing.T) {
 		t.Error("fastJSON is false: AppendJSON encodes by reflection")
 	}
 }
-
-// TestSafePrefix pins safePrefix's word-at-a-time scan to the byte table, for every byte value
-// at every position of a word.
-func TestSafePrefix(t *testing.T) {
-	for c := range 256 {
-		for pos := range 17 {
-			s := []byte(strings.Repeat("a", 17))
-			s[pos] = byte(c)
-			want := 0
-			for want < len(s) && jsonSafe[s[want]] {
-				want++
-			}
-			if got := safePrefix(string(s)); got != want {
-				t.Fatalf("safePrefix with %#x at %d = %d, want %d", c, pos, got, want)
-			}
-		}
-	}
-}

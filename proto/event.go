@@ -1,6 +1,7 @@
 // Package proto defines Vigil's event schema: the Go types every source fills and every sink
 // writes, with their JSON (ECS-style names, OpenTelemetry GenAI names for agent context) and
-// msgpack encodings. It imports no other project package.
+// msgpack encodings. It imports no other project package but internal/jsonstr, the JSON
+// string escaping its hand-written encoder shares with the other ones.
 package proto
 
 import (
