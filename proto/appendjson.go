@@ -356,24 +356,16 @@ func appendStrings(b []byte, ss []string) []byte {
 
 // appendStringMap and appendCounts write a map with its keys sorted, as encoding/json does.
 func appendStringMap(b []byte, m map[string]string) []byte {
-	var stack [8]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(append(appendString(b, k), ':'), m[k])
-	}
-	return append(b, '}')
+	return appendSortedMap(b, m, appendString)
 }
 
 func appendCounts(b []byte, m map[string]uint64) []byte {
-	var stack [16]string
+	return appendSortedMap(b, m, func(b []byte, n uint64) []byte { return strconv.AppendUint(b, n, 10) })
+}
+
+// appendSortedMap writes m's members in the order of their keys, each value by appendValue.
+func appendSortedMap[V any](b []byte, m map[string]V, appendValue func([]byte, V) []byte) []byte {
+	var stack [16]string // the maps written are small: no allocation for their keys
 	keys := stack[:0]
 	for k := range m {
 		keys = append(keys, k)
@@ -384,7 +376,7 @@ func appendCounts(b []byte, m map[string]uint64) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendUint(append(appendString(b, k), ':'), m[k], 10)
+		b = appendValue(append(appendString(b, k), ':'), m[k])
 	}
 	return append(b, '}')
 }
