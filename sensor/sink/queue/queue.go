@@ -68,9 +68,11 @@ func New(inner sensor.Sink, o Options) *Sink {
 }
 
 // KeepsRecords reports whether the inner sink keeps records rather than lines (the store):
-// then the pipeline gives it whole records, never compact ones (sensor.RecordKeeper).
+// then the pipeline gives it whole records, never compact ones (sensor.RecordKeeper). A sink
+// that takes the native line, or encodes lines of its own (the OCSF export), writes lines.
 func (s *Sink) KeepsRecords() bool {
-	return s.lines == nil
+	_, encodes := s.inner.(sensor.LineEncoder)
+	return s.lines == nil && !encodes
 }
 
 // Write queues e, or counts it dropped when the queue is full. The pipeline does not modify

@@ -153,16 +153,25 @@ func TestWriteLineCopiesTheLine(t *testing.T) {
 	}
 }
 
+// encoderSink encodes lines of its own, as the OCSF export does.
+type encoderSink struct{ memSink }
+
+func (e *encoderSink) EncodesLines() {}
+
 // A queue in front of a sink that keeps records (the store) says so, so that the pipeline
-// hands it whole records; one in front of a sink of lines (the OTLP export) takes lines.
+// hands it whole records; one in front of a sink of lines (the OTLP export, native or OCSF)
+// writes lines.
 func TestKeepsRecordsFollowsTheInnerSink(t *testing.T) {
 	records := New(&memSink{}, Options{Name: "store", Log: zerolog.Nop()})
 	lines := New(&lineSink{}, Options{Name: "otlp", Log: zerolog.Nop()})
-	defer records.Close()
-	defer lines.Close()
+	encoder := New(&encoderSink{}, Options{Name: "otlp-ocsf", Log: zerolog.Nop()})
+	for _, q := range []*Sink{records, lines, encoder} {
+		defer q.Close()
+	}
 	var _ sensor.RecordKeeper = records
-	if !records.KeepsRecords() || lines.KeepsRecords() {
-		t.Errorf("KeepsRecords: %v in front of a record sink, %v in front of a line sink", records.KeepsRecords(), lines.KeepsRecords())
+	if !records.KeepsRecords() || lines.KeepsRecords() || encoder.KeepsRecords() {
+		t.Errorf("KeepsRecords: %v in front of a record sink, %v in front of a line sink, %v in front of a line encoder",
+			records.KeepsRecords(), lines.KeepsRecords(), encoder.KeepsRecords())
 	}
 }
 
