@@ -997,3 +997,20 @@ func TestFastEncoderCoversEveryField(t *testing.T) {
 		t.Error("fastJSON is false: AppendJSON encodes by reflection")
 	}
 }
+
+// AppendTimeText writes what Format(TimeLayout) writes, for every time: fractions with and
+// without trailing zeros, zones, a zero time, years outside 0..9999, a monotonic reading.
+func TestAppendTimeText(t *testing.T) {
+	base := time.Date(2026, 12, 5, 14, 12, 59, 999_999_999, time.FixedZone("x", 3600))
+	for _, tm := range []time.Time{
+		base, base.Add(1), base.Add(time.Nanosecond * 1001), base.Add(-time.Second), base.Add(24 * time.Hour),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 7, time.UTC),
+		{}, time.Date(-1, 3, 1, 0, 0, 0, 5, time.UTC), time.Date(12000, 3, 1, 0, 0, 0, 5, time.UTC),
+		time.Unix(1_764_000_000, 123).Add(time.Hour), // monotonic-free, local zone
+		time.Now(), // with a monotonic reading
+	} {
+		if got, want := string(AppendTimeText([]byte("x"), tm)), "x"+tm.UTC().Format(TimeLayout); got != want {
+			t.Errorf("AppendTimeText(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}

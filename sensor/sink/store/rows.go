@@ -175,12 +175,14 @@ func (v *extraVigil) empty() bool {
 // rowOf maps a line to its row. What the kernel vouches for goes into columns; on untrusted
 // telemetry (agent.untrusted_telemetry) only the time, the sender's pid and the transport do,
 // and everything the sender claimed (agent, session, tool, command, prompt) stays in extra, so
-// that no query on the binding columns ever returns a claim.
-func rowOf(e *proto.Event, stamp *timeText) (eventRow, error) {
+// that no query on the binding columns ever returns a claim. stamp is the buffer the
+// timestamp's text is made in, reused from line to line.
+func rowOf(e *proto.Event, stamp *[]byte) (eventRow, error) {
+	*stamp = proto.AppendTimeText((*stamp)[:0], e.Timestamp)
 	untrusted := e.Event.Action == proto.ActionAgentUntrusted
 	r := eventRow{
 		seq:        e.Event.Sequence,
-		timestamp:  stamp.format(e.Timestamp),
+		timestamp:  string(*stamp),
 		action:     e.Event.Action,
 		kind:       e.Event.Kind,
 		outcome:    e.Event.Outcome,

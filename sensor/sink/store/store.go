@@ -90,7 +90,7 @@ type Store struct {
 	stmts statements
 	// events are the event rows not yet inserted.
 	events eventBatch
-	stamp  timeText // of the lines' timestamps
+	stamp  []byte // rowOf's buffer for the line's timestamp text
 
 	inTx    bool   // a transaction is open
 	pending uint64 // lines written in it
