@@ -96,11 +96,9 @@ type namedFunc[T any] struct {
 	fn   func(string) T
 }
 
+// lookup finds a function by its name in fs: its index (its memo slots) and the function.
 func lookup[T any](fs []namedFunc[T], name string) (int, func(string) T) {
 	for i, f := range fs {
-		if f.name == "" {
-			break
-		}
 		if f.name == name {
 			return i, f.fn
 		}
