@@ -341,7 +341,7 @@ func (d *decoder) exec(e *proto.Event, x *bpf.VigilExecEvent, exe *proto.Exe) {
 	e.Process.ArgsCount = int(x.Argc)
 	exeBytes := x.Exe[:clamp(x.ExeLen, len(x.Exe))]
 	*exe = proto.Exe{
-		Dev:   unix.Mkdev(uint32(x.ExeDev>>20), uint32(x.ExeDev&(1<<20-1))),
+		Dev:   userDev(x.ExeDev),
 		Ino:   x.ExeIno,
 		Ctime: time.Unix(x.ExeCtimeSec, int64(x.ExeCtimeNsec)).UTC().Format(proto.TimeLayout),
 	}
@@ -440,7 +440,7 @@ func (d *decoder) merged(e *proto.Event, x *bpf.VigilMergedEvent, blk *mergedBlo
 		Count: uint64(x.Count),
 		First: e.Timestamp.Format(proto.TimeLayout),
 		Last:  d.wall(x.LastTs).Format(proto.TimeLayout),
-		Dev:   unix.Mkdev(uint32(x.Dev>>20), uint32(x.Dev&(1<<20-1))),
+		Dev:   userDev(x.Dev),
 		Ino:   x.Ino,
 	}
 	e.Vigil.Merged = &blk.merged

@@ -301,6 +301,12 @@ func kernelDev(dev uint64) uint64 {
 	return uint64(unix.Major(dev))<<20 | uint64(unix.Minor(dev))
 }
 
+// userDev is kernelDev's inverse: the st_dev stat(2) reports for a kernel dev_t the probes
+// read.
+func userDev(kdev uint64) uint64 {
+	return unix.Mkdev(uint32(kdev>>20), uint32(kdev&(1<<20-1)))
+}
+
 // syscallTracepoint is a syscall tracepoint Vigil attaches and the program for it.
 // optional marks a syscall the running kernel may lack (fchmodat2, Linux 6.6): it is attached
 // where its tracepoint exists and left out, with the floor's, elsewhere.
