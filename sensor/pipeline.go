@@ -144,8 +144,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		o.DrainTimeout = 2 * time.Second
 	}
 	host := o.Host
-	p := &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host, queue: make(chan *proto.Event, o.QueueSize)}
-	return p, nil
+	return &Pipeline{o: o, lastLost: map[string]uint64{}, host: &host, queue: make(chan *proto.Event, o.QueueSize)}, nil
 }
 
 // Stats returns a snapshot of the pipeline's counters.

@@ -25,10 +25,10 @@ import (
 type outputs struct {
 	events    *jsonl.Writer
 	untrusted *jsonl.Writer // nil: untrusted telemetry goes to events
-	// floods takes the kernel lines budget marks past their agent tree's line budget; both
-	// nil: they stay in events.
+	// floods takes the kernel lines budget marks past their agent tree's line budget (the
+	// pipeline's Flood); both nil: they stay in events.
 	floods *jsonl.Writer
-	budget *route.Budget
+	budget sensor.FloodBudget
 	jsonl  sensor.Sink  // the JSONL files, as one sink, in output.format
 	store  *store.Store // nil: output.store is ""
 	// storeQueue writes to the store on a goroutine of its own, so that the store's pace
@@ -160,10 +160,12 @@ func openSigner(cfg sensor.Config, path string, log zerolog.Logger) (*sign.Signe
 // the store, then the OTLP export.
 func (o *outputs) sinks() []sensor.Sink {
 	s := []sensor.Sink{o.jsonl}
-	if o.store != nil && o.floods != nil {
-		s = append(s, &route.Filter{Inner: o.storeQueue, Keep: route.NotFlooded}) // docs/schema.md, "Floods"
-	} else if o.store != nil {
-		s = append(s, o.storeQueue)
+	if o.store != nil {
+		var store sensor.Sink = o.storeQueue
+		if o.floods != nil {
+			store = &route.Filter{Inner: o.storeQueue, Keep: route.NotFlooded} // docs/schema.md, "Floods"
+		}
+		s = append(s, store)
 	}
 	if o.otlp != nil {
 		s = append(s, o.otlpQueue)
@@ -185,14 +187,6 @@ func openSideFile(cfg sensor.Config, path string, maxSizeMB, maxFiles int, onFor
 		OnForeign:    onForeign,
 		Sign:         signer,
 	})
-}
-
-// floodBudget is the pipeline's Flood: nil (no budget) without a flood file.
-func (o *outputs) floodBudget() sensor.FloodBudget {
-	if o.budget == nil {
-		return nil
-	}
-	return o.budget
 }
 
 // compactScope is the pipeline's CompactScope, with output.compact on: the flood file's

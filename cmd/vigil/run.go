@@ -163,7 +163,7 @@ func runCommand(args []string) error {
 		Detector:     detectorOption(detector),
 		Publish:      detectorPublish(detector),
 		Records:      inventoryRecords,
-		Flood:        out.floodBudget(),
+		Flood:        out.budget,
 		CompactScope: out.compactScope(cfg),
 		// An exec whose file could not even be queued for hashing is counted as lost, and so
 		// is every record the output could not take (a full disk past the sink's reserve).

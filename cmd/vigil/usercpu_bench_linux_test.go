@@ -189,7 +189,7 @@ func benchUserPath(b *testing.B, store bool) {
 		Publish:   detectorPublish(u.detector),
 		Losses:    append(u.corr.losses, u.out.losses),
 		// As run.go wires them: compact lines and the per-tree budget of the shipped defaults.
-		Flood:        u.out.floodBudget(),
+		Flood:        u.out.budget,
 		CompactScope: u.out.compactScope(u.cfg),
 		Log:          zerolog.Nop(),
 	})
