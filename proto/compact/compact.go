@@ -72,3 +72,9 @@ func equalPtr[T any](a, b *T, eq func(T, T) bool) bool {
 	}
 	return a == b || eq(*a, *b)
 }
+
+// kernelProcessLine reports whether e is a line compaction applies to: a kernel line with a
+// process identity. Agent, correlator and detection lines are always whole.
+func kernelProcessLine(e *proto.Event) bool {
+	return e.Event.Dataset == proto.DatasetKernel && e.Process != nil && e.Process.EntityID != ""
+}

@@ -31,7 +31,7 @@ func NewRestorer(max int) *Restorer {
 // remembered. A compact line with no stated context before it is left as it is, with an
 // error wrapping ErrUnstated: its other fields are still good.
 func (r *Restorer) Restore(e *proto.Event) error {
-	if e.Event.Dataset != proto.DatasetKernel || e.Process == nil || e.Process.EntityID == "" {
+	if !kernelProcessLine(e) {
 		return nil
 	}
 	id := e.Process.EntityID

@@ -44,7 +44,7 @@ func (w *Writer) Reset() {
 // view of e without the unchanged context and with vigil.compact set, sharing e's memory.
 // Neither is ever modified.
 func (w *Writer) Line(e *proto.Event) *proto.Event {
-	if e.Event.Dataset != proto.DatasetKernel || e.Process == nil || e.Process.EntityID == "" {
+	if !kernelProcessLine(e) {
 		return e
 	}
 	id := e.Process.EntityID
